@@ -1,0 +1,58 @@
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := run
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Touched after a successful install: pip runs again only when pyproject.toml changes.
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint messages clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	  for candidate in python3.11 python3; do \
+	    if command -v $$candidate >/dev/null && $$candidate -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	      interpreter=$$candidate; break; \
+	    fi; \
+	  done; \
+	  if [ -z "$${interpreter:-}" ]; then \
+	    echo "make: deploycheck needs Python 3.11 or newer (python3.11 or python3 on PATH); none found" >&2; \
+	    exit 1; \
+	  fi; \
+	  echo "make: creating $(VENV) with $$($$interpreter --version)"; \
+	  $$interpreter -m venv $(VENV); \
+	fi
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m deploycheck.run
+
+# The suite runs against real PostgreSQL and Redis; the environment or the command line
+# may point elsewhere, and `make run` keeps its embedded SQLite + filesystem broker.
+test: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+test: export REDIS_URL ?= redis://127.0.0.1:6379/0
+# settings refuse to start without a key when DEBUG is off, as it is under test.
+test: export SECRET_KEY ?= insecure-key-for-tests-only
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+messages: $(STAMP)
+	mkdir -p locale
+	$(PY) manage.py makemessages -l es -l en --ignore .venv
+	$(PY) manage.py compilemessages --ignore .venv
+
+# Only what the app writes at run time under the default DATA_DIR; dotfiles such as a
+# .gitkeep stay.
+clean:
+	rm -rf var/*

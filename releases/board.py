@@ -1,0 +1,431 @@
+"""The read side of a release: what the board and the status page show.
+
+Pages and live updates render from the same context, so a pushed fragment is exactly
+what a reload would show. A render depends only on the data and a `Viewer` (never on a
+request), which lets the live stream render once per distinct kind of viewer and call
+this from a worker thread.
+
+CSRF: fragments are rendered without a request, so their forms carry no
+csrfmiddlewaretoken. Full-page renders add the hidden field for the no-JavaScript
+fallback; htmx requests send the token as the X-CSRFToken header from the body's
+hx-headers, so forms inside live-swapped fragments keep working through htmx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.db.models import Prefetch
+from django.db.models.query import prefetch_related_objects
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from markdown_it import MarkdownIt
+
+from .models import (
+    GoLiveApproval,
+    ItemState,
+    Release,
+    ReleaseItem,
+    Role,
+    RollbackStep,
+    SignOff,
+    Stakeholder,
+    blocking_reasons,
+)
+from .workflow import roles_on
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    AnyUser = AbstractBaseUser | AnonymousUser
+
+Page = Literal["board", "status"]
+
+# The panels every update carries, in page order; each template's top-level element has
+# the DOM id the fragment replaces.
+PANELS: dict[str, tuple[str, ...]] = {
+    "board": (
+        "releases/_banner.html",
+        "releases/_status.html",
+        "releases/_gonogo.html",
+        "releases/_progress.html",
+        "releases/_signoffs.html",
+    ),
+    "status": (
+        "releases/_banner.html",
+        "releases/_status.html",
+        "releases/_gonogo.html",
+        "releases/_progress.html",
+        "releases/_signoffs.html",
+        "releases/_contacts.html",
+    ),
+}
+ITEM_PARTIAL = "releases/board.html#item"
+
+_SETTLED = frozenset(ItemState.settled())
+_STOPPED = frozenset({ItemState.BLOCKED, ItemState.FAILED})
+_ROLE_ORDER = {role: index for index, role in enumerate(Role.values)}
+_URGENT = frozenset({"status", "item-blocked", "check-failed"})
+# Rollback steps are written in Markdown. Raw HTML is escaped and markdown-it refuses
+# javascript:/data: links, so the result is safe to put in a page.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Everything a render depends on besides the data. Hashable: the live stream keeps
+    one render per distinct Viewer."""
+
+    roles: frozenset[str]
+    is_staff: bool
+    # Signed any sign-off on this release: the two-person rule then bars approving.
+    signed_off: bool
+    is_product_owner: bool
+    # Support-only people and share links see everything and change nothing.
+    read_only: bool
+    language: str
+
+    def can_change(self, item: ReleaseItem) -> bool:
+        """The same rule as workflow.can_change_item, which the server enforces."""
+        if self.read_only:
+            return False
+        if self.is_staff:
+            return True
+        return item.owner_role in self.roles and item.owner_role != Role.SUPPORT
+
+    @property
+    def may_approve(self) -> bool:
+        return not self.read_only and (self.is_product_owner or self.is_staff)
+
+
+def viewer_for(
+    user: AnyUser, release: Release, *, read_only: bool = False, language: str
+) -> Viewer:
+    if not user.is_authenticated:
+        return Viewer(frozenset(), False, False, False, True, language)
+    roles = frozenset(roles_on(release, user))
+    # AbstractBaseUser does not declare is_staff; Django's User (and AbstractUser) do.
+    is_staff = bool(getattr(user, "is_staff", False))
+    return Viewer(
+        roles=roles,
+        is_staff=is_staff,
+        signed_off=SignOff.objects.filter(release=release, signed_by_id=user.pk).exists(),
+        is_product_owner=Role.PRODUCT_OWNER in roles,
+        read_only=read_only or (not is_staff and roles <= {Role.SUPPORT}),
+        language=language,
+    )
+
+
+# --- what the templates get ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    item: ReleaseItem
+    can_change: bool
+    mine: bool
+    # The first item past the go-live gate carries the gate's marker.
+    first_after_gate: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.item.state == ItemState.DONE
+
+
+@dataclass
+class Section:
+    name: str
+    rows: list[ItemRow] = field(default_factory=list)
+
+
+@dataclass
+class Phase:
+    name: str
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return _phase_label(self.name)
+
+
+@dataclass
+class Tally:
+    """Progress of a group of items (a phase, a role)."""
+
+    key: str
+    label: str
+    total: int = 0
+    done: int = 0
+    na: int = 0
+    stopped: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.done + self.na
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.settled / self.total) if self.total else 100
+
+    def add(self, item: ReleaseItem) -> None:
+        self.total += 1
+        if item.state == ItemState.DONE:
+            self.done += 1
+        elif item.state == ItemState.NOT_APPLICABLE:
+            self.na += 1
+        elif item.state in _STOPPED:
+            self.stopped += 1
+
+
+@dataclass
+class SignOffRow:
+    phase: str
+    role: str
+    role_label: str
+    people: list[str]
+    tally: Tally
+    signed: SignOff | None
+    # The latest reopened sign-off, shown while nobody has signed again.
+    reopened: SignOff | None
+    can_act: bool
+
+    @property
+    def ready(self) -> bool:
+        return self.tally.settled == self.tally.total
+
+
+@dataclass
+class PhaseSignOffs:
+    phase: str
+    rows: list[SignOffRow]
+
+    @property
+    def label(self) -> str:
+        return _phase_label(self.phase)
+
+
+@dataclass
+class GoNoGo:
+    approval: GoLiveApproval | None
+    # The general list, the same for everyone: models.blocking_reasons, urgent ones first.
+    reasons: list[str]
+    # What stops this viewer approving now (workflow.approval_obstacles for them).
+    obstacles: list[str]
+    may_approve: bool
+    may_revoke: bool
+
+    @property
+    def listed(self) -> list[str]:
+        """Whoever may approve sees their own obstacles; everyone else the general list."""
+        return self.obstacles if self.may_approve else self.reasons
+
+
+def _phase_label(name: str) -> str:
+    return name or _("(no phase)")
+
+
+def _person(user: Any) -> str:
+    return str(user.get_full_name() or user.get_username())
+
+
+def _load(release: Release) -> tuple[list[ReleaseItem], list[SignOff], list[GoLiveApproval]]:
+    """Every row a render needs, in a fixed number of queries whatever the item count.
+
+    Stakeholders, contacts and rollback steps are prefetched onto the release, which is
+    also where models.blocking_reasons reads them from.
+    """
+    prefetch_related_objects(
+        [release],
+        Prefetch("stakeholders", queryset=Stakeholder.objects.select_related("user")),
+        "contacts",
+        "rollback_steps",
+    )
+    items = list(release.items.order_by("position"))
+    signoffs = list(release.signoffs.select_related("signed_by").order_by("signed_at", "pk"))
+    approvals = list(release.approvals.select_related("approved_by").order_by("-approved_at"))
+    return items, signoffs, approvals
+
+
+def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
+    phases: list[Phase] = []
+    before_gate = True
+    for item in items:
+        if not phases or phases[-1].name != item.phase:
+            phases.append(Phase(item.phase))
+        sections = phases[-1].sections
+        if not sections or sections[-1].name != item.section:
+            sections.append(Section(item.section))
+        sections[-1].rows.append(
+            ItemRow(
+                item,
+                can_change=viewer.can_change(item),
+                mine=item.owner_role in viewer.roles,
+                first_after_gate=before_gate and not item.before_gate,
+            )
+        )
+        before_gate = item.before_gate
+    return phases
+
+
+def _tallies(items: list[ReleaseItem]) -> tuple[list[Tally], list[Tally]]:
+    by_phase: dict[str, Tally] = {}
+    by_role: dict[str, Tally] = {}
+    for item in items:
+        by_phase.setdefault(item.phase, Tally(item.phase, _phase_label(item.phase))).add(item)
+        by_role.setdefault(
+            item.owner_role, Tally(item.owner_role, item.get_owner_role_display())
+        ).add(item)
+    return list(by_phase.values()), sorted(by_role.values(), key=lambda t: _ROLE_ORDER[t.key])
+
+
+def _current_phase(items: list[ReleaseItem]) -> str | None:
+    """The first phase that still has a required item not done or N/A."""
+    for item in items:
+        if item.required and item.state not in _SETTLED:
+            return _phase_label(item.phase)
+    return None
+
+
+def _signoffs(
+    release: Release, items: list[ReleaseItem], signoffs: list[SignOff], viewer: Viewer
+) -> list[PhaseSignOffs]:
+    people: dict[str, list[str]] = {}
+    for stake in release.stakeholders.all():
+        people.setdefault(stake.role, []).append(_person(stake.user))
+    tallies: dict[tuple[str, str], Tally] = {}
+    for item in items:
+        if item.owner_role in Role.leads():
+            key = (item.phase, item.owner_role)
+            tallies.setdefault(key, Tally(item.owner_role, item.get_owner_role_display()))
+            tallies[key].add(item)
+    signed: dict[tuple[str, str], SignOff] = {}
+    reopened: dict[tuple[str, str], SignOff] = {}
+    for signoff in signoffs:  # oldest first, so the latest reopened one wins
+        key = (signoff.phase, signoff.role)
+        (signed if signoff.reopened_at is None else reopened)[key] = signoff
+    # Phases in checklist order; within each, leads in Role order.
+    groups: dict[str, PhaseSignOffs] = {}
+    for item in items:
+        groups.setdefault(item.phase, PhaseSignOffs(item.phase, []))
+    for (phase, role), tally in sorted(tallies.items(), key=lambda e: _ROLE_ORDER[e[0][1]]):
+        key = (phase, role)
+        groups[phase].rows.append(
+            SignOffRow(
+                phase=phase,
+                role=role,
+                role_label=tally.label,
+                people=people.get(role, []),
+                tally=tally,
+                signed=signed.get(key),
+                reopened=None if key in signed else reopened.get(key),
+                can_act=not viewer.read_only and (viewer.is_staff or role in viewer.roles),
+            )
+        )
+    return [group for group in groups.values() if group.rows]
+
+
+def _gonogo(release: Release, approvals: list[GoLiveApproval], viewer: Viewer) -> GoNoGo:
+    active = next((a for a in approvals if a.revoked_at is None), None)
+    # Stable sort: what is actively stopping the release first, then what is just not done.
+    general = sorted(blocking_reasons(release), key=lambda reason: reason.code not in _URGENT)
+    reasons = [reason.message for reason in general]
+    # workflow.approval_obstacles needs a user; the live stream renders per Viewer, so the
+    # same rules are applied here to the viewer's flags, with the very same messages.
+    obstacles = list(reasons)
+    if active is not None:
+        obstacles.insert(0, _("Go-live is already approved."))
+    if not (viewer.is_product_owner or viewer.is_staff):
+        obstacles.insert(0, _("Only the Product Owner approves go-live."))
+    if release.two_person_rule and viewer.signed_off:
+        obstacles.insert(
+            0,
+            _(
+                "Two-person rule: you signed off as a lead on this release, "
+                "so someone else must approve go-live."
+            ),
+        )
+    return GoNoGo(
+        approval=active,
+        reasons=reasons,
+        obstacles=obstacles,
+        may_approve=viewer.may_approve and active is None,
+        may_revoke=viewer.may_approve and active is not None,
+    )
+
+
+def _revoked_banner(approvals: list[GoLiveApproval]) -> GoLiveApproval | None:
+    """The latest approval, when it was revoked and nobody has approved since."""
+    latest = approvals[0] if approvals else None
+    return latest if latest is not None and latest.revoked_at is not None else None
+
+
+def board_context(release: Release, viewer: Viewer) -> dict[str, Any]:
+    """Everything board.html needs, in a fixed number of queries."""
+    items, signoffs, approvals = _load(release)
+    by_phase, by_role = _tallies(items)
+    phases = _phases(items, viewer)
+    return {
+        "release": release,
+        "viewer": viewer,
+        "phases": phases,
+        "rows": [row for phase in phases for section in phase.sections for row in section.rows],
+        "phase_progress": by_phase,
+        "role_progress": by_role,
+        "current_phase": _current_phase(items),
+        "signoff_panel": _signoffs(release, items, signoffs, viewer),
+        "gonogo": _gonogo(release, approvals, viewer),
+        "revoked": _revoked_banner(approvals),
+    }
+
+
+@dataclass(frozen=True)
+class RollbackView:
+    step: RollbackStep
+
+    @property
+    def text_html(self) -> SafeString:
+        return SafeString(_MARKDOWN.render(self.step.text))
+
+
+def status_context(release: Release, viewer: Viewer) -> dict[str, Any]:
+    context = board_context(release, viewer)
+    context["contacts"] = list(release.contacts.all())
+    context["rollback_steps"] = [RollbackView(step) for step in release.rollback_steps.all()]
+    return context
+
+
+def render_fragments(
+    context: dict[str, Any],
+    page: Page,
+    *,
+    since_revision: int,
+    item_ids: Collection[int] = (),
+) -> str:
+    """The panels of `page` plus the item rows changed after `since_revision` (and any in
+    `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id."""
+    fragment_context = {**context, "oob": True}
+    parts: list[str] = []
+    if page == "board":
+        for row in context["rows"]:
+            if row.item.revision > since_revision or row.item.pk in item_ids:
+                parts.append(render_to_string(ITEM_PARTIAL, {**fragment_context, "row": row}))
+    parts.extend(render_to_string(name, fragment_context) for name in PANELS[page])
+    return "\n".join(parts)
+
+
+def render_update(
+    release_id: int, viewer: Viewer, page: Page, since_revision: int
+) -> tuple[int, str]:
+    """(current revision, the fragments that changed since `since_revision`).
+
+    Pure read and request-free, so the live stream may call it from a thread.
+    """
+    release = Release.objects.get(pk=release_id)
+    with translation.override(viewer.language):
+        build = board_context if page == "board" else status_context
+        context = build(release, viewer)
+        return release.revision, render_fragments(context, page, since_revision=since_revision)

@@ -1,0 +1,181 @@
+"""Forms of the release management pages: create, people, contacts, audit filters, sharing.
+
+They validate what a person typed and say what is wrong beside the field; the change
+itself is left to releases.workflow (or, for share links, to the view).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any, cast
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils.translation import gettext_lazy as _
+
+from .models import ChecklistTemplate, Release, Role, ShareLink, validate_version
+
+# What browsers send from <input type="datetime-local"> and expect back as its value.
+DATETIME_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
+# The same shape workflow.contact_from_cell recognises as a phone number.
+PHONE_PATTERN = re.compile(r"^[\d+\-().#x ]+$")
+PHONE_MIN_DIGITS = 6
+
+
+def _datetime_local() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL_FORMAT)
+
+
+class TemplateChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: ChecklistTemplate) -> str:
+        if obj.title and obj.title != obj.name:
+            return f"{obj.name} — {obj.title}"
+        return obj.name
+
+
+class UserChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: AbstractBaseUser) -> str:
+        full = obj.get_full_name() if hasattr(obj, "get_full_name") else ""
+        return f"{full} ({obj.get_username()})" if full else obj.get_username()
+
+
+class ReleaseCreateForm(forms.Form):
+    template = TemplateChoiceField(
+        label=_("Checklist template"),
+        queryset=ChecklistTemplate.objects.all(),
+        empty_label=_("Choose a template…"),
+        error_messages={"required": _("Choose the checklist this release starts from.")},
+    )
+    version = forms.CharField(
+        label=_("Version"),
+        max_length=Release._meta.get_field("version").max_length,
+        validators=[validate_version],
+        help_text=_("For example v1.4.0 or v2.0.0-rc.1."),
+        widget=forms.TextInput(attrs={"placeholder": "v1.4.0", "autocomplete": "off"}),
+        error_messages={"required": _("Give the release a version such as v1.4.0.")},
+    )
+    title = forms.CharField(
+        label=_("Title"),
+        max_length=Release._meta.get_field("title").max_length,
+        error_messages={"required": _("Give the release a short title.")},
+    )
+    window_start = forms.DateTimeField(
+        label=_("Target window start"), required=False, widget=_datetime_local()
+    )
+    window_end = forms.DateTimeField(
+        label=_("Target window end"), required=False, widget=_datetime_local()
+    )
+    changelog_url = forms.URLField(
+        label=_("Changelog link"),
+        required=False,
+        assume_scheme="https",
+        max_length=Release._meta.get_field("changelog_url").max_length,
+    )
+    two_person_rule = forms.BooleanField(
+        label=_("Two-person rule"),
+        required=False,
+        initial=True,
+        help_text=_("Whoever signed off as a lead cannot also approve go-live."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        start, end = cleaned.get("window_start"), cleaned.get("window_end")
+        if start and end and end < start:
+            self.add_error("window_end", _("The window cannot end before it starts."))
+        return cleaned
+
+
+class AssignForm(forms.Form):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    user = UserChoiceField(
+        label=_("Person"),
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        empty_label=_("Choose a person…"),
+        error_messages={"required": _("Choose who takes the role.")},
+    )
+
+
+class UnassignForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, widget=forms.HiddenInput)
+    # Any user, active or not: someone who left the company must still be removable.
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.all(), widget=forms.HiddenInput)
+
+
+class ContactForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=200)
+    phone = forms.CharField(
+        label=_("Phone"),
+        max_length=50,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
+    email = forms.EmailField(label=_("Email"), required=False)
+
+    def clean_phone(self) -> str:
+        phone: str = self.cleaned_data["phone"].strip()
+        digits = sum(ch.isdigit() for ch in phone)
+        if phone and (not PHONE_PATTERN.match(phone) or digits < PHONE_MIN_DIGITS):
+            raise forms.ValidationError(
+                _("Enter a phone number such as +34 600 000 000."), code="phone"
+            )
+        return phone
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        # Without a way to reach them the contact still counts as a placeholder, which
+        # blocks go-live; say so now rather than on the go/no-go panel later.
+        if not self.errors and not (cleaned.get("phone") or cleaned.get("email")):
+            raise forms.ValidationError(
+                _("Give a phone number or an email address."), code="unreachable"
+            )
+        return cleaned
+
+
+class AuditFilterForm(forms.Form):
+    action = forms.ChoiceField(label=_("Action"), required=False)
+    actor = forms.CharField(label=_("Who"), required=False, max_length=200)
+    since = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    until = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, actions: list[tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ChoiceField, self.fields["action"]).choices = [
+            ("", _("All actions")),
+            *actions,
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        since: date | None = cleaned.get("since")
+        until: date | None = cleaned.get("until")
+        if since and until and until < since:
+            self.add_error("until", _("The range cannot end before it starts."))
+        return cleaned
+
+
+class ShareLinkForm(forms.Form):
+    label = forms.CharField(
+        label=_("Who is this link for?"),
+        max_length=ShareLink._meta.get_field("label").max_length,
+        help_text=_("For example “Support team” or “Customer X”, so you know what to revoke."),
+        error_messages={"required": _("Say who the link is for.")},
+    )
+
+
+class RevokeShareLinkForm(forms.Form):
+    link = forms.ModelChoiceField(
+        queryset=ShareLink.objects.none(),
+        widget=forms.HiddenInput,
+        error_messages={"invalid_choice": _("That link is already revoked or does not exist.")},
+    )
+
+    def __init__(self, *args: Any, release: Release, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ModelChoiceField, self.fields["link"]).queryset = release.share_links.active()

@@ -1,0 +1,367 @@
+"""Live updates: tell every web process that a release has a new revision, and push the
+changed fragments to the pages that follow it.
+
+With Redis, a publish on one channel wakes the watcher of every web process at once.
+Without it (the embedded default) watchers notice new revisions by a cheap query, so
+publishing is a no-op there.
+
+Each web process has one Hub: one watcher task and, per release, the pages (subscribers)
+following it. A new revision is rendered once per distinct (viewer, page, revision the
+page has) in a worker thread, and every page in that group gets the same bytes, so 200
+open pages cost about as much as the handful of different people behind them. Waiting
+pages hold no database connection: only the watcher's short queries and the renders
+touch the database, each closing its connection when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import logging
+import re
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Coroutine, Hashable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from .models import Release
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "deploycheck:revisions"
+# The pages a live stream can follow; releases.board renders an update for each.
+PAGES = frozenset({"board", "status"})
+# Even with Redis the watcher looks at the database now and then: a publish lost while
+# Redis restarted must not leave pages stale for ever.
+SAFETY_POLL_SECONDS = 5.0
+# After Redis fails, how long the watcher polls the database before trying Redis again.
+REDIS_RETRY_SECONDS = 5.0
+# Distinct renders kept; entries are only reused while no newer revision is known.
+RENDER_CACHE_SIZE = 512
+
+# render_update's signature: (release_id, viewer, page, since_revision) -> (revision, html)
+Renderer = Callable[[int, Hashable, str, int], tuple[int, str]]
+
+
+def publish(release_id: int, revision: int) -> None:
+    if not settings.REDIS_URL:
+        return
+
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+        client.publish(CHANNEL, json.dumps({"release": release_id, "revision": revision}))
+    except redis.RedisError:
+        # The change is committed; pages still catch up through their periodic check.
+        logger.warning(
+            "could not publish revision %s of release %s", revision, release_id, exc_info=True
+        )
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def sse_event(event: str, data: str, event_id: int | None = None) -> bytes:
+    """One Server-Sent Event; every line of data gets its own `data:` field."""
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines += [f"data: {line}" for line in _LINE_BREAK.split(data)]
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+@dataclass(frozen=True)
+class Update:
+    """What a page needs to go from some revision to `revision`."""
+
+    revision: int
+    html: str
+    # Encoded once; every subscriber in the same group is sent these very bytes.
+    event: bytes
+
+
+def make_update(revision: int, html: str) -> Update:
+    return Update(revision=revision, html=html, event=sse_event("update", html, revision))
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One open page. `seen` is the revision its DOM shows."""
+
+    release_id: int
+    viewer: Hashable
+    page: str
+    seen: int
+    pending: Update | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def has(self) -> int:
+        return max(self.seen, self.pending.revision if self.pending else -1)
+
+    def offer(self, update: Update) -> None:
+        # A newer update replaces one not yet sent: it was rendered from `seen`, so it
+        # covers everything the older one did.
+        if update.revision > self.has():
+            self.pending = update
+            self.wake.set()
+
+    def take(self) -> Update | None:
+        update, self.pending = self.pending, None
+        self.wake.clear()
+        if update is None or update.revision <= self.seen:
+            return None
+        self.seen = update.revision
+        return update
+
+
+def _render_update(release_id: int, viewer: Hashable, page: str, since: int) -> tuple[int, str]:
+    # Imported here: board imports the workflow, which imports this module.
+    from . import board
+
+    return board.render_update(release_id, viewer, page, since)  # type: ignore[arg-type]
+
+
+def _render_closing(
+    render: Renderer, release_id: int, viewer: Hashable, page: str, since: int
+) -> tuple[int, str]:
+    try:
+        return render(release_id, viewer, page, since)
+    finally:
+        # Worker threads outlive the render; a connection left open would be held idle.
+        close_old_connections()
+
+
+def _revisions_closing(release_ids: list[int]) -> list[tuple[int, int]]:
+    try:
+        return list(Release.objects.filter(pk__in=release_ids).values_list("pk", "revision"))
+    finally:
+        close_old_connections()
+
+
+_RenderKey = tuple[int, Hashable, str, int]
+_T = TypeVar("_T")
+
+
+def _detached_task(coroutine: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
+    # A fresh context: work shared by many pages must not inherit the language or the
+    # thread-sensitive executor of the request that happened to start it.
+    return asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+
+
+def _running_here(task: asyncio.Task[Any] | None) -> bool:
+    # A task of another event loop never finishes in this one (each test client request
+    # runs its own loop); uvicorn has one loop per process.
+    return task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop()
+
+
+class Hub:
+    """The subscribers of one web process and the watcher that feeds them."""
+
+    def __init__(self, render: Renderer | None = None) -> None:
+        self._render = render or _render_update
+        self._subscribers: dict[int, set[Subscriber]] = {}
+        self._revisions: dict[int, int] = {}
+        self._watcher: asyncio.Task[None] | None = None
+        self._fan_outs: dict[int, asyncio.Task[None]] = {}
+        self._dirty: set[int] = set()
+        self._cache: OrderedDict[_RenderKey, Update] = OrderedDict()
+        self._rendering: dict[_RenderKey, asyncio.Task[Update]] = {}
+
+    # --- subscribers ---------------------------------------------------------------------
+
+    def subscribe(
+        self, release_id: int, viewer: Hashable, page: str, *, seen: int, current: int
+    ) -> Subscriber:
+        """Follow a release from revision `seen`; `current` is the latest one known to the
+        caller, so a page that is already behind gets its catch-up at once."""
+        subscriber = Subscriber(release_id=release_id, viewer=viewer, page=page, seen=seen)
+        self._subscribers.setdefault(release_id, set()).add(subscriber)
+        if not _running_here(self._watcher):
+            self._watcher = _detached_task(self._watch())
+        self._revisions[release_id] = max(current, self._revisions.get(release_id, -1))
+        if seen < self._revisions[release_id]:
+            self._bring_up_to_date(release_id)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        followers = self._subscribers.get(subscriber.release_id)
+        if followers is None:
+            return
+        followers.discard(subscriber)
+        if not followers:
+            del self._subscribers[subscriber.release_id]
+            self._revisions.pop(subscriber.release_id, None)
+
+    def subscriber_count(self) -> int:
+        return sum(len(followers) for followers in self._subscribers.values())
+
+    # --- new revisions -------------------------------------------------------------------
+
+    def notice(self, release_id: int, revision: int) -> None:
+        """Record that `release_id` is at `revision` and bring its pages up to date.
+
+        Only a revision newer than the latest known starts renders, so repeated notices
+        (every poll, every safety check) cost nothing, and a render that failed is
+        retried with the next revision rather than in a tight loop.
+        """
+        if release_id not in self._subscribers:
+            return
+        if revision <= self._revisions.get(release_id, -1):
+            return
+        self._revisions[release_id] = revision
+        self._bring_up_to_date(release_id)
+
+    def _bring_up_to_date(self, release_id: int) -> None:
+        self._dirty.add(release_id)
+        if not _running_here(self._fan_outs.get(release_id)):
+            self._fan_outs[release_id] = _detached_task(self._fan_out(release_id))
+
+    async def _fan_out(self, release_id: int) -> None:
+        # Runs again while notices arrive during a render, so none is lost.
+        while release_id in self._dirty:
+            self._dirty.discard(release_id)
+            target = self._revisions.get(release_id, -1)
+            groups: dict[tuple[Hashable, str, int], list[Subscriber]] = defaultdict(list)
+            for subscriber in self._subscribers.get(release_id, ()):
+                if subscriber.has() < target:
+                    groups[(subscriber.viewer, subscriber.page, subscriber.seen)].append(subscriber)
+            results = await asyncio.gather(
+                *(
+                    self.render(release_id, viewer, page, since, at_least=target)
+                    for viewer, page, since in groups
+                ),
+                return_exceptions=True,
+            )
+            rendered = -1
+            for members, result in zip(groups.values(), results, strict=True):
+                if isinstance(result, BaseException):
+                    logger.error("live update of release %s failed", release_id, exc_info=result)
+                    continue
+                rendered = max(rendered, result.revision)
+                for subscriber in members:
+                    subscriber.offer(result)
+            if 0 <= rendered < target and self._revisions.get(release_id) == target:
+                # The database is the truth: a revision it has not got (a message from
+                # another deployment sharing Redis) must not hold back the real ones.
+                self._revisions[release_id] = rendered
+
+    # --- rendering -----------------------------------------------------------------------
+
+    async def render(
+        self, release_id: int, viewer: Hashable, page: str, since: int, *, at_least: int
+    ) -> Update:
+        """The update from `since` to a revision no older than `at_least`, rendered once
+        however many pages or polls ask for it at the same time.
+
+        At most two renders: a render already under way may have read the database just
+        before `at_least` was committed, so one more is started then. Whatever that one
+        finds is the truth, even if older than `at_least` (a message naming a revision
+        this database never had).
+        """
+        key: _RenderKey = (release_id, viewer, page, since)
+        for _attempt in range(2):
+            cached = self._cache.get(key)
+            if cached is not None and cached.revision >= at_least:
+                self._cache.move_to_end(key)
+                return cached
+            rendering = self._rendering.get(key)
+            if not _running_here(rendering):
+                rendering = _detached_task(self._render_into_cache(key))
+                self._rendering[key] = rendering
+                rendering.add_done_callback(partial(self._forget_rendering, key))
+            # Shielded: a page that goes away must not cancel a render others wait for.
+            update = await asyncio.shield(rendering)
+            if update.revision >= at_least:
+                break
+        return update
+
+    def _forget_rendering(self, key: _RenderKey, done: asyncio.Task[Update]) -> None:
+        if self._rendering.get(key) is done:
+            del self._rendering[key]
+
+    async def _render_into_cache(self, key: _RenderKey) -> Update:
+        release_id, viewer, page, since = key
+        revision, html = await sync_to_async(_render_closing, thread_sensitive=False)(
+            self._render, release_id, viewer, page, since
+        )
+        update = make_update(revision, html)
+        self._cache[key] = update
+        self._cache.move_to_end(key)
+        while len(self._cache) > RENDER_CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return update
+
+    # --- the watcher ---------------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        """Runs while anyone is subscribed; the next subscriber starts it again."""
+        while self._subscribers:
+            try:
+                if settings.REDIS_URL:
+                    await self._listen(settings.REDIS_URL)
+                else:
+                    await self._poll(until_idle=True)
+            except redis.RedisError:
+                logger.warning(
+                    "live updates: Redis unavailable, polling the database for %s s",
+                    REDIS_RETRY_SECONDS,
+                    exc_info=True,
+                )
+                await self._poll(seconds=REDIS_RETRY_SECONDS)
+            except Exception:
+                # The watcher must outlive a database hiccup; its pages would go stale.
+                logger.exception("live updates: watcher failed; restarting in 1 s")
+                await asyncio.sleep(1)
+
+    async def _listen(self, url: str) -> None:
+        loop = asyncio.get_running_loop()
+        client = redis.asyncio.Redis.from_url(url)
+        try:
+            async with client.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(CHANNEL)
+                # Whatever was published before the subscription took effect.
+                await self._check_database()
+                next_check = loop.time() + SAFETY_POLL_SECONDS
+                while self._subscribers:
+                    message = await pubsub.get_message(timeout=max(0.0, next_check - loop.time()))
+                    if message is not None:
+                        self._on_message(message["data"])
+                    if loop.time() >= next_check:
+                        await self._check_database()
+                        next_check = loop.time() + SAFETY_POLL_SECONDS
+        finally:
+            await client.aclose()
+
+    def _on_message(self, data: bytes | str) -> None:
+        try:
+            payload = json.loads(data)
+            release_id, revision = int(payload["release"]), int(payload["revision"])
+        except (ValueError, TypeError, KeyError):
+            logger.warning("live updates: ignoring malformed message %r", data)
+            return
+        self.notice(release_id, revision)
+
+    async def _poll(self, *, until_idle: bool = False, seconds: float = 0.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while self._subscribers and (until_idle or loop.time() < deadline):
+            await self._check_database()
+            await asyncio.sleep(settings.LIVE_POLL_SECONDS)
+
+    async def _check_database(self) -> None:
+        watched = list(self._subscribers)
+        if not watched:
+            return
+        rows = await sync_to_async(_revisions_closing, thread_sensitive=False)(watched)
+        for release_id, revision in rows:
+            self.notice(release_id, revision)
+
+
+hub = Hub()

@@ -1,0 +1,521 @@
+"""Release management pages: create a release, its people and contacts, its audit trail
+and its share links.
+
+Every view starts from the user (`_get_release_for_user`), so a release someone cannot
+see is a 404 to them, never a 403 that confirms it exists. Changes to a release go
+through releases.workflow; share links are not part of the checklist and are written
+here, with their audit event, in one transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import workflow
+from .forms_manage import (
+    AssignForm,
+    AuditFilterForm,
+    ContactForm,
+    ReleaseCreateForm,
+    RevokeShareLinkForm,
+    ShareLinkForm,
+    UnassignForm,
+)
+from .models import (
+    AuditEvent,
+    ChecklistTemplate,
+    EmergencyContact,
+    Release,
+    Role,
+    ShareLink,
+    Stakeholder,
+)
+
+AUDIT_PAGE_SIZE = 50
+# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# The new link's token rides to the next page in a signed cookie that only the creator's
+# browser holds for a minute: the database keeps nothing but the token's hash.
+NEW_LINK_COOKIE = "share_link_once"
+NEW_LINK_MAX_AGE = 60
+
+# Readable names for the audit trail; an action without one shows its code.
+ACTION_LABELS: dict[str, Promise] = {
+    "release.created": gettext_lazy("Release created"),
+    "release.status": gettext_lazy("Status changed"),
+    "release.approved": gettext_lazy("Go-live approved"),
+    "release.approval_revoked": gettext_lazy("Go-live approval revoked"),
+    "item.done": gettext_lazy("Item done"),
+    "item.reopened": gettext_lazy("Item reopened"),
+    "item.not_applicable": gettext_lazy("Item marked not applicable"),
+    "item.blocked": gettext_lazy("Item blocked"),
+    "item.annotated": gettext_lazy("Item note or evidence changed"),
+    "check.passed": gettext_lazy("Automated check passed"),
+    "check.failed": gettext_lazy("Automated check failed"),
+    "signoff.signed": gettext_lazy("Signed off"),
+    "signoff.withdrawn": gettext_lazy("Sign-off withdrawn"),
+    "signoff.reopened": gettext_lazy("Sign-off reopened"),
+    "stakeholder.assigned": gettext_lazy("Person assigned"),
+    "stakeholder.unassigned": gettext_lazy("Person removed"),
+    "contact.updated": gettext_lazy("Emergency contact changed"),
+    "share_link.created": gettext_lazy("Share link created"),
+    "share_link.revoked": gettext_lazy("Share link revoked"),
+}
+
+
+# --- access ------------------------------------------------------------------------------
+
+
+def _get_release_for_user(request: HttpRequest, version: str) -> Release:
+    return get_object_or_404(Release.objects.visible_to(request.user), version=version)
+
+
+def _require_staff(request: HttpRequest) -> None:
+    if not request.user.is_staff:
+        raise PermissionDenied(_("Only staff can do this."))
+
+
+def _can_edit_contacts(request: HttpRequest, release: Release) -> bool:
+    return request.user.is_staff or Role.PRODUCT_OWNER in workflow.roles_on(release, request.user)
+
+
+def _ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+# --- create ------------------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def release_create(request: HttpRequest) -> HttpResponse:
+    _require_staff(request)
+    form = ReleaseCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            release = workflow.create_release(
+                data["template"],
+                version=data["version"],
+                title=data["title"],
+                by=request.user,
+                window_start=data["window_start"],
+                window_end=data["window_end"],
+                changelog_url=data["changelog_url"],
+                two_person_rule=data["two_person_rule"],
+                ip=_ip(request),
+            )
+        except workflow.WorkflowError as error:
+            # The form checked everything but uniqueness, so a clash on the version is the
+            # likely cause; anything else is shown above the form.
+            taken = Release.objects.filter(version=data["version"]).exists()
+            form.add_error("version" if taken else None, error.message)
+        else:
+            messages.success(
+                request,
+                _("Release %(version)s created with %(count)d items. Now assign its people.")
+                % {"version": release.version, "count": release.items.count()},
+            )
+            return redirect("releases:people", version=release.version)
+    context = {"form": form, "has_templates": ChecklistTemplate.objects.exists()}
+    return render(request, "releases/release_form.html", context)
+
+
+# --- people and contacts -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleRow:
+    label: str
+    people: list[tuple[Stakeholder, UnassignForm]]
+
+
+def _contact_form(contact: EmergencyContact, data: Any = None) -> ContactForm:
+    return ContactForm(
+        data,
+        prefix=f"contact-{contact.pk}",
+        initial={"name": contact.name, "phone": contact.phone, "email": contact.email},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def people(request: HttpRequest, version: str) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    can_edit_contacts = _can_edit_contacts(request, release)
+    contacts = list(release.contacts.all())
+    assign_form = AssignForm()
+    contact_forms = {c.pk: _contact_form(c) for c in contacts}
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "assign":
+            _require_staff(request)
+            assign_form = AssignForm(request.POST)
+            if _assign(request, release, assign_form):
+                return redirect("releases:people", version=release.version)
+        elif action == "unassign":
+            _require_staff(request)
+            _unassign(request, release, UnassignForm(request.POST))
+            return redirect("releases:people", version=release.version)
+        elif action == "contact":
+            if not can_edit_contacts:
+                raise PermissionDenied(_("Only staff or the Product Owner edit contacts."))
+            wanted = request.POST.get("contact")
+            contact = next((c for c in contacts if str(c.pk) == wanted), None)
+            if contact is None:
+                raise Http404(_("No such emergency contact on this release."))
+            form = _contact_form(contact, request.POST)
+            contact_forms[contact.pk] = form
+            if _update_contact(request, contact, form):
+                return redirect("releases:people", version=release.version)
+        else:
+            return HttpResponseBadRequest(_("Unknown action."))
+
+    stakes = list(release.stakeholders.select_related("user").order_by("user__username"))
+    role_rows = []
+    for role in Role:
+        held = [s for s in stakes if s.role == role]
+        role_rows.append(
+            RoleRow(
+                label=str(role.label),
+                people=[
+                    (s, UnassignForm(initial={"role": s.role, "user": s.user_id}, auto_id=False))
+                    for s in held
+                ],
+            )
+        )
+    context = {
+        "release": release,
+        "role_rows": role_rows,
+        "assign_form": assign_form,
+        "contacts": [(c, contact_forms[c.pk]) for c in contacts],
+        "placeholder_count": sum(1 for c in contacts if c.has_placeholder()),
+        "can_assign": request.user.is_staff,
+        "can_edit_contacts": can_edit_contacts,
+    }
+    return render(request, "releases/people.html", context)
+
+
+def _assign(request: HttpRequest, release: Release, form: AssignForm) -> bool:
+    if not form.is_valid():
+        return False
+    role, user = form.cleaned_data["role"], form.cleaned_data["user"]
+    label = Role(role).label
+    if release.stakeholders.filter(role=role, user=user).exists():
+        messages.info(
+            request,
+            _("%(user)s already holds the role %(role)s.")
+            % {"user": user.get_username(), "role": label},
+        )
+        return True
+    try:
+        workflow.assign(release, role=role, user=user, by=request.user, ip=_ip(request))
+    except workflow.WorkflowError as error:
+        form.add_error(None, error.message)
+        return False
+    messages.success(
+        request,
+        _("%(user)s now holds the role %(role)s.") % {"user": user.get_username(), "role": label},
+    )
+    return True
+
+
+def _unassign(request: HttpRequest, release: Release, form: UnassignForm) -> None:
+    if not form.is_valid():
+        messages.error(request, _("That person could not be removed; reload and try again."))
+        return
+    role, user = form.cleaned_data["role"], form.cleaned_data["user"]
+    workflow.unassign(release, role=role, user=user, by=request.user, ip=_ip(request))
+    messages.success(
+        request,
+        _("%(user)s no longer holds the role %(role)s.")
+        % {"user": user.get_username(), "role": Role(role).label},
+    )
+
+
+def _update_contact(request: HttpRequest, contact: EmergencyContact, form: ContactForm) -> bool:
+    if not form.is_valid():
+        return False
+    try:
+        workflow.update_contact(contact, by=request.user, ip=_ip(request), **form.cleaned_data)
+    except workflow.WorkflowError as error:
+        form.add_error(None, error.message)
+        return False
+    messages.success(request, _("Emergency contact for %(role)s saved.") % {"role": contact.role})
+    return True
+
+
+# --- audit trail -------------------------------------------------------------------------
+
+
+def _audit_filter(
+    request: HttpRequest, release: Release
+) -> tuple[AuditFilterForm, QuerySet[AuditEvent]]:
+    """The filter form and the events it selects; an invalid filter field is ignored and
+    its error shown, the valid ones still apply."""
+    codes = release.audit_events.order_by("action").values_list("action", flat=True).distinct()
+    actions = [(code, str(ACTION_LABELS.get(code, code))) for code in codes]
+    form = AuditFilterForm(request.GET or None, actions=actions)
+    events = release.audit_events.order_by("-created_at", "-id")
+    if not form.is_bound:
+        return form, events
+    form.is_valid()
+    data = form.cleaned_data
+    if data.get("action"):
+        events = events.filter(action=data["action"])
+    if data.get("actor"):
+        events = events.filter(actor_label__icontains=data["actor"].strip())
+    # Whole days in the viewer's time zone; bounds instead of __date keep the index useful.
+    tz = timezone.get_current_timezone()
+    if data.get("since"):
+        events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
+    if data.get("until"):
+        next_day = data["until"] + timedelta(days=1)
+        events = events.filter(created_at__lt=datetime.combine(next_day, time.min, tz))
+    return form, events
+
+
+def _compact(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _pairs(data: Any) -> list[tuple[str, str]]:
+    if isinstance(data, dict):
+        return [(str(key), _compact(value)) for key, value in data.items()]
+    return [] if data in (None, "", []) else [("", _compact(data))]
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    event: AuditEvent
+    action_label: str
+    before: list[tuple[str, str]]
+    after: list[tuple[str, str]]
+
+
+@login_required
+@require_GET
+def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    form, events = _audit_filter(request, release)
+    page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        AuditRow(
+            event=event,
+            action_label=str(ACTION_LABELS.get(event.action, event.action)),
+            before=_pairs(event.before),
+            after=_pairs(event.after),
+        )
+        for event in page.object_list
+    ]
+    context = {"release": release, "form": form, "page": page, "rows": rows}
+    return render(request, "releases/audit.html", context)
+
+
+def _safe_cell(value: str) -> str:
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+class _Echo:
+    """A file-like object whose write returns the line, so csv.writer can feed a stream."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def _audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    # The byte-order mark makes Excel read the file as UTF-8 rather than the locale's
+    # code page, which would garble names such as "Producción".
+    yield "\ufeff"
+    yield writer.writerow(
+        [
+            _("When"),
+            _("Who"),
+            _("Action"),
+            _("Target"),
+            _("Before"),
+            _("After"),
+            _("From"),
+            _("Override"),
+        ]
+    )
+    for event in events:
+        row = [
+            timezone.localtime(event.created_at).isoformat(),
+            event.actor_label,
+            event.action,
+            event.target,
+            _compact(event.before),
+            _compact(event.after),
+            event.source_ip or "",
+            _("yes") if event.override else _("no"),
+        ]
+        yield writer.writerow([_safe_cell(cell) for cell in row])
+
+
+@login_required
+@require_GET
+def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
+    release = _get_release_for_user(request, version)
+    _form, events = _audit_filter(request, release)
+    response = StreamingHttpResponse(
+        _audit_csv_lines(events.iterator(chunk_size=500)),
+        content_type="text/csv; charset=utf-8",
+    )
+    response["Content-Disposition"] = f'attachment; filename="audit-{release.version}.csv"'
+    return response
+
+
+# --- share links -------------------------------------------------------------------------
+
+
+def _new_link_salt(release: Release) -> str:
+    return f"releases.share.{release.pk}"
+
+
+def _share_url(request: HttpRequest, release: Release) -> str | None:
+    """The link created just before this page, once: the cookie is dropped right after."""
+    token = request.get_signed_cookie(
+        NEW_LINK_COOKIE, default=None, salt=_new_link_salt(release), max_age=NEW_LINK_MAX_AGE
+    )
+    if not token:
+        return None
+    return request.build_absolute_uri(reverse("releases:shared-status", args=[token]))
+
+
+def _create_share_link(request: HttpRequest, release: Release, label: str) -> str:
+    token = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        ShareLink.objects.create(
+            release=release,
+            token_hash=ShareLink.hash_token(token),
+            label=label,
+            created_by=request.user,
+        )
+        AuditEvent.objects.create(
+            release=release,
+            actor=request.user,
+            actor_label=workflow.as_actor(request.user).name,
+            action="share_link.created",
+            target=label,
+            source_ip=_ip(request),
+        )
+    return token
+
+
+def _revoke_share_link(request: HttpRequest, release: Release, link: ShareLink) -> bool:
+    with transaction.atomic():
+        # Only the request that flips revoked_at writes the audit event.
+        revoked = ShareLink.objects.filter(
+            pk=link.pk, release=release, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        if revoked:
+            AuditEvent.objects.create(
+                release=release,
+                actor=request.user,
+                actor_label=workflow.as_actor(request.user).name,
+                action="share_link.revoked",
+                target=link.label,
+                source_ip=_ip(request),
+            )
+    return bool(revoked)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def share_links(request: HttpRequest, version: str) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    _require_staff(request)
+    here = reverse("releases:share", args=[release.version])
+    form = ShareLinkForm()
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            revoke_form = RevokeShareLinkForm(request.POST, release=release)
+            if revoke_form.is_valid() and _revoke_share_link(
+                request, release, revoke_form.cleaned_data["link"]
+            ):
+                messages.success(
+                    request,
+                    _("Link “%(label)s” revoked; it no longer opens.")
+                    % {"label": revoke_form.cleaned_data["link"].label},
+                )
+            else:
+                messages.error(request, _("That link is already revoked or does not exist."))
+            return redirect(here)
+        form = ShareLinkForm(request.POST)
+        if form.is_valid():
+            token = _create_share_link(request, release, form.cleaned_data["label"])
+            messages.success(
+                request, _("Link “%(label)s” created.") % {"label": form.cleaned_data["label"]}
+            )
+            response = redirect(here)
+            response.set_signed_cookie(
+                NEW_LINK_COOKIE,
+                token,
+                salt=_new_link_salt(release),
+                max_age=NEW_LINK_MAX_AGE,
+                path=here,
+                secure=request.is_secure(),
+                httponly=True,
+                samesite="Strict",
+            )
+            return response
+
+    new_url = _share_url(request, release)
+    links = release.share_links.select_related("created_by")
+    context = {
+        "release": release,
+        "form": form,
+        "new_url": new_url,
+        "links": [
+            (link, RevokeShareLinkForm(initial={"link": link.pk}, release=release, auto_id=False))
+            for link in links
+        ],
+    }
+    response = render(request, "releases/share_links.html", context)
+    if new_url is not None:
+        response.delete_cookie(NEW_LINK_COOKIE, path=here, samesite="Strict")
+        # A page carrying a working link must not linger in a shared cache or history.
+        response["Cache-Control"] = "no-store"
+    return response
+
+
+routes: list[URLPattern] = [
+    path("releases/new/", release_create, name="create"),
+    path("releases/<str:version>/people/", people, name="people"),
+    path("releases/<str:version>/audit/", audit_trail, name="audit"),
+    path("releases/<str:version>/audit.csv", audit_csv, name="audit-csv"),
+    path("releases/<str:version>/share/", share_links, name="share"),
+]

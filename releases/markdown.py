@@ -1,0 +1,1052 @@
+"""Markdown checklists: read a document into a typed :class:`Checklist`, write one back.
+
+This module knows Markdown and nothing of Django, so it can be tested in milliseconds;
+``releases.checklists`` turns its documents into templates and releases.
+
+Reading
+=======
+Block structure comes from markdown-it-py (CommonMark, plus GFM tables and YAML front
+matter); this module only interprets the tokens.
+
+* Front matter (``---`` ... ``---`` at the top) is skipped.
+* A single level-1 heading that opens the document, and is its only level-1 heading, is
+  the title. The top-level paragraphs between the title and the next heading are the
+  description (Markdown source, paragraphs joined by a blank line).
+* A heading whose text contains "rollback", "reversión" or "reversion" opens the rollback
+  plan; one that contains "contact" opens the emergency contacts. Headings deeper than
+  such a heading belong to it. Neither is a phase.
+* Of the other headings, the shallowest level present marks phases and the next marks
+  sections; deeper headings fold into the section name as ``Section › Sub``. With one
+  level only, headings are phases and items have section "".
+* A task item is a list item whose first block is a paragraph starting with ``[ ]``,
+  ``[x]`` or ``[X]`` and whitespace. Each one is one :class:`Item`, nested ones too. Its
+  text is the paragraph's source after the marker, lines joined by one space. Anything
+  inside an HTML comment is not an item. The tick itself is not kept: an item's state
+  lives in its record (below).
+* The rollback plan: paragraphs before its first numbered list are the intro; each
+  top-level numbered item is a step, whose text is its Markdown source without its code
+  blocks, and whose commands are the contents of those code blocks (a code block right
+  after a step, not indented into it, counts as that step's too).
+* The emergency contacts: a table whose first three columns are role, name and contact
+  (more columns are joined into contact with " / ").
+
+Annotations
+===========
+HTML comments starting with ``deploycheck:``, which GitHub does not render, carry what
+plain Markdown cannot::
+
+    - [ ] Certificados instalados <!-- deploycheck: owner=devops check=tls -->
+
+    ### Pruebas
+    <!-- deploycheck: owner=qa -->
+
+    <!-- deploycheck: gate -->
+
+Words: ``owner=<role>`` (one of :data:`ROLE_KEYS`), ``optional``, ``required``,
+``check=<name>`` (repeatable; ``[a-z0-9][a-z0-9_.-]*``), ``gate``. At the end of an
+item's text (or alone on a line inside the item) they apply to that item. On the lines
+right under a heading, ``owner=``, ``optional`` and ``required`` are defaults for every
+item under that heading; the deepest heading wins and the item's own words beat them.
+``gate`` on a line of its own marks where the go-live gate stands: the items before it
+must be settled before go-live is approved. Ordinary comments are ignored.
+
+Records
+=======
+A release export is its template's export plus, for each item with something to say, a
+signed record on its own line inside the item::
+
+    - [x] Todas las pruebas unitarias pasan <!-- deploycheck: owner=qa -->
+      <!-- deploycheck: record --> done by qa (Ana López) at 2026-11-27 10:32 UTC — evidence: https://ci.example/run/1
+
+Grammar (``—`` is U+2014 EM DASH)::
+
+    record  = "<!-- deploycheck: record -->" " " head *( " — " field )
+    head    = state [ " by " value ] [ " at " value ]
+    state   = "done" / "not applicable" / "blocked" / "failed" / "pending"
+    field   = ( "reason" / "evidence" / "note" ) ": " value
+
+Fields are written in the order reason, evidence, note and read in any order. In a
+value a backslash escapes the next character: ``\\\\`` is a backslash, ``\\n`` a line
+break, ``\\r`` a carriage return, ``\\—`` an em dash, and in the ``by`` value ``\\at``
+keeps a word "at" from ending the name. Blanks around a value are not kept. The box is
+``[x]`` exactly when the state is done. Importing a release export gives back its
+template: records are read into :attr:`Item.record` and nothing else changes.
+
+Writing
+=======
+:func:`render_checklist` writes the canonical form: title, description, items grouped
+under ``##`` phase and ``###`` section headings in their order, every non-default
+annotation spelled out on its item, the gate on its own line, then the rollback plan and
+the contacts table. Reading it back gives the same document, and writing that again
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import ClassVar, Final, NamedTuple
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+from mdit_py_plugins.front_matter import front_matter_plugin
+
+ROLE_KEYS: Final = ("devops", "backend", "frontend", "qa", "po", "support")
+RECORD_STATES: Final = ("done", "na", "blocked", "failed", "pending")
+MAX_FILE_BYTES: Final = 1024 * 1024
+NO_ITEMS_MESSAGE: Final = (
+    "no task items found (a task item is a list item starting with [ ] or [x])"
+)
+
+_ROLLBACK_WORDS: Final = ("rollback", "reversión", "reversion")
+_CONTACT_WORDS: Final = ("contact",)
+_STATE_WORDS: Final = {
+    "done": "done",
+    "na": "not applicable",
+    "blocked": "blocked",
+    "failed": "failed",
+    "pending": "pending",
+}
+_RECORD_FIELDS: Final = ("reason", "evidence", "note")
+_GATE_LINE: Final = "<!-- deploycheck: gate -->"
+_RECORD_OPENER: Final = "<!-- deploycheck: record -->"
+_DIRECTIVE_RE: Final = re.compile(r"<!--\s*deploycheck:(.*?)-->(.*)\Z", re.DOTALL)
+_CHECK_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_TASK_MARKER_RE: Final = re.compile(r"\[[ xX]\](?=[ \t\n]|\Z)")
+_STEP_MARKER_RE: Final = re.compile(r"( *)(\d+[.)])( *)")
+_FIELD_SEPARATOR: Final = " — "
+
+_MD: Final = MarkdownIt("commonmark").enable("table").use(front_matter_plugin)
+
+
+class ChecklistError(Exception):
+    """A document that cannot be read; ``line`` is 1-based, or None when no line is to blame."""
+
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message if line is None else f"line {line}: {message}")
+        self.line = line
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Record:
+    """How a release settled an item, and who says so. ``state`` is one of RECORD_STATES."""
+
+    state: str
+    by: str = ""
+    at: str = ""
+    reason: str = ""
+    note: str = ""
+    evidence: str = ""
+
+    def __post_init__(self) -> None:
+        if self.state not in RECORD_STATES:
+            raise ValueError(f"unknown record state {self.state!r}")
+
+
+@dataclass(frozen=True)
+class Item:
+    text: str
+    phase: str
+    section: str
+    owner: str | None
+    required: bool = True
+    checks: tuple[str, ...] = ()
+    # Where the item was read from, for error messages; two documents that differ only
+    # in layout are still equal.
+    line: int = field(default=0, compare=False)
+    record: Record | None = None
+
+    def __post_init__(self) -> None:
+        if not self.text or "\n" in self.text:
+            raise ValueError(f"an item's text is one non-empty line, not {self.text!r}")
+        if self.owner is not None and self.owner not in ROLE_KEYS:
+            raise ValueError(f"unknown owner {self.owner!r}")
+        bad = [name for name in self.checks if not _CHECK_NAME_RE.fullmatch(name)]
+        if bad:
+            raise ValueError(f"bad check names {bad!r}")
+
+
+@dataclass(frozen=True)
+class RollbackStep:
+    text: str
+    commands: str
+    lang: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text and not self.commands:
+            raise ValueError("a rollback step needs text or commands")
+
+
+@dataclass(frozen=True)
+class Contact:
+    role: str
+    name: str
+    contact: str
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """A checklist document. ``gate_index`` is the index of the first item after the gate
+    (``len(items)`` when every item is before it), or None when there is no gate."""
+
+    DEFAULT_CONTACTS_HEADER: ClassVar[tuple[str, str, str]] = ("Role", "Name", "Contact")
+
+    title: str
+    description: str = ""
+    items: tuple[Item, ...] = ()
+    gate_index: int | None = None
+    rollback_heading: str = ""
+    rollback_intro: str = ""
+    rollback_steps: tuple[RollbackStep, ...] = ()
+    contacts_heading: str = ""
+    contacts: tuple[Contact, ...] = ()
+    contacts_header: tuple[str, str, str] = DEFAULT_CONTACTS_HEADER
+
+    def __post_init__(self) -> None:
+        # Each rule keeps render_checklist's output readable as this same document.
+        if self.gate_index is not None and not 0 <= self.gate_index <= len(self.items):
+            raise ValueError(f"gate_index {self.gate_index} is outside 0..{len(self.items)}")
+        _require_heading(
+            "rollback", self.rollback_heading, bool(self.rollback_intro or self.rollback_steps)
+        )
+        _require_heading("contacts", self.contacts_heading, bool(self.contacts))
+        for item in self.items:
+            for name in (item.phase, item.section):
+                kind = _heading_kind(name)
+                if kind is not None:
+                    raise ValueError(f"the heading {name!r} would read as the {kind}")
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """Phase names in order of first appearance ("" for items before any heading)."""
+        return tuple(dict.fromkeys(item.phase for item in self.items))
+
+    @property
+    def sections(self) -> tuple[tuple[str, str], ...]:
+        """(phase, section) pairs in order of first appearance."""
+        return tuple(dict.fromkeys((item.phase, item.section) for item in self.items))
+
+    def summary(self) -> str:
+        phases = sum(1 for phase in self.phases if phase)
+        sections = sum(1 for _, section in self.sections if section)
+        return (
+            f"{phases} phases, {sections} sections, {len(self.items)} items, "
+            f"{len(self.rollback_steps)} rollback steps, {len(self.contacts)} emergency contacts"
+        )
+
+
+class OwnerDefaults(NamedTuple):
+    section_owners: Mapping[str, str]
+    item_owners: Mapping[str, str]
+    gate_before_section: str | None
+
+
+# DESIGN.md, "Default owners for the seed" and "The go-live gate".
+SEED_DEFAULTS: Final = OwnerDefaults(
+    section_owners=MappingProxyType(
+        {
+            "Código y Control de Versiones": "backend",
+            "Integraciones": "backend",
+            "Documentación": "backend",
+            "Pruebas": "qa",
+            "Verificación Post-Despliegue": "qa",
+            "Validación": "qa",
+            "Seguridad": "devops",
+            "Infraestructura": "devops",
+            "Configuración": "devops",
+            "Proceso de Despliegue": "devops",
+            "Monitoreo": "devops",
+            "Preparación": "po",
+            "Comunicación": "po",
+        }
+    ),
+    item_owners=MappingProxyType(
+        {
+            "Desplegar el frontend": "frontend",
+            "Validar la experiencia de usuario en diferentes dispositivos": "frontend",
+            "Desplegar el backend": "backend",
+            "Desplegar la base de datos (migraciones)": "backend",
+        }
+    ),
+    gate_before_section="Proceso de Despliegue",
+)
+
+
+def apply_default_owners(
+    doc: Checklist,
+    section_owners: Mapping[str, str],
+    item_owners: Mapping[str, str],
+    gate_before_section: str | None,
+) -> Checklist:
+    """Fill in owners a document leaves unsaid: by the item's exact text first, then by its
+    section name. Owners already written in the document stay. Items that match neither
+    keep ``owner=None``; the Django layer decides whether to refuse them or give them a
+    default role. With ``gate_before_section``, the gate moves to just before the first
+    item of that section.
+    """
+    items = tuple(
+        item
+        if item.owner is not None
+        else replace(item, owner=item_owners.get(item.text, section_owners.get(item.section)))
+        for item in doc.items
+    )
+    gate_index = doc.gate_index
+    if gate_before_section is not None:
+        gate_index = next(
+            (index for index, item in enumerate(items) if item.section == gate_before_section),
+            None,
+        )
+        if gate_index is None:
+            raise ChecklistError(
+                None, f"no section named {gate_before_section!r} to put the gate before"
+            )
+    return replace(doc, items=items, gate_index=gate_index)
+
+
+def read_checklist_file(path: str | os.PathLike[str]) -> Checklist:
+    """Read a checklist file; OSError propagates, everything else is a ChecklistError."""
+    with open(path, "rb") as file:
+        # Read one byte past the limit, so an enormous file is never read whole.
+        data = file.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise _too_large(max(os.fstat(file.fileno()).st_size, len(data)))
+    return read_checklist_bytes(data)
+
+
+def read_checklist_bytes(data: bytes) -> Checklist:
+    """Read an uploaded checklist: at most MAX_FILE_BYTES of UTF-8 text, BOM or not."""
+    if len(data) > MAX_FILE_BYTES:
+        raise _too_large(len(data))
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ChecklistError(_line_of_byte(data, nul), "binary file (it contains NUL bytes)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ChecklistError(
+            _line_of_byte(data, error.start),
+            f"not UTF-8 text (byte 0x{data[error.start]:02x} cannot be read)",
+        ) from None
+    return parse_checklist(text)
+
+
+def parse_checklist(text: str) -> Checklist:
+    """Read a Markdown checklist; raises ChecklistError naming the line to blame."""
+    # markdown-it normalises line ends the same way; the rollback steps slice source lines
+    # by token line numbers, so both must agree.
+    source = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return _Reader(source).read()
+
+
+def render_checklist(doc: Checklist) -> str:
+    blocks: list[str] = []
+    if doc.title:
+        blocks.append(_heading_line(1, doc.title))
+    if doc.description:
+        blocks.append(doc.description)
+    blocks.extend(_render_items(doc))
+    if doc.rollback_heading:
+        blocks.append(_heading_line(2, doc.rollback_heading))
+        if doc.rollback_intro:
+            blocks.append(doc.rollback_intro)
+        blocks.extend(
+            _render_step(number, step) for number, step in enumerate(doc.rollback_steps, 1)
+        )
+    if doc.contacts_heading:
+        blocks.append(_heading_line(2, doc.contacts_heading))
+        if doc.contacts or doc.contacts_header != Checklist.DEFAULT_CONTACTS_HEADER:
+            blocks.append(_render_contacts(doc))
+    return "\n\n".join(blocks) + "\n"
+
+
+# Reading ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Annotations:
+    owner: str | None = None
+    required: bool | None = None
+    checks: list[str] = field(default_factory=list)
+
+    def apply(self, word: str, line: int) -> None:
+        key, _, value = word.partition("=")
+        if key == "owner":
+            if self.owner not in (None, value):
+                raise ChecklistError(line, f"two owners ({self.owner} and {value}); one is allowed")
+            self.owner = value
+        elif key == "check":
+            if value in self.checks:
+                raise ChecklistError(line, f"check {value!r} is given twice")
+            self.checks.append(value)
+        else:
+            required = word == "required"
+            if self.required not in (None, required):
+                raise ChecklistError(line, "both optional and required")
+            self.required = required
+
+
+@dataclass
+class _Scope:
+    """A heading, with the defaults written under it."""
+
+    level: int
+    text: str
+    annotations: _Annotations = field(default_factory=_Annotations)
+
+
+@dataclass
+class _ItemDraft:
+    text: str
+    phase: str
+    section: str
+    line: int
+    ticked: bool
+    default_owner: str | None
+    default_required: bool | None
+    annotations: _Annotations
+    record: Record | None = None
+
+    def finish(self) -> Item:
+        if self.record is not None and self.ticked != (self.record.state == "done"):
+            raise ChecklistError(
+                self.line,
+                f"the box is {'ticked' if self.ticked else 'not ticked'} but the record says "
+                f"{_STATE_WORDS[self.record.state]!r}",
+            )
+        owner = self.annotations.owner if self.annotations.owner is not None else self.default_owner
+        required = self.annotations.required
+        if required is None:
+            required = self.default_required if self.default_required is not None else True
+        return Item(
+            text=self.text,
+            phase=self.phase,
+            section=self.section,
+            owner=owner,
+            required=required,
+            checks=tuple(self.annotations.checks),
+            line=self.line,
+            record=self.record,
+        )
+
+
+@dataclass
+class _StepDraft:
+    line: int
+    text: str = ""
+    commands: list[str] = field(default_factory=list)
+    lang: str | None = None
+
+    def add_code(self, token: Token) -> None:
+        content = token.content.removesuffix("\n")
+        if not content:
+            return
+        self.commands.append(content)
+        if self.lang is None:
+            self.lang = token.info.strip() if token.type == "fence" else ""
+
+    def finish(self) -> RollbackStep:
+        if not self.text and not self.commands:
+            raise ChecklistError(self.line, "empty rollback step")
+        return RollbackStep(self.text, "\n".join(self.commands), self.lang or "")
+
+
+@dataclass
+class _Region:
+    """Where the reader is: under phase headings (kind "items"), in the rollback plan or in
+    the contacts."""
+
+    kind: str
+    heading: str = ""
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.lines = source.split("\n")
+        self.tokens: list[Token] = _MD.parse(source)
+        self.kinds, self.phase_level = self._classify_headings()
+        self.scopes = [_Scope(0, "")]  # the document itself; the title's defaults land here
+        self.region = _Region("items")
+        self.in_preamble = True
+        self.title = ""
+        self.description: list[str] = []
+        self.drafts: list[_ItemDraft] = []
+        self.gate: tuple[int, int] | None = None  # (gate_index, line)
+        self.rollback_heading = ""
+        self.rollback_intro: list[str] = []
+        self.steps: list[_StepDraft] = []
+        self.contacts_heading = ""
+        self.contacts: list[Contact] = []
+        self.contacts_header: tuple[str, str, str] | None = None
+
+    def read(self) -> Checklist:
+        below_heading: _Scope | None = None
+        for start, end in _blocks(self.tokens, 0, len(self.tokens)):
+            token = self.tokens[start]
+            if token.type == "heading_open":
+                below_heading = self._heading(start, self.kinds[start])
+            elif token.type == "html_block":
+                self._html_block(token, below_heading, None)
+            else:
+                below_heading = None
+                self._block(start, end)
+        if not self.drafts:
+            raise ChecklistError(None, NO_ITEMS_MESSAGE)
+        return Checklist(
+            title=self.title,
+            description="\n\n".join(self.description),
+            items=tuple(draft.finish() for draft in self.drafts),
+            gate_index=self.gate[0] if self.gate else None,
+            rollback_heading=self.rollback_heading,
+            rollback_intro="\n\n".join(self.rollback_intro),
+            rollback_steps=tuple(step.finish() for step in self.steps),
+            contacts_heading=self.contacts_heading,
+            contacts=tuple(self.contacts),
+            contacts_header=self.contacts_header or Checklist.DEFAULT_CONTACTS_HEADER,
+        )
+
+    def _classify_headings(self) -> tuple[dict[int, str], int | None]:
+        """Give every top-level heading a kind (title, rollback, contacts, nested, phase)
+        before reading, since which level marks phases depends on all of them."""
+        headings = [
+            (start, int(self.tokens[start].tag[1:]), _inline_line(self.tokens[start + 1]))
+            for start, _ in _blocks(self.tokens, 0, len(self.tokens))
+            if self.tokens[start].type == "heading_open"
+        ]
+        # Front matter and comments (license notes, linter switches) are not seen.
+        opening = next(
+            (
+                t
+                for t in self.tokens
+                if t.type != "front_matter"
+                and not (t.type == "html_block" and t.content.lstrip().startswith("<!--"))
+            ),
+            None,
+        )
+        title_at = None
+        if (
+            opening is not None
+            and opening.tag == "h1"
+            and opening.type == "heading_open"
+            and sum(1 for _, level, _ in headings if level == 1) == 1
+        ):
+            title_at = headings[0][0]
+        kinds: dict[int, str] = {}
+        region_level: int | None = None
+        for start, level, text in headings:
+            kind = _heading_kind(text)
+            if start == title_at:
+                kinds[start] = "title"
+            elif region_level is not None and level > region_level:
+                kinds[start] = "nested"
+            elif kind is not None:
+                kinds[start], region_level = kind, level
+            else:
+                kinds[start], region_level = "phase", None
+        levels = [level for start, level, _ in headings if kinds[start] == "phase"]
+        return kinds, min(levels, default=None)
+
+    def _heading(self, start: int, kind: str) -> _Scope:
+        token = self.tokens[start]
+        level = int(token.tag[1:])
+        text = _inline_line(self.tokens[start + 1])
+        if kind == "title":
+            self.title = text
+            return self.scopes[0]
+        self.in_preamble = False
+        if kind == "nested":
+            return _Scope(level, text)  # defaults under it would have no items to apply to
+        while self.scopes[-1].level >= level:
+            self.scopes.pop()
+        if kind == "phase":
+            self.region = _Region("items")
+            self.scopes.append(_Scope(level, text))
+            return self.scopes[-1]
+        self.region = _Region(kind, text)
+        if kind == "rollback":
+            if self.rollback_heading:
+                raise ChecklistError(_line(token), "a second rollback plan heading")
+            self.rollback_heading = text
+        else:
+            if self.contacts_heading:
+                raise ChecklistError(_line(token), "a second emergency contacts heading")
+            self.contacts_heading = text
+        return _Scope(level, text)
+
+    def _block(self, start: int, end: int) -> None:
+        token = self.tokens[start]
+        if self.region.kind == "items":
+            if token.type == "paragraph_open" and self.in_preamble:
+                self.description.append(self.tokens[start + 1].content)
+            self._scan_items(start, end)
+        elif self.region.kind == "rollback":
+            self._rollback_block(start, end)
+        elif token.type == "table_open":
+            self._contacts_table(start, end)
+        else:
+            self._refuse_task_items(start, end, "the emergency contacts are a table")
+
+    def _scan_items(self, start: int, end: int) -> None:
+        open_items: list[_ItemDraft | None] = []  # innermost list item last; None: not a task
+        for index in range(start, end):
+            token = self.tokens[index]
+            if token.type == "list_item_open":
+                open_items.append(self._task_item(index))
+            elif token.type == "list_item_close":
+                open_items.pop()
+            elif token.type == "html_block":
+                self._html_block(token, None, open_items[-1] if open_items else None)
+
+    def _task_item(self, index: int) -> _ItemDraft | None:
+        marker = _task_marker(self.tokens, index)
+        if marker is None:
+            return None
+        inline = self.tokens[index + 2]
+        line = _line(inline)
+        annotations = _Annotations()
+        text = self._item_text(inline, marker.end(), line, annotations)
+        if not text:
+            raise ChecklistError(line, "task item without text")
+        phase = next((s.text for s in self.scopes if s.level == self.phase_level), "")
+        section = " › ".join(
+            s.text
+            for s in self.scopes
+            if self.phase_level is not None and s.level > self.phase_level and s.text
+        )
+        draft = _ItemDraft(
+            text=text,
+            phase=phase,
+            section=section,
+            line=line,
+            ticked=marker.group() != "[ ]",
+            default_owner=next(
+                (s.annotations.owner for s in reversed(self.scopes) if s.annotations.owner), None
+            ),
+            default_required=next(
+                (
+                    s.annotations.required
+                    for s in reversed(self.scopes)
+                    if s.annotations.required is not None
+                ),
+                None,
+            ),
+            annotations=annotations,
+        )
+        self.drafts.append(draft)
+        return draft
+
+    def _item_text(self, inline: Token, marker_end: int, line: int, into: _Annotations) -> str:
+        """The item's text without its trailing deploycheck comments, which go ``into``."""
+        body = inline.content
+        children = list(inline.children or ())
+        comments: list[tuple[str, int]] = []
+        while children:
+            last = children[-1]
+            if last.type in ("softbreak", "hardbreak") or (
+                last.type == "text" and not last.content.strip()
+            ):
+                children.pop()
+            elif (
+                last.type == "html_inline"
+                and _DIRECTIVE_RE.match(last.content)
+                and body.rstrip().endswith(last.content)
+            ):
+                body = body.rstrip()[: -len(last.content)]
+                comments.insert(0, (last.content, line + body.count("\n")))
+                children.pop()
+            else:
+                break
+        for child in children:
+            if child.type == "html_inline" and _DIRECTIVE_RE.match(child.content):
+                raise ChecklistError(line, "a deploycheck comment must end the item's text")
+        for comment, comment_line in comments:
+            words, _ = _directive(comment, comment_line) or ([], "")
+            for word in words:
+                if word in ("gate", "record"):
+                    raise ChecklistError(
+                        comment_line, f"{word!r} goes in a comment on a line of its own"
+                    )
+                into.apply(word, comment_line)
+        return " ".join(part.strip() for part in body[marker_end:].split("\n")).strip()
+
+    def _html_block(self, token: Token, heading: _Scope | None, item: _ItemDraft | None) -> None:
+        line = _line(token)
+        directive = _directive(token.content, line)
+        if directive is None:
+            return
+        words, rest = directive
+        if "record" in words:
+            if words != ["record"]:
+                raise ChecklistError(line, "a record comment holds the word 'record' only")
+            if item is None:
+                raise ChecklistError(line, "a record must stand inside its task item")
+            if item.record is not None:
+                raise ChecklistError(line, "a second record for the same item")
+            item.record = _parse_record(rest, line)
+            return
+        if rest:
+            raise ChecklistError(line, f"unexpected text after the deploycheck comment: {rest!r}")
+        for word in words:
+            if word == "gate":
+                if self.gate is not None:
+                    raise ChecklistError(
+                        line, f"a second gate (the first is on line {self.gate[1]})"
+                    )
+                self.gate = (len(self.drafts), line)
+            elif heading is not None:
+                if word.startswith("check="):
+                    raise ChecklistError(line, "check= belongs to an item, not to a heading")
+                heading.annotations.apply(word, line)
+            elif item is not None:
+                item.annotations.apply(word, line)
+            else:
+                raise ChecklistError(
+                    line,
+                    f"{word!r} applies to an item or a heading: put it at the end of the "
+                    "item's text or on the line right under the heading",
+                )
+
+    def _rollback_block(self, start: int, end: int) -> None:
+        token = self.tokens[start]
+        if token.type == "ordered_list_open":
+            for item_start, item_end in _blocks(self.tokens, start + 1, end - 1):
+                self.steps.append(self._step(item_start, item_end))
+        elif token.type in ("fence", "code_block") and self.steps:
+            self.steps[-1].add_code(token)
+        elif token.type == "paragraph_open" and not self.steps:
+            self.rollback_intro.append(self.tokens[start + 1].content)
+        else:
+            self._refuse_task_items(start, end, "a rollback plan is a numbered list of steps")
+
+    def _step(self, start: int, end: int) -> _StepDraft:
+        """A numbered item of the rollback plan: its code blocks are its commands, and the
+        source lines of its other blocks, without the item's indentation, its text."""
+        item_line = (self.tokens[start].map or (0, 0))[0]
+        step = _StepDraft(item_line + 1)
+        marker = _STEP_MARKER_RE.match(self.lines[item_line])
+        assert marker is not None, "markdown-it found a numbered item on this line"
+        # CommonMark: the text starts after the marker and its spaces, unless the line is
+        # blank there or holds indented code (five spaces or more): then one space after it.
+        after = self.lines[item_line][marker.end() :]
+        indent = marker.end() if after and len(marker.group(3)) < 5 else marker.end(2) + 1
+        lines: list[str] = []
+        previous_end: int | None = None  # source line just after the last text block
+        for block_start, _ in _blocks(self.tokens, start + 1, end - 1):
+            token = self.tokens[block_start]
+            if token.type in ("fence", "code_block"):
+                step.add_code(token)
+                continue
+            first_line, last_line = token.map or (0, 0)
+            block_lines = (
+                [" " * indent + self.lines[first_line][indent:]]
+                if (first_line == item_line)
+                else [self.lines[first_line]]
+            )
+            block_lines.extend(self.lines[first_line + 1 : last_line])
+            while block_lines and not block_lines[-1].strip():
+                block_lines.pop()  # a list's line range runs on over the blank lines after it
+            if previous_end is not None and first_line > previous_end:
+                lines.append("")
+            lines.extend(_unindent(line, indent) for line in block_lines)
+            previous_end = first_line + len(block_lines)
+        # The first line's own indentation means nothing: the item's first line fixes it.
+        step.text = "\n".join(lines).lstrip(" ")
+        return step
+
+    def _contacts_table(self, start: int, end: int) -> None:
+        rows: list[tuple[int, list[str]]] = []
+        for token in self.tokens[start:end]:
+            if token.type == "tr_open":
+                rows.append((_line(token), []))
+            elif token.type == "inline":
+                rows[-1][1].append(token.content)
+        (header_line, header), *body = rows
+        if len(header) < 3:
+            raise ChecklistError(
+                header_line,
+                f"the contacts table has {len(header)} columns; it needs role | name | contact",
+            )
+        if self.contacts_header is None:
+            self.contacts_header = (header[0], header[1], header[2])
+        for _, cells in body:
+            self.contacts.append(
+                Contact(cells[0], cells[1], " / ".join(cell for cell in cells[2:] if cell))
+            )
+
+    def _refuse_task_items(self, start: int, end: int, why: str) -> None:
+        # A task item is never dropped silently: it is either an item or an error.
+        for index in range(start, end):
+            if self.tokens[index].type == "list_item_open" and _task_marker(self.tokens, index):
+                raise ChecklistError(
+                    _line(self.tokens[index]),
+                    f"task item under {self.region.heading!r}, where {why}; move it under a "
+                    "phase heading, or rename the heading",
+                )
+
+
+def _blocks(tokens: Sequence[Token], start: int, stop: int) -> Iterator[tuple[int, int]]:
+    """Yield the (first, end) token ranges of the sibling blocks in tokens[start:stop]."""
+    while start < stop:
+        depth, end = 0, start
+        for end in range(start, stop):
+            depth += tokens[end].nesting
+            if depth == 0:
+                break
+        yield start, end + 1
+        start = end + 1
+
+
+def _task_marker(tokens: Sequence[Token], list_item: int) -> re.Match[str] | None:
+    if tokens[list_item + 1].type != "paragraph_open":
+        return None
+    return _TASK_MARKER_RE.match(tokens[list_item + 2].content)
+
+
+def _directive(html: str, line: int) -> tuple[list[str], str] | None:
+    """The words of a deploycheck comment and the text after it; None for other HTML."""
+    match = _DIRECTIVE_RE.match(html.strip())
+    if match is None:
+        return None
+    words = match.group(1).split()
+    for word in words:
+        key, equals, value = word.partition("=")
+        if equals and key == "owner":
+            if value not in ROLE_KEYS:
+                raise ChecklistError(
+                    line, f"unknown owner {value!r} (expected one of {', '.join(ROLE_KEYS)})"
+                )
+        elif equals and key == "check":
+            if not _CHECK_NAME_RE.fullmatch(value):
+                raise ChecklistError(
+                    line,
+                    f"bad check name {value!r} (lowercase letters, digits, '.', '_' and '-', "
+                    "starting with a letter or digit)",
+                )
+        elif word not in ("optional", "required", "gate", "record"):
+            raise ChecklistError(
+                line,
+                f"unknown deploycheck word {word!r} "
+                "(expected owner=, optional, required, check=, gate or record)",
+            )
+    return words, match.group(2).strip()
+
+
+def _parse_record(body: str, line: int) -> Record:
+    head, *fields = _split_unescaped(body, _FIELD_SEPARATOR)
+    state = next(
+        (
+            key
+            for key, word in _STATE_WORDS.items()
+            if head == word or head.startswith((word + " by ", word + " at "))
+        ),
+        None,
+    )
+    if state is None:
+        raise ChecklistError(
+            line,
+            "a record starts with done, not applicable, blocked, failed or pending, then "
+            f"optionally 'by …' and 'at …'; found {head!r}",
+        )
+    rest = head[len(_STATE_WORDS[state]) :]
+    by, at = "", ""
+    if rest.startswith(" by "):
+        by, *after = _split_unescaped(rest[len(" by ") :], " at ", 1)
+        at = after[0] if after else ""
+    elif rest:
+        at = rest[len(" at ") :]
+    values: dict[str, str] = {}
+    for segment in fields:
+        key, colon, value = segment.partition(":")
+        key = key.strip()
+        if not colon or key not in _RECORD_FIELDS:
+            raise ChecklistError(
+                line, f"unknown record field {segment!r} (expected reason:, evidence: or note:)"
+            )
+        if key in values:
+            raise ChecklistError(line, f"the record gives {key} twice")
+        values[key] = _unescape(value.strip())
+    return Record(state, by=_unescape(by.strip()), at=_unescape(at.strip()), **values)
+
+
+def _split_unescaped(text: str, separator: str, limit: int = -1) -> list[str]:
+    parts: list[str] = []
+    start = index = 0
+    while index < len(text):
+        if text[index] == "\\":
+            index += 2
+        elif text.startswith(separator, index) and len(parts) != limit:
+            parts.append(text[start:index])
+            index += len(separator)
+            start = index
+        else:
+            index += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _unescape(text: str) -> str:
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == "\\" and index + 1 < len(text):
+            char = {"n": "\n", "r": "\r"}.get(text[index + 1], text[index + 1])
+            index += 1
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _heading_kind(text: str) -> str | None:
+    folded = text.casefold()
+    if any(word in folded for word in _ROLLBACK_WORDS):
+        return "rollback"
+    if any(word in folded for word in _CONTACT_WORDS):
+        return "contacts"
+    return None
+
+
+def _require_heading(kind: str, heading: str, has_content: bool) -> None:
+    if heading and _heading_kind(heading) != kind:
+        raise ValueError(f"the {kind} heading {heading!r} would not read as the {kind}")
+    if has_content and not heading:
+        raise ValueError(f"the {kind} section needs a heading")
+
+
+def _unindent(line: str, width: int) -> str:
+    """The line without up to ``width`` leading spaces (lazy lines have fewer)."""
+    return line[min(width, len(line) - len(line.lstrip(" "))) :]
+
+
+def _inline_line(inline: Token) -> str:
+    """A heading's text on one line (a setext heading may span several)."""
+    return " ".join(part.strip() for part in inline.content.split("\n"))
+
+
+def _line(token: Token) -> int:
+    return token.map[0] + 1 if token.map else 0
+
+
+def _line_of_byte(data: bytes, offset: int) -> int:
+    before = data[:offset].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return before.count(b"\n") + 1
+
+
+def _too_large(size: int) -> ChecklistError:
+    return ChecklistError(None, f"file is too large ({size} bytes, the limit is {MAX_FILE_BYTES})")
+
+
+# Writing ------------------------------------------------------------------------------
+
+
+def _heading_line(level: int, text: str) -> str:
+    line = "#" * level + (f" {text}" if text else "")
+    # Without a closing sequence, a trailing "#" in the text would be read as one.
+    return f"{line} #" if text.endswith("#") else line
+
+
+def _render_items(doc: Checklist) -> list[str]:
+    blocks: list[str] = []
+    run: list[str] = []  # consecutive item lines: one list
+
+    def close_run() -> None:
+        if run:
+            blocks.append("\n".join(run))
+            run.clear()
+
+    phase, section = "", ""
+    wrote_phase_heading = False
+    for index, item in enumerate(doc.items):
+        if index == doc.gate_index:
+            close_run()
+            blocks.append(_GATE_LINE)
+        # A phase heading is also the only way back to "no section" within a phase.
+        if item.phase != phase or (section and not item.section):
+            close_run()
+            blocks.append(_heading_line(2, item.phase))
+            phase, section, wrote_phase_heading = item.phase, "", True
+        if item.section != section:
+            close_run()
+            if not wrote_phase_heading:
+                # Alone, a ### heading would be read as a phase.
+                blocks.append(_heading_line(2, ""))
+                wrote_phase_heading = True
+            blocks.append(_heading_line(3, item.section))
+            section = item.section
+        run.extend(_render_item(item))
+    close_run()
+    if doc.gate_index == len(doc.items):
+        blocks.append(_GATE_LINE)
+    return blocks
+
+
+def _render_item(item: Item) -> list[str]:
+    record = item.record
+    box = "[x]" if record is not None and record.state == "done" else "[ ]"
+    words = [f"owner={item.owner}"] if item.owner else []
+    if not item.required:
+        words.append("optional")
+    words.extend(f"check={name}" for name in item.checks)
+    lines = [f"- {box} {item.text}"]
+    if words:
+        annotation = f"<!-- deploycheck: {' '.join(words)} -->"
+        if "<!" in item.text:
+            # An unclosed "<!--" or "<!X" in the text would swallow a comment on its line.
+            lines.append(f"  {annotation}")
+        else:
+            lines[0] += f" {annotation}"
+    if record is not None:
+        lines.append(f"  {_RECORD_OPENER} {_render_record(record)}")
+    return lines
+
+
+def _render_record(record: Record) -> str:
+    head = _STATE_WORDS[record.state]
+    if record.by:
+        # "at" between spaces would end the name: escape it.
+        head += " by " + re.sub(r"(?<= )at(?= |\Z)", r"\\at", _escape(record.by))
+    if record.at:
+        head += " at " + _escape(record.at)
+    fields = [
+        f"{key}: {_escape(value)}"
+        for key, value in (
+            ("reason", record.reason),
+            ("evidence", record.evidence),
+            ("note", record.note),
+        )
+        if value
+    ]
+    return _FIELD_SEPARATOR.join([head, *fields])
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("—", "\\—")
+
+
+def _render_step(number: int, step: RollbackStep) -> str:
+    marker = f"{number}."
+    indent = " " * (len(marker) + 1)
+    text_lines = step.text.split("\n") if step.text else []
+    lines = [f"{marker} {text_lines[0]}" if text_lines else marker]
+    lines.extend(indent + line if line else "" for line in text_lines[1:])
+    if step.commands:
+        fence_char = "~" if "`" in step.lang else "`"
+        longest = max((len(run) for run in re.findall(f"{fence_char}+", step.commands)), default=0)
+        fence = fence_char * max(3, longest + 1)
+        if text_lines:
+            lines.append("")
+        lines.append(f"{indent}{fence}{step.lang}")
+        lines.extend(indent + line if line else "" for line in step.commands.split("\n"))
+        lines.append(indent + fence)
+    return "\n".join(lines)
+
+
+def _render_contacts(doc: Checklist) -> str:
+    rows = [doc.contacts_header, ("---", "---", "---")]
+    rows.extend((c.role, c.name, c.contact) for c in doc.contacts)
+    return "\n".join(
+        "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows
+    )

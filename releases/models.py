@@ -1,0 +1,604 @@
+"""The release sign-off domain: templates, releases, their items, people and decisions.
+
+Models hold data and the questions asked of it (progress, blocking reasons). Every change
+to a release goes through releases.workflow, which checks permission, locks, audits,
+bumps the release's revision and publishes the live update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    AnyUser = AbstractBaseUser | AnonymousUser
+
+VERSION_PATTERN = r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$"
+validate_version = RegexValidator(
+    VERSION_PATTERN,
+    _("Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."),
+)
+# Placeholders such as the seed's "[Nombre]" mean nobody has filled the contact in yet.
+PLACEHOLDER = re.compile(r"^\s*\[[^\]]*\]\s*$")
+
+
+class Role(models.TextChoices):
+    DEVOPS = "devops", _("DevOps Lead")
+    BACKEND = "backend", _("Backend Lead")
+    FRONTEND = "frontend", _("Frontend Lead")
+    QA = "qa", _("QA Lead")
+    PRODUCT_OWNER = "po", _("Product Owner")
+    SUPPORT = "support", _("Support")
+
+    @classmethod
+    def leads(cls) -> tuple[Role, ...]:
+        return (cls.DEVOPS, cls.BACKEND, cls.FRONTEND, cls.QA)
+
+    @classmethod
+    def from_label(cls, label: str) -> Role | None:
+        """The seed's contacts table names roles by label ("DevOps Lead")."""
+        wanted = label.strip().lower()
+        for role in cls:
+            if wanted in {role.value, str(role.label).lower(), role.name.lower()}:
+                return role
+        english = {
+            "devops lead": cls.DEVOPS,
+            "backend lead": cls.BACKEND,
+            "frontend lead": cls.FRONTEND,
+            "qa lead": cls.QA,
+            "product owner": cls.PRODUCT_OWNER,
+            "support": cls.SUPPORT,
+        }
+        return english.get(wanted)
+
+
+class ChecklistTemplate(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    title = models.CharField(_("title"), max_length=300, blank=True)
+    description = models.TextField(_("description"), blank=True)
+    # Index of the first item after the go-live gate; None puts the gate after every item.
+    gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
+    rollback_heading = models.CharField(max_length=200, blank=True, default="Plan de Rollback")
+    rollback_intro = models.TextField(blank=True)
+    contacts_heading = models.CharField(
+        max_length=200, blank=True, default="Contactos de Emergencia"
+    )
+    contacts_header = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("checklist template")
+        verbose_name_plural = _("checklist templates")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TemplateItem(models.Model):
+    template = models.ForeignKey(ChecklistTemplate, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    phase = models.CharField(max_length=300, blank=True)
+    section = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    owner_role = models.CharField(max_length=20, choices=Role.choices)
+    required = models.BooleanField(default=True)
+    checks = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["template", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["template", "position"], name="template_item_position")
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class TemplateRollbackStep(models.Model):
+    template = models.ForeignKey(
+        ChecklistTemplate, on_delete=models.CASCADE, related_name="rollback_steps"
+    )
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    commands = models.TextField(blank=True)
+    lang = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["template", "position"]
+
+    def __str__(self) -> str:
+        return self.text.splitlines()[0] if self.text else ""
+
+
+class TemplateContact(models.Model):
+    template = models.ForeignKey(
+        ChecklistTemplate, on_delete=models.CASCADE, related_name="contacts"
+    )
+    position = models.PositiveIntegerField(default=0)
+    role = models.CharField(_("role"), max_length=100)
+    name = models.CharField(_("name"), max_length=200)
+    contact = models.CharField(_("contact"), max_length=300)
+
+    class Meta:
+        ordering = ["template", "position"]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.name}"
+
+
+class ReleaseStatus(models.TextChoices):
+    PLANNED = "planned", _("Planned")
+    IN_PROGRESS = "in_progress", _("In progress")
+    APPROVED = "approved", _("Go-live approved")
+    DEPLOYED = "deployed", _("Deployed")
+    ROLLED_BACK = "rolled_back", _("Rolled back")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+# Which status a release may move to from each status; workflow.set_status enforces it.
+STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    ReleaseStatus.PLANNED: frozenset({ReleaseStatus.IN_PROGRESS, ReleaseStatus.CANCELLED}),
+    ReleaseStatus.IN_PROGRESS: frozenset(
+        {ReleaseStatus.PLANNED, ReleaseStatus.APPROVED, ReleaseStatus.CANCELLED}
+    ),
+    ReleaseStatus.APPROVED: frozenset(
+        {ReleaseStatus.IN_PROGRESS, ReleaseStatus.DEPLOYED, ReleaseStatus.CANCELLED}
+    ),
+    ReleaseStatus.DEPLOYED: frozenset({ReleaseStatus.ROLLED_BACK}),
+    ReleaseStatus.ROLLED_BACK: frozenset({ReleaseStatus.IN_PROGRESS}),
+    ReleaseStatus.CANCELLED: frozenset(),
+}
+
+
+class ReleaseQuerySet(models.QuerySet["Release"]):
+    def visible_to(self, user: AnyUser) -> ReleaseQuerySet:
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self.all()
+        return self.filter(stakeholders__user=user).distinct()
+
+    def with_progress(self) -> ReleaseQuerySet:
+        settled = Q(items__state__in=[ItemState.DONE, ItemState.NOT_APPLICABLE])
+        return self.annotate(
+            item_count=models.Count("items", distinct=True),
+            settled_count=models.Count("items", filter=settled, distinct=True),
+            blocker_count=models.Count(
+                "items",
+                filter=Q(items__state__in=[ItemState.BLOCKED, ItemState.FAILED]),
+                distinct=True,
+            ),
+        )
+
+
+class Release(models.Model):
+    version = models.CharField(
+        _("version"), max_length=64, unique=True, validators=[validate_version]
+    )
+    title = models.CharField(_("title"), max_length=300)
+    status = models.CharField(
+        _("status"), max_length=20, choices=ReleaseStatus.choices, default=ReleaseStatus.PLANNED
+    )
+    window_start = models.DateTimeField(_("target window start"), null=True, blank=True)
+    window_end = models.DateTimeField(_("target window end"), null=True, blank=True)
+    changelog_url = models.URLField(_("changelog link"), blank=True)
+    template = models.ForeignKey(
+        ChecklistTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="releases"
+    )
+    template_name = models.CharField(max_length=200, blank=True)
+    template_title = models.CharField(max_length=300, blank=True)
+    template_description = models.TextField(blank=True)
+    rollback_heading = models.CharField(max_length=200, blank=True)
+    rollback_intro = models.TextField(blank=True)
+    contacts_heading = models.CharField(max_length=200, blank=True)
+    contacts_header = models.JSONField(default=list, blank=True)
+    gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
+    two_person_rule = models.BooleanField(
+        _("two-person rule"),
+        default=True,
+        help_text=_("Whoever signed off as a lead cannot also approve go-live."),
+    )
+    # Bumped in the same transaction as every change; live pages follow it.
+    revision = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ReleaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("release")
+        verbose_name_plural = _("releases")
+
+    def __str__(self) -> str:
+        return f"{self.version} — {self.title}"
+
+    def clean(self) -> None:
+        if self.window_start and self.window_end and self.window_end < self.window_start:
+            raise ValidationError({"window_end": _("The window cannot end before it starts.")})
+
+    def roles_of(self, user: AnyUser) -> set[str]:
+        if not user.is_authenticated:
+            return set()
+        return {s.role for s in self.stakeholders.all() if s.user_id == user.pk}
+
+    def active_approval(self) -> GoLiveApproval | None:
+        return self.approvals.filter(revoked_at__isnull=True).first()
+
+    def gate_items(self) -> models.QuerySet[ReleaseItem]:
+        return self.items.filter(before_gate=True, required=True)
+
+    def gate_digest(self) -> str:
+        """A fingerprint of every required item before the gate, as approval saw it."""
+        rows = list(
+            self.gate_items().order_by("position").values_list("position", "state", "reason")
+        )
+        return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
+
+    def blocking_reasons(self) -> list[str]:
+        """Why go-live cannot be approved now; the go/no-go panel shows the same list."""
+        return [reason.message for reason in blocking_reasons(self)]
+
+
+@dataclass(frozen=True)
+class BlockingReason:
+    code: str
+    message: str
+
+
+def blocking_reasons(release: Release) -> list[BlockingReason]:
+    from django.utils.translation import gettext as gt
+
+    reasons: list[BlockingReason] = []
+    items = list(release.items.filter(before_gate=True))
+    open_required = [i for i in items if i.required and i.state not in ItemState.settled()]
+    for item in open_required:
+        if item.state in (ItemState.BLOCKED, ItemState.FAILED):
+            reasons.append(
+                BlockingReason(
+                    "item-blocked",
+                    gt("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
+                    % {
+                        "state": item.get_state_display(),
+                        "text": item.text,
+                        "role": item.get_owner_role_display(),
+                        "reason": item.reason,
+                    },
+                )
+            )
+        else:
+            reasons.append(
+                BlockingReason(
+                    "item-open",
+                    gt("Pending: “%(text)s” (%(role)s)")
+                    % {"text": item.text, "role": item.get_owner_role_display()},
+                )
+            )
+    # A failing automated check on an item a person ticked is still a reason to stop.
+    for item in items:
+        if item.state == ItemState.DONE and item.check_failure:
+            reasons.append(
+                BlockingReason(
+                    "check-failed",
+                    gt("Automated check failing on “%(text)s”: %(reason)s")
+                    % {"text": item.text, "reason": item.check_failure},
+                )
+            )
+    signed = {(s.role, s.phase) for s in release.signoffs.filter(reopened_at__isnull=True)}
+    needed = sorted({(i.owner_role, i.phase) for i in items if i.owner_role in Role.leads()})
+    holders = {s.role for s in release.stakeholders.all()}
+    for role, phase in needed:
+        if (role, phase) not in signed:
+            reasons.append(
+                BlockingReason(
+                    "signoff-missing",
+                    gt("%(role)s has not signed off “%(phase)s”")
+                    % {"role": Role(role).label, "phase": phase or gt("(no phase)")},
+                )
+            )
+        if role not in holders:
+            reasons.append(
+                BlockingReason(
+                    "role-unassigned",
+                    gt("Nobody holds the role %(role)s on this release")
+                    % {"role": Role(role).label},
+                )
+            )
+    for contact in release.contacts.all():
+        if contact.has_placeholder():
+            reasons.append(
+                BlockingReason(
+                    "contact-placeholder",
+                    gt("Emergency contact for %(role)s still holds a placeholder")
+                    % {"role": contact.role},
+                )
+            )
+    if not release.rollback_steps.exists():
+        reasons.append(BlockingReason("no-rollback", gt("The release has no rollback plan")))
+    if release.status in (
+        ReleaseStatus.CANCELLED,
+        ReleaseStatus.DEPLOYED,
+        ReleaseStatus.ROLLED_BACK,
+    ):
+        reasons.append(
+            BlockingReason(
+                "status", gt("The release is %(status)s") % {"status": release.get_status_display()}
+            )
+        )
+    # One message per (role) for unassigned roles, however many phases they own.
+    unique: dict[str, BlockingReason] = {}
+    for reason in reasons:
+        unique.setdefault(reason.message, reason)
+    return list(unique.values())
+
+
+class Stakeholder(models.Model):
+    """A person holding a role on one release."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="stakeholders")
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stakes"
+    )
+
+    class Meta:
+        ordering = ["release", "role"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "role", "user"], name="one_stake_per_role")
+        ]
+        verbose_name = _("person on a release")
+        verbose_name_plural = _("people on releases")
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: {self.get_role_display()} — {self.user}"
+
+
+class ItemState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    DONE = "done", _("Done")
+    NOT_APPLICABLE = "na", _("Not applicable")
+    BLOCKED = "blocked", _("Blocked")
+    FAILED = "failed", _("Failed")
+
+    @classmethod
+    def settled(cls) -> tuple[ItemState, ...]:
+        return (cls.DONE, cls.NOT_APPLICABLE)
+
+    @classmethod
+    def needing_reason(cls) -> tuple[ItemState, ...]:
+        return (cls.NOT_APPLICABLE, cls.BLOCKED, cls.FAILED)
+
+
+class ReleaseItem(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveIntegerField()
+    phase = models.CharField(max_length=300, blank=True)
+    section = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    owner_role = models.CharField(_("owner"), max_length=20, choices=Role.choices)
+    required = models.BooleanField(_("required"), default=True)
+    before_gate = models.BooleanField(default=True)
+    checks = models.JSONField(default=list, blank=True)
+    state = models.CharField(
+        _("state"), max_length=10, choices=ItemState.choices, default=ItemState.PENDING
+    )
+    reason = models.TextField(_("reason"), blank=True)
+    note = models.TextField(_("note"), blank=True)
+    evidence_url = models.URLField(_("evidence link"), max_length=1000, blank=True)
+    # The latest automated check failure on an item a person already settled.
+    check_failure = models.TextField(blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    changed_by_label = models.CharField(max_length=200, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    # Optimistic concurrency: an edit names the version it saw; a stale one conflicts.
+    version = models.PositiveIntegerField(default=0)
+    # The release revision at which this item last changed, for partial live updates.
+    revision = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["release", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "position"], name="release_item_position"),
+            models.CheckConstraint(
+                condition=~Q(state__in=["na", "blocked", "failed"]) | ~Q(reason=""),
+                name="reason_required_for_state",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class SignOff(models.Model):
+    """A lead's signature on their items of one phase. Reopened rows stay as history."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="signoffs")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    phase = models.CharField(max_length=300, blank=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    signed_at = models.DateTimeField(default=timezone.now)
+    reopened_at = models.DateTimeField(null=True, blank=True)
+    reopened_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["release", "signed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release", "role", "phase"],
+                condition=Q(reopened_at__isnull=True),
+                name="one_open_signoff",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: {self.get_role_display()} / {self.phase}"
+
+
+class GoLiveApproval(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(default=timezone.now)
+    digest = models.CharField(max_length=64)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-approved_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release"], condition=Q(revoked_at__isnull=True), name="one_live_approval"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release.version} approved by {self.approved_by}"
+
+
+class EmergencyContact(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="contacts")
+    position = models.PositiveIntegerField(default=0)
+    role = models.CharField(_("role"), max_length=100)
+    name = models.CharField(_("name"), max_length=200)
+    phone = models.CharField(_("phone"), max_length=50, blank=True)
+    email = models.EmailField(_("email"), blank=True)
+    # The contact cell as written when it is neither a phone nor an email (a placeholder).
+    other = models.CharField(_("other contact"), max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["release", "position"]
+        verbose_name = _("emergency contact")
+        verbose_name_plural = _("emergency contacts")
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.name}"
+
+    def has_placeholder(self) -> bool:
+        return bool(
+            PLACEHOLDER.match(self.name)
+            or PLACEHOLDER.match(self.other)
+            or not (self.phone or self.email)
+        )
+
+    @property
+    def tel_href(self) -> str:
+        return "tel:" + re.sub(r"[^\d+]", "", self.phone) if self.phone else ""
+
+
+class RollbackStep(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="rollback_steps")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    commands = models.TextField(blank=True)
+    lang = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["release", "position"]
+
+    def __str__(self) -> str:
+        return self.text.splitlines()[0] if self.text else ""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: Any) -> int:
+        raise TypeError("the audit trail is append-only")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise TypeError("the audit trail is append-only")
+
+
+class AuditEvent(models.Model):
+    """Append-only: who did what, when, from where, before → after."""
+
+    release = models.ForeignKey(
+        Release, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=200)
+    action = models.CharField(max_length=60, db_index=True)
+    target = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    override = models.BooleanField(default=False)
+    source_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit trail")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_label} {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise TypeError("the audit trail is append-only")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise TypeError("the audit trail is append-only")
+
+
+class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
+    def active(self) -> ShareLinkQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ShareLink(models.Model):
+    """Read-only access to one release's status page for people without an account.
+
+    Only a hash of the token is stored, so a database dump reveals no working link.
+    """
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="share_links")
+    token_hash = models.CharField(max_length=64, unique=True)
+    label = models.CharField(_("label"), max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: {self.label or self.pk}"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()

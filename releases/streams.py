@@ -1,0 +1,179 @@
+"""Live updates for open board and status pages: a Server-Sent Events stream per page,
+and a polling endpoint the page falls back to when the stream fails.
+
+Access is resolved once, when the page connects, in a worker thread whose database
+connection is closed straight after; the open stream then waits on the process's
+live.hub and holds no connection. Streams end after STREAM_MAX_SECONDS and the browser
+reconnects, which checks access again (a revoked share link, a removed stakeholder).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Hashable
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
+from django.db import close_old_connections
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path
+from django.utils.cache import add_never_cache_headers
+
+from . import board, live
+from .models import Release, ShareLink
+
+STREAM_MAX_SECONDS = 300.0
+# How long the browser waits before reconnecting a stream that ended (EventSource retry).
+RECONNECT_MILLISECONDS = 2000
+
+
+@dataclass(frozen=True)
+class LiveAccess:
+    """What a connecting page may follow, resolved once at connect."""
+
+    release_id: int
+    revision: int
+    viewer: Hashable
+    page: str
+
+
+def _member_access(request: HttpRequest, version: str) -> LiveAccess | HttpResponse:
+    try:
+        page = request.GET.get("page", "board")
+        if page not in live.PAGES:
+            raise Http404
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        release = get_object_or_404(Release.objects.visible_to(user), version=version)
+        # As views.status_page does: the status page changes nothing, whoever looks.
+        viewer = board.viewer_for(
+            user, release, read_only=page == "status", language=request.LANGUAGE_CODE
+        )
+        return LiveAccess(release.pk, release.revision, viewer, page)
+    finally:
+        # This runs in a worker thread that outlives the request; see live._render_closing.
+        close_old_connections()
+
+
+def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpResponse:
+    try:
+        link = get_object_or_404(
+            ShareLink.objects.active().select_related("release"),
+            token_hash=ShareLink.hash_token(token),
+        )
+        viewer = board.viewer_for(
+            AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
+        )
+        return LiveAccess(link.release_id, link.release.revision, viewer, "status")
+    finally:
+        close_old_connections()
+
+
+async def _resolve(
+    access: Callable[[HttpRequest, str], LiveAccess | HttpResponse],
+    request: HttpRequest,
+    key: str,
+) -> LiveAccess | HttpResponse:
+    return await sync_to_async(access, thread_sensitive=False)(request, key)
+
+
+def _since(request: HttpRequest, current: int) -> int:
+    """The revision the page shows: EventSource's Last-Event-ID on a reconnect, else
+    ?since=. A page claiming a revision the release never had gets everything again."""
+    raw = request.headers.get("Last-Event-ID") or request.GET.get("since", "")
+    try:
+        since = int(raw)
+    except ValueError:
+        return current
+    return since if 0 <= since <= current else 0
+
+
+def _stream(access: LiveAccess, since: int) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(
+        _events(live.hub, access, since), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache"
+    # Tells nginx-style proxies to pass each event on at once instead of buffering.
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _events(hub: live.Hub, access: LiveAccess, since: int) -> AsyncIterator[bytes]:
+    # Subscribed inside the generator so that the `finally` below always pairs with it,
+    # whether the stream ends, times out or the browser goes away (CancelledError).
+    subscriber = hub.subscribe(
+        access.release_id, access.viewer, access.page, seen=since, current=access.revision
+    )
+    try:
+        yield f"retry: {RECONNECT_MILLISECONDS}\n".encode() + live.sse_event(
+            "revision", str(access.revision)
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_MAX_SECONDS
+        while (left := deadline - loop.time()) > 0:
+            try:
+                async with asyncio.timeout(min(settings.LIVE_KEEPALIVE_SECONDS, left)):
+                    await subscriber.wake.wait()
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            update = subscriber.take()
+            if update is not None:
+                yield update.event
+    finally:
+        hub.unsubscribe(subscriber)
+
+
+async def _poll(access: LiveAccess, since: int) -> HttpResponse:
+    if since >= access.revision:
+        response = HttpResponse(status=204)
+        response["X-Revision"] = str(access.revision)
+    else:
+        update = await live.hub.render(
+            access.release_id, access.viewer, access.page, since, at_least=access.revision
+        )
+        response = HttpResponse(update.html)
+        response["X-Revision"] = str(update.revision)
+    add_never_cache_headers(response)
+    return response
+
+
+async def live_stream(request: HttpRequest, version: str) -> HttpResponse | StreamingHttpResponse:
+    access = await _resolve(_member_access, request, version)
+    if isinstance(access, HttpResponse):
+        return access
+    return _stream(access, _since(request, access.revision))
+
+
+async def live_poll(request: HttpRequest, version: str) -> HttpResponse:
+    access = await _resolve(_member_access, request, version)
+    if isinstance(access, HttpResponse):
+        return access
+    return await _poll(access, _since(request, access.revision))
+
+
+async def shared_live(request: HttpRequest, token: str) -> HttpResponse | StreamingHttpResponse:
+    access = await _resolve(_shared_access, request, token)
+    if isinstance(access, HttpResponse):
+        return access
+    return _stream(access, _since(request, access.revision))
+
+
+async def shared_live_poll(request: HttpRequest, token: str) -> HttpResponse:
+    access = await _resolve(_shared_access, request, token)
+    if isinstance(access, HttpResponse):
+        return access
+    return await _poll(access, _since(request, access.revision))
+
+
+routes: list[URLPattern] = [
+    path("releases/<str:version>/live/", live_stream, name="live"),
+    path("releases/<str:version>/live/poll/", live_poll, name="live-poll"),
+    path("s/<str:token>/live/", shared_live, name="shared-live"),
+    path("s/<str:token>/live/poll/", shared_live_poll, name="shared-live-poll"),
+]

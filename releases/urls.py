@@ -1,0 +1,10 @@
+"""One namespace; each view module declares the routes of the views it holds.
+
+Fixed paths such as releases/new/ come before releases/<version>/, which would take them.
+"""
+
+from . import imports, manage_views, streams, views
+
+app_name = "releases"
+
+urlpatterns = [*manage_views.routes, *imports.routes, *views.routes, *streams.routes]

@@ -1,0 +1,277 @@
+"""The release board, its actions, and the read-only status page.
+
+Every page works without JavaScript: forms POST and redirect back with a message. With
+htmx the same views answer with the changed fragments instead (swapped out of band by
+their DOM ids), so the acting page updates at once; every other open page follows
+through the live stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from urllib.parse import urlsplit
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import URLPattern, path, reverse
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
+
+from . import workflow
+from .board import Viewer, board_context, render_fragments, status_context, viewer_for
+from .forms import ApprovalForm, ItemActionForm, SignOffForm
+from .models import Release, Role, ShareLink
+
+# The board's filters, by query string; "" shows everything.
+FILTERS = (
+    ("", gettext_lazy("All")),
+    ("mine", gettext_lazy("Mine")),
+    ("pending", gettext_lazy("Pending")),
+    ("blocked", gettext_lazy("Blocked")),
+)
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
+
+def healthz(request: HttpRequest) -> HttpResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return HttpResponse("ok", content_type="text/plain")
+
+
+@login_required
+def release_list(request: HttpRequest) -> HttpResponse:
+    releases = Release.objects.visible_to(request.user).with_progress()
+    return render(request, "releases/release_list.html", {"releases": releases})
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _get_release_for_user(request: HttpRequest, version: str) -> Release:
+    """A release this person may see, or 404 (an outsider learns nothing of it)."""
+    return get_object_or_404(Release.objects.visible_to(request.user), version=version)
+
+
+def _viewer(request: HttpRequest, release: Release, *, read_only: bool = False) -> Viewer:
+    return viewer_for(
+        request.user, release, read_only=read_only, language=translation.get_language()
+    )
+
+
+def _ip(request: HttpRequest) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _render_board(request: HtmxHttpRequest, release: Release, *, status: int = 200) -> HttpResponse:
+    show = request.GET.get("show", "")
+    context = {
+        **board_context(release, _viewer(request, release)),
+        "show": show if show in dict(FILTERS) else "",
+        "filters": FILTERS,
+    }
+    template = "releases/board.html"
+    # Only the filter links ask for the checklist alone; any other htmx request (a
+    # boosted link, a history restore) gets the whole page.
+    if request.htmx and request.htmx.target == "board":
+        template += "#board"
+    response = render(request, template, context, status=status)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def _back_to_board(request: HttpRequest, release: Release, anchor: str) -> str:
+    """The board as the person saw it (keeping their filter), at the row they acted on."""
+    board_url = reverse("releases:board", args=[release.version])
+    referer = request.headers.get("Referer", "")
+    if referer and url_has_allowed_host_and_scheme(
+        referer, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        parts = urlsplit(referer)
+        if parts.path == board_url and parts.query:
+            return f"{board_url}?{parts.query}{anchor}"
+    return board_url + anchor
+
+
+def _act(
+    request: HtmxHttpRequest,
+    release: Release,
+    operation: Callable[[], str],
+    *,
+    item_ids: Collection[int] = (),
+    anchor: str = "",
+) -> HttpResponse:
+    """Run one workflow operation and answer the way the page asked.
+
+    htmx gets the changed fragments and the message, out of band, with a status that
+    says what happened (403 not allowed, 409 stale, 422 refused); a refused item row is
+    re-rendered with its current state. Without htmx: back to the board with the message,
+    except that a refusal for lack of permission is a 403 page.
+    """
+    seen_revision = release.revision
+    try:
+        text, status = operation(), 200
+    except PermissionDenied as error:
+        text, status = str(error) or _("You are not allowed to do that."), 403
+    except workflow.Conflict as error:
+        text, status = error.message, 409
+    except workflow.WorkflowError as error:
+        text, status = error.message, 422
+    messages.add_message(request, messages.SUCCESS if status == 200 else messages.ERROR, text)
+    current = Release.objects.get(pk=release.pk)
+    if request.htmx:
+        context = board_context(current, _viewer(request, current))
+        html = render_fragments(context, "board", since_revision=seen_revision, item_ids=item_ids)
+        html += render_to_string("base.html#messages", {"oob": True}, request=request)
+        return HttpResponse(html, status=status)
+    if status == 403:
+        return _render_board(request, current, status=403)
+    return redirect(_back_to_board(request, current, anchor))
+
+
+def _incomplete() -> workflow.WorkflowError:
+    return workflow.WorkflowError(_("The form was incomplete. Reload the page and try again."))
+
+
+# --- pages -----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    return _render_board(request, _get_release_for_user(request, version))
+
+
+@login_required
+@require_GET
+def status_page(request: HttpRequest, version: str) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    context = {
+        **status_context(release, _viewer(request, release, read_only=True)),
+        "share_token": "",
+    }
+    return render(request, "releases/status.html", context)
+
+
+@require_GET
+def shared_status(request: HttpRequest, token: str) -> HttpResponse:
+    """The status page for whoever holds a share link; no account needed."""
+    link = get_object_or_404(
+        ShareLink.objects.active().select_related("release"),
+        token_hash=ShareLink.hash_token(token),
+    )
+    release = link.release
+    # Whoever opens a share link sees what the link grants, even when logged in.
+    viewer = viewer_for(
+        AnonymousUser(), release, read_only=True, language=translation.get_language()
+    )
+    context = {**status_context(release, viewer), "share_token": token}
+    response = render(request, "releases/status.html", context)
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+# --- actions ---------------------------------------------------------------------------
+
+
+@login_required
+@require_POST
+def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    item = get_object_or_404(release.items, pk=item_id)
+    form = ItemActionForm(request.POST)
+
+    def operation() -> str:
+        if not form.is_valid():
+            raise _incomplete()
+        data = form.cleaned_data
+        action: str = data["action"]
+        common = {"by": request.user, "expected_version": data["version"], "ip": _ip(request)}
+        text = {"text": item.text}
+        if action == "tick":
+            workflow.tick(item, **common)
+            return _("Marked “%(text)s” as done.") % text
+        if action == "untick":
+            workflow.untick(item, **common)
+            return _("Reopened “%(text)s”.") % text
+        if action == "na":
+            workflow.mark_not_applicable(item, reason=data["reason"], **common)
+            return _("Marked “%(text)s” as not applicable.") % text
+        if action == "blocked":
+            workflow.mark_blocked(item, reason=data["reason"], **common)
+            return _("Marked “%(text)s” as blocked.") % text
+        if action == "note":
+            workflow.annotate_item(item, note=data["note"], **common)
+            return _("Saved the note on “%(text)s”.") % text
+        workflow.annotate_item(item, evidence_url=data["evidence_url"], **common)
+        return _("Saved the evidence link on “%(text)s”.") % text
+
+    return _act(request, release, operation, item_ids=[item.pk], anchor=f"#item-{item.pk}")
+
+
+@login_required
+@require_POST
+def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    form = SignOffForm(request.POST)
+
+    def operation() -> str:
+        if not form.is_valid():
+            raise _incomplete()
+        role, phase = form.cleaned_data["role"], form.cleaned_data["phase"]
+        names = {"role": Role(role).label, "phase": phase}
+        if form.cleaned_data["action"] == "sign":
+            workflow.sign_off(release, role=role, phase=phase, by=request.user, ip=_ip(request))
+            return _("Signed off the %(role)s items of “%(phase)s”.") % names
+        workflow.withdraw_sign_off(
+            release, role=role, phase=phase, by=request.user, ip=_ip(request)
+        )
+        return _("Withdrew the %(role)s sign-off of “%(phase)s”.") % names
+
+    return _act(request, release, operation, anchor="#signoff-panel")
+
+
+@login_required
+@require_POST
+def approval(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    release = _get_release_for_user(request, version)
+    form = ApprovalForm(request.POST)
+
+    def operation() -> str:
+        if not form.is_valid():
+            raise _incomplete()
+        if form.cleaned_data["action"] == "approve":
+            workflow.approve(release, by=request.user, ip=_ip(request))
+            return _("Go-live approved.")
+        workflow.revoke_approval(
+            release, by=request.user, reason=form.cleaned_data["reason"], ip=_ip(request)
+        )
+        return _("Go-live approval revoked.")
+
+    return _act(request, release, operation, anchor="#gonogo-panel")
+
+
+routes: list[URLPattern] = [
+    path("", release_list, name="list"),
+    path("healthz", healthz, name="healthz"),
+    path("releases/<str:version>/", board, name="board"),
+    path("releases/<str:version>/items/<int:item_id>/", item_action, name="item"),
+    path("releases/<str:version>/signoff/", signoff, name="signoff"),
+    path("releases/<str:version>/approval/", approval, name="approval"),
+    path("releases/<str:version>/status/", status_page, name="status"),
+    path("s/<str:token>/", shared_status, name="shared-status"),
+]

@@ -1,0 +1,227 @@
+/*
+ * Live updates for the board and status pages.
+ *
+ * The page marks its live region with
+ *   <div id="live" data-live-url="…" data-poll-url="…" data-revision="N" data-page="board">
+ * and its indicator with
+ *   <span id="live-indicator" data-label-live="…" data-label-reconnecting="…"
+ *         data-label-polling="…" data-label-offline="…"></span>
+ * The stream (Server-Sent Events) sends `update` events whose data is HTML of
+ * hx-swap-oob fragments and whose id is the revision they bring the page to; htmx puts
+ * each fragment in place by its DOM id. When the stream fails the page polls
+ * data-poll-url every 5 s, says so, and tries the stream again now and then.
+ * Without #live, htmx or fetch this script does nothing.
+ */
+(function () {
+  "use strict";
+
+  var POLL_MS = 5000;
+  // A stream that ended (servers end them every few minutes) usually reconnects
+  // within a couple of seconds; only a longer gap is worth showing.
+  var QUIET_RECONNECT_MS = 3000;
+  // After this long without the stream, poll instead.
+  var GIVE_UP_MS = 10000;
+  // While polling, how often to try the stream again.
+  var RETRY_STREAM_MS = 30000;
+  var STATES = ["live", "reconnecting", "polling", "offline"];
+
+  function start(root) {
+    var indicator = document.getElementById("live-indicator");
+    var source = null;
+    var pollTimer = null;
+    var retryTimer = null;
+    var quietTimer = null;
+    var giveUpTimer = null;
+    var polling = false;
+
+    function revision() {
+      return parseInt(root.getAttribute("data-revision"), 10) || 0;
+    }
+
+    function url(attribute) {
+      var target = new URL(root.getAttribute(attribute), window.location.href);
+      target.searchParams.set("page", root.getAttribute("data-page") || "board");
+      target.searchParams.set("since", String(revision()));
+      return target.toString();
+    }
+
+    function show(state) {
+      root.setAttribute("data-live-state", state);
+      if (!indicator) {
+        return;
+      }
+      var label = indicator.getAttribute("data-label-" + state);
+      if (label) {
+        indicator.textContent = label;
+      }
+      STATES.forEach(function (each) {
+        indicator.classList.toggle("is-" + each, each === state);
+      });
+      indicator.setAttribute("data-state", state);
+    }
+
+    function apply(html, newRevision) {
+      // An update older than what the page shows (a poll racing the stream) would
+      // put stale fragments back.
+      if (!(newRevision > revision())) {
+        return;
+      }
+      if (html) {
+        htmx.swap(root, html, { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
+      }
+      root.setAttribute("data-revision", String(newRevision));
+      root.dispatchEvent(
+        new CustomEvent("live:updated", { bubbles: true, detail: { revision: newRevision } })
+      );
+    }
+
+    function clear(timer) {
+      if (timer !== null) {
+        window.clearTimeout(timer);
+      }
+      return null;
+    }
+
+    function poll() {
+      fetch(url("data-poll-url"), {
+        credentials: "same-origin",
+        cache: "no-store",
+        headers: { Accept: "text/html" },
+      })
+        .then(function (response) {
+          var newRevision = parseInt(response.headers.get("X-Revision"), 10);
+          // A redirect means the session ended (to the login page); anything without
+          // X-Revision is not ours to swap in.
+          if (response.redirected || !response.ok || isNaN(newRevision)) {
+            show("offline");
+            return null;
+          }
+          if (polling) {
+            show("polling");
+          }
+          if (response.status === 204) {
+            return null;
+          }
+          return response.text().then(function (html) {
+            apply(html, newRevision);
+          });
+        })
+        .catch(function () {
+          show("offline");
+        });
+    }
+
+    function stopPolling() {
+      polling = false;
+      if (pollTimer !== null) {
+        window.clearInterval(pollTimer);
+        pollTimer = null;
+      }
+      retryTimer = clear(retryTimer);
+    }
+
+    function fallBack() {
+      quietTimer = clear(quietTimer);
+      giveUpTimer = clear(giveUpTimer);
+      if (source) {
+        source.close();
+        source = null;
+      }
+      polling = true;
+      show("polling");
+      poll();
+      if (pollTimer === null) {
+        pollTimer = window.setInterval(poll, POLL_MS);
+      }
+      retryTimer = clear(retryTimer);
+      retryTimer = window.setTimeout(connect, RETRY_STREAM_MS);
+    }
+
+    function connect() {
+      if (!window.EventSource) {
+        fallBack();
+        return;
+      }
+      if (source) {
+        source.close();
+      }
+      var stream = new EventSource(url("data-live-url"));
+      var opened = false;
+      source = stream;
+      giveUpTimer = clear(giveUpTimer);
+      giveUpTimer = window.setTimeout(fallBack, GIVE_UP_MS);
+
+      stream.addEventListener("revision", function () {
+        if (source !== stream) {
+          return;
+        }
+        opened = true;
+        quietTimer = clear(quietTimer);
+        giveUpTimer = clear(giveUpTimer);
+        stopPolling();
+        show("live");
+      });
+      stream.addEventListener("update", function (event) {
+        if (source === stream) {
+          apply(event.data, parseInt(event.lastEventId, 10));
+        }
+      });
+      stream.addEventListener("error", function () {
+        if (source !== stream) {
+          return;
+        }
+        // CLOSED: the server refused (not a stream, 4xx/5xx); the browser will not retry.
+        // A stream that never opened is no better while we poll anyway.
+        if (stream.readyState === EventSource.CLOSED || !opened) {
+          fallBack();
+          return;
+        }
+        // CONNECTING: the browser reconnects by itself, sending Last-Event-ID.
+        if (quietTimer === null) {
+          quietTimer = window.setTimeout(function () {
+            quietTimer = null;
+            show("reconnecting");
+          }, QUIET_RECONNECT_MS);
+        }
+        if (giveUpTimer === null) {
+          giveUpTimer = window.setTimeout(fallBack, GIVE_UP_MS);
+        }
+      });
+    }
+
+    window.addEventListener("pagehide", function () {
+      stopPolling();
+      quietTimer = clear(quietTimer);
+      giveUpTimer = clear(giveUpTimer);
+      if (source) {
+        source.close();
+        source = null;
+      }
+    });
+    window.addEventListener("pageshow", function (event) {
+      // Back/forward cache: the page comes back without its stream.
+      if (event.persisted && source === null && !polling) {
+        connect();
+      }
+    });
+
+    connect();
+  }
+
+  function init() {
+    var root = document.getElementById("live");
+    if (!root || !window.htmx || !window.fetch || !window.URL) {
+      return;
+    }
+    if (!root.getAttribute("data-live-url") || !root.getAttribute("data-poll-url")) {
+      return;
+    }
+    start(root);
+  }
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", init);
+  } else {
+    init();
+  }
+})();

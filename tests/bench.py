@@ -1,0 +1,457 @@
+"""Measure live updates and board rendering: `python -m tests.bench` (`make bench`).
+
+Builds a throwaway PostgreSQL database (DATABASE_URL names the server and an admin
+database, default postgres://postgres@127.0.0.1:5432/postgres), loads the default
+checklist as a release plus a 600-item one, starts one uvicorn process with Redis
+(REDIS_URL, default redis://127.0.0.1:6379/0) and prints:
+
+- tick-to-seen latency: a lead ticks through the workflow in this process; every open
+  SSE stream's receipt of that revision is timed (10 and 200 open pages, a mix of four
+  leads on the board and support on the status page);
+- what 200 idle pages cost the server (CPU, database connections);
+- board page latency and requests/s at 20 concurrent clients next to /healthz;
+- SQL queries per board render and per live update, for 66 and 600 items.
+
+Everything runs on loopback and stops by itself; the database is dropped at the end.
+The clients share the machine with the server, so absolute numbers are pessimistic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import psycopg
+from psycopg import sql
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+BENCH_DATABASE = "deploycheck_bench"
+SERVER_APP_NAME = "deploycheck-bench-server"
+DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+TARGET_P95_MS = 300.0
+BIG_RELEASE_ITEMS = 600
+# Who keeps a page open: leads on the board, support on the status page.
+WATCHERS = (("devops", "board"), ("backend", "board"), ("frontend", "board"),
+            ("qa", "board"), ("support", "status"))  # fmt: skip
+TICKER = "qa"
+_EVENT_ID = re.compile(rb"^id: (\d+)$", re.MULTILINE)
+
+
+@dataclass
+class Row:
+    measure: str
+    value: str
+    note: str = ""
+
+
+@dataclass
+class Setup:
+    """What the server needs to be asked for, prepared in the bench database."""
+
+    default_version: str
+    big_version: str
+    default_items: int
+    tick_item_id: int
+    cookies: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+# --- the throwaway database ---------------------------------------------------------------
+
+
+def database_url(admin_url: str, name: str, **query: str) -> str:
+    parts = urlsplit(admin_url)
+    return parts._replace(path="/" + name, query=urlencode(query)).geturl()
+
+
+def recreate_database(admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(BENCH_DATABASE)
+            )
+        )
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(BENCH_DATABASE)))
+
+
+def drop_database(admin_url: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(BENCH_DATABASE)
+            )
+        )
+
+
+def prepare() -> Setup:
+    """Migrate, load the default checklist as a release, add a 600-item release."""
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import transaction
+    from django.test import Client
+
+    from releases import checklists, workflow
+    from releases.models import ChecklistTemplate, Role, TemplateItem
+
+    call_command("migrate", verbosity=0)
+    User = get_user_model()
+    admin = User.objects.create_superuser("bench-admin", "admin@example.com", None)
+    people = {role: User.objects.create_user(role, f"{role}@example.com", None) for role in Role}
+    with transaction.atomic():
+        default_template = checklists.load_default_template(actor_label="bench")
+    big_template = ChecklistTemplate.objects.create(
+        name="bench-600", title="600 items", gate_position=BIG_RELEASE_ITEMS // 2
+    )
+    leads = Role.leads()
+    TemplateItem.objects.bulk_create([
+        TemplateItem(template=big_template, position=index, phase=f"Phase {index // 200 + 1}",
+                     section=f"Section {index // 20 + 1}", text=f"Bench item {index + 1}",
+                     owner_role=leads[index % len(leads)])
+        for index in range(BIG_RELEASE_ITEMS)
+    ])  # fmt: skip
+    releases = [
+        workflow.create_release(default_template, version="v1.0.0", title="Default", by=admin),
+        workflow.create_release(big_template, version="v6.0.0", title="Big", by=admin),
+    ]
+    for release in releases:
+        for role, user in people.items():
+            workflow.assign(release, role=role, user=user, by=admin)
+    default = releases[0]
+    tick_item = default.items.filter(owner_role=Role(TICKER)).order_by("position").first()
+    assert tick_item is not None, "the default checklist has no item for the ticking lead"
+    setup = Setup(
+        default_version=default.version,
+        big_version=releases[1].version,
+        default_items=default.items.count(),
+        tick_item_id=tick_item.pk,
+    )
+    for role, user in people.items():
+        client = Client()
+        client.force_login(user)
+        setup.cookies[role] = {"sessionid": client.cookies["sessionid"].value}
+    return setup
+
+
+def query_counts(setup: Setup) -> list[Row]:
+    """Queries per full board render (what a reload costs) and per live update."""
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.db import connection
+    from django.template.loader import render_to_string
+    from django.test import RequestFactory
+    from django.test.utils import CaptureQueriesContext
+
+    from releases import board
+    from releases.models import Release, ReleaseItem
+
+    rows = []
+    for version in (setup.default_version, setup.big_version):
+        release = Release.objects.get(version=version)
+        lead = release.stakeholders.get(role=TICKER).user
+        request = RequestFactory().get(f"/releases/{version}/")
+        request.user = lead
+        request.session = {}  # type: ignore[assignment]
+        request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+        viewer = board.viewer_for(lead, release, language="es")
+        items = ReleaseItem.objects.filter(release=release).count()
+        with CaptureQueriesContext(connection) as page:
+            context = board.board_context(release, viewer)
+            render_to_string("releases/board.html", context, request=request)
+        with CaptureQueriesContext(connection) as update:
+            board.render_update(release.pk, viewer, "board", release.revision - 1)
+        rows.append(Row(f"SQL queries per board render, {items} items", str(len(page)),
+                        f"live update render: {len(update)}"))  # fmt: skip
+    return rows
+
+
+# --- the server ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def running_server(env: dict[str, str], log: Path) -> Iterator[Server]:
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "deploycheck.asgi:application",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+             "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
+            cwd=BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"uvicorn exited ({process.returncode}):\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not answer within 30 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Server(url, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --- measurements -------------------------------------------------------------------------
+
+
+def percentile(samples: Sequence[float], share: int) -> float:
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[share - 1]
+
+
+class Page:
+    """One open board or status page: an SSE stream noting when each revision arrives."""
+
+    def __init__(self) -> None:
+        self.seen: dict[int, float] = {}
+        self.ready = asyncio.Event()
+
+    async def follow(self, http: httpx.AsyncClient, path: str, params: dict[str, Any]) -> None:
+        buffer = b""
+        async with http.stream("GET", path, params=params) as response:
+            response.raise_for_status()
+            async for chunk in response.aiter_raw():
+                arrived = time.monotonic()
+                buffer += chunk
+                *events, buffer = buffer.split(b"\n\n")
+                for event in events:
+                    if event.startswith(b"retry:"):
+                        self.ready.set()
+                    for match in _EVENT_ID.finditer(event):
+                        self.seen.setdefault(int(match.group(1)), arrived)
+
+
+async def tick_latency(
+    server: Server, setup: Setup, admin_url: str, pages: int, ticks: int
+) -> list[Row]:
+    from releases import workflow
+    from releases.models import ItemState, ReleaseItem
+
+    def toggle() -> tuple[int, float]:
+        entry = ReleaseItem.objects.select_related("release").get(pk=setup.tick_item_id)
+        started = time.monotonic()
+        operation = workflow.untick if entry.state == ItemState.DONE else workflow.tick
+        changed = operation(entry, by=entry.release.stakeholders.get(role=TICKER).user)
+        return changed.revision, started
+
+    limits = httpx.Limits(max_connections=pages, max_keepalive_connections=0)
+    timeout = httpx.Timeout(30, read=None)
+    path = f"/releases/{setup.default_version}/live/"
+    async with AsyncExitStack() as stack:
+        # One client per person, as each browser has its own session.
+        http = {
+            role: await stack.enter_async_context(
+                httpx.AsyncClient(base_url=server.url, cookies=setup.cookies[role],
+                                  limits=limits, timeout=timeout)
+            )
+            for role, _page in WATCHERS
+        }  # fmt: skip
+        opened: list[Page] = []
+        tasks = []
+        for index in range(pages):
+            role, page_name = WATCHERS[index % len(WATCHERS)]
+            page = Page()
+            opened.append(page)
+            tasks.append(asyncio.create_task(page.follow(http[role], path, {"page": page_name})))
+        try:
+            async with asyncio.timeout(60):
+                await asyncio.gather(*(page.ready.wait() for page in opened))
+            await asyncio.sleep(1)
+            idle_cpu = server.cpu_seconds()
+            idle_started = time.monotonic()
+            await asyncio.sleep(5)
+            idle_share = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_started)
+            held = await asyncio.to_thread(server_connections, admin_url)
+            samples: list[float] = []
+            missed = 0
+            for _ in range(ticks):
+                revision, started = await asyncio.to_thread(toggle)
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and not all(
+                    revision in page.seen for page in opened
+                ):
+                    await asyncio.sleep(0.005)
+                for page in opened:
+                    if revision in page.seen:
+                        samples.append((page.seen[revision] - started) * 1000)
+                    else:
+                        missed += 1
+                await asyncio.sleep(0.3)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    rows = [
+        Row(f"tick → seen, {pages} open pages, p50", f"{percentile(samples, 50):.0f} ms",
+            f"{ticks} ticks × {pages} pages, {missed} missed"),
+        Row(f"tick → seen, {pages} open pages, p95", f"{percentile(samples, 95):.0f} ms",
+            f"target < {TARGET_P95_MS:.0f} ms; max {max(samples):.0f} ms"),
+    ]  # fmt: skip
+    rows.append(Row(f"server while {pages} pages wait", f"{idle_share * 100:.1f} % CPU",
+                    f"of one core over 5 s; {held} database connections held"))  # fmt: skip
+    return rows
+
+
+async def hammer(server: Server, path: str, cookies: dict[str, str], clients: int,
+                 seconds: float) -> tuple[list[float], float]:  # fmt: skip
+    """`clients` loops requesting `path` for `seconds`: latencies (ms) and requests/s."""
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=server.url, cookies=cookies, limits=limits, timeout=30
+    ) as http:
+        stop_at = time.monotonic() + seconds
+
+        async def loop() -> None:
+            while time.monotonic() < stop_at:
+                started = time.monotonic()
+                response = await http.get(path)
+                response.raise_for_status()
+                latencies.append((time.monotonic() - started) * 1000)
+
+        started = time.monotonic()
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        elapsed = time.monotonic() - started
+    return latencies, len(latencies) / elapsed
+
+
+async def page_throughput(server: Server, setup: Setup, clients: int, seconds: float) -> list[Row]:
+    cookies = setup.cookies[TICKER]
+    rows = []
+    results = {}
+    for label, path in (
+        ("/healthz", "/healthz"),
+        (f"board, {setup.default_items} items", f"/releases/{setup.default_version}/"),
+        (f"board, {BIG_RELEASE_ITEMS} items", f"/releases/{setup.big_version}/"),
+    ):
+        latencies, rate = await hammer(server, path, cookies, clients, seconds)
+        results[label] = rate
+        ratio = "" if label == "/healthz" else f"{rate / results['/healthz']:.2f} × /healthz req/s"
+        rows.append(Row(
+            f"{label}: p50 / p95 at {clients} clients",
+            f"{percentile(latencies, 50):.0f} / {percentile(latencies, 95):.0f} ms",
+            f"{rate:.0f} req/s {ratio}".strip(),
+        ))  # fmt: skip
+    return rows
+
+
+def server_connections(admin_url: str) -> int:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            [BENCH_DATABASE, SERVER_APP_NAME],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def print_table(rows: list[Row]) -> None:
+    widths = [max(len(getattr(row, name)) for row in rows) for name in ("measure", "value")]
+    header = Row("measure", "value", "note")
+    print()
+    for row in [header, Row("-" * widths[0], "-" * widths[1], "----"), *rows]:
+        print(f"{row.measure.ljust(widths[0])}  {row.value.rjust(widths[1])}  {row.note}")
+    print()
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--ticks", type=int, default=30, help="ticks per latency run (30)")
+    parser.add_argument("--pages", default="10,200", help="open pages per run (10,200)")
+    parser.add_argument("--seconds", type=float, default=10, help="per throughput run (10)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent page clients (20)")
+    args = parser.parse_args(argv)
+    page_counts = [int(part) for part in args.pages.split(",")]
+
+    admin_url = os.environ.get("DATABASE_URL") or DEFAULT_ADMIN_URL
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    data_dir = Path(tempfile.mkdtemp(prefix="deploycheck-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(admin_url, BENCH_DATABASE, application_name=SERVER_APP_NAME),
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": secrets.token_urlsafe(40),
+        "DEBUG": "0",
+        "DEMO_MODE": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "WARNING",
+    }
+    print(f"bench: creating database {BENCH_DATABASE}", flush=True)
+    recreate_database(admin_url)
+    try:
+        # This process works on the bench database too (setup, ticks, query counts).
+        os.environ.update({**env, "DATABASE_URL": database_url(admin_url, BENCH_DATABASE)})
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
+        import django
+
+        django.setup()
+        setup = prepare()
+        rows = query_counts(setup)
+        print("bench: starting uvicorn", flush=True)
+        with running_server(env, data_dir / "server.log") as server:
+            for pages in page_counts:
+                print(f"bench: {args.ticks} ticks with {pages} open pages", flush=True)
+                rows += asyncio.run(tick_latency(server, setup, admin_url, pages, args.ticks))
+            print(f"bench: {args.clients} clients × {args.seconds:.0f} s per page", flush=True)
+            rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
+        print_table(rows)
+        worst = [row for row in rows if row.measure.endswith("p95") and "open pages" in row.measure]
+        slow = [row for row in worst if float(row.value.split()[0]) > TARGET_P95_MS]
+        return 1 if slow else 0
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(admin_url)
+        print(f"bench: dropped database {BENCH_DATABASE}", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

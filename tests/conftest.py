@@ -1,0 +1,112 @@
+"""Shared fixtures: one person per role on a small release, and the seed release.
+
+The personas mirror the demo accounts, so tests read like the release day they model:
+`qa` ticks, `po` approves, `support` only watches, `admin` overrides, `outsider` holds
+no role on the release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from releases import workflow
+from releases.models import (
+    ChecklistTemplate,
+    Release,
+    Role,
+    TemplateContact,
+    TemplateItem,
+    TemplateRollbackStep,
+)
+
+PERSONAS = ("devops", "backend", "frontend", "qa", "po", "support")
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    # The default hasher costs a noticeable fraction of a second per user on 2 cores.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def users(db: Any) -> dict[str, Any]:
+    User = get_user_model()
+    people = {
+        name: User.objects.create_user(name, f"{name}@example.com", "pw", first_name=name.upper())
+        for name in (*PERSONAS, "outsider")
+    }
+    people["admin"] = User.objects.create_superuser("admin", "admin@example.com", "pw")
+    return people
+
+
+def build_small_template(name: str = "small") -> ChecklistTemplate:
+    """Two phases; the gate stands before the second. Every lead owns an item before it."""
+    template = ChecklistTemplate.objects.create(name=name, title="Small", gate_position=5)
+    rows = [
+        ("Pre", "Code", "Merge everything", Role.BACKEND, True),
+        ("Pre", "Tests", "Unit tests pass", Role.QA, True),
+        ("Pre", "Infra", "TLS certificates installed", Role.DEVOPS, True),
+        ("Pre", "UI", "Screens reviewed", Role.FRONTEND, True),
+        ("Pre", "Prep", "Nice-to-have dashboard", Role.DEVOPS, False),
+        ("Deploy", "Run", "Deploy the backend", Role.BACKEND, True),
+        ("Deploy", "Run", "Smoke tests in production", Role.QA, True),
+    ]
+    TemplateItem.objects.bulk_create(
+        [
+            TemplateItem(
+                template=template,
+                position=i,
+                phase=phase,
+                section=section,
+                text=text,
+                owner_role=role,
+                required=required,
+            )
+            for i, (phase, section, text, role, required) in enumerate(rows)
+        ]
+    )
+    TemplateRollbackStep.objects.create(
+        template=template, position=0, text="Roll back", commands="deploy --previous", lang="bash"
+    )
+    TemplateContact.objects.create(
+        template=template,
+        position=0,
+        role="DevOps Lead",
+        name="Dana Ops",
+        contact="+34 600 000 001 / dana@example.com",
+    )
+    return template
+
+
+@pytest.fixture
+def small_template(db: Any) -> ChecklistTemplate:
+    return build_small_template()
+
+
+@pytest.fixture
+def release(small_template: ChecklistTemplate, users: dict[str, Any]) -> Release:
+    made = workflow.create_release(
+        small_template, version="v1.2.3", title="Spring", by=users["admin"]
+    )
+    for persona in PERSONAS:
+        workflow.assign(made, role=persona, user=users[persona], by=users["admin"])
+    made.refresh_from_db()
+    return made
+
+
+def item(release: Release, text: str) -> Any:
+    return release.items.get(text=text)
+
+
+@pytest.fixture
+def ready_release(release: Release, users: dict[str, Any]) -> Release:
+    """Everything before the gate settled and signed: the product owner may approve."""
+    for entry in release.items.filter(before_gate=True):
+        workflow.tick(entry, by=users[entry.owner_role])
+    for role in Role.leads():
+        workflow.sign_off(release, role=role, phase="Pre", by=users[role])
+    release.refresh_from_db()
+    return release

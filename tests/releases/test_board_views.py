@@ -1,0 +1,989 @@
+"""The release board and the status page, as each persona uses them.
+
+Every action is tried as a plain form POST (no JavaScript: redirect back with a message)
+and as an htmx request (the changed fragments, out of band, with a status saying what
+happened). The personas are the conftest's: one person per role on `release`, `support`
+who only watches, `outsider` who holds no role and `admin` (staff) who may override.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import translation
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+
+from releases import workflow
+from releases.board import Viewer, board_context, render_update, viewer_for
+from releases.models import (
+    AuditEvent,
+    ChecklistTemplate,
+    GoLiveApproval,
+    ItemState,
+    Release,
+    ReleaseItem,
+    Role,
+    ShareLink,
+    SignOff,
+    TemplateItem,
+    TemplateRollbackStep,
+)
+from tests.conftest import PERSONAS, item
+
+QA_ITEM = "Unit tests pass"
+BACKEND_ITEM = "Merge everything"
+HTMX = {"HX-Request": "true"}
+# One <li> row per item; what the tick checkbox is called is its <label for>'s text.
+ROW = re.compile(r'<li id="item-(\d+)"')
+LABEL = re.compile(r'<label class="item__text" for="tick-(\d+)">(.*?)</label>', re.S)
+APPROVE = re.compile(r"<button[^>]*>Approve go-live</button>", re.S)
+# What every live update and every htmx answer carries, by DOM id.
+PANELS = ("approval-banner", "release-status", "gonogo-panel", "progress-panel", "signoff-panel")
+INDICATOR = '<span id="live-indicator" class="live-indicator" role="status" aria-live="polite">'
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings: Any) -> None:
+    # The personas are created with real password hashing, which costs seconds per test;
+    # nothing here checks a password.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def as_user(users: dict[str, Any]) -> Any:
+    """A logged-in client in English, whatever the default UI language."""
+
+    def login(persona: str | None) -> Client:
+        client = Client(headers={"Accept-Language": "en"})
+        if persona is not None:
+            client.force_login(users[persona])
+        return client
+
+    return login
+
+
+def board_url(release: Release) -> str:
+    return reverse("releases:board", args=[release.version])
+
+
+def item_url(release: Release, entry: ReleaseItem) -> str:
+    return reverse("releases:item", args=[release.version, entry.pk])
+
+
+def post_item(
+    client: Client,
+    release: Release,
+    entry: ReleaseItem,
+    action: str,
+    *,
+    htmx: bool = False,
+    **fields: str,
+) -> Any:
+    data: dict[str, Any] = {"action": action, "version": entry.version, **fields}
+    return client.post(item_url(release, entry), data, headers=HTMX if htmx else {})
+
+
+def found(pattern: re.Pattern[str], html: str) -> str:
+    match = pattern.search(html)
+    assert match, f"{pattern.pattern} not in the page"
+    return match.group(0)
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def checkbox(html: str, entry: ReleaseItem) -> str:
+    match = re.search(rf'<input type="checkbox"[^>]*id="tick-{entry.pk}"[^>]*>', html)
+    assert match, f"no checkbox for {entry.text}"
+    return match.group(0)
+
+
+# --- the board as a page ---------------------------------------------------------------
+
+
+def test_it_renders_the_board_as_a_full_page(as_user: Any, release: Release) -> None:
+    response = as_user("qa").get(board_url(release))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.startswith("<!doctype html>")
+    live = reverse("releases:live", args=[release.version])
+    poll = reverse("releases:live-poll", args=[release.version])
+    assert f'<div id="live" class="live" data-live-url="{live}" data-poll-url="{poll}"' in html
+    assert f'data-revision="{release.revision}"' in html
+    assert 'data-page="board"' in html
+    assert INDICATOR in html
+    assert sorted(map(int, ROW.findall(html))) == sorted(release.items.values_list("pk", flat=True))
+    for panel in (*PANELS, "board", "messages"):
+        assert f'id="{panel}"' in html
+    # The no-JavaScript fallback posts a form, so full pages carry the CSRF field.
+    assert 'name="csrfmiddlewaretoken"' in html
+
+
+def test_it_names_each_checkbox_by_exactly_the_item_text(as_user: Any, release: Release) -> None:
+    html = as_user("qa").get(board_url(release)).content.decode()
+
+    labels = {int(pk): text for pk, text in LABEL.findall(html)}
+    assert labels == dict(release.items.values_list("pk", "text"))
+    row = html[html.index(f'id="item-{item(release, QA_ITEM).pk}"') :]
+    assert re.search(r'<input type="checkbox"[^>]*id="tick-\d+"', row)
+
+
+def test_it_renders_only_the_checklist_for_an_htmx_filter_request(
+    as_user: Any, release: Release
+) -> None:
+    response = as_user("qa").get(
+        board_url(release) + "?show=mine", headers={**HTMX, "HX-Target": "board"}
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html
+    assert html.lstrip().startswith('<section id="board" class="board show-mine"')
+    assert f'id="item-{item(release, QA_ITEM).pk}" class="item mine"' in html
+    assert f'id="item-{item(release, BACKEND_ITEM).pk}" class="item"' in html
+    assert "HX-Request" in response["Vary"]
+
+
+def test_it_gives_other_htmx_requests_the_whole_page(as_user: Any, release: Release) -> None:
+    html = as_user("qa").get(board_url(release), headers=HTMX).content.decode()
+
+    assert html.startswith("<!doctype html>")
+
+
+@pytest.mark.parametrize("show", ["", "mine", "pending", "blocked"])
+def test_it_marks_the_filter_on_the_board_container(
+    as_user: Any, release: Release, show: str
+) -> None:
+    html = as_user("qa").get(board_url(release), {"show": show}).content.decode()
+
+    expected = f'class="board show-{show}"' if show else 'class="board"'
+    assert expected in html
+
+
+def test_it_ignores_an_unknown_filter(as_user: Any, release: Release) -> None:
+    html = as_user("qa").get(board_url(release), {"show": "<script>"}).content.decode()
+
+    assert 'class="board"' in html
+    assert "show-<script>" not in html and "show-&lt;script" not in html
+
+
+def test_it_hides_the_board_from_outsiders_and_sends_anonymous_people_to_log_in(
+    as_user: Any, release: Release
+) -> None:
+    assert as_user("outsider").get(board_url(release)).status_code == 404
+    response = as_user(None).get(board_url(release))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_it_disables_checkboxes_the_viewer_cannot_change(as_user: Any, release: Release) -> None:
+    qa_item, backend_item = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+
+    qa_html = as_user("qa").get(board_url(release)).content.decode()
+    support_html = as_user("support").get(board_url(release)).content.decode()
+    admin_html = as_user("admin").get(board_url(release)).content.decode()
+
+    assert "disabled" not in checkbox(qa_html, qa_item)
+    assert "disabled" in checkbox(qa_html, backend_item)
+    assert all("disabled" in checkbox(support_html, entry) for entry in release.items.all())
+    assert all("disabled" not in checkbox(admin_html, entry) for entry in release.items.all())
+    assert "You can follow this release but not change it." in support_html
+
+
+# --- item actions ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "fields", "expected", "message"),
+    [
+        ("tick", {}, {"state": ItemState.DONE}, "Marked “Unit tests pass” as done."),
+        (
+            "na",
+            {"reason": "no unit tests here"},
+            {"state": ItemState.NOT_APPLICABLE, "reason": "no unit tests here"},
+            "Marked “Unit tests pass” as not applicable.",
+        ),
+        (
+            "blocked",
+            {"reason": "CI is down"},
+            {"state": ItemState.BLOCKED, "reason": "CI is down"},
+            "Marked “Unit tests pass” as blocked.",
+        ),
+        (
+            "note",
+            {"note": "ran twice"},
+            {"note": "ran twice"},
+            "Saved the note on “Unit tests pass”.",
+        ),
+        (
+            "evidence",
+            {"evidence_url": "https://ci.example.com/run/1"},
+            {"evidence_url": "https://ci.example.com/run/1"},
+            "Saved the evidence link on “Unit tests pass”.",
+        ),
+    ],
+)
+def test_it_applies_each_item_action_and_redirects_back_to_the_row(
+    as_user: Any,
+    release: Release,
+    action: str,
+    fields: dict[str, str],
+    expected: dict[str, str],
+    message: str,
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(as_user("qa"), release, entry, action, **fields)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{board_url(release)}#item-{entry.pk}"
+    entry.refresh_from_db()
+    assert {name: getattr(entry, name) for name in expected} == expected
+    assert entry.version == 1
+    assert messages_of(response) == [message]
+
+
+def test_it_unticks_when_the_checkbox_is_cleared(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    # What an unchecked box's form submits: only the hidden "untick".
+    response = as_user("qa").post(
+        item_url(release, entry), {"action": "untick", "version": entry.version}
+    )
+
+    entry.refresh_from_db()
+    assert response.status_code == 302
+    assert entry.state == ItemState.PENDING
+
+
+def test_it_ticks_when_the_checkbox_form_posts_both_actions(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+
+    as_user("qa").post(
+        item_url(release, entry), {"action": ["untick", "tick"], "version": entry.version}
+    )
+
+    entry.refresh_from_db()
+    assert entry.state == ItemState.DONE
+
+
+def test_it_keeps_the_filter_when_redirecting_back(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+    referer = "http://testserver" + board_url(release) + "?show=mine"
+
+    response = as_user("qa").post(
+        item_url(release, entry),
+        {"action": "tick", "version": entry.version},
+        headers={"Referer": referer},
+    )
+
+    assert response["Location"] == f"{board_url(release)}?show=mine#item-{entry.pk}"
+
+
+def test_it_answers_htmx_with_the_changed_row_the_panels_and_the_message(
+    as_user: Any, release: Release
+) -> None:
+    entry, other = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+
+    response = post_item(as_user("qa"), release, entry, "tick", htmx=True)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "<html" not in html
+    assert f'<li id="item-{entry.pk}" class="item mine"' in html
+    assert 'data-state="done"' in html
+    assert f'id="item-{other.pk}"' not in html
+    for panel in PANELS:
+        assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', html, re.S), panel
+    assert 'id="messages"' in html and 'hx-swap-oob="innerHTML"' in html
+    assert "Marked “Unit tests pass” as done." in html
+    # Fragments are request-free: htmx sends the CSRF token as a header instead.
+    assert "csrfmiddlewaretoken" not in html
+
+
+@pytest.mark.parametrize("action", ["na", "blocked"])
+def test_it_refuses_na_and_blocked_without_a_reason(
+    as_user: Any, release: Release, action: str
+) -> None:
+    entry = item(release, QA_ITEM)
+    client = as_user("qa")
+
+    plain = post_item(client, release, entry, action, reason="  ")
+    htmx = post_item(client, release, entry, action, htmx=True, reason="")
+
+    entry.refresh_from_db()
+    assert entry.state == ItemState.PENDING and entry.version == 0
+    label = {"na": "not applicable", "blocked": "blocked"}[action]
+    assert plain.status_code == 302
+    assert messages_of(plain) == [f"Say why the item is {label}."]
+    assert htmx.status_code == 422
+    assert f"Say why the item is {label}." in htmx.content.decode()
+    assert f'id="item-{entry.pk}"' in htmx.content.decode()
+
+
+def test_it_refuses_an_evidence_link_that_is_not_http(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(
+        as_user("qa"), release, entry, "evidence", htmx=True, evidence_url="javascript:alert(1)"
+    )
+
+    entry.refresh_from_db()
+    assert response.status_code == 422
+    assert "The evidence link must be an http(s) URL." in response.content.decode()
+    assert entry.evidence_url == ""
+
+
+def test_it_refuses_a_form_without_a_version(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = as_user("qa").post(item_url(release, entry), {"action": "tick"}, headers=HTMX)
+
+    entry.refresh_from_db()
+    assert response.status_code == 422
+    assert "The form was incomplete." in response.content.decode()
+    assert entry.state == ItemState.PENDING
+
+
+def test_it_reports_a_stale_edit_as_a_conflict_and_overwrites_nothing(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = item(release, QA_ITEM)
+    seen_version = entry.version
+    workflow.mark_blocked(entry, by=users["qa"], reason="flaky suite")  # from another tab
+
+    response = as_user("qa").post(
+        item_url(release, entry), {"action": "tick", "version": seen_version}, headers=HTMX
+    )
+
+    html = response.content.decode()
+    entry.refresh_from_db()
+    assert response.status_code == 409
+    assert entry.state == ItemState.BLOCKED and entry.reason == "flaky suite"
+    assert "was changed by qa (QA) since you loaded the page" in html
+    # The row comes back as it is now, so the person sees what they would overwrite.
+    row = html[html.index(f'<li id="item-{entry.pk}"') :]
+    assert 'data-state="blocked"' in row[:300]
+    assert f'name="version" value="{entry.version}"' in row
+
+
+def test_it_reports_a_stale_edit_without_javascript_through_a_message(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = item(release, QA_ITEM)
+    workflow.tick(entry, by=users["admin"])
+
+    response = as_user("qa").post(
+        item_url(release, entry), {"action": "na", "version": 0, "reason": "not needed"}
+    )
+
+    entry.refresh_from_db()
+    assert response.status_code == 302
+    assert entry.state == ItemState.DONE
+    assert "since you loaded the page" in messages_of(response)[0]
+
+
+def test_it_keeps_both_ticks_when_two_people_act_at_once(as_user: Any, release: Release) -> None:
+    qa_item, backend_item = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+
+    first = post_item(as_user("qa"), release, qa_item, "tick", htmx=True)
+    second = post_item(as_user("backend"), release, backend_item, "tick", htmx=True)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    states = dict(
+        release.items.filter(pk__in=[qa_item.pk, backend_item.pk]).values_list("text", "state")
+    )
+    assert states == {QA_ITEM: ItemState.DONE, BACKEND_ITEM: ItemState.DONE}
+    # Each answer carries the row its action changed; the other row reaches that page
+    # through the live stream.
+    assert f'id="item-{backend_item.pk}"' in second.content.decode()
+    assert f'id="item-{qa_item.pk}"' not in second.content.decode()
+
+
+# --- who may change what ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("persona", "text", "status", "changes"),
+    [
+        ("qa", QA_ITEM, 302, True),
+        ("backend", BACKEND_ITEM, 302, True),
+        ("devops", "TLS certificates installed", 302, True),
+        ("frontend", "Screens reviewed", 302, True),
+        ("backend", QA_ITEM, 403, False),
+        ("devops", BACKEND_ITEM, 403, False),
+        ("po", QA_ITEM, 403, False),
+        ("support", QA_ITEM, 403, False),
+        ("outsider", QA_ITEM, 404, False),
+        (None, QA_ITEM, 302, False),
+        ("admin", QA_ITEM, 302, True),
+    ],
+)
+def test_it_lets_only_the_owner_or_staff_tick(
+    as_user: Any,
+    release: Release,
+    persona: str | None,
+    text: str,
+    status: int,
+    changes: bool,
+) -> None:
+    entry = item(release, text)
+    before = AuditEvent.objects.count()
+
+    response = post_item(as_user(persona), release, entry, "tick")
+
+    entry.refresh_from_db()
+    assert response.status_code == status
+    assert (entry.state == ItemState.DONE) is changes
+    assert AuditEvent.objects.count() == before + (1 if changes else 0)
+    if persona is None:
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_it_audits_a_staff_tick_as_an_override(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+
+    post_item(as_user("admin"), release, entry, "tick")
+
+    event = AuditEvent.objects.filter(action="item.done").get()
+    assert event.override is True
+    assert event.actor_label == "admin"
+    assert event.source_ip == "127.0.0.1"
+
+
+def test_it_audits_the_owner_tick_without_override_and_with_the_address(
+    as_user: Any, release: Release
+) -> None:
+    post_item(as_user("qa"), release, item(release, QA_ITEM), "tick")
+
+    event = AuditEvent.objects.filter(action="item.done").get()
+    assert (event.override, event.source_ip) == (False, "127.0.0.1")
+
+
+@pytest.mark.parametrize("action", ["tick", "na", "blocked", "note", "evidence"])
+def test_it_forbids_a_forged_post_by_support_and_changes_nothing(
+    as_user: Any, release: Release, action: str
+) -> None:
+    entry = item(release, QA_ITEM)
+    revision = release.revision
+    fields = {"reason": "x", "note": "x", "evidence_url": "https://example.com/"}
+
+    plain = post_item(as_user("support"), release, entry, action, **fields)
+    htmx = post_item(as_user("support"), release, entry, action, htmx=True, **fields)
+
+    entry.refresh_from_db()
+    release.refresh_from_db()
+    assert (plain.status_code, htmx.status_code) == (403, 403)
+    assert "Only the QA Lead may change “Unit tests pass”." in plain.content.decode()
+    assert "Only the QA Lead may change “Unit tests pass”." in htmx.content.decode()
+    assert (entry.state, entry.note, entry.evidence_url, entry.version) == (
+        ItemState.PENDING,
+        "",
+        "",
+        0,
+    )
+    assert release.revision == revision
+
+
+def test_it_answers_a_forbidden_plain_post_with_the_board_and_the_reason(
+    as_user: Any, release: Release
+) -> None:
+    response = post_item(as_user("po"), release, item(release, QA_ITEM), "tick")
+
+    html = response.content.decode()
+    assert response.status_code == 403
+    assert html.startswith("<!doctype html>")
+    assert 'class="message message--error"' in html
+
+
+def test_it_404s_an_item_of_another_release(
+    as_user: Any, release: Release, small_template: ChecklistTemplate, users: dict[str, Any]
+) -> None:
+    other = workflow.create_release(
+        small_template, version="v9.9.9", title="Other", by=users["admin"]
+    )
+    foreign = other.items.first()
+    assert foreign is not None
+
+    response = post_item(as_user("admin"), release, foreign, "tick")
+
+    assert response.status_code == 404
+
+
+# --- sign-off and approval -------------------------------------------------------------
+
+
+def signoff_post(
+    client: Client,
+    release: Release,
+    action: str,
+    role: str = "qa",
+    phase: str = "Pre",
+    htmx: bool = False,
+) -> Any:
+    return client.post(
+        reverse("releases:signoff", args=[release.version]),
+        {"role": role, "phase": phase, "action": action},
+        headers=HTMX if htmx else {},
+    )
+
+
+def approval_post(
+    client: Client, release: Release, action: str, reason: str = "", htmx: bool = False
+) -> Any:
+    return client.post(
+        reverse("releases:approval", args=[release.version]),
+        {"action": action, "reason": reason},
+        headers=HTMX if htmx else {},
+    )
+
+
+def test_it_signs_off_a_lead_once_their_items_are_settled(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    client = as_user("qa")
+    refused = signoff_post(client, release, "sign", htmx=True)
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    signed = signoff_post(client, release, "sign")
+
+    assert refused.status_code == 422
+    assert "are not done or N/A yet" in refused.content.decode()
+    assert signed.status_code == 302
+    assert signed["Location"] == board_url(release) + "#signoff-panel"
+    assert messages_of(signed) == ["Signed off the QA Lead items of “Pre”."]
+    signoff = SignOff.objects.get(release=release, role="qa", phase="Pre")
+    assert signoff.signed_by == users["qa"] and signoff.reopened_at is None
+
+
+def test_it_disables_the_sign_off_button_until_the_items_are_settled(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    client = as_user("qa")
+    before = client.get(board_url(release)).content.decode()
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    after = client.get(board_url(release)).content.decode()
+
+    button = re.compile(r"<button[^>]*>\s*Sign off as QA Lead", re.S)
+    assert "disabled" in found(button, before)
+    assert "disabled" not in found(button, after)
+    # Only the lead holding the role gets the button.
+    assert "Sign off as Backend Lead" not in after
+
+
+def test_it_lets_only_the_lead_sign_their_role(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    by_backend = signoff_post(as_user("backend"), release, "sign", htmx=True)
+    by_support = signoff_post(as_user("support"), release, "sign")
+    as_support_role = signoff_post(as_user("support"), release, "sign", role="support", htmx=True)
+
+    assert by_backend.status_code == 403
+    assert "Only the QA Lead signs off these items." in by_backend.content.decode()
+    assert by_support.status_code == 403
+    assert as_support_role.status_code == 422
+    assert not SignOff.objects.exists()
+
+
+def test_it_shows_a_reopened_sign_off_with_its_reason(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    workflow.sign_off(release, role="qa", phase="Pre", by=users["qa"])
+
+    response = post_item(as_user("qa"), release, entry, "untick", htmx=True)
+
+    html = response.content.decode()
+    panel = html[html.index('id="signoff-panel"') :]
+    assert "Reopened" in panel
+    assert "“Unit tests pass” changed after sign-off" in panel
+
+
+def test_it_withdraws_a_sign_off(as_user: Any, release: Release, users: dict[str, Any]) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    workflow.sign_off(release, role="qa", phase="Pre", by=users["qa"])
+
+    response = signoff_post(as_user("qa"), release, "withdraw", htmx=True)
+
+    assert response.status_code == 200
+    assert "Withdrew the QA Lead sign-off of “Pre”." in response.content.decode()
+    assert not SignOff.objects.filter(reopened_at__isnull=True).exists()
+
+
+def test_it_lets_the_product_owner_approve_when_nothing_blocks(
+    as_user: Any, ready_release: Release
+) -> None:
+    client = as_user("po")
+    page = client.get(board_url(ready_release)).content.decode()
+
+    response = approval_post(client, ready_release, "approve")
+
+    assert "disabled" not in found(APPROVE, page)
+    assert response.status_code == 302
+    assert messages_of(response) == ["Go-live approved."]
+    ready_release.refresh_from_db()
+    assert ready_release.active_approval() is not None
+    assert ready_release.status == "approved"
+
+
+def test_it_disables_the_approve_button_while_anything_blocks(
+    as_user: Any, release: Release
+) -> None:
+    page = as_user("po").get(board_url(release)).content.decode()
+
+    assert "disabled" in found(APPROVE, page)
+    assert "Pending: “Unit tests pass” (QA Lead)" in page
+
+
+@pytest.mark.parametrize("persona", ["qa", "backend", "support"])
+def test_it_shows_no_approve_button_to_others_and_refuses_their_post(
+    as_user: Any, ready_release: Release, persona: str
+) -> None:
+    client = as_user(persona)
+    page = client.get(board_url(ready_release)).content.decode()
+
+    response = approval_post(client, ready_release, "approve", htmx=True)
+
+    assert "Approve go-live</button>" not in page
+    assert response.status_code == 403
+    assert "Only the Product Owner approves go-live." in response.content.decode()
+    assert not GoLiveApproval.objects.exists()
+
+
+def test_it_enforces_the_two_person_rule_through_the_view(
+    as_user: Any, ready_release: Release, users: dict[str, Any]
+) -> None:
+    # The QA lead also holds the product owner role, and has already signed off as QA.
+    workflow.assign(ready_release, role=Role.PRODUCT_OWNER, user=users["qa"], by=users["admin"])
+    client = as_user("qa")
+
+    page = client.get(board_url(ready_release)).content.decode()
+    response = approval_post(client, ready_release, "approve", htmx=True)
+
+    rule = "Two-person rule: you signed off as a lead on this release"
+    assert rule in page
+    assert "disabled" in found(APPROVE, page)
+    assert response.status_code == 422
+    assert rule in response.content.decode()
+    assert not GoLiveApproval.objects.exists()
+
+
+def test_it_needs_a_reason_to_revoke_and_then_shows_a_loud_banner_everywhere(
+    as_user: Any, ready_release: Release, users: dict[str, Any]
+) -> None:
+    workflow.approve(ready_release, by=users["po"])
+    client = as_user("po")
+
+    refused = approval_post(client, ready_release, "revoke", htmx=True)
+    revoked = approval_post(
+        client, ready_release, "revoke", reason="payment provider outage", htmx=True
+    )
+    board_html = as_user("qa").get(board_url(ready_release)).content.decode()
+    status_html = (
+        as_user("support")
+        .get(reverse("releases:status", args=[ready_release.version]))
+        .content.decode()
+    )
+
+    assert refused.status_code == 422
+    assert "Say why go-live approval is revoked." in refused.content.decode()
+    assert revoked.status_code == 200
+    banner = re.compile(
+        r'<div class="banner banner--alert" role="alert">.*?payment provider '
+        r"outage",
+        re.S,
+    )
+    assert banner.search(revoked.content.decode())
+    assert banner.search(board_html)
+    assert banner.search(status_html)
+
+
+def test_it_raises_the_banner_when_a_gate_change_revokes_the_approval(
+    as_user: Any, ready_release: Release, users: dict[str, Any]
+) -> None:
+    workflow.approve(ready_release, by=users["po"])
+    entry = item(ready_release, QA_ITEM)
+
+    response = post_item(as_user("qa"), ready_release, entry, "untick", htmx=True)
+
+    html = response.content.decode()
+    assert 'role="alert"' in html
+    assert "“Unit tests pass” changed after go-live was approved" in html
+
+
+def test_it_lists_the_same_obstacles_as_the_workflow_for_every_persona(
+    ready_release: Release, users: dict[str, Any]
+) -> None:
+    workflow.assign(ready_release, role=Role.PRODUCT_OWNER, user=users["qa"], by=users["admin"])
+
+    with translation.override("en"):
+        for stage in ("ready", "blocked", "approved"):
+            if stage == "blocked":
+                workflow.mark_blocked(
+                    item(ready_release, BACKEND_ITEM), by=users["backend"], reason="waiting"
+                )
+                workflow.untick(item(ready_release, QA_ITEM), by=users["qa"])
+            if stage == "approved":
+                workflow.tick(item(ready_release, BACKEND_ITEM), by=users["backend"])
+                workflow.tick(item(ready_release, QA_ITEM), by=users["qa"])
+                for role in ("backend", "qa"):
+                    workflow.sign_off(ready_release, role=role, phase="Pre", by=users[role])
+                workflow.approve(ready_release, by=users["po"])
+            for persona in (*PERSONAS, "admin"):
+                viewer = viewer_for(users[persona], ready_release, language="en")
+                expected = workflow.approval_obstacles(ready_release, users[persona])
+                shown = board_context(ready_release, viewer)["gonogo"].obstacles
+                assert sorted(shown) == sorted(expected), (stage, persona)
+
+
+# --- the status page and share links ----------------------------------------------------
+
+
+def status_url(release: Release) -> str:
+    return reverse("releases:status", args=[release.version])
+
+
+def test_it_shows_support_a_read_only_status_page_with_what_they_need(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.mark_blocked(item(release, QA_ITEM), by=users["qa"], reason="CI is down")
+
+    response = as_user("support").get(status_url(release))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-page="status"' in html
+    assert '<span id="live-indicator"' in html
+    assert 'type="checkbox"' not in html
+    assert "<form" not in html[html.index('id="live"') :]
+    assert 'href="tel:+34600000001"' in html
+    assert 'href="mailto:dana@example.com"' in html
+    assert '<pre><code class="language-bash">deploy --previous</code></pre>' in html
+    # What actively stops the release is listed before what is merely not done yet.
+    blocked = html.index("Blocked: “Unit tests pass” (QA Lead) — CI is down")
+    assert blocked < html.index("Pending: “Merge everything” (Backend Lead)")
+    assert re.search(r"Current phase</dt>\s*<dd>Pre</dd>", html)
+    assert 'id="progress-phase-1"' in html and 'id="progress-role-1"' in html
+
+
+@pytest.mark.parametrize("persona", ["po", "qa", "admin"])
+def test_it_keeps_the_status_page_read_only_for_everyone(
+    as_user: Any, ready_release: Release, persona: str
+) -> None:
+    html = as_user(persona).get(status_url(ready_release)).content.decode()
+
+    assert "<form" not in html[html.index('id="live"') :]
+
+
+def test_it_moves_the_current_phase_on_once_required_items_are_settled(
+    as_user: Any, ready_release: Release
+) -> None:
+    html = as_user("support").get(status_url(ready_release)).content.decode()
+
+    assert re.search(r"Current phase</dt>\s*<dd>Deploy</dd>", html)
+
+
+def test_it_hides_the_status_page_from_outsiders(as_user: Any, release: Release) -> None:
+    assert as_user("outsider").get(status_url(release)).status_code == 404
+
+
+def make_share_link(release: Release, users: dict[str, Any]) -> tuple[ShareLink, str]:
+    token = secrets.token_urlsafe(24)
+    link = ShareLink.objects.create(
+        release=release,
+        token_hash=ShareLink.hash_token(token),
+        label="support desk",
+        created_by=users["admin"],
+    )
+    return link, token
+
+
+def test_it_opens_the_status_page_through_a_share_link_without_an_account(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    _link, token = make_share_link(release, users)
+
+    response = as_user(None).get(reverse("releases:shared-status", args=[token]))
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-page="status"' in html
+    assert 'href="tel:+34600000001"' in html
+    assert 'type="checkbox"' not in html
+    assert board_url(release) not in html
+    assert response["Referrer-Policy"] == "no-referrer"
+
+
+def test_it_keeps_a_share_link_read_only_for_a_logged_in_product_owner(
+    as_user: Any, ready_release: Release, users: dict[str, Any]
+) -> None:
+    _link, token = make_share_link(ready_release, users)
+
+    html = as_user("po").get(reverse("releases:shared-status", args=[token])).content.decode()
+
+    assert "<form" not in html[html.index('id="live"') :]
+
+
+def test_it_404s_a_revoked_or_unknown_share_link(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    link, token = make_share_link(release, users)
+    ShareLink.objects.filter(pk=link.pk).update(revoked_at=link.created_at)
+
+    assert as_user(None).get(reverse("releases:shared-status", args=[token])).status_code == 404
+    assert as_user(None).get(reverse("releases:shared-status", args=["nope"])).status_code == 404
+
+
+# --- cost and live updates -------------------------------------------------------------
+
+
+def release_with(count: int, users: dict[str, Any]) -> Release:
+    template = ChecklistTemplate.objects.create(name=f"t{count}", gate_position=count // 2)
+    leads = [role.value for role in Role.leads()] + [Role.PRODUCT_OWNER.value]
+    TemplateItem.objects.bulk_create(
+        [
+            TemplateItem(
+                template=template,
+                position=index,
+                phase=f"Phase {index % 3}",
+                section=f"Section {index % 5}",
+                text=f"Item {index}",
+                owner_role=leads[index % len(leads)],
+                required=index % 4 != 0,
+            )
+            for index in range(count)
+        ]
+    )
+    TemplateRollbackStep.objects.create(
+        template=template, position=0, text="Back", commands="deploy --previous"
+    )
+    made = workflow.create_release(
+        template, version=f"v{count}.0.0", title="Load", by=users["admin"]
+    )
+    for persona in PERSONAS:
+        workflow.assign(made, role=persona, user=users[persona], by=users["admin"])
+    entries = list(made.items.all())
+    for entry in entries[::3]:
+        workflow.tick(entry, by=users["admin"])
+    workflow.mark_blocked(entries[1], by=users["admin"], reason="waiting")
+    workflow.annotate_item(
+        entries[2], by=users["admin"], note="n", evidence_url="https://example.com/e"
+    )
+    made.refresh_from_db()
+    return made
+
+
+def queries_for(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+def test_it_renders_the_board_in_the_same_queries_for_7_and_70_items(
+    as_user: Any, users: dict[str, Any]
+) -> None:
+    small, large = release_with(7, users), release_with(70, users)
+    client = as_user("qa")
+    client.get(board_url(small))  # the session and language settle on the first request
+
+    small_count = queries_for(client, board_url(small))
+    large_count = queries_for(client, board_url(large))
+    status_small = queries_for(client, status_url(small))
+    status_large = queries_for(client, status_url(large))
+
+    assert large.items.count() == 70
+    assert small_count == large_count
+    assert status_small == status_large
+
+
+def test_it_renders_a_live_update_in_the_same_queries_for_7_and_70_items(
+    users: dict[str, Any],
+) -> None:
+    small, large = release_with(7, users), release_with(70, users)
+    viewer = Viewer(frozenset({"qa"}), False, False, False, False, "en")
+
+    counts = []
+    for made in (small, large):
+        with CaptureQueriesContext(connection) as captured:
+            render_update(made.pk, viewer, "board", 0)
+        counts.append(len(captured.captured_queries))
+
+    assert counts[0] == counts[1]
+
+
+def test_it_sends_only_changed_rows_and_every_panel_as_a_live_update(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    since = release.revision
+    changed = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    revision, html = render_update(release.pk, viewer, "board", since)
+
+    assert revision == since + 1
+    assert ROW.findall(html) == [str(changed.pk)]
+    assert re.search(rf'<li id="item-{changed.pk}"[^>]*hx-swap-oob="true"', html, re.S)
+    for panel in PANELS:
+        assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', html, re.S), panel
+    assert "csrfmiddlewaretoken" not in html
+    nothing_new = render_update(release.pk, viewer, "board", revision)[1]
+    assert ROW.findall(nothing_new) == []
+
+
+def test_it_sends_the_status_page_panels_and_no_rows_as_a_live_update(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["support"], release, read_only=True, language="en")
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    _revision, html = render_update(release.pk, viewer, "status", 0)
+
+    assert ROW.findall(html) == []
+    assert re.search(r'id="contacts-panel"[^>]*hx-swap-oob="true"', html, re.S)
+    assert "<form" not in html
+
+
+def test_it_renders_a_live_update_in_the_viewer_language(
+    release: Release, users: dict[str, Any]
+) -> None:
+    changed = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    stamps = {}
+
+    for language in ("en", "es"):
+        viewer = viewer_for(users["qa"], release, language=language)
+        html = render_update(release.pk, viewer, "board", 0)[1]
+        with translation.override(language):
+            when = localtime(changed.changed_at)
+            stamps[language] = date_format(when, "SHORT_DATETIME_FORMAT")
+        assert stamps[language] in html
+
+    assert stamps["en"] != stamps["es"]
+
+
+def test_it_describes_each_persona_as_a_viewer(release: Release, users: dict[str, Any]) -> None:
+    support = viewer_for(users["support"], release, language="es")
+    po = viewer_for(users["po"], release, language="es")
+    admin = viewer_for(users["admin"], release, language="es")
+    shared = viewer_for(users["qa"], release, read_only=True, language="en")
+
+    assert (support.read_only, support.roles) == (True, frozenset({"support"}))
+    assert (po.is_product_owner, po.read_only) == (True, False)
+    assert (admin.is_staff, admin.read_only, admin.roles) == (True, False, frozenset())
+    assert shared.read_only is True
+    assert hash(support) == hash(viewer_for(users["support"], release, language="es"))

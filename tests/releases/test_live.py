@@ -1,0 +1,581 @@
+"""Live updates: the hub that renders once per viewer, the stream and poll endpoints, and
+the real thing: uvicorn in a subprocess, an SSE client, a tick through the workflow.
+
+The subprocess tests need PostgreSQL (the server must see the test database, which on
+SQLite lives in this process's memory); the Redis watcher also needs REDIS_URL. Both are
+set in CI (`make test`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connection
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from releases import live, streams, workflow
+from releases.models import Release, ShareLink
+from tests.conftest import item
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+SERVER_APP_NAME = "deploycheck-live-test"
+
+
+@pytest.fixture(autouse=True)
+def fresh_hub(monkeypatch: pytest.MonkeyPatch) -> live.Hub:
+    # The process-wide hub caches renders by release id; every test starts empty.
+    hub = live.Hub()
+    monkeypatch.setattr(live, "hub", hub)
+    return hub
+
+
+class FakeRender:
+    """Stands in for board.render_update; counts calls and says what it rendered."""
+
+    def __init__(self, revision: Callable[[int], int], fail_times: int = 0) -> None:
+        self.revision = revision
+        self.fail_times = fail_times
+        self.calls: list[tuple[Hashable, str, int]] = []
+
+    def __call__(self, release_id: int, viewer: Hashable, page: str, since: int) -> tuple[int, str]:
+        self.calls.append((viewer, page, since))
+        if self.fail_times:
+            self.fail_times -= 1
+            raise RuntimeError("template exploded")
+        revision = self.revision(release_id)
+        return revision, f'<p id="r{release_id}" hx-swap-oob="true">{viewer} {since}→{revision}</p>'
+
+
+def database_revision(release_id: int) -> int:
+    try:
+        return Release.objects.values_list("revision", flat=True).get(pk=release_id)
+    finally:
+        connection.close()
+
+
+async def next_update(subscriber: live.Subscriber, timeout: float = 5) -> live.Update:
+    async with asyncio.timeout(timeout):
+        while True:
+            await subscriber.wake.wait()
+            update = subscriber.take()
+            if update is not None:
+                return update
+
+
+# The watcher looks at the database once when it starts and then sleeps, so these tests
+# drive it with notices and never write while it reads (SQLite test databases are shared
+# in-memory ones, where a concurrent write fails instead of waiting).
+quiet_watcher = override_settings(REDIS_URL="", LIVE_POLL_SECONDS=60)
+
+
+# --- the hub, in this process ---------------------------------------------------------------
+
+
+@quiet_watcher
+def test_it_renders_once_per_viewer_and_sends_every_page_the_same_bytes(
+    transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    before = release.revision
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    render = FakeRender(database_revision)
+    hub = live.Hub(render)
+
+    async def scenario() -> list[live.Update]:
+        pages = [
+            hub.subscribe(release.pk, viewer, "board", seen=before, current=before)
+            for viewer in ("qa-lead", "qa-lead", "qa-lead", "support")
+        ]
+        hub.notice(release.pk, before + 1)
+        return await asyncio.gather(*(next_update(page) for page in pages))
+
+    updates = asyncio.run(scenario())
+
+    assert sorted(render.calls) == [("qa-lead", "board", before), ("support", "board", before)]
+    assert updates[0] is updates[1] is updates[2]
+    assert updates[0].revision == updates[3].revision == before + 1
+    assert updates[0].event.startswith(f"event: update\nid: {before + 1}\ndata: ".encode())
+    assert b"qa-lead" in updates[0].event and b"support" in updates[3].event
+
+
+@quiet_watcher
+def test_it_sends_a_page_that_connects_behind_its_catch_up_at_once(
+    transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    before = release.revision
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    workflow.tick(item(release, "Merge everything"), by=users["backend"])
+    render = FakeRender(database_revision)
+    hub = live.Hub(render)
+
+    async def scenario() -> live.Update:
+        page = hub.subscribe(release.pk, "qa-lead", "board", seen=before, current=before + 2)
+        return await next_update(page)
+
+    update = asyncio.run(scenario())
+
+    assert render.calls == [("qa-lead", "board", before)]
+    assert update.revision == before + 2
+
+
+def test_it_renders_once_for_many_simultaneous_polls() -> None:
+    render = FakeRender(lambda release_id: 9)
+    hub = live.Hub(render)
+
+    async def scenario() -> list[live.Update]:
+        return await asyncio.gather(
+            *(hub.render(1, "viewer", "status", 4, at_least=9) for _ in range(20))
+        )
+
+    updates = asyncio.run(scenario())
+
+    assert render.calls == [("viewer", "status", 4)]
+    assert {update.revision for update in updates} == {9}
+
+
+@quiet_watcher
+def test_it_keeps_pages_following_after_a_render_fails(
+    transactional_db: None, release: Release
+) -> None:
+    now = release.revision
+    render = FakeRender(lambda release_id: now + 2, fail_times=1)
+    hub = live.Hub(render)
+
+    async def scenario() -> tuple[int, live.Update]:
+        page = hub.subscribe(release.pk, "viewer", "board", seen=now, current=now)
+        hub.notice(release.pk, now + 1)
+        await asyncio.sleep(0.2)
+        pending_after_failure = page.has()
+        hub.notice(release.pk, now + 2)
+        return pending_after_failure, await next_update(page)
+
+    pending_after_failure, update = asyncio.run(scenario())
+
+    assert pending_after_failure == now
+    assert update.revision == now + 2
+    assert len(render.calls) == 2
+
+
+@quiet_watcher
+def test_it_trusts_the_database_over_a_revision_it_never_had(
+    transactional_db: None, release: Release
+) -> None:
+    now = release.revision
+    truth = {"revision": now}
+    render = FakeRender(lambda release_id: truth["revision"])
+    hub = live.Hub(render)
+
+    async def scenario() -> live.Update:
+        page = hub.subscribe(release.pk, "viewer", "board", seen=now, current=now)
+        # Say a message from another deployment on the same Redis names revision now+50.
+        hub.notice(release.pk, now + 50)
+        await asyncio.sleep(0.2)
+        truth["revision"] = now + 1
+        hub.notice(release.pk, now + 1)
+        return await next_update(page)
+
+    update = asyncio.run(scenario())
+
+    assert update.revision == now + 1
+    # Two tries for the bogus revision, then one for the real one; no loop.
+    assert len(render.calls) == 3
+
+
+@quiet_watcher
+def test_it_stops_following_when_the_stream_closes(
+    transactional_db: None, release: Release, fresh_hub: live.Hub
+) -> None:
+    access = streams.LiveAccess(release.pk, release.revision, "viewer", "board")
+
+    async def scenario() -> tuple[bytes, int, int]:
+        events = streams._events(fresh_hub, access, release.revision)
+        first = await anext(events)
+        following = fresh_hub.subscriber_count()
+        await events.aclose()
+        return first, following, fresh_hub.subscriber_count()
+
+    first, following, after_close = asyncio.run(scenario())
+
+    assert first == f"retry: 2000\nevent: revision\ndata: {release.revision}\n\n".encode()
+    assert (following, after_close) == (1, 0)
+
+
+def test_it_gives_every_line_of_html_its_own_data_field() -> None:
+    event = live.sse_event("update", '<li id="item-1">\r\n  a\rb\n</li>', 7)
+
+    assert (
+        event
+        == b'event: update\nid: 7\ndata: <li id="item-1">\ndata:   a\ndata: b\ndata: </li>\n\n'
+    )
+
+
+# --- the endpoints, through Django's test client ------------------------------------------
+
+
+def poll_url(release: Release, since: int, page: str = "board") -> str:
+    query = urlencode({"page": page, "since": since})
+    return f"{reverse('releases:live-poll', args=[release.version])}?{query}"
+
+
+def test_it_answers_a_poll_with_nothing_until_the_release_changes(
+    transactional_db: None, release: Release, users: dict[str, Any], client: Client
+) -> None:
+    client.force_login(users["devops"])
+    before = release.revision
+
+    unchanged = client.get(poll_url(release, before))
+    entry = workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    changed = client.get(poll_url(release, before))
+
+    assert unchanged.status_code == 204
+    assert unchanged["X-Revision"] == str(before)
+    assert changed.status_code == 200
+    assert changed["X-Revision"] == str(before + 1)
+    assert "no-cache" in changed["Cache-Control"]
+    body = changed.content.decode()
+    assert f'id="item-{entry.pk}"' in body
+    assert 'hx-swap-oob="true"' in body
+    untouched = item(release, "Merge everything")
+    assert f'id="item-{untouched.pk}"' not in body
+
+
+def test_it_renders_the_status_page_read_only_as_the_page_itself_is(
+    transactional_db: None, ready_release: Release, users: dict[str, Any], client: Client
+) -> None:
+    client.force_login(users["po"])
+    approval_url = reverse("releases:approval", args=[ready_release.version])
+
+    board = client.get(poll_url(ready_release, 0, page="board")).content.decode()
+    status = client.get(poll_url(ready_release, 0, page="status")).content.decode()
+
+    assert f'action="{approval_url}"' in board
+    assert f'action="{approval_url}"' not in status
+    assert 'id="contacts-panel"' in status
+
+
+def test_it_sends_anonymous_visitors_to_log_in(
+    transactional_db: None, release: Release, client: Client
+) -> None:
+    for name in ("releases:live", "releases:live-poll"):
+        response = client.get(reverse(name, args=[release.version]))
+
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_it_hides_a_release_from_an_outsider(
+    transactional_db: None, release: Release, users: dict[str, Any], client: Client
+) -> None:
+    client.force_login(users["outsider"])
+    for name in ("releases:live", "releases:live-poll"):
+        assert client.get(reverse(name, args=[release.version])).status_code == 404
+
+
+def test_it_rejects_a_page_it_cannot_render(
+    transactional_db: None, release: Release, users: dict[str, Any], client: Client
+) -> None:
+    client.force_login(users["qa"])
+
+    response = client.get(poll_url(release, 0, page="admin"))
+
+    assert response.status_code == 404
+
+
+def share(release: Release, users: dict[str, Any], token: str, *, revoked: bool = False) -> None:
+    ShareLink.objects.create(
+        release=release,
+        token_hash=ShareLink.hash_token(token),
+        label="support desk",
+        created_by=users["po"],
+        revoked_at=release.created_at if revoked else None,
+    )
+
+
+def test_it_serves_a_shared_status_page_until_the_link_is_revoked(
+    transactional_db: None, release: Release, users: dict[str, Any], client: Client
+) -> None:
+    share(release, users, "open-sesame")
+    share(release, users, "closed-now", revoked=True)
+    before = release.revision
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+
+    live_link = client.get(
+        reverse("releases:shared-live-poll", args=["open-sesame"]) + f"?since={before}"
+    )
+    revoked = [
+        client.get(reverse(name, args=["closed-now"]))
+        for name in ("releases:shared-live", "releases:shared-live-poll")
+    ]
+    unknown = client.get(reverse("releases:shared-live", args=["no-such-token"]))
+
+    assert live_link.status_code == 200
+    assert live_link["X-Revision"] == str(before + 1)
+    assert 'id="progress-panel"' in live_link.content.decode()
+    assert [response.status_code for response in revoked] == [404, 404]
+    assert unknown.status_code == 404
+
+
+# --- the real thing: uvicorn in a subprocess ------------------------------------------------
+
+
+@dataclass
+class Server:
+    url: str
+    mode: str
+    log: Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_database_url() -> str:
+    """DATABASE_URL pointing at pytest-django's test database, tagged so that the
+    server's own connections can be told apart in pg_stat_activity."""
+    database = settings.DATABASES["default"]
+    base = urlsplit(os.environ["DATABASE_URL"])
+    return base._replace(
+        path="/" + database["NAME"], query=urlencode({"application_name": SERVER_APP_NAME})
+    ).geturl()
+
+
+@pytest.fixture(scope="module", params=["redis", "polling"])
+def server(
+    request: pytest.FixtureRequest,
+    django_db_setup: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        pytest.skip("the server subprocess needs the PostgreSQL test database (DATABASE_URL)")
+    mode = request.param
+    if mode == "redis" and not settings.REDIS_URL:
+        pytest.skip("the Redis watcher needs REDIS_URL")
+    data_dir = tmp_path_factory.mktemp(f"live-{mode}")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": server_database_url(),
+        "REDIS_URL": settings.REDIS_URL if mode == "redis" else "",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATA_DIR": str(data_dir),
+        "LIVE_KEEPALIVE_SECONDS": "1",
+    }
+    log = data_dir / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "deploycheck.asgi:application",
+             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+             "--timeout-graceful-shutdown", "1"],
+            cwd=BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not answer within 30 s:\n{log.read_text()}")
+            time.sleep(0.1)
+        yield Server(url=url, mode=mode, log=log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclass
+class Event:
+    event: str
+    id: str | None
+    data: str
+
+
+async def read_events(response: httpx.Response) -> AsyncIterator[Event]:
+    """A small SSE parser: comments (keep-alives) skipped, data lines joined."""
+    fields: dict[str, str] = {}
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data or fields:
+                yield Event(fields.get("event", "message"), fields.get("id"), "\n".join(data))
+            fields, data = {}, []
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                data.append(value)
+            else:
+                fields[name] = value
+
+
+def session_cookie(client: Client, user: Any) -> dict[str, str]:
+    client.force_login(user)
+    name = settings.SESSION_COOKIE_NAME
+    return {name: client.cookies[name].value}
+
+
+def closing(operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    # Runs in a worker thread; its connection would otherwise outlive the test.
+    try:
+        return operation(*args, **kwargs)
+    finally:
+        connection.close()
+
+
+async def first_update(events: AsyncIterator[Event]) -> Event:
+    async for event in events:
+        if event.event == "update":
+            return event
+    raise AssertionError("the stream ended without an update")
+
+
+@pytest.mark.live
+def test_it_pushes_a_tick_to_an_open_board(
+    server: Server,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    cookies = session_cookie(client, users["devops"])
+    entry = item(release, "Unit tests pass")
+    path = reverse("releases:live", args=[release.version])
+
+    async def scenario() -> tuple[httpx.Response, Event, Event, float]:
+        params = {"page": "board", "since": release.revision}
+        async with (
+            httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=10) as http,
+            http.stream("GET", path, params=params) as response,
+        ):
+            events = read_events(response)
+            hello = await anext(events)
+            started = time.monotonic()
+            await sync_to_async(closing)(workflow.tick, entry.pk, by=users["qa"])
+            update = await asyncio.wait_for(first_update(events), 5)
+            return response, hello, update, time.monotonic() - started
+
+    response, hello, update, seconds = asyncio.run(scenario())
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert (hello.event, hello.data) == ("revision", str(release.revision))
+    assert update.id == str(release.revision + 1)
+    assert f'id="item-{entry.pk}"' in update.data
+    assert 'hx-swap-oob="true"' in update.data
+    # Well inside the safety poll (5 s): Redis, or the 0.1 s revision query, woke it.
+    assert seconds < 2, server.log.read_text()
+
+
+@pytest.mark.live
+def test_it_pushes_a_revoked_approval_to_a_shared_status_page(
+    server: Server, transactional_db: None, ready_release: Release, users: dict[str, Any]
+) -> None:
+    share(ready_release, users, "for-support")
+    workflow.approve(ready_release, by=users["po"])
+    ready_release.refresh_from_db()
+    path = reverse("releases:shared-live", args=["for-support"])
+
+    async def scenario() -> Event:
+        async with (
+            httpx.AsyncClient(base_url=server.url, timeout=10) as http,
+            http.stream("GET", path, params={"since": ready_release.revision}) as response,
+        ):
+            events = read_events(response)
+            await anext(events)
+            await sync_to_async(closing)(
+                workflow.revoke_approval, ready_release, by=users["po"], reason="DNS is wrong"
+            )
+            return await asyncio.wait_for(first_update(events), 5)
+
+    update = asyncio.run(scenario())
+
+    assert update.id == str(ready_release.revision + 1)
+    assert 'id="approval-banner"' in update.data
+    assert "DNS is wrong" in update.data
+
+
+def count_connections(application_name: str | None = None) -> int:
+    query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+    params = [settings.DATABASES["default"]["NAME"]]
+    if application_name:
+        query += " AND application_name = %s"
+        params.append(application_name)
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.live
+def test_it_holds_no_database_connection_while_streams_wait(
+    server: Server,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    cookies = session_cookie(client, users["support"])
+    path = reverse("releases:live", args=[release.version])
+
+    async def scenario() -> tuple[list[str], int, int]:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(
+            base_url=server.url, cookies=cookies, timeout=10, limits=limits
+        ) as http:
+            # All at once, so that the server resolves access in several worker threads,
+            # any of which could keep its connection.
+            responses = await asyncio.gather(
+                *(
+                    http.send(
+                        http.build_request("GET", path, params={"page": "status"}), stream=True
+                    )
+                    for _ in range(20)
+                )
+            )
+            try:
+                hellos = [(await anext(read_events(r))).event for r in responses]
+                await asyncio.sleep(1)
+                counts = await sync_to_async(closing)(
+                    lambda: (count_connections(), count_connections(SERVER_APP_NAME))
+                )
+                return hellos, *counts
+            finally:
+                for response in responses:
+                    await response.aclose()
+
+    # Only the counting thread's connection is this process's.
+    connection.close()
+    hellos, total, held = asyncio.run(scenario())
+
+    assert hellos == ["revision"] * 20
+    # At most the watcher's short query of the moment.
+    assert held <= 1
+    assert total <= 3

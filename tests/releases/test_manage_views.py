@@ -1,0 +1,744 @@
+"""The release management pages: list, create, people and contacts, audit trail, sharing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from django.test import Client
+from django.urls import resolve, reverse
+from django.utils import timezone
+
+from releases import workflow
+from releases.manage_views import AUDIT_PAGE_SIZE
+from releases.models import (
+    AuditEvent,
+    ChecklistTemplate,
+    EmergencyContact,
+    Release,
+    Role,
+    ShareLink,
+    Stakeholder,
+)
+from tests.conftest import PERSONAS, item
+
+LoginAs = Callable[[str], Client]
+
+
+@pytest.fixture
+def login_as(users: dict[str, Any]) -> LoginAs:
+    """A client signed in as a persona, asking for English so messages read as written."""
+
+    def login(persona: str) -> Client:
+        client = Client(headers={"accept-language": "en"})
+        client.force_login(users[persona])
+        return client
+
+    return login
+
+
+def people_url(release: Release) -> str:
+    return reverse("releases:people", args=[release.version])
+
+
+def audit_url(release: Release) -> str:
+    return reverse("releases:audit", args=[release.version])
+
+
+def csv_url(release: Release) -> str:
+    return reverse("releases:audit-csv", args=[release.version])
+
+
+def share_url(release: Release) -> str:
+    return reverse("releases:share", args=[release.version])
+
+
+def text_of(response: Any) -> str:
+    return response.content.decode()
+
+
+# --- release list ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_it_lists_the_release_with_progress_and_blockers_for_each_stakeholder(
+    release: Release, users: dict[str, Any], login_as: LoginAs, persona: str
+) -> None:
+    workflow.tick(item(release, "Merge everything"), by=users["backend"])
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    workflow.mark_blocked(
+        item(release, "Screens reviewed"), by=users["frontend"], reason="Designer away"
+    )
+
+    response = login_as(persona).get(reverse("releases:list"))
+
+    page = text_of(response)
+    board = reverse("releases:board", args=[release.version])
+    assert f'<a href="{board}">v1.2.3</a>' in page
+    assert "Spring" in page
+    assert "29% (2 of 7)" in page
+    assert 'value="2"' in page
+    assert "1 blocker" in page
+
+
+def test_it_lists_every_release_for_staff(
+    release: Release,
+    small_template: ChecklistTemplate,
+    users: dict[str, Any],
+    login_as: LoginAs,
+) -> None:
+    workflow.create_release(small_template, version="v2.0.0", title="Summer", by=users["admin"])
+
+    page = text_of(login_as("admin").get(reverse("releases:list")))
+
+    assert reverse("releases:board", args=["v1.2.3"]) in page
+    assert reverse("releases:board", args=["v2.0.0"]) in page
+    assert "0% (0 of 7)" in page
+
+
+def test_it_hides_releases_a_lead_holds_no_role_on(
+    release: Release,
+    small_template: ChecklistTemplate,
+    users: dict[str, Any],
+    login_as: LoginAs,
+) -> None:
+    workflow.create_release(small_template, version="v2.0.0", title="Summer", by=users["admin"])
+
+    page = text_of(login_as("qa").get(reverse("releases:list")))
+
+    assert "v1.2.3" in page
+    assert "v2.0.0" not in page
+    assert reverse("releases:create") not in page
+
+
+def test_it_shows_an_outsider_nothing_but_an_explanation(
+    release: Release, login_as: LoginAs
+) -> None:
+    page = text_of(login_as("outsider").get(reverse("releases:list")))
+
+    assert "v1.2.3" not in page
+    assert "You are not part of any release yet." in page
+
+
+def test_it_tells_staff_how_to_start_when_there_are_no_releases(
+    users: dict[str, Any], login_as: LoginAs
+) -> None:
+    page = text_of(login_as("admin").get(reverse("releases:list")))
+
+    assert "There are no releases yet." in page
+    assert f'href="{reverse("releases:create")}"' in page
+    assert f'href="{reverse("releases:import")}"' in page
+
+
+# --- create ------------------------------------------------------------------------------
+
+
+def create_data(template: ChecklistTemplate, /, **overrides: str) -> dict[str, str]:
+    data = {
+        "template": str(template.pk),
+        "version": "v2.0.0",
+        "title": "Summer",
+        "window_start": "2030-06-01T22:00",
+        "window_end": "2030-06-02T02:00",
+        "changelog_url": "https://example.com/CHANGELOG.md",
+        "two_person_rule": "on",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value != ""}
+
+
+def test_it_creates_a_release_and_sends_staff_to_its_people(
+    small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    form_page = client.get(reverse("releases:create"))
+    assert form_page.status_code == 200
+    assert 'type="datetime-local"' in text_of(form_page)
+
+    response = client.post(
+        reverse("releases:create"), create_data(small_template), REMOTE_ADDR="10.0.0.7"
+    )
+
+    made = Release.objects.get(version="v2.0.0")
+    assert response.status_code == 302
+    assert response["Location"] == people_url(made)
+    assert made.title == "Summer"
+    assert made.items.count() == 7
+    assert made.two_person_rule is True
+    assert made.changelog_url == "https://example.com/CHANGELOG.md"
+    assert made.window_start is not None and made.window_end is not None
+    assert made.window_end - made.window_start == timedelta(hours=4)
+    created = made.audit_events.get(action="release.created")
+    assert created.source_ip == "10.0.0.7"
+    assert created.actor == users["admin"]
+    assert "Release v2.0.0 created with 7 items" in text_of(client.get(people_url(made)))
+
+
+def test_it_creates_a_release_without_the_two_person_rule_when_unticked(
+    small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, two_person_rule="")
+    )
+
+    assert Release.objects.get(version="v2.0.0").two_person_rule is False
+
+
+def test_it_rejects_a_malformed_version_and_keeps_what_was_typed(
+    small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    response = login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, version="2.0", title="Kept")
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["version"] == [
+        "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."
+    ]
+    page = text_of(response)
+    assert "Use a version like v1.2.3" in page
+    assert 'value="2.0"' in page
+    assert 'value="Kept"' in page
+    assert not Release.objects.exists()
+
+
+def test_it_rejects_a_duplicate_version_with_the_workflows_message(
+    release: Release, small_template: ChecklistTemplate, login_as: LoginAs
+) -> None:
+    response = login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, version="v1.2.3")
+    )
+
+    assert response.status_code == 200
+    [message] = response.context["form"].errors["version"]
+    assert "already exists" in message
+    assert message in text_of(response)
+    assert Release.objects.count() == 1
+
+
+def test_it_rejects_a_window_that_ends_before_it_starts(
+    small_template: ChecklistTemplate, login_as: LoginAs
+) -> None:
+    response = login_as("admin").post(
+        reverse("releases:create"),
+        create_data(small_template, window_start="2030-06-02T10:00", window_end="2030-06-01T10:00"),
+    )
+
+    assert response.context["form"].errors["window_end"] == [
+        "The window cannot end before it starts."
+    ]
+    page = text_of(response)
+    assert 'value="2030-06-02T10:00"' in page
+    assert 'value="2030-06-01T10:00"' in page
+    assert not Release.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("template", "", "Choose the checklist this release starts from."),
+        ("title", "", "Give the release a short title."),
+        ("changelog_url", "not a link", "Enter a valid URL."),
+        ("window_start", "tomorrow", "Enter a valid date/time."),
+    ],
+)
+def test_it_explains_every_other_bad_input_beside_its_field(
+    small_template: ChecklistTemplate, login_as: LoginAs, field: str, value: str, message: str
+) -> None:
+    response = login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, **{field: value})
+    )
+
+    assert response.context["form"].errors[field] == [message]
+    assert not Release.objects.exists()
+
+
+@pytest.mark.parametrize("persona", ["po", "qa", "outsider"])
+def test_it_forbids_non_staff_to_create_releases(
+    small_template: ChecklistTemplate, login_as: LoginAs, persona: str
+) -> None:
+    client = login_as(persona)
+
+    assert client.get(reverse("releases:create")).status_code == 403
+    assert client.post(reverse("releases:create"), create_data(small_template)).status_code == 403
+    assert not Release.objects.exists()
+
+
+def test_it_sends_anonymous_visitors_to_log_in(release: Release) -> None:
+    response = Client().get(people_url(release))
+
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+# --- people ------------------------------------------------------------------------------
+
+
+def test_it_shows_roles_and_people_to_a_stakeholder_without_the_controls(
+    release: Release, login_as: LoginAs
+) -> None:
+    response = login_as("support").get(people_url(release))
+
+    page = text_of(response)
+    assert response.status_code == 200
+    for role in Role:
+        assert str(role.label) in page
+    assert "QA" in page and "(qa)" in page
+    assert 'value="assign"' not in page
+    assert 'value="unassign"' not in page
+
+
+def test_it_hides_a_release_from_an_outsider(release: Release, login_as: LoginAs) -> None:
+    assert login_as("outsider").get(people_url(release)).status_code == 404
+
+
+def test_it_lets_staff_assign_someone_to_a_role(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    response = client.post(
+        people_url(release),
+        {
+            "action": "assign",
+            "role": Role.QA,
+            "user": users["outsider"].pk,
+        },
+        REMOTE_ADDR="10.0.0.9",
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == people_url(release)
+    assert Stakeholder.objects.filter(
+        release=release, role=Role.QA, user=users["outsider"]
+    ).exists()
+    event = release.audit_events.get(action="stakeholder.assigned", target="qa: outsider")
+    assert event.source_ip == "10.0.0.9"
+    assert "outsider now holds the role QA Lead." in text_of(client.get(people_url(release)))
+
+
+def test_it_explains_an_assignment_without_a_person(release: Release, login_as: LoginAs) -> None:
+    response = login_as("admin").post(people_url(release), {"action": "assign", "role": Role.QA})
+
+    assert response.status_code == 200
+    assert response.context["assign_form"].errors["user"] == ["Choose who takes the role."]
+
+
+def test_it_offers_only_active_users_for_a_role(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    users["outsider"].is_active = False
+    users["outsider"].save()
+
+    response = login_as("admin").get(people_url(release))
+
+    choices = response.context["assign_form"].fields["user"].queryset
+    assert users["qa"] in choices
+    assert users["outsider"] not in choices
+
+
+def test_it_lets_staff_remove_someone_from_a_role(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    page = text_of(client.get(people_url(release)))
+    assert 'value="unassign"' in page
+
+    response = client.post(
+        people_url(release),
+        {
+            "action": "unassign",
+            "role": Role.QA,
+            "user": users["qa"].pk,
+        },
+    )
+
+    assert response.status_code == 302
+    assert not Stakeholder.objects.filter(release=release, role=Role.QA).exists()
+    assert release.audit_events.filter(action="stakeholder.unassigned").count() == 1
+
+
+@pytest.mark.parametrize("action", ["assign", "unassign"])
+def test_it_forbids_non_staff_to_change_people(
+    release: Release, users: dict[str, Any], login_as: LoginAs, action: str
+) -> None:
+    response = login_as("po").post(
+        people_url(release),
+        {
+            "action": action,
+            "role": Role.QA,
+            "user": users["qa"].pk,
+        },
+    )
+
+    assert response.status_code == 403
+    assert Stakeholder.objects.filter(release=release, role=Role.QA, user=users["qa"]).exists()
+
+
+@pytest.fixture
+def placeholder_contact(release: Release) -> EmergencyContact:
+    return EmergencyContact.objects.create(
+        release=release, position=1, role="QA Lead", name="[Nombre]", other="[Teléfono]"
+    )
+
+
+def contact_data(contact: EmergencyContact, **fields: str) -> dict[str, str]:
+    data = {"action": "contact", "contact": str(contact.pk)}
+    data.update({f"contact-{contact.pk}-{key}": value for key, value in fields.items()})
+    return data
+
+
+def test_it_shows_which_contacts_still_hold_placeholders(
+    placeholder_contact: EmergencyContact, release: Release, login_as: LoginAs
+) -> None:
+    page = text_of(login_as("support").get(people_url(release)))
+
+    assert "1 contact still holds a placeholder." in page
+    assert "Dana Ops" in page
+    assert page.count(">Placeholder<") == 1
+
+
+def test_it_lets_the_product_owner_fill_in_a_contact(
+    placeholder_contact: EmergencyContact, release: Release, login_as: LoginAs
+) -> None:
+    client = login_as("po")
+    response = client.post(
+        people_url(release),
+        contact_data(
+            placeholder_contact,
+            name="Quinn Tester",
+            phone="+34 600 111 222",
+            email="q@example.com",
+        ),
+    )
+
+    assert response.status_code == 302
+    placeholder_contact.refresh_from_db()
+    assert placeholder_contact.name == "Quinn Tester"
+    assert placeholder_contact.phone == "+34 600 111 222"
+    assert not placeholder_contact.has_placeholder()
+    assert release.audit_events.filter(action="contact.updated").count() == 1
+    page = text_of(client.get(people_url(release)))
+    assert "Emergency contact for QA Lead saved." in page
+    assert "still holds a placeholder" not in page
+
+
+def test_it_forbids_a_lead_to_edit_contacts(
+    placeholder_contact: EmergencyContact, release: Release, login_as: LoginAs
+) -> None:
+    client = login_as("qa")
+    assert 'value="contact"' not in text_of(client.get(people_url(release)))
+
+    response = client.post(
+        people_url(release),
+        contact_data(
+            placeholder_contact,
+            name="Me",
+            phone="+34 600 111 222",
+            email="",
+        ),
+    )
+
+    assert response.status_code == 403
+    placeholder_contact.refresh_from_db()
+    assert placeholder_contact.name == "[Nombre]"
+
+
+def test_it_explains_a_bad_email_and_keeps_what_was_typed(
+    placeholder_contact: EmergencyContact, release: Release, login_as: LoginAs
+) -> None:
+    response = login_as("po").post(
+        people_url(release),
+        contact_data(
+            placeholder_contact,
+            name="Quinn Tester",
+            phone="",
+            email="quinn-at-example",
+        ),
+    )
+
+    assert response.status_code == 200
+    page = text_of(response)
+    assert "Enter a valid email address." in page
+    assert 'value="quinn-at-example"' in page
+    assert 'value="Quinn Tester"' in page
+    placeholder_contact.refresh_from_db()
+    assert placeholder_contact.name == "[Nombre]"
+    assert not release.audit_events.filter(action="contact.updated").exists()
+
+
+@pytest.mark.parametrize(
+    ("phone", "email", "message"),
+    [
+        ("call me", "", "Enter a phone number such as +34 600 000 000."),
+        ("", "", "Give a phone number or an email address."),
+    ],
+)
+def test_it_explains_a_contact_nobody_could_reach(
+    placeholder_contact: EmergencyContact,
+    release: Release,
+    login_as: LoginAs,
+    phone: str,
+    email: str,
+    message: str,
+) -> None:
+    response = login_as("admin").post(
+        people_url(release),
+        contact_data(
+            placeholder_contact,
+            name="Quinn Tester",
+            phone=phone,
+            email=email,
+        ),
+    )
+
+    assert response.status_code == 200
+    assert message in text_of(response)
+
+
+def test_it_answers_404_for_a_contact_of_another_release(
+    placeholder_contact: EmergencyContact, release: Release, login_as: LoginAs
+) -> None:
+    data = contact_data(placeholder_contact, name="X", phone="+34 600 111 222")
+    data["contact"] = "999999"
+
+    assert login_as("admin").post(people_url(release), data).status_code == 404
+
+
+# --- audit trail -------------------------------------------------------------------------
+
+
+def test_it_shows_who_did_what_when_and_from_where(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.mark_blocked(
+        item(release, "Unit tests pass"), by=users["admin"], reason="Flaky suite", ip="192.0.2.4"
+    )
+
+    response = login_as("support").get(audit_url(release))
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert "Item blocked" in page
+    assert "Unit tests pass" in page
+    assert "192.0.2.4" in page
+    assert ">Override<" in page
+    assert "<dt>state</dt><dd>pending</dd>" in page
+    assert "<dt>state</dt><dd>blocked</dd>" in page
+    assert "<dt>reason</dt><dd>Flaky suite</dd>" in page
+
+
+def test_it_filters_the_audit_trail_by_action_actor_and_dates(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    workflow.tick(item(release, "Merge everything"), by=users["backend"])
+    client = login_as("qa")
+
+    by_action = client.get(audit_url(release), {"action": "item.done"})
+    assert [r.event.target for r in by_action.context["rows"]] == [
+        "Merge everything",
+        "Unit tests pass",
+    ]
+    assert '<option value="item.done" selected>' in text_of(by_action)
+
+    by_actor = client.get(audit_url(release), {"actor": "BACK"})
+    assert [r.event.target for r in by_actor.context["rows"]] == ["Merge everything"]
+
+    today = timezone.localdate()
+    since_today = client.get(
+        audit_url(release), {"since": today.isoformat(), "until": today.isoformat()}
+    )
+    assert since_today.context["page"].paginator.count == release.audit_events.count()
+    from_tomorrow = client.get(
+        audit_url(release), {"since": (today + timedelta(days=1)).isoformat()}
+    )
+    assert from_tomorrow.context["rows"] == []
+    assert "No events match these filters." in text_of(from_tomorrow)
+
+
+def test_it_explains_a_date_range_that_ends_before_it_starts(
+    release: Release, login_as: LoginAs
+) -> None:
+    response = login_as("qa").get(
+        audit_url(release), {"since": "2030-01-02", "until": "2030-01-01"}
+    )
+
+    assert response.status_code == 200
+    assert "The range cannot end before it starts." in text_of(response)
+
+
+def test_it_pages_the_audit_trail(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    total = release.audit_events.count()
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(release=release, actor_label="bot", action="note", target=f"n{i}")
+            for i in range(AUDIT_PAGE_SIZE + 5 - total)
+        ]
+    )
+    client = login_as("qa")
+
+    first = client.get(audit_url(release), {"actor": ""})
+    second = client.get(audit_url(release), {"actor": "", "page": 2})
+
+    assert len(first.context["rows"]) == AUDIT_PAGE_SIZE
+    assert len(second.context["rows"]) == 5
+    assert "Page 1 of 2" in text_of(first)
+    assert "?actor=&amp;page=2" in text_of(first)
+
+
+def test_it_hides_the_audit_trail_from_an_outsider(release: Release, login_as: LoginAs) -> None:
+    client = login_as("outsider")
+
+    assert client.get(audit_url(release)).status_code == 404
+    assert client.get(csv_url(release)).status_code == 404
+
+
+def read_csv(response: Any) -> tuple[bytes, list[list[str]]]:
+    raw = b"".join(response.streaming_content)
+    return raw, list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
+
+
+def test_it_exports_the_audit_trail_as_csv_for_excel(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.mark_not_applicable(
+        item(release, "Nice-to-have dashboard"),
+        by=users["devops"],
+        reason="Producción ya lo tiene",
+        ip="192.0.2.8",
+    )
+
+    response = login_as("support").get(csv_url(release), {"action": "item.not_applicable"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert response["Content-Disposition"] == 'attachment; filename="audit-v1.2.3.csv"'
+    raw, rows = read_csv(response)
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert rows[0] == ["When", "Who", "Action", "Target", "Before", "After", "From", "Override"]
+    assert len(rows) == 2
+    _when, who, action, target, before, after, source, override = rows[1]
+    assert who == "devops (DEVOPS)"
+    assert action == "item.not_applicable"
+    assert target == "Nice-to-have dashboard"
+    assert '"state": "pending"' in before
+    assert '"reason": "Producción ya lo tiene"' in after
+    assert source == "192.0.2.8"
+    assert override == "no"
+
+
+def test_it_stops_csv_cells_from_running_as_formulas(release: Release, login_as: LoginAs) -> None:
+    AuditEvent.objects.create(
+        release=release, actor_label='=HYPERLINK("http://x")', action="note", target="+1 more"
+    )
+    AuditEvent.objects.create(release=release, actor_label="@SUM(A1)", action="note", target="-2")
+
+    _raw, rows = read_csv(login_as("qa").get(csv_url(release), {"action": "note"}))
+
+    cells = {cell for row in rows[1:] for cell in row[1:4]}
+    assert {'\'=HYPERLINK("http://x")', "'+1 more", "'@SUM(A1)", "'-2"} <= cells
+
+
+# --- share links -------------------------------------------------------------------------
+
+
+def shown_link(page: str) -> str | None:
+    found = re.search(r'id="new-share-url"[^>]*value="([^"]+)"', page)
+    return found.group(1) if found else None
+
+
+def test_it_creates_a_share_link_and_shows_it_only_once(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    revision = release.revision
+
+    response = client.post(
+        share_url(release), {"action": "create", "label": "Support desk"}, REMOTE_ADDR="10.0.0.3"
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == share_url(release)
+    shown = client.get(share_url(release))
+    url = shown_link(text_of(shown))
+    assert url is not None and url.startswith("http://testserver/")
+    assert shown["Cache-Control"] == "no-store"
+    [token] = resolve(urlparse(url).path).kwargs.values()
+    link = ShareLink.objects.get()
+    assert link.token_hash == ShareLink.hash_token(token)
+    assert link.label == "Support desk"
+    assert link.created_by == users["admin"]
+    assert token not in link.token_hash
+    assert shown_link(text_of(client.get(share_url(release)))) is None
+    event = release.audit_events.get(action="share_link.created")
+    assert (event.target, event.source_ip, event.actor) == (
+        "Support desk",
+        "10.0.0.3",
+        users["admin"],
+    )
+    assert token not in str(event.before) + str(event.after) + event.target
+    release.refresh_from_db()
+    assert release.revision == revision
+
+
+def test_it_asks_who_a_share_link_is_for(release: Release, login_as: LoginAs) -> None:
+    response = login_as("admin").post(share_url(release), {"action": "create", "label": ""})
+
+    assert response.status_code == 200
+    assert "Say who the link is for." in text_of(response)
+    assert not ShareLink.objects.exists()
+
+
+def test_it_revokes_a_share_link_once(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    client.post(share_url(release), {"action": "create", "label": "Customer X"})
+    link = ShareLink.objects.get()
+
+    response = client.post(share_url(release), {"action": "revoke", "link": link.pk})
+    again = client.post(share_url(release), {"action": "revoke", "link": link.pk}, follow=True)
+
+    assert response.status_code == 302
+    link.refresh_from_db()
+    assert link.revoked_at is not None
+    assert (
+        release.audit_events.filter(action="share_link.revoked", target="Customer X").count() == 1
+    )
+    assert "That link is already revoked or does not exist." in text_of(again)
+    assert "Revoked" in text_of(again)
+
+
+@pytest.mark.parametrize(("persona", "status"), [("po", 403), ("support", 403), ("outsider", 404)])
+def test_it_keeps_share_links_to_staff(
+    release: Release, login_as: LoginAs, persona: str, status: int
+) -> None:
+    client = login_as(persona)
+
+    assert client.get(share_url(release)).status_code == status
+    posted = client.post(share_url(release), {"action": "create", "label": "Mine"})
+    assert posted.status_code == status
+    assert not ShareLink.objects.exists()
+
+
+def test_it_does_not_show_a_link_created_for_another_release(
+    release: Release,
+    small_template: ChecklistTemplate,
+    users: dict[str, Any],
+    login_as: LoginAs,
+) -> None:
+    other = workflow.create_release(
+        small_template, version="v9.0.0", title="Other", by=users["admin"]
+    )
+    client = login_as("admin")
+    client.post(share_url(release), {"action": "create", "label": "Support desk"})
+
+    assert shown_link(text_of(client.get(share_url(other)))) is None
