@@ -36,7 +36,7 @@ from .models import (
     Stakeholder,
     blocking_reasons,
 )
-from .workflow import roles_on
+from .workflow import may_change, personal_obstacles, roles_on
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -47,22 +47,16 @@ Page = Literal["board", "status"]
 
 # The panels every update carries, in page order; each template's top-level element has
 # the DOM id the fragment replaces.
+_PANELS = (
+    "releases/_banner.html",
+    "releases/_status.html",
+    "releases/_gonogo.html",
+    "releases/_progress.html",
+    "releases/_signoffs.html",
+)
 PANELS: dict[str, tuple[str, ...]] = {
-    "board": (
-        "releases/_banner.html",
-        "releases/_status.html",
-        "releases/_gonogo.html",
-        "releases/_progress.html",
-        "releases/_signoffs.html",
-    ),
-    "status": (
-        "releases/_banner.html",
-        "releases/_status.html",
-        "releases/_gonogo.html",
-        "releases/_progress.html",
-        "releases/_signoffs.html",
-        "releases/_contacts.html",
-    ),
+    "board": _PANELS,
+    "status": (*_PANELS, "releases/_contacts.html"),
 }
 ITEM_PARTIAL = "releases/board.html#item"
 
@@ -90,12 +84,9 @@ class Viewer:
     language: str
 
     def can_change(self, item: ReleaseItem) -> bool:
-        """The same rule as workflow.can_change_item, which the server enforces."""
-        if self.read_only:
-            return False
-        if self.is_staff:
-            return True
-        return item.owner_role in self.roles and item.owner_role != Role.SUPPORT
+        return not self.read_only and may_change(
+            item.owner_role, self.roles, is_staff=self.is_staff
+        )
 
     @property
     def may_approve(self) -> bool:
@@ -333,21 +324,13 @@ def _gonogo(release: Release, approvals: list[GoLiveApproval], viewer: Viewer) -
     # Stable sort: what is actively stopping the release first, then what is just not done.
     general = sorted(blocking_reasons(release), key=lambda reason: reason.code not in _URGENT)
     reasons = [reason.message for reason in general]
-    # workflow.approval_obstacles needs a user; the live stream renders per Viewer, so the
-    # same rules are applied here to the viewer's flags, with the very same messages.
-    obstacles = list(reasons)
-    if active is not None:
-        obstacles.insert(0, _("Go-live is already approved."))
-    if not (viewer.is_product_owner or viewer.is_staff):
-        obstacles.insert(0, _("Only the Product Owner approves go-live."))
-    if release.two_person_rule and viewer.signed_off:
-        obstacles.insert(
-            0,
-            _(
-                "Two-person rule: you signed off as a lead on this release, "
-                "so someone else must approve go-live."
-            ),
-        )
+    obstacles = personal_obstacles(
+        reasons,
+        already_approved=active is not None,
+        may_approve=viewer.is_product_owner or viewer.is_staff,
+        signed_off=viewer.signed_off,
+        two_person_rule=release.two_person_rule,
+    )
     return GoNoGo(
         approval=active,
         reasons=reasons,

@@ -49,6 +49,8 @@ RENDER_CACHE_SIZE = 512
 
 # render_update's signature: (release_id, viewer, page, since_revision) -> (revision, html)
 Renderer = Callable[[int, Hashable, str, int], tuple[int, str]]
+# Its arguments: one distinct render.
+_RenderKey = tuple[int, Hashable, str, int]
 
 
 def publish(release_id: int, revision: int) -> None:
@@ -138,6 +140,25 @@ def _render_closing(
         close_old_connections()
 
 
+def _render_each(
+    render: Renderer,
+    keys: list[_RenderKey],
+    done: Callable[[_RenderKey, tuple[int, str] | None], object],
+) -> None:
+    """Render one key after another on a single database connection (opening one costs
+    about as much as a small render), handing each result over as soon as it is ready."""
+    try:
+        for key in keys:
+            try:
+                result: tuple[int, str] | None = render(*key)
+            except Exception:
+                logger.exception("live update of release %s failed", key[0])
+                result = None
+            done(key, result)
+    finally:
+        close_old_connections()
+
+
 def _revisions_closing(release_ids: list[int]) -> list[tuple[int, int]]:
     try:
         return list(Release.objects.filter(pk__in=release_ids).values_list("pk", "revision"))
@@ -145,7 +166,6 @@ def _revisions_closing(release_ids: list[int]) -> list[tuple[int, int]]:
         close_old_connections()
 
 
-_RenderKey = tuple[int, Hashable, str, int]
 _T = TypeVar("_T")
 
 
@@ -198,6 +218,9 @@ class Hub:
         if not followers:
             del self._subscribers[subscriber.release_id]
             self._revisions.pop(subscriber.release_id, None)
+            fan_out = self._fan_outs.get(subscriber.release_id)
+            if fan_out is not None and fan_out.done():
+                del self._fan_outs[subscriber.release_id]
 
     def subscriber_count(self) -> int:
         return sum(len(followers) for followers in self._subscribers.values())
@@ -224,33 +247,54 @@ class Hub:
             self._fan_outs[release_id] = _detached_task(self._fan_out(release_id))
 
     async def _fan_out(self, release_id: int) -> None:
+        loop = asyncio.get_running_loop()
         # Runs again while notices arrive during a render, so none is lost.
         while release_id in self._dirty:
             self._dirty.discard(release_id)
             target = self._revisions.get(release_id, -1)
-            groups: dict[tuple[Hashable, str, int], list[Subscriber]] = defaultdict(list)
+            groups: dict[_RenderKey, list[Subscriber]] = defaultdict(list)
             for subscriber in self._subscribers.get(release_id, ()):
                 if subscriber.has() < target:
-                    groups[(subscriber.viewer, subscriber.page, subscriber.seen)].append(subscriber)
-            results = await asyncio.gather(
-                *(
-                    self.render(release_id, viewer, page, since, at_least=target)
-                    for viewer, page, since in groups
-                ),
-                return_exceptions=True,
-            )
-            rendered = -1
-            for members, result in zip(groups.values(), results, strict=True):
-                if isinstance(result, BaseException):
-                    logger.error("live update of release %s failed", release_id, exc_info=result)
+                    key = (release_id, subscriber.viewer, subscriber.page, subscriber.seen)
+                    groups[key].append(subscriber)
+            updates: dict[_RenderKey, Update] = {}
+            to_render: dict[_RenderKey, list[Subscriber]] = {}
+            # The most-watched first: renders go one after another (they are CPU-bound,
+            # side by side in threads every page would wait for the slowest).
+            for key, members in sorted(groups.items(), key=lambda g: len(g[1]), reverse=True):
+                cached = self._fresh(key, target)
+                if cached is None:
+                    to_render[key] = members
                     continue
-                rendered = max(rendered, result.revision)
+                updates[key] = cached
                 for subscriber in members:
-                    subscriber.offer(result)
+                    subscriber.offer(cached)
+            if to_render:
+                # Each group is sent its update as soon as its render is done.
+                await sync_to_async(_render_each, thread_sensitive=False)(
+                    self._render,
+                    list(to_render),
+                    partial(loop.call_soon_threadsafe, self._deliver, to_render, updates),
+                )
+            rendered = max((update.revision for update in updates.values()), default=-1)
             if 0 <= rendered < target and self._revisions.get(release_id) == target:
                 # The database is the truth: a revision it has not got (a message from
                 # another deployment sharing Redis) must not hold back the real ones.
                 self._revisions[release_id] = rendered
+
+    def _deliver(
+        self,
+        groups: dict[_RenderKey, list[Subscriber]],
+        updates: dict[_RenderKey, Update],
+        key: _RenderKey,
+        result: tuple[int, str] | None,
+    ) -> None:
+        if result is None:
+            return
+        update = self._remember(key, *result)
+        updates[key] = update
+        for subscriber in groups[key]:
+            subscriber.offer(update)
 
     # --- rendering -----------------------------------------------------------------------
 
@@ -267,9 +311,8 @@ class Hub:
         """
         key: _RenderKey = (release_id, viewer, page, since)
         for _attempt in range(2):
-            cached = self._cache.get(key)
-            if cached is not None and cached.revision >= at_least:
-                self._cache.move_to_end(key)
+            cached = self._fresh(key, at_least)
+            if cached is not None:
                 return cached
             rendering = self._rendering.get(key)
             if not _running_here(rendering):
@@ -287,10 +330,19 @@ class Hub:
             del self._rendering[key]
 
     async def _render_into_cache(self, key: _RenderKey) -> Update:
-        release_id, viewer, page, since = key
         revision, html = await sync_to_async(_render_closing, thread_sensitive=False)(
-            self._render, release_id, viewer, page, since
+            self._render, *key
         )
+        return self._remember(key, revision, html)
+
+    def _fresh(self, key: _RenderKey, at_least: int) -> Update | None:
+        cached = self._cache.get(key)
+        if cached is None or cached.revision < at_least:
+            return None
+        self._cache.move_to_end(key)
+        return cached
+
+    def _remember(self, key: _RenderKey, revision: int, html: str) -> Update:
         update = make_update(revision, html)
         self._cache[key] = update
         self._cache.move_to_end(key)

@@ -9,9 +9,10 @@ Block structure comes from markdown-it-py (CommonMark, plus GFM tables and YAML 
 matter); this module only interprets the tokens.
 
 * Front matter (``---`` ... ``---`` at the top) is skipped.
-* A single level-1 heading that opens the document, and is its only level-1 heading, is
-  the title. The top-level paragraphs between the title and the next heading are the
-  description (Markdown source, paragraphs joined by a blank line).
+* A single level-1 heading that opens the document (after front matter and comments),
+  and is its only level-1 heading, is the title. The top-level paragraphs between the
+  title and the next heading are the description (Markdown source, paragraphs joined by a
+  blank line).
 * A heading whose text contains "rollback", "reversión" or "reversion" opens the rollback
   plan; one that contains "contact" opens the emergency contacts. Headings deeper than
   such a heading belong to it. Neither is a phase.
@@ -77,8 +78,9 @@ Writing
 :func:`render_checklist` writes the canonical form: title, description, items grouped
 under ``##`` phase and ``###`` section headings in their order, every non-default
 annotation spelled out on its item, the gate on its own line, then the rollback plan and
-the contacts table. Reading it back gives the same document, and writing that again
-gives the same bytes.
+the contacts table. An item whose text holds "<!" gets its annotation on the next line,
+where an unclosed comment in the text cannot swallow it. Reading the output back gives
+the same document, and writing that again gives the same bytes.
 """
 
 from __future__ import annotations

@@ -108,6 +108,12 @@ class TemplateItem(models.Model):
     def __str__(self) -> str:
         return self.text
 
+    def clean(self) -> None:
+        # Markdown export writes each of these on one line; a line break would split it.
+        for name in ("text", "phase", "section"):
+            if "\n" in getattr(self, name) or "\r" in getattr(self, name):
+                raise ValidationError({name: _("Must fit on one line.")})
+
 
 class TemplateRollbackStep(models.Model):
     template = models.ForeignKey(
@@ -139,6 +145,11 @@ class TemplateContact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.name}"
+
+    def clean(self) -> None:
+        for name in ("role", "name", "contact"):
+            if "\n" in getattr(self, name) or "\r" in getattr(self, name):
+                raise ValidationError({name: _("Must fit on one line.")})
 
 
 class ReleaseStatus(models.TextChoices):
@@ -245,7 +256,9 @@ class Release(models.Model):
     def gate_digest(self) -> str:
         """A fingerprint of every required item before the gate, as approval saw it."""
         rows = list(
-            self.gate_items().order_by("position").values_list("position", "state", "reason")
+            self.gate_items()
+            .order_by("position")
+            .values_list("position", "state", "reason", "check_failure")
         )
         return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 

@@ -8,7 +8,7 @@ commits. Views and tasks call these; they never save release models themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -146,21 +146,24 @@ def roles_on(release: Release, user: AnyUser) -> set[str]:
     )
 
 
+def may_change(owner_role: str, roles: Collection[str], *, is_staff: bool) -> bool:
+    """Who may change an item: its owner role (never support), or staff as an override.
+    Pages use it to enable controls; _authorize_item enforces it."""
+    return is_staff or (owner_role in roles and owner_role != Role.SUPPORT)
+
+
 def can_change_item(user: AnyUser, item: ReleaseItem, roles: set[str] | None = None) -> bool:
     if user is None or not user.is_authenticated:
         return False
-    if user.is_staff:
-        return True
     held = roles if roles is not None else roles_on(item.release, user)
-    return item.owner_role in held and item.owner_role != Role.SUPPORT
+    return may_change(item.owner_role, held, is_staff=user.is_staff)
 
 
 def _authorize_item(change: _Change, item: ReleaseItem) -> None:
     user = change.actor.user
     if user is None:
         return
-    held = roles_on(change.release, user)
-    if item.owner_role in held and item.owner_role != Role.SUPPORT:
+    if may_change(item.owner_role, roles_on(change.release, user), is_staff=False):
         return
     if user.is_authenticated and user.is_staff:
         change.override = True
@@ -185,6 +188,11 @@ def _snapshot(item: ReleaseItem) -> dict[str, Any]:
 
 def _validate_evidence(url: str) -> str:
     url = url.strip()
+    limit = ReleaseItem._meta.get_field("evidence_url").max_length
+    if len(url) > limit:
+        raise WorkflowError(
+            _("The evidence link is longer than %(limit)d characters.") % {"limit": limit}
+        )
     if url:
         try:
             URLValidator(schemes=["http", "https"])(url)
@@ -387,14 +395,14 @@ def annotate_item(
     ip: str | None = None,
 ) -> ReleaseItem:
     """Change an item's note and/or evidence link."""
-    fields: dict[str, Any] = {}
-    if note is not None:
-        fields["note"] = note.strip()[:5000]
-    if evidence_url is not None:
-        fields["evidence_url"] = _validate_evidence(evidence_url)
     release_id, item_id = _release_id_of(item)
     with _changing(release_id, as_actor(by, ip)) as change:
         locked = _locked_item(change, item_id)
+        fields: dict[str, Any] = {}
+        if note is not None:
+            fields["note"] = note.strip()[:5000]
+        if evidence_url is not None:
+            fields["evidence_url"] = _validate_evidence(evidence_url)
         return _apply_item_change(
             change, locked, expected_version=expected_version, action="item.annotated", **fields
         )
@@ -411,18 +419,30 @@ def record_check_result(
     with _changing(release_id, actor) as change:
         locked = _locked_item(change, item_id)
         evidence = _validate_evidence(evidence_url) if evidence_url else locked.evidence_url
-        settled_by_person = locked.state in ItemState.settled() and locked.changed_by_id is not None
-        if settled_by_person:
+        # Done, N/A or blocked by a person: the machine's verdict goes beside it.
+        decided_by_person = (
+            locked.state not in (ItemState.PENDING, ItemState.FAILED)
+            and locked.changed_by_id is not None
+        )
+        if decided_by_person:
             failure = "" if passed else (detail or _("check failed"))
             if failure == locked.check_failure:
                 return locked
-            return _apply_item_change(
-                change,
-                locked,
-                expected_version=None,
-                action="check.failed" if failure else "check.passed",
-                check_failure=failure,
+            # Kept beside the person's decision: changed_by stays theirs, so the next
+            # verdict still finds the item settled by a person.
+            before = {"check_failure": locked.check_failure}
+            locked.check_failure = failure
+            locked.version += 1
+            locked.revision = change.release.revision + 1
+            locked.save(update_fields=["check_failure", "version", "revision"])
+            change.audit(
+                "check.failed" if failure else "check.passed",
+                locked.text,
+                before,
+                {"check_failure": failure},
             )
+            _revoke_if_gate_changed(change, locked)
+            return locked
         if passed:
             return _apply_item_change(
                 change,
@@ -524,27 +544,45 @@ def _revoke_if_unsigned(change: _Change) -> None:
         _revoke(change, approval, _("a lead withdrew a sign-off"))
 
 
+def personal_obstacles(
+    reasons: list[str],
+    *,
+    already_approved: bool,
+    may_approve: bool,
+    signed_off: bool,
+    two_person_rule: bool,
+) -> list[str]:
+    """The release's blocking reasons plus what stops one person in particular. Takes
+    flags rather than a user so live pages can render it once per kind of viewer."""
+    obstacles = list(reasons)
+    if already_approved:
+        obstacles.insert(0, _("Go-live is already approved."))
+    if not may_approve:
+        obstacles.insert(0, _("Only the Product Owner approves go-live."))
+    if two_person_rule and signed_off:
+        obstacles.insert(
+            0,
+            _(
+                "Two-person rule: you signed off as a lead on this release, "
+                "so someone else must approve go-live."
+            ),
+        )
+    return obstacles
+
+
 def approval_obstacles(release: Release, user: AnyUser) -> list[str]:
     """Everything that stops this person approving go-live right now."""
     reasons = [r.message for r in blocking_reasons(release)]
-    if release.active_approval() is not None:
-        reasons.insert(0, _("Go-live is already approved."))
-    if user is not None and user.is_authenticated:
-        held = roles_on(release, user)
-        if Role.PRODUCT_OWNER not in held and not user.is_staff:
-            reasons.insert(0, _("Only the Product Owner approves go-live."))
-        if (
-            release.two_person_rule
-            and SignOff.objects.filter(release=release, signed_by=user).exists()
-        ):
-            reasons.insert(
-                0,
-                _(
-                    "Two-person rule: you signed off as a lead on this release, "
-                    "so someone else must approve go-live."
-                ),
-            )
-    return reasons
+    authenticated = user is not None and user.is_authenticated
+    return personal_obstacles(
+        reasons,
+        already_approved=release.active_approval() is not None,
+        may_approve=authenticated
+        and (Role.PRODUCT_OWNER in roles_on(release, user) or user.is_staff),
+        signed_off=authenticated
+        and SignOff.objects.filter(release=release, signed_by=user).exists(),
+        two_person_rule=release.two_person_rule,
+    )
 
 
 def approve(release: Release, *, by: Any, ip: str | None = None) -> GoLiveApproval:
@@ -569,7 +607,9 @@ def approve(release: Release, *, by: Any, ip: str | None = None) -> GoLiveApprov
         return approval
 
 
-def _revoke(change: _Change, approval: GoLiveApproval, reason: str) -> None:
+def _revoke(
+    change: _Change, approval: GoLiveApproval, reason: str, *, override: bool = False
+) -> None:
     approval.revoked_at = timezone.now()
     approval.revoked_reason = reason
     approval.save(update_fields=["revoked_at", "revoked_reason"])
@@ -580,27 +620,27 @@ def _revoke(change: _Change, approval: GoLiveApproval, reason: str) -> None:
         change.release.version,
         {"approved_by": approval.approved_by.get_username()},
         {"reason": reason},
-        override=False,
+        override=override,
     )
 
 
 def revoke_approval(release: Release, *, by: Any, reason: str, ip: str | None = None) -> None:
     actor = as_actor(by, ip)
     reason = reason.strip()
-    if not reason:
-        raise WorkflowError(_("Say why go-live approval is revoked."))
     with _changing(release.pk, actor) as change:
         user = actor.user
         if Role.PRODUCT_OWNER not in roles_on(change.release, user):
             if not user.is_staff:
                 raise PermissionDenied(_("Only the Product Owner revokes go-live approval."))
             change.override = True
+        if not reason:
+            raise WorkflowError(_("Say why go-live approval is revoked."))
         approval = GoLiveApproval.objects.filter(
             release=change.release, revoked_at__isnull=True
         ).first()
         if approval is None:
             raise WorkflowError(_("Go-live is not approved."))
-        _revoke(change, approval, reason)
+        _revoke(change, approval, reason, override=change.override)
 
 
 # --- releases, people, contacts --------------------------------------------------------
@@ -772,6 +812,7 @@ def update_contact(
     if not held_po:
         _require_staff(actor)
     with _changing(contact.release_id, actor) as change:
+        change.override = not held_po
         locked = EmergencyContact.objects.get(pk=contact.pk, release=change.release)
         before = {"name": locked.name, "phone": locked.phone, "email": locked.email}
         locked.name, locked.phone, locked.email = name.strip(), phone.strip(), email.strip()
@@ -793,7 +834,16 @@ def update_contact(
 
 def set_status(release: Release, *, status: str, by: Any, ip: str | None = None) -> Release:
     actor = as_actor(by, ip)
+    if status not in ReleaseStatus.values:
+        raise WorkflowError(_("Unknown status %(status)s.") % {"status": status})
     with _changing(release.pk, actor) as change:
+        user = actor.user
+        held = roles_on(change.release, user)
+        if Role.PRODUCT_OWNER not in held and not (
+            Role.DEVOPS in held and status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK)
+        ):
+            _require_staff(actor)
+            change.override = True
         current = change.release.status
         if status == current:
             return change.release
@@ -804,13 +854,6 @@ def set_status(release: Release, *, status: str, by: Any, ip: str | None = None)
             )
         if status == ReleaseStatus.APPROVED:
             raise WorkflowError(_("Go-live is approved through the approval, not a status."))
-        user = actor.user
-        if Role.PRODUCT_OWNER not in roles_on(change.release, user) and not (
-            Role.DEVOPS in roles_on(change.release, user)
-            and status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK)
-        ):
-            _require_staff(actor)
-            change.override = True
         if current == ReleaseStatus.APPROVED:
             approval = change.release.active_approval()
             if approval is not None and status != ReleaseStatus.DEPLOYED:

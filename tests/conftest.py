@@ -110,3 +110,20 @@ def ready_release(release: Release, users: dict[str, Any]) -> Release:
         workflow.sign_off(release, role=role, phase="Pre", by=users[role])
     release.refresh_from_db()
     return release
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # Threads in transactional tests need a file: an in-memory SQLite database shared
+    # between connections fails a second writer with "database table is locked" at once
+    # instead of making it wait, as a file database in WAL mode does.
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database["TEST"] = {
+            **database.get("TEST", {}),
+            "NAME": str(tmp_path_factory.mktemp("db") / "test.sqlite3"),
+        }

@@ -23,12 +23,6 @@ from tests.conftest import item
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings: Any) -> None:
-    # The personas get real password hashes; the production hasher would dominate runtime.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
@@ -70,12 +64,17 @@ def test_it_keeps_both_ticks_of_two_leads_acting_at_once(
     release: Release, users: dict[str, Any], published: list[tuple[int, int]]
 ) -> None:
     start, events = release.revision, AuditEvent.objects.count()
-    qa_item, devops_item = item(release, "Unit tests pass"), item(release, "TLS certificates installed")
+    qa_item, devops_item = (
+        item(release, "Unit tests pass"),
+        item(release, "TLS certificates installed"),
+    )
 
-    outcomes = run_together([
-        lambda: workflow.tick(qa_item.pk, by=users["qa"], expected_version=0),
-        lambda: workflow.tick(devops_item.pk, by=users["devops"], expected_version=0),
-    ])
+    outcomes = run_together(
+        [
+            lambda: workflow.tick(qa_item.pk, by=users["qa"], expected_version=0),
+            lambda: workflow.tick(devops_item.pk, by=users["devops"], expected_version=0),
+        ]
+    )
 
     assert not [o for o in outcomes if isinstance(o, Exception)]
     release.refresh_from_db()
@@ -84,7 +83,9 @@ def test_it_keeps_both_ticks_of_two_leads_acting_at_once(
     assert item(release, "TLS certificates installed").state == ItemState.DONE
     new = AuditEvent.objects.filter(release=release).order_by("id")[events:]
     assert sorted((e.action, e.target) for e in new) == [
-        ("item.done", "TLS certificates installed"), ("item.done", "Unit tests pass")]
+        ("item.done", "TLS certificates installed"),
+        ("item.done", "Unit tests pass"),
+    ]
     assert sorted(published) == [(release.pk, start + 1), (release.pk, start + 2)]
 
 
@@ -94,11 +95,14 @@ def test_it_lets_exactly_one_of_two_stale_edits_win(
     start, events = release.revision, AuditEvent.objects.count()
     seen = item(release, "Unit tests pass")
 
-    outcomes = run_together([
-        lambda: workflow.tick(seen.pk, by=users["qa"], expected_version=seen.version),
-        lambda: workflow.mark_blocked(seen.pk, by=users["admin"], reason="Regression",
-                                      expected_version=seen.version),
-    ])
+    outcomes = run_together(
+        [
+            lambda: workflow.tick(seen.pk, by=users["qa"], expected_version=seen.version),
+            lambda: workflow.mark_blocked(
+                seen.pk, by=users["admin"], reason="Regression", expected_version=seen.version
+            ),
+        ]
+    )
 
     conflicts = [o for o in outcomes if isinstance(o, Conflict)]
     winners = [o for o in outcomes if not isinstance(o, Exception)]
@@ -117,11 +121,19 @@ def test_it_keeps_twenty_ticks_by_four_leads_at_once(
 ) -> None:
     template = ChecklistTemplate.objects.create(name="wide", title="Wide")
     leads = Role.leads()
-    TemplateItem.objects.bulk_create([
-        TemplateItem(template=template, position=i, phase="Pre", section="All",
-                     text=f"Item {i}", owner_role=leads[i % len(leads)])
-        for i in range(20)
-    ])
+    TemplateItem.objects.bulk_create(
+        [
+            TemplateItem(
+                template=template,
+                position=i,
+                phase="Pre",
+                section="All",
+                text=f"Item {i}",
+                owner_role=leads[i % len(leads)],
+            )
+            for i in range(20)
+        ]
+    )
     made = workflow.create_release(template, version="v7.0.0", title="Wide", by=users["admin"])
     for role in leads:
         workflow.assign(made, role=role, user=users[role], by=users["admin"])
@@ -130,18 +142,24 @@ def test_it_keeps_twenty_ticks_by_four_leads_at_once(
     entries = list(made.items.order_by("position"))
     published.clear()
 
-    outcomes = run_together([
-        (lambda entry=entry: workflow.tick(entry.pk, by=users[entry.owner_role],
-                                           expected_version=0))
-        for entry in entries
-    ])
+    outcomes = run_together(
+        [
+            (
+                lambda entry=entry: workflow.tick(
+                    entry.pk, by=users[entry.owner_role], expected_version=0
+                )
+            )
+            for entry in entries
+        ]
+    )
 
     assert not [o for o in outcomes if isinstance(o, Exception)]
     made.refresh_from_db()
     assert made.revision == start + 20
     assert set(made.items.values_list("state", flat=True)) == {ItemState.DONE}
     assert sorted(made.items.values_list("revision", flat=True)) == list(
-        range(start + 1, start + 21))
+        range(start + 1, start + 21)
+    )
     ticked = AuditEvent.objects.filter(release=made, action="item.done")
     assert sorted(ticked.values_list("target", flat=True)) == sorted(e.text for e in entries)
     assert sorted(revision for _, revision in published) == list(range(start + 1, start + 21))

@@ -755,16 +755,11 @@ PIECES = st.one_of(
     st.tuples(st.text(CHARACTERS, min_size=1, max_size=6), st.text("abc/_-.", max_size=6)).map(
         lambda pair: f"[{pair[0]}](https://example.com/{pair[1]})"
     ),
+    # Comments carry the annotations, so HTML that could swallow one is the riskiest text.
+    st.sampled_from(["<!--", "-->", "<!-- c -->", "<!x", "<a b='", "<?", "<![CDATA["]),
 )
-# One line of inline Markdown. Surrounding blanks are not part of Markdown's text. An HTML
-# comment opener is left out because comments are where annotations live: "<!--" in a
-# text could swallow the annotation written after it.
-INLINE = (
-    st.lists(PIECES, min_size=1, max_size=4)
-    .map(" ".join)
-    .map(str.strip)
-    .filter(lambda s: bool(s) and "<!--" not in s)
-)
+# One line of inline Markdown. Surrounding blanks are not part of Markdown's text.
+INLINE = st.lists(PIECES, min_size=1, max_size=4).map(" ".join).map(str.strip).filter(bool)
 
 
 def is_paragraph(text: str) -> bool:

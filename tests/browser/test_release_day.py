@@ -1,0 +1,176 @@
+"""Release day in real Chromium: several people on one release, each in their own browser.
+
+The release is v1.0.0 from the built-in Spanish checklist; the UI runs in English. Pages
+are opened before the change they must show, and a marker set on `window` proves that
+they showed it without a reload.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.urls import reverse
+from playwright.sync_api import Locator, Page, expect
+
+from releases import workflow
+from releases.models import AuditEvent, ItemState, Release, Role
+from tests.conftest import item
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LogIn = Callable[[str], Page]
+
+UNIT_TESTS = "Todas las pruebas unitarias pasan (backend y frontend)"
+PRE_DEPLOY = "Pre-Despliegue"
+SSL_CERTIFICATES = "Los certificados SSL están instalados y configurados"
+VERSION_TAGGED = "La versión está etiquetada correctamente (vX.Y.Z)"
+STILL_LOADED = "window.releaseDayStillLoaded === true"
+
+
+def board_url(release: Release) -> str:
+    return reverse("releases:board", args=[release.version])
+
+
+def status_url(release: Release) -> str:
+    return reverse("releases:status", args=[release.version])
+
+
+def open_live(page: Page, url: str) -> Page:
+    """Open a live page, wait until its stream is up, and mark it to detect reloads."""
+    page.goto(url)
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    page.evaluate("window.releaseDayStillLoaded = true")
+    return page
+
+
+def checkbox(page: Page, text: str) -> Locator:
+    return page.get_by_role("checkbox", name=text, exact=True)
+
+
+def signoff_button(page: Page, phase: str, role_label: str) -> Locator:
+    # One row per (phase, role); the phase is the heading just before its list.
+    rows = page.locator(f'#signoff-panel h3:text-is("{phase}") + ul.signoffs')
+    return rows.get_by_role("button", name=f"Sign off as {role_label}", exact=True)
+
+
+def test_it_shows_a_qa_tick_on_every_open_page_without_reload(
+    release_day: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    po = open_live(log_in("po"), board_url(release_day))
+    support = open_live(log_in("support"), status_url(release_day))
+    qa = open_live(log_in("qa"), board_url(release_day))
+    for page in (po, support):
+        indicator = page.locator("#live-indicator")
+        expect(indicator).to_have_text("Live")
+        expect(indicator).to_have_attribute("data-state", "live")
+    qa_total = release_day.items.filter(owner_role=Role.QA).count()
+    qa_progress = support.get_by_role("progressbar", name=re.compile(r"^QA Lead"))
+    expect(qa_progress).to_have_attribute("value", "0")
+    expect(checkbox(po, UNIT_TESTS)).not_to_be_checked()
+
+    checkbox(qa, UNIT_TESTS).check()
+
+    expect(checkbox(po, UNIT_TESTS)).to_be_checked()
+    expect(qa_progress).to_have_attribute("value", "1")
+    expect(support.locator("#progress-panel")).to_contain_text(f"1 of {qa_total}")
+    for page in (po, support):
+        assert page.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
+    entry = item(release_day, UNIT_TESTS)
+    assert (entry.state, entry.changed_by) == (ItemState.DONE, people["qa"])
+
+
+def test_it_lets_the_product_owner_approve_only_after_every_lead_signed_off(
+    release_day: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    for entry in release_day.items.filter(before_gate=True):
+        workflow.tick(entry, by=people[entry.owner_role])
+    po = open_live(log_in("po"), board_url(release_day))
+    qa = open_live(log_in("qa"), board_url(release_day))
+    approve = po.get_by_role("button", name="Approve go-live", exact=True)
+    reasons = po.locator("#gonogo-panel")
+    expect(approve).to_be_disabled()
+    for lead in ("DevOps Lead", "Backend Lead", "QA Lead"):
+        expect(reasons).to_contain_text(f"{lead} has not signed off “{PRE_DEPLOY}”")
+
+    signoff_button(qa, PRE_DEPLOY, "QA Lead").click()
+    expect(reasons).not_to_contain_text("QA Lead has not signed off")
+    expect(approve).to_be_disabled()
+    assert release_day.signoffs.filter(
+        role=Role.QA, phase=PRE_DEPLOY, signed_by=people["qa"], reopened_at__isnull=True
+    ).exists()
+    workflow.sign_off(release_day, role=Role.DEVOPS, phase=PRE_DEPLOY, by=people["devops"])
+    workflow.sign_off(release_day, role=Role.BACKEND, phase=PRE_DEPLOY, by=people["backend"])
+
+    expect(approve).to_be_enabled()
+    approve.click()
+    expect(reasons).to_contain_text("Go-live approved")
+    approval = release_day.active_approval()
+    assert approval is not None and approval.approved_by == people["po"]
+
+    checkbox(qa, UNIT_TESTS).uncheck()
+
+    banner = po.get_by_role("alert")
+    expect(banner).to_contain_text("Go-live approval was revoked.")
+    expect(banner).to_contain_text(UNIT_TESTS)
+    expect(po.get_by_role("button", name="Approve go-live", exact=True)).to_be_disabled()
+    assert po.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
+    approval.refresh_from_db()
+    assert approval.revoked_at is not None and UNIT_TESTS in approval.revoked_reason
+    assert release_day.active_approval() is None
+    assert not release_day.signoffs.filter(role=Role.QA, reopened_at__isnull=True).exists()
+
+
+def test_it_lets_support_watch_but_change_nothing(
+    release_day: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    support = log_in("support")
+    support.goto(status_url(release_day))
+    expect(support.get_by_role("heading", level=1)).to_contain_text(release_day.version)
+    expect(support.locator("#progress-panel")).to_be_visible()
+    for contact in release_day.contacts.all():
+        expect(support.get_by_text(contact.name)).to_be_visible()
+
+    support.goto(board_url(release_day))
+    expect(support.locator("input[type=checkbox]")).to_have_count(release_day.items.count())
+    expect(support.locator("input[type=checkbox]:enabled")).to_have_count(0)
+
+    entry = item(release_day, UNIT_TESTS)
+    csrf = next(c["value"] for c in support.context.cookies() if c["name"] == "csrftoken")
+    response = support.request.post(
+        reverse("releases:item", args=[release_day.version, entry.pk]),
+        form={"action": "tick", "version": str(entry.version)},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert response.status == 403
+    # Past the CSRF check: the refusal is the workflow's own.
+    assert "Only the QA Lead may change" in response.text()
+    entry.refresh_from_db()
+    assert entry.state == ItemState.PENDING
+    assert not AuditEvent.objects.filter(release=release_day, action="item.done").exists()
+
+
+def test_it_keeps_both_ticks_when_two_leads_tick_at_the_same_moment(
+    release_day: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    ticks = {"devops": SSL_CERTIFICATES, "backend": VERSION_TAGGED}
+    pages = {lead: open_live(log_in(lead), board_url(release_day)) for lead in ticks}
+    # Both pages click at the same wall-clock instant, each in its own renderer.
+    moment = pages["devops"].evaluate("Date.now()") + 300
+    for lead, text in ticks.items():
+        pages[lead].evaluate(
+            "([id, moment]) => setTimeout(() => document.getElementById(id).click(),"
+            " moment - Date.now())",
+            [f"tick-{item(release_day, text).pk}", moment],
+        )
+
+    for page in pages.values():
+        for text in ticks.values():
+            expect(checkbox(page, text)).to_be_checked()
+        expect(page.locator(".message--error")).to_have_count(0)
+        assert page.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
+    for lead, text in ticks.items():
+        entry = item(release_day, text)
+        assert (entry.state, entry.changed_by) == (ItemState.DONE, people[lead])
