@@ -11,10 +11,12 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
+from django.views.decorators.http import require_http_methods
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -70,8 +72,11 @@ def _preview(doc: md.Checklist, default_owner: str) -> dict[str, Any]:
     }
 
 
-@staff_member_required
+@login_required
+@require_http_methods(["GET", "POST"])
 def import_checklist(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDenied(_("Only staff can import checklists."))
     if request.method == "POST" and "text" in request.POST:
         return _confirm(request)
     form = UploadForm(request.POST or None, request.FILES or None)
