@@ -49,8 +49,8 @@ lint: $(STAMP)
 
 messages: $(STAMP)
 	mkdir -p locale
-	$(PY) manage.py makemessages -l es -l en --ignore .venv
-	$(PY) manage.py compilemessages --ignore .venv
+	$(PY) manage.py makemessages -l es --ignore=.venv --ignore=tests --ignore=var --no-obsolete
+	$(PY) manage.py compilemessages -l es --ignore=.venv
 
 # Only what the app writes at run time under the default DATA_DIR; dotfiles such as a
 # .gitkeep stay.

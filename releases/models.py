@@ -19,6 +19,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 if TYPE_CHECKING:
@@ -274,8 +275,6 @@ class BlockingReason:
 
 
 def blocking_reasons(release: Release) -> list[BlockingReason]:
-    from django.utils.translation import gettext as gt
-
     reasons: list[BlockingReason] = []
     items = list(release.items.filter(before_gate=True))
     open_required = [i for i in items if i.required and i.state not in ItemState.settled()]
@@ -284,7 +283,7 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
             reasons.append(
                 BlockingReason(
                     "item-blocked",
-                    gt("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
+                    gettext("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
                     % {
                         "state": item.get_state_display(),
                         "text": item.text,
@@ -297,7 +296,7 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
             reasons.append(
                 BlockingReason(
                     "item-open",
-                    gt("Pending: “%(text)s” (%(role)s)")
+                    gettext("Pending: “%(text)s” (%(role)s)")
                     % {"text": item.text, "role": item.get_owner_role_display()},
                 )
             )
@@ -307,7 +306,7 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
             reasons.append(
                 BlockingReason(
                     "check-failed",
-                    gt("Automated check failing on “%(text)s”: %(reason)s")
+                    gettext("Automated check failing on “%(text)s”: %(reason)s")
                     % {"text": item.text, "reason": item.check_failure},
                 )
             )
@@ -319,15 +318,15 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
             reasons.append(
                 BlockingReason(
                     "signoff-missing",
-                    gt("%(role)s has not signed off “%(phase)s”")
-                    % {"role": Role(role).label, "phase": phase or gt("(no phase)")},
+                    gettext("%(role)s has not signed off “%(phase)s”")
+                    % {"role": Role(role).label, "phase": phase or gettext("(no phase)")},
                 )
             )
         if role not in holders:
             reasons.append(
                 BlockingReason(
                     "role-unassigned",
-                    gt("Nobody holds the role %(role)s on this release")
+                    gettext("Nobody holds the role %(role)s on this release")
                     % {"role": Role(role).label},
                 )
             )
@@ -336,12 +335,12 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
             reasons.append(
                 BlockingReason(
                     "contact-placeholder",
-                    gt("Emergency contact for %(role)s still holds a placeholder")
+                    gettext("Emergency contact for %(role)s still holds a placeholder")
                     % {"role": contact.role},
                 )
             )
     if not release.rollback_steps.exists():
-        reasons.append(BlockingReason("no-rollback", gt("The release has no rollback plan")))
+        reasons.append(BlockingReason("no-rollback", gettext("The release has no rollback plan")))
     if release.status in (
         ReleaseStatus.CANCELLED,
         ReleaseStatus.DEPLOYED,
@@ -349,7 +348,8 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
     ):
         reasons.append(
             BlockingReason(
-                "status", gt("The release is %(status)s") % {"status": release.get_status_display()}
+                "status",
+                gettext("The release is %(status)s") % {"status": release.get_status_display()},
             )
         )
     # One message per (role) for unassigned roles, however many phases they own.
@@ -357,6 +357,19 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
     for reason in reasons:
         unique.setdefault(reason.message, reason)
     return list(unique.values())
+
+
+def reason_text(template: str, args: dict[str, Any]) -> str:
+    """Reasons the system writes are stored untranslated, with their arguments apart, so
+    every reader sees them in their own language. A reason a person typed has no
+    arguments and reads as typed."""
+    text = gettext(template) if template else ""
+    if not args:
+        return text
+    shown = dict(args)
+    if shown.get("status") in ReleaseStatus.values:
+        shown["status"] = ReleaseStatus(shown["status"]).label
+    return text % shown
 
 
 class Stakeholder(models.Model):
@@ -454,6 +467,7 @@ class SignOff(models.Model):
     signed_at = models.DateTimeField(default=timezone.now)
     reopened_at = models.DateTimeField(null=True, blank=True)
     reopened_reason = models.TextField(blank=True)
+    reopened_reason_args = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["release", "signed_at"]
@@ -468,6 +482,10 @@ class SignOff(models.Model):
     def __str__(self) -> str:
         return f"{self.release.version}: {self.get_role_display()} / {self.phase}"
 
+    @property
+    def reopened_reason_text(self) -> str:
+        return reason_text(self.reopened_reason, self.reopened_reason_args)
+
 
 class GoLiveApproval(models.Model):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
@@ -478,6 +496,7 @@ class GoLiveApproval(models.Model):
     digest = models.CharField(max_length=64)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.TextField(blank=True)
+    revoked_reason_args = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-approved_at"]
@@ -489,6 +508,10 @@ class GoLiveApproval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release.version} approved by {self.approved_by}"
+
+    @property
+    def revoked_reason_text(self) -> str:
+        return reason_text(self.revoked_reason, self.revoked_reason_args)
 
 
 class EmergencyContact(models.Model):

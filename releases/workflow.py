@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from . import live
 from .models import (
@@ -37,6 +38,7 @@ from .models import (
     SignOff,
     Stakeholder,
     blocking_reasons,
+    reason_text,
 )
 
 if TYPE_CHECKING:
@@ -250,6 +252,12 @@ def _apply_item_change(
     return item
 
 
+def _in_english(template: str, args: dict[str, Any]) -> str:
+    # The audit trail reads the same whoever acted and whatever their language.
+    with translation.override("en"):
+        return reason_text(template, args)
+
+
 def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
     signoff = SignOff.objects.filter(
         release=change.release, role=item.owner_role, phase=item.phase, reopened_at__isnull=True
@@ -257,13 +265,14 @@ def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
     if signoff is None:
         return
     signoff.reopened_at = timezone.now()
-    signoff.reopened_reason = _("“%(text)s” changed after sign-off") % {"text": item.text}
-    signoff.save(update_fields=["reopened_at", "reopened_reason"])
+    signoff.reopened_reason = gettext_noop("“%(text)s” changed after sign-off")
+    signoff.reopened_reason_args = {"text": item.text}
+    signoff.save(update_fields=["reopened_at", "reopened_reason", "reopened_reason_args"])
     change.audit(
         "signoff.reopened",
         f"{item.owner_role} / {item.phase}",
         {"signed_by": signoff.signed_by.get_username()},
-        {"reason": signoff.reopened_reason},
+        {"reason": _in_english(signoff.reopened_reason, signoff.reopened_reason_args)},
         override=False,
     )
 
@@ -277,7 +286,10 @@ def _revoke_if_gate_changed(change: _Change, item: ReleaseItem) -> None:
     if approval is None or change.release.gate_digest() == approval.digest:
         return
     _revoke(
-        change, approval, _("“%(text)s” changed after go-live was approved") % {"text": item.text}
+        change,
+        approval,
+        gettext_noop("“%(text)s” changed after go-live was approved"),
+        {"text": item.text},
     )
 
 
@@ -530,8 +542,9 @@ def withdraw_sign_off(
                 raise PermissionDenied(_("Only whoever signed can withdraw the sign-off."))
             change.override = True
         signoff.reopened_at = timezone.now()
-        signoff.reopened_reason = _("withdrawn by %(who)s") % {"who": actor.name}
-        signoff.save(update_fields=["reopened_at", "reopened_reason"])
+        signoff.reopened_reason = gettext_noop("withdrawn by %(who)s")
+        signoff.reopened_reason_args = {"who": actor.name}
+        signoff.save(update_fields=["reopened_at", "reopened_reason", "reopened_reason_args"])
         change.audit("signoff.withdrawn", f"{role} / {phase}")
         _revoke_if_unsigned(change)
 
@@ -541,7 +554,7 @@ def _revoke_if_unsigned(change: _Change) -> None:
         release=change.release, revoked_at__isnull=True
     ).first()
     if approval is not None:
-        _revoke(change, approval, _("a lead withdrew a sign-off"))
+        _revoke(change, approval, gettext_noop("a lead withdrew a sign-off"))
 
 
 def personal_obstacles(
@@ -608,11 +621,18 @@ def approve(release: Release, *, by: Any, ip: str | None = None) -> GoLiveApprov
 
 
 def _revoke(
-    change: _Change, approval: GoLiveApproval, reason: str, *, override: bool = False
+    change: _Change,
+    approval: GoLiveApproval,
+    reason: str,
+    reason_args: dict[str, str] | None = None,
+    *,
+    override: bool = False,
 ) -> None:
     approval.revoked_at = timezone.now()
     approval.revoked_reason = reason
-    approval.save(update_fields=["revoked_at", "revoked_reason"])
+    approval.revoked_reason_args = reason_args or {}
+    approval.save(update_fields=["revoked_at", "revoked_reason", "revoked_reason_args"])
+    reason = _in_english(reason, reason_args or {})
     if change.release.status == ReleaseStatus.APPROVED:
         change.release.status = ReleaseStatus.IN_PROGRESS
     change.audit(
@@ -860,7 +880,8 @@ def set_status(release: Release, *, status: str, by: Any, ip: str | None = None)
                 _revoke(
                     change,
                     approval,
-                    _("status changed to %(s)s") % {"s": ReleaseStatus(status).label},
+                    gettext_noop("status changed to %(status)s"),
+                    {"status": status},
                 )
         change.release.status = status
         change.audit(

@@ -7,10 +7,12 @@ no role on the release.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import translation
 
 from releases import workflow
 from releases.models import (
@@ -29,6 +31,14 @@ PERSONAS = ("devops", "backend", "frontend", "qa", "po", "support")
 def fast_password_hashing(settings: Any) -> None:
     # The default hasher costs a noticeable fraction of a second per user on 2 cores.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def english_outside_requests() -> Iterator[None]:
+    # Code called outside a request speaks the default language (Spanish); tests assert
+    # the English source strings. Requests still choose their language themselves.
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ The server runs in a subprocess with the very command line `deploycheck.run` giv
 "web" service, pointed at the PostgreSQL database pytest-django created. Tests mark
 themselves `django_db(transaction=True)`, so what they set up is committed and the
 server sees it; changes they make through releases.workflow are published to Redis as
-in production, and the open pages follow them over the live stream.
+in production, and the open pages follow them over the live stream. The server's output
+is in server.log of pytest's browser-server* temporary folder.
 """
 
 from __future__ import annotations

@@ -123,9 +123,7 @@ def test_it_lets_the_product_owner_approve_only_after_every_lead_signed_off(
     assert not release_day.signoffs.filter(role=Role.QA, reopened_at__isnull=True).exists()
 
 
-def test_it_lets_support_watch_but_change_nothing(
-    release_day: Release, people: dict[str, Any], log_in: LogIn
-) -> None:
+def test_it_lets_support_watch_but_change_nothing(release_day: Release, log_in: LogIn) -> None:
     support = log_in("support")
     support.goto(status_url(release_day))
     expect(support.get_by_role("heading", level=1)).to_contain_text(release_day.version)

@@ -1077,7 +1077,7 @@ def test_it_reopens_the_sign_off_when_a_signed_item_changes(
 
     signoff = release.signoffs.get()
     assert signoff.reopened_at is not None
-    assert signoff.reopened_reason == f"“{QA_ITEM}” changed after sign-off"
+    assert signoff.reopened_reason_text == f"“{QA_ITEM}” changed after sign-off"
     assert [e.action for e in events_since(last)][1:] == ["signoff.reopened"]
 
 
@@ -1123,7 +1123,7 @@ def test_it_withdraws_a_sign_off(release: Release, users: dict[str, Any]) -> Non
 
     signoff = release.signoffs.get()
     assert signoff.reopened_at is not None
-    assert signoff.reopened_reason == "withdrawn by qa (QA)"
+    assert signoff.reopened_reason_text == "withdrawn by qa (QA)"
     assert "signoff-missing" in {r.code for r in blocking_reasons(release)}
 
 
@@ -1300,7 +1300,7 @@ def test_it_revokes_approval_when_a_required_item_before_the_gate_changes(
     approved_release.refresh_from_db()
     approval = approved_release.approvals.get()
     assert approval.revoked_at is not None
-    assert approval.revoked_reason == f"“{QA_ITEM}” changed after go-live was approved"
+    assert approval.revoked_reason_text == f"“{QA_ITEM}” changed after go-live was approved"
     assert approved_release.active_approval() is None
     assert approved_release.status == ReleaseStatus.IN_PROGRESS
     revoked = approved_release.audit_events.get(action="release.approval_revoked")
@@ -1341,7 +1341,7 @@ def test_it_revokes_approval_when_a_sign_off_is_withdrawn(
 
     approved_release.refresh_from_db()
     assert approved_release.active_approval() is None
-    assert approved_release.approvals.get().revoked_reason == "a lead withdrew a sign-off"
+    assert approved_release.approvals.get().revoked_reason_text == "a lead withdrew a sign-off"
     assert approved_release.status == ReleaseStatus.IN_PROGRESS
 
 
@@ -1351,7 +1351,7 @@ def test_it_lets_the_product_owner_revoke_with_a_reason(
     workflow.revoke_approval(approved_release, by=users["po"], reason="Customer asked to wait")
 
     approved_release.refresh_from_db()
-    assert approved_release.approvals.get().revoked_reason == "Customer asked to wait"
+    assert approved_release.approvals.get().revoked_reason_text == "Customer asked to wait"
     assert approved_release.status == ReleaseStatus.IN_PROGRESS
 
 
@@ -1939,3 +1939,16 @@ def test_it_still_appends_new_audit_events(release: Release) -> None:
     AuditEvent.objects.create(release=release, actor_label="system", action="note")
 
     assert AuditEvent.objects.count() == count + 1
+
+
+def test_it_shows_system_reasons_in_each_readers_language(
+    ready_release: Release, users: dict[str, Any]
+) -> None:
+    workflow.approve(ready_release, by=users["po"])
+    workflow.untick(item(ready_release, QA_ITEM), by=users["qa"])
+    approval = ready_release.approvals.get()
+    with translation.override("es"):
+        spanish = approval.revoked_reason_text
+    assert QA_ITEM in spanish
+    assert spanish != approval.revoked_reason_text
+    assert approval.revoked_reason_text == f"“{QA_ITEM}” changed after go-live was approved"
