@@ -285,9 +285,9 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
                     "item-blocked",
                     gettext("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
                     % {
-                        "state": item.get_state_display(),
+                        "state": ItemState(item.state).label,
                         "text": item.text,
-                        "role": item.get_owner_role_display(),
+                        "role": Role(item.owner_role).label,
                         "reason": item.reason,
                     },
                 )
@@ -297,7 +297,7 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
                 BlockingReason(
                     "item-open",
                     gettext("Pending: “%(text)s” (%(role)s)")
-                    % {"text": item.text, "role": item.get_owner_role_display()},
+                    % {"text": item.text, "role": Role(item.owner_role).label},
                 )
             )
     # A failing automated check on an item a person ticked is still a reason to stop.

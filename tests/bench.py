@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
 import secrets
@@ -265,7 +266,8 @@ class Page:
 
 async def tick_latency(
     server: Server, setup: Setup, admin_url: str, pages: int, ticks: int
-) -> list[Row]:
+) -> tuple[list[Row], float]:
+    """Rows for the table, and the p95 tick-to-seen latency in ms."""
     from releases import workflow
     from releases.models import ItemState, ReleaseItem
 
@@ -330,10 +332,11 @@ async def tick_latency(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+    p95 = percentile(samples, 95)
     rows = [
         Row(f"tick → seen, {pages} open pages, p50", f"{percentile(samples, 50):.0f} ms",
             f"{ticks} ticks × {pages} pages, {missed} missed"),
-        Row(f"tick → seen, {pages} open pages, p95", f"{percentile(samples, 95):.0f} ms",
+        Row(f"tick → seen, {pages} open pages, p95", f"{p95:.0f} ms",
             f"target < {TARGET_P95_MS:.0f} ms; max {max(samples):.0f} ms; the tick's own "
             f"transaction p50 {percentile(writes, 50):.0f} ms"),
     ]  # fmt: skip
@@ -341,7 +344,7 @@ async def tick_latency(
                     "renders plus sending to every page"))  # fmt: skip
     rows.append(Row(f"server while {pages} pages wait", f"{idle_share * 100:.1f} % CPU",
                     f"of one core over 5 s; {held} database connections held"))  # fmt: skip
-    return rows
+    return rows, p95
 
 
 async def hammer(server: Server, path: str, cookies: dict[str, str], clients: int,
@@ -417,11 +420,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="per throughput run (10)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent page clients (20)")
     args = parser.parse_args(argv)
-    page_counts = [int(part) for part in args.pages.split(",")]
 
     admin_url = os.environ.get("DATABASE_URL") or DEFAULT_ADMIN_URL
     redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    data_dir = Path(tempfile.mkdtemp(prefix="deploycheck-bench-"))
+    print(f"bench: creating database {BENCH_DATABASE}", flush=True)
+    recreate_database(admin_url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="deploycheck-bench-") as data_dir:
+            return run(args, admin_url, redis_url, Path(data_dir))
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        drop_database(admin_url)
+        print(f"bench: dropped database {BENCH_DATABASE}", flush=True)
+
+
+def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path) -> int:
     env = {
         **os.environ,
         "DATABASE_URL": database_url(admin_url, BENCH_DATABASE, application_name=SERVER_APP_NAME),
@@ -432,35 +447,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATA_DIR": str(data_dir),
         "LOG_LEVEL": "WARNING",
+        # As docker-compose runs production: a pool, not a connection per request.
+        "DB_POOL_SIZE": "10",
     }
-    print(f"bench: creating database {BENCH_DATABASE}", flush=True)
-    recreate_database(admin_url)
-    try:
-        # This process works on the bench database too (setup, ticks, query counts).
-        os.environ.update({**env, "DATABASE_URL": database_url(admin_url, BENCH_DATABASE)})
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
-        import django
+    # This process works on the bench database too (setup, ticks, query counts).
+    os.environ.update({**env, "DATABASE_URL": database_url(admin_url, BENCH_DATABASE)})
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
+    import django
 
-        django.setup()
-        setup = prepare()
-        rows = query_counts(setup)
-        print("bench: starting uvicorn", flush=True)
-        with running_server(env, data_dir / "server.log") as server:
-            for pages in page_counts:
-                print(f"bench: {args.ticks} ticks with {pages} open pages", flush=True)
-                rows += asyncio.run(tick_latency(server, setup, admin_url, pages, args.ticks))
-            print(f"bench: {args.clients} clients × {args.seconds:.0f} s per page", flush=True)
-            rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
-        print_table(rows)
-        worst = [row for row in rows if row.measure.endswith("p95") and "open pages" in row.measure]
-        slow = [row for row in worst if float(row.value.split()[0]) > TARGET_P95_MS]
-        return 1 if slow else 0
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        drop_database(admin_url)
-        print(f"bench: dropped database {BENCH_DATABASE}", flush=True)
+    django.setup()
+    setup = prepare()
+    rows = query_counts(setup)
+    worst_p95 = 0.0
+    # uvicorn picks these when installed (uvicorn[standard]); say which ones ran.
+    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name)]
+    print(f"bench: starting uvicorn, one process ({', '.join(fast) or 'asyncio, h11'})", flush=True)
+    with running_server(env, data_dir / "server.log") as server:
+        for pages in [int(part) for part in args.pages.split(",")]:
+            print(f"bench: {args.ticks} ticks with {pages} open pages", flush=True)
+            latency_rows, p95 = asyncio.run(
+                tick_latency(server, setup, admin_url, pages, args.ticks)
+            )
+            rows += latency_rows
+            worst_p95 = max(worst_p95, p95)
+        print(f"bench: {args.clients} clients × {args.seconds:.0f} s per page", flush=True)
+        rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
+    print_table(rows)
+    if worst_p95 > TARGET_P95_MS:
+        print(f"bench: tick → seen p95 {worst_p95:.0f} ms is above the {TARGET_P95_MS:.0f} ms "
+              "target (other load on this machine counts too)", file=sys.stderr)  # fmt: skip
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ URL_LINE = re.compile(r"deploycheck running at (http://127\.0\.0\.1:\d+/)")
 # Everything settings reads, so the launcher sees a machine with nothing configured.
 SETTINGS_VARIABLES = (
     "DEBUG", "DEMO_MODE", "SECRET_KEY", "DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT",
-    "HOST", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "LANGUAGE_CODE",
-    "TIME_ZONE", "LOG_LEVEL", "DB_CONN_MAX_AGE", "SECURE_COOKIES", "LIVE_POLL_SECONDS",
+    "HOST", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "LANGUAGE_CODE", "TIME_ZONE",
+    "LOG_LEVEL", "DB_CONN_MAX_AGE", "DB_POOL_SIZE", "SECURE_COOKIES", "LIVE_POLL_SECONDS",
     "LIVE_KEEPALIVE_SECONDS", "CHECKLIST_MAX_BYTES", "CELERY_TASK_ALWAYS_EAGER",
 )  # fmt: skip
 

@@ -38,10 +38,17 @@ def status_url(release: Release) -> str:
     return reverse("releases:status", args=[release.version])
 
 
+CONNECT_TIMEOUT_MS = 20_000
+
+
 def open_live(page: Page, url: str) -> Page:
     """Open a live page, wait until its stream is up, and mark it to detect reloads."""
     page.goto(url)
-    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    # Opening the stream is not what these tests measure; a loaded CI machine may take a
+    # few seconds to serve the page, its scripts and the first event.
+    expect(page.locator("#live-indicator")).to_have_attribute(
+        "data-state", "live", timeout=CONNECT_TIMEOUT_MS
+    )
     page.evaluate("window.releaseDayStillLoaded = true")
     return page
 
@@ -118,7 +125,7 @@ def test_it_lets_the_product_owner_approve_only_after_every_lead_signed_off(
     expect(po.get_by_role("button", name="Approve go-live", exact=True)).to_be_disabled()
     assert po.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
     approval.refresh_from_db()
-    assert approval.revoked_at is not None and UNIT_TESTS in approval.revoked_reason
+    assert approval.revoked_at is not None and UNIT_TESTS in approval.revoked_reason_text
     assert release_day.active_approval() is None
     assert not release_day.signoffs.filter(role=Role.QA, reopened_at__isnull=True).exists()
 
