@@ -24,26 +24,25 @@ import importlib.util
 import os
 import re
 import secrets
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 import httpx
 import psycopg
 from psycopg import sql
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from tests.servers import WebServer, database_url, web_server
+
 BENCH_DATABASE = "deploycheck_bench"
 SERVER_APP_NAME = "deploycheck-bench-server"
+POOL_SIZE = 10
 DEFAULT_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 TARGET_P95_MS = 300.0
@@ -74,11 +73,6 @@ class Setup:
 
 
 # --- the throwaway database ---------------------------------------------------------------
-
-
-def database_url(admin_url: str, name: str, **query: str) -> str:
-    parts = urlsplit(admin_url)
-    return parts._replace(path="/" + name, query=urlencode(query)).geturl()
 
 
 def recreate_database(admin_url: str) -> None:
@@ -180,59 +174,6 @@ def query_counts(setup: Setup) -> list[Row]:
     return rows
 
 
-# --- the server ---------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def running_server(env: dict[str, str], log: Path) -> Iterator[Server]:
-    port = free_port()
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "deploycheck.asgi:application",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-             "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
-            cwd=BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited ({process.returncode}):\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not answer within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Server(url, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 # --- measurements -------------------------------------------------------------------------
 
 
@@ -265,7 +206,7 @@ class Page:
 
 
 async def tick_latency(
-    server: Server, setup: Setup, admin_url: str, pages: int, ticks: int
+    server: WebServer, setup: Setup, admin_url: str, pages: int, ticks: int
 ) -> tuple[list[Row], float]:
     """Rows for the table, and the p95 tick-to-seen latency in ms."""
     from releases import workflow
@@ -307,7 +248,7 @@ async def tick_latency(
             idle_started = time.monotonic()
             await asyncio.sleep(5)
             idle_share = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_started)
-            held = await asyncio.to_thread(server_connections, admin_url)
+            open_connections, busy = await asyncio.to_thread(server_connections, admin_url)
             samples: list[float] = []
             writes: list[float] = []
             missed = 0
@@ -343,11 +284,12 @@ async def tick_latency(
     rows.append(Row(f"server CPU per tick, {pages} open pages", f"{busy_per_tick:.0f} ms",
                     "renders plus sending to every page"))  # fmt: skip
     rows.append(Row(f"server while {pages} pages wait", f"{idle_share * 100:.1f} % CPU",
-                    f"of one core over 5 s; {held} database connections held"))  # fmt: skip
+                    f"of one core over 5 s; {open_connections} database connections open "
+                    f"(pool of {POOL_SIZE}), {busy} of them busy"))  # fmt: skip
     return rows, p95
 
 
-async def hammer(server: Server, path: str, cookies: dict[str, str], clients: int,
+async def hammer(server: WebServer, path: str, cookies: dict[str, str], clients: int,
                  seconds: float) -> tuple[list[float], float]:  # fmt: skip
     """`clients` loops requesting `path` for `seconds`: latencies (ms) and requests/s."""
     latencies: list[float] = []
@@ -370,7 +312,9 @@ async def hammer(server: Server, path: str, cookies: dict[str, str], clients: in
     return latencies, len(latencies) / elapsed
 
 
-async def page_throughput(server: Server, setup: Setup, clients: int, seconds: float) -> list[Row]:
+async def page_throughput(
+    server: WebServer, setup: Setup, clients: int, seconds: float
+) -> list[Row]:
     cookies = setup.cookies[TICKER]
     rows = []
     results = {}
@@ -390,13 +334,16 @@ async def page_throughput(server: Server, setup: Setup, clients: int, seconds: f
     return rows
 
 
-def server_connections(admin_url: str) -> int:
+def server_connections(admin_url: str) -> tuple[int, int]:
+    """The server's open connections, and how many of them are busy with a query or a
+    transaction (an idle stream must hold none)."""
     with psycopg.connect(admin_url, autocommit=True) as admin:
         row = admin.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+            "SELECT count(*), count(*) FILTER (WHERE state <> 'idle') FROM pg_stat_activity"
+            " WHERE datname = %s AND application_name = %s",
             [BENCH_DATABASE, SERVER_APP_NAME],
         ).fetchone()
-    return int(row[0]) if row else 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -439,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path) -> int:
     env = {
         **os.environ,
-        "DATABASE_URL": database_url(admin_url, BENCH_DATABASE, application_name=SERVER_APP_NAME),
+        "DATABASE_URL": database_url(admin_url, BENCH_DATABASE, SERVER_APP_NAME),
         "REDIS_URL": redis_url,
         "SECRET_KEY": secrets.token_urlsafe(40),
         "DEBUG": "0",
@@ -448,7 +395,7 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
         "DATA_DIR": str(data_dir),
         "LOG_LEVEL": "WARNING",
         # As docker-compose runs production: a pool, not a connection per request.
-        "DB_POOL_SIZE": "10",
+        "DB_POOL_SIZE": str(POOL_SIZE),
     }
     # This process works on the bench database too (setup, ticks, query counts).
     os.environ.update({**env, "DATABASE_URL": database_url(admin_url, BENCH_DATABASE)})
@@ -462,7 +409,8 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
     # uvicorn picks these when installed (uvicorn[standard]); say which ones ran.
     fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name)]
     print(f"bench: starting uvicorn, one process ({', '.join(fast) or 'asyncio, h11'})", flush=True)
-    with running_server(env, data_dir / "server.log") as server:
+    quiet = ("--no-access-log", "--log-level", "warning")
+    with web_server(env, data_dir, quiet) as server:
         for pages in [int(part) for part in args.pages.split(",")]:
             print(f"bench: {args.ticks} ticks with {pages} open pages", flush=True)
             latency_rows, p95 = asyncio.run(

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import subprocess
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import httpx
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -36,10 +31,10 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from deploycheck import run
 from releases import checklists, workflow
 from releases.models import Release
 from tests.conftest import PERSONAS
+from tests.servers import ServerFailed, WebServer, database_url, web_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -54,41 +49,12 @@ CHROMIUM_ARGS = [
 PASSWORD = "pw"
 # Every wait in these tests is bounded by this: a live update that takes longer is a bug.
 TIMEOUT_MS = 5_000
-READY_SECONDS = 30.0
-STOP_SECONDS = 10.0
 # The seed's contacts hold placeholders, which block approval; these replace them.
 ON_CALL = ("Dana Ops", "Bruno Back", "Fátima Front", "Quique QA", "Paula Owner")
 
 
-@dataclass(frozen=True)
-class Server:
-    url: str
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def server_database_url() -> str:
-    """DATABASE_URL for the server: the test database pytest-django created, which on
-    PostgreSQL is a real database another process can open."""
-    database = settings.DATABASES["default"]
-    user = quote(database.get("USER") or "", safe="")
-    password = quote(database.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if password else f"{user}@" if user else ""
-    host = database.get("HOST") or "127.0.0.1"
-    port = f":{database['PORT']}" if database.get("PORT") else ""
-    return f"postgres://{credentials}{host}{port}/{quote(database['NAME'], safe='')}"
-
-
 @pytest.fixture(scope="module")
-def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         # SQLite's test database lives in this process's memory, out of the server's reach.
         pytest.fail(
@@ -99,9 +65,9 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     data_dir = tmp_path_factory.mktemp("browser-server")
     env = {
         **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(free_port()),
-        "DATABASE_URL": server_database_url(),
+        "DATABASE_URL": database_url(
+            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"]
+        ),
         "REDIS_URL": settings.REDIS_URL,
         "DEBUG": "0",
         "DEMO_MODE": "0",
@@ -114,47 +80,15 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
     }
     # The server must keep Django's async-safety checks; only this process lifts them.
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    url = f"http://{env['HOST']}:{env['PORT']}"
-    log = data_dir / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            run.service_argv("web", env),
-            cwd=run.BASE_DIR,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    started = Server(url=url, log=log)
     try:
-        deadline = time.monotonic() + READY_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the web server exited with {process.returncode}:\n{started.log_tail()}"
-                )
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"the web server did not answer within {READY_SECONDS:.0f} s:\n"
-                    f"{started.log_tail()}"
-                )
-            time.sleep(0.1)
-        yield started
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with web_server(env, data_dir) as running:
+            yield running
+    except ServerFailed as failure:
+        pytest.fail(str(failure))
 
 
 @pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Browser]:
+def browser(server: WebServer) -> Iterator[Browser]:
     """Depends on the server only so that every page closes before the server stops."""
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
@@ -218,7 +152,7 @@ class Browsing:
     """The contexts a test opened and what went wrong inside their pages."""
 
     browser: Browser
-    server: Server
+    server: WebServer
     contexts: list[BrowserContext]
     errors: list[str]
 
@@ -249,7 +183,7 @@ class Browsing:
 
 
 @pytest.fixture
-def browsing(browser: Browser, server: Server) -> Iterator[Browsing]:
+def browsing(browser: Browser, server: WebServer) -> Iterator[Browsing]:
     session = Browsing(browser=browser, server=server, contexts=[], errors=[])
     yield session
     errors = list(session.errors)

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -31,8 +27,8 @@ from django.urls import reverse
 from releases import live, streams, workflow
 from releases.models import Release, ShareLink
 from tests.conftest import item
+from tests.servers import ServerFailed, WebServer, database_url, web_server
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 SERVER_APP_NAME = "deploycheck-live-test"
 
 
@@ -332,45 +328,24 @@ def test_it_serves_a_shared_status_page_until_the_link_is_revoked(
 # --- the real thing: uvicorn in a subprocess ------------------------------------------------
 
 
-@dataclass
-class Server:
-    url: str
-    mode: str
-    log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def server_database_url() -> str:
-    """DATABASE_URL pointing at pytest-django's test database, tagged so that the
-    server's own connections can be told apart in pg_stat_activity."""
-    database = settings.DATABASES["default"]
-    base = urlsplit(os.environ["DATABASE_URL"])
-    return base._replace(
-        path="/" + database["NAME"], query=urlencode({"application_name": SERVER_APP_NAME})
-    ).geturl()
-
-
 @pytest.fixture(scope="module", params=["redis", "polling"])
 def server(
     request: pytest.FixtureRequest,
     django_db_setup: None,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Server]:
+) -> Iterator[WebServer]:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.skip("the server subprocess needs the PostgreSQL test database (DATABASE_URL)")
+        # SQLite's test database lives in this process's memory, out of the server's reach.
+        pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
     mode = request.param
     if mode == "redis" and not settings.REDIS_URL:
-        pytest.skip("the Redis watcher needs REDIS_URL")
+        pytest.fail("the Redis watcher needs REDIS_URL: run `make test`")
     data_dir = tmp_path_factory.mktemp(f"live-{mode}")
-    port = free_port()
     env = {
         **os.environ,
-        "DATABASE_URL": server_database_url(),
+        "DATABASE_URL": database_url(
+            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"], SERVER_APP_NAME
+        ),
         "REDIS_URL": settings.REDIS_URL if mode == "redis" else "",
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "0",
@@ -378,36 +353,11 @@ def server(
         "DATA_DIR": str(data_dir),
         "LIVE_KEEPALIVE_SECONDS": "1",
     }
-    log = data_dir / "server.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "deploycheck.asgi:application",
-             "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-             "--timeout-graceful-shutdown", "1"],
-            cwd=BASE_DIR, env=env, stdout=output, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"uvicorn did not answer within 30 s:\n{log.read_text()}")
-            time.sleep(0.1)
-        yield Server(url=url, mode=mode, log=log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        with web_server(env, data_dir, ("--no-access-log",)) as running:
+            yield running
+    except ServerFailed as failure:
+        pytest.fail(str(failure))
 
 
 @dataclass
@@ -458,7 +408,7 @@ async def first_update(events: AsyncIterator[Event]) -> Event:
 
 @pytest.mark.live
 def test_it_pushes_a_tick_to_an_open_board(
-    server: Server,
+    server: WebServer,
     transactional_db: None,
     release: Release,
     users: dict[str, Any],
@@ -497,7 +447,7 @@ def test_it_pushes_a_tick_to_an_open_board(
 
 @pytest.mark.live
 def test_it_pushes_a_revoked_approval_to_a_shared_status_page(
-    server: Server, transactional_db: None, ready_release: Release, users: dict[str, Any]
+    server: WebServer, transactional_db: None, ready_release: Release, users: dict[str, Any]
 ) -> None:
     share(ready_release, users, "for-support")
     workflow.approve(ready_release, by=users["po"])
@@ -536,7 +486,7 @@ def count_connections(application_name: str | None = None) -> int:
 
 @pytest.mark.live
 def test_it_holds_no_database_connection_while_streams_wait(
-    server: Server,
+    server: WebServer,
     transactional_db: None,
     release: Release,
     users: dict[str, Any],

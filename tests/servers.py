@@ -1,0 +1,98 @@
+"""The web service in a subprocess, for the live, browser and bench runs: the production
+command (deploycheck.run's "web") on a free loopback port, stopped when the block ends."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from deploycheck import run
+
+READY_SECONDS = 30.0
+STOP_SECONDS = 10.0
+
+
+class ServerFailed(Exception):
+    """The server exited or never answered; the message ends with its log."""
+
+
+@dataclass(frozen=True)
+class WebServer:
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def database_url(base_url: str, name: str, application_name: str = "") -> str:
+    """base_url pointed at another database on the same server; application_name tags
+    the server's own connections so that pg_stat_activity can tell them apart."""
+    query = urlencode({"application_name": application_name}) if application_name else ""
+    return urlsplit(base_url)._replace(path="/" + name, query=query).geturl()
+
+
+@contextmanager
+def web_server(
+    env: Mapping[str, str], data_dir: Path, extra_args: Sequence[str] = ()
+) -> Iterator[WebServer]:
+    server_env = {**env, "HOST": "127.0.0.1", "PORT": str(free_port())}
+    log = data_dir / "server.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*run.service_argv("web", server_env), *extra_args],
+            cwd=run.BASE_DIR,
+            env=server_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = WebServer(f"http://127.0.0.1:{server_env['PORT']}", log, process)
+    try:
+        _wait_until_ready(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_until_ready(server: WebServer) -> None:
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        if server.process.poll() is not None:
+            raise ServerFailed(
+                f"the web server exited with {server.process.returncode}:\n{server.log_tail()}"
+            )
+        try:
+            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise ServerFailed(
+                f"the web server did not answer within {READY_SECONDS:.0f} s:\n{server.log_tail()}"
+            )
+        time.sleep(0.1)
