@@ -46,6 +46,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	SECRET_KEY=lint $(VENV)/bin/mypy deploycheck releases checks
 
 messages: $(STAMP)
 	mkdir -p locale

@@ -9,7 +9,6 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
-@app.on_after_configure.connect
 def _create_broker_folders(sender: Celery, **kwargs: object) -> None:
     # The filesystem transport expects its folders to exist; Redis needs nothing.
     from pathlib import Path
@@ -18,3 +17,8 @@ def _create_broker_folders(sender: Celery, **kwargs: object) -> None:
     for key in ("data_folder_in", "data_folder_out", "processed_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+# Connected by a call, not as a decorator: Celery ships no type hints, and an untyped
+# decorator would leave the function unchecked.
+app.on_after_configure.connect(_create_broker_folders)

@@ -136,7 +136,7 @@ class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self,
         request: HttpRequest,
         obj: Release,
-        form: ModelForm,  # type: ignore[type-arg]
+        form: ModelForm[Release],
         change: bool,
     ) -> None:
         super().save_model(request, obj, form, change)
@@ -146,10 +146,11 @@ class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def save_formset(
         self,
         request: HttpRequest,
-        form: ModelForm,  # type: ignore[type-arg]
-        formset: BaseInlineFormSet,
+        form: ModelForm[Release],
+        # The inlines edit several models, so the formset's is not known here.
+        formset: BaseInlineFormSet[Any, Release, Any],
         change: bool,
-    ) -> None:  # type: ignore[type-arg]
+    ) -> None:
         super().save_formset(request, form, formset, change)
         if formset.has_changed():
             _audit_admin_edit(request, form.instance.pk, formset.model._meta.verbose_name_plural)

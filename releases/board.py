@@ -39,9 +39,11 @@ from .models import (
 from .workflow import may_change, personal_obstacles, roles_on
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
+    from django_stubs_ext import StrOrPromise
 
-    AnyUser = AbstractBaseUser | AnonymousUser
+    # request.user under the default AUTH_USER_MODEL.
+    AnyUser = User | AnonymousUser
 
 Page = Literal["board", "status"]
 
@@ -168,7 +170,8 @@ class Tally:
     """Progress of a group of items (a phase, a role)."""
 
     key: str
-    label: str
+    # A role's label stays lazy, translated when the template shows it.
+    label: StrOrPromise
     total: int = 0
     done: int = 0
     na: int = 0
@@ -196,7 +199,7 @@ class Tally:
 class SignOffRow:
     phase: str
     role: str
-    role_label: str
+    role_label: StrOrPromise
     people: list[str]
     tally: Tally
     signed: SignOff | None

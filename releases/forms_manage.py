@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -28,14 +28,22 @@ def _datetime_local() -> forms.DateTimeInput:
     return forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_LOCAL_FORMAT)
 
 
-class TemplateChoiceField(forms.ModelChoiceField):
+if TYPE_CHECKING:
+    # Generic in django-stubs only: Django's class cannot be subscripted at run time.
+    _TemplateChoiceBase = forms.ModelChoiceField[ChecklistTemplate]
+    _UserChoiceBase = forms.ModelChoiceField[AbstractBaseUser]
+else:
+    _TemplateChoiceBase = _UserChoiceBase = forms.ModelChoiceField
+
+
+class TemplateChoiceField(_TemplateChoiceBase):
     def label_from_instance(self, obj: ChecklistTemplate) -> str:
         if obj.title and obj.title != obj.name:
             return f"{obj.name} — {obj.title}"
         return obj.name
 
 
-class UserChoiceField(forms.ModelChoiceField):
+class UserChoiceField(_UserChoiceBase):
     def label_from_instance(self, obj: AbstractBaseUser) -> str:
         full = obj.get_full_name() if hasattr(obj, "get_full_name") else ""
         return f"{full} ({obj.get_username()})" if full else obj.get_username()
@@ -178,4 +186,5 @@ class RevokeShareLinkForm(forms.Form):
 
     def __init__(self, *args: Any, release: Release, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        cast(forms.ModelChoiceField, self.fields["link"]).queryset = release.share_links.active()
+        link = cast("forms.ModelChoiceField[ShareLink]", self.fields["link"])
+        link.queryset = release.share_links.active()

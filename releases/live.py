@@ -24,7 +24,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 import redis
 import redis.asyncio
@@ -175,7 +175,7 @@ def _detached_task(coroutine: Coroutine[Any, Any, _T]) -> asyncio.Task[_T]:
     return asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
 
 
-def _running_here(task: asyncio.Task[Any] | None) -> bool:
+def _running_here(task: asyncio.Task[_T] | None) -> TypeGuard[asyncio.Task[_T]]:
     # A task of another event loop never finishes in this one (each test client request
     # runs its own loop); uvicorn has one loop per process.
     return task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop()
@@ -274,7 +274,7 @@ class Hub:
                 await sync_to_async(_render_each, thread_sensitive=False)(
                     self._render,
                     list(to_render),
-                    partial(loop.call_soon_threadsafe, self._deliver, to_render, updates),
+                    partial(loop.call_soon_threadsafe, partial(self._deliver, to_render, updates)),
                 )
             rendered = max((update.revision for update in updates.values()), default=-1)
             if 0 <= rendered < target and self._revisions.get(release_id) == target:

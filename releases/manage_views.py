@@ -416,18 +416,21 @@ def _share_url(request: HttpRequest, release: Release) -> str | None:
 
 
 def _create_share_link(request: HttpRequest, release: Release, label: str) -> str:
+    user = request.user
+    # share_links calls this only after _require_staff, and AnonymousUser is never staff.
+    assert user.is_authenticated
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
         ShareLink.objects.create(
             release=release,
             token_hash=ShareLink.hash_token(token),
             label=label,
-            created_by=request.user,
+            created_by=user,
         )
         AuditEvent.objects.create(
             release=release,
-            actor=request.user,
-            actor_label=workflow.as_actor(request.user).name,
+            actor=user,
+            actor_label=workflow.as_actor(user).name,
             action="share_link.created",
             target=label,
             source_ip=_ip(request),
@@ -436,6 +439,9 @@ def _create_share_link(request: HttpRequest, release: Release, label: str) -> st
 
 
 def _revoke_share_link(request: HttpRequest, release: Release, link: ShareLink) -> bool:
+    user = request.user
+    # As in _create_share_link: only staff get here.
+    assert user.is_authenticated
     with transaction.atomic():
         # Only the request that flips revoked_at writes the audit event.
         revoked = ShareLink.objects.filter(
@@ -444,8 +450,8 @@ def _revoke_share_link(request: HttpRequest, release: Release, link: ShareLink) 
         if revoked:
             AuditEvent.objects.create(
                 release=release,
-                actor=request.user,
-                actor_label=workflow.as_actor(request.user).name,
+                actor=user,
+                actor_label=workflow.as_actor(user).name,
                 action="share_link.revoked",
                 target=link.label,
                 source_ip=_ip(request),
@@ -480,7 +486,7 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
             messages.success(
                 request, _("Link “%(label)s” created.") % {"label": form.cleaned_data["label"]}
             )
-            response = redirect(here)
+            response: HttpResponse = redirect(here)
             response.set_signed_cookie(
                 NEW_LINK_COOKIE,
                 token,

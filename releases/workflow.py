@@ -42,9 +42,10 @@ from .models import (
 )
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
-    AnyUser = AbstractBaseUser | AnonymousUser
+    # request.user under the default AUTH_USER_MODEL.
+    AnyUser = User | AnonymousUser
 
 
 class WorkflowError(Exception):
@@ -191,6 +192,7 @@ def _snapshot(item: ReleaseItem) -> dict[str, Any]:
 def _validate_evidence(url: str) -> str:
     url = url.strip()
     limit = ReleaseItem._meta.get_field("evidence_url").max_length
+    assert limit is not None  # a URLField always has one
     if len(url) > limit:
         raise WorkflowError(
             _("The evidence link is longer than %(limit)d characters.") % {"limit": limit}
@@ -586,14 +588,14 @@ def personal_obstacles(
 def approval_obstacles(release: Release, user: AnyUser) -> list[str]:
     """Everything that stops this person approving go-live right now."""
     reasons = [r.message for r in blocking_reasons(release)]
-    authenticated = user is not None and user.is_authenticated
+    account = user if user is not None and user.is_authenticated else None
     return personal_obstacles(
         reasons,
         already_approved=release.active_approval() is not None,
-        may_approve=authenticated
-        and (Role.PRODUCT_OWNER in roles_on(release, user) or user.is_staff),
-        signed_off=authenticated
-        and SignOff.objects.filter(release=release, signed_by=user).exists(),
+        may_approve=account is not None
+        and (Role.PRODUCT_OWNER in roles_on(release, account) or account.is_staff),
+        signed_off=account is not None
+        and SignOff.objects.filter(release=release, signed_by=account).exists(),
         two_person_rule=release.two_person_rule,
     )
 

@@ -79,9 +79,9 @@ class Command(BaseCommand):
         # The seed's contacts hold placeholders; the demo fills them so the whole
         # approval flow can be walked through.
         for contact in release.contacts.all():
-            role = Role.from_label(contact.role)
-            if role in DEMO_PEOPLE and contact.has_placeholder():
-                username, first, last, phone = DEMO_PEOPLE[role]
+            contact_role = Role.from_label(contact.role)
+            if contact_role in DEMO_PEOPLE and contact.has_placeholder():
+                username, first, last, phone = DEMO_PEOPLE[contact_role]
                 workflow.update_contact(
                     contact,
                     by=admin,
