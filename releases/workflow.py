@@ -760,7 +760,7 @@ def create_release(
                 )
     except IntegrityError:
         raise WorkflowError(
-            _("A release %(version)s already exists.") % {"version": version}
+            _("A release %(version)s already exists.") % {"version": release.version}
         ) from None
     return release
 
@@ -837,7 +837,10 @@ def update_contact(
         change.override = not held_po
         locked = EmergencyContact.objects.get(pk=contact.pk, release=change.release)
         before = {"name": locked.name, "phone": locked.phone, "email": locked.email}
-        locked.name, locked.phone, locked.email = name.strip(), phone.strip(), email.strip()
+        after = {"name": name.strip(), "phone": phone.strip(), "email": email.strip()}
+        if after == before:
+            return locked
+        locked.name, locked.phone, locked.email = after["name"], after["phone"], after["email"]
         if locked.phone or locked.email:
             locked.other = ""
         try:
@@ -845,12 +848,7 @@ def update_contact(
         except ValidationError as error:
             raise WorkflowError(" ".join(error.messages)) from None
         locked.save()
-        change.audit(
-            "contact.updated",
-            locked.role,
-            before,
-            {"name": locked.name, "phone": locked.phone, "email": locked.email},
-        )
+        change.audit("contact.updated", locked.role, before, after)
         return locked
 
 

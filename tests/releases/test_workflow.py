@@ -1755,6 +1755,19 @@ def test_it_clears_a_placeholder_when_the_contact_is_filled_in(
     assert updated.has_placeholder() is False
 
 
+def test_it_records_nothing_when_a_contact_is_saved_unchanged(
+    release: Release, users: dict[str, Any]
+) -> None:
+    contact = release.contacts.get()
+    before = fingerprint(release)
+
+    workflow.update_contact(
+        contact, by=users["po"], name=contact.name, phone=contact.phone, email=contact.email
+    )
+
+    assert fingerprint(release) == before
+
+
 def test_it_refuses_an_invalid_contact_email(release: Release, users: dict[str, Any]) -> None:
     before = fingerprint(release)
 
