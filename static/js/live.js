@@ -60,6 +60,49 @@
       indicator.setAttribute("data-state", state);
     }
 
+    // A row replaced by a live update must not take away what the person was typing in
+    // it: open panels, typed text and focus come back on the fresh row, which carries
+    // the item's new version and state.
+    function rememberEdits() {
+      var edits = { open: [], values: [], focused: null };
+      document.querySelectorAll("details[open]").forEach(function (details) {
+        var row = details.closest("[id]");
+        if (row) {
+          edits.open.push(row.id);
+        }
+      });
+      document.querySelectorAll("input[id], textarea[id]").forEach(function (field) {
+        if (field.type !== "hidden" && field.type !== "checkbox" && field.value !== field.defaultValue) {
+          edits.values.push([field.id, field.value]);
+        }
+      });
+      var active = document.activeElement;
+      if (active && active.id) {
+        edits.focused = active.id;
+      }
+      return edits;
+    }
+
+    function restoreEdits(edits) {
+      edits.open.forEach(function (id) {
+        var row = document.getElementById(id);
+        var details = row && row.querySelector("details");
+        if (details) {
+          details.open = true;
+        }
+      });
+      edits.values.forEach(function (pair) {
+        var field = document.getElementById(pair[0]);
+        if (field) {
+          field.value = pair[1];
+        }
+      });
+      var focused = edits.focused && document.getElementById(edits.focused);
+      if (focused && focused !== document.activeElement) {
+        focused.focus({ preventScroll: true });
+      }
+    }
+
     function apply(html, newRevision) {
       // An update older than what the page shows (a poll racing the stream) would
       // put stale fragments back.
@@ -67,7 +110,9 @@
         return;
       }
       if (html) {
+        var edits = rememberEdits();
         htmx.swap(root, html, { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
+        restoreEdits(edits);
       }
       root.setAttribute("data-revision", String(newRevision));
       root.dispatchEvent(

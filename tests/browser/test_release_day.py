@@ -179,3 +179,30 @@ def test_it_keeps_both_ticks_when_two_leads_tick_at_the_same_moment(
     for lead, text in ticks.items():
         entry = item(release_day, text)
         assert (entry.state, entry.changed_by) == (ItemState.DONE, people[lead])
+
+
+def test_it_keeps_what_a_lead_is_typing_when_their_row_changes_elsewhere(
+    release_day: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    entry = item(release_day, UNIT_TESTS)
+    qa = open_live(log_in("qa"), board_url(release_day))
+    row = qa.locator(f"#item-{entry.pk}")
+    row.locator("summary").click()
+    reason = qa.locator(f"#na-{entry.pk}")
+    reason.fill("covered by the integration suite")
+
+    # Someone else changes the same row: the fresh row arrives while QA is typing.
+    workflow.annotate_item(entry, by=people["admin"], note="CI run 4521 is green")
+
+    expect(row).to_contain_text("CI run 4521 is green")
+    expect(row.locator("details")).to_have_attribute("open", "")
+    expect(reason).to_have_value("covered by the integration suite")
+    expect(reason).to_be_focused()
+    assert qa.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
+    row.get_by_role("button", name="Mark N/A").click()
+    expect(row).to_have_attribute("data-state", ItemState.NOT_APPLICABLE)
+    entry.refresh_from_db()
+    assert (entry.state, entry.reason) == (
+        ItemState.NOT_APPLICABLE,
+        "covered by the integration suite",
+    )
