@@ -3,8 +3,14 @@
 Fixed paths such as releases/new/ come before releases/<version>/, which would take them.
 """
 
-from . import imports, manage_views, streams, views
+from . import imports, language, manage_views, streams, views
 
 app_name = "releases"
 
-urlpatterns = [*manage_views.routes, *imports.routes, *views.routes, *streams.routes]
+urlpatterns = [
+    *manage_views.routes,
+    *imports.routes,
+    *language.routes,
+    *views.routes,
+    *streams.routes,
+]
