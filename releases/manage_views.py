@@ -316,6 +316,28 @@ def _pairs(data: Any) -> list[tuple[str, str]]:
     return [] if data in (None, "", []) else [("", _compact(data))]
 
 
+_MISSING = object()
+
+
+def _changed_pairs(before: Any, after: Any) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Before and after of an event, keeping only the keys whose value changed.
+
+    A tick reads "state: pending → done" rather than repeating every unchanged field. When
+    one side is empty (or not a dict) both sides are shown whole, and so are they when no
+    key differs, so the row never goes blank. The CSV export keeps the full snapshots.
+    """
+    if isinstance(before, dict) and isinstance(after, dict) and before and after:
+        changed = {
+            key
+            for key in before.keys() | after.keys()
+            if before.get(key, _MISSING) != after.get(key, _MISSING)
+        }
+        if changed:
+            before = {key: value for key, value in before.items() if key in changed}
+            after = {key: value for key, value in after.items() if key in changed}
+    return _pairs(before), _pairs(after)
+
+
 @dataclass(frozen=True)
 class AuditRow:
     event: AuditEvent
@@ -330,15 +352,17 @@ def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
     release = _get_release_for_user(request, version)
     form, events = _audit_filter(request, release)
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = [
-        AuditRow(
-            event=event,
-            action_label=str(ACTION_LABELS.get(event.action, event.action)),
-            before=_pairs(event.before),
-            after=_pairs(event.after),
+    rows = []
+    for event in page.object_list:
+        before, after = _changed_pairs(event.before, event.after)
+        rows.append(
+            AuditRow(
+                event=event,
+                action_label=str(ACTION_LABELS.get(event.action, event.action)),
+                before=before,
+                after=after,
+            )
         )
-        for event in page.object_list
-    ]
     context = {"release": release, "form": form, "page": page, "rows": rows}
     return render(request, "releases/audit.html", context)
 

@@ -533,6 +533,31 @@ def test_it_shows_who_did_what_when_and_from_where(
     assert "<dt>reason</dt><dd>Flaky suite</dd>" in page
 
 
+def test_it_shows_only_what_changed_in_before_and_after(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    AuditEvent.objects.create(
+        release=release, actor_label="bot", action="note", target="fresh", after={"a": 1, "b": ""}
+    )
+
+    response = login_as("qa").get(audit_url(release))
+
+    rows = {row.event.target: row for row in response.context["rows"]}
+    tick = rows["Unit tests pass"]
+    assert tick.before == [("state", "pending")]
+    assert tick.after == [("state", "done")]
+    assert "<dt>state</dt><dd>pending</dd>" in text_of(response)
+    assert "<dt>evidence_url</dt>" not in text_of(response)
+    # With nothing before, the whole of the after side is shown.
+    assert rows["fresh"].before == []
+    assert rows["fresh"].after == [("a", "1"), ("b", "")]
+    # The CSV keeps the complete snapshots.
+    _raw, csv_rows = read_csv(login_as("qa").get(csv_url(release), {"action": "item.done"}))
+    assert '"evidence_url": ""' in csv_rows[1][4]
+    assert '"note": ""' in csv_rows[1][5]
+
+
 def test_it_filters_the_audit_trail_by_action_actor_and_dates(
     release: Release, users: dict[str, Any], login_as: LoginAs
 ) -> None:
