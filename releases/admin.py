@@ -10,6 +10,7 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from . import workflow
+from .access import client_ip
 from .models import (
     AuditEvent,
     ChecklistTemplate,
@@ -158,7 +159,7 @@ class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 def _audit_admin_edit(request: HttpRequest, release_id: int, target: str) -> None:
     workflow.record_admin_edit(
-        release_id, by=request.user, target=str(target), ip=request.META.get("REMOTE_ADDR")
+        release_id, by=request.user, target=str(target), ip=client_ip(request)
     )
 
 

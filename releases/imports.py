@@ -12,7 +12,6 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
@@ -22,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from . import checklists
 from . import markdown as md
+from .access import require_staff
 from .models import ChecklistTemplate, Role
 
 
@@ -75,8 +75,7 @@ def _preview(doc: md.Checklist, default_owner: str) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_checklist(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_staff:
-        raise PermissionDenied(_("Only staff can import checklists."))
+    require_staff(request)
     if request.method == "POST" and "text" in request.POST:
         return _confirm(request)
     form = UploadForm(request.POST or None, request.FILES or None)

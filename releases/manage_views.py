@@ -30,7 +30,7 @@ from django.http import (
     HttpResponseBadRequest,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -39,6 +39,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import workflow
+from .access import client_ip, get_release_for_user, require_staff
 from .forms_manage import (
     AssignForm,
     AuditFilterForm,
@@ -93,21 +94,8 @@ ACTION_LABELS: dict[str, Promise] = {
 # --- access ------------------------------------------------------------------------------
 
 
-def _get_release_for_user(request: HttpRequest, version: str) -> Release:
-    return get_object_or_404(Release.objects.visible_to(request.user), version=version)
-
-
-def _require_staff(request: HttpRequest) -> None:
-    if not request.user.is_staff:
-        raise PermissionDenied(_("Only staff can do this."))
-
-
 def _can_edit_contacts(request: HttpRequest, release: Release) -> bool:
     return request.user.is_staff or Role.PRODUCT_OWNER in workflow.roles_on(release, request.user)
-
-
-def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 # --- create ------------------------------------------------------------------------------
@@ -116,7 +104,7 @@ def _ip(request: HttpRequest) -> str | None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def release_create(request: HttpRequest) -> HttpResponse:
-    _require_staff(request)
+    require_staff(request)
     form = ReleaseCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -130,7 +118,7 @@ def release_create(request: HttpRequest) -> HttpResponse:
                 window_end=data["window_end"],
                 changelog_url=data["changelog_url"],
                 two_person_rule=data["two_person_rule"],
-                ip=_ip(request),
+                ip=client_ip(request),
             )
         except workflow.WorkflowError as error:
             # The form checked everything but uniqueness, so a clash on the version is the
@@ -168,7 +156,7 @@ def _contact_form(contact: EmergencyContact, data: Any = None) -> ContactForm:
 @login_required
 @require_http_methods(["GET", "POST"])
 def people(request: HttpRequest, version: str) -> HttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     can_edit_contacts = _can_edit_contacts(request, release)
     contacts = list(release.contacts.all())
     assign_form = AssignForm()
@@ -176,12 +164,12 @@ def people(request: HttpRequest, version: str) -> HttpResponse:
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "assign":
-            _require_staff(request)
+            require_staff(request)
             assign_form = AssignForm(request.POST)
             if _assign(request, release, assign_form):
                 return redirect("releases:people", version=release.version)
         elif action == "unassign":
-            _require_staff(request)
+            require_staff(request)
             _unassign(request, release, UnassignForm(request.POST))
             return redirect("releases:people", version=release.version)
         elif action == "contact":
@@ -236,7 +224,7 @@ def _assign(request: HttpRequest, release: Release, form: AssignForm) -> bool:
         )
         return True
     try:
-        workflow.assign(release, role=role, user=user, by=request.user, ip=_ip(request))
+        workflow.assign(release, role=role, user=user, by=request.user, ip=client_ip(request))
     except workflow.WorkflowError as error:
         form.add_error(None, error.message)
         return False
@@ -252,7 +240,7 @@ def _unassign(request: HttpRequest, release: Release, form: UnassignForm) -> Non
         messages.error(request, _("That person could not be removed; reload and try again."))
         return
     role, user = form.cleaned_data["role"], form.cleaned_data["user"]
-    workflow.unassign(release, role=role, user=user, by=request.user, ip=_ip(request))
+    workflow.unassign(release, role=role, user=user, by=request.user, ip=client_ip(request))
     messages.success(
         request,
         _("%(user)s no longer holds the role %(role)s.")
@@ -264,7 +252,9 @@ def _update_contact(request: HttpRequest, contact: EmergencyContact, form: Conta
     if not form.is_valid():
         return False
     try:
-        workflow.update_contact(contact, by=request.user, ip=_ip(request), **form.cleaned_data)
+        workflow.update_contact(
+            contact, by=request.user, ip=client_ip(request), **form.cleaned_data
+        )
     except workflow.WorkflowError as error:
         form.add_error(None, error.message)
         return False
@@ -349,7 +339,7 @@ class AuditRow:
 @login_required
 @require_GET
 def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     form, events = _audit_filter(request, release)
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = []
@@ -412,7 +402,7 @@ def _audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
 @login_required
 @require_GET
 def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     _form, events = _audit_filter(request, release)
     response = StreamingHttpResponse(
         _audit_csv_lines(events.iterator(chunk_size=500)),
@@ -457,7 +447,7 @@ def _create_share_link(request: HttpRequest, release: Release, label: str) -> st
             actor_label=workflow.as_actor(user).name,
             action="share_link.created",
             target=label,
-            source_ip=_ip(request),
+            source_ip=client_ip(request),
         )
     return token
 
@@ -478,7 +468,7 @@ def _revoke_share_link(request: HttpRequest, release: Release, link: ShareLink) 
                 actor_label=workflow.as_actor(user).name,
                 action="share_link.revoked",
                 target=link.label,
-                source_ip=_ip(request),
+                source_ip=client_ip(request),
             )
     return bool(revoked)
 
@@ -486,8 +476,8 @@ def _revoke_share_link(request: HttpRequest, release: Release, link: ShareLink) 
 @login_required
 @require_http_methods(["GET", "POST"])
 def share_links(request: HttpRequest, version: str) -> HttpResponse:
-    release = _get_release_for_user(request, version)
-    _require_staff(request)
+    release = get_release_for_user(request, version)
+    require_staff(request)
     here = reverse("releases:share", args=[release.version])
     form = ShareLinkForm()
     if request.method == "POST":

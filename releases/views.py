@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from . import workflow
+from .access import client_ip, get_release_for_user
 from .board import Viewer, board_context, render_fragments, status_context, viewer_for
 from .forms import ApprovalForm, ItemActionForm, SignOffForm
 from .models import Release, Role, ShareLink
@@ -61,19 +62,10 @@ def release_list(request: HttpRequest) -> HttpResponse:
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _get_release_for_user(request: HttpRequest, version: str) -> Release:
-    """A release this person may see, or 404 (an outsider learns nothing of it)."""
-    return get_object_or_404(Release.objects.visible_to(request.user), version=version)
-
-
 def _viewer(request: HttpRequest, release: Release, *, read_only: bool = False) -> Viewer:
     return viewer_for(
         request.user, release, read_only=read_only, language=translation.get_language()
     )
-
-
-def _ip(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def _render_board(request: HtmxHttpRequest, release: Release, *, status: int = 200) -> HttpResponse:
@@ -152,13 +144,13 @@ def _incomplete() -> workflow.WorkflowError:
 @login_required
 @require_GET
 def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    return _render_board(request, _get_release_for_user(request, version))
+    return _render_board(request, get_release_for_user(request, version))
 
 
 @login_required
 @require_GET
 def status_page(request: HttpRequest, version: str) -> HttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     context = {
         **status_context(release, _viewer(request, release, read_only=True)),
         "share_token": "",
@@ -191,7 +183,7 @@ def shared_status(request: HttpRequest, token: str) -> HttpResponse:
 @login_required
 @require_POST
 def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     item = get_object_or_404(release.items, pk=item_id)
     form = ItemActionForm(request.POST)
 
@@ -200,7 +192,7 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
             raise _incomplete()
         data = form.cleaned_data
         action: str = data["action"]
-        common = {"by": request.user, "expected_version": data["version"], "ip": _ip(request)}
+        common = {"by": request.user, "expected_version": data["version"], "ip": client_ip(request)}
         text = {"text": item.text}
         if action == "tick":
             workflow.tick(item, **common)
@@ -226,7 +218,7 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
 @login_required
 @require_POST
 def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     form = SignOffForm(request.POST)
 
     def operation() -> str:
@@ -235,10 +227,12 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
         role, phase = form.cleaned_data["role"], form.cleaned_data["phase"]
         names = {"role": Role(role).label, "phase": phase}
         if form.cleaned_data["action"] == "sign":
-            workflow.sign_off(release, role=role, phase=phase, by=request.user, ip=_ip(request))
+            workflow.sign_off(
+                release, role=role, phase=phase, by=request.user, ip=client_ip(request)
+            )
             return _("Signed off the %(role)s items of “%(phase)s”.") % names
         workflow.withdraw_sign_off(
-            release, role=role, phase=phase, by=request.user, ip=_ip(request)
+            release, role=role, phase=phase, by=request.user, ip=client_ip(request)
         )
         return _("Withdrew the %(role)s sign-off of “%(phase)s”.") % names
 
@@ -248,17 +242,17 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
 @login_required
 @require_POST
 def approval(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    release = _get_release_for_user(request, version)
+    release = get_release_for_user(request, version)
     form = ApprovalForm(request.POST)
 
     def operation() -> str:
         if not form.is_valid():
             raise _incomplete()
         if form.cleaned_data["action"] == "approve":
-            workflow.approve(release, by=request.user, ip=_ip(request))
+            workflow.approve(release, by=request.user, ip=client_ip(request))
             return _("Go-live approved.")
         workflow.revoke_approval(
-            release, by=request.user, reason=form.cleaned_data["reason"], ip=_ip(request)
+            release, by=request.user, reason=form.cleaned_data["reason"], ip=client_ip(request)
         )
         return _("Go-live approval revoked.")
 
