@@ -30,13 +30,20 @@ from .models import (
     ItemState,
     Release,
     ReleaseItem,
+    ReleaseStatus,
     Role,
     RollbackStep,
     SignOff,
     Stakeholder,
     blocking_reasons,
 )
-from .workflow import may_change, personal_obstacles, roles_on
+from .workflow import (
+    may_change,
+    may_set_status,
+    personal_obstacles,
+    roles_on,
+    status_moves,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -385,7 +392,18 @@ def board_context(release: Release, viewer: Viewer) -> dict[str, Any]:
         "signoff_panel": _signoffs(release, items, signoffs, viewer),
         "gonogo": _gonogo(release, approvals, viewer),
         "revoked": _revoked_banner(approvals),
+        "status_moves": _status_moves(release, viewer),
     }
+
+
+def _status_moves(release: Release, viewer: Viewer) -> list[tuple[str, str]]:
+    if viewer.read_only:
+        return []
+    return [
+        (status, str(ReleaseStatus(status).label))
+        for status in status_moves(release.status)
+        if may_set_status(status, viewer.roles, is_staff=viewer.is_staff)
+    ]
 
 
 @dataclass(frozen=True)

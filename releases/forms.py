@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Role
+from .models import ReleaseStatus, Role
 
 ITEM_ACTIONS = ("tick", "untick", "na", "blocked", "note", "evidence")
 
@@ -32,3 +32,7 @@ class SignOffForm(forms.Form):
 class ApprovalForm(forms.Form):
     action = forms.ChoiceField(choices=[("approve", "approve"), ("revoke", "revoke")])
     reason = forms.CharField(required=False, max_length=2000)
+
+
+class StatusForm(forms.Form):
+    status = forms.ChoiceField(choices=ReleaseStatus.choices)

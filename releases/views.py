@@ -31,8 +31,8 @@ from django_htmx.middleware import HtmxDetails
 from . import workflow
 from .access import client_ip, get_release_for_user
 from .board import Viewer, board_context, render_fragments, status_context, viewer_for
-from .forms import ApprovalForm, ItemActionForm, SignOffForm
-from .models import Release, Role, ShareLink
+from .forms import ApprovalForm, ItemActionForm, SignOffForm, StatusForm
+from .models import Release, ReleaseStatus, Role, ShareLink
 
 # The board's filters, by query string; "" shows everything.
 FILTERS = (
@@ -259,6 +259,23 @@ def approval(request: HtmxHttpRequest, version: str) -> HttpResponse:
     return _act(request, release, operation, anchor="#gonogo-panel")
 
 
+@login_required
+@require_POST
+def status_change(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    """Record where the release stands: deployed, rolled back, cancelled, reopened."""
+    release = get_release_for_user(request, version)
+    form = StatusForm(request.POST)
+
+    def operation() -> str:
+        if not form.is_valid():
+            raise _incomplete()
+        status = form.cleaned_data["status"]
+        workflow.set_status(release, status=status, by=request.user, ip=client_ip(request))
+        return _("The release is now: %(status)s.") % {"status": ReleaseStatus(status).label}
+
+    return _act(request, release, operation, anchor="#release-status")
+
+
 routes: list[URLPattern] = [
     path("", release_list, name="list"),
     path("healthz", healthz, name="healthz"),
@@ -266,6 +283,7 @@ routes: list[URLPattern] = [
     path("releases/<str:version>/items/<int:item_id>/", item_action, name="item"),
     path("releases/<str:version>/signoff/", signoff, name="signoff"),
     path("releases/<str:version>/approval/", approval, name="approval"),
+    path("releases/<str:version>/status/change/", status_change, name="status-change"),
     path("releases/<str:version>/status/", status_page, name="status"),
     path("s/<str:token>/", shared_status, name="shared-status"),
 ]

@@ -852,16 +852,29 @@ def update_contact(
         return locked
 
 
+def may_set_status(status: str, roles: Collection[str], *, is_staff: bool) -> bool:
+    """The product owner moves a release along; DevOps may also record that it was
+    deployed or rolled back; staff may do anything, as an override."""
+    return (
+        is_staff
+        or Role.PRODUCT_OWNER in roles
+        or (Role.DEVOPS in roles and status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK))
+    )
+
+
+def status_moves(current: str) -> list[str]:
+    """Where a release may go from `current`, in the statuses' own order. Approval is
+    not among them: it has its own operation."""
+    allowed = STATUS_TRANSITIONS.get(current, frozenset())
+    return [s for s in ReleaseStatus.values if s in allowed and s != ReleaseStatus.APPROVED]
+
+
 def set_status(release: Release, *, status: str, by: Any, ip: str | None = None) -> Release:
     actor = as_actor(by, ip)
     if status not in ReleaseStatus.values:
         raise WorkflowError(_("Unknown status %(status)s.") % {"status": status})
     with _changing(release.pk, actor) as change:
-        user = actor.user
-        held = roles_on(change.release, user)
-        if Role.PRODUCT_OWNER not in held and not (
-            Role.DEVOPS in held and status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK)
-        ):
+        if not may_set_status(status, roles_on(change.release, actor.user), is_staff=False):
             _require_staff(actor)
             change.override = True
         current = change.release.status

@@ -983,3 +983,78 @@ def test_it_describes_each_persona_as_a_viewer(release: Release, users: dict[str
     assert (admin.is_staff, admin.read_only, admin.roles) == (True, False, frozenset())
     assert shared.read_only is True
     assert hash(support) == hash(viewer_for(users["support"], release, language="es"))
+
+
+def status_change_url(release: Release) -> str:
+    return reverse("releases:status-change", args=[release.version])
+
+
+def test_it_lets_the_product_owner_and_devops_record_the_deploy_and_a_rollback(
+    as_user: Any, ready_release: Release, users: dict[str, Any]
+) -> None:
+    po = as_user("po")
+    assert (
+        po.post(
+            reverse("releases:approval", args=[ready_release.version]), {"action": "approve"}
+        ).status_code
+        == 302
+    )
+    page = po.get(board_url(ready_release)).content.decode()
+    assert 'name="status" value="deployed"' in page
+
+    response = po.post(status_change_url(ready_release), {"status": "deployed"})
+    assert response.status_code == 302
+    assert messages_of(response) == ["The release is now: Deployed."]
+    devops = as_user("devops")
+    devops.post(status_change_url(ready_release), {"status": "rolled_back"})
+
+    ready_release.refresh_from_db()
+    assert ready_release.status == "rolled_back"
+    status_page = (
+        as_user("support")
+        .get(reverse("releases:status", args=[ready_release.version]))
+        .content.decode()
+    )
+    assert "Rolled back" in status_page
+    assert 'name="status"' not in status_page
+    actions = list(
+        ready_release.audit_events.filter(action="release.status").values_list(
+            "actor_label", "after"
+        )
+    )
+    assert [(label.split()[0], after["status"]) for label, after in actions] == [
+        ("devops", "rolled_back"),
+        ("po", "deployed"),
+    ]
+
+
+@pytest.mark.parametrize("persona", ["qa", "backend", "frontend", "support"])
+def test_it_refuses_a_status_change_from_anyone_else(
+    as_user: Any, release: Release, persona: str
+) -> None:
+    client = as_user(persona)
+    assert 'name="status"' not in client.get(board_url(release)).content.decode()
+
+    response = client.post(status_change_url(release), {"status": "cancelled"})
+
+    assert response.status_code == 403
+    release.refresh_from_db()
+    assert release.status == "planned"
+
+
+def test_it_explains_a_move_the_release_cannot_make(as_user: Any, release: Release) -> None:
+    response = as_user("po").post(status_change_url(release), {"status": "deployed"})
+
+    assert messages_of(response) == ["A release cannot go from Planned to Deployed."]
+    release.refresh_from_db()
+    assert release.status == "planned"
+
+
+def test_it_offers_devops_only_the_moves_devops_may_make(
+    as_user: Any, ready_release: Release
+) -> None:
+    workflow.approve(ready_release, by=ready_release.stakeholders.get(role="po").user)
+    page = as_user("devops").get(board_url(ready_release)).content.decode()
+
+    assert 'name="status" value="deployed"' in page
+    assert 'name="status" value="cancelled"' not in page
