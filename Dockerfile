@@ -31,11 +31,9 @@ COPY templates/ templates/
 COPY static/ static/
 COPY locale/ locale/
 
-# settings picks the hashed, compressed storage only when a manifest already exists, so
-# an empty one is laid first; collectstatic then writes the real manifest over it.
-RUN mkdir -p var/staticfiles \
-    && echo '{"paths": {}, "version": "1.1"}' > var/staticfiles/staticfiles.json \
-    && SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinput \
+# Hashed, compressed static files, collected once into the image.
+ENV STATIC_MANIFEST=1
+RUN SECRET_KEY=collectstatic-only DEBUG=0 python manage.py collectstatic --noinput \
     && useradd --system --uid 10001 --no-create-home --home-dir /app \
        --shell /usr/sbin/nologin deploycheck \
     && mkdir -p var/beat \

@@ -157,9 +157,11 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-# Without a collectstatic step (make run, tests) whitenoise serves straight from the
-# source folders; production images run collectstatic and get hashed, compressed files.
-WHITENOISE_USE_FINDERS = not (STATIC_ROOT / "staticfiles.json").exists()
+# Production images run collectstatic with STATIC_MANIFEST on and serve hashed,
+# compressed files; without that step (make run, tests) whitenoise serves straight from
+# the source folders.
+STATIC_MANIFEST = envbool("STATIC_MANIFEST", (STATIC_ROOT / "staticfiles.json").exists())
+WHITENOISE_USE_FINDERS = not STATIC_MANIFEST
 if WHITENOISE_USE_FINDERS:
     # whitenoise warns on every start when STATIC_ROOT is missing, even unused.
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,48 @@ def test_it_refuses_a_pool_beside_persistent_connections(tmp_path: Path) -> None
     )
     assert result.returncode != 0
     assert "DB_POOL_SIZE and DB_CONN_MAX_AGE cannot both be set" in result.stderr
+
+
+def test_it_collects_hashed_compressed_static_files_as_the_image_does(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY"}}
+    env.update(
+        {
+            "DATA_DIR": str(tmp_path),
+            "SECRET_KEY": "collectstatic-only",
+            "DEBUG": "0",
+            "STATIC_MANIFEST": "1",
+        }
+    )
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert collected.returncode == 0, collected.stderr
+    static = tmp_path / "staticfiles"
+    assert (static / "staticfiles.json").exists()
+    assert list(static.glob("js/live.*.js.gz")), "no hashed, compressed copy of live.js"
+
+    # Once collected, the manifest is what serves, with nothing more to set.
+    del env["STATIC_MANIFEST"]
+    env["DJANGO_SETTINGS_MODULE"] = "deploycheck.settings"
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django; django.setup(); from django.conf import settings; "
+            "print(settings.STATIC_MANIFEST, settings.STORAGES['staticfiles']['BACKEND'])",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.stdout.split() == [
+        "True",
+        "whitenoise.storage.CompressedManifestStaticFilesStorage",
+    ], loaded.stderr
