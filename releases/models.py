@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -51,20 +51,15 @@ class Role(models.TextChoices):
 
     @classmethod
     def from_label(cls, label: str) -> Role | None:
-        """The seed's contacts table names roles by label ("DevOps Lead")."""
+        """The seed's contacts table names roles by label ("DevOps Lead"), in English or
+        in the reader's language."""
         wanted = label.strip().lower()
-        for role in cls:
-            if wanted in {role.value, str(role.label).lower(), role.name.lower()}:
-                return role
-        english = {
-            "devops lead": cls.DEVOPS,
-            "backend lead": cls.BACKEND,
-            "frontend lead": cls.FRONTEND,
-            "qa lead": cls.QA,
-            "product owner": cls.PRODUCT_OWNER,
-            "support": cls.SUPPORT,
-        }
-        return english.get(wanted)
+        shown = {str(role.label).lower(): role for role in cls}
+        with translation.override("en"):
+            english = {str(role.label).lower(): role for role in cls}
+        names = {role.name.lower(): role for role in cls}
+        values = {role.value: role for role in cls}
+        return values.get(wanted) or shown.get(wanted) or english.get(wanted) or names.get(wanted)
 
 
 class ChecklistTemplate(models.Model):
