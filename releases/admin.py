@@ -10,7 +10,7 @@ from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from . import workflow
-from .access import client_ip
+from .access import person
 from .models import (
     AuditEvent,
     ChecklistTemplate,
@@ -158,9 +158,7 @@ class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 def _audit_admin_edit(request: HttpRequest, release_id: int, target: str) -> None:
-    workflow.record_admin_edit(
-        release_id, by=request.user, target=str(target), ip=client_ip(request)
-    )
+    workflow.record_admin_edit(release_id, by=person(request), target=str(target))
 
 
 class AuditedReleasePartAdmin(admin.ModelAdmin):  # type: ignore[type-arg]

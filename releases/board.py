@@ -13,8 +13,8 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection, Hashable, Iterable
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.db.models import Prefetch
@@ -25,7 +25,10 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from markdown_it import MarkdownIt
 
+from . import policy
+from .actors import roles_on
 from .models import (
+    ActorKind,
     GoLiveApproval,
     ItemState,
     Release,
@@ -36,12 +39,6 @@ from .models import (
     SignOff,
     Stakeholder,
     blocking_reasons,
-)
-from .workflow import (
-    may_change,
-    may_set_status,
-    personal_obstacles,
-    roles_on,
     status_moves,
 )
 
@@ -81,41 +78,64 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False})
 @dataclass(frozen=True)
 class Viewer:
     """Everything a render depends on besides the data. Hashable: the live stream keeps
-    one render per distinct Viewer."""
+    one render per distinct Viewer. What the viewer may do is asked of releases.policy,
+    the same functions the workflow enforces."""
 
-    roles: frozenset[str]
-    is_staff: bool
+    who: policy.Who
     # Signed any sign-off on this release: the two-person rule then bars approving.
     signed_off: bool
-    is_product_owner: bool
-    # Support-only people and share links see everything and change nothing.
-    read_only: bool
     language: str
 
+    @property
+    def roles(self) -> frozenset[str]:
+        return self.who.roles
+
+    @property
+    def is_staff(self) -> bool:
+        return self.who.is_staff
+
+    @property
+    def read_only(self) -> bool:
+        return self.who.read_only
+
+    @property
+    def is_product_owner(self) -> bool:
+        return Role.PRODUCT_OWNER in self.who.roles
+
     def can_change(self, item: ReleaseItem) -> bool:
-        return not self.read_only and may_change(
-            item.owner_role, self.roles, is_staff=self.is_staff
+        return bool(
+            policy.may_change_item(self.who, owner_role=item.owner_role, checks=item.checks)
         )
+
+    def can_sign_off(self, role: str) -> bool:
+        return bool(policy.may_sign_off(self.who, role=role))
+
+    def can_set_status(self, status: str) -> bool:
+        return bool(policy.may_set_status(self.who, status=status))
 
     @property
     def may_approve(self) -> bool:
-        return not self.read_only and (self.is_product_owner or self.is_staff)
+        return bool(policy.may_approve(self.who))
 
 
 def viewer_for(
     user: AnyUser, release: Release, *, read_only: bool = False, language: str
 ) -> Viewer:
+    """The viewer a person is on this release; read_only for pages that change nothing
+    (the status page), and for anyone not logged in (a share link)."""
     if not user.is_authenticated:
-        return Viewer(frozenset(), False, False, False, True, language)
-    roles = frozenset(roles_on(release, user))
-    # AbstractBaseUser does not declare is_staff; Django's User (and AbstractUser) do.
-    is_staff = bool(getattr(user, "is_staff", False))
+        return Viewer(policy.Who(ActorKind.PERSON, read_only=True), False, language)
+    roles = roles_on(release, user)
+    is_staff = user.is_staff
+    who = policy.Who(
+        ActorKind.PERSON,
+        roles,
+        is_staff,
+        read_only=read_only or policy.is_read_only(roles, is_staff=is_staff),
+    )
     return Viewer(
-        roles=roles,
-        is_staff=is_staff,
+        who=who,
         signed_off=SignOff.objects.filter(release=release, signed_by_id=user.pk).exists(),
-        is_product_owner=Role.PRODUCT_OWNER in roles,
-        read_only=read_only or (not is_staff and roles <= {Role.SUPPORT}),
         language=language,
     )
 
@@ -154,6 +174,15 @@ class ItemRow:
     @property
     def state_label(self) -> str:
         return str(ItemState(self.item.state).label)
+
+    # What the N/A and blocked forms start with: the reason of the state the item is in.
+    @property
+    def na_reason(self) -> str:
+        return self.item.reason if self.item.state == ItemState.NOT_APPLICABLE else ""
+
+    @property
+    def blocked_reason(self) -> str:
+        return self.item.reason if self.item.state == ItemState.BLOCKED else ""
 
 
 @dataclass
@@ -343,7 +372,7 @@ def _signoffs(
                 tally=tally,
                 signed=signed.get(key),
                 reopened=None if key in signed else reopened.get(key),
-                can_act=not viewer.read_only and (viewer.is_staff or role in viewer.roles),
+                can_act=viewer.can_sign_off(role),
             )
         )
     return [group for group in groups.values() if group.rows]
@@ -354,10 +383,10 @@ def _gonogo(release: Release, approvals: list[GoLiveApproval], viewer: Viewer) -
     # Stable sort: what is actively stopping the release first, then what is just not done.
     general = sorted(blocking_reasons(release), key=lambda reason: reason.code not in _URGENT)
     reasons = [reason.message for reason in general]
-    obstacles = personal_obstacles(
+    obstacles = policy.personal_obstacles(
         reasons,
         already_approved=active is not None,
-        may_approve=viewer.is_product_owner or viewer.is_staff,
+        may_approve=bool(policy.may_approve(replace(viewer.who, read_only=False))),
         signed_off=viewer.signed_off,
         two_person_rule=release.two_person_rule,
     )
@@ -402,7 +431,7 @@ def _status_moves(release: Release, viewer: Viewer) -> list[tuple[str, str]]:
     return [
         (status, str(ReleaseStatus(status).label))
         for status in status_moves(release.status)
-        if may_set_status(status, viewer.roles, is_staff=viewer.is_staff)
+        if viewer.can_set_status(status)
     ]
 
 
@@ -442,14 +471,18 @@ def render_fragments(
 
 
 def render_update(
-    release_id: int, viewer: Viewer, page: Page, since_revision: int
+    release_id: int, viewer: Hashable, page: str, since_revision: int
 ) -> tuple[int, str]:
     """(current revision, the fragments that changed since `since_revision`).
 
-    Pure read and request-free, so the live stream may call it from a thread.
+    Pure read and request-free, so the live stream may call it from a thread. Typed as
+    live.Hub's renderer: the hub only keys by the viewer, and hands back what it got.
     """
+    if not isinstance(viewer, Viewer) or page not in PANELS:
+        raise TypeError(f"cannot render {page!r} for {viewer!r}")
+    shown: Page = "board" if page == "board" else "status"
     release = Release.objects.get(pk=release_id)
     with translation.override(viewer.language):
-        build = board_context if page == "board" else status_context
+        build = board_context if shown == "board" else status_context
         context = build(release, viewer)
-        return release.revision, render_fragments(context, page, since_revision=since_revision)
+        return release.revision, render_fragments(context, shown, since_revision=since_revision)

@@ -1,27 +1,36 @@
 """Markdown checklists in and out of the database.
 
 releases.markdown knows Markdown and nothing of Django; this module turns its documents
-into templates and turns templates and releases back into documents.
+into templates, copies a template into a release, and turns templates and releases back
+into documents. A new checklist field goes on the abstract models in releases.models
+(ChecklistOutline, ChecklistEntry, RollbackStepFields, ContactFields), which the copy
+here picks up by itself, and into markdown's types and _document / _item here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from django.db import transaction
-
 from . import markdown as md
 from .models import (
-    AuditEvent,
+    ChecklistEntry,
+    ChecklistOutline,
     ChecklistTemplate,
+    ContactFields,
+    EmergencyContact,
     ItemState,
     Release,
+    ReleaseItem,
     Role,
+    RollbackStep,
+    RollbackStepFields,
     TemplateContact,
     TemplateItem,
     TemplateRollbackStep,
+    shared_values,
 )
 
 DEFAULT_CHECKLIST = Path(__file__).parent / "data" / "checklist-produccion.md"
@@ -78,10 +87,9 @@ def with_owners(doc: md.Checklist, default_owner: str = FALLBACK_OWNER) -> md.Ch
     return replace(doc, items=items)
 
 
-@transaction.atomic
-def save_template(doc: md.Checklist, name: str, *, actor_label: str) -> ChecklistTemplate:
-    """Create the template, or replace one of the same name. Releases made from it keep
-    their own copies."""
+def save_template(doc: md.Checklist, name: str) -> tuple[ChecklistTemplate, bool]:
+    """The template's rows, created or replacing one of the same name; whether it was
+    created. Only workflow.import_template calls this, inside its transaction."""
     doc = with_owners(doc)
     template, created = ChecklistTemplate.objects.select_for_update().get_or_create(name=name)
     if not created:
@@ -131,49 +139,99 @@ def save_template(doc: md.Checklist, name: str, *, actor_label: str) -> Checklis
             for index, c in enumerate(doc.contacts)
         ]
     )
-    AuditEvent.objects.create(
-        actor_label=actor_label,
-        action="template.imported" if created else "template.replaced",
-        target=name,
-        after={"summary": doc.summary()},
+    return template, created
+
+
+def copy_into_release(template: ChecklistTemplate, release: Release) -> int:
+    """Save `release` with its own copy of the template's checklist; the item count.
+
+    Every field of the shared abstract models is copied, so a field added to one of
+    them reaches releases with no edit here.
+    """
+    for name, value in shared_values(template, ChecklistOutline).items():
+        setattr(release, name, value)
+    release.template_name = template.name
+    release.template_title = template.title
+    release.template_description = template.description
+    release.save()
+    items = list(template.items.order_by("position"))
+    gate = template.gate_position if template.gate_position is not None else len(items)
+    ReleaseItem.objects.bulk_create(
+        [
+            ReleaseItem(
+                # Numbered afresh: positions edited in the admin may have gaps.
+                **{**shared_values(i, ChecklistEntry), "position": index},
+                release=release,
+                before_gate=index < gate,
+            )
+            for index, i in enumerate(items)
+        ]
     )
-    return template
+    RollbackStep.objects.bulk_create(
+        [
+            RollbackStep(release=release, **shared_values(s, RollbackStepFields))
+            for s in template.rollback_steps.all()
+        ]
+    )
+    EmergencyContact.objects.bulk_create(
+        [
+            EmergencyContact.from_cell(
+                c.contact, release=release, **shared_values(c, ContactFields)
+            )
+            for c in template.contacts.all()
+        ]
+    )
+    return len(items)
 
 
-def load_default_template(*, actor_label: str = "system") -> ChecklistTemplate:
-    doc = read(DEFAULT_CHECKLIST)
-    return save_template(doc, doc.title, actor_label=actor_label)
+def _document(
+    outline: ChecklistOutline,
+    *,
+    title: str,
+    description: str,
+    items: Iterable[md.Item],
+    steps: Iterable[RollbackStepFields],
+    contacts: Iterable[md.Contact],
+) -> md.Checklist:
+    return md.Checklist(
+        title=title,
+        description=description,
+        items=tuple(items),
+        gate_index=outline.gate_position,
+        rollback_heading=outline.rollback_heading,
+        rollback_intro=outline.rollback_intro,
+        rollback_steps=tuple(
+            md.RollbackStep(text=s.text, commands=s.commands, lang=s.lang) for s in steps
+        ),
+        contacts_heading=outline.contacts_heading,
+        contacts=tuple(contacts),
+        contacts_header=tuple(outline.contacts_header) or md.Checklist.DEFAULT_CONTACTS_HEADER,
+    )
+
+
+def _item(entry: ChecklistEntry, record: md.Record | None = None) -> md.Item:
+    return md.Item(
+        text=entry.text,
+        phase=entry.phase,
+        section=entry.section,
+        owner=entry.owner_role,
+        required=entry.required,
+        checks=tuple(entry.checks),
+        record=record,
+    )
 
 
 def template_document(template: ChecklistTemplate) -> md.Checklist:
-    items = tuple(
-        md.Item(
-            text=i.text,
-            phase=i.phase,
-            section=i.section,
-            owner=i.owner_role,
-            required=i.required,
-            checks=tuple(i.checks),
-        )
-        for i in template.items.order_by("position")
-    )
-    return md.Checklist(
+    return _document(
+        template,
         title=template.title,
         description=template.description,
-        items=items,
-        gate_index=template.gate_position,
-        rollback_heading=template.rollback_heading,
-        rollback_intro=template.rollback_intro,
-        rollback_steps=tuple(
-            md.RollbackStep(text=s.text, commands=s.commands, lang=s.lang)
-            for s in template.rollback_steps.order_by("position")
-        ),
-        contacts_heading=template.contacts_heading,
-        contacts=tuple(
+        items=(_item(i) for i in template.items.order_by("position")),
+        steps=template.rollback_steps.order_by("position"),
+        contacts=(
             md.Contact(role=c.role, name=c.name, contact=c.contact)
             for c in template.contacts.order_by("position")
         ),
-        contacts_header=tuple(template.contacts_header) or md.Checklist.DEFAULT_CONTACTS_HEADER,
     )
 
 
@@ -183,53 +241,31 @@ def _timestamp(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _record(item: ReleaseItem) -> md.Record | None:
+    if item.state == ItemState.PENDING and not (item.note or item.evidence_url):
+        return None
+    return md.Record(
+        state=item.state,
+        by=item.changed_by_label,
+        at=_timestamp(item.changed_at),
+        reason=item.reason,
+        note=item.note,
+        evidence=item.evidence_url,
+    )
+
+
 def release_document(release: Release) -> md.Checklist:
     """The signed record of a release: who settled what, when, and why."""
-    items = []
-    for i in release.items.order_by("position"):
-        record = None
-        if i.state != ItemState.PENDING or i.note or i.evidence_url:
-            record = md.Record(
-                state=i.state,
-                by=i.changed_by_label,
-                at=_timestamp(i.changed_at),
-                reason=i.reason,
-                note=i.note,
-                evidence=i.evidence_url,
-            )
-        items.append(
-            md.Item(
-                text=i.text,
-                phase=i.phase,
-                section=i.section,
-                owner=i.owner_role,
-                required=i.required,
-                checks=tuple(i.checks),
-                record=record,
-            )
-        )
-    contacts = tuple(
-        md.Contact(
-            role=c.role,
-            name=c.name,
-            contact=" / ".join(v for v in (c.phone, c.email, c.other) if v),
-        )
-        for c in release.contacts.order_by("position")
-    )
-    return md.Checklist(
+    return _document(
+        release,
         title=release.template_title,
         description=release.template_description,
-        items=tuple(items),
-        gate_index=release.gate_position,
-        rollback_heading=release.rollback_heading,
-        rollback_intro=release.rollback_intro,
-        rollback_steps=tuple(
-            md.RollbackStep(text=s.text, commands=s.commands, lang=s.lang)
-            for s in release.rollback_steps.order_by("position")
+        items=(_item(i, _record(i)) for i in release.items.order_by("position")),
+        steps=release.rollback_steps.order_by("position"),
+        contacts=(
+            md.Contact(role=c.role, name=c.name, contact=c.cell)
+            for c in release.contacts.order_by("position")
         ),
-        contacts_heading=release.contacts_heading,
-        contacts=contacts,
-        contacts_header=tuple(release.contacts_header) or md.Checklist.DEFAULT_CONTACTS_HEADER,
     )
 
 

@@ -1,7 +1,7 @@
 """Forms of the release management pages: create, people, contacts, audit filters, sharing.
 
 They validate what a person typed and say what is wrong beside the field; the change
-itself is left to releases.workflow (or, for share links, to the view).
+itself is left to releases.workflow.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from .models import ChecklistTemplate, Release, Role, ShareLink, validate_versio
 
 # What browsers send from <input type="datetime-local"> and expect back as its value.
 DATETIME_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
-# The same shape workflow.contact_from_cell recognises as a phone number.
+# The same shape EmergencyContact.from_cell recognises as a phone number.
 PHONE_PATTERN = re.compile(r"^[\d+\-().#x ]+$")
 PHONE_MIN_DIGITS = 6
 

@@ -19,9 +19,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from . import checklists
+from . import checklists, workflow
 from . import markdown as md
-from .access import require_staff
+from .access import person, require_manager
 from .models import ChecklistTemplate, Role
 
 
@@ -75,7 +75,7 @@ def _preview(doc: md.Checklist, default_owner: str) -> dict[str, Any]:
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_checklist(request: HttpRequest) -> HttpResponse:
-    require_staff(request)
+    require_manager(request)
     if request.method == "POST" and "text" in request.POST:
         return _confirm(request)
     form = UploadForm(request.POST or None, request.FILES or None)
@@ -122,10 +122,8 @@ def _confirm(request: HttpRequest) -> HttpResponse:
         messages.error(request, str(error))
         return redirect("releases:import")
     name = form.cleaned_data["name"].strip()
-    template = checklists.save_template(
-        checklists.with_owners(doc, form.cleaned_data["default_owner"]),
-        name,
-        actor_label=request.user.get_username(),
+    template = workflow.import_template(
+        checklists.with_owners(doc, form.cleaned_data["default_owner"]), name, by=person(request)
     )
     messages.success(
         request,

@@ -1,9 +1,8 @@
-"""Live updates: tell every web process that a release has a new revision, and push the
-changed fragments to the pages that follow it.
+"""Live updates: push the changed fragments to the pages that follow a release.
 
-With Redis, a publish on one channel wakes the watcher of every web process at once.
-Without it (the embedded default) watchers notice new revisions by a cheap query, so
-publishing is a no-op there.
+releases.notify publishes each new revision; with Redis that wakes the watcher of every
+web process at once, without it (the embedded default) watchers notice new revisions by
+a cheap query.
 
 Each web process has one Hub: one watcher task and, per release, the pages (subscribers)
 following it. A new revision is rendered once per distinct (viewer, page, revision the
@@ -33,10 +32,10 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from .models import Release
+from .notify import CHANNEL
 
 logger = logging.getLogger(__name__)
 
-CHANNEL = "deploycheck:revisions"
 # The pages a live stream can follow; releases.board renders an update for each.
 PAGES = frozenset({"board", "status"})
 # Even with Redis the watcher looks at the database now and then: a publish lost while
@@ -51,20 +50,6 @@ RENDER_CACHE_SIZE = 512
 Renderer = Callable[[int, Hashable, str, int], tuple[int, str]]
 # Its arguments: one distinct render.
 _RenderKey = tuple[int, Hashable, str, int]
-
-
-def publish(release_id: int, revision: int) -> None:
-    if not settings.REDIS_URL:
-        return
-
-    try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
-        client.publish(CHANNEL, json.dumps({"release": release_id, "revision": revision}))
-    except redis.RedisError:
-        # The change is committed; pages still catch up through their periodic check.
-        logger.warning(
-            "could not publish revision %s of release %s", revision, release_id, exc_info=True
-        )
 
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
@@ -123,13 +108,6 @@ class Subscriber:
         return update
 
 
-def _render_update(release_id: int, viewer: Hashable, page: str, since: int) -> tuple[int, str]:
-    # Imported here: board imports the workflow, which imports this module.
-    from . import board
-
-    return board.render_update(release_id, viewer, page, since)  # type: ignore[arg-type]
-
-
 def _render_closing(
     render: Renderer, release_id: int, viewer: Hashable, page: str, since: int
 ) -> tuple[int, str]:
@@ -184,8 +162,10 @@ def _running_here(task: asyncio.Task[_T] | None) -> TypeGuard[asyncio.Task[_T]]:
 class Hub:
     """The subscribers of one web process and the watcher that feeds them."""
 
-    def __init__(self, render: Renderer | None = None) -> None:
-        self._render = render or _render_update
+    def __init__(self, render: Renderer) -> None:
+        # The caller says how to render (releases.board.render_update in production), so
+        # this module knows nothing of pages.
+        self._render = render
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._revisions: dict[int, int] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -414,6 +394,3 @@ class Hub:
         rows = await sync_to_async(_revisions_closing, thread_sensitive=False)(watched)
         for release_id, revision in rows:
             self.notice(release_id, revision)
-
-
-hub = Hub()

@@ -1,17 +1,15 @@
 """Release management pages: create a release, its people and contacts, its audit trail
 and its share links.
 
-Every view starts from the user (`_get_release_for_user`), so a release someone cannot
-see is a 404 to them, never a 403 that confirms it exists. Changes to a release go
-through releases.workflow; share links are not part of the checklist and are written
-here, with their audit event, in one transaction.
+Every view starts from the user (`get_release_for_user`), so a release someone cannot
+see is a 404 to them, never a 403 that confirms it exists. Every change, share links
+included, goes through releases.workflow, which also writes its audit event.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -21,7 +19,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -33,13 +30,11 @@ from django.http import (
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.functional import Promise
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import workflow
-from .access import client_ip, get_release_for_user, require_staff
+from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
 from .forms_manage import (
     AssignForm,
     AuditFilterForm,
@@ -50,12 +45,12 @@ from .forms_manage import (
     UnassignForm,
 )
 from .models import (
+    AuditAction,
     AuditEvent,
     ChecklistTemplate,
     EmergencyContact,
     Release,
     Role,
-    ShareLink,
     Stakeholder,
 )
 
@@ -67,44 +62,13 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NEW_LINK_COOKIE = "share_link_once"
 NEW_LINK_MAX_AGE = 60
 
-# Readable names for the audit trail; an action without one shows its code.
-ACTION_LABELS: dict[str, Promise] = {
-    "release.created": gettext_lazy("Release created"),
-    "release.status": gettext_lazy("Status changed"),
-    "release.approved": gettext_lazy("Go-live approved"),
-    "release.approval_revoked": gettext_lazy("Go-live approval revoked"),
-    "item.done": gettext_lazy("Item done"),
-    "item.reopened": gettext_lazy("Item reopened"),
-    "item.not_applicable": gettext_lazy("Item marked not applicable"),
-    "item.blocked": gettext_lazy("Item blocked"),
-    "item.annotated": gettext_lazy("Item note or evidence changed"),
-    "check.passed": gettext_lazy("Automated check passed"),
-    "check.failed": gettext_lazy("Automated check failed"),
-    "signoff.signed": gettext_lazy("Signed off"),
-    "signoff.withdrawn": gettext_lazy("Sign-off withdrawn"),
-    "signoff.reopened": gettext_lazy("Sign-off reopened"),
-    "stakeholder.assigned": gettext_lazy("Person assigned"),
-    "stakeholder.unassigned": gettext_lazy("Person removed"),
-    "contact.updated": gettext_lazy("Emergency contact changed"),
-    "share_link.created": gettext_lazy("Share link created"),
-    "share_link.revoked": gettext_lazy("Share link revoked"),
-}
-
-
-# --- access ------------------------------------------------------------------------------
-
-
-def _can_edit_contacts(request: HttpRequest, release: Release) -> bool:
-    return request.user.is_staff or Role.PRODUCT_OWNER in workflow.roles_on(release, request.user)
-
-
 # --- create ------------------------------------------------------------------------------
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def release_create(request: HttpRequest) -> HttpResponse:
-    require_staff(request)
+    require_manager(request)
     form = ReleaseCreateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -113,12 +77,11 @@ def release_create(request: HttpRequest) -> HttpResponse:
                 data["template"],
                 version=data["version"],
                 title=data["title"],
-                by=request.user,
+                by=person(request),
                 window_start=data["window_start"],
                 window_end=data["window_end"],
                 changelog_url=data["changelog_url"],
                 two_person_rule=data["two_person_rule"],
-                ip=client_ip(request),
             )
         except workflow.WorkflowError as error:
             # The form checked everything but uniqueness, so a clash on the version is the
@@ -157,19 +120,19 @@ def _contact_form(contact: EmergencyContact, data: Any = None) -> ContactForm:
 @require_http_methods(["GET", "POST"])
 def people(request: HttpRequest, version: str) -> HttpResponse:
     release = get_release_for_user(request, version)
-    can_edit_contacts = _can_edit_contacts(request, release)
+    can_edit_contacts = may_edit_contacts(request, release)
     contacts = list(release.contacts.all())
     assign_form = AssignForm()
     contact_forms = {c.pk: _contact_form(c) for c in contacts}
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "assign":
-            require_staff(request)
+            require_manager(request)
             assign_form = AssignForm(request.POST)
             if _assign(request, release, assign_form):
                 return redirect("releases:people", version=release.version)
         elif action == "unassign":
-            require_staff(request)
+            require_manager(request)
             _unassign(request, release, UnassignForm(request.POST))
             return redirect("releases:people", version=release.version)
         elif action == "contact":
@@ -205,7 +168,7 @@ def people(request: HttpRequest, version: str) -> HttpResponse:
         "assign_form": assign_form,
         "contacts": [(c, contact_forms[c.pk]) for c in contacts],
         "placeholder_count": sum(1 for c in contacts if c.has_placeholder()),
-        "can_assign": request.user.is_staff,
+        "can_assign": may_manage(request),
         "can_edit_contacts": can_edit_contacts,
     }
     return render(request, "releases/people.html", context)
@@ -224,7 +187,7 @@ def _assign(request: HttpRequest, release: Release, form: AssignForm) -> bool:
         )
         return True
     try:
-        workflow.assign(release, role=role, user=user, by=request.user, ip=client_ip(request))
+        workflow.assign(release, role=role, user=user, by=person(request))
     except workflow.WorkflowError as error:
         form.add_error(None, error.message)
         return False
@@ -240,7 +203,7 @@ def _unassign(request: HttpRequest, release: Release, form: UnassignForm) -> Non
         messages.error(request, _("That person could not be removed; reload and try again."))
         return
     role, user = form.cleaned_data["role"], form.cleaned_data["user"]
-    workflow.unassign(release, role=role, user=user, by=request.user, ip=client_ip(request))
+    workflow.unassign(release, role=role, user=user, by=person(request))
     messages.success(
         request,
         _("%(user)s no longer holds the role %(role)s.")
@@ -252,9 +215,7 @@ def _update_contact(request: HttpRequest, contact: EmergencyContact, form: Conta
     if not form.is_valid():
         return False
     try:
-        workflow.update_contact(
-            contact, by=request.user, ip=client_ip(request), **form.cleaned_data
-        )
+        workflow.update_contact(contact, by=person(request), **form.cleaned_data)
     except workflow.WorkflowError as error:
         form.add_error(None, error.message)
         return False
@@ -271,7 +232,7 @@ def _audit_filter(
     """The filter form and the events it selects; an invalid filter field is ignored and
     its error shown, the valid ones still apply."""
     codes = release.audit_events.order_by("action").values_list("action", flat=True).distinct()
-    actions = [(code, str(ACTION_LABELS.get(code, code))) for code in codes]
+    actions = [(code, AuditAction.label_of(code)) for code in codes]
     form = AuditFilterForm(request.GET or None, actions=actions)
     events = release.audit_events.order_by("-created_at", "-id")
     if not form.is_bound:
@@ -348,7 +309,7 @@ def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
         rows.append(
             AuditRow(
                 event=event,
-                action_label=str(ACTION_LABELS.get(event.action, event.action)),
+                action_label=AuditAction.label_of(event.action),
                 before=before,
                 after=after,
             )
@@ -429,62 +390,18 @@ def _share_url(request: HttpRequest, release: Release) -> str | None:
     return request.build_absolute_uri(reverse("releases:shared-status", args=[token]))
 
 
-def _create_share_link(request: HttpRequest, release: Release, label: str) -> str:
-    user = request.user
-    # share_links calls this only after _require_staff, and AnonymousUser is never staff.
-    assert user.is_authenticated
-    token = secrets.token_urlsafe(32)
-    with transaction.atomic():
-        ShareLink.objects.create(
-            release=release,
-            token_hash=ShareLink.hash_token(token),
-            label=label,
-            created_by=user,
-        )
-        AuditEvent.objects.create(
-            release=release,
-            actor=user,
-            actor_label=workflow.as_actor(user).name,
-            action="share_link.created",
-            target=label,
-            source_ip=client_ip(request),
-        )
-    return token
-
-
-def _revoke_share_link(request: HttpRequest, release: Release, link: ShareLink) -> bool:
-    user = request.user
-    # As in _create_share_link: only staff get here.
-    assert user.is_authenticated
-    with transaction.atomic():
-        # Only the request that flips revoked_at writes the audit event.
-        revoked = ShareLink.objects.filter(
-            pk=link.pk, release=release, revoked_at__isnull=True
-        ).update(revoked_at=timezone.now())
-        if revoked:
-            AuditEvent.objects.create(
-                release=release,
-                actor=user,
-                actor_label=workflow.as_actor(user).name,
-                action="share_link.revoked",
-                target=link.label,
-                source_ip=client_ip(request),
-            )
-    return bool(revoked)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def share_links(request: HttpRequest, version: str) -> HttpResponse:
     release = get_release_for_user(request, version)
-    require_staff(request)
+    require_manager(request)
     here = reverse("releases:share", args=[release.version])
     form = ShareLinkForm()
     if request.method == "POST":
         if request.POST.get("action") == "revoke":
             revoke_form = RevokeShareLinkForm(request.POST, release=release)
-            if revoke_form.is_valid() and _revoke_share_link(
-                request, release, revoke_form.cleaned_data["link"]
+            if revoke_form.is_valid() and workflow.revoke_share_link(
+                release, revoke_form.cleaned_data["link"], by=person(request)
             ):
                 messages.success(
                     request,
@@ -496,7 +413,9 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
             return redirect(here)
         form = ShareLinkForm(request.POST)
         if form.is_valid():
-            token = _create_share_link(request, release, form.cleaned_data["label"])
+            token = workflow.create_share_link(
+                release, label=form.cleaned_data["label"], by=person(request)
+            )
             messages.success(
                 request, _("Link “%(label)s” created.") % {"label": form.cleaned_data["label"]}
             )

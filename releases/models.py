@@ -62,10 +62,24 @@ class Role(models.TextChoices):
         return values.get(wanted) or shown.get(wanted) or english.get(wanted) or names.get(wanted)
 
 
-class ChecklistTemplate(models.Model):
-    name = models.CharField(_("name"), max_length=200, unique=True)
-    title = models.CharField(_("title"), max_length=300, blank=True)
-    description = models.TextField(_("description"), blank=True)
+def one_line(instance: models.Model, *names: str) -> None:
+    """Markdown export writes each of these fields on one line; a break would split it."""
+    for name in names:
+        value = getattr(instance, name)
+        if "\n" in value or "\r" in value:
+            raise ValidationError({name: _("Must fit on one line.")})
+
+
+def shared_values(instance: models.Model, base: type[models.Model]) -> dict[str, Any]:
+    """The values of the fields `instance` has from the abstract model `base`: what a
+    release copies from its template, so a field added to a base is copied with no
+    further edit."""
+    return {f.name: getattr(instance, f.name) for f in base._meta.get_fields()}
+
+
+class ChecklistOutline(models.Model):
+    """What a checklist holds besides its items, copied from a template to its releases."""
+
     # Index of the first item after the go-live gate; None puts the gate after every item.
     gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
     rollback_heading = models.CharField(max_length=200, blank=True, default="Plan de Rollback")
@@ -74,6 +88,71 @@ class ChecklistTemplate(models.Model):
         max_length=200, blank=True, default="Contactos de Emergencia"
     )
     contacts_header = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class ChecklistEntry(models.Model):
+    """One task line of a checklist, on a template or a release."""
+
+    position = models.PositiveIntegerField()
+    phase = models.CharField(max_length=300, blank=True)
+    section = models.CharField(max_length=300, blank=True)
+    text = models.TextField()
+    owner_role = models.CharField(_("owner"), max_length=20, choices=Role.choices)
+    required = models.BooleanField(_("required"), default=True)
+    # Names of the automated checks that verify this item.
+    checks = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.text
+
+    def clean(self) -> None:
+        one_line(self, "text", "phase", "section")
+
+
+class RollbackStepFields(models.Model):
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    commands = models.TextField(blank=True)
+    lang = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.text.splitlines()[0] if self.text else ""
+
+
+class ContactFields(models.Model):
+    position = models.PositiveIntegerField(default=0)
+    role = models.CharField(_("role"), max_length=100)
+    name = models.CharField(_("name"), max_length=200)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.name}"
+
+
+class ActorKind(models.TextChoices):
+    """Who acted: a person, an automated check, a pipeline token or the system itself."""
+
+    PERSON = "person", _("person")
+    CHECK = "check", _("automated check")
+    PIPELINE = "pipeline", _("pipeline")
+    SYSTEM = "system", _("system")
+
+
+class ChecklistTemplate(ChecklistOutline):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    title = models.CharField(_("title"), max_length=300, blank=True)
+    description = models.TextField(_("description"), blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,15 +165,8 @@ class ChecklistTemplate(models.Model):
         return self.name
 
 
-class TemplateItem(models.Model):
+class TemplateItem(ChecklistEntry):
     template = models.ForeignKey(ChecklistTemplate, on_delete=models.CASCADE, related_name="items")
-    position = models.PositiveIntegerField()
-    phase = models.CharField(max_length=300, blank=True)
-    section = models.CharField(max_length=300, blank=True)
-    text = models.TextField()
-    owner_role = models.CharField(max_length=20, choices=Role.choices)
-    required = models.BooleanField(default=True)
-    checks = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["template", "position"]
@@ -102,51 +174,28 @@ class TemplateItem(models.Model):
             models.UniqueConstraint(fields=["template", "position"], name="template_item_position")
         ]
 
-    def __str__(self) -> str:
-        return self.text
 
-    def clean(self) -> None:
-        # Markdown export writes each of these on one line; a line break would split it.
-        for name in ("text", "phase", "section"):
-            if "\n" in getattr(self, name) or "\r" in getattr(self, name):
-                raise ValidationError({name: _("Must fit on one line.")})
-
-
-class TemplateRollbackStep(models.Model):
+class TemplateRollbackStep(RollbackStepFields):
     template = models.ForeignKey(
         ChecklistTemplate, on_delete=models.CASCADE, related_name="rollback_steps"
     )
-    position = models.PositiveIntegerField()
-    text = models.TextField()
-    commands = models.TextField(blank=True)
-    lang = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["template", "position"]
 
-    def __str__(self) -> str:
-        return self.text.splitlines()[0] if self.text else ""
 
-
-class TemplateContact(models.Model):
+class TemplateContact(ContactFields):
     template = models.ForeignKey(
         ChecklistTemplate, on_delete=models.CASCADE, related_name="contacts"
     )
-    position = models.PositiveIntegerField(default=0)
-    role = models.CharField(_("role"), max_length=100)
-    name = models.CharField(_("name"), max_length=200)
+    # The cell as written in the file, e.g. "+34 600 000 000 / ana@example.com".
     contact = models.CharField(_("contact"), max_length=300)
 
     class Meta:
         ordering = ["template", "position"]
 
-    def __str__(self) -> str:
-        return f"{self.role}: {self.name}"
-
     def clean(self) -> None:
-        for name in ("role", "name", "contact"):
-            if "\n" in getattr(self, name) or "\r" in getattr(self, name):
-                raise ValidationError({name: _("Must fit on one line.")})
+        one_line(self, "role", "name", "contact")
 
 
 class ReleaseStatus(models.TextChoices):
@@ -173,6 +222,13 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+def status_moves(current: str) -> list[str]:
+    """Where a release may go from `current`, in the statuses' own order. Approval is
+    not among them: it has its own operation."""
+    allowed = STATUS_TRANSITIONS.get(current, frozenset())
+    return [s for s in ReleaseStatus.values if s in allowed and s != ReleaseStatus.APPROVED]
+
+
 class ReleaseQuerySet(models.QuerySet["Release"]):
     def visible_to(self, user: AnyUser) -> ReleaseQuerySet:
         if not user.is_authenticated:
@@ -194,7 +250,7 @@ class ReleaseQuerySet(models.QuerySet["Release"]):
         )
 
 
-class Release(models.Model):
+class Release(ChecklistOutline):
     version = models.CharField(
         _("version"), max_length=64, unique=True, validators=[validate_version]
     )
@@ -208,14 +264,10 @@ class Release(models.Model):
     template = models.ForeignKey(
         ChecklistTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="releases"
     )
+    # The template as it was when the release was made from it.
     template_name = models.CharField(max_length=200, blank=True)
     template_title = models.CharField(max_length=300, blank=True)
     template_description = models.TextField(blank=True)
-    rollback_heading = models.CharField(max_length=200, blank=True)
-    rollback_intro = models.TextField(blank=True)
-    contacts_heading = models.CharField(max_length=200, blank=True)
-    contacts_header = models.JSONField(default=list, blank=True)
-    gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
     two_person_rule = models.BooleanField(
         _("two-person rule"),
         default=True,
@@ -239,11 +291,6 @@ class Release(models.Model):
         if self.window_start and self.window_end and self.window_end < self.window_start:
             raise ValidationError({"window_end": _("The window cannot end before it starts.")})
 
-    def roles_of(self, user: AnyUser) -> set[str]:
-        if not user.is_authenticated:
-            return set()
-        return {s.role for s in self.stakeholders.all() if s.user_id == user.pk}
-
     def active_approval(self) -> GoLiveApproval | None:
         return self.approvals.filter(revoked_at__isnull=True).first()
 
@@ -258,10 +305,6 @@ class Release(models.Model):
             .values_list("position", "state", "reason", "check_failure")
         )
         return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
-
-    def blocking_reasons(self) -> list[str]:
-        """Why go-live cannot be approved now; the go/no-go panel shows the same list."""
-        return [reason.message for reason in blocking_reasons(self)]
 
 
 @dataclass(frozen=True)
@@ -405,16 +448,9 @@ class ItemState(models.TextChoices):
         return (cls.NOT_APPLICABLE, cls.BLOCKED, cls.FAILED)
 
 
-class ReleaseItem(models.Model):
+class ReleaseItem(ChecklistEntry):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="items")
-    position = models.PositiveIntegerField()
-    phase = models.CharField(max_length=300, blank=True)
-    section = models.CharField(max_length=300, blank=True)
-    text = models.TextField()
-    owner_role = models.CharField(_("owner"), max_length=20, choices=Role.choices)
-    required = models.BooleanField(_("required"), default=True)
     before_gate = models.BooleanField(default=True)
-    checks = models.JSONField(default=list, blank=True)
     state = models.CharField(
         _("state"), max_length=10, choices=ItemState.choices, default=ItemState.PENDING
     )
@@ -431,6 +467,9 @@ class ReleaseItem(models.Model):
         related_name="+",
     )
     changed_by_label = models.CharField(max_length=200, blank=True)
+    # Who settled the item, kept apart from the account: deleting a person's account
+    # must not turn their tick into one a machine may overturn.
+    changed_by_kind = models.CharField(max_length=10, choices=ActorKind.choices, blank=True)
     changed_at = models.DateTimeField(null=True, blank=True)
     # Optimistic concurrency: an edit names the version it saw; a stale one conflicts.
     version = models.PositiveIntegerField(default=0)
@@ -446,9 +485,6 @@ class ReleaseItem(models.Model):
                 name="reason_required_for_state",
             ),
         ]
-
-    def __str__(self) -> str:
-        return self.text
 
 
 class SignOff(models.Model):
@@ -510,11 +546,8 @@ class GoLiveApproval(models.Model):
         return reason_text(self.revoked_reason, self.revoked_reason_args)
 
 
-class EmergencyContact(models.Model):
+class EmergencyContact(ContactFields):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="contacts")
-    position = models.PositiveIntegerField(default=0)
-    role = models.CharField(_("role"), max_length=100)
-    name = models.CharField(_("name"), max_length=200)
     phone = models.CharField(_("phone"), max_length=50, blank=True)
     email = models.EmailField(_("email"), blank=True)
     # The contact cell as written when it is neither a phone nor an email (a placeholder).
@@ -525,8 +558,32 @@ class EmergencyContact(models.Model):
         verbose_name = _("emergency contact")
         verbose_name_plural = _("emergency contacts")
 
-    def __str__(self) -> str:
-        return f"{self.role}: {self.name}"
+    @classmethod
+    def from_cell(cls, cell: str, **fields: Any) -> EmergencyContact:
+        """A contact from a contacts-table cell such as "+34 600 000 000 / ana@example.com"."""
+        if PLACEHOLDER.match(cell):
+            return cls(other=cell.strip(), **fields)
+        phone = email = ""
+        other: list[str] = []
+        for part in (p.strip() for p in cell.replace(",", "/").split("/")):
+            if not part:
+                continue
+            if "@" in part and not email and " " not in part:
+                email = part
+            elif (
+                not phone
+                and sum(ch.isdigit() for ch in part) >= 6
+                and all(ch.isdigit() or ch in "+ -().#x" for ch in part)
+            ):
+                phone = part
+            else:
+                other.append(part)
+        return cls(phone=phone, email=email, other=" / ".join(other), **fields)
+
+    @property
+    def cell(self) -> str:
+        """The contacts-table cell this contact is written back as."""
+        return " / ".join(v for v in (self.phone, self.email, self.other) if v)
 
     def has_placeholder(self) -> bool:
         return bool(
@@ -540,18 +597,11 @@ class EmergencyContact(models.Model):
         return "tel:" + re.sub(r"[^\d+]", "", self.phone) if self.phone else ""
 
 
-class RollbackStep(models.Model):
+class RollbackStep(RollbackStepFields):
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="rollback_steps")
-    position = models.PositiveIntegerField()
-    text = models.TextField()
-    commands = models.TextField(blank=True)
-    lang = models.CharField(max_length=40, blank=True)
 
     class Meta:
         ordering = ["release", "position"]
-
-    def __str__(self) -> str:
-        return self.text.splitlines()[0] if self.text else ""
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
@@ -562,8 +612,41 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
         raise TypeError("the audit trail is append-only")
 
 
+class AuditAction(models.TextChoices):
+    """Every kind of event the audit trail records; workflow operations write them."""
+
+    RELEASE_CREATED = "release.created", _("Release created")
+    RELEASE_STATUS = "release.status", _("Status changed")
+    RELEASE_APPROVED = "release.approved", _("Go-live approved")
+    APPROVAL_REVOKED = "release.approval_revoked", _("Go-live approval revoked")
+    ITEM_DONE = "item.done", _("Item done")
+    ITEM_REOPENED = "item.reopened", _("Item reopened")
+    ITEM_NOT_APPLICABLE = "item.not_applicable", _("Item marked not applicable")
+    ITEM_BLOCKED = "item.blocked", _("Item blocked")
+    ITEM_ANNOTATED = "item.annotated", _("Item note or evidence changed")
+    CHECK_PASSED = "check.passed", _("Automated check passed")
+    CHECK_FAILED = "check.failed", _("Automated check failed")
+    SIGNOFF_SIGNED = "signoff.signed", _("Signed off")
+    SIGNOFF_WITHDRAWN = "signoff.withdrawn", _("Sign-off withdrawn")
+    SIGNOFF_REOPENED = "signoff.reopened", _("Sign-off reopened")
+    STAKEHOLDER_ASSIGNED = "stakeholder.assigned", _("Person assigned")
+    STAKEHOLDER_UNASSIGNED = "stakeholder.unassigned", _("Person removed")
+    CONTACT_UPDATED = "contact.updated", _("Emergency contact changed")
+    SHARE_LINK_CREATED = "share_link.created", _("Share link created")
+    SHARE_LINK_REVOKED = "share_link.revoked", _("Share link revoked")
+    TEMPLATE_IMPORTED = "template.imported", _("Template imported")
+    TEMPLATE_REPLACED = "template.replaced", _("Template replaced")
+    ADMIN_EDITED = "admin.edited", _("Edited in the admin")
+
+    @classmethod
+    def label_of(cls, code: str) -> str:
+        """The label of a code; a code this version no longer knows shows as written."""
+        return str(cls(code).label) if code in cls.values else code
+
+
 class AuditEvent(models.Model):
-    """Append-only: who did what, when, from where, before → after."""
+    """Append-only: who did what, when, from where, before → after. Only the workflow's
+    operations write events (releases.workflow)."""
 
     release = models.ForeignKey(
         Release, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
@@ -576,7 +659,10 @@ class AuditEvent(models.Model):
         related_name="+",
     )
     actor_label = models.CharField(max_length=200)
-    action = models.CharField(max_length=60, db_index=True)
+    actor_kind = models.CharField(
+        max_length=10, choices=ActorKind.choices, default=ActorKind.PERSON
+    )
+    action = models.CharField(max_length=60, choices=AuditAction.choices, db_index=True)
     target = models.CharField(max_length=500, blank=True)
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)

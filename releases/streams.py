@@ -3,15 +3,16 @@ and a polling endpoint the page falls back to when the stream fails.
 
 Access is resolved once, when the page connects, in a worker thread whose database
 connection is closed straight after; the open stream then waits on the process's
-live.hub and holds no connection. Streams end after STREAM_MAX_SECONDS and the browser
+hub and holds no connection. Streams end after STREAM_MAX_SECONDS and the browser
 reconnects, which checks access again (a revoked share link, a removed stakeholder).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -29,6 +30,9 @@ from .models import Release, ShareLink
 STREAM_MAX_SECONDS = 300.0
 # How long the browser waits before reconnecting a stream that ended (EventSource retry).
 RECONNECT_MILLISECONDS = 2000
+
+# One per web process: the pages it serves and the watcher that feeds them.
+hub = live.Hub(board.render_update)
 
 
 @dataclass(frozen=True)
@@ -74,14 +78,6 @@ def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpRespons
         close_old_connections()
 
 
-async def _resolve(
-    access: Callable[[HttpRequest, str], LiveAccess | HttpResponse],
-    request: HttpRequest,
-    key: str,
-) -> LiveAccess | HttpResponse:
-    return await sync_to_async(access, thread_sensitive=False)(request, key)
-
-
 def _since(request: HttpRequest, current: int) -> int:
     """The revision the page shows: EventSource's Last-Event-ID on a reconnect, else
     ?since=. A page claiming a revision the release never had gets everything again."""
@@ -93,10 +89,8 @@ def _since(request: HttpRequest, current: int) -> int:
     return since if 0 <= since <= current else 0
 
 
-def _stream(access: LiveAccess, since: int) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(
-        _events(live.hub, access, since), content_type="text/event-stream"
-    )
+async def _stream(access: LiveAccess, since: int) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(_events(hub, access, since), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     # Tells nginx-style proxies to pass each event on at once instead of buffering.
     response["X-Accel-Buffering"] = "no"
@@ -134,7 +128,7 @@ async def _poll(access: LiveAccess, since: int) -> HttpResponse:
         response = HttpResponse(status=204)
         response["X-Revision"] = str(access.revision)
     else:
-        update = await live.hub.render(
+        update = await hub.render(
             access.release_id, access.viewer, access.page, since, at_least=access.revision
         )
         response = HttpResponse(update.html)
@@ -143,37 +137,34 @@ async def _poll(access: LiveAccess, since: int) -> HttpResponse:
     return response
 
 
-async def live_stream(request: HttpRequest, version: str) -> HttpResponse | StreamingHttpResponse:
-    access = await _resolve(_member_access, request, version)
-    if isinstance(access, HttpResponse):
-        return access
-    return _stream(access, _since(request, access.revision))
+Access = Callable[[HttpRequest, str], LiveAccess | HttpResponse]
+Respond = Callable[[LiveAccess, int], Awaitable[HttpResponse | StreamingHttpResponse]]
 
 
-async def live_poll(request: HttpRequest, version: str) -> HttpResponse:
-    access = await _resolve(_member_access, request, version)
-    if isinstance(access, HttpResponse):
-        return access
-    return await _poll(access, _since(request, access.revision))
+def _live_view(
+    access: Access, respond: Respond
+) -> Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponse | StreamingHttpResponse]]:
+    """A live endpoint: resolve who may follow what (in a thread, as it reads the
+    database), then stream or answer a poll from the page's revision."""
+
+    async def view(request: HttpRequest, key: str) -> HttpResponse | StreamingHttpResponse:
+        resolved = await sync_to_async(access, thread_sensitive=False)(request, key)
+        if isinstance(resolved, HttpResponse):
+            return resolved
+        return await respond(resolved, _since(request, resolved.revision))
+
+    return view
 
 
-async def shared_live(request: HttpRequest, token: str) -> HttpResponse | StreamingHttpResponse:
-    access = await _resolve(_shared_access, request, token)
-    if isinstance(access, HttpResponse):
-        return access
-    return _stream(access, _since(request, access.revision))
-
-
-async def shared_live_poll(request: HttpRequest, token: str) -> HttpResponse:
-    access = await _resolve(_shared_access, request, token)
-    if isinstance(access, HttpResponse):
-        return access
-    return await _poll(access, _since(request, access.revision))
+live_stream = _live_view(_member_access, _stream)
+live_poll = _live_view(_member_access, _poll)
+shared_live = _live_view(_shared_access, _stream)
+shared_live_poll = _live_view(_shared_access, _poll)
 
 
 routes: list[URLPattern] = [
-    path("releases/<str:version>/live/", live_stream, name="live"),
-    path("releases/<str:version>/live/poll/", live_poll, name="live-poll"),
-    path("s/<str:token>/live/", shared_live, name="shared-live"),
-    path("s/<str:token>/live/poll/", shared_live_poll, name="shared-live-poll"),
+    path("releases/<str:key>/live/", live_stream, name="live"),
+    path("releases/<str:key>/live/poll/", live_poll, name="live-poll"),
+    path("s/<str:key>/live/", shared_live, name="shared-live"),
+    path("s/<str:key>/live/poll/", shared_live_poll, name="shared-live-poll"),
 ]

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
 from . import workflow
-from .access import client_ip, get_release_for_user
+from .access import get_release_for_user, person
 from .board import Viewer, board_context, render_fragments, status_context, viewer_for
 from .forms import ApprovalForm, ItemActionForm, SignOffForm, StatusForm
 from .models import Release, ReleaseStatus, Role, ShareLink
@@ -192,7 +192,7 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
             raise _incomplete()
         data = form.cleaned_data
         action: str = data["action"]
-        common = {"by": request.user, "expected_version": data["version"], "ip": client_ip(request)}
+        common = {"by": person(request), "expected_version": data["version"]}
         text = {"text": item.text}
         if action == "tick":
             workflow.tick(item, **common)
@@ -227,13 +227,9 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
         role, phase = form.cleaned_data["role"], form.cleaned_data["phase"]
         names = {"role": Role(role).label, "phase": phase}
         if form.cleaned_data["action"] == "sign":
-            workflow.sign_off(
-                release, role=role, phase=phase, by=request.user, ip=client_ip(request)
-            )
+            workflow.sign_off(release, role=role, phase=phase, by=person(request))
             return _("Signed off the %(role)s items of “%(phase)s”.") % names
-        workflow.withdraw_sign_off(
-            release, role=role, phase=phase, by=request.user, ip=client_ip(request)
-        )
+        workflow.withdraw_sign_off(release, role=role, phase=phase, by=person(request))
         return _("Withdrew the %(role)s sign-off of “%(phase)s”.") % names
 
     return _act(request, release, operation, anchor="#signoff-panel")
@@ -249,11 +245,9 @@ def approval(request: HtmxHttpRequest, version: str) -> HttpResponse:
         if not form.is_valid():
             raise _incomplete()
         if form.cleaned_data["action"] == "approve":
-            workflow.approve(release, by=request.user, ip=client_ip(request))
+            workflow.approve(release, by=person(request))
             return _("Go-live approved.")
-        workflow.revoke_approval(
-            release, by=request.user, reason=form.cleaned_data["reason"], ip=client_ip(request)
-        )
+        workflow.revoke_approval(release, by=person(request), reason=form.cleaned_data["reason"])
         return _("Go-live approval revoked.")
 
     return _act(request, release, operation, anchor="#gonogo-panel")
@@ -270,7 +264,7 @@ def status_change(request: HtmxHttpRequest, version: str) -> HttpResponse:
         if not form.is_valid():
             raise _incomplete()
         status = form.cleaned_data["status"]
-        workflow.set_status(release, status=status, by=request.user, ip=client_ip(request))
+        workflow.set_status(release, status=status, by=person(request))
         return _("The release is now: %(status)s.") % {"status": ReleaseStatus(status).label}
 
     return _act(request, release, operation, anchor="#release-status")

@@ -101,7 +101,8 @@ def prepare() -> Setup:
     from django.db import transaction
     from django.test import Client
 
-    from releases import checklists, workflow
+    from releases import workflow
+    from releases.actors import SystemActor
     from releases.models import ChecklistTemplate, Role, TemplateItem
 
     call_command("migrate", verbosity=0)
@@ -109,7 +110,7 @@ def prepare() -> Setup:
     admin = User.objects.create_superuser("bench-admin", "admin@example.com", None)
     people = {role: User.objects.create_user(role, f"{role}@example.com", None) for role in Role}
     with transaction.atomic():
-        default_template = checklists.load_default_template(actor_label="bench")
+        default_template = workflow.import_default_template(by=SystemActor("bench"))
     big_template = ChecklistTemplate.objects.create(
         name="bench-600", title="600 items", gate_position=BIG_RELEASE_ITEMS // 2
     )

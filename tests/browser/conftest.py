@@ -31,7 +31,8 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from releases import checklists, workflow
+from releases import workflow
+from releases.actors import SystemActor
 from releases.models import Release
 from tests.conftest import PERSONAS
 from tests.servers import ServerFailed, WebServer, database_url, web_server
@@ -127,7 +128,7 @@ def people(users: dict[str, Any], server_password_hash: str) -> dict[str, Any]:
 def release_day(people: dict[str, Any]) -> Release:
     """v1.0.0 from the built-in default checklist, one person per role, contacts filled."""
     admin = people["admin"]
-    template = checklists.load_default_template()
+    template = workflow.import_default_template(by=SystemActor("tests"))
     release = workflow.create_release(
         template, version="v1.0.0", title="Call automation go-live", by=admin
     )

@@ -25,6 +25,7 @@ from django.utils.timezone import localtime
 from releases import workflow
 from releases.board import Viewer, board_context, render_update, viewer_for
 from releases.models import (
+    ActorKind,
     AuditEvent,
     ChecklistTemplate,
     GoLiveApproval,
@@ -37,6 +38,7 @@ from releases.models import (
     TemplateItem,
     TemplateRollbackStep,
 )
+from releases.policy import Who
 from tests.conftest import PERSONAS, item
 
 QA_ITEM = "Unit tests pass"
@@ -912,7 +914,7 @@ def test_it_renders_a_live_update_in_the_same_queries_for_7_and_70_items(
     users: dict[str, Any],
 ) -> None:
     small, large = release_with(7, users), release_with(70, users)
-    viewer = Viewer(frozenset({"qa"}), False, False, False, False, "en")
+    viewer = Viewer(Who(ActorKind.PERSON, frozenset({"qa"})), signed_off=False, language="en")
 
     counts = []
     for made in (small, large):

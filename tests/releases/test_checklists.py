@@ -13,6 +13,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from releases import checklists, workflow
+from releases.actors import SystemActor
 from releases.models import (
     AuditEvent,
     ChecklistTemplate,
@@ -156,7 +157,7 @@ def test_it_round_trips_a_template_byte_for_byte(tmp_path: Path) -> None:
 def test_it_exports_a_release_as_a_signed_record_that_imports_to_its_template(
     users: dict[str, Any], tmp_path: Path
 ) -> None:
-    template = checklists.load_default_template()
+    template = workflow.import_default_template(by=SystemActor("tests"))
     release = workflow.create_release(template, version="v1.0.0", title="t", by=users["admin"])
     workflow.assign(release, role=Role.QA, user=users["qa"], by=users["admin"])
     workflow.assign(release, role=Role.DEVOPS, user=users["devops"], by=users["admin"])
@@ -194,7 +195,7 @@ def test_it_names_what_export_cannot_find() -> None:
 
 
 def test_a_release_copies_its_template(users: dict[str, Any]) -> None:
-    template = checklists.load_default_template()
+    template = workflow.import_default_template(by=SystemActor("tests"))
     release = workflow.create_release(template, version="v1.0.0", title="t", by=users["admin"])
     TemplateItem.objects.filter(template=template).update(text="changed")
     assert not release.items.filter(text="changed").exists()

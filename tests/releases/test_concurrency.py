@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from releases import live, workflow
+from releases import notify, workflow
 from releases.models import AuditEvent, ChecklistTemplate, ItemState, Release, Role, TemplateItem
 from releases.workflow import Conflict
 from tests.conftest import item
@@ -32,7 +32,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
         with lock:
             calls.append((release_id, revision))
 
-    monkeypatch.setattr(live, "publish", record)
+    monkeypatch.setattr(notify, "publish", record)
     return calls
 
 

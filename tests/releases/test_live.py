@@ -24,7 +24,7 @@ from django.db import connection
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from releases import live, streams, workflow
+from releases import board, live, streams, workflow
 from releases.models import Release, ShareLink
 from tests.conftest import item
 from tests.servers import ServerFailed, WebServer, database_url, web_server
@@ -35,8 +35,8 @@ SERVER_APP_NAME = "deploycheck-live-test"
 @pytest.fixture(autouse=True)
 def fresh_hub(monkeypatch: pytest.MonkeyPatch) -> live.Hub:
     # The process-wide hub caches renders by release id; every test starts empty.
-    hub = live.Hub()
-    monkeypatch.setattr(live, "hub", hub)
+    hub = live.Hub(board.render_update)
+    monkeypatch.setattr(streams, "hub", hub)
     return hub
 
 

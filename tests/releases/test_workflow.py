@@ -17,7 +17,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 
-from releases import live, workflow
+from releases import notify, policy, workflow
+from releases.actors import Person, who_on
 from releases.models import (
     AuditEvent,
     ChecklistTemplate,
@@ -56,10 +57,17 @@ def english() -> Iterator[None]:
 
 
 @pytest.fixture
+def release(release: Release) -> Release:
+    """The shared release, with its QA item verified by an automated check named "ci"."""
+    release.items.filter(text=QA_ITEM).update(checks=["ci"])
+    return release
+
+
+@pytest.fixture
 def published(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     calls: list[tuple[int, int]] = []
     monkeypatch.setattr(
-        live, "publish", lambda release_id, revision: calls.append((release_id, revision))
+        notify, "publish", lambda release_id, revision: calls.append((release_id, revision))
     )
     return calls
 
@@ -246,7 +254,9 @@ def test_it_reports_item_permission_as_the_operations_enforce_it(
     release: Release, users: dict[str, Any], role: str, persona: str
 ) -> None:
     entry = item(release, ITEM_OF[role])
-    assert workflow.can_change_item(users[persona], entry) is (persona in (role, "admin"))
+    who = who_on(Person(users[persona]), release)
+    allowed = policy.may_change_item(who, owner_role=entry.owner_role, checks=entry.checks)
+    assert bool(allowed) is (persona in (role, "admin"))
 
 
 def test_it_does_not_flag_an_override_when_an_admin_holds_the_role(
@@ -766,7 +776,7 @@ def test_it_accepts_an_actor_carrying_its_own_address(
 ) -> None:
     last = last_event_id()
 
-    workflow.tick(item(release, QA_ITEM), by=workflow.Actor(user=users["qa"], ip="2001:db8::1"))
+    workflow.tick(item(release, QA_ITEM), by=Person(users["qa"], "2001:db8::1"))
 
     [event] = events_since(last)
     assert event.source_ip == "2001:db8::1"
@@ -1387,6 +1397,17 @@ def test_it_approves_again_after_a_revocation(
 # --- automated check results ----------------------------------------------------------------
 
 
+def test_it_refuses_a_check_result_on_an_item_that_does_not_name_the_check(
+    release: Release,
+) -> None:
+    before = fingerprint(release)
+
+    with pytest.raises(PermissionDenied):
+        workflow.record_check_result(item(release, QA_ITEM), check="other", passed=True)
+
+    assert fingerprint(release) == before
+
+
 def test_it_ticks_a_pending_item_when_a_check_passes(
     release: Release,
     published: list[tuple[int, int]],
@@ -1705,7 +1726,7 @@ CELLS = {
 def test_it_splits_a_contact_cell(release: Release, cell: str) -> None:
     text, expected = CELLS[cell]
 
-    contact = workflow.contact_from_cell(release, 0, "DevOps Lead", "Dana", text)
+    contact = EmergencyContact.from_cell(text, release=release, role="DevOps Lead", name="Dana")
 
     assert (contact.phone, contact.email, contact.other) == expected
 
@@ -1723,13 +1744,15 @@ def test_it_splits_a_contact_cell(release: Release, cell: str) -> None:
 def test_it_knows_a_contact_still_holding_a_placeholder(
     release: Release, name: str, cell: str, placeholder: bool
 ) -> None:
-    contact = workflow.contact_from_cell(release, 0, "DevOps Lead", name, cell)
+    contact = EmergencyContact.from_cell(cell, release=release, role="DevOps Lead", name=name)
 
     assert contact.has_placeholder() is placeholder
 
 
 def test_it_links_a_phone_for_dialling(release: Release) -> None:
-    contact = workflow.contact_from_cell(release, 0, "DevOps Lead", "Dana", "+34 (600) 000-001")
+    contact = EmergencyContact.from_cell(
+        "+34 (600) 000-001", release=release, role="DevOps Lead", name="Dana"
+    )
 
     assert contact.tel_href == "tel:+34600000001"
 

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from releases import checklists
+from releases import checklists, workflow
+from releases.actors import SystemActor
 
 
 class Command(BaseCommand):
@@ -22,6 +23,6 @@ class Command(BaseCommand):
             doc = checklists.read(path)
         except checklists.ChecklistFileError as error:
             raise CommandError(str(error)) from None
-        checklists.save_template(doc, name, actor_label="manage.py import_checklist")
+        workflow.import_template(doc, name, by=SystemActor("manage.py import_checklist"))
         # Always English: scripts and CI read this line whatever the UI language.
         self.stdout.write(doc.summary())

@@ -8,9 +8,11 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from releases import checklists, workflow
+from releases.actors import SystemActor
 from releases.models import ChecklistTemplate, Release, Role
 
 DEMO_VERSION = "v1.0.0"
+LOADER = SystemActor("manage.py load_demo")
 DEMO_PASSWORD = "demo"
 DEMO_PEOPLE = {
     Role.DEVOPS: ("devops", "Dolores", "Ortega", "+34 600 000 001"),
@@ -37,7 +39,7 @@ class Command(BaseCommand):
                     template,
                     version=DEMO_VERSION,
                     title="Sistema de Automatización de Llamadas",
-                    by=None,
+                    by=LOADER,
                 )
                 self.stdout.write(f"created release {DEMO_VERSION} from “{template.name}”")
             if settings.DEMO_MODE:
@@ -50,7 +52,7 @@ class Command(BaseCommand):
         existing = ChecklistTemplate.objects.filter(name=title).first()
         if existing is not None:
             return existing
-        template = checklists.load_default_template(actor_label="manage.py load_demo")
+        template = workflow.import_default_template(by=LOADER)
         self.stdout.write(f"loaded the default checklist “{template.name}”")
         return template
 

@@ -1,0 +1,105 @@
+"""Who acts on a release: a person, an automated check, a pipeline token, or the system
+(a management command, which must say what it is).
+
+Every workflow operation takes one. releases.policy decides what each may do from the
+`Who` built here, and the audit trail records the kind and the label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from .models import ActorKind, Release, Stakeholder
+from .policy import Who, is_read_only
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+@dataclass(frozen=True)
+class Person:
+    user: User
+    ip: str | None = None
+    kind: ClassVar[ActorKind] = ActorKind.PERSON
+
+    @property
+    def label(self) -> str:
+        full = self.user.get_full_name()
+        name = self.user.get_username()
+        return f"{name} ({full})" if full else name
+
+
+@dataclass(frozen=True)
+class CheckActor:
+    """An automated check reporting a verdict from one of its runs."""
+
+    name: str
+    run_id: int | None = None
+    kind: ClassVar[ActorKind] = ActorKind.CHECK
+    ip: ClassVar[None] = None
+
+    @property
+    def label(self) -> str:
+        return f"check:{self.name}"
+
+
+@dataclass(frozen=True)
+class PipelineActor:
+    """A CI job holding a pipeline token: scoped to one release and one role."""
+
+    token_label: str
+    role: str
+    token_id: int
+    ip: str | None = None
+    kind: ClassVar[ActorKind] = ActorKind.PIPELINE
+
+    @property
+    def label(self) -> str:
+        return f"ci:{self.token_label}"
+
+
+@dataclass(frozen=True)
+class SystemActor:
+    """The server acting on its operator's behalf, e.g. "manage.py load_demo"."""
+
+    what: str
+    kind: ClassVar[ActorKind] = ActorKind.SYSTEM
+    ip: ClassVar[None] = None
+
+    def __post_init__(self) -> None:
+        if not self.what.strip():
+            raise ValueError("a system actor must say what it is")
+
+    @property
+    def label(self) -> str:
+        return self.what
+
+
+Actor = Person | CheckActor | PipelineActor | SystemActor
+
+
+def roles_on(release: Release | int, user: User) -> frozenset[str]:
+    release_id = release if isinstance(release, int) else release.pk
+    return frozenset(
+        Stakeholder.objects.filter(release_id=release_id, user=user).values_list("role", flat=True)
+    )
+
+
+def who_on(actor: Actor, release: Release | int) -> Who:
+    if isinstance(actor, Person):
+        roles = roles_on(release, actor.user)
+        staff = actor.user.is_staff
+        return Who(ActorKind.PERSON, roles, staff, read_only=is_read_only(roles, is_staff=staff))
+    if isinstance(actor, CheckActor):
+        return Who(ActorKind.CHECK, check=actor.name)
+    if isinstance(actor, PipelineActor):
+        return Who(ActorKind.PIPELINE, frozenset({actor.role}))
+    return Who(ActorKind.SYSTEM)
+
+
+def who_anywhere(actor: Actor) -> Who:
+    """The actor before any release is involved (creating one, importing a template)."""
+    if isinstance(actor, Person):
+        return Who(actor.kind, is_staff=actor.user.is_staff)
+    return Who(actor.kind)

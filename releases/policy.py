@@ -1,0 +1,146 @@
+"""Who may do what: every permission rule of a release, as pure functions.
+
+The workflow calls these to enforce a rule; the pages call the very same functions
+(through board.Viewer) to decide which controls to enable, so the interface cannot
+promise what the server refuses. A new rule is one function here and one row in the
+table of tests/releases/test_policy.py.
+
+Rules answer with an Access: DENIED, ALLOWED, or OVERRIDE (staff going past a rule
+written for someone else, which the audit trail marks as such). A machine passes only
+the rules written for it: a check settles only the items that name it, a pipeline token
+only the items its role owns, and the system (a management command) may set a release
+up but never decide on one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import Enum
+
+from django.utils.translation import gettext as _
+
+from .models import ActorKind, ReleaseStatus, Role
+
+
+class Access(Enum):
+    DENIED = "denied"
+    ALLOWED = "allowed"
+    OVERRIDE = "override"
+
+    def __bool__(self) -> bool:
+        return self is not Access.DENIED
+
+
+@dataclass(frozen=True)
+class Who:
+    """The acting party as the rules see it on one release."""
+
+    kind: ActorKind
+    roles: frozenset[str] = frozenset()
+    is_staff: bool = False
+    # Watching only: a support-only person, a share link, anyone on the status page.
+    read_only: bool = False
+    # A check's own name: the items naming it are the only ones it may settle.
+    check: str = ""
+
+    @property
+    def is_person(self) -> bool:
+        return self.kind == ActorKind.PERSON
+
+
+def is_read_only(roles: Collection[str], *, is_staff: bool) -> bool:
+    """Support sees everything and changes nothing."""
+    return not is_staff and set(roles) <= {Role.SUPPORT}
+
+
+def _staff_override(who: Who) -> Access:
+    return (
+        Access.OVERRIDE if who.is_person and who.is_staff and not who.read_only else Access.DENIED
+    )
+
+
+def may_change_item(who: Who, *, owner_role: str, checks: Collection[str] = ()) -> Access:
+    """Tick, untick, N/A, block, note, evidence, or a check's verdict."""
+    if who.read_only:
+        return Access.DENIED
+    if who.kind == ActorKind.CHECK:
+        return Access.ALLOWED if who.check and who.check in checks else Access.DENIED
+    if who.kind in (ActorKind.PERSON, ActorKind.PIPELINE) and (
+        owner_role in who.roles and owner_role != Role.SUPPORT
+    ):
+        return Access.ALLOWED
+    return _staff_override(who)
+
+
+def may_sign_off(who: Who, *, role: str) -> Access:
+    """A lead signs off their own role's items; staff may for any lead."""
+    if role not in Role.leads() or who.read_only or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if role in who.roles else _staff_override(who)
+
+
+def may_withdraw(who: Who, *, signed_it: bool) -> Access:
+    """Only whoever signed withdraws a sign-off; staff may for anyone."""
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if signed_it else _staff_override(who)
+
+
+def may_approve(who: Who) -> Access:
+    """Approve go-live, or revoke the approval: the product owner's decision."""
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if Role.PRODUCT_OWNER in who.roles else _staff_override(who)
+
+
+def may_edit_contacts(who: Who) -> Access:
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if Role.PRODUCT_OWNER in who.roles else _staff_override(who)
+
+
+def may_set_status(who: Who, *, status: str) -> Access:
+    """The product owner moves a release along; DevOps may also record that it was
+    deployed or rolled back."""
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    if Role.PRODUCT_OWNER in who.roles or (
+        Role.DEVOPS in who.roles and status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK)
+    ):
+        return Access.ALLOWED
+    return _staff_override(who)
+
+
+def may_manage(who: Who) -> Access:
+    """Create releases, assign people, make share links, import checklists: staff, and
+    the system (a management command, run by whoever operates the server)."""
+    if who.kind == ActorKind.SYSTEM:
+        return Access.ALLOWED
+    return Access.ALLOWED if who.is_person and who.is_staff else Access.DENIED
+
+
+def personal_obstacles(
+    reasons: list[str],
+    *,
+    already_approved: bool,
+    may_approve: bool,
+    signed_off: bool,
+    two_person_rule: bool,
+) -> list[str]:
+    """The release's blocking reasons plus what stops one person in particular. Takes
+    flags rather than a person so live pages can render it once per kind of viewer."""
+    obstacles = list(reasons)
+    if already_approved:
+        obstacles.insert(0, _("Go-live is already approved."))
+    if not may_approve:
+        obstacles.insert(0, _("Only the Product Owner approves go-live."))
+    if two_person_rule and signed_off:
+        obstacles.insert(
+            0,
+            _(
+                "Two-person rule: you signed off as a lead on this release, "
+                "so someone else must approve go-live."
+            ),
+        )
+    return obstacles
