@@ -24,12 +24,25 @@ matter); this module only interprets the tokens.
   text is the paragraph's source after the marker, lines joined by one space. Anything
   inside an HTML comment is not an item. The tick itself is not kept: an item's state
   lives in its record (below).
-* The rollback plan: paragraphs before its first numbered list are the intro; each
-  top-level numbered item is a step, whose text is its Markdown source without its code
-  blocks, and whose commands are the contents of those code blocks (a code block right
-  after a step, not indented into it, counts as that step's too).
+* No task item is dropped silently. Lists and quotes nested deeper than markdown-it reads
+  (19 levels, a quote counting as one and a list as two) are refused, and so, as a last
+  defence, is any task item markdown-it saw that the rules here make neither an item nor
+  part of a rollback step.
+* The rollback plan: paragraphs before its first step are the intro; each top-level
+  numbered item is a step, whose text is its Markdown source without its code blocks,
+  and whose commands are the contents of those code blocks (a code block right after a
+  step, not indented into it, counts as that step's too). A plan written as a task list
+  instead has a step for each top-level task item, read the same way without its box;
+  a task item after numbered steps is refused, as a checklist item under the wrong
+  heading more likely than a step.
 * The emergency contacts: a table whose first three columns are role, name and contact
   (more columns are joined into contact with " / ").
+* Limits, refused at the line to blame: at most ``max_items`` items
+  (:data:`DEFAULT_MAX_ITEMS`); a title, phase names and section names of at most
+  :data:`MAX_TITLE_LENGTH`, :data:`MAX_PHASE_LENGTH` and :data:`MAX_SECTION_LENGTH`
+  characters, the sizes of their database columns; and no bidirectional control
+  character (:func:`bidi_controls`) in headings, the description, items, the rollback
+  plan or the contacts table, where it could make text read differently from what it is.
 
 Annotations
 ===========
@@ -69,9 +82,12 @@ Grammar (``—`` is U+2014 EM DASH)::
 Fields are written in the order reason, evidence, note and read in any order. In a
 value a backslash escapes the next character: ``\\\\`` is a backslash, ``\\n`` a line
 break, ``\\r`` a carriage return, ``\\—`` an em dash, and in the ``by`` value ``\\at``
-keeps a word "at" from ending the name. Blanks around a value are not kept. The box is
-``[x]`` exactly when the state is done. Importing a release export gives back its
-template: records are read into :attr:`Item.record` and nothing else changes.
+keeps a word "at" from ending the name. ``&`` and ``<`` are written ``&amp;`` and ``&lt;``,
+so that a renderer passing raw HTML through shows a value as text, never as markup or as
+a comment swallowing what follows; any other ``&`` reads as itself. Blanks around a value
+are not kept. The box is ``[x]`` exactly when the state is done. Importing a release
+export gives back its template: records are read into :attr:`Item.record` and nothing
+else changes.
 
 Writing
 =======
@@ -89,6 +105,7 @@ import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import islice
 from types import MappingProxyType
 from typing import ClassVar, Final, NamedTuple
 
@@ -99,6 +116,11 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 ROLE_KEYS: Final = ("devops", "backend", "frontend", "qa", "po", "support")
 RECORD_STATES: Final = ("done", "na", "blocked", "failed", "pending")
 MAX_FILE_BYTES: Final = 1024 * 1024
+DEFAULT_MAX_ITEMS: Final = 2000
+# The sizes of the database columns these names are stored in.
+MAX_TITLE_LENGTH: Final = 300
+MAX_PHASE_LENGTH: Final = 300
+MAX_SECTION_LENGTH: Final = 300
 NO_ITEMS_MESSAGE: Final = (
     "no task items found (a task item is a list item starting with [ ] or [x])"
 )
@@ -118,10 +140,20 @@ _RECORD_OPENER: Final = "<!-- deploycheck: record -->"
 _DIRECTIVE_RE: Final = re.compile(r"<!--\s*deploycheck:(.*?)-->(.*)\Z", re.DOTALL)
 _CHECK_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _TASK_MARKER_RE: Final = re.compile(r"\[[ xX]\](?=[ \t\n]|\Z)")
-_STEP_MARKER_RE: Final = re.compile(r"( *)(\d+[.)])( *)")
+_LIST_MARKER_RE: Final = re.compile(r"( *)(\d+[.)]|[-*+])( *)")
+# The start of a line on which a task item's paragraph can begin: indentation, quote and
+# list markers, then the box. Lines in code, comments or front matter match too.
+_TASK_LINE_RE: Final = re.compile(r"^(?:[ \t>]|(?:[-*+]|\d{1,9}[.)])[ \t])*\[[ xX]\]", re.MULTILINE)
+_BIDI_CONTROL_RE: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _FIELD_SEPARATOR: Final = " — "
+_STEPS_RULE: Final = "only the top-level items of a numbered list or of a task list are steps"
 
-_MD: Final = MarkdownIt("commonmark").enable("table").use(front_matter_plugin)
+# markdown-it's own default, spelled out because the reader depends on it: markdown-it
+# opens no block this deep, and skips the content of a quote or list item one level up.
+_MAX_NESTING: Final = 20
+_MD: Final = (
+    MarkdownIt("commonmark", {"maxNesting": _MAX_NESTING}).enable("table").use(front_matter_plugin)
+)
 
 
 class ChecklistError(Exception):
@@ -309,17 +341,19 @@ def apply_default_owners(
     return replace(doc, items=items, gate_index=gate_index)
 
 
-def read_checklist_file(path: str | os.PathLike[str]) -> Checklist:
+def read_checklist_file(
+    path: str | os.PathLike[str], *, max_items: int = DEFAULT_MAX_ITEMS
+) -> Checklist:
     """Read a checklist file; OSError propagates, everything else is a ChecklistError."""
     with open(path, "rb") as file:
         # Read one byte past the limit, so an enormous file is never read whole.
         data = file.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
             raise _too_large(max(os.fstat(file.fileno()).st_size, len(data)))
-    return read_checklist_bytes(data)
+    return read_checklist_bytes(data, max_items=max_items)
 
 
-def read_checklist_bytes(data: bytes) -> Checklist:
+def read_checklist_bytes(data: bytes, *, max_items: int = DEFAULT_MAX_ITEMS) -> Checklist:
     """Read an uploaded checklist: at most MAX_FILE_BYTES of UTF-8 text, BOM or not."""
     if len(data) > MAX_FILE_BYTES:
         raise _too_large(len(data))
@@ -333,15 +367,24 @@ def read_checklist_bytes(data: bytes) -> Checklist:
             _line_of_byte(data, error.start),
             f"not UTF-8 text (byte 0x{data[error.start]:02x} cannot be read)",
         ) from None
-    return parse_checklist(text)
+    return parse_checklist(text, max_items=max_items)
 
 
-def parse_checklist(text: str) -> Checklist:
-    """Read a Markdown checklist; raises ChecklistError naming the line to blame."""
+def parse_checklist(text: str, *, max_items: int = DEFAULT_MAX_ITEMS) -> Checklist:
+    """Read a Markdown checklist of at most ``max_items`` items; raises ChecklistError
+    naming the line to blame."""
     # markdown-it normalises line ends the same way; the rollback steps slice source lines
     # by token line numbers, so both must agree.
     source = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
-    return _Reader(source).read()
+    _refuse_too_many_items(source, max_items)
+    return _Reader(source, max_items).read()
+
+
+def bidi_controls(text: str) -> list[str]:
+    """The bidirectional control characters in ``text``, such as "U+202E", each once, in
+    order of appearance. They are invisible and reorder the text around them, so what is
+    shown can differ from what is stored, copied or run."""
+    return list(dict.fromkeys(f"U+{ord(char):04X}" for char in _BIDI_CONTROL_RE.findall(text)))
 
 
 def render_checklist(doc: Checklist) -> str:
@@ -397,6 +440,7 @@ class _Scope:
 
     level: int
     text: str
+    line: int = 0
     annotations: _Annotations = field(default_factory=_Annotations)
 
 
@@ -466,8 +510,10 @@ class _Region:
 
 
 class _Reader:
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, max_items: int | None) -> None:
+        """``max_items`` None reads any number of items."""
         self.lines = source.split("\n")
+        self.max_items = max_items
         self.tokens: list[Token] = _MD.parse(source)
         self.kinds, self.phase_level = self._classify_headings()
         self.scopes = [_Scope(0, "")]  # the document itself; the title's defaults land here
@@ -476,25 +522,20 @@ class _Reader:
         self.title = ""
         self.description: list[str] = []
         self.drafts: list[_ItemDraft] = []
+        # Indexes of the tokens read as items or as part of rollback steps.
+        self.kept: set[int] = set()
         self.gate: tuple[int, int] | None = None  # (gate_index, line)
         self.rollback_heading = ""
         self.rollback_intro: list[str] = []
         self.steps: list[_StepDraft] = []
+        self.numbered_steps = False
         self.contacts_heading = ""
         self.contacts: list[Contact] = []
         self.contacts_header: tuple[str, str, str] | None = None
 
     def read(self) -> Checklist:
-        below_heading: _Scope | None = None
-        for start, end in _blocks(self.tokens, 0, len(self.tokens)):
-            token = self.tokens[start]
-            if token.type == "heading_open":
-                below_heading = self._heading(start, self.kinds[start])
-            elif token.type == "html_block":
-                self._html_block(token, below_heading, None)
-            else:
-                below_heading = None
-                self._block(start, end)
+        self.scan()
+        self._refuse_lost_items()
         if not self.drafts:
             raise ChecklistError(None, NO_ITEMS_MESSAGE)
         return Checklist(
@@ -509,6 +550,42 @@ class _Reader:
             contacts=tuple(self.contacts),
             contacts_header=self.contacts_header or Checklist.DEFAULT_CONTACTS_HEADER,
         )
+
+    def scan(self) -> None:
+        """Read the blocks in order, refusing the first mistake; read() checks the result."""
+        below_heading: _Scope | None = None
+        for start, end in _blocks(self.tokens, 0, len(self.tokens)):
+            token = self.tokens[start]
+            if token.type == "heading_open":
+                below_heading = self._heading(start, self.kinds[start])
+            elif token.type == "html_block":
+                self._html_block(token, below_heading, None)
+            else:
+                below_heading = None
+                self._block(start, end)
+
+    def _refuse_lost_items(self) -> None:
+        """Refuse what markdown-it skipped, and any task item it read that no rule kept."""
+        for index, token in enumerate(self.tokens):
+            if token.type in ("blockquote_open", "list_item_open") and (
+                token.level >= _MAX_NESTING - 1
+            ):
+                raise ChecklistError(
+                    _line(token),
+                    "lists and quotes nest too deeply here: markdown-it reads no deeper, so "
+                    f"what is inside would be lost (the limit is {_MAX_NESTING - 1} levels, a "
+                    "quote counting as one and a list as two)",
+                )
+            if (
+                token.type == "list_item_open"
+                and index not in self.kept
+                and _task_marker(self.tokens, index)
+            ):
+                raise ChecklistError(
+                    _line(token),
+                    "this task item would be lost: it is read neither as an item nor as part "
+                    "of a rollback step",
+                )
 
     def _classify_headings(self) -> tuple[dict[int, str], int | None]:
         """Give every top-level heading a kind (title, rollback, contacts, nested, phase)
@@ -555,7 +632,13 @@ class _Reader:
         token = self.tokens[start]
         level = int(token.tag[1:])
         text = _inline_line(self.tokens[start + 1])
+        self._refuse_bidi(token)
         if kind == "title":
+            if len(text) > MAX_TITLE_LENGTH:
+                raise ChecklistError(
+                    _line(token),
+                    f"the title is {len(text)} characters long; the limit is {MAX_TITLE_LENGTH}",
+                )
             self.title = text
             return self.scopes[0]
         self.in_preamble = False
@@ -565,7 +648,7 @@ class _Reader:
             self.scopes.pop()
         if kind == "phase":
             self.region = _Region("items")
-            self.scopes.append(_Scope(level, text))
+            self.scopes.append(_Scope(level, text, _line(token)))
             return self.scopes[-1]
         self.region = _Region(kind, text)
         if kind == "rollback":
@@ -582,6 +665,7 @@ class _Reader:
         token = self.tokens[start]
         if self.region.kind == "items":
             if token.type == "paragraph_open" and self.in_preamble:
+                self._refuse_bidi(token)
                 self.description.append(self.tokens[start + 1].content)
             self._scan_items(start, end)
         elif self.region.kind == "rollback":
@@ -608,16 +692,32 @@ class _Reader:
             return None
         inline = self.tokens[index + 2]
         line = _line(inline)
+        if len(self.drafts) == self.max_items:
+            raise _too_many_items(line, self.max_items)
+        self._refuse_bidi(inline)
         annotations = _Annotations()
         text = self._item_text(inline, marker.end(), line, annotations)
         if not text:
             raise ChecklistError(line, "task item without text")
-        phase = next((s.text for s in self.scopes if s.level == self.phase_level), "")
-        section = " › ".join(
-            s.text
+        phase_scope = next((s for s in self.scopes if s.level == self.phase_level), None)
+        phase = phase_scope.text if phase_scope is not None else ""
+        if phase_scope is not None and len(phase) > MAX_PHASE_LENGTH:
+            raise ChecklistError(
+                phase_scope.line,
+                f"the heading is {len(phase)} characters long; the limit is {MAX_PHASE_LENGTH}",
+            )
+        section_scopes = [
+            s
             for s in self.scopes
             if self.phase_level is not None and s.level > self.phase_level and s.text
-        )
+        ]
+        section = " › ".join(s.text for s in section_scopes)
+        if len(section) > MAX_SECTION_LENGTH:
+            name = "heading" if len(section_scopes) == 1 else "section name this heading completes"
+            raise ChecklistError(
+                section_scopes[-1].line,
+                f"the {name} is {len(section)} characters long; the limit is {MAX_SECTION_LENGTH}",
+            )
         draft = _ItemDraft(
             text=text,
             phase=phase,
@@ -638,6 +738,7 @@ class _Reader:
             annotations=annotations,
         )
         self.drafts.append(draft)
+        self.kept.add(index)
         return draft
 
     def _item_text(self, inline: Token, marker_end: int, line: int, into: _Annotations) -> str:
@@ -714,22 +815,36 @@ class _Reader:
     def _rollback_block(self, start: int, end: int) -> None:
         token = self.tokens[start]
         if token.type == "ordered_list_open":
+            self.numbered_steps = True
             for item_start, item_end in _blocks(self.tokens, start + 1, end - 1):
-                self.steps.append(self._step(item_start, item_end))
+                self.steps.append(self._step(item_start, item_end, boxed=False))
+        elif token.type == "bullet_list_open" and not self.numbered_steps:
+            for item_start, item_end in _blocks(self.tokens, start + 1, end - 1):
+                if _task_marker(self.tokens, item_start):
+                    self.steps.append(self._step(item_start, item_end, boxed=True))
+                else:
+                    self._refuse_task_items(item_start, item_end, _STEPS_RULE)
         elif token.type in ("fence", "code_block") and self.steps:
+            self._refuse_bidi(token)
             self.steps[-1].add_code(token)
         elif token.type == "paragraph_open" and not self.steps:
+            self._refuse_bidi(token)
             self.rollback_intro.append(self.tokens[start + 1].content)
         else:
-            self._refuse_task_items(start, end, "a rollback plan is a numbered list of steps")
+            self._refuse_task_items(
+                start, end, "the steps are a numbered list" if self.numbered_steps else _STEPS_RULE
+            )
 
-    def _step(self, start: int, end: int) -> _StepDraft:
-        """A numbered item of the rollback plan: its code blocks are its commands, and the
-        source lines of its other blocks, without the item's indentation, its text."""
+    def _step(self, start: int, end: int, *, boxed: bool) -> _StepDraft:
+        """A top-level item of the rollback plan: its code blocks are its commands, and the
+        source lines of its other blocks, without the item's indentation (nor its box, when
+        ``boxed``), its text."""
+        self.kept.update(range(start, end))
+        self._refuse_bidi(self.tokens[start])
         item_line = (self.tokens[start].map or (0, 0))[0]
         step = _StepDraft(item_line + 1)
-        marker = _STEP_MARKER_RE.match(self.lines[item_line])
-        assert marker is not None, "markdown-it found a numbered item on this line"
+        marker = _LIST_MARKER_RE.match(self.lines[item_line])
+        assert marker is not None, "markdown-it found a list item on this line"
         # CommonMark: the text starts after the marker and its spaces, unless the line is
         # blank there or holds indented code (five spaces or more): then one space after it.
         after = self.lines[item_line][marker.end() :]
@@ -755,10 +870,18 @@ class _Reader:
             lines.extend(_unindent(line, indent) for line in block_lines)
             previous_end = first_line + len(block_lines)
         # The first line's own indentation means nothing: the item's first line fixes it.
-        step.text = "\n".join(lines).lstrip(" ")
+        text = "\n".join(lines).lstrip(" ")
+        if boxed:
+            # As with items, the tick is not kept; a tab may stand before the box.
+            text = text.lstrip(" \t")
+            box = _TASK_MARKER_RE.match(text)
+            assert box is not None, "a task item's first block starts with its box"
+            text = text[box.end() :].lstrip()
+        step.text = text
         return step
 
     def _contacts_table(self, start: int, end: int) -> None:
+        self._refuse_bidi(self.tokens[start])
         rows: list[tuple[int, list[str]]] = []
         for token in self.tokens[start:end]:
             if token.type == "tr_open":
@@ -787,6 +910,49 @@ class _Reader:
                     f"task item under {self.region.heading!r}, where {why}; move it under a "
                     "phase heading, or rename the heading",
                 )
+
+    def _refuse_bidi(self, token: Token) -> None:
+        """Refuse a bidirectional control character in the source lines of ``token``."""
+        first, last = token.map or (0, 0)
+        for number in range(first, last):
+            found = _BIDI_CONTROL_RE.search(self.lines[number])
+            if found is not None:
+                raise ChecklistError(
+                    number + 1,
+                    "the line contains an invisible bidirectional control character "
+                    f"U+{ord(found.group()):04X}, which can make text read differently from "
+                    "what it is",
+                )
+
+
+def _refuse_too_many_items(source: str, max_items: int) -> None:
+    """Refuse a document of more than ``max_items`` items from its start, so that a huge
+    one costs what reading its first items costs, not the seconds markdown-it takes to
+    read it all. What this cannot settle, _Reader.read settles, reading everything."""
+    lines = _TASK_LINE_RE.finditer(source)
+    cut = next(islice(lines, max_items + 1, None), None)
+    if cut is None:
+        return  # few enough lines that could hold an item: the whole read is cheap
+    # The cut falls before a line that could hold an item: such a line is no setext
+    # underline and no table delimiter row, so it cannot change how the lines before it
+    # read, and the items before the cut are the document's first items.
+    head = _Reader(source[: cut.start()], None)
+    try:
+        head.scan()
+    except ChecklistError:
+        return  # read() finds it too, unless the rest of the document changes the start
+    # Except where the rest of the document changes the start: front matter closed only
+    # after the cut reads as Markdown without its end, and a lone "#" title naming a
+    # rollback plan or contacts becomes that section when a second "#" heading follows.
+    front_matter_cut = source.startswith("---") and head.tokens[0].type != "front_matter"
+    if len(head.drafts) > max_items and not front_matter_cut and _heading_kind(head.title) is None:
+        raise _too_many_items(head.drafts[max_items].line, max_items)
+
+
+def _too_many_items(line: int, max_items: int) -> ChecklistError:
+    return ChecklistError(
+        line, f"the checklist has more than {max_items} items (the limit is {max_items})"
+    )
 
 
 def _blocks(tokens: Sequence[Token], start: int, stop: int) -> Iterator[tuple[int, int]]:
@@ -897,6 +1063,9 @@ def _unescape(text: str) -> str:
         if char == "\\" and index + 1 < len(text):
             char = {"n": "\n", "r": "\r"}.get(text[index + 1], text[index + 1])
             index += 1
+        elif text.startswith(("&amp;", "&lt;"), index):
+            char = "&" if text[index + 1] == "a" else "<"
+            index = text.index(";", index)
         out.append(char)
         index += 1
     return "".join(out)
@@ -1025,7 +1194,8 @@ def _render_record(record: Record) -> str:
 
 
 def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r").replace("—", "\\—")
+    escaped = value.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+    return escaped.replace("—", "\\—").replace("&", "&amp;").replace("<", "&lt;")
 
 
 def _render_step(number: int, step: RollbackStep) -> str:

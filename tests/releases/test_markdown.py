@@ -6,6 +6,7 @@ Pure Python, no database and no Django settings.
 from __future__ import annotations
 
 import dataclasses
+import time
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
+from releases import markdown
 from releases.markdown import (
+    DEFAULT_MAX_ITEMS,
     MAX_FILE_BYTES,
+    MAX_PHASE_LENGTH,
+    MAX_SECTION_LENGTH,
+    MAX_TITLE_LENGTH,
     RECORD_STATES,
     ROLE_KEYS,
     SEED_DEFAULTS,
@@ -25,6 +31,7 @@ from releases.markdown import (
     Record,
     RollbackStep,
     apply_default_owners,
+    bidi_controls,
     parse_checklist,
     read_checklist_bytes,
     read_checklist_file,
@@ -35,6 +42,8 @@ from releases.markdown import (
 SEED = (Path(__file__).parents[2] / "releases" / "data" / "checklist-produccion.md").read_text(
     encoding="utf-8"
 )
+# Sample inputs in the styles other teams write.
+CHECKLISTS = Path(__file__).parent / "checklists"
 
 
 def texts(doc: Checklist) -> list[str]:
@@ -284,6 +293,68 @@ def test_it_reads_line_numbers_after_front_matter_and_crlf() -> None:
     assert [item.line for item in doc.items] == [6, 7, 9]
 
 
+def nested_list(depth: int) -> str:
+    """Task items each nested one level deeper than the last, ``depth`` levels in all."""
+    return "".join(f"{'  ' * level}- [ ] level {level + 1}\n" for level in range(depth))
+
+
+def test_it_reads_items_nested_as_deep_as_markdown_it_reads() -> None:
+    doc = parse_checklist(nested_list(9) + "\n" + "> " * 17 + "- [ ] 17 quotes deep\n")
+
+    assert texts(doc) == [*(f"level {n}" for n in range(1, 10)), "17 quotes deep"]
+
+
+# markdown-it reads no deeper than 20 levels (a quote is one, a list two) and skips
+# whatever is inside without a word.
+TOO_DEEP = {
+    "ten nested lists": (nested_list(12), 10),
+    "ten nested lists, nothing after": (nested_list(10), 10),
+    "deep quotes": ("- [ ] a\n\n" + "> " * 18 + "- [ ] quoted\n", 3),
+    "quotes within quotes": ("- [ ] a\n\n" + "> " * 25 + "plain words\n", 3),
+    "lists within quotes": (
+        "> > > - [ ] q\n" + "".join(f"> > > {'  ' * n}- [ ] n{n}\n" for n in range(1, 9)),
+        9,
+    ),
+    "under a plain bullet": (
+        "- plain\n" + "".join(f"{'  ' * n}- n{n}\n" for n in range(1, 12)),
+        10,
+    ),
+    "inside a rollback step": (
+        "- [ ] a\n\n## Rollback\n\n1. undo\n" + "   > " * 20 + "echo\n",
+        6,
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "line"), TOO_DEEP.values(), ids=TOO_DEEP.keys())
+def test_it_refuses_what_is_nested_too_deeply_to_be_read(source: str, line: int) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(source)
+
+    assert caught.value.line == line
+    assert caught.value.message.startswith("lists and quotes nest too deeply here")
+
+
+def test_it_refuses_a_task_item_that_no_rule_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The last line of defence: should any path through the reader ever miss a task item
+    # markdown-it saw, the document is refused at that item instead of losing it. Simulate
+    # such a path by making the reader blind to one item.
+    task_item = markdown._Reader._task_item
+
+    def blind(reader: markdown._Reader, index: int) -> markdown._ItemDraft | None:
+        if reader.tokens[index + 2].content.endswith("lost"):
+            return None
+        return task_item(reader, index)
+
+    monkeypatch.setattr(markdown._Reader, "_task_item", blind)
+
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist("- [ ] kept\n  > - [ ] lost\n- [ ] kept too\n")
+
+    assert caught.value.line == 2
+    assert "would be lost" in caught.value.message
+
+
 # Annotations ----------------------------------------------------------------------------
 
 
@@ -504,6 +575,152 @@ def test_it_accepts_a_file_of_exactly_the_limit() -> None:
     assert len(read_checklist_bytes(data).items) == 1
 
 
+# Limits ------------------------------------------------------------------------------------
+
+
+def test_it_names_its_limits() -> None:
+    assert DEFAULT_MAX_ITEMS == 2000
+    assert MAX_TITLE_LENGTH == MAX_PHASE_LENGTH == MAX_SECTION_LENGTH == 300
+
+
+def test_it_accepts_a_checklist_of_exactly_the_item_limit() -> None:
+    assert len(parse_checklist("- [ ] a\n" * 2000).items) == 2000
+    assert len(parse_checklist("- [ ] a\n- [ ] b\n", max_items=2).items) == 2
+
+
+def test_it_refuses_more_items_than_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "big.md"
+    path.write_bytes(b"## P\n\n" + b"- [ ] a\n" * 3000)
+
+    with pytest.raises(ChecklistError) as caught:
+        read_checklist_file(path)
+
+    assert caught.value.line == 2003
+    assert caught.value.message == "the checklist has more than 2000 items (the limit is 2000)"
+    with pytest.raises(ChecklistError, match=r"^line 3: .* more than 2 items \(the limit is 2\)"):
+        read_checklist_bytes(b"- [ ] a\n- [ ] b\n- [ ] c\n", max_items=2)
+    with pytest.raises(ChecklistError, match=r"^line 2: .* more than 1 items"):
+        parse_checklist("- [ ] a\n- [ ] b\n", max_items=1)
+
+
+def test_it_refuses_a_hundred_thousand_items_without_reading_them_all() -> None:
+    data = b"- [ ] a\n" * 100_000
+
+    started = time.perf_counter()
+    with pytest.raises(ChecklistError) as caught:
+        read_checklist_bytes(data)
+    elapsed = time.perf_counter() - started
+
+    assert caught.value.line == 2001
+    # Reading all of them takes markdown-it seconds; no assertion, so a slow machine
+    # cannot fail the test, but a regression shows in the printed time.
+    print(f"refused 100,000 items in {elapsed:.3f} s")
+
+
+# Lines that look like task items, but are not items, are not counted.
+NOT_OVER_THE_LIMIT = {
+    "front matter": "---\n" + "- [ ] yaml\n" * 20 + "---\n- [ ] real\n",
+    "code": "```\n" + "- [ ] code\n" * 20 + "```\n- [ ] real\n",
+    "comment": "<!--\n" + "- [ ] hidden\n" * 20 + "-->\n- [ ] real\n",
+    "headings": "".join(f"- [ ] h{n}\n  ---\n" for n in range(20)) + "- [ ] real\n",
+    "rollback steps under a title": (
+        "# Rollback plan\n\n" + "- [ ] step\n" * 20 + "\n# Phase\n\n- [ ] real\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("source", NOT_OVER_THE_LIMIT.values(), ids=NOT_OVER_THE_LIMIT.keys())
+def test_it_counts_only_items_against_the_limit(source: str) -> None:
+    assert texts(parse_checklist(source, max_items=10)) == ["real"]
+
+
+FIELD_LIMITS = {
+    "phase": ("## " + "P" * 412 + "\n\n- [ ] a\n", 1, "the heading is 412 characters long"),
+    "section": ("## P\n\n### " + "S" * 301 + "\n\n- [ ] a\n", 3, "the heading is 301"),
+    "setext phase": ("P" * 301 + "\n---\n\n- [ ] a\n", 1, "the heading is 301"),
+    "folded section": (
+        "## P\n\n### " + "S" * 200 + "\n\n#### " + "T" * 100 + "\n\n- [ ] a\n",
+        5,
+        "the section name this heading completes is 303 characters long",
+    ),
+    "title": ("# " + "T" * 301 + "\n\n- [ ] a\n", 1, "the title is 301 characters long"),
+}
+
+
+@pytest.mark.parametrize(
+    ("source", "line", "message"), FIELD_LIMITS.values(), ids=FIELD_LIMITS.keys()
+)
+def test_it_refuses_names_longer_than_their_columns(source: str, line: int, message: str) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(source)
+
+    assert caught.value.line == line
+    assert caught.value.message.startswith(message)
+    assert caught.value.message.endswith("; the limit is 300")
+
+
+def test_it_accepts_names_of_exactly_the_limit() -> None:
+    doc = parse_checklist(
+        "# " + "T" * 300 + "\n\n## " + "P" * 300 + "\n\n### " + "S" * 300 + "\n\n- [ ] a\n"
+        "\n## Q\n\n### " + "S" * 148 + "\n\n#### " + "T" * 149 + "\n\n- [ ] b\n"
+    )
+
+    assert len(doc.title) == len(doc.items[0].phase) == len(doc.items[0].section) == 300
+    assert len(doc.items[1].section) == 300
+    # A long heading with no item under it names no phase or section.
+    assert len(parse_checklist("## " + "P" * 400 + "\n\n## Q\n\n- [ ] a\n").items) == 1
+
+
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def test_it_finds_bidirectional_control_characters() -> None:
+    assert bidi_controls("abc 日本 مرحبا \u200b\u2060") == []
+    assert bidi_controls("a\u202eb\u2066c\u202e") == ["U+202E", "U+2066"]
+    assert bidi_controls(BIDI) == [f"U+{ord(char):04X}" for char in BIDI]
+
+
+BIDI_PLACES = {
+    "item text": ("- [ ] a\n- [ ] evil\u202etxt.exe\n", 2),
+    "an item's continuation line": ("- [ ] a\n  b \u2066c\u2069\n", 2),
+    "an item's annotation": ("- [ ] a <!-- deploycheck: owner=qa -->\u200f\n", 1),
+    "title": ("# T\u202d\n\n- [ ] a\n", 1),
+    "phase": ("## P\u200e\n\n- [ ] a\n", 1),
+    "setext heading": ("P\nQ\u061c\n---\n\n- [ ] a\n", 2),
+    "description": ("# T\n\nWhy\u202a.\n\n- [ ] a\n", 3),
+    "rollback heading": ("- [ ] a\n\n## Rollback\u2067\n\n1. undo\n", 3),
+    "rollback intro": ("- [ ] a\n\n## Rollback\n\nIf\u202b\n\n1. undo\n", 5),
+    "rollback step": ("- [ ] a\n\n## Rollback\n\n1. undo\n2. re\u202edo\n", 6),
+    "task rollback step": ("- [ ] a\n\n## Rollback\n\n- [ ] undo\u202e\n", 5),
+    "rollback command": (
+        "- [ ] a\n\n## Rollback\n\n1. undo\n\n```sh\nrm -rf /tmp/x \u2068# safe\n```\n",
+        8,
+    ),
+    "contact cell": (
+        "- [ ] a\n\n## Contacts\n\n| Role | Name | Contact |\n|---|---|---|\n"
+        "| QA | Ana | +34\u202c600 |\n",
+        7,
+    ),
+    "contacts header": (
+        "- [ ] a\n\n## Contacts\n\n| Role | Name\u200f | Contact |\n|---|---|---|\n",
+        5,
+    ),
+}
+
+
+@pytest.mark.parametrize(("source", "line"), BIDI_PLACES.values(), ids=BIDI_PLACES.keys())
+def test_it_refuses_bidirectional_control_characters(source: str, line: int) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(source)
+
+    found = bidi_controls(source)[0]
+    assert caught.value.line == line
+    assert caught.value.message == (
+        f"the line contains an invisible bidirectional control character {found}, which "
+        "can make text read differently from what it is"
+    )
+
+
 # Rollback plan and contacts ---------------------------------------------------------------
 
 
@@ -552,6 +769,85 @@ def test_it_ends_the_rollback_plan_at_the_next_heading_of_its_level() -> None:
 
     assert doc.rollback_steps == (RollbackStep("undo", ""),)
     assert [(i.phase, i.section) for i in doc.items] == [("Despliegue", "Verificación")]
+
+
+def test_it_reads_a_feature_flag_rollout_with_rollback_steps_as_task_items() -> None:
+    doc = read_checklist_file(CHECKLISTS / "feature-flag-rollout.md")
+
+    assert doc.summary() == (
+        "1 phases, 3 sections, 14 items, 3 rollback steps, 0 emergency contacts"
+    )
+    assert doc.sections == (
+        ("Rollout Steps", "Before enabling"),
+        ("Rollout Steps", "Staging"),
+        ("Rollout Steps", "Production"),
+    )
+    assert doc.rollback_heading == "Rollback Steps"
+    assert doc.rollback_intro == ""
+    assert doc.rollback_steps == (
+        RollbackStep(
+            "Turn the flag off for everyone:",
+            "flagctl set checkout_v2 off --env production",
+            "bash",
+        ),
+        RollbackStep(
+            "Check that no request still reaches the new checkout:",
+            "flagctl audit checkout_v2 --env production --since 15m",
+            "bash",
+        ),
+        RollbackStep(
+            "Tell `#payments-eng` and support that the feature is off again:",
+            "notify --channel '#payments-eng' --channel '#support' 'checkout_v2 is off again'",
+            "bash",
+        ),
+    )
+    once = render_checklist(doc)
+    assert parse_checklist(once) == doc
+    assert render_checklist(parse_checklist(once)) == once
+
+
+def test_it_reads_task_items_under_a_rollback_heading_as_steps() -> None:
+    doc = parse_checklist(
+        "- [ ] a\n\n## Rollback\n\nIf the flag misbehaves:\n\n"
+        "- [x] Disable it\n  everywhere\n\n  ```sh\n  flag off\n  ```\n"
+        "- [ ] Check the flags\n  - [ ] of staging\n  - [ ] of production\n"
+        "- a plain bullet is no step\n"
+        "-\t[ ]\tTabbed\n"
+        "* [ ]\n\n  ```\n  only code\n  ```\n\n"
+        "```bash\nmore code\n```\n\n"
+        "1. A numbered list may follow\n"
+    )
+
+    assert doc.rollback_intro == "If the flag misbehaves:"
+    assert doc.rollback_steps == (
+        RollbackStep("Disable it\neverywhere", "flag off", "sh"),
+        RollbackStep("Check the flags\n- [ ] of staging\n- [ ] of production", ""),
+        RollbackStep("Tabbed", ""),
+        RollbackStep("", "only code\nmore code", ""),
+        RollbackStep("A numbered list may follow", ""),
+    )
+    assert texts(doc) == ["a"]
+    once = render_checklist(doc)
+    assert parse_checklist(once) == doc
+    assert render_checklist(parse_checklist(once)) == once
+
+
+@pytest.mark.parametrize(
+    ("plan", "line"),
+    [
+        ("1. step\n\n- [ ] not a step\n", 7),
+        ("- [ ] step\n\n1. step\n\n- [ ] not a step\n", 9),
+        ("- Steps:\n  - [ ] nested under a plain bullet\n", 6),
+        ("> - [ ] quoted\n", 5),
+    ],
+    ids=["after numbered steps", "after task and numbered steps", "nested", "quoted"],
+)
+def test_it_refuses_task_items_a_rollback_plan_cannot_hold(plan: str, line: int) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist("- [ ] a\n\n## Rollback\n\n" + plan)
+
+    assert caught.value.line == line
+    assert caught.value.message.startswith("task item under 'Rollback'")
 
 
 # Rendering ---------------------------------------------------------------------------------
@@ -738,6 +1034,39 @@ def test_it_reads_a_release_export_back_to_its_template() -> None:
     assert render_checklist(without_records(back)) == render_checklist(template)
     assert exported.count("- [x] ") == sum(1 for i in release.items if i.record == states[0])
     assert render_checklist(back) == exported
+
+
+def test_it_escapes_html_in_record_values() -> None:
+    record = Record(
+        "blocked",
+        by="<b>mallory</b> & co",
+        at="<i>now</i>",
+        reason="a <!-- b",
+        note="<script>alert(1)</script> --> &lt; is not <",
+        evidence="https://ci.example/?a=1&b=<2>",
+    )
+    doc = Checklist("T", items=(Item("a", "P", "", "qa", record=record),))
+
+    text = render_checklist(doc)
+
+    record_line = next(line for line in text.splitlines() if "deploycheck: record" in line)
+    assert "<" not in record_line.removeprefix("  <!-- deploycheck: record -->")
+    assert "note: &lt;script>alert(1)&lt;/script> --> &amp;lt; is not &lt;" in record_line
+    # A renderer that passes raw HTML through shows the values as text.
+    html = MarkdownIt("commonmark", {"html": True}).render(text)
+    assert "<script>" not in html
+    assert "<b>" not in html
+    assert "<!-- b" not in html
+    back = parse_checklist(text)
+    assert back == doc
+    assert back.items[0].record == record
+    assert render_checklist(back) == text
+
+
+def test_it_reads_records_written_before_values_were_escaped() -> None:
+    doc = parse_checklist("- [ ] a\n  <!-- deploycheck: record --> pending — note: a & b &c\n")
+
+    assert doc.items[0].record == Record("pending", note="a & b &c")
 
 
 # Property: whatever a document holds, writing and reading it gives it back -------------------
@@ -938,3 +1267,22 @@ def test_it_writes_any_readable_markdown_in_a_stable_form(source: str) -> None:
 
     assert parse_checklist(text) == doc
     assert render_checklist(parse_checklist(text)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=25).map("\n".join), st.integers(0, 12))
+def test_it_refuses_at_the_first_item_over_any_limit(source: str, limit: int) -> None:
+    try:
+        doc = parse_checklist(source)
+    except ChecklistError:
+        return
+    if len(doc.items) <= limit:
+        assert parse_checklist(source, max_items=limit) == doc
+        return
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(source, max_items=limit)
+
+    assert caught.value.line == doc.items[limit].line
+    assert caught.value.message == (
+        f"the checklist has more than {limit} items (the limit is {limit})"
+    )
