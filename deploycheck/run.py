@@ -30,7 +30,11 @@ SERVICES: dict[str, tuple[str, ...]] = {
         "--host", "{host}", "--port", "{port}",
         "--proxy-headers", "--timeout-graceful-shutdown", "3",
     ),
-    "worker": ("-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO", "--concurrency=2"),
+    # Threads: checks wait on the network, so one run's checks go side by side.
+    "worker": (
+        "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO",
+        "--pool=threads", "--concurrency={worker_concurrency}",
+    ),
     "beat": (
         "-m", "celery", "-A", "deploycheck", "beat", "--loglevel=INFO",
         "--schedule={data_dir}/celerybeat-schedule",
@@ -39,6 +43,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_WORKER_CONCURRENCY = 32
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -75,9 +80,21 @@ def host(env: Mapping[str, str]) -> str:
     return env.get("HOST", "").strip() or DEFAULT_HOST
 
 
+def worker_concurrency(env: Mapping[str, str]) -> int:
+    raw = env.get("WORKER_CONCURRENCY", "").strip() or str(DEFAULT_WORKER_CONCURRENCY)
+    if not raw.isdigit() or not 0 < int(raw) <= 1000:
+        raise LaunchError(f"WORKER_CONCURRENCY={raw!r} is not a number of threads (1-1000)")
+    return int(raw)
+
+
 def service_argv(name: str, env: Mapping[str, str]) -> list[str]:
     """The full command line of one service, as run under the given environment."""
-    values = {"host": host(env), "port": port(env), "data_dir": data_dir(env)}
+    values = {
+        "host": host(env),
+        "port": port(env),
+        "data_dir": data_dir(env),
+        "worker_concurrency": worker_concurrency(env),
+    }
     return [sys.executable, *(part.format(**values) for part in SERVICES[name])]
 
 

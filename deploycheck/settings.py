@@ -175,6 +175,15 @@ STORAGES = {
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Shared by every web process when there is Redis (pipeline rate limits hold across
+# them); per process otherwise.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+# Requests one pipeline token may make per minute.
+PIPELINE_REQUESTS_PER_MINUTE = envint("PIPELINE_REQUESTS_PER_MINUTE", 60)
 BROKER_DIR = DATA_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
@@ -197,6 +206,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE = {
+    # A worker killed mid-check, or a message the filesystem broker lost, is noticed
+    # within this long after its deadline.
+    "requeue-overdue-checks": {"task": "checks.requeue_overdue", "schedule": 15.0},
+}
 
 # Live updates: how often a web process looks for new revisions when there is no Redis
 # pub/sub to wake it, and how long an idle stream waits before a keep-alive comment.
@@ -204,6 +218,27 @@ LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.1"))
 LIVE_KEEPALIVE_SECONDS = float(os.environ.get("LIVE_KEEPALIVE_SECONDS", "15"))
 
 CHECKLIST_MAX_BYTES = envint("CHECKLIST_MAX_BYTES", 1024 * 1024)
+# Items per checklist: a board of more would be too big to serve or to read.
+CHECKLIST_MAX_ITEMS = envint("CHECKLIST_MAX_ITEMS", 2000)
+
+# Automated checks: how long one request may wait to connect and for each read.
+CHECKS_CONNECT_TIMEOUT = float(os.environ.get("CHECKS_CONNECT_TIMEOUT", "5"))
+CHECKS_READ_TIMEOUT = float(os.environ.get("CHECKS_READ_TIMEOUT", "10"))
+# How long one attempt of a check may take before beat hands it to another worker
+# (a worker killed mid-check); well above a check's few requests and their timeouts.
+CHECKS_ATTEMPT_SECONDS = envint("CHECKS_ATTEMPT_SECONDS", 120)
+# Beat re-verifies releases in progress, approved or deployed this often.
+CHECKS_INTERVAL_SECONDS = envint("CHECKS_INTERVAL_SECONDS", 900)
+# A ticked item whose checks have not answered within this many seconds blocks approval.
+CHECKS_MAX_AGE = envint("CHECKS_MAX_AGE", 3600)
+# Attempts per check and the first backoff; a server's Retry-After wins, capped at 60 s.
+CHECKS_MAX_ATTEMPTS = envint("CHECKS_MAX_ATTEMPTS", 3)
+CHECKS_RETRY_BASE_SECONDS = float(os.environ.get("CHECKS_RETRY_BASE_SECONDS", "1"))
+if CHECKS_INTERVAL_SECONDS > 0:
+    CELERY_BEAT_SCHEDULE["reverify-releases"] = {
+        "task": "checks.reverify",
+        "schedule": float(CHECKS_INTERVAL_SECONDS),
+    }
 
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
@@ -217,4 +252,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    # httpx logs every request line at INFO, query string included: a key passed that
+    # way by a misconfigured check would reach the log.
+    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
 }

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from django.db.models import Prefetch
@@ -29,6 +30,8 @@ from . import policy
 from .actors import roles_on
 from .models import (
     ActorKind,
+    CheckOutcome,
+    CheckReason,
     GoLiveApproval,
     ItemState,
     Release,
@@ -117,6 +120,10 @@ class Viewer:
     def may_approve(self) -> bool:
         return bool(policy.may_approve(self.who))
 
+    @property
+    def may_run_checks(self) -> bool:
+        return bool(policy.may_run_checks(self.who))
+
 
 def viewer_for(
     user: AnyUser, release: Release, *, read_only: bool = False, language: str
@@ -141,6 +148,40 @@ def viewer_for(
 
 
 # --- what the templates get ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CheckShown:
+    """The latest result of one automated check of an item, as the board shows it."""
+
+    name: str
+    outcome: str
+    outcome_label: str
+    reason_label: str
+    at: datetime | None
+    latency_ms: int | None
+    evidence: str
+
+
+def _check_shown(name: str, result: Any) -> CheckShown:
+    if not isinstance(result, dict):
+        return CheckShown(name, "", _("not run yet"), "", None, None, "")
+    outcome = str(result.get("outcome", ""))
+    reason = str(result.get("reason", ""))
+    try:
+        at = datetime.fromisoformat(str(result.get("at")))
+    except ValueError:
+        at = None
+    latency = result.get("latency_ms")
+    return CheckShown(
+        name=name,
+        outcome=outcome,
+        outcome_label=str(CheckOutcome(outcome).label) if outcome in CheckOutcome.values else "",
+        reason_label=str(CheckReason(reason).label) if reason in CheckReason.values else "",
+        at=at,
+        latency_ms=latency if isinstance(latency, int) else None,
+        evidence=str(result.get("evidence", "")),
+    )
 
 
 @dataclass(frozen=True)
@@ -175,6 +216,10 @@ class ItemRow:
     def state_label(self) -> str:
         return str(ItemState(self.item.state).label)
 
+    @property
+    def checks(self) -> list[CheckShown]:
+        return [_check_shown(name, self.item.check_results.get(name)) for name in self.item.checks]
+
     # What the N/A and blocked forms start with: the reason of the state the item is in.
     @property
     def na_reason(self) -> str:
@@ -189,6 +234,10 @@ class ItemRow:
 class Section:
     name: str
     rows: list[ItemRow] = field(default_factory=list)
+
+    @property
+    def has_checks(self) -> bool:
+        return any(row.item.checks for row in self.rows)
 
 
 @dataclass
@@ -422,6 +471,7 @@ def board_context(release: Release, viewer: Viewer) -> dict[str, Any]:
         "gonogo": _gonogo(release, approvals, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
+        "has_checks": any(item.checks for item in items),
     }
 
 

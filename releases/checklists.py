@@ -14,6 +14,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from django.conf import settings
+
 from . import markdown as md
 from .models import (
     ChecklistEntry,
@@ -47,7 +49,7 @@ class ChecklistFileError(Exception):
 
 def read(path: str | Path) -> md.Checklist:
     try:
-        return md.read_checklist_file(path)
+        return md.read_checklist_file(path, max_items=settings.CHECKLIST_MAX_ITEMS)
     except md.ChecklistError as error:
         raise ChecklistFileError(str(path), error) from None
     except OSError as error:
@@ -58,14 +60,14 @@ def read(path: str | Path) -> md.Checklist:
 
 def parse_bytes(data: bytes, source: str) -> md.Checklist:
     try:
-        return md.read_checklist_bytes(data)
+        return md.read_checklist_bytes(data, max_items=settings.CHECKLIST_MAX_ITEMS)
     except md.ChecklistError as error:
         raise ChecklistFileError(source, error) from None
 
 
 def parse_text(text: str, source: str) -> md.Checklist:
     try:
-        return md.parse_checklist(text)
+        return md.parse_checklist(text, max_items=settings.CHECKLIST_MAX_ITEMS)
     except md.ChecklistError as error:
         raise ChecklistFileError(source, error) from None
 

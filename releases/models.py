@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -147,6 +148,27 @@ class ActorKind(models.TextChoices):
     CHECK = "check", _("automated check")
     PIPELINE = "pipeline", _("pipeline")
     SYSTEM = "system", _("system")
+
+
+class CheckOutcome(models.TextChoices):
+    """What one run of an automated check found (codes written by checks.kinds)."""
+
+    PASS = "pass", _("passed")
+    FAIL = "fail", _("failed")
+    ERROR = "error", _("could not be judged")
+
+
+class CheckReason(models.TextChoices):
+    """Why a check ended as it did; stored as a code, shown in each reader's language."""
+
+    OK = "ok", _("all good")
+    AUTH_FAILED = "auth_failed", _("credential refused")
+    MISCONFIGURED = "misconfigured", _("misconfigured")
+    QUOTA_EXHAUSTED = "quota_exhausted", _("quota exhausted")
+    RATE_LIMITED = "rate_limited", _("rate limited")
+    VENDOR_DOWN = "vendor_down", _("service down")
+    TIMED_OUT = "timed_out", _("timed out")
+    BAD_RESPONSE = "bad_response", _("unreadable answer")
 
 
 class ChecklistTemplate(ChecklistOutline):
@@ -298,12 +320,17 @@ class Release(ChecklistOutline):
         return self.items.filter(before_gate=True, required=True)
 
     def gate_digest(self) -> str:
-        """A fingerprint of every required item before the gate, as approval saw it."""
-        rows = list(
-            self.gate_items()
+        """A fingerprint of every required item before the gate, as approval saw it.
+
+        A check failure counts only beside a tick, as blocking_reasons lists it: on an
+        item a person marked N/A it is shown, but must not revoke approval unlisted.
+        """
+        rows = [
+            (position, state, reason, failure if state == ItemState.DONE else "")
+            for position, state, reason, failure in self.gate_items()
             .order_by("position")
             .values_list("position", "state", "reason", "check_failure")
-        )
+        ]
         return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -347,6 +374,21 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
                     "check-failed",
                     gettext("Automated check failing on “%(text)s”: %(reason)s")
                     % {"text": item.text, "reason": item.check_failure},
+                )
+            )
+    # Nobody approves on yesterday's green: a ticked item's checks must have answered
+    # within CHECKS_MAX_AGE.
+    oldest = timezone.now() - timedelta(seconds=settings.CHECKS_MAX_AGE)
+    for item in items:
+        if not (item.required and item.state == ItemState.DONE and item.checks):
+            continue
+        stale = [name for name in item.checks if not _answered_since(item, name, oldest)]
+        if stale:
+            reasons.append(
+                BlockingReason(
+                    "checks-stale",
+                    gettext("No recent result of %(checks)s on “%(text)s”: re-run the checks")
+                    % {"checks": ", ".join(stale), "text": item.text},
                 )
             )
     signed = {(s.role, s.phase) for s in release.signoffs.filter(reopened_at__isnull=True)}
@@ -396,6 +438,16 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
     for reason in reasons:
         unique.setdefault(reason.message, reason)
     return list(unique.values())
+
+
+def _answered_since(item: ReleaseItem, check: str, oldest: datetime) -> bool:
+    result = item.check_results.get(check)
+    if not isinstance(result, dict) or not result.get("at"):
+        return False
+    try:
+        return datetime.fromisoformat(str(result["at"])) >= oldest
+    except ValueError:
+        return False
 
 
 def reason_text(template: str, args: dict[str, Any]) -> str:
@@ -459,6 +511,10 @@ class ReleaseItem(ChecklistEntry):
     evidence_url = models.URLField(_("evidence link"), max_length=1000, blank=True)
     # The latest automated check failure on an item a person already settled.
     check_failure = models.TextField(blank=True)
+    # The latest result of each linked check, by name: {"outcome", "reason", "at",
+    # "latency_ms", "evidence"}. Written with the verdict, under the release lock, so
+    # the board shows results without reading the checks app.
+    check_results = models.JSONField(default=dict, blank=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -626,6 +682,11 @@ class AuditAction(models.TextChoices):
     ITEM_ANNOTATED = "item.annotated", _("Item note or evidence changed")
     CHECK_PASSED = "check.passed", _("Automated check passed")
     CHECK_FAILED = "check.failed", _("Automated check failed")
+    CHECKS_LINKED = "checks.linked", _("Automated checks linked")
+    PIPELINE_PASSED = "pipeline.passed", _("Pipeline reported a pass")
+    PIPELINE_FAILED = "pipeline.failed", _("Pipeline reported a failure")
+    PIPELINE_TOKEN_CREATED = "pipeline_token.created", _("Pipeline token created")
+    PIPELINE_TOKEN_REVOKED = "pipeline_token.revoked", _("Pipeline token revoked")
     SIGNOFF_SIGNED = "signoff.signed", _("Signed off")
     SIGNOFF_WITHDRAWN = "signoff.withdrawn", _("Sign-off withdrawn")
     SIGNOFF_REOPENED = "signoff.reopened", _("Sign-off reopened")

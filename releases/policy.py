@@ -112,6 +112,14 @@ def may_set_status(who: Who, *, status: str) -> Access:
     return _staff_override(who)
 
 
+def may_run_checks(who: Who) -> Access:
+    """Ask the workers to verify now: anyone working on the release. A run changes
+    nothing by itself; the checks settle only the items that name them."""
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if who.roles else _staff_override(who)
+
+
 def may_manage(who: Who) -> Access:
     """Create releases, assign people, make share links, import checklists: staff, and
     the system (a management command, run by whoever operates the server)."""

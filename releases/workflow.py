@@ -14,7 +14,7 @@ action is a member of models.AuditAction (with its label); a new operation uses
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,12 +29,14 @@ from django.utils.translation import gettext_noop
 
 from . import checklists, notify, policy
 from . import markdown as md
-from .actors import Actor, CheckActor, Person, who_anywhere, who_on
+from .actors import Actor, CheckActor, Person, PipelineActor, who_anywhere, who_on
 from .models import (
     STATUS_TRANSITIONS,
     AuditAction,
     AuditEvent,
     ChecklistTemplate,
+    CheckOutcome,
+    CheckReason,
     EmergencyContact,
     GoLiveApproval,
     ItemState,
@@ -81,6 +83,9 @@ class _Change:
     actor: Actor
     override: bool = False
     events: list[dict[str, Any]] = field(default_factory=list)
+    # A change pages show that is not worth an audit event (a check result that leaves
+    # the verdict as it was): it still gets a new revision.
+    shown: bool = False
 
     @property
     def on(self) -> Release:
@@ -127,24 +132,9 @@ def _changing(release_id: int | None, actor: Actor, *, shown: bool = True) -> It
         )
         change = _Change(release=release, actor=actor)
         yield change
-        if not change.events:
-            return
-        now = timezone.now()
-        AuditEvent.objects.bulk_create(
-            [
-                AuditEvent(
-                    release=release,
-                    actor=actor.user if isinstance(actor, Person) else None,
-                    actor_label=actor.label[:200],
-                    actor_kind=actor.kind,
-                    source_ip=actor.ip,
-                    created_at=now,
-                    **event,
-                )
-                for event in change.events
-            ]
-        )
-        if release is None or not shown:
+        if change.events:
+            _write_audit(release, actor, change.events)
+        if release is None or not (shown and (change.events or change.shown)):
             return
         release.revision += 1
         Release.objects.filter(pk=release.pk).update(
@@ -152,6 +142,24 @@ def _changing(release_id: int | None, actor: Actor, *, shown: bool = True) -> It
         )
         release_pk, revision = release.pk, release.revision
         transaction.on_commit(lambda: notify.publish(release_pk, revision))
+
+
+def _write_audit(release: Release | None, actor: Actor, events: list[dict[str, Any]]) -> None:
+    now = timezone.now()
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                release=release,
+                actor=actor.user if isinstance(actor, Person) else None,
+                actor_label=actor.label[:200],
+                actor_kind=actor.kind,
+                source_ip=actor.ip,
+                created_at=now,
+                **event,
+            )
+            for event in events
+        ]
+    )
 
 
 def _require_manager(actor: Actor, release: Release | None = None) -> None:
@@ -431,47 +439,128 @@ def record_check_result(
     passed: bool,
     detail: str = "",
     evidence_url: str = "",
+    outcome: str = "",
+    reason: str = "",
+    latency_ms: int | None = None,
 ) -> ReleaseItem:
-    """An automated check's verdict on an item that names it. It ticks a pending item on
-    success and fails it otherwise, but never undoes a person's decision: on an item a
-    person settled, a failure is kept beside it as a blocking reason instead."""
+    """One result of an automated check on an item that names it.
+
+    The result is kept beside the item, and the item's verdict is taken from the latest
+    result of each of its checks, here under the release lock: it passes when all of
+    them pass, fails when any fails or could not be judged, and waits while one has not
+    answered yet. A pass ticks a pending item and a failure fails it, but a person's
+    decision is never undone: beside it a failure is kept as a blocking reason instead.
+    `outcome` tells a failure (the default) from an error; `reason` is its code.
+    """
     release_id, item_id = _release_id_of(item)
     actor = check if isinstance(check, CheckActor) else CheckActor(check)
+    if not outcome:
+        outcome = CheckOutcome.PASS if passed else CheckOutcome.FAIL
     with _changing(release_id, actor) as change:
         locked = _locked_item(change, item_id)
         evidence = _validate_evidence(evidence_url) if evidence_url else locked.evidence_url
-        decided_by_person = (
-            locked.state not in (ItemState.PENDING, ItemState.FAILED)
-            and locked.changed_by_kind == Person.kind
-        )
-        if decided_by_person:
-            failure = "" if passed else (detail or _("check failed"))
-            if failure == locked.check_failure:
-                return locked
-            # Kept beside the person's decision: who settled it stays theirs, so the next
-            # verdict still finds the item settled by a person.
-            before = {"check_failure": locked.check_failure}
-            locked.check_failure = failure
-            locked.version += 1
-            locked.revision = change.on.revision + 1
-            locked.save(update_fields=["check_failure", "version", "revision"])
-            change.audit(
-                AuditAction.CHECK_FAILED if failure else AuditAction.CHECK_PASSED,
-                locked.text,
-                before,
-                {"check_failure": failure},
-            )
-            _revoke_if_gate_changed(change, locked)
+        result = {
+            "outcome": outcome,
+            "reason": reason or (CheckReason.OK if passed else ""),
+            "at": timezone.now().isoformat(),
+            "latency_ms": latency_ms,
+            "evidence": detail[:300],
+        }
+        locked.check_results = {**locked.check_results, actor.name: result}
+        locked.revision = change.on.revision + 1
+        locked.save(update_fields=["check_results", "revision"])
+        # The board shows every result, even one that leaves the verdict as it was.
+        change.shown = True
+        verdict = _check_verdict(locked)
+        if verdict is None:
             return locked
-        return _apply_item_change(
+        return _machine_verdict(
             change,
             locked,
-            expected_version=None,
-            action=AuditAction.CHECK_PASSED if passed else AuditAction.CHECK_FAILED,
-            state=ItemState.DONE if passed else ItemState.FAILED,
-            reason="" if passed else (detail or _("check failed")),
-            evidence_url=evidence,
-            check_failure="",
+            passed=verdict == "",
+            failure=verdict,
+            evidence=evidence,
+            actions=(AuditAction.CHECK_PASSED, AuditAction.CHECK_FAILED),
+        )
+
+
+def _check_verdict(item: ReleaseItem) -> str | None:
+    """ "" when every linked check passed, the failure text when any failed or erred, and
+    None while one has no result yet."""
+    latest = [(name, item.check_results.get(name)) for name in item.checks]
+    failing = [
+        (name, result)
+        for name, result in latest
+        if isinstance(result, dict) and result.get("outcome") != CheckOutcome.PASS
+    ]
+    if failing:
+        if len(item.checks) == 1:
+            return str(failing[0][1].get("evidence") or _("check failed"))
+        return "; ".join(
+            f"{name}: {result.get('evidence') or _('check failed')}" for name, result in failing
+        )
+    if any(result is None for _name, result in latest):
+        return None
+    return ""
+
+
+def _machine_verdict(
+    change: _Change,
+    item: ReleaseItem,
+    *,
+    passed: bool,
+    failure: str,
+    evidence: str,
+    actions: tuple[AuditAction, AuditAction],
+) -> ReleaseItem:
+    """Settle an item as a machine decided, unless a person settled it: then the failure
+    goes beside their decision (and who settled it stays theirs)."""
+    passed_action, failed_action = actions
+    decided_by_person = (
+        item.state not in (ItemState.PENDING, ItemState.FAILED)
+        and item.changed_by_kind == Person.kind
+    )
+    if decided_by_person:
+        kept = "" if passed else failure
+        if kept == item.check_failure:
+            return item
+        before = {"check_failure": item.check_failure}
+        item.check_failure = kept
+        item.version += 1
+        item.revision = change.on.revision + 1
+        item.save(update_fields=["check_failure", "version", "revision"])
+        change.audit(
+            failed_action if kept else passed_action, item.text, before, {"check_failure": kept}
+        )
+        _revoke_if_gate_changed(change, item)
+        return item
+    return _apply_item_change(
+        change,
+        item,
+        expected_version=None,
+        action=passed_action if passed else failed_action,
+        state=ItemState.DONE if passed else ItemState.FAILED,
+        reason="" if passed else failure,
+        evidence_url=evidence,
+        check_failure="",
+    )
+
+
+def record_pipeline_evidence(
+    item: ReleaseItem | int, *, by: PipelineActor, passed: bool, url: str = "", detail: str = ""
+) -> ReleaseItem:
+    """A CI job's verdict on an item its token's role owns, with a link to the run."""
+    release_id, item_id = _release_id_of(item)
+    with _changing(release_id, by) as change:
+        locked = _locked_item(change, item_id)
+        evidence = _validate_evidence(url) if url else locked.evidence_url
+        return _machine_verdict(
+            change,
+            locked,
+            passed=passed,
+            failure=detail.strip()[:2000] or _("the pipeline reported a failure"),
+            evidence=evidence,
+            actions=(AuditAction.PIPELINE_PASSED, AuditAction.PIPELINE_FAILED),
         )
 
 
@@ -812,6 +901,54 @@ def set_status(release: Release, *, status: str, by: By, ip: str | None = None) 
             AuditAction.RELEASE_STATUS, change.on.version, {"status": current}, {"status": status}
         )
         return change.on
+
+
+def link_checks(
+    release: Release,
+    *,
+    checks_of: Mapping[int, Sequence[str]],
+    summary: dict[str, Any],
+    by: By,
+    ip: str | None = None,
+) -> None:
+    """Set which automated checks verify each item (by item id), as a checks file says;
+    items not named keep theirs. One audit event carries what changed."""
+    actor = as_actor(by, ip)
+    _require_manager(actor, release)
+    with _changing(release.pk, actor) as change:
+        items = {i.pk: i for i in change.on.items.filter(pk__in=list(checks_of))}
+        changed: dict[str, dict[str, list[str]]] = {}
+        for item_id, names in checks_of.items():
+            entry = items[item_id]
+            wanted = list(dict.fromkeys(names))
+            if wanted == entry.checks:
+                continue
+            changed[entry.text[:80]] = {"before": entry.checks, "after": wanted}
+            entry.checks = wanted
+            # Results of checks the item no longer names stop counting for it.
+            entry.check_results = {
+                name: result for name, result in entry.check_results.items() if name in wanted
+            }
+            entry.revision = change.on.revision + 1
+            entry.save(update_fields=["checks", "check_results", "revision"])
+        if changed or any(summary.get(key) for key in ("created", "updated", "retired")):
+            change.audit(
+                AuditAction.CHECKS_LINKED,
+                str(summary.get("source", ""))[:500],
+                {},
+                {**summary, "items": changed},
+            )
+
+
+@contextmanager
+def managing(release: Release, *, by: By, ip: str | None = None) -> Iterator[_Change]:
+    """A staff change to rows that apps built on releases keep about one (the checks app's
+    pipeline tokens): under the release lock, audited through `change.audit`, and not
+    shown on the board, so no new revision."""
+    actor = as_actor(by, ip)
+    _require_manager(actor, release)
+    with _changing(release.pk, actor, shown=False) as change:
+        yield change
 
 
 def record_admin_edit(release_id: int, *, by: By, target: str, ip: str | None = None) -> None:

@@ -7,6 +7,7 @@ no role on the release.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -132,6 +133,10 @@ def django_db_modify_db_settings(
     from django.conf import settings
 
     database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # Each run its own database: two runs on one machine (a developer's and CI's, or
+        # two terminals) would otherwise drop each other's fixed test_postgres.
+        database["TEST"] = {**database.get("TEST", {}), "NAME": f"test_deploycheck_{os.getpid()}"}
     if database["ENGINE"] == "django.db.backends.sqlite3":
         database["TEST"] = {
             **database.get("TEST", {}),

@@ -1,5 +1,6 @@
-"""The web service in a subprocess, for the live, browser and bench runs: the production
-command (deploycheck.run's "web") on a free loopback port, stopped when the block ends."""
+"""The services in subprocesses, for the live, worker, browser and bench runs: the
+production commands (deploycheck.run's "web" and "worker"), the web server on a free
+loopback port, each stopped when its block ends."""
 
 from __future__ import annotations
 
@@ -96,3 +97,45 @@ def _wait_until_ready(server: WebServer) -> None:
                 f"the web server did not answer within {READY_SECONDS:.0f} s:\n{server.log_tail()}"
             )
         time.sleep(0.1)
+
+
+@dataclass(frozen=True)
+class Worker:
+    log: Path
+    process: subprocess.Popen[bytes]
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def worker(env: Mapping[str, str], data_dir: Path) -> Iterator[Worker]:
+    """A Celery worker as production runs it, ready to take tasks when the block starts;
+    its log goes to `data_dir`."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = data_dir / "worker.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            run.service_argv("worker", env),
+            cwd=run.BASE_DIR,
+            env=dict(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    running = Worker(log, process)
+    try:
+        deadline = time.monotonic() + READY_SECONDS
+        # Celery says "ready." once it consumes from the broker.
+        while " ready." not in running.log_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise ServerFailed(f"the worker did not start:\n{running.log_text()[-3000:]}")
+            time.sleep(0.1)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

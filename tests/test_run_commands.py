@@ -58,7 +58,8 @@ def test_service_argv_is_the_production_command(tmp_path: Path) -> None:
         "--port", "8123", "--proxy-headers", "--timeout-graceful-shutdown", "3",
     ]  # fmt: skip
     assert run.service_argv("worker", env) == [
-        py, "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO", "--concurrency=2",
+        py, "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO",
+        "--pool=threads", "--concurrency=32",
     ]  # fmt: skip
     assert run.service_argv("beat", env) == [
         py, "-m", "celery", "-A", "deploycheck", "beat", "--loglevel=INFO",
@@ -81,11 +82,12 @@ def test_launcher_execs_the_named_service(
     monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, list(argv))))
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PORT", "8124")
+    monkeypatch.setenv("WORKER_CONCURRENCY", "5")
     assert run.main([name]) == 0
     expected = run.service_argv(name, dict(os.environ))
     assert calls == [(sys.executable, expected)]
     assert expected[1:] == [
-        part.format(host="127.0.0.1", port=8124, data_dir=tmp_path / "data")
+        part.format(host="127.0.0.1", port=8124, data_dir=tmp_path / "data", worker_concurrency=5)
         for part in run.SERVICES[name]
     ]
     assert (tmp_path / "data").is_dir()
@@ -94,6 +96,11 @@ def test_launcher_execs_the_named_service(
 def test_launcher_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> None:
     assert run.main(["flower"]) == 2
     assert "usage: python -m deploycheck.run [web|worker|beat]" in capsys.readouterr().err
+
+
+def test_bad_worker_concurrency_is_named() -> None:
+    with pytest.raises(run.LaunchError, match="WORKER_CONCURRENCY"):
+        run.service_argv("worker", {"WORKER_CONCURRENCY": "many"})
 
 
 def test_bad_port_is_named() -> None:

@@ -57,10 +57,9 @@ def english() -> Iterator[None]:
 
 
 @pytest.fixture
-def release(release: Release) -> Release:
-    """The shared release, with its QA item verified by an automated check named "ci"."""
+def ci_linked(release: Release) -> None:
+    """The release's QA item is verified by an automated check named "ci"."""
     release.items.filter(text=QA_ITEM).update(checks=["ci"])
-    return release
 
 
 @pytest.fixture
@@ -1398,7 +1397,7 @@ def test_it_approves_again_after_a_revocation(
 
 
 def test_it_refuses_a_check_result_on_an_item_that_does_not_name_the_check(
-    release: Release,
+    release: Release, ci_linked: None
 ) -> None:
     before = fingerprint(release)
 
@@ -1412,6 +1411,7 @@ def test_it_ticks_a_pending_item_when_a_check_passes(
     release: Release,
     published: list[tuple[int, int]],
     django_capture_on_commit_callbacks: Any,
+    ci_linked: None,
 ) -> None:
     last = last_event_id()
 
@@ -1440,7 +1440,7 @@ def test_it_ticks_a_pending_item_when_a_check_passes(
     assert published == [(release.pk, release.revision)]
 
 
-def test_it_fails_a_pending_item_when_a_check_fails(release: Release) -> None:
+def test_it_fails_a_pending_item_when_a_check_fails(release: Release, ci_linked: None) -> None:
     entry = workflow.record_check_result(
         item(release, QA_ITEM), check="ci", passed=False, detail="3 tests failed"
     )
@@ -1451,14 +1451,14 @@ def test_it_fails_a_pending_item_when_a_check_fails(release: Release) -> None:
     assert release.audit_events.filter(action="check.failed", actor_label="check:ci").exists()
 
 
-def test_it_gives_a_failing_check_a_default_reason(release: Release) -> None:
+def test_it_gives_a_failing_check_a_default_reason(release: Release, ci_linked: None) -> None:
     entry = workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False)
 
     entry.refresh_from_db()
     assert (entry.state, entry.reason) == (ItemState.FAILED, "check failed")
 
 
-def test_it_ticks_a_failed_item_once_its_check_passes(release: Release) -> None:
+def test_it_ticks_a_failed_item_once_its_check_passes(release: Release, ci_linked: None) -> None:
     workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False, detail="red")
 
     entry = workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=True)
@@ -1467,17 +1467,64 @@ def test_it_ticks_a_failed_item_once_its_check_passes(release: Release) -> None:
     assert (entry.state, entry.reason) == (ItemState.DONE, "")
 
 
-def test_it_records_nothing_when_a_check_repeats_its_verdict(release: Release) -> None:
+def test_it_records_no_event_when_a_check_repeats_its_verdict(
+    release: Release, ci_linked: None
+) -> None:
     workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False, detail="red")
     before = fingerprint(release)
 
     workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False, detail="red")
 
-    assert fingerprint(release) == before
+    # Only the result's time is new: pages show when a check last answered, so the
+    # revision moves on, and nothing else does.
+    after = fingerprint(release)
+    assert after["release"] == (before["release"][0], before["release"][1] + 1)
+    assert {**after, "release": None, "items": None} == {
+        **before,
+        "release": None,
+        "items": None,
+    }
+    assert [row[:-1] for row in after["items"]] == [row[:-1] for row in before["items"]]
+
+
+def test_it_waits_for_every_check_of_an_item_before_ticking_it(release: Release) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["unit", "e2e"])
+
+    workflow.record_check_result(item(release, QA_ITEM), check="unit", passed=True)
+    assert item(release, QA_ITEM).state == ItemState.PENDING
+
+    workflow.record_check_result(item(release, QA_ITEM), check="e2e", passed=True)
+    assert item(release, QA_ITEM).state == ItemState.DONE
+
+
+def test_it_fails_an_item_when_any_of_its_checks_fails_whatever_arrives_last(
+    release: Release,
+) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["unit", "e2e"])
+
+    workflow.record_check_result(item(release, QA_ITEM), check="unit", passed=False, detail="red")
+    workflow.record_check_result(item(release, QA_ITEM), check="e2e", passed=True)
+
+    entry = item(release, QA_ITEM)
+    assert (entry.state, entry.reason) == (ItemState.FAILED, "unit: red")
+    assert entry.check_results["e2e"]["outcome"] == "pass"
+
+
+def test_it_keeps_a_failure_beside_a_tick_even_after_its_account_is_deleted(
+    release: Release, users: dict[str, Any], ci_linked: None
+) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    release.stakeholders.filter(user=users["qa"]).delete()
+    users["qa"].delete()
+
+    workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False, detail="red")
+
+    entry = item(release, QA_ITEM)
+    assert (entry.state, entry.check_failure) == (ItemState.DONE, "red")
 
 
 def test_it_never_undoes_a_persons_tick_but_blocks_on_the_failure(
-    release: Release, users: dict[str, Any]
+    release: Release, users: dict[str, Any], ci_linked: None
 ) -> None:
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
     release.refresh_from_db()
@@ -1500,7 +1547,7 @@ def test_it_never_undoes_a_persons_tick_but_blocks_on_the_failure(
 
 
 def test_it_clears_a_check_failure_on_a_persons_tick_when_the_check_passes(
-    release: Release, users: dict[str, Any]
+    release: Release, users: dict[str, Any], ci_linked: None
 ) -> None:
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
     workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False, detail="red")
@@ -1515,7 +1562,7 @@ def test_it_clears_a_check_failure_on_a_persons_tick_when_the_check_passes(
 
 
 def test_it_keeps_a_persons_tick_through_repeated_check_failures(
-    release: Release, users: dict[str, Any]
+    release: Release, users: dict[str, Any], ci_linked: None
 ) -> None:
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
@@ -1529,7 +1576,9 @@ def test_it_keeps_a_persons_tick_through_repeated_check_failures(
     assert entry.changed_by == users["qa"]
 
 
-def test_it_never_undoes_a_persons_not_applicable(release: Release, users: dict[str, Any]) -> None:
+def test_it_never_undoes_a_persons_not_applicable(
+    release: Release, users: dict[str, Any], ci_linked: None
+) -> None:
     workflow.mark_not_applicable(item(release, QA_ITEM), by=users["qa"], reason="No tests yet")
 
     workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False)
@@ -1539,7 +1588,7 @@ def test_it_never_undoes_a_persons_not_applicable(release: Release, users: dict[
 
 
 def test_it_clears_a_check_failure_when_a_person_reopens_the_item(
-    release: Release, users: dict[str, Any]
+    release: Release, users: dict[str, Any], ci_linked: None
 ) -> None:
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
     workflow.record_check_result(item(release, QA_ITEM), check="ci", passed=False, detail="red")
@@ -1549,7 +1598,9 @@ def test_it_clears_a_check_failure_when_a_person_reopens_the_item(
     assert item(release, QA_ITEM).check_failure == ""
 
 
-def test_it_refuses_check_evidence_that_is_not_an_http_link(release: Release) -> None:
+def test_it_refuses_check_evidence_that_is_not_an_http_link(
+    release: Release, ci_linked: None
+) -> None:
     before = fingerprint(release)
 
     with pytest.raises(WorkflowError):

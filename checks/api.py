@@ -1,0 +1,293 @@
+"""The pipeline API: a deploy job asks whether it may go, and a CI job reports evidence.
+
+Both authenticate with `Authorization: Bearer <token>`, a pipeline token made by staff
+for one release and one role (only its hash is stored). Staff manage tokens on the
+release's "Pipeline tokens" page, also here. Every refusal is a JSON answer with a
+4xx status and an `error` message; nothing is written unless the whole request holds.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from releases import workflow
+from releases.access import get_release_for_user, person, require_manager
+from releases.actors import PipelineActor
+from releases.models import AuditAction, BlockingReason, Release, ReleaseItem, blocking_reasons
+
+from .forms import PipelineTokenForm, RevokePipelineTokenForm
+from .models import PipelineToken
+
+RATE_WINDOW_SECONDS = 60
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def _error(error: ApiError) -> JsonResponse:
+    response = JsonResponse({"error": error.message}, status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _token_of(request: HttpRequest, version: str) -> PipelineToken:
+    """The active token the request carries, for this release; refused otherwise."""
+    header = request.headers.get("Authorization", "")
+    scheme, _space, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            _("Send a pipeline token as Authorization: Bearer <token>."),
+            **{"WWW-Authenticate": "Bearer"},
+        )
+    found = (
+        PipelineToken.objects.active()
+        .select_related("release")
+        .filter(token_hash=PipelineToken.hash_token(token.strip()))
+        .first()
+    )
+    # One answer for an unknown token and one for another release: a probe learns
+    # nothing about which releases exist.
+    if found is None or found.release.version != version:
+        raise ApiError(401, _("This token is unknown, revoked, or not for this release."))
+    _throttle(found)
+    PipelineToken.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
+    return found
+
+
+def _throttle(token: PipelineToken) -> None:
+    """A fixed window per token, in the shared cache (Redis when there is one)."""
+    window = int(timezone.now().timestamp()) // RATE_WINDOW_SECONDS
+    key = f"pipeline-rate:{token.pk}:{window}"
+    cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr: this request starts the window
+        cache.set(key, 1, timeout=RATE_WINDOW_SECONDS * 2)
+        used = 1
+    if used > settings.PIPELINE_REQUESTS_PER_MINUTE:
+        wait = RATE_WINDOW_SECONDS - int(timezone.now().timestamp()) % RATE_WINDOW_SECONDS
+        raise ApiError(
+            429,
+            _("Too many requests with this token; try again in %(seconds)d s.") % {"seconds": wait},
+            **{"Retry-After": str(wait)},
+        )
+
+
+def _go_no_go(release: Release) -> dict[str, Any]:
+    reasons = blocking_reasons(release)
+    approved = release.active_approval() is not None
+    if not approved:
+        reasons.insert(0, BlockingReason("not-approved", _("Go-live is not approved.")))
+    return {
+        "version": release.version,
+        "status": release.status,
+        "go": approved and not reasons,
+        "reasons": [{"code": r.code, "message": r.message} for r in reasons],
+    }
+
+
+@require_GET
+def go_no_go(request: HttpRequest, version: str) -> JsonResponse:
+    """Whether the release may go live now: approved, and nothing blocking it."""
+    try:
+        if request.user.is_authenticated and "Authorization" not in request.headers:
+            release = get_object_or_404(Release.objects.visible_to(request.user), version=version)
+        else:
+            release = _token_of(request, version).release
+    except ApiError as error:
+        return _error(error)
+    response = JsonResponse(_go_no_go(release))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _evidence_request(request: HttpRequest) -> dict[str, Any]:
+    try:
+        data = json.loads(request.body or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, _("The body must be a JSON object.")) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, _("The body must be a JSON object."))
+    unknown = sorted(set(data) - {"item", "outcome", "url", "detail"})
+    if unknown:
+        raise ApiError(400, _("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)})
+    if data.get("outcome") not in ("pass", "fail"):
+        raise ApiError(400, _('outcome must be "pass" or "fail".'))
+    if not isinstance(data.get("item"), str | int) or isinstance(data.get("item"), bool):
+        raise ApiError(400, _("item must be the item's text or its id."))
+    for name, limit in (("url", 1000), ("detail", 2000)):
+        value = data.get(name, "")
+        if not isinstance(value, str):
+            raise ApiError(400, _("%(field)s must be a string.") % {"field": name})
+        if len(value) > limit:
+            raise ApiError(
+                400,
+                _("%(field)s is longer than %(limit)d characters.")
+                % {"field": name, "limit": limit},
+            )
+    return data
+
+
+def _item_of(release: Release, wanted: str | int) -> ReleaseItem:
+    items = release.items.all()
+    if isinstance(wanted, int):
+        found = list(items.filter(pk=wanted))
+    else:
+        found = list(items.filter(text=wanted.strip()))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise ApiError(
+            404,
+            _("No item “%(item)s” on %(version)s.") % {"item": wanted, "version": release.version},
+        )
+    raise ApiError(
+        409,
+        _("“%(item)s” names %(count)d items; send the id of one instead.")
+        % {"item": wanted, "count": len(found)},
+    )
+
+
+@csrf_exempt  # authenticated by the bearer token, never by a cookie
+@require_POST
+def evidence(request: HttpRequest, version: str) -> JsonResponse:
+    """A CI job settles an item its token's role owns, with a link to the run."""
+    try:
+        token = _token_of(request, version)
+        data = _evidence_request(request)
+        entry = _item_of(token.release, data["item"])
+        actor = PipelineActor(
+            token_label=token.label,
+            role=token.role,
+            token_id=token.pk,
+            ip=request.META.get("REMOTE_ADDR") or None,
+        )
+        try:
+            settled = workflow.record_pipeline_evidence(
+                entry,
+                by=actor,
+                passed=data["outcome"] == "pass",
+                url=data.get("url", ""),
+                detail=data.get("detail", ""),
+            )
+        except PermissionDenied as refusal:
+            raise ApiError(403, str(refusal)) from None
+        except workflow.WorkflowError as refusal:
+            raise ApiError(422, refusal.message) from None
+    except ApiError as error:
+        return _error(error)
+    return JsonResponse(
+        {
+            "item": settled.pk,
+            "text": settled.text,
+            "state": settled.state,
+            "revision": settled.revision,
+        }
+    )
+
+
+# --- staff: the tokens of a release --------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest, version: str) -> HttpResponse:
+    release = get_release_for_user(request, version)
+    require_manager(request)
+    form = PipelineTokenForm()
+    new_token = ""
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            revoke = RevokePipelineTokenForm(request.POST, release=release)
+            if revoke.is_valid() and _revoke(request, release, revoke.cleaned_data["token"]):
+                messages.success(request, _("Token revoked; it no longer works."))
+            else:
+                messages.error(request, _("That token is already revoked or does not exist."))
+            return redirect(reverse("checks:tokens", args=[release.version]))
+        form = PipelineTokenForm(request.POST)
+        if form.is_valid():
+            if (
+                PipelineToken.objects.active()
+                .filter(release=release, label=form.cleaned_data["label"])
+                .exists()
+            ):
+                form.add_error("label", _("An active token already has this label."))
+            else:
+                new_token = _create(
+                    request, release, form.cleaned_data["role"], form.cleaned_data["label"]
+                )
+                form = PipelineTokenForm()
+    context = {
+        "release": release,
+        "form": form,
+        "new_token": new_token,
+        "tokens": [
+            (t, RevokePipelineTokenForm(initial={"token": t.pk}, release=release, auto_id=False))
+            for t in PipelineToken.objects.filter(release=release).select_related("created_by")
+        ],
+        "api_go": request.build_absolute_uri(reverse("checks:go-no-go", args=[release.version])),
+        "api_evidence": request.build_absolute_uri(
+            reverse("checks:evidence", args=[release.version])
+        ),
+    }
+    response = render(request, "checks/tokens.html", context)
+    # The page may carry a working token: never cached, never kept in history.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _create(request: HttpRequest, release: Release, role: str, label: str) -> str:
+    token = secrets.token_urlsafe(32)
+    actor = person(request)
+    with workflow.managing(release, by=actor) as change:
+        PipelineToken.objects.create(
+            release=release,
+            role=role,
+            label=label,
+            token_hash=PipelineToken.hash_token(token),
+            created_by=actor.user,
+        )
+        change.audit(AuditAction.PIPELINE_TOKEN_CREATED, f"ci:{label}", {}, {"role": role})
+    return token
+
+
+def _revoke(request: HttpRequest, release: Release, token: PipelineToken) -> bool:
+    with workflow.managing(release, by=person(request)) as change:
+        revoked = PipelineToken.objects.filter(
+            pk=token.pk, release=release, revoked_at__isnull=True
+        ).update(revoked_at=timezone.now())
+        if revoked:
+            change.audit(
+                AuditAction.PIPELINE_TOKEN_REVOKED, f"ci:{token.label}", {}, {"role": token.role}
+            )
+    return bool(revoked)
+
+
+routes: list[URLPattern] = [
+    path("api/releases/<str:version>/go-no-go", go_no_go, name="go-no-go"),
+    path("api/releases/<str:version>/evidence", evidence, name="evidence"),
+    path("releases/<str:version>/tokens/", tokens, name="tokens"),
+]

@@ -1,0 +1,155 @@
+"""dns: a host name resolves (A and AAAA), and to the expected addresses when given.
+
+Resolution is dnspython's stub resolver
+(https://dnspython.readthedocs.io/en/latest/resolver-class.html), against the nameserver
+the check names or else the worker's system configuration; response codes as in RFC 1035
+§4.1.1 (https://www.rfc-editor.org/rfc/rfc1035#section-4.1.1).
+
+Permanent failures (misconfigured): the name does not exist (NXDOMAIN), it has neither an
+A nor an AAAA record, or its addresses are not the expected set. Transient: no answer
+within the timeout, every nameserver failing (SERVFAIL, REFUSED), any other resolver
+error (YXDOMAIN, a malformed answer), and a worker with no resolver configuration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+import dns.exception
+import dns.name
+import dns.resolver
+from django.conf import settings
+
+from .base import Context, Kind, Reason, fault, transient
+
+DEFAULT_PORT = 53
+RECORD_TYPES = ("A", "AAAA")
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def run(context: Context) -> str:
+    host = context.text("host")
+    try:
+        # check_options refuses bad addresses when the checks file loads; this is the
+        # fallback for a check run without it.
+        resolver = _resolver(context.text("nameserver"))
+        expected = {ipaddress.ip_address(text.strip()) for text in context.texts("expect")}
+    except ValueError as error:
+        raise fault(Reason.MISCONFIGURED, str(error)) from None
+    addresses: set[Address] = set()
+    ttls: list[int] = []
+    via = ""
+    for record_type in RECORD_TYPES:
+        try:
+            answer = resolver.resolve(host, record_type, search=False)
+        except dns.resolver.NoAnswer:
+            continue
+        except dns.resolver.NXDOMAIN:
+            raise fault(Reason.MISCONFIGURED, f"{host} does not exist (NXDOMAIN)") from None
+        except dns.resolver.LifetimeTimeout:
+            raise transient(
+                Reason.TIMED_OUT, f"no DNS answer for {host} {record_type} within the timeout"
+            ) from None
+        except dns.resolver.NoNameservers:
+            raise transient(
+                Reason.VENDOR_DOWN,
+                f"no nameserver answered {host} {record_type} (SERVFAIL or REFUSED)",
+            ) from None
+        except dns.exception.DNSException as error:
+            raise transient(
+                Reason.BAD_RESPONSE, f"DNS query {host} {record_type} failed: {error}"
+            ) from None
+        addresses.update(ipaddress.ip_address(record.to_text()) for record in answer)
+        if answer.rrset is not None:
+            ttls.append(answer.rrset.ttl)
+        via = _server(str(answer.nameserver), answer.port)
+    if not addresses:
+        raise fault(Reason.MISCONFIGURED, f"{host} has no A or AAAA record")
+    if expected and addresses != expected:
+        raise fault(
+            Reason.MISCONFIGURED, f"resolves to {_listed(addresses)}; expected {_listed(expected)}"
+        )
+    return f"{host} resolves to {_listed(addresses)} (TTL {min(ttls)}) via {via}"
+
+
+def _resolver(nameserver: str) -> dns.resolver.Resolver:
+    if nameserver:
+        address, port = _nameserver(nameserver)
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [address]
+        resolver.port = port
+    else:
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            raise transient(
+                Reason.VENDOR_DOWN, "this worker has no DNS resolver configured"
+            ) from None
+    timeout = float(settings.CHECKS_READ_TIMEOUT)
+    resolver.timeout = timeout
+    resolver.lifetime = timeout
+    return resolver
+
+
+def _nameserver(text: str) -> tuple[str, int]:
+    """The address and port of "IP", "IP:port" or "[IPv6]:port"; ValueError otherwise."""
+    text = text.strip()
+    try:
+        return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))), DEFAULT_PORT
+    except ValueError:
+        pass
+    address, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"nameserver must be IP or IP:port (port 1-65535), not {text!r}")
+    try:
+        parsed = ipaddress.ip_address(address.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        raise ValueError(f"nameserver must be an IP address, not {address!r}") from None
+    return str(parsed), int(port)
+
+
+def _server(address: str, port: int | None) -> str:
+    if port is None:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _listed(addresses: set[Address]) -> str:
+    return ", ".join(str(a) for a in sorted(addresses, key=lambda a: (a.version, int(a))))
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    host = str(options.get("host", "")).strip()
+    if not host:
+        raise ValueError("host must be a name to resolve")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"host must be a name to resolve, not the address {host}")
+    try:
+        dns.name.from_text(host)
+    except dns.exception.DNSException as error:
+        raise ValueError(f"host {host!r} is not a DNS name: {error}") from None
+    if options.get("nameserver"):
+        _nameserver(str(options["nameserver"]))
+    raw = options.get("expect", [])
+    for text in [raw] if isinstance(raw, str) else raw:
+        try:
+            ipaddress.ip_address(str(text))
+        except ValueError:
+            raise ValueError(f"expect must list IP addresses, and {text!r} is not one") from None
+
+
+KIND = Kind(
+    name="dns",
+    required=frozenset({"host"}),
+    optional=frozenset({"expect", "nameserver"}),
+    run=run,
+    docs_url="https://dnspython.readthedocs.io/en/latest/resolver-class.html",
+    check_options=check_options,
+)

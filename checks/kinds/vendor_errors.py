@@ -1,0 +1,68 @@
+"""What the vendor kinds share: where a vendor's versioned API lives once `base_url` may
+override it, and a lenient reading of the JSON vendors answer with.
+
+Vendor JSON is open: these helpers read the fields a kind asks for and ignore the rest,
+and a field of the wrong type reads as absent instead of raising.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from .base import Reason, transient
+from .client import json_body
+
+
+def api_url(base: str, default: str, version_segment: str) -> str:
+    """The API root with its version segment exactly once.
+
+    `base` (a stand-in, a proxy, a regional host) replaces the production host `default`;
+    people paste either the host or the versioned root, so both are accepted.
+    """
+    root = (base or default).rstrip("/")
+    last_segment = urlsplit(root).path.rstrip("/").rpartition("/")[2]
+    return root if last_segment == version_segment else f"{root}/{version_segment}"
+
+
+def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+    """The JSON object of a successful answer; anything else is garbage, not a verdict."""
+    data = json_body(response)
+    if not isinstance(data, dict):
+        raise transient(
+            Reason.BAD_RESPONSE, f"{what}: HTTP {response.status_code} with JSON of another shape"
+        )
+    return data
+
+
+def error_body(response: httpx.Response) -> dict[str, Any]:
+    """The JSON object of an error answer, or {}: an edge proxy's HTML page must still be
+    classified by its status, not reported as garbage."""
+    try:
+        data = response.json()
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def string(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def mapping(data: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def integer(data: Mapping[str, Any], key: str) -> int | None:
+    value = data.get(key)
+    # bool is an int in Python; a JSON true is never a count.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

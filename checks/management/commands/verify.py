@@ -1,0 +1,123 @@
+"""`manage.py verify VERSION`: run a release's checks through the workers and report.
+
+The command only enqueues and reads the database: the workers alone read credentials,
+so it runs the same on a laptop pointed at production and in a deploy job.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from releases.actors import SystemActor
+from releases.models import CheckOutcome, Release
+
+from ... import runner, tasks
+from ...models import Check, CheckResult, ResultState
+
+POLL_SECONDS = 0.2
+# Exit codes a deploy job can branch on.
+ALL_PASSED, SOME_FAILED, NOT_JUDGED = 0, 1, 2
+
+
+class Command(BaseCommand):
+    help = (
+        "Run every active check of a release through the workers and wait for the results. "
+        "Exit 0 when all pass, 1 when any fails or errs, 2 when there is nothing to run "
+        "or the run did not finish in time."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("version", help="the release, e.g. v1.0.0")
+        parser.add_argument("--json", action="store_true", help="print a JSON list")
+        parser.add_argument(
+            "--timeout", type=float, default=120.0, help="seconds to wait (default 120)"
+        )
+
+    def handle(self, *args: Any, version: str, json: bool, timeout: float, **options: Any) -> None:
+        release = Release.objects.filter(version=version).first()
+        if release is None:
+            raise CommandError(f"no release {version}", returncode=NOT_JUDGED)
+        checks = list(Check.objects.active().filter(release=release))
+        run = runner.start_run(
+            release,
+            checks,
+            by=SystemActor("manage.py verify"),
+            scope="all checks",
+            enqueue=tasks.enqueue,
+        )
+        if run is None:
+            raise CommandError(
+                f"{version} has no checks: load some with manage.py load_checks",
+                returncode=NOT_JUDGED,
+            )
+        results = self._wait(run.pk, timeout)
+        rows = [
+            {
+                "name": r.subject.name,
+                "kind": r.subject.kind,
+                "outcome": r.outcome or None,
+                "reason": r.reason or None,
+                "latency_ms": r.latency_ms,
+            }
+            for r in results
+        ]
+        if json:
+            self.stdout.write(_json_dump(rows))
+        else:
+            self.stdout.write(_table(results))
+        unfinished = [r for r in results if r.state != ResultState.DONE]
+        if unfinished:
+            untouched = all(r.claimed_at is None and r.attempt == 1 for r in unfinished)
+            hint = (
+                "no worker took the run: is `python -m deploycheck.run worker` running "
+                "against the same broker?"
+                if untouched
+                else f"{len(unfinished)} of {len(results)} checks did not finish"
+            )
+            raise CommandError(
+                f"run {run.pk} not finished after {timeout:g} s: {hint}", returncode=NOT_JUDGED
+            )
+        if any(r.outcome != CheckOutcome.PASS for r in results):
+            raise CommandError("some checks did not pass", returncode=SOME_FAILED)
+
+    def _wait(self, run_id: int, timeout: float) -> list[CheckResult]:
+        deadline = time.monotonic() + timeout
+        while True:
+            results = list(
+                CheckResult.objects.filter(run_id=run_id)
+                .select_related("subject")
+                .order_by("subject__name")
+            )
+            if all(r.state == ResultState.DONE for r in results) or time.monotonic() > deadline:
+                return results
+            time.sleep(POLL_SECONDS)
+
+
+def _json_dump(rows: list[dict[str, Any]]) -> str:
+    return json.dumps(rows, indent=2, ensure_ascii=False)
+
+
+def _table(results: list[CheckResult]) -> str:
+    header = ("check", "kind", "outcome", "reason", "ms", "evidence")
+    lines = [
+        (
+            r.subject.name,
+            r.subject.kind,
+            r.outcome or r.state,
+            r.reason,
+            "" if r.latency_ms is None else str(r.latency_ms),
+            r.evidence,
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:5], widths, strict=True))
+        + "  "
+        + row[5]
+        for row in [header, *lines]
+    )

@@ -1,0 +1,156 @@
+"""Automated checks of a release, their runs and their results, and pipeline tokens.
+
+A Check is declared in a checks file (TOML, see checks.config) and names the environment
+variables holding its credentials, never their values. A CheckRun is one request to
+verify some checks; it has one CheckResult row per check, which the worker claims by a
+conditional UPDATE, so a redelivered task never records twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from releases.models import ActorKind, CheckOutcome, CheckReason, Release, Role
+
+CHECK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+validate_check_name = RegexValidator(
+    CHECK_NAME_PATTERN,
+    _("Use lower-case letters, digits, dots, dashes and underscores (at most 64)."),
+)
+
+
+class CheckQuerySet(models.QuerySet["Check"]):
+    def active(self) -> CheckQuerySet:
+        return self.filter(retired_at__isnull=True)
+
+
+class Check(models.Model):
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="automated_checks")
+    name = models.CharField(_("name"), max_length=64, validators=[validate_check_name])
+    kind = models.CharField(_("kind"), max_length=30)
+    # The checks file's options for this check: plain settings and the names of the
+    # environment variables holding credentials. Never a credential itself.
+    options = models.JSONField(default=dict, blank=True)
+    # Items the checks file linked by text (those without a check= marker), so that a
+    # reloaded file can tell its own links from the checklist's markers.
+    linked_item_ids = models.JSONField(default=list, blank=True)
+    source = models.CharField(_("declared at"), max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # A check missing from a reloaded file is retired, never deleted: its history stays.
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CheckQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["release", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["release", "name"], name="one_check_name_per_release")
+        ]
+        verbose_name = _("automated check")
+        verbose_name_plural = _("automated checks")
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: {self.name} ({self.kind})"
+
+
+class CheckRun(models.Model):
+    """One request to verify some of a release's checks (all, a section's, an item's)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="check_runs")
+    requested_by_label = models.CharField(max_length=200)
+    requested_by_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    scope = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.release.version} run {self.pk}"
+
+
+class ResultState(models.TextChoices):
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    DONE = "done", _("done")
+
+
+class CheckResult(models.Model):
+    run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="results")
+    # Not "check": Model.check() is Django's system-check hook.
+    subject = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="results")
+    state = models.CharField(max_length=10, choices=ResultState.choices, default=ResultState.QUEUED)
+    # Bumped on every hand-over to a worker; a task carries the attempt it was sent for,
+    # so a stale redelivery finds nothing to claim.
+    attempt = models.PositiveIntegerField(default=1)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    # Past it, beat hands the result to a worker again (a killed worker, a lost message).
+    deadline = models.DateTimeField(null=True, blank=True, db_index=True)
+    outcome = models.CharField(max_length=10, choices=CheckOutcome.choices, blank=True)
+    reason = models.CharField(max_length=20, choices=CheckReason.choices, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    evidence = models.CharField(max_length=300, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "subject__name"]
+        indexes = [models.Index(fields=["subject", "-finished_at"], name="latest_result_of_check")]
+
+    def __str__(self) -> str:
+        return f"{self.subject.name}: {self.outcome or self.state}"
+
+    @staticmethod
+    def handover_deadline(delay: float = 0.0) -> datetime:
+        """When a worker must have finished one attempt, begun after `delay` seconds."""
+        return timezone.now() + timedelta(seconds=delay + settings.CHECKS_ATTEMPT_SECONDS)
+
+
+class PipelineTokenQuerySet(models.QuerySet["PipelineToken"]):
+    def active(self) -> PipelineTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class PipelineToken(models.Model):
+    """Lets a CI job report evidence for the items of one role on one release.
+
+    Only a hash of the token is stored; the token is shown once, when it is made.
+    """
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="pipeline_tokens")
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    label = models.CharField(_("label"), max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = PipelineTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release", "label"],
+                condition=Q(revoked_at__isnull=True),
+                name="one_active_token_label",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: ci:{self.label} ({self.role})"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()

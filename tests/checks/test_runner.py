@@ -1,0 +1,285 @@
+"""The runner on the service layer: claims, retries, verdicts, scrubbing. A real worker
+is exercised in test_worker.py; here the queue is a list the test reads."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from checks import runner
+from checks.models import Check, CheckResult, ResultState
+from releases.actors import SystemActor
+from releases.models import AuditEvent, ItemState, Release
+from tests.checks.standin import Reply, Seen, StandIn, json_reply, sequence, stand_in
+from tests.conftest import item
+
+QA_ITEM = "Unit tests pass"
+PLANTED = "sk-planted-secret-value-0123456789"
+
+
+class Queue:
+    """Stands in for the broker: what would have been sent to the workers."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[int, int, float]] = []
+
+    def __call__(self, result_id: int, attempt: int, delay: float) -> None:
+        self.sent.append((result_id, attempt, delay))
+
+    def drain(self) -> None:
+        """Deliver everything sent so far, as a worker would, until nothing is left."""
+        while self.sent:
+            result_id, attempt, _delay = self.sent.pop(0)
+            runner.execute(result_id, attempt, enqueue=self)
+
+
+@pytest.fixture
+def queue() -> Queue:
+    return Queue()
+
+
+@pytest.fixture
+def health() -> Iterator[StandIn]:
+    answers: list[Reply] = [json_reply({"status": "ok"})]
+
+    def answer(_request: Seen) -> Reply:
+        return answers[0]
+
+    with stand_in(answer) as server:
+        server.answers = answers  # type: ignore[attr-defined]
+        yield server
+
+
+def add_check(release: Release, name: str, url: str, **options: Any) -> Check:
+    check = Check.objects.create(
+        release=release, name=name, kind="http", options={"url": url, **options}
+    )
+    release.items.filter(text=QA_ITEM).update(checks=[name])
+    return check
+
+
+def start(release: Release, queue: Queue) -> int:
+    run = runner.start_run(
+        release,
+        Check.objects.filter(release=release),
+        by=SystemActor("tests"),
+        scope="all",
+        enqueue=queue,
+    )
+    assert run is not None
+    return run.pk
+
+
+def test_it_queues_one_result_per_check_and_sends_them_once_committed(
+    release: Release, queue: Queue, health: StandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    add_check(release, "api", health.url)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = start(release, queue)
+
+    [result] = CheckResult.objects.filter(run_id=run_id)
+    assert (result.state, result.attempt) == (ResultState.QUEUED, 1)
+    assert queue.sent == [(result.pk, 1, 0.0)]
+
+
+def test_it_ticks_the_linked_item_when_the_check_passes(
+    release: Release, queue: Queue, health: StandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    add_check(release, "api", health.url, conditions=["[BODY].status == ok"])
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = start(release, queue)
+
+    queue.drain()
+
+    result = CheckResult.objects.get(run_id=run_id)
+    assert (result.state, result.outcome, result.reason) == (ResultState.DONE, "pass", "ok")
+    entry = item(release, QA_ITEM)
+    assert entry.state == ItemState.DONE
+    assert entry.changed_by_label == "check:api"
+    assert entry.check_results["api"]["outcome"] == "pass"
+    assert release.audit_events.filter(action="check.passed", actor_kind="check").exists()
+
+
+def test_it_fails_the_item_at_once_on_a_fault_without_retrying(
+    release: Release, queue: Queue, health: StandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    health.answers[0] = json_reply({"status": "degraded"})  # type: ignore[attr-defined]
+    add_check(release, "api", health.url, conditions=["[BODY].status == ok"])
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = start(release, queue)
+
+    queue.drain()
+
+    result = CheckResult.objects.get(run_id=run_id)
+    assert (result.outcome, result.reason, result.attempt) == ("fail", "misconfigured", 1)
+    assert len(health.requests) == 1
+    entry = item(release, QA_ITEM)
+    assert entry.state == ItemState.FAILED
+    assert "degraded" in entry.reason
+
+
+def test_it_retries_a_rate_limit_after_the_wait_the_server_asks_for(
+    release: Release, queue: Queue, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.CHECKS_MAX_ATTEMPTS = 3
+    answer = sequence(Reply(status=429, headers={"Retry-After": "7"}), json_reply({}))
+    with stand_in(answer) as server:
+        add_check(release, "api", server.url)
+        with django_capture_on_commit_callbacks(execute=True):
+            run_id = start(release, queue)
+        result_id = queue.sent.pop(0)[0]
+
+        runner.execute(result_id, 1, enqueue=queue)
+
+        assert queue.sent == [(result_id, 2, 7.0)]
+        waiting = CheckResult.objects.get(pk=result_id)
+        assert (waiting.state, waiting.attempt, waiting.reason) == (
+            ResultState.QUEUED,
+            2,
+            "rate_limited",
+        )
+        queue.drain()
+
+    result = CheckResult.objects.get(run_id=run_id)
+    assert (result.outcome, result.attempt) == ("pass", 2)
+    assert item(release, QA_ITEM).state == ItemState.DONE
+
+
+def test_it_caps_a_long_retry_after_at_a_minute() -> None:
+    assert runner.backoff(1, 3600) == runner.MAX_RETRY_DELAY
+    assert runner.backoff(1, 2.5) == 2.5
+    assert 0 < runner.backoff(3, None) <= runner.MAX_RETRY_DELAY
+
+
+def test_it_records_an_error_when_the_attempts_run_out(
+    release: Release, queue: Queue, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.CHECKS_MAX_ATTEMPTS = 2
+    settings.CHECKS_RETRY_BASE_SECONDS = 0
+    with stand_in(lambda _request: Reply(status=503)) as server:
+        add_check(release, "api", server.url)
+        with django_capture_on_commit_callbacks(execute=True):
+            run_id = start(release, queue)
+        queue.drain()
+        tries = len(server.requests)
+
+    result = CheckResult.objects.get(run_id=run_id)
+    assert (result.outcome, result.reason, result.attempt, tries) == ("error", "vendor_down", 2, 2)
+    assert item(release, QA_ITEM).state == ItemState.FAILED
+
+
+def test_it_records_nothing_twice_when_a_task_is_delivered_again(
+    release: Release, queue: Queue, health: StandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    add_check(release, "api", health.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        start(release, queue)
+    result_id = queue.sent[0][0]
+    runner.execute(result_id, 1, enqueue=queue)
+    events = AuditEvent.objects.count()
+    revision = Release.objects.get(pk=release.pk).revision
+
+    runner.execute(result_id, 1, enqueue=queue)
+
+    assert len(health.requests) == 1
+    assert AuditEvent.objects.count() == events
+    assert Release.objects.get(pk=release.pk).revision == revision
+
+
+def test_it_quietly_skips_a_result_that_is_gone(queue: Queue, db: None) -> None:
+    runner.execute(987654, 1, enqueue=queue)
+
+    assert queue.sent == []
+
+
+def test_it_hands_a_result_whose_worker_died_to_another_one(
+    release: Release, queue: Queue, health: StandIn, django_capture_on_commit_callbacks: Any
+) -> None:
+    add_check(release, "api", health.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_id = start(release, queue)
+    queue.sent.clear()
+    # A worker claimed it, then was killed before finishing.
+    CheckResult.objects.filter(run_id=run_id).update(
+        state=ResultState.RUNNING, deadline=timezone.now() - timedelta(seconds=1)
+    )
+
+    assert runner.requeue_overdue(enqueue=queue) == 1
+    queue.drain()
+
+    result = CheckResult.objects.get(run_id=run_id)
+    assert (result.state, result.outcome, result.attempt) == (ResultState.DONE, "pass", 2)
+
+
+def test_it_gives_up_on_a_result_no_worker_ever_finishes(
+    release: Release, queue: Queue, health: StandIn, settings: Any
+) -> None:
+    settings.CHECKS_MAX_ATTEMPTS = 2
+    add_check(release, "api", health.url)
+    run_id = start(release, queue)
+    CheckResult.objects.filter(run_id=run_id).update(
+        state=ResultState.RUNNING, attempt=3, deadline=timezone.now() - timedelta(seconds=1)
+    )
+
+    runner.requeue_overdue(enqueue=queue)
+
+    result = CheckResult.objects.get(run_id=run_id)
+    assert (result.state, result.outcome, result.reason) == (ResultState.DONE, "error", "timed_out")
+    assert queue.sent == []
+
+
+def test_it_keeps_a_credential_out_of_everything_it_stores(
+    release: Release,
+    queue: Queue,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    monkeypatch.setenv("PLANTED_KEY", PLANTED)
+
+    # A vendor that echoes the key into a field the check reports.
+    def echo(_request: Seen) -> Reply:
+        return json_reply({"status": PLANTED})
+
+    with stand_in(echo) as server:
+        Check.objects.create(
+            release=release,
+            name="echo",
+            kind="webhook",
+            options={"url": server.url.replace("http:", "https:"), "secret_env": "PLANTED_KEY"},
+        )
+        add_check(
+            release,
+            "api",
+            server.url,
+            conditions=["[BODY].status == ok"],
+            secret_env="PLANTED_KEY",
+        )
+        with django_capture_on_commit_callbacks(execute=True):
+            start(release, queue)
+        queue.drain()
+
+    stored = [
+        *CheckResult.objects.values_list("evidence", flat=True),
+        str(list(Check.objects.values_list("options", flat=True))),
+        str(list(release.items.values_list("reason", "check_results"))),
+        str(list(AuditEvent.objects.values_list("before", "after", "target"))),
+    ]
+    assert all(PLANTED not in text for text in stored)
+
+
+def test_it_runs_nothing_for_retired_checks(
+    release: Release, queue: Queue, health: StandIn
+) -> None:
+    check = add_check(release, "api", health.url)
+    Check.objects.filter(pk=check.pk).update(retired_at=timezone.now())
+
+    run = runner.start_run(
+        release, Check.objects.filter(release=release), by=SystemActor("t"), scope="", enqueue=queue
+    )
+
+    assert run is None
