@@ -53,7 +53,7 @@ messages: $(STAMP)
 	$(PY) manage.py makemessages -l es --ignore=.venv --ignore=tests --ignore=var --no-obsolete
 	$(PY) manage.py compilemessages -l es --ignore=.venv
 
-# Only what the app writes at run time under the default DATA_DIR; dotfiles such as a
-# .gitkeep stay.
+# Only what the app writes at run time under the default DATA_DIR (and the control/
+# folder older versions left in the working directory); dotfiles such as a .gitkeep stay.
 clean:
-	rm -rf var/*
+	rm -rf var/* control

@@ -5,6 +5,9 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
+    from deploycheck.run import recall_development_env
+
+    recall_development_env(os.environ)
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -148,6 +148,10 @@ def _evidence_request(request: HttpRequest) -> dict[str, Any]:
                 _("%(field)s is longer than %(limit)d characters.")
                 % {"field": name, "limit": limit},
             )
+    # PostgreSQL text cannot hold NUL (a 500 otherwise); Django's forms refuse it too.
+    for name in ("item", "url", "detail"):
+        if "\x00" in str(data.get(name, "")):
+            raise ApiError(400, _("%(field)s must not contain NUL characters.") % {"field": name})
     return data
 
 

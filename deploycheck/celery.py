@@ -14,7 +14,7 @@ def _create_broker_folders(sender: Celery, **kwargs: object) -> None:
     from pathlib import Path
 
     options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder"):
+    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
         if key in options:
             Path(options[key]).mkdir(parents=True, exist_ok=True)
 

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -44,6 +44,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_WORKER_CONCURRENCY = 32
+WORKER_CONN_MAX_AGE = 60
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -98,14 +99,24 @@ def service_argv(name: str, env: Mapping[str, str]) -> list[str]:
     return [sys.executable, *(part.format(**values) for part in SERVICES[name])]
 
 
+def service_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
+    """The environment one service runs with. The worker's threads each keep their
+    database connection between checks (opening one per check cost a fifth of a check's
+    time); the web process pools instead, where CONN_MAX_AGE would leak connections."""
+    chosen = dict(env)
+    if name == "worker" and not chosen.get("DB_POOL_SIZE"):
+        chosen.setdefault("DB_CONN_MAX_AGE", str(WORKER_CONN_MAX_AGE))
+    return chosen
+
+
 def exec_service(name: str) -> None:
-    env = dict(os.environ)
+    env = service_env(name, os.environ)
     # Beat keeps its schedule in DATA_DIR; settings only creates it for SQLite.
     data_dir(env).mkdir(parents=True, exist_ok=True)
     argv = service_argv(name, env)
     sys.stdout.flush()
     # exec rather than a child: the container's stop signal reaches the service itself.
-    os.execv(argv[0], argv)
+    os.execve(argv[0], argv, env)
 
 
 class StopRequested:
@@ -135,6 +146,30 @@ def development_env() -> dict[str, str]:
     return env
 
 
+# What make run chose, kept in DATA_DIR so that manage.py commands typed afterwards
+# (import_checklist, load_checks, verify) run against the same development instance.
+DEVELOPMENT_ENV_FILE = "development.env"
+REMEMBERED = ("DEBUG", "DEMO_MODE")
+
+
+def remember_development_env(env: Mapping[str, str]) -> None:
+    lines = [f"{name}={env[name]}" for name in REMEMBERED if name in env]
+    (data_dir(env) / DEVELOPMENT_ENV_FILE).write_text("\n".join(lines) + "\n")
+
+
+def recall_development_env(environ: MutableMapping[str, str]) -> None:
+    """Defaults for manage.py from what make run chose, when it ran here; what the
+    environment says wins. A production DATA_DIR never holds the file, so a server set
+    up without make run still refuses to start without SECRET_KEY."""
+    remembered = data_dir(environ) / DEVELOPMENT_ENV_FILE
+    if not remembered.is_file():
+        return
+    for line in remembered.read_text().splitlines():
+        name, _equals, value = line.partition("=")
+        if name in REMEMBERED:
+            environ.setdefault(name, value)
+
+
 def prepare(env: dict[str, str], stop_requested: StopRequested) -> bool:
     """Create the data folders, migrate and load the demo; return whether DEMO_MODE is on."""
     # Read settings in this process too, so a bad variable fails here with its name
@@ -151,10 +186,13 @@ def prepare(env: dict[str, str], stop_requested: StopRequested) -> bool:
     except ImproperlyConfigured as exc:
         raise LaunchError(str(exc)) from None
     folders += [
-        Path(str(options[key])) for key in ("data_folder_in", "processed_folder") if key in options
+        Path(str(options[key]))
+        for key in ("data_folder_in", "processed_folder", "control_folder")
+        if key in options
     ]
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
+    remember_development_env(env)
 
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
     for command in (["migrate", "--noinput"], ["load_demo"]):
@@ -185,7 +223,7 @@ def start(
 ) -> dict[str, subprocess.Popen[bytes]]:
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name, argv in commands.items():
-        children[name] = subprocess.Popen(list(argv), env=dict(env), cwd=BASE_DIR)
+        children[name] = subprocess.Popen(list(argv), env=service_env(name, env), cwd=BASE_DIR)
     return children
 
 

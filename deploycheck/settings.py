@@ -196,6 +196,8 @@ else:
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        # Exchange tables; kombu's default is a control/ folder in the working directory.
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
         # A folder has no push: poll it often enough that a task starts promptly.
         "polling_interval": 0.2,

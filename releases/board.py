@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from django.db.models import Prefetch
 from django.db.models.query import prefetch_related_objects
 from django.template.loader import render_to_string
-from django.utils import translation
+from django.urls import reverse
+from django.utils import formats, timezone, translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from markdown_it import MarkdownIt
@@ -152,24 +153,27 @@ def viewer_for(
 
 @dataclass(frozen=True)
 class CheckShown:
-    """The latest result of one automated check of an item, as the board shows it."""
+    """The latest result of one automated check of an item, as the board shows it.
+    Formatted once here: a 600-item board prints hundreds of these."""
 
     name: str
     outcome: str
     outcome_label: str
     reason_label: str
-    at: datetime | None
-    latency_ms: int | None
+    # ISO time for <time datetime>, and as the reader's locale writes it.
+    at_iso: str
+    at_shown: str
+    latency: str
     evidence: str
 
 
 def _check_shown(name: str, result: Any) -> CheckShown:
     if not isinstance(result, dict):
-        return CheckShown(name, "", _("not run yet"), "", None, None, "")
+        return CheckShown(name, "", _("not run yet"), "", "", "", "", "")
     outcome = str(result.get("outcome", ""))
     reason = str(result.get("reason", ""))
     try:
-        at = datetime.fromisoformat(str(result.get("at")))
+        at: datetime | None = datetime.fromisoformat(str(result.get("at")))
     except ValueError:
         at = None
     latency = result.get("latency_ms")
@@ -177,9 +181,12 @@ def _check_shown(name: str, result: Any) -> CheckShown:
         name=name,
         outcome=outcome,
         outcome_label=str(CheckOutcome(outcome).label) if outcome in CheckOutcome.values else "",
-        reason_label=str(CheckReason(reason).label) if reason in CheckReason.values else "",
-        at=at,
-        latency_ms=latency if isinstance(latency, int) else None,
+        reason_label=str(CheckReason(reason).label)
+        if reason in CheckReason.values and outcome != CheckOutcome.PASS
+        else "",
+        at_iso=at.isoformat() if at else "",
+        at_shown=formats.date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT") if at else "",
+        latency=_("%(ms)d ms") % {"ms": latency} if isinstance(latency, int) else "",
         evidence=str(result.get("evidence", "")),
     )
 
@@ -191,6 +198,7 @@ class ItemRow:
     mine: bool
     # The first item past the go-live gate carries the gate's marker.
     first_after_gate: bool = False
+    checks: tuple[CheckShown, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -215,10 +223,6 @@ class ItemRow:
     @property
     def state_label(self) -> str:
         return str(ItemState(self.item.state).label)
-
-    @property
-    def checks(self) -> list[CheckShown]:
-        return [_check_shown(name, self.item.check_results.get(name)) for name in self.item.checks]
 
     # What the N/A and blocked forms start with: the reason of the state the item is in.
     @property
@@ -364,6 +368,9 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
                 can_change=viewer.can_change(item),
                 mine=item.owner_role in viewer.roles,
                 first_after_gate=before_gate and not item.before_gate,
+                checks=tuple(
+                    _check_shown(name, item.check_results.get(name)) for name in item.checks
+                ),
             )
         )
         before_gate = item.before_gate
@@ -472,6 +479,8 @@ def board_context(release: Release, viewer: Viewer) -> dict[str, Any]:
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
         "has_checks": any(item.checks for item in items),
+        # Reversed once: every automated item's form posts to it.
+        "run_checks_url": reverse("checks:run", args=[release.version]),
     }
 
 

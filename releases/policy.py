@@ -95,6 +95,10 @@ def may_approve(who: Who) -> Access:
 
 
 def may_edit_contacts(who: Who) -> Access:
+    """The product owner keeps the emergency contacts; the system may fill them in when
+    it sets a release up (the demo)."""
+    if who.kind == ActorKind.SYSTEM:
+        return Access.ALLOWED
     if who.read_only or not who.is_person:
         return Access.DENIED
     return Access.ALLOWED if Role.PRODUCT_OWNER in who.roles else _staff_override(who)

@@ -10,7 +10,11 @@ checklist as a release plus a 600-item one, starts one uvicorn process with Redi
   leads on the board and support on the status page);
 - what 200 idle pages cost the server (CPU, database connections);
 - board page latency and requests/s at 20 concurrent clients next to /healthz;
-- SQL queries per board render and per live update, for 66 and 600 items.
+- SQL queries per board render and per live update, for 66 and 600 items, with and
+  without a check on every item;
+- check result-to-seen latency at the largest page count, like a tick;
+- `manage.py verify` of 50 checks against a stand-in answering in 300 ms, through one
+  worker (serially that would be 15 s).
 
 Everything runs on loopback and stops by itself; the database is dropped at the end.
 The clients share the machine with the server, so absolute numbers are pessimistic.
@@ -28,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +73,8 @@ class Setup:
     big_version: str
     default_items: int
     tick_item_id: int
+    # Verified by the check "bench-api": its results are timed like ticks.
+    check_item_id: int
     cookies: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
@@ -131,11 +137,17 @@ def prepare() -> Setup:
     default = releases[0]
     tick_item = default.items.filter(owner_role=Role(TICKER)).order_by("position").first()
     assert tick_item is not None, "the default checklist has no item for the ticking lead"
+    check_item = default.items.exclude(pk=tick_item.pk).order_by("position").first()
+    assert check_item is not None
+    workflow.link_checks(
+        default, checks_of={check_item.pk: ["bench-api"]}, summary={"source": "bench"}, by=admin
+    )
     setup = Setup(
         default_version=default.version,
         big_version=releases[1].version,
         default_items=default.items.count(),
         tick_item_id=tick_item.pk,
+        check_item_id=check_item.pk,
     )
     for role, user in people.items():
         client = Client()
@@ -146,6 +158,28 @@ def prepare() -> Setup:
 
 def query_counts(setup: Setup) -> list[Row]:
     """Queries per full board render (what a reload costs) and per live update."""
+    from django.db import transaction
+
+    from releases.models import Release
+
+    rows = []
+    for version, with_checks in [
+        (setup.default_version, False),
+        (setup.big_version, False),
+        (setup.default_version, True),
+        (setup.big_version, True),
+    ]:
+        # Checks linked for the count only: the throughput runs see the boards as loaded.
+        with transaction.atomic():
+            release = Release.objects.get(version=version)
+            if with_checks:
+                link_a_check_to_every_item(release)
+            rows.append(count_render_queries(release, with_checks))
+            transaction.set_rollback(True)
+    return rows
+
+
+def count_render_queries(release: Any, with_checks: bool) -> Row:
     from django.contrib.messages.storage.fallback import FallbackStorage
     from django.db import connection
     from django.template.loader import render_to_string
@@ -153,26 +187,37 @@ def query_counts(setup: Setup) -> list[Row]:
     from django.test.utils import CaptureQueriesContext
 
     from releases import board
-    from releases.models import Release, ReleaseItem
+    from releases.models import ReleaseItem
 
-    rows = []
-    for version in (setup.default_version, setup.big_version):
-        release = Release.objects.get(version=version)
-        lead = release.stakeholders.get(role=TICKER).user
-        request = RequestFactory().get(f"/releases/{version}/")
-        request.user = lead
-        request.session = {}  # type: ignore[assignment]
-        request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
-        viewer = board.viewer_for(lead, release, language="es")
-        items = ReleaseItem.objects.filter(release=release).count()
-        with CaptureQueriesContext(connection) as page:
-            context = board.board_context(release, viewer)
-            render_to_string("releases/board.html", context, request=request)
-        with CaptureQueriesContext(connection) as update:
-            board.render_update(release.pk, viewer, "board", release.revision - 1)
-        rows.append(Row(f"SQL queries per board render, {items} items", str(len(page)),
-                        f"live update render: {len(update)}"))  # fmt: skip
-    return rows
+    lead = release.stakeholders.get(role=TICKER).user
+    request = RequestFactory().get(f"/releases/{release.version}/")
+    request.user = lead
+    request.session = {}  # type: ignore[assignment]
+    request._messages = FallbackStorage(request)  # type: ignore[attr-defined]
+    viewer = board.viewer_for(lead, release, language="es")
+    items = ReleaseItem.objects.filter(release=release).count()
+    with CaptureQueriesContext(connection) as page:
+        context = board.board_context(release, viewer)
+        render_to_string("releases/board.html", context, request=request)
+    with CaptureQueriesContext(connection) as update:
+        board.render_update(release.pk, viewer, "board", release.revision - 1)
+    label = f"{items} items" + (", a check on each" if with_checks else "")
+    return Row(f"SQL queries per board render, {label}", str(len(page)),
+               f"live update render: {len(update)}")  # fmt: skip
+
+
+def link_a_check_to_every_item(release: Any) -> None:
+    from django.utils import timezone
+
+    from releases.models import ReleaseItem
+
+    result = {"outcome": "pass", "reason": "ok", "at": timezone.now().isoformat(),
+              "latency_ms": 300, "evidence": "HTTP 200 in 300 ms"}  # fmt: skip
+    items = list(release.items.all())
+    for entry in items:
+        entry.checks = [*entry.checks, "bench-every"]
+        entry.check_results = {**entry.check_results, "bench-every": result}
+    ReleaseItem.objects.bulk_update(items, ["checks", "check_results"])
 
 
 # --- measurements -------------------------------------------------------------------------
@@ -206,21 +251,46 @@ class Page:
                         self.seen.setdefault(int(match.group(1)), arrived)
 
 
-async def tick_latency(
-    server: WebServer, setup: Setup, admin_url: str, pages: int, ticks: int
-) -> tuple[list[Row], float]:
-    """Rows for the table, and the p95 tick-to-seen latency in ms."""
+def lead_toggles(setup: Setup) -> tuple[int, float, float]:
+    """Tick or untick as the lead: (revision, when it started, how long it took in ms)."""
     from releases import workflow
     from releases.models import ItemState, ReleaseItem
 
+    entry = ReleaseItem.objects.select_related("release").get(pk=setup.tick_item_id)
+    lead = entry.release.stakeholders.get(role=TICKER).user
+    started = time.monotonic()
+    operation = workflow.untick if entry.state == ItemState.DONE else workflow.tick
+    changed = operation(entry, by=lead)
+    return changed.revision, started, (time.monotonic() - started) * 1000
+
+
+def check_alternates(setup: Setup) -> tuple[int, float, float]:
+    """The check "bench-api" reports a pass, then a failure, as a worker would."""
+    from releases import workflow
+    from releases.models import ItemState, ReleaseItem
+
+    entry = ReleaseItem.objects.get(pk=setup.check_item_id)
+    started = time.monotonic()
+    passed = entry.state != ItemState.DONE
+    changed = workflow.record_check_result(
+        entry, check="bench-api", passed=passed, detail="HTTP 503", latency_ms=300
+    )
+    return changed.revision, started, (time.monotonic() - started) * 1000
+
+
+async def tick_latency(
+    server: WebServer,
+    setup: Setup,
+    admin_url: str,
+    pages: int,
+    ticks: int,
+    change: Callable[[Setup], tuple[int, float, float]] = lead_toggles,
+    what: str = "tick",
+) -> tuple[list[Row], float]:
+    """Rows for the table, and the p95 change-to-seen latency in ms."""
+
     def toggle() -> tuple[int, float, float]:
-        """Tick or untick as the lead: (revision, when it started, how long it took, ms)."""
-        entry = ReleaseItem.objects.select_related("release").get(pk=setup.tick_item_id)
-        lead = entry.release.stakeholders.get(role=TICKER).user
-        started = time.monotonic()
-        operation = workflow.untick if entry.state == ItemState.DONE else workflow.tick
-        changed = operation(entry, by=lead)
-        return changed.revision, started, (time.monotonic() - started) * 1000
+        return change(setup)
 
     limits = httpx.Limits(max_connections=pages, max_keepalive_connections=0)
     timeout = httpx.Timeout(30, read=None)
@@ -276,13 +346,13 @@ async def tick_latency(
             await asyncio.gather(*tasks, return_exceptions=True)
     p95 = percentile(samples, 95)
     rows = [
-        Row(f"tick → seen, {pages} open pages, p50", f"{percentile(samples, 50):.0f} ms",
-            f"{ticks} ticks × {pages} pages, {missed} missed"),
-        Row(f"tick → seen, {pages} open pages, p95", f"{p95:.0f} ms",
-            f"target < {TARGET_P95_MS:.0f} ms; max {max(samples):.0f} ms; the tick's own "
+        Row(f"{what} → seen, {pages} open pages, p50", f"{percentile(samples, 50):.0f} ms",
+            f"{ticks} × {pages} pages, {missed} missed"),
+        Row(f"{what} → seen, {pages} open pages, p95", f"{p95:.0f} ms",
+            f"target < {TARGET_P95_MS:.0f} ms; max {max(samples):.0f} ms; the change's own "
             f"transaction p50 {percentile(writes, 50):.0f} ms"),
     ]  # fmt: skip
-    rows.append(Row(f"server CPU per tick, {pages} open pages", f"{busy_per_tick:.0f} ms",
+    rows.append(Row(f"server CPU per {what}, {pages} open pages", f"{busy_per_tick:.0f} ms",
                     "renders plus sending to every page"))  # fmt: skip
     rows.append(Row(f"server while {pages} pages wait", f"{idle_share * 100:.1f} % CPU",
                     f"of one core over 5 s; {open_connections} database connections open "
@@ -345,6 +415,62 @@ def server_connections(admin_url: str) -> tuple[int, int]:
             [BENCH_DATABASE, SERVER_APP_NAME],
         ).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+VERIFY_CHECKS = 50
+VENDOR_SECONDS = 0.3
+
+
+def verify_wall(env: dict[str, str], data_dir: Path, setup: Setup) -> list[Row]:
+    """`manage.py verify` of 50 checks against a stand-in that answers in 300 ms, through
+    one worker: the command's whole wall time, and the run's own (first claim to last
+    result) without the command's start-up."""
+    import subprocess
+
+    from django.contrib.auth import get_user_model
+
+    from checks.models import Check, CheckResult, CheckRun
+    from releases import workflow
+    from releases.models import Release
+    from tests.checks.standin import Reply, stand_in
+    from tests.servers import worker
+
+    admin = get_user_model().objects.get(username="bench-admin")
+    template = Release.objects.get(version=setup.default_version).template
+    assert template is not None
+    release = workflow.create_release(template, version="v7.0.0", title="Verify", by=admin)
+    items = list(release.items.order_by("position"))
+    checks_of: dict[int, list[str]] = {}
+    with stand_in(lambda _request: Reply(body="ok", delay=VENDOR_SECONDS)) as vendor:
+        names = [f"probe-{index:02d}" for index in range(VERIFY_CHECKS)]
+        Check.objects.bulk_create(
+            [Check(release=release, name=name, kind="http", options={"url": vendor.url})
+             for name in names]
+        )  # fmt: skip
+        for index, name in enumerate(names):
+            checks_of.setdefault(items[index % len(items)].pk, []).append(name)
+        workflow.link_checks(release, checks_of=checks_of, summary={"source": "bench"}, by=admin)
+        worker_env = {**env, "LOG_LEVEL": "WARNING"}
+        with worker(worker_env, data_dir / "worker"):
+            started = time.monotonic()
+            verified = subprocess.run(
+                [sys.executable, "manage.py", "verify", release.version, "--json"],
+                env=worker_env, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            wall = time.monotonic() - started
+    run = CheckRun.objects.filter(release=release).latest("created_at")
+    results = CheckResult.objects.filter(run=run)
+    first = min(r.claimed_at for r in results if r.claimed_at)
+    last = max(r.finished_at for r in results if r.finished_at)
+    passed = sum(1 for r in results if r.outcome == "pass")
+    threads = env.get("WORKER_CONCURRENCY", "32")
+    return [
+        Row(f"verify, {VERIFY_CHECKS} checks at {VENDOR_SECONDS * 1000:.0f} ms, one worker",
+            f"{wall:.2f} s", f"exit {verified.returncode}, {passed} passed; target < 2 s; "
+            f"serially {VERIFY_CHECKS * VENDOR_SECONDS:.0f} s; {threads} threads"),
+        Row("  of which the run itself", f"{(last - first).total_seconds():.2f} s",
+            "first claim to last result; the rest is the command's start-up and polling"),
+    ]  # fmt: skip
 
 
 def print_table(rows: list[Row]) -> None:
@@ -419,8 +545,19 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
             )
             rows += latency_rows
             worst_p95 = max(worst_p95, p95)
+        most = max(int(part) for part in args.pages.split(","))
+        print(f"bench: {args.ticks} check results with {most} open pages", flush=True)
+        latency_rows, p95 = asyncio.run(
+            tick_latency(
+                server, setup, admin_url, most, args.ticks, check_alternates, "check result"
+            )
+        )
+        rows += latency_rows
+        worst_p95 = max(worst_p95, p95)
         print(f"bench: {args.clients} clients × {args.seconds:.0f} s per page", flush=True)
         rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
+    print("bench: verify, 50 checks at 300 ms through one worker", flush=True)
+    rows += verify_wall(env, data_dir, setup)
     print_table(rows)
     if worst_p95 > TARGET_P95_MS:
         print(f"bench: tick → seen p95 {worst_p95:.0f} ms is above the {TARGET_P95_MS:.0f} ms "

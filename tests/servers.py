@@ -118,7 +118,7 @@ def worker(env: Mapping[str, str], data_dir: Path) -> Iterator[Worker]:
         process = subprocess.Popen(
             run.service_argv("worker", env),
             cwd=run.BASE_DIR,
-            env=dict(env),
+            env=run.service_env("worker", env),
             stdout=output,
             stderr=subprocess.STDOUT,
         )

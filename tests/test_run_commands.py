@@ -7,6 +7,7 @@ a folder) on top of whatever servers the rest of the suite uses.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -22,8 +23,10 @@ import pytest
 import yaml
 
 from deploycheck import run
+from tests.checks.standin import Reply, Seen, json_reply, stand_in
 
 ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "releases" / "data" / "checklist-produccion.md"
 URL_LINE = re.compile(r"deploycheck running at (http://127\.0\.0\.1:\d+/)")
 
 # Everything settings reads, so the launcher sees a machine with nothing configured.
@@ -32,6 +35,9 @@ SETTINGS_VARIABLES = (
     "HOST", "ALLOWED_HOSTS", "CSRF_TRUSTED_ORIGINS", "LANGUAGE_CODE", "TIME_ZONE",
     "LOG_LEVEL", "DB_CONN_MAX_AGE", "DB_POOL_SIZE", "SECURE_COOKIES", "LIVE_POLL_SECONDS",
     "LIVE_KEEPALIVE_SECONDS", "CHECKLIST_MAX_BYTES", "CELERY_TASK_ALWAYS_EAGER", "STATIC_MANIFEST",
+    "CHECKLIST_MAX_ITEMS", "CHECKS_CONNECT_TIMEOUT", "CHECKS_READ_TIMEOUT",
+    "CHECKS_ATTEMPT_SECONDS", "CHECKS_INTERVAL_SECONDS", "CHECKS_MAX_AGE", "CHECKS_MAX_ATTEMPTS",
+    "CHECKS_RETRY_BASE_SECONDS", "WORKER_CONCURRENCY", "PIPELINE_REQUESTS_PER_MINUTE",
 )  # fmt: skip
 
 
@@ -79,7 +85,15 @@ def test_launcher_execs_the_named_service(
     name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[str, list[str]]] = []
-    monkeypatch.setattr(os, "execv", lambda path, argv: calls.append((path, list(argv))))
+    environments: list[dict[str, str]] = []
+
+    def execve(path: str, argv: list[str], env: dict[str, str]) -> None:
+        calls.append((path, list(argv)))
+        environments.append(env)
+
+    monkeypatch.setattr(os, "execve", execve)
+    monkeypatch.delenv("DB_CONN_MAX_AGE", raising=False)
+    monkeypatch.delenv("DB_POOL_SIZE", raising=False)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("PORT", "8124")
     monkeypatch.setenv("WORKER_CONCURRENCY", "5")
@@ -91,6 +105,8 @@ def test_launcher_execs_the_named_service(
         for part in run.SERVICES[name]
     ]
     assert (tmp_path / "data").is_dir()
+    # Worker threads keep their connections; the web process pools instead.
+    assert ("DB_CONN_MAX_AGE" in environments[0]) is (name == "worker")
 
 
 def test_launcher_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,6 +283,41 @@ def celery_ping(env: dict[str, str], timeout: float = 60) -> str:
     pytest.fail(f"no worker answered ping:\n{output}")
 
 
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=90, check=False,
+    )  # fmt: skip
+
+
+def checks_are_loaded_and_verified_as_the_readme_says(env: dict[str, str], folder: Path) -> None:
+    """After make run, the README's commands work as typed: no DEBUG or SECRET_KEY is
+    set here, the development instance's own choice is used."""
+    assert "DEBUG" not in env and "SECRET_KEY" not in env
+    imported = manage(env, "import_checklist", str(SEED), "--name", "Go-live")
+    assert imported.returncode == 0, imported.stderr
+    assert "66 items" in imported.stdout
+
+    def answer(_request: Seen) -> Reply:
+        return json_reply({"status": "ok"})
+
+    with stand_in(answer) as app:
+        checks_file = folder / "checks.toml"
+        checks_file.write_text(
+            "[[check]]\n"
+            'name = "health"\nkind = "http"\n'
+            f'url = "{app.url}/health"\n'
+            'conditions = ["[STATUS] == 200", "[BODY].status == ok"]\n'
+            'item = "Verificar que la aplicación responde correctamente"\n'
+        )
+        loaded = manage(env, "load_checks", str(checks_file), "--release", "v1.0.0")
+        assert loaded.returncode == 0, loaded.stderr
+        verified = manage(env, "verify", "v1.0.0", "--json", "--timeout", "60")
+    assert verified.returncode == 0, verified.stderr
+    [row] = json.loads(verified.stdout)
+    assert (row["name"], row["outcome"], row["reason"]) == ("health", "pass", "ok")
+
+
 @pytest.mark.live
 def test_make_run_serves_logs_in_runs_tasks_and_stops_cleanly(
     launch: Callable[[], Launcher],
@@ -285,6 +336,7 @@ def test_make_run_serves_logs_in_runs_tasks_and_stops_cleanly(
 
     # DEBUG as the launcher set it for its children: without it settings demand a SECRET_KEY.
     assert "pong" in celery_ping({**first.env, "DEBUG": "1"})
+    checks_are_loaded_and_verified_as_the_readme_says(first.env, first.log.parent)
     first.stop(signal.SIGINT)
 
     # A second run on the same data folder (migrate and load_demo again) is as good,

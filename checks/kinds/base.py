@@ -20,25 +20,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from releases.models import CheckReason
+
 EVIDENCE_MAX = 300
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
-class Outcome(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    ERROR = "error"
-
-
-class Reason(StrEnum):
-    OK = "ok"
-    AUTH_FAILED = "auth_failed"
-    MISCONFIGURED = "misconfigured"
-    QUOTA_EXHAUSTED = "quota_exhausted"
-    RATE_LIMITED = "rate_limited"
-    VENDOR_DOWN = "vendor_down"
-    TIMED_OUT = "timed_out"
-    BAD_RESPONSE = "bad_response"
+# The codes are stored on release items and shown on the board, so they and their
+# labels live with the release models.
+Reason = CheckReason
 
 
 def clip(text: str, limit: int = EVIDENCE_MAX) -> str:

@@ -224,6 +224,27 @@ def test_it_loads_the_demo_twice_without_harm() -> None:
     assert release.items.filter(state=ItemState.PENDING).count() == 66
 
 
+@override_settings(DEBUG=True, DEMO_MODE=True)
+def test_it_seeds_the_demo_once_and_leaves_what_staff_changed() -> None:
+    run("load_demo")
+    release = Release.objects.get(version="v1.0.0")
+    qa = get_user_model().objects.get(username="qa")
+    workflow.unassign(
+        release, role=Role.QA, user=qa, by=get_user_model().objects.get(username="admin")
+    )
+    events = release.audit_events.count()
+
+    out = run("load_demo")
+
+    assert "already there" in out
+    assert not Stakeholder.objects.filter(release=release, user=qa).exists()
+    assert release.audit_events.count() == events
+    seeded = release.audit_events.filter(action="stakeholder.assigned")
+    assert set(seeded.values_list("actor_label", "actor_kind")) == {
+        ("manage.py load_demo", "system")
+    }
+
+
 @override_settings(DEBUG=False, DEMO_MODE=False)
 def test_it_never_creates_demo_accounts_outside_demo_mode() -> None:
     out = run("load_demo")

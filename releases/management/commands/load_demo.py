@@ -33,15 +33,18 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         with transaction.atomic():
             template = self._default_template()
-            release = Release.objects.filter(version=DEMO_VERSION).first()
-            if release is None:
-                release = workflow.create_release(
-                    template,
-                    version=DEMO_VERSION,
-                    title="Sistema de Automatización de Llamadas",
-                    by=LOADER,
-                )
-                self.stdout.write(f"created release {DEMO_VERSION} from “{template.name}”")
+            if Release.objects.filter(version=DEMO_VERSION).exists():
+                # Seeded once: what staff changed since (people removed, contacts edited)
+                # stays as they left it.
+                self.stdout.write(f"demo release {DEMO_VERSION} already there; left as it is")
+                return
+            release = workflow.create_release(
+                template,
+                version=DEMO_VERSION,
+                title="Sistema de Automatización de Llamadas",
+                by=LOADER,
+            )
+            self.stdout.write(f"created release {DEMO_VERSION} from “{template.name}”")
             if settings.DEMO_MODE:
                 self._demo_accounts(release)
             else:
@@ -77,7 +80,7 @@ class Command(BaseCommand):
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()
-            workflow.assign(release, role=role, user=user, by=admin)
+            workflow.assign(release, role=role, user=user, by=LOADER)
         # The seed's contacts hold placeholders; the demo fills them so the whole
         # approval flow can be walked through.
         for contact in release.contacts.all():
@@ -86,7 +89,7 @@ class Command(BaseCommand):
                 username, first, last, phone = DEMO_PEOPLE[contact_role]
                 workflow.update_contact(
                     contact,
-                    by=admin,
+                    by=LOADER,
                     name=f"{first} {last}",
                     phone=phone,
                     email=f"{username}@example.com",

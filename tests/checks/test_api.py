@@ -1,0 +1,765 @@
+"""The pipeline API and the staff page that makes its tokens.
+
+A deploy job asks GET /api/releases/<version>/go-no-go whether it may go; a CI job
+reports POST /api/releases/<version>/evidence for the items its token's role owns. Both
+send `Authorization: Bearer <token>`. The personas are the conftest's; `admin` is staff.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from checks import api
+from checks.models import PipelineToken
+from releases import workflow
+from releases.models import (
+    ActorKind,
+    AuditAction,
+    AuditEvent,
+    ItemState,
+    Release,
+    Role,
+    blocking_reasons,
+)
+from tests.conftest import PERSONAS, build_small_template, item
+
+QA_ITEM = "Unit tests pass"
+DEVOPS_ITEM = "TLS certificates installed"
+RUN_URL = "https://ci.example.com/run/1"
+PLANTED = "planted-pipeline-token-Zq8w3VxK2mNp5RtY7uBc"
+NEW_TOKEN = re.compile(r'<input id="new-token" class="share-url" type="text" value="([^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def own_cache(settings: Any) -> Iterator[None]:
+    """A cache of this test's own, so its rate-limit windows start empty. Not the shared
+    Redis: clearing that would flush the Celery broker other runs may be using."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"pipeline-api-{uuid.uuid4()}",
+        }
+    }
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def as_user(users: dict[str, Any]) -> Any:
+    """A logged-in client in English."""
+
+    def login(persona: str) -> Client:
+        client = Client(headers={"Accept-Language": "en"})
+        client.force_login(users[persona])
+        return client
+
+    return login
+
+
+@pytest.fixture
+def ci() -> Client:
+    """A CI job: no session, no cookies, English unless a test says otherwise."""
+    return Client(headers={"Accept-Language": "en"})
+
+
+def make_token(release: Release, role: str, label: str = "github-actions") -> str:
+    value = f"token-{label}-{uuid.uuid4().hex}"
+    PipelineToken.objects.create(
+        release=release, role=role, label=label, token_hash=PipelineToken.hash_token(value)
+    )
+    return value
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def tokens_url(release: Release) -> str:
+    return reverse("checks:tokens", args=[release.version])
+
+
+def go_url(release: Release) -> str:
+    return reverse("checks:go-no-go", args=[release.version])
+
+
+def evidence_url(release: Release) -> str:
+    return reverse("checks:evidence", args=[release.version])
+
+
+def report(client: Client, release: Release, token: str, body: Any) -> Any:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(
+        evidence_url(release), data=raw, content_type="application/json", headers=bearer(token)
+    )
+
+
+def other_release(users: dict[str, Any]) -> Release:
+    made = workflow.create_release(
+        build_small_template("other"), version="v9.9.9", title="Other", by=users["admin"]
+    )
+    for persona in PERSONAS:
+        workflow.assign(made, role=persona, user=users[persona], by=users["admin"])
+    return made
+
+
+def fingerprint(release: Release) -> dict[str, Any]:
+    """Everything a report could change, to prove a refused one changed nothing."""
+    release.refresh_from_db()
+    return {
+        "release": (release.status, release.revision),
+        "items": list(
+            release.items.order_by("position").values_list(
+                "state",
+                "reason",
+                "evidence_url",
+                "check_failure",
+                "check_results",
+                "changed_by_label",
+                "changed_by_kind",
+                "version",
+                "revision",
+            )
+        ),
+        "signoffs": list(release.signoffs.order_by("id").values_list("id", "reopened_at")),
+        "approvals": list(release.approvals.order_by("id").values_list("id", "revoked_at")),
+        "events": AuditEvent.objects.count(),
+    }
+
+
+def create_on_page(client: Client, release: Release, role: str, label: str) -> Any:
+    return client.post(tokens_url(release), {"action": "create", "role": role, "label": label})
+
+
+# --- the staff page ----------------------------------------------------------------------
+
+
+def test_it_shows_a_new_token_once_and_stores_only_its_hash(
+    release: Release, users: dict[str, Any], as_user: Any
+) -> None:
+    client = as_user("admin")
+
+    response = create_on_page(client, release, Role.QA, "github-actions")
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    match = NEW_TOKEN.search(response.content.decode())
+    assert match, "the new token is not on the page"
+    token = match.group(1)
+    stored = PipelineToken.objects.get(release=release)
+    assert (stored.role, stored.label, stored.created_by) == (
+        Role.QA,
+        "github-actions",
+        users["admin"],
+    )
+    assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in stored.token_hash
+    event = AuditEvent.objects.get(action=AuditAction.PIPELINE_TOKEN_CREATED)
+    assert (event.release, event.actor, event.target) == (
+        release,
+        users["admin"],
+        "ci:github-actions",
+    )
+    assert event.after == {"role": Role.QA}
+    again = client.get(tokens_url(release))
+    assert again["Cache-Control"] == "no-store"
+    assert "ci:github-actions" in again.content.decode()
+    assert token not in again.content.decode()
+    assert not NEW_TOKEN.search(again.content.decode())
+
+
+def test_it_makes_a_token_that_the_api_accepts(release: Release, as_user: Any, ci: Client) -> None:
+    response = create_on_page(as_user("admin"), release, Role.QA, "gitlab")
+    match = NEW_TOKEN.search(response.content.decode())
+    assert match
+
+    answer = ci.get(go_url(release), headers=bearer(match.group(1)))
+
+    assert answer.status_code == 200
+    assert answer.json()["version"] == "v1.2.3"
+    assert PipelineToken.objects.get(label="gitlab").last_used_at is not None
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_it_refuses_the_tokens_page_to_stakeholders_who_are_not_staff(
+    release: Release, as_user: Any, persona: str
+) -> None:
+    client = as_user(persona)
+
+    page = client.get(tokens_url(release))
+    created = create_on_page(client, release, Role.QA, "sneaky")
+
+    assert page.status_code == 403
+    assert created.status_code == 403
+    assert not PipelineToken.objects.exists()
+    assert not AuditEvent.objects.filter(action=AuditAction.PIPELINE_TOKEN_CREATED).exists()
+
+
+def test_it_hides_the_tokens_page_from_outsiders(release: Release, as_user: Any) -> None:
+    client = as_user("outsider")
+
+    assert client.get(tokens_url(release)).status_code == 404
+    assert create_on_page(client, release, Role.QA, "sneaky").status_code == 404
+    assert not PipelineToken.objects.exists()
+
+
+def test_it_sends_anonymous_visitors_of_the_tokens_page_to_log_in(release: Release) -> None:
+    response = Client().get(tokens_url(release))
+
+    assert response.status_code == 302
+    assert reverse("login") in response["Location"]
+
+
+def test_it_revokes_a_token_once_and_says_so_the_second_time(
+    release: Release, users: dict[str, Any], as_user: Any, ci: Client
+) -> None:
+    client = as_user("admin")
+    token = make_token(release, Role.QA, "jenkins")
+    stored = PipelineToken.objects.get(label="jenkins")
+
+    first = client.post(tokens_url(release), {"action": "revoke", "token": stored.pk})
+    first_page = client.get(first["Location"]).content.decode()
+    second = client.post(tokens_url(release), {"action": "revoke", "token": stored.pk})
+    second_page = client.get(second["Location"]).content.decode()
+
+    assert first.status_code == second.status_code == 302
+    assert first["Location"] == second["Location"] == tokens_url(release)
+    assert "Token revoked; it no longer works." in first_page
+    assert "That token is already revoked or does not exist." in second_page
+    assert "Token revoked; it no longer works." not in second_page
+    stored.refresh_from_db()
+    assert stored.revoked_at is not None
+    revoked = AuditEvent.objects.filter(action=AuditAction.PIPELINE_TOKEN_REVOKED)
+    assert revoked.count() == 1
+    assert (revoked[0].actor, revoked[0].target) == (users["admin"], "ci:jenkins")
+    assert ci.get(go_url(release), headers=bearer(token)).status_code == 401
+
+
+def test_it_lists_the_tokens_of_the_release_and_no_others(
+    release: Release, users: dict[str, Any], as_user: Any
+) -> None:
+    client = as_user("admin")
+    make_token(release, Role.QA, "unit-ci")
+    make_token(release, Role.DEVOPS, "infra-ci")
+    make_token(other_release(users), Role.QA, "elsewhere")
+    old = PipelineToken.objects.get(label="infra-ci")
+    client.post(tokens_url(release), {"action": "revoke", "token": old.pk})
+
+    html = client.get(tokens_url(release)).content.decode()
+
+    assert "ci:unit-ci" in html
+    assert "ci:infra-ci" in html
+    assert "ci:elsewhere" not in html
+    assert html.count('<span class="badge badge--done">Active</span>') == 1
+    assert html.count('name="action" value="revoke"') == 1
+    assert "Revoked " in html
+
+
+def test_it_refuses_a_second_active_token_with_the_same_label(
+    release: Release, as_user: Any
+) -> None:
+    client = as_user("admin")
+    create_on_page(client, release, Role.QA, "github-actions")
+    events = AuditEvent.objects.count()
+
+    response = create_on_page(client, release, Role.DEVOPS, "github-actions")
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert '<p class="error" role="alert">An active token already has this label.</p>' in html
+    assert not NEW_TOKEN.search(html)
+    assert PipelineToken.objects.filter(label="github-actions").count() == 1
+    assert AuditEvent.objects.count() == events
+
+
+def test_it_lets_a_revoked_tokens_label_be_used_again(release: Release, as_user: Any) -> None:
+    client = as_user("admin")
+    create_on_page(client, release, Role.QA, "github-actions")
+    first = PipelineToken.objects.get()
+    client.post(tokens_url(release), {"action": "revoke", "token": first.pk})
+
+    response = create_on_page(client, release, Role.QA, "github-actions")
+
+    assert NEW_TOKEN.search(response.content.decode())
+    assert PipelineToken.objects.filter(label="github-actions").count() == 2
+    assert PipelineToken.objects.active().filter(label="github-actions").count() == 1
+
+
+def test_it_refuses_a_token_label_that_is_not_a_plain_name(release: Release, as_user: Any) -> None:
+    response = create_on_page(as_user("admin"), release, Role.QA, "ci job; rm -rf")
+
+    assert "Use letters, digits, dots, dashes and underscores." in response.content.decode()
+    assert not PipelineToken.objects.exists()
+
+
+# --- go / no-go --------------------------------------------------------------------------
+
+
+def test_it_answers_go_no_go_as_json_to_a_token_of_the_release(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.DEVOPS)
+
+    response = ci.get(go_url(release), headers=bearer(token))
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert set(body) == {"version", "status", "go", "reasons"}
+    assert (body["version"], body["status"], body["go"]) == ("v1.2.3", release.status, False)
+    assert body["reasons"][0] == {"code": "not-approved", "message": "Go-live is not approved."}
+    assert all(set(reason) == {"code", "message"} for reason in body["reasons"])
+    codes = [reason["code"] for reason in body["reasons"]]
+    assert codes == ["not-approved"] + [r.code for r in blocking_reasons(release)]
+    assert "item-open" in codes
+
+
+def test_it_says_go_for_an_approved_release_with_nothing_blocking(
+    ready_release: Release, users: dict[str, Any], ci: Client
+) -> None:
+    workflow.approve(ready_release, by=users["po"])
+    token = make_token(ready_release, Role.DEVOPS)
+
+    response = ci.get(go_url(ready_release), headers=bearer(token))
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "version": "v1.2.3",
+        "status": "approved",
+        "go": True,
+        "reasons": [],
+    }
+
+
+def test_it_says_no_go_for_a_ready_release_nobody_approved(
+    ready_release: Release, ci: Client
+) -> None:
+    token = make_token(ready_release, Role.DEVOPS)
+
+    body = ci.get(go_url(ready_release), headers=bearer(token)).json()
+
+    assert body["go"] is False
+    assert body["reasons"] == [{"code": "not-approved", "message": "Go-live is not approved."}]
+
+
+def test_it_answers_a_logged_in_stakeholder_without_a_token(release: Release, as_user: Any) -> None:
+    response = as_user("support").get(go_url(release))
+
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
+    assert response.json()["reasons"][0]["code"] == "not-approved"
+
+
+def test_it_hides_go_no_go_from_an_outsiders_session(release: Release, as_user: Any) -> None:
+    assert as_user("outsider").get(go_url(release)).status_code == 404
+
+
+@pytest.mark.parametrize("header", [None, "", "Bearer ", "Basic dXNlcjpwYXNz", "token abc"])
+def test_it_asks_for_a_bearer_token_when_none_is_sent(
+    release: Release, ci: Client, header: str | None
+) -> None:
+    headers = {} if header is None else {"Authorization": header}
+
+    asked = ci.get(go_url(release), headers=headers)
+    reported = ci.post(
+        evidence_url(release),
+        data=json.dumps({"item": QA_ITEM, "outcome": "pass"}),
+        content_type="application/json",
+        headers=headers,
+    )
+
+    for response in (asked, reported):
+        assert response.status_code == 401
+        assert response["WWW-Authenticate"] == "Bearer"
+        assert response["Cache-Control"] == "no-store"
+        assert "Authorization: Bearer" in response.json()["error"]
+    assert item(release, QA_ITEM).state == ItemState.PENDING
+
+
+def test_it_refuses_garbage_revoked_and_other_releases_tokens_alike(
+    release: Release, users: dict[str, Any], ci: Client
+) -> None:
+    revoked = make_token(release, Role.QA, "old")
+    PipelineToken.objects.filter(label="old").update(revoked_at=timezone.now())
+    foreign = make_token(other_release(users), Role.QA, "foreign")
+    before = fingerprint(release)
+
+    errors = set()
+    for token in ("garbage", revoked, foreign):
+        asked = ci.get(go_url(release), headers=bearer(token))
+        reported = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
+        for response in (asked, reported):
+            assert response.status_code == 401
+            assert response["Cache-Control"] == "no-store"
+            errors.add(response.json()["error"])
+
+    # One answer for all three: a probe learns nothing about which tokens exist.
+    assert errors == {"This token is unknown, revoked, or not for this release."}
+    assert fingerprint(release) == before
+
+
+def test_it_answers_go_no_go_in_the_callers_language(release: Release) -> None:
+    token = make_token(release, Role.DEVOPS)
+    with translation.override("es"):
+        spanish = translation.gettext("Go-live is not approved.")
+
+    default = Client().get(go_url(release), headers=bearer(token)).json()
+    asked_es = Client(headers={"Accept-Language": "es"}).get(go_url(release), headers=bearer(token))
+    asked_en = Client(headers={"Accept-Language": "en"}).get(go_url(release), headers=bearer(token))
+
+    english = "Go-live is not approved."
+    assert spanish != english
+    assert default["reasons"][0] == {"code": "not-approved", "message": spanish}
+    assert asked_es.json()["reasons"][0]["message"] == spanish
+    assert asked_en.json()["reasons"][0]["message"] == english
+    assert asked_es.json()["reasons"][0]["code"] == asked_en.json()["reasons"][0]["code"]
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+
+def test_it_settles_an_item_from_a_pipeline_report_with_its_evidence(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.QA, "github-actions")
+    before = release.revision
+
+    response = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass", "url": RUN_URL})
+
+    settled = item(release, QA_ITEM)
+    assert response.status_code == 200
+    assert response.json() == {
+        "item": settled.pk,
+        "text": QA_ITEM,
+        "state": ItemState.DONE,
+        "revision": settled.revision,
+    }
+    assert settled.state == ItemState.DONE
+    assert settled.evidence_url == RUN_URL
+    assert settled.changed_by_label == "ci:github-actions"
+    assert settled.changed_by_kind == ActorKind.PIPELINE
+    assert settled.changed_by is None
+    release.refresh_from_db()
+    assert release.revision == before + 1
+    event = AuditEvent.objects.get(action=AuditAction.PIPELINE_PASSED)
+    assert (event.actor_kind, event.actor_label, event.actor, event.target) == (
+        ActorKind.PIPELINE,
+        "ci:github-actions",
+        None,
+        QA_ITEM,
+    )
+    assert event.after["state"] == ItemState.DONE
+    assert event.after["evidence_url"] == RUN_URL
+    assert event.source_ip == "127.0.0.1"
+
+
+def test_it_fails_an_item_with_the_reported_detail_as_its_reason(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.QA, "github-actions")
+
+    response = report(
+        ci,
+        release,
+        token,
+        {"item": QA_ITEM, "outcome": "fail", "url": RUN_URL, "detail": "3 tests failed"},
+    )
+
+    failed = item(release, QA_ITEM)
+    assert response.status_code == 200
+    assert response.json()["state"] == ItemState.FAILED
+    assert (failed.state, failed.reason, failed.evidence_url) == (
+        ItemState.FAILED,
+        "3 tests failed",
+        RUN_URL,
+    )
+    assert AuditEvent.objects.filter(
+        action=AuditAction.PIPELINE_FAILED, actor_kind=ActorKind.PIPELINE
+    ).exists()
+    codes = {r.code for r in blocking_reasons(release)}
+    assert "item-blocked" in codes
+
+
+def test_it_fails_an_item_with_a_default_reason_when_no_detail_is_sent(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.QA)
+
+    report(ci, release, token, {"item": QA_ITEM, "outcome": "fail"})
+
+    assert item(release, QA_ITEM).reason == "the pipeline reported a failure"
+
+
+def test_it_accepts_the_item_by_its_id(release: Release, ci: Client) -> None:
+    token = make_token(release, Role.QA)
+    entry = item(release, QA_ITEM)
+
+    response = report(ci, release, token, {"item": entry.pk, "outcome": "pass"})
+
+    assert response.status_code == 200
+    assert response.json()["item"] == entry.pk
+    assert item(release, QA_ITEM).state == ItemState.DONE
+
+
+def test_it_refuses_an_item_the_tokens_role_does_not_own_and_writes_nothing(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+
+    response = report(ci, release, token, {"item": DEVOPS_ITEM, "outcome": "pass"})
+
+    assert response.status_code == 403
+    assert DEVOPS_ITEM in response.json()["error"]
+    assert fingerprint(release) == before
+
+
+def test_it_answers_404_for_an_item_the_release_does_not_have(
+    release: Release, users: dict[str, Any], ci: Client
+) -> None:
+    token = make_token(release, Role.QA)
+    elsewhere = item(other_release(users), QA_ITEM)
+    before = fingerprint(release)
+
+    by_text = report(ci, release, token, {"item": "No such item", "outcome": "pass"})
+    by_foreign_id = report(ci, release, token, {"item": elsewhere.pk, "outcome": "pass"})
+
+    assert by_text.status_code == 404
+    assert "No such item" in by_text.json()["error"]
+    assert by_foreign_id.status_code == 404
+    assert fingerprint(release) == before
+    assert item(elsewhere.release, QA_ITEM).state == ItemState.PENDING
+
+
+def test_it_answers_409_when_the_item_text_names_two_items(release: Release, ci: Client) -> None:
+    release.items.filter(text="Smoke tests in production").update(text=QA_ITEM)
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+
+    response = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
+
+    assert response.status_code == 409
+    assert "names 2 items" in response.json()["error"]
+    assert fingerprint(release) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error"),
+    [
+        (b"{not json", 400, "The body must be a JSON object."),
+        (b"", 400, "The body must be a JSON object."),
+        (b"\xff\xfe", 400, "The body must be a JSON object."),
+        ([QA_ITEM, "pass"], 400, "The body must be a JSON object."),
+        ("pass", 400, "The body must be a JSON object."),
+        ({"item": QA_ITEM, "outcome": "pass", "state": "done"}, 400, "Unknown fields: state."),
+        ({"item": QA_ITEM, "outcome": "ok"}, 400, 'outcome must be "pass" or "fail".'),
+        ({"item": QA_ITEM}, 400, 'outcome must be "pass" or "fail".'),
+        ({"outcome": "pass"}, 400, "item must be the item's text or its id."),
+        ({"item": True, "outcome": "pass"}, 400, "item must be the item's text or its id."),
+        ({"item": [1], "outcome": "pass"}, 400, "item must be the item's text or its id."),
+        ({"item": QA_ITEM, "outcome": "pass", "url": 5}, 400, "url must be a string."),
+        ({"item": QA_ITEM, "outcome": "fail", "detail": None}, 400, "detail must be a string."),
+        (
+            {"item": QA_ITEM, "outcome": "fail", "detail": "x" * 2001},
+            400,
+            "detail is longer than 2000 characters.",
+        ),
+        (
+            {"item": QA_ITEM, "outcome": "pass", "url": "https://ci.example.com/" + "a" * 1000},
+            400,
+            "url is longer than 1000 characters.",
+        ),
+        (
+            {"item": QA_ITEM, "outcome": "pass", "url": "ftp://ci.example.com/run/1"},
+            422,
+            "The evidence link must be an http(s) URL.",
+        ),
+        (
+            {"item": QA_ITEM, "outcome": "pass", "url": "javascript:alert(1)"},
+            422,
+            "The evidence link must be an http(s) URL.",
+        ),
+    ],
+)
+def test_it_refuses_a_malformed_report_with_a_clear_error_and_writes_nothing(
+    release: Release, ci: Client, body: Any, status: int, error: str
+) -> None:
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+
+    response = report(ci, release, token, body)
+
+    assert response.status_code == status
+    assert response.json() == {"error": error}
+    assert response["Cache-Control"] == "no-store"
+    assert fingerprint(release) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"item": "Unit\x00tests pass", "outcome": "pass"},
+        {"item": QA_ITEM, "outcome": "fail", "detail": "red\x00"},
+        {"item": QA_ITEM, "outcome": "pass", "url": "https://ci.example.com/\x00"},
+    ],
+)
+def test_it_refuses_a_nul_character_as_a_clear_error_rather_than_a_server_error(
+    release: Release, ci: Client, body: dict[str, Any]
+) -> None:
+    # PostgreSQL text cannot hold NUL; the forms refuse it, the JSON API must too.
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+
+    response = report(ci, release, token, body)
+
+    assert response.status_code == 400
+    assert "NUL" in response.json()["error"]
+    assert fingerprint(release) == before
+
+
+def test_it_takes_reports_only_as_a_post(release: Release, ci: Client) -> None:
+    token = make_token(release, Role.QA)
+
+    response = ci.get(evidence_url(release), headers=bearer(token))
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert item(release, QA_ITEM).state == ItemState.PENDING
+
+
+def test_it_takes_reports_without_a_csrf_token(release: Release, users: dict[str, Any]) -> None:
+    token = make_token(release, Role.QA)
+    client = Client(enforce_csrf_checks=True)
+    # Even beside a session cookie the bearer token, not the cookie, authenticates.
+    client.force_login(users["backend"])
+
+    response = report(client, release, token, {"item": QA_ITEM, "outcome": "pass"})
+
+    assert response.status_code == 200
+    settled = item(release, QA_ITEM)
+    assert settled.state == ItemState.DONE
+    assert settled.changed_by_kind == ActorKind.PIPELINE
+
+
+def test_it_keeps_a_persons_tick_when_the_pipeline_reports_a_failure(
+    release: Release, users: dict[str, Any], ci: Client
+) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    token = make_token(release, Role.QA, "nightly")
+
+    response = report(
+        ci, release, token, {"item": QA_ITEM, "outcome": "fail", "detail": "flaky suite red"}
+    )
+
+    kept = item(release, QA_ITEM)
+    assert response.status_code == 200
+    assert response.json()["state"] == ItemState.DONE
+    assert kept.state == ItemState.DONE
+    assert kept.changed_by == users["qa"]
+    assert kept.changed_by_kind == ActorKind.PERSON
+    assert kept.check_failure == "flaky suite red"
+    event = AuditEvent.objects.get(action=AuditAction.PIPELINE_FAILED)
+    assert event.actor_label == "ci:nightly"
+    assert event.after == {"check_failure": "flaky suite red"}
+    reasons = [r for r in blocking_reasons(release) if r.code == "check-failed"]
+    assert len(reasons) == 1
+    assert "flaky suite red" in reasons[0].message
+
+
+def test_it_limits_each_token_to_its_requests_per_minute(
+    release: Release, settings: Any, ci: Client
+) -> None:
+    settings.PIPELINE_REQUESTS_PER_MINUTE = 2
+    cache.clear()
+    token = make_token(release, Role.QA, "busy")
+    other = make_token(release, Role.QA, "calm")
+    # All three requests must fall in one fixed window of the limiter.
+    left = api.RATE_WINDOW_SECONDS - time.time() % api.RATE_WINDOW_SECONDS
+    if left < 3:
+        time.sleep(left + 0.1)
+
+    first = ci.get(go_url(release), headers=bearer(token))
+    second = ci.get(go_url(release), headers=bearer(token))
+    before = fingerprint(release)
+    third = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
+
+    assert first.status_code == second.status_code == 200
+    assert third.status_code == 429
+    assert 1 <= int(third["Retry-After"]) <= api.RATE_WINDOW_SECONDS
+    assert "Too many requests" in third.json()["error"]
+    assert fingerprint(release) == before
+    # The limit is per token: another one of the same release still gets through.
+    assert ci.get(go_url(release), headers=bearer(other)).status_code == 200
+
+
+def test_it_never_stores_the_token_itself(
+    release: Release, as_user: Any, ci: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "secrets", SimpleNamespace(token_urlsafe=lambda _n: PLANTED))
+    admin = as_user("admin")
+    shown = create_on_page(admin, release, Role.QA, "planted")
+    assert PLANTED in shown.content.decode()
+
+    ci.get(go_url(release), headers=bearer(PLANTED))
+    report(ci, release, PLANTED, {"item": QA_ITEM, "outcome": "fail", "url": RUN_URL})
+    report(ci, release, PLANTED, {"item": QA_ITEM, "outcome": "pass", "url": RUN_URL})
+    report(ci, release, PLANTED, {"item": DEVOPS_ITEM, "outcome": "pass"})
+    stored = PipelineToken.objects.get(label="planted")
+    admin.post(tokens_url(release), {"action": "revoke", "token": stored.pk})
+
+    events = list(AuditEvent.objects.values_list("target", "before", "after", "actor_label"))
+    assert len(events) > 3
+    for target, before, after, label in events:
+        assert PLANTED not in target
+        assert PLANTED not in json.dumps(before)
+        assert PLANTED not in json.dumps(after)
+        assert PLANTED not in label
+    stored.refresh_from_db()
+    assert stored.token_hash == PipelineToken.hash_token(PLANTED)
+    assert stored.revoked_at is not None
+    # Nowhere else either: every row of every table this test wrote to.
+    for model in apps.get_models():
+        for row in model._default_manager.values():
+            assert PLANTED not in repr(row), f"the token is stored in {model.__name__}"
+
+
+def test_it_records_when_a_token_was_last_used(release: Release, ci: Client) -> None:
+    token = make_token(release, Role.QA, "used")
+    started = timezone.now() - timedelta(seconds=1)
+    assert PipelineToken.objects.get(label="used").last_used_at is None
+
+    ci.get(go_url(release), headers=bearer(token))
+
+    used = PipelineToken.objects.get(label="used").last_used_at
+    assert used is not None
+    assert used >= started
+
+
+def test_it_reports_for_the_role_of_the_token_not_of_whoever_made_it(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.DEVOPS, "infra")
+
+    allowed = report(ci, release, token, {"item": DEVOPS_ITEM, "outcome": "pass"})
+    refused = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
+
+    assert allowed.status_code == 200
+    assert refused.status_code == 403
+    assert item(release, DEVOPS_ITEM).state == ItemState.DONE
+    assert item(release, QA_ITEM).state == ItemState.PENDING
