@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -30,6 +31,12 @@ PLANTED = "sk-planted-0123456789abcdef"
 BROKERS = ["redis", "filesystem"]
 
 
+def own_redis_database(url: str) -> str:
+    """Another database of the same Redis for each test run: two runs on one machine
+    must not take each other's tasks from a shared queue."""
+    return urlsplit(url)._replace(path=f"/{1 + os.getpid() % 15}").geturl()
+
+
 def service_env(mode: str, data_dir: Path, **extra: str) -> dict[str, str]:
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         pytest.fail("worker tests share the test database with subprocesses: run `make test`")
@@ -40,7 +47,7 @@ def service_env(mode: str, data_dir: Path, **extra: str) -> dict[str, str]:
         "DATABASE_URL": database_url(
             os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"], "checks-worker"
         ),
-        "REDIS_URL": settings.REDIS_URL if mode == "redis" else "",
+        "REDIS_URL": own_redis_database(settings.REDIS_URL) if mode == "redis" else "",
         "SECRET_KEY": settings.SECRET_KEY,
         "DEBUG": "0",
         "DATA_DIR": str(data_dir),
