@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from .models import ActorKind, Release, Stakeholder
+from .models import CLOSED_STATUSES, ActorKind, Release, Stakeholder
 from .policy import Who, is_read_only
 
 if TYPE_CHECKING:
@@ -86,16 +86,18 @@ def roles_on(release: Release | int, user: User) -> frozenset[str]:
     )
 
 
-def who_on(actor: Actor, release: Release | int) -> Who:
+def who_on(actor: Actor, release: Release) -> Who:
+    closed = release.status in CLOSED_STATUSES
     if isinstance(actor, Person):
         roles = roles_on(release, actor.user)
         staff = actor.user.is_staff
-        return Who(ActorKind.PERSON, roles, staff, read_only=is_read_only(roles, is_staff=staff))
+        watching = is_read_only(roles, is_staff=staff)
+        return Who(ActorKind.PERSON, roles, staff, read_only=watching, closed=closed)
     if isinstance(actor, CheckActor):
-        return Who(ActorKind.CHECK, check=actor.name)
+        return Who(ActorKind.CHECK, check=actor.name, closed=closed)
     if isinstance(actor, PipelineActor):
-        return Who(ActorKind.PIPELINE, frozenset({actor.role}))
-    return Who(ActorKind.SYSTEM)
+        return Who(ActorKind.PIPELINE, frozenset({actor.role}), closed=closed)
+    return Who(ActorKind.SYSTEM, closed=closed)
 
 
 def who_anywhere(actor: Actor) -> Who:

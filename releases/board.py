@@ -30,6 +30,7 @@ from markdown_it import MarkdownIt
 from . import policy
 from .actors import roles_on
 from .models import (
+    CLOSED_STATUSES,
     ActorKind,
     CheckOutcome,
     CheckReason,
@@ -43,6 +44,7 @@ from .models import (
     SignOff,
     Stakeholder,
     blocking_reasons,
+    in_signoff_scope,
     status_moves,
 )
 
@@ -140,6 +142,7 @@ def viewer_for(
         roles,
         is_staff,
         read_only=read_only or policy.is_read_only(roles, is_staff=is_staff),
+        closed=release.status in CLOSED_STATUSES,
     )
     return Viewer(
         who=who,
@@ -403,7 +406,7 @@ def _signoffs(
     for stake in release.stakeholders.all():
         people.setdefault(stake.role, []).append(_person(stake.user))
     tallies: dict[tuple[str, str], Tally] = {}
-    for item in items:
+    for item in in_signoff_scope(items):
         if item.owner_role in Role.leads():
             key = (item.phase, item.owner_role)
             tallies.setdefault(key, Tally(item.owner_role, Role(item.owner_role).label))

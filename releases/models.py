@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -240,8 +241,11 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     ),
     ReleaseStatus.DEPLOYED: frozenset({ReleaseStatus.ROLLED_BACK}),
     ReleaseStatus.ROLLED_BACK: frozenset({ReleaseStatus.IN_PROGRESS}),
-    ReleaseStatus.CANCELLED: frozenset(),
+    # Cancelled is terminal: it accepts no change until staff reopen it.
+    ReleaseStatus.CANCELLED: frozenset({ReleaseStatus.IN_PROGRESS}),
 }
+# Statuses in which a release accepts no change but staff reopening it.
+CLOSED_STATUSES = frozenset({ReleaseStatus.CANCELLED})
 
 
 def status_moves(current: str) -> list[str]:
@@ -438,6 +442,15 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
     for reason in reasons:
         unique.setdefault(reason.message, reason)
     return list(unique.values())
+
+
+def in_signoff_scope(items: Iterable[ReleaseItem]) -> list[ReleaseItem]:
+    """The items a lead's sign-off of a phase covers: where the go-live gate cuts the
+    phase, only the lead's items before it, so that the phase can be signed (and go-live
+    approved) before the deploy; elsewhere all of them."""
+    listed = list(items)
+    before = {(i.owner_role, i.phase) for i in listed if i.before_gate}
+    return [i for i in listed if i.before_gate or (i.owner_role, i.phase) not in before]
 
 
 def _answered_since(item: ReleaseItem, check: str, oldest: datetime) -> bool:

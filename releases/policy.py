@@ -43,6 +43,8 @@ class Who:
     read_only: bool = False
     # A check's own name: the items naming it are the only ones it may settle.
     check: str = ""
+    # The release is closed (cancelled): nobody changes it until staff reopen it.
+    closed: bool = False
 
     @property
     def is_person(self) -> bool:
@@ -62,7 +64,7 @@ def _staff_override(who: Who) -> Access:
 
 def may_change_item(who: Who, *, owner_role: str, checks: Collection[str] = ()) -> Access:
     """Tick, untick, N/A, block, note, evidence, or a check's verdict."""
-    if who.read_only:
+    if who.read_only or who.closed:
         return Access.DENIED
     if who.kind == ActorKind.CHECK:
         return Access.ALLOWED if who.check and who.check in checks else Access.DENIED
@@ -75,21 +77,21 @@ def may_change_item(who: Who, *, owner_role: str, checks: Collection[str] = ()) 
 
 def may_sign_off(who: Who, *, role: str) -> Access:
     """A lead signs off their own role's items; staff may for any lead."""
-    if role not in Role.leads() or who.read_only or not who.is_person:
+    if role not in Role.leads() or who.read_only or who.closed or not who.is_person:
         return Access.DENIED
     return Access.ALLOWED if role in who.roles else _staff_override(who)
 
 
 def may_withdraw(who: Who, *, signed_it: bool) -> Access:
     """Only whoever signed withdraws a sign-off; staff may for anyone."""
-    if who.read_only or not who.is_person:
+    if who.read_only or who.closed or not who.is_person:
         return Access.DENIED
     return Access.ALLOWED if signed_it else _staff_override(who)
 
 
 def may_approve(who: Who) -> Access:
     """Approve go-live, or revoke the approval: the product owner's decision."""
-    if who.read_only or not who.is_person:
+    if who.read_only or who.closed or not who.is_person:
         return Access.DENIED
     return Access.ALLOWED if Role.PRODUCT_OWNER in who.roles else _staff_override(who)
 
@@ -97,6 +99,8 @@ def may_approve(who: Who) -> Access:
 def may_edit_contacts(who: Who) -> Access:
     """The product owner keeps the emergency contacts; the system may fill them in when
     it sets a release up (the demo)."""
+    if who.closed:
+        return Access.DENIED
     if who.kind == ActorKind.SYSTEM:
         return Access.ALLOWED
     if who.read_only or not who.is_person:
@@ -106,9 +110,11 @@ def may_edit_contacts(who: Who) -> Access:
 
 def may_set_status(who: Who, *, status: str) -> Access:
     """The product owner moves a release along; DevOps may also record that it was
-    deployed or rolled back."""
+    deployed or rolled back. A closed release only staff reopen."""
     if who.read_only or not who.is_person:
         return Access.DENIED
+    if who.closed:
+        return _staff_override(who) if status == ReleaseStatus.IN_PROGRESS else Access.DENIED
     if Role.PRODUCT_OWNER in who.roles or (
         Role.DEVOPS in who.roles and status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK)
     ):
@@ -119,7 +125,7 @@ def may_set_status(who: Who, *, status: str) -> Access:
 def may_run_checks(who: Who) -> Access:
     """Ask the workers to verify now: anyone working on the release. A run changes
     nothing by itself; the checks settle only the items that name them."""
-    if who.read_only or not who.is_person:
+    if who.read_only or who.closed or not who.is_person:
         return Access.DENIED
     return Access.ALLOWED if who.roles else _staff_override(who)
 

@@ -31,6 +31,7 @@ from . import checklists, notify, policy
 from . import markdown as md
 from .actors import Actor, CheckActor, Person, PipelineActor, who_anywhere, who_on
 from .models import (
+    CLOSED_STATUSES,
     STATUS_TRANSITIONS,
     AuditAction,
     AuditEvent,
@@ -48,6 +49,7 @@ from .models import (
     SignOff,
     Stakeholder,
     blocking_reasons,
+    in_signoff_scope,
     reason_text,
 )
 
@@ -113,6 +115,11 @@ class _Change:
 
     def require(self, access: policy.Access, refusal: str) -> None:
         """Stop unless the policy allowed it; an override is remembered for the audit."""
+        if not access and self.release is not None and self.release.status in CLOSED_STATUSES:
+            raise WorkflowError(
+                _("The release is %(status)s: it accepts no change until staff reopen it.")
+                % {"status": str(ReleaseStatus(self.release.status).label).lower()}
+            )
         if not access:
             raise PermissionDenied(refusal)
         if access is policy.Access.OVERRIDE:
@@ -258,6 +265,10 @@ def _in_english(template: str, args: dict[str, Any]) -> str:
 
 
 def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
+    if not item.before_gate and ReleaseItem.objects.filter(
+        release=change.on, owner_role=item.owner_role, phase=item.phase, before_gate=True
+    ).exists():
+        return  # past the gate in a phase it cuts: the sign-off covers only what precedes it
     signoff = SignOff.objects.filter(
         release=change.on, role=item.owner_role, phase=item.phase, reopened_at__isnull=True
     ).first()
@@ -577,7 +588,9 @@ def sign_off(release: Release, *, role: str, phase: str, by: By, ip: str | None 
             _("Only the %(role)s signs off these items.") % {"role": Role(role).label},
         )
         assert isinstance(actor, Person)  # the policy lets only people sign
-        items = list(ReleaseItem.objects.filter(release=change.on, owner_role=role, phase=phase))
+        items = in_signoff_scope(
+            ReleaseItem.objects.filter(release=change.on, owner_role=role, phase=phase)
+        )
         if not items:
             raise WorkflowError(
                 _("The %(role)s owns no items in “%(phase)s”.")
@@ -887,15 +900,16 @@ def set_status(release: Release, *, status: str, by: By, ip: str | None = None) 
             )
         if status == ReleaseStatus.APPROVED:
             raise WorkflowError(_("Go-live is approved through the approval, not a status."))
-        if current == ReleaseStatus.APPROVED:
-            approval = change.on.active_approval()
-            if approval is not None and status != ReleaseStatus.DEPLOYED:
-                _revoke(
-                    change,
-                    approval,
-                    gettext_noop("status changed to %(status)s"),
-                    {"status": status},
-                )
+        # An approval covers one go-live: the deploy keeps it, anything else (going back,
+        # a rollback, reopening, cancelling) ends it, and a new go-live needs a new one.
+        approval = change.on.active_approval()
+        if approval is not None and status != ReleaseStatus.DEPLOYED:
+            _revoke(
+                change,
+                approval,
+                gettext_noop("status changed to %(status)s"),
+                {"status": status},
+            )
         change.on.status = status
         change.audit(
             AuditAction.RELEASE_STATUS, change.on.version, {"status": current}, {"status": status}

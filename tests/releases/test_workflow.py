@@ -1882,6 +1882,8 @@ ALLOWED_MOVES = {
     (S.APPROVED, S.CANCELLED),
     (S.DEPLOYED, S.ROLLED_BACK),
     (S.ROLLED_BACK, S.IN_PROGRESS),
+    # Reopening a cancelled release: staff only (see the cancelled-release tests).
+    (S.CANCELLED, S.IN_PROGRESS),
 }
 MOVES = [(a, b) for a in S for b in S if a != b]
 
@@ -1891,8 +1893,9 @@ def test_it_allows_the_status_moves_of_the_table(
     release: Release, users: dict[str, Any], current: str, wanted: str
 ) -> None:
     Release.objects.filter(pk=release.pk).update(status=current)
+    mover = "admin" if current == S.CANCELLED else "po"
 
-    workflow.set_status(release, status=wanted, by=users["po"])
+    workflow.set_status(release, status=wanted, by=users[mover])
 
     release.refresh_from_db()
     assert release.status == wanted
@@ -1961,6 +1964,110 @@ def test_it_lets_devops_roll_back_but_not_cancel(
 
     approved_release.refresh_from_db()
     assert approved_release.status == ReleaseStatus.ROLLED_BACK
+
+
+def test_it_ends_the_approval_with_the_rollback_of_the_deploy_it_approved(
+    approved_release: Release, users: dict[str, Any]
+) -> None:
+    workflow.set_status(approved_release, status=ReleaseStatus.DEPLOYED, by=users["po"])
+
+    workflow.set_status(approved_release, status=ReleaseStatus.ROLLED_BACK, by=users["po"])
+
+    approved_release.refresh_from_db()
+    assert approved_release.active_approval() is None
+    revoked = approved_release.approvals.get()
+    assert revoked.revoked_reason_args == {"status": ReleaseStatus.ROLLED_BACK}
+    event = approved_release.audit_events.get(action="release.approval_revoked")
+    assert event.after == {"reason": "status changed to Rolled back"}
+
+
+def test_it_needs_a_new_approval_for_a_new_go_live_after_a_rollback(
+    approved_release: Release, users: dict[str, Any]
+) -> None:
+    for status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK, ReleaseStatus.IN_PROGRESS):
+        workflow.set_status(approved_release, status=status, by=users["po"])
+    approved_release.refresh_from_db()
+    assert approved_release.active_approval() is None
+    assert not any(r.code == "status" for r in blocking_reasons(approved_release))
+
+    workflow.approve(approved_release, by=users["po"])
+
+    approved_release.refresh_from_db()
+    assert approved_release.status == ReleaseStatus.APPROVED
+    assert approved_release.approvals.filter(revoked_at__isnull=True).count() == 1
+    workflow.set_status(approved_release, status=ReleaseStatus.DEPLOYED, by=users["po"])
+
+
+@pytest.fixture
+def cancelled_release(release: Release, users: dict[str, Any]) -> Release:
+    workflow.set_status(release, status=ReleaseStatus.CANCELLED, by=users["po"])
+    release.refresh_from_db()
+    return release
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda r, u: workflow.tick(item(r, QA_ITEM), by=u["qa"]),
+        lambda r, u: workflow.tick(item(r, QA_ITEM), by=u["admin"]),
+        lambda r, u: workflow.annotate_item(item(r, QA_ITEM), by=u["qa"], note="late"),
+        lambda r, u: workflow.mark_blocked(item(r, QA_ITEM), by=u["qa"], reason="x"),
+        lambda r, u: workflow.sign_off(r, role="qa", phase="Pre", by=u["qa"]),
+        lambda r, u: workflow.approve(r, by=u["po"]),
+        lambda r, u: workflow.update_contact(
+            r.contacts.get(), by=u["po"], name="New", phone="+34 600 000 009", email=""
+        ),
+        lambda r, u: workflow.record_check_result(item(r, QA_ITEM), check="ci", passed=True),
+    ],
+    ids=["tick", "staff-tick", "note", "block", "sign-off", "approve", "contact", "check"],
+)
+def test_it_refuses_every_change_to_a_cancelled_release_with_a_clear_message(
+    cancelled_release: Release, users: dict[str, Any], ci_linked: None, change: Any
+) -> None:
+    before = fingerprint(cancelled_release)
+
+    with pytest.raises(WorkflowError, match="cancelled: it accepts no change until staff reopen"):
+        change(cancelled_release, users)
+
+    assert fingerprint(cancelled_release) == before
+
+
+def test_it_lets_only_staff_reopen_a_cancelled_release(
+    cancelled_release: Release, users: dict[str, Any]
+) -> None:
+    with pytest.raises(WorkflowError, match="cancelled"):
+        workflow.set_status(cancelled_release, status=ReleaseStatus.IN_PROGRESS, by=users["po"])
+
+    workflow.set_status(cancelled_release, status=ReleaseStatus.IN_PROGRESS, by=users["admin"])
+
+    cancelled_release.refresh_from_db()
+    assert cancelled_release.status == ReleaseStatus.IN_PROGRESS
+    assert cancelled_release.audit_events.filter(action="release.status").first().override
+    workflow.tick(item(cancelled_release, QA_ITEM), by=users["qa"])
+
+
+def test_it_lets_a_lead_sign_off_a_phase_the_gate_cuts_before_the_deploy(
+    users: dict[str, Any],
+) -> None:
+    # One phase on both sides of the gate, with QA items on each side.
+    template = build_small_template("cut")
+    TemplateItem.objects.filter(template=template, phase="Deploy").update(phase="Pre")
+    release = workflow.create_release(template, version="v3.0.0", title="Cut", by=users["admin"])
+    for persona in ("devops", "backend", "frontend", "qa", "po"):
+        workflow.assign(release, role=persona, user=users[persona], by=users["admin"])
+    for entry in release.items.filter(before_gate=True):
+        workflow.tick(entry, by=users[entry.owner_role])
+
+    for role in LEADS:
+        workflow.sign_off(release, role=role, phase="Pre", by=users[role])
+    workflow.approve(release, by=users["po"])
+    # The deploy and the checks after it leave the sign-off and the approval standing.
+    workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
+
+    release.refresh_from_db()
+    assert release.active_approval() is not None
+    assert release.signoffs.filter(role="qa", reopened_at__isnull=True).exists()
+    assert blocking_reasons(release) == []
 
 
 def test_it_refuses_to_approve_through_a_status(release: Release, users: dict[str, Any]) -> None:
