@@ -265,9 +265,12 @@ def _in_english(template: str, args: dict[str, Any]) -> str:
 
 
 def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
-    if not item.before_gate and ReleaseItem.objects.filter(
-        release=change.on, owner_role=item.owner_role, phase=item.phase, before_gate=True
-    ).exists():
+    if (
+        not item.before_gate
+        and ReleaseItem.objects.filter(
+            release=change.on, owner_role=item.owner_role, phase=item.phase, before_gate=True
+        ).exists()
+    ):
         return  # past the gate in a phase it cuts: the sign-off covers only what precedes it
     signoff = SignOff.objects.filter(
         release=change.on, role=item.owner_role, phase=item.phase, reopened_at__isnull=True
