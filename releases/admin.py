@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
 from . import workflow
 from .access import person
+from .actors import Person
 from .models import (
     AuditEvent,
     ChecklistTemplate,
@@ -111,26 +114,51 @@ class RollbackStepInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+def _through_workflow(request: HttpRequest, operation: Any) -> None:
+    """Run one workflow operation for an admin page; a refusal is shown as a message
+    (the admin has no form error to put it on) and nothing of it is saved."""
+    try:
+        operation()
+    except (workflow.WorkflowError, PermissionDenied) as refusal:
+        setattr(request, REFUSED, True)
+        messages.error(request, getattr(refusal, "message", str(refusal)))
+
+
+# Set on a request whose change the workflow refused, so the admin does not also say
+# it was saved.
+REFUSED = "_deploycheck_refused"
+
+
+class WorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    def message_user(
+        self,
+        request: HttpRequest,
+        message: Any,
+        level: int | str = messages.INFO,
+        extra_tags: str = "",
+        fail_silently: bool = False,
+    ) -> None:
+        if getattr(request, REFUSED, False) and level == messages.SUCCESS:
+            return
+        super().message_user(request, message, level, extra_tags, fail_silently)
+
+
 @admin.register(Release)
-class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReleaseAdmin(WorkflowAdmin):
     list_display = ("version", "title", "status", "window_start", "revision")
     list_filter = ("status",)
     search_fields = ("version", "title")
     # Status, gate and revision change only through the workflow's operations.
     readonly_fields = ("status", "template", "gate_position", "revision", "created_at")
-    fields = (
-        "version",
-        "title",
-        "window_start",
-        "window_end",
-        "changelog_url",
-        "two_person_rule",
-        *readonly_fields,
-    )
+    fields = (*workflow.RELEASE_FIELDS, *readonly_fields)
     inlines = (StakeholderInline, EmergencyContactInline, ReleaseItemInline, RollbackStepInline)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A release is made from a template, which the app's own form does.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The audit trail keeps its releases (AuditEvent protects them anyway).
         return False
 
     def save_model(
@@ -140,9 +168,12 @@ class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         form: ModelForm[Release],
         change: bool,
     ) -> None:
-        super().save_model(request, obj, form, change)
-        if form.changed_data:
-            _audit_admin_edit(request, obj.pk, "release: " + ", ".join(form.changed_data))
+        # Only the fields the form changed, through the workflow: saving the whole row
+        # would write back a status and revision read when the form was opened.
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}
+        _through_workflow(
+            request, lambda: workflow.edit_release(obj, fields=changed, by=person(request))
+        )
 
     def save_formset(
         self,
@@ -152,41 +183,74 @@ class ReleaseAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         formset: BaseInlineFormSet[Any, Release, Any],
         change: bool,
     ) -> None:
-        super().save_formset(request, form, formset, change)
-        if formset.has_changed():
-            _audit_admin_edit(request, form.instance.pk, formset.model._meta.verbose_name_plural)
+        actor = person(request)
+        release = form.instance
+        formset.save(commit=False)
+        for deleted in formset.deleted_objects:
+            _through_workflow(request, lambda deleted=deleted: _remove(deleted, actor))
+        for changed, _fields in formset.changed_objects:
+            _through_workflow(request, lambda changed=changed: _save(changed, actor))
+        for new in formset.new_objects:
+            new.release = release
+            _through_workflow(request, lambda new=new: _add(new, actor))
 
 
-def _audit_admin_edit(request: HttpRequest, release_id: int, target: str) -> None:
-    workflow.record_admin_edit(release_id, by=person(request), target=str(target))
+def _add(part: Stakeholder | EmergencyContact, actor: Person) -> None:
+    if isinstance(part, Stakeholder):
+        workflow.assign(part.release, role=part.role, user=part.user, by=actor)
+    else:
+        workflow.add_contact(part.release, fields=_contact_fields(part), by=actor)
 
 
-class AuditedReleasePartAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    def save_model(
-        self,
-        request: HttpRequest,
-        obj: Any,
-        form: ModelForm,  # type: ignore[type-arg]
-        change: bool,
-    ) -> None:
-        super().save_model(request, obj, form, change)
-        _audit_admin_edit(request, obj.release_id, f"{obj._meta.verbose_name}: {obj}")
+def _save(part: Stakeholder | EmergencyContact, actor: Person) -> None:
+    if isinstance(part, Stakeholder):
+        workflow.reassign(part, role=part.role, user=part.user, by=actor)
+    else:
+        workflow.edit_contact(part, fields=_contact_fields(part), by=actor)
+
+
+def _remove(part: Stakeholder | EmergencyContact, actor: Person) -> None:
+    if isinstance(part, Stakeholder):
+        current = Stakeholder.objects.select_related("user", "release").get(pk=part.pk)
+        workflow.unassign(current.release, role=current.role, user=current.user, by=actor)
+    else:
+        workflow.remove_contact(part, by=actor)
+
+
+def _contact_fields(contact: EmergencyContact) -> dict[str, Any]:
+    return {name: getattr(contact, name) for name in workflow.CONTACT_FIELDS}
+
+
+class ReleasePartAdmin(WorkflowAdmin):
+    """People and contacts edited on their own admin pages: every save and delete,
+    bulk deletes included, is a workflow operation, audited and pushed live."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
+        # Moving a row to another release would be two changes on two releases.
+        return ("release",) if obj is not None else ()
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = person(request)
+        _through_workflow(request, lambda: (_save if change else _add)(obj, actor))
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
-        release_id, label = obj.release_id, f"{obj._meta.verbose_name} removed: {obj}"
-        super().delete_model(request, obj)
-        _audit_admin_edit(request, release_id, label)
+        _through_workflow(request, lambda: _remove(obj, person(request)))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        actor = person(request)
+        for part in queryset:
+            _through_workflow(request, lambda part=part: _remove(part, actor))
 
 
 @admin.register(Stakeholder)
-class StakeholderAdmin(AuditedReleasePartAdmin):
+class StakeholderAdmin(ReleasePartAdmin):
     list_display = ("release", "role", "user")
     list_filter = ("role",)
     autocomplete_fields = ("user",)
 
 
 @admin.register(EmergencyContact)
-class EmergencyContactAdmin(AuditedReleasePartAdmin):
+class EmergencyContactAdmin(ReleasePartAdmin):
     list_display = ("release", "role", "name", "phone", "email")
     list_filter = ("release",)
 

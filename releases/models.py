@@ -706,10 +706,15 @@ class AuditAction(models.TextChoices):
     STAKEHOLDER_ASSIGNED = "stakeholder.assigned", _("Person assigned")
     STAKEHOLDER_UNASSIGNED = "stakeholder.unassigned", _("Person removed")
     CONTACT_UPDATED = "contact.updated", _("Emergency contact changed")
+    CONTACT_ADDED = "contact.added", _("Emergency contact added")
+    CONTACT_REMOVED = "contact.removed", _("Emergency contact removed")
+    STAKEHOLDER_CHANGED = "stakeholder.changed", _("Person or role changed")
+    RELEASE_EDITED = "release.edited", _("Release details changed")
     SHARE_LINK_CREATED = "share_link.created", _("Share link created")
     SHARE_LINK_REVOKED = "share_link.revoked", _("Share link revoked")
     TEMPLATE_IMPORTED = "template.imported", _("Template imported")
     TEMPLATE_REPLACED = "template.replaced", _("Template replaced")
+    # Written by earlier versions, which recorded admin edits without their content.
     ADMIN_EDITED = "admin.edited", _("Edited in the admin")
 
     @classmethod

@@ -592,13 +592,15 @@ RECORDED = {
     "assign": Recorded(
         _nothing,
         lambda r, u: workflow.assign(r, role="qa", user=u["outsider"], by=u["admin"], ip=IP),
-        lambda r: [("stakeholder.assigned", "qa: outsider", {}, {})],
+        lambda r: [
+            ("stakeholder.assigned", "qa: outsider", {}, {"person": "outsider", "role": "qa"})
+        ],
         "admin",
     ),
     "unassign": Recorded(
         _nothing,
         lambda r, u: workflow.unassign(r, role="qa", user=u["qa"], by=u["admin"], ip=IP),
-        lambda r: [("stakeholder.unassigned", "qa: qa", {}, {})],
+        lambda r: [("stakeholder.unassigned", "qa: qa", {"person": "qa", "role": "qa"}, {})],
         "admin",
     ),
     "update_contact": Recorded(

@@ -1,0 +1,198 @@
+"""The Django admin is one more door: every save of release data, people or contacts,
+bulk deletes included, goes through the workflow (locked, audited, pushed live)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from releases import workflow
+from releases.models import AuditEvent, EmergencyContact, Release, ReleaseStatus, Stakeholder
+
+
+@pytest.fixture
+def admin_client(client: Client, users: dict[str, Any]) -> Client:
+    client.force_login(users["admin"])
+    return client
+
+
+def form_data(response: Any) -> dict[str, Any]:
+    """What the admin change page would post back unchanged: the main form's values and
+    every inline formset's, with their management forms."""
+    data: dict[str, Any] = {}
+    adminform = response.context["adminform"].form
+    for name, field in adminform.fields.items():
+        value = adminform.initial.get(name, field.initial)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+            continue
+        data[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    for inline in response.context["inline_admin_formsets"]:
+        formset = inline.formset
+        management = formset.management_form
+        for name in management.fields:
+            data[f"{formset.prefix}-{name}"] = management.initial.get(name, 0)
+        for form in formset.forms:
+            for name, field in form.fields.items():
+                value = form.initial.get(name, field.initial)
+                if value is None or name in getattr(inline, "readonly_fields", ()):
+                    continue
+                key = f"{form.prefix}-{name}"
+                if isinstance(value, bool):
+                    if value:
+                        data[key] = "on"
+                    continue
+                data[key] = getattr(value, "pk", value)
+    return data
+
+
+def change_url(release: Release) -> str:
+    return reverse("admin:releases_release_change", args=[release.pk])
+
+
+def test_it_saves_a_release_edit_through_the_workflow_with_before_and_after(
+    admin_client: Client, release: Release
+) -> None:
+    page = admin_client.get(change_url(release))
+    data = {**form_data(page), "title": "Summer"}
+    revision = release.revision
+
+    response = admin_client.post(change_url(release), data)
+
+    assert response.status_code == 302, response.content[:3000]
+    release.refresh_from_db()
+    assert release.title == "Summer"
+    assert release.revision == revision + 1
+    event = release.audit_events.get(action="release.edited")
+    assert (event.before, event.after) == ({"title": "Spring"}, {"title": "Summer"})
+    assert event.actor_kind == "person" and event.actor_label.startswith("admin")
+
+
+def test_it_never_undoes_an_approval_made_while_the_admin_form_was_open(
+    admin_client: Client, ready_release: Release, users: dict[str, Any]
+) -> None:
+    page = admin_client.get(change_url(ready_release))
+    workflow.approve(ready_release, by=users["po"])
+    approved_at = Release.objects.get(pk=ready_release.pk).revision
+
+    admin_client.post(change_url(ready_release), {**form_data(page), "title": "Renamed"})
+
+    ready_release.refresh_from_db()
+    assert ready_release.status == ReleaseStatus.APPROVED
+    assert ready_release.active_approval() is not None
+    assert ready_release.title == "Renamed"
+    assert ready_release.revision == approved_at + 1
+
+
+def test_it_refuses_a_duplicate_version_in_the_admin_without_saving(
+    admin_client: Client, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.create_release(release.template, version="v2.0.0", title="Next", by=users["admin"])
+    page = admin_client.get(change_url(release))
+    events = AuditEvent.objects.count()
+
+    response = admin_client.post(
+        change_url(release), {**form_data(page), "version": "v2.0.0"}, follow=True
+    )
+
+    release.refresh_from_db()
+    assert release.version == "v1.2.3"
+    assert AuditEvent.objects.count() == events
+    # The admin's own form refuses it, naming the field.
+    assert response.context["adminform"].form.errors["version"]
+
+
+def test_it_audits_a_person_removed_through_the_release_inline(
+    admin_client: Client, release: Release
+) -> None:
+    page = admin_client.get(change_url(release))
+    data = form_data(page)
+    stake = release.stakeholders.get(role="qa")
+    index = next(
+        key.split("-")[1]
+        for key, value in data.items()
+        if key.startswith("stakeholders-") and key.endswith("-id") and value == stake.pk
+    )
+    data[f"stakeholders-{index}-DELETE"] = "on"
+
+    admin_client.post(change_url(release), data)
+
+    assert not release.stakeholders.filter(role="qa").exists()
+    event = release.audit_events.get(action="stakeholder.unassigned")
+    assert (event.before, event.after) == ({"person": "qa", "role": "qa"}, {})
+
+
+def test_it_audits_a_role_changed_on_the_stakeholder_admin_page(
+    admin_client: Client, release: Release, users: dict[str, Any]
+) -> None:
+    stake = release.stakeholders.get(role="qa")
+    url = reverse("admin:releases_stakeholder_change", args=[stake.pk])
+
+    admin_client.post(url, {"role": "devops", "user": users["qa"].pk})
+
+    stake.refresh_from_db()
+    assert stake.role == "devops"
+    event = release.audit_events.get(action="stakeholder.changed")
+    assert (event.before, event.after) == (
+        {"person": "qa", "role": "qa"},
+        {"person": "qa", "role": "devops"},
+    )
+
+
+def test_it_audits_every_row_of_an_admin_bulk_delete(
+    admin_client: Client, release: Release
+) -> None:
+    chosen = list(
+        release.stakeholders.filter(role__in=["qa", "devops"]).values_list("pk", flat=True)
+    )
+    revision = release.revision
+
+    response = admin_client.post(
+        reverse("admin:releases_stakeholder_changelist"),
+        {"action": "delete_selected", "_selected_action": chosen, "post": "yes"},
+    )
+
+    assert response.status_code == 302
+    assert not Stakeholder.objects.filter(pk__in=chosen).exists()
+    removed = release.audit_events.filter(action="stakeholder.unassigned")
+    assert sorted(e.before["role"] for e in removed) == ["devops", "qa"]
+    release.refresh_from_db()
+    assert release.revision == revision + 2
+
+
+def test_it_audits_a_contact_edited_in_the_admin_with_what_changed(
+    admin_client: Client, release: Release
+) -> None:
+    contact = release.contacts.get()
+    url = reverse("admin:releases_emergencycontact_change", args=[contact.pk])
+    data = {
+        "position": contact.position,
+        "role": contact.role,
+        "name": "Dana Operations",
+        "phone": contact.phone,
+        "email": contact.email,
+        "other": contact.other,
+    }
+
+    admin_client.post(url, data)
+
+    event = release.audit_events.get(action="contact.updated")
+    assert (event.before, event.after) == ({"name": "Dana Ops"}, {"name": "Dana Operations"})
+    assert event.target == "DevOps Lead"
+
+
+def test_it_audits_a_contact_deleted_in_the_admin(admin_client: Client, release: Release) -> None:
+    contact = release.contacts.get()
+    url = reverse("admin:releases_emergencycontact_delete", args=[contact.pk])
+
+    admin_client.post(url, {"post": "yes"})
+
+    assert not EmergencyContact.objects.filter(pk=contact.pk).exists()
+    event = release.audit_events.get(action="contact.removed")
+    assert event.before["name"] == "Dana Ops" and event.after == {}
