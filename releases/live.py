@@ -48,6 +48,9 @@ RENDER_CACHE_SIZE = 512
 
 # render_update's signature: (release_id, viewer, page, since_revision) -> (revision, html)
 Renderer = Callable[[int, Hashable, str, int], tuple[int, str]]
+# Which of the given holders (whatever a page's access was granted to: a person as they
+# were, a share link) may still follow the release; asked at every new revision.
+Admitter = Callable[[int, frozenset[Hashable]], frozenset[Hashable]]
 # Its arguments: one distinct render.
 _RenderKey = tuple[int, Hashable, str, int]
 
@@ -86,8 +89,16 @@ class Subscriber:
     viewer: Hashable
     page: str
     seen: int
+    # What access was granted to; when it no longer may follow, the stream ends.
+    holder: Hashable = None
     pending: Update | None = None
+    closed: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close(self) -> None:
+        self.closed = True
+        self.pending = None
+        self.wake.set()
 
     def has(self) -> int:
         return max(self.seen, self.pending.revision if self.pending else -1)
@@ -95,7 +106,7 @@ class Subscriber:
     def offer(self, update: Update) -> None:
         # A newer update replaces one not yet sent: it was rendered from `seen`, so it
         # covers everything the older one did.
-        if update.revision > self.has():
+        if not self.closed and update.revision > self.has():
             self.pending = update
             self.wake.set()
 
@@ -115,6 +126,15 @@ def _render_closing(
         return render(release_id, viewer, page, since)
     finally:
         # Worker threads outlive the render; a connection left open would be held idle.
+        close_old_connections()
+
+
+def _admit_closing(
+    admit: Admitter, release_id: int, holders: frozenset[Hashable]
+) -> frozenset[Hashable]:
+    try:
+        return admit(release_id, holders)
+    finally:
         close_old_connections()
 
 
@@ -162,10 +182,11 @@ def _running_here(task: asyncio.Task[_T] | None) -> TypeGuard[asyncio.Task[_T]]:
 class Hub:
     """The subscribers of one web process and the watcher that feeds them."""
 
-    def __init__(self, render: Renderer) -> None:
-        # The caller says how to render (releases.board.render_update in production), so
-        # this module knows nothing of pages.
+    def __init__(self, render: Renderer, admit: Admitter | None = None) -> None:
+        # The caller says how to render (releases.board.render_update in production) and
+        # who may still follow (releases.streams), so this module knows nothing of pages.
         self._render = render
+        self._admit = admit
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._revisions: dict[int, int] = {}
         self._watcher: asyncio.Task[None] | None = None
@@ -177,11 +198,20 @@ class Hub:
     # --- subscribers ---------------------------------------------------------------------
 
     def subscribe(
-        self, release_id: int, viewer: Hashable, page: str, *, seen: int, current: int
+        self,
+        release_id: int,
+        viewer: Hashable,
+        page: str,
+        *,
+        seen: int,
+        current: int,
+        holder: Hashable = None,
     ) -> Subscriber:
         """Follow a release from revision `seen`; `current` is the latest one known to the
         caller, so a page that is already behind gets its catch-up at once."""
-        subscriber = Subscriber(release_id=release_id, viewer=viewer, page=page, seen=seen)
+        subscriber = Subscriber(
+            release_id=release_id, viewer=viewer, page=page, seen=seen, holder=holder
+        )
         self._subscribers.setdefault(release_id, set()).add(subscriber)
         if not _running_here(self._watcher):
             self._watcher = _detached_task(self._watch())
@@ -232,6 +262,9 @@ class Hub:
         while release_id in self._dirty:
             self._dirty.discard(release_id)
             target = self._revisions.get(release_id, -1)
+            # Every revision may be the one that removed someone or revoked a link, and
+            # it reaches every web process: each ends the streams it may no longer serve.
+            await self._close_revoked(release_id)
             groups: dict[_RenderKey, list[Subscriber]] = defaultdict(list)
             for subscriber in self._subscribers.get(release_id, ()):
                 if subscriber.has() < target:
@@ -261,6 +294,25 @@ class Hub:
                 # The database is the truth: a revision it has not got (a message from
                 # another deployment sharing Redis) must not hold back the real ones.
                 self._revisions[release_id] = rendered
+
+    async def _close_revoked(self, release_id: int) -> None:
+        if self._admit is None:
+            return
+        following = [s for s in self._subscribers.get(release_id, ()) if not s.closed]
+        holders = frozenset(s.holder for s in following)
+        if not holders:
+            return
+        try:
+            admitted = await sync_to_async(_admit_closing, thread_sensitive=False)(
+                self._admit, release_id, holders
+            )
+        except Exception:
+            # Unsure who may follow: keep the streams, and ask again at the next revision.
+            logger.exception("live updates: could not re-check access to release %s", release_id)
+            return
+        for subscriber in following:
+            if subscriber.holder not in admitted:
+                subscriber.close()
 
     def _deliver(
         self,

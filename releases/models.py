@@ -710,6 +710,7 @@ class AuditAction(models.TextChoices):
     CONTACT_REMOVED = "contact.removed", _("Emergency contact removed")
     STAKEHOLDER_CHANGED = "stakeholder.changed", _("Person or role changed")
     RELEASE_EDITED = "release.edited", _("Release details changed")
+    ACCOUNT_CHANGED = "account.changed", _("Account deactivated or no longer staff")
     SHARE_LINK_CREATED = "share_link.created", _("Share link created")
     SHARE_LINK_REVOKED = "share_link.revoked", _("Share link revoked")
     TEMPLATE_IMPORTED = "template.imported", _("Template imported")

@@ -16,6 +16,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.db import close_old_connections
@@ -25,14 +26,52 @@ from django.urls import URLPattern, path
 from django.utils.cache import add_never_cache_headers
 
 from . import board, live
-from .models import Release, ShareLink
+from .models import Release, ShareLink, Stakeholder
 
 STREAM_MAX_SECONDS = 300.0
 # How long the browser waits before reconnecting a stream that ended (EventSource retry).
 RECONNECT_MILLISECONDS = 2000
 
+
+def _person_holder(user_id: int, roles: frozenset[str], is_staff: bool) -> Hashable:
+    return ("person", user_id, roles, is_staff)
+
+
+def still_admitted(release_id: int, holders: frozenset[Hashable]) -> frozenset[Hashable]:
+    """The holders that may still follow the release as they were let in: an active
+    account holding the same roles (and staff standing) on it, an unrevoked link. A
+    person whose roles changed is let go too: their reconnect gets today's view."""
+    users = {h[1] for h in holders if isinstance(h, tuple) and h[0] == "person"}
+    links = {h[1] for h in holders if isinstance(h, tuple) and h[0] == "link"}
+    roles: dict[int, set[str]] = {}
+    for user_id, role in Stakeholder.objects.filter(
+        release_id=release_id, user_id__in=users
+    ).values_list("user_id", "role"):
+        roles.setdefault(user_id, set()).add(role)
+    staff = dict(
+        get_user_model().objects.filter(pk__in=users, is_active=True).values_list("pk", "is_staff")
+    )
+    admitted: set[Hashable] = {
+        _person_holder(user_id, frozenset(held), staff[user_id])
+        for user_id, held in roles.items()
+        if user_id in staff
+    }
+    admitted |= {
+        _person_holder(user_id, frozenset(), True)
+        for user_id, is_staff in staff.items()
+        if is_staff and user_id not in roles
+    }
+    admitted |= {
+        ("link", pk)
+        for pk in ShareLink.objects.active()
+        .filter(release_id=release_id, pk__in=links)
+        .values_list("pk", flat=True)
+    }
+    return frozenset(admitted & holders)
+
+
 # One per web process: the pages it serves and the watcher that feeds them.
-hub = live.Hub(board.render_update)
+hub = live.Hub(board.render_update, still_admitted)
 
 
 @dataclass(frozen=True)
@@ -43,6 +82,8 @@ class LiveAccess:
     revision: int
     viewer: Hashable
     page: str
+    # Who the access was granted to, as it was granted: re-checked at every revision.
+    holder: Hashable = None
 
 
 def _member_access(request: HttpRequest, version: str) -> LiveAccess | HttpResponse:
@@ -58,7 +99,8 @@ def _member_access(request: HttpRequest, version: str) -> LiveAccess | HttpRespo
         viewer = board.viewer_for(
             user, release, read_only=page == "status", language=request.LANGUAGE_CODE
         )
-        return LiveAccess(release.pk, release.revision, viewer, page)
+        holder = _person_holder(user.pk, viewer.roles, viewer.is_staff)
+        return LiveAccess(release.pk, release.revision, viewer, page, holder)
     finally:
         # This runs in a worker thread that outlives the request; see live._render_closing.
         close_old_connections()
@@ -73,7 +115,9 @@ def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpRespons
         viewer = board.viewer_for(
             AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
         )
-        return LiveAccess(link.release_id, link.release.revision, viewer, "status")
+        return LiveAccess(
+            link.release_id, link.release.revision, viewer, "status", ("link", link.pk)
+        )
     finally:
         close_old_connections()
 
@@ -101,7 +145,12 @@ async def _events(hub: live.Hub, access: LiveAccess, since: int) -> AsyncIterato
     # Subscribed inside the generator so that the `finally` below always pairs with it,
     # whether the stream ends, times out or the browser goes away (CancelledError).
     subscriber = hub.subscribe(
-        access.release_id, access.viewer, access.page, seen=since, current=access.revision
+        access.release_id,
+        access.viewer,
+        access.page,
+        seen=since,
+        current=access.revision,
+        holder=access.holder,
     )
     try:
         yield f"retry: {RECONNECT_MILLISECONDS}\n".encode() + live.sse_event(
@@ -116,6 +165,11 @@ async def _events(hub: live.Hub, access: LiveAccess, since: int) -> AsyncIterato
             except TimeoutError:
                 yield b": keep-alive\n\n"
                 continue
+            if subscriber.closed:
+                # Access ended: say so, and make the browser stop reconnecting with a
+                # retry far away (it would only be refused).
+                yield b"retry: 86400000\n" + live.sse_event("revoked", "")
+                return
             update = subscriber.take()
             if update is not None:
                 yield update.event

@@ -1015,6 +1015,22 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
+def record_account_change(
+    release: Release,
+    *,
+    user: User,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    by: By,
+) -> None:
+    """An account lost what let it follow this release (deactivated, no longer staff):
+    audited here, and a new revision, at which open pages re-check who may follow."""
+    actor = as_actor(by)
+    _require_manager(actor, release)
+    with _changing(release.pk, actor) as change:
+        change.audit(AuditAction.ACCOUNT_CHANGED, user.get_username(), dict(before), dict(after))
+
+
 def create_share_link(release: Release, *, label: str, by: By, ip: str | None = None) -> str:
     """A new read-only link to the status page; the token is returned once and only its
     hash is kept."""
@@ -1036,7 +1052,9 @@ def revoke_share_link(release: Release, link: ShareLink, *, by: By, ip: str | No
     """Whether this call revoked the link (False when it was already revoked)."""
     actor = as_actor(by, ip)
     _require_manager(actor, release)
-    with _changing(release.pk, actor, shown=False) as change:
+    # A new revision, although no page shows links: it is what makes every web process
+    # re-check who may follow, and end the streams this link opened.
+    with _changing(release.pk, actor) as change:
         # Only the request that flips revoked_at writes the audit event.
         revoked = ShareLink.objects.filter(
             pk=link.pk, release=change.on, revoked_at__isnull=True

@@ -23,7 +23,7 @@
   var GIVE_UP_MS = 10000;
   // While polling, how often to try the stream again.
   var RETRY_STREAM_MS = 30000;
-  var STATES = ["live", "reconnecting", "polling", "offline"];
+  var STATES = ["live", "reconnecting", "polling", "offline", "revoked"];
 
   function start(root) {
     var indicator = document.getElementById("live-indicator");
@@ -210,6 +210,18 @@
         if (source === stream) {
           apply(event.data, parseInt(event.lastEventId, 10));
         }
+      });
+      // Access ended (a person removed, a link revoked): no more updates, no retries.
+      stream.addEventListener("revoked", function () {
+        if (source !== stream) {
+          return;
+        }
+        stream.close();
+        source = null;
+        stopPolling();
+        quietTimer = clear(quietTimer);
+        giveUpTimer = clear(giveUpTimer);
+        show("revoked");
       });
       stream.addEventListener("error", function () {
         if (source !== stream) {

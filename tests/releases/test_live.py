@@ -35,7 +35,7 @@ SERVER_APP_NAME = "deploycheck-live-test"
 @pytest.fixture(autouse=True)
 def fresh_hub(monkeypatch: pytest.MonkeyPatch) -> live.Hub:
     # The process-wide hub caches renders by release id; every test starts empty.
-    hub = live.Hub(board.render_update)
+    hub = live.Hub(board.render_update, streams.still_admitted)
     monkeypatch.setattr(streams, "hub", hub)
     return hub
 
@@ -529,3 +529,162 @@ def test_it_holds_no_database_connection_while_streams_wait(
     # At most the watcher's short query of the moment.
     assert held <= 1
     assert total <= 3
+
+
+async def revoked_within(events: AsyncIterator[Event], seconds: float) -> float:
+    """How long until the stream says access ended (and then ends)."""
+    started = time.monotonic()
+    async with asyncio.timeout(seconds):
+        async for event in events:
+            if event.event == "revoked":
+                took = time.monotonic() - started
+                assert [e async for e in events] == []
+                return took
+    raise AssertionError("the stream ended without saying access was revoked")
+
+
+def follow_until_revoked(
+    server: WebServer, path: str, cookies: dict[str, str], since: int, revoke: Callable[[], Any]
+) -> float:
+    async def scenario() -> float:
+        async with (
+            httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=10) as http,
+            http.stream("GET", path, params={"page": "board", "since": since}) as response,
+        ):
+            assert response.status_code == 200
+            events = read_events(response)
+            await anext(events)
+            started = time.monotonic()
+            await sync_to_async(closing)(revoke)
+            await revoked_within(events, 5)
+            return time.monotonic() - started
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_a_person_removed_from_the_release(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["qa"])
+
+    seconds = follow_until_revoked(
+        server,
+        path,
+        cookies,
+        release.revision,
+        lambda: workflow.unassign(release, role="qa", user=users["qa"], by=users["admin"]),
+    )
+
+    # Within the second the issue asks for, with room for a loaded machine.
+    assert seconds < 3, server.log.read_text()
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_a_revoked_share_link(
+    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    share(release, users, "for-support")
+    link = ShareLink.objects.get()
+    path = reverse("releases:shared-live", args=["for-support"])
+
+    follow_until_revoked(
+        server,
+        path,
+        {},
+        release.revision,
+        lambda: workflow.revoke_share_link(release, link, by=users["admin"]),
+    )
+
+    assert client_refused(server, path)
+
+
+def client_refused(server: WebServer, path: str) -> bool:
+    return httpx.get(f"{server.url}{path}", timeout=5).status_code == 404
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_a_deactivated_account(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["devops"])
+
+    def deactivate() -> None:
+        users["devops"].is_active = False
+        users["devops"].save()
+
+    follow_until_revoked(server, path, cookies, release.revision, deactivate)
+
+    event = release.audit_events.get(action="account.changed")
+    assert (event.target, event.before["is_active"], event.after["is_active"]) == (
+        "devops",
+        True,
+        False,
+    )
+
+
+@pytest.mark.live
+def test_it_keeps_the_streams_of_people_who_still_may_follow(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["qa"])
+
+    async def scenario() -> Event:
+        async with (
+            httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=10) as http,
+            http.stream(
+                "GET", path, params={"page": "board", "since": release.revision}
+            ) as response,
+        ):
+            events = read_events(response)
+            await anext(events)
+            await sync_to_async(closing)(
+                workflow.unassign, release, role="devops", user=users["devops"], by=users["admin"]
+            )
+            return await asyncio.wait_for(first_update(events), 5)
+
+    update = asyncio.run(scenario())
+
+    assert update.event == "update"
+
+
+def test_it_admits_only_those_who_still_hold_what_let_them_in(
+    release: Release, users: dict[str, Any]
+) -> None:
+    share(release, users, "kept")
+    share(release, users, "gone", revoked=True)
+    kept, gone = ShareLink.objects.order_by("pk")
+    qa, support = users["qa"], users["support"]
+    holders = frozenset(
+        {
+            ("person", qa.pk, frozenset({"qa"}), False),
+            ("person", support.pk, frozenset({"qa"}), False),  # roles changed since
+            ("person", users["admin"].pk, frozenset(), True),
+            ("person", users["outsider"].pk, frozenset(), False),
+            ("link", kept.pk),
+            ("link", gone.pk),
+        }
+    )
+
+    admitted = streams.still_admitted(release.pk, holders)
+
+    assert admitted == {
+        ("person", qa.pk, frozenset({"qa"}), False),
+        ("person", users["admin"].pk, frozenset(), True),
+        ("link", kept.pk),
+    }
