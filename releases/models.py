@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     # request.user under the default AUTH_USER_MODEL.
     AnyUser = User | AnonymousUser
 
-VERSION_PATTERN = r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?$"
+# ASCII digits only: \d also takes other scripts' digits, and "v1０.0.0" (a full-width
+# zero) would stand beside "v10.0.0" looking the same.
+VERSION_PATTERN = r"^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$"
 validate_version = RegexValidator(
     VERSION_PATTERN,
     _("Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."),

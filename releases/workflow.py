@@ -187,6 +187,21 @@ def _snapshot(item: ReleaseItem) -> dict[str, Any]:
     }
 
 
+def _visible_text(text: str, what: str) -> str:
+    """Text people type, refused when it holds invisible bidirectional controls, which
+    can make it read on the page differently from what it is."""
+    hidden = md.bidi_controls(text)
+    if hidden:
+        raise WorkflowError(
+            _(
+                "%(what)s contains invisible bidirectional control characters (%(chars)s), "
+                "which can make it read differently from what it is; remove them."
+            )
+            % {"what": what, "chars": ", ".join(hidden)}
+        )
+    return text
+
+
 def _validate_evidence(url: str) -> str:
     url = url.strip()
     limit = ReleaseItem._meta.get_field("evidence_url").max_length
@@ -345,7 +360,7 @@ def set_item_state(
         raise WorkflowError(_("Only an automated check can mark an item as failed."))
     if state not in ItemState.values:
         raise WorkflowError(_("Unknown state %(state)s.") % {"state": state})
-    reason = reason.strip()
+    reason = _visible_text(reason.strip(), _("The reason"))
     if state in ItemState.needing_reason() and not reason:
         raise WorkflowError(
             _("Say why the item is %(state)s.") % {"state": ItemState(state).label.lower()}
@@ -434,7 +449,7 @@ def annotate_item(
         locked = _locked_item(change, item_id)
         fields: dict[str, Any] = {}
         if note is not None:
-            fields["note"] = note.strip()[:5000]
+            fields["note"] = _visible_text(note.strip()[:5000], _("The note"))
         if evidence_url is not None:
             fields["evidence_url"] = _validate_evidence(evidence_url)
         return _apply_item_change(

@@ -32,7 +32,8 @@ Reason = CheckReason
 
 
 def clip(text: str, limit: int = EVIDENCE_MAX) -> str:
-    text = " ".join(text.split())
+    # NUL cannot be stored in PostgreSQL text; a vendor's field may hold one.
+    text = " ".join(text.replace("\x00", "").split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -2148,3 +2148,22 @@ def test_it_shows_system_reasons_in_each_readers_language(
     assert QA_ITEM in spanish
     assert spanish != approval.revoked_reason_text
     assert approval.revoked_reason_text == f"“{QA_ITEM}” changed after go-live was approved"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e, u: workflow.annotate_item(e, by=u["qa"], note="ok \u202egnp.exe"),
+        lambda e, u: workflow.mark_blocked(e, by=u["qa"], reason="wait \u2066for\u2069 it"),
+    ],
+    ids=["note", "reason"],
+)
+def test_it_refuses_invisible_bidirectional_controls_in_what_people_type(
+    release: Release, users: dict[str, Any], change: Any
+) -> None:
+    before = fingerprint(release)
+
+    with pytest.raises(WorkflowError, match="U\\+202E|U\\+2066"):
+        change(item(release, QA_ITEM), users)
+
+    assert fingerprint(release) == before
