@@ -7,11 +7,17 @@ process at start with a message naming the variable, instead of failing later.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
+from typing import TypedDict
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from deploycheck.logs import uvicorn_access_logger
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -45,6 +51,13 @@ def envlist(name: str, default: str) -> list[str]:
     return [part.strip() for part in os.environ.get(name, default).split(",") if part.strip()]
 
 
+def envpositive(name: str, default: int) -> int:
+    value = envint(name, default)
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name}={value!r} must be a positive integer")
+    return value
+
+
 DEBUG = envbool("DEBUG", False)
 # Demo accounts with a shared password are only ever acceptable on a developer's machine.
 DEMO_MODE = envbool("DEMO_MODE", False) and DEBUG
@@ -69,22 +82,31 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
     "releases",
     "checks",
 ]
 
 MIDDLEWARE = [
+    # First: the HTTPS redirect and HSTS come before any work is done for a request.
     "django.middleware.security.SecurityMiddleware",
+    # Static files are answered here, cacheable and without the page-only headers below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "deploycheck.security.private_cache_middleware",
     "releases.language.user_language_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: it turns a login refused for a lockout into our
+    # lockout page, with everything the outer middleware set up for the request.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "deploycheck.urls"
@@ -146,6 +168,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "releases:list"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins on one account,
+# or from one address, logins there are refused for the cool-off, on our login page and
+# the admin's alike. The two are counted apart, so that guessing one password from many
+# addresses, or many accounts' passwords from one address, are both stopped. The
+# address is the client's as uvicorn reports it: with --proxy-headers it is the one the
+# proxies in FORWARDED_ALLOW_IPS forwarded, not the proxy's own.
+AUTHENTICATION_BACKENDS = [
+    # Refuses a locked-out login before any password is checked; logs nobody in itself.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = envpositive("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=envpositive("AXES_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# A person who mistyped a few times and then got in starts again from zero.
+AXES_RESET_ON_SUCCESS = True
+# The username as axes reads it, cut to what its table holds (see the function).
+AXES_USERNAME_CALLABLE = "deploycheck.security.axes_username"
+# Our page, saying how long to wait, with status 429 and Retry-After.
+AXES_LOCKOUT_CALLABLE = "deploycheck.security.lockout_response"
 
 LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "es")
 LANGUAGES = [("es", _("Español")), ("en", _("English"))]
@@ -218,6 +261,9 @@ CELERY_BEAT_SCHEDULE = {
 # pub/sub to wake it, and how long an idle stream waits before a keep-alive comment.
 LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.1"))
 LIVE_KEEPALIVE_SECONDS = float(os.environ.get("LIVE_KEEPALIVE_SECONDS", "15"))
+# Board and status pages render in worker threads of their own (releases.pages), so a
+# big board never holds up the other requests of its process.
+PAGES_OFF_THREAD = True
 
 CHECKLIST_MAX_BYTES = envint("CHECKLIST_MAX_BYTES", 1024 * 1024)
 # Items per checklist: a board of more would be too big to serve or to read.
@@ -242,19 +288,182 @@ if CHECKS_INTERVAL_SECONDS > 0:
         "schedule": float(CHECKS_INTERVAL_SECONDS),
     }
 
+# HTTPS. Production serves through a TLS-terminating proxy, which says so in
+# X-Forwarded-Proto. SECURE_COOKIES is the switch "this site is served over HTTPS": the
+# redirect and HSTS follow it unless set apart, so a deployment that serves plain HTTP
+# on purpose (SECURE_COOKIES=0) is not redirected to an HTTPS that does not exist.
 SESSION_COOKIE_SECURE = envbool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = envbool("SSL_REDIRECT", SESSION_COOKIE_SECURE)
+# The container's health check asks the web process itself, over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = envint("HSTS_SECONDS", 31536000 if SESSION_COOKIE_SECURE else 0)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured(f"HSTS_SECONDS={SECURE_HSTS_SECONDS!r} must not be negative")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = envbool("HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    # W021 asks for HSTS preload. Preloading is the domain owner's commitment for the
+    # whole registrable domain and all its subdomains, submitted by hand to the browsers'
+    # list, and is hard to undo; deploycheck usually runs on one subdomain of a team's
+    # domain, where the directive does nothing. HSTS_PRELOAD=1 sends it.
+    "security.W021",
+]
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Django's default, stated: a share link's URL is its token and must never leave in a
+# Referer header to the sites an evidence link or a contact points to.
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
+# Content-Security-Policy (django-csp): nothing but our own files runs or styles the
+# pages, so markup that slipped past escaping (a note, a checklist line) stays inert.
+# Templates hold no inline <script>, style= or on*= attributes for that reason.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        # data: is the page's empty favicon.
+        "img-src": [SELF, "data:"],
+        # The live stream and its polling fallback.
+        "connect-src": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    }
+}
+
+# Email, from EMAIL_URL: smtp://user:pass@host:587?tls=1, smtps://… (TLS from the
+# start), or console:// (printed on the server's output, for development). Without it,
+# development prints mail and production sends none, and password reset, whose only
+# way to reach a person is a mail, is not offered (deploycheck.urls).
+EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
+DEFAULT_FROM_EMAIL = os.environ.get("EMAIL_FROM", "").strip() or "deploycheck@localhost"
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A mail server that stops answering must not hold the web process's one thread for
+# sync views (see DESIGN.md, Serving) for ever.
+EMAIL_TIMEOUT = 10
+
+
+class _Email(TypedDict, total=False):
+    EMAIL_BACKEND: str
+    EMAIL_HOST: str
+    EMAIL_PORT: int
+    EMAIL_HOST_USER: str
+    EMAIL_HOST_PASSWORD: str
+    EMAIL_USE_TLS: bool
+    EMAIL_USE_SSL: bool
+    EMAIL_TIMEOUT: int
+
+
+def _email_settings(url: str) -> _Email:
+    """Django's EMAIL_* settings for EMAIL_URL. Messages never quote the URL: it holds
+    the mail server's password."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "console":
+        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if scheme not in {"smtp", "smtps"}:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: unknown scheme {scheme!r} (use smtp://, smtps:// or console://)"
+        )
+    if not parts.hostname:
+        raise ImproperlyConfigured("EMAIL_URL: no mail server host")
+    options = dict(parse_qsl(parts.query, keep_blank_values=True))
+    unknown = sorted(set(options) - {"tls", "ssl", "timeout"})
+    if unknown:
+        raise ImproperlyConfigured(f"EMAIL_URL: unknown option {unknown[0]!r} (tls, ssl, timeout)")
+
+    def flag(name: str) -> bool:
+        value = options.get(name, "0").strip().lower()
+        if value not in _TRUE | _FALSE:
+            raise ImproperlyConfigured(f"EMAIL_URL: {name}={value!r} is not a boolean")
+        return value in _TRUE
+
+    use_ssl = scheme == "smtps" or flag("ssl")
+    use_tls = flag("tls")
+    if use_ssl and use_tls:
+        raise ImproperlyConfigured("EMAIL_URL: tls and ssl (smtps) exclude each other")
+    try:
+        port = parts.port
+        timeout = int(options.get("timeout", EMAIL_TIMEOUT))
+    except ValueError:
+        raise ImproperlyConfigured("EMAIL_URL: the port and timeout must be integers") from None
+    return {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": port or (465 if use_ssl else 587 if use_tls else 25),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": use_tls,
+        "EMAIL_USE_SSL": use_ssl,
+        "EMAIL_TIMEOUT": timeout,
+    }
+
+
+if EMAIL_URL:
+    _email = _email_settings(EMAIL_URL)
+elif DEBUG:
+    _email = {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+else:
+    # Whatever would send mail sends nothing, rather than trying a server on localhost.
+    _email = {"EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend"}
+# Whether mail reaches people; password reset is offered only then.
+EMAIL_ENABLED = bool(EMAIL_URL) or DEBUG
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _email.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = _email.get("EMAIL_TIMEOUT", EMAIL_TIMEOUT)
+
+# uvicorn's access log goes through the redacting handler too, unless uvicorn was told to
+# keep none (deploycheck.logs.uvicorn_access_logger).
+_uvicorn_access = uvicorn_access_logger()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Share-link and reset tokens, Authorization values: never written (deploycheck.logs).
+    "filters": {"redact_secrets": {"()": "deploycheck.logs.RedactSecrets"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # uvicorn's access line, in the same frame as every other line.
+        "access": {
+            "()": "uvicorn.logging.AccessFormatter",
+            "fmt": '%(asctime)s %(levelname)s %(name)s %(client_addr)s - "%(request_line)s" '
+            "%(status_code)s",
+            "use_colors": False,
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        },
+        "access": {
+            "class": "logging.StreamHandler",
+            "formatter": "access",
+            "filters": ["redact_secrets"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    # httpx logs every request line at INFO, query string included: a key passed that
-    # way by a misconfigured check would reach the log.
-    "loggers": {"httpx": {"level": "WARNING"}, "httpcore": {"level": "WARNING"}},
+    "loggers": {
+        # httpx logs every request line at INFO, query string included: a key passed that
+        # way by a misconfigured check would reach the log.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+        # Django's own defaults give "django" a console handler of its own (with DEBUG)
+        # and mail_admins (no ADMINS here): its lines would be written unredacted before
+        # they reach root's handler. Root's alone writes them.
+        "django": {"handlers": [], "propagate": True},
+        # django-axes announces itself at INFO in every process, manage.py commands too;
+        # its failed logins and lockouts are warnings, and stay.
+        "axes.apps": {"level": "WARNING"},
+        **({"uvicorn.access": _uvicorn_access} if _uvicorn_access else {}),
+    },
 }

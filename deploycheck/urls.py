@@ -1,9 +1,39 @@
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import urls as auth_urls
+from django.urls import URLPattern, URLResolver, include, path
+
+from deploycheck.security import PasswordResetView
+
+PASSWORD_RESET_NAMES = {
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+}
+
+
+def _account_urls() -> list[URLPattern | URLResolver]:
+    """Django's login, logout and password change; password reset only when mail reaches
+    people (settings.EMAIL_ENABLED), since its link travels by mail: without it the page
+    would promise a mail that never comes. Then its URLs do not exist (404) and no page
+    links to them (the login page links only to a URL that resolves)."""
+    kept: list[URLPattern | URLResolver] = [
+        pattern
+        for pattern in auth_urls.urlpatterns
+        if not isinstance(pattern, URLPattern)
+        or pattern.name not in PASSWORD_RESET_NAMES
+        or (settings.EMAIL_ENABLED and pattern.name != "password_reset")
+    ]
+    if settings.EMAIL_ENABLED:
+        # Ours reports a mail that could not be sent instead of claiming it was.
+        kept.append(path("password_reset/", PasswordResetView.as_view(), name="password_reset"))
+    return kept
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("accounts/", include("django.contrib.auth.urls")),
+    path("accounts/", include(_account_urls())),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("checks.urls")),
     path("", include("releases.urls")),

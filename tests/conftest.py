@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import override_settings
 from django.utils import translation
 
 from releases import workflow
@@ -24,8 +25,29 @@ from releases.models import (
     TemplateItem,
     TemplateRollbackStep,
 )
+from releases.pages import pages
 
 PERSONAS = ("devops", "backend", "frontend", "qa", "po", "support")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def plain_http() -> Iterator[None]:
+    """The suite speaks plain HTTP: through Django's test client, and to the servers it
+    starts on loopback, which inherit this environment. Production redirects plain HTTP
+    to HTTPS (SSL_REDIRECT, on without DEBUG); the tests of that turn it back on."""
+    with pytest.MonkeyPatch.context() as patch, override_settings(SECURE_SSL_REDIRECT=False):
+        patch.setenv("SSL_REDIRECT", "0")
+        yield
+
+
+@pytest.fixture(autouse=True)
+def pages_on_the_test_thread(settings: Any) -> None:
+    # Each test's data sits in a transaction on its own thread; a page rendered in
+    # another thread, on another connection, would not see it. Servers in subprocesses
+    # (live, browser, bench) render off the thread as production does.
+    settings.PAGES_OFF_THREAD = False
+    # Keys hold release ids and revisions, which another test's rolled-back data reuses.
+    pages.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,28 @@
+/*
+ * A refused action (403/409/422) comes back with its message and is swapped in; any
+ * other failed action (a 500, a lost connection) swaps nothing, so say so here, in
+ * #messages, with the text of its data-failure attribute.
+ *
+ * A file rather than an inline script, which the Content-Security-Policy would refuse.
+ * Loaded with defer after htmx, so it listens before htmx sends anything.
+ */
+(function () {
+  "use strict";
+
+  function reportFailure(event) {
+    var detail = event.detail || {};
+    var config = detail.requestConfig || {};
+    var status = detail.xhr ? detail.xhr.status : 0;
+    if (config.verb === "get" || [403, 409, 422].indexOf(status) >= 0) {
+      return;
+    }
+    var box = document.getElementById("messages");
+    var line = document.createElement("p");
+    line.className = "message message--error";
+    line.textContent = box.dataset.failure;
+    box.replaceChildren(line);
+  }
+
+  document.addEventListener("htmx:responseError", reportFailure);
+  document.addEventListener("htmx:sendError", reportFailure);
+})();
