@@ -25,9 +25,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # environment by service_argv(); `-m` keeps every service on the interpreter (and so
 # the virtualenv) that started the launcher, whatever is on PATH.
 SERVICES: dict[str, tuple[str, ...]] = {
+    # One process per core (WEB_CONCURRENCY): Django runs a process's sync work on one
+    # thread, and the GIL keeps a process on one core.
     "web": (
         "-m", "uvicorn", "deploycheck.asgi:application",
-        "--host", "{host}", "--port", "{port}",
+        "--host", "{host}", "--port", "{port}", "--workers", "{web_concurrency}",
         "--proxy-headers", "--timeout-graceful-shutdown", "3",
     ),
     # Threads: checks wait on the network, so one run's checks go side by side.
@@ -81,6 +83,13 @@ def host(env: Mapping[str, str]) -> str:
     return env.get("HOST", "").strip() or DEFAULT_HOST
 
 
+def web_concurrency(env: Mapping[str, str]) -> int:
+    raw = env.get("WEB_CONCURRENCY", "").strip() or str(os.cpu_count() or 1)
+    if not raw.isdigit() or not 0 < int(raw) <= 256:
+        raise LaunchError(f"WEB_CONCURRENCY={raw!r} is not a number of processes (1-256)")
+    return int(raw)
+
+
 def worker_concurrency(env: Mapping[str, str]) -> int:
     raw = env.get("WORKER_CONCURRENCY", "").strip() or str(DEFAULT_WORKER_CONCURRENCY)
     if not raw.isdigit() or not 0 < int(raw) <= 1000:
@@ -95,6 +104,7 @@ def service_argv(name: str, env: Mapping[str, str]) -> list[str]:
         "port": port(env),
         "data_dir": data_dir(env),
         "worker_concurrency": worker_concurrency(env),
+        "web_concurrency": web_concurrency(env),
     }
     return [sys.executable, *(part.format(**values) for part in SERVICES[name])]
 
@@ -140,6 +150,8 @@ def development_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DEBUG", "1")
     env.setdefault("DEMO_MODE", "1")
+    # One web process is plenty for a demo, and keeps its log in one place.
+    env.setdefault("WEB_CONCURRENCY", "1")
     env["DATA_DIR"] = str(data_dir(env))
     # Log lines from the children show up as they happen even when output is a file.
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -8,21 +8,25 @@ through the live stream.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Hashable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import connection
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -31,8 +35,9 @@ from django_htmx.middleware import HtmxDetails
 from . import workflow
 from .access import get_release_for_user, person
 from .board import Viewer, board_context, render_fragments, status_context, viewer_for
-from .forms import ApprovalForm, ItemActionForm, SignOffForm, StatusForm
+from .forms import ApprovalForm, ItemActionForm, NamedErrorsForm, SignOffForm, StatusForm
 from .models import Release, ReleaseStatus, Role, ShareLink
+from .pages import CSRF_PLACEHOLDER, off_thread, pages
 
 # The board's filters, by query string; "" shows everything.
 FILTERS = (
@@ -134,44 +139,148 @@ def _act(
     return redirect(_back_to_board(request, current, anchor))
 
 
-def _incomplete() -> workflow.WorkflowError:
-    return workflow.WorkflowError(_("The form was incomplete. Reload the page and try again."))
+def _refused(form: NamedErrorsForm) -> workflow.WorkflowError:
+    """A form that does not hold, refused (422) like a rule saying no, with a message
+    naming each wrong field and its limit."""
+    return workflow.WorkflowError(form.refusal())
 
 
 # --- pages -----------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    return _render_board(request, get_release_for_user(request, version))
+@dataclass(frozen=True)
+class CachedPage:
+    """What a page request needs: the shared render's key and how to make it, and the
+    shell's few per-request values."""
+
+    key: Hashable
+    render: Callable[[], str]
+    title: str
+    share_token: str = ""
+    # A fragment (the filtered checklist for htmx) goes out without the shell.
+    bare: bool = False
 
 
-@login_required
-@require_GET
-def status_page(request: HttpRequest, version: str) -> HttpResponse:
+def _board_page(request: HtmxHttpRequest, version: str) -> CachedPage | HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
     release = get_release_for_user(request, version)
-    context = {
-        **status_context(release, _viewer(request, release, read_only=True)),
-        "share_token": "",
-    }
-    return render(request, "releases/status.html", context)
+    language = request.LANGUAGE_CODE
+    viewer = _viewer(request, release)
+    show = request.GET.get("show", "")
+    show = show if show in dict(FILTERS) else ""
+    # Only the filter links ask for the checklist alone; any other htmx request (a
+    # boosted link, a history restore) gets the whole page.
+    bare = bool(request.htmx and request.htmx.target == "board")
+    part = "board" if bare else "page"
+
+    def render_body() -> str:
+        with translation.override(language):
+            context = {
+                **board_context(release, viewer),
+                "show": show,
+                "filters": FILTERS,
+                "csrf_token": CSRF_PLACEHOLDER,
+            }
+            return render_to_string(f"releases/board.html#{part}", context)
+
+    return CachedPage(
+        key=("board", release.pk, release.revision, viewer, language, show, part),
+        render=render_body,
+        title=f"{release.version} · {_('Board')}",
+        bare=bare,
+    )
 
 
-@require_GET
-def shared_status(request: HttpRequest, token: str) -> HttpResponse:
-    """The status page for whoever holds a share link; no account needed."""
+def _status_page(request: HttpRequest, release: Release, viewer: Viewer, token: str) -> CachedPage:
+    language = request.LANGUAGE_CODE
+
+    def render_body() -> str:
+        with translation.override(language):
+            context = {
+                **status_context(release, viewer),
+                "share_token": token,
+                "csrf_token": CSRF_PLACEHOLDER,
+            }
+            return render_to_string("releases/status.html#page", context)
+
+    return CachedPage(
+        # The share token is part of the page (its live URLs): one render per link.
+        key=("status", release.pk, release.revision, viewer, language, token),
+        render=render_body,
+        title=f"{release.version} · {_('Status')}",
+        share_token=token,
+    )
+
+
+def _member_status_page(request: HtmxHttpRequest, version: str) -> CachedPage | HttpResponse:
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    release = get_release_for_user(request, version)
+    return _status_page(request, release, _viewer(request, release, read_only=True), "")
+
+
+def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
     link = get_object_or_404(
         ShareLink.objects.active().select_related("release"),
         token_hash=ShareLink.hash_token(token),
     )
-    release = link.release
     # Whoever opens a share link sees what the link grants, even when logged in.
     viewer = viewer_for(
-        AnonymousUser(), release, read_only=True, language=translation.get_language()
+        AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
     )
-    context = {**status_context(release, viewer), "share_token": token}
-    response = render(request, "releases/status.html", context)
+    return _status_page(request, link.release, viewer, token)
+
+
+def _shell(request: HttpRequest, page: CachedPage, body: str) -> HttpResponse:
+    body = body.replace(CSRF_PLACEHOLDER, get_token(request))
+    if page.bare:
+        response = HttpResponse(body)
+    else:
+        context = {
+            "page_title": page.title,
+            "body": SafeString(body),
+            "share_token": page.share_token,
+        }
+        response = render(request, "releases/cached_page.html", context)
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+async def _serve(
+    request: HtmxHttpRequest,
+    prepare: Callable[[HtmxHttpRequest, str], CachedPage | HttpResponse],
+    key: str,
+) -> HttpResponse:
+    """Access (the login too) and the revision are read in one worker-thread call, the
+    body comes from the shared cache (rendered in a worker thread when it is not there
+    yet), and only the shell is rendered for this request.
+
+    No database work happens in the request's own thread-sensitive context: that thread
+    keeps its connection until the request ends, and twenty requests each holding one
+    while waiting for another from the pool would exhaust it.
+    """
+    page = await off_thread(prepare)(request, key)
+    if isinstance(page, HttpResponse):
+        return page
+    body = await pages.get_or_render(page.key, page.render)
+    return await off_thread(_shell)(request, page, body)
+
+
+@require_GET
+async def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    return await _serve(request, _board_page, version)
+
+
+@require_GET
+async def status_page(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    return await _serve(request, _member_status_page, version)
+
+
+@require_GET
+async def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
+    """The status page for whoever holds a share link; no account needed."""
+    response = await _serve(request, _shared_status_page, token)
     response["Referrer-Policy"] = "no-referrer"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
@@ -189,7 +298,7 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
 
     def operation() -> str:
         if not form.is_valid():
-            raise _incomplete()
+            raise _refused(form)
         data = form.cleaned_data
         action: str = data["action"]
         common = {"by": person(request), "expected_version": data["version"]}
@@ -223,7 +332,7 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
 
     def operation() -> str:
         if not form.is_valid():
-            raise _incomplete()
+            raise _refused(form)
         role, phase = form.cleaned_data["role"], form.cleaned_data["phase"]
         names = {"role": Role(role).label, "phase": phase}
         if form.cleaned_data["action"] == "sign":
@@ -243,7 +352,7 @@ def approval(request: HtmxHttpRequest, version: str) -> HttpResponse:
 
     def operation() -> str:
         if not form.is_valid():
-            raise _incomplete()
+            raise _refused(form)
         if form.cleaned_data["action"] == "approve":
             workflow.approve(release, by=person(request))
             return _("Go-live approved.")
@@ -262,7 +371,7 @@ def status_change(request: HtmxHttpRequest, version: str) -> HttpResponse:
 
     def operation() -> str:
         if not form.is_valid():
-            raise _incomplete()
+            raise _refused(form)
         status = form.cleaned_data["status"]
         workflow.set_status(release, status=status, by=person(request))
         return _("The release is now: %(status)s.") % {"status": ReleaseStatus(status).label}

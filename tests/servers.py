@@ -57,7 +57,8 @@ def database_url(base_url: str, name: str, application_name: str = "") -> str:
 def web_server(
     env: Mapping[str, str], data_dir: Path, extra_args: Sequence[str] = ()
 ) -> Iterator[WebServer]:
-    server_env = {**env, "HOST": "127.0.0.1", "PORT": str(free_port())}
+    # One process unless the caller asks for more: most runs follow one process's log.
+    server_env = {"WEB_CONCURRENCY": "1", **env, "HOST": "127.0.0.1", "PORT": str(free_port())}
     log = data_dir / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(

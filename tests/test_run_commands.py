@@ -38,6 +38,7 @@ SETTINGS_VARIABLES = (
     "CHECKLIST_MAX_ITEMS", "CHECKS_CONNECT_TIMEOUT", "CHECKS_READ_TIMEOUT",
     "CHECKS_ATTEMPT_SECONDS", "CHECKS_INTERVAL_SECONDS", "CHECKS_MAX_AGE", "CHECKS_MAX_ATTEMPTS",
     "CHECKS_RETRY_BASE_SECONDS", "WORKER_CONCURRENCY", "PIPELINE_REQUESTS_PER_MINUTE",
+    "WEB_CONCURRENCY",
 )  # fmt: skip
 
 
@@ -61,7 +62,8 @@ def test_service_argv_is_the_production_command(tmp_path: Path) -> None:
     py = sys.executable
     assert run.service_argv("web", env) == [
         py, "-m", "uvicorn", "deploycheck.asgi:application", "--host", "0.0.0.0",
-        "--port", "8123", "--proxy-headers", "--timeout-graceful-shutdown", "3",
+        "--port", "8123", "--workers", str(os.cpu_count() or 1),
+        "--proxy-headers", "--timeout-graceful-shutdown", "3",
     ]  # fmt: skip
     assert run.service_argv("worker", env) == [
         py, "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO",
@@ -101,7 +103,13 @@ def test_launcher_execs_the_named_service(
     expected = run.service_argv(name, dict(os.environ))
     assert calls == [(sys.executable, expected)]
     assert expected[1:] == [
-        part.format(host="127.0.0.1", port=8124, data_dir=tmp_path / "data", worker_concurrency=5)
+        part.format(
+            host="127.0.0.1",
+            port=8124,
+            data_dir=tmp_path / "data",
+            worker_concurrency=5,
+            web_concurrency=run.web_concurrency({}),
+        )
         for part in run.SERVICES[name]
     ]
     assert (tmp_path / "data").is_dir()

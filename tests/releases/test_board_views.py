@@ -38,6 +38,7 @@ from releases.models import (
     TemplateItem,
     TemplateRollbackStep,
 )
+from releases.pages import CSRF_PLACEHOLDER, pages
 from releases.policy import Who
 from tests.conftest import PERSONAS, item
 
@@ -352,8 +353,108 @@ def test_it_refuses_a_form_without_a_version(as_user: Any, release: Release) -> 
 
     entry.refresh_from_db()
     assert response.status_code == 422
-    assert "The form was incomplete." in response.content.decode()
+    assert (
+        "The item version is missing from the form. Reload the page and try again."
+        in response.content.decode()
+    )
     assert entry.state == ItemState.PENDING
+
+
+@pytest.mark.parametrize(
+    ("action", "field", "limit", "message"),
+    [
+        ("note", "note", 5000, "The note is longer than 5,000 characters (it has 5,312)."),
+        ("na", "reason", 2000, "The reason is longer than 2,000 characters (it has 5,312)."),
+        ("blocked", "reason", 2000, "The reason is longer than 2,000 characters (it has 5,312)."),
+        (
+            "evidence",
+            "evidence_url",
+            1000,
+            "The evidence link is longer than 1,000 characters (it has 5,312).",
+        ),
+    ],
+)
+def test_it_names_the_field_and_its_limit_when_a_text_is_too_long(
+    as_user: Any, release: Release, action: str, field: str, limit: int, message: str
+) -> None:
+    entry = item(release, QA_ITEM)
+    client = as_user("qa")
+    text = "https://example.com/" + "x" * (5312 - 20) if field == "evidence_url" else "x" * 5312
+
+    htmx = post_item(client, release, entry, action, htmx=True, **{field: text})
+    plain = post_item(client, release, entry, action, **{field: text})
+
+    entry.refresh_from_db()
+    assert entry.version == 0 and entry.note == "" and entry.reason == ""
+    # htmx: refused (422) with the message and the row re-rendered as it stands.
+    assert htmx.status_code == 422
+    assert message in htmx.content.decode()
+    assert f'id="item-{entry.pk}"' in htmx.content.decode()
+    # Without JavaScript: back to the row, with the same message.
+    assert plain.status_code == 302
+    assert plain["Location"].endswith(f"#item-{entry.pk}")
+    assert messages_of(plain) == [message]
+
+
+def test_it_accepts_a_note_of_exactly_the_limit(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(as_user("qa"), release, entry, "note", note="x" * 5000)
+
+    entry.refresh_from_db()
+    assert response.status_code == 302
+    assert len(entry.note) == 5000
+
+
+def test_it_counts_in_the_readers_number_format(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+    client = as_user("qa")
+
+    # Django's Spanish format groups thousands with a no-break space.
+    response = client.post(
+        item_url(release, entry),
+        {"action": "note", "version": entry.version, "note": "x" * 5312},
+        headers={**HTMX, "Accept-Language": "es"},
+    )
+
+    assert response.status_code == 422
+    assert "5\xa0000" in response.content.decode() and "5\xa0312" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"action": "launch"}, "The action “launch” is not one this page offers."),
+        ({"version": "-1"}, "The item version cannot be below 0."),
+        ({"version": "one"}, "The item version is not a number."),
+        ({"action": ""}, "The action is missing from the form."),
+    ],
+)
+def test_it_names_each_refused_hidden_field(
+    as_user: Any, release: Release, data: dict[str, str], message: str
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = as_user("qa").post(
+        item_url(release, entry), {"action": "tick", "version": "0", **data}, headers=HTMX
+    )
+
+    assert response.status_code == 422
+    assert message + " Reload the page and try again." in response.content.decode()
+
+
+def test_it_names_every_refused_field_at_once(as_user: Any, release: Release) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = as_user("qa").post(
+        item_url(release, entry),
+        {"action": "note", "version": "x", "note": "x" * 5001},
+        headers=HTMX,
+    )
+
+    page = response.content.decode()
+    assert "The item version is not a number." in page
+    assert "The note is longer than 5,000 characters (it has 5,001)." in page
 
 
 def test_it_reports_a_stale_edit_as_a_conflict_and_overwrites_nothing(
@@ -547,6 +648,68 @@ def approval_post(
         {"action": action, "reason": reason},
         headers=HTMX if htmx else {},
     )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"phase": "P" * 301}, "The phase is longer than 300 characters (it has 301)."),
+        ({"role": "ceo"}, "The role “ceo” is not one this page offers."),
+        ({"action": "sign-all"}, "The action “sign-all” is not one this page offers."),
+    ],
+)
+def test_it_names_the_refused_field_of_a_sign_off(
+    as_user: Any, release: Release, fields: dict[str, str], message: str
+) -> None:
+    response = as_user("qa").post(
+        reverse("releases:signoff", args=[release.version]),
+        {"role": "qa", "phase": "Pre", "action": "sign", **fields},
+        headers=HTMX,
+    )
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert 'id="signoff-panel"' in response.content.decode()
+    assert not SignOff.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        (
+            {"action": "revoke", "reason": "r" * 2500},
+            "The reason is longer than 2,000 characters (it has 2,500).",
+        ),
+        ({"action": "approve-now"}, "The action “approve-now” is not one this page offers."),
+    ],
+)
+def test_it_names_the_refused_field_of_an_approval(
+    as_user: Any, ready_release: Release, fields: dict[str, str], message: str
+) -> None:
+    response = as_user("po").post(
+        reverse("releases:approval", args=[ready_release.version]), fields, headers=HTMX
+    )
+
+    assert response.status_code == 422
+    assert message in response.content.decode()
+    assert not GoLiveApproval.objects.exists()
+
+
+def test_it_names_the_refused_status_and_shortens_what_was_sent(
+    as_user: Any, release: Release
+) -> None:
+    response = as_user("po").post(
+        reverse("releases:status-change", args=[release.version]),
+        {"status": "gone" + "e" * 500},
+        headers=HTMX,
+    )
+
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "The status “gone" in page and "is not one this page offers." in page
+    assert "e" * 100 not in page
+    release.refresh_from_db()
+    assert release.status == "planned"
 
 
 def test_it_signs_off_a_lead_once_their_items_are_settled(
@@ -900,14 +1063,22 @@ def test_it_renders_the_board_in_the_same_queries_for_7_and_70_items(
     client = as_user("qa")
     client.get(board_url(small))  # the session and language settle on the first request
 
-    small_count = queries_for(client, board_url(small))
-    large_count = queries_for(client, board_url(large))
-    status_small = queries_for(client, status_url(small))
-    status_large = queries_for(client, status_url(large))
+    # Each measured as a full render, then as the shared render reused.
+    counts = {}
+    for name, url in [
+        ("board", board_url),
+        ("status", status_url),
+    ]:
+        for made in (small, large):
+            pages.clear()
+            counts[name, made.pk, "render"] = queries_for(client, url(made))
+            counts[name, made.pk, "reuse"] = queries_for(client, url(made))
 
     assert large.items.count() == 70
-    assert small_count == large_count
-    assert status_small == status_large
+    for name in ("board", "status"):
+        for use in ("render", "reuse"):
+            assert counts[name, small.pk, use] == counts[name, large.pk, use]
+        assert counts[name, small.pk, "reuse"] < counts[name, small.pk, "render"]
 
 
 def test_it_renders_a_live_update_in_the_same_queries_for_7_and_70_items(
@@ -1060,3 +1231,59 @@ def test_it_offers_devops_only_the_moves_devops_may_make(
 
     assert 'name="status" value="deployed"' in page
     assert 'name="status" value="cancelled"' not in page
+
+
+# --- pages rendered once and shared ---------------------------------------------------------
+
+
+def test_it_never_serves_a_shared_page_older_than_the_revision_its_request_read(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    devops, qa = as_user("devops"), as_user("qa")
+    entry = item(release, QA_ITEM)
+    devops.get(board_url(release))  # rendered and kept for viewers like devops
+
+    workflow.tick(entry, by=users["qa"])
+    seen = {name: client.get(board_url(release)).content.decode() for name, client in
+            [("devops", devops), ("qa", qa)]}  # fmt: skip
+
+    for html in seen.values():
+        row = html[html.index(f'<li id="item-{entry.pk}"') :]
+        assert (
+            row.startswith(f'<li id="item-{entry.pk}" class="item')
+            and 'data-state="done"' in row[:300]
+        )
+
+
+def test_it_shares_a_render_only_between_viewers_who_would_get_the_same_page(
+    as_user: Any, release: Release
+) -> None:
+    qa_page = as_user("qa").get(board_url(release)).content.decode()
+    devops_page = as_user("devops").get(board_url(release)).content.decode()
+
+    qa_item = item(release, QA_ITEM)
+    checkbox = f'id="tick-{qa_item.pk}"'
+    assert "disabled" not in qa_page[qa_page.index(checkbox) :][:200]
+    assert "disabled" in devops_page[devops_page.index(checkbox) :][:200]
+
+
+def test_it_gives_each_request_its_own_csrf_token_and_name_in_a_shared_page(
+    as_user: Any, release: Release
+) -> None:
+    first, second = as_user("qa"), as_user("qa")
+
+    pages_served = [client.get(board_url(release)) for client in (first, second)]
+
+    for response, client in zip(pages_served, (first, second), strict=True):
+        html = response.content.decode()
+        assert CSRF_PLACEHOLDER not in html
+        assert 'name="csrfmiddlewaretoken" value="' in html
+        # The token in the page is one the session's cookie accepts.
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', html)
+        assert token is not None
+        answer = client.post(
+            item_url(release, item(release, QA_ITEM)),
+            {"action": "note", "version": item(release, QA_ITEM).version, "note": "seen",
+             "csrfmiddlewaretoken": token.group(1)},
+        )  # fmt: skip
+        assert answer.status_code in (200, 302)

@@ -12,6 +12,7 @@ import asyncio
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -328,7 +329,9 @@ def test_it_serves_a_shared_status_page_until_the_link_is_revoked(
 # --- the real thing: uvicorn in a subprocess ------------------------------------------------
 
 
-@pytest.fixture(scope="module", params=["redis", "polling"])
+# "-2": two web processes (WEB_CONCURRENCY), each with its own hub: an update or a
+# revocation must reach the pages of both.
+@pytest.fixture(scope="module", params=["redis", "polling", "redis-2", "polling-2"])
 def server(
     request: pytest.FixtureRequest,
     django_db_setup: None,
@@ -337,10 +340,10 @@ def server(
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
         # SQLite's test database lives in this process's memory, out of the server's reach.
         pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
-    mode = request.param
+    mode, _dash, processes = request.param.partition("-")
     if mode == "redis" and not settings.REDIS_URL:
         pytest.fail("the Redis watcher needs REDIS_URL: run `make test`")
-    data_dir = tmp_path_factory.mktemp(f"live-{mode}")
+    data_dir = tmp_path_factory.mktemp(f"live-{request.param}")
     env = {
         **os.environ,
         "DATABASE_URL": database_url(
@@ -352,6 +355,7 @@ def server(
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATA_DIR": str(data_dir),
         "LIVE_KEEPALIVE_SECONDS": "1",
+        "WEB_CONCURRENCY": processes or "1",
     }
     try:
         with web_server(env, data_dir, ("--no-access-log",)) as running:
@@ -688,3 +692,46 @@ def test_it_admits_only_those_who_still_hold_what_let_them_in(
         ("person", users["admin"].pk, frozenset(), True),
         ("link", kept.pk),
     }
+
+
+@pytest.mark.live
+def test_it_pushes_a_tick_to_every_open_page_whichever_process_serves_it(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    cookies = session_cookie(client, users["devops"])
+    entry = item(release, "Unit tests pass")
+    path = reverse("releases:live", args=[release.version])
+    pages = 12
+
+    async def scenario() -> list[Event]:
+        limits = httpx.Limits(max_connections=pages, max_keepalive_connections=0)
+        async with (
+            httpx.AsyncClient(
+                base_url=server.url, cookies=cookies, timeout=10, limits=limits
+            ) as http,
+            AsyncExitStack() as stack,
+        ):
+            streams_open = [
+                read_events(
+                    await stack.enter_async_context(
+                        http.stream(
+                            "GET", path, params={"page": "board", "since": release.revision}
+                        )
+                    )
+                )
+                for _ in range(pages)
+            ]
+            for events in streams_open:
+                await anext(events)
+            await sync_to_async(closing)(workflow.tick, entry.pk, by=users["qa"])
+            return await asyncio.wait_for(
+                asyncio.gather(*(first_update(events) for events in streams_open)), 5
+            )
+
+    updates = asyncio.run(scenario())
+
+    assert [u.id for u in updates] == [str(release.revision + 1)] * pages
