@@ -2163,7 +2163,7 @@ def test_it_refuses_invisible_bidirectional_controls_in_what_people_type(
 ) -> None:
     before = fingerprint(release)
 
-    with pytest.raises(WorkflowError, match="U\\+202E|U\\+2066"):
+    with pytest.raises(WorkflowError, match=r"U\+202E|U\+2066"):
         change(item(release, QA_ITEM), users)
 
     assert fingerprint(release) == before
