@@ -18,7 +18,7 @@ from releases.models import CheckOutcome, Release
 from ... import runner, tasks
 from ...models import Check, CheckResult, ResultState
 
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.05
 # Exit codes a deploy job can branch on.
 ALL_PASSED, SOME_FAILED, NOT_JUDGED = 0, 1, 2
 
