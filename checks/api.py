@@ -9,6 +9,7 @@ release's "Pipeline tokens" page, also here. Every refusal is a JSON answer with
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -34,6 +35,7 @@ from .forms import PipelineTokenForm, RevokePipelineTokenForm
 from .models import PipelineToken
 
 RATE_WINDOW_SECONDS = 60
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class ApiError(Exception):
@@ -127,7 +129,8 @@ def go_no_go(request: HttpRequest, version: str) -> JsonResponse:
 def _evidence_request(request: HttpRequest) -> dict[str, Any]:
     try:
         data = json.loads(request.body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the parser goes is no JSON object of ours.
         raise ApiError(400, _("The body must be a JSON object.")) from None
     if not isinstance(data, dict):
         raise ApiError(400, _("The body must be a JSON object."))
@@ -148,10 +151,15 @@ def _evidence_request(request: HttpRequest) -> dict[str, Any]:
                 _("%(field)s is longer than %(limit)d characters.")
                 % {"field": name, "limit": limit},
             )
-    # PostgreSQL text cannot hold NUL (a 500 otherwise); Django's forms refuse it too.
+    # PostgreSQL text cannot hold NUL, nor psycopg encode a lone surrogate (a 500
+    # otherwise); Django's forms refuse both too.
     for name in ("item", "url", "detail"):
-        if "\x00" in str(data.get(name, "")):
-            raise ApiError(400, _("%(field)s must not contain NUL characters.") % {"field": name})
+        if UNSTORABLE.search(str(data.get(name, ""))):
+            raise ApiError(
+                400,
+                _("%(field)s must not contain NUL or unpaired surrogate characters.")
+                % {"field": name},
+            )
     return data
 
 

@@ -91,6 +91,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the HTTPS redirect and HSTS come before any work is done for a request.
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the database: NUL or a lone surrogate in the path, query,
+    # form or cookies is a 400, not a PostgreSQL error.
+    "releases.inputs.unstorable_input_middleware",
     # Static files are answered here, cacheable and without the page-only headers below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -29,6 +29,8 @@ def _datetime_local() -> forms.DateTimeInput:
 
 
 if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
     # Generic in django-stubs only: Django's class cannot be subscripted at run time.
     _TemplateChoiceBase = forms.ModelChoiceField[ChecklistTemplate]
     _UserChoiceBase = forms.ModelChoiceField[AbstractBaseUser]
@@ -142,15 +144,60 @@ class ContactForm(forms.Form):
         return cleaned
 
 
+# The days an audit filter may name. Nothing was audited before 2000, and the bounds keep
+# the filter's arithmetic (the day after "to", a time zone's offset) inside Python's
+# years 1-9999: 9999-12-31 as "to" was an OverflowError, a 500, on the page and the CSV.
+AUDIT_FIRST_DAY = date(2000, 1, 1)
+AUDIT_LAST_DAY = date(9998, 12, 31)
+
+
+class AuditDateField(forms.DateField):
+    """A day of the audit trail; a bad one is explained by the field's name."""
+
+    def __init__(self, *, label: StrOrPromise) -> None:
+        super().__init__(
+            label=label,
+            required=False,
+            widget=forms.DateInput(
+                attrs={
+                    "type": "date",
+                    "min": AUDIT_FIRST_DAY.isoformat(),
+                    "max": AUDIT_LAST_DAY.isoformat(),
+                }
+            ),
+        )
+
+    def to_python(self, value: Any) -> date | None:
+        try:
+            return super().to_python(value)
+        except forms.ValidationError as error:
+            if error.code != "invalid":
+                raise
+            raise forms.ValidationError(
+                _("“%(field)s” is not a date; write it as YYYY-MM-DD."),
+                code="invalid",
+                params={"field": self.label},
+            ) from None
+
+    def validate(self, value: Any) -> None:
+        super().validate(value)
+        if value is not None and not AUDIT_FIRST_DAY <= value <= AUDIT_LAST_DAY:
+            raise forms.ValidationError(
+                _("“%(field)s” must be a day from %(first)s to %(last)s."),
+                code="out_of_range",
+                params={
+                    "field": self.label,
+                    "first": AUDIT_FIRST_DAY.isoformat(),
+                    "last": AUDIT_LAST_DAY.isoformat(),
+                },
+            )
+
+
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(label=_("Action"), required=False)
     actor = forms.CharField(label=_("Who"), required=False, max_length=200)
-    since = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
-    until = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    since = AuditDateField(label=_("From"))
+    until = AuditDateField(label=_("To"))
 
     def __init__(self, *args: Any, actions: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1,17 +1,23 @@
 """Staff import a Markdown checklist in the browser: upload, preview, confirm.
 
-The preview carries the uploaded text in the confirm form, so nothing is written until
-the person has seen exactly what will be created; confirming parses it again.
+The preview carries the checklist in the confirm form, so nothing is written until the
+person has seen exactly what will be created; confirming parses it again. What the
+preview showed (the text, and the owner of the items the file does not assign) travels
+signed and for an hour at most: an altered or stale preview is refused rather than
+imported. The template's name is not signed, since the person may still change it there.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.db import models
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
@@ -22,14 +28,40 @@ from django.views.decorators.http import require_http_methods
 from . import checklists, workflow
 from . import markdown as md
 from .access import person, require_manager
-from .models import ChecklistTemplate, Role
+from .forms import TextLimit
+from .models import ChecklistTemplate, EmergencyContact, Role, TemplateContact, TemplateRollbackStep
+
+
+def _limit(model: type[models.Model], name: str) -> int:
+    field = model._meta.get_field(name)
+    assert isinstance(field, models.CharField) and field.max_length is not None
+    return field.max_length
+
+
+PREVIEW_MAX_AGE = timedelta(hours=1)
+PREVIEW_SALT = "releases.imports.preview"
+NAME_MAX_LENGTH = _limit(ChecklistTemplate, "name")
+NAME_ERRORS = {
+    "max_length": gettext_lazy(
+        "The template name is longer than %(limit)s characters (it has %(length)s)."
+    ),
+    "required": gettext_lazy("Give the template a name."),
+}
+
+
+def _name_field(**kwargs: Any) -> forms.CharField:
+    field = forms.CharField(error_messages=NAME_ERRORS, **kwargs)
+    # TextLimit rather than max_length=, so that the counts read as the person reads them.
+    field.max_length = NAME_MAX_LENGTH
+    field.validators.append(TextLimit(NAME_MAX_LENGTH))
+    field.widget.attrs["maxlength"] = str(NAME_MAX_LENGTH)
+    return field
 
 
 class UploadForm(forms.Form):
     file = forms.FileField(label=gettext_lazy("Markdown checklist"))
-    name = forms.CharField(
+    name = _name_field(
         label=gettext_lazy("Template name"),
-        max_length=200,
         required=False,
         help_text=gettext_lazy("Leave empty to use the checklist's title."),
     )
@@ -42,9 +74,98 @@ class UploadForm(forms.Form):
 
 
 class ConfirmForm(forms.Form):
-    text = forms.CharField(widget=forms.HiddenInput, strip=False)
-    name = forms.CharField(max_length=200)
-    default_owner = forms.ChoiceField(choices=Role.choices)
+    preview = forms.CharField(widget=forms.HiddenInput, strip=False)
+    name = _name_field(label=gettext_lazy("Template name"))
+
+
+class PreviewRefused(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def sign_preview(text: str, default_owner: str) -> str:
+    signer = signing.TimestampSigner(salt=PREVIEW_SALT)
+    return signer.sign_object({"text": text, "owner": default_owner}, compress=True)
+
+
+def read_preview(value: str) -> tuple[str, str]:
+    """The text and default owner a preview showed, or PreviewRefused saying why not."""
+    signer = signing.TimestampSigner(salt=PREVIEW_SALT)
+    try:
+        data = signer.unsign_object(value, max_age=PREVIEW_MAX_AGE)
+    except signing.SignatureExpired:
+        raise PreviewRefused(
+            _("The preview expired (a preview lasts an hour); upload the file again.")
+        ) from None
+    except signing.BadSignature:
+        raise PreviewRefused(_("The preview was altered; upload the file again.")) from None
+    text, owner = data.get("text"), data.get("owner")
+    if not isinstance(text, str) or owner not in Role.values:
+        raise PreviewRefused(_("The preview was altered; upload the file again."))
+    return text, owner
+
+
+def _storable(doc: md.Checklist, source: str) -> md.Checklist:
+    """The checklist, if its template and its releases can store every part of it;
+    otherwise ChecklistFileError saying which part is too long.
+
+    The parser already refuses a title, phase or section longer than its column; the
+    rollback and contacts headings, a code block's language and the contact cells it
+    leaves to the database, which refused them with a 500 on confirm (or later, when a
+    release split a contact cell into a phone and an email too long for theirs).
+    """
+    # (what it is, its length, its column's length)
+    checks = [
+        (
+            _("the rollback plan heading"),
+            len(doc.rollback_heading),
+            _limit(ChecklistTemplate, "rollback_heading"),
+        ),
+        (
+            _("the emergency contacts heading"),
+            len(doc.contacts_heading),
+            _limit(ChecklistTemplate, "contacts_heading"),
+        ),
+    ]
+    for step in doc.rollback_steps:
+        checks.append(
+            (
+                _("a rollback step's code language"),
+                len(step.lang),
+                _limit(TemplateRollbackStep, "lang"),
+            )
+        )
+    for contact in doc.contacts:
+        split = EmergencyContact.from_cell(contact.contact)
+        checks += [
+            (_("an emergency contact's role"), len(contact.role), _limit(TemplateContact, "role")),
+            (_("an emergency contact's name"), len(contact.name), _limit(TemplateContact, "name")),
+            (
+                _("an emergency contact's contact"),
+                len(contact.contact),
+                _limit(TemplateContact, "contact"),
+            ),
+            (
+                _("an emergency contact's phone"),
+                len(split.phone),
+                _limit(EmergencyContact, "phone"),
+            ),
+            (
+                _("an emergency contact's email"),
+                len(split.email),
+                _limit(EmergencyContact, "email"),
+            ),
+        ]
+    for what, length, limit in checks:
+        if length > limit:
+            message = _("%(what)s is %(length)d characters long; the limit is %(limit)d") % {
+                "what": what,
+                "length": length,
+                "limit": limit,
+            }
+            raise checklists.ChecklistFileError(source, md.ChecklistError(None, message))
+    return doc
 
 
 def _preview(doc: md.Checklist, default_owner: str) -> dict[str, Any]:
@@ -69,14 +190,32 @@ def _preview(doc: md.Checklist, default_owner: str) -> dict[str, Any]:
         "sections": sections,
         "summary": owned.summary(),
         "defaulted": sum(1 for i in doc.items if i.owner is None),
+        "default_owner": Role(default_owner).label,
     }
+
+
+def _render_preview(
+    request: HttpRequest, doc: md.Checklist, default_owner: str, confirm: ConfirmForm
+) -> HttpResponse:
+    name = str(confirm["name"].value() or "").strip()
+    return render(
+        request,
+        "releases/import_preview.html",
+        {
+            **_preview(doc, default_owner),
+            "confirm": confirm,
+            "name": name,
+            "replaces": ChecklistTemplate.objects.filter(name=name).exists(),
+        },
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_checklist(request: HttpRequest) -> HttpResponse:
     require_manager(request)
-    if request.method == "POST" and "text" in request.POST:
+    # "text" is what a preview page from before signing posted: refused as unsigned.
+    if request.method == "POST" and ("preview" in request.POST or "text" in request.POST):
         return _confirm(request)
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method != "POST" or not form.is_valid():
@@ -90,40 +229,44 @@ def import_checklist(request: HttpRequest) -> HttpResponse:
         )
         return render(request, "releases/import.html", {"form": form})
     try:
-        doc = checklists.parse_bytes(upload.read(), upload.name)
+        doc = _storable(checklists.parse_bytes(upload.read(), upload.name), upload.name)
     except checklists.ChecklistFileError as error:
         form.add_error("file", str(error))
         return render(request, "releases/import.html", {"form": form})
-    name = form.cleaned_data["name"].strip() or doc.title or upload.name
+    typed = form.cleaned_data["name"].strip()
+    name = typed or doc.title or upload.name
     default_owner = form.cleaned_data["default_owner"]
-    confirm = ConfirmForm(
-        initial={"text": md.render_checklist(doc), "name": name, "default_owner": default_owner}
-    )
-    return render(
-        request,
-        "releases/import_preview.html",
-        {
-            **_preview(doc, default_owner),
-            "confirm": confirm,
-            "name": name,
-            "replaces": ChecklistTemplate.objects.filter(name=name).exists(),
-        },
-    )
+    preview = sign_preview(md.render_checklist(doc), default_owner)
+    if len(name) <= NAME_MAX_LENGTH:
+        confirm = ConfirmForm(initial={"preview": preview, "name": name})
+        return _render_preview(request, doc, default_owner, confirm)
+    # A title or file name too long for a template name: the preview stands, with the
+    # name field saying so, for the person to shorten there.
+    confirm = ConfirmForm({"preview": preview, "name": name})
+    confirm.is_valid()
+    origin = _("the checklist's title") if doc.title else _("the file name")
+    confirm.add_error("name", _("It comes from %(origin)s; shorten it here.") % {"origin": origin})
+    return _render_preview(request, doc, default_owner, confirm)
 
 
 def _confirm(request: HttpRequest) -> HttpResponse:
     form = ConfirmForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _("The preview expired or was altered; upload the file again."))
-        return redirect("releases:import")
+    form.is_valid()
     try:
-        doc = checklists.parse_text(form.cleaned_data["text"], _("uploaded checklist"))
+        text, default_owner = read_preview(request.POST.get("preview", ""))
+        source = _("uploaded checklist")
+        doc = _storable(checklists.parse_text(text, source), source)
+    except PreviewRefused as refused:
+        messages.error(request, refused.message)
+        return redirect("releases:import")
     except checklists.ChecklistFileError as error:
         messages.error(request, str(error))
         return redirect("releases:import")
+    if form.errors:
+        return _render_preview(request, doc, default_owner, form)
     name = form.cleaned_data["name"].strip()
     template = workflow.import_template(
-        checklists.with_owners(doc, form.cleaned_data["default_owner"]), name, by=person(request)
+        checklists.with_owners(doc, default_owner), name, by=person(request)
     )
     messages.success(
         request,

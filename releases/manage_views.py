@@ -244,6 +244,8 @@ def _audit_filter(
     if data.get("actor"):
         events = events.filter(actor_label__icontains=data["actor"].strip())
     # Whole days in the viewer's time zone; bounds instead of __date keep the index useful.
+    # The form keeps both days inside AUDIT_FIRST_DAY..AUDIT_LAST_DAY, so the day after
+    # "until" and the zone's offset stay within the years a datetime can hold.
     tz = timezone.get_current_timezone()
     if data.get("since"):
         events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
@@ -314,7 +316,14 @@ def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
                 after=after,
             )
         )
-    context = {"release": release, "form": form, "page": page, "rows": rows}
+    context = {
+        "release": release,
+        "form": form,
+        "page": page,
+        "rows": rows,
+        # Where someone acted from is personal data: staff only.
+        "show_addresses": may_manage(request),
+    }
     return render(request, "releases/audit.html", context)
 
 
@@ -329,7 +338,7 @@ class _Echo:
         return value
 
 
-def _audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+def _audit_csv_lines(events: Iterable[AuditEvent], *, show_addresses: bool) -> Iterator[str]:
     writer = csv.writer(_Echo())
     # The byte-order mark makes Excel read the file as UTF-8 rather than the locale's
     # code page, which would garble names such as "Producción".
@@ -342,7 +351,7 @@ def _audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
             _("Target"),
             _("Before"),
             _("After"),
-            _("From"),
+            *([_("From")] if show_addresses else []),
             _("Override"),
         ]
     )
@@ -354,7 +363,7 @@ def _audit_csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
             event.target,
             _compact(event.before),
             _compact(event.after),
-            event.source_ip or "",
+            *([event.source_ip or ""] if show_addresses else []),
             _("yes") if event.override else _("no"),
         ]
         yield writer.writerow([_safe_cell(cell) for cell in row])
@@ -366,7 +375,7 @@ def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
     release = get_release_for_user(request, version)
     _form, events = _audit_filter(request, release)
     response = StreamingHttpResponse(
-        _audit_csv_lines(events.iterator(chunk_size=500)),
+        _audit_csv_lines(events.iterator(chunk_size=500), show_addresses=may_manage(request)),
         content_type="text/csv; charset=utf-8",
     )
     response["Content-Disposition"] = f'attachment; filename="audit-{release.version}.csv"'

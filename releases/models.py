@@ -639,10 +639,12 @@ class EmergencyContact(ContactFields):
         for part in (p.strip() for p in cell.replace(",", "/").split("/")):
             if not part:
                 continue
-            if "@" in part and not email and " " not in part:
+            # A part too long for its column stays as written, in `other`.
+            if "@" in part and not email and " " not in part and len(part) <= EMAIL_MAX:
                 email = part
             elif (
                 not phone
+                and len(part) <= PHONE_MAX
                 and sum(ch.isdigit() for ch in part) >= 6
                 and all(ch.isdigit() or ch in "+ -().#x" for ch in part)
             ):
@@ -666,6 +668,10 @@ class EmergencyContact(ContactFields):
     @property
     def tel_href(self) -> str:
         return "tel:" + re.sub(r"[^\d+]", "", self.phone) if self.phone else ""
+
+
+PHONE_MAX = EmergencyContact._meta.get_field("phone").max_length or 50
+EMAIL_MAX = EmergencyContact._meta.get_field("email").max_length or 254
 
 
 class RollbackStep(RollbackStepFields):

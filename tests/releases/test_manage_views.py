@@ -208,6 +208,23 @@ def test_it_rejects_a_malformed_version_and_keeps_what_was_typed(
     assert not Release.objects.exists()
 
 
+@pytest.mark.parametrize("version", ["v1０.0.0", "v１.2.3", "v1.2.3-rc.١"])
+def test_it_rejects_a_version_with_digits_other_than_ascii(
+    small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs, version: str
+) -> None:
+    # Python's \d matches any Unicode digit: v1０.0.0 (a full-width zero) would be created
+    # beside v10.0.0 and read the same on every page.
+    response = login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, version=version)
+    )
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["version"] == [
+        "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."
+    ]
+    assert not Release.objects.exists()
+
+
 def test_it_rejects_a_duplicate_version_with_the_workflows_message(
     release: Release, small_template: ChecklistTemplate, login_as: LoginAs
 ) -> None:
@@ -520,7 +537,8 @@ def test_it_shows_who_did_what_when_and_from_where(
         item(release, "Unit tests pass"), by=users["admin"], reason="Flaky suite", ip="192.0.2.4"
     )
 
-    response = login_as("support").get(audit_url(release))
+    # Where from is for staff only (see the test below).
+    response = login_as("admin").get(audit_url(release))
 
     page = text_of(response)
     assert response.status_code == 200
@@ -598,6 +616,52 @@ def test_it_explains_a_date_range_that_ends_before_it_starts(
     assert "The range cannot end before it starts." in text_of(response)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("since", "9999-12-31", "“From” must be a day from 2000-01-01 to 9998-12-31."),
+        ("until", "9999-12-31", "“To” must be a day from 2000-01-01 to 9998-12-31."),
+        ("since", "0001-01-01", "“From” must be a day from 2000-01-01 to 9998-12-31."),
+        ("until", "10000-01-01", "“To” is not a date; write it as YYYY-MM-DD."),
+        ("since", "9999-99-99", "“From” is not a date; write it as YYYY-MM-DD."),
+    ],
+)
+def test_it_explains_an_out_of_range_date_beside_its_field_on_the_page_and_the_csv(
+    release: Release, login_as: LoginAs, field: str, value: str, message: str
+) -> None:
+    client = login_as("qa")
+
+    page = client.get(audit_url(release), {field: value, "action": "release.created"})
+    download = client.get(csv_url(release), {field: value, "action": "release.created"})
+
+    assert page.status_code == 200
+    assert page.context["form"].errors[field] == [message]
+    assert message in text_of(page)
+    # The valid filters still apply, on the page as in the download.
+    assert [r.event.action for r in page.context["rows"]] == ["release.created"]
+    assert download.status_code == 200
+    assert len(read_csv(download)[1]) == 2
+
+
+def test_it_accepts_the_last_day_of_the_range(release: Release, login_as: LoginAs) -> None:
+    response = login_as("qa").get(
+        audit_url(release), {"since": "2000-01-01", "until": "9998-12-31"}
+    )
+
+    assert response.context["form"].errors == {}
+    assert response.context["page"].paginator.count == release.audit_events.count()
+
+
+@pytest.mark.parametrize("page", [str(10**30), "-1", "0", "two", "１"])
+def test_it_clamps_a_page_out_of_range_to_a_real_page(
+    release: Release, login_as: LoginAs, page: str
+) -> None:
+    response = login_as("qa").get(audit_url(release), {"page": page})
+
+    assert response.status_code == 200
+    assert response.context["page"].number == 1
+
+
 def test_it_pages_the_audit_trail(
     release: Release, users: dict[str, Any], login_as: LoginAs
 ) -> None:
@@ -641,7 +705,7 @@ def test_it_exports_the_audit_trail_as_csv_for_excel(
         ip="192.0.2.8",
     )
 
-    response = login_as("support").get(csv_url(release), {"action": "item.not_applicable"})
+    response = login_as("admin").get(csv_url(release), {"action": "item.not_applicable"})
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
@@ -658,6 +722,21 @@ def test_it_exports_the_audit_trail_as_csv_for_excel(
     assert '"reason": "Producción ya lo tiene"' in after
     assert source == "192.0.2.8"
     assert override == "no"
+
+
+def test_it_shows_where_people_acted_from_to_staff_only(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"], ip="192.0.2.8")
+
+    raw, rows = read_csv(login_as("support").get(csv_url(release)))
+    page = login_as("qa").get(reverse("releases:audit", args=[release.version])).content.decode()
+    staff_page = login_as("admin").get(reverse("releases:audit", args=[release.version]))
+
+    assert rows[0] == ["When", "Who", "Action", "Target", "Before", "After", "Override"]
+    assert b"192.0.2.8" not in raw
+    assert "192.0.2.8" not in page
+    assert "192.0.2.8" in staff_page.content.decode()
 
 
 def test_it_stops_csv_cells_from_running_as_formulas(release: Release, login_as: LoginAs) -> None:

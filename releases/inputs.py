@@ -1,0 +1,90 @@
+"""Refuse, with a 400, a request carrying text that the database cannot store.
+
+PostgreSQL text cannot hold NUL (U+0000), and no UTF-8 text can hold a lone surrogate
+(U+D800–U+DFFF, which a query string declared as UTF-7, or a JSON escape, can produce):
+psycopg raises on either, at whichever query first meets the value — a lookup by version
+in the path, a session key in a cookie, an audit or admin filter — and the person gets a
+500.
+Forms refuse NUL themselves, but not everything read from a request goes through a form,
+so this one check, before any view or session lookup runs, keeps every such input a
+plain 400. It must come before SessionMiddleware's lazy session load is first used
+(AuthenticationMiddleware, the language middleware); right after SecurityMiddleware is
+simplest.
+
+It looks at what Django has already decoded: the path, the query string, form fields
+(not uploaded files, whose bytes are read by whatever handles them) and cookies.
+JSON bodies are left to the views that parse them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from asgiref.sync import iscoroutinefunction
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.utils import translation
+from django.utils.decorators import sync_and_async_middleware
+from django.utils.translation import gettext as _
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _entries(data: QueryDict) -> Iterator[str]:
+    for key, values in data.lists():
+        yield key
+        yield from values
+
+
+def _texts(request: HttpRequest) -> Iterator[str]:
+    yield request.path_info
+    yield from _entries(request.GET)
+    for name, value in request.COOKIES.items():
+        yield name
+        yield value
+    if request.method == "POST":
+        # CsrfViewMiddleware reads POST next anyway; for a body that is not a form it is
+        # empty and leaves request.body readable for the view.
+        yield from _entries(request.POST)
+
+
+def refusal(request: HttpRequest) -> HttpResponse | None:
+    """The 400 for a request carrying unstorable text, or None to let it through."""
+    if not any(UNSTORABLE.search(text) for text in _texts(request)):
+        return None
+    # LocaleMiddleware has not run yet: speak the language it would choose (cookie or
+    # Accept-Language, nothing read from the database).
+    language = translation.get_language_from_request(request)
+    with translation.override(language):
+        message = _(
+            "The request contains characters that cannot be stored, such as NUL. "
+            "Remove them and try again."
+        )
+    response = HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
+    response["Content-Language"] = language
+    return response
+
+
+@sync_and_async_middleware
+def unstorable_input_middleware(get_response: Any) -> Any:
+    # Async as well as sync, so that the live streams stay async end to end.
+    if iscoroutinefunction(get_response):
+
+        async def async_middleware(request: HttpRequest) -> HttpResponse:
+            refused = refusal(request)
+            if refused is not None:
+                return refused
+            response: HttpResponse = await get_response(request)
+            return response
+
+        return async_middleware
+
+    def middleware(request: HttpRequest) -> HttpResponse:
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        response: HttpResponse = get_response(request)
+        return response
+
+    return middleware
