@@ -29,7 +29,7 @@ from . import checklists, workflow
 from . import markdown as md
 from .access import person, require_manager
 from .forms import TextLimit
-from .models import ChecklistTemplate, EmergencyContact, Role, TemplateContact, TemplateRollbackStep
+from .models import ChecklistTemplate, Role, TemplateContact, TemplateRollbackStep
 
 
 def _limit(model: type[models.Model], name: str) -> int:
@@ -137,7 +137,6 @@ def _storable(doc: md.Checklist, source: str) -> md.Checklist:
             )
         )
     for contact in doc.contacts:
-        split = EmergencyContact.from_cell(contact.contact)
         checks += [
             (_("an emergency contact's role"), len(contact.role), _limit(TemplateContact, "role")),
             (_("an emergency contact's name"), len(contact.name), _limit(TemplateContact, "name")),
@@ -145,16 +144,6 @@ def _storable(doc: md.Checklist, source: str) -> md.Checklist:
                 _("an emergency contact's contact"),
                 len(contact.contact),
                 _limit(TemplateContact, "contact"),
-            ),
-            (
-                _("an emergency contact's phone"),
-                len(split.phone),
-                _limit(EmergencyContact, "phone"),
-            ),
-            (
-                _("an emergency contact's email"),
-                len(split.email),
-                _limit(EmergencyContact, "email"),
             ),
         ]
     for what, length, limit in checks:

@@ -40,6 +40,13 @@ RIGHT = "pw"  # tests/conftest.py's users
 # --- login throttling ------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def english_pages(settings: Any) -> None:
+    # These tests read the English messages; a request without Accept-Language gets
+    # the default language, Spanish.
+    settings.LANGUAGE_CODE = "en"
+
+
 def attempt(client: Client, url: str, username: str, password: str, address: str) -> Any:
     return client.post(url, {"username": username, "password": password}, REMOTE_ADDR=address)
 
