@@ -5,7 +5,7 @@ A checks file is TOML made of `[[check]]` tables, kept beside the Markdown check
 
     [[check]]
     name = "openai"                  # how items and results name the check
-    kind = "openai"                  # one of checks.kinds.REGISTRY
+    kind = "openai"                  # one of checks.kinds.registry.REGISTRY
     secret_env = "OPENAI_API_KEY"    # the kind's options; credentials by variable name
     item = "La integración con OpenAI/Google AI está verificada en producción"
 
@@ -35,8 +35,8 @@ from django.utils import timezone
 from releases import workflow
 from releases.models import Release, ReleaseItem
 
-from .kinds import REGISTRY
 from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType
+from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
 
 # Keys every check has besides its kind's options.

@@ -100,6 +100,10 @@ class CheckResult(models.Model):
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
     evidence = models.CharField(max_length=300, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the result reached its items. A finished result is recorded by whichever
+    # worker next holds the release lock, so results that finish together settle in
+    # one transaction instead of queueing one by one.
+    recorded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["run", "subject__name"]

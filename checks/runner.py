@@ -14,16 +14,18 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import PermissionDenied
+from django.db import connection, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from releases import workflow
 from releases.actors import Actor, CheckActor
 from releases.models import CheckOutcome, CheckReason, Release
 
-from .kinds import REGISTRY
 from .kinds.base import CheckError, Context, clip
 from .models import Check, CheckResult, CheckRun, ResultState
 
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # A server may ask for a longer wait; past this we would rather try again sooner.
 MAX_RETRY_DELAY = 60.0
+# A finished result is recorded a moment later by its own worker; past this, by beat.
+RECORDING_GRACE_SECONDS = 10.0
 
 Enqueue = Callable[[int, int, float], None]
 
@@ -93,8 +97,26 @@ def backoff(attempt: int, retry_after: float | None) -> float:
     return min(MAX_RETRY_DELAY, base * random.uniform(0.5, 1.5))
 
 
+def get_ready() -> None:
+    """What a worker does before it takes tasks. A run's checks start together: done by
+    the first of them instead, the others waited for the kinds to import, for the trust
+    store to load and for the database pool to open its connections one by one."""
+    from .kinds.client import ssl_context
+    from .kinds.registry import REGISTRY
+
+    ssl_context()
+    logger.info("ready to run %d kinds of check", len(REGISTRY))
+    pool = getattr(connection, "pool", None)
+    if pool is not None:
+        pool.open(wait=True, timeout=30)
+
+
 def judge(check: Check, release_version: str, attempt: int) -> Finding:
     """Run one attempt of a check and say what it found."""
+    # Here, not at the top: the kinds' clients (TLS, DNS, HTTP) are the workers' alone,
+    # and `manage.py verify`, which only enqueues, starts faster without them.
+    from .kinds.registry import REGISTRY
+
     kind = REGISTRY.get(check.kind)
     if kind is None:
         return Finding(
@@ -137,11 +159,20 @@ def execute(result_id: int, attempt: int, *, enqueue: Enqueue) -> None:
         return
     result = CheckResult.objects.select_related("subject", "run__release").get(pk=result_id)
     check, release = result.subject, result.run.release
+    _give_back_connection()
     finding = judge(check, release.version, attempt)
     if finding.retry_in is not None:
         _hand_back(result, attempt, finding, enqueue)
         return
     _finish(result, attempt, finding)
+
+
+def _give_back_connection() -> None:
+    """A check may wait seconds on its vendor; a pooled connection goes back meanwhile,
+    so the pool, not the thread count, bounds the database's connections. A plain one is
+    kept: reopening it would cost more than the wait saves."""
+    if getattr(connection, "pool", None) is not None and not connection.in_atomic_block:
+        connection.close()
 
 
 def _hand_back(result: CheckResult, attempt: int, finding: Finding, enqueue: Enqueue) -> None:
@@ -169,45 +200,91 @@ def _hand_back(result: CheckResult, attempt: int, finding: Finding, enqueue: Enq
 
 
 def _finish(result: CheckResult, attempt: int, finding: Finding) -> None:
-    check, run = result.subject, result.run
-    with transaction.atomic():
-        finished = CheckResult.objects.filter(
-            pk=result.pk, state=ResultState.RUNNING, attempt=attempt
-        ).update(
-            state=ResultState.DONE,
-            outcome=finding.outcome,
-            reason=finding.reason,
-            evidence=finding.evidence,
-            latency_ms=finding.latency_ms,
-            finished_at=timezone.now(),
+    finished = CheckResult.objects.filter(
+        pk=result.pk, state=ResultState.RUNNING, attempt=attempt
+    ).update(
+        state=ResultState.DONE,
+        outcome=finding.outcome,
+        reason=finding.reason,
+        evidence=finding.evidence,
+        latency_ms=finding.latency_ms,
+        finished_at=timezone.now(),
+    )
+    if finished:
+        record(result.run.release_id)
+
+
+def record(release_id: int) -> int:
+    """Carry every finished, unrecorded result of a release to the items that name its
+    check, in one transaction under the release lock; how many there were.
+
+    A worker that finds the lock taken leaves at once: whoever holds it looks again
+    after letting go, and a result committed before the lock was found taken is seen
+    then. So no result is left behind, nobody waits holding a connection, and a run's
+    results settle in a few batches instead of one by one."""
+    recorded = 0
+    while True:
+        with workflow.holding(release_id) as held:
+            if not held:
+                return recorded
+            recorded += _record_pending(release_id)
+        if not _unrecorded(release_id).exists():
+            return recorded
+
+
+def _unrecorded(release_id: int) -> QuerySet[CheckResult]:
+    return CheckResult.objects.filter(
+        run__release_id=release_id, state=ResultState.DONE, recorded_at__isnull=True
+    )
+
+
+def _record_pending(release_id: int) -> int:
+    pending = list(
+        _unrecorded(release_id)
+        .select_related("subject")
+        # A check's later result lands last, when two runs finish together.
+        .order_by("finished_at")
+    )
+    if not pending:
+        return 0
+    findings = [
+        workflow.CheckFinding(
+            CheckActor(result.subject.name, result.run_id),
+            result.outcome,
+            result.reason,
+            result.evidence,
+            result.latency_ms,
         )
-        if not finished:
-            return
-        if check.retired_at is not None:
-            return
-        actor = CheckActor(check.name, run.pk)
-        # Matched here rather than by a JSON lookup, which SQLite does not offer.
-        linked = [
-            item_id
-            for item_id, names in run.release.items.values_list("pk", "checks")
-            if check.name in names
-        ]
-        for item_id in linked:
-            workflow.record_check_result(
-                item_id,
-                check=actor,
-                passed=finding.outcome == CheckOutcome.PASS,
-                outcome=finding.outcome,
-                reason=finding.reason,
-                detail=finding.evidence,
-                latency_ms=finding.latency_ms,
-            )
+        for result in pending
+        if result.subject.retired_at is None
+    ]
+    try:
+        workflow.record_check_results(release_id, findings)
+    except (workflow.WorkflowError, PermissionDenied) as refusal:
+        # A cancelled release takes no verdicts; the results stay on their run.
+        logger.warning("check results of release %s not recorded: %s", release_id, refusal)
+    CheckResult.objects.filter(pk__in=[result.pk for result in pending]).update(
+        recorded_at=timezone.now()
+    )
+    return len(pending)
 
 
 def requeue_overdue(*, enqueue: Enqueue) -> int:
     """Hand results past their deadline to a worker again: a worker killed mid-check, or
     a message lost (the filesystem broker deletes on read). After the last attempt the
-    result is recorded as an error, so no run waits for ever."""
+    result is recorded as an error, so no run waits for ever. A result that finished but
+    never reached its items (its worker died in between) is recorded here too."""
+    stranded = (
+        CheckResult.objects.filter(
+            state=ResultState.DONE,
+            recorded_at__isnull=True,
+            finished_at__lt=timezone.now() - timedelta(seconds=RECORDING_GRACE_SECONDS),
+        )
+        .values_list("run__release_id", flat=True)
+        .distinct()
+    )
+    for release_id in stranded:
+        record(release_id)
     count = 0
     overdue = CheckResult.objects.filter(
         state__in=[ResultState.QUEUED, ResultState.RUNNING], deadline__lt=timezone.now()

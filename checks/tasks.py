@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from celery import signals
 from django.utils import timezone
 
 from deploycheck.celery import app
@@ -43,8 +44,13 @@ def _reverify() -> int:
     return started
 
 
+def _get_ready(**kwargs: object) -> None:
+    runner.get_ready()
+
+
 # Registered by a call, not as decorators: Celery ships no type hints, and an untyped
 # decorator would leave the functions unchecked.
 run_check = app.task(name="checks.run_check", ignore_result=True)(_run_check)
 requeue_overdue = app.task(name="checks.requeue_overdue", ignore_result=True)(_requeue_overdue)
 reverify = app.task(name="checks.reverify", ignore_result=True)(_reverify)
+signals.worker_ready.connect(_get_ready, weak=False)

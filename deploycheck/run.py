@@ -45,8 +45,8 @@ SERVICES: dict[str, tuple[str, ...]] = {
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
-DEFAULT_WORKER_CONCURRENCY = 32
-WORKER_CONN_MAX_AGE = 60
+DEFAULT_WORKER_CONCURRENCY = 64
+WORKER_POOL_SIZE = 10
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -110,12 +110,12 @@ def service_argv(name: str, env: Mapping[str, str]) -> list[str]:
 
 
 def service_env(name: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The environment one service runs with. The worker's threads each keep their
-    database connection between checks (opening one per check cost a fifth of a check's
-    time); the web process pools instead, where CONN_MAX_AGE would leak connections."""
+    """The environment one service runs with. The worker pools its database connections
+    like the web process: a thread holds one only while it reads or records a result,
+    never while its check waits on a vendor, so a pool of ten serves all its threads."""
     chosen = dict(env)
-    if name == "worker" and not chosen.get("DB_POOL_SIZE"):
-        chosen.setdefault("DB_CONN_MAX_AGE", str(WORKER_CONN_MAX_AGE))
+    if name == "worker" and not (chosen.get("DB_POOL_SIZE") or chosen.get("DB_CONN_MAX_AGE")):
+        chosen["DB_POOL_SIZE"] = str(WORKER_POOL_SIZE)
     return chosen
 
 

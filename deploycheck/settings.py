@@ -146,7 +146,8 @@ if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
     if DATABASES["default"]["CONN_MAX_AGE"]:
         raise ImproperlyConfigured("DB_POOL_SIZE and DB_CONN_MAX_AGE cannot both be set")
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": 1,
+        # Opened up front: a burst of checks or requests finds them ready.
+        "min_size": DB_POOL_SIZE,
         "max_size": DB_POOL_SIZE,
         "timeout": 10,
     }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -105,6 +105,7 @@ class _Change:
     ) -> None:
         self.events.append(
             {
+                "by": self.actor,
                 "action": action,
                 "target": target[:500],
                 "before": before or {},
@@ -140,7 +141,7 @@ def _changing(release_id: int | None, actor: Actor, *, shown: bool = True) -> It
         change = _Change(release=release, actor=actor)
         yield change
         if change.events:
-            _write_audit(release, actor, change.events)
+            _write_audit(release, change.events)
         if release is None or not (shown and (change.events or change.shown)):
             return
         release.revision += 1
@@ -151,21 +152,37 @@ def _changing(release_id: int | None, actor: Actor, *, shown: bool = True) -> It
         transaction.on_commit(lambda: notify.publish(release_pk, revision))
 
 
-def _write_audit(release: Release | None, actor: Actor, events: list[dict[str, Any]]) -> None:
+@contextmanager
+def holding(release_id: int) -> Iterator[bool]:
+    """A transaction holding the release lock if no one else holds it (True), for a
+    caller that gathers its changes under it: it sees what was committed before, and
+    the operations it runs inside take the lock again at no cost and commit together.
+    False, at once, when another transaction holds it: waiting would keep a database
+    connection busy doing nothing."""
+    with transaction.atomic():
+        held = (
+            Release.objects.select_for_update(skip_locked=True)
+            .filter(pk=release_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        yield held is not None
+
+
+def _write_audit(release: Release | None, events: list[dict[str, Any]]) -> None:
     now = timezone.now()
-    AuditEvent.objects.bulk_create(
-        [
-            AuditEvent(
-                release=release,
-                actor=actor.user if isinstance(actor, Person) else None,
-                actor_label=actor.label[:200],
-                actor_kind=actor.kind,
-                source_ip=actor.ip,
-                created_at=now,
-                **event,
-            )
-            for event in events
-        ]
+    AuditEvent.objects.bulk_create([_audit_event(release, now, **event) for event in events])
+
+
+def _audit_event(release: Release | None, now: datetime, by: Actor, **fields: Any) -> AuditEvent:
+    return AuditEvent(
+        release=release,
+        actor=by.user if isinstance(by, Person) else None,
+        actor_label=by.label[:200],
+        actor_kind=by.kind,
+        source_ip=by.ip,
+        created_at=now,
+        **fields,
     )
 
 
@@ -461,6 +478,17 @@ def annotate_item(
         )
 
 
+@dataclass(frozen=True)
+class CheckFinding:
+    """What one check found, for the items that name it."""
+
+    check: CheckActor
+    outcome: str
+    reason: str = ""
+    detail: str = ""
+    latency_ms: int | None = None
+
+
 def record_check_result(
     item: ReleaseItem | int,
     *,
@@ -483,34 +511,83 @@ def record_check_result(
     """
     release_id, item_id = _release_id_of(item)
     actor = check if isinstance(check, CheckActor) else CheckActor(check)
-    if not outcome:
-        outcome = CheckOutcome.PASS if passed else CheckOutcome.FAIL
+    finding = CheckFinding(
+        actor,
+        outcome or (CheckOutcome.PASS if passed else CheckOutcome.FAIL),
+        reason or (CheckReason.OK if passed else ""),
+        detail,
+        latency_ms,
+    )
     with _changing(release_id, actor) as change:
         locked = _locked_item(change, item_id)
         evidence = _validate_evidence(evidence_url) if evidence_url else locked.evidence_url
-        result = {
-            "outcome": outcome,
-            "reason": reason or (CheckReason.OK if passed else ""),
-            "at": timezone.now().isoformat(),
-            "latency_ms": latency_ms,
-            "evidence": detail[:300],
+        return _record_findings(change, locked, [finding], evidence)
+
+
+def record_check_results(release_id: int, findings: Sequence[CheckFinding]) -> int:
+    """Many results at once, as a worker gathers them: each reaches every item that
+    names its check, as `record_check_result` would carry it, all in one transaction
+    and one revision. How many items they reached."""
+    if not findings:
+        return 0
+    with _changing(release_id, findings[0].check) as change:
+        names = {finding.check.name for finding in findings}
+        linked = [
+            item_id
+            for item_id, checks in ReleaseItem.objects.filter(release=change.on).values_list(
+                "pk", "checks"
+            )
+            if names.intersection(checks)
+        ]
+        items = ReleaseItem.objects.filter(pk__in=linked).select_related("release")
+        for entry in items.order_by("position"):
+            own = [finding for finding in findings if finding.check.name in entry.checks]
+            for finding in own:
+                change.require(
+                    policy.may_change_item(
+                        who_on(finding.check, change.on),
+                        owner_role=entry.owner_role,
+                        checks=entry.checks,
+                    ),
+                    _("Only the %(role)s may change “%(text)s”.")
+                    % {"role": entry.get_owner_role_display(), "text": entry.text},
+                )
+            # Audited as the check whose result completed the verdict.
+            as_last = replace(change, actor=own[-1].check, events=change.events)
+            _record_findings(as_last, entry, own, entry.evidence_url)
+            change.shown = True
+        return len(linked)
+
+
+def _record_findings(
+    change: _Change, locked: ReleaseItem, findings: Sequence[CheckFinding], evidence: str
+) -> ReleaseItem:
+    now = timezone.now().isoformat()
+    results = dict(locked.check_results)
+    for finding in findings:
+        results[finding.check.name] = {
+            "outcome": finding.outcome,
+            "reason": finding.reason,
+            "at": now,
+            "latency_ms": finding.latency_ms,
+            "evidence": finding.detail[:300],
         }
-        locked.check_results = {**locked.check_results, actor.name: result}
-        locked.revision = change.on.revision + 1
-        locked.save(update_fields=["check_results", "revision"])
-        # The board shows every result, even one that leaves the verdict as it was.
-        change.shown = True
-        verdict = _check_verdict(locked)
-        if verdict is None:
-            return locked
-        return _machine_verdict(
-            change,
-            locked,
-            passed=verdict == "",
-            failure=verdict,
-            evidence=evidence,
-            actions=(AuditAction.CHECK_PASSED, AuditAction.CHECK_FAILED),
-        )
+    locked.check_results = results
+    locked.revision = change.on.revision + 1
+    locked.save(update_fields=["check_results", "revision"])
+    # The board shows every result, even one that leaves the verdict as it was.
+    change.shown = True
+    verdict = _check_verdict(locked)
+    if verdict is None:
+        return locked
+    return _machine_verdict(
+        change,
+        locked,
+        passed=verdict == "",
+        failure=verdict,
+        evidence=evidence,
+        actions=(AuditAction.CHECK_PASSED, AuditAction.CHECK_FAILED),
+    )
 
 
 def _check_verdict(item: ReleaseItem) -> str | None:

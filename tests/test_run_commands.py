@@ -67,7 +67,7 @@ def test_service_argv_is_the_production_command(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert run.service_argv("worker", env) == [
         py, "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO",
-        "--pool=threads", "--concurrency=32",
+        "--pool=threads", "--concurrency=64",
     ]  # fmt: skip
     assert run.service_argv("beat", env) == [
         py, "-m", "celery", "-A", "deploycheck", "beat", "--loglevel=INFO",
@@ -113,8 +113,9 @@ def test_launcher_execs_the_named_service(
         for part in run.SERVICES[name]
     ]
     assert (tmp_path / "data").is_dir()
-    # Worker threads keep their connections; the web process pools instead.
-    assert ("DB_CONN_MAX_AGE" in environments[0]) is (name == "worker")
+    # The worker pools its connections even where the web process is not told to.
+    assert environments[0].get("DB_POOL_SIZE") == ("10" if name == "worker" else None)
+    assert "DB_CONN_MAX_AGE" not in environments[0]
 
 
 def test_launcher_rejects_unknown_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,37 +1,5 @@
-"""Every kind of automated check, by the name a checks file gives it."""
+"""The kinds of automated check, one module each; `registry` names them all.
 
-from __future__ import annotations
-
-from . import (
-    cors,
-    dns,
-    elevenlabs,
-    github,
-    google_ai,
-    http,
-    openai,
-    statuspage,
-    supabase,
-    tls,
-    twilio,
-    webhook,
-)
-from .base import Kind
-
-REGISTRY: dict[str, Kind] = {
-    kind.name: kind
-    for kind in (
-        supabase.KIND,
-        twilio.KIND,
-        elevenlabs.KIND,
-        openai.KIND,
-        google_ai.KIND,
-        github.KIND,
-        statuspage.KIND,
-        http.KIND,
-        webhook.KIND,
-        tls.KIND,
-        dns.KIND,
-        cors.KIND,
-    )
-}
+Importing one module does not import the others: a process that only enqueues runs
+(`manage.py verify`) never loads the vendors' clients.
+"""

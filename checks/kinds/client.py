@@ -5,9 +5,9 @@ ways an answer fails are classified here once."""
 from __future__ import annotations
 
 import email.utils
-import functools
 import json
 import ssl
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -26,12 +26,20 @@ def timeouts() -> httpx.Timeout:
     return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
 
 
-@functools.lru_cache(maxsize=32)
+_contexts: dict[str, ssl.SSLContext] = {}
+_contexts_lock = threading.Lock()
+
+
 def ssl_context(ca_file: str = "") -> ssl.SSLContext:
     # The system's trust store, plus (or instead, for a private CA) the file named.
     # Reading the store costs tens of milliseconds of CPU, so a worker keeps one
-    # context per CA file; clients only read it.
-    return ssl.create_default_context(cafile=ca_file or None)
+    # context per CA file; clients only read it. The lock matters: a run's checks start
+    # together, and each thread building its own copy at once cost a second of CPU.
+    with _contexts_lock:
+        context = _contexts.get(ca_file)
+        if context is None:
+            context = _contexts[ca_file] = ssl.create_default_context(cafile=ca_file or None)
+        return context
 
 
 def http_client(

@@ -662,3 +662,15 @@ def test_it_refuses_an_allowed_origin_that_is_not_an_origin(origin: str, problem
     assert cors.KIND.check_options is not None
     with pytest.raises(ValueError, match=re.escape(problem)):
         cors.KIND.check_options({"url": "https://api.example.test/", "allowed_origin": origin})
+
+
+def test_checks_starting_together_share_one_trust_store() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from checks.kinds import client
+
+    client._contexts.pop("", None)
+    with ThreadPoolExecutor(16) as pool:
+        contexts = list(pool.map(lambda _index: client.ssl_context(), range(32)))
+
+    assert len({id(context) for context in contexts}) == 1

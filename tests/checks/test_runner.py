@@ -3,6 +3,7 @@ is exercised in test_worker.py; here the queue is a list the test reads."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -283,3 +284,125 @@ def test_it_runs_nothing_for_retired_checks(
     )
 
     assert run is None
+
+
+def finish_unrecorded(release: Release, names: list[str], outcome: str = "pass") -> list[int]:
+    """Results of a run as workers leave them when they finish: done, not yet on items."""
+    run = runner.start_run(
+        release,
+        [
+            Check.objects.create(release=release, name=name, kind="http", options={})
+            for name in names
+        ],
+        by=SystemActor("tests"),
+        scope="all",
+        enqueue=Queue(),
+    )
+    assert run is not None
+    results = CheckResult.objects.filter(run=run)
+    results.update(state=ResultState.DONE, outcome=outcome, reason="ok", finished_at=timezone.now())
+    return [result.pk for result in results]
+
+
+def test_results_that_finished_together_reach_their_items_in_one_revision(
+    release: Release,
+) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["unit", "lint"])
+    release.items.filter(text="TLS certificates installed").update(checks=["tls"])
+    finish_unrecorded(release, ["unit", "lint", "tls"])
+    revision = Release.objects.get(pk=release.pk).revision
+
+    assert runner.record(release.pk) == 3
+
+    assert Release.objects.get(pk=release.pk).revision == revision + 1
+    assert item(release, QA_ITEM).state == ItemState.DONE
+    assert item(release, "TLS certificates installed").changed_by_label == "check:tls"
+    # Each verdict is audited as a check that gave it, not as one actor for the batch.
+    passed = release.audit_events.filter(action="check.passed")
+    assert sorted(passed.values_list("actor_label", flat=True)) == ["check:lint", "check:tls"]
+    assert not CheckResult.objects.filter(recorded_at__isnull=True).exists()
+    assert runner.record(release.pk) == 0
+
+
+def test_a_verdict_waits_for_every_check_of_the_item_in_a_batch_too(release: Release) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["unit", "lint"])
+    finish_unrecorded(release, ["unit"])
+
+    runner.record(release.pk)
+
+    entry = item(release, QA_ITEM)
+    assert entry.state == ItemState.PENDING
+    assert set(entry.check_results) == {"unit"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_that_finds_the_release_locked_leaves_the_results_to_the_holder(
+    small_template: Any, users: dict[str, Any]
+) -> None:
+    from django.db import connections, transaction
+
+    from releases import workflow
+
+    release = workflow.create_release(
+        small_template, version="v1.0.0", title="T", by=users["admin"]
+    )
+    release.items.filter(text=QA_ITEM).update(checks=["unit"])
+    finish_unrecorded(release, ["unit"])
+    holder_has_lock, holder_may_go = threading.Event(), threading.Event()
+    recorded_by_holder: list[int] = []
+
+    def holder() -> None:
+        try:
+            with workflow.holding(release.pk) as held:
+                assert held
+                holder_has_lock.set()
+                holder_may_go.wait(10)
+            # Let go, then look again, as a worker does after its own batch.
+            recorded_by_holder.append(runner.record(release.pk))
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    assert holder_has_lock.wait(10)
+    # Another worker finished meanwhile: it does not wait for the lock.
+    assert runner.record(release.pk) == 0
+    assert item(release, QA_ITEM).state == ItemState.PENDING
+    holder_may_go.set()
+    thread.join(10)
+
+    assert recorded_by_holder == [1]
+    assert item(release, QA_ITEM).state == ItemState.DONE
+    with transaction.atomic():
+        assert not CheckResult.objects.filter(recorded_at__isnull=True).exists()
+
+
+def test_beat_records_a_result_whose_worker_died_before_recording_it(
+    release: Release, queue: Queue
+) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["unit"])
+    [result_id] = finish_unrecorded(release, ["unit"])
+    CheckResult.objects.filter(pk=result_id).update(
+        finished_at=timezone.now() - timedelta(seconds=runner.RECORDING_GRACE_SECONDS + 1)
+    )
+
+    runner.requeue_overdue(enqueue=queue)
+
+    assert CheckResult.objects.get(pk=result_id).recorded_at is not None
+    assert item(release, QA_ITEM).state == ItemState.DONE
+
+
+def test_results_for_a_cancelled_release_are_kept_on_their_run_only(
+    release: Release, users: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    from releases import workflow
+
+    release.items.filter(text=QA_ITEM).update(checks=["unit"])
+    [result_id] = finish_unrecorded(release, ["unit"], outcome="fail")
+    workflow.set_status(release, status="cancelled", by=users["admin"])
+
+    runner.record(release.pk)
+
+    assert item(release, QA_ITEM).state == ItemState.PENDING
+    assert CheckResult.objects.get(pk=result_id).recorded_at is not None
+    assert "not recorded" in caplog.text
