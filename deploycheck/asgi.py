@@ -1,7 +1,10 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
+
+from deploycheck.request_thread import RequestThreadHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
+django.setup(set_prefix=False)
 
-application = get_asgi_application()
+application = RequestThreadHandler()

@@ -7,7 +7,6 @@ import logging
 import math
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction
 from axes.helpers import get_cool_off  # type: ignore[import-untyped]
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
@@ -16,7 +15,6 @@ from django.core import mail
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.template import loader
-from django.utils.decorators import sync_and_async_middleware
 from django.utils.translation import gettext as _
 
 logger = logging.getLogger(__name__)
@@ -33,7 +31,6 @@ def _keep_private(response: HttpResponseBase) -> None:
         response["Cache-Control"] = NO_STORE
 
 
-@sync_and_async_middleware
 def private_cache_middleware(get_response: Any) -> Any:
     """`Cache-Control: private, no-store` on every page, fragment and export, so that no
     shared cache, and no browser history after logout, keeps a release's state, its
@@ -41,16 +38,7 @@ def private_cache_middleware(get_response: Any) -> Any:
     stream's no-cache, a page showing a new token) keeps it. Static files never get here:
     whitenoise answers them first, cacheable. Every page qualifies, not only a logged-in
     person's: a share link's status page is as private, and the login page carries a
-    CSRF token. Async too, so that live streams stay async end to end."""
-
-    if iscoroutinefunction(get_response):
-
-        async def async_middleware(request: HttpRequest) -> HttpResponseBase:
-            response: HttpResponseBase = await get_response(request)
-            _keep_private(response)
-            return response
-
-        return async_middleware
+    CSRF token."""
 
     def middleware(request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = get_response(request)

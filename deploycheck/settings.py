@@ -265,9 +265,6 @@ CELERY_BEAT_SCHEDULE = {
 # pub/sub to wake it, and how long an idle stream waits before a keep-alive comment.
 LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.1"))
 LIVE_KEEPALIVE_SECONDS = float(os.environ.get("LIVE_KEEPALIVE_SECONDS", "15"))
-# Board and status pages render in worker threads of their own (releases.pages), so a
-# big board never holds up the other requests of its process.
-PAGES_OFF_THREAD = True
 
 CHECKLIST_MAX_BYTES = envint("CHECKLIST_MAX_BYTES", 1024 * 1024)
 # Items per checklist: a board of more would be too big to serve or to read.

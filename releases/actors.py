@@ -79,10 +79,13 @@ class SystemActor:
 Actor = Person | CheckActor | PipelineActor | SystemActor
 
 
-def roles_on(release: Release | int, user: User) -> frozenset[str]:
+def roles_on(release: Release | int, user: User | int) -> frozenset[str]:
     release_id = release if isinstance(release, int) else release.pk
+    user_id = user if isinstance(user, int) else user.pk
     return frozenset(
-        Stakeholder.objects.filter(release_id=release_id, user=user).values_list("role", flat=True)
+        Stakeholder.objects.filter(release_id=release_id, user_id=user_id).values_list(
+            "role", flat=True
+        )
     )
 
 

@@ -13,6 +13,7 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -135,7 +136,7 @@ def viewer_for(
     (the status page), and for anyone not logged in (a share link)."""
     if not user.is_authenticated:
         return Viewer(policy.Who(ActorKind.PERSON, read_only=True), False, language)
-    roles = roles_on(release, user)
+    roles, signed_off = standing(user.pk, release.pk, release.revision)
     is_staff = user.is_staff
     who = policy.Who(
         ActorKind.PERSON,
@@ -144,10 +145,18 @@ def viewer_for(
         read_only=read_only or policy.is_read_only(roles, is_staff=is_staff),
         closed=release.status in CLOSED_STATUSES,
     )
-    return Viewer(
-        who=who,
-        signed_off=SignOff.objects.filter(release=release, signed_by_id=user.pk).exists(),
-        language=language,
+    return Viewer(who=who, signed_off=signed_off, language=language)
+
+
+@functools.lru_cache(maxsize=4096)
+def standing(user_id: int, release_id: int, revision: int) -> tuple[frozenset[str], bool]:
+    """A person's roles on a release and whether they signed any of its sign-offs, as of
+    one revision. Every change to either gives the release a new revision (assignments,
+    sign-offs, an account deactivated or deleted), so a page request or a stream asking
+    again at the same revision is answered without the two queries."""
+    return (
+        roles_on(release_id, user_id),
+        SignOff.objects.filter(release_id=release_id, signed_by_id=user_id).exists(),
     )
 
 

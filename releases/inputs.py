@@ -22,10 +22,8 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.utils import translation
-from django.utils.decorators import sync_and_async_middleware
 from django.utils.translation import gettext as _
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -66,20 +64,7 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     return response
 
 
-@sync_and_async_middleware
 def unstorable_input_middleware(get_response: Any) -> Any:
-    # Async as well as sync, so that the live streams stay async end to end.
-    if iscoroutinefunction(get_response):
-
-        async def async_middleware(request: HttpRequest) -> HttpResponse:
-            refused = refusal(request)
-            if refused is not None:
-                return refused
-            response: HttpResponse = await get_response(request)
-            return response
-
-        return async_middleware
-
     def middleware(request: HttpRequest) -> HttpResponse:
         refused = refusal(request)
         if refused is not None:

@@ -6,13 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, path
 from django.utils import translation
-from django.utils.decorators import sync_and_async_middleware
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as set_language_cookie
 
@@ -22,21 +19,10 @@ from .models import LanguagePreference
 SESSION_KEY = "deploycheck_language"
 
 
-@sync_and_async_middleware
 def user_language_middleware(get_response: Any) -> Any:
     """After AuthenticationMiddleware: a person's saved choice beats the cookie and
     Accept-Language that LocaleMiddleware went by (a shared browser's cookie may be
-    someone else's). Async too, so that live streams stay async end to end."""
-
-    if iscoroutinefunction(get_response):
-
-        async def async_middleware(request: HttpRequest) -> HttpResponse:
-            if hasattr(request, "session"):
-                _activate(request, await sync_to_async(_saved_language)(request))
-            response: HttpResponse = await get_response(request)
-            return response
-
-        return async_middleware
+    someone else's)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         if hasattr(request, "session"):
@@ -45,16 +31,6 @@ def user_language_middleware(get_response: Any) -> Any:
         return response
 
     return middleware
-
-
-def _saved_language(request: HttpRequest) -> str | None:
-    try:
-        language: str | None = request.session.get(SESSION_KEY)
-        return language
-    finally:
-        # Async views are live streams: loading the session must not leave them holding
-        # a database connection for as long as they stay open.
-        close_old_connections()
 
 
 def _activate(request: HttpRequest, language: str | None) -> None:

@@ -1,10 +1,11 @@
 """Live updates for open board and status pages: a Server-Sent Events stream per page,
 and a polling endpoint the page falls back to when the stream fails.
 
-Access is resolved once, when the page connects, in a worker thread whose database
-connection is closed straight after; the open stream then waits on the process's
-hub and holds no connection. Streams end after STREAM_MAX_SECONDS and the browser
-reconnects, which checks access again (a revoked share link, a removed stakeholder).
+Access is resolved once, when the page connects, on the request's thread, whose
+database connection goes back before the stream starts (deploycheck.request_thread);
+the open stream then waits on the process's hub and holds no connection. Streams end
+after STREAM_MAX_SECONDS and the browser reconnects, which checks access again (a
+revoked share link, a removed stakeholder).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
-from django.db import close_old_connections
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
@@ -87,39 +87,30 @@ class LiveAccess:
 
 
 def _member_access(request: HttpRequest, version: str) -> LiveAccess | HttpResponse:
-    try:
-        page = request.GET.get("page", "board")
-        if page not in live.PAGES:
-            raise Http404
-        user = request.user
-        if not user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        release = get_object_or_404(Release.objects.visible_to(user), version=version)
-        # As views.status_page does: the status page changes nothing, whoever looks.
-        viewer = board.viewer_for(
-            user, release, read_only=page == "status", language=request.LANGUAGE_CODE
-        )
-        holder = _person_holder(user.pk, viewer.roles, viewer.is_staff)
-        return LiveAccess(release.pk, release.revision, viewer, page, holder)
-    finally:
-        # This runs in a worker thread that outlives the request; see live._render_closing.
-        close_old_connections()
+    page = request.GET.get("page", "board")
+    if page not in live.PAGES:
+        raise Http404
+    user = request.user
+    if not user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    release = get_object_or_404(Release.objects.visible_to(user), version=version)
+    # As views.status_page does: the status page changes nothing, whoever looks.
+    viewer = board.viewer_for(
+        user, release, read_only=page == "status", language=request.LANGUAGE_CODE
+    )
+    holder = _person_holder(user.pk, viewer.roles, viewer.is_staff)
+    return LiveAccess(release.pk, release.revision, viewer, page, holder)
 
 
 def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpResponse:
-    try:
-        link = get_object_or_404(
-            ShareLink.objects.active().select_related("release"),
-            token_hash=ShareLink.hash_token(token),
-        )
-        viewer = board.viewer_for(
-            AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
-        )
-        return LiveAccess(
-            link.release_id, link.release.revision, viewer, "status", ("link", link.pk)
-        )
-    finally:
-        close_old_connections()
+    link = get_object_or_404(
+        ShareLink.objects.active().select_related("release"),
+        token_hash=ShareLink.hash_token(token),
+    )
+    viewer = board.viewer_for(
+        AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
+    )
+    return LiveAccess(link.release_id, link.release.revision, viewer, "status", ("link", link.pk))
 
 
 def _since(request: HttpRequest, current: int) -> int:
@@ -198,11 +189,12 @@ Respond = Callable[[LiveAccess, int], Awaitable[HttpResponse | StreamingHttpResp
 def _live_view(
     access: Access, respond: Respond
 ) -> Callable[[HttpRequest, str], Coroutine[Any, Any, HttpResponse | StreamingHttpResponse]]:
-    """A live endpoint: resolve who may follow what (in a thread, as it reads the
-    database), then stream or answer a poll from the page's revision."""
+    """A live endpoint: resolve who may follow what (on the request's thread, with the
+    connection its middleware used), then stream or answer a poll from the page's
+    revision."""
 
     async def view(request: HttpRequest, key: str) -> HttpResponse | StreamingHttpResponse:
-        resolved = await sync_to_async(access, thread_sensitive=False)(request, key)
+        resolved = await sync_to_async(access)(request, key)
         if isinstance(resolved, HttpResponse):
             return resolved
         return await respond(resolved, _since(request, resolved.revision))

@@ -25,6 +25,7 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
+from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
@@ -37,7 +38,7 @@ from .access import get_release_for_user, person
 from .board import Viewer, board_context, render_fragments, status_context, viewer_for
 from .forms import ApprovalForm, ItemActionForm, NamedErrorsForm, SignOffForm, StatusForm
 from .models import Release, ReleaseStatus, Role, ShareLink
-from .pages import CSRF_PLACEHOLDER, off_thread, pages
+from .pages import CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER, pages
 
 # The board's filters, by query string; "" shows everything.
 FILTERS = (
@@ -232,55 +233,95 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
     return _status_page(request, link.release, viewer, token)
 
 
-def _shell(request: HttpRequest, page: CachedPage, body: str) -> HttpResponse:
-    body = body.replace(CSRF_PLACEHOLDER, get_token(request))
-    if page.bare:
-        response = HttpResponse(body)
-    else:
-        context = {
-            "page_title": page.title,
-            "body": SafeString(body),
-            "share_token": page.share_token,
-        }
-        response = render(request, "releases/cached_page.html", context)
-    patch_vary_headers(response, ("HX-Request", "HX-Target"))
-    return response
+def _shell(request: HttpRequest, page: CachedPage, body: bytes) -> HttpResponse:
+    """The page around a shared body, rendered for this request (messages to show)."""
+    filled = body.decode().replace(CSRF_PLACEHOLDER, get_token(request))
+    context = {
+        "page_title": page.title,
+        "body": SafeString(filled),
+        "share_token": page.share_token,
+    }
+    return render(request, "releases/cached_page.html", context)
 
 
-async def _serve(
+@dataclass(frozen=True)
+class _ShellUser:
+    """What the page's header asks of the person, with their name left as a hole."""
+
+    is_authenticated: bool
+    is_staff: bool
+
+    def get_username(self) -> str:
+        return NAME_PLACEHOLDER
+
+
+class _ShellRequest:
+    def get_full_path(self) -> str:
+        return PATH_PLACEHOLDER
+
+
+def _whole_page(page: CachedPage, body: bytes, user: _ShellUser) -> bytes:
+    context = {
+        "page_title": page.title,
+        "body": SafeString(body.decode()),
+        "share_token": page.share_token,
+        "user": user,
+        "request": _ShellRequest(),
+        "csrf_token": CSRF_PLACEHOLDER,
+        "messages": (),
+    }
+    return render_to_string("releases/cached_page.html", context).encode()
+
+
+def _filled(page: bytes, request: HttpRequest) -> bytes:
+    """A shared page with this request's CSRF token, name and address put in."""
+    return (
+        page.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode())
+        .replace(NAME_PLACEHOLDER.encode(), escape(request.user.get_username()).encode())
+        .replace(PATH_PLACEHOLDER.encode(), escape(request.get_full_path()).encode())
+    )
+
+
+def _serve(
     request: HtmxHttpRequest,
     prepare: Callable[[HtmxHttpRequest, str], CachedPage | HttpResponse],
     key: str,
 ) -> HttpResponse:
-    """Access (the login too) and the revision are read in one worker-thread call, the
-    body comes from the shared cache (rendered in a worker thread when it is not there
-    yet), and only the shell is rendered for this request.
-
-    No database work happens in the request's own thread-sensitive context: that thread
-    keeps its connection until the request ends, and twenty requests each holding one
-    while waiting for another from the pool would exhaust it.
-    """
-    page = await off_thread(prepare)(request, key)
+    """Access (the login too) and the revision are read for this request; the page comes
+    from the shared cache, header and all, with this request's few values put in. Only
+    a request with messages to show has its header rendered for it."""
+    page = prepare(request, key)
     if isinstance(page, HttpResponse):
         return page
-    body = await pages.get_or_render(page.key, page.render)
-    return await off_thread(_shell)(request, page, body)
+    body = pages.get_or_render(page.key, lambda: page.render().encode())
+    if page.bare:
+        response = HttpResponse(
+            body.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode())
+        )
+    elif len(messages.get_messages(request)):
+        response = _shell(request, page, body)
+    else:
+        user = _ShellUser(request.user.is_authenticated, request.user.is_staff)
+        whole = pages.get_or_render((page.key, user), lambda: _whole_page(page, body, user))
+        response = HttpResponse(_filled(whole, request))
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 @require_GET
-async def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    return await _serve(request, _board_page, version)
+def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    return _serve(request, _board_page, version)
 
 
 @require_GET
-async def status_page(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    return await _serve(request, _member_status_page, version)
+def status_page(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    return _serve(request, _member_status_page, version)
 
 
 @require_GET
-async def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
+def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
     """The status page for whoever holds a share link; no account needed."""
-    response = await _serve(request, _shared_status_page, token)
+    response = _serve(request, _shared_status_page, token)
     response["Referrer-Policy"] = "no-referrer"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response

@@ -17,6 +17,7 @@ from django.test import override_settings
 from django.utils import translation
 
 from releases import workflow
+from releases.board import standing
 from releases.models import (
     ChecklistTemplate,
     Release,
@@ -41,13 +42,10 @@ def plain_http() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def pages_on_the_test_thread(settings: Any) -> None:
-    # Each test's data sits in a transaction on its own thread; a page rendered in
-    # another thread, on another connection, would not see it. Servers in subprocesses
-    # (live, browser, bench) render off the thread as production does.
-    settings.PAGES_OFF_THREAD = False
+def fresh_caches() -> None:
     # Keys hold release ids and revisions, which another test's rolled-back data reuses.
     pages.clear()
+    standing.cache_clear()
 
 
 @pytest.fixture(autouse=True)

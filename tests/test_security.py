@@ -144,8 +144,8 @@ def test_an_over_long_username_is_refused_and_counted_not_a_500(
 def test_the_lockout_page_is_served_under_asgi_too(
     transactional_db: None, users: dict[str, Any]
 ) -> None:
-    # Production runs ASGI, where django-axes takes its async path. Transactional: the
-    # async middleware closes the request's database connection, as in production.
+    # Production runs ASGI. Transactional: an ASGI request closes its database
+    # connection at the end, as in production.
     client = AsyncClient()
     login = reverse("login")
 

@@ -23,7 +23,7 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
 from releases import workflow
-from releases.board import Viewer, board_context, render_update, viewer_for
+from releases.board import Viewer, board_context, render_update, standing, viewer_for
 from releases.models import (
     ActorKind,
     AuditEvent,
@@ -38,7 +38,7 @@ from releases.models import (
     TemplateItem,
     TemplateRollbackStep,
 )
-from releases.pages import CSRF_PLACEHOLDER, pages
+from releases.pages import CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER, pages
 from releases.policy import Who
 from tests.conftest import PERSONAS, item
 
@@ -1071,6 +1071,7 @@ def test_it_renders_the_board_in_the_same_queries_for_7_and_70_items(
     ]:
         for made in (small, large):
             pages.clear()
+            standing.cache_clear()
             counts[name, made.pk, "render"] = queries_for(client, url(made))
             counts[name, made.pk, "reuse"] = queries_for(client, url(made))
 
@@ -1287,3 +1288,32 @@ def test_it_gives_each_request_its_own_csrf_token_and_name_in_a_shared_page(
              "csrfmiddlewaretoken": token.group(1)},
         )  # fmt: skip
         assert answer.status_code in (200, 302)
+
+
+def test_a_shared_page_carries_each_persons_name_and_their_own_address(
+    as_user: Any, release: Release
+) -> None:
+    hostile = '?show=pending&x="><script>alert(1)</script>'
+
+    qa_page = as_user("qa").get(board_url(release) + hostile).content.decode()
+    devops_page = as_user("devops").get(board_url(release)).content.decode()
+
+    assert '<span class="whoami">qa</span>' in qa_page
+    assert '<span class="whoami">devops</span>' in devops_page
+    assert "<script>alert(1)</script>" not in qa_page
+    # The address goes into an attribute escaped, as a render for this request puts it.
+    assert f'name="next" value="{board_url(release)}?show=pending&amp;x=%22%3E%3Cscript' in qa_page
+    for placeholder in (NAME_PLACEHOLDER, PATH_PLACEHOLDER, CSRF_PLACEHOLDER):
+        assert placeholder not in qa_page + devops_page
+
+
+def test_a_message_waiting_for_the_person_is_shown_on_a_shared_page(
+    as_user: Any, release: Release
+) -> None:
+    client = as_user("qa")
+    client.get(board_url(release))
+    answer = client.post(item_url(release, item(release, QA_ITEM)), {"action": "done"}, follow=True)
+
+    html = answer.content.decode()
+    assert 'class="message message--' in html
+    assert '<span class="whoami">qa</span>' in html
