@@ -426,7 +426,7 @@ async def probe_while_loaded(server: WebServer, path: str, seconds: float) -> li
     return samples
 
 
-def head_of_line(server: WebServer, setup: Setup, clients: int, seconds: float) -> Row:
+def head_of_line(server: WebServer, setup: Setup, clients: int, seconds: float, where: str) -> Row:
     import threading
 
     board = f"/releases/{setup.default_version}/"
@@ -437,15 +437,18 @@ def head_of_line(server: WebServer, setup: Setup, clients: int, seconds: float) 
     time.sleep(1)
     samples = asyncio.run(probe_while_loaded(server, "/healthz", seconds))
     load.join()
-    return Row(f"/healthz while {clients} clients load boards, p50 / p95",
+    return Row(f"/healthz while {clients} clients load boards, {where}, p50 / p95",
                f"{percentile(samples, 50):.0f} / {percentile(samples, 95):.0f} ms",
                "target p95 < 50 ms; wrk loads the board")  # fmt: skip
 
 
-def page_throughput_wrk(server: WebServer, setup: Setup, clients: int, seconds: float) -> list[Row]:
+def page_throughput_wrk(
+    server: WebServer, setup: Setup, clients: int, seconds: float, processes: int
+) -> list[Row]:
     cookies = setup.cookies[TICKER]
     rows = []
     results: dict[str, float] = {}
+    where = f"{processes} process{'es' if processes > 1 else ''}"
     for label, path in (
         ("/healthz", "/healthz"),
         (f"board, {setup.default_items} items", f"/releases/{setup.default_version}/"),
@@ -456,11 +459,11 @@ def page_throughput_wrk(server: WebServer, setup: Setup, clients: int, seconds: 
         results[label] = rate
         ratio = "" if label == "/healthz" else f"{rate / results['/healthz']:.2f} × /healthz req/s"
         rows.append(Row(
-            f"{label}: p50 / p99 at {clients} clients (wrk)",
+            f"{label}, {where}: p50 / p99 at {clients} clients (wrk)",
             f"{latencies[50]:.0f} / {latencies[99]:.0f} ms",
             f"{rate:.0f} req/s {ratio}".strip(),
         ))  # fmt: skip
-    rows.append(head_of_line(server, setup, clients, seconds))
+    rows.append(head_of_line(server, setup, clients, seconds, where))
     return rows
 
 
@@ -649,20 +652,27 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
     worst_p95 = 0.0
     # uvicorn picks these when installed (uvicorn[standard]); say which ones ran.
     fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name)]
-    print(f"bench: starting uvicorn, one process ({', '.join(fast) or 'asyncio, h11'})", flush=True)
+    print(f"bench: uvicorn with {', '.join(fast) or 'asyncio, h11'}", flush=True)
     quiet = ("--no-access-log", "--log-level", "warning")
-    with web_server(env, data_dir, quiet) as server:
-        if "latency" in args.only:
+    if "latency" in args.only:
+        with web_server(env, data_dir, quiet) as server:
             worst_p95 = latency_runs(args, server, setup, admin_url, rows)
-        if "throughput" in args.only:
-            print(f"bench: {args.clients} clients × {args.seconds:.0f} s per page", flush=True)
-            if shutil.which("wrk"):
-                rows += page_throughput_wrk(server, setup, args.clients, args.seconds)
-            else:
-                print("bench: wrk is not installed (apt-get install wrk); a Python client "
-                      "measures instead, and is itself the bottleneck for fast pages",
-                      flush=True)  # fmt: skip
-                rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
+    if "throughput" in args.only:
+        if not shutil.which("wrk"):
+            print("bench: wrk is not installed (apt-get install wrk); a Python client "
+                  "measures instead, and is itself the bottleneck for fast pages",
+                  flush=True)  # fmt: skip
+        for processes in (1, 2):
+            print(f"bench: {args.clients} clients × {args.seconds:.0f} s per page, "
+                  f"{processes} web process(es)", flush=True)  # fmt: skip
+            served = {**env, "WEB_CONCURRENCY": str(processes)}
+            with web_server(served, data_dir, quiet) as server:
+                if shutil.which("wrk"):
+                    rows += page_throughput_wrk(
+                        server, setup, args.clients, args.seconds, processes
+                    )
+                else:
+                    rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
     if "verify" in args.only:
         print("bench: verify, 50 checks at 300 ms through one worker", flush=True)
         rows += verify_wall(env, data_dir, setup)
