@@ -14,6 +14,8 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -531,14 +533,57 @@ def render_fragments(
 ) -> str:
     """The panels of `page` plus the item rows changed after `since_revision` (and any in
     `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id."""
+    rows = _changed_rows(context, page, since_revision, item_ids)
+    return "\n".join([*rows, *render_panels(context, page).values()])
+
+
+def _changed_rows(
+    context: dict[str, Any], page: Page, since_revision: int, item_ids: Collection[int] = ()
+) -> list[str]:
+    if page != "board":
+        return []
+    return [
+        render_to_string(ITEM_PARTIAL, {**context, "oob": True, "row": row})
+        for row in context["rows"]
+        if row.item.revision > since_revision or row.item.pk in item_ids
+    ]
+
+
+def render_panels(context: dict[str, Any], page: Page) -> dict[str, str]:
     fragment_context = {**context, "oob": True}
-    parts: list[str] = []
-    if page == "board":
-        for row in context["rows"]:
-            if row.item.revision > since_revision or row.item.pk in item_ids:
-                parts.append(render_to_string(ITEM_PARTIAL, {**fragment_context, "row": row}))
-    parts.extend(render_to_string(name, fragment_context) for name in PANELS[page])
-    return "\n".join(parts)
+    return {name: render_to_string(name, fragment_context) for name in PANELS[page]}
+
+
+class _PanelsSent:
+    """The panels each kind of viewer was last sent, and at which revision, so the next
+    update from that revision sends only those that changed. Bounded; shared by the
+    threads that render updates."""
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._sent: OrderedDict[Hashable, tuple[int, dict[str, str]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sent.clear()
+
+    def at(self, key: Hashable, revision: int) -> dict[str, str] | None:
+        with self._lock:
+            known = self._sent.get(key)
+            return known[1] if known is not None and known[0] == revision else None
+
+    def remember(self, key: Hashable, revision: int, panels: dict[str, str]) -> None:
+        with self._lock:
+            known = self._sent.get(key)
+            if known is None or known[0] <= revision:
+                self._sent[key] = (revision, panels)
+                self._sent.move_to_end(key)
+            while len(self._sent) > self._size:
+                self._sent.popitem(last=False)
+
+
+panels_sent = _PanelsSent()
 
 
 def render_update(
@@ -548,6 +593,9 @@ def render_update(
 
     Pure read and request-free, so the live stream may call it from a thread. Typed as
     live.Hub's renderer: the hub only keys by the viewer, and hands back what it got.
+    Panels that read as they did at `since_revision` are left out when this process
+    rendered that revision for the same viewer (a tick changes one row and a count or
+    two, not the six panels).
     """
     if not isinstance(viewer, Viewer) or page not in PANELS:
         raise TypeError(f"cannot render {page!r} for {viewer!r}")
@@ -556,4 +604,10 @@ def render_update(
     with translation.override(viewer.language):
         build = board_context if shown == "board" else status_context
         context = build(release, viewer)
-        return release.revision, render_fragments(context, shown, since_revision=since_revision)
+        key = (release_id, viewer, shown)
+        panels = render_panels(context, shown)
+        before = panels_sent.at(key, since_revision) or {}
+        changed = [html for name, html in panels.items() if before.get(name) != html]
+        panels_sent.remember(key, release.revision, panels)
+        rows = _changed_rows(context, shown, since_revision)
+        return release.revision, "\n".join([*rows, *changed])

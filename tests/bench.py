@@ -234,8 +234,11 @@ def percentile(samples: Sequence[float], share: int) -> float:
 class Page:
     """One open board or status page: an SSE stream noting when each revision arrives."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str) -> None:
+        self.name = name
         self.seen: dict[int, float] = {}
+        # Bytes of each `update` event, by revision: what one change costs a page.
+        self.update_bytes: dict[int, int] = {}
         self.ready = asyncio.Event()
 
     async def follow(self, http: httpx.AsyncClient, path: str, params: dict[str, Any]) -> None:
@@ -251,6 +254,8 @@ class Page:
                         self.ready.set()
                     for match in _EVENT_ID.finditer(event):
                         self.seen.setdefault(int(match.group(1)), arrived)
+                        if event.startswith(b"event: update"):
+                            self.update_bytes[int(match.group(1))] = len(event) + 2
 
 
 def lead_toggles(setup: Setup) -> tuple[int, float, float]:
@@ -310,7 +315,7 @@ async def tick_latency(
         tasks = []
         for index in range(pages):
             role, page_name = WATCHERS[index % len(WATCHERS)]
-            page = Page()
+            page = Page(page_name)
             opened.append(page)
             tasks.append(asyncio.create_task(page.follow(http[role], path, {"page": page_name})))
         try:
@@ -354,6 +359,14 @@ async def tick_latency(
             f"target < {TARGET_P95_MS:.0f} ms; max {max(samples):.0f} ms; the change's own "
             f"transaction p50 {percentile(writes, 50):.0f} ms"),
     ]  # fmt: skip
+    for name in sorted({page.name for page in opened}):
+        sizes = [size for page in opened if page.name == name
+                 for size in page.update_bytes.values()]  # fmt: skip
+        if sizes:
+            rows.append(Row(f"bytes per {what} sent to one {name} page",
+                            f"{statistics.median(sizes) / 1000:.1f} KB",
+                            f"median; largest {max(sizes) / 1000:.1f} KB; panels that did not "
+                            "change are left out"))  # fmt: skip
     rows.append(Row(f"server CPU per {what}, {pages} open pages", f"{busy_per_tick:.0f} ms",
                     "renders plus sending to every page"))  # fmt: skip
     rows.append(Row(f"server while {pages} pages wait", f"{idle_share * 100:.1f} % CPU",

@@ -17,7 +17,7 @@ from django.test import override_settings
 from django.utils import translation
 
 from releases import workflow
-from releases.board import standing
+from releases.board import panels_sent, standing
 from releases.models import (
     ChecklistTemplate,
     Release,
@@ -46,6 +46,7 @@ def fresh_caches() -> None:
     # Keys hold release ids and revisions, which another test's rolled-back data reuses.
     pages.clear()
     standing.cache_clear()
+    panels_sent.clear()
 
 
 @pytest.fixture(autouse=True)

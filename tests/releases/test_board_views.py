@@ -1317,3 +1317,23 @@ def test_a_message_waiting_for_the_person_is_shown_on_a_shared_page(
     html = answer.content.decode()
     assert 'class="message message--' in html
     assert '<span class="whoami">qa</span>' in html
+
+
+def test_a_live_update_leaves_out_the_panels_the_page_already_shows(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    first = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    revision, _everything = render_update(release.pk, viewer, "board", release.revision)
+    # A note changes the row and nothing any panel counts.
+    workflow.annotate_item(first, note="ran twice", by=users["qa"])
+
+    _later, html = render_update(release.pk, viewer, "board", revision)
+
+    assert ROW.findall(html) == [str(first.pk)]
+    for panel in PANELS:
+        assert f'id="{panel}"' not in html, panel
+    # A page that is further behind than this process remembers gets every panel.
+    _again, from_the_start = render_update(release.pk, viewer, "board", 0)
+    for panel in PANELS:
+        assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', from_the_start, re.S), panel
