@@ -25,8 +25,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # environment by service_argv(); `-m` keeps every service on the interpreter (and so
 # the virtualenv) that started the launcher, whatever is on PATH.
 SERVICES: dict[str, tuple[str, ...]] = {
-    # One process per core (WEB_CONCURRENCY): Django runs a process's sync work on one
-    # thread, and the GIL keeps a process on one core.
+    # One process per core (WEB_CONCURRENCY): the GIL keeps a process on one core.
     "web": (
         "-m", "uvicorn", "deploycheck.asgi:application",
         "--host", "{host}", "--port", "{port}", "--workers", "{web_concurrency}",
