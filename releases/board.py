@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Collection, Hashable, Iterable
 from dataclasses import dataclass, field, replace
@@ -349,7 +350,7 @@ def _person(user: Any) -> str:
     return str(user.get_full_name() or user.get_username())
 
 
-def _load(release: Release) -> tuple[list[ReleaseItem], list[SignOff], list[GoLiveApproval]]:
+def _load(release: Release) -> Loaded:
     """Every row a render needs, in a fixed number of queries whatever the item count.
 
     Stakeholders, contacts and rollback steps are prefetched onto the release, which is
@@ -475,9 +476,13 @@ def _revoked_banner(approvals: list[GoLiveApproval]) -> GoLiveApproval | None:
     return latest if latest is not None and latest.revoked_at is not None else None
 
 
-def board_context(release: Release, viewer: Viewer) -> dict[str, Any]:
-    """Everything board.html needs, in a fixed number of queries."""
-    items, signoffs, approvals = _load(release)
+Loaded = tuple[list[ReleaseItem], list[SignOff], list[GoLiveApproval]]
+
+
+def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None) -> dict[str, Any]:
+    """Everything board.html needs, in a fixed number of queries (none more when the
+    rows were `loaded` already)."""
+    items, signoffs, approvals = loaded if loaded is not None else _load(release)
     by_phase, by_role = _tallies(items)
     phases = _phases(items, viewer)
     return {
@@ -517,8 +522,10 @@ class RollbackView:
         return SafeString(_MARKDOWN.render(self.step.text))
 
 
-def status_context(release: Release, viewer: Viewer) -> dict[str, Any]:
-    context = board_context(release, viewer)
+def status_context(
+    release: Release, viewer: Viewer, loaded: Loaded | None = None
+) -> dict[str, Any]:
+    context = board_context(release, viewer, loaded)
     context["contacts"] = list(release.contacts.all())
     context["rollback_steps"] = [RollbackView(step) for step in release.rollback_steps.all()]
     return context
@@ -586,6 +593,44 @@ class _PanelsSent:
 panels_sent = _PanelsSent()
 
 
+class _RecentLoads:
+    """A revision's rows, loaded once for the several kinds of viewer its live update is
+    rendered for one after another (a tick renders the four leads' boards and the status
+    page). Keyed by the revision read first, so no render is older than the revision it
+    names, and kept a moment only: what a render shows may depend on the time (evidence
+    older than CHECKS_MAX_AGE)."""
+
+    def __init__(self, seconds: float = 2.0, size: int = 16) -> None:
+        self._seconds = seconds
+        self._size = size
+        self._loads: OrderedDict[tuple[int, int], tuple[float, Release, Loaded]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._loads.clear()
+
+    def get(self, release_id: int) -> tuple[Release, Loaded]:
+        revision = Release.objects.values_list("revision", flat=True).get(pk=release_id)
+        key = (release_id, revision)
+        now = time.monotonic()
+        with self._lock:
+            known = self._loads.get(key)
+            if known is not None and now - known[0] < self._seconds:
+                return known[1], known[2]
+        release = Release.objects.get(pk=release_id)
+        loaded = _load(release)
+        if release.revision == revision:
+            with self._lock:
+                self._loads[key] = (now, release, loaded)
+                while len(self._loads) > self._size:
+                    self._loads.popitem(last=False)
+        return release, loaded
+
+
+recent_loads = _RecentLoads()
+
+
 def render_update(
     release_id: int, viewer: Hashable, page: str, since_revision: int
 ) -> tuple[int, str]:
@@ -600,10 +645,10 @@ def render_update(
     if not isinstance(viewer, Viewer) or page not in PANELS:
         raise TypeError(f"cannot render {page!r} for {viewer!r}")
     shown: Page = "board" if page == "board" else "status"
-    release = Release.objects.get(pk=release_id)
+    release, loaded = recent_loads.get(release_id)
     with translation.override(viewer.language):
         build = board_context if shown == "board" else status_context
-        context = build(release, viewer)
+        context = build(release, viewer, loaded)
         key = (release_id, viewer, shown)
         panels = render_panels(context, shown)
         before = panels_sent.at(key, since_revision) or {}

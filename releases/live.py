@@ -31,6 +31,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
+from . import notify
 from .models import Release
 from .notify import CHANNEL
 
@@ -194,6 +195,15 @@ class Hub:
         self._dirty: set[int] = set()
         self._cache: OrderedDict[_RenderKey, Update] = OrderedDict()
         self._rendering: dict[_RenderKey, asyncio.Task[Update]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        notify.listen_here(self._heard_here)
+
+    def _heard_here(self, release_id: int, revision: int) -> None:
+        # A change committed by this process, from a request's thread: its own pages need
+        # not wait for Redis or for the next poll.
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.notice, release_id, revision)
 
     # --- subscribers ---------------------------------------------------------------------
 
@@ -213,6 +223,7 @@ class Hub:
             release_id=release_id, viewer=viewer, page=page, seen=seen, holder=holder
         )
         self._subscribers.setdefault(release_id, set()).add(subscriber)
+        self._loop = asyncio.get_running_loop()
         if not _running_here(self._watcher):
             self._watcher = _detached_task(self._watch())
         self._revisions[release_id] = max(current, self._revisions.get(release_id, -1))

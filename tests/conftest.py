@@ -17,7 +17,7 @@ from django.test import override_settings
 from django.utils import translation
 
 from releases import workflow
-from releases.board import panels_sent, standing
+from releases.board import panels_sent, recent_loads, standing
 from releases.models import (
     ChecklistTemplate,
     Release,
@@ -47,6 +47,7 @@ def fresh_caches() -> None:
     pages.clear()
     standing.cache_clear()
     panels_sent.clear()
+    recent_loads.clear()
 
 
 @pytest.fixture(autouse=True)
