@@ -343,8 +343,8 @@ CONTENT_SECURITY_POLICY = {
 EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
 DEFAULT_FROM_EMAIL = os.environ.get("EMAIL_FROM", "").strip() or "deploycheck@localhost"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# A mail server that stops answering must not hold the web process's one thread for
-# sync views (see DESIGN.md, Serving) for ever.
+# A mail server that stops answering must not hold a request's thread (and its
+# database connection) for ever.
 EMAIL_TIMEOUT = 10
 
 
