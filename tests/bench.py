@@ -2,19 +2,22 @@
 
 Builds a throwaway PostgreSQL database (DATABASE_URL names the server and an admin
 database, default postgres://postgres@127.0.0.1:5432/postgres), loads the default
-checklist as a release plus a 600-item one, starts one uvicorn process with Redis
-(REDIS_URL, default redis://127.0.0.1:6379/0) and prints:
+checklist as a release plus a 600-item one, starts uvicorn with Redis (REDIS_URL,
+default redis://127.0.0.1:6379/0) and prints, part by part (`--only PART,...`):
 
-- tick-to-seen latency: a lead ticks through the workflow in this process; every open
-  SSE stream's receipt of that revision is timed (10 and 200 open pages, a mix of four
-  leads on the board and support on the status page);
-- what 200 idle pages cost the server (CPU, database connections);
-- board page latency and requests/s at 20 concurrent clients next to /healthz;
-- SQL queries per board render and per live update, for 66 and 600 items, with and
-  without a check on every item;
-- check result-to-seen latency at the largest page count, like a tick;
-- `manage.py verify` of 50 checks against a stand-in answering in 300 ms, through one
-  worker (serially that would be 15 s).
+- latency: a lead ticks through the workflow in this process; every open SSE stream's
+  receipt of that revision is timed (10 and 200 open pages, a mix of four leads on the
+  board and support on the status page), with the bytes each page received, what 200
+  idle pages cost the server, and the same for check results;
+- throughput: board, status page and /healthz requests/s at 20 concurrent clients on one
+  and on two web processes, and /healthz latency while the boards are loaded;
+- verify: `manage.py verify` of 50 checks against a stand-in answering in 300 ms,
+  through one worker (serially that would be 15 s);
+- browser: 24 Chromium pages on what `make run` starts (SQLite, no Redis), a tick timed
+  to the moment each page has swapped it in.
+
+SQL queries per board render and per live update, for 66 and 600 items, with and
+without a check on every item, are printed first.
 
 Everything runs on loopback and stops by itself; the database is dropped at the end.
 The clients share the machine with the server, so absolute numbers are pessimistic.
@@ -201,11 +204,16 @@ def count_render_queries(release: Any, with_checks: bool) -> Row:
     with CaptureQueriesContext(connection) as page:
         context = board.board_context(release, viewer)
         render_to_string("releases/board.html", context, request=request)
+    board.recent_loads.clear()
     with CaptureQueriesContext(connection) as update:
         board.render_update(release.pk, viewer, "board", release.revision - 1)
+    # The next kind of viewer of the same revision reuses the rows loaded for the first.
+    with CaptureQueriesContext(connection) as another:
+        board.render_update(release.pk, viewer, "status", release.revision - 1)
     label = f"{items} items" + (", a check on each" if with_checks else "")
     return Row(f"SQL queries per board render, {label}", str(len(page)),
-               f"live update render: {len(update)}")  # fmt: skip
+               f"live update render: {len(update)}, then {len(another)} for the next "
+               "kind of viewer")  # fmt: skip
 
 
 def link_a_check_to_every_item(release: Any) -> None:
