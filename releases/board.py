@@ -14,6 +14,7 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -561,6 +562,28 @@ def render_panels(context: dict[str, Any], page: Page) -> dict[str, str]:
     return {name: render_to_string(name, fragment_context) for name in PANELS[page]}
 
 
+# A row of a panel that a live update may send alone (`<li id=… data-live-part>`, no
+# list inside): a tick changes one lead's sign-off row and two progress bars, not the
+# whole panel.
+_PART = re.compile(r'<li id="([^"]+)" data-live-part.*?</li>', re.S)
+
+
+def _changed_parts(before: str | None, now: str) -> list[str]:
+    """What to send so that a page showing `before` shows `now`: only the rows that
+    changed when nothing else did (same rows, same text around them), else the panel."""
+    if before is None:
+        return [now]
+    old_parts = {match.group(1): match.group(0) for match in _PART.finditer(before)}
+    new_parts = {match.group(1): match.group(0) for match in _PART.finditer(now)}
+    if not new_parts or _PART.sub(r"\1", before) != _PART.sub(r"\1", now):
+        return [now]
+    return [
+        part.replace(" data-live-part", ' data-live-part hx-swap-oob="true"', 1)
+        for part_id, part in new_parts.items()
+        if old_parts.get(part_id) != part
+    ]
+
+
 class _PanelsSent:
     """The panels each kind of viewer was last sent, and at which revision, so the next
     update from that revision sends only those that changed. Bounded; shared by the
@@ -652,7 +675,12 @@ def render_update(
         key = (release_id, viewer, shown)
         panels = render_panels(context, shown)
         before = panels_sent.at(key, since_revision) or {}
-        changed = [html for name, html in panels.items() if before.get(name) != html]
+        changed = [
+            part
+            for name, html in panels.items()
+            if before.get(name) != html
+            for part in _changed_parts(before.get(name), html)
+        ]
         panels_sent.remember(key, release.revision, panels)
         rows = _changed_rows(context, shown, since_revision)
         return release.revision, "\n".join([*rows, *changed])

@@ -1337,3 +1337,22 @@ def test_a_live_update_leaves_out_the_panels_the_page_already_shows(
     _again, from_the_start = render_update(release.pk, viewer, "board", 0)
     for panel in PANELS:
         assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', from_the_start, re.S), panel
+
+
+def test_a_live_update_sends_the_rows_of_a_panel_that_changed_not_the_whole_panel(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["devops"], release, language="en")
+    revision, _everything = render_update(release.pk, viewer, "board", release.revision)
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    _later, html = render_update(release.pk, viewer, "board", revision)
+
+    assert 'id="signoff-panel"' not in html
+    assert 'id="progress-panel"' not in html
+    sent = re.findall(r'<li id="((?:signoff|bar)-[^"]+)" data-live-part hx-swap-oob="true"', html)
+    # QA's sign-off row, and the bars of QA's role and of the item's phase.
+    assert sent and all(part.startswith(("signoff-", "bar-")) for part in sent)
+    assert any(part.startswith("signoff-") and part.endswith("-qa") for part in sent)
+    assert not any(part.endswith("-devops") for part in sent)
+    assert len([part for part in sent if part.startswith("bar-")]) == 2
