@@ -5,18 +5,23 @@ releases.policy; this module only applies them to a request."""
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
-from django.shortcuts import get_object_or_404
+from django.http import Http404, HttpRequest
 from django.utils.translation import gettext as _
 
 from . import policy
-from .actors import Person, who_anywhere, who_on
+from .actors import Person, standing, who_anywhere, who_on
 from .models import Release
 
 
 def get_release_for_user(request: HttpRequest, version: str) -> Release:
-    """A release this person may see, or 404 (an outsider learns nothing of it)."""
-    return get_object_or_404(Release.objects.visible_to(request.user), version=version)
+    """A release this person may see, or 404 (an outsider learns nothing of it): staff
+    see every release, anyone else those they hold a role on (Release.visible_to, read
+    here through the person's standing at this revision, which pages ask for anyway)."""
+    user = request.user
+    release = Release.objects.filter(version=version).first() if user.is_authenticated else None
+    if release is None or not (user.is_staff or standing(user.pk, release.pk, release.revision)[0]):
+        raise Http404(_("No such release."))
+    return release
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -7,10 +7,11 @@ Every workflow operation takes one. releases.policy decides what each may do fro
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
-from .models import CLOSED_STATUSES, ActorKind, Release, Stakeholder
+from .models import CLOSED_STATUSES, ActorKind, Release, SignOff, Stakeholder
 from .policy import Who, is_read_only
 
 if TYPE_CHECKING:
@@ -86,6 +87,18 @@ def roles_on(release: Release | int, user: User | int) -> frozenset[str]:
         Stakeholder.objects.filter(release_id=release_id, user_id=user_id).values_list(
             "role", flat=True
         )
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def standing(user_id: int, release_id: int, revision: int) -> tuple[frozenset[str], bool]:
+    """A person's roles on a release and whether they signed any of its sign-offs, as of
+    one revision. Every change to either gives the release a new revision (assignments,
+    sign-offs, an account deactivated or deleted), so a page request or a stream asking
+    again at the same revision is answered without the two queries."""
+    return (
+        roles_on(release_id, user_id),
+        SignOff.objects.filter(release_id=release_id, signed_by_id=user_id).exists(),
     )
 
 

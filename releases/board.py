@@ -13,7 +13,6 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 import time
@@ -33,7 +32,7 @@ from django.utils.translation import gettext as _
 from markdown_it import MarkdownIt
 
 from . import policy
-from .actors import roles_on
+from .actors import standing
 from .models import (
     CLOSED_STATUSES,
     ActorKind,
@@ -150,18 +149,6 @@ def viewer_for(
         closed=release.status in CLOSED_STATUSES,
     )
     return Viewer(who=who, signed_off=signed_off, language=language)
-
-
-@functools.lru_cache(maxsize=4096)
-def standing(user_id: int, release_id: int, revision: int) -> tuple[frozenset[str], bool]:
-    """A person's roles on a release and whether they signed any of its sign-offs, as of
-    one revision. Every change to either gives the release a new revision (assignments,
-    sign-offs, an account deactivated or deleted), so a page request or a stream asking
-    again at the same revision is answered without the two queries."""
-    return (
-        roles_on(release_id, user_id),
-        SignOff.objects.filter(release_id=release_id, signed_by_id=user_id).exists(),
-    )
 
 
 # --- what the templates get ---------------------------------------------------------------

@@ -17,7 +17,8 @@ from django.test import override_settings
 from django.utils import translation
 
 from releases import workflow
-from releases.board import panels_sent, recent_loads, standing
+from releases.actors import standing
+from releases.board import panels_sent, recent_loads
 from releases.models import (
     ChecklistTemplate,
     Release,

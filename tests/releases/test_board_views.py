@@ -23,7 +23,8 @@ from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
 from releases import workflow
-from releases.board import Viewer, board_context, render_update, standing, viewer_for
+from releases.actors import standing
+from releases.board import Viewer, board_context, render_update, viewer_for
 from releases.models import (
     ActorKind,
     AuditEvent,
