@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import AsyncExitStack
@@ -735,3 +736,51 @@ def test_it_pushes_a_tick_to_every_open_page_whichever_process_serves_it(
     updates = asyncio.run(scenario())
 
     assert [u.id for u in updates] == [str(release.revision + 1)] * pages
+
+
+_PAGE_REVISION = re.compile(r'id="live"[^>]*data-revision="(\d+)"', re.S)
+
+
+def test_no_viewer_gets_a_page_older_than_the_revision_it_was_told_about(
+    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    # Every kind of viewer, each page a process may have cached: a new connection per
+    # request, so that with two processes both serve every viewer.
+    token = workflow.create_share_link(release, label="support desk", by=users["admin"])
+    version = release.version
+    viewers = [
+        # A client each: logging one client in again would end the previous session.
+        (session_cookie(Client(), users[who]), path)
+        for who, path in [
+            ("qa", f"/releases/{version}/"),
+            ("qa", f"/releases/{version}/?show=mine"),
+            ("devops", f"/releases/{version}/"),
+            ("po", f"/releases/{version}/"),
+            ("admin", f"/releases/{version}/"),
+            ("support", f"/releases/{version}/status/"),
+        ]
+    ]
+    viewers.append(({}, f"/s/{token}/"))
+    entry = item(release, "Unit tests pass")
+    limits = httpx.Limits(max_keepalive_connections=0)
+
+    def revisions_seen(http: httpx.Client) -> list[int]:
+        seen = []
+        for cookies, path in viewers:
+            for _ in range(3):
+                cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+                response = http.get(path, headers={"Cookie": cookie} if cookie else {})
+                assert response.status_code == 200, (path, response.status_code)
+                match = _PAGE_REVISION.search(response.text)
+                assert match is not None, path
+                seen.append(int(match.group(1)))
+        return seen
+
+    with httpx.Client(base_url=server.url, timeout=10, limits=limits) as http:
+        revisions_seen(http)  # every process now holds pages of the current revision
+        for _round in range(4):
+            operation = (
+                workflow.untick if item(release, entry.text).state == "done" else workflow.tick
+            )
+            told = operation(entry.pk, by=users["qa"]).revision
+            assert min(revisions_seen(http)) >= told
