@@ -784,3 +784,22 @@ def test_no_viewer_gets_a_page_older_than_the_revision_it_was_told_about(
             )
             told = operation(entry.pk, by=users["qa"]).revision
             assert min(revisions_seen(http)) >= told
+
+
+def test_it_serves_the_audit_csv_through_the_server_as_it_streams_files(
+    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    # A sync streamed body keeps its database connection: it is read after the view.
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    cookies = session_cookie(Client(), users["admin"])
+    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+    response = httpx.get(
+        f"{server.url}/releases/{release.version}/audit.csv", headers={"Cookie": cookie}
+    )
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert len(lines) > 2
+    assert any("Unit tests pass" in line for line in lines)
