@@ -67,7 +67,8 @@ class RequestThreadHandler(ASGIHandler):
         def run(request: HttpRequest) -> HttpResponseBase:
             response: HttpResponseBase = chain(request)
             # Only a body that is an async iterator (a live stream) waits on the event
-            # loop; a sync one (the audit CSV) is read here, with the connection.
+            # loop; a sync one (the audit CSV) is read afterwards on this same thread,
+            # and needs the connection.
             if getattr(response, "is_async", False):
                 _give_back_connections()
             return response
