@@ -66,9 +66,9 @@ class RequestThreadHandler(ASGIHandler):
 
         def run(request: HttpRequest) -> HttpResponseBase:
             response: HttpResponseBase = chain(request)
-            # Only a body that is an async iterator (a live stream) waits on the event
-            # loop; a sync one (the audit CSV) is read afterwards on this same thread,
-            # and needs the connection.
+            # Only a body that is an async iterator (a live stream, the audit CSV in
+            # batches) goes back to the event loop; it takes a connection again when it
+            # reads. A sync one is read afterwards on this same thread, with this one.
             if getattr(response, "is_async", False):
                 _give_back_connections()
             return response
