@@ -19,7 +19,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -116,7 +116,7 @@ def go_no_go(request: HttpRequest, version: str) -> JsonResponse:
     """Whether the release may go live now: approved, and nothing blocking it."""
     try:
         if request.user.is_authenticated and "Authorization" not in request.headers:
-            release = get_object_or_404(Release.objects.visible_to(request.user), version=version)
+            release = get_release_for_user(request, version)
         else:
             release = _token_of(request, version).release
     except ApiError as error:

@@ -557,7 +557,10 @@ _PART = re.compile(r'<li id="([^"]+)" data-live-part.*?</li>', re.S)
 
 def _changed_parts(before: str | None, now: str) -> list[str]:
     """What to send so that a page showing `before` shows `now`: only the rows that
-    changed when nothing else did (same rows, same text around them), else the panel."""
+    changed when nothing else did (same rows, same text around them), else the panel;
+    nothing when the page shows it as it is."""
+    if before == now:
+        return []
     if before is None:
         return [now]
     old_parts = {match.group(1): match.group(0) for match in _PART.finditer(before)}
@@ -663,10 +666,7 @@ def render_update(
         panels = render_panels(context, shown)
         before = panels_sent.at(key, since_revision) or {}
         changed = [
-            part
-            for name, html in panels.items()
-            if before.get(name) != html
-            for part in _changed_parts(before.get(name), html)
+            part for name, html in panels.items() for part in _changed_parts(before.get(name), html)
         ]
         panels_sent.remember(key, release.revision, panels)
         rows = _changed_rows(context, shown, since_revision)

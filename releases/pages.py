@@ -60,12 +60,10 @@ class PageCache:
                 self._bytes -= len(dropped)
 
     def get_or_render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
-        cached = self.get(key)
-        if cached is not None:
-            return cached
         with self._lock:
             page = self._pages.get(key)
             if page is not None:
+                self._pages.move_to_end(key)
                 return page
             underway = self._rendering.get(key)
             if underway is None:

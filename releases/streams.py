@@ -26,7 +26,8 @@ from django.urls import URLPattern, path
 from django.utils.cache import add_never_cache_headers
 
 from . import board, live
-from .models import Release, ShareLink, Stakeholder
+from .access import get_release_for_user
+from .models import ShareLink, Stakeholder
 
 STREAM_MAX_SECONDS = 300.0
 # How long the browser waits before reconnecting a stream that ended (EventSource retry).
@@ -93,7 +94,7 @@ def _member_access(request: HttpRequest, version: str) -> LiveAccess | HttpRespo
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())
-    release = get_object_or_404(Release.objects.visible_to(user), version=version)
+    release = get_release_for_user(request, version)
     # As views.status_page does: the status page changes nothing, whoever looks.
     viewer = board.viewer_for(
         user, release, read_only=page == "status", language=request.LANGUAGE_CODE

@@ -235,10 +235,9 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
 
 def _shell(request: HttpRequest, page: CachedPage, body: bytes) -> HttpResponse:
     """The page around a shared body, rendered for this request (messages to show)."""
-    filled = body.decode().replace(CSRF_PLACEHOLDER, get_token(request))
     context = {
         "page_title": page.title,
-        "body": SafeString(filled),
+        "body": SafeString(_filled(body, request).decode()),
         "share_token": page.share_token,
     }
     return render(request, "releases/cached_page.html", context)
@@ -274,7 +273,8 @@ def _whole_page(page: CachedPage, body: bytes, user: _ShellUser) -> bytes:
 
 
 def _filled(page: bytes, request: HttpRequest) -> bytes:
-    """A shared page with this request's CSRF token, name and address put in."""
+    """A shared render with this request's CSRF token, name and address put in (a body
+    without the header holds only the token)."""
     return (
         page.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode())
         .replace(NAME_PLACEHOLDER.encode(), escape(request.user.get_username()).encode())
@@ -295,9 +295,7 @@ def _serve(
         return page
     body = pages.get_or_render(page.key, lambda: page.render().encode())
     if page.bare:
-        response = HttpResponse(
-            body.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode())
-        )
+        response = HttpResponse(_filled(body, request))
     elif len(messages.get_messages(request)):
         response = _shell(request, page, body)
     else:

@@ -338,14 +338,18 @@ def _revoke_if_gate_changed(change: _Change, item: ReleaseItem) -> None:
 
 def _locked_item(change: _Change, item_id: int) -> ReleaseItem:
     item = ReleaseItem.objects.select_related("release").get(pk=item_id, release=change.on)
+    _require_may_change(change, change.actor, item)
+    return item
+
+
+def _require_may_change(change: _Change, actor: Actor, item: ReleaseItem) -> None:
     change.require(
         policy.may_change_item(
-            who_on(change.actor, change.on), owner_role=item.owner_role, checks=item.checks
+            who_on(actor, change.on), owner_role=item.owner_role, checks=item.checks
         ),
         _("Only the %(role)s may change “%(text)s”.")
         % {"role": item.get_owner_role_display(), "text": item.text},
     )
-    return item
 
 
 def _release_id_of(item: ReleaseItem | int) -> tuple[int, int]:
@@ -543,15 +547,7 @@ def record_check_results(release_id: int, findings: Sequence[CheckFinding]) -> i
         for entry in items.order_by("position"):
             own = [finding for finding in findings if finding.check.name in entry.checks]
             for finding in own:
-                change.require(
-                    policy.may_change_item(
-                        who_on(finding.check, change.on),
-                        owner_role=entry.owner_role,
-                        checks=entry.checks,
-                    ),
-                    _("Only the %(role)s may change “%(text)s”.")
-                    % {"role": entry.get_owner_role_display(), "text": entry.text},
-                )
+                _require_may_change(change, finding.check, entry)
             # Audited as the check whose result completed the verdict.
             as_last = replace(change, actor=own[-1].check, events=change.events)
             _record_findings(as_last, entry, own, entry.evidence_url)
