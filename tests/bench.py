@@ -47,7 +47,7 @@ import psycopg
 from psycopg import sql
 
 from deploycheck import run as run_launcher
-from tests.servers import WebServer, database_url, web_server
+from tests.servers import WebServer, cookie_header, database_url, web_server
 
 BENCH_DATABASE = "deploycheck_bench"
 SERVER_APP_NAME = "deploycheck-bench-server"
@@ -417,7 +417,7 @@ def wrk(server: WebServer, path: str, cookies: dict[str, str], clients: int,
     percentiles (ms) and requests/s."""
     import subprocess
 
-    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    cookie = cookie_header(cookies)
     done = subprocess.run(
         ["wrk", "-t2", f"-c{clients}", f"-d{seconds:.0f}s", "--latency",
          "-H", f"Cookie: {cookie}", f"{server.url}{path}"],

@@ -40,6 +40,11 @@ class WebServer:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cookie_header(cookies: Mapping[str, str]) -> str:
+    """Cookies as one Cookie header, for a client that is not told them otherwise."""
+    return "; ".join(f"{name}={value}" for name, value in cookies.items())
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -29,7 +29,7 @@ from django.urls import reverse
 from releases import board, live, streams, workflow
 from releases.models import Release, ShareLink
 from tests.conftest import item
-from tests.servers import ServerFailed, WebServer, database_url, web_server
+from tests.servers import ServerFailed, WebServer, cookie_header, database_url, web_server
 
 SERVER_APP_NAME = "deploycheck-live-test"
 
@@ -768,8 +768,8 @@ def test_no_viewer_gets_a_page_older_than_the_revision_it_was_told_about(
         seen = []
         for cookies, path in viewers:
             for _ in range(3):
-                cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-                response = http.get(path, headers={"Cookie": cookie} if cookie else {})
+                headers = {"Cookie": cookie_header(cookies)} if cookies else {}
+                response = http.get(path, headers=headers)
                 assert response.status_code == 200, (path, response.status_code)
                 match = _PAGE_REVISION.search(response.text)
                 assert match is not None, path
@@ -791,8 +791,7 @@ def test_it_serves_the_audit_csv_through_the_server_as_it_streams_files(
 ) -> None:
     # Under ASGI the CSV streams in batches, each read on the request's thread.
     workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
-    cookies = session_cookie(Client(), users["admin"])
-    cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    cookie = cookie_header(session_cookie(Client(), users["admin"]))
 
     response = httpx.get(
         f"{server.url}/releases/{release.version}/audit.csv",
