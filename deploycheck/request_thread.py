@@ -8,6 +8,16 @@ for a synchronous view, about twenty moves per page. Measured, those moves cost 
 serving a cached board. This handler builds the chain synchronously and enters it once:
 one move to the request's thread, everything runs there, one move back.
 
+Requests take turns by lane. A process has one core's worth of Python (the GIL): twenty
+pages rendering at once each get a twentieth of it, and a health check or a support
+agent's status page between them waits for all twenty. Pages (the default lane) instead
+run at most PAGE_THREADS at a time and the rest wait in line on the event loop, where
+waiting costs nothing; measured, a page is then served no slower, and the health check
+under twenty board clients waits 15-25 ms instead of 150-200. Long work (an import
+preview, an export) has a lane of its own, LONG_THREADS wide, so that it never takes a
+page's turn. The health check, static files and sign-in (whose password hashing runs
+without the GIL) do not queue at all.
+
 Live streams still stream from the event loop: their async view only checks access and
 hands back a response whose body is an async iterator, which the handler sends. The
 request's database connection goes back before the stream starts, so a page waiting for
@@ -16,27 +26,87 @@ updates holds none.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import Resolver404, resolve
+
+from deploycheck.long_work import Helpers
 
 # Threads kept for the next requests; more than this at once are made and let go.
 IDLE_THREADS = 64
 
+UNQUEUED = "unqueued"
+PAGES = "pages"
+LONG = "long"
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def lane(name: str) -> Callable[[View], View]:
+    """Put a view in a lane (UNQUEUED or LONG); an unmarked view is in PAGES."""
+
+    def mark(view: View) -> View:
+        view.request_lane = name  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def lane_of(path_info: str) -> str:
+    if path_info.startswith(settings.STATIC_URL):
+        return UNQUEUED
+    try:
+        view = resolve(path_info).func
+    except Resolver404:
+        return PAGES
+    return str(getattr(view, "request_lane", PAGES))
+
+
+class Turns:
+    """At most `width` at a time, the others in order. Made on first use, so that it
+    belongs to the event loop that serves (a test may run several loops one after the
+    other)."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self._semaphore: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def semaphore(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        if self._semaphore is None or self._loop is not loop:
+            self._semaphore, self._loop = asyncio.Semaphore(self.width), loop
+        return self._semaphore
+
+
+def _path_info(scope: Mapping[str, Any]) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path.removeprefix(root) if root and path.startswith(root) else path
+
 
 class RequestThreadHandler(ASGIHandler):
-    def __init__(self) -> None:
+    def __init__(self, *, hands_on_long_work: bool = True) -> None:
+        """`hands_on_long_work`: the long lane runs in helper processes (long_work.py);
+        a helper itself serves it here."""
         super().__init__()
         # Single-thread executors, one per request at a time. Django would make a new
         # thread for every request and end it after; starting and joining them cost a
         # seventh of a cached page.
         self._idle: list[ThreadPoolExecutor] = []
+        self._turns = {PAGES: Turns(settings.PAGE_THREADS)}
+        self._helpers = Helpers(settings.LONG_PROCESSES) if hands_on_long_work else None
+        if self._helpers is None:
+            self._turns[LONG] = Turns(settings.LONG_PROCESSES)
 
     async def __call__(
         self,
@@ -46,6 +116,9 @@ class RequestThreadHandler(ASGIHandler):
     ) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        if self._helpers is not None and lane_of(_path_info(scope)) == LONG:
+            await self._helpers.serve(scope, receive, send)
+            return
         executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, "request")
         try:
             async with ThreadSensitiveContext(executor=executor):
@@ -73,7 +146,18 @@ class RequestThreadHandler(ASGIHandler):
                 _give_back_connections()
             return response
 
-        self._middleware_chain = sync_to_async(run, thread_sensitive=True)
+        on_thread = sync_to_async(run, thread_sensitive=True)
+
+        async def in_turn(request: HttpRequest) -> HttpResponseBase:
+            # Only the chain takes a turn: a body streamed afterwards (a live page's
+            # events) must not hold one for as long as the page stays open.
+            turns = self._turns.get(lane_of(request.path_info))
+            if turns is None:
+                return await on_thread(request)
+            async with turns.semaphore():
+                return await on_thread(request)
+
+        self._middleware_chain = in_turn
 
 
 def _give_back_connections() -> None:

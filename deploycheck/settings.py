@@ -151,6 +151,12 @@ if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
         "max_size": DB_POOL_SIZE,
         "timeout": 10,
     }
+
+# Pages one web process renders at the same time (deploycheck/request_thread.py), and
+# its helper processes for long work such as an import preview (deploycheck/long_work.py).
+PAGE_THREADS = envpositive("PAGE_THREADS", 2)
+LONG_PROCESSES = envpositive("LONG_PROCESSES", 2)
+
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of one

@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import urls as auth_urls
+from django.contrib.auth.views import LoginView
 from django.urls import URLPattern, URLResolver, include, path
 
+from deploycheck.request_thread import UNQUEUED, lane
 from deploycheck.security import PasswordResetView
 
 PASSWORD_RESET_NAMES = {
@@ -18,13 +20,16 @@ def _account_urls() -> list[URLPattern | URLResolver]:
     people (settings.EMAIL_ENABLED), since its link travels by mail: without it the page
     would promise a mail that never comes. Then its URLs do not exist (404) and no page
     links to them (the login page links only to a URL that resolves)."""
+    replaced = {"login", "password_reset"}
+    dropped = replaced if settings.EMAIL_ENABLED else replaced | PASSWORD_RESET_NAMES
     kept: list[URLPattern | URLResolver] = [
         pattern
         for pattern in auth_urls.urlpatterns
-        if not isinstance(pattern, URLPattern)
-        or pattern.name not in PASSWORD_RESET_NAMES
-        or (settings.EMAIL_ENABLED and pattern.name != "password_reset")
+        if not isinstance(pattern, URLPattern) or pattern.name not in dropped
     ]
+    # Signing in spends its time hashing the password, which leaves the GIL to the
+    # pages: a crowd signing in at the start of a release must not queue behind them.
+    kept.append(path("login/", lane(UNQUEUED)(LoginView.as_view()), name="login"))
     if settings.EMAIL_ENABLED:
         # Ours reports a mail that could not be sent instead of claiming it was.
         kept.append(path("password_reset/", PasswordResetView.as_view(), name="password_reset"))

@@ -36,6 +36,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
+from deploycheck.request_thread import LONG, lane
+
 from . import workflow
 from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
 from .forms_manage import (
@@ -70,6 +72,7 @@ NEW_LINK_MAX_AGE = 60
 # --- create ------------------------------------------------------------------------------
 
 
+@lane(LONG)
 @login_required
 @require_http_methods(["GET", "POST"])
 def release_create(request: HttpRequest) -> HttpResponse:
@@ -343,7 +346,13 @@ class _Echo:
         return value
 
 
-def _audit_csv_lines(events: Iterable[AuditEvent], *, show_addresses: bool) -> Iterator[str]:
+# What the CSV reads of each event, as plain values: building 100,000 model instances
+# took longer than writing the lines.
+CSV_FIELDS = ("created_at", "actor_label", "action", "target", "before", "after",
+              "source_ip", "override")  # fmt: skip
+
+
+def _audit_csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool) -> Iterator[str]:
     writer = csv.writer(_Echo())
     # The byte-order mark makes Excel read the file as UTF-8 rather than the locale's
     # code page, which would garble names such as "Producción".
@@ -360,16 +369,18 @@ def _audit_csv_lines(events: Iterable[AuditEvent], *, show_addresses: bool) -> I
             _("Override"),
         ]
     )
-    for event in events:
+    zone = timezone.get_current_timezone()
+    yes, no = _("yes"), _("no")
+    for created_at, actor_label, action, target, before, after, source_ip, override in events:
         row = [
-            timezone.localtime(event.created_at).isoformat(),
-            event.actor_label,
-            event.action,
-            event.target,
-            _compact(event.before),
-            _compact(event.after),
-            *([event.source_ip or ""] if show_addresses else []),
-            _("yes") if event.override else _("no"),
+            created_at.astimezone(zone).isoformat(),
+            actor_label,
+            action,
+            target,
+            _compact(before),
+            _compact(after),
+            *([source_ip or ""] if show_addresses else []),
+            yes if override else no,
         ]
         yield writer.writerow([_safe_cell(cell) for cell in row])
 
@@ -387,12 +398,14 @@ def _in_batches(lines: Iterator[str]) -> AsyncIterator[str]:
     return batches()
 
 
+@lane(LONG)
 @login_required
 @require_GET
 def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
     release = get_release_for_user(request, version)
     _form, events = _audit_filter(request, release)
-    lines = _audit_csv_lines(events.iterator(chunk_size=500), show_addresses=may_manage(request))
+    rows = events.values_list(*CSV_FIELDS).iterator(chunk_size=CSV_BATCH_LINES)
+    lines = _audit_csv_lines(rows, show_addresses=may_manage(request))
     response = StreamingHttpResponse(
         _in_batches(lines) if isinstance(request, ASGIRequest) else lines,
         content_type="text/csv; charset=utf-8",

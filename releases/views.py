@@ -33,6 +33,8 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
+from deploycheck.request_thread import UNQUEUED, lane
+
 from . import workflow
 from .access import get_release_for_user, person
 from .board import Viewer, board_context, render_fragments, status_context, viewer_for
@@ -53,6 +55,7 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
+@lane(UNQUEUED)
 def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

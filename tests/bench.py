@@ -60,6 +60,8 @@ BIG_RELEASE_ITEMS = 600
 WATCHERS = (("devops", "board"), ("backend", "board"), ("frontend", "board"),
             ("qa", "board"), ("support", "status"))  # fmt: skip
 TICKER = "qa"
+STAFF = "staff"
+AUDIT_EVENTS = 100_000
 _EVENT_ID = re.compile(rb"^id: (\d+)$", re.MULTILINE)
 
 
@@ -154,10 +156,10 @@ def prepare() -> Setup:
         tick_item_id=tick_item.pk,
         check_item_id=check_item.pk,
     )
-    for role, user in people.items():
+    for name, user in [*people.items(), (STAFF, admin)]:
         client = Client()
         client.force_login(user)
-        setup.cookies[role] = {"sessionid": client.cookies["sessionid"].value}
+        setup.cookies[name] = {"sessionid": client.cookies["sessionid"].value}
     return setup
 
 
@@ -433,11 +435,12 @@ def wrk(server: WebServer, path: str, cookies: dict[str, str], clients: int,
     return latencies, float(match.group(1))
 
 
-async def probe_while_loaded(server: WebServer, path: str, seconds: float) -> list[float]:
+async def probe_while_loaded(server: WebServer, path: str, seconds: float,
+                             cookies: dict[str, str] | None = None) -> list[float]:  # fmt: skip
     """One client asking `path` every 50 ms while the load runs: what a support agent's
     page or a health check waits, ms."""
     samples = []
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=30) as http:
         stop_at = time.monotonic() + seconds
         while time.monotonic() < stop_at:
             started = time.monotonic()
@@ -510,6 +513,105 @@ async def page_throughput(
     return rows
 
 
+def big_checklist(limit_bytes: int, items: int) -> bytes:
+    """A checklist of `items` items, each as long as the upload limit lets them be."""
+
+    def written(filler: str) -> bytes:
+        lines = ["# Checklist grande", ""]
+        for index in range(items):
+            if index % 400 == 0:
+                lines += ["", f"## Fase {index // 400 + 1}"]
+            if index % 20 == 0:
+                lines += ["", f"### Sección {index // 20 + 1}", ""]
+            lines.append(f"- [ ] Punto {index + 1}: {filler}<!-- deploycheck: owner=qa -->")
+        return "\n".join(lines).encode()
+
+    room = (limit_bytes - len(written(""))) // items
+    words = "se verificó la configuración del servicio y queda constancia "
+    filler = words * (room // len(words) + 1)
+    while len(filler.encode()) > room:
+        filler = filler[:-1]
+    return written(filler)
+
+
+def add_audit_events(version: str, count: int) -> None:
+    """`count` events on the release, written in one statement: through the workflow
+    they would take minutes, and the export reads them all the same."""
+    from django.db import connection
+
+    from releases.models import AuditEvent, Release
+
+    release = Release.objects.get(version=version)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {AuditEvent._meta.db_table}"
+            " (release_id, actor_label, actor_kind, action, target, before, after, override,"
+            "  created_at)"
+            " SELECT %s, 'bench', 'person', 'item.done', 'Punto ' || n, '{}', %s, false,"
+            "  now() - n * interval '1 second' FROM generate_series(1, %s) AS n",
+            [release.pk, '{"state": "done"}', count],
+        )
+
+
+async def keep_previewing(server: WebServer, cookies: dict[str, str], checklist: bytes,
+                          stop_at: float) -> list[float]:  # fmt: skip
+    """Staff previewing the import of `checklist` again and again: seconds each."""
+    took = []
+    async with httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=120) as http:
+        (await http.get("/templates/import/")).raise_for_status()
+        while time.monotonic() < stop_at:
+            started = time.monotonic()
+            response = await http.post(
+                "/templates/import/",
+                data={"name": "", "default_owner": "qa"},
+                files={"file": ("grande.md", checklist, "text/markdown")},
+                headers={"X-CSRFToken": http.cookies["csrftoken"], "Referer": server.url},
+            )
+            response.raise_for_status()
+            assert b'name="preview"' in response.content, "the import was not previewed"
+            took.append(time.monotonic() - started)
+    return took
+
+
+async def keep_exporting(server: WebServer, cookies: dict[str, str], version: str,
+                         stop_at: float) -> list[tuple[float, int]]:  # fmt: skip
+    """Staff downloading the audit CSV again and again: (seconds, bytes) each."""
+    took = []
+    async with httpx.AsyncClient(base_url=server.url, cookies=cookies, timeout=300) as http:
+        while time.monotonic() < stop_at:
+            started, size = time.monotonic(), 0
+            async with http.stream("GET", f"/releases/{version}/audit.csv") as response:
+                response.raise_for_status()
+                async for chunk in response.aiter_raw():
+                    size += len(chunk)
+            took.append((time.monotonic() - started, size))
+    return took
+
+
+async def status_beside_long_work(server: WebServer, setup: Setup, checklist: bytes,
+                                  seconds: float) -> list[Row]:  # fmt: skip
+    stop_at = time.monotonic() + seconds
+    status = f"/releases/{setup.default_version}/status/"
+    previews, exports, samples = await asyncio.gather(
+        keep_previewing(server, setup.cookies[STAFF], checklist, stop_at),
+        keep_exporting(server, setup.cookies[STAFF], setup.default_version, stop_at),
+        probe_while_loaded(server, status, seconds, setup.cookies["support"]),
+    )
+    csv_bytes = max(size for _took, size in exports)
+    items = checklist.count(b"- [ ]")
+    export_seconds = statistics.median(took for took, _size in exports)
+    return [
+        Row("status page while import previews and audit CSVs run, p50 / p95",
+            f"{percentile(samples, 50):.0f} / {percentile(samples, 95):.0f} ms",
+            f"target p95 < 50 ms; {len(samples)} requests"),
+        Row(f"import preview of a {len(checklist) / 1e6:.2f} MB checklist, "
+            f"{items} items", f"{statistics.median(previews):.2f} s",
+            f"median of {len(previews)}, beside the status page and the CSV"),
+        Row(f"audit CSV, {AUDIT_EVENTS:,} events", f"{export_seconds:.2f} s",
+            f"median of {len(exports)}, {csv_bytes / 1e6:.1f} MB each"),
+    ]  # fmt: skip
+
+
 def server_connections(admin_url: str) -> tuple[int, int]:
     """The server's open connections, and how many of them are busy with a query or a
     transaction (an idle stream must hold none)."""
@@ -524,7 +626,7 @@ def server_connections(admin_url: str) -> tuple[int, int]:
 
 VERIFY_CHECKS = 50
 # What `--only` can pick.
-PARTS = ("latency", "throughput", "verify", "browser")
+PARTS = ("latency", "throughput", "long", "verify", "browser")
 BROWSER_PAGES = 24
 BROWSER_TICKS = 15
 BROWSER_TARGET_P95_MS = 500.0
@@ -769,6 +871,8 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
     import django
 
     django.setup()
+    from django.conf import settings
+
     setup = prepare()
     rows = query_counts(setup)
     worst_p95 = 0.0
@@ -795,6 +899,13 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
                     )
                 else:
                     rows += asyncio.run(page_throughput(server, setup, args.clients, args.seconds))
+    if "long" in args.only:
+        print(f"bench: a status page beside import previews and audit CSVs, {args.seconds:.0f} s",
+              flush=True)  # fmt: skip
+        add_audit_events(setup.default_version, AUDIT_EVENTS)
+        checklist = big_checklist(settings.CHECKLIST_MAX_BYTES, settings.CHECKLIST_MAX_ITEMS)
+        with web_server(env, data_dir, quiet) as server:
+            rows += asyncio.run(status_beside_long_work(server, setup, checklist, args.seconds))
     if "verify" in args.only:
         print("bench: verify, 50 checks at 300 ms through one worker", flush=True)
         rows += verify_wall(env, data_dir, setup)

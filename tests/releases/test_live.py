@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -805,3 +806,77 @@ def test_it_serves_the_audit_csv_through_the_server_as_it_streams_files(
     # Read in batches after the view returned, still in the reader's language.
     assert lines[0].startswith("\ufeffCuándo,")
     assert any("Unit tests pass" in line for line in lines)
+
+
+def helper_processes(server: WebServer) -> list[int]:
+    """The long-work helpers the server started (under any of its web processes)."""
+    parents: dict[int, int] = {}
+    helpers = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
+        if b"deploycheck.long_work" in command:
+            helpers.append(int(entry))
+
+    def under_server(pid: int) -> bool:
+        while pid > 1:
+            if pid == server.process.pid:
+                return True
+            pid = parents.get(pid, 1)
+        return False
+
+    return [pid for pid in helpers if under_server(pid)]
+
+
+def test_an_import_is_previewed_and_confirmed_in_a_helper_process(
+    server: WebServer, transactional_db: None, users: dict[str, Any]
+) -> None:
+    from releases.checklists import DEFAULT_CHECKLIST
+    from releases.models import ChecklistTemplate
+
+    session = session_cookie(Client(), users["admin"])
+    page = httpx.get(f"{server.url}/templates/import/", headers={"Cookie": cookie_header(session)})
+    page.raise_for_status()
+    # The server marks its cookies Secure, which a client on plain http keeps to itself.
+    csrf = page.cookies["csrftoken"]
+    headers = {"Cookie": cookie_header({**session, "csrftoken": csrf}), "X-CSRFToken": csrf,
+               "Accept-Language": "en", "Referer": server.url}  # fmt: skip
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as http:
+        preview = http.post(
+            "/templates/import/",
+            data={"name": "Go-live", "default_owner": "qa"},
+            files={"file": ("seed.md", DEFAULT_CHECKLIST.read_bytes(), "text/markdown")},
+        )
+        assert preview.status_code == 200, preview.text[:3000]
+        assert "66 items" in preview.text
+        signed = re.search(r'name="preview" value="([^"]+)"', preview.text)
+        assert signed is not None, preview.text
+        confirmed = http.post(
+            "/templates/import/", data={"preview": signed.group(1), "name": "Go-live"}
+        )
+    assert confirmed.status_code == 302
+    assert ChecklistTemplate.objects.get(name="Go-live").items.count() == 66
+    assert helper_processes(server), "the import ran in the web process itself"
+
+
+def test_a_helper_that_dies_is_replaced(
+    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    cookie = {"Cookie": cookie_header(session_cookie(Client(), users["admin"]))}
+    csv = f"{server.url}/releases/{release.version}/audit.csv"
+    assert httpx.get(csv, headers=cookie, timeout=30).status_code == 200
+    for pid in helper_processes(server):
+        os.kill(pid, 9)
+    time.sleep(0.5)
+
+    again = httpx.get(csv, headers=cookie, timeout=30)
+
+    assert again.status_code == 200, again.text
+    assert again.headers["content-type"].startswith("text/csv")
+    assert helper_processes(server)
