@@ -48,6 +48,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	SECRET_KEY=lint $(VENV)/bin/mypy deploycheck releases checks
 
+# The settings refuse to load without a key when DEBUG is off; no key is used here.
+messages: export SECRET_KEY ?= messages
 messages: $(STAMP)
 	mkdir -p locale
 	$(PY) manage.py makemessages -l es --ignore=.venv --ignore=tests --ignore=var --no-obsolete

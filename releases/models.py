@@ -346,20 +346,31 @@ class BlockingReason:
     message: str
 
 
-def blocking_reasons(release: Release) -> list[BlockingReason]:
+def blocking_reasons(
+    release: Release, items: Iterable[ReleaseItem] | None = None
+) -> list[BlockingReason]:
+    """`items`: the release's items when the caller has them already (the board)."""
     reasons: list[BlockingReason] = []
-    items = list(release.items.filter(before_gate=True))
-    open_required = [i for i in items if i.required and i.state not in ItemState.settled()]
+    if items is None:
+        items = list(release.items.filter(before_gate=True))
+    else:
+        items = [item for item in items if item.before_gate]
+    settled = ItemState.settled()
+    open_required = [i for i in items if i.required and i.state not in settled]
+    # Translated once, not once per item: a big release has a thousand pending items.
+    blocked = gettext("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
+    pending = gettext("Pending: “%(text)s” (%(role)s)")
+    role_labels = {role.value: str(role.label) for role in Role}
     for item in open_required:
         if item.state in (ItemState.BLOCKED, ItemState.FAILED):
             reasons.append(
                 BlockingReason(
                     "item-blocked",
-                    gettext("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
+                    blocked
                     % {
                         "state": ItemState(item.state).label,
                         "text": item.text,
-                        "role": Role(item.owner_role).label,
+                        "role": role_labels[item.owner_role],
                         "reason": item.reason,
                     },
                 )
@@ -368,8 +379,7 @@ def blocking_reasons(release: Release) -> list[BlockingReason]:
             reasons.append(
                 BlockingReason(
                     "item-open",
-                    gettext("Pending: “%(text)s” (%(role)s)")
-                    % {"text": item.text, "role": Role(item.owner_role).label},
+                    pending % {"text": item.text, "role": role_labels[item.owner_role]},
                 )
             )
     # A failing automated check on an item a person ticked is still a reason to stop.

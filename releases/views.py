@@ -18,7 +18,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db import connection
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -37,7 +37,14 @@ from deploycheck.request_thread import UNQUEUED, lane
 
 from . import workflow
 from .access import get_release_for_user, person
-from .board import Viewer, board_context, render_fragments, status_context, viewer_for
+from .board import (
+    Viewer,
+    board_context,
+    render_fragments,
+    section_context,
+    status_context,
+    viewer_for,
+)
 from .forms import ApprovalForm, ItemActionForm, NamedErrorsForm, SignOffForm, StatusForm
 from .models import Release, ReleaseStatus, Role, ShareLink
 from .pages import CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER, pages
@@ -196,6 +203,29 @@ def _board_page(request: HtmxHttpRequest, version: str) -> CachedPage | HttpResp
     )
 
 
+def _section_page(request: HtmxHttpRequest, version: str, index: int) -> CachedPage:
+    """The rows of one section of a big board, asked for when the person opens it."""
+    release = get_release_for_user(request, version)
+    language = request.LANGUAGE_CODE
+    viewer = _viewer(request, release)
+
+    def render_body() -> str:
+        with translation.override(language):
+            context = section_context(release, viewer, index)
+            if context is None:
+                raise Http404(_("This release has no such section."))
+            return render_to_string(
+                "releases/board.html#section_rows", {**context, "csrf_token": CSRF_PLACEHOLDER}
+            )
+
+    return CachedPage(
+        key=("section", release.pk, release.revision, viewer, language, index),
+        render=render_body,
+        title="",
+        bare=True,
+    )
+
+
 def _status_page(request: HttpRequest, release: Release, viewer: Viewer, token: str) -> CachedPage:
     language = request.LANGUAGE_CODE
 
@@ -314,6 +344,12 @@ def board(request: HtmxHttpRequest, version: str) -> HttpResponse:
     return _serve(request, _board_page, version)
 
 
+@login_required
+@require_GET
+def board_section(request: HtmxHttpRequest, version: str, index: int) -> HttpResponse:
+    return _serve(request, lambda request, version: _section_page(request, version, index), version)
+
+
 @require_GET
 def status_page(request: HtmxHttpRequest, version: str) -> HttpResponse:
     return _serve(request, _member_status_page, version)
@@ -425,6 +461,7 @@ routes: list[URLPattern] = [
     path("", release_list, name="list"),
     path("healthz", healthz, name="healthz"),
     path("releases/<str:version>/", board, name="board"),
+    path("releases/<str:version>/sections/<int:index>/", board_section, name="section"),
     path("releases/<str:version>/items/<int:item_id>/", item_action, name="item"),
     path("releases/<str:version>/signoff/", signoff, name="signoff"),
     path("releases/<str:version>/approval/", approval, name="approval"),

@@ -612,6 +612,83 @@ async def status_beside_long_work(server: WebServer, setup: Setup, checklist: by
     ]  # fmt: skip
 
 
+def add_capped_release(items: int) -> tuple[str, int]:
+    """A release at the item cap, in sections of 20, everyone assigned: its version and
+    the id of an item the ticking lead owns."""
+    from django.contrib.auth import get_user_model
+
+    from releases import workflow
+    from releases.models import ChecklistTemplate, Role, TemplateItem
+
+    User = get_user_model()
+    admin = User.objects.get(username="bench-admin")
+    template = ChecklistTemplate.objects.create(
+        name=f"bench-{items}", title=f"{items} items", gate_position=items // 2
+    )
+    leads = Role.leads()
+    TemplateItem.objects.bulk_create([
+        TemplateItem(template=template, position=index, phase=f"Phase {index // 200 + 1}",
+                     section=f"Section {index // 20 + 1}", text=f"Bench item {index + 1}",
+                     owner_role=leads[index % len(leads)])
+        for index in range(items)
+    ])  # fmt: skip
+    release = workflow.create_release(template, version="v20.0.0", title="Capped", by=admin)
+    for role in Role:
+        workflow.assign(release, role=role, user=User.objects.get(username=role), by=admin)
+    tick = release.items.filter(owner_role=Role(TICKER)).order_by("position").first()
+    assert tick is not None
+    return release.version, tick.pk
+
+
+def first_byte_and_size(
+    server: WebServer, path: str, cookies: dict[str, str]
+) -> tuple[float, float, int]:
+    """One request: ms to the first byte of the body, ms to the last, bytes."""
+    with httpx.Client(base_url=server.url, cookies=cookies, timeout=60) as http:
+        started = time.monotonic()
+        with http.stream("GET", path) as response:
+            response.raise_for_status()
+            first, size = None, 0
+            for chunk in response.iter_raw():
+                first = first if first is not None else time.monotonic()
+                size += len(chunk)
+        ended = time.monotonic()
+    assert first is not None
+    return (first - started) * 1000, (ended - started) * 1000, size
+
+
+def capped_board(server: WebServer, setup: Setup, rounds: int = 7) -> list[Row]:
+    """A board at the item cap, each time after a tick (so never from the page cache),
+    for one client; then a section opened on demand."""
+    from releases import workflow
+    from releases.models import ReleaseItem
+
+    items = 2000
+    version, tick_id = add_capped_release(items)
+    cookies = setup.cookies[TICKER]
+    firsts, totals, sizes, sections = [], [], [], []
+    for _round in range(rounds):
+        entry = ReleaseItem.objects.select_related("release").get(pk=tick_id)
+        lead = entry.release.stakeholders.get(role=TICKER).user
+        (workflow.untick if entry.state == "done" else workflow.tick)(entry, by=lead)
+        first, total, size = first_byte_and_size(server, f"/releases/{version}/", cookies)
+        firsts.append(first)
+        totals.append(total)
+        sizes.append(size)
+        sections.append(
+            first_byte_and_size(server, f"/releases/{version}/sections/50/", cookies)[1]
+        )
+    return [
+        Row(f"board, {items} items, first render: first byte median / worst",
+            f"{statistics.median(firsts):.0f} / {max(firsts):.0f} ms",
+            f"target < 300 ms; whole page {statistics.median(totals):.0f} ms, one client"),
+        Row(f"board, {items} items: page size", f"{max(sizes) / 1e6:.2f} MB",
+            "target: a few MB (was 4.5 MB when every section was on the page)"),
+        Row("a section opened on demand (20 items)", f"{statistics.median(sections):.0f} ms",
+            f"median of {rounds}"),
+    ]  # fmt: skip
+
+
 def server_connections(admin_url: str) -> tuple[int, int]:
     """The server's open connections, and how many of them are busy with a query or a
     transaction (an idle stream must hold none)."""
@@ -626,7 +703,7 @@ def server_connections(admin_url: str) -> tuple[int, int]:
 
 VERIFY_CHECKS = 50
 # What `--only` can pick.
-PARTS = ("latency", "throughput", "long", "verify", "browser")
+PARTS = ("latency", "throughput", "long", "big", "verify", "browser")
 BROWSER_PAGES = 24
 BROWSER_TICKS = 15
 BROWSER_TARGET_P95_MS = 500.0
@@ -906,6 +983,10 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
         checklist = big_checklist(settings.CHECKLIST_MAX_BYTES, settings.CHECKLIST_MAX_ITEMS)
         with web_server(env, data_dir, quiet) as server:
             rows += asyncio.run(status_beside_long_work(server, setup, checklist, args.seconds))
+    if "big" in args.only:
+        print("bench: a board at the item cap, one client", flush=True)
+        with web_server(env, data_dir, quiet) as server:
+            rows += capped_board(server, setup)
     if "verify" in args.only:
         print("bench: verify, 50 checks at 300 ms through one worker", flush=True)
         rows += verify_wall(env, data_dir, setup)

@@ -187,6 +187,7 @@ class World:
         values = {
             "version": self.version,
             "item_id": str(self.item_id),
+            "index": "0",
             "token": "set-password" if route.name == "password_reset_confirm" else self.share_token,
             "key": self.share_token if route.template.startswith("s/") else self.version,
             "object_id": str(self.release_id),

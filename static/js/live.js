@@ -65,7 +65,8 @@
     // the item's new version and state.
     function rememberEdits() {
       var edits = { open: [], values: [], focused: null };
-      document.querySelectorAll("details[open]").forEach(function (details) {
+      // A section opened on demand is never replaced: only an item's own panel is.
+      document.querySelectorAll("details[open]:not([data-on-demand])").forEach(function (details) {
         var row = details.closest("[id]");
         if (row) {
           edits.open.push(row.id);
@@ -103,6 +104,19 @@
       }
     }
 
+    // A big board loads some sections only when opened: a changed row of a section
+    // that is not on the page has nowhere to go, and htmx would report it as an error.
+    function onPage(html) {
+      var parsed = document.createElement("template");
+      parsed.innerHTML = html;
+      Array.prototype.slice.call(parsed.content.children).forEach(function (fragment) {
+        if (fragment.id && !document.getElementById(fragment.id)) {
+          fragment.remove();
+        }
+      });
+      return parsed.innerHTML;
+    }
+
     function apply(html, newRevision) {
       // An update older than what the page shows (a poll racing the stream) would
       // put stale fragments back.
@@ -111,7 +125,7 @@
       }
       if (html) {
         var edits = rememberEdits();
-        htmx.swap(root, html, { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
+        htmx.swap(root, onPage(html), { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
         restoreEdits(edits);
       }
       root.setAttribute("data-revision", String(newRevision));

@@ -17,7 +17,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from releases import workflow
 from releases.models import AuditEvent, ItemState, Release, Role
-from tests.conftest import item
+from tests.conftest import PERSONAS, item
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -206,3 +206,55 @@ def test_it_keeps_what_a_lead_is_typing_when_their_row_changes_elsewhere(
         ItemState.NOT_APPLICABLE,
         "covered by the integration suite",
     )
+
+
+BIG_SECTIONS = 13
+PER_SECTION = 20
+
+
+@pytest.fixture
+def big_release(people: dict[str, Any]) -> Release:
+    """260 items in sections of 20: more than a board shows at once."""
+    from releases.models import ChecklistTemplate, TemplateItem
+
+    template = ChecklistTemplate.objects.create(name="big", title="Big", gate_position=100)
+    leads = Role.leads()
+    TemplateItem.objects.bulk_create([
+        TemplateItem(template=template, position=index, phase=f"Fase {index // 100 + 1}",
+                     section=f"Sección {index // PER_SECTION + 1}", text=f"Punto {index + 1}",
+                     owner_role=leads[index % len(leads)])
+        for index in range(BIG_SECTIONS * PER_SECTION)
+    ])  # fmt: skip
+    release = workflow.create_release(template, version="v9.0.0", title="Big", by=people["admin"])
+    for persona in PERSONAS:
+        workflow.assign(release, role=persona, user=people[persona], by=people["admin"])
+    return release
+
+
+def test_a_big_board_opens_a_section_on_demand_and_keeps_it_live(
+    big_release: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    last = f"Sección {BIG_SECTIONS}"
+    qa = open_live(log_in("qa"), board_url(big_release))
+    po = open_live(log_in("po"), board_url(big_release))
+    for page in (qa, po):
+        expect(checkbox(page, "Punto 1")).to_be_visible()
+        expect(checkbox(page, f"Punto {BIG_SECTIONS * PER_SECTION}")).to_have_count(0)
+    first_in_last = (BIG_SECTIONS - 1) * PER_SECTION + 1
+    qa_item = next(
+        number for number in range(first_in_last, first_in_last + 4)
+        if item(big_release, f"Punto {number}").owner_role == Role.QA
+    )  # fmt: skip
+
+    # A change to a row that is on no page: the pages take the rest of the update.
+    workflow.tick(item(big_release, f"Punto {qa_item}"), by=people["qa"])
+    expect(po.locator("#progress-panel")).to_contain_text("1 of")
+
+    qa.locator("summary", has_text=last).click()
+    expect(checkbox(qa, f"Punto {qa_item}")).to_be_checked()
+    expect(checkbox(qa, f"Punto {qa_item}")).to_be_enabled()
+    checkbox(qa, f"Punto {qa_item}").uncheck()
+    expect(po.locator("#progress-panel")).not_to_contain_text("1 of")
+    assert item(big_release, f"Punto {qa_item}").state == ItemState.PENDING
+    for page in (qa, po):
+        assert page.evaluate(STILL_LOADED), "the page reloaded instead of updating live"

@@ -1357,3 +1357,98 @@ def test_a_live_update_sends_the_rows_of_a_panel_that_changed_not_the_whole_pane
     assert any(part.startswith("signoff-") and part.endswith("-qa") for part in sent)
     assert not any(part.endswith("-devops") for part in sent)
     assert len([part for part in sent if part.startswith("bar-")]) == 2
+
+
+# --- a big board: sections on demand --------------------------------------------------
+
+
+def section_url(release: Release, index: int) -> str:
+    return reverse("releases:section", args=[release.version, index])
+
+
+def shown_items(html: str) -> list[str]:
+    return [text.strip() for _key, text in LABEL.findall(html)]
+
+
+@pytest.fixture
+def big_board(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The small release stands in for a 2,000-item one: only three rows fit on the page.
+    monkeypatch.setattr("releases.board.ON_DEMAND_ABOVE", 3)
+
+
+@pytest.mark.usefixtures("big_board")
+def test_a_big_board_shows_its_first_unsettled_sections_and_opens_the_others_on_demand(
+    as_user: Any, release: Release
+) -> None:
+    html = as_user("qa").get(board_url(release)).content.decode()
+
+    assert shown_items(html) == [BACKEND_ITEM, QA_ITEM, "TLS certificates installed"]
+    for index in (3, 4, 5):
+        assert f'hx-get="{section_url(release, index)}" hx-trigger="toggle once"' in html
+    assert "0 of 2 items settled" in html
+    # What the filters need to know of a section whose rows are not on the page.
+    closed = re.findall(r'<details class="section section--on-demand"[^>]*>', html)
+    assert [("data-mine" in tag, "data-pending" in tag) for tag in closed] == [
+        (False, True),
+        (False, True),
+        (True, True),
+    ]
+
+
+@pytest.mark.usefixtures("big_board")
+def test_an_opened_section_brings_its_rows_ready_to_tick(as_user: Any, release: Release) -> None:
+    client = as_user("qa")
+    client.get(board_url(release))
+    response = client.get(section_url(release, 5), headers=HTMX)
+
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert html.lstrip().startswith('<div class="section__rows">')
+    assert shown_items(html) == ["Deploy the backend", "Smoke tests in production"]
+    assert CSRF_PLACEHOLDER not in html
+    smoke = item(release, "Smoke tests in production")
+    assert "disabled" not in checkbox(html, smoke)
+    assert post_item(client, release, smoke, "tick").status_code == 302
+    assert item(release, "Smoke tests in production").state == "done"
+
+
+@pytest.mark.usefixtures("big_board")
+def test_a_settled_section_folds_away_and_the_next_one_opens(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, BACKEND_ITEM), by=users["backend"])
+
+    html = as_user("qa").get(board_url(release)).content.decode()
+
+    assert shown_items(html) == [QA_ITEM, "TLS certificates installed", "Screens reviewed"]
+    assert f'hx-get="{section_url(release, 0)}"' in html
+    assert "1 of 1 item settled" in html
+
+
+@pytest.mark.usefixtures("big_board")
+def test_a_section_is_only_for_those_who_see_the_board(as_user: Any, release: Release) -> None:
+    assert as_user("outsider").get(section_url(release, 5)).status_code == 404
+    anonymous = as_user(None).get(section_url(release, 5))
+    assert anonymous.status_code == 302 and "/accounts/login/" in anonymous["Location"]
+    missing = as_user("qa").get(section_url(release, 99))
+    assert missing.status_code == 404
+
+
+def test_a_small_board_shows_every_section(as_user: Any, release: Release) -> None:
+    html = as_user("qa").get(board_url(release)).content.decode()
+    assert len(shown_items(html)) == 7
+    assert "section--on-demand" not in html
+
+
+def test_the_go_no_go_panel_counts_the_reasons_it_does_not_list(
+    as_user: Any, release: Release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("releases.board._REASONS_LISTED", 7)
+    html = as_user("support").get(board_url(release)).content.decode()
+    panel = html[html.index('id="gonogo-panel"') :]
+    panel = panel[: panel.index("</section>")]
+    total = int(re.search(r"No-go: (\d+) reasons", panel).group(1))  # type: ignore[union-attr]
+
+    assert total > 7
+    assert panel.count("<li>") == 7
+    assert f"…and {total - 7} more, not listed here" in panel
