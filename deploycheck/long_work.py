@@ -13,7 +13,7 @@ message its client sends, and back every message of the answer, relayed as they 
 CSRF, permissions and the audit trail work there as here; it only never hands work on.
 Parent and helper talk over a socket pair that nobody else holds; each message is a
 length and a pickle. A helper that dies is replaced, and its request answered with an
-error page rather than left hanging.
+error page rather than left hanging. The helper's own side is long_work_helper.py.
 """
 
 from __future__ import annotations
@@ -37,20 +37,20 @@ Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 _LENGTH = struct.Struct("!I")
 # The helper sends DONE after the answer's last message; the parent then stops relaying
 # its client and sends END, after which the socket carries the next request.
-_DONE = {"type": "deploycheck.done"}
-_END = {"type": "deploycheck.end"}
+DONE = {"type": "deploycheck.done"}
+END = {"type": "deploycheck.end"}
 # What of the scope crosses over: uvicorn may add a lifespan "state" that cannot.
 _SCOPE_KEYS = ("type", "asgi", "http_version", "server", "client", "scheme", "method",
                "root_path", "path", "raw_path", "query_string", "headers")  # fmt: skip
 
 
-async def _write(writer: asyncio.StreamWriter, message: Mapping[str, Any]) -> None:
+async def write_message(writer: asyncio.StreamWriter, message: Mapping[str, Any]) -> None:
     data = pickle.dumps(dict(message), protocol=pickle.HIGHEST_PROTOCOL)
     writer.write(_LENGTH.pack(len(data)) + data)
     await writer.drain()
 
 
-async def _read(reader: asyncio.StreamReader) -> dict[str, Any]:
+async def read_message(reader: asyncio.StreamReader) -> dict[str, Any]:
     (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
     message: dict[str, Any] = pickle.loads(await reader.readexactly(length))
     return message
@@ -63,7 +63,7 @@ class Helper:
         ours, theirs = socket.socketpair()
         env = {**os.environ, **helper_database_env(os.environ)}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "deploycheck.long_work", str(theirs.fileno())],
+            [sys.executable, "-m", "deploycheck.long_work_helper", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=env,
         )
@@ -149,7 +149,7 @@ async def _relay(helper: Helper, scope: Mapping[str, Any], receive: Receive, sen
     try:
         reader, writer = await helper.streams()
         crossing = {key: scope[key] for key in _SCOPE_KEYS if key in scope}
-        await _write(writer, {"type": "deploycheck.scope", "scope": crossing})
+        await write_message(writer, {"type": "deploycheck.scope", "scope": crossing})
     except (ConnectionError, OSError):
         await _unavailable(send)
         return False
@@ -157,15 +157,15 @@ async def _relay(helper: Helper, scope: Mapping[str, Any], receive: Receive, sen
     async def forward_client() -> None:
         while True:
             message = await receive()
-            await _write(writer, message)
+            await write_message(writer, message)
             if message["type"] == "http.disconnect":
                 return
 
     forwarding = asyncio.create_task(forward_client())
     try:
         while True:
-            message = await _read(reader)
-            if message == _DONE:
+            message = await read_message(reader)
+            if message == DONE:
                 break
             started = True
             await send(message)
@@ -178,7 +178,7 @@ async def _relay(helper: Helper, scope: Mapping[str, Any], receive: Receive, sen
         with contextlib.suppress(asyncio.CancelledError, ConnectionError, OSError):
             await forwarding
     try:
-        await _write(writer, _END)
+        await write_message(writer, END)
     except (ConnectionError, OSError):
         return False
     return True
@@ -194,54 +194,3 @@ async def _unavailable(send: Send) -> None:
                 "headers": [(b"content-type", b"text/html; charset=utf-8"),
                             (b"retry-after", b"5"), (b"cache-control", b"no-store")]})  # fmt: skip
     await send({"type": "http.response.body", "body": body})
-
-
-# --- the helper ---------------------------------------------------------------------------
-
-
-async def _serve_parent(fd: int) -> None:
-    from deploycheck.request_thread import RequestThreadHandler
-
-    application = RequestThreadHandler(hands_on_long_work=False)
-    reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd), limit=2**20)
-    while True:
-        try:
-            first = await _read(reader)
-            await _serve_one(application, first["scope"], reader, writer)
-        except asyncio.IncompleteReadError:
-            return  # the web process is gone
-
-
-async def _serve_one(
-    application: Callable[[dict[str, Any], Receive, Send], Awaitable[None]],
-    scope: dict[str, Any],
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-) -> None:
-    incoming: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    async def from_parent() -> None:
-        # Read to END even after the answer is out, so that the next request starts on
-        # a message boundary.
-        while (message := await _read(reader)) != _END:
-            await incoming.put(message)
-
-    async def to_parent(message: Mapping[str, Any]) -> None:
-        await _write(writer, message)
-
-    reading = asyncio.create_task(from_parent())
-    await application(scope, incoming.get, to_parent)
-    await _write(writer, _DONE)
-    await reading
-
-
-def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
-    import django
-
-    django.setup(set_prefix=False)
-    asyncio.run(_serve_parent(int(sys.argv[1])))
-
-
-if __name__ == "__main__":
-    main()

@@ -821,7 +821,7 @@ def helper_processes(server: WebServer) -> list[int]:
         except OSError:
             continue
         parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
-        if b"deploycheck.long_work" in command:
+        if b"deploycheck.long_work_helper" in command:
             helpers.append(int(entry))
 
     def under_server(pid: int) -> bool:
