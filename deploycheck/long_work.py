@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pickle
 import socket
@@ -30,6 +31,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
 Send = Callable[[Mapping[str, Any]], Awaitable[None]]
@@ -62,12 +65,17 @@ class Helper:
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
         env = {**os.environ, **helper_database_env(os.environ)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deploycheck.long_work_helper", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            env=env,
-        )
-        theirs.close()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "deploycheck.long_work_helper", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                env=env,
+            )
+        except OSError:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
         self._socket = ours
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
 
@@ -121,7 +129,11 @@ class Helpers:
                 helper.stop()
                 self._started -= 1
             self._started += 1
-        return Helper()
+        try:
+            return Helper()
+        except OSError:
+            await self._give_back(None)
+            raise
 
     async def _give_back(self, helper: Helper | None) -> None:
         freed = self._condition()
@@ -133,7 +145,12 @@ class Helpers:
             freed.notify()
 
     async def serve(self, scope: Mapping[str, Any], receive: Receive, send: Send) -> None:
-        helper = await self._take()
+        try:
+            helper = await self._take()
+        except OSError:
+            logger.exception("could not start a long-work helper")
+            await _unavailable(send)
+            return
         finished = False
         try:
             finished = await _relay(helper, scope, receive, send)

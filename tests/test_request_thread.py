@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -170,3 +170,31 @@ def test_a_helper_that_stops_mid_request_is_answered_with_a_page_that_says_so() 
     assert (b"retry-after", b"5") in sent[0]["headers"]  # type: ignore[operator]
     body = sent[1]["body"].decode()  # type: ignore[attr-defined]
     assert "se detuvo antes de responder" in body
+
+
+def test_a_helper_that_cannot_start_is_answered_and_frees_its_place(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deploycheck import long_work
+
+    def cannot_start(*args: object, **kwargs: object) -> None:
+        raise OSError("no more processes")
+
+    monkeypatch.setattr(long_work.subprocess, "Popen", cannot_start)
+    helpers = long_work.Helpers(1)
+
+    async def twice() -> list[object]:
+        sent: list[Mapping[str, object]] = []
+
+        async def send(message: Mapping[str, object]) -> None:
+            sent.append(message)
+
+        async def receive() -> dict[str, object]:
+            return {"type": "http.disconnect"}
+
+        for _attempt in range(2):
+            await asyncio.wait_for(helpers.serve(scope("/long/"), receive, send), 10)
+        return [message["status"] for message in sent if message["type"] == "http.response.start"]
+
+    # The second request would wait forever if the first had kept the only place.
+    assert asyncio.run(twice()) == [503, 503]
