@@ -14,9 +14,9 @@ agent's status page between them waits for all twenty. Pages (the default lane) 
 run at most PAGE_THREADS at a time and the rest wait in line on the event loop, where
 waiting costs nothing; measured, a page is then served no slower, and the health check
 under twenty board clients waits 15-25 ms instead of 150-200. Long work (an import
-preview, an export) has a lane of its own, LONG_THREADS wide, so that it never takes a
-page's turn. The health check, static files and sign-in (whose password hashing runs
-without the GIL) do not queue at all.
+preview, an export) is handed to a helper process (long_work.py), so that it neither
+takes a page's turn nor shares the GIL with pages. The health check, static files and
+sign-in (whose password hashing runs without the GIL) do not queue at all.
 
 Live streams still stream from the event loop: their async view only checks access and
 hands back a response whose body is an async iterator, which the handler sends. The
@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
@@ -88,6 +88,11 @@ class Turns:
         return self._semaphore
 
 
+# Where the lane chosen for a request is kept in its scope: the URL is resolved for it
+# once, on the event loop, before the request is handed on or takes its turn.
+_LANE_KEY = "deploycheck.lane"
+
+
 def _path_info(scope: Mapping[str, Any]) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
@@ -116,7 +121,8 @@ class RequestThreadHandler(ASGIHandler):
     ) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        if self._helpers is not None and lane_of(_path_info(scope)) == LONG:
+        scope[_LANE_KEY] = lane_of(_path_info(scope))
+        if self._helpers is not None and scope[_LANE_KEY] == LONG:
             await self._helpers.serve(scope, receive, send)
             return
         executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, "request")
@@ -151,7 +157,8 @@ class RequestThreadHandler(ASGIHandler):
         async def in_turn(request: HttpRequest) -> HttpResponseBase:
             # Only the chain takes a turn: a body streamed afterwards (a live page's
             # events) must not hold one for as long as the page stays open.
-            turns = self._turns.get(lane_of(request.path_info))
+            assert isinstance(request, ASGIRequest)
+            turns = self._turns.get(request.scope[_LANE_KEY])
             if turns is None:
                 return await on_thread(request)
             async with turns.semaphore():
