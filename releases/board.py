@@ -367,6 +367,11 @@ class GoNoGo:
         return self.listed[_REASONS_FIRST:_REASONS_LISTED]
 
     @property
+    def more(self) -> int:
+        """How many the "show more" line stands for: the folded ones and the rest."""
+        return len(self.listed) - len(self.first)
+
+    @property
     def unlisted(self) -> int:
         return max(0, len(self.listed) - _REASONS_LISTED)
 
