@@ -116,7 +116,7 @@ def prepare() -> Setup:
 
     from releases import workflow
     from releases.actors import SystemActor
-    from releases.models import ChecklistTemplate, Role, TemplateItem
+    from releases.models import Role
 
     call_command("migrate", verbosity=0)
     User = get_user_model()
@@ -124,16 +124,7 @@ def prepare() -> Setup:
     people = {role: User.objects.create_user(role, f"{role}@example.com", None) for role in Role}
     with transaction.atomic():
         default_template = workflow.import_default_template(by=SystemActor("bench"))
-    big_template = ChecklistTemplate.objects.create(
-        name="bench-600", title="600 items", gate_position=BIG_RELEASE_ITEMS // 2
-    )
-    leads = Role.leads()
-    TemplateItem.objects.bulk_create([
-        TemplateItem(template=big_template, position=index, phase=f"Phase {index // 200 + 1}",
-                     section=f"Section {index // 20 + 1}", text=f"Bench item {index + 1}",
-                     owner_role=leads[index % len(leads)])
-        for index in range(BIG_RELEASE_ITEMS)
-    ])  # fmt: skip
+    big_template = generated_template(BIG_RELEASE_ITEMS)
     releases = [
         workflow.create_release(default_template, version="v1.0.0", title="Default", by=admin),
         workflow.create_release(big_template, version="v6.0.0", title="Big", by=admin),
@@ -161,6 +152,24 @@ def prepare() -> Setup:
         client.force_login(user)
         setup.cookies[name] = {"sessionid": client.cookies["sessionid"].value}
     return setup
+
+
+def generated_template(items: int) -> Any:
+    """A template of `items` items: phases of 200, sections of 20, owners in turn among
+    the leads, the gate half-way."""
+    from releases.models import ChecklistTemplate, Role, TemplateItem
+
+    template = ChecklistTemplate.objects.create(
+        name=f"bench-{items}", title=f"{items} items", gate_position=items // 2
+    )
+    leads = Role.leads()
+    TemplateItem.objects.bulk_create([
+        TemplateItem(template=template, position=index, phase=f"Phase {index // 200 + 1}",
+                     section=f"Section {index // 20 + 1}", text=f"Bench item {index + 1}",
+                     owner_role=leads[index % len(leads)])
+        for index in range(items)
+    ])  # fmt: skip
+    return template
 
 
 def query_counts(setup: Setup) -> list[Row]:
@@ -618,20 +627,11 @@ def add_capped_release(items: int) -> tuple[str, int]:
     from django.contrib.auth import get_user_model
 
     from releases import workflow
-    from releases.models import ChecklistTemplate, Role, TemplateItem
+    from releases.models import Role
 
     User = get_user_model()
     admin = User.objects.get(username="bench-admin")
-    template = ChecklistTemplate.objects.create(
-        name=f"bench-{items}", title=f"{items} items", gate_position=items // 2
-    )
-    leads = Role.leads()
-    TemplateItem.objects.bulk_create([
-        TemplateItem(template=template, position=index, phase=f"Phase {index // 200 + 1}",
-                     section=f"Section {index // 20 + 1}", text=f"Bench item {index + 1}",
-                     owner_role=leads[index % len(leads)])
-        for index in range(items)
-    ])  # fmt: skip
+    template = generated_template(items)
     release = workflow.create_release(template, version="v20.0.0", title="Capped", by=admin)
     for role in Role:
         workflow.assign(release, role=role, user=User.objects.get(username=role), by=admin)
