@@ -140,22 +140,21 @@ def _admit_closing(
 
 
 def _render_each(
-    render: Renderer,
-    keys: list[_RenderKey],
-    done: Callable[[_RenderKey, tuple[int, str] | None], object],
-) -> None:
+    render: Renderer, keys: list[_RenderKey]
+) -> list[tuple[_RenderKey, tuple[int, str] | None]]:
     """Render one key after another on a single database connection (opening one costs
-    about as much as a small render), handing each result over as soon as it is ready."""
+    about as much as a small render); None for a key whose render failed."""
+    results: list[tuple[_RenderKey, tuple[int, str] | None]] = []
     try:
         for key in keys:
             try:
-                result: tuple[int, str] | None = render(*key)
+                results.append((key, render(*key)))
             except Exception:
                 logger.exception("live update of release %s failed", key[0])
-                result = None
-            done(key, result)
+                results.append((key, None))
     finally:
         close_old_connections()
+    return results
 
 
 def _revisions_closing(release_ids: list[int]) -> list[tuple[int, int]]:
@@ -268,43 +267,47 @@ class Hub:
             self._fan_outs[release_id] = _detached_task(self._fan_out(release_id))
 
     async def _fan_out(self, release_id: int) -> None:
-        loop = asyncio.get_running_loop()
         # Runs again while notices arrive during a render, so none is lost.
         while release_id in self._dirty:
             self._dirty.discard(release_id)
             target = self._revisions.get(release_id, -1)
-            # Every revision may be the one that removed someone or revoked a link, and
-            # it reaches every web process: each ends the streams it may no longer serve.
-            await self._close_revoked(release_id)
             groups: dict[_RenderKey, list[Subscriber]] = defaultdict(list)
             for subscriber in self._subscribers.get(release_id, ()):
                 if subscriber.has() < target:
                     key = (release_id, subscriber.viewer, subscriber.page, subscriber.seen)
                     groups[key].append(subscriber)
             updates: dict[_RenderKey, Update] = {}
-            to_render: dict[_RenderKey, list[Subscriber]] = {}
-            # The most-watched first: renders go one after another (they are CPU-bound,
-            # side by side in threads every page would wait for the slowest).
-            for key, members in sorted(groups.items(), key=lambda g: len(g[1]), reverse=True):
+            to_render: list[_RenderKey] = []
+            for key in groups:
                 cached = self._fresh(key, target)
                 if cached is None:
-                    to_render[key] = members
-                    continue
-                updates[key] = cached
-                for subscriber in members:
-                    subscriber.offer(cached)
-            if to_render:
-                # Each group is sent its update as soon as its render is done.
-                await sync_to_async(_render_each, thread_sensitive=False)(
-                    self._render,
-                    list(to_render),
-                    partial(loop.call_soon_threadsafe, partial(self._deliver, to_render, updates)),
-                )
-            rendered = max((update.revision for update in updates.values()), default=-1)
-            if 0 <= rendered < target and self._revisions.get(release_id) == target:
+                    to_render.append(key)
+                else:
+                    updates[key] = cached
+            # Every revision may be the one that removed someone or revoked a link, and
+            # it reaches every web process: each ends the streams it may no longer serve,
+            # asking beside the renders and before sending anything.
+            _closed, rendered = await asyncio.gather(
+                self._close_revoked(release_id),
+                sync_to_async(_render_each, thread_sensitive=False)(self._render, to_render),
+            )
+            for key, result in rendered:
+                if result is not None:
+                    updates[key] = self._remember(key, *result)
+            # All groups at once, once every render is done: a page that starts swapping
+            # its update in takes CPU from the renders still to come (on a shared
+            # machine, or one where the browsers run), so sending as each render is done
+            # made the last group of pages wait longest. Most-watched first.
+            for key, members in sorted(groups.items(), key=lambda g: len(g[1]), reverse=True):
+                update = updates.get(key)
+                if update is not None:
+                    for subscriber in members:
+                        subscriber.offer(update)
+            newest = max((update.revision for update in updates.values()), default=-1)
+            if 0 <= newest < target and self._revisions.get(release_id) == target:
                 # The database is the truth: a revision it has not got (a message from
                 # another deployment sharing Redis) must not hold back the real ones.
-                self._revisions[release_id] = rendered
+                self._revisions[release_id] = newest
 
     async def _close_revoked(self, release_id: int) -> None:
         if self._admit is None:
@@ -324,20 +327,6 @@ class Hub:
         for subscriber in following:
             if subscriber.holder not in admitted:
                 subscriber.close()
-
-    def _deliver(
-        self,
-        groups: dict[_RenderKey, list[Subscriber]],
-        updates: dict[_RenderKey, Update],
-        key: _RenderKey,
-        result: tuple[int, str] | None,
-    ) -> None:
-        if result is None:
-            return
-        update = self._remember(key, *result)
-        updates[key] = update
-        for subscriber in groups[key]:
-            subscriber.offer(update)
 
     # --- rendering -----------------------------------------------------------------------
 

@@ -538,14 +538,15 @@ def test_it_holds_no_database_connection_while_streams_wait(
 
 
 async def revoked_within(events: AsyncIterator[Event], seconds: float) -> float:
-    """How long until the stream says access ended (and then ends)."""
+    """How long until the stream says access ended (and then ends), sending nothing
+    before that: not even the update of the change that ended it."""
     started = time.monotonic()
     async with asyncio.timeout(seconds):
         async for event in events:
-            if event.event == "revoked":
-                took = time.monotonic() - started
-                assert [e async for e in events] == []
-                return took
+            assert event.event == "revoked", f"sent {event.event!r} after access ended"
+            took = time.monotonic() - started
+            assert [e async for e in events] == []
+            return took
     raise AssertionError("the stream ended without saying access was revoked")
 
 
