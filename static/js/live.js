@@ -7,8 +7,8 @@
  *   <span id="live-indicator" data-label-live="…" data-label-reconnecting="…"
  *         data-label-polling="…" data-label-offline="…"></span>
  * The stream (Server-Sent Events) sends `update` events whose data is HTML of
- * hx-swap-oob fragments and whose id is the revision they bring the page to; htmx puts
- * each fragment in place by its DOM id. When the stream fails the page polls
+ * hx-swap-oob fragments and whose id is the revision they bring the page to; each
+ * fragment takes the place of the element with its DOM id. When the stream fails the page polls
  * data-poll-url every 5 s, says so, and tries the stream again now and then.
  * Without #live, htmx or fetch this script does nothing.
  */
@@ -24,6 +24,9 @@
   // While polling, how often to try the stream again.
   var RETRY_STREAM_MS = 30000;
   var STATES = ["live", "reconnecting", "polling", "offline", "revoked"];
+  // The class htmx gives new content while it settles; app.css flashes a changed row.
+  var SETTLING = "htmx-settling";
+  var SETTLE_MS = 20;
 
   function start(root) {
     var indicator = document.getElementById("live-indicator");
@@ -104,17 +107,32 @@
       }
     }
 
-    // A big board loads some sections only when opened: a changed row of a section
-    // that is not on the page has nowhere to go, and htmx would report it as an error.
-    function onPage(html) {
+    // Each fragment replaces the element with its id. Done here rather than by
+    // htmx.swap, which costs twice as much per update, and on a release day every open
+    // page swaps every update at once. A big board loads some sections only when
+    // opened: a changed row of a section that is not on the page has nowhere to go.
+    function swapIn(html) {
       var parsed = document.createElement("template");
       parsed.innerHTML = html;
+      var fresh = [];
       Array.prototype.slice.call(parsed.content.children).forEach(function (fragment) {
-        if (fragment.id && !document.getElementById(fragment.id)) {
-          fragment.remove();
+        var current = fragment.id && document.getElementById(fragment.id);
+        if (current) {
+          fragment.removeAttribute("hx-swap-oob");
+          current.replaceWith(fragment);
+          fresh.push(fragment);
         }
       });
-      return parsed.innerHTML;
+      fresh.forEach(function (element) {
+        // The fresh rows' own forms and links, and the flash of a changed row.
+        htmx.process(element);
+        element.classList.add(SETTLING);
+      });
+      window.setTimeout(function () {
+        fresh.forEach(function (element) {
+          element.classList.remove(SETTLING);
+        });
+      }, SETTLE_MS);
     }
 
     function apply(html, newRevision) {
@@ -125,7 +143,7 @@
       }
       if (html) {
         var edits = rememberEdits();
-        htmx.swap(root, onPage(html), { swapStyle: "none", swapDelay: 0, settleDelay: 0 });
+        swapIn(html);
         restoreEdits(edits);
       }
       root.setAttribute("data-revision", String(newRevision));

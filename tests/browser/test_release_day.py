@@ -201,6 +201,8 @@ def test_it_keeps_what_a_lead_is_typing_when_their_row_changes_elsewhere(
     assert qa.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
     row.get_by_role("button", name="Mark N/A").click()
     expect(row).to_have_attribute("data-state", ItemState.NOT_APPLICABLE)
+    # The fresh row's form went through htmx too, not a page load.
+    assert qa.evaluate(STILL_LOADED), "the fresh row's form reloaded the page"
     entry.refresh_from_db()
     assert (entry.state, entry.reason) == (
         ItemState.NOT_APPLICABLE,
