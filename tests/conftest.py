@@ -18,7 +18,7 @@ from django.utils import translation
 
 from releases import workflow
 from releases.actors import standing
-from releases.board import panels_sent, recent_loads
+from releases.board import panels_sent, recent_loads, row_renders
 from releases.models import (
     ChecklistTemplate,
     Release,
@@ -48,6 +48,7 @@ def fresh_caches() -> None:
     pages.clear()
     standing.cache_clear()
     panels_sent.clear()
+    row_renders.clear()
     recent_loads.clear()
 
 

@@ -24,7 +24,7 @@ from django.utils.timezone import localtime
 
 from releases import workflow
 from releases.actors import standing
-from releases.board import Viewer, board_context, render_update, viewer_for
+from releases.board import Viewer, board_context, render_update, row_html, row_renders, viewer_for
 from releases.models import (
     ActorKind,
     AuditEvent,
@@ -1452,3 +1452,41 @@ def test_the_go_no_go_panel_counts_the_reasons_it_does_not_list(
     assert total > 7
     assert panel.count("<li>") == 7
     assert f"…and {total - 7} more, not listed here" in panel
+
+
+# A request's own CSRF token, in the forms and in the header htmx sends.
+_TOKEN = re.compile(r'(name="csrfmiddlewaretoken" value="|"X-CSRFToken": ")[^"]+')
+
+
+def test_a_board_built_from_shared_rows_is_the_board_rendered_afresh(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    qa = as_user("qa")
+    ticked, noted = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+    qa.get(board_url(release))  # every row rendered and kept
+
+    workflow.tick(ticked, by=users["qa"])
+    workflow.annotate_item(noted, by=users["backend"], note="merged at 14:02")
+    reused = _TOKEN.sub(r"\1", qa.get(board_url(release)).content.decode())
+    pages.clear()
+    row_renders.clear()
+    afresh = _TOKEN.sub(r"\1", qa.get(board_url(release)).content.decode())
+
+    assert reused == afresh
+    assert 'data-state="done"' in reused[reused.index(f'<li id="item-{ticked.pk}"') :][:300]
+    assert "merged at 14:02" in reused
+
+
+def test_a_row_holding_a_persons_own_csrf_token_is_never_shared(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    context = board_context(release, viewer)
+    row = next(row for row in context["rows"] if row.can_change)
+
+    with translation.override("en"):
+        first = row_html(row, {**context, "csrf_token": "token-of-one-person"})
+        second = row_html(row, {**context, "csrf_token": "token-of-another"})
+
+    assert "token-of-one-person" in first
+    assert "token-of-another" in second and "token-of-one-person" not in second
