@@ -76,6 +76,7 @@ PANELS: dict[str, tuple[str, ...]] = {
     "status": (*_PANELS, "releases/_contacts.html"),
 }
 ITEM_PARTIAL = "releases/board.html#item"
+CLOSED_SECTION_PARTIAL = "releases/board.html#closed_section"
 # A board of more items than this renders only its first sections with work left, as
 # many as fit in this many rows; the others open on demand. At 2,000 items the whole
 # board took 2.8 s to render and weighed 4.5 MB.
@@ -611,15 +612,40 @@ def render_fragments(
 
 
 def _changed_rows(
-    context: dict[str, Any], page: Page, since_revision: int, item_ids: Collection[int] = ()
+    context: dict[str, Any],
+    page: Page,
+    since_revision: int,
+    item_ids: Collection[int] = (),
+    *,
+    headings: bool = False,
 ) -> list[str]:
+    """The changed rows and, with `headings` on a big board, the heading of each section
+    holding one: where the page shows that section closed, live.js puts in its new count
+    and what the filters know of it (elsewhere the heading has no target, and is
+    dropped). Not for htmx's own swaps, which would replace a section the person opened
+    with a closed one."""
     if page != "board":
         return []
-    return [
-        render_to_string(ITEM_PARTIAL, {**context, "oob": True, "row": row})
-        for row in context["rows"]
-        if row.item.revision > since_revision or row.item.pk in item_ids
-    ]
+    fragments: list[str] = []
+    headings = headings and len(context["rows"]) > ON_DEMAND_ABOVE
+    for phase in context["phases"]:
+        for section in phase.sections:
+            changed = [
+                row
+                for row in section.rows
+                if row.item.revision > since_revision or row.item.pk in item_ids
+            ]
+            if headings and changed:
+                fragments.append(
+                    render_to_string(
+                        CLOSED_SECTION_PARTIAL, {**context, "oob": True, "section": section}
+                    )
+                )
+            fragments += [
+                render_to_string(ITEM_PARTIAL, {**context, "oob": True, "row": row})
+                for row in changed
+            ]
+    return fragments
 
 
 # A row's HTML, reused by every render until the item changes: a tick changes one row,
@@ -774,5 +800,5 @@ def render_update(
             part for name, html in panels.items() for part in _changed_parts(before.get(name), html)
         ]
         panels_sent.remember(key, release.revision, panels)
-        rows = _changed_rows(context, shown, since_revision)
+        rows = _changed_rows(context, shown, since_revision, headings=True)
         return release.revision, "\n".join([*rows, *changed])

@@ -27,6 +27,8 @@
   // The class htmx gives new content while it settles; app.css flashes a changed row.
   var SETTLING = "htmx-settling";
   var SETTLE_MS = 20;
+  // What a section loaded on demand says of its rows, for the board's filters.
+  var SECTION_FLAGS = ["data-mine", "data-pending", "data-stopped"];
 
   function start(root) {
     var indicator = document.getElementById("live-indicator");
@@ -107,6 +109,19 @@
       }
     }
 
+    // A section a big board loads on demand keeps its place, open or not, and the rows
+    // it may have loaded (they get their own updates): only its heading and what the
+    // filters know of it change.
+    function updateClosedSection(section, fresh) {
+      SECTION_FLAGS.forEach(function (flag) {
+        section.toggleAttribute(flag, fresh.hasAttribute(flag));
+      });
+      var heading = fresh.querySelector("summary");
+      if (heading) {
+        section.querySelector("summary").replaceWith(heading);
+      }
+    }
+
     // Each fragment replaces the element with its id. Done here rather than by
     // htmx.swap, which costs twice as much per update, and on a release day every open
     // page swaps every update at once. A big board loads some sections only when
@@ -117,11 +132,16 @@
       var fresh = [];
       Array.prototype.slice.call(parsed.content.children).forEach(function (fragment) {
         var current = fragment.id && document.getElementById(fragment.id);
-        if (current) {
-          fragment.removeAttribute("hx-swap-oob");
-          current.replaceWith(fragment);
-          fresh.push(fragment);
+        if (!current) {
+          return;
         }
+        if (current.hasAttribute("data-on-demand")) {
+          updateClosedSection(current, fragment);
+          return;
+        }
+        fragment.removeAttribute("hx-swap-oob");
+        current.replaceWith(fragment);
+        fresh.push(fragment);
       });
       fresh.forEach(function (element) {
         // The fresh rows' own forms and links, and the flash of a changed row.

@@ -248,15 +248,22 @@ def test_a_big_board_opens_a_section_on_demand_and_keeps_it_live(
         if item(big_release, f"Punto {number}").owner_role == Role.QA
     )  # fmt: skip
 
-    # A change to a row that is on no page: the pages take the rest of the update.
+    # A change to a row that is on no page: the pages take the rest of the update, and
+    # the closed section's heading counts it.
     workflow.tick(item(big_release, f"Punto {qa_item}"), by=people["qa"])
     expect(po.locator("#progress-panel")).to_contain_text("1 of")
+    po_last = po.locator(f"#section-{BIG_SECTIONS - 1}")
+    expect(po_last.locator("summary")).to_contain_text(f"1 of {PER_SECTION} items settled")
 
     qa.locator("summary", has_text=last).click()
     expect(checkbox(qa, f"Punto {qa_item}")).to_be_checked()
     expect(checkbox(qa, f"Punto {qa_item}")).to_be_enabled()
     checkbox(qa, f"Punto {qa_item}").uncheck()
     expect(po.locator("#progress-panel")).not_to_contain_text("1 of")
+    expect(po_last.locator("summary")).to_contain_text(f"0 of {PER_SECTION} items settled")
+    # QA's opened section kept its rows through its own heading's update.
+    expect(checkbox(qa, f"Punto {qa_item}")).not_to_be_checked()
+    expect(qa.locator(f"#section-{BIG_SECTIONS - 1}")).to_have_attribute("open", "")
     assert item(big_release, f"Punto {qa_item}").state == ItemState.PENDING
     for page in (qa, po):
         assert page.evaluate(STILL_LOADED), "the page reloaded instead of updating live"

@@ -1387,7 +1387,7 @@ def test_a_big_board_shows_its_first_unsettled_sections_and_opens_the_others_on_
         assert f'hx-get="{section_url(release, index)}" hx-trigger="toggle once"' in html
     assert "0 of 2 items settled" in html
     # What the filters need to know of a section whose rows are not on the page.
-    closed = re.findall(r'<details class="section section--on-demand"[^>]*>', html)
+    closed = re.findall(r'<details id="section-\d+" class="section section--on-demand"[^>]*>', html)
     assert [("data-mine" in tag, "data-pending" in tag) for tag in closed] == [
         (False, True),
         (False, True),
@@ -1423,6 +1423,38 @@ def test_a_settled_section_folds_away_and_the_next_one_opens(
     assert shown_items(html) == [QA_ITEM, "TLS certificates installed", "Screens reviewed"]
     assert f'hx-get="{section_url(release, 0)}"' in html
     assert "1 of 1 item settled" in html
+
+
+@pytest.mark.usefixtures("big_board")
+def test_a_live_update_brings_the_new_heading_of_a_section_holding_a_changed_row(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    since = release.revision
+    smoke = workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
+
+    html = render_update(release.pk, viewer, "board", since)[1]
+    answer = post_item(as_user("qa"), release, item(release, smoke.text), "note", note="seen",
+                       htmx=True)  # fmt: skip
+
+    heading = re.search(r'<details id="section-5"[^>]*>.*?</summary>', html, re.S)
+    assert heading is not None and 'hx-swap-oob="true"' in heading.group(0)
+    assert "1 of 2 items settled" in heading.group(0)
+    assert "data-mine" in heading.group(0) and "data-pending" in heading.group(0)
+    assert ROW.findall(html) == [str(smoke.pk)]
+    # Only the one section; and never in an htmx answer, whose swap would close a
+    # section the person opened.
+    assert len(re.findall(r"<details id=", html)) == 1
+    assert answer.status_code == 200 and f'id="item-{smoke.pk}"' in answer.content.decode()
+    assert "<details id=" not in answer.content.decode()
+
+
+def test_a_small_board_sends_no_section_headings(release: Release, users: dict[str, Any]) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    since = release.revision
+    workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
+
+    assert "<details id=" not in render_update(release.pk, viewer, "board", since)[1]
 
 
 @pytest.mark.usefixtures("big_board")
