@@ -658,9 +658,13 @@ row_renders = PageCache(ROW_CACHE_BYTES)
 def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
     """The item partial for `row` in a render whose values are `context`. Only renders
     that hold no person's own CSRF token are shared."""
+
+    def render() -> str:
+        return get_template(ITEM_PARTIAL).render({**context, "row": row})
+
     token = context.get("csrf_token", "")
     if token not in ("", CSRF_PLACEHOLDER):
-        return SafeString(get_template(ITEM_PARTIAL).render({**context, "row": row}))
+        return SafeString(render())
     item, viewer, release = row.item, context["viewer"], context["release"]
     # Everything the partial reads: the item changes its revision with every change
     # (live updates rely on it too), the rest is the viewer's and the render's.
@@ -669,10 +673,7 @@ def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
         row.first_after_gate, row.checks, viewer.may_run_checks, release.version,
         translation.get_language(), token, bool(context.get("oob")),
     )  # fmt: skip
-    html = row_renders.get_or_render(
-        key, lambda: get_template(ITEM_PARTIAL).render({**context, "row": row}).encode()
-    )
-    return SafeString(html.decode())
+    return SafeString(row_renders.get_or_render(key, lambda: render().encode()).decode())
 
 
 def render_panels(context: dict[str, Any], page: Page) -> dict[str, str]:
