@@ -660,10 +660,12 @@ def first_byte_and_size(
 def capped_board(server: WebServer, setup: Setup, rounds: int = 7) -> list[Row]:
     """A board at the item cap, each time after a tick (so never from the page cache),
     for one client; then a section opened on demand."""
+    from django.conf import settings
+
     from releases import workflow
     from releases.models import ReleaseItem
 
-    items = 2000
+    items = settings.CHECKLIST_MAX_ITEMS
     version, tick_id = add_capped_release(items)
     cookies = setup.cookies[TICKER]
     firsts, totals, sizes, sections = [], [], [], []

@@ -8,8 +8,8 @@
  *         data-label-polling="…" data-label-offline="…"></span>
  * The stream (Server-Sent Events) sends `update` events whose data is HTML of
  * hx-swap-oob fragments and whose id is the revision they bring the page to; each
- * fragment takes the place of the element with its DOM id. When the stream fails the page polls
- * data-poll-url every 5 s, says so, and tries the stream again now and then.
+ * fragment takes the place of the element with its DOM id. When the stream fails the
+ * page polls data-poll-url every 5 s, says so, and tries the stream again now and then.
  * Without #live, htmx or fetch this script does nothing.
  */
 (function () {
