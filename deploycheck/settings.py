@@ -178,6 +178,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "releases:list"
 LOGOUT_REDIRECT_URL = "login"
+# Sessions in the database, as Django keeps them, read with a cheaper lookup.
+SESSION_ENGINE = "deploycheck.lookups"
 
 # Login throttling (django-axes): after AXES_FAILURE_LIMIT failed logins on one account,
 # or from one address, logins there are refused for the cool-off, on our login page and
@@ -188,7 +190,8 @@ LOGOUT_REDIRECT_URL = "login"
 AUTHENTICATION_BACKENDS = [
     # Refuses a locked-out login before any password is checked; logs nobody in itself.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend with a cheaper read of the logged-in person.
+    "deploycheck.lookups.UserBackend",
 ]
 AXES_FAILURE_LIMIT = envpositive("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = timedelta(minutes=envpositive("AXES_COOLOFF_MINUTES", 15))
