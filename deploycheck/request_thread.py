@@ -27,6 +27,7 @@ updates holds none.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,11 +35,13 @@ from typing import Any, TypeVar
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest, get_script_prefix
 from django.db import connections
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, URLResolver, get_resolver
+from django.urls import Resolver404, URLResolver, get_resolver, set_script_prefix
 
 from deploycheck.long_work import Helpers
 
@@ -99,6 +102,8 @@ class Turns:
 # Where the lane chosen for a request is kept in its scope: the URL is resolved for it
 # once, on the event loop, before the request is handed on or takes its turn.
 _LANE_KEY = "deploycheck.lane"
+# Marks a response that its request's thread already closed.
+_CLOSED_KEY = "_deploycheck_closed"
 
 
 def _path_info(scope: Mapping[str, Any]) -> str:
@@ -108,6 +113,10 @@ def _path_info(scope: Mapping[str, Any]) -> str:
 
 
 class RequestThreadHandler(ASGIHandler):
+    # A page's body goes to the server in one message, not sliced (copied) into 64 KiB
+    # ones; the server writes it out in whatever pieces the socket takes.
+    chunk_size = 2**20
+
     def __init__(self, *, hands_on_long_work: bool = True) -> None:
         """`hands_on_long_work`: the long lane runs in helper processes (long_work.py);
         a helper itself serves it here."""
@@ -147,16 +156,83 @@ class RequestThreadHandler(ASGIHandler):
         else:
             executor.shutdown(wait=False)
 
+    async def handle(
+        self,
+        scope: dict[str, Any],
+        receive: Callable[[], Awaitable[Mapping[str, Any]]],
+        send: Callable[[Mapping[str, Any]], Awaitable[None]],
+    ) -> None:
+        """Django's, except that request_started is sent, and a body already in memory
+        closed, on the request's thread as part of the chain (`run`), instead of each
+        taking a move of its own there and back."""
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = self.create_request(scope, body_file)
+        if request is None:
+            assert error_response is not None
+            await signals.request_started.asend(sender=self.__class__, scope=scope)
+            body_file.close()
+            await self.send_response(error_response, send)
+            await sync_to_async(error_response.close)()
+            return
+
+        async def process_request() -> HttpResponseBase:
+            response = await self.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):
+                # The client left while the body went out.
+                await self.send_response(response, send)
+            return response
+
+        # The disconnect listener is checked first: it raises nothing unexpected that
+        # would keep the request's task from being cancelled.
+        tasks = (
+            asyncio.create_task(self.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        )
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            response = tasks[1].result()
+        except asyncio.CancelledError:
+            await signals.request_finished.asend(sender=self.__class__)
+        else:
+            if not getattr(response, _CLOSED_KEY, False):
+                await sync_to_async(response.close)()
+        body_file.close()
+
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
         chain: Callable[[HttpRequest], HttpResponseBase] = self._middleware_chain  # type: ignore[has-type]
 
         def run(request: HttpRequest) -> HttpResponseBase:
+            assert isinstance(request, ASGIRequest)
+            signals.request_started.send(sender=self.__class__, scope=request.scope)
             response: HttpResponseBase = chain(request)
+            if not response.streaming:
+                # The body is all there: the request ends here (its connection goes
+                # back to the pool) before the bytes go out.
+                response._handler_class = self.__class__  # type: ignore[attr-defined]
+                response.close()
+                setattr(response, _CLOSED_KEY, True)
             # Only a body that is an async iterator (a live stream, the audit CSV in
             # batches) goes back to the event loop; it takes a connection again when it
             # reads. A sync one is read afterwards on this same thread, with this one.
-            if getattr(response, "is_async", False):
+            elif getattr(response, "is_async", False):
                 _give_back_connections()
             return response
 

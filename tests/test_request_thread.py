@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
+from django.core.signals import request_finished, request_started
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.test import override_settings
 from django.urls import path
@@ -48,12 +49,42 @@ async def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(forever(), content_type="text/event-stream")
 
 
+class Witness:
+    """Which thread the view and each of the request's signals ran on, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+
+    def view(self, request: HttpRequest) -> HttpResponse:
+        self.seen.append(("view", threading.get_ident()))
+        return HttpResponse("seen")
+
+    async def stream(self, request: HttpRequest) -> StreamingHttpResponse:
+        async def two_parts() -> AsyncIterator[bytes]:
+            yield b"one\n"
+            self.seen.append(("streamed", threading.get_ident()))
+            yield b"two\n"
+
+        return StreamingHttpResponse(two_parts(), content_type="text/plain")
+
+    def started(self, **kwargs: object) -> None:
+        self.seen.append(("started", threading.get_ident()))
+
+    def finished(self, **kwargs: object) -> None:
+        self.seen.append(("finished", threading.get_ident()))
+
+
+witness = Witness()
+
+
 urlpatterns = [
     path("first/", first_page),
     path("second/", second_page),
     path("long/", lane(LONG)(long_work)),
     path("quick/", quick),
     path("stream/", stream),
+    path("witnessed/", witness.view),
+    path("witnessed-stream/", witness.stream),
 ]
 
 
@@ -154,6 +185,61 @@ async def _an_open_stream_does_not_keep_the_turn() -> None:
     assert await body_of(await start(application, "/first/")) == b"done"
     await live.send_input({"type": "http.disconnect"})
     live.future.cancel()
+
+
+@pytest.fixture
+def witnessed() -> Iterator[Witness]:
+    witness.seen.clear()
+    request_started.connect(witness.started)
+    request_finished.connect(witness.finished)
+    yield witness
+    request_started.disconnect(witness.started)
+    request_finished.disconnect(witness.finished)
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_page_s_request_starts_and_ends_on_its_own_thread_once(witnessed: Witness) -> None:
+    async def serve() -> bytes:
+        request = await start(RequestThreadHandler(), "/witnessed/")
+        first = await request.receive_output(10)
+        # Over before its bytes go out: its database connection is already back.
+        assert first["type"] == "http.response.start"
+        assert [name for name, _thread in witnessed.seen][-1] == "finished"
+        body = (await request.receive_output(10))["body"]
+        await request.wait(10)
+        return body
+
+    assert asyncio.run(serve()) == b"seen"
+    assert [name for name, _thread in witnessed.seen] == ["started", "view", "finished"]
+    assert len({thread for _name, thread in witnessed.seen}) == 1
+    assert witnessed.seen[0][1] != threading.get_ident()
+
+
+@override_settings(ROOT_URLCONF=__name__)
+def test_a_streamed_body_ends_its_request_after_the_last_part(witnessed: Witness) -> None:
+    async def serve() -> bytes:
+        request = await start(RequestThreadHandler(), "/witnessed-stream/")
+        body = await body_of(request)
+        await request.wait(10)
+        return body
+
+    assert asyncio.run(serve()) == b"one\ntwo\n"
+    assert [name for name, _thread in witnessed.seen] == ["started", "streamed", "finished"]
+
+
+def test_a_request_django_cannot_read_is_answered_400(witnessed: Witness) -> None:
+    async def serve() -> dict[str, object]:
+        request = ApplicationCommunicator(
+            RequestThreadHandler(), {**scope("/witnessed/"), "query_string": b"\xff\xfe"}
+        )
+        await request.send_input({"type": "http.request", "body": b""})
+        answer = await request.receive_output(10)
+        await request.receive_output(10)
+        await request.wait(10)
+        return answer
+
+    assert asyncio.run(serve())["status"] == 400
+    assert [name for name, _thread in witnessed.seen] == ["started", "finished"]
 
 
 def test_a_helper_that_stops_mid_request_is_answered_with_a_page_that_says_so() -> None:
