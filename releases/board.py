@@ -652,7 +652,7 @@ def _changed_rows(
 # and re-rendering the others was most of a board's first render after it (a row the
 # viewer may change, with its four forms, costs about 1 ms).
 ROW_CACHE_BYTES = 16 * 1024 * 1024
-row_renders = PageCache(ROW_CACHE_BYTES)
+row_renders: PageCache[bytes] = PageCache(ROW_CACHE_BYTES)
 
 
 def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:

@@ -10,28 +10,59 @@ the revision its request saw, in any web process.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sized
+from typing import Generic, TypeVar
 
 # Stand in for a request's own values in a shared render; replaced per response. Plain
 # letters and digits, which HTML escaping leaves as they are.
 CSRF_PLACEHOLDER = "csrf-token-placeholder-0f6c2a"
 NAME_PLACEHOLDER = "person-name-placeholder-5d91e7"
 PATH_PLACEHOLDER = "request-path-placeholder-b38c04"
+_HOLES = re.compile(f"({CSRF_PLACEHOLDER}|{NAME_PLACEHOLDER}|{PATH_PLACEHOLDER})".encode())
 MAX_BYTES = 64 * 1024 * 1024
 # A request waiting for another's render of the same page gives up after this long and
 # renders it itself: a stuck render must not hold up every reader.
 RENDER_WAIT_SECONDS = 30.0
 
 
-class PageCache:
+class CutPage:
+    """A shared render cut at its placeholders: a response puts its own values in with
+    one join, where replacing each placeholder in turn copied the page each time (a
+    board holds one CSRF token per form; 0.16 ms against 0.015)."""
+
+    __slots__ = ("_parts", "_size")
+
+    def __init__(self, page: bytes) -> None:
+        # split() puts the placeholders at odd indexes.
+        self._parts = _HOLES.split(page)
+        self._size = len(page)
+
+    def __len__(self) -> int:
+        return self._size
+
+    def filled(self, values: Mapping[str, bytes]) -> bytes:
+        """`values` by placeholder."""
+        parts = self._parts.copy()
+        parts[1::2] = [values[hole.decode()] for hole in self._parts[1::2]]
+        return b"".join(parts)
+
+    def as_rendered(self) -> bytes:
+        return b"".join(self._parts)
+
+
+Page = TypeVar("Page", bound=Sized)
+
+
+class PageCache(Generic[Page]):
     """Least recently used renders, bounded in bytes, each rendered once however many
     requests ask for it at the same time."""
 
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._max_bytes = max_bytes
-        self._pages: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._pages: OrderedDict[Hashable, Page] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self._rendering: dict[Hashable, threading.Event] = {}
@@ -41,14 +72,14 @@ class PageCache:
             self._pages.clear()
             self._bytes = 0
 
-    def get(self, key: Hashable) -> bytes | None:
+    def get(self, key: Hashable) -> Page | None:
         with self._lock:
             page = self._pages.get(key)
             if page is not None:
                 self._pages.move_to_end(key)
             return page
 
-    def put(self, key: Hashable, page: bytes) -> None:
+    def put(self, key: Hashable, page: Page) -> None:
         with self._lock:
             old = self._pages.pop(key, None)
             if old is not None:
@@ -59,7 +90,7 @@ class PageCache:
                 _key, dropped = self._pages.popitem(last=False)
                 self._bytes -= len(dropped)
 
-    def get_or_render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+    def get_or_render(self, key: Hashable, render: Callable[[], Page]) -> Page:
         with self._lock:
             page = self._pages.get(key)
             if page is not None:
@@ -85,4 +116,4 @@ class PageCache:
             mine.set()
 
 
-pages = PageCache()
+pages: PageCache[CutPage] = PageCache()

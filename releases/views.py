@@ -47,7 +47,7 @@ from .board import (
 )
 from .forms import ApprovalForm, ItemActionForm, NamedErrorsForm, SignOffForm, StatusForm
 from .models import Release, ReleaseStatus, Role, ShareLink
-from .pages import CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER, pages
+from .pages import CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER, CutPage, pages
 
 # The board's filters, by query string; "" shows everything.
 FILTERS = (
@@ -266,7 +266,7 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
     return _status_page(request, link.release, viewer, token)
 
 
-def _shell(request: HttpRequest, page: CachedPage, body: bytes) -> HttpResponse:
+def _shell(request: HttpRequest, page: CachedPage, body: CutPage) -> HttpResponse:
     """The page around a shared body, rendered for this request (messages to show)."""
     context = {
         "page_title": page.title,
@@ -292,26 +292,28 @@ class _ShellRequest:
         return PATH_PLACEHOLDER
 
 
-def _whole_page(page: CachedPage, body: bytes, user: _ShellUser) -> bytes:
+def _whole_page(page: CachedPage, body: CutPage, user: _ShellUser) -> CutPage:
     context = {
         "page_title": page.title,
-        "body": SafeString(body.decode()),
+        "body": SafeString(body.as_rendered().decode()),
         "share_token": page.share_token,
         "user": user,
         "request": _ShellRequest(),
         "csrf_token": CSRF_PLACEHOLDER,
         "messages": (),
     }
-    return render_to_string("releases/cached_page.html", context).encode()
+    return CutPage(render_to_string("releases/cached_page.html", context).encode())
 
 
-def _filled(page: bytes, request: HttpRequest) -> bytes:
+def _filled(page: CutPage, request: HttpRequest) -> bytes:
     """A shared render with this request's CSRF token, name and address put in (a body
     without the header holds only the token)."""
-    return (
-        page.replace(CSRF_PLACEHOLDER.encode(), get_token(request).encode())
-        .replace(NAME_PLACEHOLDER.encode(), escape(request.user.get_username()).encode())
-        .replace(PATH_PLACEHOLDER.encode(), escape(request.get_full_path()).encode())
+    return page.filled(
+        {
+            CSRF_PLACEHOLDER: get_token(request).encode(),
+            NAME_PLACEHOLDER: escape(request.user.get_username()).encode(),
+            PATH_PLACEHOLDER: escape(request.get_full_path()).encode(),
+        }
     )
 
 
@@ -326,7 +328,7 @@ def _serve(
     page = prepare(request, key)
     if isinstance(page, HttpResponse):
         return page
-    body = pages.get_or_render(page.key, lambda: page.render().encode())
+    body = pages.get_or_render(page.key, lambda: CutPage(page.render().encode()))
     if page.bare:
         response = HttpResponse(_filled(body, request))
     elif len(messages.get_messages(request)):
