@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, URLResolver, get_resolver, set_script_prefix
 
-from deploycheck.long_work import Helpers
+from deploycheck.long_work import Helpers, Receive, Send
 
 # Threads kept for the next requests; more than this at once are made and let go.
 IDLE_THREADS = 64
@@ -133,8 +133,8 @@ class RequestThreadHandler(ASGIHandler):
     async def __call__(
         self,
         scope: dict[str, Any],
-        receive: Callable[[], Awaitable[Mapping[str, Any]]],
-        send: Callable[[Mapping[str, Any]], Awaitable[None]],
+        receive: Receive,
+        send: Send,
     ) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
@@ -159,8 +159,8 @@ class RequestThreadHandler(ASGIHandler):
     async def handle(
         self,
         scope: dict[str, Any],
-        receive: Callable[[], Awaitable[Mapping[str, Any]]],
-        send: Callable[[Mapping[str, Any]], Awaitable[None]],
+        receive: Receive,
+        send: Send,
     ) -> None:
         """Django's, except that request_started is sent, and a body already in memory
         closed, on the request's thread as part of the chain (`run`), instead of each
