@@ -33,11 +33,12 @@ class CutPage:
     one join, where replacing each placeholder in turn copied the page each time (a
     board holds one CSRF token per form; 0.16 ms against 0.015)."""
 
-    __slots__ = ("_parts", "_size")
+    __slots__ = ("_holes", "_parts", "_size")
 
     def __init__(self, page: bytes) -> None:
         # split() puts the placeholders at odd indexes.
         self._parts = _HOLES.split(page)
+        self._holes = [hole.decode() for hole in self._parts[1::2]]
         self._size = len(page)
 
     def __len__(self) -> int:
@@ -46,7 +47,7 @@ class CutPage:
     def filled(self, values: Mapping[str, bytes]) -> bytes:
         """`values` by placeholder."""
         parts = self._parts.copy()
-        parts[1::2] = [values[hole.decode()] for hole in self._parts[1::2]]
+        parts[1::2] = [values[hole] for hole in self._holes]
         return b"".join(parts)
 
     def as_rendered(self) -> bytes:
