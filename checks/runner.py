@@ -21,12 +21,13 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from releases import workflow
 from releases.actors import Actor, CheckActor
 from releases.models import CheckOutcome, CheckReason, Release
 
-from .kinds.base import CheckError, Context, clip
+from .kinds.base import CheckError, Context, Said, as_said, clip
 from .models import Check, CheckResult, CheckRun, ResultState
 
 logger = logging.getLogger(__name__)
@@ -74,19 +75,20 @@ def start_run(
 class Finding:
     outcome: CheckOutcome
     reason: CheckReason
-    evidence: str
+    said: Said
     latency_ms: int
     # Set when the attempt should be tried again after this many seconds.
     retry_in: float | None = None
 
+    @property
+    def evidence(self) -> str:
+        return self.said.english()
 
-def _scrub(text: str, secrets: Iterable[str]) -> str:
+
+def _scrub(evidence: Said, secrets: Iterable[str]) -> Said:
     """Evidence is built from parsed fields, never raw bodies; this is the last guard
     against a vendor echoing a credential into a field we show."""
-    for secret in secrets:
-        if len(secret) >= 4:
-            text = text.replace(secret, "•••")
-    return clip(text)
+    return evidence.scrubbed(list(secrets))
 
 
 def backoff(attempt: int, retry_after: float | None) -> float:
@@ -120,15 +122,18 @@ def judge(check: Check, release_version: str, attempt: int) -> Finding:
     kind = REGISTRY.get(check.kind)
     if kind is None:
         return Finding(
-            CheckOutcome.ERROR, CheckReason.MISCONFIGURED, f"unknown kind {check.kind!r}", 0
+            CheckOutcome.ERROR,
+            CheckReason.MISCONFIGURED,
+            Said(gettext_noop("unknown kind %(kind)s"), {"kind": clip(check.kind, 30)}),
+            0,
         )
     context = Context(options=check.options, release_version=release_version, env=os.environ)
     started = time.perf_counter()
     try:
-        evidence = kind.run(context)
+        evidence = as_said(kind.run(context))
         outcome, reason, retry_in = CheckOutcome.PASS, CheckReason.OK, None
     except CheckError as error:
-        evidence, reason = error.evidence, CheckReason(error.reason)
+        evidence, reason = error.said, CheckReason(error.reason)
         if error.permanent:
             outcome, retry_in = CheckOutcome.FAIL, None
         else:
@@ -140,7 +145,9 @@ def judge(check: Check, release_version: str, attempt: int) -> Finding:
             )
     except Exception as error:  # a bug in a kind must not leave the result hanging
         logger.exception("check %s (%s) crashed", check.name, check.kind)
-        evidence = f"the check crashed ({type(error).__name__})"
+        evidence = Said(
+            gettext_noop("the check crashed (%(error)s)"), {"error": type(error).__name__}
+        )
         outcome, reason, retry_in = CheckOutcome.ERROR, CheckReason.BAD_RESPONSE, None
     latency_ms = round((time.perf_counter() - started) * 1000)
     return Finding(outcome, reason, _scrub(evidence, context.secrets()), latency_ms, retry_in)
@@ -301,7 +308,7 @@ def requeue_overdue(*, enqueue: Enqueue) -> int:
                     Finding(
                         CheckOutcome.ERROR,
                         CheckReason.TIMED_OUT,
-                        "no worker finished this check in time",
+                        Said(gettext_noop("no worker finished this check in time")),
                         0,
                     ),
                 )

@@ -2,7 +2,11 @@
 again could help, and the options a checks file may set.
 
 A kind's `run(context)` returns the evidence of a pass (a short summary parsed from the
-answer, never a raw body) or raises CheckError:
+answer, never a raw body) or raises CheckError. Evidence is a `Said`: an English message
+marked for translation and the values it names, so that each person reads it in their
+own language while the worker, which has no reader, only records it. Kinds mark their
+messages with `_`, which is `gettext_noop` there: extracted for the catalogue, never
+translated on the worker.
 
 - permanent: the answer shows a fault (a bad key, an unknown model, a false condition).
   The outcome is `fail` and nothing is retried.
@@ -15,10 +19,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Union
+
+from django.utils.translation import gettext
 
 from releases.models import CheckReason
 
@@ -37,30 +43,126 @@ def clip(text: str, limit: int = EVIDENCE_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# A value named in a message: a number, a vendor's word, or a phrase of our own that is
+# itself translated.
+Value = Union[str, int, float, "Said"]
+VALUE_MAX = 200
+
+
+@dataclass(frozen=True)
+class Said:
+    """A sentence of evidence: `message` is English with `%(name)s` slots, marked with
+    `_` where it is written so that the catalogue has it; `values` fill the slots."""
+
+    message: str
+    values: Mapping[str, Value] = field(default_factory=dict)
+
+    def english(self) -> str:
+        return clip(self._render(lambda message: message))
+
+    def translated(self) -> str:
+        """In the active language: called where a person reads it."""
+        return clip(self._render(gettext))
+
+    def _render(self, translate: Callable[[str], str]) -> str:
+        message = translate(self.message)
+        if not self.values:
+            return message
+        shown = {
+            name: value._render(translate) if isinstance(value, Said) else value
+            for name, value in self.values.items()
+        }
+        try:
+            return message % shown
+        except (KeyError, TypeError, ValueError):
+            # A catalogue entry that lost a slot must not hide the evidence.
+            return self.message % {
+                name: value._render(lambda m: m) if isinstance(value, Said) else value
+                for name, value in self.values.items()
+            }
+
+    def scrubbed(self, secrets: Iterable[str]) -> Said:
+        """The same sentence with every credential masked, in its values and in a plain
+        message that came with none."""
+        return Said(
+            str(_scrub_value(self.message, secrets)),
+            {k: _scrub_value(v, secrets) for k, v in self.values.items()},
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "m": self.message,
+            "v": {k: v.as_json() if isinstance(v, Said) else v for k, v in self.values.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Any) -> Said | None:
+        """What `as_json` wrote, or None for anything else (an older row's plain text)."""
+        if not isinstance(data, dict) or not isinstance(data.get("m"), str):
+            return None
+        raw = data.get("v")
+        values: dict[str, Value] = {}
+        for name, value in (raw if isinstance(raw, dict) else {}).items():
+            nested = cls.from_json(value)
+            if nested is not None:
+                values[str(name)] = nested
+            elif isinstance(value, str | int | float):
+                values[str(name)] = value
+        return cls(data["m"], values)
+
+
+def said(message: str, **values: Value) -> Said:
+    """Evidence as a kind writes it: `said(_("model %(model)s answered"), model=name)`."""
+    return Said(message, {name: _value(value) for name, value in values.items()})
+
+
+def _value(value: Value) -> Value:
+    # A vendor's string is clipped here, so one long field cannot push the rest of the
+    # sentence out of the evidence.
+    return clip(value, VALUE_MAX) if isinstance(value, str) else value
+
+
+def _scrub_value(value: Value, secrets: Iterable[str]) -> Value:
+    if isinstance(value, Said):
+        return value.scrubbed(secrets)
+    if isinstance(value, str):
+        for secret in secrets:
+            if len(secret) >= 4:
+                value = value.replace(secret, "•••")
+    return value
+
+
+def as_said(evidence: Said | str) -> Said:
+    # Plain text is a message with no slots: shown as it is, in English.
+    return evidence if isinstance(evidence, Said) else Said(evidence.replace("%", "%%"))
+
+
 class CheckError(Exception):
-    """The check did not pass; `evidence` says why in a line a person can act on."""
+    """The check did not pass; `said` says why in a line a person can act on, and
+    `evidence` is that line in English (logs, the command line, tests)."""
 
     def __init__(
         self,
         reason: Reason,
-        evidence: str,
+        evidence: Said | str,
         *,
         permanent: bool,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(evidence)
+        self.said = as_said(evidence)
+        self.evidence = self.said.english()
+        super().__init__(self.evidence)
         self.reason = reason
-        self.evidence = clip(evidence)
         self.permanent = permanent
         self.retry_after = retry_after
 
 
-def fault(reason: Reason, evidence: str) -> CheckError:
+def fault(reason: Reason, evidence: Said | str) -> CheckError:
     """The answer shows something wrong in production: fail, never retried."""
     return CheckError(reason, evidence, permanent=True)
 
 
-def transient(reason: Reason, evidence: str, retry_after: float | None = None) -> CheckError:
+def transient(reason: Reason, evidence: Said | str, retry_after: float | None = None) -> CheckError:
     """Nothing could be judged this time: retried, then `error`."""
     return CheckError(reason, evidence, permanent=False, retry_after=retry_after)
 
@@ -145,7 +247,7 @@ class Kind:
     name: str
     required: frozenset[str]
     optional: frozenset[str]
-    run: Callable[[Context], str]
+    run: Callable[[Context], Said | str]
     # Where its documentation lives, shown beside the check on the board.
     docs_url: str = ""
     # Checks the options beyond their types when a checks file is loaded (a condition's
