@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
@@ -29,12 +29,15 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from releases import workflow
 from releases.access import get_release_for_user, person, require_manager
 from releases.actors import PipelineActor
+from releases.markdown import bidi_controls
 from releases.models import AuditAction, BlockingReason, Release, ReleaseItem, blocking_reasons
 
 from .forms import PipelineTokenForm, RevokePipelineTokenForm
 from .models import PipelineToken
 
 RATE_WINDOW_SECONDS = 60
+# Item ids are a bigint primary key.
+MAX_ITEM_ID = 2**63 - 1
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -126,10 +129,31 @@ def go_no_go(request: HttpRequest, version: str) -> JsonResponse:
     return response
 
 
+def _body(request: HttpRequest) -> bytes:
+    try:
+        return request.body
+    except RequestDataTooBig:
+        # Django's own answer is an HTML page; a pipeline reads JSON.
+        raise ApiError(
+            413,
+            _("The body is larger than %(limit)d bytes.")
+            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+        ) from None
+
+
+class _NoId:
+    """An integer longer than any id, read as no valid value instead of converted (Python
+    refuses to convert one of more than 4,300 digits)."""
+
+
+def _bounded_int(digits: str) -> int | _NoId:
+    return int(digits) if len(digits) <= len(str(MAX_ITEM_ID)) else _NoId()
+
+
 def _evidence_request(request: HttpRequest) -> dict[str, Any]:
     try:
-        data = json.loads(request.body or b"")
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        data = json.loads(_body(request) or b"", parse_int=_bounded_int)
+    except (ValueError, RecursionError):
         # RecursionError: nesting deeper than the parser goes is no JSON object of ours.
         raise ApiError(400, _("The body must be a JSON object.")) from None
     if not isinstance(data, dict):
@@ -139,7 +163,12 @@ def _evidence_request(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(400, _("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)})
     if data.get("outcome") not in ("pass", "fail"):
         raise ApiError(400, _('outcome must be "pass" or "fail".'))
-    if not isinstance(data.get("item"), str | int) or isinstance(data.get("item"), bool):
+    wanted = data.get("item")
+    if (
+        not isinstance(wanted, str | int)
+        or isinstance(wanted, bool)
+        or (isinstance(wanted, int) and not 0 < wanted <= MAX_ITEM_ID)
+    ):
         raise ApiError(400, _("item must be the item's text or its id."))
     for name, limit in (("url", 1000), ("detail", 2000)):
         value = data.get(name, "")
@@ -160,6 +189,16 @@ def _evidence_request(request: HttpRequest) -> dict[str, Any]:
                 _("%(field)s must not contain NUL or unpaired surrogate characters.")
                 % {"field": name},
             )
+    hidden = bidi_controls(data.get("detail", ""))
+    if hidden:
+        raise ApiError(
+            400,
+            _(
+                "detail contains invisible bidirectional control characters (%(chars)s), "
+                "which can make it read differently from what it is; remove them."
+            )
+            % {"chars": ", ".join(hidden)},
+        )
     return data
 
 

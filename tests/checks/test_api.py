@@ -763,3 +763,52 @@ def test_it_reports_for_the_role_of_the_token_not_of_whoever_made_it(
     assert refused.status_code == 403
     assert item(release, DEVOPS_ITEM).state == ItemState.DONE
     assert item(release, QA_ITEM).state == ItemState.PENDING
+
+
+# --- bodies no report could be ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("item_id", ["9" * 5000, "9" * 30, "-1", "0"])
+def test_it_answers_an_item_id_no_item_can_have_with_json_not_a_server_error(
+    release: Release, ci: Client, item_id: str
+) -> None:
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+    raw = ('{"item": ' + item_id + ', "outcome": "pass"}').encode()
+
+    response = report(ci, release, token, raw)
+
+    assert response.status_code in (400, 404)
+    assert response["Content-Type"] == "application/json"
+    assert "item" in response.json()["error"]
+    assert fingerprint(release) == before
+
+
+def test_it_answers_an_oversized_body_with_a_json_413(
+    release: Release, ci: Client, settings: Any
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 10_000
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+    raw = json.dumps({"item": QA_ITEM, "outcome": "fail", "detail": "x" * 20_000}).encode()
+
+    response = report(ci, release, token, raw)
+
+    assert response.status_code == 413
+    assert response["Content-Type"] == "application/json"
+    assert "10000" in response.json()["error"]
+    assert fingerprint(release) == before
+
+
+def test_it_refuses_invisible_bidirectional_controls_as_peoples_reasons_are(
+    release: Release, ci: Client
+) -> None:
+    token = make_token(release, Role.QA)
+    before = fingerprint(release)
+    body = {"item": QA_ITEM, "outcome": "fail", "detail": "all\u202e green"}
+
+    response = report(ci, release, token, body)
+
+    assert response.status_code == 400
+    assert "U+202E" in response.json()["error"]
+    assert fingerprint(release) == before
