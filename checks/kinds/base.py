@@ -197,6 +197,9 @@ OPTION_TYPES: dict[str, OptionType] = {
     "min_days": OptionType.INT,
     "expect": OptionType.TEXT_LIST,
     "nameserver": OptionType.TEXT,
+    "api_key_sid_env": OptionType.ENV,
+    "min_balance": OptionType.INT,
+    "trunking_base_url": OptionType.URL,
 }
 
 

@@ -29,6 +29,8 @@ GOOGLE_KEY = "AIzaPlantedGoogle-3b8e1f0c6a2d"
 ELEVENLABS_KEY = "sk_planted_elevenlabs_9d4c7e1a"
 TWILIO_SID = "AC" + "0123456789abcdef" * 2
 TWILIO_TOKEN = "planted-twilio-auth-token-5e2b"
+TWILIO_KEY_SID = "SK" + "fedcba9876543210" * 2
+TWILIO_KEY_SECRET = "planted-twilio-key-secret-8a41"
 SUPABASE_KEY = "sb_secret_planted_supabase_7c1d"
 SUPABASE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.planted-signature"
 GITHUB_TOKEN = "ghp_planted_github_token_4a9f"
@@ -40,6 +42,7 @@ PLANTED = (
     GOOGLE_KEY,
     ELEVENLABS_KEY,
     TWILIO_TOKEN,
+    TWILIO_KEY_SECRET,
     SUPABASE_KEY,
     SUPABASE_JWT,
     GITHUB_TOKEN,
@@ -417,7 +420,7 @@ def twilio_error(status: int, code: int, message: str, **headers: str) -> Reply:
     return json_reply(body, status, **{"Twilio-Request-Id": "RQ" + "0" * 32, **headers})
 
 
-def phone_number(phone: str, **fields: str) -> dict[str, Any]:
+def phone_number(phone: str, **fields: Any) -> dict[str, Any]:
     """An IncomingPhoneNumber resource with every URL empty unless given."""
     number: dict[str, Any] = {
         "sid": "PN" + "1" * 32,
@@ -447,46 +450,185 @@ def phone_number(phone: str, **fields: str) -> dict[str, Any]:
     return number
 
 
-def production_number(phone: str) -> dict[str, Any]:
-    return phone_number(
-        phone,
-        voice_url="https://api.example.com/twilio/voice",
-        sms_url="https://api.example.com/twilio/sms",
-        status_callback="https://api.example.com/twilio/status",
-    )
+def production_number(phone: str, **fields: Any) -> dict[str, Any]:
+    """A number whose voice, SMS and status-callback URLs are on api.example.com."""
+    production = {
+        "voice_url": "https://api.example.com/twilio/voice",
+        "sms_url": "https://api.example.com/twilio/sms",
+        "status_callback": "https://api.example.com/twilio/status",
+    }
+    return phone_number(phone, **{**production, **fields})
+
+
+def application(sid: str, **fields: Any) -> dict[str, Any]:
+    """An Application resource (a TwiML App) with every URL null unless given, as the
+    example of https://www.twilio.com/docs/usage/api/applications lists its fields."""
+    app: dict[str, Any] = {
+        "account_sid": TWILIO_SID,
+        "api_version": "2010-04-01",
+        "date_created": "Mon, 22 Aug 2011 20:59:45 +0000",
+        "date_updated": "Tue, 18 Aug 2015 16:48:57 +0000",
+        "friendly_name": "Production",
+        "message_status_callback": None,
+        "sid": sid,
+        "sms_fallback_method": "POST",
+        "sms_fallback_url": None,
+        "sms_method": "POST",
+        "sms_status_callback": None,
+        "sms_url": None,
+        "status_callback": None,
+        "status_callback_method": "POST",
+        "uri": f"/2010-04-01/Accounts/{TWILIO_SID}/Applications/{sid}.json",
+        "voice_caller_id_lookup": False,
+        "voice_fallback_method": "POST",
+        "voice_fallback_url": None,
+        "voice_method": "POST",
+        "voice_url": None,
+        "public_application_connect_enabled": False,
+    }
+    app.update(fields)
+    return app
+
+
+def trunk(sid: str, **fields: Any) -> dict[str, Any]:
+    """A Trunk resource of https://www.twilio.com/docs/sip-trunking/api/trunk-resource."""
+    url = f"https://trunking.twilio.com/v1/Trunks/{sid}"
+    resource: dict[str, Any] = {
+        "sid": sid,
+        "account_sid": TWILIO_SID,
+        "domain_name": "prod-example.pstn.twilio.com",
+        "disaster_recovery_method": "POST",
+        "disaster_recovery_url": None,
+        "friendly_name": "Production PBX",
+        "secure": True,
+        "recording": {"mode": "do-not-record", "trim": "do-not-trim"},
+        "transfer_mode": "disable-all",
+        "transfer_caller_id": "from-transferee",
+        "cnam_lookup_enabled": False,
+        "auth_type": "",
+        "symmetric_rtp_enabled": False,
+        "auth_type_set": [],
+        "date_created": "2015-01-02T11:23:45Z",
+        "date_updated": "2015-01-02T11:23:45Z",
+        "url": url,
+        "links": {
+            "origination_urls": f"{url}/OriginationUrls",
+            "credential_lists": f"{url}/CredentialLists",
+            "ip_access_control_lists": f"{url}/IpAccessControlLists",
+            "phone_numbers": f"{url}/PhoneNumbers",
+        },
+    }
+    resource.update(fields)
+    return resource
+
+
+def origination_url(trunk_sid: str, sip_url: str, index: int = 0, **fields: Any) -> dict[str, Any]:
+    """An OriginationUrl of
+    https://www.twilio.com/docs/sip-trunking/api/originationurl-resource."""
+    sid = f"OU{index:032x}"
+    resource: dict[str, Any] = {
+        "account_sid": TWILIO_SID,
+        "sid": sid,
+        "trunk_sid": trunk_sid,
+        "weight": 10,
+        "enabled": True,
+        "sip_url": sip_url,
+        "friendly_name": f"pbx-{index}",
+        "priority": 10,
+        "date_created": "2018-05-09T20:47:35Z",
+        "date_updated": "2018-05-09T20:47:35Z",
+        "url": f"https://trunking.twilio.com/v1/Trunks/{trunk_sid}/OriginationUrls/{sid}",
+    }
+    resource.update(fields)
+    return resource
 
 
 @dataclass
 class Twilio(Vendor):
-    """Modes: rate_limited (429 20429, with `limit_headers`), no_account (404 20404 for
-    the account), endless (a next page forever), foreign_page (a next_page_uri on another
-    host)."""
+    """The REST API (api.twilio.com/2010-04-01) and the trunking API
+    (trunking.twilio.com/v1) on one stand-in: their paths do not overlap.
+
+    Credentials: the account SID with `token`, or a key of `api_keys` (SID → secret and
+    type) with its secret. Only a Main key may read the Account resource; a Standard or
+    Restricted key gets `key_refused_status` there (the code Twilio answers with is
+    not documented).
+
+    Modes: rate_limited (429 20429, with `limit_headers`), no_account (404 20404 for
+    the account), endless (a next page of numbers forever), foreign_page (a
+    next_page_uri on another host), foreign_trunk_page (a trunk's next_page_url on
+    another host). A trunk's next_page_url is absolute, built from the Host header over
+    plain http."""
 
     sid: str = TWILIO_SID
     token: str = TWILIO_TOKEN
+    api_keys: dict[str, tuple[str, str]] = field(
+        default_factory=lambda: {TWILIO_KEY_SID: (TWILIO_KEY_SECRET, "main")}
+    )
+    key_refused_status: int = 401
     status: str = "active"
     account_type: str = "Full"
+    # A string, as Twilio sends it; None as for a subaccount, which has no balance.
+    balance: Any = "112.50"
+    currency: str = "USD"
     numbers: list[dict[str, Any]] = field(
         default_factory=lambda: [production_number(f"+1555010000{i}") for i in range(3)]
     )
     page_size: int = 2
+    applications: dict[str, dict[str, Any]] = field(default_factory=dict)
+    trunks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    origination_urls: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    origination_page_size: int = 50
     limit_headers: dict[str, str] = field(default_factory=dict)
 
     def answer(self, request: Seen) -> Reply:
-        expected = base64.b64encode(f"{self.sid}:{self.token}".encode()).decode()
-        if request.header("authorization") != f"Basic {expected}":
+        key_type = self._caller(request.header("authorization"))
+        if key_type is None:
             return twilio_error(401, 20003, "Authenticate")
         if self.mode == "rate_limited":
             return twilio_error(429, 20429, "Too Many Requests", **self.limit_headers)
         account = f"/2010-04-01/Accounts/{self.sid}"
-        if request.path == f"{account}.json" and self.mode != "no_account":
+        path = request.path
+        page = int(request.query.get("Page", ["0"])[0])
+        if path == f"{account}.json" and key_type in ("standard", "restricted"):
+            return twilio_error(self.key_refused_status, 20003, "Authenticate")
+        if path == f"{account}.json" and self.mode != "no_account":
             return json_reply(self._account())
-        if request.path == f"{account}/IncomingPhoneNumbers.json":
-            return json_reply(self._page(int(request.query.get("Page", ["0"])[0])))
-        return twilio_error(404, 20404, f"The requested resource {request.path} was not found")
+        if path == f"{account}/Balance.json":
+            return json_reply(
+                {"account_sid": self.sid, "balance": self.balance, "currency": self.currency}
+            )
+        if path == f"{account}/IncomingPhoneNumbers.json":
+            return json_reply(self._page(page))
+        if path.startswith(f"{account}/Applications/") and path.endswith(".json"):
+            found = self.applications.get(path.rpartition("/")[2].removesuffix(".json"))
+            if found is not None:
+                return json_reply(found)
+        if path.startswith("/v1/Trunks/"):
+            sid, _, rest = path.removeprefix("/v1/Trunks/").partition("/")
+            if sid in self.trunks and not rest:
+                return json_reply(self.trunks[sid])
+            if sid in self.trunks and rest == "OriginationUrls":
+                return json_reply(self._origination_page(sid, page, request.header("host")))
+            return twilio_error(404, 20404, f"The requested resource {path[3:]} was not found")
+        return twilio_error(404, 20404, f"The requested resource {path} was not found")
 
     def outage(self) -> Reply:
         return _html(503, "Service Unavailable")
+
+    def _caller(self, authorization: str) -> str | None:
+        """Who is calling: "account" for the SID and token, a key's type for one of
+        `api_keys`, None for credentials Twilio would refuse."""
+        scheme, _, encoded = authorization.partition(" ")
+        if scheme != "Basic":
+            return None
+        try:
+            username, _, password = base64.b64decode(encoded).decode().partition(":")
+        except ValueError:
+            return None
+        if (username, password) == (self.sid, self.token):
+            return "account"
+        secret, key_type = self.api_keys.get(username, ("", ""))
+        return key_type if secret and password == secret else None
 
     def _account(self) -> dict[str, Any]:
         account = f"/2010-04-01/Accounts/{self.sid}"
@@ -499,7 +641,11 @@ class Twilio(Vendor):
             "sid": self.sid,
             "status": self.status,
             "type": self.account_type,
-            "subresource_uris": {"incoming_phone_numbers": f"{account}/IncomingPhoneNumbers.json"},
+            "subresource_uris": {
+                "applications": f"{account}/Applications.json",
+                "balance": f"{account}/Balance.json",
+                "incoming_phone_numbers": f"{account}/IncomingPhoneNumbers.json",
+            },
             "uri": f"{account}.json",
         }
 
@@ -522,6 +668,31 @@ class Twilio(Vendor):
             "start": start,
             "end": start + max(len(items) - 1, 0),
             "uri": f"{uri}?PageSize={self.page_size}&Page={page}",
+        }
+
+    def _origination_page(self, sid: str, page: int, host: str) -> dict[str, Any]:
+        # The trunking API's list envelope: the items under their key, paging in `meta`
+        # with absolute URLs.
+        size = self.origination_page_size
+        everything = self.origination_urls.get(sid, [])
+        items = everything[page * size : (page + 1) * size]
+        url = f"http://{host}/v1/Trunks/{sid}/OriginationUrls"
+        more = (page + 1) * size < len(everything)
+        next_url = f"{url}?PageSize={size}&Page={page + 1}&PageToken=PA{page + 1}"
+        if self.mode == "foreign_trunk_page":
+            next_url = f"https://elsewhere.example.invalid/v1/Trunks/{sid}/OriginationUrls?Page=1"
+            more = True
+        return {
+            "origination_urls": items,
+            "meta": {
+                "first_page_url": f"{url}?PageSize={size}&Page=0",
+                "key": "origination_urls",
+                "next_page_url": next_url if more else None,
+                "page": page,
+                "page_size": size,
+                "previous_page_url": None,
+                "url": f"{url}?PageSize={size}&Page={page}",
+            },
         }
 
 
