@@ -406,3 +406,10 @@ def test_results_for_a_cancelled_release_are_kept_on_their_run_only(
     assert item(release, QA_ITEM).state == ItemState.PENDING
     assert CheckResult.objects.get(pk=result_id).recorded_at is not None
     assert "not recorded" in caplog.text
+
+
+def test_it_shows_plain_text_evidence_with_a_percent_sign_as_it_was_written() -> None:
+    from checks.kinds.base import as_said, said
+
+    assert as_said("quota at 97% of the plan").english() == "quota at 97% of the plan"
+    assert said("%(used)s%% used", used=97).english() == "97% used"
