@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from checks.kinds import elevenlabs, github, google_ai, openai, statuspage, supabase, twilio
-from checks.kinds.base import CheckError, Context, Kind, Reason
+from checks.kinds.base import CheckError, Context, Kind, Reason, Said
 from checks.kinds.vendor_errors import api_url
 
 from .standin import Answer, Reply, Seen, StandIn, stand_in
@@ -66,7 +66,8 @@ def assert_clean(*texts: str) -> None:
 
 
 def success(kind: Kind, ctx: Context) -> str:
-    evidence = kind.run(ctx)
+    said = kind.run(ctx)
+    evidence = said.english() if isinstance(said, Said) else said
     assert_clean(evidence)
     return evidence
 
@@ -532,133 +533,6 @@ def test_it_retries_a_google_rate_limit_after_its_retry_info_delay(
     error = failure(google_ai.KIND, context(google_options(server.url), GOOGLE_ENV))
     assert_transient(error, Reason.RATE_LIMITED, wait)
     assert "RESOURCE_EXHAUSTED" in error.evidence
-
-
-# ElevenLabs -----------------------------------------------------------------------------
-
-
-def elevenlabs_options(url: str, **more: Any) -> dict[str, Any]:
-    return {"secret_env": "ELEVENLABS_KEY", "base_url": url, **more}
-
-
-def test_it_passes_elevenlabs_with_an_active_subscription_and_the_voice_found(serve: Serve) -> None:
-    server = serve(ElevenLabs())
-    evidence = success(
-        elevenlabs.KIND,
-        context(
-            elevenlabs_options(server.url, voice_id="21m00Tcm4TlvDq8ikWAM", min_characters=5000),
-            ELEVENLABS_ENV,
-        ),
-    )
-    assert evidence == (
-        "key accepted; creator subscription active; 75000 of 100000 characters left; "
-        "voice 21m00Tcm4TlvDq8ikWAM (Rachel)"
-    )
-    assert [seen.path for seen in server.requests] == [
-        "/v1/user/subscription",
-        "/v1/voices/21m00Tcm4TlvDq8ikWAM",
-    ]
-    assert {seen.header("xi-api-key") for seen in server.requests} == {ELEVENLABS_KEY}
-    assert_secret_only_in_headers(server.requests, ELEVENLABS_KEY)
-
-
-def test_it_accepts_a_trialing_elevenlabs_subscription_without_a_voice(serve: Serve) -> None:
-    server = serve(ElevenLabs(status="trialing", tier="free"))
-    evidence = success(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert evidence == "key accepted; free subscription trialing; 75000 of 100000 characters left"
-
-
-@pytest.mark.parametrize("legacy", [True, False])
-def test_it_fails_elevenlabs_auth_for_a_refused_key_in_either_error_shape(
-    legacy: bool, serve: Serve
-) -> None:
-    server = serve(ElevenLabs(key="sk_the_real_one", legacy_errors=legacy))
-    error = failure(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert "invalid_api_key" in error.evidence
-
-
-@pytest.mark.parametrize(
-    ("granted", "missing"), [({"voices_read"}, "user_read"), ({"user_read"}, "voices_read")]
-)
-def test_it_says_a_scoped_elevenlabs_key_is_valid_but_lacks_a_permission(
-    granted: set[str], missing: str, serve: Serve
-) -> None:
-    server = serve(ElevenLabs(permissions=frozenset(granted), legacy_errors=False))
-    error = failure(
-        elevenlabs.KIND,
-        context(elevenlabs_options(server.url, voice_id="21m00Tcm4TlvDq8ikWAM"), ELEVENLABS_ENV),
-    )
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert f"the key is valid but lacks the permission {missing}" in error.evidence
-
-
-@pytest.mark.parametrize("status", ["past_due", "free_disabled", "incomplete"])
-def test_it_names_an_elevenlabs_subscription_that_is_neither_active_nor_trialing(
-    status: str, serve: Serve
-) -> None:
-    server = serve(ElevenLabs(status=status))
-    error = failure(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert_permanent(error, Reason.MISCONFIGURED)
-    assert f"subscription status is {status}" in error.evidence
-
-
-def test_it_fails_elevenlabs_quota_below_the_minimum_with_both_numbers(serve: Serve) -> None:
-    server = serve(ElevenLabs(character_count=99000))
-    error = failure(
-        elevenlabs.KIND,
-        context(elevenlabs_options(server.url, min_characters=5000), ELEVENLABS_ENV),
-    )
-    assert_permanent(error, Reason.QUOTA_EXHAUSTED)
-    assert error.evidence == "1000 of 100000 characters left, below the minimum of 5000"
-
-
-def test_it_fails_an_exhausted_elevenlabs_quota_even_without_a_minimum(serve: Serve) -> None:
-    server = serve(ElevenLabs(character_count=100000))
-    error = failure(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert_permanent(error, Reason.QUOTA_EXHAUSTED)
-
-
-def test_it_fails_elevenlabs_quota_exceeded_answers_for_good(serve: Serve) -> None:
-    server = serve(ElevenLabs(mode="quota"))
-    error = failure(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert_permanent(error, Reason.QUOTA_EXHAUSTED)
-    assert "quota_exceeded" in error.evidence
-
-
-@pytest.mark.parametrize("status", [400, 404])
-def test_it_names_an_unknown_elevenlabs_voice(status: int, serve: Serve) -> None:
-    server = serve(ElevenLabs(voice_missing_status=status))
-    error = failure(
-        elevenlabs.KIND,
-        context(elevenlabs_options(server.url, voice_id="nope"), ELEVENLABS_ENV),
-    )
-    assert_permanent(error, Reason.MISCONFIGURED)
-    assert error.evidence.startswith("voice nope not found")
-
-
-@pytest.mark.parametrize(
-    "code",
-    [
-        "too_many_concurrent_requests",
-        "system_busy",
-        "rate_limit_exceeded",
-        "concurrent_limit_exceeded",
-    ],
-)
-def test_it_retries_a_busy_elevenlabs(code: str, serve: Serve) -> None:
-    vendor = ElevenLabs(mode="busy", busy_code=code, limit_headers={"Retry-After": "3"})
-    server = serve(vendor)
-    error = failure(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert_transient(error, Reason.RATE_LIMITED, 3.0)
-    assert code in error.evidence
-
-
-def test_it_reads_an_elevenlabs_validation_error_whose_detail_is_a_list(serve: Serve) -> None:
-    server = serve(ElevenLabs(mode="invalid"))
-    error = failure(elevenlabs.KIND, context(elevenlabs_options(server.url), ELEVENLABS_ENV))
-    assert_transient(error, Reason.BAD_RESPONSE)
-    assert "422" in error.evidence
 
 
 # Twilio ---------------------------------------------------------------------------------

@@ -301,7 +301,12 @@ class Google(Vendor):
 class ElevenLabs(Vendor):
     """Modes: busy (429 with `busy_code`), quota (401 quota_exceeded), invalid (422 with
     a FastAPI list detail). `legacy_errors` answers the older {status, message} detail;
-    otherwise the documented one with type, code, status, request_id."""
+    otherwise the documented one with type, code, status, request_id.
+
+    Usage-based billing, as GET /v1/user/subscription documents it: `can_extend` is the
+    workspace's entitlement, `credit_extension` the admin's cap past the limit (0 off,
+    "unlimited" no cap; None leaves the field out, as older answers do), and
+    `allowed_to_extend` / `character_extension` the deprecated pair."""
 
     key: str = ELEVENLABS_KEY
     permissions: frozenset[str] = frozenset({"user_read", "voices_read"})
@@ -309,8 +314,13 @@ class ElevenLabs(Vendor):
     tier: str = "creator"
     character_limit: int = 100000
     character_count: int = 25000
+    can_extend: bool = False
+    credit_extension: int | str | None = 0
+    allowed_to_extend: bool = False
+    character_extension: int | None = 0
     voices: dict[str, str] = field(default_factory=lambda: {"21m00Tcm4TlvDq8ikWAM": "Rachel"})
     voice_missing_status: int = 400
+    voice_missing_code: str = "voice_not_found"
     busy_code: str = "too_many_concurrent_requests"
     legacy_errors: bool = True
     limit_headers: dict[str, str] = field(default_factory=dict)
@@ -337,7 +347,11 @@ class ElevenLabs(Vendor):
             if missing:
                 return missing
             if voice_id not in self.voices:
-                return self._error(self.voice_missing_status, "voice_not_found", "Voice not found")
+                return self._error(
+                    self.voice_missing_status,
+                    self.voice_missing_code,
+                    f"A voice with voice_id {voice_id} does not exist.",
+                )
             return json_reply(self._voice(voice_id))
         return json_reply({"detail": "Not Found"}, 404)
 
@@ -368,12 +382,19 @@ class ElevenLabs(Vendor):
         return json_reply({"detail": detail}, status, **headers)
 
     def _subscription(self) -> dict[str, Any]:
+        extension = (
+            {}
+            if self.credit_extension is None
+            else {"max_credit_limit_extension": self.credit_extension}
+        )
         return {
             "tier": self.tier,
             "character_count": self.character_count,
             "character_limit": self.character_limit,
-            "can_extend_character_limit": False,
-            "allowed_to_extend_character_limit": False,
+            "max_character_limit_extension": self.character_extension,
+            **extension,
+            "can_extend_character_limit": self.can_extend,
+            "allowed_to_extend_character_limit": self.allowed_to_extend,
             "next_character_count_reset_unix": 1738356858,
             "voice_slots_used": 2,
             "voice_limit": 10,
