@@ -197,6 +197,7 @@ OPTION_TYPES: dict[str, OptionType] = {
     "min_days": OptionType.INT,
     "expect": OptionType.TEXT_LIST,
     "nameserver": OptionType.TEXT,
+    "role": OptionType.TEXT,
 }
 
 

@@ -29,8 +29,7 @@ from .vendors import (
     GOOGLE_KEY,
     OPENAI_KEY,
     PLANTED,
-    PLANTED_ROW,
-    SUPABASE_JWT,
+    SUPABASE_ANON_KEY,
     SUPABASE_KEY,
     TWILIO_SID,
     TWILIO_TOKEN,
@@ -52,6 +51,7 @@ GOOGLE_ENV = {"GEMINI_KEY": GOOGLE_KEY}
 ELEVENLABS_ENV = {"ELEVENLABS_KEY": ELEVENLABS_KEY}
 TWILIO_ENV = {"TWILIO_TOKEN": TWILIO_TOKEN, "TWILIO_SID": TWILIO_SID}
 SUPABASE_ENV = {"SUPABASE_KEY": SUPABASE_KEY}
+SUPABASE_ANON_ENV = {"SUPABASE_ANON_KEY": SUPABASE_ANON_KEY}
 GITHUB_ENV = {"GITHUB_TOKEN": GITHUB_TOKEN}
 
 
@@ -149,6 +149,17 @@ CASES: dict[str, Case] = {
         Supabase,
         lambda url: {"secret_env": "SUPABASE_KEY", "base_url": url, "tables": ["profiles"]},
         SUPABASE_ENV,
+    ),
+    "supabase-anon": Case(
+        supabase.KIND,
+        Supabase,
+        lambda url: {
+            "secret_env": "SUPABASE_ANON_KEY",
+            "base_url": url,
+            "tables": ["profiles"],
+            "role": "anon",
+        },
+        SUPABASE_ANON_ENV,
     ),
     "github": Case(
         github.KIND,
@@ -703,113 +714,6 @@ def test_it_stops_after_twenty_pages_of_twilio_numbers(serve: Serve) -> None:
     assert_transient(error, Reason.BAD_RESPONSE)
     assert "more than 20 pages" in error.evidence
     assert len(server.requests) == 21
-
-
-# Supabase -------------------------------------------------------------------------------
-
-
-def supabase_options(url: str, tables: list[str] | None = None) -> dict[str, Any]:
-    options: dict[str, Any] = {"secret_env": "SUPABASE_KEY", "base_url": url}
-    if tables is not None:
-        options["tables"] = tables
-    return options
-
-
-def test_it_passes_supabase_with_a_new_key_in_apikey_only(serve: Serve) -> None:
-    server = serve(Supabase())
-    evidence = success(
-        supabase.KIND,
-        context(supabase_options(server.url, ["profiles", "orders"]), SUPABASE_ENV),
-    )
-    assert (
-        evidence == "key accepted; auth GoTrue v2.170.0 healthy; tables profiles, orders readable"
-    )
-    assert [(seen.path, seen.query) for seen in server.requests] == [
-        ("/auth/v1/health", {}),
-        ("/rest/v1/profiles", {"select": ["*"], "limit": ["1"]}),
-        ("/rest/v1/orders", {"select": ["*"], "limit": ["1"]}),
-    ]
-    assert {seen.header("apikey") for seen in server.requests} == {SUPABASE_KEY}
-    assert {seen.header("authorization") for seen in server.requests} == {""}
-    assert_secret_only_in_headers(server.requests, SUPABASE_KEY)
-
-
-def test_it_sends_a_legacy_supabase_jwt_as_bearer_too(serve: Serve) -> None:
-    server = serve(Supabase(key=SUPABASE_JWT))
-    success(
-        supabase.KIND,
-        context(supabase_options(server.url, ["profiles"]), {"SUPABASE_KEY": SUPABASE_JWT}),
-    )
-    assert {seen.header("authorization") for seen in server.requests} == {f"Bearer {SUPABASE_JWT}"}
-
-
-def test_it_url_quotes_a_supabase_table_name(serve: Serve) -> None:
-    server = serve(Supabase(tables={"order items": "ok"}))
-    success(supabase.KIND, context(supabase_options(server.url, ["order items"]), SUPABASE_ENV))
-    assert server.requests[1].path == "/rest/v1/order%20items"
-
-
-def test_it_fails_supabase_auth_when_the_gateway_refuses_the_key(serve: Serve) -> None:
-    server = serve(Supabase(key="sb_secret_the_real_one"))
-    error = failure(supabase.KIND, context(supabase_options(server.url), SUPABASE_ENV))
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert "gateway refused the API key" in error.evidence
-
-
-def test_it_fails_supabase_auth_when_no_key_reaches_the_gateway(serve: Serve) -> None:
-    server = serve(Supabase(mode="key_stripped"))
-    error = failure(supabase.KIND, context(supabase_options(server.url), SUPABASE_ENV))
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert error.evidence == "auth health: no API key reached the gateway (HTTP 401)"
-
-
-def test_it_names_a_missing_supabase_table(serve: Serve) -> None:
-    server = serve(Supabase())
-    error = failure(supabase.KIND, context(supabase_options(server.url, ["profile"]), SUPABASE_ENV))
-    assert_permanent(error, Reason.MISCONFIGURED)
-    assert error.evidence == "table profile not found (HTTP 404 PGRST205)"
-
-
-def test_it_names_a_supabase_table_without_a_grant(serve: Serve) -> None:
-    server = serve(Supabase(tables={"profiles": "no_grant"}))
-    error = failure(
-        supabase.KIND, context(supabase_options(server.url, ["profiles"]), SUPABASE_ENV)
-    )
-    assert_permanent(error, Reason.MISCONFIGURED)
-    assert error.evidence == "permission denied on profiles: missing GRANT (HTTP 403 42501)"
-
-
-def test_it_fails_supabase_auth_when_postgrest_rejects_the_jwt(serve: Serve) -> None:
-    server = serve(Supabase(mode="jwt_rejected"))
-    error = failure(
-        supabase.KIND, context(supabase_options(server.url, ["profiles"]), SUPABASE_ENV)
-    )
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert "PGRST301" in error.evidence
-
-
-def test_it_retries_when_the_supabase_database_is_unreachable(serve: Serve) -> None:
-    server = serve(Supabase(mode="db_down"))
-    error = failure(
-        supabase.KIND, context(supabase_options(server.url, ["profiles"]), SUPABASE_ENV)
-    )
-    assert_transient(error, Reason.VENDOR_DOWN)
-    assert "PGRST002" in error.evidence
-
-
-def test_it_fails_a_paused_supabase_project_for_good(serve: Serve) -> None:
-    server = serve(Supabase(mode="paused"))
-    error = failure(supabase.KIND, context(supabase_options(server.url), SUPABASE_ENV))
-    assert_permanent(error, Reason.MISCONFIGURED)
-    assert "paused" in error.evidence
-
-
-def test_it_never_keeps_supabase_row_contents(serve: Serve) -> None:
-    server = serve(Supabase())
-    evidence = success(
-        supabase.KIND, context(supabase_options(server.url, ["profiles"]), SUPABASE_ENV)
-    )
-    assert PLANTED_ROW not in evidence
 
 
 # GitHub ---------------------------------------------------------------------------------
