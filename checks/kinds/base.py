@@ -201,6 +201,7 @@ OPTION_TYPES: dict[str, OptionType] = {
     "api_key_sid_env": OptionType.ENV,
     "min_balance": OptionType.INT,
     "trunking_base_url": OptionType.URL,
+    "role": OptionType.TEXT,
 }
 
 

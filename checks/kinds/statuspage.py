@@ -8,10 +8,16 @@ appended; base_url, when set, replaces its scheme and host. Components are match
 name, case-insensitively, never by id: incident.io pages changed every component id when
 they migrated.
 
-Permanent failures: the page reports a major or critical indicator; a named component is
-in partial_outage, major_outage or under_maintenance; a named component is not on the
-page; no summary at the url (404). A minor indicator or degraded_performance passes, noted
-in the evidence. An indicator or status we do not know is transient: unknown is never ok.
+Proof. The API documents the page's `status.indicator` as one of none, minor, major or
+critical, and a component's `status` as operational, degraded_performance,
+partial_outage or major_outage (under_maintenance also occurs). Only none and operational
+pass as they are; minor and degraded_performance pass, noted in the evidence.
+
+Permanent failures: the page reports a major or critical indicator, or maintenance; a
+named component is in partial_outage, major_outage or under_maintenance; an indicator or
+component status outside the documented ones, named in the evidence, since a value the
+check cannot read is never taken for up and asking again reads the same page; a named
+component is not on the page; no summary at the url (404).
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .base import Context, Kind, Reason, fault, transient
+from django.utils.translation import gettext_noop as _
+
+from .base import Context, Kind, Reason, Said, fault, said, transient
 from .client import http_client, send, unexpected
 from .vendor_errors import json_object, mapping, string
 
 SUMMARY_PATH = "/api/v2/summary.json"
 PAGE_DOWN = frozenset({"major", "critical"})
+# Not in the API's list of indicators, but what pages report while work is under way.
+PAGE_MAINTENANCE = frozenset({"maintenance", "under_maintenance"})
 COMPONENT_OK = "operational"
 COMPONENT_NOTED = "degraded_performance"
 COMPONENT_DOWN = frozenset({"partial_outage", "major_outage", "under_maintenance"})
@@ -42,36 +52,62 @@ def summary_url(url: str, base_url: str = "") -> str:
     return urlunsplit(parts._replace(path=path))
 
 
-def run(context: Context) -> str:
+def run(context: Context) -> Said:
     url = summary_url(context.text("url"), context.text("base_url"))
     wanted = context.texts("components")
     with http_client(ca_file=context.text("ca_file")) as client:
         response = send(client, "GET", url)
     if response.status_code == 404:
-        raise fault(Reason.MISCONFIGURED, f"no status summary at {urlsplit(url).path} (HTTP 404)")
+        raise fault(
+            Reason.MISCONFIGURED,
+            said(_("no status summary at %(path)s (HTTP 404)"), path=urlsplit(url).path),
+        )
     if response.status_code != 200:
         raise unexpected(response, "status page")
     summary = json_object(response, "status page")
     return _judge_components(summary, wanted) if wanted else _judge_page(summary)
 
 
-def _judge_page(summary: dict[str, Any]) -> str:
+def _judge_page(summary: dict[str, Any]) -> Said:
     status = mapping(summary, "status")
     indicator = string(status, "indicator")
-    description = string(status, "description") or "no description"
+    description = string(status, "description")
+    reported = (
+        said(
+            _("page reports %(description)s (indicator %(indicator)s)"),
+            description=description,
+            indicator=indicator,
+        )
+        if description
+        else said(_("page reports indicator %(indicator)s"), indicator=indicator)
+    )
     if indicator == "none":
-        return f"page reports {description} (indicator none)"
+        return reported
     if indicator == "minor":
-        return f"page reports {description} (indicator minor, noted)"
+        return said(_("%(reported)s, noted"), reported=reported)
     if indicator in PAGE_DOWN:
-        raise fault(Reason.VENDOR_DOWN, f"page reports {description} (indicator {indicator})")
-    raise transient(Reason.BAD_RESPONSE, f"status page: unknown indicator {indicator or 'missing'}")
+        raise fault(Reason.VENDOR_DOWN, reported)
+    if indicator in PAGE_MAINTENANCE:
+        raise fault(
+            Reason.VENDOR_DOWN, said(_("%(reported)s: under maintenance"), reported=reported)
+        )
+    if not indicator:
+        raise fault(Reason.BAD_RESPONSE, said(_("status page: the summary reports no indicator")))
+    raise fault(
+        Reason.BAD_RESPONSE,
+        said(
+            _("%(reported)s, which is not one the API documents (none, minor, major, critical)"),
+            reported=reported,
+        ),
+    )
 
 
-def _judge_components(summary: dict[str, Any], wanted: list[str]) -> str:
+def _judge_components(summary: dict[str, Any], wanted: list[str]) -> Said:
     listed = summary.get("components")
     if not isinstance(listed, list):
-        raise transient(Reason.BAD_RESPONSE, "status page: summary without a components list")
+        raise transient(
+            Reason.BAD_RESPONSE, said(_("status page: summary without a components list"))
+        )
     # A name can repeat across groups (regions); every component of that name counts.
     by_name: dict[str, list[tuple[str, str]]] = {}
     for component in listed:
@@ -87,22 +123,45 @@ def _judge_components(summary: dict[str, Any], wanted: list[str]) -> str:
             available = ", ".join(entries[0][0] for entries in list(by_name.values())[:SHOWN_NAMES])
             raise fault(
                 Reason.MISCONFIGURED,
-                f"component {name} is not on the page; available: {available or 'none'}",
+                said(
+                    _("component %(component)s is not on the page; available: %(available)s"),
+                    component=name,
+                    available=available or said(_("none")),
+                ),
             )
         found += matches
     down = [f"{name} {status}" for name, status in found if status in COMPONENT_DOWN]
     if down:
-        raise fault(Reason.VENDOR_DOWN, f"components down: {', '.join(down)}")
+        raise fault(
+            Reason.VENDOR_DOWN,
+            said(_("components down: %(components)s"), components=", ".join(down)),
+        )
     known = COMPONENT_DOWN | {COMPONENT_OK, COMPONENT_NOTED}
-    unknown = [f"{name} {status or 'no status'}" for name, status in found if status not in known]
+    unknown = [f"{name} {status or 'null'}" for name, status in found if status not in known]
     if unknown:
-        raise transient(Reason.BAD_RESPONSE, f"components in unknown status: {', '.join(unknown)}")
+        raise fault(
+            Reason.BAD_RESPONSE,
+            said(
+                _(
+                    "components in a status the API does not document: %(components)s; "
+                    "not taken for operational"
+                ),
+                components=", ".join(unknown),
+            ),
+        )
     operational = [name for name, status in found if status == COMPONENT_OK]
     noted = [name for name, status in found if status == COMPONENT_NOTED]
-    parts = [f"{', '.join(operational)} operational"] if operational else []
+    parts = []
+    if operational:
+        parts.append(said(_("%(components)s operational"), components=", ".join(operational)))
     if noted:
-        parts.append(f"{', '.join(noted)} degraded_performance (noted)")
-    return "; ".join(parts)
+        parts.append(
+            said(_("%(components)s degraded_performance (noted)"), components=", ".join(noted))
+        )
+    evidence = parts[0]
+    for more in parts[1:]:
+        evidence = said(_("%(first)s; %(then)s"), first=evidence, then=more)
+    return evidence
 
 
 KIND = Kind(

@@ -32,7 +32,10 @@ TWILIO_TOKEN = "planted-twilio-auth-token-5e2b"
 TWILIO_KEY_SID = "SK" + "fedcba9876543210" * 2
 TWILIO_KEY_SECRET = "planted-twilio-key-secret-8a41"
 SUPABASE_KEY = "sb_secret_planted_supabase_7c1d"
+SUPABASE_ANON_KEY = "sb_publishable_planted_anon_3e9a"
+# Legacy JWT keys; the claims are {"role":"anon"} and {"role":"service_role"}.
 SUPABASE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.planted-signature"
+SUPABASE_SERVICE_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.planted-service"
 GITHUB_TOKEN = "ghp_planted_github_token_4a9f"
 # A value in a table row: user data, which a check must never carry into evidence.
 PLANTED_ROW = "planted-row-alice@example.com"
@@ -44,7 +47,9 @@ PLANTED = (
     TWILIO_TOKEN,
     TWILIO_KEY_SECRET,
     SUPABASE_KEY,
+    SUPABASE_ANON_KEY,
     SUPABASE_JWT,
+    SUPABASE_SERVICE_JWT,
     GITHUB_TOKEN,
     PLANTED_ROW,
 )
@@ -304,7 +309,12 @@ class Google(Vendor):
 class ElevenLabs(Vendor):
     """Modes: busy (429 with `busy_code`), quota (401 quota_exceeded), invalid (422 with
     a FastAPI list detail). `legacy_errors` answers the older {status, message} detail;
-    otherwise the documented one with type, code, status, request_id."""
+    otherwise the documented one with type, code, status, request_id.
+
+    Usage-based billing, as GET /v1/user/subscription documents it: `can_extend` is the
+    workspace's entitlement, `credit_extension` the admin's cap past the limit (0 off,
+    "unlimited" no cap; None leaves the field out, as older answers do), and
+    `allowed_to_extend` / `character_extension` the deprecated pair."""
 
     key: str = ELEVENLABS_KEY
     permissions: frozenset[str] = frozenset({"user_read", "voices_read"})
@@ -312,8 +322,13 @@ class ElevenLabs(Vendor):
     tier: str = "creator"
     character_limit: int = 100000
     character_count: int = 25000
+    can_extend: bool = False
+    credit_extension: int | str | None = 0
+    allowed_to_extend: bool = False
+    character_extension: int | None = 0
     voices: dict[str, str] = field(default_factory=lambda: {"21m00Tcm4TlvDq8ikWAM": "Rachel"})
     voice_missing_status: int = 400
+    voice_missing_code: str = "voice_not_found"
     busy_code: str = "too_many_concurrent_requests"
     legacy_errors: bool = True
     limit_headers: dict[str, str] = field(default_factory=dict)
@@ -340,7 +355,11 @@ class ElevenLabs(Vendor):
             if missing:
                 return missing
             if voice_id not in self.voices:
-                return self._error(self.voice_missing_status, "voice_not_found", "Voice not found")
+                return self._error(
+                    self.voice_missing_status,
+                    self.voice_missing_code,
+                    f"A voice with voice_id {voice_id} does not exist.",
+                )
             return json_reply(self._voice(voice_id))
         return json_reply({"detail": "Not Found"}, 404)
 
@@ -371,12 +390,19 @@ class ElevenLabs(Vendor):
         return json_reply({"detail": detail}, status, **headers)
 
     def _subscription(self) -> dict[str, Any]:
+        extension = (
+            {}
+            if self.credit_extension is None
+            else {"max_credit_limit_extension": self.credit_extension}
+        )
         return {
             "tier": self.tier,
             "character_count": self.character_count,
             "character_limit": self.character_limit,
-            "can_extend_character_limit": False,
-            "allowed_to_extend_character_limit": False,
+            "max_character_limit_extension": self.character_extension,
+            **extension,
+            "can_extend_character_limit": self.can_extend,
+            "allowed_to_extend_character_limit": self.allowed_to_extend,
             "next_character_count_reset_unix": 1738356858,
             "voice_slots_used": 2,
             "voice_limit": 10,
@@ -704,14 +730,32 @@ def postgrest_error(status: int, code: str, message: str, hint: str | None = Non
     return json_reply(body, status)
 
 
+# The role each planted key stands for, as the gateway maps it.
+SUPABASE_ROLES = {
+    SUPABASE_KEY: "service_role",
+    SUPABASE_SERVICE_JWT: "service_role",
+    SUPABASE_ANON_KEY: "anon",
+    SUPABASE_JWT: "anon",
+}
+SUPABASE_ROWS = 3
+
+
 @dataclass
 class Supabase(Vendor):
-    """`tables` maps a table to "ok" or "no_grant"; any other table does not exist.
+    """`keys` maps each key the gateway accepts to its role. `tables` maps a table to its
+    state; any other table does not exist:
+    - "rls": row-level security on and no policy for anon, which sees no rows;
+    - "open": anon reads every row (row-level security off);
+    - "revoked": anon holds no GRANT (42501), the service role does;
+    - "no_grant": no role holds a GRANT.
+    Every existing table has SUPABASE_ROWS rows, each carrying PLANTED_ROW. Rows and
+    Content-Range answer limit and `Prefer: count=exact` as PostgREST does.
     Modes: paused (540), key_stripped (a proxy in front drops the apikey header),
-    jwt_rejected (401 PGRST301 from PostgREST), db_down (503 PGRST002)."""
+    prefer_stripped (a proxy in front drops the Prefer header), jwt_rejected (401 PGRST301
+    from PostgREST), db_down (503 PGRST002)."""
 
-    key: str = SUPABASE_KEY
-    tables: dict[str, str] = field(default_factory=lambda: {"profiles": "ok", "orders": "ok"})
+    keys: dict[str, str] = field(default_factory=lambda: dict(SUPABASE_ROLES))
+    tables: dict[str, str] = field(default_factory=lambda: {"profiles": "rls", "orders": "rls"})
 
     def answer(self, request: Seen) -> Reply:
         if self.mode == "paused":
@@ -725,7 +769,8 @@ class Supabase(Vendor):
                 },
                 401,
             )
-        if presented != self.key:
+        role = self.keys.get(presented)
+        if role is None:
             return json_reply(
                 {
                     "message": "Invalid API key",
@@ -746,7 +791,7 @@ class Supabase(Vendor):
             # An sb_ key is no JWT: sent as a bearer, PostgREST cannot decode it.
             if bearer and (bearer != presented or not bearer.startswith("eyJ")):
                 return postgrest_error(401, "PGRST301", "No suitable key or wrong key type")
-            return self._rest(unquote(request.path.removeprefix("/rest/v1/")))
+            return self._rest(request, unquote(request.path.removeprefix("/rest/v1/")), role)
         return json_reply({"message": "no Route matched with those values"}, 404)
 
     def outage(self) -> Reply:
@@ -754,7 +799,7 @@ class Supabase(Vendor):
             {"message": "An invalid response was received from the upstream server"}, 502
         )
 
-    def _rest(self, table: str) -> Reply:
+    def _rest(self, request: Seen, table: str, role: str) -> Reply:
         if self.mode == "jwt_rejected":
             return postgrest_error(401, "PGRST301", "JWT expired")
         if self.mode == "db_down":
@@ -768,9 +813,30 @@ class Supabase(Vendor):
                 "PGRST205",
                 f"Could not find the table 'public.{table}' in the schema cache",
             )
-        if state == "no_grant":
-            return postgrest_error(403, "42501", f"permission denied for table {table}")
-        return json_reply([{"id": 1, "email": PLANTED_ROW}])
+        anon = role == "anon"
+        if state == "no_grant" or (state == "revoked" and anon):
+            # 42501 is 401 for the anonymous role and 403 for an authenticated one.
+            return postgrest_error(
+                401 if anon else 403, "42501", f"permission denied for table {table}"
+            )
+        visible = 0 if anon and state == "rls" else SUPABASE_ROWS
+        return _postgrest_rows(request, visible, counted=self.mode != "prefer_stripped")
+
+
+def _postgrest_rows(request: Seen, total: int, *, counted: bool) -> Reply:
+    """The rows and range headers PostgREST answers a read with (RangeQuery.hs): the range
+    is "*" when no row is sent, the total "*" unless a count was asked for, and 206 when a
+    counted result holds fewer rows than the total."""
+    limit = request.query.get("limit", [""])[0]
+    shown = total if not limit else min(total, int(limit))
+    counted = counted and "count=exact" in request.header("prefer")
+    upper = shown - 1
+    sent = f"0-{upper}" if upper >= 0 and (total != 0 or not counted) else "*"
+    headers = {"Content-Range": f"{sent}/{total if counted else '*'}"}
+    if counted:
+        headers["Preference-Applied"] = "count=exact"
+    rows = [{"id": n + 1, "email": PLANTED_ROW} for n in range(shown)]
+    return Reply(206 if counted and shown < total else 200, rows, headers)
 
 
 # GitHub ---------------------------------------------------------------------------------
