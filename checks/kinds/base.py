@@ -173,6 +173,7 @@ class OptionType(StrEnum):
     URL = "url"
     INT = "int"
     TEXT_LIST = "text_list"  # a string or a list of strings
+    BOOL = "bool"
 
 
 # Every option a checks file may give a check, besides name, kind and item.
@@ -197,6 +198,8 @@ OPTION_TYPES: dict[str, OptionType] = {
     "min_days": OptionType.INT,
     "expect": OptionType.TEXT_LIST,
     "nameserver": OptionType.TEXT,
+    "probe": OptionType.BOOL,
+    "method": OptionType.TEXT,
 }
 
 
