@@ -19,7 +19,7 @@ import pytest
 import trustme
 
 from checks.kinds import elevenlabs, github, google_ai, openai, statuspage, supabase, twilio
-from checks.kinds.base import CheckError, Context, Kind, Reason
+from checks.kinds.base import CheckError, Context, Kind, Reason, as_said
 from checks.kinds.vendor_errors import api_url
 
 from .standin import Answer, Reply, Seen, StandIn, stand_in
@@ -66,7 +66,7 @@ def assert_clean(*texts: str) -> None:
 
 
 def success(kind: Kind, ctx: Context) -> str:
-    evidence = kind.run(ctx)
+    evidence = as_said(kind.run(ctx)).english()
     assert_clean(evidence)
     return evidence
 
@@ -340,106 +340,6 @@ def test_it_fails_before_any_request_when_the_key_variable_is_unset(
 )
 def test_it_joins_the_version_segment_exactly_once(base: str, expected: str) -> None:
     assert api_url(base, "https://api.openai.com", "v1") == expected
-
-
-# OpenAI ---------------------------------------------------------------------------------
-
-
-def openai_options(url: str, models: list[str] | None = None) -> dict[str, Any]:
-    options: dict[str, Any] = {"secret_env": "OPENAI_KEY", "base_url": url}
-    if models is not None:
-        options["models"] = models
-    return options
-
-
-def test_it_passes_openai_when_the_key_lists_models_and_each_configured_model_exists(
-    serve: Serve,
-) -> None:
-    server = serve(OpenAI())
-    evidence = success(
-        openai.KIND,
-        context(openai_options(server.url, ["gpt-4o-mini", "whisper-1"]), OPENAI_ENV),
-    )
-    assert evidence == "key accepted; 3 models listed; models gpt-4o-mini, whisper-1 available"
-    assert [seen.path for seen in server.requests] == [
-        "/v1/models",
-        "/v1/models/gpt-4o-mini",
-        "/v1/models/whisper-1",
-    ]
-    assert {seen.header("authorization") for seen in server.requests} == {f"Bearer {OPENAI_KEY}"}
-    assert_secret_only_in_headers(server.requests, OPENAI_KEY)
-
-
-def test_it_proves_an_openai_key_with_the_model_list_alone_when_no_models_are_named(
-    serve: Serve,
-) -> None:
-    server = serve(OpenAI())
-    evidence = success(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert evidence == "key accepted; 3 models listed"
-    assert [seen.path for seen in server.requests] == ["/v1/models"]
-
-
-def test_it_does_not_append_v1_twice_to_an_openai_base_url_ending_in_v1(serve: Serve) -> None:
-    server = serve(OpenAI())
-    success(openai.KIND, context(openai_options(server.url + "/v1", ["whisper-1"]), OPENAI_ENV))
-    assert [seen.path for seen in server.requests] == ["/v1/models", "/v1/models/whisper-1"]
-
-
-def test_it_fails_openai_auth_for_a_refused_key_without_quoting_its_masked_form(
-    serve: Serve,
-) -> None:
-    server = serve(OpenAI(key="sk-the-real-one"))
-    error = failure(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert "invalid_api_key" in error.evidence
-    assert OPENAI_KEY[:6] not in error.evidence
-
-
-def test_it_fails_openai_auth_when_the_region_is_refused(serve: Serve) -> None:
-    server = serve(OpenAI(mode="region"))
-    error = failure(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert_permanent(error, Reason.AUTH_FAILED)
-    assert "403" in error.evidence
-
-
-def test_it_names_an_unknown_openai_model_as_misconfigured(serve: Serve) -> None:
-    server = serve(OpenAI())
-    error = failure(
-        openai.KIND, context(openai_options(server.url, ["gpt-4o-mini", "gpt-foo"]), OPENAI_ENV)
-    )
-    assert_permanent(error, Reason.MISCONFIGURED)
-    assert "model gpt-foo does not exist" in error.evidence
-    assert "model_not_found" in error.evidence
-
-
-@pytest.mark.parametrize(
-    ("headers", "wait"),
-    [
-        ({"retry-after-ms": "1500", "retry-after": "9"}, 1.5),
-        ({"retry-after": "7"}, 7.0),
-        ({}, None),
-    ],
-)
-def test_it_retries_an_openai_rate_limit_after_the_wait_it_names(
-    headers: dict[str, str], wait: float | None, serve: Serve
-) -> None:
-    server = serve(OpenAI(mode="rate_limited", limit_headers=headers))
-    error = failure(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert_transient(error, Reason.RATE_LIMITED, wait)
-
-
-def test_it_does_not_retry_an_openai_rate_limit_marked_x_should_retry_false(serve: Serve) -> None:
-    vendor = OpenAI(mode="rate_limited", limit_headers={"x-should-retry": "false"})
-    server = serve(vendor)
-    error = failure(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert_permanent(error, Reason.RATE_LIMITED)
-
-
-def test_it_fails_for_good_when_the_openai_quota_is_exhausted(serve: Serve) -> None:
-    server = serve(OpenAI(mode="quota", limit_headers={"retry-after": "1"}))
-    error = failure(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert_permanent(error, Reason.QUOTA_EXHAUSTED)
-    assert "insufficient_quota" in error.evidence
 
 
 # Google AI ------------------------------------------------------------------------------

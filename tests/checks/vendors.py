@@ -14,6 +14,8 @@ planted: tests assert that none of them reach evidence or exception text.
 from __future__ import annotations
 
 import base64
+import json
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -78,18 +80,43 @@ def _html(status: int, text: str) -> Reply:
 # OpenAI ---------------------------------------------------------------------------------
 
 
-def openai_error(status: int, message: str, kind: str, code: str | None, **headers: str) -> Reply:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def openai_error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None,
+    param: str | None = None,
+    **headers: str,
+) -> Reply:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return json_reply(body, status, **{"x-request-id": "req_7f3a9c2e", **headers})
+
+
+# The o-series and the gpt-5 family: they refuse max_tokens and spend a small budget on
+# reasoning before any text.
+OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)")
+OPENAI_EMBEDDING = re.compile(r"embedding")
+OPENAI_RESPONSES_MINIMUM = 16
 
 
 @dataclass
 class OpenAI(Vendor):
-    """Modes: rate_limited (429 rate_limit_exceeded with `limit_headers`), quota (429
-    insufficient_quota), region (403)."""
+    """Modes: rate_limited (429 rate_limit_exceeded with `limit_headers`, on any request),
+    region (403), and on generation alone, the model list answering 200 as it does for a
+    key whose billing is dead: quota (429 insufficient_quota), inactive (429
+    billing_not_active). `responses_only` models refuse chat/completions with a 404 that
+    points at v1/responses; `legacy_budget` models refuse max_completion_tokens."""
 
     key: str = OPENAI_KEY
-    models: tuple[str, ...] = ("gpt-4o-mini", "whisper-1", "text-embedding-3-small")
+    models: tuple[str, ...] = (
+        "gpt-4o-mini",
+        "o3-mini",
+        "o1-pro",
+        "whisper-1",
+        "text-embedding-3-small",
+    )
+    responses_only: tuple[str, ...] = ("o1-pro",)
+    legacy_budget: tuple[str, ...] = ()
     limit_headers: dict[str, str] = field(default_factory=dict)
 
     def answer(self, request: Seen) -> Reply:
@@ -123,13 +150,8 @@ class OpenAI(Vendor):
                     **self.limit_headers,
                 },
             )
-        if self.mode == "quota":
-            return openai_error(
-                429,
-                "You exceeded your current quota, please check your plan and billing details.",
-                "insufficient_quota",
-                "insufficient_quota",
-            )
+        if request.method == "POST":
+            return self._generation(request)
         if request.path == "/v1/models":
             data = [self._model(name) for name in self.models]
             return json_reply({"object": "list", "data": data}, 200, **{"x-request-id": "req_1"})
@@ -137,13 +159,140 @@ class OpenAI(Vendor):
         if request.path.startswith("/v1/models/") and name in self.models:
             return json_reply(self._model(name), 200, **{"x-request-id": "req_2"})
         if request.path.startswith("/v1/models/"):
+            return self._unknown(name)
+        return openai_error(404, f"Invalid URL (GET {request.path})", "invalid_request_error", None)
+
+    def _generation(self, request: Seen) -> Reply:
+        body = json.loads(request.body)
+        model = body.get("model", "")
+        if model not in self.models:
+            return self._unknown(model)
+        if self.mode == "quota":
+            return openai_error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details. "
+                "For more information on this error, read the docs: "
+                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "insufficient_quota",
+                "insufficient_quota",
+            )
+        if self.mode == "inactive":
+            return openai_error(
+                429,
+                "Your account is not active, please check your billing details on our website.",
+                "billing_not_active",
+                "billing_not_active",
+            )
+        if request.path == "/v1/chat/completions":
+            return self._chat(model, body)
+        if request.path == "/v1/responses":
+            return self._responses(model, body)
+        if request.path == "/v1/embeddings" and OPENAI_EMBEDDING.search(model):
+            vector = base64.b64encode(b"\x00\x00\x80?" * 4).decode()
+            data = [{"object": "embedding", "index": 0, "embedding": vector}]
+            usage = {"prompt_tokens": 1, "total_tokens": 1}
+            return json_reply({"object": "list", "data": data, "model": model, "usage": usage})
+        return openai_error(
+            404, f"Invalid URL (POST {request.path})", "invalid_request_error", None
+        )
+
+    def _chat(self, model: str, body: dict[str, Any]) -> Reply:
+        if model in self.responses_only:
             return openai_error(
                 404,
-                f"The model `{name}` does not exist or you do not have access to it.",
+                "This model is only supported in v1/responses and not in v1/chat/completions.",
                 "invalid_request_error",
-                "model_not_found",
+                None,
+                "model",
             )
-        return openai_error(404, f"Invalid URL (GET {request.path})", "invalid_request_error", None)
+        if OPENAI_EMBEDDING.search(model) or model == "whisper-1":
+            return openai_error(
+                404,
+                "This is not a chat model and thus not supported in the v1/chat/completions "
+                "endpoint. Did you mean to use v1/completions?",
+                "invalid_request_error",
+                None,
+                "model",
+            )
+        reasoning = OPENAI_REASONING.match(model) is not None
+        for refused, instead, refuses in (
+            ("max_tokens", "max_completion_tokens", reasoning),
+            ("max_completion_tokens", "max_tokens", model in self.legacy_budget),
+        ):
+            if refuses and refused in body:
+                return openai_error(
+                    400,
+                    f"Unsupported parameter: '{refused}' is not supported with this model. "
+                    f"Use '{instead}' instead.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    refused,
+                )
+        budget = body.get("max_completion_tokens", body.get("max_tokens"))
+        tokens = budget if isinstance(budget, int) and budget < 8 else 0
+        # A reasoning model thinks before it writes: a budget this small ends in thought.
+        content = "" if reasoning and tokens else ("Po" if tokens else "Pong!")
+        cut = tokens > 0
+        tokens = tokens or 3
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "finish_reason": "length" if cut else "stop",
+        }
+        usage = {
+            "prompt_tokens": 8,
+            "completion_tokens": tokens,
+            "total_tokens": 8 + tokens,
+            "completion_tokens_details": {"reasoning_tokens": tokens if reasoning else 0},
+        }
+        return json_reply(
+            {
+                "id": "chatcmpl-planted",
+                "object": "chat.completion",
+                "created": 1721172741,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
+
+    def _responses(self, model: str, body: dict[str, Any]) -> Reply:
+        budget = body.get("max_output_tokens")
+        if isinstance(budget, int) and budget < OPENAI_RESPONSES_MINIMUM:
+            return openai_error(
+                400,
+                "Invalid 'max_output_tokens': integer below minimum value. Expected a value "
+                f">= {OPENAI_RESPONSES_MINIMUM}, but got {budget} instead.",
+                "invalid_request_error",
+                "integer_below_min_value",
+                "max_output_tokens",
+            )
+        return json_reply(
+            {
+                "id": "resp_planted",
+                "object": "response",
+                "created_at": 1721172741,
+                "model": model,
+                "status": "incomplete",
+                "incomplete_details": {"reason": "max_output_tokens"},
+                "output": [{"type": "reasoning", "id": "rs_planted", "summary": []}],
+                "usage": {
+                    "input_tokens": 8,
+                    "output_tokens": budget,
+                    "output_tokens_details": {"reasoning_tokens": budget},
+                    "total_tokens": 8 + (budget or 0),
+                },
+            }
+        )
+
+    @staticmethod
+    def _unknown(name: str) -> Reply:
+        return openai_error(
+            404,
+            f"The model `{name}` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        )
 
     def outage(self) -> Reply:
         return openai_error(
