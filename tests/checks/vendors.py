@@ -321,17 +321,27 @@ def google_error(
 
 GEMINI_MODELS: dict[str, list[str]] = {
     "gemini-2.5-flash": ["generateContent", "countTokens", "createCachedContent"],
+    "gemini-2.0-flash": ["generateContent", "countTokens"],
     "text-embedding-004": ["embedContent"],
 }
+# Models that think before they answer, within maxOutputTokens.
+GEMINI_THINKING = frozenset({"gemini-2.5-flash"})
+# The generation methods of tunedModels (tunedModels.generateContent and its stream).
+GEMINI_TUNED_METHODS = ("generateContent", "streamGenerateContent")
 
 
 @dataclass
 class Google(Vendor):
-    """Modes: rate_limited (429 RESOURCE_EXHAUSTED, RetryInfo `retry_delay` unless empty,
-    and `limit_headers`), precondition (400 FAILED_PRECONDITION), denied (403)."""
+    """Modes: rate_limited (429 RESOURCE_EXHAUSTED on any request, its QuotaFailure naming
+    `quota_id`, RetryInfo `retry_delay` unless empty, and `limit_headers`); quota (the same
+    429 on generation alone, reading models answering 200 as it does when a quota is
+    spent); precondition (400 FAILED_PRECONDITION); denied (403). `tuned` maps each tuned
+    model's id to its state."""
 
     key: str = GOOGLE_KEY
     models: dict[str, list[str]] = field(default_factory=lambda: dict(GEMINI_MODELS))
+    tuned: dict[str, str] = field(default_factory=lambda: {"support-bot-7": "ACTIVE"})
+    quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel"
     retry_delay: str = "57.2s"
     limit_headers: dict[str, str] = field(default_factory=dict)
 
@@ -372,7 +382,7 @@ class Google(Vendor):
             return google_error(
                 400, "FAILED_PRECONDITION", "User location is not supported for the API use."
             )
-        if self.mode == "rate_limited":
+        if self.mode == "rate_limited" or (self.mode == "quota" and request.method == "POST"):
             return self._exhausted()
         if request.path == "/v1beta/models":
             size = int(request.query.get("pageSize", ["50"])[0])
@@ -381,19 +391,60 @@ class Google(Vendor):
             if len(names) > size:
                 body["nextPageToken"] = "Chxtb2RlbHMvZ2VtaW5pLTIuNS1mbGFzaA"
             return json_reply(body)
-        name = unquote(request.path.removeprefix("/v1beta/models/"))
-        if request.path.startswith("/v1beta/models/") and name in self.models:
-            return json_reply(self._model(name))
-        return google_error(
-            404,
-            "NOT_FOUND",
-            f"models/{name} is not found for API version v1beta, or is not supported for "
-            "generateContent. Call ListModels to see the list of available models and their "
-            "supported methods.",
+        collection, _slash, rest = request.path.removeprefix("/v1beta/").partition("/")
+        name, _colon, method = unquote(rest).partition(":")
+        methods = (
+            list(GEMINI_TUNED_METHODS)
+            if collection == "tunedModels" and name in self.tuned
+            else self.models.get(name, [])
+            if collection == "models"
+            else []
         )
+        if not methods or (method and method not in methods):
+            return google_error(
+                404,
+                "NOT_FOUND",
+                f"{collection}/{name} is not found for API version v1beta, or is not "
+                f"supported for {method or 'generateContent'}. Call ListModels to see the list "
+                "of available models and their supported methods.",
+            )
+        if request.method == "POST" and method == "embedContent":
+            return json_reply({"embedding": {"values": [0.0131, -0.0082, 0.0217]}})
+        if request.method == "POST":
+            return self._generated(name, json.loads(request.body))
+        if collection == "tunedModels":
+            return json_reply(self._tuned(name))
+        return json_reply(self._model(name))
 
     def outage(self) -> Reply:
         return google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+
+    def _generated(self, name: str, body: dict[str, Any]) -> Reply:
+        budget = body.get("generationConfig", {}).get("maxOutputTokens")
+        cut = isinstance(budget, int) and budget < 8
+        thoughts = budget if cut and name in GEMINI_THINKING else 0
+        # A thinking model that spends its whole budget thinking answers with no parts.
+        content: dict[str, Any] = (
+            {"role": "model"} if thoughts else {"role": "model", "parts": [{"text": "Pong"}]}
+        )
+        usage: dict[str, Any] = {"promptTokenCount": 2, "totalTokenCount": 2 + (budget or 4)}
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        else:
+            usage["candidatesTokenCount"] = budget or 4
+        candidate = {
+            "content": content,
+            "finishReason": "MAX_TOKENS" if cut else "STOP",
+            "index": 0,
+        }
+        return json_reply(
+            {
+                "candidates": [candidate],
+                "usageMetadata": usage,
+                "modelVersion": name,
+                "responseId": "Dj9LaPCjJsCvgLUPgeGuqAU",
+            }
+        )
 
     def _exhausted(self) -> Reply:
         details: list[dict[str, Any]] = [
@@ -401,9 +452,9 @@ class Google(Vendor):
                 "@type": "type.googleapis.com/google.rpc.QuotaFailure",
                 "violations": [
                     {
-                        "quotaMetric": "generativelanguage.googleapis.com/"
-                        "generate_content_free_tier_requests",
-                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                        "quotaMetric": "generativelanguage.googleapis.com/generate_requests",
+                        "quotaId": self.quota_id,
+                        "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
                     }
                 ],
             },
@@ -439,7 +490,20 @@ class Google(Vendor):
             "topP": 0.95,
             "topK": 64,
             "maxTemperature": 2,
-            "thinking": True,
+            "thinking": name in GEMINI_THINKING,
+        }
+
+    def _tuned(self, name: str) -> dict[str, Any]:
+        return {
+            "name": f"tunedModels/{name}",
+            "displayName": name,
+            "state": self.tuned[name],
+            "baseModel": "models/gemini-1.5-flash-001-tuning",
+            "createTime": "2026-07-01T09:00:00.000000Z",
+            "updateTime": "2026-07-01T09:40:00.000000Z",
+            "temperature": 1,
+            "topP": 0.95,
+            "topK": 64,
         }
 
 
