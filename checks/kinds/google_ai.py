@@ -125,11 +125,11 @@ def run(context: Context) -> Said:
 def _unprobed_method(method: str) -> Said:
     return said(
         _(
-            "method %(method)s cannot be probed: use %(probed)s, or set probe = false to "
-            "check the models alone (billing is then not verified)"
+            "method %(method)s cannot be probed: use one of %(probed)s, or set probe = false "
+            "to check the models alone (billing is then not verified)"
         ),
         method=method,
-        probed=" or ".join(PROBES),
+        probed=", ".join(PROBES),
     )
 
 
