@@ -174,6 +174,7 @@ class OptionType(StrEnum):
     URL = "url"
     INT = "int"
     TEXT_LIST = "text_list"  # a string or a list of strings
+    BOOL = "bool"
 
 
 # Every option a checks file may give a check, besides name, kind and item.
@@ -202,6 +203,8 @@ OPTION_TYPES: dict[str, OptionType] = {
     "min_balance": OptionType.INT,
     "trunking_base_url": OptionType.URL,
     "role": OptionType.TEXT,
+    "probe": OptionType.BOOL,
+    "method": OptionType.TEXT,
 }
 
 

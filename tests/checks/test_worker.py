@@ -109,7 +109,7 @@ def test_it_verifies_a_release_through_a_worker_and_settles_its_items(
     tmp_path: Path,
 ) -> None:
     declare(release, "openai", "openai", "Unit tests pass", base_url=vendor.url,
-            secret_env="PLANTED_KEY", models=["gpt-4o-mini"])  # fmt: skip
+            secret_env="PLANTED_KEY", models=["gpt-4o-mini"], probe=False)  # fmt: skip
     declare(release, "health", "http", "Unit tests pass", url=f"{vendor.url}/v1/models",
             expect_status=401)  # fmt: skip
     env = service_env(mode, tmp_path)
@@ -137,7 +137,7 @@ def test_it_exits_1_and_names_what_failed(
     mode: str, transactional_db: None, release: Release, vendor: StandIn, tmp_path: Path
 ) -> None:
     declare(release, "openai", "openai", "Unit tests pass", base_url=vendor.url,
-            secret_env="PLANTED_KEY", models=["gpt-missing"])  # fmt: skip
+            secret_env="PLANTED_KEY", models=["gpt-missing"], probe=False)  # fmt: skip
     env = service_env(mode, tmp_path)
 
     with worker(env, tmp_path) as running:

@@ -14,6 +14,8 @@ planted: tests assert that none of them reach evidence or exception text.
 from __future__ import annotations
 
 import base64
+import json
+import re
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -86,18 +88,43 @@ def _html(status: int, text: str) -> Reply:
 # OpenAI ---------------------------------------------------------------------------------
 
 
-def openai_error(status: int, message: str, kind: str, code: str | None, **headers: str) -> Reply:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+def openai_error(
+    status: int,
+    message: str,
+    kind: str,
+    code: str | None,
+    param: str | None = None,
+    **headers: str,
+) -> Reply:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
     return json_reply(body, status, **{"x-request-id": "req_7f3a9c2e", **headers})
+
+
+# The o-series and the gpt-5 family: they refuse max_tokens and spend a small budget on
+# reasoning before any text.
+OPENAI_REASONING = re.compile(r"^(o\d|gpt-5)")
+OPENAI_EMBEDDING = re.compile(r"embedding")
+OPENAI_RESPONSES_MINIMUM = 16
 
 
 @dataclass
 class OpenAI(Vendor):
-    """Modes: rate_limited (429 rate_limit_exceeded with `limit_headers`), quota (429
-    insufficient_quota), region (403)."""
+    """Modes: rate_limited (429 rate_limit_exceeded with `limit_headers`, on any request),
+    region (403), and on generation alone, the model list answering 200 as it does for a
+    key whose billing is dead: quota (429 insufficient_quota), inactive (429
+    billing_not_active). `responses_only` models refuse chat/completions with a 404 that
+    points at v1/responses; `legacy_budget` models refuse max_completion_tokens."""
 
     key: str = OPENAI_KEY
-    models: tuple[str, ...] = ("gpt-4o-mini", "whisper-1", "text-embedding-3-small")
+    models: tuple[str, ...] = (
+        "gpt-4o-mini",
+        "o3-mini",
+        "o1-pro",
+        "whisper-1",
+        "text-embedding-3-small",
+    )
+    responses_only: tuple[str, ...] = ("o1-pro",)
+    legacy_budget: tuple[str, ...] = ()
     limit_headers: dict[str, str] = field(default_factory=dict)
 
     def answer(self, request: Seen) -> Reply:
@@ -131,13 +158,8 @@ class OpenAI(Vendor):
                     **self.limit_headers,
                 },
             )
-        if self.mode == "quota":
-            return openai_error(
-                429,
-                "You exceeded your current quota, please check your plan and billing details.",
-                "insufficient_quota",
-                "insufficient_quota",
-            )
+        if request.method == "POST":
+            return self._generation(request)
         if request.path == "/v1/models":
             data = [self._model(name) for name in self.models]
             return json_reply({"object": "list", "data": data}, 200, **{"x-request-id": "req_1"})
@@ -145,13 +167,140 @@ class OpenAI(Vendor):
         if request.path.startswith("/v1/models/") and name in self.models:
             return json_reply(self._model(name), 200, **{"x-request-id": "req_2"})
         if request.path.startswith("/v1/models/"):
+            return self._unknown(name)
+        return openai_error(404, f"Invalid URL (GET {request.path})", "invalid_request_error", None)
+
+    def _generation(self, request: Seen) -> Reply:
+        body = json.loads(request.body)
+        model = body.get("model", "")
+        if model not in self.models:
+            return self._unknown(model)
+        if self.mode == "quota":
+            return openai_error(
+                429,
+                "You exceeded your current quota, please check your plan and billing details. "
+                "For more information on this error, read the docs: "
+                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "insufficient_quota",
+                "insufficient_quota",
+            )
+        if self.mode == "inactive":
+            return openai_error(
+                429,
+                "Your account is not active, please check your billing details on our website.",
+                "billing_not_active",
+                "billing_not_active",
+            )
+        if request.path == "/v1/chat/completions":
+            return self._chat(model, body)
+        if request.path == "/v1/responses":
+            return self._responses(model, body)
+        if request.path == "/v1/embeddings" and OPENAI_EMBEDDING.search(model):
+            vector = base64.b64encode(b"\x00\x00\x80?" * 4).decode()
+            data = [{"object": "embedding", "index": 0, "embedding": vector}]
+            usage = {"prompt_tokens": 1, "total_tokens": 1}
+            return json_reply({"object": "list", "data": data, "model": model, "usage": usage})
+        return openai_error(
+            404, f"Invalid URL (POST {request.path})", "invalid_request_error", None
+        )
+
+    def _chat(self, model: str, body: dict[str, Any]) -> Reply:
+        if model in self.responses_only:
             return openai_error(
                 404,
-                f"The model `{name}` does not exist or you do not have access to it.",
+                "This model is only supported in v1/responses and not in v1/chat/completions.",
                 "invalid_request_error",
-                "model_not_found",
+                None,
+                "model",
             )
-        return openai_error(404, f"Invalid URL (GET {request.path})", "invalid_request_error", None)
+        if OPENAI_EMBEDDING.search(model) or model == "whisper-1":
+            return openai_error(
+                404,
+                "This is not a chat model and thus not supported in the v1/chat/completions "
+                "endpoint. Did you mean to use v1/completions?",
+                "invalid_request_error",
+                None,
+                "model",
+            )
+        reasoning = OPENAI_REASONING.match(model) is not None
+        for refused, instead, refuses in (
+            ("max_tokens", "max_completion_tokens", reasoning),
+            ("max_completion_tokens", "max_tokens", model in self.legacy_budget),
+        ):
+            if refuses and refused in body:
+                return openai_error(
+                    400,
+                    f"Unsupported parameter: '{refused}' is not supported with this model. "
+                    f"Use '{instead}' instead.",
+                    "invalid_request_error",
+                    "unsupported_parameter",
+                    refused,
+                )
+        budget = body.get("max_completion_tokens", body.get("max_tokens"))
+        tokens = budget if isinstance(budget, int) and budget < 8 else 0
+        # A reasoning model thinks before it writes: a budget this small ends in thought.
+        content = "" if reasoning and tokens else ("Po" if tokens else "Pong!")
+        cut = tokens > 0
+        tokens = tokens or 3
+        choice = {
+            "index": 0,
+            "message": {"role": "assistant", "content": content, "refusal": None},
+            "finish_reason": "length" if cut else "stop",
+        }
+        usage = {
+            "prompt_tokens": 8,
+            "completion_tokens": tokens,
+            "total_tokens": 8 + tokens,
+            "completion_tokens_details": {"reasoning_tokens": tokens if reasoning else 0},
+        }
+        return json_reply(
+            {
+                "id": "chatcmpl-planted",
+                "object": "chat.completion",
+                "created": 1721172741,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
+
+    def _responses(self, model: str, body: dict[str, Any]) -> Reply:
+        budget = body.get("max_output_tokens")
+        if isinstance(budget, int) and budget < OPENAI_RESPONSES_MINIMUM:
+            return openai_error(
+                400,
+                "Invalid 'max_output_tokens': integer below minimum value. Expected a value "
+                f">= {OPENAI_RESPONSES_MINIMUM}, but got {budget} instead.",
+                "invalid_request_error",
+                "integer_below_min_value",
+                "max_output_tokens",
+            )
+        return json_reply(
+            {
+                "id": "resp_planted",
+                "object": "response",
+                "created_at": 1721172741,
+                "model": model,
+                "status": "incomplete",
+                "incomplete_details": {"reason": "max_output_tokens"},
+                "output": [{"type": "reasoning", "id": "rs_planted", "summary": []}],
+                "usage": {
+                    "input_tokens": 8,
+                    "output_tokens": budget,
+                    "output_tokens_details": {"reasoning_tokens": budget},
+                    "total_tokens": 8 + (budget or 0),
+                },
+            }
+        )
+
+    @staticmethod
+    def _unknown(name: str) -> Reply:
+        return openai_error(
+            404,
+            f"The model `{name}` does not exist or you do not have access to it.",
+            "invalid_request_error",
+            "model_not_found",
+        )
 
     def outage(self) -> Reply:
         return openai_error(
@@ -180,17 +329,27 @@ def google_error(
 
 GEMINI_MODELS: dict[str, list[str]] = {
     "gemini-2.5-flash": ["generateContent", "countTokens", "createCachedContent"],
+    "gemini-2.0-flash": ["generateContent", "countTokens"],
     "text-embedding-004": ["embedContent"],
 }
+# Models that think before they answer, within maxOutputTokens.
+GEMINI_THINKING = frozenset({"gemini-2.5-flash"})
+# The generation methods of tunedModels (tunedModels.generateContent and its stream).
+GEMINI_TUNED_METHODS = ("generateContent", "streamGenerateContent")
 
 
 @dataclass
 class Google(Vendor):
-    """Modes: rate_limited (429 RESOURCE_EXHAUSTED, RetryInfo `retry_delay` unless empty,
-    and `limit_headers`), precondition (400 FAILED_PRECONDITION), denied (403)."""
+    """Modes: rate_limited (429 RESOURCE_EXHAUSTED on any request, its QuotaFailure naming
+    `quota_id`, RetryInfo `retry_delay` unless empty, and `limit_headers`); quota (the same
+    429 on generation alone, reading models answering 200 as it does when a quota is
+    spent); precondition (400 FAILED_PRECONDITION); denied (403). `tuned` maps each tuned
+    model's id to its state."""
 
     key: str = GOOGLE_KEY
     models: dict[str, list[str]] = field(default_factory=lambda: dict(GEMINI_MODELS))
+    tuned: dict[str, str] = field(default_factory=lambda: {"support-bot-7": "ACTIVE"})
+    quota_id: str = "GenerateRequestsPerMinutePerProjectPerModel"
     retry_delay: str = "57.2s"
     limit_headers: dict[str, str] = field(default_factory=dict)
 
@@ -231,7 +390,7 @@ class Google(Vendor):
             return google_error(
                 400, "FAILED_PRECONDITION", "User location is not supported for the API use."
             )
-        if self.mode == "rate_limited":
+        if self.mode == "rate_limited" or (self.mode == "quota" and request.method == "POST"):
             return self._exhausted()
         if request.path == "/v1beta/models":
             size = int(request.query.get("pageSize", ["50"])[0])
@@ -240,19 +399,60 @@ class Google(Vendor):
             if len(names) > size:
                 body["nextPageToken"] = "Chxtb2RlbHMvZ2VtaW5pLTIuNS1mbGFzaA"
             return json_reply(body)
-        name = unquote(request.path.removeprefix("/v1beta/models/"))
-        if request.path.startswith("/v1beta/models/") and name in self.models:
-            return json_reply(self._model(name))
-        return google_error(
-            404,
-            "NOT_FOUND",
-            f"models/{name} is not found for API version v1beta, or is not supported for "
-            "generateContent. Call ListModels to see the list of available models and their "
-            "supported methods.",
+        collection, _slash, rest = request.path.removeprefix("/v1beta/").partition("/")
+        name, _colon, method = unquote(rest).partition(":")
+        methods = (
+            list(GEMINI_TUNED_METHODS)
+            if collection == "tunedModels" and name in self.tuned
+            else self.models.get(name, [])
+            if collection == "models"
+            else []
         )
+        if not methods or (method and method not in methods):
+            return google_error(
+                404,
+                "NOT_FOUND",
+                f"{collection}/{name} is not found for API version v1beta, or is not "
+                f"supported for {method or 'generateContent'}. Call ListModels to see the list "
+                "of available models and their supported methods.",
+            )
+        if request.method == "POST" and method == "embedContent":
+            return json_reply({"embedding": {"values": [0.0131, -0.0082, 0.0217]}})
+        if request.method == "POST":
+            return self._generated(name, json.loads(request.body))
+        if collection == "tunedModels":
+            return json_reply(self._tuned(name))
+        return json_reply(self._model(name))
 
     def outage(self) -> Reply:
         return google_error(503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+
+    def _generated(self, name: str, body: dict[str, Any]) -> Reply:
+        budget = body.get("generationConfig", {}).get("maxOutputTokens")
+        cut = isinstance(budget, int) and budget < 8
+        thoughts = budget if cut and name in GEMINI_THINKING else 0
+        # A thinking model that spends its whole budget thinking answers with no parts.
+        content: dict[str, Any] = (
+            {"role": "model"} if thoughts else {"role": "model", "parts": [{"text": "Pong"}]}
+        )
+        usage: dict[str, Any] = {"promptTokenCount": 2, "totalTokenCount": 2 + (budget or 4)}
+        if thoughts:
+            usage["thoughtsTokenCount"] = thoughts
+        else:
+            usage["candidatesTokenCount"] = budget or 4
+        candidate = {
+            "content": content,
+            "finishReason": "MAX_TOKENS" if cut else "STOP",
+            "index": 0,
+        }
+        return json_reply(
+            {
+                "candidates": [candidate],
+                "usageMetadata": usage,
+                "modelVersion": name,
+                "responseId": "Dj9LaPCjJsCvgLUPgeGuqAU",
+            }
+        )
 
     def _exhausted(self) -> Reply:
         details: list[dict[str, Any]] = [
@@ -260,9 +460,9 @@ class Google(Vendor):
                 "@type": "type.googleapis.com/google.rpc.QuotaFailure",
                 "violations": [
                     {
-                        "quotaMetric": "generativelanguage.googleapis.com/"
-                        "generate_content_free_tier_requests",
-                        "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                        "quotaMetric": "generativelanguage.googleapis.com/generate_requests",
+                        "quotaId": self.quota_id,
+                        "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"},
                     }
                 ],
             },
@@ -298,7 +498,20 @@ class Google(Vendor):
             "topP": 0.95,
             "topK": 64,
             "maxTemperature": 2,
-            "thinking": True,
+            "thinking": name in GEMINI_THINKING,
+        }
+
+    def _tuned(self, name: str) -> dict[str, Any]:
+        return {
+            "name": f"tunedModels/{name}",
+            "displayName": name,
+            "state": self.tuned[name],
+            "baseModel": "models/gemini-1.5-flash-001-tuning",
+            "createTime": "2026-07-01T09:00:00.000000Z",
+            "updateTime": "2026-07-01T09:40:00.000000Z",
+            "temperature": 1,
+            "topP": 0.95,
+            "topK": 64,
         }
 
 
