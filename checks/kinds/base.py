@@ -197,6 +197,9 @@ OPTION_TYPES: dict[str, OptionType] = {
     "min_days": OptionType.INT,
     "expect": OptionType.TEXT_LIST,
     "nameserver": OptionType.TEXT,
+    "scheme": OptionType.TEXT,
+    "signature_header": OptionType.TEXT,
+    "signature_prefix": OptionType.TEXT,
 }
 
 

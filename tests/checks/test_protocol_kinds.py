@@ -1,4 +1,5 @@
-"""The protocol kinds (http, webhook, tls, dns, cors) against stand-ins on 127.0.0.1."""
+"""The protocol kinds (http, tls, dns, cors) against stand-ins on 127.0.0.1, and what
+every protocol kind shares; webhook has a test file of its own."""
 
 from __future__ import annotations
 
@@ -55,12 +56,6 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 @pytest.fixture(scope="module")
 def plain_server() -> Iterator[Shared]:
     with shared_stand_in() as shared:
-        yield shared
-
-
-@pytest.fixture(scope="module")
-def secure_server(certs: Certificates) -> Iterator[Shared]:
-    with shared_stand_in(tls=server_context(certs.valid)) as shared:
         yield shared
 
 
@@ -343,72 +338,6 @@ def test_it_accepts_well_formed_http_options() -> None:
             "conditions": "[STATUS] < 300",
         }
     )
-
-
-# webhook
-
-
-def run_webhook(
-    secure_server: Shared, certs: Certificates, reply: Reply
-) -> tuple[str | CheckError, list[Seen]]:
-    server = secure_server.serve(lambda _: reply)
-    options = {"url": server.url + "/hooks/twilio", "ca_file": certs.ca_file}
-    try:
-        return webhook.run(context(**options)), server.requests
-    except CheckError as error:
-        return error, server.requests
-
-
-def test_it_passes_a_webhook_that_refuses_an_unsigned_request(
-    secure_server: Shared, certs: Certificates
-) -> None:
-    outcome, requests = run_webhook(secure_server, certs, Reply(status=403))
-    assert outcome == "refuses an unsigned request (HTTP 403)"
-    [seen] = requests
-    assert (seen.method, seen.path) == ("POST", "/hooks/twilio")
-    assert seen.header("content-type") == "application/json"
-    assert b"deploycheck.probe" in seen.body
-    assert not [name for name in seen.headers if "signature" in name]
-
-
-def test_it_fails_a_webhook_that_accepts_an_unsigned_request(
-    secure_server: Shared, certs: Certificates
-) -> None:
-    outcome, _ = run_webhook(secure_server, certs, Reply(status=200))
-    assert isinstance(outcome, CheckError)
-    assert_fault(outcome, "accepted an unsigned request: signature validation is off")
-
-
-def test_it_fails_a_webhook_url_where_nothing_answers(
-    secure_server: Shared, certs: Certificates
-) -> None:
-    outcome, _ = run_webhook(secure_server, certs, Reply(status=404))
-    assert isinstance(outcome, CheckError)
-    assert_fault(outcome, "no webhook endpoint answers at this URL (HTTP 404)")
-
-
-def test_it_fails_a_webhook_that_redirects(secure_server: Shared, certs: Certificates) -> None:
-    outcome, _ = run_webhook(
-        secure_server,
-        certs,
-        Reply(status=308, headers={"Location": "https://new.example.test/hook"}),
-    )
-    assert isinstance(outcome, CheckError)
-    assert_fault(outcome, "HTTP 308 redirect to new.example.test")
-
-
-def test_it_retries_a_webhook_that_is_down(secure_server: Shared, certs: Certificates) -> None:
-    outcome, _ = run_webhook(secure_server, certs, Reply(status=502))
-    assert isinstance(outcome, CheckError)
-    assert (outcome.permanent, outcome.reason) == (False, Reason.VENDOR_DOWN)
-
-
-def test_it_refuses_a_webhook_url_that_is_not_https() -> None:
-    assert webhook.KIND.check_options is not None
-    with pytest.raises(ValueError, match="must start with https://"):
-        webhook.KIND.check_options({"url": "http://api.example.test/hook"})
-    webhook.KIND.check_options({"url": "https://api.example.test/hook"})
-    assert_fault(failure(webhook.KIND, url="http://api.example.test/hook"), "https://")
 
 
 # tls
