@@ -360,6 +360,8 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
         return "" if ok else f"{key} must be a whole number"
     if expected is OptionType.TEXT:
         return "" if isinstance(value, str) else f"{key} must be a string"
+    if expected is OptionType.BOOL:
+        return "" if isinstance(value, bool) else f"{key} must be true or false"
     if expected is OptionType.TEXT_LIST:
         ok = isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value)

@@ -173,6 +173,7 @@ class OptionType(StrEnum):
     URL = "url"
     INT = "int"
     TEXT_LIST = "text_list"  # a string or a list of strings
+    BOOL = "bool"
 
 
 # Every option a checks file may give a check, besides name, kind and item.
@@ -200,6 +201,9 @@ OPTION_TYPES: dict[str, OptionType] = {
     "scheme": OptionType.TEXT,
     "signature_header": OptionType.TEXT,
     "signature_prefix": OptionType.TEXT,
+    "public": OptionType.BOOL,
+    "request_headers": OptionType.TEXT_LIST,
+    "request_method": OptionType.TEXT,
 }
 
 

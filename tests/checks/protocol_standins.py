@@ -1,6 +1,6 @@
 """Stand-ins for the protocol checks, all on 127.0.0.1: a DNS server over UDP, a bare TLS
-server, the certificates they present, and webhook receivers that validate each
-vendor's signature.
+server, the certificates they present, webhook receivers that validate each vendor's
+signature, and CORS policies.
 
     with dns_stand_in({"api.example.test": ["203.0.113.7"]}) as server:
         ... server.address ...          # "127.0.0.1:PORT", the check's nameserver
@@ -362,3 +362,63 @@ def refuses_everything(_seen: Seen) -> Reply:
 
 def accepts_everything(_seen: Seen) -> Reply:
     return Reply()
+
+
+# --- CORS policies ---------------------------------------------------------------------------
+
+
+def cors_policy(
+    allows: Callable[[str], bool] | str | None,
+    *,
+    credentials: bool = False,
+    methods: str | None = "GET, POST",
+    headers: str | None = "Content-Type, Authorization",
+    preflight_status: int = 204,
+) -> Answer:
+    """A server whose Access-Control-Allow-Origin is `*` (allows="*"), the request's
+    Origin when `allows(origin)` holds, or absent (None); its preflight answers
+    `preflight_status` with Access-Control-Allow-Methods `methods` and
+    Access-Control-Allow-Headers `headers` whatever the origin."""
+
+    def answer(seen: Seen) -> Reply:
+        origin = seen.header("origin")
+        reply: dict[str, str] = {}
+        if allows == "*":
+            reply["Access-Control-Allow-Origin"] = "*"
+        elif callable(allows) and allows(origin):
+            reply["Access-Control-Allow-Origin"] = origin
+        if credentials:
+            reply["Access-Control-Allow-Credentials"] = "true"
+        if seen.method != "OPTIONS":
+            return Reply(headers=reply)
+        if methods is not None:
+            reply["Access-Control-Allow-Methods"] = methods
+        if headers is not None:
+            reply["Access-Control-Allow-Headers"] = headers
+        return Reply(status=preflight_status, headers=reply)
+
+    return answer
+
+
+def only(allowed: str) -> Callable[[str], bool]:
+    return lambda origin: origin == allowed
+
+
+def starting_with(allowed: str) -> Callable[[str], bool]:
+    """A policy written as an unanchored pattern `^https://app\\.example`."""
+    return lambda origin: origin.startswith(allowed)
+
+
+def ending_with(host: str) -> Callable[[str], bool]:
+    """A policy matching the end of the origin: any scheme, any name ending in `host`."""
+    return lambda origin: origin.endswith(host)
+
+
+def on_host(host: str) -> Callable[[str], bool]:
+    """A policy comparing host names only, whatever the scheme and port."""
+    return lambda origin: urlsplit(origin).hostname == host
+
+
+def with_null(allowed: str) -> Callable[[str], bool]:
+    """A policy that also lets in the `null` origin, as a list holding "null" does."""
+    return lambda origin: origin in (allowed, "null")
