@@ -205,6 +205,12 @@ OPTION_TYPES: dict[str, OptionType] = {
     "role": OptionType.TEXT,
     "probe": OptionType.BOOL,
     "method": OptionType.TEXT,
+    "scheme": OptionType.TEXT,
+    "signature_header": OptionType.TEXT,
+    "signature_prefix": OptionType.TEXT,
+    "public": OptionType.BOOL,
+    "request_headers": OptionType.TEXT_LIST,
+    "request_method": OptionType.TEXT,
 }
 
 

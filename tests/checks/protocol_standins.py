@@ -1,5 +1,6 @@
 """Stand-ins for the protocol checks, all on 127.0.0.1: a DNS server over UDP, a bare TLS
-server, and the certificates they present.
+server, the certificates they present, webhook receivers that validate each vendor's
+signature, and CORS policies.
 
     with dns_stand_in({"api.example.test": ["203.0.113.7"]}) as server:
         ... server.address ...          # "127.0.0.1:PORT", the check's nameserver
@@ -15,22 +16,29 @@ giving it the answer it needs: stopping a stand-in costs half a second.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import ipaddress
+import json
 import socket
 import ssl
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dns.message
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import standardwebhooks
 import trustme
 
 from tests.checks.standin import Answer, Reply, Seen, StandIn, stand_in
@@ -232,3 +240,185 @@ def _listening() -> Iterator[socket.socket]:
         yield listener
     finally:
         listener.close()
+
+
+# --- webhook receivers --------------------------------------------------------------------
+# Each validates a delivery as the vendor's own code does, then reads the body as the
+# vendor shapes it: 400 for a body it cannot read, 401/403 for a signature it refuses.
+
+
+def twilio_signature(url: str, params: Mapping[str, str], token: str) -> str:
+    """Twilio's signature: base64 HMAC-SHA1 of the URL followed by each parameter's name
+    and value, sorted by name (twilio-python, twilio/request_validator.py)."""
+    signed = url + "".join(name + value for name, value in sorted(params.items()))
+    return base64.b64encode(
+        hmac.new(token.encode(), signed.encode(), hashlib.sha1).digest()
+    ).decode()
+
+
+def twilio_accepts(url: str, params: Mapping[str, str], signature: str, token: str) -> bool:
+    """twilio-python's RequestValidator.validate: the URL with and without its port, since
+    Twilio itself signs either way."""
+    parts = urlsplit(url)
+    default = {"https": 443, "http": 80}[parts.scheme]
+    host = parts.hostname or ""
+    without_port = urlunsplit(parts._replace(netloc=host))
+    with_port = urlunsplit(parts._replace(netloc=f"{host}:{parts.port or default}"))
+    return any(
+        hmac.compare_digest(twilio_signature(candidate, params, token), signature)
+        for candidate in (without_port, with_port)
+    )
+
+
+def requested_url(seen: Seen, scheme: str = "https") -> str:
+    """The URL a framework rebuilds from the request line and the Host header."""
+    query = f"?{urlencode(seen.query, doseq=True)}" if seen.query else ""
+    return f"{scheme}://{seen.header('host')}{seen.path}{query}"
+
+
+def elevenlabs_accepts(body: bytes, header: str, secret: str) -> bool:
+    """elevenlabs-python's construct_event: `t=<time>,v0=<hex HMAC-SHA256 of
+    "<time>.<body>">`, no older than 30 minutes."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    timestamp, signature = fields.get("t", ""), fields.get("v0", "")
+    if not timestamp.isdigit() or int(timestamp) < time.time() - 30 * 60:
+        return False
+    signed = f"{timestamp}.".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _twilio_receiver(seen: Seen, secret: str) -> Reply:
+    params = dict(parse_qsl(seen.body.decode(), keep_blank_values=True))
+    if not twilio_accepts(requested_url(seen), params, seen.header("x-twilio-signature"), secret):
+        return Reply(status=403)
+    if not params.get("CallSid", "").startswith("CA") or "AccountSid" not in params:
+        return Reply(status=400)
+    return Reply(body="<Response/>", headers={"Content-Type": "text/xml"})
+
+
+def _elevenlabs_receiver(seen: Seen, secret: str) -> Reply:
+    if not elevenlabs_accepts(seen.body, seen.header("elevenlabs-signature"), secret):
+        return Reply(status=401)
+    event = json.loads(seen.body)
+    if event.get("type") != "post_call_transcription" or "conversation_id" not in event["data"]:
+        return Reply(status=400)
+    return Reply()
+
+
+def _standard_receiver(seen: Seen, secret: str) -> Reply:
+    try:
+        event = standardwebhooks.Webhook(secret).verify(seen.body, dict(seen.headers))
+    except standardwebhooks.WebhookVerificationError:
+        return Reply(status=401)
+    return Reply(status=204 if "type" in event else 400)
+
+
+def _hmac_receiver(
+    seen: Seen, secret: str, header: str = "x-hub-signature-256", prefix: str = "sha256="
+) -> Reply:
+    expected = prefix + hmac.new(secret.encode(), seen.body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, seen.header(header)):
+        return Reply(status=401)
+    return Reply(status=204 if seen.header("x-github-event") == "ping" else 400)
+
+
+RECEIVERS: dict[str, Callable[[Seen, str], Reply]] = {
+    "twilio": _twilio_receiver,
+    "elevenlabs": _elevenlabs_receiver,
+    "standard": _standard_receiver,
+    "hmac": _hmac_receiver,
+}
+
+
+def webhook_receiver(scheme: str, secret: str) -> Answer:
+    """An endpoint that validates `scheme` with `secret`, as the vendor's docs ask."""
+    return lambda seen: RECEIVERS[scheme](seen, secret)
+
+
+def hmac_receiver(secret: str, *, header: str, prefix: str) -> Answer:
+    return lambda seen: _hmac_receiver(seen, secret, header.lower(), prefix)
+
+
+def receiver_of_another_shape(scheme: str, secret: str) -> Answer:
+    """An endpoint whose validation expects another shape than the vendor sends: Twilio's
+    JSON variant (the signature over the bare URL), or a JSON body parsed and serialised
+    again before its signature is checked, which the Standard Webhooks spec warns of."""
+
+    def answer(seen: Seen) -> Reply:
+        if scheme == "twilio":
+            signature = seen.header("x-twilio-signature")
+            accepted = twilio_accepts(requested_url(seen), {}, signature, secret)
+            return Reply() if accepted else Reply(status=403)
+        reserialised = json.dumps(json.loads(seen.body)).encode()
+        return RECEIVERS[scheme](replace(seen, body=reserialised), secret)
+
+    return answer
+
+
+def refuses_everything(_seen: Seen) -> Reply:
+    return Reply(status=403)
+
+
+def accepts_everything(_seen: Seen) -> Reply:
+    return Reply()
+
+
+# --- CORS policies ---------------------------------------------------------------------------
+
+
+def cors_policy(
+    allows: Callable[[str], bool] | str | None,
+    *,
+    credentials: bool = False,
+    methods: str | None = "GET, POST",
+    headers: str | None = "Content-Type, Authorization",
+    preflight_status: int = 204,
+) -> Answer:
+    """A server whose Access-Control-Allow-Origin is `*` (allows="*"), the request's
+    Origin when `allows(origin)` holds, or absent (None); its preflight answers
+    `preflight_status` with Access-Control-Allow-Methods `methods` and
+    Access-Control-Allow-Headers `headers` whatever the origin."""
+
+    def answer(seen: Seen) -> Reply:
+        origin = seen.header("origin")
+        reply: dict[str, str] = {}
+        if allows == "*":
+            reply["Access-Control-Allow-Origin"] = "*"
+        elif callable(allows) and allows(origin):
+            reply["Access-Control-Allow-Origin"] = origin
+        if credentials:
+            reply["Access-Control-Allow-Credentials"] = "true"
+        if seen.method != "OPTIONS":
+            return Reply(headers=reply)
+        if methods is not None:
+            reply["Access-Control-Allow-Methods"] = methods
+        if headers is not None:
+            reply["Access-Control-Allow-Headers"] = headers
+        return Reply(status=preflight_status, headers=reply)
+
+    return answer
+
+
+def only(allowed: str) -> Callable[[str], bool]:
+    return lambda origin: origin == allowed
+
+
+def starting_with(allowed: str) -> Callable[[str], bool]:
+    """A policy written as an unanchored pattern `^https://app\\.example`."""
+    return lambda origin: origin.startswith(allowed)
+
+
+def ending_with(host: str) -> Callable[[str], bool]:
+    """A policy matching the end of the origin: any scheme, any name ending in `host`."""
+    return lambda origin: origin.endswith(host)
+
+
+def on_host(host: str) -> Callable[[str], bool]:
+    """A policy comparing host names only, whatever the scheme and port."""
+    return lambda origin: urlsplit(origin).hostname == host
+
+
+def with_null(allowed: str) -> Callable[[str], bool]:
+    """A policy that also lets in the `null` origin, as a list holding "null" does."""
+    return lambda origin: origin in (allowed, "null")
