@@ -14,21 +14,30 @@ A checks file is TOML made of `[[check]]` tables, kept beside the Markdown check
 they use must be declared here.
 
 `load` is all or nothing: a file with any fault is refused whole, every fault worded as
-`path:line: what is wrong`, and nothing is written. A credential pasted where the name of
-its environment variable belongs is refused without ever being repeated.
+`path:line: what is wrong`, and nothing is written. A credential pasted anywhere in the
+file (a key where the name of its variable belongs, a token in a URL, a key in a list) is
+refused without ever being repeated, and so is an `*_env` option naming one of
+deploycheck's own settings, or a vendor's `base_url` that would carry its credential over
+plain HTTP to another machine. Only a regular file of at most MAX_BYTES of UTF-8 is read,
+with at most CHECKS_MAX_PER_RELEASE checks.
 """
 
 from __future__ import annotations
 
+import codecs
 import difflib
+import ipaddress
+import os
 import re
+import stat
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -46,6 +55,66 @@ CANDIDATES_SHOWN = 3
 # The variable a message shows as an example of what belongs in an ENV option.
 ENV_EXAMPLES = {"account_sid_env": "TWILIO_ACCOUNT_SID"}
 DEFAULT_ENV_EXAMPLE = "OPENAI_API_KEY"
+# The largest checks file read: room for CHECKS_MAX_PER_RELEASE commented checks.
+MAX_BYTES = 256 * 1024
+# Arrays and inline tables one inside another. A checks file needs three at most
+# (`check = [{ item = ["…"] }]`); tomllib recurses once per level, so a deeper file is
+# refused before it is parsed rather than ending in a RecursionError.
+MAX_NESTING = 8
+
+# What deploycheck itself reads from the environment (deploycheck/settings.py,
+# deploycheck/run.py, uvicorn's FORWARDED_ALLOW_IPS: the README's configuration table),
+# and the families Django, Celery and uvicorn read. A check sends the value of its *_env
+# variables to the host the file names, so naming one of these would hand deploycheck's
+# own secrets and configuration to that host.
+APP_VARIABLES = frozenset(
+    {
+        "ALLOWED_HOSTS",
+        "AXES_COOLOFF_MINUTES",
+        "AXES_FAILURE_LIMIT",
+        "CHECKLIST_MAX_BYTES",
+        "CHECKLIST_MAX_ITEMS",
+        "CHECKS_ATTEMPT_SECONDS",
+        "CHECKS_CONNECT_TIMEOUT",
+        "CHECKS_INTERVAL_SECONDS",
+        "CHECKS_MAX_AGE",
+        "CHECKS_MAX_ATTEMPTS",
+        "CHECKS_MAX_PER_RELEASE",
+        "CHECKS_READ_TIMEOUT",
+        "CHECKS_RETRY_BASE_SECONDS",
+        "CSRF_TRUSTED_ORIGINS",
+        "DATABASE_URL",
+        "DATA_DIR",
+        "DB_CONN_MAX_AGE",
+        "DB_POOL_SIZE",
+        "DEBUG",
+        "DEMO_MODE",
+        "EMAIL_FROM",
+        "EMAIL_URL",
+        "FORWARDED_ALLOW_IPS",
+        "HOST",
+        "HSTS_INCLUDE_SUBDOMAINS",
+        "HSTS_PRELOAD",
+        "HSTS_SECONDS",
+        "LANGUAGE_CODE",
+        "LIVE_KEEPALIVE_SECONDS",
+        "LIVE_POLL_SECONDS",
+        "LOG_LEVEL",
+        "LONG_PROCESSES",
+        "PAGE_THREADS",
+        "PIPELINE_REQUESTS_PER_MINUTE",
+        "PORT",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "SECURE_COOKIES",
+        "SSL_REDIRECT",
+        "STATIC_MANIFEST",
+        "TIME_ZONE",
+        "WEB_CONCURRENCY",
+        "WORKER_CONCURRENCY",
+    }
+)
+APP_VARIABLE_PREFIXES = ("DJANGO_", "DEPLOYCHECK_", "CELERY_", "UVICORN_")
 
 _TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
 _TOML_AT_END = re.compile(r"^(?P<what>.*) \(at end of document\)$")
@@ -106,11 +175,18 @@ class _Problems:
     def __init__(self, path: str) -> None:
         self.path = path
         self._found: list[tuple[int, str]] = []
+        # The file could not be read as checks at all: nothing in it is compared with
+        # the release, whose items would only be reported against checks never read.
+        self.whole_file = False
 
     def add(self, line: int | None, message: str) -> None:
         # A fault with no line in the file (a checklist marker) sorts after the rest.
         where = f"{self.path}:{line}" if line is not None else self.path
         self._found.append((line if line is not None else 1 << 30, f"{where}: {message}"))
+
+    def refuse_file(self, line: int | None, message: str) -> None:
+        self.add(line, message)
+        self.whole_file = True
 
     def __len__(self) -> int:
         return len(self._found)
@@ -166,16 +242,29 @@ class _Lines:
         start, end = self._block(index)
         return self._find(self._assigns(key), start, end) or self.header(index)
 
+    def _end(self, index: int) -> int:
+        return self._block(index)[1] if index < len(self.headers) else len(self.lines)
+
     def elements(self, index: int, key: str, texts: Sequence[str]) -> tuple[int, ...]:
         """The line of each string of a list, searched in order from the key's line."""
         at = self.key(index, key)
-        end = self._block(index)[1] if index < len(self.headers) else len(self.lines)
+        end = self._end(index)
         found: list[int] = []
         for text in texts:
             line = self._find(re.compile(re.escape(text)), at - 1, end)
             found.append(line or self.key(index, key))
             at = line or at
         return tuple(found)
+
+    def text_in(self, index: int, key: str, text: str) -> int:
+        """The line `text` is written on, from the key's line to the end of its check
+        (a list may span lines); the key's line when it is written otherwise (escaped)."""
+        at = self.key(index, key)
+        return self._find(re.compile(re.escape(text)), at - 1, self._end(index)) or at
+
+    def top_level_text(self, key: str, text: str) -> int:
+        at = self.top_level(key)
+        return self._find(re.compile(re.escape(text)), at - 1, len(self.lines)) or at
 
 
 def read(path: str | Path) -> list[CheckSpec]:
@@ -190,15 +279,23 @@ def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
     """Every check the file declares, and its faults. A check with faults is still
     returned, with what could be read of it, so that loading can report its items too."""
     problems = _Problems(path)
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as error:
-        problems.add(None, f"cannot be read ({error.strerror or error})")
+    raw = _read_bytes(path, problems)
+    if raw is None:
         return [], problems
+    # Some editors start UTF-8 with a byte order mark; the text is still UTF-8.
+    raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        problems.add(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
+        problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
+        return [], problems
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        problems.refuse_file(
+            too_deep,
+            f"arrays or inline tables nested more than {MAX_NESTING} deep; "
+            "a checks file needs 3 at most",
+        )
         return [], problems
     lines = _Lines(text)
     try:
@@ -206,15 +303,40 @@ def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
     except tomllib.TOMLDecodeError as error:
         _toml_problem(problems, str(error), len(lines.lines))
         return [], problems
-    for key in data:
-        if key not in TOP_LEVEL_KEYS:
+    for key, value in data.items():
+        if key in TOP_LEVEL_KEYS:
+            continue
+        if found := _credential(key):
+            problems.add(
+                lines.top_level_text(key, found.text),
+                f"a top-level key carries a credential ({found.what}); remove it",
+            )
+        elif found := _credential(value):
+            problems.add(
+                lines.top_level_text(key, found.text),
+                f"top-level key “{key}” carries a credential ({found.what}); remove it",
+            )
+        else:
             problems.add(
                 lines.top_level(key),
                 f"unknown top-level key “{key}”; a checks file holds only [[check]] tables",
             )
     tables = data.get("check", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        problems.add(lines.top_level("check"), "check must be [[check]] tables")
+        if found := _credential(tables):
+            problems.add(
+                lines.top_level_text("check", found.text),
+                f"check carries a credential ({found.what}); remove it",
+            )
+        problems.refuse_file(lines.top_level("check"), "check must be [[check]] tables")
+        return [], problems
+    limit: int = settings.CHECKS_MAX_PER_RELEASE
+    if len(tables) > limit:
+        problems.refuse_file(
+            lines.header(limit),
+            f"the file declares {len(tables)} checks; a release may have at most {limit} "
+            "(CHECKS_MAX_PER_RELEASE)",
+        )
         return [], problems
     specs: list[CheckSpec] = []
     first_use: dict[str, int] = {}
@@ -225,18 +347,88 @@ def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
     return specs, problems
 
 
+_NOT_FILES: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_a_file(mode: int) -> str:
+    """What a path that is not a regular file is, or "" for a regular file."""
+    if stat.S_ISREG(mode):
+        return ""
+    what = next((what for is_it, what in _NOT_FILES if is_it(mode)), "a special file")
+    return f"is {what}, not a checks file"
+
+
+def _read_bytes(path: str, problems: _Problems) -> bytes | None:
+    """The file's bytes, or None with the reason in problems. Only a regular file is
+    opened: opening a FIFO waits for a writer, and opening a device may act on it."""
+    try:
+        not_a_file = _not_a_file(os.stat(path).st_mode)
+        if not_a_file:
+            problems.refuse_file(None, not_a_file)
+            return None
+        # Should the path be swapped for a FIFO after the stat, O_NONBLOCK still opens it
+        # at once, and the fstat below refuses it before any read.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+            not_a_file = _not_a_file(os.fstat(file.fileno()).st_mode)
+            if not_a_file:
+                problems.refuse_file(None, not_a_file)
+                return None
+            raw = file.read(MAX_BYTES + 1)
+    except OSError as error:
+        problems.refuse_file(None, f"cannot be read ({error.strerror or error})")
+        return None
+    if len(raw) > MAX_BYTES:
+        problems.refuse_file(
+            None, f"is larger than {MAX_BYTES // 1024} KiB, the most a checks file may be"
+        )
+        return None
+    return raw
+
+
+# What can hold a bracket that is not TOML's: strings, in their four forms, and comments.
+# Multi-line strings may end with up to two quotes of their own before the delimiter.
+_NESTING_TOKENS = re.compile(
+    r'"""(?:\\[\s\S]|[^\\])*?"{3,5}'
+    r"|'''[\s\S]*?'{3,5}"
+    r'|"(?:\\.|[^"\\\n])*"'
+    r"|'[^'\n]*'"
+    r"|#[^\n]*"
+    r"|[\[\]{}]"
+)
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where arrays and inline tables first nest more than MAX_NESTING deep."""
+    depth = 0
+    for token in _NESTING_TOKENS.finditer(text):
+        mark = token[0]
+        if mark == "[" or mark == "{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return text.count("\n", 0, token.start()) + 1
+        elif mark == "]" or mark == "}":
+            depth = max(depth - 1, 0)
+    return None
+
+
 def _toml_problem(problems: _Problems, message: str, last_line: int) -> None:
     positioned = _TOML_POSITION.match(message)
     if positioned:
         what = positioned["what"]
-        problems.add(
+        problems.refuse_file(
             int(positioned["line"]),
             f"not valid TOML: {what[:1].lower()}{what[1:]} at column {positioned['column']}",
         )
         return
     at_end = _TOML_AT_END.match(message)
     what = at_end["what"] if at_end else message
-    problems.add(max(last_line, 1), f"not valid TOML: {what[:1].lower()}{what[1:]}")
+    problems.refuse_file(max(last_line, 1), f"not valid TOML: {what[:1].lower()}{what[1:]}")
 
 
 def _parse_check(
@@ -247,30 +439,45 @@ def _parse_check(
     first_use: dict[str, int],
 ) -> CheckSpec | None:
     header = lines.header(index)
-    name = table.get("name")
+    written_name = table.get("name")
     kind_name = table.get("kind")
-    if name is None:
+    # What names the check in its faults and its spec: None when there is no name to
+    # show, a credential pasted there included.
+    name: str | None = None
+    if found := _credential(written_name):
+        problems.add(
+            lines.text_in(index, "name", found.text),
+            f"this [[check]]: name carries a credential ({found.what}); remove it",
+        )
+    elif written_name is None:
         problems.add(header, "this [[check]] has no name")
-    elif not isinstance(name, str):
+    elif not isinstance(written_name, str):
         problems.add(lines.key(index, "name"), "name must be a string")
-    elif not re.fullmatch(CHECK_NAME_PATTERN, name):
-        problems.add(
-            lines.key(index, "name"),
-            f"check name “{name}” must be lower-case letters, digits, dots, dashes and "
-            "underscores, starting with a letter or digit (at most 64)",
-        )
-    elif name in first_use:
-        problems.add(
-            lines.key(index, "name"),
-            f"check name “{name}” is used twice (first at line {first_use[name]})",
-        )
     else:
-        first_use[name] = header
-    label = f"check “{name}”" if isinstance(name, str) else "this [[check]]"
+        name = written_name
+        if not re.fullmatch(CHECK_NAME_PATTERN, name):
+            problems.add(
+                lines.key(index, "name"),
+                f"check name “{name}” must be lower-case letters, digits, dots, dashes and "
+                "underscores, starting with a letter or digit (at most 64)",
+            )
+        elif name in first_use:
+            problems.add(
+                lines.key(index, "name"),
+                f"check name “{name}” is used twice (first at line {first_use[name]})",
+            )
+        else:
+            first_use[name] = header
+    label = f"check “{name}”" if name is not None else "this [[check]]"
 
     known = ", ".join(sorted(REGISTRY))
     kind: Kind | None = None
-    if kind_name is None:
+    if found := _credential(kind_name):
+        problems.add(
+            lines.text_in(index, "kind", found.text),
+            f"{label}: kind carries a credential ({found.what}); remove it",
+        )
+    elif kind_name is None:
         problems.add(header, f"{label} has no kind; known kinds: {known}")
     elif not isinstance(kind_name, str) or kind_name not in REGISTRY:
         shown = f"“{kind_name}”" if isinstance(kind_name, str) else "that"
@@ -293,7 +500,7 @@ def _parse_check(
             first_word = message.split(" ", 1)[0]
             line = lines.key(index, first_word) if first_word in options else header
             problems.add(line, f"{label}: {message}")
-    if not isinstance(name, str):
+    if name is None:
         return None
     return CheckSpec(
         name=name,
@@ -319,7 +526,13 @@ def _parse_items(
     if any(not text.strip() for text in texts):
         problems.add(lines.key(index, "item"), f"{label}: item must not be empty")
         return (), ()
-    return tuple(texts), lines.elements(index, "item", texts)
+    item_lines = lines.elements(index, "item", texts)
+    for text, line in zip(texts, item_lines, strict=True):
+        if found := _credential(text):
+            # Left out with the rest: an item matching nothing would be quoted.
+            problems.add(line, f"{label}: item carries a credential ({found.what}); remove it")
+            return (), ()
+    return tuple(texts), item_lines
 
 
 def _parse_options(
@@ -337,6 +550,19 @@ def _parse_options(
         if key in COMMON_KEYS:
             continue
         line = lines.key(index, key)
+        if found := _credential(key):
+            problems.add(line, f"{label}: a key carries a credential ({found.what}); remove it")
+            continue
+        # An *_env option's value is judged as a variable's name by _type_problem, which
+        # refuses anything else as a credential held in its place.
+        names_variable = key in kind.options and OPTION_TYPES[key] is OptionType.ENV
+        if not names_variable and (found := _credential(value)):
+            problems.add(
+                lines.text_in(index, key, found.text),
+                f"{label}: option {key} carries a credential ({found.what}); "
+                "name an environment variable instead",
+            )
+            continue
         if key not in kind.options:
             problems.add(
                 line, f"{label}: unknown key “{key}” for kind {kind.name}; allowed: {allowed}"
@@ -368,14 +594,24 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
         )
         return "" if ok else f"{key} must be a string or a list of strings"
     if expected is OptionType.ENV:
-        if isinstance(value, str) and ENV_NAME.fullmatch(value):
-            return ""
+        return _env_problem(key, value)
+    return _url_problem(key, value)
+
+
+def _env_problem(key: str, value: Any) -> str:
+    # An AWS access key id is upper case and digits, as a variable's name is.
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or _credential(value):
         example = ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)
         return (
             f"{key} must name an environment variable such as {example}, "
             "not hold the credential itself"
         )
-    return _url_problem(key, value)
+    if value in APP_VARIABLES or value.startswith(APP_VARIABLE_PREFIXES):
+        return (
+            f"{key} must not name {value}, which deploycheck reads for itself; name a "
+            "variable that holds only this check's credential"
+        )
+    return ""
 
 
 def _url_problem(key: str, value: Any) -> str:
@@ -392,7 +628,206 @@ def _url_problem(key: str, value: Any) -> str:
     if has_credentials:
         # The database never holds a credential; checks name the variable that does.
         return f"{key} must not hold credentials (user:password@); name a variable instead"
+    if key == "base_url" and parts.scheme != "https" and not _is_loopback(host):
+        # A vendor kind sends its credential to base_url: in the clear only to a stand-in
+        # on this machine.
+        return (
+            "base_url must be an https:// URL; http:// only to this machine "
+            "(localhost, 127.0.0.0/8, ::1)"
+        )
     return ""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# --- credentials pasted into the file ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Credential:
+    """A credential found in the file. `what` names it for a message without repeating
+    it; `text` is the credential as written, used only to find its line."""
+
+    what: str
+    text: str
+
+
+def _mixed(body: str) -> bool:
+    # Generated keys mix upper and lower case and digits; words joined by dashes
+    # ("sk-learn-regression-monitoring") do not.
+    return (
+        any(c.isupper() for c in body)
+        and any(c.islower() for c in body)
+        and any(c.isdigit() for c in body)
+    )
+
+
+def _has_digit(body: str) -> bool:
+    return any(c.isdigit() for c in body)
+
+
+def _always(body: str) -> bool:
+    return True
+
+
+# Vendors' documented key formats: a fixed prefix (shown in the message) and a body
+# (never shown), which must also pass its test to count.
+_KEY_FORMATS: tuple[tuple[re.Pattern[str], str, Callable[[str], bool]], ...] = (
+    # sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>sk-(?:proj-|svcacct-|admin-)?)(?P<body>[\w-]{20,})"),
+        "an OpenAI key",
+        _mixed,
+    ),
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>sk_)(?P<body>[0-9a-f]{48})(?![0-9A-Za-z])"),
+        "an ElevenLabs key",
+        _always,
+    ),
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>gh[pousr]_)(?P<body>[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
+        "a GitHub token",
+        _always,
+    ),
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>github_pat_)(?P<body>\w{22,})"),
+        "a GitHub token",
+        _always,
+    ),
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>AIza)(?P<body>[\w-]{35})(?![\w-])"),
+        "a Google API key",
+        _always,
+    ),
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>sb_(?:secret|publishable)_)(?P<body>[\w-]{16,})"),
+        "a Supabase key",
+        _always,
+    ),
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>xox[abposre]-)(?P<body>[A-Za-z0-9-]{10,})"),
+        "a Slack token",
+        _has_digit,
+    ),
+    (
+        re.compile(r"(?<![A-Za-z0-9])(?P<prefix>AKIA|ASIA)(?P<body>[A-Z0-9]{16})(?![A-Za-z0-9])"),
+        "an AWS access key",
+        _always,
+    ),
+    # A JSON Web Token: header (a JSON object, so "eyJ"), payload and signature, each
+    # base64url. Supabase's legacy anon and service_role keys are ones.
+    (
+        re.compile(r"(?<![\w-])(?P<prefix>eyJ)(?P<body>[\w-]{8,}\.[\w-]{8,}\.[\w-]*)"),
+        "a JSON Web Token",
+        _always,
+    ),
+)
+# A Twilio account or API key SID names an account, and is no secret alone (it is in
+# Twilio's own URLs); written beside a 32-character token, that is its auth token or
+# key secret.
+_TWILIO_SID = re.compile(r"(?<![A-Za-z0-9])(?P<prefix>AC|SK)[0-9a-f]{32}(?![A-Za-z0-9])")
+_TOKEN_32 = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])")
+_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
+# Query and fragment parameters that carry a credential, compared in lower case without
+# punctuation (api_key, apiKey and api-key alike). Explicit names rather than every
+# "…token": a pageToken or nextToken is a cursor.
+_CREDENTIAL_PARAMETERS = frozenset(
+    {
+        "token",
+        "accesstoken",
+        "authtoken",
+        "apitoken",
+        "idtoken",
+        "refreshtoken",
+        "sessiontoken",
+        "securitytoken",
+        "xamzsecuritytoken",
+        "key",
+        "apikey",
+        "accesskey",
+        "secretkey",
+        "privatekey",
+        "subscriptionkey",
+        "secret",
+        "clientsecret",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "sig",
+        "signature",
+        "xamzsignature",
+        "xamzcredential",
+        "xgoogsignature",
+        "xgoogcredential",
+        "credential",
+        "credentials",
+        "auth",
+        "authorization",
+        "jwt",
+    }
+)
+_CREDENTIAL_PARAMETER_ENDINGS = ("secret", "password", "apikey", "accesstoken", "authtoken")
+
+
+def _credential(value: Any) -> _Credential | None:
+    """The first credential in a value of the file: a string, or the keys and strings of
+    the lists and tables within it. Walked without recursion, as dotted keys can nest
+    tables without bound."""
+    pending: list[Any] = [value]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, str):
+            found = _credential_in_text(current)
+            if found:
+                return found
+        elif isinstance(current, dict):
+            for key, item in reversed(current.items()):
+                pending += [item, key]
+        elif isinstance(current, list):
+            pending += reversed(current)
+    return None
+
+
+def _credential_in_text(text: str) -> _Credential | None:
+    for pattern, what, plausible in _KEY_FORMATS:
+        for match in pattern.finditer(text):
+            if plausible(match["body"]):
+                return _Credential(f"{what}, {match['prefix']}…", match[0])
+    sid = _TWILIO_SID.search(text)
+    if sid:
+        for token in _TOKEN_32.finditer(text):
+            # A token mixes letters and digits; a run of 32 digits is a number.
+            if _has_digit(token[0]) and not token[0].isdigit():
+                return _Credential(f"a Twilio SID with its secret, {sid['prefix']}…", token[0])
+    for url in _URL_IN_TEXT.finditer(text):
+        found = _credential_in_url(url[0])
+        if found:
+            return found
+    return None
+
+
+def _credential_in_url(url: str) -> _Credential | None:
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return None
+    if password:
+        return _Credential("user:password@", password)
+    for mark, part in (("?", parts.query), ("#", parts.fragment)):
+        for name, value in parse_qsl(part):
+            normal = re.sub(r"[^a-z0-9]", "", name.lower())
+            if normal in _CREDENTIAL_PARAMETERS or normal.endswith(_CREDENTIAL_PARAMETER_ENDINGS):
+                return _Credential(f"{mark}{name}=…", value)
+    return None
 
 
 # --- loading into a release --------------------------------------------------------------
@@ -404,6 +839,8 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
     path = str(path)
     source = Path(path).name
     specs, problems = _parse(path)
+    if problems.whole_file:
+        raise ChecksFileError(problems.lines())
     with transaction.atomic():
         # Under the release lock: two loads at once must not compute links from the
         # same old state.

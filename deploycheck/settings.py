@@ -304,6 +304,8 @@ CHECKS_ATTEMPT_SECONDS = envint("CHECKS_ATTEMPT_SECONDS", 120)
 CHECKS_INTERVAL_SECONDS = envint("CHECKS_INTERVAL_SECONDS", 900)
 # A ticked item whose checks have not answered within this many seconds blocks approval.
 CHECKS_MAX_AGE = envint("CHECKS_MAX_AGE", 3600)
+# Checks one release may have: a checks file declaring more is refused whole.
+CHECKS_MAX_PER_RELEASE = envpositive("CHECKS_MAX_PER_RELEASE", 500)
 # Attempts per check and the first backoff; a server's Retry-After wins, capped at 60 s.
 CHECKS_MAX_ATTEMPTS = envint("CHECKS_MAX_ATTEMPTS", 3)
 CHECKS_RETRY_BASE_SECONDS = float(os.environ.get("CHECKS_RETRY_BASE_SECONDS", "1"))
