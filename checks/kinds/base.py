@@ -173,6 +173,7 @@ class OptionType(StrEnum):
     URL = "url"
     INT = "int"
     TEXT_LIST = "text_list"  # a string or a list of strings
+    ENV_TABLE = "env_table"  # a table of names (e.g. header names) to environment variable names
 
 
 # Every option a checks file may give a check, besides name, kind and item.
@@ -197,6 +198,7 @@ OPTION_TYPES: dict[str, OptionType] = {
     "min_days": OptionType.INT,
     "expect": OptionType.TEXT_LIST,
     "nameserver": OptionType.TEXT,
+    "headers_env": OptionType.ENV_TABLE,
 }
 
 
