@@ -13,11 +13,9 @@ from checks.kinds import cors, dns, http, tls, webhook
 from checks.kinds.base import OPTION_TYPES, CheckError, Context, Kind, Reason
 from tests.checks.protocol_standins import (
     Certificates,
-    Mode,
     Shared,
     certificates,
     closed_port,
-    dns_stand_in,
     server_context,
     shared_stand_in,
     silent_port,
@@ -220,91 +218,6 @@ def test_it_refuses_tls_options_that_cannot_work(options: dict[str, Any], proble
     assert tls.KIND.check_options is not None
     with pytest.raises(ValueError, match=re.escape(problem)):
         tls.KIND.check_options(options)
-
-
-# dns
-
-
-def test_it_passes_a_name_that_resolves_to_the_expected_address() -> None:
-    with dns_stand_in({"api.example.test": ["203.0.113.7"]}) as server:
-        evidence = dns.run(
-            context(host="api.example.test", nameserver=server.address, expect="203.0.113.7")
-        )
-    assert evidence == f"api.example.test resolves to 203.0.113.7 (TTL 300) via {server.address}"
-    assert server.queries == [("api.example.test", "A"), ("api.example.test", "AAAA")]
-
-
-def test_it_compares_both_families_as_normalized_sets() -> None:
-    records = {"api.example.test": ["2001:db8::7", "203.0.113.7", "203.0.113.8"]}
-    expect = ["203.0.113.8", "2001:0db8:0:0::7", "203.0.113.7"]
-    with dns_stand_in(records, ttl=60) as server:
-        evidence = dns.run(
-            context(host="api.example.test", nameserver=server.address, expect=expect)
-        )
-    assert evidence.startswith(
-        "api.example.test resolves to 203.0.113.7, 203.0.113.8, 2001:db8::7 (TTL 60)"
-    )
-
-
-def test_it_passes_a_name_with_only_an_ipv6_address() -> None:
-    with dns_stand_in({"v6.example.test": ["2001:db8::1"]}) as server:
-        evidence = dns.run(context(host="v6.example.test", nameserver=server.address))
-    assert evidence.startswith("v6.example.test resolves to 2001:db8::1 ")
-
-
-def test_it_fails_a_name_that_resolves_elsewhere() -> None:
-    with dns_stand_in({"api.example.test": ["203.0.113.7", "203.0.113.9"]}) as server:
-        error = failure(
-            dns.KIND, host="api.example.test", nameserver=server.address, expect="198.51.100.1"
-        )
-    assert_fault(error, "resolves to 203.0.113.7, 203.0.113.9; expected 198.51.100.1")
-
-
-def test_it_fails_a_name_that_does_not_exist() -> None:
-    with dns_stand_in({}) as server:
-        error = failure(dns.KIND, host="missing.example.test", nameserver=server.address)
-    assert_fault(error, "missing.example.test does not exist (NXDOMAIN)")
-
-
-def test_it_fails_a_name_without_addresses() -> None:
-    with dns_stand_in({"empty.example.test": []}) as server:
-        error = failure(dns.KIND, host="empty.example.test", nameserver=server.address)
-    assert_fault(error, "empty.example.test has no A or AAAA record")
-
-
-def test_it_retries_a_nameserver_that_fails() -> None:
-    with dns_stand_in({"api.example.test": ["203.0.113.7"]}, mode=Mode.SERVFAIL) as server:
-        error = failure(dns.KIND, host="api.example.test", nameserver=server.address)
-    assert (error.permanent, error.reason) == (False, Reason.VENDOR_DOWN)
-
-
-def test_it_times_out_on_a_silent_nameserver(impatient: None) -> None:
-    with dns_stand_in({"api.example.test": ["203.0.113.7"]}, mode=Mode.SILENT) as server:
-        error = failure(dns.KIND, host="api.example.test", nameserver=server.address)
-    assert (error.permanent, error.reason) == (False, Reason.TIMED_OUT)
-
-
-@pytest.mark.parametrize(
-    ("options", "problem"),
-    [
-        ({"host": "api.example.test", "nameserver": "ns1.example.test"}, "must be IP or IP:port"),
-        ({"host": "api.example.test", "nameserver": "127.0.0.1:99999"}, "port 1-65535"),
-        ({"host": "api.example.test", "nameserver": "dns:53"}, "must be an IP address"),
-        ({"host": "api.example.test", "expect": ["203.0.113.7", "web"]}, "'web' is not one"),
-        ({"host": "203.0.113.7"}, "host must be a name to resolve"),
-        ({"host": "a..example.test"}, "is not a DNS name"),
-    ],
-)
-def test_it_refuses_dns_options_that_cannot_work(options: dict[str, Any], problem: str) -> None:
-    assert dns.KIND.check_options is not None
-    with pytest.raises(ValueError, match=re.escape(problem)):
-        dns.KIND.check_options(options)
-
-
-@pytest.mark.parametrize("nameserver", ["127.0.0.1", "127.0.0.1:53535", "::1", "[::1]:53535"])
-def test_it_accepts_a_nameserver_address_with_or_without_port(nameserver: str) -> None:
-    assert dns.KIND.check_options is not None
-    dns.KIND.check_options({"host": "api.example.test", "nameserver": nameserver})
 
 
 # cors
