@@ -1,10 +1,10 @@
-"""The protocol kinds (http, webhook, tls, dns, cors) against stand-ins on 127.0.0.1."""
+"""The protocol kinds webhook and cors against stand-ins on 127.0.0.1; http, tls and dns
+have their own test_kind_*.py files."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,11 +15,8 @@ from tests.checks.protocol_standins import (
     Certificates,
     Shared,
     certificates,
-    closed_port,
     server_context,
     shared_stand_in,
-    silent_port,
-    tls_stand_in,
 )
 from tests.checks.standin import Answer, Reply, Seen, StandIn
 
@@ -66,12 +63,6 @@ def secure_server(certs: Certificates) -> Iterator[Shared]:
 def serve(plain_server: Shared) -> Serve:
     """An http:// stand-in that answers this test as it asks."""
     return plain_server.serve
-
-
-@pytest.fixture
-def impatient(settings: Any) -> None:
-    settings.CHECKS_CONNECT_TIMEOUT = 0.3
-    settings.CHECKS_READ_TIMEOUT = 0.3
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.name)
@@ -145,79 +136,6 @@ def test_it_refuses_a_webhook_url_that_is_not_https() -> None:
         webhook.KIND.check_options({"url": "http://api.example.test/hook"})
     webhook.KIND.check_options({"url": "https://api.example.test/hook"})
     assert_fault(failure(webhook.KIND, url="http://api.example.test/hook"), "https://")
-
-
-# tls
-
-
-def test_it_passes_a_valid_certificate_with_days_version_and_issuer(certs: Certificates) -> None:
-    with tls_stand_in(certs.valid) as port:
-        evidence = tls.run(context(host="127.0.0.1", port=port, ca_file=certs.ca_file))
-    assert re.fullmatch(
-        r"valid for \d+ more days \(until \d{4}-\d\d-\d\d\), TLSv1\.[23], issued by trustme.*",
-        evidence,
-    )
-
-
-def test_it_fails_a_certificate_with_fewer_days_left_than_min_days(certs: Certificates) -> None:
-    until = (datetime.now(UTC) + timedelta(days=5, hours=12)).date().isoformat()
-    with tls_stand_in(certs.near_expiry) as port:
-        error = failure(tls.KIND, host="localhost", port=port, ca_file=certs.ca_file)
-        evidence = tls.run(context(host="localhost", port=port, ca_file=certs.ca_file, min_days=3))
-    assert_fault(error, f"certificate expires in 5 days (on {until}), fewer than min_days (14)")
-    assert evidence.startswith(f"valid for 5 more days (until {until})")
-
-
-def test_it_fails_an_expired_certificate_saying_how_long_ago(certs: Certificates) -> None:
-    on = (datetime.now(UTC) - timedelta(days=12, hours=12)).date().isoformat()
-    with tls_stand_in(certs.expired) as port:
-        error = failure(tls.KIND, host="127.0.0.1", port=port, ca_file=certs.ca_file)
-    assert_fault(error, f"certificate expired 12 days ago (on {on})")
-
-
-@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
-def test_it_fails_a_certificate_for_another_host(certs: Certificates, host: str) -> None:
-    with tls_stand_in(certs.wrong_host) as port:
-        error = failure(tls.KIND, host=host, port=port, ca_file=certs.ca_file)
-    assert_fault(error, f"certificate is not valid for host {host} (it names wrong.example.test)")
-
-
-def test_it_fails_a_certificate_nobody_trusts(certs: Certificates) -> None:
-    with tls_stand_in(certs.untrusted) as port:
-        error = failure(tls.KIND, host="127.0.0.1", port=port, ca_file=certs.ca_file)
-    assert_fault(error, "certificate not trusted: unable to get local issuer certificate")
-
-
-def test_it_fails_a_port_that_does_not_speak_tls(serve: Serve) -> None:
-    server = serve(lambda _: Reply())
-    error = failure(tls.KIND, host="127.0.0.1", port=server.port)
-    assert_fault(error, "does not complete a TLS handshake (WRONG_VERSION_NUMBER)")
-
-
-def test_it_retries_a_refused_tls_connection() -> None:
-    error = failure(tls.KIND, host="127.0.0.1", port=closed_port())
-    assert (error.permanent, error.reason) == (False, Reason.VENDOR_DOWN)
-    assert "refused the connection" in error.evidence
-
-
-def test_it_times_out_on_a_silent_tls_port(impatient: None) -> None:
-    with silent_port() as port:
-        error = failure(tls.KIND, host="127.0.0.1", port=port)
-    assert (error.permanent, error.reason) == (False, Reason.TIMED_OUT)
-
-
-@pytest.mark.parametrize(
-    ("options", "problem"),
-    [
-        ({"host": "api.example.test", "port": 70000}, "port must be between 1 and 65535"),
-        ({"host": "https://api.example.test/"}, "host must be a name or an address"),
-        ({"host": "api.example.test", "min_days": -1}, "min_days must not be negative"),
-    ],
-)
-def test_it_refuses_tls_options_that_cannot_work(options: dict[str, Any], problem: str) -> None:
-    assert tls.KIND.check_options is not None
-    with pytest.raises(ValueError, match=re.escape(problem)):
-        tls.KIND.check_options(options)
 
 
 # cors
