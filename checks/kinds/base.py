@@ -199,6 +199,8 @@ OPTION_TYPES: dict[str, OptionType] = {
     "expect": OptionType.TEXT_LIST,
     "nameserver": OptionType.TEXT,
     "headers_env": OptionType.ENV_TABLE,
+    "prove": OptionType.TEXT_LIST,
+    "changelog": OptionType.TEXT,
 }
 
 
