@@ -57,7 +57,8 @@ PROOFS = ("tag", "merged", "changelog")
 DEFAULT_CHANGELOG = "CHANGELOG.md"
 ON_BRANCH = frozenset({"identical", "ahead"})
 OFF_BRANCH = frozenset({"behind", "diverged"})
-# The redirects GitHub's REST API documents: 301 permanent, 302 and 307 temporary.
+# The redirects GitHub's REST API documents (301 permanent, 302 and 307 temporary), and
+# 308, the permanent one that keeps the method.
 REDIRECTS = frozenset({301, 302, 307, 308})
 # A rename is one hop; a loop must not go on.
 MAX_REDIRECTS = 3

@@ -71,8 +71,8 @@ def run(context: Context) -> Said:
             ),
         )
     now = datetime.now(UTC)
-    first = min(range(len(chain)), key=lambda index: chain[index].not_valid_after_utc)
-    expires = chain[first].not_valid_after_utc
+    soonest = min(range(len(chain)), key=lambda index: chain[index].not_valid_after_utc)
+    expires = chain[soonest].not_valid_after_utc
     days = _whole_days(expires - now)
     until = expires.date().isoformat()
     if days < min_days:
@@ -83,7 +83,7 @@ def run(context: Context) -> Said:
                     "%(certificate)s expires in %(days)s (on %(until)s),"
                     " fewer than min_days (%(min_days)s)"
                 ),
-                certificate=_described(chain, first),
+                certificate=_described(chain, soonest),
                 days=_days(days),
                 until=until,
                 min_days=min_days,
@@ -96,7 +96,7 @@ def run(context: Context) -> Said:
         "issuer": _issuer(chain[0]),
         "presented": _presented_count(len(chain)),
     }
-    if first == 0:
+    if soonest == 0:
         return said(
             _(
                 "valid for another %(days)s (until %(until)s), %(version)s,"
@@ -109,7 +109,7 @@ def run(context: Context) -> Said:
             "valid for another %(days)s (until %(until)s, when %(certificate)s expires),"
             " %(version)s, issued by %(issuer)s, %(presented)s"
         ),
-        certificate=_described(chain, first),
+        certificate=_described(chain, soonest),
         **common,
     )
 
