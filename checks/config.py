@@ -53,7 +53,7 @@ COMMON_KEYS = ("name", "kind", "item")
 TOP_LEVEL_KEYS = frozenset({"check"})
 CANDIDATES_SHOWN = 3
 # The variable a message shows as an example of what belongs in an ENV option.
-ENV_EXAMPLES = {"account_sid_env": "TWILIO_ACCOUNT_SID"}
+ENV_EXAMPLES = {"account_sid_env": "TWILIO_ACCOUNT_SID", "headers_env": "PROMETHEUS_AUTHORIZATION"}
 DEFAULT_ENV_EXAMPLE = "OPENAI_API_KEY"
 # The largest checks file read: room for CHECKS_MAX_PER_RELEASE commented checks.
 MAX_BYTES = 256 * 1024
@@ -593,6 +593,17 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         )
         return "" if ok else f"{key} must be a string or a list of strings"
+    if expected is OptionType.ENV_TABLE:
+        ok = isinstance(value, dict) and all(
+            isinstance(name, str) and isinstance(env, str) and ENV_NAME.fullmatch(env)
+            for name, env in value.items()
+        )
+        if ok:
+            return ""
+        return (
+            f"{key} must be a table whose values name environment variables such as "
+            f"{ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)}, not hold the credentials themselves"
+        )
     if expected is OptionType.ENV:
         return _env_problem(key, value)
     return _url_problem(key, value)

@@ -175,6 +175,7 @@ class OptionType(StrEnum):
     INT = "int"
     TEXT_LIST = "text_list"  # a string or a list of strings
     BOOL = "bool"
+    ENV_TABLE = "env_table"  # a table of names (e.g. header names) to environment variable names
 
 
 # Every option a checks file may give a check, besides name, kind and item.
@@ -211,6 +212,9 @@ OPTION_TYPES: dict[str, OptionType] = {
     "public": OptionType.BOOL,
     "request_headers": OptionType.TEXT_LIST,
     "request_method": OptionType.TEXT,
+    "headers_env": OptionType.ENV_TABLE,
+    "prove": OptionType.TEXT_LIST,
+    "changelog": OptionType.TEXT,
 }
 
 

@@ -18,6 +18,11 @@ subset of it, evaluated here without Gatus:
   whether a path exists. pat() (only * is special) and any() go with == and != only.
 - A path the body does not have makes its condition false whatever the operator (test
   absence with `has(...) == false`); so does a path into a body that is not JSON.
+- [CONNECTED] is false when no connection could be made at all (refused, unreachable,
+  no address, no answer to the connection attempt), as Gatus reads it; every other
+  placeholder then has no value, and its condition is false.
+
+Why a condition is false is evidence: a `Said` naming the condition and the values seen.
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ from functools import cached_property
 from operator import eq, ge, gt, le, lt, ne
 from typing import Any
 
-from .base import clip
+from django.utils.translation import gettext_noop as _
+
+from .base import Said, clip, said
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 PLACEHOLDERS = ("STATUS", "RESPONSE_TIME", "CONNECTED", "IP", "CERTIFICATE_EXPIRATION", "BODY")
@@ -125,6 +132,7 @@ class Observation:
     body: str
     ip: str = ""
     certificate_expiration_ms: int | None = None
+    connected: bool = True
 
     @cached_property
     def document(self) -> Any:
@@ -143,14 +151,18 @@ _ABSENT = object()
 
 
 class _CannotHold(Exception):
-    """The answer lacks what the condition looks at (a path, a certificate)."""
+    """The answer lacks what the condition looks at (a path, a certificate, a connection)."""
+
+    def __init__(self, why: Said) -> None:
+        super().__init__(why.english())
+        self.why = why
 
 
 @dataclass(frozen=True)
 class Verdict:
     holds: bool
-    # Why it does not hold, for the evidence; empty when it holds.
-    evidence: str = ""
+    # Why it does not hold, for the evidence; None when it holds.
+    evidence: Said | None = None
 
 
 @dataclass(frozen=True)
@@ -160,23 +172,39 @@ class Condition:
     operator: str
     right: Operand
 
-    @property
-    def mentions_status(self) -> bool:
-        return Placeholder("STATUS") in (self.left, self.right)
+    def mentions(self, name: str) -> bool:
+        """Whether a side is the placeholder `name` itself, such as "STATUS"."""
+        return Placeholder(name) in (self.left, self.right)
 
     def evaluate(self, seen: Observation) -> Verdict:
         try:
             left = _resolve(self.left, seen)
             holds = _holds(left[0], self.operator, self.right, seen)
-            shown = [left[1]]
-            if isinstance(self.right, Placeholder | Call):
-                shown.append(_resolve(self.right, seen)[1])
+            right = (
+                _resolve(self.right, seen) if isinstance(self.right, Placeholder | Call) else None
+            )
         except _CannotHold as error:
-            return Verdict(False, f"{self.source} cannot hold: {error}")
+            return Verdict(
+                False,
+                said(_("%(condition)s cannot hold: %(why)s"), condition=self.source, why=error.why),
+            )
         if holds:
             return Verdict(True)
-        values = " vs ".join(clip(value, SHOWN_MAX) for value in shown)
-        return Verdict(False, f"{self.source} is false: {values}")
+        shown = clip(left[1], SHOWN_MAX)
+        if right is None:
+            return Verdict(
+                False,
+                said(_("%(condition)s is false: %(value)s"), condition=self.source, value=shown),
+            )
+        return Verdict(
+            False,
+            said(
+                _("%(condition)s is false: %(left)s vs %(right)s"),
+                condition=self.source,
+                left=shown,
+                right=clip(right[1], SHOWN_MAX),
+            ),
+        )
 
 
 def parse(source: str) -> Condition:
@@ -306,6 +334,8 @@ def _resolve(side: Dynamic | Constant, seen: Observation) -> tuple[str, str]:
     """The side's value as compared, and as shown in evidence."""
     if isinstance(side, Constant):
         return side.text, side.text
+    if not seen.connected and not (isinstance(side, Placeholder) and side.name == "CONNECTED"):
+        raise _CannotHold(said(_("no connection was made")))
     if isinstance(side, Call):
         return _call(side, seen)
     if side.name == "STATUS":
@@ -313,16 +343,16 @@ def _resolve(side: Dynamic | Constant, seen: Observation) -> tuple[str, str]:
     if side.name == "RESPONSE_TIME":
         return str(seen.response_time_ms), str(seen.response_time_ms)
     if side.name == "CONNECTED":
-        # Only an answer reaches the conditions; a failed connection was reported before.
-        return "true", "true"
+        word = "true" if seen.connected else "false"
+        return word, word
     if side.name == "IP":
         if not seen.ip:
-            raise _CannotHold("the server's address is unknown")
+            raise _CannotHold(said(_("the server's address is unknown")))
         return seen.ip, seen.ip
     if side.name == "CERTIFICATE_EXPIRATION":
         left = seen.certificate_expiration_ms
         if left is None:
-            raise _CannotHold("the answer came without a TLS certificate")
+            raise _CannotHold(said(_("the answer came without a TLS certificate")))
         return str(left), _duration(left)
     if not side.path:
         text = seen.body.strip()
@@ -354,14 +384,15 @@ def _has(target: Placeholder, seen: Observation) -> bool:
 def _walk(target: Placeholder, seen: Observation) -> Any:
     value = seen.document
     if value is _NOT_JSON:
-        raise _CannotHold("the body is not JSON")
+        raise _CannotHold(said(_("the body is not JSON")))
     for at, step in enumerate(target.path):
         if isinstance(step, int):
             value = value[step] if isinstance(value, list) and step < len(value) else _ABSENT
         else:
             value = value.get(step, _ABSENT) if isinstance(value, dict) else _ABSENT
         if value is _ABSENT:
-            raise _CannotHold(f"{Placeholder(target.name, target.path[: at + 1])} is absent")
+            absent = Placeholder(target.name, target.path[: at + 1])
+            raise _CannotHold(said(_("%(path)s is absent"), path=str(absent)))
     return value
 
 

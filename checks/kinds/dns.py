@@ -1,12 +1,16 @@
 """dns: a host name resolves (A and AAAA), and to the expected addresses when given.
 
+`expect` is compared per record type: its IPv4 addresses with the A records, its IPv6
+addresses with the AAAA records, each exactly as a set; a type `expect` names no address
+of is not compared, so an IPv4-only `expect` accepts whatever AAAA records the name has.
+
 Resolution is dnspython's stub resolver
 (https://dnspython.readthedocs.io/en/latest/resolver-class.html), against the nameserver
 the check names or else the worker's system configuration; response codes as in RFC 1035
 §4.1.1 (https://www.rfc-editor.org/rfc/rfc1035#section-4.1.1).
 
 Permanent failures (misconfigured): the name does not exist (NXDOMAIN), it has neither an
-A nor an AAAA record, or its addresses are not the expected set. Transient: no answer
+A nor an AAAA record, or the records of a type `expect` names differ from it. Transient: no answer
 within the timeout, every nameserver failing (SERVFAIL, REFUSED), any other resolver
 error (YXDOMAIN, a malformed answer), and a worker with no resolver configuration.
 """
@@ -21,8 +25,9 @@ import dns.exception
 import dns.name
 import dns.resolver
 from django.conf import settings
+from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, fault, transient
+from .base import Context, Kind, Reason, Said, fault, said, transient
 
 DEFAULT_PORT = 53
 RECORD_TYPES = ("A", "AAAA")
@@ -30,7 +35,7 @@ RECORD_TYPES = ("A", "AAAA")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def run(context: Context) -> str:
+def run(context: Context) -> Said:
     host = context.text("host")
     try:
         # check_options refuses bad addresses when the checks file loads; this is the
@@ -38,41 +43,91 @@ def run(context: Context) -> str:
         resolver = _resolver(context.text("nameserver"))
         expected = {ipaddress.ip_address(text.strip()) for text in context.texts("expect")}
     except ValueError as error:
-        raise fault(Reason.MISCONFIGURED, str(error)) from None
-    addresses: set[Address] = set()
+        raise fault(
+            Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error))
+        ) from None
+    found: dict[str, set[Address]] = {}
     ttls: list[int] = []
     via = ""
     for record_type in RECORD_TYPES:
         try:
             answer = resolver.resolve(host, record_type, search=False)
         except dns.resolver.NoAnswer:
+            found[record_type] = set()
             continue
         except dns.resolver.NXDOMAIN:
-            raise fault(Reason.MISCONFIGURED, f"{host} does not exist (NXDOMAIN)") from None
+            raise fault(
+                Reason.MISCONFIGURED, said(_("%(host)s does not exist (NXDOMAIN)"), host=host)
+            ) from None
         except dns.resolver.LifetimeTimeout:
             raise transient(
-                Reason.TIMED_OUT, f"no DNS answer for {host} {record_type} within the timeout"
+                Reason.TIMED_OUT,
+                said(
+                    _("no DNS answer for %(host)s %(type)s within the timeout"),
+                    host=host,
+                    type=record_type,
+                ),
             ) from None
         except dns.resolver.NoNameservers:
             raise transient(
                 Reason.VENDOR_DOWN,
-                f"no nameserver answered {host} {record_type} (SERVFAIL or REFUSED)",
+                said(
+                    _("no nameserver answered %(host)s %(type)s (SERVFAIL or REFUSED)"),
+                    host=host,
+                    type=record_type,
+                ),
             ) from None
         except dns.exception.DNSException as error:
             raise transient(
-                Reason.BAD_RESPONSE, f"DNS query {host} {record_type} failed: {error}"
+                Reason.BAD_RESPONSE,
+                said(
+                    _("DNS query %(host)s %(type)s failed: %(error)s"),
+                    host=host,
+                    type=record_type,
+                    error=str(error),
+                ),
             ) from None
-        addresses.update(ipaddress.ip_address(record.to_text()) for record in answer)
+        found[record_type] = {ipaddress.ip_address(record.to_text()) for record in answer}
         if answer.rrset is not None:
             ttls.append(answer.rrset.ttl)
         via = _server(str(answer.nameserver), answer.port)
+    addresses = set().union(*found.values())
     if not addresses:
-        raise fault(Reason.MISCONFIGURED, f"{host} has no A or AAAA record")
-    if expected and addresses != expected:
-        raise fault(
-            Reason.MISCONFIGURED, f"resolves to {_listed(addresses)}; expected {_listed(expected)}"
+        raise fault(Reason.MISCONFIGURED, said(_("%(host)s has no A or AAAA record"), host=host))
+    mismatches = [
+        said(
+            _("%(type)s records are %(found)s; expected %(expected)s"),
+            type=record_type,
+            found=_listed(found[record_type]),
+            expected=_listed(wanted),
         )
-    return f"{host} resolves to {_listed(addresses)} (TTL {min(ttls)}) via {via}"
+        for record_type, wanted in _by_type(expected).items()
+        if wanted and found[record_type] != wanted
+    ]
+    if mismatches:
+        raise fault(Reason.MISCONFIGURED, _joined(mismatches))
+    return said(
+        _("%(host)s resolves to %(addresses)s (TTL %(ttl)s) via %(via)s"),
+        host=host,
+        addresses=_listed(addresses),
+        ttl=min(ttls),
+        via=via,
+    )
+
+
+def _by_type(addresses: set[Address]) -> dict[str, set[Address]]:
+    """The addresses an A query answers, and those an AAAA query answers."""
+    return {
+        "A": {a for a in addresses if a.version == 4},
+        "AAAA": {a for a in addresses if a.version == 6},
+    }
+
+
+def _joined(parts: list[Said]) -> Said:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = said(_("%(first)s; %(then)s"), first=joined, then=part)
+    return joined
 
 
 def _resolver(nameserver: str) -> dns.resolver.Resolver:
@@ -86,7 +141,7 @@ def _resolver(nameserver: str) -> dns.resolver.Resolver:
             resolver = dns.resolver.Resolver()
         except dns.resolver.NoResolverConfiguration:
             raise transient(
-                Reason.VENDOR_DOWN, "this worker has no DNS resolver configured"
+                Reason.VENDOR_DOWN, said(_("this worker has no DNS resolver configured"))
             ) from None
     timeout = float(settings.CHECKS_READ_TIMEOUT)
     resolver.timeout = timeout
@@ -117,7 +172,9 @@ def _server(address: str, port: int | None) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _listed(addresses: set[Address]) -> str:
+def _listed(addresses: set[Address]) -> Said | str:
+    if not addresses:
+        return said(_("none"))
     return ", ".join(str(a) for a in sorted(addresses, key=lambda a: (a.version, int(a))))
 
 

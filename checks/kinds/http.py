@@ -7,43 +7,89 @@ Conditions follow Gatus's syntax (https://github.com/TwiN/gatus#conditions), par
 The status must equal `expect_status` when it is given, and every condition that
 mentions [STATUS] must hold; with neither, the status must be 200.
 
+`headers_env` sends headers whose values are read from the worker's environment (a
+table of header name to variable name, e.g. `{ Authorization = "PROMETHEUS_AUTH" }`,
+the variable holding the whole value, such as `Bearer …`): for Prometheus, Loki or
+Grafana behind authentication. The values never reach the evidence, even when the
+server echoes them into a field a condition shows.
+
+A condition on [CONNECTED] makes a connection that cannot be made (refused, no route,
+no address, no answer to the connection attempt) an observation rather than an outage:
+as in Gatus, [CONNECTED] is then false and the conditions are judged, so
+`[CONNECTED] == false` proves that nothing answers there. A TLS handshake that fails
+still counts as a connection made.
+
 Permanent failures (misconfigured): a status other than `expect_status`, a redirect
 neither it nor a [STATUS] condition accepts (named by the Location's host only), a
-condition that is false or cannot hold (a [BODY] path into a body that is not JSON).
-Transient: a 5xx or 429 that neither `expect_status` nor a [STATUS] condition accepts
-(the server is down or asks us to wait: nothing else can be judged), and whatever
-`client.send` reports (timeouts, refused connections).
+condition that is false or cannot hold (a [BODY] path into a body that is not JSON), a
+variable `headers_env` names that is not set. Transient: a 5xx or 429 that neither
+`expect_status` nor a [STATUS] condition accepts (the server is down or asks us to wait:
+nothing else can be judged), and whatever `client.send` reports (timeouts, refused
+connections) unless a condition judges [CONNECTED].
 """
 
 from __future__ import annotations
 
+import re
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import httpx
+from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, fault, transient
+from .base import CheckError, Context, Kind, Reason, Said, fault, said, transient
 from .client import http_client, retry_after, send
-from .conditions import Observation, parse
+from .conditions import Condition, Observation, parse
 
 DEFAULT_STATUS = 200
+# RFC 9110 §5.1: a field name is a token.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def run(context: Context) -> str:
+def run(context: Context) -> Said:
     try:
         conditions = [parse(text) for text in context.texts("conditions")]
     except ValueError as error:
         # check_options refuses these when the checks file loads; this is the fallback.
-        raise fault(Reason.MISCONFIGURED, str(error)) from None
+        raise fault(
+            Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error))
+        ) from None
+    headers = _headers(context)
+    credentials = _credentials(headers.values())
+    try:
+        return _judge(context, conditions, headers).scrubbed(credentials)
+    except CheckError as error:
+        if not credentials:
+            raise
+        raise CheckError(
+            error.reason,
+            error.said.scrubbed(credentials),
+            permanent=error.permanent,
+            retry_after=error.retry_after,
+        ) from None
+
+
+def _judge(context: Context, conditions: list[Condition], headers: dict[str, str]) -> Said:
+    url = context.text("url")
     expected = context.number("expect_status", 0) if "expect_status" in context.options else None
+    judges_connection = any(condition.mentions("CONNECTED") for condition in conditions)
     peer = _Peer()
-    with http_client(ca_file=context.text("ca_file")) as client:
+    with http_client(ca_file=context.text("ca_file"), headers=headers) as client:
         client.event_hooks = {"response": [peer.note]}
         started = time.perf_counter()
-        response = send(client, "GET", context.text("url"))
+        try:
+            response: httpx.Response | None = send(client, "GET", url)
+        except CheckError as error:
+            # `send` raises its verdict from the transport error it handled, which stays
+            # the verdict's __context__: what tells a connection never made from the rest.
+            if not judges_connection or not _never_connected(error.__context__):
+                raise
+            response = None
         elapsed_ms = round((time.perf_counter() - started) * 1000)
+    if response is None:
+        return _unreachable(url, expected, conditions, elapsed_ms)
     seen = Observation(
         status=response.status_code,
         response_time_ms=elapsed_ms,
@@ -52,37 +98,122 @@ def run(context: Context) -> str:
         certificate_expiration_ms=peer.certificate_expiration_ms,
     )
     verdicts = [(condition, condition.evaluate(seen)) for condition in conditions]
-    if expected is None and not any(c.mentions_status for c in conditions):
+    if expected is None and not any(c.mentions("STATUS") for c in conditions):
         expected = DEFAULT_STATUS
     status = response.status_code
-    status_holds = [verdict.holds for condition, verdict in verdicts if condition.mentions_status]
+    status_holds = [
+        verdict.holds for condition, verdict in verdicts if condition.mentions("STATUS")
+    ]
     vouched = status == expected or (bool(status_holds) and all(status_holds))
     if not vouched and (status >= 500 or status == 429):
         reason = Reason.RATE_LIMITED if status == 429 else Reason.VENDOR_DOWN
-        raise transient(reason, f"HTTP {status}", retry_after(response))
-    problems = [verdict.evidence for _, verdict in verdicts if not verdict.holds]
+        raise transient(reason, said(_("HTTP %(status)s"), status=status), retry_after(response))
+    problems = [verdict.evidence for _condition, verdict in verdicts if verdict.evidence]
     if expected is not None and status != expected:
-        problems.insert(0, f"{_status(response)}, expected {expected}")
+        problems.insert(
+            0,
+            said(
+                _("%(status)s, expected %(expected)s"), status=_status(response), expected=expected
+            ),
+        )
     elif not vouched and 300 <= status < 400:
         problems.insert(0, _status(response))
     if problems:
-        raise fault(Reason.MISCONFIGURED, "; ".join(problems))
-    held = f"; {_count(len(conditions))}" if conditions else ""
-    return f"HTTP {status} in {elapsed_ms} ms{held}"
+        raise fault(Reason.MISCONFIGURED, _joined(problems))
+    answered = said(_("HTTP %(status)s in %(ms)s ms"), status=status, ms=elapsed_ms)
+    if not conditions:
+        return answered
+    return said(_("%(answer)s; %(held)s"), answer=answered, held=_held(len(conditions)))
 
 
-def _status(response: httpx.Response) -> str:
+def _unreachable(
+    url: str, expected: int | None, conditions: list[Condition], elapsed_ms: int
+) -> Said:
+    """The verdict when no connection could be made and a condition judges that."""
+    seen = Observation(status=0, response_time_ms=elapsed_ms, body="", connected=False)
+    verdicts = [condition.evaluate(seen) for condition in conditions]
+    problems = [verdict.evidence for verdict in verdicts if verdict.evidence]
+    if expected is not None:
+        problems.insert(
+            0, said(_("no connection was made, expected HTTP %(expected)s"), expected=expected)
+        )
+    if problems:
+        raise fault(Reason.MISCONFIGURED, _joined(problems))
+    host = httpx.URL(url).host
+    return said(
+        _("no connection to %(host)s could be made; %(held)s"),
+        host=host,
+        held=_held(len(conditions)),
+    )
+
+
+def _never_connected(error: BaseException | None) -> bool:
+    """Whether a transport error came before any connection was made: a TLS error means
+    the server was reached."""
+    if not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return False
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
+def _headers(context: Context) -> dict[str, str]:
+    """The headers `headers_env` names, read from the environment."""
+    headers: dict[str, str] = {}
+    for name, variable in dict(context.options.get("headers_env", {})).items():
+        value = context.env.get(str(variable), "")
+        if not value:
+            raise fault(
+                Reason.MISCONFIGURED,
+                said(
+                    _("environment variable %(variable)s (header %(header)s) is not set"),
+                    variable=str(variable),
+                    header=str(name),
+                ),
+            )
+        headers[str(name)] = value
+    return headers
+
+
+def _credentials(values: Iterable[str]) -> list[str]:
+    """What to mask in evidence: each header's value, and the credential after its
+    scheme (`Bearer abc` → `abc`), which a server may echo alone."""
+    masked: list[str] = []
+    for value in values:
+        masked.append(value)
+        _scheme, space, credential = value.strip().partition(" ")
+        if space and credential.strip():
+            masked.append(credential.strip())
+    # Longest first, so that a value is masked whole before its credential part.
+    return sorted(masked, key=len, reverse=True)
+
+
+def _status(response: httpx.Response) -> Said:
     status = response.status_code
     location = response.headers.get("location")
     if not 300 <= status < 400 or location is None:
-        return f"HTTP {status}"
+        return said(_("HTTP %(status)s"), status=status)
     # Only the host: a Location's path or query may carry a token.
-    host = response.url.join(location).host or "an unreadable Location"
-    return f"HTTP {status} redirect to {host}"
+    host = response.url.join(location).host
+    if not host:
+        return said(_("HTTP %(status)s redirect to an unreadable Location"), status=status)
+    return said(_("HTTP %(status)s redirect to %(host)s"), status=status, host=host)
 
 
-def _count(held: int) -> str:
-    return "1 condition holds" if held == 1 else f"{held} conditions hold"
+def _held(count: int) -> Said:
+    if count == 1:
+        return said(_("1 condition holds"))
+    return said(_("%(count)s conditions hold"), count=count)
+
+
+def _joined(parts: list[Said]) -> Said:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = said(_("%(first)s; %(then)s"), first=joined, then=part)
+    return joined
 
 
 class _Peer:
@@ -119,12 +250,15 @@ def check_options(options: Mapping[str, Any]) -> None:
     raw = options.get("conditions", [])
     for text in [raw] if isinstance(raw, str) else raw:
         parse(str(text))
+    for name in dict(options.get("headers_env", {})):
+        if not HEADER_NAME.fullmatch(str(name)):
+            raise ValueError(f"headers_env names {name!r}, which is not an HTTP header name")
 
 
 KIND = Kind(
     name="http",
     required=frozenset({"url"}),
-    optional=frozenset({"expect_status", "conditions", "ca_file"}),
+    optional=frozenset({"expect_status", "conditions", "ca_file", "headers_env"}),
     run=run,
     docs_url="https://github.com/TwiN/gatus#conditions",
     check_options=check_options,

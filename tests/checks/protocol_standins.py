@@ -8,7 +8,8 @@ signature, and CORS policies.
     with tls_stand_in(certificates.valid) as port: ...
 
 `Certificates` holds one trusted CA (its PEM is the checks' ca_file) and leaves issued by
-it, plus one from a CA nothing trusts.
+it, plus one from a CA nothing trusts. `intermediate()` makes a CA under it whose own
+certificate's dates and name the test chooses, for chains of three.
 
 `shared_stand_in` keeps one `standin.stand_in` server for a whole module, each test
 giving it the answer it needs: stopping a stand-in costs half a second.
@@ -40,6 +41,16 @@ import dns.rdatatype
 import dns.rrset
 import standardwebhooks
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    load_pem_private_key,
+)
+from cryptography.x509.oid import NameOID
 
 from tests.checks.standin import Answer, Reply, Seen, StandIn, stand_in
 
@@ -129,6 +140,7 @@ def _response(
 
 @dataclass(frozen=True)
 class Certificates:
+    authority: trustme.CA
     ca_file: str
     valid: trustme.LeafCert
     near_expiry: trustme.LeafCert  # 5 days and a half left
@@ -144,6 +156,7 @@ def certificates(directory: Path) -> Certificates:
     ca_file = directory / "ca.pem"
     authority.cert_pem.write_to_path(str(ca_file))
     return Certificates(
+        authority=authority,
         ca_file=str(ca_file),
         valid=authority.issue_cert(*names),
         near_expiry=authority.issue_cert(*names, not_after=now + timedelta(days=5, hours=12)),
@@ -157,6 +170,66 @@ def certificates(directory: Path) -> Certificates:
     )
 
 
+def intermediate(
+    root: trustme.CA,
+    *,
+    common_name: str,
+    not_after: datetime,
+    not_before: datetime | None = None,
+) -> trustme.CA:
+    """A CA whose certificate `root` signs, valid from `not_before` to `not_after`: the
+    leaves it issues present it as their chain's intermediate (trustme's own child CAs
+    take no dates)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    root_certificate = x509.load_pem_x509_certificate(root.cert_pem.bytes())
+    root_key = load_pem_private_key(root.private_key_pem.bytes(), password=None)
+    assert isinstance(root_key, ec.EllipticCurvePrivateKey)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Stand-in"),
+                    x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                ]
+            )
+        )
+        .issuer_name(root_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or datetime.now(UTC) - timedelta(days=30))
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            critical=False,
+        )
+        .sign(root_key, hashes.SHA256())
+    )
+    child = trustme.CA.from_pem(
+        certificate.public_bytes(Encoding.PEM),
+        key.private_bytes(Encoding.PEM, PrivateFormat.TraditionalOpenSSL, NoEncryption()),
+    )
+    # What makes the leaves it issues carry its certificate as their chain.
+    child.parent_cert = root
+    return child
+
+
 def server_context(leaf: trustme.LeafCert) -> ssl.SSLContext:
     """A server side presenting `leaf`, for `standin.stand_in(..., tls=...)` too."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -165,20 +238,24 @@ def server_context(leaf: trustme.LeafCert) -> ssl.SSLContext:
 
 
 @contextmanager
-def tls_stand_in(leaf: trustme.LeafCert) -> Iterator[int]:
-    """A port on 127.0.0.1 that completes a TLS handshake presenting `leaf`, then hangs up."""
-    context = server_context(leaf)
+def tls_stand_in(*leaves: trustme.LeafCert) -> Iterator[int]:
+    """A port on 127.0.0.1 that completes a TLS handshake presenting a leaf (with its
+    chain), then hangs up; given several, each connection presents the next in turn."""
+    contexts = [server_context(leaf) for leaf in leaves]
     with _listening() as listener:
         listener.settimeout(POLL_SECONDS)
         stop = threading.Event()
 
         def serve() -> None:
+            served = 0
             while not stop.is_set():
                 try:
                     connection, _ = listener.accept()
                 except TimeoutError:
                     continue
                 connection.settimeout(1.0)
+                context = contexts[served % len(contexts)]
+                served += 1
                 try:
                     context.wrap_socket(connection, server_side=True).close()
                 except OSError:

@@ -608,7 +608,7 @@ def test_it_loads_the_example_file_cleanly_against_the_seed_release(db: Any) -> 
         "openai",
         "google-ai",
     ]
-    assert by_text["El CHANGELOG.md está actualizado"] == ["github"]
+    assert by_text["El CHANGELOG.md está actualizado"] == ["github-changelog"]
     assert by_text["Verificar que la aplicación responde correctamente"] == ["api-health"]
     # Written exactly as the seed has them, not merely close enough to match.
     seed_texts = set(seed.items.values_list("text", flat=True))

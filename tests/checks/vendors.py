@@ -20,7 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlencode
 
 from .standin import Reply, Seen, json_reply
 
@@ -1075,16 +1075,28 @@ def github_error(status: int, message: str, **headers: str) -> Reply:
 class GitHub(Vendor):
     """Modes: primary_limit (403, x-ratelimit-remaining 0, reset in `reset_in` s),
     secondary_limit (429 with retry-after 45), secondary_quiet (403, only the message),
-    forbidden (403 for a token without access)."""
+    forbidden (403 for a token without access), redirect_loop (every request answered
+    with a 301 to itself).
+
+    A repository `renamed_from` another name answers the old name's paths with a 301 to
+    /repositories/<id> and the same rest of the path and query, as GitHub does
+    (https://docs.github.com/en/rest/using-the-rest-api/best-practices-for-using-the-rest-api#follow-redirects);
+    `moved_to` puts another scheme://host:port in that Location."""
 
     token: str = GITHUB_TOKEN
     repo: str = "octo-org/website"
+    repository_id: int = 1296269
+    renamed_from: str = ""
+    moved_to: str = ""
     private: bool = False
     default_branch: str = "main"
     tags: dict[str, Tag] = field(default_factory=lambda: {"v1.0.0": Tag("1a2b3c4d5e6f7a8b")})
-    compare: str = "ahead"
+    # `compare/{tag}...{branch}`: "ahead" when the branch has commits the tag lacks.
+    compare: str = "identical"
+    ahead_by: int | None = None
     behind_by: int = 0
     changelog: str | None = "# Changelog\n\n## [1.0.0] - 2026-11-30\n\n- First release.\n"
+    changelog_path: str = "CHANGELOG.md"
     path_prefix: str = ""
     reset_in: int = 30
 
@@ -1110,10 +1122,28 @@ class GitHub(Vendor):
             return github_error(403, "You have exceeded a secondary rate limit.")
         if self.mode == "forbidden":
             return github_error(403, "Resource not accessible by personal access token")
-        repository = f"{self.path_prefix}/repos/{self.repo}"
-        if not request.path.startswith(repository) or (self.private and not auth):
-            return github_error(404, "Not Found")
-        return self._resource(request, unquote(request.path.removeprefix(repository)))
+        if self.mode == "redirect_loop":
+            return self._moved(request, request.path)
+        by_id = f"{self.path_prefix}/repositories/{self.repository_id}"
+        if self.renamed_from:
+            old = f"{self.path_prefix}/repos/{self.renamed_from}"
+            if _under(request.path, old):
+                return self._moved(request, by_id + request.path.removeprefix(old))
+        for repository in (f"{self.path_prefix}/repos/{self.repo}", by_id):
+            if _under(request.path, repository) and not (self.private and not auth):
+                return self._resource(request, unquote(request.path.removeprefix(repository)))
+        return github_error(404, "Not Found")
+
+    def _moved(self, request: Seen, path: str) -> Reply:
+        origin = self.moved_to or f"http://{request.header('host')}"
+        query = urlencode(request.query, doseq=True)
+        location = f"{origin}{path}" + (f"?{query}" if query else "")
+        body = {
+            "message": "Moved Permanently",
+            "url": location,
+            "documentation_url": "https://docs.github.com/v3/#http-redirects",
+        }
+        return json_reply(body, 301, Location=location)
 
     def outage(self) -> Reply:
         return _html(503, "No server is currently available to service your request.")
@@ -1134,7 +1164,7 @@ class GitHub(Vendor):
             return self._tag_object(rest.removeprefix("/git/tags/"))
         if rest.startswith("/compare/"):
             return self._compare(rest.removeprefix("/compare/"))
-        if rest == "/contents/CHANGELOG.md":
+        if rest == f"/contents/{self.changelog_path}":
             return self._changelog(request.query.get("ref", [""])[0])
         return github_error(404, "Not Found")
 
@@ -1166,10 +1196,11 @@ class GitHub(Vendor):
         base, _, head = spec.partition("...")
         if base not in self.tags or head != self.default_branch:
             return github_error(404, "Not Found")
+        ahead_by = 0 if self.compare in ("identical", "behind") else 4
         return json_reply(
             {
                 "status": self.compare,
-                "ahead_by": 0 if self.compare in ("identical", "behind") else 4,
+                "ahead_by": ahead_by if self.ahead_by is None else self.ahead_by,
                 "behind_by": self.behind_by,
                 "total_commits": 0,
                 "commits": [],
@@ -1186,14 +1217,18 @@ class GitHub(Vendor):
         return json_reply(
             {
                 "type": "file",
-                "name": "CHANGELOG.md",
-                "path": "CHANGELOG.md",
+                "name": self.changelog_path.rpartition("/")[2],
+                "path": self.changelog_path,
                 "sha": "3d21ec53a331a6f037a91c368710b99387d012c1",
                 "size": len(self.changelog),
                 "encoding": "base64",
                 "content": wrapped,
             }
         )
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root + "/")
 
 
 # Status pages ---------------------------------------------------------------------------
