@@ -61,8 +61,9 @@ def _error(error: ApiError) -> JsonResponse:
 
 
 def _refused() -> ApiError:
-    # One answer for an unknown or revoked token and one for another release: a probe
-    # learns nothing about which releases exist.
+    # The same answer for an unknown or revoked token, one for another release or
+    # pattern, and a release that does not exist: a probe learns nothing about which
+    # releases exist.
     return ApiError(401, _("This token is unknown, revoked, or not for this release."))
 
 
