@@ -1,9 +1,11 @@
 """The pipeline API: a deploy job asks whether it may go, and a CI job reports evidence.
 
 Both authenticate with `Authorization: Bearer <token>`, a pipeline token made by staff
-for one release and one role (only its hash is stored). Staff manage tokens on the
-release's "Pipeline tokens" page, also here. Every refusal is a JSON answer with a
-4xx status and an `error` message; nothing is written unless the whole request holds.
+for one role and either one release or, as a project token, every release whose version
+matches its pattern (only its hash is stored). Staff manage a release's tokens on its
+"Pipeline tokens" page and project tokens on the project's, both also here. Every
+refusal is a JSON answer with a 4xx status and an `error` message; nothing is written
+unless the whole request holds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
@@ -32,7 +35,7 @@ from releases.actors import PipelineActor
 from releases.markdown import bidi_controls
 from releases.models import AuditAction, BlockingReason, Release, ReleaseItem, blocking_reasons
 
-from .forms import PipelineTokenForm, RevokePipelineTokenForm
+from .forms import PipelineTokenForm, ProjectTokenForm, RevokePipelineTokenForm
 from .models import PipelineToken
 
 RATE_WINDOW_SECONDS = 60
@@ -57,8 +60,16 @@ def _error(error: ApiError) -> JsonResponse:
     return response
 
 
-def _token_of(request: HttpRequest, version: str) -> PipelineToken:
-    """The active token the request carries, for this release; refused otherwise."""
+def _refused() -> ApiError:
+    # The same answer for an unknown or revoked token, one for another release or
+    # pattern, and a release that does not exist: a probe learns nothing about which
+    # releases exist.
+    return ApiError(401, _("This token is unknown, revoked, or not for this release."))
+
+
+def _token_of(request: HttpRequest, version: str) -> tuple[PipelineToken, Release]:
+    """The active token the request carries, and the release of this version it may act
+    on; refused otherwise."""
     header = request.headers.get("Authorization", "")
     scheme, _space, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -73,13 +84,21 @@ def _token_of(request: HttpRequest, version: str) -> PipelineToken:
         .filter(token_hash=PipelineToken.hash_token(token.strip()))
         .first()
     )
-    # One answer for an unknown token and one for another release: a probe learns
-    # nothing about which releases exist.
-    if found is None or found.release.version != version:
-        raise ApiError(401, _("This token is unknown, revoked, or not for this release."))
+    if found is None or not found.applies_to(version):
+        raise _refused()
+    release = found.release or Release.objects.filter(version=version).first()
+    if release is None:
+        raise _refused()
     _throttle(found)
-    PipelineToken.objects.filter(pk=found.pk).update(last_used_at=timezone.now())
-    return found
+    _mark_used(found)
+    return found, release
+
+
+def _mark_used(token: PipelineToken) -> None:
+    """Records the use, unless the token was revoked since it was read: a revocation
+    ends a token's use at once, even for a request already under way."""
+    if not PipelineToken.objects.active().filter(pk=token.pk).update(last_used_at=timezone.now()):
+        raise _refused()
 
 
 def _throttle(token: PipelineToken) -> None:
@@ -121,7 +140,7 @@ def go_no_go(request: HttpRequest, version: str) -> JsonResponse:
         if request.user.is_authenticated and "Authorization" not in request.headers:
             release = get_release_for_user(request, version)
         else:
-            release = _token_of(request, version).release
+            _token, release = _token_of(request, version)
     except ApiError as error:
         return _error(error)
     response = JsonResponse(_go_no_go(release))
@@ -227,9 +246,9 @@ def _item_of(release: Release, wanted: str | int) -> ReleaseItem:
 def evidence(request: HttpRequest, version: str) -> JsonResponse:
     """A CI job settles an item its token's role owns, with a link to the run."""
     try:
-        token = _token_of(request, version)
+        token, release = _token_of(request, version)
         data = _evidence_request(request)
-        entry = _item_of(token.release, data["item"])
+        entry = _item_of(release, data["item"])
         actor = PipelineActor(
             token_label=token.label,
             role=token.role,
@@ -237,13 +256,17 @@ def evidence(request: HttpRequest, version: str) -> JsonResponse:
             ip=request.META.get("REMOTE_ADDR") or None,
         )
         try:
-            settled = workflow.record_pipeline_evidence(
-                entry,
-                by=actor,
-                passed=data["outcome"] == "pass",
-                url=data.get("url", ""),
-                detail=data.get("detail", ""),
-            )
+            with transaction.atomic():
+                settled = workflow.record_pipeline_evidence(
+                    entry,
+                    by=actor,
+                    passed=data["outcome"] == "pass",
+                    url=data.get("url", ""),
+                    detail=data.get("detail", ""),
+                )
+                # Revoked while the report was being recorded: the report goes with it.
+                # Asked after the release lock, the order a revocation takes them in.
+                _mark_used(token)
         except PermissionDenied as refusal:
             raise ApiError(403, str(refusal)) from None
         except workflow.WorkflowError as refusal:
@@ -260,7 +283,7 @@ def evidence(request: HttpRequest, version: str) -> JsonResponse:
     )
 
 
-# --- staff: the tokens of a release --------------------------------------------------
+# --- staff: the tokens of a release, and the project's ---------------------------------
 
 
 @login_required
@@ -268,77 +291,118 @@ def evidence(request: HttpRequest, version: str) -> JsonResponse:
 def tokens(request: HttpRequest, version: str) -> HttpResponse:
     release = get_release_for_user(request, version)
     require_manager(request)
-    form = PipelineTokenForm()
+    return _tokens_page(request, release)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_tokens(request: HttpRequest) -> HttpResponse:
+    """Tokens for every release whose version matches a pattern, so that CI needs no
+    new token for each release."""
+    require_manager(request)
+    return _tokens_page(request, None)
+
+
+def _tokens_page(request: HttpRequest, release: Release | None) -> HttpResponse:
+    """The tokens of a release, or with None the project's: create, list, revoke."""
+    if release is not None:
+        here = reverse("checks:tokens", args=[release.version])
+        form_class: type[PipelineTokenForm] = PipelineTokenForm
+        version = release.version
+    else:
+        here = reverse("checks:project-tokens")
+        form_class = ProjectTokenForm
+        # The example the page shows leaves the version to the CI job's shell.
+        version = "$RELEASE_VERSION"
+    form = form_class()
     new_token = ""
     if request.method == "POST":
         if request.POST.get("action") == "revoke":
             revoke = RevokePipelineTokenForm(request.POST, release=release)
-            if revoke.is_valid() and _revoke(request, release, revoke.cleaned_data["token"]):
+            if revoke.is_valid() and _revoke(request, revoke.cleaned_data["token"]):
                 messages.success(request, _("Token revoked; it no longer works."))
             else:
                 messages.error(request, _("That token is already revoked or does not exist."))
-            return redirect(reverse("checks:tokens", args=[release.version]))
-        form = PipelineTokenForm(request.POST)
+            return redirect(here)
+        form = form_class(request.POST)
         if form.is_valid():
-            if (
-                PipelineToken.objects.active()
-                .filter(release=release, label=form.cleaned_data["label"])
-                .exists()
-            ):
-                form.add_error("label", _("An active token already has this label."))
+            new_token = _create(request, release, form.cleaned_data)
+            if new_token:
+                form = form_class()
             else:
-                new_token = _create(
-                    request, release, form.cleaned_data["role"], form.cleaned_data["label"]
-                )
-                form = PipelineTokenForm()
+                form.add_error("label", _("An active token already has this label."))
+    shown = PipelineToken.objects.select_related("created_by")
     context = {
         "release": release,
         "form": form,
         "new_token": new_token,
         "tokens": [
             (t, RevokePipelineTokenForm(initial={"token": t.pk}, release=release, auto_id=False))
-            for t in PipelineToken.objects.filter(release=release).select_related("created_by")
+            for t in (shown.filter(release=release) if release is not None else shown.of_project())
         ],
-        "api_go": request.build_absolute_uri(reverse("checks:go-no-go", args=[release.version])),
-        "api_evidence": request.build_absolute_uri(
-            reverse("checks:evidence", args=[release.version])
-        ),
+        # The project tokens that also work here, shown read-only: the project's page
+        # manages them.
+        "applying": [(t, None) for t in shown.active().applying_to(release.version)]
+        if release is not None
+        else [],
+        "api_go": request.build_absolute_uri(reverse("checks:go-no-go", args=[version])),
+        "api_evidence": request.build_absolute_uri(reverse("checks:evidence", args=[version])),
     }
-    response = render(request, "checks/tokens.html", context)
+    template = "checks/tokens.html" if release is not None else "checks/project_tokens.html"
+    response = render(request, template, context)
     # The page may carry a working token: never cached, never kept in history.
     response["Cache-Control"] = "no-store"
     return response
 
 
-def _create(request: HttpRequest, release: Release, role: str, label: str) -> str:
+def _create(request: HttpRequest, release: Release | None, cleaned: dict[str, Any]) -> str:
+    """The new token, or "" when an active token of the same scope has its label."""
     token = secrets.token_urlsafe(32)
     actor = person(request)
+    label, role = cleaned["label"], cleaned["role"]
+    pattern = cleaned.get("version_pattern", "")
     with workflow.managing(release, by=actor) as change:
-        PipelineToken.objects.create(
-            release=release,
-            role=role,
-            label=label,
-            token_hash=PipelineToken.hash_token(token),
-            created_by=actor.user,
-        )
-        change.audit(AuditAction.PIPELINE_TOKEN_CREATED, f"ci:{label}", {}, {"role": role})
+        try:
+            # A savepoint: the label's unique constraint decides between two people
+            # creating at once, and the refusal leaves the transaction usable.
+            with transaction.atomic():
+                PipelineToken.objects.create(
+                    release=release,
+                    version_pattern=pattern,
+                    role=role,
+                    label=label,
+                    token_hash=PipelineToken.hash_token(token),
+                    created_by=actor.user,
+                )
+        except IntegrityError:
+            return ""
+        change.audit(AuditAction.PIPELINE_TOKEN_CREATED, f"ci:{label}", {}, _scope(role, pattern))
     return token
 
 
-def _revoke(request: HttpRequest, release: Release, token: PipelineToken) -> bool:
-    with workflow.managing(release, by=person(request)) as change:
-        revoked = PipelineToken.objects.filter(
-            pk=token.pk, release=release, revoked_at__isnull=True
-        ).update(revoked_at=timezone.now())
+def _revoke(request: HttpRequest, token: PipelineToken) -> bool:
+    with workflow.managing(token.release, by=person(request)) as change:
+        revoked = (
+            PipelineToken.objects.active().filter(pk=token.pk).update(revoked_at=timezone.now())
+        )
         if revoked:
             change.audit(
-                AuditAction.PIPELINE_TOKEN_REVOKED, f"ci:{token.label}", {}, {"role": token.role}
+                AuditAction.PIPELINE_TOKEN_REVOKED,
+                f"ci:{token.label}",
+                {},
+                _scope(token.role, token.version_pattern),
             )
     return bool(revoked)
+
+
+def _scope(role: str, pattern: str) -> dict[str, str]:
+    """What a token may do, as its audit events record it."""
+    return {"role": role, "releases": pattern} if pattern else {"role": role}
 
 
 routes: list[URLPattern] = [
     path("api/releases/<str:version>/go-no-go", go_no_go, name="go-no-go"),
     path("api/releases/<str:version>/evidence", evidence, name="evidence"),
     path("releases/<str:version>/tokens/", tokens, name="tokens"),
+    path("tokens/", project_tokens, name="project-tokens"),
 ]

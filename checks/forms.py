@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from releases.models import Release, Role
 
-from .models import PipelineToken
+from .models import PipelineToken, validate_version_pattern
 
 
 class RunChecksForm(forms.Form):
@@ -38,11 +38,29 @@ class PipelineTokenForm(forms.Form):
     )
 
 
+class ProjectTokenForm(PipelineTokenForm):
+    version_pattern = forms.CharField(
+        label=_("Releases"),
+        max_length=64,
+        initial="*",
+        help_text=_(
+            "Releases whose version matches this pattern: * for every release; v2.* for "
+            "v2.0.0, v2.1.0-rc.1 and so on; ? stands for one character, [0-9] for one of a set."
+        ),
+        validators=[validate_version_pattern],
+    )
+
+
 class RevokePipelineTokenForm(forms.Form):
     token = forms.ModelChoiceField(queryset=PipelineToken.objects.none(), widget=forms.HiddenInput)
 
-    def __init__(self, *args: Any, release: Release, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, release: Release | None, **kwargs: Any) -> None:
+        """Only the active tokens of this release, or with none the project's, may be
+        revoked from its page."""
         super().__init__(*args, **kwargs)
         field = self.fields["token"]
         assert isinstance(field, forms.ModelChoiceField)
-        field.queryset = PipelineToken.objects.active().filter(release=release)
+        tokens = PipelineToken.objects.active()
+        field.queryset = (
+            tokens.filter(release=release) if release is not None else tokens.of_project()
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from fnmatch import fnmatchcase
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -118,18 +119,47 @@ class CheckResult(models.Model):
         return timezone.now() + timedelta(seconds=delay + settings.CHECKS_ATTEMPT_SECONDS)
 
 
+# Shell-style, as fnmatch.fnmatchcase reads it: "*" any run of characters, "?" one,
+# "[...]" one of a set. Printable ASCII without spaces, as versions are.
+validate_version_pattern = RegexValidator(
+    r"^[!-~]+$",
+    _("Use printable ASCII characters without spaces, e.g. * or v2.*."),
+)
+
+
 class PipelineTokenQuerySet(models.QuerySet["PipelineToken"]):
     def active(self) -> PipelineTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
 
+    def of_project(self) -> PipelineTokenQuerySet:
+        return self.filter(release__isnull=True)
+
+    def applying_to(self, version: str) -> list[PipelineToken]:
+        """The project tokens among these whose pattern takes this version. Matched here:
+        SQL has no pattern that reads a glob as fnmatch does."""
+        return [token for token in self.of_project() if token.applies_to(version)]
+
 
 class PipelineToken(models.Model):
-    """Lets a CI job report evidence for the items of one role on one release.
+    """Lets a CI job report evidence for the items of one role: on one release, or, as a
+    project token, on every release whose version its pattern matches.
 
     Only a hash of the token is stored; the token is shown once, when it is made.
     """
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="pipeline_tokens")
+    release = models.ForeignKey(
+        Release,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="pipeline_tokens",
+    )
+    version_pattern = models.CharField(
+        _("releases"),
+        max_length=64,
+        blank=True,
+        validators=[validate_version_pattern],
+    )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     label = models.CharField(_("label"), max_length=100)
     token_hash = models.CharField(max_length=64, unique=True)
@@ -145,15 +175,34 @@ class PipelineToken(models.Model):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(release__isnull=False, version_pattern="")
+                    | (Q(release__isnull=True) & ~Q(version_pattern=""))
+                ),
+                name="token_for_a_release_or_a_pattern",
+            ),
             models.UniqueConstraint(
                 fields=["release", "label"],
                 condition=Q(revoked_at__isnull=True),
                 name="one_active_token_label",
-            )
+            ),
+            # The one above leaves project tokens out: NULL releases are all distinct.
+            models.UniqueConstraint(
+                fields=["label"],
+                condition=Q(revoked_at__isnull=True, release__isnull=True),
+                name="one_active_project_token_label",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.release.version}: ci:{self.label} ({self.role})"
+        scope = self.release.version if self.release is not None else self.version_pattern
+        return f"{scope}: ci:{self.label} ({self.role})"
+
+    def applies_to(self, version: str) -> bool:
+        if self.release is not None:
+            return self.release.version == version
+        return fnmatchcase(version, self.version_pattern)
 
     @staticmethod
     def hash_token(token: str) -> str:

@@ -1226,11 +1226,12 @@ def link_checks(
 
 
 @contextmanager
-def managing(release: Release, *, by: By, ip: str | None = None) -> Iterator[_Change]:
-    """A staff change to rows that apps built on releases keep about one (the checks app's
-    pipeline tokens): under the release lock, audited through `change.audit`, and not
-    shown on the board, so no new revision."""
+def managing(release: Release | None, *, by: By, ip: str | None = None) -> Iterator[_Change]:
+    """A staff change to rows that apps built on releases keep about one, or with None
+    about all of them (the checks app's pipeline tokens): under the release lock if there
+    is one, audited through `change.audit`, and not shown on the board, so no new
+    revision."""
     actor = as_actor(by, ip)
     _require_manager(actor, release)
-    with _changing(release.pk, actor, shown=False) as change:
+    with _changing(release.pk if release is not None else None, actor, shown=False) as change:
         yield change

@@ -403,6 +403,10 @@ FORMS: dict[str, Callable[[World], Forms]] = {
     "set_language": lambda w: [({}, ("language", "next"))],
     "checks:run": lambda w: [({}, ("item",)), ({}, ("phase", "section"))],
     "checks:tokens": lambda w: [({"role": "qa"}, ("label",)), ({"action": "revoke"}, ("token",))],
+    "checks:project-tokens": lambda w: [
+        ({"role": "qa"}, ("label", "version_pattern")),
+        ({"action": "revoke"}, ("token",)),
+    ],
     "login": lambda w: [({}, ("username", "password"))],
     "password_reset": lambda w: [({}, ("email",))],
     "admin:login": lambda w: [({}, ("username", "password"))],

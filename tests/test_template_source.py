@@ -120,6 +120,7 @@ def page_paths(release: Release) -> list[str]:
         f"/releases/{version}/audit/",
         f"/releases/{version}/share/",
         f"/releases/{version}/tokens/",
+        "/tokens/",
         "/releases/new/",
         "/templates/import/",
     ]
