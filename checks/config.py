@@ -903,9 +903,7 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
             for check in existing.values()
             if check.name not in declared and check.retired_at is None
         )
-        Check.objects.filter(release=locked, name__in=retired).update(
-            retired_at=now, updated_at=now
-        )
+        Check.objects.filter(release=locked, name__in=retired).retire(now)
 
         checks_of: dict[int, list[str]] = {}
         linked_items = 0

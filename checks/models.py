@@ -2,8 +2,9 @@
 
 A Check is declared in a checks file (TOML, see checks.config) and names the environment
 variables holding its credentials, never their values. A CheckRun is one request to
-verify some checks; it has one CheckResult row per check, which the worker claims by a
-conditional UPDATE, so a redelivered task never records twice.
+verify some checks; it has one CheckResult row per check that was not already queued or
+running, which the worker claims by a conditional UPDATE, so a redelivered task never
+records twice.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ validate_check_name = RegexValidator(
 class CheckQuerySet(models.QuerySet["Check"]):
     def active(self) -> CheckQuerySet:
         return self.filter(retired_at__isnull=True)
+
+    def retire(self, at: datetime) -> int:
+        """Retire these checks and cancel their unfinished results: a task sent for one
+        then finds nothing to claim, and a finding from a check already under way is
+        dropped instead of reaching items that no longer name it."""
+        CheckResult.objects.filter(subject__in=self, state__in=UNFINISHED).update(
+            state=ResultState.CANCELLED, finished_at=at
+        )
+        return self.update(retired_at=at, updated_at=at)
 
 
 class Check(models.Model):
@@ -64,7 +74,8 @@ class Check(models.Model):
 
 
 class CheckRun(models.Model):
-    """One request to verify some of a release's checks (all, a section's, an item's)."""
+    """One request to verify some of a release's checks (all, a section's, an item's),
+    for those of them that had no unfinished result: the others join the run under way."""
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="check_runs")
     requested_by_label = models.CharField(max_length=200)
@@ -83,6 +94,12 @@ class ResultState(models.TextChoices):
     QUEUED = "queued", _("queued")
     RUNNING = "running", _("running")
     DONE = "done", _("done")
+    # Its check was retired before it finished: it never reaches an item.
+    CANCELLED = "cancelled", _("cancelled")
+
+
+# A run asked for a check that has one of these joins it instead of starting another.
+UNFINISHED = (ResultState.QUEUED, ResultState.RUNNING)
 
 
 class CheckResult(models.Model):

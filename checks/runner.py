@@ -1,14 +1,19 @@
 """Running checks: start a run, execute one check, hand it back for a retry, finish it.
 
-Tasks (checks.tasks) are thin wrappers around these. A result row is claimed by a
-conditional UPDATE naming the attempt it was sent for, so a task delivered twice, or one
-whose attempt was already handed to another worker, returns without recording anything.
+Tasks (checks.tasks) are thin wrappers around these. A run is started only for checks
+not already queued or running; the others join the result under way, so pressing "run"
+again, however often, queues nothing twice. A result row is claimed by a conditional
+UPDATE naming the attempt it was sent for, so a task delivered twice, one whose attempt
+was already handed to another worker, or one whose check was retired meanwhile (its
+result cancelled), returns without recording anything.
 Only workers call `execute`: they alone read the credentials the checks name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import random
 import time
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import QuerySet
@@ -24,11 +30,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from releases import workflow
-from releases.actors import Actor, CheckActor
+from releases.actors import Actor, CheckActor, Person
 from releases.models import CheckOutcome, CheckReason, Release
 
 from .kinds.base import CheckError, Context, Said, as_said, clip
-from .models import Check, CheckResult, CheckRun, ResultState
+from .models import UNFINISHED, Check, CheckResult, CheckRun, ResultState
 
 logger = logging.getLogger(__name__)
 
@@ -38,37 +44,139 @@ MAX_RETRY_DELAY = 60.0
 RECORDING_GRACE_SECONDS = 10.0
 
 Enqueue = Callable[[int, int, float], None]
+# The window CHECKS_RUNS_PER_MINUTE counts a person's runs in.
+RUN_WINDOW_SECONDS = 60
+
+
+class TooManyRuns(Exception):
+    """A person already started CHECKS_RUNS_PER_MINUTE runs in this minute."""
+
+    def __init__(self, started: int, retry_after: int) -> None:
+        super().__init__(f"{started} runs started in this minute; try again in {retry_after} s")
+        self.started = started
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What asking to run some checks did: the results queued by a new run, for the
+    checks that had none under way, and the unfinished results of earlier runs it
+    joined for the others (ids, each check once)."""
+
+    run: CheckRun | None
+    started: tuple[int, ...] = ()
+    joined: tuple[int, ...] = ()
+
+    @property
+    def results(self) -> tuple[int, ...]:
+        return (*self.started, *self.joined)
 
 
 def start_run(
     release: Release, checks: Iterable[Check], *, by: Actor, scope: str, enqueue: Enqueue
-) -> CheckRun | None:
-    """A run of `checks`, one queued result each, sent to the workers once committed.
-    None when there is nothing to run."""
-    chosen = [c for c in checks if c.retired_at is None]
-    if not chosen:
-        return None
-    with transaction.atomic():
-        run = CheckRun.objects.create(
-            release=release,
-            requested_by_label=by.label[:200],
-            requested_by_kind=by.kind,
-            scope=scope[:300],
-        )
-        results = CheckResult.objects.bulk_create(
-            [
-                CheckResult(run=run, subject=check, deadline=CheckResult.handover_deadline())
-                for check in chosen
-            ]
-        )
-        ids = [result.pk for result in results]
+) -> Launch:
+    """Run the active ones of `checks`: a check with a queued or running result, in any
+    run of the release, joins that result; the others get a new run with one queued
+    result each, sent to the workers once committed. However often a run is asked for,
+    a check is queued once until it finishes.
 
-        def send() -> None:
-            for result_id in ids:
-                enqueue(result_id, 1, 0.0)
+    A person who already started CHECKS_RUNS_PER_MINUTE runs in this minute is refused
+    with TooManyRuns when there is something new to queue; joining is never refused nor
+    counted, and machines (beat, `verify`, pipelines) are not counted."""
+    wanted = {check.pk: position for position, check in enumerate(checks)}
+    if not wanted:
+        return Launch(None)
+    counted = ""
+    try:
+        with transaction.atomic():
+            # Under the release lock: two requests at once must not both find a check
+            # idle and both queue it. Every start on a release waits for the one before.
+            Release.objects.select_for_update().filter(pk=release.pk).values_list("pk").get()
+            # Read again under the lock: a reload may have retired some meanwhile. In the
+            # order asked for, which is the order their results are queued in.
+            chosen = sorted(
+                Check.objects.active().filter(release=release, pk__in=wanted),
+                key=lambda check: wanted[check.pk],
+            )
+            # By id, so a check with two unfinished results joins its latest.
+            under_way = dict(
+                CheckResult.objects.filter(subject__in=chosen, state__in=UNFINISHED)
+                .order_by("pk")
+                .values_list("subject_id", "pk")
+            )
+            joined = tuple(under_way.values())
+            new = [check for check in chosen if check.pk not in under_way]
+            if not new:
+                launch = Launch(None, joined=joined)
+            else:
+                if isinstance(by, Person):
+                    counted = _count_run(by.user.pk)
+                launch = _queue(release, new, by=by, scope=scope, enqueue=enqueue, joined=joined)
+    except BaseException:
+        if counted:
+            _uncount_run(counted)
+        raise
+    # A worker that finished while the lock was held here left its result to the
+    # holder, as workers do to each other (see `record`): look, as they do.
+    if _unrecorded(release.pk).exists():
+        record(release.pk)
+    return launch
 
-        transaction.on_commit(send)
-    return run
+
+def _queue(
+    release: Release,
+    checks: list[Check],
+    *,
+    by: Actor,
+    scope: str,
+    enqueue: Enqueue,
+    joined: tuple[int, ...],
+) -> Launch:
+    run = CheckRun.objects.create(
+        release=release,
+        requested_by_label=by.label[:200],
+        requested_by_kind=by.kind,
+        scope=scope[:300],
+    )
+    results = CheckResult.objects.bulk_create(
+        [
+            CheckResult(run=run, subject=check, deadline=CheckResult.handover_deadline())
+            for check in checks
+        ]
+    )
+    ids = tuple(result.pk for result in results)
+
+    def send() -> None:
+        for result_id in ids:
+            enqueue(result_id, 1, 0.0)
+
+    transaction.on_commit(send)
+    return Launch(run, started=ids, joined=joined)
+
+
+def _count_run(user_id: int) -> str:
+    """Count a run a person starts, in a fixed window of the shared cache (Redis when
+    there is one, so every web process counts together); its key, to take it back if
+    the run is not committed after all."""
+    now = time.time()
+    window = int(now // RUN_WINDOW_SECONDS)
+    key = f"check-runs:{user_id}:{window}"
+    cache.add(key, 0, timeout=RUN_WINDOW_SECONDS * 2)
+    try:
+        started = cache.incr(key)
+    except ValueError:  # expired between add and incr: this run opens the window
+        cache.set(key, 1, timeout=RUN_WINDOW_SECONDS * 2)
+        started = 1
+    limit = settings.CHECKS_RUNS_PER_MINUTE
+    if started > limit:
+        _uncount_run(key)
+        raise TooManyRuns(limit, math.ceil((window + 1) * RUN_WINDOW_SECONDS - now))
+    return key
+
+
+def _uncount_run(key: str) -> None:
+    with contextlib.suppress(ValueError):  # the window is over: nothing left to take back
+        cache.decr(key)
 
 
 @dataclass(frozen=True)

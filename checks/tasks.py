@@ -33,14 +33,14 @@ def _reverify() -> int:
     scheduler = SystemActor("scheduled re-verification")
     for release in Release.objects.filter(status__in=WATCHED):
         checks = list(Check.objects.active().filter(release=release))
-        run = runner.start_run(
+        launch = runner.start_run(
             release,
             checks,
             by=scheduler,
             scope=f"scheduled at {timezone.now():%Y-%m-%d %H:%M} UTC",
             enqueue=enqueue,
         )
-        started += run is not None
+        started += launch.run is not None
     return started
 
 

@@ -1,7 +1,8 @@
 """Run a release's checks from the board: an item's, a section's, or all of them.
 
 The run is handed to the workers; its results reach every open board through the live
-stream, as ticks do.
+stream, as ticks do. Asking again for checks still under way joins them instead of
+queueing them twice, and a person may start CHECKS_RUNS_PER_MINUTE runs a minute.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def run_checks(request: HttpRequest, version: str) -> HttpResponse:
     if not policy.may_run_checks(who_on(actor, release)):
         raise PermissionDenied(_("Only people working on this release run its checks."))
     form = RunChecksForm(request.POST)
-    status, anchor = 200, ""
+    status, anchor, retry_after = 200, "", 0
     if not form.is_valid():
         messages.error(request, _("Which checks to run was unclear; reload the page."))
         status = 422
@@ -52,25 +53,55 @@ def run_checks(request: HttpRequest, version: str) -> HttpResponse:
             scope = _("all checks")
         names = {name for checks in items.values_list("checks", flat=True) for name in checks}
         chosen = Check.objects.active().filter(release=release, name__in=names)
-        run = runner.start_run(release, chosen, by=actor, scope=str(scope), enqueue=tasks.enqueue)
-        if run is None:
-            messages.warning(request, _("There are no automated checks to run here."))
-            status = 422
-        else:
-            count = run.results.count()
-            messages.success(
-                request,
-                ngettext(
-                    "Running %(count)d check; its result appears here as soon as it arrives.",
-                    "Running %(count)d checks; their results appear here as they arrive.",
-                    count,
-                )
-                % {"count": count},
+        try:
+            launch = runner.start_run(
+                release, chosen, by=actor, scope=str(scope), enqueue=tasks.enqueue
             )
+        except runner.TooManyRuns as refusal:
+            messages.warning(request, _too_many(refusal))
+            status, retry_after = 429, refusal.retry_after
+        else:
+            status = _tell(request, launch)
     if request.headers.get("HX-Request"):
         html = render_to_string("base.html#messages", {"oob": True}, request=request)
-        return HttpResponse(html, status=status)
+        response = HttpResponse(html, status=status)
+        if retry_after:
+            response["Retry-After"] = str(retry_after)
+        return response
+    # Without JavaScript every answer, a refusal too, is the board with its message: a
+    # page left at this address would post again on reload.
     return redirect(reverse("releases:board", args=[release.version]) + anchor)
+
+
+def _tell(request: HttpRequest, launch: runner.Launch) -> int:
+    """Say what the run did; the status of the answer."""
+    if not launch.results:
+        messages.warning(request, _("There are no automated checks to run here."))
+        return 422
+    if not launch.started:
+        messages.info(request, _("Already running: results appear as they arrive."))
+        return 200
+    started = ngettext(
+        "Running %(count)d check; its result appears here as soon as it arrives.",
+        "Running %(count)d checks; their results appear here as they arrive.",
+        len(launch.started),
+    ) % {"count": len(launch.started)}
+    if launch.joined:
+        started += " " + ngettext(
+            "%(count)d more was already running.",
+            "%(count)d more were already running.",
+            len(launch.joined),
+        ) % {"count": len(launch.joined)}
+    messages.success(request, started)
+    return 200
+
+
+def _too_many(refusal: runner.TooManyRuns) -> str:
+    return ngettext(
+        "You have started %(count)d run in the last minute; try again in %(seconds)d s.",
+        "You have started %(count)d runs in the last minute; try again in %(seconds)d s.",
+        refusal.started,
+    ) % {"count": refusal.started, "seconds": refusal.retry_after}
 
 
 routes: list[URLPattern] = [

@@ -309,6 +309,9 @@ CHECKS_MAX_PER_RELEASE = envpositive("CHECKS_MAX_PER_RELEASE", 500)
 # Attempts per check and the first backoff; a server's Retry-After wins, capped at 60 s.
 CHECKS_MAX_ATTEMPTS = envint("CHECKS_MAX_ATTEMPTS", 3)
 CHECKS_RETRY_BASE_SECONDS = float(os.environ.get("CHECKS_RETRY_BASE_SECONDS", "1"))
+# Runs one person may start per minute; asking for checks already under way joins them
+# and starts none.
+CHECKS_RUNS_PER_MINUTE = envpositive("CHECKS_RUNS_PER_MINUTE", 10)
 if CHECKS_INTERVAL_SECONDS > 0:
     CELERY_BEAT_SCHEDULE["reverify-releases"] = {
         "task": "checks.reverify",

@@ -184,6 +184,18 @@ def test_login_throttling_refuses_a_limit_that_is_not_positive(tmp_path: Path, n
     assert f"{name}=0 must be a positive integer" in result.stderr
 
 
+def test_a_person_may_start_ten_runs_of_checks_a_minute_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    assert values(tmp_path, "CHECKS_RUNS_PER_MINUTE", SECRET_KEY="x") == ["10"]
+    assert values(
+        tmp_path, "CHECKS_RUNS_PER_MINUTE", SECRET_KEY="x", CHECKS_RUNS_PER_MINUTE="3"
+    ) == ["3"]
+    refused = setting_values(tmp_path, "DEBUG", SECRET_KEY="x", CHECKS_RUNS_PER_MINUTE="0")
+    assert refused.returncode != 0
+    assert "CHECKS_RUNS_PER_MINUTE=0 must be a positive integer" in refused.stderr
+
+
 HTTPS = (
     "SECURE_SSL_REDIRECT SECURE_HSTS_SECONDS SECURE_HSTS_INCLUDE_SUBDOMAINS SESSION_COOKIE_SECURE"
 )

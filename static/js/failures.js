@@ -1,5 +1,5 @@
 /*
- * A refused action (403/409/422) comes back with its message and is swapped in; any
+ * A refused action (403/409/422/429) comes back with its message and is swapped in; any
  * other failed action (a 500, a lost connection) swaps nothing, so say so here, in
  * #messages, with the text of its data-failure attribute.
  *
@@ -13,7 +13,7 @@
     var detail = event.detail || {};
     var config = detail.requestConfig || {};
     var status = detail.xhr ? detail.xhr.status : 0;
-    if (config.verb === "get" || [403, 409, 422].indexOf(status) >= 0) {
+    if (config.verb === "get" || [403, 409, 422, 429].indexOf(status) >= 0) {
       return;
     }
     var box = document.getElementById("messages");

@@ -1,19 +1,26 @@
-"""The runner on the service layer: claims, retries, verdicts, scrubbing. A real worker
-is exercised in test_worker.py; here the queue is a list the test reads."""
+"""The runner on the service layer: claims, retries, verdicts, scrubbing, the work of a
+retired check cancelled, and `verify` joining a run under way. A real worker is
+exercised in test_worker.py; here the queue is a list the test reads."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connections
 from django.utils import timezone
 
-from checks import runner
-from checks.models import Check, CheckResult, ResultState
-from releases.actors import SystemActor
+from checks import config, runner, tasks
+from checks.models import Check, CheckResult, CheckRun, ResultState
+from releases.actors import Person, SystemActor
 from releases.models import AuditEvent, ItemState, Release
 from tests.checks.standin import Reply, Seen, StandIn, json_reply, sequence, stand_in
 from tests.conftest import item
@@ -70,7 +77,7 @@ def start(release: Release, queue: Queue) -> int:
         by=SystemActor("tests"),
         scope="all",
         enqueue=queue,
-    )
+    ).run
     assert run is not None
     return run.pk
 
@@ -279,11 +286,11 @@ def test_it_runs_nothing_for_retired_checks(
     check = add_check(release, "api", health.url)
     Check.objects.filter(pk=check.pk).update(retired_at=timezone.now())
 
-    run = runner.start_run(
+    launch = runner.start_run(
         release, Check.objects.filter(release=release), by=SystemActor("t"), scope="", enqueue=queue
     )
 
-    assert run is None
+    assert launch == runner.Launch(None)
 
 
 def finish_unrecorded(release: Release, names: list[str], outcome: str = "pass") -> list[int]:
@@ -297,7 +304,7 @@ def finish_unrecorded(release: Release, names: list[str], outcome: str = "pass")
         by=SystemActor("tests"),
         scope="all",
         enqueue=Queue(),
-    )
+    ).run
     assert run is not None
     results = CheckResult.objects.filter(run=run)
     results.update(state=ResultState.DONE, outcome=outcome, reason="ok", finished_at=timezone.now())
@@ -413,3 +420,207 @@ def test_it_shows_plain_text_evidence_with_a_percent_sign_as_it_was_written() ->
 
     assert as_said("quota at 97% of the plan").english() == "quota at 97% of the plan"
     assert said("%(used)s%% used", used=97).english() == "97% used"
+
+
+# --- retiring a check cancels its work ------------------------------------------------------
+
+TLS_ITEM = "TLS certificates installed"
+
+
+def checks_file(tmp_path: Path, url: str, names: list[str]) -> Path:
+    """A checks file declaring `names` among "api" (on the QA item) and "tls" (on the
+    TLS item), both asking `url`."""
+    items = {"api": QA_ITEM, "tls": TLS_ITEM}
+    path = tmp_path / f"{'-'.join(names)}.toml"
+    path.write_text(
+        "".join(
+            f'[[check]]\nname = "{name}"\nkind = "http"\nurl = "{url}"\nitem = "{items[name]}"\n\n'
+            for name in names
+        ),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_retiring_a_check_cancels_its_queued_result_and_its_late_task_claims_nothing(
+    release: Release,
+    queue: Queue,
+    health: StandIn,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    config.load(checks_file(tmp_path, health.url, ["api", "tls"]), release, by=SystemActor("t"))
+    with django_capture_on_commit_callbacks(execute=True):
+        start(release, queue)
+
+    config.load(checks_file(tmp_path, health.url, ["api"]), release, by=SystemActor("t"))
+    queue.drain()
+
+    api, tls = CheckResult.objects.order_by("subject__name")
+    assert (api.state, api.outcome) == (ResultState.DONE, "pass")
+    assert (tls.state, tls.outcome, tls.attempt, tls.claimed_at) == (
+        ResultState.CANCELLED,
+        "",
+        1,
+        None,
+    )
+    assert tls.finished_at is not None
+    assert len(health.requests) == 1
+    entry = item(release, TLS_ITEM)
+    assert (entry.state, entry.check_results) == (ItemState.PENDING, {})
+    assert not AuditEvent.objects.filter(actor_label="check:tls").exists()
+    # Nothing is left for beat to hand over or record.
+    assert runner.requeue_overdue(enqueue=queue) == 0
+    assert queue.sent == []
+
+
+def test_retiring_a_check_drops_the_finding_of_its_running_result(
+    release: Release,
+    queue: Queue,
+    health: StandIn,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    config.load(checks_file(tmp_path, health.url, ["api", "tls"]), release, by=SystemActor("t"))
+    with django_capture_on_commit_callbacks(execute=True):
+        start(release, queue)
+    judge = runner.judge
+
+    def retired_meanwhile(check: Check, version: str, attempt: int) -> runner.Finding:
+        # The file is reloaded without "tls" while its worker waits on the vendor.
+        config.load(checks_file(tmp_path, health.url, ["api"]), release, by=SystemActor("t"))
+        return judge(check, version, attempt)
+
+    monkeypatch.setattr(runner, "judge", retired_meanwhile)
+    tls = CheckResult.objects.get(subject__name="tls")
+
+    runner.execute(tls.pk, 1, enqueue=queue)
+
+    tls.refresh_from_db()
+    assert (tls.state, tls.outcome, tls.recorded_at) == (ResultState.CANCELLED, "", None)
+    assert len(health.requests) == 1
+    assert item(release, TLS_ITEM).check_results == {}
+    assert not AuditEvent.objects.filter(actor_label="check:tls").exists()
+
+
+def test_a_new_run_after_a_check_was_retired_and_declared_again_queues_it_afresh(
+    release: Release,
+    queue: Queue,
+    health: StandIn,
+    tmp_path: Path,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    both = checks_file(tmp_path, health.url, ["api", "tls"])
+    config.load(both, release, by=SystemActor("t"))
+    with django_capture_on_commit_callbacks(execute=True):
+        start(release, queue)
+    config.load(checks_file(tmp_path, health.url, ["api"]), release, by=SystemActor("t"))
+    config.load(both, release, by=SystemActor("t"))
+    queue.sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        launch = runner.start_run(
+            release,
+            Check.objects.filter(release=release),
+            by=SystemActor("tests"),
+            scope="all",
+            enqueue=queue,
+        )
+
+    # "api" is still queued from the first run; "tls" lost its result when retired.
+    assert launch.run is not None
+    assert [CheckResult.objects.get(pk=pk).subject.name for pk in launch.started] == ["tls"]
+    assert [CheckResult.objects.get(pk=pk).subject.name for pk in launch.joined] == ["api"]
+    queue.drain()
+    assert item(release, TLS_ITEM).state == ItemState.DONE
+
+
+# --- verify joins what is under way ----------------------------------------------------------
+
+
+@pytest.fixture
+def own_release(small_template: Any, users: dict[str, Any]) -> Release:
+    """A committed release, for tests whose threads use connections of their own."""
+    from releases import workflow
+
+    return workflow.create_release(small_template, version="v1.0.0", title="T", by=users["admin"])
+
+
+def verify_beside(
+    release: Release, queue: Queue, monkeypatch: pytest.MonkeyPatch, meanwhile: Any
+) -> tuple[str, str]:
+    """Run `manage.py verify` while a thread does `meanwhile` once verify has asked for
+    its run: the verify's output and error."""
+    monkeypatch.setattr(tasks, "enqueue", queue)
+    asked = threading.Event()
+    start_run = runner.start_run
+
+    def start_and_tell(*args: Any, **kwargs: Any) -> runner.Launch:
+        launch = start_run(*args, **kwargs)
+        asked.set()
+        return launch
+
+    monkeypatch.setattr(runner, "start_run", start_and_tell)
+
+    def worker() -> None:
+        try:
+            if asked.wait(10):
+                meanwhile()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("verify", release.version, "--json", "--timeout", "10", stdout=out, stderr=err)
+    finally:
+        thread.join(20)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_waits_for_the_results_of_the_run_it_joined(
+    own_release: Release,
+    users: dict[str, Any],
+    queue: Queue,
+    health: StandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    add_check(own_release, "api", health.url)
+    # A lead pressed "run" on the board; no worker has taken it yet.
+    pressed = runner.start_run(
+        own_release,
+        Check.objects.filter(release=own_release),
+        by=Person(users["qa"]),
+        scope="all checks",
+        enqueue=queue,
+    )
+
+    out, _err = verify_beside(own_release, queue, monkeypatch, queue.drain)
+
+    assert [(r["name"], r["outcome"]) for r in json.loads(out)] == [("api", "pass")]
+    assert CheckRun.objects.get() == pressed.run
+    assert len(health.requests) == 1
+    assert item(own_release, QA_ITEM).state == ItemState.DONE
+
+
+@pytest.mark.django_db(transaction=True)
+def test_verify_stops_waiting_for_a_check_retired_while_it_waited(
+    own_release: Release,
+    queue: Queue,
+    health: StandIn,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    config.load(checks_file(tmp_path, health.url, ["tls"]), own_release, by=SystemActor("t"))
+
+    def retire() -> None:
+        config.load(checks_file(tmp_path, health.url, ["api"]), own_release, by=SystemActor("t"))
+
+    with pytest.raises(CommandError, match="every check was retired") as refused:
+        verify_beside(own_release, queue, monkeypatch, retire)
+
+    assert refused.value.returncode == 2
+    assert CheckResult.objects.get(subject__name="tls").state == ResultState.CANCELLED

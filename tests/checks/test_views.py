@@ -1,6 +1,7 @@
-"""Automated checks on the board: running them, showing their results, and what their
-results mean for approval (stale evidence blocks it; a failure beside a person's N/A
-does not revoke it).
+"""Automated checks on the board: running them (joining checks already under way, and
+at most CHECKS_RUNS_PER_MINUTE runs a person starts), showing their results, and what
+their results mean for approval (stale evidence blocks it; a failure beside a person's
+N/A does not revoke it).
 
 The workers are not involved: `tasks.enqueue` is replaced by a recorder, so a test sees
 exactly what would have been sent to them. Results are written as the runner writes
@@ -10,20 +11,26 @@ them, through workflow.record_check_result.
 from __future__ import annotations
 
 import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.core.cache import cache
+from django.db import connection, connections
 from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from checks import tasks
-from checks.models import Check, CheckResult, CheckRun
+from checks import runner, tasks
+from checks.models import Check, CheckResult, CheckRun, ResultState
 from releases import workflow
+from releases.actors import SystemActor
 from releases.board import PANELS, board_context, viewer_for
 from releases.models import (
     ActorKind,
@@ -38,6 +45,7 @@ from releases.models import (
 )
 from releases.views import FILTERS
 from releases.workflow import WorkflowError
+from tests import storm
 from tests.conftest import PERSONAS, build_small_template, item
 
 QA_ITEM = "Unit tests pass"
@@ -63,6 +71,21 @@ class Recorder:
 
     def __call__(self, result_id: int, attempt: int, delay: float) -> None:
         self.sent.append((result_id, attempt, delay))
+
+
+@pytest.fixture(autouse=True)
+def own_cache(settings: Any) -> Iterator[None]:
+    """A cache of this test's own, so every person's count of runs starts at zero. Not
+    the shared Redis: clearing that would flush the Celery broker other runs may use."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"check-runs-{uuid.uuid4()}",
+        }
+    }
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture
@@ -234,10 +257,12 @@ def test_it_sends_a_plain_form_back_to_the_board_at_the_item(
     page = client.get(board_url(linked)).content.decode()
     assert messages_in(page) == [
         "Running 2 checks; their results appear here as they arrive.",
-        "Running 3 checks; their results appear here as they arrive.",
+        # The item's two checks are still queued: "all" joins them.
+        "Running 1 check; its result appears here as soon as it arrives. "
+        "2 more were already running.",
     ]
     assert CheckRun.objects.count() == 2
-    assert len(recorder.sent) == 5
+    assert len(recorder.sent) == 3
 
 
 @pytest.mark.parametrize(("persona", "status"), [("support", 403), ("outsider", 404)])
@@ -353,6 +378,223 @@ def test_it_never_runs_another_releases_checks(
 
     assert response.status_code == 422
     assert not CheckRun.objects.exists()
+
+
+# --- joining what is under way, and how many runs a person may start ----------------------
+
+ALREADY_RUNNING = "Already running: results appear as they arrive."
+TOO_MANY = re.compile(r"You have started (\d+) runs in the last minute; try again in (\d+) s\.")
+
+
+def finish(release: Release) -> None:
+    """Let every unfinished result end, as workers would have by now."""
+    now = timezone.now()
+    CheckResult.objects.filter(
+        run__release=release, state__in=[ResultState.QUEUED, ResultState.RUNNING]
+    ).update(state=ResultState.DONE, outcome="pass", reason="ok", finished_at=now, recorded_at=now)
+
+
+def within_one_window() -> None:
+    """Wait for the next window of the run limiter when this one is nearly over, so that
+    every run the test starts counts in the same minute."""
+    left = runner.RUN_WINDOW_SECONDS - time.time() % runner.RUN_WINDOW_SECONDS
+    if left < 10:
+        time.sleep(left + 0.1)
+
+
+def test_it_joins_a_run_under_way_instead_of_starting_another(
+    linked: Release, as_user: Any, recorder: Recorder, django_capture_on_commit_callbacks: Any
+) -> None:
+    client = as_user("qa")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(run_url(linked), {}, headers=HTMX)
+        again = client.post(run_url(linked), {}, headers=HTMX)
+
+    assert again.status_code == 200
+    assert messages_in(again.content.decode()) == [ALREADY_RUNNING]
+    assert '<p class="message message--info">' in again.content.decode()
+    assert CheckRun.objects.count() == 1
+    assert CheckResult.objects.count() == len(recorder.sent) == 3
+
+
+def test_it_queues_only_the_checks_that_have_nothing_under_way(
+    linked: Release, as_user: Any, recorder: Recorder, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The rule, check by check: a check with a queued or running result, in any run of
+    the release, joins it; one whose results all finished is queued again."""
+    client = as_user("qa")
+    entry = item(linked, QA_ITEM)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(run_url(linked), {"item": entry.pk}, headers=HTMX)
+    first = CheckRun.objects.get()
+    # A worker took "db"; "api" finished.
+    first.results.filter(subject__name="db").update(state=ResultState.RUNNING)
+    first.results.filter(subject__name="api").update(state=ResultState.DONE, outcome="pass")
+    recorder.sent.clear()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(run_url(linked), {}, headers=HTMX)
+
+    second = CheckRun.objects.exclude(pk=first.pk).get()
+    assert run_names(second) == ["api", "tls"]
+    assert sorted(recorder.sent) == sorted((r.pk, 1, 0.0) for r in second.results.all())
+    assert messages_in(response.content.decode()) == [
+        "Running 2 checks; their results appear here as they arrive. 1 more was already running."
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_presses_at_once_queue_each_check_once(
+    small_template: Any,
+    users: dict[str, Any],
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = workflow.create_release(
+        small_template, version="v1.0.0", title="T", by=users["admin"]
+    )
+    for persona in ("qa", "devops"):
+        workflow.assign(release, role=persona, user=users[persona], by=users["admin"])
+    link(release, users, LINKS)
+    queue = runner._queue
+
+    def slowly(*args: Any, **kwargs: Any) -> runner.Launch:
+        # The other press arrives while this one is still queueing its checks.
+        time.sleep(0.3)
+        return queue(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "_queue", slowly)
+    clients = []
+    for persona in ("qa", "devops"):
+        client = Client(headers={"Accept-Language": "en"})
+        client.force_login(users[persona])
+        clients.append(client)
+    together = threading.Barrier(len(clients))
+    said: list[list[str]] = []
+
+    def press(client: Client) -> None:
+        try:
+            together.wait(10)
+            answer = client.post(run_url(release), {}, headers=HTMX)
+            said.append(messages_in(answer.content.decode()))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=press, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(said) == [
+        [ALREADY_RUNNING],
+        ["Running 4 checks; their results appear here as they arrive."],
+    ]
+    assert CheckRun.objects.count() == 1
+    assert CheckResult.objects.count() == len(recorder.sent) == 4
+
+
+def test_it_refuses_a_person_an_eleventh_run_in_a_minute_and_says_when_to_try_again(
+    linked: Release, as_user: Any, recorder: Recorder, settings: Any
+) -> None:
+    settings.CHECKS_RUNS_PER_MINUTE = 10
+    within_one_window()
+    devops = as_user("devops")
+    for _ in range(10):
+        started = devops.post(run_url(linked), {}, headers=HTMX)
+        # Pressing again while they run joins them: that starts no run, so counts none.
+        joined = devops.post(run_url(linked), {}, headers=HTMX)
+        assert messages_in(joined.content.decode()) == [ALREADY_RUNNING]
+        assert started.status_code == joined.status_code == 200
+        finish(linked)
+
+    refused = devops.post(run_url(linked), {}, headers=HTMX)
+
+    assert refused.status_code == 429
+    wait = int(refused["Retry-After"])
+    assert 1 <= wait <= runner.RUN_WINDOW_SECONDS
+    assert messages_in(refused.content.decode()) == [
+        f"You have started 10 runs in the last minute; try again in {wait} s."
+    ]
+    assert '<div id="messages" class="messages"' in refused.content.decode()
+    assert CheckRun.objects.count() == 10
+    assert not CheckResult.objects.filter(state=ResultState.QUEUED).exists()
+    # Without JavaScript the refusal is the board, saying the same.
+    plain = devops.post(run_url(linked), {})
+    assert (plain.status_code, plain["Location"]) == (302, board_url(linked))
+    [told] = messages_in(devops.get(board_url(linked)).content.decode())
+    assert TOO_MANY.fullmatch(told)
+    assert CheckRun.objects.count() == 10
+    # Another person is not held back by devops' runs...
+    assert as_user("qa").post(run_url(linked), {}, headers=HTMX).status_code == 200
+    assert CheckRun.objects.count() == 11
+    # ...and devops may still join what qa started.
+    joined = devops.post(run_url(linked), {}, headers=HTMX)
+    assert messages_in(joined.content.decode()) == [ALREADY_RUNNING]
+    finish(linked)
+    # Machines are not counted as people: `verify` and beat run whenever they must.
+    launch = runner.start_run(
+        linked,
+        Check.objects.filter(release=linked),
+        by=SystemActor("manage.py verify"),
+        scope="all checks",
+        enqueue=recorder,
+    )
+    assert len(launch.started) == 3
+
+
+def test_it_says_one_run_in_the_singular(
+    linked: Release, as_user: Any, recorder: Recorder, settings: Any
+) -> None:
+    settings.CHECKS_RUNS_PER_MINUTE = 1
+    within_one_window()
+    client = as_user("qa")
+    client.post(run_url(linked), {}, headers=HTMX)
+    finish(linked)
+
+    refused = client.post(run_url(linked), {}, headers=HTMX)
+
+    wait = refused["Retry-After"]
+    assert messages_in(refused.content.decode()) == [
+        f"You have started 1 run in the last minute; try again in {wait} s."
+    ]
+
+
+def test_the_storm_script_counts_started_joined_and_throttled_presses(
+    live_server: Any,
+    linked: Release,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    settings.CHECKS_RUNS_PER_MINUTE = 2
+    # Plain HTTP, as under `make run`: cookies that only travel over HTTPS would not.
+    settings.SESSION_COOKIE_SECURE = settings.CSRF_COOKIE_SECURE = False
+    within_one_window()
+    # The workers are slower than the presses: everything after the first press joins.
+    counted = storm.storm(
+        live_server.url, 6, version=linked.version, username="devops", password="pw", parallel=3
+    )
+    assert counted == {"started": 1, "joined": 5}
+    assert CheckRun.objects.count() == 1
+
+    def at_once(result_id: int, _attempt: int, _delay: float) -> None:
+        now = timezone.now()
+        CheckResult.objects.filter(pk=result_id).update(
+            state=ResultState.DONE, outcome="pass", finished_at=now, recorded_at=now
+        )
+
+    # The workers are faster than the presses: each press may start a run, until the
+    # limit. One at a time, so each press finds the one before it finished.
+    finish(linked)
+    monkeypatch.setattr(tasks, "enqueue", at_once)
+    argv = [live_server.url, "--presses", "4", "--release", linked.version, "--password", "pw"]
+    assert storm.main([*argv, "--parallel", "1"]) == 0
+
+    printed = capsys.readouterr().out
+    assert re.fullmatch(r"4 presses in \d+\.\d s: 1 started, 0 joined, 3 throttled\n", printed)
+    assert CheckRun.objects.count() == 2
 
 
 # --- results on the board ----------------------------------------------------------------

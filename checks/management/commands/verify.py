@@ -28,9 +28,10 @@ class Command(BaseCommand):
     # every other command runs first, which take longer than a quick run itself.
     requires_system_checks: list[str] = []
     help = (
-        "Run every active check of a release through the workers and wait for the results. "
-        "Exit 0 when all pass, 1 when any fails or errs, 2 when there is nothing to run "
-        "or the run did not finish in time."
+        "Run every active check of a release through the workers and wait for the results "
+        "(a check already queued or running is waited for, not run again). Exit 0 when all "
+        "pass, 1 when any fails or errs, 2 when there is nothing to run or the run did not "
+        "finish in time."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,19 +46,21 @@ class Command(BaseCommand):
         if release is None:
             raise CommandError(f"no release {version}", returncode=NOT_JUDGED)
         checks = list(Check.objects.active().filter(release=release))
-        run = runner.start_run(
+        # Checks already queued or running (a press on the board, beat) are joined, not
+        # run again: their results are the ones waited for.
+        launch = runner.start_run(
             release,
             checks,
             by=SystemActor("manage.py verify"),
             scope="all checks",
             enqueue=tasks.enqueue,
         )
-        if run is None:
+        if not launch.results:
             raise CommandError(
                 f"{version} has no checks: load some with manage.py load_checks",
                 returncode=NOT_JUDGED,
             )
-        results = self._wait(run.pk, timeout)
+        results = self._wait(launch.results, timeout)
         rows = [
             {
                 "name": r.subject.name,
@@ -82,16 +85,20 @@ class Command(BaseCommand):
                 else f"{len(unfinished)} of {len(results)} checks did not finish"
             )
             raise CommandError(
-                f"run {run.pk} not finished after {timeout:g} s: {hint}", returncode=NOT_JUDGED
+                f"checks not finished after {timeout:g} s: {hint}", returncode=NOT_JUDGED
             )
-        if any(r.outcome != CheckOutcome.PASS for r in results):
+        # A check retired while it waited is no longer the release's: it judges nothing.
+        judged = [r for r in results if r.state != ResultState.CANCELLED]
+        if not judged:
+            raise CommandError("every check was retired before it finished", returncode=NOT_JUDGED)
+        if any(r.outcome != CheckOutcome.PASS for r in judged):
             raise CommandError("some checks did not pass", returncode=SOME_FAILED)
 
-    def _wait(self, run_id: int, timeout: float) -> list[CheckResult]:
+    def _wait(self, result_ids: tuple[int, ...], timeout: float) -> list[CheckResult]:
         deadline = time.monotonic() + timeout
         while True:
             results = list(
-                CheckResult.objects.filter(run_id=run_id)
+                CheckResult.objects.filter(pk__in=result_ids)
                 .select_related("subject")
                 .order_by("subject__name")
             )
@@ -102,7 +109,9 @@ class Command(BaseCommand):
 
 def _settled(result: CheckResult) -> bool:
     # Recorded, not only finished: a deploy job that asks go-no-go next sees its items.
-    return result.state == ResultState.DONE and result.recorded_at is not None
+    # A cancelled result reaches no item: there is nothing more to wait for.
+    done = result.state == ResultState.DONE and result.recorded_at is not None
+    return done or result.state == ResultState.CANCELLED
 
 
 def _json_dump(rows: list[dict[str, Any]]) -> str:
