@@ -169,7 +169,11 @@ class CheckReason(models.TextChoices):
     MISCONFIGURED = "misconfigured", _("misconfigured")
     QUOTA_EXHAUSTED = "quota_exhausted", _("quota exhausted")
     RATE_LIMITED = "rate_limited", _("rate limited")
+    # The vendor's own 5xx or documented outage answer.
     VENDOR_DOWN = "vendor_down", _("service down")
+    # The worker could not get to the vendor (no such name, refused, no route): says
+    # nothing of the vendor, so it is never shown as the vendor failing.
+    UNREACHABLE = "unreachable", _("unreachable from the worker")
     TIMED_OUT = "timed_out", _("timed out")
     BAD_RESPONSE = "bad_response", _("unreadable answer")
 

@@ -484,13 +484,16 @@ def annotate_item(
 
 @dataclass(frozen=True)
 class CheckFinding:
-    """What one check found, for the items that name it."""
+    """What one check found, for the items that name it. `detail` is its evidence in
+    English; `said` the same as a message and its values (releases.evidence.Said's JSON),
+    which pages show in each reader's language."""
 
     check: CheckActor
     outcome: str
     reason: str = ""
     detail: str = ""
     latency_ms: int | None = None
+    said: Mapping[str, Any] | None = None
 
 
 def record_check_result(
@@ -561,13 +564,16 @@ def _record_findings(
     now = timezone.now().isoformat()
     results = dict(locked.check_results)
     for finding in findings:
-        results[finding.check.name] = {
+        result: dict[str, Any] = {
             "outcome": finding.outcome,
             "reason": finding.reason,
             "at": now,
             "latency_ms": finding.latency_ms,
             "evidence": finding.detail[:300],
         }
+        if finding.said:
+            result["said"] = dict(finding.said)
+        results[finding.check.name] = result
     locked.check_results = results
     locked.revision = change.on.revision + 1
     locked.save(update_fields=["check_results", "revision"])

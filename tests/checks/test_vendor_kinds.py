@@ -432,7 +432,8 @@ def test_it_does_not_retry_an_openai_rate_limit_marked_x_should_retry_false(serv
     vendor = OpenAI(mode="rate_limited", limit_headers={"x-should-retry": "false"})
     server = serve(vendor)
     error = failure(openai.KIND, context(openai_options(server.url), OPENAI_ENV))
-    assert_permanent(error, Reason.RATE_LIMITED)
+    # Not retried, and not a failure either: a rate limit judges nothing of the key.
+    assert (error.reason, error.permanent, error.retry) == (Reason.RATE_LIMITED, False, False)
 
 
 def test_it_fails_for_good_when_the_openai_quota_is_exhausted(serve: Serve) -> None:
