@@ -120,6 +120,8 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
     where = {"host": _host(request.url), "method": method, "path": request.url.path or "/"}
     if current.remaining() <= 0:
         raise transient(Reason.TIMED_OUT, _late(current, where))
+    # What a server said of an earlier answer says nothing of this request's fate.
+    current.server_says_retry = None
     try:
         streamed = client.send(request, stream=True, auth=auth, follow_redirects=follow_redirects)
         try:
@@ -168,7 +170,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
         ) from None
     response = _whole(streamed, body)
     # What the server says of retrying an error answer; the runner weighs it against
-    # the kind's own verdict. Any later answer replaces it.
+    # the kind's own verdict of it.
     current.server_says_retry = should_retry(response) if response.status_code >= 400 else None
     return response
 

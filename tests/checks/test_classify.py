@@ -254,6 +254,23 @@ def test_it_does_not_retry_a_5xx_the_server_says_not_to_even_when_the_kind_would
     )
 
 
+def test_it_weighs_the_servers_word_only_against_the_answer_it_came_with() -> None:
+    answer = Reply(status=500, headers={"x-should-retry": "false"})
+    port = closed_port()
+    with (
+        stand_in(lambda _request: answer) as server,
+        client.attempt(10.0) as current,
+        client.http_client() as session,
+    ):
+        client.send(session, "GET", server.url)
+        said_of_the_answer = current.server_says_retry
+        # A later request that gets no answer at all: the 500's word is not about it.
+        with pytest.raises(CheckError):
+            client.send(session, "GET", f"http://127.0.0.1:{port}/")
+
+    assert (said_of_the_answer, current.server_says_retry) == (False, None)
+
+
 def test_it_ends_the_attempt_when_the_vendor_asks_for_a_longer_wait_than_a_retry(
     openai_key: str,
 ) -> None:
