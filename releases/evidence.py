@@ -111,8 +111,9 @@ def _scrub_value(value: Value, secrets: Iterable[str]) -> Value:
 
 
 def as_said(evidence: Said | str) -> Said:
-    # Plain text is a message with no slots: shown as it is, in English.
-    return evidence if isinstance(evidence, Said) else Said(evidence.replace("%", "%%"))
+    # Plain text is a message with no values, which is never %-formatted: shown as it
+    # is, in English.
+    return evidence if isinstance(evidence, Said) else Said(evidence)
 
 
 def result_text(result: Mapping[str, Any], *, english: bool = False) -> str:

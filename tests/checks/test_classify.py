@@ -23,7 +23,7 @@ import pytest
 
 from checks import runner
 from checks.kinds import client, http, openai
-from checks.kinds.base import CheckError, Context, Reason, Said
+from checks.kinds.base import CheckError, Context, Reason, Said, as_said
 from checks.models import Check, CheckResult
 from releases.actors import SystemActor
 from releases.models import CheckOutcome, CheckReason, ItemState, Release
@@ -420,3 +420,10 @@ def test_it_keeps_the_evidence_as_a_message_and_its_values_on_the_result_and_the
     assert entry.state == ItemState.FAILED
     assert entry.check_results["api"]["said"] == result.said
     assert entry.check_results["api"]["evidence"] == result.evidence
+
+
+def test_it_shows_plain_evidence_with_a_percent_sign_as_it_was_written() -> None:
+    evidence = as_said("99% of requests failed")
+
+    assert Said.from_json(evidence.as_json()) == evidence
+    assert (evidence.english(), evidence.translated()) == ("99% of requests failed",) * 2
