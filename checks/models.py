@@ -116,7 +116,11 @@ class CheckResult(models.Model):
     outcome = models.CharField(max_length=10, choices=CheckOutcome.choices, blank=True)
     reason = models.CharField(max_length=20, choices=CheckReason.choices, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # In English, for the command line and logs; `said` is the same evidence as a
+    # message and its values (releases.evidence.Said), which pages show translated.
+    # Rows older than it have {}.
     evidence = models.CharField(max_length=300, blank=True)
+    said = models.JSONField(default=dict, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     # When the result reached its items. A finished result is recorded by whichever
     # worker next holds the release lock, so results that finish together settle in

@@ -19,7 +19,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
@@ -38,7 +38,8 @@ from .models import UNFINISHED, Check, CheckResult, CheckRun, ResultState
 
 logger = logging.getLogger(__name__)
 
-# A server may ask for a longer wait; past this we would rather try again sooner.
+# The longest a result waits to be tried again; a vendor asking for longer ends the
+# attempt, saying when to try again.
 MAX_RETRY_DELAY = 60.0
 # A finished result is recorded a moment later by its own worker; past this, by beat.
 RECORDING_GRACE_SECONDS = 10.0
@@ -225,6 +226,7 @@ def judge(check: Check, release_version: str, attempt: int) -> Finding:
     """Run one attempt of a check and say what it found."""
     # Here, not at the top: the kinds' clients (TLS, DNS, HTTP) are the workers' alone,
     # and `manage.py verify`, which only enqueues, starts faster without them.
+    from .kinds import client
     from .kinds.registry import REGISTRY
 
     kind = REGISTRY.get(check.kind)
@@ -237,28 +239,55 @@ def judge(check: Check, release_version: str, attempt: int) -> Finding:
         )
     context = Context(options=check.options, release_version=release_version, env=os.environ)
     started = time.perf_counter()
-    try:
-        evidence = as_said(kind.run(context))
-        outcome, reason, retry_in = CheckOutcome.PASS, CheckReason.OK, None
-    except CheckError as error:
-        evidence, reason = error.said, CheckReason(error.reason)
-        if error.permanent:
-            outcome, retry_in = CheckOutcome.FAIL, None
-        else:
-            outcome = CheckOutcome.ERROR
-            retry_in = (
-                backoff(attempt, error.retry_after)
-                if attempt < settings.CHECKS_MAX_ATTEMPTS
-                else None
+    with client.attempt(float(settings.CHECKS_ATTEMPT_SECONDS)) as current:
+        try:
+            evidence = as_said(kind.run(context))
+            outcome, reason, retry_in = CheckOutcome.PASS, CheckReason.OK, None
+        except CheckError as raised:
+            # The server's x-should-retry on the answer the kind judged has the last word
+            # on trying again, whatever the kind made of that answer.
+            error = client.heeding_server(raised, current.server_says_retry)
+            outcome, reason, evidence, retry_in = _not_passed(error, attempt)
+        except Exception as error:  # a bug in a kind must not leave the result hanging
+            logger.exception("check %s (%s) crashed", check.name, check.kind)
+            evidence = Said(
+                gettext_noop("the check crashed (%(error)s)"), {"error": type(error).__name__}
             )
-    except Exception as error:  # a bug in a kind must not leave the result hanging
-        logger.exception("check %s (%s) crashed", check.name, check.kind)
-        evidence = Said(
-            gettext_noop("the check crashed (%(error)s)"), {"error": type(error).__name__}
-        )
-        outcome, reason, retry_in = CheckOutcome.ERROR, CheckReason.BAD_RESPONSE, None
+            outcome, reason, retry_in = CheckOutcome.ERROR, CheckReason.BAD_RESPONSE, None
     latency_ms = round((time.perf_counter() - started) * 1000)
     return Finding(outcome, reason, _scrub(evidence, context.secrets()), latency_ms, retry_in)
+
+
+def _not_passed(
+    error: CheckError, attempt: int
+) -> tuple[CheckOutcome, CheckReason, Said, float | None]:
+    """What a check that did not pass found, and in how many seconds to try it again
+    (None: not again)."""
+    reason = CheckReason(error.reason)
+    if error.permanent:
+        return CheckOutcome.FAIL, reason, error.said, None
+    wait = error.retry_after
+    if error.retry and wait is not None and wait > MAX_RETRY_DELAY:
+        # Trying again sooner than the vendor asked would only be refused again.
+        return CheckOutcome.ERROR, CheckReason.RATE_LIMITED, _wait_asked(error.said, wait), None
+    if error.retry and attempt < settings.CHECKS_MAX_ATTEMPTS:
+        return CheckOutcome.ERROR, reason, error.said, backoff(attempt, wait)
+    return CheckOutcome.ERROR, reason, error.said, None
+
+
+def _wait_asked(evidence: Said, seconds: float) -> Said:
+    """The evidence of an answer whose vendor asks for a longer wait than a retry
+    waits, with the time it names."""
+    after = datetime.now(UTC) + timedelta(seconds=seconds)
+    # Up to the next minute: "after 22:15" must not be a moment too soon.
+    after = (after + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    shown = f"{after:%H:%M}" if seconds < 24 * 3600 else f"{after:%Y-%m-%d %H:%M}"
+    return Said(
+        gettext_noop(
+            "%(evidence)s; the vendor asks to wait %(seconds)s s; try again after %(at)s UTC"
+        ),
+        {"evidence": evidence, "seconds": round(seconds), "at": shown},
+    )
 
 
 def execute(result_id: int, attempt: int, *, enqueue: Enqueue) -> None:
@@ -301,6 +330,7 @@ def _hand_back(result: CheckResult, attempt: int, finding: Finding, enqueue: Enq
         # What the last attempt saw, shown while the next one waits.
         reason=finding.reason,
         evidence=finding.evidence,
+        said=finding.said.as_json(),
     )
     if handed:
         logger.info(
@@ -322,6 +352,7 @@ def _finish(result: CheckResult, attempt: int, finding: Finding) -> None:
         outcome=finding.outcome,
         reason=finding.reason,
         evidence=finding.evidence,
+        said=finding.said.as_json(),
         latency_ms=finding.latency_ms,
         finished_at=timezone.now(),
     )
@@ -369,6 +400,7 @@ def _record_pending(release_id: int) -> int:
             result.reason,
             result.evidence,
             result.latency_ms,
+            said=result.said or None,
         )
         for result in pending
         if result.subject.retired_at is None

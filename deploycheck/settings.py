@@ -297,8 +297,11 @@ CHECKLIST_MAX_ITEMS = envint("CHECKLIST_MAX_ITEMS", 2000)
 # Automated checks: how long one request may wait to connect and for each read.
 CHECKS_CONNECT_TIMEOUT = float(os.environ.get("CHECKS_CONNECT_TIMEOUT", "5"))
 CHECKS_READ_TIMEOUT = float(os.environ.get("CHECKS_READ_TIMEOUT", "10"))
-# How long one attempt of a check may take before beat hands it to another worker
-# (a worker killed mid-check); well above a check's few requests and their timeouts.
+# The most a check reads of one answer; a vendor's longer answer is not one it can judge.
+CHECKS_MAX_RESPONSE_BYTES = envpositive("CHECKS_MAX_RESPONSE_BYTES", 1024 * 1024)
+# How long one attempt of a check may take: the worker ends it then (a vendor dripping
+# its answer), and past it beat hands the attempt to another worker (a worker killed
+# mid-check); well above a check's few requests and their timeouts.
 CHECKS_ATTEMPT_SECONDS = envint("CHECKS_ATTEMPT_SECONDS", 120)
 # Beat re-verifies releases in progress, approved or deployed this often.
 CHECKS_INTERVAL_SECONDS = envint("CHECKS_INTERVAL_SECONDS", 900)

@@ -47,7 +47,8 @@ class CheckActor:
 
 @dataclass(frozen=True)
 class PipelineActor:
-    """A CI job holding a pipeline token: scoped to one role and to one release or to the releases a version pattern matches."""
+    """A CI job holding a pipeline token: scoped to one role, and to one release or to
+    the releases a version pattern matches."""
 
     token_label: str
     role: str

@@ -33,6 +33,7 @@ from markdown_it import MarkdownIt
 
 from . import policy
 from .actors import standing
+from .evidence import result_text
 from .models import (
     CLOSED_STATUSES,
     ActorKind,
@@ -87,7 +88,7 @@ _REASONS_LISTED = 100
 _SETTLED = frozenset(ItemState.settled())
 _STOPPED = frozenset({ItemState.BLOCKED, ItemState.FAILED})
 _ROLE_ORDER = {role: index for index, role in enumerate(Role.values)}
-_URGENT = frozenset({"status", "item-blocked", "check-failed"})
+_URGENT = frozenset({"status", "item-blocked", "check-failed", "not-verified"})
 # Rollback steps are written in Markdown. Raw HTML is escaped and markdown-it refuses
 # javascript:/data: links, so the result is safe to put in a page.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})
@@ -198,7 +199,7 @@ def _check_shown(name: str, result: Any) -> CheckShown:
         at_iso=at.isoformat() if at else "",
         at_shown=formats.date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT") if at else "",
         latency=_("%(ms)d ms") % {"ms": latency} if isinstance(latency, int) else "",
-        evidence=str(result.get("evidence", "")),
+        evidence=result_text(result),
     )
 
 
@@ -210,10 +211,22 @@ class ItemRow:
     # The first item past the go-live gate carries the gate's marker.
     first_after_gate: bool = False
     checks: tuple[CheckShown, ...] = ()
+    # Why its checks could not judge it, when none failed but one could not: the item
+    # reads "not verified" beside its state, which stays as it was.
+    not_verified: str = ""
 
     @property
     def done(self) -> bool:
         return self.item.state == ItemState.DONE
+
+    # Check failures are stored in English; these read them in the viewer's language.
+    @property
+    def reason_shown(self) -> str:
+        return self.item.shown_reason()
+
+    @property
+    def check_failure_shown(self) -> str:
+        return self.item.shown_check_failure()
 
     # Strings, not ints: the template engine localizes every number it prints, which
     # cost more than the rest of a row's markup.
@@ -409,6 +422,7 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
     before_gate = True
     count = 0
     for item in items:
+        verdict = item.checks_verdict()
         if not phases or phases[-1].name != item.phase:
             phases.append(Phase(item.phase))
         sections = phases[-1].sections
@@ -424,6 +438,7 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
                 checks=tuple(
                     _check_shown(name, item.check_results.get(name)) for name in item.checks
                 ),
+                not_verified=verdict.unverified() if verdict.not_verified else "",
             )
         )
         before_gate = item.before_gate
@@ -670,8 +685,8 @@ def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
     # (live updates rely on it too), the rest is the viewer's and the render's.
     key = (
         item.pk, item.revision, item.version, row.can_change, row.mine,
-        row.first_after_gate, row.checks, viewer.may_run_checks, release.version,
-        translation.get_language(), token, bool(context.get("oob")),
+        row.first_after_gate, row.checks, row.not_verified, viewer.may_run_checks,
+        release.version, translation.get_language(), token, bool(context.get("oob")),
     )  # fmt: skip
     return SafeString(row_renders.get_or_render(key, lambda: render().encode()).decode())
 

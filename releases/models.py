@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -21,8 +21,10 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone, translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
+
+from .evidence import result_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -169,7 +171,11 @@ class CheckReason(models.TextChoices):
     MISCONFIGURED = "misconfigured", _("misconfigured")
     QUOTA_EXHAUSTED = "quota_exhausted", _("quota exhausted")
     RATE_LIMITED = "rate_limited", _("rate limited")
+    # The vendor's own 5xx or documented outage answer.
     VENDOR_DOWN = "vendor_down", _("service down")
+    # The worker could not get to the vendor (no such name, refused, no route): says
+    # nothing of the vendor, so it is never shown as the vendor failing.
+    UNREACHABLE = "unreachable", _("unreachable from the worker")
     TIMED_OUT = "timed_out", _("timed out")
     BAD_RESPONSE = "bad_response", _("unreadable answer")
 
@@ -360,7 +366,19 @@ def blocking_reasons(
     # Translated once, not once per item: a big release has a thousand pending items.
     blocked = gettext("%(state)s: “%(text)s” (%(role)s) — %(reason)s")
     pending = gettext("Pending: “%(text)s” (%(role)s)")
+    # Checks that could not judge (the worker could not reach the vendor) stop the
+    # release as much as a failure, but they say nothing of the vendor.
+    unverified = gettext("Not verified: “%(text)s” (%(role)s) — %(reason)s")
     role_labels = {role.value: str(role.label) for role in Role}
+
+    def not_verified(item: ReleaseItem, verdict: ChecksVerdict) -> BlockingReason:
+        shown = {
+            "text": item.text,
+            "role": role_labels[item.owner_role],
+            "reason": verdict.unverified(),
+        }
+        return BlockingReason("not-verified", unverified % shown)
+
     for item in open_required:
         if item.state in (ItemState.BLOCKED, ItemState.FAILED):
             reasons.append(
@@ -371,10 +389,14 @@ def blocking_reasons(
                         "state": ItemState(item.state).label,
                         "text": item.text,
                         "role": role_labels[item.owner_role],
-                        "reason": item.reason,
+                        "reason": item.shown_reason(),
                     },
                 )
             )
+            continue
+        verdict = item.checks_verdict()
+        if verdict.not_verified:
+            reasons.append(not_verified(item, verdict))
         else:
             reasons.append(
                 BlockingReason(
@@ -384,12 +406,17 @@ def blocking_reasons(
             )
     # A failing automated check on an item a person ticked is still a reason to stop.
     for item in items:
-        if item.state == ItemState.DONE and item.check_failure:
+        if not (item.state == ItemState.DONE and item.check_failure):
+            continue
+        verdict = item.checks_verdict()
+        if verdict.not_verified:
+            reasons.append(not_verified(item, verdict))
+        else:
             reasons.append(
                 BlockingReason(
                     "check-failed",
                     gettext("Automated check failing on “%(text)s”: %(reason)s")
-                    % {"text": item.text, "reason": item.check_failure},
+                    % {"text": item.text, "reason": item.shown_check_failure()},
                 )
             )
     # Nobody approves on yesterday's green: a ticked item's checks must have answered
@@ -534,11 +561,14 @@ class ReleaseItem(ChecklistEntry):
     reason = models.TextField(_("reason"), blank=True)
     note = models.TextField(_("note"), blank=True)
     evidence_url = models.URLField(_("evidence link"), max_length=1000, blank=True)
-    # The latest automated check failure on an item a person already settled.
+    # The latest automated check failure (or result that could not be judged) on an
+    # item a person already settled, in English: what approval's digest and the audit
+    # trail hold. Pages show it rebuilt from check_results, in the reader's language.
     check_failure = models.TextField(blank=True)
     # The latest result of each linked check, by name: {"outcome", "reason", "at",
-    # "latency_ms", "evidence"}. Written with the verdict, under the release lock, so
-    # the board shows results without reading the checks app.
+    # "latency_ms", "evidence" (English), "said" (the same as releases.evidence.Said's
+    # JSON; absent from older results)}. Written with the verdict, under the release
+    # lock, so the board shows results without reading the checks app.
     check_results = models.JSONField(default=dict, blank=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -566,6 +596,92 @@ class ReleaseItem(ChecklistEntry):
                 name="reason_required_for_state",
             ),
         ]
+
+    def checks_verdict(self) -> ChecksVerdict:
+        failing: list[NamedResult] = []
+        unjudged: list[NamedResult] = []
+        waiting = False
+        for name in self.checks:
+            result = self.check_results.get(name)
+            if not isinstance(result, dict):
+                waiting = True
+            elif result.get("outcome") == CheckOutcome.ERROR:
+                unjudged.append((name, result))
+            elif result.get("outcome") != CheckOutcome.PASS:
+                failing.append((name, result))
+        return ChecksVerdict(tuple(failing), tuple(unjudged), waiting, len(self.checks) > 1)
+
+    def shown_reason(self) -> str:
+        """The item's reason as this reader reads it: a failure its checks found is
+        rebuilt in their language; a person's or a pipeline's reads as written."""
+        if self.state == ItemState.FAILED and self.changed_by_kind == ActorKind.CHECK:
+            verdict = self.checks_verdict()
+            if verdict.failed:
+                return verdict.failure()
+        return self.reason
+
+    def shown_check_failure(self) -> str:
+        """The failing check beside a person's decision, in the reader's language; ""
+        when there is none, or when its checks could not judge (shown as not verified)."""
+        if not self.check_failure:
+            return ""
+        verdict = self.checks_verdict()
+        if verdict.failed:
+            return verdict.failure()
+        return "" if verdict.not_verified else self.check_failure
+
+
+NamedResult = tuple[str, Mapping[str, Any]]
+# What a check result says when it came with no evidence.
+_NO_EVIDENCE = {
+    CheckOutcome.FAIL: gettext_noop("check failed"),
+    CheckOutcome.ERROR: gettext_noop("could not be judged"),
+}
+
+
+@dataclass(frozen=True)
+class ChecksVerdict:
+    """The latest result of each check an item names, read together: failed when any
+    found a fault; not verified when none did but one could not judge (`error`: the
+    worker could not reach the vendor, a timeout), which is never shown as a failure;
+    waiting while one has not answered; passed when all of them passed."""
+
+    failing: tuple[NamedResult, ...] = ()
+    unjudged: tuple[NamedResult, ...] = ()
+    waiting: bool = False
+    several: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failing)
+
+    @property
+    def not_verified(self) -> bool:
+        return not self.failing and bool(self.unjudged)
+
+    @property
+    def passed(self) -> bool:
+        return not (self.failing or self.unjudged or self.waiting)
+
+    def failure(self, *, english: bool = False) -> str:
+        """What the failing checks found: in the reader's language, or in English to be
+        stored."""
+        return self._summary(self.failing, CheckOutcome.FAIL, english)
+
+    def unverified(self, *, english: bool = False) -> str:
+        """Why the checks that could not judge could not."""
+        return self._summary(self.unjudged, CheckOutcome.ERROR, english)
+
+    def _summary(self, results: Iterable[NamedResult], outcome: str, english: bool) -> str:
+        default = _NO_EVIDENCE[CheckOutcome(outcome)]
+        if not english:
+            default = gettext(default)
+        texts = [
+            (name, result_text(result, english=english) or default) for name, result in results
+        ]
+        if not self.several:
+            return "; ".join(text for _name, text in texts)
+        return "; ".join(f"{name}: {text}" for name, text in texts)
 
 
 class SignOff(models.Model):
@@ -713,6 +829,7 @@ class AuditAction(models.TextChoices):
     ITEM_ANNOTATED = "item.annotated", _("Item note or evidence changed")
     CHECK_PASSED = "check.passed", _("Automated check passed")
     CHECK_FAILED = "check.failed", _("Automated check failed")
+    CHECK_NOT_VERIFIED = "check.not_verified", _("Automated check could not verify")
     CHECKS_LINKED = "checks.linked", _("Automated checks linked")
     PIPELINE_PASSED = "pipeline.passed", _("Pipeline reported a pass")
     PIPELINE_FAILED = "pipeline.failed", _("Pipeline reported a failure")

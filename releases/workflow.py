@@ -484,13 +484,16 @@ def annotate_item(
 
 @dataclass(frozen=True)
 class CheckFinding:
-    """What one check found, for the items that name it."""
+    """What one check found, for the items that name it. `detail` is its evidence in
+    English; `said` the same as a message and its values (releases.evidence.Said's JSON),
+    which pages show in each reader's language."""
 
     check: CheckActor
     outcome: str
     reason: str = ""
     detail: str = ""
     latency_ms: int | None = None
+    said: Mapping[str, Any] | None = None
 
 
 def record_check_result(
@@ -507,11 +510,14 @@ def record_check_result(
     """One result of an automated check on an item that names it.
 
     The result is kept beside the item, and the item's verdict is taken from the latest
-    result of each of its checks, here under the release lock: it passes when all of
-    them pass, fails when any fails or could not be judged, and waits while one has not
-    answered yet. A pass ticks a pending item and a failure fails it, but a person's
-    decision is never undone: beside it a failure is kept as a blocking reason instead.
-    `outcome` tells a failure (the default) from an error; `reason` is its code.
+    result of each of its checks, here under the release lock (models.ChecksVerdict): it
+    passes when all of them pass, fails when any fails, is not verified when none
+    fails but one could not be judged, and waits while one has not answered yet. A pass
+    ticks a pending item and a failure fails it; a result that could not be judged
+    settles nothing, and takes back what a machine settled. A person's decision is never
+    undone: beside it a failure, or a check that could not judge, is kept as a blocking
+    reason instead. `outcome` tells a failure (the default) from an error; `reason` is
+    its code.
     """
     release_id, item_id = _release_id_of(item)
     actor = check if isinstance(check, CheckActor) else CheckActor(check)
@@ -561,88 +567,80 @@ def _record_findings(
     now = timezone.now().isoformat()
     results = dict(locked.check_results)
     for finding in findings:
-        results[finding.check.name] = {
+        result: dict[str, Any] = {
             "outcome": finding.outcome,
             "reason": finding.reason,
             "at": now,
             "latency_ms": finding.latency_ms,
             "evidence": finding.detail[:300],
         }
+        if finding.said:
+            result["said"] = dict(finding.said)
+        results[finding.check.name] = result
     locked.check_results = results
     locked.revision = change.on.revision + 1
     locked.save(update_fields=["check_results", "revision"])
     # The board shows every result, even one that leaves the verdict as it was.
     change.shown = True
-    verdict = _check_verdict(locked)
-    if verdict is None:
+    verdict = locked.checks_verdict()
+    # What is stored is English (the audit trail, approval's digest); pages rebuild it
+    # from the results in each reader's language.
+    if verdict.failed:
+        state, failure, action = (
+            ItemState.FAILED,
+            verdict.failure(english=True),
+            AuditAction.CHECK_FAILED,
+        )
+    elif verdict.not_verified:
+        state, failure, action = (
+            ItemState.PENDING,
+            verdict.unverified(english=True),
+            AuditAction.CHECK_NOT_VERIFIED,
+        )
+    elif verdict.passed:
+        state, failure, action = ItemState.DONE, "", AuditAction.CHECK_PASSED
+    else:
         return locked
     return _machine_verdict(
-        change,
-        locked,
-        passed=verdict == "",
-        failure=verdict,
-        evidence=evidence,
-        actions=(AuditAction.CHECK_PASSED, AuditAction.CHECK_FAILED),
+        change, locked, state=state, failure=failure, evidence=evidence, action=action
     )
-
-
-def _check_verdict(item: ReleaseItem) -> str | None:
-    """ "" when every linked check passed, the failure text when any failed or erred, and
-    None while one has no result yet."""
-    latest = [(name, item.check_results.get(name)) for name in item.checks]
-    failing = [
-        (name, result)
-        for name, result in latest
-        if isinstance(result, dict) and result.get("outcome") != CheckOutcome.PASS
-    ]
-    if failing:
-        if len(item.checks) == 1:
-            return str(failing[0][1].get("evidence") or _("check failed"))
-        return "; ".join(
-            f"{name}: {result.get('evidence') or _('check failed')}" for name, result in failing
-        )
-    if any(result is None for _name, result in latest):
-        return None
-    return ""
 
 
 def _machine_verdict(
     change: _Change,
     item: ReleaseItem,
     *,
-    passed: bool,
+    state: ItemState,
     failure: str,
     evidence: str,
-    actions: tuple[AuditAction, AuditAction],
+    action: AuditAction,
 ) -> ReleaseItem:
-    """Settle an item as a machine decided, unless a person settled it: then the failure
-    goes beside their decision (and who settled it stays theirs)."""
-    passed_action, failed_action = actions
+    """Settle an item as a machine decided: done, failed, or back to pending when it
+    could not judge (nothing a machine settled stands on a result it could not judge).
+    Unless a person settled it: then the failure goes beside their decision (and who
+    settled it stays theirs)."""
     decided_by_person = (
         item.state not in (ItemState.PENDING, ItemState.FAILED)
         and item.changed_by_kind == Person.kind
     )
     if decided_by_person:
-        kept = "" if passed else failure
-        if kept == item.check_failure:
+        if failure == item.check_failure:
             return item
         before = {"check_failure": item.check_failure}
-        item.check_failure = kept
+        item.check_failure = failure
         item.version += 1
         item.revision = change.on.revision + 1
         item.save(update_fields=["check_failure", "version", "revision"])
-        change.audit(
-            failed_action if kept else passed_action, item.text, before, {"check_failure": kept}
-        )
+        change.audit(action, item.text, before, {"check_failure": failure})
         _revoke_if_gate_changed(change, item)
         return item
     return _apply_item_change(
         change,
         item,
         expected_version=None,
-        action=passed_action if passed else failed_action,
-        state=ItemState.DONE if passed else ItemState.FAILED,
-        reason="" if passed else failure,
+        action=action,
+        state=state,
+        reason=failure if state == ItemState.FAILED else "",
         evidence_url=evidence,
         check_failure="",
     )
@@ -659,10 +657,10 @@ def record_pipeline_evidence(
         return _machine_verdict(
             change,
             locked,
-            passed=passed,
-            failure=detail.strip()[:2000] or _("the pipeline reported a failure"),
+            state=ItemState.DONE if passed else ItemState.FAILED,
+            failure="" if passed else detail.strip()[:2000] or _("the pipeline reported a failure"),
             evidence=evidence,
-            actions=(AuditAction.PIPELINE_PASSED, AuditAction.PIPELINE_FAILED),
+            action=AuditAction.PIPELINE_PASSED if passed else AuditAction.PIPELINE_FAILED,
         )
 
 

@@ -10,132 +10,39 @@ translated on the worker.
 
 - permanent: the answer shows a fault (a bad key, an unknown model, a false condition).
   The outcome is `fail` and nothing is retried.
-- transient: nothing could be judged this time (a timeout, a refused connection, a 5xx,
-  a 429, garbage). The task tries again with backoff, honouring `retry_after`; when the
-  attempts run out the outcome is `error`.
+- transient: nothing could be judged this time (a timeout, a host the worker cannot
+  reach, a 5xx, a 429, garbage). The task tries again with backoff, honouring
+  `retry_after`; when the attempts run out the outcome is `error`, which the board shows
+  as "not verified", never as the vendor failing.
+- unjudged: nothing could be judged and the server says not to try again: `error` at
+  once.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Union
+from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop as _
 
+# Re-exported: the kinds write their evidence with these.
+from releases.evidence import Said as Said
+from releases.evidence import Value as Value
+from releases.evidence import as_said as as_said
+from releases.evidence import clip as clip
+from releases.evidence import said as said
 from releases.models import CheckReason
 
-EVIDENCE_MAX = 300
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
 # The codes are stored on release items and shown on the board, so they and their
-# labels live with the release models.
+# labels live with the release models; so does the evidence, which items store too.
 Reason = CheckReason
-
-
-def clip(text: str, limit: int = EVIDENCE_MAX) -> str:
-    # NUL cannot be stored in PostgreSQL text; a vendor's field may hold one.
-    text = " ".join(text.replace("\x00", "").split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-# A value named in a message: a number, a vendor's word, or a phrase of our own that is
-# itself translated.
-Value = Union[str, int, float, "Said"]
-VALUE_MAX = 200
-
-
-@dataclass(frozen=True)
-class Said:
-    """A sentence of evidence: `message` is English with `%(name)s` slots, marked with
-    `_` where it is written so that the catalogue has it; `values` fill the slots."""
-
-    message: str
-    values: Mapping[str, Value] = field(default_factory=dict)
-
-    def english(self) -> str:
-        return clip(self._render(lambda message: message))
-
-    def translated(self) -> str:
-        """In the active language: called where a person reads it."""
-        return clip(self._render(gettext))
-
-    def _render(self, translate: Callable[[str], str]) -> str:
-        message = translate(self.message)
-        if not self.values:
-            return message
-        shown = {
-            name: value._render(translate) if isinstance(value, Said) else value
-            for name, value in self.values.items()
-        }
-        try:
-            return message % shown
-        except (KeyError, TypeError, ValueError):
-            # A catalogue entry that lost a slot must not hide the evidence.
-            return self.message % {
-                name: value._render(lambda m: m) if isinstance(value, Said) else value
-                for name, value in self.values.items()
-            }
-
-    def scrubbed(self, secrets: Iterable[str]) -> Said:
-        """The same sentence with every credential masked, in its values and in a plain
-        message that came with none."""
-        return Said(
-            str(_scrub_value(self.message, secrets)),
-            {k: _scrub_value(v, secrets) for k, v in self.values.items()},
-        )
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "m": self.message,
-            "v": {k: v.as_json() if isinstance(v, Said) else v for k, v in self.values.items()},
-        }
-
-    @classmethod
-    def from_json(cls, data: Any) -> Said | None:
-        """What `as_json` wrote, or None for anything else (an older row's plain text)."""
-        if not isinstance(data, dict) or not isinstance(data.get("m"), str):
-            return None
-        raw = data.get("v")
-        values: dict[str, Value] = {}
-        for name, value in (raw if isinstance(raw, dict) else {}).items():
-            nested = cls.from_json(value)
-            if nested is not None:
-                values[str(name)] = nested
-            elif isinstance(value, str | int | float):
-                values[str(name)] = value
-        return cls(data["m"], values)
-
-
-def said(message: str, **values: Value) -> Said:
-    """Evidence as a kind writes it: `said(_("model %(model)s answered"), model=name)`."""
-    return Said(message, {name: _value(value) for name, value in values.items()})
-
-
-def _value(value: Value) -> Value:
-    # A vendor's string is clipped here, so one long field cannot push the rest of the
-    # sentence out of the evidence.
-    return clip(value, VALUE_MAX) if isinstance(value, str) else value
-
-
-def _scrub_value(value: Value, secrets: Iterable[str]) -> Value:
-    if isinstance(value, Said):
-        return value.scrubbed(secrets)
-    if isinstance(value, str):
-        for secret in secrets:
-            if len(secret) >= 4:
-                value = value.replace(secret, "•••")
-    return value
-
-
-def as_said(evidence: Said | str) -> Said:
-    # Plain text is a message with no values, which is never %-formatted: shown as it
-    # is, in English.
-    return evidence if isinstance(evidence, Said) else Said(evidence)
 
 
 class CheckError(Exception):
@@ -149,6 +56,7 @@ class CheckError(Exception):
         *,
         permanent: bool,
         retry_after: float | None = None,
+        retry: bool = True,
     ) -> None:
         self.said = as_said(evidence)
         self.evidence = self.said.english()
@@ -156,6 +64,8 @@ class CheckError(Exception):
         self.reason = reason
         self.permanent = permanent
         self.retry_after = retry_after
+        # Only for what is not permanent: whether another attempt could judge it.
+        self.retry = retry and not permanent
 
 
 def fault(reason: Reason, evidence: Said | str) -> CheckError:
@@ -166,6 +76,12 @@ def fault(reason: Reason, evidence: Said | str) -> CheckError:
 def transient(reason: Reason, evidence: Said | str, retry_after: float | None = None) -> CheckError:
     """Nothing could be judged this time: retried, then `error`."""
     return CheckError(reason, evidence, permanent=False, retry_after=retry_after)
+
+
+def unjudged(reason: Reason, evidence: Said | str) -> CheckError:
+    """Nothing could be judged, and the server says another try would not help either
+    (`x-should-retry: false` on a 5xx): `error` at once."""
+    return CheckError(reason, evidence, permanent=False, retry=False)
 
 
 class OptionType(StrEnum):
@@ -238,24 +154,62 @@ class Context:
         return int(self.options.get(key, default))
 
     def secret(self, key: str = "secret_env", *, required: bool = True) -> str:
-        """The value of the environment variable the option names; only workers call it."""
+        """The value of the environment variable the option names; only workers call it.
+
+        A value with white space around it or a line break in it (a key pasted with its
+        newline) is refused before anything is sent: the vendor would refuse it, or
+        httpx would not send it, and either would read as the vendor's fault."""
         name = self.options.get(key)
         if not name:
             if required:
-                raise fault(Reason.MISCONFIGURED, f"no {key} is configured for this check")
+                raise fault(
+                    Reason.MISCONFIGURED,
+                    said(_("no %(option)s is configured for this check"), option=key),
+                )
             return ""
         value = self.env.get(str(name), "")
         if not value and required:
-            raise fault(Reason.MISCONFIGURED, f"environment variable {name} is not set")
+            raise fault(
+                Reason.MISCONFIGURED,
+                said(_("environment variable %(name)s is not set"), name=str(name)),
+            )
+        flaw = _pasting_flaw(value)
+        if flaw is not None:
+            # The variable's name only: its value is the credential.
+            raise fault(Reason.MISCONFIGURED, said(flaw, name=str(name)))
         return value
 
     def secrets(self) -> list[str]:
         """Every credential this check could read, so evidence can be scrubbed of them."""
-        return [
-            self.env[str(value)]
-            for key, value in self.options.items()
-            if OPTION_TYPES.get(key) == OptionType.ENV and self.env.get(str(value))
-        ]
+        names: list[str] = []
+        for key, value in self.options.items():
+            kind = OPTION_TYPES.get(key)
+            if kind == OptionType.ENV:
+                names.append(str(value))
+            elif kind == OptionType.ENV_TABLE and isinstance(value, Mapping):
+                names.extend(str(name) for name in value.values())
+        return [self.env[name] for name in names if self.env.get(name)]
+
+
+_LINE_BREAKS = ("\n", "\r")
+
+
+def _pasting_flaw(value: str) -> str | None:
+    """What is wrong with a credential as it was pasted, as a message naming the
+    variable (`%(name)s`), or None when nothing is."""
+    if not value:
+        return None
+    if value[-1] in _LINE_BREAKS:
+        return _("%(name)s ends with a newline")
+    if value[0] in _LINE_BREAKS:
+        return _("%(name)s starts with a newline")
+    if any(mark in value for mark in _LINE_BREAKS):
+        return _("%(name)s contains a line break")
+    if value[-1].isspace():
+        return _("%(name)s ends with a space")
+    if value[0].isspace():
+        return _("%(name)s starts with a space")
+    return None
 
 
 @dataclass(frozen=True)

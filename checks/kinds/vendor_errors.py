@@ -12,8 +12,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from django.utils.translation import gettext_noop as _
 
-from .base import Reason, transient
+from .base import Reason, Said, said, transient
 from .client import json_body
 
 
@@ -28,12 +29,17 @@ def api_url(base: str, default: str, version_segment: str) -> str:
     return root if last_segment == version_segment else f"{root}/{version_segment}"
 
 
-def json_object(response: httpx.Response, what: str) -> dict[str, Any]:
+def json_object(response: httpx.Response, what: Said | str) -> dict[str, Any]:
     """The JSON object of a successful answer; anything else is garbage, not a verdict."""
     data = json_body(response)
     if not isinstance(data, dict):
         raise transient(
-            Reason.BAD_RESPONSE, f"{what}: HTTP {response.status_code} with JSON of another shape"
+            Reason.BAD_RESPONSE,
+            said(
+                _("%(what)s: HTTP %(status)s with JSON of another shape"),
+                what=what,
+                status=response.status_code,
+            ),
         )
     return data
 

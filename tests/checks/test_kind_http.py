@@ -134,9 +134,9 @@ def test_it_times_out_on_a_slow_server(impatient: None, serve: Serve) -> None:
     assert (error.permanent, error.reason) == (False, Reason.TIMED_OUT)
 
 
-def test_it_reports_a_refused_connection_as_transient() -> None:
+def test_it_reports_a_refused_connection_as_unreachable_and_transient() -> None:
     error = failure(http.KIND, url=f"http://127.0.0.1:{closed_port()}/")
-    assert (error.permanent, error.reason) == (False, Reason.VENDOR_DOWN)
+    assert (error.permanent, error.reason) == (False, Reason.UNREACHABLE)
 
 
 DOCUMENT = {

@@ -178,7 +178,10 @@ def test_it_records_an_error_when_the_attempts_run_out(
 
     result = CheckResult.objects.get(run_id=run_id)
     assert (result.outcome, result.reason, result.attempt, tries) == ("error", "vendor_down", 2, 2)
-    assert item(release, QA_ITEM).state == ItemState.FAILED
+    # Nothing was judged: the item is not failed, it waits as it was, not verified.
+    entry = item(release, QA_ITEM)
+    assert (entry.state, entry.reason) == (ItemState.PENDING, "")
+    assert entry.checks_verdict().not_verified
 
 
 def test_it_records_nothing_twice_when_a_task_is_delivered_again(
