@@ -49,6 +49,7 @@ from .models import (
     SignOff,
     Stakeholder,
     blocking_reasons,
+    gate_overrides,
     in_signoff_scope,
     status_moves,
 )
@@ -124,6 +125,15 @@ class Viewer:
     def can_change(self, item: ReleaseItem) -> bool:
         return bool(
             policy.may_change_item(self.who, owner_role=item.owner_role, checks=item.checks)
+        )
+
+    def can_override(self, item: ReleaseItem) -> bool:
+        """Tick `item` over its failing check now: it fails, no override covers that
+        failure yet, and the rules let this viewer give one."""
+        return (
+            bool(item.failing_check)
+            and not item.overridden
+            and bool(policy.may_override_check(self.who, owner_role=item.owner_role))
         )
 
     def can_sign_off(self, role: str) -> bool:
@@ -214,6 +224,8 @@ class ItemRow:
     # Why its checks could not judge it, when none failed but one could not: the item
     # reads "not verified" beside its state, which stays as it was.
     not_verified: str = ""
+    # Shows the form that ticks the item over its failing check, with a reason.
+    can_override: bool = False
 
     @property
     def done(self) -> bool:
@@ -227,6 +239,12 @@ class ItemRow:
     @property
     def check_failure_shown(self) -> str:
         return self.item.shown_check_failure()
+
+    @property
+    def tick_needs_reason(self) -> bool:
+        """Its check fails and it is not ticked: a plain tick would be refused, so the
+        checkbox gives way to the override form."""
+        return bool(self.item.failing_check) and not self.done
 
     # Strings, not ints: the template engine localizes every number it prints, which
     # cost more than the rest of a row's markup.
@@ -246,7 +264,14 @@ class ItemRow:
 
     @property
     def state_label(self) -> str:
+        if self.item.overridden:
+            return _("Overridden")
         return str(ItemState(self.item.state).label)
+
+    @property
+    def state_badge(self) -> str:
+        # The audit trail's purple "override" badge: a person went past a rule, on record.
+        return "override" if self.item.overridden else self.item.state
 
     # What the N/A and blocked forms start with: the reason of the state the item is in.
     @property
@@ -356,6 +381,37 @@ class PhaseSignOffs:
         return _phase_label(self.phase)
 
 
+@dataclass(frozen=True)
+class OverrideShown:
+    """A failing check go-live was, or would be, approved over, as the go/no-go panel
+    lists it: from the approval's record once approved, from the items before."""
+
+    text: str
+    role_label: str
+    failure: str
+    reason: str
+    by: str
+    at_iso: str
+    at_shown: str
+
+
+def _override_shown(record: Mapping[str, Any]) -> OverrideShown:
+    role = str(record.get("role", ""))
+    try:
+        at: datetime | None = datetime.fromisoformat(str(record.get("at")))
+    except ValueError:
+        at = None
+    return OverrideShown(
+        text=str(record.get("text", "")),
+        role_label=str(Role(role).label) if role in Role.values else role,
+        failure=str(record.get("failure", "")),
+        reason=str(record.get("reason", "")),
+        by=str(record.get("by", "")),
+        at_iso=at.isoformat() if at else "",
+        at_shown=formats.date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT") if at else "",
+    )
+
+
 @dataclass
 class GoNoGo:
     approval: GoLiveApproval | None
@@ -365,6 +421,8 @@ class GoNoGo:
     obstacles: list[str]
     may_approve: bool
     may_revoke: bool
+    # Not reasons to stop: what the approval names, or will name, as given over.
+    overrides: list[OverrideShown] = field(default_factory=list)
 
     @property
     def listed(self) -> list[str]:
@@ -439,6 +497,7 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
                     _check_shown(name, item.check_results.get(name)) for name in item.checks
                 ),
                 not_verified=verdict.unverified() if verdict.not_verified else "",
+                can_override=viewer.can_override(item),
             )
         )
         before_gate = item.before_gate
@@ -518,12 +577,14 @@ def _gonogo(
         signed_off=viewer.signed_off,
         two_person_rule=release.two_person_rule,
     )
+    overrides = active.overrides if active is not None else gate_overrides(release, items)
     return GoNoGo(
         approval=active,
         reasons=reasons,
         obstacles=obstacles,
         may_approve=viewer.may_approve and active is None,
         may_revoke=viewer.may_approve and active is not None,
+        overrides=[_override_shown(record) for record in overrides],
     )
 
 
@@ -685,8 +746,9 @@ def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
     # (live updates rely on it too), the rest is the viewer's and the render's.
     key = (
         item.pk, item.revision, item.version, row.can_change, row.mine,
-        row.first_after_gate, row.checks, row.not_verified, viewer.may_run_checks,
-        release.version, translation.get_language(), token, bool(context.get("oob")),
+        row.first_after_gate, row.checks, row.not_verified, row.can_override,
+        viewer.may_run_checks, release.version, translation.get_language(), token,
+        bool(context.get("oob")),
     )  # fmt: skip
     return SafeString(row_renders.get_or_render(key, lambda: render().encode()).decode())
 

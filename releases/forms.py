@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import ReleaseStatus, Role
 
-ITEM_ACTIONS = ("tick", "untick", "na", "blocked", "note", "evidence")
+ITEM_ACTIONS = ("tick", "untick", "na", "blocked", "note", "evidence", "override")
 # A refused choice is quoted back, but a forged one can be any length.
 QUOTED_VALUE_LENGTH = 40
 

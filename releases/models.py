@@ -335,13 +335,16 @@ class Release(ChecklistOutline):
         """A fingerprint of every required item before the gate, as approval saw it.
 
         A check failure counts only beside a tick, as blocking_reasons lists it: on an
-        item a person marked N/A it is shown, but must not revoke approval unlisted.
+        item a person marked N/A it is shown, but must not revoke approval unlisted. An
+        override's reason counts too, being part of what approval was given over; it is
+        added only where there is one, so digests taken before overrides existed stand.
         """
         rows = [
             (position, state, reason, failure if state == ItemState.DONE else "")
-            for position, state, reason, failure in self.gate_items()
+            + ((override,) if override and state == ItemState.DONE else ())
+            for position, state, reason, failure, override in self.gate_items()
             .order_by("position")
-            .values_list("position", "state", "reason", "check_failure")
+            .values_list("position", "state", "reason", "check_failure", "override_reason")
         ]
         return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
@@ -404,9 +407,10 @@ def blocking_reasons(
                     pending % {"text": item.text, "role": role_labels[item.owner_role]},
                 )
             )
-    # A failing automated check on an item a person ticked is still a reason to stop.
+    # A failing automated check on an item a person ticked is still a reason to stop,
+    # until they override it with a reason (which the approval then names).
     for item in items:
-        if not (item.state == ItemState.DONE and item.check_failure):
+        if not (item.state == ItemState.DONE and item.check_failure) or item.overridden:
             continue
         verdict = item.checks_verdict()
         if verdict.not_verified:
@@ -415,7 +419,10 @@ def blocking_reasons(
             reasons.append(
                 BlockingReason(
                     "check-failed",
-                    gettext("Automated check failing on “%(text)s”: %(reason)s")
+                    gettext(
+                        "Automated check failing on “%(text)s”: %(reason)s; "
+                        "override it with a reason or fix it"
+                    )
                     % {"text": item.text, "reason": item.shown_check_failure()},
                 )
             )
@@ -481,6 +488,17 @@ def blocking_reasons(
     for reason in reasons:
         unique.setdefault(reason.message, reason)
     return list(unique.values())
+
+
+def gate_overrides(
+    release: Release, items: Iterable[ReleaseItem] | None = None
+) -> list[dict[str, str]]:
+    """The failing checks go-live would be approved over: every override standing on an
+    item before the gate, as `ReleaseItem.override_record` writes it. `items`: the
+    release's items when the caller has them already (the board)."""
+    if items is None:
+        items = release.items.filter(before_gate=True).exclude(override_reason="")
+    return [item.override_record() for item in items if item.before_gate and item.overridden]
 
 
 def in_signoff_scope(items: Iterable[ReleaseItem]) -> list[ReleaseItem]:
@@ -565,6 +583,12 @@ class ReleaseItem(ChecklistEntry):
     # item a person already settled, in English: what approval's digest and the audit
     # trail hold. Pages show it rebuilt from check_results, in the reader's language.
     check_failure = models.TextField(blank=True)
+    # A person's tick over a failing check: why, who, when, and the failure it was given
+    # over. It stands while that same failure does (see `overridden`).
+    override_reason = models.TextField(_("override reason"), blank=True)
+    override_failure = models.TextField(blank=True)
+    overridden_by_label = models.CharField(max_length=200, blank=True)
+    overridden_at = models.DateTimeField(null=True, blank=True)
     # The latest result of each linked check, by name: {"outcome", "reason", "at",
     # "latency_ms", "evidence" (English), "said" (the same as releases.evidence.Said's
     # JSON; absent from older results)}. Written with the verdict, under the release
@@ -629,6 +653,33 @@ class ReleaseItem(ChecklistEntry):
         if verdict.failed:
             return verdict.failure()
         return "" if verdict.not_verified else self.check_failure
+
+    @property
+    def failing_check(self) -> str:
+        """What the item's automated check (or pipeline) reports failing now: the reason
+        of a failed item, or the failure kept beside a person's decision; "" if none."""
+        return self.reason if self.state == ItemState.FAILED else self.check_failure
+
+    @property
+    def overridden(self) -> bool:
+        """Ticked over its failing check with a reason, and failing still as it was then:
+        a different failure is not the one the person saw."""
+        return (
+            self.state == ItemState.DONE
+            and bool(self.override_reason and self.check_failure)
+            and self.override_failure == self.check_failure
+        )
+
+    def override_record(self) -> dict[str, str]:
+        """The override as an approval records it and the go/no-go panel lists it."""
+        return {
+            "text": self.text,
+            "role": self.owner_role,
+            "failure": self.override_failure,
+            "reason": self.override_reason,
+            "by": self.overridden_by_label,
+            "at": self.overridden_at.isoformat() if self.overridden_at else "",
+        }
 
 
 NamedResult = tuple[str, Mapping[str, Any]]
@@ -723,6 +774,8 @@ class GoLiveApproval(models.Model):
     )
     approved_at = models.DateTimeField(default=timezone.now)
     digest = models.CharField(max_length=64)
+    # Every failing check it was given over (models.gate_overrides at approval time).
+    overrides = models.JSONField(default=list, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.TextField(blank=True)
     revoked_reason_args = models.JSONField(default=dict, blank=True)
@@ -830,6 +883,8 @@ class AuditAction(models.TextChoices):
     CHECK_PASSED = "check.passed", _("Automated check passed")
     CHECK_FAILED = "check.failed", _("Automated check failed")
     CHECK_NOT_VERIFIED = "check.not_verified", _("Automated check could not verify")
+    CHECK_OVERRIDDEN = "check.overridden", _("Ticked over a failing check")
+    CHECK_OVERRIDE_CLEARED = "check.override_cleared", _("Override of a failing check ended")
     CHECKS_LINKED = "checks.linked", _("Automated checks linked")
     PIPELINE_PASSED = "pipeline.passed", _("Pipeline reported a pass")
     PIPELINE_FAILED = "pipeline.failed", _("Pipeline reported a failure")

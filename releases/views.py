@@ -386,6 +386,9 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
         if action == "tick":
             workflow.tick(item, **common)
             return _("Marked “%(text)s” as done.") % text
+        if action == "override":
+            workflow.tick(item, override_reason=data["reason"], **common)
+            return _("Ticked “%(text)s” over its failing check, with your reason.") % text
         if action == "untick":
             workflow.untick(item, **common)
             return _("Reopened “%(text)s”.") % text

@@ -49,6 +49,7 @@ from .models import (
     SignOff,
     Stakeholder,
     blocking_reasons,
+    gate_overrides,
     in_signoff_scope,
     reason_text,
 )
@@ -243,15 +244,7 @@ def _apply_item_change(
     action: AuditAction,
     **fields: Any,
 ) -> ReleaseItem:
-    if expected_version is not None and item.version != expected_version:
-        who = item.changed_by_label or _("someone else")
-        raise Conflict(
-            _(
-                "“%(text)s” was changed by %(who)s since you loaded the page; "
-                "it is now %(state)s. Review it and try again."
-            )
-            % {"text": item.text, "who": who, "state": item.get_state_display()}
-        )
+    _require_fresh(item, expected_version)
     before = _snapshot(item)
     for name, value in fields.items():
         setattr(item, name, value)
@@ -288,6 +281,18 @@ def _apply_item_change(
         _reopen_signoff(change, item)
         _revoke_if_gate_changed(change, item)
     return item
+
+
+def _require_fresh(item: ReleaseItem, expected_version: int | None) -> None:
+    if expected_version is not None and item.version != expected_version:
+        who = item.changed_by_label or _("someone else")
+        raise Conflict(
+            _(
+                "“%(text)s” was changed by %(who)s since you loaded the page; "
+                "it is now %(state)s. Review it and try again."
+            )
+            % {"text": item.text, "who": who, "state": item.get_state_display()}
+        )
 
 
 def _in_english(template: str, args: dict[str, Any]) -> str:
@@ -373,10 +378,12 @@ def set_item_state(
     by: By,
     state: str,
     reason: str = "",
+    override_reason: str = "",
     expected_version: int | None = None,
     ip: str | None = None,
 ) -> ReleaseItem:
-    """Tick, untick, mark not applicable or blocked. N/A and blocked need a reason."""
+    """Tick, untick, mark not applicable or blocked. N/A and blocked need a reason, and
+    so does a tick over a failing automated check (`override_reason`)."""
     if state == ItemState.FAILED:
         raise WorkflowError(_("Only an automated check can mark an item as failed."))
     if state not in ItemState.values:
@@ -388,26 +395,138 @@ def set_item_state(
         )
     if state not in ItemState.needing_reason():
         reason = ""
+    override_reason = _override_reason(override_reason)
+    if override_reason and state != ItemState.DONE:
+        raise WorkflowError(_("Only a tick can be given over a failing automated check."))
     release_id, item_id = _release_id_of(item)
     with _changing(release_id, as_actor(by, ip)) as change:
         locked = _locked_item(change, item_id)
+        if state == ItemState.DONE and (locked.failing_check or override_reason):
+            return _tick_over_failure(change, locked, override_reason, expected_version)
         fields: dict[str, Any] = {"state": state, "reason": reason}
+        standing = _override_of(locked)
         if state != ItemState.DONE:
-            fields["check_failure"] = ""
-        return _apply_item_change(
+            fields.update(check_failure="", **_NO_OVERRIDE)
+        changed = _apply_item_change(
             change,
             locked,
             expected_version=expected_version,
             action=_STATE_ACTIONS[ItemState(state)],
             **fields,
         )
+        if standing and not changed.override_reason:
+            change.audit(AuditAction.CHECK_OVERRIDE_CLEARED, changed.text, standing, {})
+        return changed
+
+
+# What an item holds of an override, and what it holds without one.
+_NO_OVERRIDE: dict[str, Any] = {
+    "override_reason": "",
+    "override_failure": "",
+    "overridden_by_label": "",
+    "overridden_at": None,
+}
+OVERRIDE_REASON_MAX = 2000
+
+
+def _override_reason(text: str) -> str:
+    text = _visible_text(text.strip(), _("The override reason"))
+    if len(text) > OVERRIDE_REASON_MAX:
+        raise WorkflowError(
+            _("The override reason is longer than %(limit)d characters.")
+            % {"limit": OVERRIDE_REASON_MAX}
+        )
+    return text
+
+
+def _override_of(item: ReleaseItem) -> dict[str, str]:
+    """The override an item holds, as the audit trail shows it ({} when none)."""
+    if not item.override_reason:
+        return {}
+    return {
+        "reason": item.override_reason,
+        "check_failure": item.override_failure,
+        "by": item.overridden_by_label,
+    }
+
+
+def _tick_over_failure(
+    change: _Change, item: ReleaseItem, reason: str, expected_version: int | None
+) -> ReleaseItem:
+    """A person ticks an item whose automated check fails, or gives the reason for a tick
+    a check has failed since: allowed only with that reason, which stands beside the
+    failure until the check passes or fails differently, and which the approval names."""
+    _require_fresh(item, expected_version)
+    failure = item.failing_check
+    if not failure:
+        raise WorkflowError(
+            _("“%(text)s” has no failing automated check to override.") % {"text": item.text}
+        )
+    if not reason:
+        if item.overridden:
+            return item  # ticked over this very failure already
+        raise WorkflowError(
+            _(
+                "The automated check of “%(text)s” is failing (%(failure)s): say why you "
+                "tick it anyway, or fix what fails. Go-live approval will name your reason."
+            )
+            % {"text": item.text, "failure": failure}
+        )
+    change.require(
+        policy.may_override_check(who_on(change.actor, change.on), owner_role=item.owner_role),
+        _("Only the %(role)s may tick “%(text)s” over its failing check.")
+        % {"role": item.get_owner_role_display(), "text": item.text},
+    )
+    if item.overridden and item.override_reason == reason:
+        return item
+    standing = _override_of(item)
+    was_done = item.state == ItemState.DONE
+    item = _apply_item_change(
+        change,
+        item,
+        expected_version=None,
+        action=AuditAction.ITEM_DONE,
+        state=ItemState.DONE,
+        reason="",
+        check_failure=failure,
+    )
+    item.override_reason = reason
+    item.override_failure = failure
+    item.overridden_by_label = change.actor.label[:200]
+    item.overridden_at = timezone.now()
+    saved = [*_NO_OVERRIDE, "check_failure"]
+    if was_done:
+        # Nothing else changed, so the tick did not move the item on: the override does.
+        item.version += 1
+        item.revision = change.on.revision + 1
+        saved += ["version", "revision"]
+    item.save(update_fields=saved)
+    change.audit(
+        AuditAction.CHECK_OVERRIDDEN,
+        item.text,
+        standing,
+        {"reason": reason, "check_failure": failure},
+    )
+    _revoke_if_gate_changed(change, item)
+    return item
 
 
 def tick(
-    item: ReleaseItem | int, *, by: By, expected_version: int | None = None, ip: str | None = None
+    item: ReleaseItem | int,
+    *,
+    by: By,
+    override_reason: str = "",
+    expected_version: int | None = None,
+    ip: str | None = None,
 ) -> ReleaseItem:
+    """Mark an item done; over a failing automated check only with `override_reason`."""
     return set_item_state(
-        item, by=by, state=ItemState.DONE, expected_version=expected_version, ip=ip
+        item,
+        by=by,
+        state=ItemState.DONE,
+        override_reason=override_reason,
+        expected_version=expected_version,
+        ip=ip,
     )
 
 
@@ -628,10 +747,15 @@ def _machine_verdict(
             return item
         before = {"check_failure": item.check_failure}
         item.check_failure = failure
+        lapsed = _lapse_override(item)
         item.version += 1
         item.revision = change.on.revision + 1
-        item.save(update_fields=["check_failure", "version", "revision"])
+        item.save(update_fields=["check_failure", *_NO_OVERRIDE, "version", "revision"])
         change.audit(action, item.text, before, {"check_failure": failure})
+        if lapsed:
+            change.audit(
+                AuditAction.CHECK_OVERRIDE_CLEARED, item.text, lapsed, {"check_failure": failure}
+            )
         _revoke_if_gate_changed(change, item)
         return item
     return _apply_item_change(
@@ -644,6 +768,17 @@ def _machine_verdict(
         evidence_url=evidence,
         check_failure="",
     )
+
+
+def _lapse_override(item: ReleaseItem) -> dict[str, str]:
+    """End an override whose failure is gone or has changed: it was given over what the
+    person saw, not over whatever fails next. What ended ({} when none did)."""
+    if not item.override_reason or item.override_failure == item.check_failure:
+        return {}
+    lapsed = _override_of(item)
+    for name, value in _NO_OVERRIDE.items():
+        setattr(item, name, value)
+    return lapsed
 
 
 def record_pipeline_evidence(
@@ -766,12 +901,21 @@ def approve(release: Release, *, by: By, ip: str | None = None) -> GoLiveApprova
             raise WorkflowError(
                 _("Go-live cannot be approved yet: %(reasons)s") % {"reasons": "; ".join(obstacles)}
             )
+        overrides = gate_overrides(change.on)
         approval = GoLiveApproval.objects.create(
-            release=change.on, approved_by=actor.user, digest=change.on.gate_digest()
+            release=change.on,
+            approved_by=actor.user,
+            digest=change.on.gate_digest(),
+            overrides=overrides,
         )
         change.on.status = ReleaseStatus.APPROVED
+        # Given over failing checks, it says which, and why each was ticked anyway.
+        named = {"overrides": overrides} if overrides else {}
         change.audit(
-            AuditAction.RELEASE_APPROVED, change.on.version, {}, {"digest": approval.digest}
+            AuditAction.RELEASE_APPROVED,
+            change.on.version,
+            {},
+            {"digest": approval.digest, **named},
         )
         return approval
 

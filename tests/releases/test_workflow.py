@@ -1544,7 +1544,8 @@ def test_it_never_undoes_a_persons_tick_but_blocks_on_the_failure(
     assert release.revision == start + 1
     reasons = {r.code: r.message for r in blocking_reasons(release)}
     assert reasons.get("check-failed") == (
-        f"Automated check failing on “{QA_ITEM}”: 2 tests failed"
+        f"Automated check failing on “{QA_ITEM}”: 2 tests failed; "
+        "override it with a reason or fix it"
     )
 
 
