@@ -1,5 +1,5 @@
-"""The embedded broker (deploycheck.broker): a folder that many processes write and read at
-once, where every message arrives whole and exactly once, and a file that is not a
+"""The embedded broker (deploycheck.broker): a folder that many processes write while one
+reads, where every message arrives whole and exactly once, and a file that is not a
 message is set aside instead of stopping the worker."""
 
 from __future__ import annotations
@@ -38,9 +38,7 @@ def options(root: Path) -> dict[str, Any]:
 
 
 def connect(root: Path) -> kombu.Connection:
-    # kombu's own transport needs its folders made first; this one makes them itself.
-    for folder in ("queue", "control"):
-        (root / folder).mkdir(exist_ok=True)
+    # No folder is made here: the transport makes its own.
     return kombu.Connection("filesystem://", transport=TRANSPORT, transport_options=options(root))
 
 
