@@ -1,6 +1,10 @@
+import logging
 import os
+from pathlib import Path
 
-from celery import Celery
+from celery import Celery, signals
+
+from deploycheck.logs import RedactSecrets
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
 
@@ -8,17 +12,34 @@ app = Celery("deploycheck")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
+# Where a worker notes its process id once it takes tasks; the launcher (deploycheck.run)
+# sets it for the worker it starts, to show the logins only when checks can run.
+READY_FILE_VARIABLE = "WORKER_READY_FILE"
 
-def _create_broker_folders(sender: Celery, **kwargs: object) -> None:
-    # The filesystem transport expects its folders to exist; Redis needs nothing.
-    from pathlib import Path
 
-    options = sender.conf.broker_transport_options or {}
-    for key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
-        if key in options:
-            Path(options[key]).mkdir(parents=True, exist_ok=True)
+def _redact_secrets(logger: logging.Logger, **kwargs: object) -> None:
+    # Celery replaces the handlers settings.LOGGING gave the root logger, and with them
+    # the filter that keeps secrets out of log lines; its own handlers get the filter too.
+    for handler in logger.handlers:
+        if not any(isinstance(existing, RedactSecrets) for existing in handler.filters):
+            handler.addFilter(RedactSecrets())
+
+
+def _note_ready(**kwargs: object) -> None:
+    ready_file = os.environ.get(READY_FILE_VARIABLE)
+    if ready_file:
+        Path(ready_file).write_text(str(os.getpid()))
+
+
+def _note_ready_last(**kwargs: object) -> None:
+    # The worker has imported its task modules by now, and with them their own
+    # worker_ready handlers (checks.tasks readies the check kinds, which takes a moment);
+    # handlers run in the order they were connected, so the note comes after theirs.
+    signals.worker_ready.connect(_note_ready)
 
 
 # Connected by a call, not as a decorator: Celery ships no type hints, and an untyped
 # decorator would leave the function unchecked.
-app.on_after_configure.connect(_create_broker_folders)
+signals.after_setup_logger.connect(_redact_secrets)
+signals.after_setup_task_logger.connect(_redact_secrets)
+signals.worker_init.connect(_note_ready_last)

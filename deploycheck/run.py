@@ -1,10 +1,13 @@
 """Start deploycheck: `python -m deploycheck.run [web|worker|beat]`.
 
 With no argument (what `make run` does) it prepares a development instance and runs the
-web server, the Celery worker and beat together until Ctrl-C. With a service name it
-replaces itself with that one service, which is how docker-compose runs each container.
-Both paths build their command lines from SERVICES, so what a developer runs is what
-production runs.
+web server, the Celery worker and beat together until Ctrl-C (SIGINT) or SIGTERM. A
+worker or beat that exits is started again after a pause that doubles from 1 s to 30 s
+and starts over once it has run for a minute; if the web server exits, everything stops,
+since what stopped it (a port taken, a setting refused) would stop it again. With a
+service name it replaces itself with that one service, which is how docker-compose runs
+each container, restarting being the container's business there. Both paths build their
+command lines from SERVICES, so what a developer runs is what production runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,10 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import FrameType
 
+import httpx
+
+from deploycheck.celery import READY_FILE_VARIABLE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # The production commands, argv after the interpreter. Placeholders are filled from the
@@ -31,13 +38,14 @@ SERVICES: dict[str, tuple[str, ...]] = {
         "--host", "{host}", "--port", "{port}", "--workers", "{web_concurrency}",
         "--proxy-headers", "--timeout-graceful-shutdown", "3",
     ),
-    # Threads: checks wait on the network, so one run's checks go side by side.
+    # Threads: checks wait on the network, so one run's checks go side by side. --quiet
+    # drops Celery's start-up banner; its log lines, "ready." among them, stay.
     "worker": (
-        "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO",
+        "-m", "celery", "-A", "deploycheck", "--quiet", "worker", "--loglevel=INFO",
         "--pool=threads", "--concurrency={worker_concurrency}",
     ),
     "beat": (
-        "-m", "celery", "-A", "deploycheck", "beat", "--loglevel=INFO",
+        "-m", "celery", "-A", "deploycheck", "--quiet", "beat", "--loglevel=INFO",
         "--schedule={data_dir}/celerybeat-schedule",
     ),
 }  # fmt: skip
@@ -47,7 +55,15 @@ DEFAULT_PORT = 8000
 DEFAULT_WORKER_CONCURRENCY = 64
 WORKER_POOL_SIZE = 10
 READY_TIMEOUT = 30.0
+# After the web server answers, how long the logins wait for the worker to say it is ready.
+WORKER_READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+# The services started again when they exit, and the pause before each start.
+RESTARTED = frozenset({"worker", "beat"})
+RESTART_FIRST_DELAY = 1.0
+RESTART_MAX_DELAY = 30.0
+# A service that ran this long before exiting is restarted after the first delay again.
+HEALTHY_SECONDS = 60.0
 
 # What load_demo creates when DEMO_MODE is on; shown so a newcomer can log in at once.
 DEMO_LOGINS: tuple[tuple[str, str], ...] = (
@@ -160,6 +176,8 @@ def development_env() -> dict[str, str]:
 # What make run chose, kept in DATA_DIR so that manage.py commands typed afterwards
 # (import_checklist, load_checks, verify) run against the same development instance.
 DEVELOPMENT_ENV_FILE = "development.env"
+# Where the worker make run starts notes that it is ready (deploycheck.celery).
+WORKER_READY_FILE = "worker.ready"
 REMEMBERED = ("DEBUG", "DEMO_MODE")
 
 
@@ -182,7 +200,8 @@ def recall_development_env(environ: MutableMapping[str, str]) -> None:
 
 
 def prepare(env: dict[str, str], stop_requested: StopRequested) -> bool:
-    """Create the data folders, migrate and load the demo; return whether DEMO_MODE is on."""
+    """Create the data folder, migrate and load the demo; return whether DEMO_MODE is on.
+    The broker makes its own folders (deploycheck.broker)."""
     # Read settings in this process too, so a bad variable fails here with its name
     # instead of in three children at once.
     os.environ.update(env)
@@ -191,18 +210,10 @@ def prepare(env: dict[str, str], stop_requested: StopRequested) -> bool:
     from django.core.exceptions import ImproperlyConfigured
 
     try:
-        folders = [Path(settings.DATA_DIR)]
-        options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+        Path(settings.DATA_DIR).mkdir(parents=True, exist_ok=True)
         demo_mode = bool(settings.DEMO_MODE)
     except ImproperlyConfigured as exc:
         raise LaunchError(str(exc)) from None
-    folders += [
-        Path(str(options[key]))
-        for key in ("data_folder_in", "processed_folder", "control_folder")
-        if key in options
-    ]
-    for folder in folders:
-        folder.mkdir(parents=True, exist_ok=True)
     remember_development_env(env)
 
     manage = [sys.executable, str(BASE_DIR / "manage.py")]
@@ -229,86 +240,175 @@ def probe_address(bind_host: str) -> str:
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind_host, bind_host)
 
 
-def start(
-    commands: Mapping[str, Sequence[str]], env: Mapping[str, str]
-) -> dict[str, subprocess.Popen[bytes]]:
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    for name, argv in commands.items():
-        children[name] = subprocess.Popen(list(argv), env=service_env(name, env), cwd=BASE_DIR)
-    return children
+class Child:
+    """One service under the launcher, with what it takes to start it again."""
+
+    def __init__(self, name: str, argv: Sequence[str], env: Mapping[str, str]) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.env = dict(env)
+        self.next_delay = RESTART_FIRST_DELAY
+        self.spawn()
+
+    def spawn(self) -> None:
+        self.process = subprocess.Popen(self.argv, env=self.env, cwd=BASE_DIR)
+        self.started = time.monotonic()
+        self.restart_at: float | None = None
+
+    def schedule_restart(self, now: float) -> float:
+        """Plan the next start of a child that exited at `now`; return the pause."""
+        if now - self.started >= HEALTHY_SECONDS:
+            self.next_delay = RESTART_FIRST_DELAY
+        delay = self.next_delay
+        self.next_delay = min(delay * 2, RESTART_MAX_DELAY)
+        self.restart_at = now + delay
+        return delay
 
 
-def first_exited(children: Mapping[str, subprocess.Popen[bytes]]) -> tuple[str, int] | None:
-    for name, child in children.items():
-        code = child.poll()
-        if code is not None:
-            return name, code
-    return None
+def start(commands: Mapping[str, Sequence[str]], env: Mapping[str, str]) -> dict[str, Child]:
+    return {name: Child(name, argv, service_env(name, env)) for name, argv in commands.items()}
 
 
-def stop(children: Mapping[str, subprocess.Popen[bytes]], timeout: float = STOP_TIMEOUT) -> None:
+def exit_reason(code: int) -> str:
+    if code >= 0:
+        return f"exited with status {code}"
+    try:
+        return f"was stopped by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was stopped by signal {-code}"
+
+
+def stop(children: Mapping[str, Child], timeout: float = STOP_TIMEOUT) -> None:
     """Terminate every child, give them `timeout` seconds together, then kill the rest."""
     for child in children.values():
-        if child.poll() is None:
-            child.terminate()
+        if child.process.poll() is None:
+            child.process.terminate()
     deadline = time.monotonic() + timeout
     for name, child in children.items():
         try:
-            child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             print(
                 f"deploycheck: {name} did not stop within {timeout:.0f} s; killing it", flush=True
             )
-            child.kill()
-            child.wait()
+            child.process.kill()
+            child.process.wait()
 
 
-def supervise(
-    children: Mapping[str, subprocess.Popen[bytes]],
-    stop_requested: StopRequested,
-    ready: tuple[str, int] | None = None,
-    ready_timeout: float = READY_TIMEOUT,
-    on_ready: Callable[[], None] | None = None,
-) -> int:
-    """Run until a signal (exit 0) or until any child exits (exit non-zero, naming it).
+def tend(children: Mapping[str, Child], stop_requested: StopRequested) -> int | None:
+    """Start again the children due for it; None while all is well, or the exit status
+    for the launcher when a child that is not restarted has exited."""
+    now = time.monotonic()
+    for child in children.values():
+        if stop_requested:
+            return None  # a Ctrl-C reaches every child too: their exits are expected
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.spawn()
+            continue
+        code = child.process.poll()
+        if code is None:
+            continue
+        if child.name not in RESTARTED:
+            print(
+                f"deploycheck: {child.name} {exit_reason(code)}; stopping the others",
+                file=sys.stderr,
+                flush=True,
+            )
+            # A child stopped by a signal has a negative code; the shell wants 1-255.
+            return code if code > 0 else 1
+        delay = child.schedule_restart(now)
+        print(
+            f"deploycheck: {child.name} {exit_reason(code)}; restarting in {delay:g} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return None
 
-    With `ready` (address, port), first wait for that port to accept connections and
-    call `on_ready`; a child that dies meanwhile, or a port that stays closed, is an error.
-    """
-    waiting_since = time.monotonic() if ready else None
+
+def web_is_up(url: str) -> bool:
+    """Whether the web server answers `url` without a server error. A refusal such as
+    400 for a host name left out of ALLOWED_HOSTS still shows the server is up."""
     try:
-        while not stop_requested:
-            exited = first_exited(children)
-            if exited:
-                name, code = exited
-                phase = "while starting" if waiting_since is not None else "unexpectedly"
+        return httpx.get(url, timeout=2, trust_env=False).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def worker_is_ready(ready_file: Path, worker: Child) -> bool:
+    # The process id tells this worker's note from one an earlier worker left.
+    try:
+        return worker.restart_at is None and ready_file.read_text() == str(worker.process.pid)
+    except OSError:
+        return False
+
+
+class Startup:
+    """Calls `on_ready` once the web server answers `health_url` and the worker has noted
+    in `ready_file` that it takes tasks, so that the URL and the logins come after every
+    start-up line. A worker not ready a minute after the web server is named instead of
+    holding the logins back; a web server not up within READY_TIMEOUT stops everything."""
+
+    def __init__(
+        self, health_url: str, ready_file: Path, on_ready: Callable[[str | None], None]
+    ) -> None:
+        self.health_url = health_url
+        self.ready_file = ready_file
+        self.on_ready = on_ready
+        self.began = time.monotonic()
+        self.web_up_at: float | None = None
+        self.done = False
+
+    def poll(self, children: Mapping[str, Child]) -> int | None:
+        """None while starting or started; an exit status if the web server never came up."""
+        if self.done:
+            return None
+        now = time.monotonic()
+        if self.web_up_at is None:
+            if web_is_up(self.health_url):
+                self.web_up_at = now
+            elif now - self.began > READY_TIMEOUT:
                 print(
-                    f"deploycheck: {name} exited {phase} (exit code {code}); stopping the others",
+                    f"deploycheck: web did not answer {self.health_url} within "
+                    f"{READY_TIMEOUT:.0f} s; stopping",
                     file=sys.stderr,
                     flush=True,
                 )
-                # A child killed by a signal has a negative code; the shell wants 1-255.
-                return code if code > 0 else 1
-            if ready and waiting_since is not None:
-                if port_answers(*ready):
-                    waiting_since = None
-                    if on_ready:
-                        on_ready()
-                elif time.monotonic() - waiting_since > ready_timeout:
-                    print(
-                        f"deploycheck: web did not accept connections on {ready[0]}:{ready[1]} "
-                        f"within {ready_timeout:.0f} s; stopping",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    return 1
+                return 1
+            return None
+        if worker_is_ready(self.ready_file, children["worker"]):
+            self.done = True
+            self.on_ready(None)
+        elif now - self.web_up_at > WORKER_READY_TIMEOUT:
+            self.done = True
+            self.on_ready(
+                f"The worker is not ready after {WORKER_READY_TIMEOUT:.0f} s (see its lines "
+                "above): checks wait for it."
+            )
+        return None
+
+
+def supervise(
+    children: Mapping[str, Child],
+    stop_requested: StopRequested,
+    startup: Startup | None = None,
+) -> int:
+    """Run until a signal (exit 0) or until a child that is not restarted exits (its
+    status, naming it), restarting the others; then stop every child."""
+    try:
+        while not stop_requested:
+            code = tend(children, stop_requested)
+            if code is None and startup:
+                code = startup.poll(children)
+            if code is not None:
+                return code
             time.sleep(0.1)
         return 0
     finally:
         stop(children)
 
 
-def banner(url: str, demo_mode: bool) -> None:
+def banner(url: str, demo_mode: bool, note: str | None = None) -> None:
     lines = ["", f"deploycheck running at {url}", ""]
     if demo_mode:
         width = max(len(user) for user, _ in DEMO_LOGINS)
@@ -319,6 +419,8 @@ def banner(url: str, demo_mode: bool) -> None:
         ]
     else:
         lines.append("  DEMO_MODE is off: create a login with `python manage.py createsuperuser`.")
+    if note:
+        lines += ["", note]
     lines += ["", "Press Ctrl-C to stop.", ""]
     print("\n".join(lines), flush=True)
 
@@ -339,14 +441,13 @@ def run_all() -> int:
     if stop_requested:
         print("deploycheck: stopped", flush=True)
         return 0
+    ready_file = data_dir(env) / WORKER_READY_FILE
+    ready_file.unlink(missing_ok=True)
+    env[READY_FILE_VARIABLE] = str(ready_file)
     children = start({name: service_argv(name, env) for name in SERVICES}, env)
     url = f"http://{f'[{address}]' if ':' in address else address}:{bind_port}/"
-    code = supervise(
-        children,
-        stop_requested,
-        ready=(address, bind_port),
-        on_ready=lambda: banner(url, demo_mode),
-    )
+    startup = Startup(f"{url}healthz", ready_file, lambda note: banner(url, demo_mode, note))
+    code = supervise(children, stop_requested, startup)
     if stop_requested:
         print("deploycheck: stopped", flush=True)
     return code

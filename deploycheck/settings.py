@@ -260,16 +260,16 @@ if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 else:
-    # kombu's filesystem transport: a broker that is just a folder, so a machine with
-    # nothing but Python can run the worker and beat.
+    # A broker that is just a folder, so a machine with nothing but Python can run the
+    # worker and beat: kombu's filesystem transport, writing each message whole
+    # (deploycheck.broker). Beside queue/ it keeps tmp/ and unreadable/.
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "deploycheck.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
-        "processed_folder": str(BROKER_DIR / "processed"),
         # Exchange tables; kombu's default is a control/ folder in the working directory.
         "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
         # A folder has no push: poll it often enough that a task starts promptly.
         "polling_interval": 0.2,
     }

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import yaml
 
 from deploycheck import run
 from tests.checks.standin import Reply, Seen, json_reply, stand_in
+from tests.servers import worker
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "releases" / "data" / "checklist-produccion.md"
@@ -66,11 +68,11 @@ def test_service_argv_is_the_production_command(tmp_path: Path) -> None:
         "--proxy-headers", "--timeout-graceful-shutdown", "3",
     ]  # fmt: skip
     assert run.service_argv("worker", env) == [
-        py, "-m", "celery", "-A", "deploycheck", "worker", "--loglevel=INFO",
+        py, "-m", "celery", "-A", "deploycheck", "--quiet", "worker", "--loglevel=INFO",
         "--pool=threads", "--concurrency=64",
     ]  # fmt: skip
     assert run.service_argv("beat", env) == [
-        py, "-m", "celery", "-A", "deploycheck", "beat", "--loglevel=INFO",
+        py, "-m", "celery", "-A", "deploycheck", "--quiet", "beat", "--loglevel=INFO",
         f"--schedule={tmp_path}/celerybeat-schedule",
     ]  # fmt: skip
 
@@ -133,21 +135,75 @@ def test_bad_port_is_named() -> None:
         run.service_argv("web", {"PORT": "http"})
 
 
-def test_a_child_that_dies_stops_the_others_and_is_named(
+def test_a_web_server_that_exits_stops_the_others_and_is_named(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     children = run.start(
         {
-            "sleeper": [sys.executable, "-c", "import time; time.sleep(60)"],
-            "crasher": [sys.executable, "-c", "import time; time.sleep(0.3); raise SystemExit(3)"],
+            "worker": [sys.executable, "-c", "import time; time.sleep(60)"],
+            "web": [sys.executable, "-c", "import time; time.sleep(0.3); raise SystemExit(3)"],
         },
         os.environ,
     )
     started = time.monotonic()
     assert run.supervise(children, run.StopRequested()) == 3
     assert time.monotonic() - started < 10
-    assert children["sleeper"].poll() is not None
-    assert "crasher exited unexpectedly (exit code 3)" in capsys.readouterr().err
+    assert children["worker"].process.poll() is not None
+    assert "web exited with status 3; stopping the others" in capsys.readouterr().err
+
+
+def test_a_worker_that_exits_is_restarted_with_growing_pauses_while_web_runs_on(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    children = run.start(
+        {
+            "web": [sys.executable, "-c", "import time; time.sleep(60)"],
+            "worker": [sys.executable, "-c", "raise SystemExit(3)"],
+        },
+        os.environ,
+    )
+    web = children["web"].process
+    stop_requested = run.StopRequested()
+    # Long enough for two restarts: after 1 s, then after 2 s.
+    timer = threading.Timer(5, stop_requested, args=(signal.SIGTERM, None))
+    timer.start()
+    try:
+        assert run.supervise(children, stop_requested) == 0
+    finally:
+        timer.cancel()
+    said = capsys.readouterr().err
+    assert re.findall(r"worker exited with status 3; restarting in (\d+) s", said)[:3] == [
+        "1", "2", "4",
+    ]  # fmt: skip
+    assert "stopping the others" not in said
+    assert children["web"].process is web
+    assert web.poll() is not None  # stopped with the launcher, not before
+
+
+def test_the_pause_doubles_up_to_thirty_seconds_and_starts_over_after_a_healthy_minute() -> None:
+    child = run.Child("worker", [sys.executable, "-c", "pass"], os.environ)
+    child.process.wait()
+    now = child.started
+    assert [child.schedule_restart(now) for _ in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+    # Started again, it ran a healthy minute before it exited.
+    child.started = now - run.HEALTHY_SECONDS
+    assert child.schedule_restart(now) == 1
+    child.started = now
+    assert child.schedule_restart(now) == 2
+
+
+def test_a_stop_request_is_not_mistaken_for_a_worker_to_restart(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Ctrl-C reaches the whole terminal's process group: the worker exits with the
+    launcher, and is not started again while everything stops."""
+    children = run.start({"worker": [sys.executable, "-c", "raise SystemExit(1)"]}, os.environ)
+    children["worker"].process.wait()
+    stop_requested = run.StopRequested()
+    stop_requested(signal.SIGINT, None)
+    assert run.tend(children, stop_requested) is None
+    assert children["worker"].restart_at is None
+    assert "restarting" not in capsys.readouterr().err
 
 
 # --- make run, end to end --------------------------------------------------------------
@@ -187,6 +243,19 @@ def alive(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state != "Z"  # a zombie has exited; only its exit status is left
+
+
+def service_pid(launcher_pid: int, word: str) -> int | None:
+    """The live process below the launcher whose command line holds `word` as one of its
+    arguments: "uvicorn" for web, "worker", "beat"."""
+    for pid in descendants(launcher_pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if word.encode() in argv and alive(pid):
+            return pid
+    return None
 
 
 def launcher_env(data_dir: Path, port: int) -> dict[str, str]:
@@ -336,6 +405,11 @@ def test_make_run_serves_logs_in_runs_tasks_and_stops_cleanly(
     banner = first.text()
     for username in ("devops", "backend", "frontend", "qa", "po", "support", "admin"):
         assert re.search(rf"^\s+{username}\s+.+\s+demo$", banner, re.MULTILINE), username
+    # The logins come once the worker is ready, after its start-up lines, and Celery's
+    # banners (its settings, its list of tasks) no longer push them off the screen.
+    assert banner.index("ready to run") < banner.index("deploycheck running at")
+    assert "[tasks]" not in banner
+    assert "celery beat v" not in banner
 
     with httpx.Client(base_url=url, timeout=10) as client:
         response = log_in(client, "qa", "demo")
@@ -355,3 +429,55 @@ def test_make_run_serves_logs_in_runs_tasks_and_stops_cleanly(
     with httpx.Client(base_url=url, timeout=10) as client:
         assert log_in(client, "qa", "demo").status_code == 302
     second.stop(signal.SIGTERM)
+
+
+@pytest.mark.live
+def test_make_run_restarts_a_worker_that_dies_while_the_web_server_answers(
+    launch: Callable[[], Launcher],
+) -> None:
+    launcher = launch()
+    url = launcher.wait_for_url()
+    web = service_pid(launcher.process.pid, "uvicorn")
+    worker = service_pid(launcher.process.pid, "worker")
+    assert web and worker, launcher.text()[-5000:]
+    os.kill(worker, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while service_pid(launcher.process.pid, "worker") in (None, worker):
+            assert client.get("/healthz").status_code == 200
+            assert time.monotonic() < deadline, launcher.text()[-5000:]
+            time.sleep(0.2)
+        assert client.get("/healthz").status_code == 200
+    assert "worker was stopped by SIGKILL; restarting in 1 s" in launcher.text()
+    assert service_pid(launcher.process.pid, "uvicorn") == web
+    # The new worker takes work from the same broker.
+    assert "pong" in celery_ping({**launcher.env, "DEBUG": "1"})
+    launcher.stop(signal.SIGINT)
+
+
+@pytest.mark.live
+def test_a_worker_writes_a_secret_in_its_log_redacted(tmp_path: Path) -> None:
+    """A message for a task the worker does not know is logged whole, arguments and all;
+    a vendor key or a bearer token among them must not reach the log."""
+    env = {**launcher_env(tmp_path / "data", free_port()), "DEBUG": "1"}
+    secret = "sk-planted-0123456789abcdef"
+    send = (
+        "from deploycheck.celery import app\n"
+        "app.send_task('checks.no_such_task', args=["
+        f"'https://vendor.example/v1/models?key={secret}', 'Authorization: Bearer {secret}'])\n"
+    )
+    with worker(env, tmp_path / "data") as running:
+        sent = subprocess.run(
+            [sys.executable, "-c", send],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert sent.returncode == 0, sent.stderr
+        deadline = time.monotonic() + 30
+        while "unregistered task" not in running.log_text():
+            assert time.monotonic() < deadline, running.log_text()[-3000:]
+            time.sleep(0.1)
+        time.sleep(0.5)  # the rest of the entry: the body, the headers, the traceback
+    logged = running.log_text()
+    assert secret not in logged
+    assert "?key=[redacted]" in logged
+    assert "Bearer [redacted]" in logged
