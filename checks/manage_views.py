@@ -50,10 +50,10 @@ class OptionShown:
 class CheckRow:
     check: Check
     kind: Kind | None
-    options: list[OptionShown]
-    items: list[ReleaseItem]
     result: CheckResult | None
-    changed: AuditEvent | None
+    options: list[OptionShown] = field(default_factory=list)
+    items: list[ReleaseItem] = field(default_factory=list)
+    changed: AuditEvent | None = None
     # Items whose own checklist marker names the check.
     marked: set[int] = field(default_factory=set)
 
@@ -89,7 +89,7 @@ def _options_shown(check: Check) -> list[OptionShown]:
 def _rows(
     release: Release, checks: Sequence[Check], items: Sequence[ReleaseItem]
 ) -> list[CheckRow]:
-    """Each check with its items, its latest result and its last change, in five
+    """Each check with its items, its latest result and its last change, in two
     queries however many checks there are."""
     latest = (
         CheckResult.objects.filter(subject__release=release)
@@ -100,7 +100,7 @@ def _rows(
     )
     results = {
         result.subject_id: result
-        for result in CheckResult.objects.filter(pk__in=list(latest)).select_related("run")
+        for result in CheckResult.objects.filter(pk__in=latest).select_related("run")
     }
     last = (
         release.audit_events.filter(action__in=CHANGES)
@@ -109,13 +109,18 @@ def _rows(
         .annotate(last=Max("pk"))
         .values_list("last", flat=True)
     )
-    changes = {event.target: event for event in AuditEvent.objects.filter(pk__in=list(last))}
+    changes = {event.target: event for event in AuditEvent.objects.filter(pk__in=last)}
     by_id = {entry.pk: entry for entry in items}
+    naming: dict[str, list[ReleaseItem]] = {}
+    for entry in items:
+        for name in entry.checks:
+            naming.setdefault(name, []).append(entry)
     rows = []
     for check in checks:
         if check.retired_at is None:
-            named = [entry for entry in items if check.name in entry.checks]
+            named = naming.get(check.name, [])
         else:
+            # Its items no longer name it: what it verified while it ran.
             named = [by_id[pk] for pk in check.linked_item_ids if pk in by_id]
         own = set(check.linked_item_ids)
         rows.append(
@@ -167,8 +172,8 @@ def check_result(request: HttpRequest, version: str, id: int) -> HttpResponse:
 
 
 def _result_html(request: HttpRequest, check: Check) -> str:
-    items = list(check.release.items.order_by("position"))
-    [row] = _rows(check.release, [check], items)
+    result = CheckResult.objects.filter(subject=check).select_related("run").order_by("-pk")
+    row = CheckRow(check=check, kind=REGISTRY.get(check.kind), result=result.first())
     context = {"release": check.release, "row": row}
     return render_to_string("checks/checks.html#result", context, request=request)
 

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from checks import config, export, tasks
 from checks.kinds.registry import REGISTRY
@@ -171,6 +174,44 @@ def test_it_shows_the_page_to_everyone_on_the_release_and_its_controls_to_staff_
         assert ("Add a check" in html) is controls
         assert ("Download as TOML" in html) is controls
         assert ("Test now" in html) is controls
+
+
+def test_it_reads_the_page_in_as_many_queries_for_many_checks_as_for_two(
+    loaded: Release, as_user: Any
+) -> None:
+    client = as_user("qa")
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(page_url(loaded)).status_code == 200
+        return len(captured)
+
+    queries()  # the first request of a session reads more (its session, its person)
+    few = queries()
+    for number in range(20):
+        config.save(
+            loaded,
+            config.CheckSpec(f"extra-{number}", "tls", {"host": "h.example.com"}, (), 1),
+            by=SYSTEM,
+            new=True,
+        )
+    run = CheckRun.objects.create(
+        release=loaded, requested_by_label="t", requested_by_kind="system"
+    )
+    CheckResult.objects.bulk_create(
+        [
+            CheckResult(
+                run=run,
+                subject=check,
+                state=ResultState.DONE,
+                outcome=CheckOutcome.PASS,
+                finished_at=timezone.now(),
+            )
+            for check in Check.objects.filter(release=loaded)
+        ]
+    )
+
+    assert queries() == few
 
 
 def test_it_sends_an_anonymous_visitor_to_log_in(loaded: Release) -> None:
