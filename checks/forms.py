@@ -179,7 +179,7 @@ class CheckForm(forms.Form):
 
     def field_of(self, key: str | None) -> str | None:
         """The field a fault about a checks file's key is shown beside."""
-        return key if key is not None and key in self.fields and key != "seen" else None
+        return key if key is not None and key in self.fields else None
 
     def _in_order(self, chosen: Sequence[int]) -> list[int]:
         # The items the check linked keep their order, so that saving it unchanged
