@@ -926,8 +926,9 @@ def retire(release: Release, check: Check, *, by: workflow.By) -> bool:
                 % {"item": marked.text, "check": current.name}
             )
         before = _snapshot(current, {entry.pk: entry.text for entry in items})
-        current.retired_at = current.updated_at = timezone.now()
-        current.save(update_fields=["retired_at", "updated_at"])
+        now = timezone.now()
+        # As `load` retires the checks a file no longer declares.
+        Check.objects.filter(pk=current.pk).update(retired_at=now, updated_at=now)
         change.audit(AuditAction.CHECK_RETIRED, current.name, before, {**before, "retired": True})
         workflow.link_checks(
             change.on,
