@@ -20,6 +20,12 @@ refused without ever being repeated, and so is an `*_env` option naming one of
 deploycheck's own settings, or a vendor's `base_url` that would carry its credential over
 plain HTTP to another machine. Only a regular file of at most MAX_BYTES of UTF-8 is read,
 with at most CHECKS_MAX_PER_RELEASE checks.
+
+The release's Checks page declares one check at a time through the same rules: a form
+becomes the table a `[[check]]` would hold, `parse_one` judges it with the file's own
+messages, and `save` declares it as `load` does, leaving the other checks be; `retire`
+retires one. Every check added, changed or retired, by a file or a form, is an audit
+event whose target is the check's name.
 """
 
 from __future__ import annotations
@@ -31,18 +37,18 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from releases import workflow
-from releases.models import Release, ReleaseItem
+from releases.models import AuditAction, Release, ReleaseItem
 
 from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType
 from .kinds.registry import REGISTRY
@@ -159,12 +165,23 @@ class LoadSummary:
         )
 
 
-class ChecksFileError(Exception):
-    """A checks file refused whole; `errors` holds one `path:line: …` line per fault."""
+@dataclass(frozen=True)
+class Fault:
+    """One fault of a check, without its place in a file: what a form shows beside the
+    field of `key` (None when no one key is at fault)."""
 
-    def __init__(self, errors: list[str]) -> None:
+    key: str | None
+    message: str
+
+
+class ChecksFileError(Exception):
+    """A checks file refused whole; `errors` holds one `path:line: …` line per fault, and
+    `faults` the same faults with the key each concerns."""
+
+    def __init__(self, errors: list[str], faults: Sequence[Fault] = ()) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+        self.faults = list(faults)
 
 
 def _count(number: int, noun: str) -> str:
@@ -176,15 +193,17 @@ class _Problems:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._found: list[tuple[int, str]] = []
+        self._found: list[tuple[int, str, Fault]] = []
         # The file could not be read as checks at all: nothing in it is compared with
         # the release, whose items would only be reported against checks never read.
         self.whole_file = False
 
-    def add(self, line: int | None, message: str) -> None:
+    def add(self, line: int | None, message: str, key: str | None = None) -> None:
         # A fault with no line in the file (a checklist marker) sorts after the rest.
         where = f"{self.path}:{line}" if line is not None else self.path
-        self._found.append((line if line is not None else 1 << 30, f"{where}: {message}"))
+        self._found.append(
+            (line if line is not None else 1 << 30, f"{where}: {message}", Fault(key, message))
+        )
 
     def refuse_file(self, line: int | None, message: str) -> None:
         self.add(line, message)
@@ -194,7 +213,11 @@ class _Problems:
         return len(self._found)
 
     def lines(self) -> list[str]:
-        return [message for _, message in sorted(self._found, key=lambda found: found[0])]
+        return self.error().errors
+
+    def error(self) -> ChecksFileError:
+        ordered = sorted(self._found, key=lambda found: found[0])
+        return ChecksFileError([found[1] for found in ordered], [found[2] for found in ordered])
 
 
 class _Lines:
@@ -450,11 +473,12 @@ def _parse_check(
         problems.add(
             lines.text_in(index, "name", found.text),
             f"this [[check]]: name carries a credential ({found.what}); remove it",
+            "name",
         )
     elif written_name is None:
-        problems.add(header, "this [[check]] has no name")
+        problems.add(header, "this [[check]] has no name", "name")
     elif not isinstance(written_name, str):
-        problems.add(lines.key(index, "name"), "name must be a string")
+        problems.add(lines.key(index, "name"), "name must be a string", "name")
     else:
         name = written_name
         if not re.fullmatch(CHECK_NAME_PATTERN, name):
@@ -462,11 +486,13 @@ def _parse_check(
                 lines.key(index, "name"),
                 f"check name “{name}” must be lower-case letters, digits, dots, dashes and "
                 "underscores, starting with a letter or digit (at most 64)",
+                "name",
             )
         elif name in first_use:
             problems.add(
                 lines.key(index, "name"),
                 f"check name “{name}” is used twice (first at line {first_use[name]})",
+                "name",
             )
         else:
             first_use[name] = header
@@ -478,13 +504,16 @@ def _parse_check(
         problems.add(
             lines.text_in(index, "kind", found.text),
             f"{label}: kind carries a credential ({found.what}); remove it",
+            "kind",
         )
     elif kind_name is None:
-        problems.add(header, f"{label} has no kind; known kinds: {known}")
+        problems.add(header, f"{label} has no kind; known kinds: {known}", "kind")
     elif not isinstance(kind_name, str) or kind_name not in REGISTRY:
         shown = f"“{kind_name}”" if isinstance(kind_name, str) else "that"
         problems.add(
-            lines.key(index, "kind"), f"{label}: {shown} is not a kind of check; known: {known}"
+            lines.key(index, "kind"),
+            f"{label}: {shown} is not a kind of check; known: {known}",
+            "kind",
         )
     else:
         kind = REGISTRY[kind_name]
@@ -500,8 +529,8 @@ def _parse_check(
         except ValueError as error:
             message = str(error)
             first_word = message.split(" ", 1)[0]
-            line = lines.key(index, first_word) if first_word in options else header
-            problems.add(line, f"{label}: {message}")
+            key = first_word if first_word in options else None
+            problems.add(lines.key(index, key) if key else header, f"{label}: {message}", key)
     if name is None:
         return None
     return CheckSpec(
@@ -522,17 +551,21 @@ def _parse_items(
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
         problems.add(
-            lines.key(index, "item"), f"{label}: item must be an item's text or a list of them"
+            lines.key(index, "item"),
+            f"{label}: item must be an item's text or a list of them",
+            "item",
         )
         return (), ()
     if any(not text.strip() for text in texts):
-        problems.add(lines.key(index, "item"), f"{label}: item must not be empty")
+        problems.add(lines.key(index, "item"), f"{label}: item must not be empty", "item")
         return (), ()
     item_lines = lines.elements(index, "item", texts)
     for text, line in zip(texts, item_lines, strict=True):
         if found := _credential(text):
             # Left out with the rest: an item matching nothing would be quoted.
-            problems.add(line, f"{label}: item carries a credential ({found.what}); remove it")
+            problems.add(
+                line, f"{label}: item carries a credential ({found.what}); remove it", "item"
+            )
             return (), ()
     return tuple(texts), item_lines
 
@@ -563,20 +596,21 @@ def _parse_options(
                 lines.text_in(index, key, found.text),
                 f"{label}: option {key} carries a credential ({found.what}); "
                 "name an environment variable instead",
+                key,
             )
             continue
         if key not in kind.options:
             problems.add(
-                line, f"{label}: unknown key “{key}” for kind {kind.name}; allowed: {allowed}"
+                line, f"{label}: unknown key “{key}” for kind {kind.name}; allowed: {allowed}", key
             )
             continue
         problem = _type_problem(key, OPTION_TYPES[key], value)
         if problem:
-            problems.add(line, f"{label}: {problem}")
+            problems.add(line, f"{label}: {problem}", key)
             continue
         options[key] = value
     for key in sorted(kind.required - set(table)):
-        problems.add(lines.header(index), f"{label}: kind {kind.name} needs {key}")
+        problems.add(lines.header(index), f"{label}: kind {kind.name} needs {key}", key)
     return options
 
 
@@ -790,6 +824,11 @@ _CREDENTIAL_PARAMETERS = frozenset(
 _CREDENTIAL_PARAMETER_ENDINGS = ("secret", "password", "apikey", "accesstoken", "authtoken")
 
 
+def carries_credential(value: Any) -> bool:
+    """Whether a value holds a credential, which a checks file refuses wherever it is."""
+    return _credential(value) is not None
+
+
 def _credential(value: Any) -> _Credential | None:
     """The first credential in a value of the file: a string, or the keys and strings of
     the lists and tables within it. Walked without recursion, as dotted keys can nest
@@ -850,29 +889,110 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
     """Declare the file's checks on the release and link them to its items, all or
     nothing: on any fault ChecksFileError lists them all and nothing is written."""
     path = str(path)
-    source = Path(path).name
     specs, problems = _parse(path)
     if problems.whole_file:
         raise ChecksFileError(problems.lines())
-    with transaction.atomic():
+    return _declare(release, specs, problems, by=by, source=Path(path).name)
+
+
+def parse_one(table: Mapping[str, Any]) -> CheckSpec | list[Fault]:
+    """One check as a form gives it: the table a `[[check]]` of a file would hold, judged
+    as loading that file would judge it, every fault worded the same."""
+    problems = _Problems("")
+    spec = _parse_check(0, dict(table), _Lines(""), problems, {})
+    if spec is None or problems:
+        return problems.error().faults
+    return spec
+
+
+def save(
+    release: Release, spec: CheckSpec, *, by: workflow.By, new: bool, seen: str | None = None
+) -> LoadSummary:
+    """Declare one check (parse_one's) on the release and link it to the items its spec
+    names, leaving the release's other checks as they are; all or nothing, as `load`.
+
+    `new`: the name must not be an active check's (a retired one comes back). `seen`: the
+    check's `updated_at` as the person saw it, in ISO format; a change made since then
+    refuses the save with workflow.Conflict rather than undo it unseen. ChecksFileError
+    lists what only the release can show: an item text naming two items, a name taken,
+    CHECKS_MAX_PER_RELEASE reached."""
+    return _declare(release, [spec], _Problems(""), by=by, source=None, new=new, seen=seen)
+
+
+def retire(release: Release, check: Check, *, by: workflow.By) -> bool:
+    """Retire one check as a file that stops declaring it does: its row and its results
+    stay, its items stop naming it. False when it was retired already."""
+    with workflow.managing(release, by=by) as change:
+        current = Check.objects.active().filter(release=change.on, pk=check.pk).first()
+        if current is None:
+            return False
+        items = list(change.on.items.order_by("position"))
+        markers = _markers(items, Check.objects.filter(release=change.on))
+        marked = next((entry for entry in items if current.name in markers[entry.pk]), None)
+        if marked is not None:
+            # A file could not retire it either: every marker must name a declared check.
+            raise workflow.WorkflowError(
+                _(
+                    "The checklist's item “%(item)s” names %(check)s with a check= marker, "
+                    "so the check cannot be retired."
+                )
+                % {"item": marked.text, "check": current.name}
+            )
+        before = _snapshot(current, {entry.pk: entry.text for entry in items})
+        now = timezone.now()
+        # As `load` retires the checks a file no longer declares.
+        Check.objects.filter(pk=current.pk).update(retired_at=now, updated_at=now)
+        change.audit(AuditAction.CHECK_RETIRED, current.name, before, {**before, "retired": True})
+        workflow.link_checks(
+            change.on,
+            checks_of={
+                entry.pk: [name for name in entry.checks if name != current.name]
+                for entry in items
+                if current.name in entry.checks
+            },
+            summary={"source": ""},
+            by=by,
+        )
+    return True
+
+
+def _declare(
+    release: Release,
+    specs: Sequence[CheckSpec],
+    problems: _Problems,
+    *,
+    by: workflow.By,
+    source: str | None,
+    new: bool = False,
+    seen: str | None = None,
+) -> LoadSummary:
+    """What `load` and `save` share. `source` names the file that declares every check of
+    the release, so that those it lacks retire; None for one check from a form, which
+    leaves the others be."""
+    whole_file = source is not None
+    with workflow.managing(release, by=by) as change:
         # Under the release lock: two loads at once must not compute links from the
         # same old state.
-        locked = Release.objects.select_for_update().get(pk=release.pk)
+        locked = change.on
         items = list(locked.items.order_by("position"))
+        text_of = {entry.pk: entry.text for entry in items}
         existing = {check.name: check for check in Check.objects.filter(release=locked)}
         linked_to = _resolve_items(specs, items, locked.version, problems)
         markers = _markers(items, existing.values())
         declared = {spec.name for spec in specs}
-        for entry in items:
-            for name in markers[entry.pk]:
-                if name not in declared:
-                    problems.add(
-                        None,
-                        f"item “{entry.text}” has a check={name} marker, "
-                        f"but the file declares no check {name}",
-                    )
+        if whole_file:
+            for entry in items:
+                for name in markers[entry.pk]:
+                    if name not in declared:
+                        problems.add(
+                            None,
+                            f"item “{entry.text}” has a check={name} marker, "
+                            f"but the file declares no check {name}",
+                        )
+        else:
+            _refuse_one(specs[0], existing, locked.version, problems, new=new, seen=seen)
         if problems:
-            raise ChecksFileError(problems.lines())
+            raise problems.error()
 
         now = timezone.now()
         created: list[str] = []
@@ -883,49 +1003,65 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
                 "options": spec.options,
                 # Only links the file alone makes: an item's own marker outlives the file.
                 "linked_item_ids": [i for i in linked_to[spec.name] if spec.name not in markers[i]],
-                "source": f"{source}:{spec.line}",
             }
+            if whole_file:
+                fields["source"] = f"{source}:{spec.line}"
             check = existing.get(spec.name)
             if check is None:
-                Check.objects.create(
+                check = Check.objects.create(
                     release=locked, name=spec.name, created_at=now, updated_at=now, **fields
                 )
                 created.append(spec.name)
+                change.audit(AuditAction.CHECK_ADDED, spec.name, {}, _snapshot(check, text_of))
             elif check.retired_at is not None or any(
                 getattr(check, key) != value for key, value in fields.items()
             ):
+                before = _snapshot(check, text_of)
+                # A form's change makes the page, not a file, where the check is declared.
+                fields.setdefault("source", "")
                 for key, value in fields.items():
                     setattr(check, key, value)
                 check.retired_at = None
                 check.updated_at = now
                 check.save(update_fields=[*fields, "retired_at", "updated_at"])
                 updated.append(spec.name)
+                # A retired check declared again is added back.
+                back = bool(before.get("retired"))
+                action = AuditAction.CHECK_ADDED if back else AuditAction.CHECK_CHANGED
+                change.audit(action, spec.name, before, _snapshot(check, text_of))
         retired = sorted(
             check.name
             for check in existing.values()
-            if check.name not in declared and check.retired_at is None
+            if whole_file and check.name not in declared and check.retired_at is None
         )
         Check.objects.filter(release=locked, name__in=retired).retire(now)
+        for name in retired:
+            before = _snapshot(existing[name], text_of)
+            change.audit(AuditAction.CHECK_RETIRED, name, before, {**before, "retired": True})
 
         checks_of: dict[int, list[str]] = {}
         linked_items = 0
         for entry in items:
-            wanted = list(
-                dict.fromkeys(
-                    [*markers[entry.pk], *(s.name for s in specs if entry.pk in linked_to[s.name])]
-                )
-            )
+            linking = [s.name for s in specs if entry.pk in linked_to[s.name]]
+            if whole_file:
+                wanted = list(dict.fromkeys([*markers[entry.pk], *linking]))
+            else:
+                # A form says only its own check's links: an item keeps its other checks,
+                # and every check keeps its place.
+                stays = [
+                    name
+                    for name in entry.checks
+                    if name not in declared or name in markers[entry.pk] or name in linking
+                ]
+                wanted = list(dict.fromkeys([*stays, *linking]))
             if any(name in declared for name in wanted):
                 linked_items += 1
-            named = any(entry.pk in linked_to[s.name] for s in specs)
-            if named or wanted != entry.checks:
+            if linking or wanted != entry.checks:
                 checks_of[entry.pk] = wanted
-        workflow.link_checks(
-            locked,
-            checks_of=checks_of,
-            summary={"source": source, "created": created, "updated": updated, "retired": retired},
-            by=by,
-        )
+        summary: dict[str, Any] = {"source": source or ""}
+        if whole_file:
+            summary |= {"created": created, "updated": updated, "retired": retired}
+        workflow.link_checks(locked, checks_of=checks_of, summary=summary, by=by)
     return LoadSummary(
         created=created,
         updated=updated,
@@ -933,6 +1069,53 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
         linked_items=linked_items,
         loaded=[spec.name for spec in specs],
     )
+
+
+def _refuse_one(
+    spec: CheckSpec,
+    existing: Mapping[str, Check],
+    version: str,
+    problems: _Problems,
+    *,
+    new: bool,
+    seen: str | None,
+) -> None:
+    """What refuses a form's one check besides the file's rules: a change made since the
+    person saw it, an active check's name for a new one, a release at its limit."""
+    check = existing.get(spec.name)
+    if seen is not None and (check is None or check.updated_at.isoformat() != seen):
+        raise workflow.Conflict(
+            _(
+                "Someone changed this check after you opened it, so nothing was saved. "
+                "Its current values are on the Checks page; save again to replace them "
+                "with what you typed."
+            )
+        )
+    if new and check is not None and check.retired_at is None:
+        problems.add(
+            None, f"check name “{spec.name}” is taken on {version}; edit that check", "name"
+        )
+    limit: int = settings.CHECKS_MAX_PER_RELEASE
+    active = sum(1 for other in existing.values() if other.retired_at is None)
+    if (check is None or check.retired_at is not None) and active >= limit:
+        problems.add(
+            None,
+            f"{version} has {active} checks; a release may have at most {limit} "
+            "(CHECKS_MAX_PER_RELEASE)",
+        )
+
+
+def _snapshot(check: Check, text_of: Mapping[int, str]) -> dict[str, Any]:
+    """A check as its audit events show it: no credential, as the options hold none."""
+    snapshot: dict[str, Any] = {
+        "kind": check.kind,
+        "options": check.options,
+        "items": [text_of[i] for i in check.linked_item_ids if i in text_of],
+        "source": check.source,
+    }
+    if check.retired_at is not None:
+        snapshot["retired"] = True
+    return snapshot
 
 
 def _normal(text: str) -> str:
@@ -951,11 +1134,13 @@ def _resolve_items(
             if len(matches) == 1:
                 ids.append(matches[0].pk)
             elif not matches:
-                problems.add(line, _no_match(text, items, version))
+                problems.add(line, _no_match(text, items, version), "item")
             else:
                 where = " and ".join(f"“{m.text}” in {_place(m)}" for m in matches)
                 problems.add(
-                    line, f"item “{text}” matches {len(matches)} items of {version}: {where}"
+                    line,
+                    f"item “{text}” matches {len(matches)} items of {version}: {where}",
+                    "item",
                 )
         linked[spec.name] = list(dict.fromkeys(ids))
     return linked

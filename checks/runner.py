@@ -27,7 +27,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext_noop, ngettext
 
 from releases import workflow
 from releases.actors import Actor, CheckActor, Person
@@ -56,6 +56,14 @@ class TooManyRuns(Exception):
         super().__init__(f"{started} runs started in this minute; try again in {retry_after} s")
         self.started = started
         self.retry_after = retry_after
+
+    def explained(self) -> str:
+        """What the person is told, in their language."""
+        return ngettext(
+            "You have started %(count)d run in the last minute; try again in %(seconds)d s.",
+            "You have started %(count)d runs in the last minute; try again in %(seconds)d s.",
+            self.started,
+        ) % {"count": self.started, "seconds": self.retry_after}
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def run_checks(request: HttpRequest, version: str) -> HttpResponse:
                 release, chosen, by=actor, scope=str(scope), enqueue=tasks.enqueue
             )
         except runner.TooManyRuns as refusal:
-            messages.warning(request, _too_many(refusal))
+            messages.warning(request, refusal.explained())
             status, retry_after = 429, refusal.retry_after
         else:
             status = _tell(request, launch)
@@ -94,14 +94,6 @@ def _tell(request: HttpRequest, launch: runner.Launch) -> int:
         ) % {"count": len(launch.joined)}
     messages.success(request, started)
     return 200
-
-
-def _too_many(refusal: runner.TooManyRuns) -> str:
-    return ngettext(
-        "You have started %(count)d run in the last minute; try again in %(seconds)d s.",
-        "You have started %(count)d runs in the last minute; try again in %(seconds)d s.",
-        refusal.started,
-    ) % {"count": refusal.started, "seconds": refusal.retry_after}
 
 
 routes: list[URLPattern] = [
