@@ -147,7 +147,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
             said(
                 _("the worker cannot reach %(host)s (%(why)s)"),
                 host=where["host"],
-                why=_unreachable_because(error),
+                why=unreachable_because(error),
             ),
         ) from None
     except httpx.UnsupportedProtocol:
@@ -275,7 +275,7 @@ def _tls_reason(error: BaseException) -> str:
     return "certificate verify failed"
 
 
-def _unreachable_because(error: BaseException) -> Said:
+def unreachable_because(error: BaseException) -> Said:
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, socket.gaierror):

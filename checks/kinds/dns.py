@@ -141,7 +141,7 @@ def _resolver(nameserver: str) -> dns.resolver.Resolver:
             resolver = dns.resolver.Resolver()
         except dns.resolver.NoResolverConfiguration:
             raise transient(
-                Reason.VENDOR_DOWN, said(_("this worker has no DNS resolver configured"))
+                Reason.UNREACHABLE, said(_("this worker has no DNS resolver configured"))
             ) from None
     timeout = float(settings.CHECKS_READ_TIMEOUT)
     resolver.timeout = timeout

@@ -41,6 +41,7 @@ from django.utils.translation import gettext_noop as _
 from OpenSSL import SSL
 
 from .base import CheckError, Context, Kind, Reason, Said, Value, fault, said, transient
+from .client import unreachable_because
 
 DEFAULT_PORT = 443
 DEFAULT_MIN_DAYS = 14
@@ -159,21 +160,15 @@ def _connection(host: str, port: int) -> Iterator[socket.socket]:
             Reason.TIMED_OUT,
             said(_("no TLS handshake from %(where)s within the timeout"), where=where),
         ) from None
-    except ConnectionRefusedError:
-        raise transient(
-            Reason.VENDOR_DOWN, said(_("%(where)s refused the connection"), where=where)
-        ) from None
-    except socket.gaierror:
-        raise transient(
-            Reason.VENDOR_DOWN, said(_("%(host)s does not resolve"), host=host)
-        ) from None
     except OSError as error:
+        # A name that does not resolve, a refused connection, no route: the worker could
+        # not reach the host, which says nothing of the host's certificate.
         raise transient(
-            Reason.VENDOR_DOWN,
+            Reason.UNREACHABLE,
             said(
-                _("connection to %(where)s failed: %(error)s"),
-                where=where,
-                error=error.strerror or type(error).__name__,
+                _("the worker cannot reach %(host)s (%(why)s)"),
+                host=where,
+                why=unreachable_because(error),
             ),
         ) from None
 

@@ -117,10 +117,21 @@ def test_it_fails_a_port_that_does_not_speak_tls(plain_server: Shared) -> None:
     assert_fault(error, "does not complete a TLS handshake (WRONG_VERSION_NUMBER)")
 
 
-def test_it_retries_a_refused_tls_connection() -> None:
-    error = failure(tls.KIND, host="127.0.0.1", port=closed_port())
-    assert (error.permanent, error.reason) == (False, Reason.VENDOR_DOWN)
-    assert "refused the connection" in error.evidence
+def test_it_retries_a_refused_tls_connection_as_unreachable_not_as_the_vendor_down() -> None:
+    """Could not evaluate is never the vendor failing: a refused connection says nothing
+    of the certificate."""
+    port = closed_port()
+    error = failure(tls.KIND, host="127.0.0.1", port=port)
+    assert (error.permanent, error.reason) == (False, Reason.UNREACHABLE)
+    assert error.evidence == f"the worker cannot reach 127.0.0.1:{port} (connection refused)"
+
+
+def test_it_names_a_host_that_does_not_resolve_as_unreachable() -> None:
+    error = failure(tls.KIND, host="no-such-host.invalid", port=443)
+    assert (error.permanent, error.reason) == (False, Reason.UNREACHABLE)
+    assert error.evidence == (
+        "the worker cannot reach no-such-host.invalid:443 (name does not resolve)"
+    )
 
 
 def test_it_times_out_on_a_silent_tls_port(impatient: None) -> None:
