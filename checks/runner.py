@@ -33,14 +33,11 @@ from releases import workflow
 from releases.actors import Actor, CheckActor, Person
 from releases.models import CheckOutcome, CheckReason, Release
 
-from .kinds.base import CheckError, Context, Said, as_said, clip
+from .kinds.base import MAX_RETRY_DELAY, CheckError, Context, Said, as_said, clip
 from .models import UNFINISHED, Check, CheckResult, CheckRun, ResultState
 
 logger = logging.getLogger(__name__)
 
-# The longest a result waits to be tried again; a vendor asking for longer ends the
-# attempt, saying when to try again.
-MAX_RETRY_DELAY = 60.0
 # A finished result is recorded a moment later by its own worker; past this, by beat.
 RECORDING_GRACE_SECONDS = 10.0
 

@@ -38,6 +38,10 @@ from releases.evidence import said as said
 from releases.models import CheckReason
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+# The longest a result waits to be tried again; a vendor asking for longer ends the
+# attempt, saying when to try again. Kinds read it to tell a wait that a retry can
+# outlast from one it cannot.
+MAX_RETRY_DELAY = 60.0
 
 
 # The codes are stored on release items and shown on the board, so they and their

@@ -43,8 +43,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext_noop as _
 
-from ..runner import MAX_RETRY_DELAY
-from .base import Context, Kind, Reason, Said, fault, said, transient
+from .base import MAX_RETRY_DELAY, Context, Kind, Reason, Said, fault, said, transient
 from .client import http_client, retry_after, send, unexpected
 from .vendor_errors import api_url, error_body, json_object, mapping, string
 
