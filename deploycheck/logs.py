@@ -4,14 +4,19 @@ A share link (`/s/<token>/…`) is the credential itself, and so is the token in
 reset link or an `Authorization` header; an access log or a "Not Found: /s/…" warning
 would hand them to whoever reads the logs. RedactSecrets rewrites them in each record's
 message and arguments before any handler formats it; settings.LOGGING puts it on every
-handler, uvicorn's access log included.
+handler, uvicorn's access log included; ConsoleEmailBackend does the same for mail
+printed on the server's output, which is a log to whoever reads it.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from typing import Any
+
+from django.core.mail import EmailMessage
+from django.core.mail.backends import console
 
 REDACTED = "[redacted]"
 
@@ -99,3 +104,18 @@ def uvicorn_access_logger() -> dict[str, Any] | None:
     if not access.handlers and not access.propagate:
         return None
     return {"handlers": ["access"], "propagate": False}
+
+
+class ConsoleEmailBackend(console.EmailBackend):
+    """Django's console mail backend, its output redacted like every log line: a
+    password reset mail printed there holds the reset link's token."""
+
+    def write_message(self, message: EmailMessage) -> None:
+        # Django's rendering of the message, caught to be redacted as a whole.
+        output, captured = self.stream, io.StringIO()
+        self.stream = captured
+        try:
+            super().write_message(message)
+        finally:
+            self.stream = output
+        output.write(redact(captured.getvalue()))

@@ -1,10 +1,12 @@
 """What keeps logins and pages private: the no-store middleware, the lockout page, and a
-password reset that says when its mail could not be sent."""
+password reset that says when its mail could not be sent and cannot be used to flood a
+mailbox."""
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from axes.helpers import get_cool_off  # type: ignore[import-untyped]
@@ -12,10 +14,13 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.core import mail
+from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.template import loader
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 logger = logging.getLogger(__name__)
 
@@ -147,10 +152,61 @@ class PasswordResetForm(auth_forms.PasswordResetForm):
             raise ResetMailNotSent from exc
 
 
+# Each reset request mails a link. Counted per hour in Django's cache (Redis, shared by
+# every web process, when there is one), from one client address and for one email
+# address, whether it has an account or not: the answer must not tell which do.
+RESET_WINDOW_SECONDS = 3600
+RESET_LIMIT_PER_ADDRESS = 10
+RESET_LIMIT_PER_ACCOUNT = 3
+
+
+def _reset_wait(kind: str, value: str, limit: int) -> int:
+    """Count one reset request for `value`; the seconds until it may ask again, 0 while
+    within `limit`. The cache key holds a digest: no address is kept in the cache."""
+    now = time.time()
+    window = int(now // RESET_WINDOW_SECONDS)
+    digest = salted_hmac("deploycheck.security.reset", value).hexdigest()
+    key = f"password-reset:{kind}:{digest}:{window}"
+    cache.add(key, 0, RESET_WINDOW_SECONDS)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        # It expired between the two calls: this request starts a new count.
+        cache.add(key, 1, RESET_WINDOW_SECONDS)
+        count = 1
+    if count <= limit:
+        return 0
+    return math.ceil((window + 1) * RESET_WINDOW_SECONDS - now)
+
+
+def reset_wait(address: str | None, email: str) -> int:
+    """Seconds a reset request from `address` for `email` must wait; 0 to go ahead."""
+    waits = [_reset_wait("account", email.strip().lower(), RESET_LIMIT_PER_ACCOUNT)]
+    if address:
+        waits.append(_reset_wait("address", address, RESET_LIMIT_PER_ADDRESS))
+    return max(waits)
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     form_class = PasswordResetForm
 
     def form_valid(self, form: auth_forms.PasswordResetForm) -> HttpResponse:
+        wait = reset_wait(self.request.META.get("REMOTE_ADDR"), form.cleaned_data["email"])
+        if wait:
+            minutes = max(1, math.ceil(wait / 60))
+            form.add_error(
+                None,
+                ngettext(
+                    "Too many password reset requests. Try again in %(minutes)d minute.",
+                    "Too many password reset requests. Try again in %(minutes)d minutes.",
+                    minutes,
+                )
+                % {"minutes": minutes},
+            )
+            response = self.form_invalid(form)
+            response.status_code = 429
+            response["Retry-After"] = str(wait)
+            return response
         try:
             return super().form_valid(form)
         except ResetMailNotSent:

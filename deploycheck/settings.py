@@ -369,7 +369,8 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Email, from EMAIL_URL: smtp://user:pass@host:587?tls=1, smtps://… (TLS from the
-# start), or console:// (printed on the server's output, for development). Without it,
+# start), or console:// (printed on the server's output, for development, with the
+# secrets a log line would hide hidden there too: deploycheck.logs). Without it,
 # development prints mail and production sends none, and password reset, whose only
 # way to reach a person is a mail, is not offered (deploycheck.urls).
 EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
@@ -397,7 +398,7 @@ def _email_settings(url: str) -> _Email:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme == "console":
-        return {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+        return {"EMAIL_BACKEND": "deploycheck.logs.ConsoleEmailBackend"}
     if scheme not in {"smtp", "smtps"}:
         raise ImproperlyConfigured(
             f"EMAIL_URL: unknown scheme {scheme!r} (use smtp://, smtps:// or console://)"
@@ -439,7 +440,7 @@ def _email_settings(url: str) -> _Email:
 if EMAIL_URL:
     _email = _email_settings(EMAIL_URL)
 elif DEBUG:
-    _email = {"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    _email = {"EMAIL_BACKEND": "deploycheck.logs.ConsoleEmailBackend"}
 else:
     # Whatever would send mail sends nothing, rather than trying a server on localhost.
     _email = {"EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend"}

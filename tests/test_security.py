@@ -28,7 +28,7 @@ from django.test import Client, override_settings
 from django.test.client import AsyncClient
 from django.urls import clear_url_caches, reverse
 
-from deploycheck import logs
+from deploycheck import logs, security
 from releases.models import Release
 from tests.servers import ServerFailed, database_url, web_server
 
@@ -541,3 +541,66 @@ def test_a_mail_server_that_is_down_fails_an_unknown_address_alike(
         answer = client.post("/accounts/password_reset/", {"email": "nobody@example.com"})
 
     assert answer.status_code == 503
+
+
+@pytest.fixture(autouse=True)
+def own_cache(settings: Any, request: pytest.FixtureRequest) -> None:
+    # Reset requests are counted in the cache for an hour: each test counts its own.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
+
+
+def ask_reset(client: Client, email: str, address: str = "10.0.0.1") -> Any:
+    return client.post("/accounts/password_reset/", {"email": email}, REMOTE_ADDR=address)
+
+
+@pytest.mark.parametrize("email", ["qa@example.com", "nobody@example.com"])
+def test_password_reset_is_limited_per_account_whoever_asks(
+    client: Client, users: dict[str, Any], email: str
+) -> None:
+    limit = security.RESET_LIMIT_PER_ACCOUNT
+    with mail_setup(enabled=True):
+        # From a new address each time, and however the address is written.
+        answers = [
+            ask_reset(client, email.upper() if n % 2 else email, f"10.0.1.{n}")
+            for n in range(limit + 1)
+        ]
+
+    assert [answer.status_code for answer in answers] == [302] * limit + [429]
+    refused = answers[-1]
+    assert "Too many password reset requests. Try again in" in refused.content.decode()
+    assert 0 < int(refused["Retry-After"]) <= security.RESET_WINDOW_SECONDS
+    # An address with an account and one without are answered alike.
+    assert len(mail.outbox) == (limit if email == "qa@example.com" else 0)
+
+
+def test_password_reset_is_limited_per_client_address(
+    client: Client, users: dict[str, Any]
+) -> None:
+    limit = security.RESET_LIMIT_PER_ADDRESS
+    with mail_setup(enabled=True):
+        answers = [ask_reset(client, f"person{n}@example.com") for n in range(limit)]
+        refused = ask_reset(client, "qa@example.com")
+        elsewhere = ask_reset(client, "qa@example.com", "10.0.0.2")
+
+    assert [answer.status_code for answer in answers] == [302] * limit
+    assert refused.status_code == 429
+    assert elsewhere.status_code == 302
+    assert len(mail.outbox) == 1
+
+
+def test_reset_mail_printed_on_the_console_hides_the_token(
+    client: Client, users: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with mail_setup(enabled=True, backend="deploycheck.logs.ConsoleEmailBackend"):
+        asked = ask_reset(client, "qa@example.com")
+
+    printed = capsys.readouterr().out
+    link = re.search(r"/accounts/reset/([^/\s]+)/([^/\s]+)/", printed)
+    assert asked.status_code == 302
+    assert link, printed
+    assert link.group(2) == logs.REDACTED

@@ -246,12 +246,12 @@ EMAIL = (
         ),
         (
             {"EMAIL_URL": "console://"},
-            ["True", "'django.core.mail.backends.console.EmailBackend'", "'localhost'", "25",
+            ["True", "'deploycheck.logs.ConsoleEmailBackend'", "'localhost'", "25",
              "''", "''", "False", "False"],
         ),
         (
             {"DEBUG": "1"},
-            ["True", "'django.core.mail.backends.console.EmailBackend'", "'localhost'", "25",
+            ["True", "'deploycheck.logs.ConsoleEmailBackend'", "'localhost'", "25",
              "''", "''", "False", "False"],
         ),
         (
