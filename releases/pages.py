@@ -16,12 +16,20 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sized
 from typing import Generic, TypeVar
 
-# Stand in for a request's own values in a shared render; replaced per response. Plain
-# letters and digits, which HTML escaping leaves as they are.
-CSRF_PLACEHOLDER = "csrf-token-placeholder-0f6c2a"
-NAME_PLACEHOLDER = "person-name-placeholder-5d91e7"
-PATH_PLACEHOLDER = "request-path-placeholder-b38c04"
-_HOLES = re.compile(f"({CSRF_PLACEHOLDER}|{NAME_PLACEHOLDER}|{PATH_PLACEHOLDER})".encode())
+from django.utils.safestring import mark_safe
+
+# Stand in for a request's own values in a shared render; replaced per response. Each
+# is marked safe, so the templates print it as it is, and starts with "<", which HTML
+# escaping always turns into "&lt;": text a person typed (a note, an evidence link) can
+# never hold one, however it is written, and so is never filled with a viewer's values.
+CSRF_PLACEHOLDER = mark_safe("<deploycheck-csrf-token>")
+NAME_PLACEHOLDER = mark_safe("<deploycheck-person-name>")
+PATH_PLACEHOLDER = mark_safe("<deploycheck-request-path>")
+_HOLES = re.compile(
+    "({})".format(
+        "|".join(re.escape(hole) for hole in (CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER))
+    ).encode()
+)
 MAX_BYTES = 64 * 1024 * 1024
 # A request waiting for another's render of the same page gives up after this long and
 # renders it itself: a stuck render must not hold up every reader.

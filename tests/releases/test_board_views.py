@@ -20,6 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import translation
 from django.utils.formats import date_format
+from django.utils.html import escape
 from django.utils.timezone import localtime
 
 from releases import workflow
@@ -1306,6 +1307,41 @@ def test_a_shared_page_carries_each_persons_name_and_their_own_address(
     assert f'name="next" value="{board_url(release)}?show=pending&amp;x=%22%3E%3Cscript' in qa_page
     for placeholder in (NAME_PLACEHOLDER, PATH_PLACEHOLDER, CSRF_PLACEHOLDER):
         assert placeholder not in qa_page + devops_page
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "".join((CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER)),
+        # Each placeholder as escaping would print it, in case a person types that.
+        "".join(
+            escape(str(hole)) for hole in (CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER)
+        ),
+        # The placeholders of earlier versions, plain letters and digits.
+        "csrf-token-placeholder-0f6c2a",
+    ],
+)
+def test_a_note_made_of_placeholders_reads_as_written_to_every_other_viewer(
+    as_user: Any, release: Release, users: dict[str, Any], written: str
+) -> None:
+    """A shared page is filled with each viewer's CSRF token, name and address: text a
+    person wrote must never be filled, or it would show a viewer's token inside a link
+    to another host."""
+    entry = item(release, QA_ITEM)
+    workflow.annotate_item(
+        entry, note=written, evidence_url=f"https://evil.example/?t={written}", by=users["qa"]
+    )
+
+    page = as_user("devops").get(board_url(release)).content.decode()
+
+    assert escape(written) in page
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    assert token is not None
+    assert page.count(token.group(1)) == page.count('name="csrfmiddlewaretoken"') + page.count(
+        '"X-CSRFToken"'
+    )
+    assert '<span class="whoami">devops</span>' in page
+    assert page.count("devops</span>") == 1
 
 
 def test_a_message_waiting_for_the_person_is_shown_on_a_shared_page(
