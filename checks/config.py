@@ -108,6 +108,7 @@ APP_VARIABLES = frozenset(
         "LIVE_KEEPALIVE_SECONDS",
         "LIVE_POLL_SECONDS",
         "LOG_LEVEL",
+        "MAX_REQUEST_BYTES",
         "LONG_PROCESSES",
         "PAGE_THREADS",
         "PIPELINE_REQUESTS_PER_MINUTE",

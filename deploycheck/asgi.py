@@ -4,12 +4,15 @@ from pathlib import Path
 
 import django
 
+from deploycheck.edge import Edge
 from deploycheck.request_thread import RequestThreadHandler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
 django.setup(set_prefix=False)
 
-application = RequestThreadHandler()
+# Bodies are read and limited, and WebSocket upgrades and odd methods refused, before
+# anything of Django sees a request.
+application = Edge(RequestThreadHandler())
 
 
 def compile_templates() -> None:

@@ -291,6 +291,13 @@ LIVE_POLL_SECONDS = float(os.environ.get("LIVE_POLL_SECONDS", "0.1"))
 LIVE_KEEPALIVE_SECONDS = float(os.environ.get("LIVE_KEEPALIVE_SECONDS", "15"))
 
 CHECKLIST_MAX_BYTES = envint("CHECKLIST_MAX_BYTES", 1024 * 1024)
+# The largest request body a web process reads; a larger one is refused with 413 before
+# it is read (deploycheck/edge.py). Twice the checklist limit: an import's confirm form
+# carries the checklist again, signed, compressed and base64-encoded, which is up to
+# 4/3 of it when it does not compress.
+MAX_REQUEST_BYTES = envpositive("MAX_REQUEST_BYTES", 2 * CHECKLIST_MAX_BYTES)
+# Django's own limit on a form's fields follows it, so that the two never disagree.
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BYTES
 # Items per checklist: a board of more would be too big to serve or to read.
 CHECKLIST_MAX_ITEMS = envint("CHECKLIST_MAX_ITEMS", 2000)
 

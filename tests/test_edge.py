@@ -1,0 +1,267 @@
+"""What reaches Django at all: bodies read and limited before any view, WebSocket upgrades
+and odd methods refused. First the edge on its own, then the real server on a socket, as
+a hostile client would meet it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from deploycheck import edge
+from releases.models import Release
+from tests.servers import ServerFailed, WebServer, cookie_header, database_url, web_server
+
+# --- the edge on its own ---------------------------------------------------------------
+
+
+class Recorder:
+    """An application that records what it was given, answering 200."""
+
+    def __init__(self) -> None:
+        self.called = False
+        self.received: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.called = True
+        self.received.append(await receive())
+        self.received.append(await receive())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def serve(
+    messages: list[dict[str, Any]], *, headers: list[tuple[bytes, bytes]] | None = None
+) -> tuple[Recorder, list[dict[str, Any]], int]:
+    """One POST through the edge: the application, what went out, and how many
+    messages the edge asked of the client. After `messages` the client sends nothing."""
+    application = Recorder()
+    sent: list[dict[str, Any]] = []
+    asked = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal asked
+        asked += 1
+        if asked <= len(messages):
+            return messages[asked - 1]
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/templates/import/",
+             "headers": headers or []}  # fmt: skip
+
+    async def scenario() -> None:
+        async with asyncio.timeout(5):
+            await edge.Edge(application)(scope, receive, send)
+
+    asyncio.run(scenario())
+    return application, sent, asked
+
+
+def chunk(body: bytes, more: bool = True) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+def status_of(sent: list[dict[str, Any]]) -> int:
+    return int(sent[0]["status"])
+
+
+def test_the_application_gets_the_body_whole_then_the_clients_own_messages() -> None:
+    disconnect = {"type": "http.disconnect"}
+
+    application, sent, _asked = serve([chunk(b"ab"), chunk(b"cd", more=False), disconnect])
+
+    assert application.received == [
+        {"type": "http.request", "body": b"abcd", "more_body": False},
+        disconnect,
+    ]
+    assert status_of(sent) == 200
+
+
+def test_a_chunked_body_is_cut_as_it_passes_the_limit(settings: Any) -> None:
+    settings.MAX_REQUEST_BYTES = 10
+    pieces = [chunk(b"123456"), chunk(b"789012"), chunk(b"never read")]
+
+    application, sent, asked = serve(pieces)
+
+    assert not application.called
+    assert status_of(sent) == 413
+    assert asked == 2
+    assert (b"connection", b"close") in sent[0]["headers"]
+
+
+def test_a_body_that_stops_coming_is_let_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge, "BODY_RECEIVE_SECONDS", 0.2)
+
+    started = time.monotonic()
+    application, sent, _asked = serve([chunk(b"the start and then nothing")])
+
+    assert not application.called
+    assert status_of(sent) == 408
+    assert time.monotonic() - started < 2
+
+
+def test_a_body_announced_too_large_is_never_asked_for(settings: Any) -> None:
+    settings.MAX_REQUEST_BYTES = 10
+
+    application, sent, asked = serve([chunk(b"x" * 11)], headers=[(b"content-length", b"11")])
+
+    assert (application.called, status_of(sent), asked) == (False, 413, 0)
+
+
+# --- the real server, on a socket --------------------------------------------------------
+
+SERVER_APP_NAME = "deploycheck-edge-test"
+
+
+@pytest.fixture(scope="module")
+def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        # SQLite's test database lives in this process's memory, out of the server's reach.
+        pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
+    data_dir = tmp_path_factory.mktemp("edge")
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url(
+            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"], SERVER_APP_NAME
+        ),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATA_DIR": str(data_dir),
+    }
+    try:
+        with web_server(env, data_dir, ("--no-access-log",)) as running:
+            yield running
+    except ServerFailed as failure:
+        pytest.fail(str(failure))
+
+
+def connect(server: WebServer) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)), timeout=10)
+    return client
+
+
+def head(client: socket.socket) -> bytes:
+    """The response's status line and headers."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        piece = client.recv(4096)
+        if not piece:
+            break
+        received += piece
+    return received.partition(b"\r\n\r\n")[0]
+
+
+def status(response_head: bytes) -> int:
+    return int(response_head.split(b" ", 2)[1])
+
+
+# The tests on the server ask for the database, so that pytest-django sets it up for the
+# server to use even when they run alone.
+@pytest.mark.django_db
+def test_a_body_announced_too_large_is_refused_before_it_is_read(server: WebServer) -> None:
+    with connect(server) as client:
+        started = time.monotonic()
+        client.sendall(
+            b"POST /templates/import/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 300000000\r\n\r\n"
+        )
+        # Not a byte of the body sent: the answer cannot have waited for it.
+        answer = head(client)
+        took = time.monotonic() - started
+        # And the server is done with this connection, rather than reading on.
+        client.settimeout(5)
+        closed = client.recv(4096) in (b"", b"413 Payload too large")
+
+    assert status(answer) == 413
+    assert took < 3
+    assert closed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/releases/v1.2.3/live/", "/releases/v1.2.3/", "/healthz"])
+def test_a_websocket_upgrade_is_refused_not_an_error(server: WebServer, path: str) -> None:
+    with connect(server) as client:
+        client.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        answer = head(client)
+
+    assert 400 <= status(answer) < 500, answer
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "request_line",
+    ["TRACE / HTTP/1.1", "PROPFIND /healthz HTTP/1.1", "CONNECT 127.0.0.1:80 HTTP/1.1"],
+)
+def test_a_method_no_view_serves_gets_a_4xx(server: WebServer, request_line: str) -> None:
+    with connect(server) as client:
+        client.sendall(f"{request_line}\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        answer = head(client)
+
+    assert 400 <= status(answer) < 500, answer
+
+
+def test_slow_anonymous_uploads_do_not_hold_up_the_audit_csv(
+    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+) -> None:
+    stop = threading.Event()
+    uploads = []
+    for _ in range(8):
+        upload = connect(server)
+        upload.sendall(
+            b"POST /templates/import/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: multipart/form-data; boundary=x\r\n"
+            b"Content-Length: 1000000\r\n\r\n--x\r\n"
+        )
+        uploads.append(upload)
+
+    def trickle() -> None:
+        # A byte each now and then: slow, never silent for long.
+        while not stop.wait(0.5):
+            for upload in uploads:
+                upload.sendall(b"a")
+
+    trickling = threading.Thread(target=trickle)
+    trickling.start()
+    client = Client()
+    client.force_login(users["admin"])
+    cookie = cookie_header(
+        {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    )
+    try:
+        time.sleep(1)
+        started = time.monotonic()
+        csv = httpx.get(
+            f"{server.url}/releases/{release.version}/audit.csv",
+            headers={"Cookie": cookie},
+            timeout=10,
+        )
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        trickling.join()
+        for upload in uploads:
+            upload.close()
+
+    assert csv.status_code == 200
+    assert "release.created" in csv.text
+    assert took < 5
