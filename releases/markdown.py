@@ -34,7 +34,11 @@ matter); this module only interprets the tokens.
   step, not indented into it, counts as that step's too). A plan written as a task list
   instead has a step for each top-level task item, read the same way without its box;
   a task item after numbered steps is refused, as a checklist item under the wrong
-  heading more likely than a step.
+  heading more likely than a step. A step is written back as a numbered item, its text
+  first and its commands fenced below it, so a step that would read otherwise there is
+  refused at the line to blame: raw HTML (such as ``<!--``) its text leaves open above
+  its commands, which it would swallow, and text after a box that would open a code
+  block or read as a link reference definition.
 * The emergency contacts: a table whose first three columns are role, name and contact
   (more columns are joined into contact with " / ").
 * Limits, refused at the line to blame: at most ``max_items`` items
@@ -147,6 +151,7 @@ _TASK_LINE_RE: Final = re.compile(r"^(?:[ \t>]|(?:[-*+]|\d{1,9}[.)])[ \t])*\[[ x
 _BIDI_CONTROL_RE: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _FIELD_SEPARATOR: Final = " — "
 _STEPS_RULE: Final = "only the top-level items of a numbered list or of a task list are steps"
+_IN_THE_EXPORT: Final = "in the export, where rollback steps are a numbered list"
 
 # markdown-it's own default, spelled out because the reader depends on it: markdown-it
 # opens no block this deep, and skips the content of a quote or list item one level up.
@@ -483,6 +488,8 @@ class _ItemDraft:
 class _StepDraft:
     line: int
     text: str = ""
+    # The source line of each line of text, to blame.
+    text_lines: list[int] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     lang: str | None = None
 
@@ -497,7 +504,12 @@ class _StepDraft:
     def finish(self) -> RollbackStep:
         if not self.text and not self.commands:
             raise ChecklistError(self.line, "empty rollback step")
-        return RollbackStep(self.text, "\n".join(self.commands), self.lang or "")
+        step = RollbackStep(self.text, "\n".join(self.commands), self.lang or "")
+        misreading = _export_misreading(step)
+        if misreading is not None:
+            index, why = misreading
+            raise ChecklistError(self.text_lines[index], why)
+        return step
 
 
 @dataclass
@@ -850,6 +862,7 @@ class _Reader:
         after = self.lines[item_line][marker.end() :]
         indent = marker.end() if after and len(marker.group(3)) < 5 else marker.end(2) + 1
         lines: list[str] = []
+        sources: list[int] = []  # the source line of each of ``lines``
         previous_end: int | None = None  # source line just after the last text block
         for block_start, _ in _blocks(self.tokens, start + 1, end - 1):
             token = self.tokens[block_start]
@@ -867,7 +880,9 @@ class _Reader:
                 block_lines.pop()  # a list's line range runs on over the blank lines after it
             if previous_end is not None and first_line > previous_end:
                 lines.append("")
+                sources.append(first_line)
             lines.extend(_unindent(line, indent) for line in block_lines)
+            sources.extend(range(first_line + 1, first_line + 1 + len(block_lines)))
             previous_end = first_line + len(block_lines)
         # The first line's own indentation means nothing: the item's first line fixes it.
         text = "\n".join(lines).lstrip(" ")
@@ -878,6 +893,8 @@ class _Reader:
             assert box is not None, "a task item's first block starts with its box"
             text = text[box.end() :].lstrip()
         step.text = text
+        # Only leading lines can have been stripped.
+        step.text_lines = sources[len(sources) - text.count("\n") - 1 :]
         return step
 
     def _contacts_table(self, start: int, end: int) -> None:
@@ -1214,6 +1231,56 @@ def _render_step(number: int, step: RollbackStep) -> str:
         lines.extend(indent + line if line else "" for line in step.commands.split("\n"))
         lines.append(indent + fence)
     return "\n".join(lines)
+
+
+def _export_misreading(step: RollbackStep) -> tuple[int, str] | None:
+    """The line of ``step.text`` (0-based) that reads as something else in
+    :func:`_render_step`'s output, and how; None when that output reads as the step.
+
+    Its text is the same Markdown source there, but it now opens a numbered item, where a
+    task item had its box first, and its commands follow it in a fence of their own."""
+    if not step.text:
+        return None
+    text_lines = step.text.split("\n")
+    tokens = _MD.parse(_render_step(1, step))
+    item_start, item_end = next(_blocks(tokens, 1, len(tokens)))
+    covered: set[int] = set()
+    for start, _ in _blocks(tokens, item_start + 1, item_end - 1):
+        token = tokens[start]
+        first, end = token.map or (0, 0)
+        if first >= len(text_lines):
+            break  # the commands' fence, one blank line below the text
+        line = text_lines[first]
+        if token.type == "fence":
+            char = line.lstrip()[0]
+            return first, (
+                f"the rollback step's line {line!r} would open a code block {_IN_THE_EXPORT}; "
+                f"write '\\{char}' for a literal '{char}'"
+            )
+        if token.type == "code_block":
+            return first, (
+                f"the rollback step's line {line!r} would read as code {_IN_THE_EXPORT}; "
+                "indent it less"
+            )
+        if step.commands and end > len(text_lines) + 1:
+            what = "an HTML comment" if line.lstrip().startswith("<!--") else "raw HTML"
+            return first, (
+                f"the rollback step's line {line!r} opens {what} that the step does not close: "
+                f"{_IN_THE_EXPORT}, it would swallow the step's commands; close it, or write "
+                "'\\<' for a literal '<'"
+            )
+        covered.update(range(first, end))
+    # markdown-it makes no block of a link reference definition.
+    lost = next(
+        (index for index, line in enumerate(text_lines) if line.strip() and index not in covered),
+        None,
+    )
+    if lost is not None:
+        return lost, (
+            f"the rollback step's line {text_lines[lost]!r} would read as a link reference "
+            f"definition, which shows nothing, {_IN_THE_EXPORT}; write '\\[' for a literal '['"
+        )
+    return None
 
 
 def _render_contacts(doc: Checklist) -> str:

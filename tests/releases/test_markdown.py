@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 
@@ -850,6 +850,70 @@ def test_it_refuses_task_items_a_rollback_plan_cannot_hold(plan: str, line: int)
     assert caught.value.message.startswith("task item under 'Rollback'")
 
 
+# In the export the plan is a numbered list: a step's text opens its item, where a task
+# item had its box first, and the step's commands follow the text in a fence of their own.
+MISREAD_STEPS = {
+    "comment left open above the commands": (
+        "- [ ] <!-- open\n```\n# T\n```\n",
+        "- [ ] <!-- open -->\n```\n# T\n```\n",
+        5,
+        "the rollback step's line '<!-- open' opens an HTML comment that the step does not "
+        "close: in the export, where rollback steps are a numbered list, it would swallow the "
+        "step's commands; close it, or write '\\<' for a literal '<'",
+    ),
+    "raw HTML left open above the commands": (
+        "- [ ] <pre>\n  ```\n  undo\n  ```\n",
+        "- [ ] \\<pre>\n  ```\n  undo\n  ```\n",
+        5,
+        "the rollback step's line '<pre>' opens raw HTML that the step does not close",
+    ),
+    "comment left open in a numbered step, its commands after it": (
+        "1. Undo\n   <!-- owner: ana\n```sh\nundo\n```\n",
+        "1. Undo\n   <!-- owner: ana -->\n```sh\nundo\n```\n",
+        6,
+        "the rollback step's line '<!-- owner: ana' opens an HTML comment",
+    ),
+    "fence after the box": (
+        "- [ ] ```\n  undo\n",
+        "- [ ] \\```\n  undo\n",
+        5,
+        "the rollback step's line '```' would open a code block in the export, where rollback "
+        "steps are a numbered list; write '\\`' for a literal '`'",
+    ),
+    "link reference definition after the box": (
+        "- [ ] [runbook]: https://wiki.example/runbook\n",
+        "- [ ] \\[runbook]: https://wiki.example/runbook\n",
+        5,
+        "the rollback step's line '[runbook]: https://wiki.example/runbook' would read as a "
+        "link reference definition, which shows nothing",
+    ),
+    "code under a heading after the box": (
+        "- [ ] # Undo\n      undo\n",
+        "- [ ] # Undo\n  undo\n",
+        6,
+        "the rollback step's line '    undo' would read as code in the export",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("plan", "fixed", "line", "message"), MISREAD_STEPS.values(), ids=MISREAD_STEPS.keys()
+)
+def test_it_refuses_a_rollback_step_that_its_export_would_read_otherwise(
+    plan: str, fixed: str, line: int, message: str
+) -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist("- [ ] a\n\n## Rollback\n\n" + plan)
+
+    assert caught.value.line == line
+    assert caught.value.message.startswith(message)
+    # Done as the message says, the step reads back from its export.
+    doc = parse_checklist("- [ ] a\n\n## Rollback\n\n" + fixed)
+    once = render_checklist(doc)
+    assert parse_checklist(once) == doc
+    assert render_checklist(parse_checklist(once)) == once
+
+
 # Rendering ---------------------------------------------------------------------------------
 
 
@@ -1258,6 +1322,8 @@ FRAGMENTS = [
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(FRAGMENTS), max_size=25).map("\n".join))
+# A step's comment, left open, swallowed its commands in the export.
+@example("- [ ] a\n## Plan de Rollback\n- [ ] <!-- open\n```\n# T")
 def test_it_writes_any_readable_markdown_in_a_stable_form(source: str) -> None:
     try:
         doc = parse_checklist(source)
