@@ -49,6 +49,13 @@ MAX_RETRY_DELAY = 60.0
 Reason = CheckReason
 
 
+def joined(first: Said, *more: Said) -> Said:
+    """Sentences of evidence one after another, each still translated on its own."""
+    for then in more:
+        first = said(_("%(first)s; %(then)s"), first=first, then=then)
+    return first
+
+
 class CheckError(Exception):
     """The check did not pass; `said` says why in a line a person can act on, and
     `evidence` is that line in English (logs, the command line, tests)."""

@@ -27,7 +27,7 @@ import dns.resolver
 from django.conf import settings
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, said, transient
+from .base import Context, Kind, Reason, Said, fault, joined, said, transient
 
 DEFAULT_PORT = 53
 RECORD_TYPES = ("A", "AAAA")
@@ -105,7 +105,7 @@ def run(context: Context) -> Said:
         if wanted and found[record_type] != wanted
     ]
     if mismatches:
-        raise fault(Reason.MISCONFIGURED, _joined(mismatches))
+        raise fault(Reason.MISCONFIGURED, joined(*mismatches))
     return said(
         _("%(host)s resolves to %(addresses)s (TTL %(ttl)s) via %(via)s"),
         host=host,
@@ -121,13 +121,6 @@ def _by_type(addresses: set[Address]) -> dict[str, set[Address]]:
         "A": {a for a in addresses if a.version == 4},
         "AAAA": {a for a in addresses if a.version == 6},
     }
-
-
-def _joined(parts: list[Said]) -> Said:
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = said(_("%(first)s; %(then)s"), first=joined, then=part)
-    return joined
 
 
 def _resolver(nameserver: str) -> dns.resolver.Resolver:

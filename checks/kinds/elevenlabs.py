@@ -39,7 +39,7 @@ from urllib.parse import quote
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, fault, said, transient
+from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import http_client, retry_after, send, unexpected
 from .vendor_errors import api_url, error_body, integer, json_object, string
 
@@ -98,7 +98,7 @@ def run(context: Context) -> Said:
         raise fault(Reason.MISCONFIGURED, _unreadable(unread, voice))
     if voice is None:
         return summary
-    return said(_("%(first)s; %(then)s"), first=summary, then=voice)
+    return joined(summary, voice)
 
 
 def _voice(client: httpx.Client, voice_id: str) -> Said:
@@ -123,7 +123,7 @@ def _unreadable(unread: list[Said], voice: Said | None) -> Said:
         unread = [*unread, said(_("%(voice)s found"), voice=voice)]
     evidence = unread[0]
     for more in unread[1:]:
-        evidence = said(_("%(first)s; %(then)s"), first=evidence, then=more)
+        evidence = joined(evidence, more)
     return evidence
 
 

@@ -47,7 +47,7 @@ from urllib.parse import quote
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, said, transient
+from .base import Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import http_client, retry_after, send, unexpected
 from .vendor_errors import error_body, integer, json_object, mapping, string
 
@@ -141,7 +141,7 @@ def run(context: Context) -> Said:
                 proved.append(_merged(comparison, tag, branch))
         if "changelog" in proofs:
             proved.append(_changelog(client, repo, tag, path))
-    evidence = _joined(proved)
+    evidence = joined(*proved)
     now_named = string(repository, "full_name")
     if now_named and now_named.lower() != repo.lower():
         return said(
@@ -394,13 +394,6 @@ def _rate_limit(response: httpx.Response) -> tuple[Said, float] | None:
     if "secondary rate limit" in string(error_body(response), "message").lower():
         return said(_("secondary rate limit")), SECONDARY_WAIT
     return None
-
-
-def _joined(parts: list[Said]) -> Said:
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = said(_("%(first)s; %(then)s"), first=joined, then=part)
-    return joined
 
 
 KIND = Kind(

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, fault, said, transient
+from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import http_client, retry_after, send
 from .conditions import Condition, Observation, parse
 
@@ -119,7 +119,7 @@ def _judge(context: Context, conditions: list[Condition], headers: dict[str, str
     elif not vouched and 300 <= status < 400:
         problems.insert(0, _status(response))
     if problems:
-        raise fault(Reason.MISCONFIGURED, _joined(problems))
+        raise fault(Reason.MISCONFIGURED, joined(*problems))
     answered = said(_("HTTP %(status)s in %(ms)s ms"), status=status, ms=elapsed_ms)
     if not conditions:
         return answered
@@ -138,7 +138,7 @@ def _unreachable(
             0, said(_("no connection was made, expected HTTP %(expected)s"), expected=expected)
         )
     if problems:
-        raise fault(Reason.MISCONFIGURED, _joined(problems))
+        raise fault(Reason.MISCONFIGURED, joined(*problems))
     host = httpx.URL(url).host
     return said(
         _("no connection to %(host)s could be made; %(held)s"),
@@ -207,13 +207,6 @@ def _held(count: int) -> Said:
     if count == 1:
         return said(_("1 condition holds"))
     return said(_("%(count)s conditions hold"), count=count)
-
-
-def _joined(parts: list[Said]) -> Said:
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = said(_("%(first)s; %(then)s"), first=joined, then=part)
-    return joined
 
 
 class _Peer:

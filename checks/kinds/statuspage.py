@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, said, transient
+from .base import Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import http_client, send, unexpected
 from .vendor_errors import json_object, mapping, string
 
@@ -160,7 +160,7 @@ def _judge_components(summary: dict[str, Any], wanted: list[str]) -> Said:
         )
     evidence = parts[0]
     for more in parts[1:]:
-        evidence = said(_("%(first)s; %(then)s"), first=evidence, then=more)
+        evidence = joined(evidence, more)
     return evidence
 
 

@@ -45,7 +45,7 @@ from urllib.parse import quote
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, said, transient
+from .base import Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import http_client, json_body, retry_after, send, unexpected
 from .vendor_errors import error_body, json_object, string
 
@@ -88,7 +88,7 @@ def run(context: Context) -> Said:
     with http_client(base_url=base, ca_file=context.text("ca_file"), headers=headers) as client:
         summary = _health(client)
         if role == ANON:
-            return said(_("%(first)s; %(then)s"), first=summary, then=_judge_anon(client, tables))
+            return joined(summary, _judge_anon(client, tables))
         for table in tables:
             _read(client, table)
     if not tables:
@@ -162,7 +162,7 @@ def _judge_anon(client: httpx.Client, tables: list[str]) -> Said:
         )
     evidence = parts[0]
     for more in parts[1:]:
-        evidence = said(_("%(first)s; %(then)s"), first=evidence, then=more)
+        evidence = joined(evidence, more)
     return evidence
 
 
