@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -29,6 +28,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from deploycheck import limits
 from releases import workflow
 from releases.access import get_release_for_user, person, require_manager
 from releases.actors import PipelineActor
@@ -102,17 +102,10 @@ def _mark_used(token: PipelineToken) -> None:
 
 
 def _throttle(token: PipelineToken) -> None:
-    """A fixed window per token, in the shared cache (Redis when there is one)."""
-    window = int(timezone.now().timestamp()) // RATE_WINDOW_SECONDS
-    key = f"pipeline-rate:{token.pk}:{window}"
-    cache.add(key, 0, timeout=RATE_WINDOW_SECONDS * 2)
-    try:
-        used = cache.incr(key)
-    except ValueError:  # expired between add and incr: this request starts the window
-        cache.set(key, 1, timeout=RATE_WINDOW_SECONDS * 2)
-        used = 1
-    if used > settings.PIPELINE_REQUESTS_PER_MINUTE:
-        wait = RATE_WINDOW_SECONDS - int(timezone.now().timestamp()) % RATE_WINDOW_SECONDS
+    """A fixed window per token, counted across web processes."""
+    counted = limits.count(f"pipeline-rate:{token.pk}", RATE_WINDOW_SECONDS)
+    if counted.count > settings.PIPELINE_REQUESTS_PER_MINUTE:
+        wait = counted.retry_after
         raise ApiError(
             429,
             _("Too many requests with this token; try again in %(seconds)d s.") % {"seconds": wait},

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import random
 import time
@@ -29,6 +28,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop, ngettext
 
+from deploycheck import limits
 from releases import workflow
 from releases.actors import Actor, CheckActor, Person
 from releases.models import CheckOutcome, CheckReason, Release
@@ -161,23 +161,14 @@ def _queue(
 
 
 def _count_run(user_id: int) -> str:
-    """Count a run a person starts, in a fixed window of the shared cache (Redis when
-    there is one, so every web process counts together); its key, to take it back if
+    """Count a run a person starts, across web processes; its key, to take it back if
     the run is not committed after all."""
-    now = time.time()
-    window = int(now // RUN_WINDOW_SECONDS)
-    key = f"check-runs:{user_id}:{window}"
-    cache.add(key, 0, timeout=RUN_WINDOW_SECONDS * 2)
-    try:
-        started = cache.incr(key)
-    except ValueError:  # expired between add and incr: this run opens the window
-        cache.set(key, 1, timeout=RUN_WINDOW_SECONDS * 2)
-        started = 1
+    counted = limits.count(f"check-runs:{user_id}", RUN_WINDOW_SECONDS)
     limit = settings.CHECKS_RUNS_PER_MINUTE
-    if started > limit:
-        _uncount_run(key)
-        raise TooManyRuns(limit, math.ceil((window + 1) * RUN_WINDOW_SECONDS - now))
-    return key
+    if counted.count > limit:
+        _uncount_run(counted.key)
+        raise TooManyRuns(limit, counted.retry_after)
+    return counted.key
 
 
 def _uncount_run(key: str) -> None:

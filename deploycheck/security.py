@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from typing import Any
 
 from axes.helpers import get_cool_off  # type: ignore[import-untyped]
@@ -14,13 +13,14 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.core import mail
-from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 from django.template import loader
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
+
+from deploycheck import limits
 
 logger = logging.getLogger(__name__)
 
@@ -163,20 +163,9 @@ RESET_LIMIT_PER_ACCOUNT = 3
 def _reset_wait(kind: str, value: str, limit: int) -> int:
     """Count one reset request for `value`; the seconds until it may ask again, 0 while
     within `limit`. The cache key holds a digest: no address is kept in the cache."""
-    now = time.time()
-    window = int(now // RESET_WINDOW_SECONDS)
     digest = salted_hmac("deploycheck.security.reset", value).hexdigest()
-    key = f"password-reset:{kind}:{digest}:{window}"
-    cache.add(key, 0, RESET_WINDOW_SECONDS)
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        # It expired between the two calls: this request starts a new count.
-        cache.add(key, 1, RESET_WINDOW_SECONDS)
-        count = 1
-    if count <= limit:
-        return 0
-    return math.ceil((window + 1) * RESET_WINDOW_SECONDS - now)
+    counted = limits.count(f"password-reset:{kind}:{digest}", RESET_WINDOW_SECONDS)
+    return 0 if counted.count <= limit else counted.retry_after
 
 
 def reset_wait(address: str | None, email: str) -> int:
