@@ -22,8 +22,6 @@ from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from pathlib import Path
 from types import FrameType
 
-import httpx
-
 from deploycheck.celery import READY_FILE_VARIABLE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -329,6 +327,10 @@ def tend(children: Mapping[str, Child], stop_requested: StopRequested) -> int | 
 def web_is_up(url: str) -> bool:
     """Whether the web server answers `url` without a server error. A refusal such as
     400 for a host name left out of ALLOWED_HOSTS still shows the server is up."""
+    # Here, not at the top: manage.py imports this module for its environment, and
+    # every command (a deploy job's `verify` first) would start slower for it.
+    import httpx
+
     try:
         return httpx.get(url, timeout=2, trust_env=False).status_code < 500
     except httpx.HTTPError:

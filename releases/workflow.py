@@ -89,6 +89,10 @@ class _Change:
     # A change pages show that is not worth an audit event (a check result that leaves
     # the verdict as it was): it still gets a new revision.
     shown: bool = False
+    # What one transaction already looked up about the locked release and may ask again
+    # for each of many items (its open approval, its open sign-offs): nobody else can
+    # change them while the lock is held.
+    looked_up: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def on(self) -> Release:
@@ -302,18 +306,13 @@ def _in_english(template: str, args: dict[str, Any]) -> str:
 
 
 def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
-    if (
-        not item.before_gate
-        and ReleaseItem.objects.filter(
-            release=change.on, owner_role=item.owner_role, phase=item.phase, before_gate=True
-        ).exists()
-    ):
+    if not item.before_gate and _gate_cuts(change, item.owner_role, item.phase):
         return  # past the gate in a phase it cuts: the sign-off covers only what precedes it
-    signoff = SignOff.objects.filter(
-        release=change.on, role=item.owner_role, phase=item.phase, reopened_at__isnull=True
-    ).first()
+    signoff = _open_signoff(change, item.owner_role, item.phase)
     if signoff is None:
         return
+    # Reopened once: the next item of the same lane finds nothing left to reopen.
+    change.looked_up[("signoff", item.owner_role, item.phase)] = None
     signoff.reopened_at = timezone.now()
     signoff.reopened_reason = gettext_noop("“%(text)s” changed after sign-off")
     signoff.reopened_reason_args = {"text": item.text}
@@ -327,12 +326,35 @@ def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
     )
 
 
+def _gate_cuts(change: _Change, role: str, phase: str) -> bool:
+    key = ("gate", role, phase)
+    if key not in change.looked_up:
+        change.looked_up[key] = ReleaseItem.objects.filter(
+            release=change.on, owner_role=role, phase=phase, before_gate=True
+        ).exists()
+    return bool(change.looked_up[key])
+
+
+def _open_signoff(change: _Change, role: str, phase: str) -> SignOff | None:
+    key = ("signoff", role, phase)
+    if key not in change.looked_up:
+        change.looked_up[key] = SignOff.objects.filter(
+            release=change.on, role=role, phase=phase, reopened_at__isnull=True
+        ).first()
+    return change.looked_up[key]  # type: ignore[no-any-return]
+
+
 def _revoke_if_gate_changed(change: _Change, item: ReleaseItem) -> None:
     if not (item.before_gate and item.required):
         return
-    approval = GoLiveApproval.objects.filter(release=change.on, revoked_at__isnull=True).first()
+    if "approval" not in change.looked_up:
+        change.looked_up["approval"] = GoLiveApproval.objects.filter(
+            release=change.on, revoked_at__isnull=True
+        ).first()
+    approval = change.looked_up["approval"]
     if approval is None or change.on.gate_digest() == approval.digest:
         return
+    change.looked_up["approval"] = None
     _revoke(
         change,
         approval,
@@ -674,7 +696,9 @@ def record_check_results(release_id: int, findings: Sequence[CheckFinding]) -> i
             for finding in own:
                 _require_may_change(change, finding.check, entry)
             # Audited as the check whose result completed the verdict.
-            as_last = replace(change, actor=own[-1].check, events=change.events)
+            as_last = replace(
+                change, actor=own[-1].check, events=change.events, looked_up=change.looked_up
+            )
             _record_findings(as_last, entry, own, entry.evidence_url)
             change.shown = True
         return len(linked)
