@@ -1,0 +1,91 @@
+"""Every change to a release, as one named operation, in rooms by area.
+
+Each operation asks releases.policy whether the actor may act and runs inside
+`change._changing`: it locks the release, applies the change, appends its audit events,
+bumps the release's revision and publishes a live update once the transaction commits.
+Views, admin actions, management commands and tasks call these; they never save release
+models or audit events themselves.
+
+Where things go: a new permission rule is a function in releases.policy; a new audit
+action is a member of models.AuditAction (with its label); a new operation goes in the
+module of its area, uses `_changing` and `change.audit(...)`, and nothing else writes to
+the audit trail. The names below are what the rest of the project calls.
+"""
+
+from .approval import approval_obstacles, approve, revoke_approval, set_status
+from .change import By, Conflict, WorkflowError, as_actor, holding, managing
+from .imports import create_release, import_default_template, import_template
+from .items import (
+    annotate_item,
+    mark_blocked,
+    mark_not_applicable,
+    set_item_state,
+    sign_off,
+    tick,
+    untick,
+    withdraw_sign_off,
+)
+from .people import (
+    CONTACT_FIELDS,
+    RELEASE_FIELDS,
+    add_contact,
+    assign,
+    create_share_link,
+    edit_contact,
+    edit_release,
+    reassign,
+    record_account_change,
+    remove_contact,
+    revoke_share_link,
+    unassign,
+    update_contact,
+)
+from .results import (
+    CheckFinding,
+    link_checks,
+    record_check_result,
+    record_check_results,
+    record_pipeline_evidence,
+)
+
+__all__ = [
+    "CONTACT_FIELDS",
+    "RELEASE_FIELDS",
+    "By",
+    "CheckFinding",
+    "Conflict",
+    "WorkflowError",
+    "add_contact",
+    "annotate_item",
+    "approval_obstacles",
+    "approve",
+    "as_actor",
+    "assign",
+    "create_release",
+    "create_share_link",
+    "edit_contact",
+    "edit_release",
+    "holding",
+    "import_default_template",
+    "import_template",
+    "link_checks",
+    "managing",
+    "mark_blocked",
+    "mark_not_applicable",
+    "reassign",
+    "record_account_change",
+    "record_check_result",
+    "record_check_results",
+    "record_pipeline_evidence",
+    "remove_contact",
+    "revoke_approval",
+    "revoke_share_link",
+    "set_item_state",
+    "set_status",
+    "sign_off",
+    "tick",
+    "unassign",
+    "untick",
+    "update_contact",
+    "withdraw_sign_off",
+]

@@ -1,0 +1,225 @@
+"""The one shape every change to a release takes, and the only writer of audit events.
+
+`_changing` locks the release row inside a transaction (two people acting at once queue
+rather than overwrite), hands the operation a `_Change` to record its audit events on,
+then bumps the release's revision and publishes a live update once the transaction
+commits. Every operation in this package runs inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from .. import markdown as md
+from .. import notify, policy
+from ..actors import Actor, Person, who_anywhere, who_on
+from ..models import (
+    CLOSED_STATUSES,
+    AuditAction,
+    AuditEvent,
+    Release,
+    ReleaseItem,
+    ReleaseStatus,
+    reason_text,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+class WorkflowError(Exception):
+    """A rule said no; the message is meant for the person who tried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Conflict(WorkflowError):
+    """The edit was based on a stale view of the item."""
+
+
+# A person may be passed as their account; `ip` then says where they acted from.
+By: TypeAlias = "Actor | User"
+
+
+def as_actor(by: By, ip: str | None = None) -> Actor:
+    if isinstance(by, Actor):
+        return by
+    return Person(by, ip)
+
+
+@dataclass
+class _Change:
+    release: Release | None
+    actor: Actor
+    override: bool = False
+    events: list[dict[str, Any]] = field(default_factory=list)
+    # A change pages show that is not worth an audit event (a check result that leaves
+    # the verdict as it was): it still gets a new revision.
+    shown: bool = False
+    # What one transaction already looked up about the locked release and may ask again
+    # for each of many items (its open approval, its open sign-offs): nobody else can
+    # change them while the lock is held.
+    looked_up: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def on(self) -> Release:
+        """The locked release (every operation but a template import has one)."""
+        assert self.release is not None
+        return self.release
+
+    def audit(
+        self,
+        action: AuditAction,
+        target: str = "",
+        before: Any = None,
+        after: Any = None,
+        override: bool | None = None,
+    ) -> None:
+        self.events.append(
+            {
+                "by": self.actor,
+                "action": action,
+                "target": target[:500],
+                "before": before or {},
+                "after": after or {},
+                "override": self.override if override is None else override,
+            }
+        )
+
+    def require(self, access: policy.Access, refusal: str) -> None:
+        """Stop unless the policy allowed it; an override is remembered for the audit."""
+        if not access and self.release is not None and self.release.status in CLOSED_STATUSES:
+            raise WorkflowError(
+                _("The release is %(status)s: it accepts no change until staff reopen it.")
+                % {"status": str(ReleaseStatus(self.release.status).label).lower()}
+            )
+        if not access:
+            raise PermissionDenied(refusal)
+        if access is policy.Access.OVERRIDE:
+            self.override = True
+
+
+@contextmanager
+def _changing(release_id: int | None, actor: Actor, *, shown: bool = True) -> Iterator[_Change]:
+    """The one transaction shape every operation shares, and the one writer of audit
+    events. Without a release (a template import) nothing is locked or published; a
+    change no page shows (a share link) is audited without a new revision."""
+    with transaction.atomic():
+        release = (
+            Release.objects.select_for_update().get(pk=release_id)
+            if release_id is not None
+            else None
+        )
+        change = _Change(release=release, actor=actor)
+        yield change
+        if change.events:
+            _write_audit(release, change.events)
+        if release is None or not (shown and (change.events or change.shown)):
+            return
+        release.revision += 1
+        Release.objects.filter(pk=release.pk).update(
+            revision=release.revision, status=release.status
+        )
+        release_pk, revision = release.pk, release.revision
+        transaction.on_commit(lambda: notify.publish(release_pk, revision))
+
+
+@contextmanager
+def holding(release_id: int) -> Iterator[bool]:
+    """A transaction holding the release lock if no one else holds it (True), for a
+    caller that gathers its changes under it: it sees what was committed before, and
+    the operations it runs inside take the lock again at no cost and commit together.
+    False, at once, when another transaction holds it: waiting would keep a database
+    connection busy doing nothing."""
+    with transaction.atomic():
+        held = (
+            Release.objects.select_for_update(skip_locked=True)
+            .filter(pk=release_id)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        yield held is not None
+
+
+def _write_audit(release: Release | None, events: list[dict[str, Any]]) -> None:
+    now = timezone.now()
+    AuditEvent.objects.bulk_create([_audit_event(release, now, **event) for event in events])
+
+
+def _audit_event(release: Release | None, now: datetime, by: Actor, **fields: Any) -> AuditEvent:
+    return AuditEvent(
+        release=release,
+        actor=by.user if isinstance(by, Person) else None,
+        actor_label=by.label[:200],
+        actor_kind=by.kind,
+        source_ip=by.ip,
+        created_at=now,
+        **fields,
+    )
+
+
+def _require_manager(actor: Actor, release: Release | None = None) -> None:
+    who = who_on(actor, release) if release is not None else who_anywhere(actor)
+    if not policy.may_manage(who):
+        raise PermissionDenied(_("Only staff can do this."))
+
+
+def _visible_text(text: str, what: str) -> str:
+    """Text people type, refused when it holds invisible bidirectional controls, which
+    can make it read on the page differently from what it is."""
+    hidden = md.bidi_controls(text)
+    if hidden:
+        raise WorkflowError(
+            _(
+                "%(what)s contains invisible bidirectional control characters (%(chars)s), "
+                "which can make it read differently from what it is; remove them."
+            )
+            % {"what": what, "chars": ", ".join(hidden)}
+        )
+    return text
+
+
+def _validate_evidence(url: str) -> str:
+    url = url.strip()
+    limit = ReleaseItem._meta.get_field("evidence_url").max_length
+    assert limit is not None  # a URLField always has one
+    if len(url) > limit:
+        raise WorkflowError(
+            _("The evidence link is longer than %(limit)d characters.") % {"limit": limit}
+        )
+    if url:
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+        except ValidationError:
+            raise WorkflowError(_("The evidence link must be an http(s) URL.")) from None
+    return url
+
+
+def _in_english(template: str, args: dict[str, Any]) -> str:
+    # The audit trail reads the same whoever acted and whatever their language.
+    with translation.override("en"):
+        return reason_text(template, args)
+
+
+@contextmanager
+def managing(release: Release | None, *, by: By, ip: str | None = None) -> Iterator[_Change]:
+    """A staff change to rows that apps built on releases keep about one, or with None
+    about all of them (the checks app's pipeline tokens): under the release lock if there
+    is one, audited through `change.audit`, and not shown on the board, so no new
+    revision."""
+    actor = as_actor(by, ip)
+    _require_manager(actor, release)
+    with _changing(release.pk if release is not None else None, actor, shown=False) as change:
+        yield change
