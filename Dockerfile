@@ -15,11 +15,11 @@ WORKDIR /app
 # The code itself runs from /app (the working directory comes first on sys.path), where
 # templates/, static/ and locale/ sit beside it as settings.BASE_DIR expects.
 COPY pyproject.toml ./
-RUN mkdir -p deploycheck releases checks \
-    && touch deploycheck/__init__.py releases/__init__.py checks/__init__.py \
+RUN mkdir -p deploycheck releases checks api \
+    && touch deploycheck/__init__.py releases/__init__.py checks/__init__.py api/__init__.py \
     && pip install . \
     && pip uninstall -y deploycheck \
-    && rm -rf build deploycheck releases checks ./*.egg-info
+    && rm -rf build deploycheck releases checks api ./*.egg-info
 
 # Named one by one so that a developer's .venv, var/ (a SQLite database) or .env never
 # lands in the image.
@@ -27,6 +27,7 @@ COPY manage.py ./
 COPY deploycheck/ deploycheck/
 COPY releases/ releases/
 COPY checks/ checks/
+COPY api/ api/
 COPY templates/ templates/
 COPY static/ static/
 COPY locale/ locale/

@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "csp",
     "releases",
     "checks",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -41,5 +41,6 @@ urlpatterns = [
     path("accounts/", include(_account_urls())),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("checks.urls")),
+    path("api/", include("api.urls")),
     path("", include("releases.urls")),
 ]

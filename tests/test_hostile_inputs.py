@@ -159,7 +159,7 @@ ROUTES = list(_walk(get_resolver().url_patterns, "", "", {}))
 def test_the_walk_finds_every_part_of_the_project() -> None:
     names = {route.name for route in ROUTES}
     assert {"releases:board", "releases:item", "releases:audit-csv", "releases:live"} <= names
-    assert {"checks:evidence", "checks:tokens", "admin:index", "login", "set_language"} <= names
+    assert {"api:evidence", "checks:tokens", "admin:index", "login", "set_language"} <= names
     assert "admin:releases_release_change" in names
     item = next(route for route in ROUTES if route.name == "releases:item")
     assert isinstance(item.converters["item_id"], IntConverter)
@@ -489,7 +489,7 @@ def test_the_pipeline_api_answers_hostile_json_without_a_500(walker: Walker, bod
     walker.send(
         None,
         "POST",
-        reverse("checks:evidence", args=[walker.world.version]),
+        reverse("api:evidence", args=[walker.world.version]),
         data=body,
         content_type="application/json",
         headers={"authorization": f"Bearer {walker.world.pipeline_token}"},

@@ -2,14 +2,12 @@
 its pattern (`*`, `v2.*`), so CI needs no new token for each release.
 
 Staff manage them on /tokens/; the API takes them as it takes a release's own tokens
-(test_api.py), with the same refusal for a release the pattern does not match. The
-personas are the conftest's; `admin` is staff.
+(tests/api/test_project_tokens.py). The personas are the conftest's; `admin` is staff.
 """
 
 from __future__ import annotations
 
 import hashlib
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +19,6 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from checks import api
 from checks.models import PipelineToken
 from releases import workflow
 from releases.models import (
@@ -29,24 +26,20 @@ from releases.models import (
     AuditAction,
     AuditEvent,
     ChecklistTemplate,
-    ItemState,
     Release,
     Role,
 )
-from tests.checks.test_api import (
-    DEVOPS_ITEM,
-    NEW_TOKEN,
+from tests.api.pipeline import (
     QA_ITEM,
-    RUN_URL,
+    REFUSED,
     bearer,
     fingerprint,
     go_url,
+    make_project_token,
     report,
-    tokens_url,
 )
-from tests.conftest import PERSONAS, item
-
-REFUSED = {"error": "This token is unknown, revoked, or not for this release."}
+from tests.checks.test_tokens import NEW_TOKEN, tokens_url
+from tests.conftest import PERSONAS
 
 
 @pytest.fixture(autouse=True)
@@ -91,14 +84,6 @@ def v2_releases(small_template: ChecklistTemplate, users: dict[str, Any]) -> lis
 
 
 PROJECT_TOKENS_URL = "/tokens/"
-
-
-def make_project_token(pattern: str, role: str, label: str = "github-actions") -> str:
-    value = f"token-{label}-{uuid.uuid4().hex}"
-    PipelineToken.objects.create(
-        version_pattern=pattern, role=role, label=label, token_hash=PipelineToken.hash_token(value)
-    )
-    return value
 
 
 def create_on_page(client: Client, pattern: str, role: str, label: str) -> Any:
@@ -290,6 +275,35 @@ def test_it_links_the_project_tokens_page_from_the_release_list_for_staff(
     assert link not in as_user("qa").get(reverse("releases:list")).content.decode()
 
 
+def test_it_takes_a_made_token_from_the_project_page(
+    v2_releases: list[Release], as_user: Any, ci: Client
+) -> None:
+    response = create_on_page(as_user("admin"), "v2.*", Role.QA, "gitlab")
+    match = NEW_TOKEN.search(response.content.decode())
+    assert match
+
+    answers = [ci.get(go_url(r), headers=bearer(match.group(1))) for r in v2_releases]
+
+    assert [a.status_code for a in answers] == [200, 200]
+
+
+def test_it_ends_a_revoked_project_tokens_use_on_every_release_at_once(
+    v2_releases: list[Release], as_user: Any, ci: Client
+) -> None:
+    token = make_project_token("v2.*", Role.QA, "github-actions")
+    assert all(ci.get(go_url(r), headers=bearer(token)).status_code == 200 for r in v2_releases)
+
+    revoke_on_page(as_user("admin"), "github-actions")
+
+    for release in v2_releases:
+        before = fingerprint(release)
+        asked = ci.get(go_url(release), headers=bearer(token))
+        reported = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
+        assert asked.status_code == reported.status_code == 401
+        assert asked.json() == reported.json() == REFUSED
+        assert fingerprint(release) == before
+
+
 # --- the release's own page --------------------------------------------------------------
 
 
@@ -325,187 +339,6 @@ def test_it_says_so_when_no_project_token_works_for_a_release(
 
     assert "No project token works for this release." in html
     assert "ci:v2-only" not in html
-
-
-# --- the API -----------------------------------------------------------------------------
-
-
-def test_it_accepts_a_project_token_on_every_release_its_pattern_matches(
-    v2_releases: list[Release], ci: Client
-) -> None:
-    token = make_project_token("v2.*", Role.QA, "github-actions")
-
-    for release in v2_releases:
-        asked = ci.get(go_url(release), headers=bearer(token))
-        reported = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass", "url": RUN_URL})
-
-        assert asked.status_code == 200
-        assert asked.json()["version"] == release.version
-        assert reported.status_code == 200
-        settled = item(release, QA_ITEM)
-        assert (settled.state, settled.evidence_url) == (ItemState.DONE, RUN_URL)
-        assert (settled.changed_by_label, settled.changed_by_kind) == (
-            "ci:github-actions",
-            ActorKind.PIPELINE,
-        )
-        event = AuditEvent.objects.get(action=AuditAction.PIPELINE_PASSED, release=release)
-        assert (event.actor_kind, event.actor_label, event.target) == (
-            ActorKind.PIPELINE,
-            "ci:github-actions",
-            QA_ITEM,
-        )
-    assert PipelineToken.objects.get().last_used_at is not None
-
-
-def test_it_accepts_a_star_token_on_any_release(release: Release, ci: Client) -> None:
-    token = make_project_token("*", Role.DEVOPS, "deployer")
-
-    response = ci.get(go_url(release), headers=bearer(token))
-
-    assert response.status_code == 200
-    assert response.json()["version"] == "v1.2.3"
-
-
-def test_it_takes_a_made_token_from_the_project_page(
-    v2_releases: list[Release], as_user: Any, ci: Client
-) -> None:
-    response = create_on_page(as_user("admin"), "v2.*", Role.QA, "gitlab")
-    match = NEW_TOKEN.search(response.content.decode())
-    assert match
-
-    answers = [ci.get(go_url(r), headers=bearer(match.group(1))) for r in v2_releases]
-
-    assert [a.status_code for a in answers] == [200, 200]
-
-
-@pytest.mark.parametrize("pattern", ["v2.*", "V1.*", "v1.2", "v1.2.?-*"])
-def test_it_refuses_a_project_token_on_a_release_its_pattern_does_not_match(
-    release: Release, ci: Client, pattern: str
-) -> None:
-    token = make_project_token(pattern, Role.QA)
-    before = fingerprint(release)
-
-    asked = ci.get(go_url(release), headers=bearer(token))
-    reported = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
-
-    for response in (asked, reported):
-        assert response.status_code == 401
-        assert response.json() == REFUSED
-    assert fingerprint(release) == before
-    assert PipelineToken.objects.get().last_used_at is None
-
-
-def test_it_refuses_unknown_revoked_and_unmatched_tokens_and_missing_releases_alike(
-    release: Release, ci: Client
-) -> None:
-    revoked = make_project_token("*", Role.QA, "old")
-    PipelineToken.objects.filter(label="old").update(revoked_at=timezone.now())
-    unmatched = make_project_token("v2.*", Role.QA, "v2-ci")
-    everywhere = make_project_token("*", Role.QA, "everywhere")
-    before = fingerprint(release)
-
-    answers = []
-    for version, token in (
-        (release.version, "garbage"),
-        (release.version, revoked),
-        (release.version, unmatched),
-        # Matched by the pattern, but there is no such release: a probe learns nothing.
-        ("v9.9.9", everywhere),
-    ):
-        answers.append(ci.get(f"/api/releases/{version}/go-no-go", headers=bearer(token)))
-        answers.append(
-            ci.post(
-                f"/api/releases/{version}/evidence",
-                data={"item": QA_ITEM, "outcome": "pass"},
-                content_type="application/json",
-                headers=bearer(token),
-            )
-        )
-
-    assert {a.status_code for a in answers} == {401}
-    assert all(a.json() == REFUSED for a in answers)
-    assert all(a["Cache-Control"] == "no-store" for a in answers)
-    assert fingerprint(release) == before
-
-
-def test_it_lets_a_project_token_settle_only_its_roles_items(
-    v2_releases: list[Release], ci: Client
-) -> None:
-    release = v2_releases[0]
-    token = make_project_token("v2.*", Role.DEVOPS, "infra")
-    allowed = report(ci, release, token, {"item": DEVOPS_ITEM, "outcome": "pass"})
-    before = fingerprint(release)
-
-    refused = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
-
-    assert allowed.status_code == 200
-    assert refused.status_code == 403
-    assert QA_ITEM in refused.json()["error"]
-    assert fingerprint(release) == before
-    assert item(release, QA_ITEM).state == ItemState.PENDING
-
-
-def test_it_limits_a_project_token_across_all_its_releases_together(
-    v2_releases: list[Release], settings: Any, ci: Client
-) -> None:
-    settings.PIPELINE_REQUESTS_PER_MINUTE = 2
-    token = make_project_token("v2.*", Role.QA, "busy")
-    other = make_project_token("v2.*", Role.QA, "calm")
-    first_release, second_release = v2_releases
-    # All three requests must fall in one fixed window of the limiter.
-    left = api.RATE_WINDOW_SECONDS - time.time() % api.RATE_WINDOW_SECONDS
-    if left < 3:
-        time.sleep(left + 0.1)
-
-    first = ci.get(go_url(first_release), headers=bearer(token))
-    second = ci.get(go_url(second_release), headers=bearer(token))
-    before = fingerprint(second_release)
-    third = report(ci, second_release, token, {"item": QA_ITEM, "outcome": "pass"})
-
-    assert first.status_code == second.status_code == 200
-    assert third.status_code == 429
-    assert 1 <= int(third["Retry-After"]) <= api.RATE_WINDOW_SECONDS
-    assert fingerprint(second_release) == before
-    assert ci.get(go_url(first_release), headers=bearer(other)).status_code == 200
-
-
-def test_it_ends_a_revoked_project_tokens_use_on_every_release_at_once(
-    v2_releases: list[Release], as_user: Any, ci: Client
-) -> None:
-    token = make_project_token("v2.*", Role.QA, "github-actions")
-    assert all(ci.get(go_url(r), headers=bearer(token)).status_code == 200 for r in v2_releases)
-
-    revoke_on_page(as_user("admin"), "github-actions")
-
-    for release in v2_releases:
-        before = fingerprint(release)
-        asked = ci.get(go_url(release), headers=bearer(token))
-        reported = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
-        assert asked.status_code == reported.status_code == 401
-        assert asked.json() == reported.json() == REFUSED
-        assert fingerprint(release) == before
-
-
-def test_it_drops_a_report_whose_project_token_was_revoked_while_it_was_being_handled(
-    v2_releases: list[Release], users: dict[str, Any], ci: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    release = v2_releases[0]
-    token = make_project_token("v2.*", Role.QA, "github-actions")
-    read_body = api._evidence_request
-
-    def revoked_meanwhile(request: Any) -> dict[str, Any]:
-        # Staff revoke the token after it was checked, before the report is recorded.
-        PipelineToken.objects.update(revoked_at=timezone.now())
-        return read_body(request)
-
-    monkeypatch.setattr(api, "_evidence_request", revoked_meanwhile)
-    before = fingerprint(release)
-
-    response = report(ci, release, token, {"item": QA_ITEM, "outcome": "pass"})
-
-    assert response.status_code == 401
-    assert response.json() == REFUSED
-    assert fingerprint(release) == before
 
 
 # --- the database ------------------------------------------------------------------------

@@ -1,30 +1,23 @@
-"""The pipeline API and the staff page that makes its tokens.
+"""The pipeline API of a release.
 
 A deploy job asks GET /api/releases/<version>/go-no-go whether it may go; a CI job
 reports POST /api/releases/<version>/evidence for the items its token's role owns. Both
-send `Authorization: Bearer <token>`. The personas are the conftest's; `admin` is staff.
+send `Authorization: Bearer <token>`. The personas are the conftest's.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import time
-import uuid
-from collections.abc import Iterator
 from datetime import timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.core.cache import cache
 from django.test import Client
-from django.urls import reverse
 from django.utils import timezone, translation
 
-from checks import api
+from api import auth
 from checks.models import PipelineToken
 from releases import workflow
 from releases.models import (
@@ -36,276 +29,19 @@ from releases.models import (
     Role,
     blocking_reasons,
 )
-from tests.conftest import PERSONAS, build_small_template, item
-
-QA_ITEM = "Unit tests pass"
-DEVOPS_ITEM = "TLS certificates installed"
-RUN_URL = "https://ci.example.com/run/1"
-PLANTED = "planted-pipeline-token-Zq8w3VxK2mNp5RtY7uBc"
-NEW_TOKEN = re.compile(r'<input id="new-token" class="share-url" type="text" value="([^"]+)"')
-
-
-@pytest.fixture(autouse=True)
-def own_cache(settings: Any) -> Iterator[None]:
-    """A cache of this test's own, so its rate-limit windows start empty. Not the shared
-    Redis: clearing that would flush the Celery broker other runs may be using."""
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"pipeline-api-{uuid.uuid4()}",
-        }
-    }
-    cache.clear()
-    yield
-    cache.clear()
-
-
-@pytest.fixture
-def as_user(users: dict[str, Any]) -> Any:
-    """A logged-in client in English."""
-
-    def login(persona: str) -> Client:
-        client = Client(headers={"Accept-Language": "en"})
-        client.force_login(users[persona])
-        return client
-
-    return login
-
-
-@pytest.fixture
-def ci() -> Client:
-    """A CI job: no session, no cookies, English unless a test says otherwise."""
-    return Client(headers={"Accept-Language": "en"})
-
-
-def make_token(release: Release, role: str, label: str = "github-actions") -> str:
-    value = f"token-{label}-{uuid.uuid4().hex}"
-    PipelineToken.objects.create(
-        release=release, role=role, label=label, token_hash=PipelineToken.hash_token(value)
-    )
-    return value
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-def tokens_url(release: Release) -> str:
-    return reverse("checks:tokens", args=[release.version])
-
-
-def go_url(release: Release) -> str:
-    return reverse("checks:go-no-go", args=[release.version])
-
-
-def evidence_url(release: Release) -> str:
-    return reverse("checks:evidence", args=[release.version])
-
-
-def report(client: Client, release: Release, token: str, body: Any) -> Any:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post(
-        evidence_url(release), data=raw, content_type="application/json", headers=bearer(token)
-    )
-
-
-def other_release(users: dict[str, Any]) -> Release:
-    made = workflow.create_release(
-        build_small_template("other"), version="v9.9.9", title="Other", by=users["admin"]
-    )
-    for persona in PERSONAS:
-        workflow.assign(made, role=persona, user=users[persona], by=users["admin"])
-    return made
-
-
-def fingerprint(release: Release) -> dict[str, Any]:
-    """Everything a report could change, to prove a refused one changed nothing."""
-    release.refresh_from_db()
-    return {
-        "release": (release.status, release.revision),
-        "items": list(
-            release.items.order_by("position").values_list(
-                "state",
-                "reason",
-                "evidence_url",
-                "check_failure",
-                "check_results",
-                "changed_by_label",
-                "changed_by_kind",
-                "version",
-                "revision",
-            )
-        ),
-        "signoffs": list(release.signoffs.order_by("id").values_list("id", "reopened_at")),
-        "approvals": list(release.approvals.order_by("id").values_list("id", "revoked_at")),
-        "events": AuditEvent.objects.count(),
-    }
-
-
-def create_on_page(client: Client, release: Release, role: str, label: str) -> Any:
-    return client.post(tokens_url(release), {"action": "create", "role": role, "label": label})
-
-
-# --- the staff page ----------------------------------------------------------------------
-
-
-def test_it_shows_a_new_token_once_and_stores_only_its_hash(
-    release: Release, users: dict[str, Any], as_user: Any
-) -> None:
-    client = as_user("admin")
-
-    response = create_on_page(client, release, Role.QA, "github-actions")
-
-    assert response.status_code == 200
-    assert response["Cache-Control"] == "no-store"
-    match = NEW_TOKEN.search(response.content.decode())
-    assert match, "the new token is not on the page"
-    token = match.group(1)
-    stored = PipelineToken.objects.get(release=release)
-    assert (stored.role, stored.label, stored.created_by) == (
-        Role.QA,
-        "github-actions",
-        users["admin"],
-    )
-    assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest()
-    assert token not in stored.token_hash
-    event = AuditEvent.objects.get(action=AuditAction.PIPELINE_TOKEN_CREATED)
-    assert (event.release, event.actor, event.target) == (
-        release,
-        users["admin"],
-        "ci:github-actions",
-    )
-    assert event.after == {"role": Role.QA}
-    again = client.get(tokens_url(release))
-    assert again["Cache-Control"] == "no-store"
-    assert "ci:github-actions" in again.content.decode()
-    assert token not in again.content.decode()
-    assert not NEW_TOKEN.search(again.content.decode())
-
-
-def test_it_makes_a_token_that_the_api_accepts(release: Release, as_user: Any, ci: Client) -> None:
-    response = create_on_page(as_user("admin"), release, Role.QA, "gitlab")
-    match = NEW_TOKEN.search(response.content.decode())
-    assert match
-
-    answer = ci.get(go_url(release), headers=bearer(match.group(1)))
-
-    assert answer.status_code == 200
-    assert answer.json()["version"] == "v1.2.3"
-    assert PipelineToken.objects.get(label="gitlab").last_used_at is not None
-
-
-@pytest.mark.parametrize("persona", PERSONAS)
-def test_it_refuses_the_tokens_page_to_stakeholders_who_are_not_staff(
-    release: Release, as_user: Any, persona: str
-) -> None:
-    client = as_user(persona)
-
-    page = client.get(tokens_url(release))
-    created = create_on_page(client, release, Role.QA, "sneaky")
-
-    assert page.status_code == 403
-    assert created.status_code == 403
-    assert not PipelineToken.objects.exists()
-    assert not AuditEvent.objects.filter(action=AuditAction.PIPELINE_TOKEN_CREATED).exists()
-
-
-def test_it_hides_the_tokens_page_from_outsiders(release: Release, as_user: Any) -> None:
-    client = as_user("outsider")
-
-    assert client.get(tokens_url(release)).status_code == 404
-    assert create_on_page(client, release, Role.QA, "sneaky").status_code == 404
-    assert not PipelineToken.objects.exists()
-
-
-def test_it_sends_anonymous_visitors_of_the_tokens_page_to_log_in(release: Release) -> None:
-    response = Client().get(tokens_url(release))
-
-    assert response.status_code == 302
-    assert reverse("login") in response["Location"]
-
-
-def test_it_revokes_a_token_once_and_says_so_the_second_time(
-    release: Release, users: dict[str, Any], as_user: Any, ci: Client
-) -> None:
-    client = as_user("admin")
-    token = make_token(release, Role.QA, "jenkins")
-    stored = PipelineToken.objects.get(label="jenkins")
-
-    first = client.post(tokens_url(release), {"action": "revoke", "token": stored.pk})
-    first_page = client.get(first["Location"]).content.decode()
-    second = client.post(tokens_url(release), {"action": "revoke", "token": stored.pk})
-    second_page = client.get(second["Location"]).content.decode()
-
-    assert first.status_code == second.status_code == 302
-    assert first["Location"] == second["Location"] == tokens_url(release)
-    assert "Token revoked; it no longer works." in first_page
-    assert "That token is already revoked or does not exist." in second_page
-    assert "Token revoked; it no longer works." not in second_page
-    stored.refresh_from_db()
-    assert stored.revoked_at is not None
-    revoked = AuditEvent.objects.filter(action=AuditAction.PIPELINE_TOKEN_REVOKED)
-    assert revoked.count() == 1
-    assert (revoked[0].actor, revoked[0].target) == (users["admin"], "ci:jenkins")
-    assert ci.get(go_url(release), headers=bearer(token)).status_code == 401
-
-
-def test_it_lists_the_tokens_of_the_release_and_no_others(
-    release: Release, users: dict[str, Any], as_user: Any
-) -> None:
-    client = as_user("admin")
-    make_token(release, Role.QA, "unit-ci")
-    make_token(release, Role.DEVOPS, "infra-ci")
-    make_token(other_release(users), Role.QA, "elsewhere")
-    old = PipelineToken.objects.get(label="infra-ci")
-    client.post(tokens_url(release), {"action": "revoke", "token": old.pk})
-
-    html = client.get(tokens_url(release)).content.decode()
-
-    assert "ci:unit-ci" in html
-    assert "ci:infra-ci" in html
-    assert "ci:elsewhere" not in html
-    assert html.count('<span class="badge badge--done">Active</span>') == 1
-    assert html.count('name="action" value="revoke"') == 1
-    assert "Revoked " in html
-
-
-def test_it_refuses_a_second_active_token_with_the_same_label(
-    release: Release, as_user: Any
-) -> None:
-    client = as_user("admin")
-    create_on_page(client, release, Role.QA, "github-actions")
-    events = AuditEvent.objects.count()
-
-    response = create_on_page(client, release, Role.DEVOPS, "github-actions")
-
-    html = response.content.decode()
-    assert response.status_code == 200
-    assert '<p class="error" role="alert">An active token already has this label.</p>' in html
-    assert not NEW_TOKEN.search(html)
-    assert PipelineToken.objects.filter(label="github-actions").count() == 1
-    assert AuditEvent.objects.count() == events
-
-
-def test_it_lets_a_revoked_tokens_label_be_used_again(release: Release, as_user: Any) -> None:
-    client = as_user("admin")
-    create_on_page(client, release, Role.QA, "github-actions")
-    first = PipelineToken.objects.get()
-    client.post(tokens_url(release), {"action": "revoke", "token": first.pk})
-
-    response = create_on_page(client, release, Role.QA, "github-actions")
-
-    assert NEW_TOKEN.search(response.content.decode())
-    assert PipelineToken.objects.filter(label="github-actions").count() == 2
-    assert PipelineToken.objects.active().filter(label="github-actions").count() == 1
-
-
-def test_it_refuses_a_token_label_that_is_not_a_plain_name(release: Release, as_user: Any) -> None:
-    response = create_on_page(as_user("admin"), release, Role.QA, "ci job; rm -rf")
-
-    assert "Use letters, digits, dots, dashes and underscores." in response.content.decode()
-    assert not PipelineToken.objects.exists()
-
+from tests.api.pipeline import (
+    DEVOPS_ITEM,
+    QA_ITEM,
+    RUN_URL,
+    bearer,
+    evidence_url,
+    fingerprint,
+    go_url,
+    make_token,
+    other_release,
+    report,
+)
+from tests.conftest import item
 
 # --- go / no-go --------------------------------------------------------------------------
 
@@ -690,7 +426,7 @@ def test_it_limits_each_token_to_its_requests_per_minute(
     token = make_token(release, Role.QA, "busy")
     other = make_token(release, Role.QA, "calm")
     # All three requests must fall in one fixed window of the limiter.
-    left = api.RATE_WINDOW_SECONDS - time.time() % api.RATE_WINDOW_SECONDS
+    left = auth.RATE_WINDOW_SECONDS - time.time() % auth.RATE_WINDOW_SECONDS
     if left < 3:
         time.sleep(left + 0.1)
 
@@ -701,42 +437,11 @@ def test_it_limits_each_token_to_its_requests_per_minute(
 
     assert first.status_code == second.status_code == 200
     assert third.status_code == 429
-    assert 1 <= int(third["Retry-After"]) <= api.RATE_WINDOW_SECONDS
+    assert 1 <= int(third["Retry-After"]) <= auth.RATE_WINDOW_SECONDS
     assert "Too many requests" in third.json()["error"]
     assert fingerprint(release) == before
     # The limit is per token: another one of the same release still gets through.
     assert ci.get(go_url(release), headers=bearer(other)).status_code == 200
-
-
-def test_it_never_stores_the_token_itself(
-    release: Release, as_user: Any, ci: Client, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(api, "secrets", SimpleNamespace(token_urlsafe=lambda _n: PLANTED))
-    admin = as_user("admin")
-    shown = create_on_page(admin, release, Role.QA, "planted")
-    assert PLANTED in shown.content.decode()
-
-    ci.get(go_url(release), headers=bearer(PLANTED))
-    report(ci, release, PLANTED, {"item": QA_ITEM, "outcome": "fail", "url": RUN_URL})
-    report(ci, release, PLANTED, {"item": QA_ITEM, "outcome": "pass", "url": RUN_URL})
-    report(ci, release, PLANTED, {"item": DEVOPS_ITEM, "outcome": "pass"})
-    stored = PipelineToken.objects.get(label="planted")
-    admin.post(tokens_url(release), {"action": "revoke", "token": stored.pk})
-
-    events = list(AuditEvent.objects.values_list("target", "before", "after", "actor_label"))
-    assert len(events) > 3
-    for target, before, after, label in events:
-        assert PLANTED not in target
-        assert PLANTED not in json.dumps(before)
-        assert PLANTED not in json.dumps(after)
-        assert PLANTED not in label
-    stored.refresh_from_db()
-    assert stored.token_hash == PipelineToken.hash_token(PLANTED)
-    assert stored.revoked_at is not None
-    # Nowhere else either: every row of every table this test wrote to.
-    for model in apps.get_models():
-        for row in model._default_manager.values():
-            assert PLANTED not in repr(row), f"the token is stored in {model.__name__}"
 
 
 def test_it_records_when_a_token_was_last_used(release: Release, ci: Client) -> None:

@@ -1,0 +1,89 @@
+"""What every endpoint of the API shares besides its token: a refusal answered as JSON,
+and the request body read as a JSON object within its limits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
+
+# Ids are bigint primary keys.
+MAX_ID = 2**63 - 1
+
+View = Callable[..., HttpResponse]
+
+
+class ApiError(Exception):
+    """A refusal: its status, the message a pipeline shows, and any headers it needs."""
+
+    def __init__(self, status: int, message: str, **headers: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers
+
+
+def _error(error: ApiError) -> JsonResponse:
+    response = JsonResponse({"error": error.message}, status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def endpoint(method: str) -> Callable[[View], View]:
+    """An endpoint answering `method` only, whose ApiError is its answer."""
+
+    def decorate(view: View) -> View:
+        @wraps(view)
+        def answer(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                return view(request, *args, **kwargs)
+            except ApiError as error:
+                return _error(error)
+
+        # Authenticated by the bearer token, never by a cookie.
+        return csrf_exempt(require_http_methods([method])(answer))
+
+    return decorate
+
+
+def _body(request: HttpRequest) -> bytes:
+    try:
+        return request.body
+    except RequestDataTooBig:
+        # Django's own answer is an HTML page; a pipeline reads JSON.
+        raise ApiError(
+            413,
+            _("The body is larger than %(limit)d bytes.")
+            % {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE},
+        ) from None
+
+
+class NoId:
+    """An integer longer than any id, read as no valid value instead of converted (Python
+    refuses to convert one of more than 4,300 digits)."""
+
+
+def _bounded_int(digits: str) -> int | NoId:
+    return int(digits) if len(digits) <= len(str(MAX_ID)) else NoId()
+
+
+def json_object(request: HttpRequest) -> dict[str, Any]:
+    """The body, a JSON object; its integers longer than any id are NoId."""
+    try:
+        data = json.loads(_body(request) or b"", parse_int=_bounded_int)
+    except (ValueError, RecursionError):
+        # RecursionError: nesting deeper than the parser goes is no JSON object of ours.
+        raise ApiError(400, _("The body must be a JSON object.")) from None
+    if not isinstance(data, dict):
+        raise ApiError(400, _("The body must be a JSON object."))
+    return data

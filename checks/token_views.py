@@ -1,0 +1,149 @@
+"""The staff pages that manage pipeline tokens: a release's ("Pipeline tokens") and the
+project's (`/tokens/`), where staff create, list and revoke them.
+
+A token is made for one role and either one release or, as a project token, every release
+whose version matches its pattern; it is shown once and only its hash is stored. The API
+that takes them is the `api` app; each page shows the URLs a CI job calls.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods
+
+from releases import workflow
+from releases.access import get_release_for_user, person, require_manager
+from releases.models import AuditAction, Release
+
+from .forms import PipelineTokenForm, ProjectTokenForm, RevokePipelineTokenForm
+from .models import PipelineToken
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest, version: str) -> HttpResponse:
+    release = get_release_for_user(request, version)
+    require_manager(request)
+    return _tokens_page(request, release)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_tokens(request: HttpRequest) -> HttpResponse:
+    """Tokens for every release whose version matches a pattern, so that CI needs no
+    new token for each release."""
+    require_manager(request)
+    return _tokens_page(request, None)
+
+
+def _tokens_page(request: HttpRequest, release: Release | None) -> HttpResponse:
+    """The tokens of a release, or with None the project's: create, list, revoke."""
+    if release is not None:
+        here = reverse("checks:tokens", args=[release.version])
+        form_class: type[PipelineTokenForm] = PipelineTokenForm
+        version = release.version
+    else:
+        here = reverse("checks:project-tokens")
+        form_class = ProjectTokenForm
+        # The example the page shows leaves the version to the CI job's shell.
+        version = "$RELEASE_VERSION"
+    form = form_class()
+    new_token = ""
+    if request.method == "POST":
+        if request.POST.get("action") == "revoke":
+            revoke = RevokePipelineTokenForm(request.POST, release=release)
+            if revoke.is_valid() and _revoke(request, revoke.cleaned_data["token"]):
+                messages.success(request, _("Token revoked; it no longer works."))
+            else:
+                messages.error(request, _("That token is already revoked or does not exist."))
+            return redirect(here)
+        form = form_class(request.POST)
+        if form.is_valid():
+            new_token = _create(request, release, form.cleaned_data)
+            if new_token:
+                form = form_class()
+            else:
+                form.add_error("label", _("An active token already has this label."))
+    shown = PipelineToken.objects.select_related("created_by")
+    context = {
+        "release": release,
+        "form": form,
+        "new_token": new_token,
+        "tokens": [
+            (t, RevokePipelineTokenForm(initial={"token": t.pk}, release=release, auto_id=False))
+            for t in (shown.filter(release=release) if release is not None else shown.of_project())
+        ],
+        # The project tokens that also work here, shown read-only: the project's page
+        # manages them.
+        "applying": [(t, None) for t in shown.active().applying_to(release.version)]
+        if release is not None
+        else [],
+        "api_go": request.build_absolute_uri(reverse("api:go-no-go", args=[version])),
+        "api_evidence": request.build_absolute_uri(reverse("api:evidence", args=[version])),
+    }
+    template = "checks/tokens.html" if release is not None else "checks/project_tokens.html"
+    response = render(request, template, context)
+    # The page may carry a working token: never cached, never kept in history.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _create(request: HttpRequest, release: Release | None, cleaned: dict[str, Any]) -> str:
+    """The new token, or "" when an active token of the same scope has its label."""
+    token = secrets.token_urlsafe(32)
+    actor = person(request)
+    label, role = cleaned["label"], cleaned["role"]
+    pattern = cleaned.get("version_pattern", "")
+    with workflow.managing(release, by=actor) as change:
+        try:
+            # A savepoint: the label's unique constraint decides between two people
+            # creating at once, and the refusal leaves the transaction usable.
+            with transaction.atomic():
+                PipelineToken.objects.create(
+                    release=release,
+                    version_pattern=pattern,
+                    role=role,
+                    label=label,
+                    token_hash=PipelineToken.hash_token(token),
+                    created_by=actor.user,
+                )
+        except IntegrityError:
+            return ""
+        change.audit(AuditAction.PIPELINE_TOKEN_CREATED, f"ci:{label}", {}, _scope(role, pattern))
+    return token
+
+
+def _revoke(request: HttpRequest, token: PipelineToken) -> bool:
+    with workflow.managing(token.release, by=person(request)) as change:
+        revoked = (
+            PipelineToken.objects.active().filter(pk=token.pk).update(revoked_at=timezone.now())
+        )
+        if revoked:
+            change.audit(
+                AuditAction.PIPELINE_TOKEN_REVOKED,
+                f"ci:{token.label}",
+                {},
+                _scope(token.role, token.version_pattern),
+            )
+    return bool(revoked)
+
+
+def _scope(role: str, pattern: str) -> dict[str, str]:
+    """What a token may do, as its audit events record it."""
+    return {"role": role, "releases": pattern} if pattern else {"role": role}
+
+
+routes: list[URLPattern] = [
+    path("releases/<str:version>/tokens/", tokens, name="tokens"),
+    path("tokens/", project_tokens, name="project-tokens"),
+]
