@@ -284,7 +284,18 @@ class OwnerDefaults(NamedTuple):
     gate_before_section: str | None
 
 
-# DESIGN.md, "Default owners for the seed" and "The go-live gate".
+# The seed's owners when its file leaves them unsaid, a starting point staff edit per
+# release. By section: code, integrations and documentation are the Backend Lead's;
+# tests, post-deploy verification and validation the QA Lead's; security,
+# infrastructure, configuration, the deploy process and monitoring the DevOps Lead's;
+# preparation and communication the Product Owner's. By item, which wins over the
+# section: deploying the frontend and checking the experience on devices are the
+# Frontend Lead's, deploying the backend and the database migrations the Backend Lead's.
+#
+# The go-live gate: the required items before it must be settled before the Product
+# Owner may approve, and approval's digest covers only them, so the deploy itself and
+# the checks after it never revoke an approval. The seed's gate stands before "Proceso
+# de Despliegue": all of Pre-Despliegue plus Despliegue › Preparación.
 SEED_DEFAULTS: Final = OwnerDefaults(
     section_owners=MappingProxyType(
         {

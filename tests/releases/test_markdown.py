@@ -38,7 +38,7 @@ from releases.markdown import (
     render_checklist,
 )
 
-# The app ships the seed (DESIGN.md's seed/checklist-produccion.md) as its default template.
+# The app ships the team's own production checklist as its default template.
 SEED = (Path(__file__).parents[2] / "releases" / "data" / "checklist-produccion.md").read_text(
     encoding="utf-8"
 )
