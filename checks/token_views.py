@@ -8,23 +8,18 @@ that takes them is the `api` app; each page shows the URLs a CI job calls.
 
 from __future__ import annotations
 
-import secrets
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
-from releases import workflow
 from releases.access import get_release_for_user, person, require_manager
-from releases.models import AuditAction, Release
+from releases.models import Release
 
+from . import tokens as tokens_service
 from .forms import PipelineTokenForm, ProjectTokenForm, RevokePipelineTokenForm
 from .models import PipelineToken
 
@@ -62,14 +57,22 @@ def _tokens_page(request: HttpRequest, release: Release | None) -> HttpResponse:
     if request.method == "POST":
         if request.POST.get("action") == "revoke":
             revoke = RevokePipelineTokenForm(request.POST, release=release)
-            if revoke.is_valid() and _revoke(request, revoke.cleaned_data["token"]):
+            if revoke.is_valid() and tokens_service.revoke(
+                revoke.cleaned_data["token"], by=person(request)
+            ):
                 messages.success(request, _("Token revoked; it no longer works."))
             else:
                 messages.error(request, _("That token is already revoked or does not exist."))
             return redirect(here)
         form = form_class(request.POST)
         if form.is_valid():
-            new_token = _create(request, release, form.cleaned_data)
+            new_token = tokens_service.create(
+                release,
+                role=form.cleaned_data["role"],
+                label=form.cleaned_data["label"],
+                pattern=form.cleaned_data.get("version_pattern", ""),
+                by=person(request),
+            )
             if new_token:
                 form = form_class()
             else:
@@ -96,51 +99,6 @@ def _tokens_page(request: HttpRequest, release: Release | None) -> HttpResponse:
     # The page may carry a working token: never cached, never kept in history.
     response["Cache-Control"] = "no-store"
     return response
-
-
-def _create(request: HttpRequest, release: Release | None, cleaned: dict[str, Any]) -> str:
-    """The new token, or "" when an active token of the same scope has its label."""
-    token = secrets.token_urlsafe(32)
-    actor = person(request)
-    label, role = cleaned["label"], cleaned["role"]
-    pattern = cleaned.get("version_pattern", "")
-    with workflow.managing(release, by=actor) as change:
-        try:
-            # A savepoint: the label's unique constraint decides between two people
-            # creating at once, and the refusal leaves the transaction usable.
-            with transaction.atomic():
-                PipelineToken.objects.create(
-                    release=release,
-                    version_pattern=pattern,
-                    role=role,
-                    label=label,
-                    token_hash=PipelineToken.hash_token(token),
-                    created_by=actor.user,
-                )
-        except IntegrityError:
-            return ""
-        change.audit(AuditAction.PIPELINE_TOKEN_CREATED, f"ci:{label}", {}, _scope(role, pattern))
-    return token
-
-
-def _revoke(request: HttpRequest, token: PipelineToken) -> bool:
-    with workflow.managing(token.release, by=person(request)) as change:
-        revoked = (
-            PipelineToken.objects.active().filter(pk=token.pk).update(revoked_at=timezone.now())
-        )
-        if revoked:
-            change.audit(
-                AuditAction.PIPELINE_TOKEN_REVOKED,
-                f"ci:{token.label}",
-                {},
-                _scope(token.role, token.version_pattern),
-            )
-    return bool(revoked)
-
-
-def _scope(role: str, pattern: str) -> dict[str, str]:
-    """What a token may do, as its audit events record it."""
-    return {"role": role, "releases": pattern} if pattern else {"role": role}
 
 
 routes: list[URLPattern] = [

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
-from checks import token_views
+from checks import tokens
 from checks.models import PipelineToken
 from releases.models import AuditAction, AuditEvent, Release, Role
 from tests.api.pipeline import (
@@ -239,7 +239,7 @@ def test_it_refuses_a_token_label_that_is_not_a_plain_name(release: Release, as_
 def test_it_never_stores_the_token_itself(
     release: Release, as_user: Any, ci: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(token_views, "secrets", SimpleNamespace(token_urlsafe=lambda _n: PLANTED))
+    monkeypatch.setattr(tokens, "secrets", SimpleNamespace(token_urlsafe=lambda _n: PLANTED))
     admin = as_user("admin")
     shown = create_on_page(admin, release, Role.QA, "planted")
     assert PLANTED in shown.content.decode()
