@@ -335,6 +335,8 @@ class Tally:
     done: int = 0
     na: int = 0
     stopped: int = 0
+    # Required items not done or N/A: what holds a lead's sign-off back.
+    required_open: int = 0
 
     @property
     def settled(self) -> int:
@@ -352,6 +354,8 @@ class Tally:
             self.na += 1
         elif item.state in _STOPPED:
             self.stopped += 1
+        if item.required and item.state not in _SETTLED:
+            self.required_open += 1
 
 
 @dataclass
@@ -368,7 +372,11 @@ class SignOffRow:
 
     @property
     def ready(self) -> bool:
-        return self.tally.settled == self.tally.total
+        return self.tally.required_open == 0
+
+    @property
+    def optional_open(self) -> int:
+        return self.tally.total - self.tally.settled - self.tally.required_open
 
 
 @dataclass

@@ -748,6 +748,9 @@ class SignOff(models.Model):
     reopened_at = models.DateTimeField(null=True, blank=True)
     reopened_reason = models.TextField(blank=True)
     reopened_reason_args = models.JSONField(default=dict, blank=True)
+    # Optional items do not hold a sign-off back; the ones still open when it was given
+    # are kept with it, by their text, so that what was signed over stays on record.
+    optional_open = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["release", "signed_at"]

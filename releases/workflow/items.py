@@ -425,27 +425,34 @@ def sign_off(release: Release, *, role: str, phase: str, by: By, ip: str | None 
                 _("The %(role)s owns no items in “%(phase)s”.")
                 % {"role": Role(role).label, "phase": phase}
             )
-        open_items = [i for i in items if i.state not in ItemState.settled()]
+        settled = ItemState.settled()
+        open_items = [i for i in items if i.required and i.state not in settled]
         if open_items:
             raise WorkflowError(
                 _(
-                    "%(count)d item(s) of yours in “%(phase)s” are not done or N/A yet, "
-                    "e.g. “%(text)s”."
+                    "%(count)d required item(s) of yours in “%(phase)s” are not done or "
+                    "N/A yet, e.g. “%(text)s”."
                 )
                 % {"count": len(open_items), "phase": phase, "text": open_items[0].text}
             )
+        optional_open = [i.text for i in items if not i.required and i.state not in settled]
         if SignOff.objects.filter(
             release=change.on, role=role, phase=phase, reopened_at__isnull=True
         ).exists():
             raise WorkflowError(_("Already signed off."))
         signoff = SignOff.objects.create(
-            release=change.on, role=role, phase=phase, signed_by=actor.user
+            release=change.on,
+            role=role,
+            phase=phase,
+            signed_by=actor.user,
+            optional_open=optional_open,
         )
+        signed = {"items": len(items), "signed_by": actor.user.get_username()}
         change.audit(
             AuditAction.SIGNOFF_SIGNED,
             f"{role} / {phase}",
             {},
-            {"items": len(items), "signed_by": actor.user.get_username()},
+            {**signed, "optional_open": optional_open} if optional_open else signed,
         )
         return signoff
 

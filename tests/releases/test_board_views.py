@@ -725,6 +725,7 @@ def test_it_signs_off_a_lead_once_their_items_are_settled(
 
     assert refused.status_code == 422
     assert "are not done or N/A yet" in refused.content.decode()
+    assert "required item(s) of yours" in refused.content.decode()
     assert signed.status_code == 302
     assert signed["Location"] == board_url(release) + "#signoff-panel"
     assert messages_of(signed) == ["Signed off the QA Lead items of “Pre”."]
@@ -1558,3 +1559,19 @@ def test_a_row_holding_a_persons_own_csrf_token_is_never_shared(
 
     assert "token-of-one-person" in first
     assert "token-of-another" in second and "token-of-one-person" not in second
+
+
+def test_a_lead_signs_off_over_an_optional_item_and_the_panel_says_what_was_left_open(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    client = as_user("devops")
+    workflow.tick(item(release, "TLS certificates installed"), by=users["devops"])
+    before = client.get(board_url(release)).content.decode()
+
+    signed = signoff_post(client, release, "sign", role="devops")
+    after = client.get(board_url(release)).content.decode()
+
+    assert "1 optional item open" in before
+    assert "Every required item must be done or N/A first." not in before
+    assert signed.status_code == 302
+    assert "Left open:" in after and "“Nice-to-have dashboard”" in after

@@ -20,6 +20,7 @@ from django.utils import timezone, translation
 from releases import notify, policy, workflow
 from releases.actors import Person, who_on
 from releases.models import (
+    AuditAction,
     AuditEvent,
     ChecklistTemplate,
     EmergencyContact,
@@ -1018,15 +1019,29 @@ def test_it_refuses_a_sign_off_while_an_item_is_open(
     assert fingerprint(release) == before
 
 
-def test_it_counts_optional_items_before_signing_off(
+def test_it_signs_off_over_optional_items_left_open_and_records_them(
     release: Release, users: dict[str, Any]
 ) -> None:
     workflow.tick(item(release, ITEM_OF["devops"]), by=users["devops"])
 
-    with pytest.raises(WorkflowError, match=OPTIONAL_PRE):
-        workflow.sign_off(release, role="devops", phase="Pre", by=users["devops"])
+    signoff = workflow.sign_off(release, role="devops", phase="Pre", by=users["devops"])
 
-    assert not release.signoffs.exists()
+    assert signoff.optional_open == [OPTIONAL_PRE]
+    event = release.audit_events.get(action=AuditAction.SIGNOFF_SIGNED)
+    assert event.after["optional_open"] == [OPTIONAL_PRE]
+
+
+def test_it_records_no_optional_item_when_all_were_settled(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, ITEM_OF["devops"]), by=users["devops"])
+    workflow.mark_not_applicable(item(release, OPTIONAL_PRE), by=users["devops"], reason="later")
+
+    signoff = workflow.sign_off(release, role="devops", phase="Pre", by=users["devops"])
+
+    assert signoff.optional_open == []
+    event = release.audit_events.get(action=AuditAction.SIGNOFF_SIGNED)
+    assert "optional_open" not in event.after
 
 
 def test_it_signs_off_items_done_or_not_applicable(release: Release, users: dict[str, Any]) -> None:
