@@ -90,6 +90,7 @@ _SETTLED = frozenset(ItemState.settled())
 _STOPPED = frozenset({ItemState.BLOCKED, ItemState.FAILED})
 _ROLE_ORDER = {role: index for index, role in enumerate(Role.values)}
 _URGENT = frozenset({"status", "item-blocked", "check-failed", "not-verified"})
+_PENDING = "item-open"
 # Rollback steps are written in Markdown. Raw HTML is escaped and markdown-it refuses
 # javascript:/data: links, so the result is safe to put in a page.
 _MARKDOWN = MarkdownIt("commonmark", {"html": False})
@@ -431,6 +432,8 @@ class GoNoGo:
     may_revoke: bool
     # Not reasons to stop: what the approval names, or will name, as given over.
     overrides: list[OverrideShown] = field(default_factory=list)
+    # How many of the listed reasons are items merely not done yet; they come last.
+    pending: int = 0
 
     @property
     def listed(self) -> list[str]:
@@ -439,13 +442,18 @@ class GoNoGo:
 
     # The panel shows the first reasons, folds away the next ones and counts the rest:
     # a 2,000-item board just created has a thousand pending items before the gate.
+    # Only those are ever left out: every other reason is listed, however many.
     @property
     def first(self) -> list[str]:
         return self.listed[:_REASONS_FIRST]
 
     @property
     def folded(self) -> list[str]:
-        return self.listed[_REASONS_FIRST:_REASONS_LISTED]
+        return self.listed[_REASONS_FIRST : self._shown]
+
+    @property
+    def _shown(self) -> int:
+        return max(_REASONS_LISTED, len(self.listed) - self.pending)
 
     @property
     def more(self) -> int:
@@ -454,7 +462,7 @@ class GoNoGo:
 
     @property
     def unlisted(self) -> int:
-        return max(0, len(self.listed) - _REASONS_LISTED)
+        return max(0, len(self.listed) - self._shown)
 
 
 def _phase_label(name: str) -> str:
@@ -573,9 +581,11 @@ def _gonogo(
     release: Release, items: list[ReleaseItem], approvals: list[GoLiveApproval], viewer: Viewer
 ) -> GoNoGo:
     active = next((a for a in approvals if a.revoked_at is None), None)
-    # Stable sort: what is actively stopping the release first, then what is just not done.
+    # Stable sort: what is actively stopping the release first, then the rest, and the
+    # items that are simply not done yet last, where the panel may count them instead.
     general = sorted(
-        blocking_reasons(release, items), key=lambda reason: reason.code not in _URGENT
+        blocking_reasons(release, items),
+        key=lambda reason: 0 if reason.code in _URGENT else 2 if reason.code == _PENDING else 1,
     )
     reasons = [reason.message for reason in general]
     obstacles = policy.personal_obstacles(
@@ -593,6 +603,7 @@ def _gonogo(
         may_approve=viewer.may_approve and active is None,
         may_revoke=viewer.may_approve and active is not None,
         overrides=[_override_shown(record) for record in overrides],
+        pending=sum(1 for reason in general if reason.code == _PENDING),
     )
 
 
