@@ -7,9 +7,11 @@ a cheap query.
 Each web process has one Hub: one watcher task and, per release, the pages (subscribers)
 following it. A new revision is rendered once per distinct (viewer, page, revision the
 page has) in a worker thread, and every page in that group gets the same bytes, so 200
-open pages cost about as much as the handful of different people behind them. Waiting
-pages hold no database connection: only the watcher's short queries and the renders
-touch the database, each closing its connection when done.
+open pages cost about as much as the handful of different people behind them. Who may
+still follow is asked at each revision and every ACCESS_CHECK_SECONDS, for many pages
+at once; a page whose access ended is closed. Waiting pages hold no database
+connection: only the watcher's short queries, the access checks and the renders touch
+the database, each closing its connection when done.
 """
 
 from __future__ import annotations
@@ -46,12 +48,22 @@ SAFETY_POLL_SECONDS = 5.0
 REDIS_RETRY_SECONDS = 5.0
 # Distinct renders kept; entries are only reused while no newer revision is known.
 RENDER_CACHE_SIZE = 512
+# How often every open page's access is checked again, whether or not its release
+# changed: a logout, an expired session or a password change gives no release a new
+# revision, and may happen on another web process or none (a session expires by itself,
+# an administrator sets a password from a shell). Each check asks once for all the
+# pages of the process (a few queries by IN lists in a worker thread, see
+# releases.streams.still_admitted), so 1,000 open pages cost the same few queries as
+# ten, only with longer lists. A signal such as user_logged_out would reach only the
+# process that served the logout, and only for a logout; this bounds them all alike.
+ACCESS_CHECK_SECONDS = 2.0
 
 # render_update's signature: (release_id, viewer, page, since_revision) -> (revision, html)
 Renderer = Callable[[int, Hashable, str, int], tuple[int, str]]
 # Which of the given holders (whatever a page's access was granted to: a person as they
-# were, a share link) may still follow the release; asked at every new revision.
-Admitter = Callable[[int, frozenset[Hashable]], frozenset[Hashable]]
+# were let in, a share link) may still follow their release; asked for a release's
+# pages at each of its revisions, and for every page every ACCESS_CHECK_SECONDS.
+Admitter = Callable[[frozenset[Hashable]], frozenset[Hashable]]
 # Its arguments: one distinct render.
 _RenderKey = tuple[int, Hashable, str, int]
 
@@ -130,11 +142,9 @@ def _render_closing(
         close_old_connections()
 
 
-def _admit_closing(
-    admit: Admitter, release_id: int, holders: frozenset[Hashable]
-) -> frozenset[Hashable]:
+def _admit_closing(admit: Admitter, holders: frozenset[Hashable]) -> frozenset[Hashable]:
     try:
-        return admit(release_id, holders)
+        return admit(holders)
     finally:
         close_old_connections()
 
@@ -190,6 +200,7 @@ class Hub:
         self._subscribers: dict[int, set[Subscriber]] = {}
         self._revisions: dict[int, int] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self._access_checker: asyncio.Task[None] | None = None
         self._fan_outs: dict[int, asyncio.Task[None]] = {}
         self._dirty: set[int] = set()
         self._cache: OrderedDict[_RenderKey, Update] = OrderedDict()
@@ -225,6 +236,8 @@ class Hub:
         self._loop = asyncio.get_running_loop()
         if not _running_here(self._watcher):
             self._watcher = _detached_task(self._watch())
+        if self._admit is not None and not _running_here(self._access_checker):
+            self._access_checker = _detached_task(self._check_access())
         self._revisions[release_id] = max(current, self._revisions.get(release_id, -1))
         if seen < self._revisions[release_id]:
             self._bring_up_to_date(release_id)
@@ -288,7 +301,7 @@ class Hub:
             # it reaches every web process: each ends the streams it may no longer serve,
             # asking beside the renders and before sending anything.
             _closed, rendered = await asyncio.gather(
-                self._close_revoked(release_id),
+                self._close_revoked(list(self._subscribers.get(release_id, ()))),
                 sync_to_async(_render_each, thread_sensitive=False)(self._render, to_render),
             )
             for key, result in rendered:
@@ -309,20 +322,30 @@ class Hub:
                 # another deployment sharing Redis) must not hold back the real ones.
                 self._revisions[release_id] = newest
 
-    async def _close_revoked(self, release_id: int) -> None:
+    async def _check_access(self) -> None:
+        """Runs while anyone is subscribed: ends the streams of those who may no longer
+        follow though their release did not change (see ACCESS_CHECK_SECONDS)."""
+        while self._subscribers:
+            await asyncio.sleep(ACCESS_CHECK_SECONDS)
+            await self._close_revoked(
+                [s for followers in self._subscribers.values() for s in followers]
+            )
+
+    async def _close_revoked(self, subscribers: list[Subscriber]) -> None:
         if self._admit is None:
             return
-        following = [s for s in self._subscribers.get(release_id, ()) if not s.closed]
+        following = [s for s in subscribers if not s.closed]
         holders = frozenset(s.holder for s in following)
         if not holders:
             return
         try:
             admitted = await sync_to_async(_admit_closing, thread_sensitive=False)(
-                self._admit, release_id, holders
+                self._admit, holders
             )
         except Exception:
-            # Unsure who may follow: keep the streams, and ask again at the next revision.
-            logger.exception("live updates: could not re-check access to release %s", release_id)
+            # Unsure who may follow: keep the streams, and ask again at the next revision
+            # or check, whichever comes first.
+            logger.exception("live updates: could not re-check access to live pages")
             return
         for subscriber in following:
             if subscriber.holder not in admitted:

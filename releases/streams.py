@@ -3,9 +3,12 @@ and a polling endpoint the page falls back to when the stream fails.
 
 Access is resolved once, when the page connects, on the request's thread, whose
 database connection goes back before the stream starts (deploycheck.request_thread);
-the open stream then waits on the process's hub and holds no connection. Streams end
-after STREAM_MAX_SECONDS and the browser reconnects, which checks access again (a
-revoked share link, a removed stakeholder).
+the open stream then waits on the process's hub and holds no connection. The hub asks
+`still_admitted` again at every revision of the release and every few seconds besides
+(releases.live), and a stream whose access ended says so and ends: a person logged out,
+whose session expired, whose password changed, whose account was deactivated or whose
+roles changed; a revoked share link. Streams also end after STREAM_MAX_SECONDS, and the
+browser reconnects.
 """
 
 from __future__ import annotations
@@ -13,17 +16,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
+from importlib import import_module
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth import get_user_model
+from django.contrib.auth import HASH_SESSION_KEY, get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
+from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
+from django.utils import timezone
 from django.utils.cache import add_never_cache_headers
+from django.utils.crypto import constant_time_compare
 
 from . import board, live
 from .access import get_release_for_user
@@ -34,41 +42,102 @@ STREAM_MAX_SECONDS = 300.0
 RECONNECT_MILLISECONDS = 2000
 
 
-def _person_holder(user_id: int, roles: frozenset[str], is_staff: bool) -> Hashable:
-    return ("person", user_id, roles, is_staff)
+@dataclass(frozen=True)
+class PersonHolder:
+    """A logged-in person as they were let in to follow a release: their roles on it,
+    their staff standing, and the session they came with, by its key and the hash of
+    their password it holds (what django.contrib.auth.get_user verifies)."""
+
+    release_id: int
+    user_id: int
+    roles: frozenset[str]
+    is_staff: bool
+    session_key: str
+    session_hash: str
 
 
-def still_admitted(release_id: int, holders: frozenset[Hashable]) -> frozenset[Hashable]:
-    """The holders that may still follow the release as they were let in: an active
-    account holding the same roles (and staff standing) on it, an unrevoked link. A
-    person whose roles changed is let go too: their reconnect gets today's view."""
-    users = {h[1] for h in holders if isinstance(h, tuple) and h[0] == "person"}
-    links = {h[1] for h in holders if isinstance(h, tuple) and h[0] == "link"}
-    roles: dict[int, set[str]] = {}
-    for user_id, role in Stakeholder.objects.filter(
-        release_id=release_id, user_id__in=users
-    ).values_list("user_id", "role"):
-        roles.setdefault(user_id, set()).add(role)
-    staff = dict(
-        get_user_model().objects.filter(pk__in=users, is_active=True).values_list("pk", "is_staff")
+@dataclass(frozen=True)
+class LinkHolder:
+    """A share link as it let a page in."""
+
+    release_id: int
+    link_id: int
+
+
+def still_admitted(holders: frozenset[Hashable]) -> frozenset[Hashable]:
+    """The holders that may still follow their release as they were let in: a person
+    whose session still stands and whose account is active, holding the same roles (and
+    staff standing) on the release; an unrevoked link. A person whose roles changed is
+    let go too: their reconnect gets today's view.
+
+    The hub asks this for every open page of the process every few seconds, so it costs
+    at most four queries (sessions, people, roles, links) however many pages and
+    releases it is asked about, never one per page.
+    """
+    people = [h for h in holders if isinstance(h, PersonHolder)]
+    links = [h for h in holders if isinstance(h, LinkHolder)]
+    admitted: set[Hashable] = set()
+    if people:
+        admitted.update(_people_admitted(people))
+    if links:
+        active = set(
+            ShareLink.objects.active()
+            .filter(pk__in={h.link_id for h in links})
+            .values_list("pk", "release_id")
+        )
+        admitted.update(h for h in links if (h.link_id, h.release_id) in active)
+    return frozenset(admitted)
+
+
+def _people_admitted(people: list[PersonHolder]) -> list[PersonHolder]:
+    # As the session middleware and django.contrib.auth.get_user would find them at the
+    # next request: the session row there and unexpired (a logout deletes it), the
+    # account active, and the hash the session holds still that of the account's
+    # password. The hash was read from the session when the page connected: Django
+    # never changes the person or the hash a session holds without giving it a new key
+    # (login, update_session_auth_hash and get_user's own fallback all cycle it), and
+    # the old key then is gone, so comparing the key's existence and that hash is what
+    # reading the session again would tell, without decoding every session each time.
+    sessions = set(
+        _session_model()
+        .objects.filter(
+            session_key__in={p.session_key for p in people}, expire_date__gt=timezone.now()
+        )
+        .values_list("session_key", flat=True)
     )
-    admitted: set[Hashable] = {
-        _person_holder(user_id, frozenset(held), staff[user_id])
-        for user_id, held in roles.items()
-        if user_id in staff
+    users = {
+        user.pk: user
+        for user in get_user_model().objects.filter(
+            pk__in={p.user_id for p in people}, is_active=True
+        )
     }
-    admitted |= {
-        _person_holder(user_id, frozenset(), True)
-        for user_id, is_staff in staff.items()
-        if is_staff and user_id not in roles
-    }
-    admitted |= {
-        ("link", pk)
-        for pk in ShareLink.objects.active()
-        .filter(release_id=release_id, pk__in=links)
-        .values_list("pk", flat=True)
-    }
-    return frozenset(admitted & holders)
+    hashes = {pk: user.get_session_auth_hash() for pk, user in users.items()}
+    roles: dict[tuple[int, int], set[str]] = {}
+    for release_id, user_id, role in Stakeholder.objects.filter(
+        release_id__in={p.release_id for p in people}, user_id__in=list(users)
+    ).values_list("release_id", "user_id", "role"):
+        roles.setdefault((release_id, user_id), set()).add(role)
+
+    def admits(person: PersonHolder) -> bool:
+        user = users.get(person.user_id)
+        if user is None or person.session_key not in sessions:
+            return False
+        if not constant_time_compare(person.session_hash, hashes[person.user_id]):
+            return False
+        # Still someone who may see the release (access.get_release_for_user), standing
+        # as they did when let in.
+        held = frozenset(roles.get((person.release_id, person.user_id), ()))
+        if not (held or user.is_staff):
+            return False
+        return held == person.roles and user.is_staff == person.is_staff
+
+    return [person for person in people if admits(person)]
+
+
+def _session_model() -> type[AbstractBaseSession]:
+    # The configured engine's, as the session middleware loads it: database sessions.
+    store: type[DatabaseSessionStore] = import_module(settings.SESSION_ENGINE).SessionStore
+    return store.get_model_class()
 
 
 # One per web process: the pages it serves and the watcher that feeds them.
@@ -99,7 +168,16 @@ def _member_access(request: HttpRequest, version: str) -> LiveAccess | HttpRespo
     viewer = board.viewer_for(
         user, release, read_only=page == "status", language=request.LANGUAGE_CODE
     )
-    holder = _person_holder(user.pk, viewer.roles, viewer.is_staff)
+    # Read after request.user, whose verification may have given the session a new key.
+    session = request.session
+    holder = PersonHolder(
+        release.pk,
+        user.pk,
+        viewer.roles,
+        viewer.is_staff,
+        session.session_key or "",
+        session.get(HASH_SESSION_KEY, ""),
+    )
     return LiveAccess(release.pk, release.revision, viewer, page, holder)
 
 
@@ -111,7 +189,8 @@ def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpRespons
     viewer = board.viewer_for(
         AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
     )
-    return LiveAccess(link.release_id, link.release.revision, viewer, "status", ("link", link.pk))
+    holder = LinkHolder(link.release_id, link.pk)
+    return LiveAccess(link.release_id, link.release.revision, viewer, "status", holder)
 
 
 def _since(request: HttpRequest, current: int) -> int:

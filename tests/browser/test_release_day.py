@@ -130,6 +130,28 @@ def test_it_lets_the_product_owner_approve_only_after_every_lead_signed_off(
     assert not release_day.signoffs.filter(role=Role.QA, reopened_at__isnull=True).exists()
 
 
+def test_it_tells_an_open_board_its_person_logged_out_in_another_tab(
+    release_day: Release, log_in: LogIn
+) -> None:
+    qa = open_live(log_in("qa"), board_url(release_day))
+    streams_asked: list[str] = []
+    qa.on("request", lambda request: streams_asked.append(request.url))
+    other_tab = qa.context.new_page()
+    other_tab.goto(status_url(release_day))
+
+    other_tab.get_by_role("button", name="Log out", exact=True).click()
+
+    expect(other_tab).to_have_url(re.compile(r"/accounts/login/"))
+    indicator = qa.locator("#live-indicator")
+    expect(indicator).to_have_attribute("data-state", "revoked")
+    expect(indicator).to_have_text("Your access to this release has ended: reload the page")
+    # Past the reconnect delay the stream had set: the page neither reconnects nor polls.
+    qa.wait_for_timeout(2_500)
+    expect(indicator).to_have_attribute("data-state", "revoked")
+    assert streams_asked == []
+    assert qa.evaluate(STILL_LOADED), "the page reloaded instead of saying so"
+
+
 def test_it_lets_support_watch_but_change_nothing(release_day: Release, log_in: LogIn) -> None:
     support = log_in("support")
     support.goto(status_url(release_day))

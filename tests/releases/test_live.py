@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,9 +24,12 @@ import httpx
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, get_user_model
 from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from releases import board, live, streams, workflow
 from releases.models import Release, ShareLink
@@ -640,6 +644,102 @@ def test_it_ends_the_open_stream_of_a_deactivated_account(
     )
 
 
+# A session that ends gives no release a new revision: the hub's periodic access check
+# finds it, so the bound is one check interval and the time to answer it.
+SESSION_END_BOUND = live.ACCESS_CHECK_SECONDS + 2
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_a_person_who_logs_out_in_another_tab(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["qa"])
+
+    def log_out_elsewhere() -> None:
+        tab = Client()
+        tab.cookies[settings.SESSION_COOKIE_NAME] = cookies[settings.SESSION_COOKIE_NAME]
+        assert tab.post(reverse("logout")).status_code == 302
+
+    seconds = follow_until_revoked(server, path, cookies, release.revision, log_out_elsewhere)
+
+    assert seconds < SESSION_END_BOUND, server.log.read_text()
+    # And the page's reconnect, were it to try, is sent to log in.
+    again = httpx.get(f"{server.url}{path}", cookies=cookies, timeout=5)
+    assert again.status_code == 302
+    assert again.headers["location"].startswith(reverse("login"))
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_a_person_whose_password_changes(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["qa"])
+
+    def change_password() -> None:
+        # As an administrator or a password reset does: every session of theirs ends.
+        users["qa"].set_password("a brand new one")
+        users["qa"].save()
+
+    seconds = follow_until_revoked(server, path, cookies, release.revision, change_password)
+
+    assert seconds < SESSION_END_BOUND, server.log.read_text()
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_a_session_that_expires(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["qa"])
+    expires = timezone.now() + timedelta(seconds=3)
+    session = client.session
+    session.set_expiry(expires)
+    session.save()
+
+    def until_it_expires() -> None:
+        time.sleep(max(0.0, (expires - timezone.now()).total_seconds()))
+
+    follow_until_revoked(server, path, cookies, release.revision, until_it_expires)
+
+    late = timezone.now() - expires
+    assert late < timedelta(seconds=SESSION_END_BOUND), server.log.read_text()
+
+
+@pytest.mark.live
+def test_it_ends_the_open_stream_of_an_account_deactivated_behind_the_releases_back(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    client: Client,
+) -> None:
+    path = reverse("releases:live", args=[release.version])
+    cookies = session_cookie(client, users["devops"])
+
+    def deactivate_in_bulk() -> None:
+        # A queryset update sends no signal: no audit event, no new revision.
+        get_user_model().objects.filter(pk=users["devops"].pk).update(is_active=False)
+
+    seconds = follow_until_revoked(server, path, cookies, release.revision, deactivate_in_bulk)
+
+    assert seconds < SESSION_END_BOUND, server.log.read_text()
+    assert Release.objects.get(pk=release.pk).revision == release.revision
+
+
 @pytest.mark.live
 def test_it_keeps_the_streams_of_people_who_still_may_follow(
     server: WebServer,
@@ -660,6 +760,8 @@ def test_it_keeps_the_streams_of_people_who_still_may_follow(
         ):
             events = read_events(response)
             await anext(events)
+            # Past a periodic access check too: a session that stands keeps its stream.
+            await asyncio.sleep(live.ACCESS_CHECK_SECONDS * 1.5)
             await sync_to_async(closing)(
                 workflow.unassign, release, role="devops", user=users["devops"], by=users["admin"]
             )
@@ -670,31 +772,119 @@ def test_it_keeps_the_streams_of_people_who_still_may_follow(
     assert update.event == "update"
 
 
+def let_in(
+    release: Release, user: Any, roles: set[str], *, is_staff: bool = False
+) -> tuple[streams.PersonHolder, Client]:
+    """A person as a page of theirs was let in, with a session of their own (and the
+    client holding it)."""
+    client = Client()
+    client.force_login(user)
+    session = client.session
+    holder = streams.PersonHolder(
+        release.pk,
+        user.pk,
+        frozenset(roles),
+        is_staff,
+        session.session_key or "",
+        session[HASH_SESSION_KEY],
+    )
+    return holder, client
+
+
 def test_it_admits_only_those_who_still_hold_what_let_them_in(
     release: Release, users: dict[str, Any]
 ) -> None:
     share(release, users, "kept")
     share(release, users, "gone", revoked=True)
     kept, gone = ShareLink.objects.order_by("pk")
-    qa, support = users["qa"], users["support"]
+    qa, _ = let_in(release, users["qa"], {"qa"})
+    admin, _ = let_in(release, users["admin"], set(), is_staff=True)
+    roles_changed, _ = let_in(release, users["support"], {"qa"})
+    outsider, _ = let_in(release, users["outsider"], set())
+    logged_out, client = let_in(release, users["po"], {"po"})
+    client.logout()
+    expired, client = let_in(release, users["frontend"], {"frontend"})
+    session = client.session
+    session.set_expiry(timezone.now() - timedelta(seconds=1))
+    session.save()
+    password_changed, _ = let_in(release, users["devops"], {"devops"})
+    users["devops"].set_password("another one")
+    users["devops"].save()
+    deactivated, _ = let_in(release, users["backend"], {"backend"})
+    get_user_model().objects.filter(pk=users["backend"].pk).update(is_active=False)
     holders = frozenset(
         {
-            ("person", qa.pk, frozenset({"qa"}), False),
-            ("person", support.pk, frozenset({"qa"}), False),  # roles changed since
-            ("person", users["admin"].pk, frozenset(), True),
-            ("person", users["outsider"].pk, frozenset(), False),
-            ("link", kept.pk),
-            ("link", gone.pk),
+            qa,
+            admin,
+            roles_changed,
+            outsider,
+            logged_out,
+            expired,
+            password_changed,
+            deactivated,
+            streams.LinkHolder(release.pk, kept.pk),
+            streams.LinkHolder(release.pk, gone.pk),
         }
     )
 
-    admitted = streams.still_admitted(release.pk, holders)
+    admitted = streams.still_admitted(holders)
 
-    assert admitted == {
-        ("person", qa.pk, frozenset({"qa"}), False),
-        ("person", users["admin"].pk, frozenset(), True),
-        ("link", kept.pk),
-    }
+    assert admitted == {qa, admin, streams.LinkHolder(release.pk, kept.pk)}
+
+
+def test_it_asks_who_may_still_follow_in_four_queries_however_many_follow(
+    release: Release, small_template: Any, users: dict[str, Any]
+) -> None:
+    other = workflow.create_release(
+        small_template, version="v2.0.0", title="Two", by=users["admin"]
+    )
+    workflow.assign(other, role="qa", user=users["qa"], by=users["admin"])
+    for token in ("one", "two"):
+        share(release, users, token)
+    share(other, users, "three")
+    holders = frozenset(
+        {let_in(release, users[name], {name})[0] for name in ("qa", "po", "devops", "support")}
+        | {
+            let_in(other, users["qa"], {"qa"})[0],
+            let_in(other, users["admin"], set(), is_staff=True)[0],
+        }
+        | {streams.LinkHolder(link.release_id, link.pk) for link in ShareLink.objects.all()}
+    )
+
+    with CaptureQueriesContext(connection) as captured:
+        admitted = streams.still_admitted(holders)
+
+    assert admitted == holders
+    assert len(captured.captured_queries) == 4
+
+
+@quiet_watcher
+def test_it_checks_every_open_page_every_few_seconds_in_one_batch(
+    transactional_db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live, "ACCESS_CHECK_SECONDS", 0.05)
+    asked: list[frozenset[Hashable]] = []
+
+    def admit(holders: frozenset[Hashable]) -> frozenset[Hashable]:
+        asked.append(holders)
+        return holders - {"gone"}
+
+    hub = live.Hub(FakeRender(lambda release_id: 1), admit)
+
+    async def scenario() -> list[bool]:
+        pages = [
+            hub.subscribe(release_id, "viewer", "board", seen=1, current=1, holder=holder)
+            for release_id, holder in [(1, "kept"), (1, "gone"), (2, "kept"), (2, "other")]
+        ]
+        async with asyncio.timeout(5):
+            await pages[1].wake.wait()
+        return [page.closed for page in pages]
+
+    closed = asyncio.run(scenario())
+
+    # Without a revision of either release: the check asked once for every page of both.
+    assert closed == [False, True, False, False]
+    assert asked[0] == {"kept", "gone", "other"}
 
 
 @pytest.mark.live
