@@ -680,10 +680,12 @@ def render_fragments(
     *,
     since_revision: int,
     item_ids: Collection[int] = (),
+    headings: bool = False,
 ) -> str:
     """The panels of `page` plus the item rows changed after `since_revision` (and any in
-    `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id."""
-    rows = _changed_rows(context, page, since_revision, item_ids)
+    `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id; with
+    `headings`, for live.js only, the headings of their sections (see _changed_rows)."""
+    rows = _changed_rows(context, page, since_revision, item_ids, headings=headings)
     return "\n".join([*rows, *render_panels(context, page).values()])
 
 

@@ -514,6 +514,66 @@ def test_it_keeps_both_ticks_when_two_people_act_at_once(as_user: Any, release: 
     assert f'id="item-{qa_item.pk}"' not in second.content.decode()
 
 
+def shown_at(revision: int) -> dict[str, str]:
+    """What live.js sends with an action: htmx's header and the revision the page shows."""
+    return {**HTMX, "X-Revision-Shown": str(revision)}
+
+
+def test_an_answer_brings_the_page_from_the_revision_it_shows_and_names_the_new_one(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    qa_item, backend_item = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+    shown = release.revision
+    # Another person's tick, which has not reached the page yet.
+    workflow.tick(backend_item, by=users["backend"])
+
+    response = as_user("qa").post(
+        item_url(release, qa_item),
+        {"action": "tick", "version": qa_item.version},
+        headers=shown_at(shown),
+    )
+
+    release.refresh_from_db()
+    html = response.content.decode()
+    assert response.status_code == 200
+    # live.js skips the stream's updates up to this revision: the answer must hold
+    # everything they would have brought, the other person's row too.
+    assert response["X-Revision"] == str(release.revision)
+    assert sorted(ROW.findall(html)) == sorted([str(qa_item.pk), str(backend_item.pk)])
+    for panel in PANELS:
+        assert f'id="{panel}"' in html, panel
+
+
+def test_a_refused_answer_names_the_revision_its_rows_are_at(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(as_user("backend"), release, entry, "tick", htmx=True)
+
+    assert response.status_code == 403
+    assert response["X-Revision"] == str(release.revision)
+    # The refused row as it is, to put back a box the person ticked.
+    assert ROW.findall(response.content.decode()) == [str(entry.pk)]
+
+
+def test_a_page_claiming_a_revision_the_release_never_had_gets_every_change_again(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    qa_item, backend_item = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+    workflow.tick(backend_item, by=users["backend"])
+
+    response = as_user("qa").post(
+        item_url(release, qa_item),
+        {"action": "tick", "version": qa_item.version},
+        headers=shown_at(10**6),
+    )
+
+    assert sorted(ROW.findall(response.content.decode())) == sorted(
+        [str(qa_item.pk), str(backend_item.pk)]
+    )
+
+
 # --- who may change what ---------------------------------------------------------------
 
 
@@ -1483,6 +1543,30 @@ def test_a_live_update_brings_the_new_heading_of_a_section_holding_a_changed_row
     assert len(re.findall(r"<details id=", html)) == 1
     assert answer.status_code == 200 and f'id="item-{smoke.pk}"' in answer.content.decode()
     assert "<details id=" not in answer.content.decode()
+
+
+@pytest.mark.usefixtures("big_board")
+def test_an_answer_brings_the_section_headings_the_streams_update_would(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    shown = release.revision
+    smoke = item(release, "Smoke tests in production")
+
+    answer = as_user("qa").post(
+        item_url(release, smoke),
+        {"action": "tick", "version": smoke.version},
+        headers=shown_at(shown),
+    )
+
+    # live.js applies this answer instead of the stream's update for its revision, and
+    # keeps a section the person opened, as it does for that update.
+    revision, update = render_update(release.pk, viewer, "board", shown)
+    html = answer.content.decode()
+    headings = re.compile(r'<details id="section-\d+".*?</summary>', re.S)
+    assert answer["X-Revision"] == str(revision)
+    assert headings.findall(html) == headings.findall(update) != []
+    assert ROW.findall(html) == ROW.findall(update) == [str(smoke.pk)]
 
 
 def test_a_small_board_sends_no_section_headings(release: Release, users: dict[str, Any]) -> None:
