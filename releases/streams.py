@@ -72,7 +72,7 @@ def still_admitted(release_id: int, holders: frozenset[Hashable]) -> frozenset[H
 
 
 # One per web process: the pages it serves and the watcher that feeds them.
-hub = live.Hub(board.render_update, still_admitted)
+hub = live.Hub(board.load_snapshot, board.render_update, still_admitted)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,15 @@ from django.utils.timezone import localtime
 
 from releases import workflow
 from releases.actors import standing
-from releases.board import Viewer, board_context, render_update, row_html, row_renders, viewer_for
+from releases.board import (
+    Viewer,
+    board_context,
+    load_snapshot,
+    render_update,
+    row_html,
+    row_renders,
+    viewer_for,
+)
 from releases.models import (
     ActorKind,
     AuditEvent,
@@ -1153,7 +1161,7 @@ def test_it_renders_a_live_update_in_the_same_queries_for_7_and_70_items(
     counts = []
     for made in (small, large):
         with CaptureQueriesContext(connection) as captured:
-            render_update(made.pk, viewer, "board", 0)
+            render_update(load_snapshot(made.pk), viewer, "board", 0)
         counts.append(len(captured.captured_queries))
 
     assert counts[0] == counts[1]
@@ -1166,7 +1174,7 @@ def test_it_sends_only_changed_rows_and_every_panel_as_a_live_update(
     since = release.revision
     changed = workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
-    revision, html = render_update(release.pk, viewer, "board", since)
+    revision, html = render_update(load_snapshot(release.pk), viewer, "board", since)
 
     assert revision == since + 1
     assert ROW.findall(html) == [str(changed.pk)]
@@ -1174,7 +1182,7 @@ def test_it_sends_only_changed_rows_and_every_panel_as_a_live_update(
     for panel in PANELS:
         assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', html, re.S), panel
     assert "csrfmiddlewaretoken" not in html
-    nothing_new = render_update(release.pk, viewer, "board", revision)[1]
+    nothing_new = render_update(load_snapshot(release.pk), viewer, "board", revision)[1]
     assert ROW.findall(nothing_new) == []
 
 
@@ -1184,7 +1192,7 @@ def test_it_sends_the_status_page_panels_and_no_rows_as_a_live_update(
     viewer = viewer_for(users["support"], release, read_only=True, language="en")
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
-    _revision, html = render_update(release.pk, viewer, "status", 0)
+    _revision, html = render_update(load_snapshot(release.pk), viewer, "status", 0)
 
     assert ROW.findall(html) == []
     assert re.search(r'id="contacts-panel"[^>]*hx-swap-oob="true"', html, re.S)
@@ -1199,7 +1207,7 @@ def test_it_renders_a_live_update_in_the_viewer_language(
 
     for language in ("en", "es"):
         viewer = viewer_for(users["qa"], release, language=language)
-        html = render_update(release.pk, viewer, "board", 0)[1]
+        html = render_update(load_snapshot(release.pk), viewer, "board", 0)[1]
         with translation.override(language):
             when = localtime(changed.changed_at)
             stamps[language] = date_format(when, "SHORT_DATETIME_FORMAT")
@@ -1421,17 +1429,19 @@ def test_a_live_update_leaves_out_the_panels_the_page_already_shows(
 ) -> None:
     viewer = viewer_for(users["qa"], release, language="en")
     first = workflow.tick(item(release, QA_ITEM), by=users["qa"])
-    revision, _everything = render_update(release.pk, viewer, "board", release.revision)
+    revision, _everything = render_update(
+        load_snapshot(release.pk), viewer, "board", release.revision
+    )
     # A note changes the row and nothing any panel counts.
     workflow.annotate_item(first, note="ran twice", by=users["qa"])
 
-    _later, html = render_update(release.pk, viewer, "board", revision)
+    _later, html = render_update(load_snapshot(release.pk), viewer, "board", revision)
 
     assert ROW.findall(html) == [str(first.pk)]
     for panel in PANELS:
         assert f'id="{panel}"' not in html, panel
     # A page that is further behind than this process remembers gets every panel.
-    _again, from_the_start = render_update(release.pk, viewer, "board", 0)
+    _again, from_the_start = render_update(load_snapshot(release.pk), viewer, "board", 0)
     for panel in PANELS:
         assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', from_the_start, re.S), panel
 
@@ -1440,10 +1450,12 @@ def test_a_live_update_sends_the_rows_of_a_panel_that_changed_not_the_whole_pane
     release: Release, users: dict[str, Any]
 ) -> None:
     viewer = viewer_for(users["devops"], release, language="en")
-    revision, _everything = render_update(release.pk, viewer, "board", release.revision)
+    revision, _everything = render_update(
+        load_snapshot(release.pk), viewer, "board", release.revision
+    )
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
-    _later, html = render_update(release.pk, viewer, "board", revision)
+    _later, html = render_update(load_snapshot(release.pk), viewer, "board", revision)
 
     assert 'id="signoff-panel"' not in html
     assert 'id="progress-panel"' not in html
@@ -1529,7 +1541,7 @@ def test_a_live_update_brings_the_new_heading_of_a_section_holding_a_changed_row
     since = release.revision
     smoke = workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
 
-    html = render_update(release.pk, viewer, "board", since)[1]
+    html = render_update(load_snapshot(release.pk), viewer, "board", since)[1]
     answer = post_item(as_user("qa"), release, item(release, smoke.text), "note", note="seen",
                        htmx=True)  # fmt: skip
 
@@ -1561,7 +1573,7 @@ def test_an_answer_brings_the_section_headings_the_streams_update_would(
 
     # live.js applies this answer instead of the stream's update for its revision, and
     # keeps a section the person opened, as it does for that update.
-    revision, update = render_update(release.pk, viewer, "board", shown)
+    revision, update = render_update(load_snapshot(release.pk), viewer, "board", shown)
     html = answer.content.decode()
     headings = re.compile(r'<details id="section-\d+".*?</summary>', re.S)
     assert answer["X-Revision"] == str(revision)
@@ -1574,7 +1586,7 @@ def test_a_small_board_sends_no_section_headings(release: Release, users: dict[s
     since = release.revision
     workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
 
-    assert "<details id=" not in render_update(release.pk, viewer, "board", since)[1]
+    assert "<details id=" not in render_update(load_snapshot(release.pk), viewer, "board", since)[1]
 
 
 @pytest.mark.usefixtures("big_board")
