@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -699,10 +698,12 @@ def render_fragments(
     *,
     since_revision: int,
     item_ids: Collection[int] = (),
+    headings: bool = False,
 ) -> str:
     """The panels of `page` plus the item rows changed after `since_revision` (and any in
-    `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id."""
-    rows = _changed_rows(context, page, since_revision, item_ids)
+    `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id; with
+    `headings`, for live.js only, the headings of their sections (see _changed_rows)."""
+    rows = _changed_rows(context, page, since_revision, item_ids, headings=headings)
     return "\n".join([*rows, *render_panels(context, page).values()])
 
 
@@ -834,63 +835,43 @@ class _PanelsSent:
 panels_sent = _PanelsSent()
 
 
-class _RecentLoads:
-    """A revision's rows, loaded once for the several kinds of viewer its live update is
-    rendered for one after another (a tick renders the four leads' boards and the status
-    page). Keyed by the revision read first, so no render is older than the revision it
-    names, and kept a moment only: what a render shows may depend on the time (evidence
-    older than CHECKS_MAX_AGE)."""
+@dataclass(frozen=True)
+class Snapshot:
+    """One revision of a release as every render of its live update reads it: loaded
+    once for all the viewers a fan-out sends to (a tick renders the four leads' boards
+    and the status page), then dropped with the fan-out, so that nothing shown outlives
+    it (evidence goes stale after CHECKS_MAX_AGE)."""
 
-    def __init__(self, seconds: float = 2.0, size: int = 16) -> None:
-        self._seconds = seconds
-        self._size = size
-        self._loads: OrderedDict[tuple[int, int], tuple[float, Release, Loaded]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def clear(self) -> None:
-        with self._lock:
-            self._loads.clear()
-
-    def get(self, release_id: int) -> tuple[Release, Loaded]:
-        revision = Release.objects.values_list("revision", flat=True).get(pk=release_id)
-        key = (release_id, revision)
-        now = time.monotonic()
-        with self._lock:
-            known = self._loads.get(key)
-            if known is not None and now - known[0] < self._seconds:
-                return known[1], known[2]
-        release = Release.objects.get(pk=release_id)
-        loaded = _load(release)
-        if release.revision == revision:
-            with self._lock:
-                self._loads[key] = (now, release, loaded)
-                while len(self._loads) > self._size:
-                    self._loads.popitem(last=False)
-        return release, loaded
+    release: Release
+    loaded: Loaded
 
 
-recent_loads = _RecentLoads()
+def load_snapshot(release_id: int) -> Snapshot:
+    """The release and its rows, read in that order: no render is older than the
+    revision it names."""
+    release = Release.objects.get(pk=release_id)
+    return Snapshot(release, _load(release))
 
 
 def render_update(
-    release_id: int, viewer: Hashable, page: str, since_revision: int
+    snapshot: object, viewer: Hashable, page: str, since_revision: int
 ) -> tuple[int, str]:
-    """(current revision, the fragments that changed since `since_revision`).
+    """(the snapshot's revision, the fragments that changed since `since_revision`).
 
     Pure read and request-free, so the live stream may call it from a thread. Typed as
-    live.Hub's renderer: the hub only keys by the viewer, and hands back what it got.
-    Panels that read as they did at `since_revision` are left out when this process
-    rendered that revision for the same viewer (a tick changes one row and a count or
-    two, not the six panels).
+    live.Hub's renderer: the hub keys by the viewer, passes on what load_snapshot gave
+    it without looking inside, and hands back what it got. Panels that read as they did
+    at `since_revision` are left out when this process rendered that revision for the
+    same viewer (a tick changes one row and a count or two, not the six panels).
     """
-    if not isinstance(viewer, Viewer) or page not in PANELS:
-        raise TypeError(f"cannot render {page!r} for {viewer!r}")
+    if not isinstance(snapshot, Snapshot) or not isinstance(viewer, Viewer) or page not in PANELS:
+        raise TypeError(f"cannot render {page!r} for {viewer!r} from a {type(snapshot)}")
     shown: Page = "board" if page == "board" else "status"
-    release, loaded = recent_loads.get(release_id)
+    release = snapshot.release
     with translation.override(viewer.language):
         build = board_context if shown == "board" else status_context
-        context = build(release, viewer, loaded)
-        key = (release_id, viewer, shown)
+        context = build(release, viewer, snapshot.loaded)
+        key = (release.pk, viewer, shown)
         panels = render_panels(context, shown)
         before = panels_sent.at(key, since_revision) or {}
         changed = [

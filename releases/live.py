@@ -5,13 +5,13 @@ web process at once, without it (the embedded default) watchers notice new revis
 a cheap query.
 
 Each web process has one Hub: one watcher task and, per release, the pages (subscribers)
-following it. A new revision is rendered once per distinct (viewer, page, revision the
-page has) in a worker thread, and every page in that group gets the same bytes, so 200
-open pages cost about as much as the handful of different people behind them. Who may
-still follow is asked at each revision and every ACCESS_CHECK_SECONDS, for many pages
-at once; a page whose access ended is closed. Waiting pages hold no database
-connection: only the watcher's short queries, the access checks and the renders touch
-the database, each closing its connection when done.
+following it. A new revision is loaded once, and rendered from that load once per
+distinct (viewer, page, revision the page has) in a worker thread; every page in that
+group gets the same bytes, so 200 open pages cost about as much as the handful of
+different people behind them. Who may still follow is asked at each revision and every
+ACCESS_CHECK_SECONDS, for many pages at once; a page whose access ended is closed.
+Waiting pages hold no database connection: only the watcher's short queries, the access
+checks and the renders touch the database, each closing its connection when done.
 """
 
 from __future__ import annotations
@@ -58,8 +58,11 @@ RENDER_CACHE_SIZE = 512
 # process that served the logout, and only for a logout; this bounds them all alike.
 ACCESS_CHECK_SECONDS = 2.0
 
-# render_update's signature: (release_id, viewer, page, since_revision) -> (revision, html)
-Renderer = Callable[[int, Hashable, str, int], tuple[int, str]]
+# What every render of one revision of a release reads, loaded once for them all
+# (releases.board.load_snapshot): release_id -> snapshot.
+Loader = Callable[[int], object]
+# releases.board.render_update: (snapshot, viewer, page, since_revision) -> (revision, html)
+Renderer = Callable[[object, Hashable, str, int], tuple[int, str]]
 # Which of the given holders (whatever a page's access was granted to: a person as they
 # were let in, a share link) may still follow their release; asked for a release's
 # pages at each of its revisions, and for every page every ACCESS_CHECK_SECONDS.
@@ -133,10 +136,10 @@ class Subscriber:
 
 
 def _render_closing(
-    render: Renderer, release_id: int, viewer: Hashable, page: str, since: int
+    load: Loader, render: Renderer, release_id: int, viewer: Hashable, page: str, since: int
 ) -> tuple[int, str]:
     try:
-        return render(release_id, viewer, page, since)
+        return render(load(release_id), viewer, page, since)
     finally:
         # Worker threads outlive the render; a connection left open would be held idle.
         close_old_connections()
@@ -150,21 +153,29 @@ def _admit_closing(admit: Admitter, holders: frozenset[Hashable]) -> frozenset[H
 
 
 def _render_each(
-    render: Renderer, keys: list[_RenderKey]
+    load: Loader, render: Renderer, release_id: int, keys: list[_RenderKey]
 ) -> list[tuple[_RenderKey, tuple[int, str] | None]]:
-    """Render one key after another on a single database connection (opening one costs
-    about as much as a small render); None for a key whose render failed."""
-    results: list[tuple[_RenderKey, tuple[int, str] | None]] = []
+    """Load the release once and render one key of it after another, on a single database
+    connection (opening one costs about as much as a small render); None for a key whose
+    render failed, and for every key when the load did."""
+    if not keys:
+        return []
     try:
+        try:
+            snapshot = load(release_id)
+        except Exception:
+            logger.exception("live update of release %s failed to load", release_id)
+            return [(key, None) for key in keys]
+        results: list[tuple[_RenderKey, tuple[int, str] | None]] = []
         for key in keys:
             try:
-                results.append((key, render(*key)))
+                results.append((key, render(snapshot, *key[1:])))
             except Exception:
-                logger.exception("live update of release %s failed", key[0])
+                logger.exception("live update of release %s failed", release_id)
                 results.append((key, None))
+        return results
     finally:
         close_old_connections()
-    return results
 
 
 def _revisions_closing(release_ids: list[int]) -> list[tuple[int, int]]:
@@ -192,9 +203,10 @@ def _running_here(task: asyncio.Task[_T] | None) -> TypeGuard[asyncio.Task[_T]]:
 class Hub:
     """The subscribers of one web process and the watcher that feeds them."""
 
-    def __init__(self, render: Renderer, admit: Admitter | None = None) -> None:
-        # The caller says how to render (releases.board.render_update in production) and
-        # who may still follow (releases.streams), so this module knows nothing of pages.
+    def __init__(self, load: Loader, render: Renderer, admit: Admitter | None = None) -> None:
+        # The caller says how to load and render (releases.board in production) and who
+        # may still follow (releases.streams), so this module knows nothing of pages.
+        self._load = load
         self._render = render
         self._admit = admit
         self._subscribers: dict[int, set[Subscriber]] = {}
@@ -302,7 +314,9 @@ class Hub:
             # asking beside the renders and before sending anything.
             _closed, rendered = await asyncio.gather(
                 self._close_revoked(list(self._subscribers.get(release_id, ()))),
-                sync_to_async(_render_each, thread_sensitive=False)(self._render, to_render),
+                sync_to_async(_render_each, thread_sensitive=False)(
+                    self._load, self._render, release_id, to_render
+                ),
             )
             for key, result in rendered:
                 if result is not None:
@@ -386,7 +400,7 @@ class Hub:
 
     async def _render_into_cache(self, key: _RenderKey) -> Update:
         revision, html = await sync_to_async(_render_closing, thread_sensitive=False)(
-            self._render, *key
+            self._load, self._render, *key
         )
         return self._remember(key, revision, html)
 

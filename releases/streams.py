@@ -141,7 +141,7 @@ def _session_model() -> type[AbstractBaseSession]:
 
 
 # One per web process: the pages it serves and the watcher that feeds them.
-hub = live.Hub(board.render_update, still_admitted)
+hub = live.Hub(board.load_snapshot, board.render_update, still_admitted)
 
 
 @dataclass(frozen=True)

@@ -126,8 +126,9 @@ def _act(
 
     htmx gets the changed fragments and the message, out of band, with a status that
     says what happened (403 not allowed, 409 stale, 422 refused); a refused item row is
-    re-rendered with its current state. Without htmx: back to the board with the message,
-    except that a refusal for lack of permission is a 403 page.
+    re-rendered with its current state. The answer names the revision it brings the page
+    to (X-Revision). Without htmx: back to the board with the message, except that a
+    refusal for lack of permission is a 403 page.
     """
     seen_revision = release.revision
     try:
@@ -141,13 +142,37 @@ def _act(
     messages.add_message(request, messages.SUCCESS if status == 200 else messages.ERROR, text)
     current = Release.objects.get(pk=release.pk)
     if request.htmx:
+        shown = _shown_revision(request, current.revision)
         context = board_context(current, _viewer(request, current))
-        html = render_fragments(context, "board", since_revision=seen_revision, item_ids=item_ids)
+        if shown is None:
+            # htmx swaps the answer: what changed since this request read the release.
+            html = render_fragments(
+                context, "board", since_revision=seen_revision, item_ids=item_ids
+            )
+        else:
+            # live.js applies the answer as it applies a stream update, in revision order:
+            # everything since the revision the page shows, closed sections' headings too.
+            html = render_fragments(
+                context, "board", since_revision=shown, item_ids=item_ids, headings=True
+            )
         html += render_to_string("base.html#messages", {"oob": True}, request=request)
-        return HttpResponse(html, status=status)
+        response = HttpResponse(html, status=status)
+        response["X-Revision"] = str(current.revision)
+        return response
     if status == 403:
         return _render_board(request, current, status=403)
     return redirect(_back_to_board(request, current, anchor))
+
+
+def _shown_revision(request: HttpRequest, current: int) -> int | None:
+    """The revision the acting page shows, which live.js sends with each action; None
+    from a page without it. A page claiming a revision the release never had gets
+    everything again."""
+    try:
+        shown = int(request.headers.get("X-Revision-Shown", ""))
+    except ValueError:
+        return None
+    return shown if 0 <= shown <= current else 0
 
 
 def _refused(form: NamedErrorsForm) -> workflow.WorkflowError:

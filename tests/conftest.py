@@ -18,7 +18,7 @@ from django.utils import translation
 
 from releases import workflow
 from releases.actors import standing
-from releases.board import panels_sent, recent_loads, row_renders
+from releases.board import panels_sent, row_renders
 from releases.models import (
     ChecklistTemplate,
     Release,
@@ -49,7 +49,6 @@ def fresh_caches() -> None:
     standing.cache_clear()
     panels_sent.clear()
     row_renders.clear()
-    recent_loads.clear()
 
 
 @pytest.fixture(autouse=True)

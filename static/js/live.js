@@ -10,6 +10,10 @@
  * hx-swap-oob fragments and whose id is the revision they bring the page to; each
  * fragment takes the place of the element with its DOM id. When the stream fails the
  * page polls data-poll-url every 5 s, says so, and tries the stream again now and then.
+ * An action sent from the page (an htmx POST inside #live) says which revision the page
+ * shows (X-Revision-Shown); its answer names the revision it brings the page to
+ * (X-Revision) and is applied here in the same order as the stream's updates, so the
+ * page applies each revision once.
  * Without #live, htmx or fetch this script does nothing.
  */
 (function () {
@@ -155,11 +159,12 @@
       }, SETTLE_MS);
     }
 
+    // Whether the page took the update: one no newer than what the page shows (a poll
+    // racing the stream, the stream's update for an action whose answer came first)
+    // would put the same or stale fragments back.
     function apply(html, newRevision) {
-      // An update older than what the page shows (a poll racing the stream) would
-      // put stale fragments back.
       if (!(newRevision > revision())) {
-        return;
+        return false;
       }
       if (html) {
         var edits = rememberEdits();
@@ -170,7 +175,50 @@
       root.dispatchEvent(
         new CustomEvent("live:updated", { bubbles: true, detail: { revision: newRevision } })
       );
+      return true;
     }
+
+    // An action's answer: what it holds for the live region goes through apply(), like
+    // a stream update; htmx swaps the rest (the message, outside #live).
+    function takeAnswer(event) {
+      var detail = event.detail;
+      var newRevision = parseInt(detail.xhr.getResponseHeader("X-Revision"), 10);
+      if (event.target !== event.currentTarget || !detail.shouldSwap || isNaN(newRevision)) {
+        return;
+      }
+      var parsed = document.createElement("template");
+      parsed.innerHTML = detail.serverResponse;
+      var live = [];
+      var elsewhere = [];
+      Array.prototype.forEach.call(parsed.content.children, function (fragment) {
+        var current = fragment.id && document.getElementById(fragment.id);
+        (current && !root.contains(current) ? elsewhere : live).push(fragment.outerHTML);
+      });
+      detail.serverResponse = elsewhere.join("\n");
+      if (!apply(live.join("\n"), newRevision) && detail.isError) {
+        // Refused, and the page already shows its rows as they are: only a box the
+        // person ticked or cleared is off; put it back.
+        event.currentTarget.querySelectorAll("input[type=checkbox]").forEach(function (box) {
+          box.checked = box.defaultChecked;
+        });
+      }
+    }
+
+    // The answer is heard on the form that sent the action, not the document: a stream
+    // update may replace the form before its answer comes, and then the answer's events
+    // reach none of the page's elements.
+    var answered = new WeakSet();
+    document.addEventListener("htmx:configRequest", function (event) {
+      var sender = event.detail.elt;
+      if (event.detail.verb === "get" || !root.contains(sender)) {
+        return;
+      }
+      event.detail.headers["X-Revision-Shown"] = String(revision());
+      if (!answered.has(sender)) {
+        answered.add(sender);
+        sender.addEventListener("htmx:beforeSwap", takeAnswer);
+      }
+    });
 
     function clear(timer) {
       if (timer !== null) {

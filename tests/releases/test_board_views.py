@@ -25,7 +25,15 @@ from django.utils.timezone import localtime
 
 from releases import workflow
 from releases.actors import standing
-from releases.board import Viewer, board_context, render_update, row_html, row_renders, viewer_for
+from releases.board import (
+    Viewer,
+    board_context,
+    load_snapshot,
+    render_update,
+    row_html,
+    row_renders,
+    viewer_for,
+)
 from releases.models import (
     ActorKind,
     AuditEvent,
@@ -513,6 +521,66 @@ def test_it_keeps_both_ticks_when_two_people_act_at_once(as_user: Any, release: 
     # through the live stream.
     assert f'id="item-{backend_item.pk}"' in second.content.decode()
     assert f'id="item-{qa_item.pk}"' not in second.content.decode()
+
+
+def shown_at(revision: int) -> dict[str, str]:
+    """What live.js sends with an action: htmx's header and the revision the page shows."""
+    return {**HTMX, "X-Revision-Shown": str(revision)}
+
+
+def test_an_answer_brings_the_page_from_the_revision_it_shows_and_names_the_new_one(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    qa_item, backend_item = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+    shown = release.revision
+    # Another person's tick, which has not reached the page yet.
+    workflow.tick(backend_item, by=users["backend"])
+
+    response = as_user("qa").post(
+        item_url(release, qa_item),
+        {"action": "tick", "version": qa_item.version},
+        headers=shown_at(shown),
+    )
+
+    release.refresh_from_db()
+    html = response.content.decode()
+    assert response.status_code == 200
+    # live.js skips the stream's updates up to this revision: the answer must hold
+    # everything they would have brought, the other person's row too.
+    assert response["X-Revision"] == str(release.revision)
+    assert sorted(ROW.findall(html)) == sorted([str(qa_item.pk), str(backend_item.pk)])
+    for panel in PANELS:
+        assert f'id="{panel}"' in html, panel
+
+
+def test_a_refused_answer_names_the_revision_its_rows_are_at(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(as_user("backend"), release, entry, "tick", htmx=True)
+
+    assert response.status_code == 403
+    assert response["X-Revision"] == str(release.revision)
+    # The refused row as it is, to put back a box the person ticked.
+    assert ROW.findall(response.content.decode()) == [str(entry.pk)]
+
+
+def test_a_page_claiming_a_revision_the_release_never_had_gets_every_change_again(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    qa_item, backend_item = item(release, QA_ITEM), item(release, BACKEND_ITEM)
+    workflow.tick(backend_item, by=users["backend"])
+
+    response = as_user("qa").post(
+        item_url(release, qa_item),
+        {"action": "tick", "version": qa_item.version},
+        headers=shown_at(10**6),
+    )
+
+    assert sorted(ROW.findall(response.content.decode())) == sorted(
+        [str(qa_item.pk), str(backend_item.pk)]
+    )
 
 
 # --- who may change what ---------------------------------------------------------------
@@ -1095,7 +1163,7 @@ def test_it_renders_a_live_update_in_the_same_queries_for_7_and_70_items(
     counts = []
     for made in (small, large):
         with CaptureQueriesContext(connection) as captured:
-            render_update(made.pk, viewer, "board", 0)
+            render_update(load_snapshot(made.pk), viewer, "board", 0)
         counts.append(len(captured.captured_queries))
 
     assert counts[0] == counts[1]
@@ -1108,7 +1176,7 @@ def test_it_sends_only_changed_rows_and_every_panel_as_a_live_update(
     since = release.revision
     changed = workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
-    revision, html = render_update(release.pk, viewer, "board", since)
+    revision, html = render_update(load_snapshot(release.pk), viewer, "board", since)
 
     assert revision == since + 1
     assert ROW.findall(html) == [str(changed.pk)]
@@ -1116,7 +1184,7 @@ def test_it_sends_only_changed_rows_and_every_panel_as_a_live_update(
     for panel in PANELS:
         assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', html, re.S), panel
     assert "csrfmiddlewaretoken" not in html
-    nothing_new = render_update(release.pk, viewer, "board", revision)[1]
+    nothing_new = render_update(load_snapshot(release.pk), viewer, "board", revision)[1]
     assert ROW.findall(nothing_new) == []
 
 
@@ -1126,7 +1194,7 @@ def test_it_sends_the_status_page_panels_and_no_rows_as_a_live_update(
     viewer = viewer_for(users["support"], release, read_only=True, language="en")
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
-    _revision, html = render_update(release.pk, viewer, "status", 0)
+    _revision, html = render_update(load_snapshot(release.pk), viewer, "status", 0)
 
     assert ROW.findall(html) == []
     assert re.search(r'id="contacts-panel"[^>]*hx-swap-oob="true"', html, re.S)
@@ -1141,7 +1209,7 @@ def test_it_renders_a_live_update_in_the_viewer_language(
 
     for language in ("en", "es"):
         viewer = viewer_for(users["qa"], release, language=language)
-        html = render_update(release.pk, viewer, "board", 0)[1]
+        html = render_update(load_snapshot(release.pk), viewer, "board", 0)[1]
         with translation.override(language):
             when = localtime(changed.changed_at)
             stamps[language] = date_format(when, "SHORT_DATETIME_FORMAT")
@@ -1363,17 +1431,19 @@ def test_a_live_update_leaves_out_the_panels_the_page_already_shows(
 ) -> None:
     viewer = viewer_for(users["qa"], release, language="en")
     first = workflow.tick(item(release, QA_ITEM), by=users["qa"])
-    revision, _everything = render_update(release.pk, viewer, "board", release.revision)
+    revision, _everything = render_update(
+        load_snapshot(release.pk), viewer, "board", release.revision
+    )
     # A note changes the row and nothing any panel counts.
     workflow.annotate_item(first, note="ran twice", by=users["qa"])
 
-    _later, html = render_update(release.pk, viewer, "board", revision)
+    _later, html = render_update(load_snapshot(release.pk), viewer, "board", revision)
 
     assert ROW.findall(html) == [str(first.pk)]
     for panel in PANELS:
         assert f'id="{panel}"' not in html, panel
     # A page that is further behind than this process remembers gets every panel.
-    _again, from_the_start = render_update(release.pk, viewer, "board", 0)
+    _again, from_the_start = render_update(load_snapshot(release.pk), viewer, "board", 0)
     for panel in PANELS:
         assert re.search(rf'id="{panel}"[^>]*hx-swap-oob="true"', from_the_start, re.S), panel
 
@@ -1382,10 +1452,12 @@ def test_a_live_update_sends_the_rows_of_a_panel_that_changed_not_the_whole_pane
     release: Release, users: dict[str, Any]
 ) -> None:
     viewer = viewer_for(users["devops"], release, language="en")
-    revision, _everything = render_update(release.pk, viewer, "board", release.revision)
+    revision, _everything = render_update(
+        load_snapshot(release.pk), viewer, "board", release.revision
+    )
     workflow.tick(item(release, QA_ITEM), by=users["qa"])
 
-    _later, html = render_update(release.pk, viewer, "board", revision)
+    _later, html = render_update(load_snapshot(release.pk), viewer, "board", revision)
 
     assert 'id="signoff-panel"' not in html
     assert 'id="progress-panel"' not in html
@@ -1471,7 +1543,7 @@ def test_a_live_update_brings_the_new_heading_of_a_section_holding_a_changed_row
     since = release.revision
     smoke = workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
 
-    html = render_update(release.pk, viewer, "board", since)[1]
+    html = render_update(load_snapshot(release.pk), viewer, "board", since)[1]
     answer = post_item(as_user("qa"), release, item(release, smoke.text), "note", note="seen",
                        htmx=True)  # fmt: skip
 
@@ -1487,12 +1559,36 @@ def test_a_live_update_brings_the_new_heading_of_a_section_holding_a_changed_row
     assert "<details id=" not in answer.content.decode()
 
 
+@pytest.mark.usefixtures("big_board")
+def test_an_answer_brings_the_section_headings_the_streams_update_would(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    shown = release.revision
+    smoke = item(release, "Smoke tests in production")
+
+    answer = as_user("qa").post(
+        item_url(release, smoke),
+        {"action": "tick", "version": smoke.version},
+        headers=shown_at(shown),
+    )
+
+    # live.js applies this answer instead of the stream's update for its revision, and
+    # keeps a section the person opened, as it does for that update.
+    revision, update = render_update(load_snapshot(release.pk), viewer, "board", shown)
+    html = answer.content.decode()
+    headings = re.compile(r'<details id="section-\d+".*?</summary>', re.S)
+    assert answer["X-Revision"] == str(revision)
+    assert headings.findall(html) == headings.findall(update) != []
+    assert ROW.findall(html) == ROW.findall(update) == [str(smoke.pk)]
+
+
 def test_a_small_board_sends_no_section_headings(release: Release, users: dict[str, Any]) -> None:
     viewer = viewer_for(users["qa"], release, language="en")
     since = release.revision
     workflow.tick(item(release, "Smoke tests in production"), by=users["qa"])
 
-    assert "<details id=" not in render_update(release.pk, viewer, "board", since)[1]
+    assert "<details id=" not in render_update(load_snapshot(release.pk), viewer, "board", since)[1]
 
 
 @pytest.mark.usefixtures("big_board")

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_noop
 
 from releases import workflow
 from releases.actors import CheckActor
-from releases.board import render_update, viewer_for
+from releases.board import load_snapshot, render_update, viewer_for
 from releases.evidence import Said, said
 from releases.models import (
     AuditAction,
@@ -254,7 +254,7 @@ def test_a_live_update_gives_a_checks_evidence_in_the_viewers_language(
 ) -> None:
     shown = {
         language: render_update(
-            failed.pk, viewer_for(users["qa"], failed, language=language), "board", 0
+            load_snapshot(failed.pk), viewer_for(users["qa"], failed, language=language), "board", 0
         )[1]
         for language in ("en", "es")
     }

@@ -42,25 +42,41 @@ SERVER_APP_NAME = "deploycheck-live-test"
 @pytest.fixture(autouse=True)
 def fresh_hub(monkeypatch: pytest.MonkeyPatch) -> live.Hub:
     # The process-wide hub caches renders by release id; every test starts empty.
-    hub = live.Hub(board.render_update, streams.still_admitted)
+    hub = live.Hub(board.load_snapshot, board.render_update, streams.still_admitted)
     monkeypatch.setattr(streams, "hub", hub)
     return hub
 
 
 class FakeRender:
-    """Stands in for board.render_update; counts calls and says what it rendered."""
+    """Stands in for board.render_update, and with `load` for board.load_snapshot; counts
+    calls and says what it rendered. The first `fail_times` loads or renders fail."""
 
-    def __init__(self, revision: Callable[[int], int], fail_times: int = 0) -> None:
+    def __init__(
+        self, revision: Callable[[int], int], fail_times: int = 0, failing: str = "render"
+    ) -> None:
         self.revision = revision
         self.fail_times = fail_times
+        self.failing = failing
+        self.loads: list[int] = []
         self.calls: list[tuple[Hashable, str, int]] = []
 
-    def __call__(self, release_id: int, viewer: Hashable, page: str, since: int) -> tuple[int, str]:
-        self.calls.append((viewer, page, since))
-        if self.fail_times:
+    def fail(self, step: str) -> None:
+        if self.fail_times and self.failing == step:
             self.fail_times -= 1
-            raise RuntimeError("template exploded")
-        revision = self.revision(release_id)
+            raise RuntimeError(f"{step} exploded")
+
+    def load(self, release_id: int) -> tuple[int, int]:
+        self.loads.append(release_id)
+        self.fail("load")
+        return release_id, self.revision(release_id)
+
+    def __call__(
+        self, snapshot: object, viewer: Hashable, page: str, since: int
+    ) -> tuple[int, str]:
+        assert isinstance(snapshot, tuple)
+        release_id, revision = snapshot
+        self.calls.append((viewer, page, since))
+        self.fail("render")
         return revision, f'<p id="r{release_id}" hx-swap-oob="true">{viewer} {since}→{revision}</p>'
 
 
@@ -96,7 +112,7 @@ def test_it_renders_once_per_viewer_and_sends_every_page_the_same_bytes(
     before = release.revision
     workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
     render = FakeRender(database_revision)
-    hub = live.Hub(render)
+    hub = live.Hub(render.load, render)
 
     async def scenario() -> list[live.Update]:
         pages = [
@@ -109,6 +125,8 @@ def test_it_renders_once_per_viewer_and_sends_every_page_the_same_bytes(
     updates = asyncio.run(scenario())
 
     assert sorted(render.calls) == [("qa-lead", "board", before), ("support", "board", before)]
+    # Both renders read the one load of the revision.
+    assert render.loads == [release.pk]
     assert updates[0] is updates[1] is updates[2]
     assert updates[0].revision == updates[3].revision == before + 1
     assert updates[0].event.startswith(f"event: update\nid: {before + 1}\ndata: ".encode())
@@ -123,7 +141,7 @@ def test_it_sends_a_page_that_connects_behind_its_catch_up_at_once(
     workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
     workflow.tick(item(release, "Merge everything"), by=users["backend"])
     render = FakeRender(database_revision)
-    hub = live.Hub(render)
+    hub = live.Hub(render.load, render)
 
     async def scenario() -> live.Update:
         page = hub.subscribe(release.pk, "qa-lead", "board", seen=before, current=before + 2)
@@ -137,7 +155,7 @@ def test_it_sends_a_page_that_connects_behind_its_catch_up_at_once(
 
 def test_it_renders_once_for_many_simultaneous_polls() -> None:
     render = FakeRender(lambda release_id: 9)
-    hub = live.Hub(render)
+    hub = live.Hub(render.load, render)
 
     async def scenario() -> list[live.Update]:
         return await asyncio.gather(
@@ -151,12 +169,13 @@ def test_it_renders_once_for_many_simultaneous_polls() -> None:
 
 
 @quiet_watcher
-def test_it_keeps_pages_following_after_a_render_fails(
-    transactional_db: None, release: Release
+@pytest.mark.parametrize("failing", ["load", "render"])
+def test_it_keeps_pages_following_after_a_load_or_render_fails(
+    transactional_db: None, release: Release, failing: str
 ) -> None:
     now = release.revision
-    render = FakeRender(lambda release_id: now + 2, fail_times=1)
-    hub = live.Hub(render)
+    render = FakeRender(lambda release_id: now + 2, fail_times=1, failing=failing)
+    hub = live.Hub(render.load, render)
 
     async def scenario() -> tuple[int, live.Update]:
         page = hub.subscribe(release.pk, "viewer", "board", seen=now, current=now)
@@ -170,7 +189,9 @@ def test_it_keeps_pages_following_after_a_render_fails(
 
     assert pending_after_failure == now
     assert update.revision == now + 2
-    assert len(render.calls) == 2
+    # Tried again with the next revision, not in a loop.
+    assert len(render.loads) == 2
+    assert len(render.calls) == {"load": 1, "render": 2}[failing]
 
 
 @quiet_watcher
@@ -180,7 +201,7 @@ def test_it_trusts_the_database_over_a_revision_it_never_had(
     now = release.revision
     truth = {"revision": now}
     render = FakeRender(lambda release_id: truth["revision"])
-    hub = live.Hub(render)
+    hub = live.Hub(render.load, render)
 
     async def scenario() -> live.Update:
         page = hub.subscribe(release.pk, "viewer", "board", seen=now, current=now)

@@ -7,6 +7,7 @@ import io
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlparse
 
@@ -15,6 +16,7 @@ from django.test import Client
 from django.urls import resolve, reverse
 from django.utils import timezone
 
+from checks.models import PipelineToken
 from releases import workflow
 from releases.manage_views import AUDIT_PAGE_SIZE
 from releases.models import (
@@ -846,3 +848,72 @@ def test_it_does_not_show_a_link_created_for_another_release(
     client.post(share_url(release), {"action": "create", "label": "Support desk"})
 
     assert shown_link(text_of(client.get(share_url(other)))) is None
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+class Tables(HTMLParser):
+    """Each table's scrolling box and table attributes, the scope of its header cells, and
+    the text of every element with an id."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[dict[str, Any]] = []
+        self.named: dict[str, str] = {}
+        self.open: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "table":
+            box = self.open[-1][1] if self.open and self.open[-1][0] == "div" else {}
+            self.tables.append({"box": box, "table": attributes, "scopes": []})
+        elif tag == "th" and self.tables:
+            self.tables[-1]["scopes"].append(attributes.get("scope"))
+        if tag not in ("input", "br", "img", "meta", "link"):
+            self.open.append((tag, attributes))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.open and self.open.pop()[0] != tag:
+            pass
+
+    def handle_data(self, data: str) -> None:
+        for _tag, attributes in self.open:
+            if attributes.get("id"):
+                self.named[str(attributes["id"])] = self.named.get(str(attributes["id"]), "") + data
+
+
+def test_every_table_scrolls_in_a_named_box_a_keyboard_can_reach(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.create_share_link(release, label="Support desk", by=users["admin"])
+    PipelineToken.objects.create(release=release, role=Role.QA, label="ci", token_hash="ci")
+    PipelineToken.objects.create(version_pattern="*", role=Role.QA, label="any", token_hash="any")
+    pages = [
+        ("admin", reverse("releases:list")),
+        ("admin", people_url(release)),
+        ("qa", people_url(release)),
+        ("admin", share_url(release)),
+        ("admin", reverse("checks:tokens", args=[release.version])),
+        ("admin", reverse("checks:project-tokens")),
+    ]
+    seen = 0
+    for persona, url in pages:
+        page = Tables()
+        page.feed(text_of(login_as(persona).get(url)))
+        assert page.tables, url
+        for table in page.tables:
+            box, name = table["box"], table["box"].get("aria-labelledby")
+            assert (box.get("class"), box.get("role"), box.get("tabindex")) == (
+                "table-scroll",
+                "region",
+                "0",
+            ), url
+            assert page.named.get(name, "").strip(), f"{url}: {name} names nothing"
+            assert table["table"].get("aria-labelledby") == name
+            assert "col" in table["scopes"] and "row" in table["scopes"], url
+            assert set(table["scopes"]) <= {"col", "row"}, url
+            seen += 1
+    # The release list; the roles, twice, and the contacts qa may read but not edit;
+    # the links; the release's two token tables and the project's.
+    assert seen == 8
