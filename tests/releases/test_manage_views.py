@@ -89,6 +89,19 @@ def test_it_lists_the_release_with_progress_and_blockers_for_each_stakeholder(
     assert "1 blocker" in page
 
 
+def test_a_release_nobody_has_started_shows_no_blockers_as_not_started(
+    release: Release, login_as: LoginAs
+) -> None:
+    untouched = text_of(login_as("admin").get(reverse("releases:list")))
+    workflow.tick(
+        item(release, "Merge everything"), by=release.stakeholders.get(role="backend").user
+    )
+    started = text_of(login_as("admin").get(reverse("releases:list")))
+
+    assert "Not started" in untouched and ">None<" not in untouched
+    assert ">None<" in started and "Not started" not in started
+
+
 def test_it_lists_every_release_for_staff(
     release: Release,
     small_template: ChecklistTemplate,
