@@ -890,7 +890,8 @@ def test_it_checks_every_open_page_every_few_seconds_in_one_batch(
         asked.append(holders)
         return holders - {"gone"}
 
-    hub = live.Hub(FakeRender(lambda release_id: 1), admit)
+    render = FakeRender(lambda release_id: 1)
+    hub = live.Hub(render.load, render, admit)
 
     async def scenario() -> list[bool]:
         pages = [
