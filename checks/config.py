@@ -109,8 +109,6 @@ APP_VARIABLES = frozenset(
         "LIVE_POLL_SECONDS",
         "LOG_LEVEL",
         "MAX_REQUEST_BYTES",
-        "LONG_PROCESSES",
-        "PAGE_THREADS",
         "PIPELINE_REQUESTS_PER_MINUTE",
         "PORT",
         "REDIS_URL",
@@ -120,6 +118,7 @@ APP_VARIABLES = frozenset(
         "STATIC_MANIFEST",
         "TIME_ZONE",
         "WEB_CONCURRENCY",
+        "WEB_THREADS",
         "WORKER_CONCURRENCY",
     }
 )

@@ -4,7 +4,6 @@ from django.contrib.auth import urls as auth_urls
 from django.contrib.auth.views import LoginView
 from django.urls import URLPattern, URLResolver, include, path
 
-from deploycheck.request_thread import UNQUEUED, lane
 from deploycheck.security import PasswordResetView
 
 PASSWORD_RESET_NAMES = {
@@ -27,9 +26,7 @@ def _account_urls() -> list[URLPattern | URLResolver]:
         for pattern in auth_urls.urlpatterns
         if not isinstance(pattern, URLPattern) or pattern.name not in dropped
     ]
-    # Signing in spends its time hashing the password, which leaves the GIL to the
-    # pages: a crowd signing in at the start of a release must not queue behind them.
-    kept.append(path("login/", lane(UNQUEUED)(LoginView.as_view()), name="login"))
+    kept.append(path("login/", LoginView.as_view(), name="login"))
     if settings.EMAIL_ENABLED:
         # Ours reports a mail that could not be sent instead of claiming it was.
         kept.append(path("password_reset/", PasswordResetView.as_view(), name="password_reset"))

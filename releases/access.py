@@ -8,8 +8,6 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext as _
 
-from deploycheck.lookups import fetch_one
-
 from . import policy
 from .actors import Person, standing, who_anywhere, who_on
 from .models import Release
@@ -20,7 +18,7 @@ def get_release_for_user(request: HttpRequest, version: str) -> Release:
     see every release, anyone else those they hold a role on (Release.visible_to, read
     here through the person's standing at this revision, which pages ask for anyway)."""
     user = request.user
-    release = fetch_one(Release, "{version} = %s", [version]) if user.is_authenticated else None
+    release = Release.objects.filter(version=version).first() if user.is_authenticated else None
     if release is None or not (user.is_staff or standing(user.pk, release.pk, release.revision)[0]):
         raise Http404(_("No such release."))
     return release

@@ -25,8 +25,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
-from deploycheck.request_thread import LONG, lane
-
 from . import checklists, workflow
 from . import markdown as md
 from .access import person, require_manager
@@ -201,7 +199,6 @@ def _render_preview(
     )
 
 
-@lane(LONG)
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_checklist(request: HttpRequest) -> HttpResponse:

@@ -11,16 +11,14 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import (
@@ -35,8 +33,6 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
-
-from deploycheck.request_thread import LONG, lane
 
 from . import workflow
 from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
@@ -62,7 +58,7 @@ from .models import (
 AUDIT_PAGE_SIZE = 50
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# Lines of the audit CSV read per batch when it streams under ASGI.
+# Lines of the audit CSV read from the database, and sent, per batch.
 CSV_BATCH_LINES = 500
 # The new link's token rides to the next page in a signed cookie that only the creator's
 # browser holds for a minute: the database keeps nothing but the token's hash.
@@ -72,7 +68,6 @@ NEW_LINK_MAX_AGE = 60
 # --- create ------------------------------------------------------------------------------
 
 
-@lane(LONG)
 @login_required
 @require_http_methods(["GET", "POST"])
 def release_create(request: HttpRequest) -> HttpResponse:
@@ -385,20 +380,14 @@ def _audit_csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool)
         yield writer.writerow([_safe_cell(cell) for cell in row])
 
 
-def _in_batches(lines: Iterator[str]) -> AsyncIterator[str]:
-    """Under ASGI Django collects a sync body whole before it sends a byte: a trail of
-    100,000 events would sit in memory first. There the lines go out a few hundred at a
-    time instead, each batch read on the request's thread."""
-    batch = sync_to_async(lambda: "".join(itertools.islice(lines, CSV_BATCH_LINES)))
-
-    async def batches() -> AsyncIterator[str]:
-        while chunk := await batch():
-            yield chunk
-
-    return batches()
+def _in_batches(lines: Iterator[str]) -> Iterator[str]:
+    """The lines a few hundred at a time, as the rows are read: one piece per line would
+    be a write to the socket per event, and the whole trail at once 100,000 events in
+    memory."""
+    while batch := "".join(itertools.islice(lines, CSV_BATCH_LINES)):
+        yield batch
 
 
-@lane(LONG)
 @login_required
 @require_GET
 def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
@@ -406,10 +395,7 @@ def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
     _form, events = _audit_filter(request, release)
     rows = events.values_list(*CSV_FIELDS).iterator(chunk_size=CSV_BATCH_LINES)
     lines = _audit_csv_lines(rows, show_addresses=may_manage(request))
-    response = StreamingHttpResponse(
-        _in_batches(lines) if isinstance(request, ASGIRequest) else lines,
-        content_type="text/csv; charset=utf-8",
-    )
+    response = StreamingHttpResponse(_in_batches(lines), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{release.version}.csv"'
     return response
 

@@ -1,11 +1,12 @@
-"""Board and status pages rendered once per (release revision, kind of viewer, language,
-variant) and reused by everyone who would get the same bytes, until the revision moves on.
+"""Board and status page bodies rendered once per (release revision, kind of viewer,
+language, variant) and reused by everyone who would get the same bytes, until the
+revision moves on.
 
 The checklist is nearly all of a page and the same for every lead of one role, so it is
-rendered without a request; what differs per request (the CSRF token of the no-JavaScript
-forms, the person's name and messages in the shell) is added afterwards. The key holds
-the revision read from the database by that very request, so no page is ever older than
-the revision its request saw, in any web process.
+rendered without a request; the CSRF token of its no-JavaScript forms is put in per
+request, and the page around it (the person's name, their messages) is rendered per
+request (releases.views). The key holds the revision read from the database by that very
+request, so no page is ever older than the revision its request saw, in any web process.
 """
 
 from __future__ import annotations
@@ -18,18 +19,12 @@ from typing import Generic, TypeVar
 
 from django.utils.safestring import mark_safe
 
-# Stand in for a request's own values in a shared render; replaced per response. Each
-# is marked safe, so the templates print it as it is, and starts with "<", which HTML
+# Stands in for a request's CSRF token in a shared render; replaced per response. It is
+# marked safe, so the templates print it as it is, and starts with "<", which HTML
 # escaping always turns into "&lt;": text a person typed (a note, an evidence link) can
-# never hold one, however it is written, and so is never filled with a viewer's values.
+# never hold one, however it is written, and so is never filled with a viewer's token.
 CSRF_PLACEHOLDER = mark_safe("<deploycheck-csrf-token>")
-NAME_PLACEHOLDER = mark_safe("<deploycheck-person-name>")
-PATH_PLACEHOLDER = mark_safe("<deploycheck-request-path>")
-_HOLES = re.compile(
-    "({})".format(
-        "|".join(re.escape(hole) for hole in (CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER))
-    ).encode()
-)
+_HOLES = re.compile(f"({re.escape(CSRF_PLACEHOLDER)})".encode())
 MAX_BYTES = 64 * 1024 * 1024
 # A request waiting for another's render of the same page gives up after this long and
 # renders it itself: a stuck render must not hold up every reader.
@@ -37,7 +32,7 @@ RENDER_WAIT_SECONDS = 30.0
 
 
 class CutPage:
-    """A shared render cut at its placeholders: a response puts its own values in with
+    """A shared render cut at its placeholders: a response puts its own token in with
     one join, where replacing each placeholder in turn copied the page each time (a
     board holds one CSRF token per form; 0.16 ms against 0.015)."""
 
@@ -57,9 +52,6 @@ class CutPage:
         parts = self._parts.copy()
         parts[1::2] = [values[hole] for hole in self._holes]
         return b"".join(parts)
-
-    def as_rendered(self) -> bytes:
-        return b"".join(self._parts)
 
 
 Page = TypeVar("Page", bound=Sized)

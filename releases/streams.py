@@ -2,13 +2,13 @@
 and a polling endpoint the page falls back to when the stream fails.
 
 Access is resolved once, when the page connects, on the request's thread, whose
-database connection goes back before the stream starts (deploycheck.request_thread);
-the open stream then waits on the process's hub and holds no connection. The hub asks
-`still_admitted` again at every revision of the release and every few seconds besides
-(releases.live), and a stream whose access ended says so and ends: a person logged out,
-whose session expired, whose password changed, whose account was deactivated or whose
-roles changed; a revoked share link. Streams also end after STREAM_MAX_SECONDS, and the
-browser reconnects.
+database connection is closed before the stream starts (`_live_view`); the open stream
+then waits on the process's hub and holds no connection. The hub asks `still_admitted`
+again at every revision of the release and every few seconds besides (releases.live),
+and a stream whose access ended says so and ends: a person logged out, whose session
+expired, whose password changed, whose account was deactivated or whose roles changed;
+a revoked share link. Streams also end after STREAM_MAX_SECONDS, and the browser
+reconnects.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.base_session import AbstractBaseSession
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
@@ -263,6 +264,23 @@ async def _poll(access: LiveAccess, since: int) -> HttpResponse:
 
 
 Access = Callable[[HttpRequest, str], LiveAccess | HttpResponse]
+
+
+def _then_close_connection(access: Access) -> Access:
+    """Django's ASGI handler closes a request's connection when its response ends, which
+    for a stream is minutes away: a waiting page must not hold one that long."""
+
+    def resolve(request: HttpRequest, key: str) -> LiveAccess | HttpResponse:
+        try:
+            return access(request, key)
+        finally:
+            # Not a connection in a transaction (a test's): that one is not ours to end.
+            if not connection.in_atomic_block:
+                connection.close()
+
+    return resolve
+
+
 Respond = Callable[[LiveAccess, int], Awaitable[HttpResponse | StreamingHttpResponse]]
 
 
@@ -274,7 +292,7 @@ def _live_view(
     revision."""
 
     async def view(request: HttpRequest, key: str) -> HttpResponse | StreamingHttpResponse:
-        resolved = await sync_to_async(access)(request, key)
+        resolved = await sync_to_async(_then_close_connection(access))(request, key)
         if isinstance(resolved, HttpResponse):
             return resolved
         return await respond(resolved, _since(request, resolved.revision))

@@ -25,15 +25,12 @@ from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
 from django.utils import translation
 from django.utils.cache import patch_vary_headers
-from django.utils.html import escape
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
-
-from deploycheck.request_thread import UNQUEUED, lane
 
 from . import workflow
 from .access import get_release_for_user, person
@@ -47,7 +44,7 @@ from .board import (
 )
 from .forms import ApprovalForm, ItemActionForm, NamedErrorsForm, SignOffForm, StatusForm
 from .models import Release, ReleaseStatus, Role, ShareLink
-from .pages import CSRF_PLACEHOLDER, NAME_PLACEHOLDER, PATH_PLACEHOLDER, CutPage, pages
+from .pages import CSRF_PLACEHOLDER, CutPage, pages
 
 # The board's filters, by query string; "" shows everything.
 FILTERS = (
@@ -62,7 +59,6 @@ class HtmxHttpRequest(HttpRequest):
     htmx: HtmxDetails
 
 
-@lane(UNQUEUED)
 def healthz(request: HttpRequest) -> HttpResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -292,7 +288,8 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
 
 
 def _shell(request: HttpRequest, page: CachedPage, body: CutPage) -> HttpResponse:
-    """The page around a shared body, rendered for this request (messages to show)."""
+    """The page around a shared body, rendered for this request by the context
+    processors (the person, their messages, the CSRF token)."""
     context = {
         "page_title": page.title,
         "body": SafeString(_filled(body, request).decode()),
@@ -301,45 +298,9 @@ def _shell(request: HttpRequest, page: CachedPage, body: CutPage) -> HttpRespons
     return render(request, "releases/cached_page.html", context)
 
 
-@dataclass(frozen=True)
-class _ShellUser:
-    """What the page's header asks of the person, with their name left as a hole."""
-
-    is_authenticated: bool
-    is_staff: bool
-
-    def get_username(self) -> str:
-        return NAME_PLACEHOLDER
-
-
-class _ShellRequest:
-    def get_full_path(self) -> str:
-        return PATH_PLACEHOLDER
-
-
-def _whole_page(page: CachedPage, body: CutPage, user: _ShellUser) -> CutPage:
-    context = {
-        "page_title": page.title,
-        "body": SafeString(body.as_rendered().decode()),
-        "share_token": page.share_token,
-        "user": user,
-        "request": _ShellRequest(),
-        "csrf_token": CSRF_PLACEHOLDER,
-        "messages": (),
-    }
-    return CutPage(render_to_string("releases/cached_page.html", context).encode())
-
-
 def _filled(page: CutPage, request: HttpRequest) -> bytes:
-    """A shared render with this request's CSRF token, name and address put in (a body
-    without the header holds only the token)."""
-    return page.filled(
-        {
-            CSRF_PLACEHOLDER: get_token(request).encode(),
-            NAME_PLACEHOLDER: escape(request.user.get_username()).encode(),
-            PATH_PLACEHOLDER: escape(request.get_full_path()).encode(),
-        }
-    )
+    """A shared render with this request's CSRF token put in."""
+    return page.filled({CSRF_PLACEHOLDER: get_token(request).encode()})
 
 
 def _serve(
@@ -347,21 +308,14 @@ def _serve(
     prepare: Callable[[HtmxHttpRequest, str], CachedPage | HttpResponse],
     key: str,
 ) -> HttpResponse:
-    """Access (the login too) and the revision are read for this request; the page comes
-    from the shared cache, header and all, with this request's few values put in. Only
-    a request with messages to show has its header rendered for it."""
+    """Access (the login too) and the revision are read for this request; the body comes
+    from the shared cache with this request's CSRF token put in, the page around it is
+    rendered for the request."""
     page = prepare(request, key)
     if isinstance(page, HttpResponse):
         return page
     body = pages.get_or_render(page.key, lambda: CutPage(page.render().encode()))
-    if page.bare:
-        response = HttpResponse(_filled(body, request))
-    elif len(messages.get_messages(request)):
-        response = _shell(request, page, body)
-    else:
-        user = _ShellUser(request.user.is_authenticated, request.user.is_staff)
-        whole = pages.get_or_render((page.key, user), lambda: _whole_page(page, body, user))
-        response = HttpResponse(_filled(whole, request))
+    response = HttpResponse(_filled(body, request)) if page.bare else _shell(request, page, body)
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 

@@ -1,13 +1,19 @@
-"""What the ASGI application does once, when a web process starts."""
+"""The web server's application: what it does once, when a web process starts, and
+which of Django's handlers each request goes to."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import pytest
+from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.template import engines
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
-from deploycheck.asgi import compile_templates
+from deploycheck.asgi import LIVE_PATH, compile_templates
 
 
 def test_every_template_of_ours_is_compiled_before_the_first_request() -> None:
@@ -22,3 +28,44 @@ def test_every_template_of_ours_is_compiled_before_the_first_request() -> None:
     ours = {path.relative_to(root).as_posix() for path in root.rglob("*.html")}
     assert "releases/board.html" in ours
     assert ours <= set(cached.get_template_cache)
+
+
+def _views(patterns: list[URLPattern | URLResolver], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            namespace = f"{pattern.namespace}:" if pattern.namespace else ""
+            yield from _views(pattern.url_patterns, prefix + namespace)
+        elif pattern.name:
+            yield prefix + pattern.name, pattern.callback
+
+
+def test_the_async_views_are_the_live_ones_the_router_sends_to_asgi() -> None:
+    """A view written async must be served by Django's ASGI handler, on the event loop
+    where the live hub is: a new one needs its path in LIVE_PATH."""
+    names = {name for name, view in _views(get_resolver().url_patterns)
+             if iscoroutinefunction(view)}  # fmt: skip
+    assert names == {
+        "releases:live",
+        "releases:live-poll",
+        "releases:shared-live",
+        "releases:shared-live-poll",
+    }
+    for name in names:
+        assert LIVE_PATH.fullmatch(reverse(name, args=["v1.2.3"]))
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/releases/v1.2.3/",
+        "/releases/live/",
+        "/releases/v1.2.3/status/",
+        "/releases/v1.2.3/audit.csv",
+        "/releases/v1.2.3/live/extra/",
+        "/s/token/",
+        "/healthz",
+        "/templates/import/",
+    ],
+)
+def test_every_other_page_goes_to_the_wsgi_threads(path: str) -> None:
+    assert not LIVE_PATH.fullmatch(path)

@@ -141,6 +141,8 @@ def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> I
         "DEBUG": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
         "DATA_DIR": str(data_dir),
+        # Fewer threads than the slow uploads below: a body being read must hold none.
+        "WEB_THREADS": "2",
     }
     try:
         with web_server(env, data_dir, ("--no-access-log",)) as running:
@@ -194,7 +196,18 @@ def test_a_body_announced_too_large_is_refused_before_it_is_read(server: WebServ
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("path", ["/releases/v1.2.3/live/", "/releases/v1.2.3/", "/healthz"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        # Served by Django's ASGI handler when not an upgrade (deploycheck.asgi)…
+        "/releases/v1.2.3/live/",
+        "/releases/v1.2.3/live/poll/",
+        "/s/token/live/",
+        # …and by its WSGI handler.
+        "/releases/v1.2.3/",
+        "/healthz",
+    ],
+)
 def test_a_websocket_upgrade_is_refused_not_an_error(server: WebServer, path: str) -> None:
     with connect(server) as client:
         client.sendall(

@@ -177,6 +177,25 @@ def test_login_throttling_reads_its_limits(tmp_path: Path) -> None:
     ) == ["3", "datetime.timedelta(seconds=3600)"]
 
 
+def test_sessions_are_read_through_redis_and_never_through_one_process_memory(
+    tmp_path: Path,
+) -> None:
+    # Another web process's memory would still hold a session logged out here.
+    assert values(tmp_path, "SESSION_ENGINE", SECRET_KEY="x", REDIS_URL="") == [
+        "'django.contrib.sessions.backends.db'"
+    ]
+    assert values(
+        tmp_path, "SESSION_ENGINE", SECRET_KEY="x", REDIS_URL="redis://127.0.0.1:6379/9"
+    ) == ["'django.contrib.sessions.backends.cached_db'"]
+
+
+def test_a_web_process_serves_pages_on_eight_threads_unless_told(tmp_path: Path) -> None:
+    assert values(tmp_path, "WEB_THREADS", SECRET_KEY="x") == ["8"]
+    assert values(tmp_path, "WEB_THREADS", SECRET_KEY="x", WEB_THREADS="3") == ["3"]
+    result = setting_values(tmp_path, "WEB_THREADS", SECRET_KEY="x", WEB_THREADS="0")
+    assert "WEB_THREADS=0 must be a positive integer" in result.stderr
+
+
 @pytest.mark.parametrize("name", ["AXES_FAILURE_LIMIT", "AXES_COOLOFF_MINUTES"])
 def test_login_throttling_refuses_a_limit_that_is_not_positive(tmp_path: Path, name: str) -> None:
     result = setting_values(tmp_path, "DEBUG", SECRET_KEY="x", **{name: "0"})

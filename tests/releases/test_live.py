@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -1003,7 +1002,7 @@ def test_no_viewer_gets_a_page_older_than_the_revision_it_was_told_about(
 def test_it_serves_the_audit_csv_through_the_server_as_it_streams_files(
     server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
 ) -> None:
-    # Under ASGI the CSV streams in batches, each read on the request's thread.
+    # The CSV streams in batches, read on the page's thread after the view returned.
     workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
     cookie = cookie_header(session_cookie(Client(), users["admin"]))
 
@@ -1021,33 +1020,7 @@ def test_it_serves_the_audit_csv_through_the_server_as_it_streams_files(
     assert any("Unit tests pass" in line for line in lines)
 
 
-def helper_processes(server: WebServer) -> list[int]:
-    """The long-work helpers the server started (under any of its web processes)."""
-    parents: dict[int, int] = {}
-    helpers = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            command = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        parents[int(entry)] = int(stat.rpartition(")")[2].split()[1])
-        if b"deploycheck.long_work_helper" in command:
-            helpers.append(int(entry))
-
-    def under_server(pid: int) -> bool:
-        while pid > 1:
-            if pid == server.process.pid:
-                return True
-            pid = parents.get(pid, 1)
-        return False
-
-    return [pid for pid in helpers if under_server(pid)]
-
-
-def test_an_import_is_previewed_and_confirmed_in_a_helper_process(
+def test_an_import_is_previewed_and_confirmed_through_the_server(
     server: WebServer, transactional_db: None, users: dict[str, Any]
 ) -> None:
     from releases.checklists import DEFAULT_CHECKLIST
@@ -1075,21 +1048,3 @@ def test_an_import_is_previewed_and_confirmed_in_a_helper_process(
         )
     assert confirmed.status_code == 302
     assert ChecklistTemplate.objects.get(name="Go-live").items.count() == 66
-    assert helper_processes(server), "the import ran in the web process itself"
-
-
-def test_a_helper_that_dies_is_replaced(
-    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
-) -> None:
-    cookie = {"Cookie": cookie_header(session_cookie(Client(), users["admin"]))}
-    csv = f"{server.url}/releases/{release.version}/audit.csv"
-    assert httpx.get(csv, headers=cookie, timeout=30).status_code == 200
-    for pid in helper_processes(server):
-        os.kill(pid, 9)
-    time.sleep(0.5)
-
-    again = httpx.get(csv, headers=cookie, timeout=30)
-
-    assert again.status_code == 200, again.text
-    assert again.headers["content-type"].startswith("text/csv")
-    assert helper_processes(server)
