@@ -109,7 +109,11 @@ def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpRespons
         token_hash=ShareLink.hash_token(token),
     )
     viewer = board.viewer_for(
-        AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
+        AnonymousUser(),
+        link.release,
+        read_only=True,
+        language=request.LANGUAGE_CODE,
+        hides_personal=link.hides_personal,
     )
     return LiveAccess(link.release_id, link.release.revision, viewer, "status", ("link", link.pk))
 

@@ -47,6 +47,7 @@ from .results import (
     record_check_results,
     record_pipeline_evidence,
 )
+from .updates import post_update
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -72,6 +73,7 @@ __all__ = [
     "managing",
     "mark_blocked",
     "mark_not_applicable",
+    "post_update",
     "reassign",
     "record_account_change",
     "record_check_result",
