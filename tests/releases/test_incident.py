@@ -582,3 +582,20 @@ def test_it_shows_phase_durations_and_approval_to_deploy(
     assert "(now)" in durations
     assert "From approval to deploy" in durations
     assert "Status: Go-live approved → Deployed" in html
+
+
+def test_it_names_no_one_on_a_hiding_links_status_page(
+    as_user: Any, ready_release: Release, users: dict[str, Any]
+) -> None:
+    workflow.approve(ready_release, by=users["po"])
+    workflow.revoke_approval(ready_release, by=users["po"], reason="Bad data")
+    hidden = share_link(ready_release, users, hides=True)
+    open_link = share_link(ready_release, users)
+
+    html = page(as_user(None), reverse("releases:shared-status", args=[hidden]))
+    shown = page(as_user(None), reverse("releases:shared-status", args=[open_link]))
+
+    assert "it had been approved by PO" in shown and "by QA, " in shown
+    for personal in ("approved by PO", "by QA, ", "QA</span>", "DEVOPS"):
+        assert personal not in html
+    assert "Go-live approval was revoked." in html
