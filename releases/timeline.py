@@ -48,6 +48,11 @@ INTERNAL_ACTIONS = frozenset(
         AuditAction.TEMPLATE_IMPORTED,
         AuditAction.TEMPLATE_REPLACED,
         AuditAction.ADMIN_EDITED,
+        # How the checks are configured (hosts, options) is the team's own business.
+        AuditAction.CHECKS_LINKED,
+        AuditAction.CHECK_ADDED,
+        AuditAction.CHECK_CHANGED,
+        AuditAction.CHECK_RETIRED,
     }
 )
 # Events about one item, whose target is the item's text.
@@ -276,6 +281,30 @@ def _signoff(event: AuditEvent, reader: Reader) -> list[str]:
     return [subject, *_reason(event, reader)]
 
 
+def _check_config(event: AuditEvent, reader: Reader) -> list[str]:
+    """A check added, changed or retired: its name, and which of its settings changed
+    (their values are configuration, read on the Checks page)."""
+    old = event.before if isinstance(event.before, Mapping) else {}
+    new = event.after if isinstance(event.after, Mapping) else {}
+    changed = sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k != "retired")
+    if event.action != AuditAction.CHECK_CHANGED or not changed:
+        return [event.target]
+    return [event.target, _("Changed: %(fields)s") % {"fields": ", ".join(changed)}]
+
+
+def _checks_linked(event: AuditEvent, reader: Reader) -> list[str]:
+    items = _get(event.after, "items")
+    if isinstance(items, Mapping) and items:
+        return [
+            event.target,
+            ngettext(
+                "Checks of %(count)d item changed", "Checks of %(count)d items changed", len(items)
+            )
+            % {"count": len(items)},
+        ]
+    return [event.target]
+
+
 def _incident(event: AuditEvent, reader: Reader) -> list[str]:
     state = changes(_only(event.before, "state"), _only(event.after, "state"))
     message = _get(event.after, "message")
@@ -297,6 +326,10 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.CHECK_NOT_VERIFIED: _item,
     AuditAction.CHECK_OVERRIDDEN: _overridden,
     AuditAction.CHECK_OVERRIDE_CLEARED: _override_cleared,
+    AuditAction.CHECKS_LINKED: _checks_linked,
+    AuditAction.CHECK_ADDED: _check_config,
+    AuditAction.CHECK_CHANGED: _check_config,
+    AuditAction.CHECK_RETIRED: _check_config,
     AuditAction.PIPELINE_PASSED: _item,
     AuditAction.PIPELINE_FAILED: _item,
     AuditAction.SIGNOFF_SIGNED: _signoff,
