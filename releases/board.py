@@ -733,14 +733,14 @@ def _stopped_items(rows: Iterable[ItemRow], now: datetime) -> list[StoppedItem]:
 
 # The status of a release as the people following it say it.
 STATUS_IN_WORDS = {
-    ReleaseStatus.PLANNED: gettext_lazy("Planned: work on the checklist has not started."),
-    ReleaseStatus.IN_PROGRESS: gettext_lazy(
-        "In progress: the team is working through the checklist."
+    ReleaseStatus.PLANNED: gettext_lazy("Work on the checklist has not started."),
+    ReleaseStatus.IN_PROGRESS: gettext_lazy("The team is working through the checklist."),
+    ReleaseStatus.APPROVED: gettext_lazy(
+        "Approved for go-live; the deploy has not been recorded yet."
     ),
-    ReleaseStatus.APPROVED: gettext_lazy("Go-live approved: the deploy has not been recorded yet."),
-    ReleaseStatus.DEPLOYED: gettext_lazy("Deployed to production."),
-    ReleaseStatus.ROLLED_BACK: gettext_lazy("Rolled back: production runs the previous version."),
-    ReleaseStatus.CANCELLED: gettext_lazy("Cancelled: this release will not go live."),
+    ReleaseStatus.DEPLOYED: gettext_lazy("The release is in production."),
+    ReleaseStatus.ROLLED_BACK: gettext_lazy("Production runs the previous version again."),
+    ReleaseStatus.CANCELLED: gettext_lazy("This release will not go live."),
 }
 
 

@@ -305,7 +305,7 @@ def test_it_opens_the_status_page_with_what_is_happening_now(
     assert now < html.index("Found it") < html.index('id="contacts-panel"')
     # On a phone the markup order is the reading order: who to call before sign-offs.
     assert html.index('id="contacts-panel"') < html.index('id="signoff-panel"')
-    assert "In progress: the team is working through the checklist." in html
+    assert "The team is working through the checklist." in html
     stopped = html[now : html.index("</section>", now)]
     assert "Unit tests pass" in stopped and "(QA Lead)" in stopped and "CI is down" in stopped
     assert re.search(r"since .+ UTC \((under a minute|\d+ min)\)", stopped)
@@ -329,7 +329,7 @@ def test_it_shows_when_the_deploy_was_recorded(
 
     html = page(as_user("support"), status_url(ready_release))
 
-    assert "Deployed to production." in html
+    assert "The release is in production." in html
     assert "Deployed at" in html
 
 
