@@ -179,6 +179,7 @@ def _timeline(
         roles_by_user={user: frozenset(held) for user, held in roles_by_user.items()},
         owners=dict(release.items.values_list("text", "owner_role")),
         hides_personal=link is not None and link.hides_personal,
+        shared=link is not None,
     )
     history = _status_history(release, every)
     context = {

@@ -181,6 +181,8 @@ class Reader:
     roles_by_user: Mapping[int, frozenset[str]] = field(default_factory=dict)
     owners: Mapping[str, str] = field(default_factory=dict)
     hides_personal: bool = False
+    # Through a share link: the team's notes and evidence links stay with the team.
+    shared: bool = False
 
 
 Formatter = Callable[[AuditEvent, Reader], list[str]]
@@ -216,6 +218,8 @@ def _only(data: Any, *keys: str) -> dict[str, Any]:
 
 
 def _annotated(event: AuditEvent, reader: Reader) -> list[str]:
+    if reader.shared:
+        return [_item_subject(event, reader)]
     return [
         _item_subject(event, reader),
         *changes(

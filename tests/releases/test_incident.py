@@ -627,3 +627,18 @@ def test_it_includes_the_deploy_record_part_in_the_now_block_once_it_exists(
     with_part = now_block.search(page(as_user("support"), status_url(release)))
 
     assert with_part is not None and 'id="live-indicator"' in with_part.group(0)
+
+
+def test_it_keeps_the_teams_notes_and_evidence_links_from_share_links() -> None:
+    annotated = event(
+        AuditAction.ITEM_ANNOTATED,
+        target=QA_ITEM,
+        before={"state": "pending", "note": "", "evidence_url": ""},
+        after={"state": "pending", "note": "ask Bob", "evidence_url": "https://ci.internal/1"},
+    )
+
+    team = human_line(annotated, Reader()).details
+    shared = human_line(annotated, Reader(shared=True)).details
+
+    assert "Note: ∅ → ask Bob" in team
+    assert shared == ("“Unit tests pass”",)
