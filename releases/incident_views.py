@@ -67,6 +67,13 @@ class IncidentUpdateForm(NamedErrorsForm):
         validators=[TextLimit(IncidentUpdate.MESSAGE_MAX)],
     )
 
+    def clean_message(self) -> str:
+        # Refused before the preview, not only once the person confirms it.
+        try:
+            return workflow.checked_message(self.cleaned_data["message"])
+        except workflow.WorkflowError as error:
+            raise forms.ValidationError(error.message) from None
+
 
 # --- incident updates ----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from .results import (
     record_check_results,
     record_pipeline_evidence,
 )
-from .updates import post_update
+from .updates import checked_message, post_update
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -62,6 +62,7 @@ __all__ = [
     "approve",
     "as_actor",
     "assign",
+    "checked_message",
     "create_release",
     "create_share_link",
     "edit_contact",

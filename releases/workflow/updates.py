@@ -21,7 +21,7 @@ def post_update(
     actor = as_actor(by, ip)
     if state not in IncidentState.values:
         raise WorkflowError(_("Unknown incident state %(state)s.") % {"state": state[:40]})
-    message = _message(message)
+    message = checked_message(message)
     with _changing(release.pk, actor) as change:
         who = who_on(actor, change.on)
         change.require(
@@ -47,7 +47,9 @@ def post_update(
         return update
 
 
-def _message(message: str) -> str:
+def checked_message(message: str) -> str:
+    """The message as it is posted, or WorkflowError saying what is wrong with it (the
+    form asks before it shows the preview)."""
     message = message.strip()
     if not message:
         raise WorkflowError(_("Write what is happening for the people outside the team."))
