@@ -19,6 +19,7 @@ from .models import (
     ChecklistTemplate,
     EmergencyContact,
     GoLiveApproval,
+    IncidentUpdate,
     Release,
     ReleaseItem,
     RollbackStep,
@@ -281,4 +282,10 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(ShareLink)
 class ShareLinkAdmin(ReadOnlyAdmin):
-    list_display = ("release", "label", "created_by", "created_at", "revoked_at")
+    list_display = ("release", "label", "hides_personal", "created_by", "created_at", "revoked_at")
+
+
+@admin.register(IncidentUpdate)
+class IncidentUpdateAdmin(ReadOnlyAdmin):
+    list_display = ("release", "state", "posted_by_label", "posted_at")
+    list_filter = ("state", "release")

@@ -13,6 +13,7 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -23,11 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from django.db.models import Prefetch
 from django.db.models.query import prefetch_related_objects
+from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from markdown_it import MarkdownIt
 
 from . import policy
@@ -36,6 +39,7 @@ from .evidence import result_text
 from .models import (
     CLOSED_STATUSES,
     ActorKind,
+    AuditAction,
     CheckOutcome,
     CheckReason,
     GoLiveApproval,
@@ -53,6 +57,7 @@ from .models import (
     status_moves,
 )
 from .pages import CSRF_PLACEHOLDER, PageCache
+from .timeline import duration_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -74,8 +79,16 @@ _PANELS = (
 )
 PANELS: dict[str, tuple[str, ...]] = {
     "board": _PANELS,
-    "status": (*_PANELS, "releases/_contacts.html"),
+    "status": (
+        *_PANELS,
+        "releases/_contacts.html",
+        "releases/_incident_now.html",
+        "releases/_incident_updates.html",
+    ),
 }
+# What another part of the release day shows in the status page's "now" block (the
+# deploy and rollback record), included only once that template exists.
+STATUS_ROLLBACK_PARTIAL = "releases/_status_rollback.html"
 ITEM_PARTIAL = "releases/board.html#item"
 CLOSED_SECTION_PARTIAL = "releases/board.html#closed_section"
 # A board of more items than this renders only its first sections with work left, as
@@ -105,6 +118,8 @@ class Viewer:
     # Signed any sign-off on this release: the two-person rule then bars approving.
     signed_off: bool
     language: str
+    # A share link for people outside the company: contacts and actors by role only.
+    hides_personal: bool = False
 
     @property
     def roles(self) -> frozenset[str]:
@@ -121,6 +136,20 @@ class Viewer:
     @property
     def is_product_owner(self) -> bool:
         return Role.PRODUCT_OWNER in self.who.roles
+
+    @property
+    def on_team(self) -> bool:
+        """Works on the release (a lead, the product owner, staff): reads what is said to
+        the team, such as what the product owner must do next. Support and share links
+        only follow."""
+        return self.who.is_staff or bool(self.who.roles - {Role.SUPPORT})
+
+    @property
+    def may_post_update(self) -> bool:
+        """Whether this person may post an incident update, even where the page they
+        look at changes nothing (the status page)."""
+        working = policy.is_read_only(self.who.roles, is_staff=self.who.is_staff)
+        return bool(policy.may_post_update(replace(self.who, read_only=working)))
 
     def can_change(self, item: ReleaseItem) -> bool:
         return bool(
@@ -152,12 +181,19 @@ class Viewer:
 
 
 def viewer_for(
-    user: AnyUser, release: Release, *, read_only: bool = False, language: str
+    user: AnyUser,
+    release: Release,
+    *,
+    read_only: bool = False,
+    language: str,
+    hides_personal: bool = False,
 ) -> Viewer:
     """The viewer a person is on this release; read_only for pages that change nothing
-    (the status page), and for anyone not logged in (a share link)."""
+    (the status page), and for anyone not logged in (a share link, which may hide
+    personal details)."""
     if not user.is_authenticated:
-        return Viewer(policy.Who(ActorKind.PERSON, read_only=True), False, language)
+        who = policy.Who(ActorKind.PERSON, read_only=True)
+        return Viewer(who, False, language, hides_personal=hides_personal)
     roles, signed_off = standing(user.pk, release.pk, release.revision)
     is_staff = user.is_staff
     who = policy.Who(
@@ -683,12 +719,89 @@ class RollbackView:
         return SafeString(_MARKDOWN.render(self.step.text))
 
 
+@dataclass(frozen=True)
+class StoppedItem:
+    """A blocked or failed item as the status page's "now" block names it, with how
+    long it has been so (as of the render)."""
+
+    text: str
+    role_label: str
+    state: str
+    state_label: str
+    reason: str
+    since: datetime | None
+    lasted: str
+
+
+def _stopped_items(rows: Iterable[ItemRow], now: datetime) -> list[StoppedItem]:
+    return [
+        StoppedItem(
+            text=row.item.text,
+            role_label=row.owner_label,
+            state=row.item.state,
+            state_label=str(ItemState(row.item.state).label),
+            reason=row.reason_shown,
+            since=row.item.changed_at,
+            lasted=duration_text(now - row.item.changed_at) if row.item.changed_at else "",
+        )
+        for row in rows
+        if row.item.state in _STOPPED
+    ]
+
+
+# The status of a release as the people following it say it.
+STATUS_IN_WORDS = {
+    ReleaseStatus.PLANNED: gettext_lazy("Work on the checklist has not started."),
+    ReleaseStatus.IN_PROGRESS: gettext_lazy("The team is working through the checklist."),
+    ReleaseStatus.APPROVED: gettext_lazy(
+        "Approved for go-live; the deploy has not been recorded yet."
+    ),
+    ReleaseStatus.DEPLOYED: gettext_lazy("The release is in production."),
+    ReleaseStatus.ROLLED_BACK: gettext_lazy("Production runs the previous version again."),
+    ReleaseStatus.CANCELLED: gettext_lazy("This release will not go live."),
+}
+
+
+@functools.cache
+def _template_if_present(name: str) -> str:
+    """`name` when that template exists, else "": a part another feature may add."""
+    try:
+        get_template(name)
+    except TemplateDoesNotExist:
+        return ""
+    return name
+
+
+def _deployed_at(release: Release) -> datetime | None:
+    """When the deploy was recorded: the latest move to deployed, on a release that is
+    or was deployed."""
+    if release.status not in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK):
+        return None
+    return (
+        release.audit_events.filter(
+            action=AuditAction.RELEASE_STATUS, after__status=ReleaseStatus.DEPLOYED
+        )
+        .order_by("-created_at", "-id")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+
+
 def status_context(
     release: Release, viewer: Viewer, loaded: Loaded | None = None
 ) -> dict[str, Any]:
     context = board_context(release, viewer, loaded)
     context["contacts"] = list(release.contacts.all())
     context["rollback_steps"] = [RollbackView(step) for step in release.rollback_steps.all()]
+    updates = list(release.incident_updates.order_by("-posted_at", "-id"))
+    context.update(
+        status_in_words=str(STATUS_IN_WORDS.get(ReleaseStatus(release.status), "")),
+        deployed_at=_deployed_at(release),
+        status_rollback_partial=_template_if_present(STATUS_ROLLBACK_PARTIAL),
+        incident_updates=updates,
+        latest_update=updates[0] if updates else None,
+        stopped_items=_stopped_items(context["rows"], timezone.now()),
+    )
     return context
 
 

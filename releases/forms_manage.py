@@ -222,6 +222,14 @@ class ShareLinkForm(forms.Form):
         help_text=_("For example “Support team” or “Customer X”, so you know what to revoke."),
         error_messages={"required": _("Say who the link is for.")},
     )
+    hides_personal = forms.BooleanField(
+        label=_("Hide personal contact details"),
+        required=False,
+        help_text=_(
+            "For a link sent outside the company: emergency contacts and the timeline show "
+            "roles only, never names, phone numbers or e-mails."
+        ),
+    )
 
 
 class RevokeShareLinkForm(forms.Form):

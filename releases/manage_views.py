@@ -441,7 +441,10 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
         form = ShareLinkForm(request.POST)
         if form.is_valid():
             token = workflow.create_share_link(
-                release, label=form.cleaned_data["label"], by=person(request)
+                release,
+                label=form.cleaned_data["label"],
+                hides_personal=form.cleaned_data["hides_personal"],
+                by=person(request),
             )
             messages.success(
                 request, _("Link “%(label)s” created.") % {"label": form.cleaned_data["label"]}

@@ -913,6 +913,7 @@ class AuditAction(models.TextChoices):
     TEMPLATE_REPLACED = "template.replaced", _("Template replaced")
     # Written by earlier versions, which recorded admin edits without their content.
     ADMIN_EDITED = "admin.edited", _("Edited in the admin")
+    INCIDENT_UPDATE_POSTED = "incident.update_posted", _("Incident update posted")
 
     @classmethod
     def label_of(cls, code: str) -> str:
@@ -984,6 +985,13 @@ class ShareLink(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # For links sent outside the company: contacts read by role only, and the timeline
+    # names roles instead of people.
+    hides_personal = models.BooleanField(
+        _("hide personal contact details"),
+        default=False,
+        help_text=_("Show the emergency contacts by role only, without names, phones or e-mails."),
+    )
 
     objects = ShareLinkQuerySet.as_manager()
 
@@ -1011,3 +1019,39 @@ class LanguagePreference(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user}: {self.language}"
+
+
+class IncidentState(models.TextChoices):
+    """Where an incident stands, as the people outside the team read it."""
+
+    INVESTIGATING = "investigating", _("Investigating")
+    IDENTIFIED = "identified", _("Identified")
+    MONITORING = "monitoring", _("Monitoring")
+    RESOLVED = "resolved", _("Resolved")
+
+
+class IncidentUpdate(models.Model):
+    """A timestamped word from the product owner or DevOps to people outside the team;
+    the latest leads the status page and every share link's page. Never edited: a
+    correction is a new update."""
+
+    MESSAGE_MAX = 500
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="incident_updates")
+    state = models.CharField(_("state"), max_length=20, choices=IncidentState.choices)
+    message = models.TextField(_("message"), max_length=MESSAGE_MAX)
+    posted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    # The role they posted as, which a link hiding personal details shows instead.
+    posted_as = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    posted_by_label = models.CharField(max_length=200)
+    posted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-posted_at", "-id"]
+        verbose_name = _("incident update")
+        verbose_name_plural = _("incident updates")
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: {self.state} {self.posted_at:%Y-%m-%d %H:%M}"

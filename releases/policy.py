@@ -132,6 +132,16 @@ def may_set_status(who: Who, *, status: str) -> Access:
     return _staff_override(who)
 
 
+def may_post_update(who: Who) -> Access:
+    """Tell people outside the team where an incident stands: the product owner, who
+    speaks for the release, and DevOps, who run the deploy and a rollback."""
+    if who.read_only or who.closed or not who.is_person:
+        return Access.DENIED
+    if Role.PRODUCT_OWNER in who.roles or Role.DEVOPS in who.roles:
+        return Access.ALLOWED
+    return _staff_override(who)
+
+
 def may_run_checks(who: Who) -> Access:
     """Ask the workers to verify now: anyone working on the release. A run changes
     nothing by itself; the checks settle only the items that name them."""

@@ -188,7 +188,11 @@ def _shared_access(request: HttpRequest, token: str) -> LiveAccess | HttpRespons
         token_hash=ShareLink.hash_token(token),
     )
     viewer = board.viewer_for(
-        AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
+        AnonymousUser(),
+        link.release,
+        read_only=True,
+        language=request.LANGUAGE_CODE,
+        hides_personal=link.hides_personal,
     )
     holder = LinkHolder(link.release_id, link.pk)
     return LiveAccess(link.release_id, link.release.revision, viewer, "status", holder)

@@ -23,7 +23,7 @@ from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
 from django.urls import URLPattern, path, reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
@@ -259,9 +259,12 @@ def _status_page(request: HttpRequest, release: Release, viewer: Viewer, token: 
             }
             return render_to_string("releases/status.html#page", context)
 
+    # The "now" block says how long each blocked item has been so: a reload gets it
+    # right to the minute, however long the revision stands.
+    minute = timezone.now().replace(second=0, microsecond=0)
     return CachedPage(
         # The share token is part of the page (its live URLs): one render per link.
-        key=("status", release.pk, release.revision, viewer, language, token),
+        key=("status", release.pk, release.revision, viewer, language, token, minute),
         render=render_body,
         title=f"{release.version} · {_('Status')}",
         share_token=token,
@@ -282,7 +285,11 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
     )
     # Whoever opens a share link sees what the link grants, even when logged in.
     viewer = viewer_for(
-        AnonymousUser(), link.release, read_only=True, language=request.LANGUAGE_CODE
+        AnonymousUser(),
+        link.release,
+        read_only=True,
+        language=request.LANGUAGE_CODE,
+        hides_personal=link.hides_personal,
     )
     return _status_page(request, link.release, viewer, token)
 

@@ -95,7 +95,7 @@ RAW_QUERIES: dict[str, tuple[str, str]] = {
 RAW_BODY = "\xff\xfe"
 # Query keys the project's views and the admin read.
 QUERY_KEYS = (
-    *("show", "page", "since", "until", "action", "actor", "next"),
+    *("show", "page", "since", "until", "action", "actor", "next", "role"),
     *("q", "o", "p", "e", "_to_field", "_popup", "_changelist_filters", "created_at__gte"),
 )
 
@@ -399,6 +399,10 @@ FORMS: dict[str, Callable[[World], Forms]] = {
         )
     ],
     "releases:share": lambda w: [({}, ("label",)), ({"action": "revoke"}, ("link",))],
+    "releases:updates": lambda w: [
+        ({"state": "resolved"}, ("message",)),
+        ({"state": "resolved", "confirmed": "1"}, ("message",)),
+    ],
     "releases:language": lambda w: [({}, ("language", "next"))],
     "set_language": lambda w: [({}, ("language", "next"))],
     "checks:run": lambda w: [({}, ("item",)), ({}, ("phase", "section"))],

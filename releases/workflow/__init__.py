@@ -47,6 +47,7 @@ from .results import (
     record_check_results,
     record_pipeline_evidence,
 )
+from .updates import checked_message, post_update
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -61,6 +62,7 @@ __all__ = [
     "approve",
     "as_actor",
     "assign",
+    "checked_message",
     "create_release",
     "create_share_link",
     "edit_contact",
@@ -72,6 +74,7 @@ __all__ = [
     "managing",
     "mark_blocked",
     "mark_not_applicable",
+    "post_update",
     "reassign",
     "record_account_change",
     "record_check_result",

@@ -258,9 +258,17 @@ def record_account_change(
         change.audit(AuditAction.ACCOUNT_CHANGED, user.get_username(), dict(before), dict(after))
 
 
-def create_share_link(release: Release, *, label: str, by: By, ip: str | None = None) -> str:
+def create_share_link(
+    release: Release,
+    *,
+    label: str,
+    by: By,
+    ip: str | None = None,
+    hides_personal: bool = False,
+) -> str:
     """A new read-only link to the status page; the token is returned once and only its
-    hash is kept."""
+    hash is kept. `hides_personal`: for people outside the company, contacts by role
+    only."""
     actor = as_actor(by, ip)
     _require_manager(actor, release)
     token = secrets.token_urlsafe(32)
@@ -270,8 +278,14 @@ def create_share_link(release: Release, *, label: str, by: By, ip: str | None = 
             token_hash=ShareLink.hash_token(token),
             label=label,
             created_by=actor.user if isinstance(actor, Person) else None,
+            hides_personal=hides_personal,
         )
-        change.audit(AuditAction.SHARE_LINK_CREATED, label)
+        change.audit(
+            AuditAction.SHARE_LINK_CREATED,
+            label,
+            {},
+            {"hides_personal": True} if hides_personal else {},
+        )
     return token
 
 

@@ -1,0 +1,453 @@
+"""What happened on a release, in words: the audit trail read as a timeline.
+
+`human_line` turns one AuditEvent into a line a person reads in their own language
+("Status: Deployed → Rolled back", never "deployed → rolled_back"). Each action may have
+a formatter in FORMATTERS; an action without one (a new one, or one another version
+wrote) reads as its label and a generic before → after, with the values of statuses and
+states shown by their choice labels. `phase_spans` and `approval_to_deploy` read how long
+the release spent in each status from the same events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
+
+from .models import (
+    ActorKind,
+    AuditAction,
+    AuditEvent,
+    IncidentState,
+    ItemState,
+    ReleaseStatus,
+    Role,
+)
+
+# What a share link's timeline leaves out: how the team is organised (people, contacts,
+# links, tokens, accounts), not what happened to the release.
+INTERNAL_ACTIONS = frozenset(
+    {
+        AuditAction.STAKEHOLDER_ASSIGNED,
+        AuditAction.STAKEHOLDER_UNASSIGNED,
+        AuditAction.STAKEHOLDER_CHANGED,
+        AuditAction.CONTACT_UPDATED,
+        AuditAction.CONTACT_ADDED,
+        AuditAction.CONTACT_REMOVED,
+        AuditAction.SHARE_LINK_CREATED,
+        AuditAction.SHARE_LINK_REVOKED,
+        AuditAction.PIPELINE_TOKEN_CREATED,
+        AuditAction.PIPELINE_TOKEN_REVOKED,
+        AuditAction.ACCOUNT_CHANGED,
+        AuditAction.TEMPLATE_IMPORTED,
+        AuditAction.TEMPLATE_REPLACED,
+        AuditAction.ADMIN_EDITED,
+        # How the checks are configured (hosts, options) is the team's own business.
+        AuditAction.CHECKS_LINKED,
+        AuditAction.CHECK_ADDED,
+        AuditAction.CHECK_CHANGED,
+        AuditAction.CHECK_RETIRED,
+    }
+)
+# Events about one item, whose target is the item's text.
+ITEM_ACTIONS = frozenset(
+    {
+        AuditAction.ITEM_DONE,
+        AuditAction.ITEM_REOPENED,
+        AuditAction.ITEM_NOT_APPLICABLE,
+        AuditAction.ITEM_BLOCKED,
+        AuditAction.ITEM_ANNOTATED,
+        AuditAction.CHECK_PASSED,
+        AuditAction.CHECK_FAILED,
+        AuditAction.CHECK_NOT_VERIFIED,
+        AuditAction.CHECK_OVERRIDDEN,
+        AuditAction.CHECK_OVERRIDE_CLEARED,
+        AuditAction.PIPELINE_PASSED,
+        AuditAction.PIPELINE_FAILED,
+    }
+)
+SIGNOFF_ACTIONS = frozenset(
+    {AuditAction.SIGNOFF_SIGNED, AuditAction.SIGNOFF_WITHDRAWN, AuditAction.SIGNOFF_REOPENED}
+)
+# A change to an item moves a planned release in progress without a status event of its
+# own (workflow.items._apply_item_change).
+STARTS_WORK = ITEM_ACTIONS - {AuditAction.CHECK_OVERRIDDEN, AuditAction.CHECK_OVERRIDE_CLEARED}
+# The events phase durations are read from.
+STATUS_ACTIONS = frozenset(
+    {
+        AuditAction.RELEASE_CREATED,
+        AuditAction.RELEASE_STATUS,
+        AuditAction.RELEASE_APPROVED,
+        AuditAction.APPROVAL_REVOKED,
+    }
+)
+
+# Names of the values events keep, as a reader reads them.
+_KEY_LABELS: dict[str, Any] = {
+    "status": gettext_lazy("Status"),
+    "state": gettext_lazy("State"),
+    "reason": gettext_lazy("Reason"),
+    "note": gettext_lazy("Note"),
+    "evidence_url": gettext_lazy("Evidence link"),
+    "check_failure": gettext_lazy("Failing check"),
+    "message": gettext_lazy("Message"),
+}
+_MISSING = object()
+
+
+def duration_text(delta: timedelta) -> str:
+    """A span as a person says it: "2 d 3 h", "4 h 5 min", "12 min", "under a minute"."""
+    minutes = max(0, int(delta.total_seconds() // 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return _("%(days)d d %(hours)d h") % {"days": days, "hours": hours}
+    if hours:
+        return _("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes}
+    if minutes:
+        return _("%(minutes)d min") % {"minutes": minutes}
+    return _("under a minute")
+
+
+def value_label(key: str, value: Any) -> str:
+    """A value an event keeps, as its reader reads it: statuses and states by their
+    labels, anything else as written."""
+    if isinstance(value, str):
+        if key == "status" and value in ReleaseStatus.values:
+            return str(ReleaseStatus(value).label)
+        if key == "state" and value in ItemState.values:
+            return str(ItemState(value).label)
+        if key == "state" and value in IncidentState.values:
+            return str(IncidentState(value).label)
+        if key in ("role", "owner_role") and value in Role.values:
+            return str(Role(value).label)
+        return value or "∅"
+    if value is None:
+        return "∅"
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def key_label(key: str) -> str:
+    return str(_KEY_LABELS.get(key, key))
+
+
+def changes(before: Any, after: Any) -> list[str]:
+    """ "Key: before → after" for each value that differs; a side that is not a mapping
+    reads whole."""
+    old = before if isinstance(before, Mapping) else {}
+    new = after if isinstance(after, Mapping) else {}
+    lines = []
+    for key in [*old, *(k for k in new if k not in old)]:
+        was, now = old.get(key, _MISSING), new.get(key, _MISSING)
+        if was == now:
+            continue
+        if was is _MISSING:
+            lines.append(f"{key_label(key)}: {value_label(key, now)}")
+        elif now is _MISSING:
+            lines.append(f"{key_label(key)}: {value_label(key, was)} → ∅")
+        else:
+            lines.append(f"{key_label(key)}: {value_label(key, was)} → {value_label(key, now)}")
+    for side in (before, after):
+        if side not in (None, "", [], {}) and not isinstance(side, Mapping):
+            lines.append(value_label("", side))
+    return lines
+
+
+@dataclass(frozen=True)
+class Line:
+    """One event as the timeline shows it."""
+
+    event: AuditEvent
+    who: str
+    title: str
+    details: tuple[str, ...] = ()
+
+    @property
+    def at(self) -> datetime:
+        return self.event.created_at
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What a line depends on besides its event: who holds which roles on the release
+    (to name roles instead of people) and which role owns each item."""
+
+    roles_by_user: Mapping[int, frozenset[str]] = field(default_factory=dict)
+    owners: Mapping[str, str] = field(default_factory=dict)
+    hides_personal: bool = False
+    # Through a share link: the team's notes and evidence links stay with the team.
+    shared: bool = False
+
+
+Formatter = Callable[[AuditEvent, Reader], list[str]]
+
+
+def _get(data: Any, key: str) -> Any:
+    return data.get(key) if isinstance(data, Mapping) else None
+
+
+def _item_subject(event: AuditEvent, reader: Reader) -> str:
+    owner = reader.owners.get(event.target)
+    if owner in Role.values:
+        return f"“{event.target}” ({Role(owner).label})"
+    return f"“{event.target}”"
+
+
+def _item(event: AuditEvent, reader: Reader) -> list[str]:
+    lines = [
+        _item_subject(event, reader),
+        *changes(_only(event.before, "state"), _only(event.after, "state")),
+    ]
+    reason = _get(event.after, "reason")
+    if reason and _get(event.after, "state") in ItemState.needing_reason():
+        lines.append(f"{key_label('reason')}: {reason}")
+    failure = _get(event.after, "check_failure")
+    if failure:
+        lines.append(f"{key_label('check_failure')}: {failure}")
+    return lines
+
+
+def _only(data: Any, *keys: str) -> dict[str, Any]:
+    return {k: data[k] for k in keys if isinstance(data, Mapping) and k in data}
+
+
+def _annotated(event: AuditEvent, reader: Reader) -> list[str]:
+    if reader.shared:
+        return [_item_subject(event, reader)]
+    return [
+        _item_subject(event, reader),
+        *changes(
+            _only(event.before, "note", "evidence_url"), _only(event.after, "note", "evidence_url")
+        ),
+    ]
+
+
+def _overridden(event: AuditEvent, reader: Reader) -> list[str]:
+    lines = [_item_subject(event, reader)]
+    failure, reason = _get(event.after, "check_failure"), _get(event.after, "reason")
+    if failure:
+        lines.append(f"{key_label('check_failure')}: {failure}")
+    if reason:
+        lines.append(f"{key_label('reason')}: {reason}")
+    return lines
+
+
+def _override_cleared(event: AuditEvent, reader: Reader) -> list[str]:
+    return [_item_subject(event, reader)]
+
+
+def _status(event: AuditEvent, reader: Reader) -> list[str]:
+    return changes(_only(event.before, "status"), _only(event.after, "status"))
+
+
+def _created(event: AuditEvent, reader: Reader) -> list[str]:
+    template, items = _get(event.after, "template"), _get(event.after, "items")
+    if template and isinstance(items, int):
+        return [
+            ngettext(
+                "From the template “%(template)s”, %(count)d item",
+                "From the template “%(template)s”, %(count)d items",
+                items,
+            )
+            % {"template": template, "count": items}
+        ]
+    return []
+
+
+def _approved(event: AuditEvent, reader: Reader) -> list[str]:
+    overrides = _get(event.after, "overrides")
+    if isinstance(overrides, list) and overrides:
+        return [
+            ngettext(
+                "Approved over %(count)d failing check",
+                "Approved over %(count)d failing checks",
+                len(overrides),
+            )
+            % {"count": len(overrides)}
+        ]
+    return []
+
+
+def _reason(event: AuditEvent, reader: Reader) -> list[str]:
+    reason = _get(event.after, "reason")
+    return [f"{key_label('reason')}: {reason}"] if reason else []
+
+
+def _signoff(event: AuditEvent, reader: Reader) -> list[str]:
+    role, _sep, phase = event.target.partition(" / ")
+    subject = value_label("role", role) + (f" · {phase}" if phase else "")
+    return [subject, *_reason(event, reader)]
+
+
+def _check_config(event: AuditEvent, reader: Reader) -> list[str]:
+    """A check added, changed or retired: its name, and which of its settings changed
+    (their values are configuration, read on the Checks page)."""
+    old = event.before if isinstance(event.before, Mapping) else {}
+    new = event.after if isinstance(event.after, Mapping) else {}
+    changed = sorted(k for k in old.keys() & new.keys() if old[k] != new[k] and k != "retired")
+    if event.action != AuditAction.CHECK_CHANGED or not changed:
+        return [event.target]
+    return [event.target, _("Changed: %(fields)s") % {"fields": ", ".join(changed)}]
+
+
+def _checks_linked(event: AuditEvent, reader: Reader) -> list[str]:
+    items = _get(event.after, "items")
+    if isinstance(items, Mapping) and items:
+        return [
+            event.target,
+            ngettext(
+                "Checks of %(count)d item changed", "Checks of %(count)d items changed", len(items)
+            )
+            % {"count": len(items)},
+        ]
+    return [event.target]
+
+
+def _incident(event: AuditEvent, reader: Reader) -> list[str]:
+    state = changes(_only(event.before, "state"), _only(event.after, "state"))
+    message = _get(event.after, "message")
+    return [*state, *([message] if message else [])]
+
+
+FORMATTERS: dict[str, Formatter] = {
+    AuditAction.RELEASE_CREATED: _created,
+    AuditAction.RELEASE_STATUS: _status,
+    AuditAction.RELEASE_APPROVED: _approved,
+    AuditAction.APPROVAL_REVOKED: _reason,
+    AuditAction.ITEM_DONE: _item,
+    AuditAction.ITEM_REOPENED: _item,
+    AuditAction.ITEM_NOT_APPLICABLE: _item,
+    AuditAction.ITEM_BLOCKED: _item,
+    AuditAction.ITEM_ANNOTATED: _annotated,
+    AuditAction.CHECK_PASSED: _item,
+    AuditAction.CHECK_FAILED: _item,
+    AuditAction.CHECK_NOT_VERIFIED: _item,
+    AuditAction.CHECK_OVERRIDDEN: _overridden,
+    AuditAction.CHECK_OVERRIDE_CLEARED: _override_cleared,
+    AuditAction.CHECKS_LINKED: _checks_linked,
+    AuditAction.CHECK_ADDED: _check_config,
+    AuditAction.CHECK_CHANGED: _check_config,
+    AuditAction.CHECK_RETIRED: _check_config,
+    AuditAction.PIPELINE_PASSED: _item,
+    AuditAction.PIPELINE_FAILED: _item,
+    AuditAction.SIGNOFF_SIGNED: _signoff,
+    AuditAction.SIGNOFF_WITHDRAWN: _signoff,
+    AuditAction.SIGNOFF_REOPENED: _signoff,
+    AuditAction.INCIDENT_UPDATE_POSTED: _incident,
+}
+
+
+def _default(event: AuditEvent, reader: Reader) -> list[str]:
+    """Any other action: its target and whatever changed, before → after."""
+    return [*([event.target] if event.target else []), *changes(event.before, event.after)]
+
+
+def _who(event: AuditEvent, reader: Reader) -> str:
+    if event.actor_kind == ActorKind.PERSON and reader.hides_personal:
+        roles = reader.roles_by_user.get(event.actor_id or 0, frozenset())
+        named = [str(role.label) for role in Role if role in roles]
+        return ", ".join(named) if named else _("Staff")
+    if event.actor_kind == ActorKind.CHECK:
+        return _("Automated check %(name)s") % {"name": event.actor_label.removeprefix("check:")}
+    return event.actor_label
+
+
+def human_line(event: AuditEvent, reader: Reader | None = None) -> Line:
+    """One event as a line in the current language. Never fails on what an event holds:
+    an event another version wrote may hold anything."""
+    reader = reader or Reader()
+    formatter = FORMATTERS.get(event.action, _default)
+    try:
+        details = formatter(event, reader)
+    except (TypeError, ValueError, AttributeError):
+        details = _default(event, reader)
+    return Line(
+        event=event,
+        who=_who(event, reader),
+        title=AuditAction.label_of(event.action),
+        details=tuple(d for d in details if d),
+    )
+
+
+# --- how long each status lasted ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PhaseSpan:
+    """The total time a release spent in one status."""
+
+    status: str
+    lasted: timedelta
+    current: bool
+
+    @property
+    def label(self) -> str:
+        return str(ReleaseStatus(self.status).label)
+
+    @property
+    def lasted_text(self) -> str:
+        return duration_text(self.lasted)
+
+
+def _status_after(event: AuditEvent, status: str) -> str | None:
+    """The status `event` moved the release to from `status`, or None."""
+    if event.action == AuditAction.RELEASE_STATUS:
+        moved = _get(event.after, "status")
+        return moved if moved in ReleaseStatus.values else None
+    if event.action == AuditAction.RELEASE_APPROVED:
+        return ReleaseStatus.APPROVED
+    if event.action == AuditAction.APPROVAL_REVOKED and status == ReleaseStatus.APPROVED:
+        return ReleaseStatus.IN_PROGRESS
+    if event.action in STARTS_WORK and status == ReleaseStatus.PLANNED:
+        return ReleaseStatus.IN_PROGRESS
+    return None
+
+
+def phase_spans(
+    events: Iterable[AuditEvent], *, created_at: datetime, now: datetime | None = None
+) -> list[PhaseSpan]:
+    """Time spent in each status, in the order the release first reached them, from its
+    events oldest first; the status it is in now counts until `now`."""
+    now = now or timezone.now()
+    status, since = str(ReleaseStatus.PLANNED), created_at
+    totals: dict[str, timedelta] = {}
+    for event in events:
+        moved = _status_after(event, status)
+        if moved is None or moved == status:
+            continue
+        totals[status] = totals.get(status, timedelta()) + (event.created_at - since)
+        status, since = moved, event.created_at
+    totals[status] = totals.get(status, timedelta()) + max(timedelta(), now - since)
+    return [PhaseSpan(name, lasted, name == status) for name, lasted in totals.items()]
+
+
+@dataclass(frozen=True)
+class ApprovalToDeploy:
+    approved_at: datetime
+    deployed_at: datetime
+
+    @property
+    def lasted_text(self) -> str:
+        return duration_text(self.deployed_at - self.approved_at)
+
+
+def approval_to_deploy(events: Iterable[AuditEvent]) -> ApprovalToDeploy | None:
+    """From the approval to the latest deploy it led to, from events oldest first."""
+    approved: datetime | None = None
+    found: ApprovalToDeploy | None = None
+    for event in events:
+        if event.action == AuditAction.RELEASE_APPROVED:
+            approved = event.created_at
+        elif (
+            event.action == AuditAction.RELEASE_STATUS
+            and _get(event.after, "status") == ReleaseStatus.DEPLOYED
+            and approved is not None
+        ):
+            found = ApprovalToDeploy(approved, event.created_at)
+    return found
