@@ -3,7 +3,7 @@
 Fixed paths such as releases/new/ come before releases/<version>/, which would take them.
 """
 
-from . import imports, language, manage_views, streams, views
+from . import imports, language, manage_views, streams, views, window_views
 
 app_name = "releases"
 
@@ -13,4 +13,5 @@ urlpatterns = [
     *language.routes,
     *views.routes,
     *streams.routes,
+    *window_views.routes,
 ]

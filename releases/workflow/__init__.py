@@ -47,6 +47,14 @@ from .results import (
     record_check_results,
     record_pipeline_evidence,
 )
+from .window import (
+    advance_windows,
+    cancel_window,
+    complete_window,
+    edit_window,
+    extend_window,
+    schedule_window,
+)
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -56,15 +64,20 @@ __all__ = [
     "Conflict",
     "WorkflowError",
     "add_contact",
+    "advance_windows",
     "annotate_item",
     "approval_obstacles",
     "approve",
     "as_actor",
     "assign",
+    "cancel_window",
+    "complete_window",
     "create_release",
     "create_share_link",
     "edit_contact",
     "edit_release",
+    "edit_window",
+    "extend_window",
     "holding",
     "import_default_template",
     "import_template",
@@ -80,6 +93,7 @@ __all__ = [
     "remove_contact",
     "revoke_approval",
     "revoke_share_link",
+    "schedule_window",
     "set_item_state",
     "set_status",
     "sign_off",
