@@ -339,7 +339,10 @@ def advance_windows(now: datetime | None = None) -> int:
     start and the end then land on the audit trail and give the release a revision, so
     pages rendered before show the new state. SEQUENCE stays: the event is the same."""
     now = now or timezone.now()
-    due = MaintenanceWindow.objects.filter(state__in=OPEN_STATES, starts_at__lte=now)
+    due = MaintenanceWindow.objects.filter(
+        Q(state=WindowState.SCHEDULED, starts_at__lte=now) | Q(ends_at__lte=now),
+        state__in=OPEN_STATES,
+    )
     moved = 0
     for release_id in due.values_list("release_id", flat=True):
         with _changing(release_id, CLOCK_ACTOR) as change:

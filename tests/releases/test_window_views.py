@@ -278,3 +278,33 @@ def test_a_live_update_brings_the_window_to_open_pages(
 
     assert 'id="maintenance-window" class="maintenance-window"' in html
     assert "Scheduled" in html
+
+
+def test_the_audit_trail_shows_each_change_of_the_window(
+    as_user: Any, release: Release, users: dict[str, Any], window: MaintenanceWindow
+) -> None:
+    with clock(BEFORE):
+        workflow.cancel_window(release, reason="Vendor freeze", by=users["po"])
+    workflow.advance_windows(datetime(2026, 10, 25, 6, 0, tzinfo=UTC))
+
+    page = as_user("support").get(
+        reverse("releases:audit", args=[release.version]), HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    text = page.content.decode()
+    assert "Maintenance window scheduled" in text
+    assert "Maintenance window cancelled" in text
+    assert "Vendor freeze" in text
+    assert "2026-10-25T01:00:00+02:00" in text
+
+
+def test_the_panel_hands_the_reader_zone_and_countdown_to_its_script(
+    as_user: Any, release: Release, window: MaintenanceWindow
+) -> None:
+    with clock(BEFORE):
+        page = as_user("qa").get(reverse("releases:status", args=[release.version]))
+
+    text = page.content.decode()
+    assert 'data-window-until="2026-10-24T23:00:00+00:00"' in text
+    assert 'data-window-zone="Europe/Madrid"' in text
+    assert "/static/js/window.js" in text
