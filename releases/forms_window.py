@@ -18,6 +18,7 @@ from .workflow.window import REASON_MAX, known_zones, zone_named
 
 # What browsers send, and what a person may type where the browser has no picker.
 ACCEPTED_FORMATS = (DATETIME_LOCAL_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
+YEARS = (2000, 2999)
 
 
 class WallClockField(forms.CharField):
@@ -31,9 +32,17 @@ class WallClockField(forms.CharField):
             return None
         for shape in ACCEPTED_FORMATS:
             try:
-                return datetime.strptime(text, shape)
+                wall = datetime.strptime(text, shape)
             except ValueError:
                 continue
+            # Far enough from datetime's limits that no zone's offset carries it past them.
+            if not YEARS[0] <= wall.year <= YEARS[1]:
+                raise forms.ValidationError(
+                    _("Enter a year between %(first)d and %(last)d.")
+                    % {"first": YEARS[0], "last": YEARS[1]},
+                    code="invalid",
+                )
+            return wall
         raise forms.ValidationError(
             _("Enter a date and time such as 2026-10-25 01:30."), code="invalid"
         )

@@ -88,7 +88,10 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
         if action in ("schedule", "edit"):
             window_form = WindowForm(request.POST)
             done = _schedule(request, release, window_form, edit=action == "edit")
-        elif action in CONFIRMED_ACTIONS and window is not None:
+        elif action in CONFIRMED_ACTIONS:
+            if window is None:
+                messages.error(request, _("This release has no maintenance window."))
+                return redirect("releases:window", version=release.version)
             form: forms.Form
             if action == "extend":
                 form = extend_form = ExtendForm(request.POST, zone=window.zone)
