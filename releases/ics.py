@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from icalendar import Calendar, Event
 
@@ -32,7 +33,8 @@ def window_calendar(release: Release, window: MaintenanceWindow, status_url: str
     event = Event()
     event.add("uid", window.uid)
     event.add("sequence", window.sequence)
-    event.add("dtstamp", window.changed_at)
+    # With a METHOD, DTSTAMP is when this file was made; the change is LAST-MODIFIED.
+    event.add("dtstamp", timezone.now())
     event.add("last-modified", window.changed_at)
     event.add("dtstart", window.local_start)
     event.add("dtend", window.local_end)

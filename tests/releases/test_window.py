@@ -11,10 +11,12 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.utils import translation
 from icalendar import Calendar
 
+from deploycheck.celery import app
 from releases import workflow
 from releases.forms_window import exact
 from releases.ics import window_calendar
@@ -79,7 +81,9 @@ def events(release: Release, action: AuditAction) -> list[AuditEvent]:
 def parsed(release: Release) -> Calendar:
     release.refresh_from_db()
     window = MaintenanceWindow.objects.get(release=release)
-    return Calendar.from_ical(window_calendar(release, window, "https://example.com/status/"))
+    with clock(BEFORE):
+        made = window_calendar(release, window, "https://example.com/status/")
+    return Calendar.from_ical(made)
 
 
 def test_it_stores_a_window_across_the_october_change_as_the_instants_it_names(
@@ -373,7 +377,8 @@ def test_its_calendar_reads_back_with_its_zone_uid_and_sequence(
     assert end.astimezone(UTC) - start.astimezone(UTC) == timedelta(hours=5)
     assert [tz["TZID"] for tz in calendar.walk("VTIMEZONE")] == ["Europe/Madrid"]
     assert "v1.2.3" in str(event["SUMMARY"])
-    assert event.decoded("DTSTAMP") is not None
+    assert event.decoded("DTSTAMP") == BEFORE
+    assert event.decoded("LAST-MODIFIED") == BEFORE
 
 
 def test_its_calendar_keeps_the_uid_grows_the_sequence_and_cancels(
@@ -414,3 +419,9 @@ def test_its_calendar_speaks_the_active_language(release: Release, users: dict[s
     with translation.override("es"):
         event = parsed(release).walk("VEVENT")[0]
     assert str(event["SUMMARY"]).startswith("Ventana de mantenimiento")
+
+
+def test_beat_runs_a_task_that_is_registered() -> None:
+    app.loader.import_default_modules()
+    task = settings.CELERY_BEAT_SCHEDULE["advance-maintenance-windows"]["task"]
+    assert task in app.tasks
