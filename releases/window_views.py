@@ -32,14 +32,20 @@ from .forms_window import (
     zone_choices,
 )
 from .ics import window_calendar
-from .models import MaintenanceWindow, Release, ShareLink
+from .models import MaintenanceWindow, Release, ReleaseStatus, ShareLink
 
 # The actions that end or stretch a window people rely on: each is confirmed first.
 CONFIRMED_ACTIONS = ("extend", "complete", "cancel")
 
 
 def _require_window_manager(request: HttpRequest, release: Release) -> None:
-    if not policy.may_manage_window(who_on(person(request), release)):
+    who = who_on(person(request), release)
+    if who.closed:
+        raise PermissionDenied(
+            _("The release is %(status)s: it accepts no change until staff reopen it.")
+            % {"status": str(ReleaseStatus(release.status).label).lower()}
+        )
+    if not policy.may_manage_window(who):
         raise PermissionDenied(
             _("Only DevOps, the Product Owner or staff manage the maintenance window.")
         )
@@ -134,7 +140,8 @@ def _schedule(request: HttpRequest, release: Release, form: WindowForm, *, edit:
             by=person(request),
         )
     except workflow.WorkflowError as error:
-        form.add_error(None, error.message)
+        # Above the page, where it is seen whichever of its forms is shown now.
+        messages.error(request, error.message)
         return False
     messages.success(
         request,
@@ -158,7 +165,7 @@ def _decide(request: HttpRequest, release: Release, action: str, form: forms.For
             workflow.complete_window(release, by=person(request))
             text = _("Maintenance window completed.")
     except workflow.WorkflowError as error:
-        form.add_error(None, error.message)
+        messages.error(request, error.message)
         return False
     messages.success(request, text)
     return True

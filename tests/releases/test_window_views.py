@@ -308,3 +308,74 @@ def test_the_panel_hands_the_reader_zone_and_countdown_to_its_script(
     assert 'data-window-until="2026-10-24T23:00:00+00:00"' in text
     assert 'data-window-zone="Europe/Madrid"' in text
     assert "/static/js/window.js" in text
+
+
+@pytest.mark.parametrize(
+    ("at", "shown", "hidden"),
+    [
+        (BEFORE, ['value="edit"', 'value="cancel"'], ['value="extend"', 'value="complete"']),
+        (
+            datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
+            ['value="extend"', 'value="complete"', 'value="cancel"'],
+            ['value="edit"', 'value="schedule"'],
+        ),
+        (
+            datetime(2026, 10, 26, 0, 0, tzinfo=UTC),
+            ['value="schedule"'],
+            ['value="extend"', 'value="cancel"'],
+        ),
+    ],
+)
+def test_the_window_page_offers_what_the_state_allows(
+    as_user: Any,
+    release: Release,
+    window: MaintenanceWindow,
+    at: datetime,
+    shown: list[str],
+    hidden: list[str],
+) -> None:
+    with clock(at):
+        page = as_user("po").get(window_url(release)).content.decode()
+
+    assert all(each in page for each in shown)
+    assert not any(each in page for each in hidden)
+
+
+def test_a_confirmed_extension_the_clock_overtook_is_refused_with_a_message(
+    as_user: Any, release: Release, window: MaintenanceWindow
+) -> None:
+    extend = {
+        "action": "extend",
+        "end": "2026-10-25T07:00",
+        "reason": "Slow migration",
+        "confirmed": "on",
+    }
+    with clock(BEFORE):
+        response = as_user("devops").post(window_url(release), extend, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 422
+    assert "The maintenance window is scheduled: it cannot be changed that way." in (
+        response.content.decode()
+    )
+
+
+def test_a_cancelled_release_says_why_its_window_cannot_change(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.set_status(release, status="cancelled", by=users["po"])
+
+    response = as_user("po").get(window_url(release), HTTP_ACCEPT_LANGUAGE="en")
+
+    assert response.status_code == 403
+
+
+def test_the_panel_speaks_spanish_by_default(
+    as_user: Any, release: Release, window: MaintenanceWindow
+) -> None:
+    with clock(BEFORE):
+        page = as_user("support").get(reverse("releases:status", args=[release.version]))
+
+    text = page.content.decode()
+    assert "Ventana de mantenimiento" in text
+    assert "Programada" in text
+    assert "Añadir a tu calendario (.ics)" in text
