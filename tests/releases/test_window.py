@@ -18,6 +18,7 @@ from icalendar import Calendar
 
 from deploycheck.celery import app
 from releases import workflow
+from releases.actors import SystemActor
 from releases.forms_window import exact
 from releases.ics import window_calendar
 from releases.models import (
@@ -425,3 +426,14 @@ def test_beat_runs_a_task_that_is_registered() -> None:
     app.loader.import_default_modules()
     task = settings.CELERY_BEAT_SCHEDULE["advance-maintenance-windows"]["task"]
     assert task in app.tasks
+
+
+def test_it_ticks_the_seed_checklists_own_item_and_no_other(users: dict[str, Any]) -> None:
+    template = workflow.import_default_template(by=SystemActor("tests"))
+    seed = workflow.create_release(template, version="v2.0.0", title="Seed", by=users["admin"])
+    workflow.assign(seed, role=Role.PRODUCT_OWNER, user=users["po"], by=users["admin"])
+
+    schedule(seed, users["po"])
+
+    ticked = list(seed.items.filter(state=ItemState.DONE).values_list("text", flat=True))
+    assert ticked == [SEED_ITEM]
