@@ -36,6 +36,8 @@ from .models import MaintenanceWindow, Release, ReleaseStatus, ShareLink
 
 # The actions that end or stretch a window people rely on: each is confirmed first.
 CONFIRMED_ACTIONS = ("extend", "complete", "cancel")
+# The extend and cancel forms share a page and a field name; their ids must differ.
+CANCEL_IDS = "cancel_%s"
 
 
 def _require_window_manager(request: HttpRequest, release: Release) -> None:
@@ -87,7 +89,7 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
         extend_form = ExtendForm(
             zone=window.zone, initial={"end": suggested_end(window.ends_at, window.zone)}
         )
-        cancel_form = CancelForm()
+        cancel_form = CancelForm(auto_id=CANCEL_IDS)
     status = 200
     if request.method == "POST":
         action = request.POST.get("action", "")
@@ -102,7 +104,7 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
             if action == "extend":
                 form = extend_form = ExtendForm(request.POST, zone=window.zone)
             elif action == "cancel":
-                form = cancel_form = CancelForm(request.POST)
+                form = cancel_form = CancelForm(request.POST, auto_id=CANCEL_IDS)
             else:
                 form = CompleteForm(request.POST)
             if form.is_valid() and not form.cleaned_data["confirmed"]:

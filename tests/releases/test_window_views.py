@@ -316,7 +316,7 @@ def test_the_panel_hands_the_reader_zone_and_countdown_to_its_script(
         (BEFORE, ['value="edit"', 'value="cancel"'], ['value="extend"', 'value="complete"']),
         (
             datetime(2026, 10, 25, 1, 0, tzinfo=UTC),
-            ['value="extend"', 'value="complete"', 'value="cancel"'],
+            ['value="extend"', 'value="complete"', 'value="cancel"', 'id="cancel_reason"'],
             ['value="edit"', 'value="schedule"'],
         ),
         (
