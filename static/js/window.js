@@ -54,7 +54,7 @@
       fact.hidden = zone === fact.dataset.windowZone;
       fact.querySelector("dt").textContent = fact.dataset.label + " (" + zone + ")";
       fact.querySelector("dd").textContent =
-        shown(fact.dataset.start) + " – " + shown(fact.dataset.end);
+        shown(fact.dataset.start) + " \u2013 " + shown(fact.dataset.end);
     });
     document.querySelectorAll("[data-window-until]").forEach(function (element) {
       element.textContent = left(Date.parse(element.dataset.windowUntil));
@@ -65,7 +65,16 @@
     if (!window.Intl || !Intl.NumberFormat.prototype.formatToParts) { return; }
     refresh();
     window.setInterval(refresh, 15 * 1000);
-    document.addEventListener("htmx:afterSettle", refresh);
+    // A live update swaps in a new panel as the server rendered it: redo it at once. The
+    // text this sets adds no element, so it does not wake the observer again.
+    new MutationObserver(function (mutations) {
+      var swapped = mutations.some(function (mutation) {
+        return Array.prototype.some.call(mutation.addedNodes, function (node) {
+          return node.id === "maintenance-window";
+        });
+      });
+      if (swapped) { refresh(); }
+    }).observe(document.body, { childList: true, subtree: true });
   }
 
   if (document.readyState === "loading") {
