@@ -290,7 +290,7 @@ CELERY_BEAT_SCHEDULE = {
     "requeue-overdue-checks": {"task": "checks.requeue_overdue", "schedule": 15.0},
     # Pages are rendered once per release revision and reused, so a maintenance window
     # that starts or ends by the clock must get a revision of its own to be shown so on
-    # every open page; beat records it (audited, on the timeline) within a minute.
+    # every open page; beat records it (audited, on the timeline) within 30 s.
     "advance-maintenance-windows": {"task": "releases.advance_windows", "schedule": 30.0},
 }
 
