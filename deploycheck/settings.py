@@ -299,7 +299,18 @@ CELERY_BEAT_SCHEDULE = {
     # A worker killed mid-check, or a message the filesystem broker lost, is noticed
     # within this long after its deadline.
     "requeue-overdue-checks": {"task": "checks.requeue_overdue", "schedule": 15.0},
+    # Pages are rendered once per release revision and reused, so a maintenance window
+    # that starts or ends by the clock must get a revision of its own to be shown so on
+    # every open page; beat records it (audited, on the timeline) within 30 s.
+    "advance-maintenance-windows": {"task": "releases.advance_windows", "schedule": 30.0},
 }
+
+# The site-wide part of every maintenance window's calendar UID (its @domain). Each
+# window keeps the UID it was first given, so changing this later renames no event.
+CALENDAR_UID_DOMAIN = os.environ.get("CALENDAR_UID_DOMAIN", "") or next(
+    (host.lstrip(".") for host in ALLOWED_HOSTS if host.strip(".*[]:0123456789")),
+    "deploycheck.invalid",
+)
 
 # Live updates: how often a web process looks for new revisions when there is no Redis
 # pub/sub to wake it, and how long an idle stream waits before a keep-alive comment.

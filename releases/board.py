@@ -76,6 +76,7 @@ _PANELS = (
     "releases/_gonogo.html",
     "releases/_progress.html",
     "releases/_signoffs.html",
+    "releases/_window.html",
 )
 PANELS: dict[str, tuple[str, ...]] = {
     "board": _PANELS,

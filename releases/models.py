@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -914,6 +915,12 @@ class AuditAction(models.TextChoices):
     # Written by earlier versions, which recorded admin edits without their content.
     ADMIN_EDITED = "admin.edited", _("Edited in the admin")
     INCIDENT_UPDATE_POSTED = "incident.update_posted", _("Incident update posted")
+    WINDOW_SCHEDULED = "window.scheduled", _("Maintenance window scheduled")
+    WINDOW_EDITED = "window.edited", _("Maintenance window changed")
+    WINDOW_STARTED = "window.started", _("Maintenance window started")
+    WINDOW_EXTENDED = "window.extended", _("Maintenance window extended")
+    WINDOW_COMPLETED = "window.completed", _("Maintenance window completed")
+    WINDOW_CANCELLED = "window.cancelled", _("Maintenance window cancelled")
 
     @classmethod
     def label_of(cls, code: str) -> str:
@@ -1055,3 +1062,88 @@ class IncidentUpdate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release.version}: {self.state} {self.posted_at:%Y-%m-%d %H:%M}"
+
+
+class WindowState(models.TextChoices):
+    """Where a maintenance window stands. In progress and completed follow the clock
+    (MaintenanceWindow.state_at); completed early, extended and cancelled are people's
+    decisions."""
+
+    SCHEDULED = "scheduled", _("Scheduled")
+    IN_PROGRESS = "in_progress", _("In progress")
+    EXTENDED = "extended", _("Extended")
+    COMPLETED = "completed", _("Completed")
+    CANCELLED = "cancelled", _("Cancelled")
+
+
+class MaintenanceWindow(models.Model):
+    """The maintenance window of a release day, in the time zone it was planned in.
+
+    Start and end are stored as instants (aware, UTC in the database) and shown in
+    `time_zone`, so a window that crosses a daylight-saving change lasts what it says.
+    The row is kept when the window is cancelled: calendars that imported it need the
+    same UID with a higher SEQUENCE to drop it.
+    """
+
+    release = models.OneToOneField(
+        Release, on_delete=models.CASCADE, related_name="maintenance_window"
+    )
+    # An IANA zone name ("Europe/Madrid"), checked against zoneinfo when set.
+    time_zone = models.CharField(_("time zone"), max_length=64)
+    starts_at = models.DateTimeField(_("start"))
+    ends_at = models.DateTimeField(_("end"))
+    # As last recorded by an operation or by beat; read through state_at, which also
+    # follows the clock between beat's runs.
+    state = models.CharField(
+        _("state"), max_length=20, choices=WindowState.choices, default=WindowState.SCHEDULED
+    )
+    # Why it was last extended or cancelled.
+    reason = models.TextField(_("reason"), blank=True)
+    # The calendar event's UID, fixed when the window is first scheduled so that a later
+    # change of CALENDAR_UID_DOMAIN never turns it into another event.
+    uid = models.CharField(max_length=255, unique=True)
+    # The calendar event's SEQUENCE: one more at every change people make to the window.
+    sequence = models.PositiveIntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name = _("maintenance window")
+        verbose_name_plural = _("maintenance windows")
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%H:%M}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def local_start(self) -> datetime:
+        return self.starts_at.astimezone(self.zone)
+
+    @property
+    def local_end(self) -> datetime:
+        return self.ends_at.astimezone(self.zone)
+
+    def summary(self) -> str:
+        """The window in its own zone and in UTC, the same for every reader: what the
+        seed's checklist item keeps as its evidence."""
+        utc = ZoneInfo("UTC")
+        return (
+            f"{self.local_start:%Y-%m-%d %H:%M %Z} – {self.local_end:%Y-%m-%d %H:%M %Z} "
+            f"({self.time_zone}; {self.starts_at.astimezone(utc):%Y-%m-%d %H:%M} – "
+            f"{self.ends_at.astimezone(utc):%Y-%m-%d %H:%M} UTC)"
+        )
+
+    def state_at(self, now: datetime) -> WindowState:
+        """The state at `now`: a window nobody closed is in progress from its start and
+        completed at its end, whether or not beat has recorded it yet."""
+        if self.state in (WindowState.CANCELLED, WindowState.COMPLETED):
+            return WindowState(self.state)
+        if now >= self.ends_at:
+            return WindowState.COMPLETED
+        if self.state == WindowState.EXTENDED:
+            return WindowState.EXTENDED
+        if now >= self.starts_at:
+            return WindowState.IN_PROGRESS
+        return WindowState.SCHEDULED

@@ -3,7 +3,7 @@
 Fixed paths such as releases/new/ come before releases/<version>/, which would take them.
 """
 
-from . import imports, incident_views, language, manage_views, streams, views
+from . import imports, incident_views, language, manage_views, streams, views, window_views
 
 app_name = "releases"
 
@@ -14,4 +14,5 @@ urlpatterns = [
     *incident_views.routes,
     *views.routes,
     *streams.routes,
+    *window_views.routes,
 ]

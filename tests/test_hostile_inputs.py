@@ -21,6 +21,7 @@ import logging
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -211,6 +212,15 @@ def _build_world() -> World:
     for role in ROLES:
         workflow.assign(release, role=role, user=users[role], by=users["admin"])
     share_token = workflow.create_share_link(release, label="Support", by=users["admin"])
+    # Running, so that its extend, complete and cancel forms and its calendar answer.
+    started = datetime.now(UTC) - timedelta(hours=1)
+    workflow.schedule_window(
+        release,
+        start=started,
+        end=started + timedelta(days=3650),
+        time_zone="Europe/Madrid",
+        by=users["admin"],
+    )
     pipeline_token = secrets.token_urlsafe(32)
     PipelineToken.objects.create(
         release=release,
@@ -402,6 +412,14 @@ FORMS: dict[str, Callable[[World], Forms]] = {
     "releases:updates": lambda w: [
         ({"state": "resolved"}, ("message",)),
         ({"state": "resolved", "confirmed": "1"}, ("message",)),
+    ],
+    "releases:window": lambda w: [
+        (
+            {"action": "schedule", "time_zone": "Europe/Madrid", "start": "2030-06-01T22:00"},
+            ("start", "end", "time_zone"),
+        ),
+        ({"action": "cancel"}, ("reason",)),
+        ({"action": "extend", "end": "2030-06-02T04:00"}, ("end", "reason")),
     ],
     "releases:language": lambda w: [({}, ("language", "next"))],
     "set_language": lambda w: [({}, ("language", "next"))],

@@ -48,6 +48,14 @@ from .results import (
     record_pipeline_evidence,
 )
 from .updates import checked_message, post_update
+from .window import (
+    advance_windows,
+    cancel_window,
+    complete_window,
+    edit_window,
+    extend_window,
+    schedule_window,
+)
 
 __all__ = [
     "CONTACT_FIELDS",
@@ -57,16 +65,21 @@ __all__ = [
     "Conflict",
     "WorkflowError",
     "add_contact",
+    "advance_windows",
     "annotate_item",
     "approval_obstacles",
     "approve",
     "as_actor",
     "assign",
+    "cancel_window",
     "checked_message",
+    "complete_window",
     "create_release",
     "create_share_link",
     "edit_contact",
     "edit_release",
+    "edit_window",
+    "extend_window",
     "holding",
     "import_default_template",
     "import_template",
@@ -83,6 +96,7 @@ __all__ = [
     "remove_contact",
     "revoke_approval",
     "revoke_share_link",
+    "schedule_window",
     "set_item_state",
     "set_status",
     "sign_off",

@@ -1,0 +1,247 @@
+"""The maintenance window: its management page, and its calendar file for the people on
+the release and for share links.
+
+Like every release page, each starts from who may see the release (an outsider gets a
+404), and every change goes through releases.workflow.window. Extending, completing
+early and cancelling ask for confirmation on a page of their own, without JavaScript.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods
+
+from . import policy, workflow
+from .access import get_release_for_user, person
+from .actors import who_on
+from .forms_window import (
+    CancelForm,
+    CompleteForm,
+    ExtendForm,
+    WindowForm,
+    suggested_end,
+    zone_choices,
+)
+from .ics import window_calendar
+from .models import MaintenanceWindow, Release, ReleaseStatus, ShareLink
+
+# The actions that end or stretch a window people rely on: each is confirmed first.
+CONFIRMED_ACTIONS = ("extend", "complete", "cancel")
+# The extend and cancel forms share a page and a field name; their ids must differ.
+CANCEL_IDS = "cancel_%s"
+
+
+def _require_window_manager(request: HttpRequest, release: Release) -> None:
+    who = who_on(person(request), release)
+    if who.closed:
+        raise PermissionDenied(
+            _("The release is %(status)s: it accepts no change until staff reopen it.")
+            % {"status": str(ReleaseStatus(release.status).label).lower()}
+        )
+    if not policy.may_manage_window(who):
+        raise PermissionDenied(
+            _("Only DevOps, the Product Owner or staff manage the maintenance window.")
+        )
+
+
+def _window_form(window: MaintenanceWindow | None, release: Release) -> WindowForm:
+    """Offered filled in with the window as it stands, or with the release's target
+    window in the site's zone when there is none yet."""
+    if window is not None:
+        initial = {
+            "start": window.local_start.replace(tzinfo=None),
+            "end": window.local_end.replace(tzinfo=None),
+            "time_zone": window.time_zone,
+        }
+    else:
+        zone = timezone.get_current_timezone()
+        initial = {
+            "start": release.window_start.astimezone(zone).replace(tzinfo=None)
+            if release.window_start
+            else None,
+            "end": release.window_end.astimezone(zone).replace(tzinfo=None)
+            if release.window_end
+            else None,
+            "time_zone": timezone.get_current_timezone_name(),
+        }
+    return WindowForm(initial=initial)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def window_page(request: HttpRequest, version: str) -> HttpResponse:
+    release = get_release_for_user(request, version)
+    _require_window_manager(request, release)
+    window = MaintenanceWindow.objects.filter(release=release).first()
+    state = window.state_at(timezone.now()) if window is not None else None
+    window_form = _window_form(window, release)
+    extend_form = cancel_form = None
+    if window is not None:
+        extend_form = ExtendForm(
+            zone=window.zone, initial={"end": suggested_end(window.ends_at, window.zone)}
+        )
+        cancel_form = CancelForm(auto_id=CANCEL_IDS)
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action in ("schedule", "edit"):
+            window_form = WindowForm(request.POST)
+            done = _schedule(request, release, window_form, edit=action == "edit")
+        elif action in CONFIRMED_ACTIONS:
+            if window is None:
+                messages.error(request, _("This release has no maintenance window."))
+                return redirect("releases:window", version=release.version)
+            form: forms.Form
+            if action == "extend":
+                form = extend_form = ExtendForm(request.POST, zone=window.zone)
+            elif action == "cancel":
+                form = cancel_form = CancelForm(request.POST, auto_id=CANCEL_IDS)
+            else:
+                form = CompleteForm(request.POST)
+            if form.is_valid() and not form.cleaned_data["confirmed"]:
+                return _confirm(request, release, window, action, form)
+            done = form.is_valid() and _decide(request, release, action, form)
+        else:
+            return HttpResponseBadRequest(_("Unknown action."))
+        if done:
+            return redirect("releases:window", version=release.version)
+        status = 422
+    context = {
+        "release": release,
+        "window": window,
+        "state": state,
+        "window_form": window_form,
+        "extend_form": extend_form,
+        "cancel_form": cancel_form,
+        "zones": zone_choices(),
+        "calendar_url": reverse("releases:calendar", args=[release.version]),
+    }
+    return render(request, "releases/window.html", context, status=status)
+
+
+def _schedule(request: HttpRequest, release: Release, form: WindowForm, *, edit: bool) -> bool:
+    if not form.is_valid():
+        return False
+    data = form.cleaned_data
+    operation = workflow.edit_window if edit else workflow.schedule_window
+    try:
+        operation(
+            release,
+            start=data["start"],
+            end=data["end"],
+            time_zone=data["time_zone"],
+            by=person(request),
+        )
+    except workflow.WorkflowError as error:
+        # Above the page, where it is seen whichever of its forms is shown now.
+        messages.error(request, error.message)
+        return False
+    messages.success(
+        request,
+        _("Maintenance window changed.") if edit else _("Maintenance window scheduled."),
+    )
+    return True
+
+
+def _decide(request: HttpRequest, release: Release, action: str, form: forms.Form) -> bool:
+    data = form.cleaned_data
+    try:
+        if action == "extend":
+            workflow.extend_window(
+                release, end=data["end"], reason=data["reason"], by=person(request)
+            )
+            text = _("Maintenance window extended.")
+        elif action == "cancel":
+            workflow.cancel_window(release, reason=data["reason"], by=person(request))
+            text = _("Maintenance window cancelled.")
+        else:
+            workflow.complete_window(release, by=person(request))
+            text = _("Maintenance window completed.")
+    except workflow.WorkflowError as error:
+        messages.error(request, error.message)
+        return False
+    messages.success(request, text)
+    return True
+
+
+def _confirm(
+    request: HttpRequest,
+    release: Release,
+    window: MaintenanceWindow,
+    action: str,
+    form: forms.Form,
+) -> HttpResponse:
+    """The same form again, every value in hidden fields, to be posted once more."""
+    data = form.cleaned_data
+    hidden = [
+        (name, field.prepare_value(data[name]))
+        for name, field in form.fields.items()
+        if name != "confirmed"
+    ]
+    context = {
+        "release": release,
+        "window": window,
+        "action": action,
+        "hidden": hidden,
+        "new_end": data.get("end"),
+        "reason": data.get("reason", ""),
+    }
+    return render(request, "releases/window_confirm.html", context)
+
+
+# --- the calendar file --------------------------------------------------------------------
+
+
+def _calendar_response(request: HttpRequest, release: Release, status_url: str) -> HttpResponse:
+    window = MaintenanceWindow.objects.filter(release=release).first()
+    if window is None:
+        return render(request, "releases/no_window.html", {"release": release}, status=404)
+    response = HttpResponse(
+        window_calendar(release, window, request.build_absolute_uri(status_url)),
+        content_type="text/calendar; charset=utf-8",
+    )
+    name = f"{release.version}-maintenance-window.ics"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    # Calendars ask again for changes; each must see the window as it is now.
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@require_GET
+def calendar_file(request: HttpRequest, version: str) -> HttpResponse:
+    """For the people on the release (and staff)."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    release = get_release_for_user(request, version)
+    return _calendar_response(request, release, reverse("releases:status", args=[version]))
+
+
+@require_GET
+def shared_calendar_file(request: HttpRequest, token: str) -> HttpResponse:
+    """For whoever holds a share link, as long as it is not revoked."""
+    link = get_object_or_404(
+        ShareLink.objects.active().select_related("release"),
+        token_hash=ShareLink.hash_token(token),
+    )
+    response = _calendar_response(
+        request, link.release, reverse("releases:shared-status", args=[token])
+    )
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+routes: list[URLPattern] = [
+    path("releases/<str:version>/window/", window_page, name="window"),
+    path("releases/<str:version>/calendar.ics", calendar_file, name="calendar"),
+    path("s/<str:token>/calendar.ics", shared_calendar_file, name="shared-calendar"),
+]
