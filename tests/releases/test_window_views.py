@@ -16,7 +16,7 @@ from django.urls import reverse
 from icalendar import Calendar
 
 from releases import workflow
-from releases.board import render_update, viewer_for
+from releases.board import load_snapshot, render_update, viewer_for
 from releases.models import MaintenanceWindow, Release, WindowState
 
 UTC = ZoneInfo("UTC")
@@ -274,7 +274,7 @@ def test_a_live_update_brings_the_window_to_open_pages(
             release, start=START, end=END, time_zone="Europe/Madrid", by=users["po"]
         )
 
-        _revision, html = render_update(release.pk, viewer, "status", since)
+        _revision, html = render_update(load_snapshot(release.pk), viewer, "status", since)
 
     assert 'id="maintenance-window" class="maintenance-window"' in html
     assert "Scheduled" in html
