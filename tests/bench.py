@@ -6,9 +6,10 @@ checklist as a release plus a 600-item one, starts uvicorn with Redis (REDIS_URL
 default redis://127.0.0.1:6379/0) and prints, part by part (`--only PART,...`):
 
 - latency: a lead ticks through the workflow in this process; every open SSE stream's
-  receipt of that revision is timed (10 and 200 open pages, a mix of four leads on the
-  board and support on the status page), with the bytes each page received, what 200
-  idle pages cost the server, and the same for check results;
+  receipt of that revision is timed (10, 200 and 1,000 open pages on one process, a mix
+  of four leads on the board and support on the status page), with the bytes each page
+  received, what the idle pages cost the server (target: under 5 % of a core for
+  1,000), and the same for check results;
 - throughput: board, status page and /healthz requests/s at 20 concurrent clients on one
   and on two web processes, and /healthz latency while the boards are loaded;
 - verify: `manage.py verify` of 50 checks against a stand-in answering in 300 ms,
@@ -887,7 +888,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tests.bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--ticks", type=int, default=30, help="ticks per latency run (30)")
-    parser.add_argument("--pages", default="10,200", help="open pages per run (10,200)")
+    parser.add_argument("--pages", default="10,200,1000", help="open pages per run (10,200,1000)")
     parser.add_argument("--seconds", type=float, default=10, help="per throughput run (10)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent page clients (20)")
     parser.add_argument(
