@@ -54,6 +54,7 @@ from .models import (
     status_moves,
 )
 from .pages import CSRF_PLACEHOLDER, PageCache
+from .rollout import rollout_context
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -72,6 +73,7 @@ _PANELS = (
     "releases/_gonogo.html",
     "releases/_progress.html",
     "releases/_signoffs.html",
+    "releases/_rollout.html",
 )
 PANELS: dict[str, tuple[str, ...]] = {
     "board": _PANELS,
@@ -617,6 +619,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "gonogo": _gonogo(release, items, approvals, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
+        "rollout": rollout_context(release, viewer),
         "has_checks": any(item.checks for item in items),
         # Reversed once: every automated item's form posts to it.
         "run_checks_url": reverse("checks:run", args=[release.version]),
@@ -663,6 +666,14 @@ class RollbackView:
     @property
     def text_html(self) -> SafeString:
         return SafeString(_MARKDOWN.render(self.step.text))
+
+    @property
+    def key(self) -> str:
+        return str(self.step.pk)
+
+    @property
+    def number(self) -> str:
+        return str(self.step.position + 1)
 
 
 def status_context(

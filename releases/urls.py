@@ -3,7 +3,7 @@
 Fixed paths such as releases/new/ come before releases/<version>/, which would take them.
 """
 
-from . import imports, language, manage_views, streams, views
+from . import imports, language, manage_views, rollout_views, streams, views
 
 app_name = "releases"
 
@@ -11,6 +11,7 @@ urlpatterns = [
     *manage_views.routes,
     *imports.routes,
     *language.routes,
+    *rollout_views.routes,
     *views.routes,
     *streams.routes,
 ]
