@@ -93,6 +93,22 @@ are not kept. The box is ``[x]`` exactly when the state is done. Importing a rel
 export gives back its template: records are read into :attr:`Item.record` and nothing
 else changes.
 
+Rollback steps
+==============
+A step's owner (the role that ticks it when a rollback is declared; DevOps when none is
+given) is an ``owner=`` annotation ending the step's first line, or on a line of its own
+inside the step; no other word applies to a step. A release export writes, on a line of
+its own at the end of each step with something to say, how it went in the release's
+latest rollback, in the record grammar above with the state ``done`` or ``pending``::
+
+    2. **Rollback de Backend**: <!-- deploycheck: owner=backend -->
+
+       ```bash
+       docker-compose up -d backend
+       ```
+
+       <!-- deploycheck: record --> done by devops (Dana) at 2026-12-07 01:10 UTC
+
 Writing
 =======
 :func:`render_checklist` writes the canonical form: title, description, items grouped
