@@ -425,6 +425,7 @@ def test_it_exports_each_steps_record_and_reads_it_back(
     text = checklists.export_release(two_steps)
 
     done = first.records.get()
+    assert done.done_at is not None
     stamp = done.done_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     assert (
         f"   <!-- deploycheck: record --> done by {done.done_by_label} at {stamp}"
