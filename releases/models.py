@@ -252,7 +252,10 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     ReleaseStatus.APPROVED: frozenset(
         {ReleaseStatus.IN_PROGRESS, ReleaseStatus.DEPLOYED, ReleaseStatus.CANCELLED}
     ),
+    # Only by declaring a rollback (workflow.rollback), which may also roll back an
+    # approved release whose deploy has started; set_status refuses it.
     ReleaseStatus.DEPLOYED: frozenset({ReleaseStatus.ROLLED_BACK}),
+    # Once the rollback is closed with its cause (its final state): a new attempt.
     ReleaseStatus.ROLLED_BACK: frozenset({ReleaseStatus.IN_PROGRESS}),
     # Cancelled is terminal: it accepts no change until staff reopen it.
     ReleaseStatus.CANCELLED: frozenset({ReleaseStatus.IN_PROGRESS}),

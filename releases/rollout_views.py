@@ -37,12 +37,14 @@ class ReasonForm(NamedErrorsForm):
     reason = _text(gettext_lazy("The reason"), 2000)
 
 
+# The result and the severity are chosen on the page: the workflow says which are
+# allowed, in words that ask for a choice rather than a reload.
 class DeployFinishForm(ReasonForm):
-    result = _choice(gettext_lazy("The result"), DeployResult.choices)
+    result = _text(gettext_lazy("The result"), 20)
 
 
 class DeclareForm(ReasonForm):
-    severity = _choice(gettext_lazy("The severity"), RollbackSeverity.choices)
+    severity = _text(gettext_lazy("The severity"), 20)
     detected_at = forms.DateTimeField(
         label=gettext_lazy("When it was detected"),
         required=False,

@@ -3,11 +3,13 @@ confirmation pages (no JavaScript needed), the rollout panel, and the export."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -511,7 +513,7 @@ def test_it_keeps_what_was_typed_when_a_confirmation_is_refused(
     assert response.status_code == 422
     html = response.content.decode()
     assert "errors climbing</textarea>" in html
-    assert "The severity is missing from the form." in html
+    assert "Choose the severity of the problem." in html
     assert not deployed.rollbacks.exists()
 
 
@@ -588,3 +590,17 @@ def test_it_shows_the_deploy_clock_on_the_board_and_the_status_page(
     assert f'data-clock-from="{deployment.started_at.isoformat()}"' in page
     assert "Deploying for (h:min)" in page
     assert ">0:00</span>" in page
+
+
+def test_it_prints_the_rollback_record_with_the_export_command(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    workflow.annotate_rollback_step(
+        deployed.rollback_steps.get(), by=users["devops"], note="rolled back in 2 min"
+    )
+    out = io.StringIO()
+
+    call_command("export_checklist", "--release", deployed.version, stdout=out)
+
+    assert "   <!-- deploycheck: record --> pending — note: rolled back in 2 min" in out.getvalue()
