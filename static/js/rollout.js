@@ -2,8 +2,8 @@
  * The deploy and rollback panel: clocks that count on, and copy buttons.
  *
  * A clock <span class="clock" data-clock-from="ISO time"> was rendered with the page as
- * hours:minutes "as of" a time; this counts on every second (hours:minutes:seconds)
- * and hides the "as of". A copy button <button data-copy="ID" hidden> is shown, and
+ * hours:minutes "as of" a time; this keeps it current (checking every second, so the
+ * minute turns on time) and hides the "as of". A copy button <button data-copy="ID" hidden> is shown, and
  * copies the text of the element with that id; it marks itself data-copied with the
  * text it copied. Both work on content a live update brings, by looking anew each
  * time. Without this script the clocks stay as rendered and the commands stay
@@ -23,9 +23,8 @@
       if (isNaN(from)) {
         return;
       }
-      var seconds = Math.max(0, Math.floor((now - from) / 1000));
-      clock.textContent =
-        Math.floor(seconds / 3600) + ":" + two(Math.floor(seconds / 60) % 60) + ":" + two(seconds % 60);
+      var minutes = Math.max(0, Math.floor((now - from) / 60000));
+      clock.textContent = Math.floor(minutes / 60) + ":" + two(minutes % 60);
       var asOf = clock.parentNode.querySelector(".clock__asof");
       if (asOf) {
         asOf.hidden = true;

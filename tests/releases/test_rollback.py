@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from releases import checklists, workflow
 from releases import markdown as md
+from releases.board import render_update, viewer_for
 from releases.models import (
     AuditEvent,
     Release,
@@ -604,3 +605,16 @@ def test_it_prints_the_rollback_record_with_the_export_command(
     call_command("export_checklist", "--release", deployed.version, stdout=out)
 
     assert "   <!-- deploycheck: record --> pending — note: rolled back in 2 min" in out.getvalue()
+
+
+def test_it_brings_the_rollout_panel_to_open_pages_with_each_change(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["support"], deployed, read_only=True, language="en")
+    seen = deployed.revision
+
+    declare(deployed, users)
+
+    _revision, html = render_update(deployed.pk, viewer, "status", seen)
+    assert 'id="rollout-panel"' in html
+    assert "Rollback under way" in html
