@@ -3,6 +3,8 @@ went in its rollback (a record), both read back as written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from releases import markdown as md
@@ -137,6 +139,8 @@ def test_it_refuses_an_unknown_owner_or_record_state_in_a_document_built_in_code
 
 
 def test_it_reads_the_seed_plan_as_every_step_devops_owned() -> None:
-    doc = md.read_checklist_file("releases/data/checklist-produccion.md")
+    doc = md.read_checklist_file(
+        Path(__file__).parents[2] / "releases/data/checklist-produccion.md"
+    )
 
     assert {step.owner for step in doc.rollback_steps} == {None}
