@@ -111,7 +111,7 @@ class ReleaseItemInline(ReadOnlyInline):
 
 class RollbackStepInline(ReadOnlyInline):
     model = RollbackStep
-    fields = ("position", "text", "commands")
+    fields = ("position", "text", "commands", "owner_role")
     readonly_fields = fields
 
 

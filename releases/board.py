@@ -13,7 +13,6 @@ hx-headers, so forms inside live-swapped fragments keep working through htmx.
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections import OrderedDict
@@ -24,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from django.db.models import Prefetch
 from django.db.models.query import prefetch_related_objects
-from django.template import TemplateDoesNotExist
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
 from django.utils import formats, timezone, translation
@@ -57,6 +55,7 @@ from .models import (
     status_moves,
 )
 from .pages import CSRF_PLACEHOLDER, PageCache
+from .rollout import rollout_context
 from .timeline import duration_text
 
 if TYPE_CHECKING:
@@ -77,6 +76,7 @@ _PANELS = (
     "releases/_progress.html",
     "releases/_signoffs.html",
     "releases/_window.html",
+    "releases/_rollout.html",
 )
 PANELS: dict[str, tuple[str, ...]] = {
     "board": _PANELS,
@@ -87,9 +87,6 @@ PANELS: dict[str, tuple[str, ...]] = {
         "releases/_incident_updates.html",
     ),
 }
-# What another part of the release day shows in the status page's "now" block (the
-# deploy and rollback record), included only once that template exists.
-STATUS_ROLLBACK_PARTIAL = "releases/_status_rollback.html"
 ITEM_PARTIAL = "releases/board.html#item"
 CLOSED_SECTION_PARTIAL = "releases/board.html#closed_section"
 # A board of more items than this renders only its first sections with work left, as
@@ -672,6 +669,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "gonogo": _gonogo(release, items, approvals, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
+        "rollout": rollout_context(release, viewer),
         "has_checks": any(item.checks for item in items),
         # Reversed once: every automated item's form posts to it.
         "run_checks_url": reverse("checks:run", args=[release.version]),
@@ -719,6 +717,14 @@ class RollbackView:
     def text_html(self) -> SafeString:
         return SafeString(_MARKDOWN.render(self.step.text))
 
+    @property
+    def key(self) -> str:
+        return str(self.step.pk)
+
+    @property
+    def number(self) -> str:
+        return str(self.step.position + 1)
+
 
 @dataclass(frozen=True)
 class StoppedItem:
@@ -763,16 +769,6 @@ STATUS_IN_WORDS = {
 }
 
 
-@functools.cache
-def _template_if_present(name: str) -> str:
-    """`name` when that template exists, else "": a part another feature may add."""
-    try:
-        get_template(name)
-    except TemplateDoesNotExist:
-        return ""
-    return name
-
-
 def _deployed_at(release: Release) -> datetime | None:
     """When the deploy was recorded: the latest move to deployed, on a release that is
     or was deployed."""
@@ -798,7 +794,6 @@ def status_context(
     context.update(
         status_in_words=str(STATUS_IN_WORDS.get(ReleaseStatus(release.status), "")),
         deployed_at=_deployed_at(release),
-        status_rollback_partial=_template_if_present(STATUS_ROLLBACK_PARTIAL),
         incident_updates=updates,
         latest_update=updates[0] if updates else None,
         stopped_items=_stopped_items(context["rows"], timezone.now()),

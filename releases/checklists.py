@@ -9,7 +9,7 @@ here picks up by itself, and into markdown's types and _document / _item here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,6 +129,7 @@ def save_template(doc: md.Checklist, name: str) -> tuple[ChecklistTemplate, bool
                 text=step.text,
                 commands=step.commands,
                 lang=step.lang,
+                owner_role=step.owner or Role.DEVOPS,
             )
             for index, step in enumerate(doc.rollback_steps)
         ]
@@ -194,7 +195,10 @@ def _document(
     items: Iterable[md.Item],
     steps: Iterable[RollbackStepFields],
     contacts: Iterable[md.Contact],
+    step_records: Mapping[int, md.Record] | None = None,
 ) -> md.Checklist:
+    """`step_records`: the record of each rollback step, by the step's id."""
+    records = step_records or {}
     return md.Checklist(
         title=title,
         description=description,
@@ -203,7 +207,15 @@ def _document(
         rollback_heading=outline.rollback_heading,
         rollback_intro=outline.rollback_intro,
         rollback_steps=tuple(
-            md.RollbackStep(text=s.text, commands=s.commands, lang=s.lang) for s in steps
+            md.RollbackStep(
+                text=s.text,
+                commands=s.commands,
+                lang=s.lang,
+                # DevOps is every step's owner unless the plan names another.
+                owner=None if s.owner_role == Role.DEVOPS else s.owner_role,
+                record=records.get(s.pk),
+            )
+            for s in steps
         ),
         contacts_heading=outline.contacts_heading,
         contacts=tuple(contacts),
@@ -256,8 +268,28 @@ def _record(item: ReleaseItem) -> md.Record | None:
     )
 
 
+def _step_records(release: Release) -> dict[int, md.Record]:
+    """How each rollback step went in the release's latest rollback, by step id: as
+    items, a step left pending with nothing said has no record."""
+    rollback = release.rollbacks.order_by("-declared_at", "-pk").first()
+    if rollback is None:
+        return {}
+    return {
+        record.step_id: md.Record(
+            state="done" if record.done else "pending",
+            by=record.done_by_label,
+            at=_timestamp(record.done_at),
+            note=record.note,
+            evidence=record.evidence_url,
+        )
+        for record in rollback.records.all()
+        if record.done or record.note or record.evidence_url
+    }
+
+
 def release_document(release: Release) -> md.Checklist:
-    """The signed record of a release: who settled what, when, and why."""
+    """The signed record of a release: who settled what, when, and why, and how its
+    rollback's steps went."""
     return _document(
         release,
         title=release.template_title,
@@ -268,6 +300,7 @@ def release_document(release: Release) -> md.Checklist:
             md.Contact(role=c.role, name=c.name, contact=c.cell)
             for c in release.contacts.order_by("position")
         ),
+        step_records=_step_records(release),
     )
 
 

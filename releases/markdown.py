@@ -93,6 +93,22 @@ are not kept. The box is ``[x]`` exactly when the state is done. Importing a rel
 export gives back its template: records are read into :attr:`Item.record` and nothing
 else changes.
 
+Rollback steps
+==============
+A step's owner (the role that ticks it when a rollback is declared; DevOps when none is
+given) is an ``owner=`` annotation ending the step's first line, or on a line of its own
+inside the step; no other word applies to a step. A release export writes, on a line of
+its own at the end of each step with something to say, how it went in the release's
+latest rollback, in the record grammar above with the state ``done`` or ``pending``::
+
+    2. **Rollback de Backend**: <!-- deploycheck: owner=backend -->
+
+       ```bash
+       docker-compose up -d backend
+       ```
+
+       <!-- deploycheck: record --> done by devops (Dana) at 2026-12-07 01:10 UTC
+
 Writing
 =======
 :func:`render_checklist` writes the canonical form: title, description, items grouped
@@ -139,6 +155,9 @@ _STATE_WORDS: Final = {
     "pending": "pending",
 }
 _RECORD_FIELDS: Final = ("reason", "evidence", "note")
+_STEP_RECORD_STATES: Final = ("done", "pending")
+# A deploycheck comment ending a step's first line: its owner.
+_TRAILING_DIRECTIVE_RE: Final = re.compile(r"[ \t]*(<!--\s*deploycheck:.*?-->)[ \t]*\Z")
 _GATE_LINE: Final = "<!-- deploycheck: gate -->"
 _RECORD_OPENER: Final = "<!-- deploycheck: record -->"
 _DIRECTIVE_RE: Final = re.compile(r"<!--\s*deploycheck:(.*?)-->(.*)\Z", re.DOTALL)
@@ -211,13 +230,22 @@ class Item:
 
 @dataclass(frozen=True)
 class RollbackStep:
+    """``owner`` None is the default owner (DevOps). ``record``: how the step went in a
+    release's rollback, its state "done" or "pending"."""
+
     text: str
     commands: str
     lang: str = ""
+    owner: str | None = None
+    record: Record | None = None
 
     def __post_init__(self) -> None:
         if not self.text and not self.commands:
             raise ValueError("a rollback step needs text or commands")
+        if self.owner is not None and self.owner not in ROLE_KEYS:
+            raise ValueError(f"unknown owner {self.owner!r}")
+        if self.record is not None and self.record.state not in _STEP_RECORD_STATES:
+            raise ValueError(f"a step's record is done or pending, not {self.record.state!r}")
 
 
 @dataclass(frozen=True)
@@ -503,6 +531,8 @@ class _StepDraft:
     text_lines: list[int] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     lang: str | None = None
+    owner: str | None = None
+    record: Record | None = None
 
     def add_code(self, token: Token) -> None:
         content = token.content.removesuffix("\n")
@@ -520,7 +550,34 @@ class _StepDraft:
         if misreading is not None:
             index, why = misreading
             raise ChecklistError(self.text_lines[index], why)
-        return step
+        return replace(step, owner=self.owner, record=self.record)
+
+    def annotate(self, comment: str, line: int) -> None:
+        """A deploycheck comment of the step: owner= (ending its first line or on a line
+        of its own), or its record (on a line of its own)."""
+        directive = _directive(comment, line)
+        if directive is None:
+            return
+        words, rest = directive
+        if words == ["record"]:
+            if self.record is not None:
+                raise ChecklistError(line, "a second record for the same rollback step")
+            record = _parse_record(rest, line)
+            if record.state not in _STEP_RECORD_STATES:
+                raise ChecklistError(line, "a rollback step's record is done or pending")
+            self.record = record
+            return
+        if rest:
+            raise ChecklistError(line, f"unexpected text after the deploycheck comment: {rest!r}")
+        for word in words:
+            key, _, value = word.partition("=")
+            if key != "owner":
+                raise ChecklistError(
+                    line, f"{word!r} does not apply to a rollback step (only owner= does)"
+                )
+            if self.owner not in (None, value):
+                raise ChecklistError(line, f"two owners ({self.owner} and {value}); one is allowed")
+            self.owner = value
 
 
 @dataclass
@@ -880,6 +937,9 @@ class _Reader:
             if token.type in ("fence", "code_block"):
                 step.add_code(token)
                 continue
+            if token.type == "html_block" and _directive(token.content, _line(token)):
+                step.annotate(token.content, _line(token))
+                continue
             first_line, last_line = token.map or (0, 0)
             block_lines = (
                 [" " * indent + self.lines[first_line][indent:]]
@@ -903,6 +963,11 @@ class _Reader:
             box = _TASK_MARKER_RE.match(text)
             assert box is not None, "a task item's first block starts with its box"
             text = text[box.end() :].lstrip()
+        first, newline, others = text.partition("\n")
+        trailing = _TRAILING_DIRECTIVE_RE.search(first)
+        if trailing is not None and _directive(trailing.group(1), item_line + 1):
+            step.annotate(trailing.group(1), item_line + 1)
+            text = first[: trailing.start()] + newline + others
         step.text = text
         # Only leading lines can have been stripped.
         step.text_lines = sources[len(sources) - text.count("\n") - 1 :]
@@ -1231,7 +1296,14 @@ def _render_step(number: int, step: RollbackStep) -> str:
     indent = " " * (len(marker) + 1)
     text_lines = step.text.split("\n") if step.text else []
     lines = [f"{marker} {text_lines[0]}" if text_lines else marker]
+    annotation = f"<!-- deploycheck: owner={step.owner} -->" if step.owner else ""
+    if annotation and text_lines and "<!" not in text_lines[0]:
+        lines[0] += f" {annotation}"
+        annotation = ""
     lines.extend(indent + line if line else "" for line in text_lines[1:])
+    if annotation:
+        # After text whose first line holds "<!", which could swallow it there.
+        lines.extend(["", indent + annotation] if text_lines else [indent + annotation])
     if step.commands:
         fence_char = "~" if "`" in step.lang else "`"
         longest = max((len(run) for run in re.findall(f"{fence_char}+", step.commands)), default=0)
@@ -1241,6 +1313,8 @@ def _render_step(number: int, step: RollbackStep) -> str:
         lines.append(f"{indent}{fence}{step.lang}")
         lines.extend(indent + line if line else "" for line in step.commands.split("\n"))
         lines.append(indent + fence)
+    if step.record is not None:
+        lines.extend(["", f"{indent}{_RECORD_OPENER} {_render_record(step.record)}"])
     return "\n".join(lines)
 
 
@@ -1253,7 +1327,7 @@ def _export_misreading(step: RollbackStep) -> tuple[int, str] | None:
     if not step.text:
         return None
     text_lines = step.text.split("\n")
-    tokens = _MD.parse(_render_step(1, step))
+    tokens = _MD.parse(_render_step(1, replace(step, owner=None, record=None)))
     item_start, item_end = next(_blocks(tokens, 1, len(tokens)))
     covered: set[int] = set()
     for start, _ in _blocks(tokens, item_start + 1, item_end - 1):

@@ -127,6 +127,11 @@ class RollbackStepFields(models.Model):
     text = models.TextField()
     commands = models.TextField(blank=True)
     lang = models.CharField(max_length=40, blank=True)
+    # Who ticks the step when a rollback is declared: DevOps unless the plan says
+    # otherwise (an owner= annotation on the step).
+    owner_role = models.CharField(
+        _("owner"), max_length=20, choices=Role.choices, default=Role.DEVOPS
+    )
 
     class Meta:
         abstract = True
@@ -248,7 +253,10 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
     ReleaseStatus.APPROVED: frozenset(
         {ReleaseStatus.IN_PROGRESS, ReleaseStatus.DEPLOYED, ReleaseStatus.CANCELLED}
     ),
+    # Only by declaring a rollback (workflow.rollback), which may also roll back an
+    # approved release whose deploy has started; set_status refuses it.
     ReleaseStatus.DEPLOYED: frozenset({ReleaseStatus.ROLLED_BACK}),
+    # Once the rollback is closed with its cause (its final state): a new attempt.
     ReleaseStatus.ROLLED_BACK: frozenset({ReleaseStatus.IN_PROGRESS}),
     # Cancelled is terminal: it accepts no change until staff reopen it.
     ReleaseStatus.CANCELLED: frozenset({ReleaseStatus.IN_PROGRESS}),
@@ -257,11 +265,18 @@ STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
 CLOSED_STATUSES = frozenset({ReleaseStatus.CANCELLED})
 
 
+# Moves made by their own operations, with what they ask for: go-live approval, the
+# deploy finishing, a rollback declared (workflow.approval, workflow.rollback).
+OWN_OPERATION_STATUSES = frozenset(
+    {ReleaseStatus.APPROVED, ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK}
+)
+
+
 def status_moves(current: str) -> list[str]:
-    """Where a release may go from `current`, in the statuses' own order. Approval is
-    not among them: it has its own operation."""
+    """Where a release may go from `current` by a plain status move, in the statuses'
+    own order; approval, the deploy and a rollback have their own operations."""
     allowed = STATUS_TRANSITIONS.get(current, frozenset())
-    return [s for s in ReleaseStatus.values if s in allowed and s != ReleaseStatus.APPROVED]
+    return [s for s in ReleaseStatus.values if s in allowed and s not in OWN_OPERATION_STATUSES]
 
 
 class ReleaseQuerySet(models.QuerySet["Release"]):
@@ -921,6 +936,15 @@ class AuditAction(models.TextChoices):
     WINDOW_EXTENDED = "window.extended", _("Maintenance window extended")
     WINDOW_COMPLETED = "window.completed", _("Maintenance window completed")
     WINDOW_CANCELLED = "window.cancelled", _("Maintenance window cancelled")
+    DEPLOY_STARTED = "deploy.started", _("Deploy started")
+    DEPLOY_FINISHED = "deploy.finished", _("Deploy finished")
+    ROLLBACK_DECLARED = "rollback.declared", _("Rollback declared")
+    ROLLBACK_STEP_DONE = "rollback.step_done", _("Rollback step done")
+    ROLLBACK_STEP_REOPENED = "rollback.step_reopened", _("Rollback step reopened")
+    ROLLBACK_STEP_ANNOTATED = "rollback.step_annotated", _("Rollback step note or evidence changed")
+    ROLLBACK_MITIGATED = "rollback.mitigated", _("Rollback impact mitigated")
+    ROLLBACK_RESOLVED = "rollback.resolved", _("Rollback resolved")
+    ROLLBACK_CLOSED = "rollback.closed", _("Rollback closed with its cause")
 
     @classmethod
     def label_of(cls, code: str) -> str:
@@ -1147,3 +1171,97 @@ class MaintenanceWindow(models.Model):
         if now >= self.starts_at:
             return WindowState.IN_PROGRESS
         return WindowState.SCHEDULED
+
+
+class DeployResult(models.TextChoices):
+    SUCCESS = "success", _("success")
+    FAILURE = "failure", _("failure")
+
+
+class Deployment(models.Model):
+    """One go-live attempt's deploy: when it started and finished, who said so, and
+    how it went. Written by workflow.rollback."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="deployments")
+    started_at = models.DateTimeField(default=timezone.now)
+    started_by_label = models.CharField(max_length=200)
+    start_reason = models.TextField(blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    finished_by_label = models.CharField(max_length=200, blank=True)
+    finish_reason = models.TextField(blank=True)
+    result = models.CharField(max_length=10, choices=DeployResult.choices, blank=True)
+
+    class Meta:
+        ordering = ["release", "-started_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: deploy started {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class RollbackSeverity(models.TextChoices):
+    CRITICAL = "critical", _("critical: the service is down or data is at risk")
+    MAJOR = "major", _("major: a main feature is broken")
+    MINOR = "minor", _("minor: degraded, with a workaround")
+
+
+class Rollback(models.Model):
+    """A declared rollback of a release's deploy: its reason and severity, and the
+    stamps of its course. Steps are ticked on its RollbackStepRecords."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="rollbacks")
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    severity = models.CharField(_("severity"), max_length=10, choices=RollbackSeverity.choices)
+    reason = models.TextField(_("reason"))
+    # When the problem was noticed, as the person declaring says; may precede declaring.
+    detected_at = models.DateTimeField(_("detected at"), null=True, blank=True)
+    declared_at = models.DateTimeField(default=timezone.now)
+    declared_by_label = models.CharField(max_length=200)
+    mitigated_at = models.DateTimeField(null=True, blank=True)
+    mitigated_by_label = models.CharField(max_length=200, blank=True)
+    mitigated_reason = models.TextField(blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by_label = models.CharField(max_length=200, blank=True)
+    resolved_reason = models.TextField(blank=True)
+    # The cause of the rollback: required to close it.
+    cause = models.TextField(_("cause of the rollback"), blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    closed_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["release", "-declared_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.release.version}: rollback declared {self.declared_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
+
+
+class RollbackStepRecord(models.Model):
+    """How one step of the plan went in one rollback: ticked by its owner, with a note
+    and an evidence link."""
+
+    rollback = models.ForeignKey(Rollback, on_delete=models.CASCADE, related_name="records")
+    step = models.ForeignKey(RollbackStep, on_delete=models.CASCADE, related_name="records")
+    done_at = models.DateTimeField(null=True, blank=True)
+    done_by_label = models.CharField(max_length=200, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    evidence_url = models.URLField(_("evidence link"), max_length=1000, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by_label = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["rollback", "step__position"]
+        constraints = [
+            models.UniqueConstraint(fields=["rollback", "step"], name="one_record_per_step")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rollback}: {self.step}"
+
+    @property
+    def done(self) -> bool:
+        return self.done_at is not None

@@ -194,3 +194,36 @@ def personal_obstacles(
             ),
         )
     return obstacles
+
+
+def _devops_or_po(who: Who) -> Access:
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    if Role.DEVOPS in who.roles or Role.PRODUCT_OWNER in who.roles:
+        return Access.ALLOWED
+    return _staff_override(who)
+
+
+def may_record_deploy(who: Who) -> Access:
+    """Record that the deploy started or finished: DevOps runs it, the product owner
+    may say so too."""
+    if who.closed:
+        return Access.DENIED
+    return _devops_or_po(who)
+
+
+def may_declare_rollback(who: Who) -> Access:
+    """Declare a rollback, mark it mitigated or resolved, close it with its cause:
+    DevOps and the product owner. Not bound to `closed`: a rolled-back release takes no
+    checklist change, but its rollback is worked on until closed (the workflow checks
+    the rollback's own state)."""
+    return _devops_or_po(who)
+
+
+def may_tick_rollback_step(who: Who, *, owner_role: str) -> Access:
+    """Tick a step of a declared rollback, or note on it: the step's owner role."""
+    if who.read_only or not who.is_person:
+        return Access.DENIED
+    if owner_role in who.roles and owner_role != Role.SUPPORT:
+        return Access.ALLOWED
+    return _staff_override(who)

@@ -3,7 +3,16 @@
 Fixed paths such as releases/new/ come before releases/<version>/, which would take them.
 """
 
-from . import imports, incident_views, language, manage_views, streams, views, window_views
+from . import (
+    imports,
+    incident_views,
+    language,
+    manage_views,
+    rollout_views,
+    streams,
+    views,
+    window_views,
+)
 
 app_name = "releases"
 
@@ -12,6 +21,7 @@ urlpatterns = [
     *imports.routes,
     *language.routes,
     *incident_views.routes,
+    *rollout_views.routes,
     *views.routes,
     *streams.routes,
     *window_views.routes,

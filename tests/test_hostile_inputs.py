@@ -176,6 +176,7 @@ class World:
     release_id: int
     version: str
     item_id: int
+    step_id: int
     contact_id: int
     template_id: int
     outsider_id: int
@@ -188,6 +189,9 @@ class World:
         values = {
             "version": self.version,
             "item_id": str(self.item_id),
+            "step_id": str(self.step_id),
+            # The confirmation page asking the most of its form.
+            "action": "rollback",
             "index": "0",
             "token": "set-password" if route.name == "password_reset_confirm" else self.share_token,
             "key": self.share_token if route.template.startswith("s/") else self.version,
@@ -240,6 +244,7 @@ def _build_world() -> World:
         release_id=release.pk,
         version=release.version,
         item_id=release.items.get(text=QA_ITEM).pk,
+        step_id=release.rollback_steps.get().pk,
         contact_id=contact.pk,
         template_id=template.pk,
         outsider_id=users["outsider"].pk,
@@ -400,6 +405,11 @@ FORMS: dict[str, Callable[[World], Forms]] = {
     "releases:status-change": lambda w: [
         ({"status": ReleaseStatus.IN_PROGRESS}, ()),
         ({"status": ReleaseStatus.CANCELLED}, ()),
+    ],
+    "releases:confirm": lambda w: [({}, ("reason", "severity", "detected_at"))],
+    "releases:rollback-step": lambda w: [
+        ({"action": "note"}, ("note",)),
+        ({"action": "evidence"}, ("evidence_url",)),
     ],
     "releases:people": _people_forms,
     "releases:create": lambda w: [

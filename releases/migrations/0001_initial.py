@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,246 +16,612 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ChecklistTemplate',
+            name="ChecklistTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, unique=True, verbose_name='name')),
-                ('title', models.CharField(blank=True, max_length=300, verbose_name='title')),
-                ('description', models.TextField(blank=True, verbose_name='description')),
-                ('gate_position', models.PositiveIntegerField(blank=True, null=True, verbose_name='gate position')),
-                ('rollback_heading', models.CharField(blank=True, default='Plan de Rollback', max_length=200)),
-                ('rollback_intro', models.TextField(blank=True)),
-                ('contacts_heading', models.CharField(blank=True, default='Contactos de Emergencia', max_length=200)),
-                ('contacts_header', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, unique=True, verbose_name="name")),
+                ("title", models.CharField(blank=True, max_length=300, verbose_name="title")),
+                ("description", models.TextField(blank=True, verbose_name="description")),
+                (
+                    "gate_position",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, verbose_name="gate position"
+                    ),
+                ),
+                (
+                    "rollback_heading",
+                    models.CharField(blank=True, default="Plan de Rollback", max_length=200),
+                ),
+                ("rollback_intro", models.TextField(blank=True)),
+                (
+                    "contacts_heading",
+                    models.CharField(blank=True, default="Contactos de Emergencia", max_length=200),
+                ),
+                ("contacts_header", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'checklist template',
-                'verbose_name_plural': 'checklist templates',
-                'ordering': ['name'],
+                "verbose_name": "checklist template",
+                "verbose_name_plural": "checklist templates",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Release',
+            name="Release",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^v(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-[0-9A-Za-z.-]+)?$', 'Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1).')], verbose_name='version')),
-                ('title', models.CharField(max_length=300, verbose_name='title')),
-                ('status', models.CharField(choices=[('planned', 'Planned'), ('in_progress', 'In progress'), ('approved', 'Go-live approved'), ('deployed', 'Deployed'), ('rolled_back', 'Rolled back'), ('cancelled', 'Cancelled')], default='planned', max_length=20, verbose_name='status')),
-                ('window_start', models.DateTimeField(blank=True, null=True, verbose_name='target window start')),
-                ('window_end', models.DateTimeField(blank=True, null=True, verbose_name='target window end')),
-                ('changelog_url', models.URLField(blank=True, verbose_name='changelog link')),
-                ('template_name', models.CharField(blank=True, max_length=200)),
-                ('template_title', models.CharField(blank=True, max_length=300)),
-                ('template_description', models.TextField(blank=True)),
-                ('rollback_heading', models.CharField(blank=True, max_length=200)),
-                ('rollback_intro', models.TextField(blank=True)),
-                ('contacts_heading', models.CharField(blank=True, max_length=200)),
-                ('contacts_header', models.JSONField(blank=True, default=list)),
-                ('gate_position', models.PositiveIntegerField(blank=True, null=True, verbose_name='gate position')),
-                ('two_person_rule', models.BooleanField(default=True, help_text='Whoever signed off as a lead cannot also approve go-live.', verbose_name='two-person rule')),
-                ('revision', models.PositiveBigIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('template', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='releases', to='releases.checklisttemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(
+                        max_length=64,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^v(0|[1-9]\\d*)\\.(0|[1-9]\\d*)\\.(0|[1-9]\\d*)(-[0-9A-Za-z.-]+)?$",
+                                "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1).",
+                            )
+                        ],
+                        verbose_name="version",
+                    ),
+                ),
+                ("title", models.CharField(max_length=300, verbose_name="title")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("planned", "Planned"),
+                            ("in_progress", "In progress"),
+                            ("approved", "Go-live approved"),
+                            ("deployed", "Deployed"),
+                            ("rolled_back", "Rolled back"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="planned",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "window_start",
+                    models.DateTimeField(blank=True, null=True, verbose_name="target window start"),
+                ),
+                (
+                    "window_end",
+                    models.DateTimeField(blank=True, null=True, verbose_name="target window end"),
+                ),
+                ("changelog_url", models.URLField(blank=True, verbose_name="changelog link")),
+                ("template_name", models.CharField(blank=True, max_length=200)),
+                ("template_title", models.CharField(blank=True, max_length=300)),
+                ("template_description", models.TextField(blank=True)),
+                ("rollback_heading", models.CharField(blank=True, max_length=200)),
+                ("rollback_intro", models.TextField(blank=True)),
+                ("contacts_heading", models.CharField(blank=True, max_length=200)),
+                ("contacts_header", models.JSONField(blank=True, default=list)),
+                (
+                    "gate_position",
+                    models.PositiveIntegerField(
+                        blank=True, null=True, verbose_name="gate position"
+                    ),
+                ),
+                (
+                    "two_person_rule",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Whoever signed off as a lead cannot also approve go-live.",
+                        verbose_name="two-person rule",
+                    ),
+                ),
+                ("revision", models.PositiveBigIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="releases",
+                        to="releases.checklisttemplate",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'release',
-                'verbose_name_plural': 'releases',
-                'ordering': ['-created_at'],
+                "verbose_name": "release",
+                "verbose_name_plural": "releases",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='EmergencyContact',
+            name="EmergencyContact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('role', models.CharField(max_length=100, verbose_name='role')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('phone', models.CharField(blank=True, max_length=50, verbose_name='phone')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email')),
-                ('other', models.CharField(blank=True, max_length=300, verbose_name='other contact')),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("role", models.CharField(max_length=100, verbose_name="role")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("phone", models.CharField(blank=True, max_length=50, verbose_name="phone")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email")),
+                (
+                    "other",
+                    models.CharField(blank=True, max_length=300, verbose_name="other contact"),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contacts",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'emergency contact',
-                'verbose_name_plural': 'emergency contacts',
-                'ordering': ['release', 'position'],
+                "verbose_name": "emergency contact",
+                "verbose_name_plural": "emergency contacts",
+                "ordering": ["release", "position"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEvent',
+            name="AuditEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor_label', models.CharField(max_length=200)),
-                ('action', models.CharField(db_index=True, max_length=60)),
-                ('target', models.CharField(blank=True, max_length=500)),
-                ('before', models.JSONField(blank=True, default=dict)),
-                ('after', models.JSONField(blank=True, default=dict)),
-                ('override', models.BooleanField(default=False)),
-                ('source_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('release', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='audit_events', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("actor_label", models.CharField(max_length=200)),
+                ("action", models.CharField(db_index=True, max_length=60)),
+                ("target", models.CharField(blank=True, max_length=500)),
+                ("before", models.JSONField(blank=True, default=dict)),
+                ("after", models.JSONField(blank=True, default=dict)),
+                ("override", models.BooleanField(default=False)),
+                ("source_ip", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="audit_events",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'audit event',
-                'verbose_name_plural': 'audit trail',
-                'ordering': ['-created_at', '-id'],
+                "verbose_name": "audit event",
+                "verbose_name_plural": "audit trail",
+                "ordering": ["-created_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='RollbackStep',
+            name="RollbackStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('commands', models.TextField(blank=True)),
-                ('lang', models.CharField(blank=True, max_length=40)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rollback_steps', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("commands", models.TextField(blank=True)),
+                ("lang", models.CharField(blank=True, max_length=40)),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rollback_steps",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['release', 'position'],
+                "ordering": ["release", "position"],
             },
         ),
         migrations.CreateModel(
-            name='ShareLink',
+            name="ShareLink",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('token_hash', models.CharField(max_length=64, unique=True)),
-                ('label', models.CharField(blank=True, max_length=200, verbose_name='label')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='share_links', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("token_hash", models.CharField(max_length=64, unique=True)),
+                ("label", models.CharField(blank=True, max_length=200, verbose_name="label")),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="share_links",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TemplateContact',
+            name="TemplateContact",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(default=0)),
-                ('role', models.CharField(max_length=100, verbose_name='role')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('contact', models.CharField(max_length=300, verbose_name='contact')),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='contacts', to='releases.checklisttemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(default=0)),
+                ("role", models.CharField(max_length=100, verbose_name="role")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("contact", models.CharField(max_length=300, verbose_name="contact")),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="contacts",
+                        to="releases.checklisttemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['template', 'position'],
+                "ordering": ["template", "position"],
             },
         ),
         migrations.CreateModel(
-            name='TemplateRollbackStep',
+            name="TemplateRollbackStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('commands', models.TextField(blank=True)),
-                ('lang', models.CharField(blank=True, max_length=40)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rollback_steps', to='releases.checklisttemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("commands", models.TextField(blank=True)),
+                ("lang", models.CharField(blank=True, max_length=40)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rollback_steps",
+                        to="releases.checklisttemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['template', 'position'],
+                "ordering": ["template", "position"],
             },
         ),
         migrations.CreateModel(
-            name='GoLiveApproval',
+            name="GoLiveApproval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('approved_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('digest', models.CharField(max_length=64)),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
-                ('revoked_reason', models.TextField(blank=True)),
-                ('revoked_reason_args', models.JSONField(blank=True, default=dict)),
-                ('approved_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='approvals', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("approved_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("digest", models.CharField(max_length=64)),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
+                ("revoked_reason", models.TextField(blank=True)),
+                ("revoked_reason_args", models.JSONField(blank=True, default=dict)),
+                (
+                    "approved_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="approvals",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-approved_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('revoked_at__isnull', True)), fields=('release',), name='one_live_approval')],
+                "ordering": ["-approved_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("revoked_at__isnull", True)),
+                        fields=("release",),
+                        name="one_live_approval",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ReleaseItem',
+            name="ReleaseItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('phase', models.CharField(blank=True, max_length=300)),
-                ('section', models.CharField(blank=True, max_length=300)),
-                ('text', models.TextField()),
-                ('owner_role', models.CharField(choices=[('devops', 'DevOps Lead'), ('backend', 'Backend Lead'), ('frontend', 'Frontend Lead'), ('qa', 'QA Lead'), ('po', 'Product Owner'), ('support', 'Support')], max_length=20, verbose_name='owner')),
-                ('required', models.BooleanField(default=True, verbose_name='required')),
-                ('before_gate', models.BooleanField(default=True)),
-                ('checks', models.JSONField(blank=True, default=list)),
-                ('state', models.CharField(choices=[('pending', 'Pending'), ('done', 'Done'), ('na', 'Not applicable'), ('blocked', 'Blocked'), ('failed', 'Failed')], default='pending', max_length=10, verbose_name='state')),
-                ('reason', models.TextField(blank=True, verbose_name='reason')),
-                ('note', models.TextField(blank=True, verbose_name='note')),
-                ('evidence_url', models.URLField(blank=True, max_length=1000, verbose_name='evidence link')),
-                ('check_failure', models.TextField(blank=True)),
-                ('changed_by_label', models.CharField(blank=True, max_length=200)),
-                ('changed_at', models.DateTimeField(blank=True, null=True)),
-                ('version', models.PositiveIntegerField(default=0)),
-                ('revision', models.PositiveBigIntegerField(default=0)),
-                ('changed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("phase", models.CharField(blank=True, max_length=300)),
+                ("section", models.CharField(blank=True, max_length=300)),
+                ("text", models.TextField()),
+                (
+                    "owner_role",
+                    models.CharField(
+                        choices=[
+                            ("devops", "DevOps Lead"),
+                            ("backend", "Backend Lead"),
+                            ("frontend", "Frontend Lead"),
+                            ("qa", "QA Lead"),
+                            ("po", "Product Owner"),
+                            ("support", "Support"),
+                        ],
+                        max_length=20,
+                        verbose_name="owner",
+                    ),
+                ),
+                ("required", models.BooleanField(default=True, verbose_name="required")),
+                ("before_gate", models.BooleanField(default=True)),
+                ("checks", models.JSONField(blank=True, default=list)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("done", "Done"),
+                            ("na", "Not applicable"),
+                            ("blocked", "Blocked"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=10,
+                        verbose_name="state",
+                    ),
+                ),
+                ("reason", models.TextField(blank=True, verbose_name="reason")),
+                ("note", models.TextField(blank=True, verbose_name="note")),
+                (
+                    "evidence_url",
+                    models.URLField(blank=True, max_length=1000, verbose_name="evidence link"),
+                ),
+                ("check_failure", models.TextField(blank=True)),
+                ("changed_by_label", models.CharField(blank=True, max_length=200)),
+                ("changed_at", models.DateTimeField(blank=True, null=True)),
+                ("version", models.PositiveIntegerField(default=0)),
+                ("revision", models.PositiveBigIntegerField(default=0)),
+                (
+                    "changed_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['release', 'position'],
-                'constraints': [models.UniqueConstraint(fields=('release', 'position'), name='release_item_position'), models.CheckConstraint(condition=models.Q(models.Q(('state__in', ['na', 'blocked', 'failed']), _negated=True), models.Q(('reason', ''), _negated=True), _connector='OR'), name='reason_required_for_state')],
+                "ordering": ["release", "position"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("release", "position"), name="release_item_position"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("state__in", ["na", "blocked", "failed"]), _negated=True),
+                            models.Q(("reason", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="reason_required_for_state",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='SignOff',
+            name="SignOff",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('devops', 'DevOps Lead'), ('backend', 'Backend Lead'), ('frontend', 'Frontend Lead'), ('qa', 'QA Lead'), ('po', 'Product Owner'), ('support', 'Support')], max_length=20)),
-                ('phase', models.CharField(blank=True, max_length=300)),
-                ('signed_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('reopened_at', models.DateTimeField(blank=True, null=True)),
-                ('reopened_reason', models.TextField(blank=True)),
-                ('reopened_reason_args', models.JSONField(blank=True, default=dict)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='signoffs', to='releases.release')),
-                ('signed_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("devops", "DevOps Lead"),
+                            ("backend", "Backend Lead"),
+                            ("frontend", "Frontend Lead"),
+                            ("qa", "QA Lead"),
+                            ("po", "Product Owner"),
+                            ("support", "Support"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("phase", models.CharField(blank=True, max_length=300)),
+                ("signed_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("reopened_at", models.DateTimeField(blank=True, null=True)),
+                ("reopened_reason", models.TextField(blank=True)),
+                ("reopened_reason_args", models.JSONField(blank=True, default=dict)),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="signoffs",
+                        to="releases.release",
+                    ),
+                ),
+                (
+                    "signed_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['release', 'signed_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('reopened_at__isnull', True)), fields=('release', 'role', 'phase'), name='one_open_signoff')],
+                "ordering": ["release", "signed_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("reopened_at__isnull", True)),
+                        fields=("release", "role", "phase"),
+                        name="one_open_signoff",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Stakeholder',
+            name="Stakeholder",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('devops', 'DevOps Lead'), ('backend', 'Backend Lead'), ('frontend', 'Frontend Lead'), ('qa', 'QA Lead'), ('po', 'Product Owner'), ('support', 'Support')], max_length=20, verbose_name='role')),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stakeholders', to='releases.release')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='stakes', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("devops", "DevOps Lead"),
+                            ("backend", "Backend Lead"),
+                            ("frontend", "Frontend Lead"),
+                            ("qa", "QA Lead"),
+                            ("po", "Product Owner"),
+                            ("support", "Support"),
+                        ],
+                        max_length=20,
+                        verbose_name="role",
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stakeholders",
+                        to="releases.release",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="stakes",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'person on a release',
-                'verbose_name_plural': 'people on releases',
-                'ordering': ['release', 'role'],
-                'constraints': [models.UniqueConstraint(fields=('release', 'role', 'user'), name='one_stake_per_role')],
+                "verbose_name": "person on a release",
+                "verbose_name_plural": "people on releases",
+                "ordering": ["release", "role"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("release", "role", "user"), name="one_stake_per_role"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='TemplateItem',
+            name="TemplateItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField()),
-                ('phase', models.CharField(blank=True, max_length=300)),
-                ('section', models.CharField(blank=True, max_length=300)),
-                ('text', models.TextField()),
-                ('owner_role', models.CharField(choices=[('devops', 'DevOps Lead'), ('backend', 'Backend Lead'), ('frontend', 'Frontend Lead'), ('qa', 'QA Lead'), ('po', 'Product Owner'), ('support', 'Support')], max_length=20)),
-                ('required', models.BooleanField(default=True)),
-                ('checks', models.JSONField(blank=True, default=list)),
-                ('template', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='items', to='releases.checklisttemplate')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField()),
+                ("phase", models.CharField(blank=True, max_length=300)),
+                ("section", models.CharField(blank=True, max_length=300)),
+                ("text", models.TextField()),
+                (
+                    "owner_role",
+                    models.CharField(
+                        choices=[
+                            ("devops", "DevOps Lead"),
+                            ("backend", "Backend Lead"),
+                            ("frontend", "Frontend Lead"),
+                            ("qa", "QA Lead"),
+                            ("po", "Product Owner"),
+                            ("support", "Support"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("required", models.BooleanField(default=True)),
+                ("checks", models.JSONField(blank=True, default=list)),
+                (
+                    "template",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="items",
+                        to="releases.checklisttemplate",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['template', 'position'],
-                'constraints': [models.UniqueConstraint(fields=('template', 'position'), name='template_item_position')],
+                "ordering": ["template", "position"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("template", "position"), name="template_item_position"
+                    )
+                ],
             },
         ),
     ]

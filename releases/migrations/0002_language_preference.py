@@ -6,18 +6,33 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('releases', '0001_initial'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("releases", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LanguagePreference',
+            name="LanguagePreference",
             fields=[
-                ('user', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, related_name='language_preference', serialize=False, to=settings.AUTH_USER_MODEL)),
-                ('language', models.CharField(choices=[('es', 'Español'), ('en', 'English')], max_length=10, verbose_name='language')),
+                (
+                    "user",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        related_name="language_preference",
+                        serialize=False,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("es", "Español"), ("en", "English")],
+                        max_length=10,
+                        verbose_name="language",
+                    ),
+                ),
             ],
         ),
     ]

@@ -12,46 +12,101 @@ def settled_by_kind(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('releases', '0002_language_preference'),
+        ("releases", "0002_language_preference"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditevent',
-            name='actor_kind',
-            field=models.CharField(choices=[('person', 'person'), ('check', 'automated check'), ('pipeline', 'pipeline'), ('system', 'system')], default='person', max_length=10),
+            model_name="auditevent",
+            name="actor_kind",
+            field=models.CharField(
+                choices=[
+                    ("person", "person"),
+                    ("check", "automated check"),
+                    ("pipeline", "pipeline"),
+                    ("system", "system"),
+                ],
+                default="person",
+                max_length=10,
+            ),
         ),
         migrations.AddField(
-            model_name='releaseitem',
-            name='changed_by_kind',
-            field=models.CharField(blank=True, choices=[('person', 'person'), ('check', 'automated check'), ('pipeline', 'pipeline'), ('system', 'system')], max_length=10),
+            model_name="releaseitem",
+            name="changed_by_kind",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("person", "person"),
+                    ("check", "automated check"),
+                    ("pipeline", "pipeline"),
+                    ("system", "system"),
+                ],
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('release.created', 'Release created'), ('release.status', 'Status changed'), ('release.approved', 'Go-live approved'), ('release.approval_revoked', 'Go-live approval revoked'), ('item.done', 'Item done'), ('item.reopened', 'Item reopened'), ('item.not_applicable', 'Item marked not applicable'), ('item.blocked', 'Item blocked'), ('item.annotated', 'Item note or evidence changed'), ('check.passed', 'Automated check passed'), ('check.failed', 'Automated check failed'), ('signoff.signed', 'Signed off'), ('signoff.withdrawn', 'Sign-off withdrawn'), ('signoff.reopened', 'Sign-off reopened'), ('stakeholder.assigned', 'Person assigned'), ('stakeholder.unassigned', 'Person removed'), ('contact.updated', 'Emergency contact changed'), ('share_link.created', 'Share link created'), ('share_link.revoked', 'Share link revoked'), ('template.imported', 'Template imported'), ('template.replaced', 'Template replaced'), ('admin.edited', 'Edited in the admin')], db_index=True, max_length=60),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("release.created", "Release created"),
+                    ("release.status", "Status changed"),
+                    ("release.approved", "Go-live approved"),
+                    ("release.approval_revoked", "Go-live approval revoked"),
+                    ("item.done", "Item done"),
+                    ("item.reopened", "Item reopened"),
+                    ("item.not_applicable", "Item marked not applicable"),
+                    ("item.blocked", "Item blocked"),
+                    ("item.annotated", "Item note or evidence changed"),
+                    ("check.passed", "Automated check passed"),
+                    ("check.failed", "Automated check failed"),
+                    ("signoff.signed", "Signed off"),
+                    ("signoff.withdrawn", "Sign-off withdrawn"),
+                    ("signoff.reopened", "Sign-off reopened"),
+                    ("stakeholder.assigned", "Person assigned"),
+                    ("stakeholder.unassigned", "Person removed"),
+                    ("contact.updated", "Emergency contact changed"),
+                    ("share_link.created", "Share link created"),
+                    ("share_link.revoked", "Share link revoked"),
+                    ("template.imported", "Template imported"),
+                    ("template.replaced", "Template replaced"),
+                    ("admin.edited", "Edited in the admin"),
+                ],
+                db_index=True,
+                max_length=60,
+            ),
         ),
         migrations.AlterField(
-            model_name='release',
-            name='contacts_heading',
-            field=models.CharField(blank=True, default='Contactos de Emergencia', max_length=200),
+            model_name="release",
+            name="contacts_heading",
+            field=models.CharField(blank=True, default="Contactos de Emergencia", max_length=200),
         ),
         migrations.AlterField(
-            model_name='release',
-            name='rollback_heading',
-            field=models.CharField(blank=True, default='Plan de Rollback', max_length=200),
+            model_name="release",
+            name="rollback_heading",
+            field=models.CharField(blank=True, default="Plan de Rollback", max_length=200),
         ),
         migrations.AlterField(
-            model_name='templateitem',
-            name='owner_role',
-            field=models.CharField(choices=[('devops', 'DevOps Lead'), ('backend', 'Backend Lead'), ('frontend', 'Frontend Lead'), ('qa', 'QA Lead'), ('po', 'Product Owner'), ('support', 'Support')], max_length=20, verbose_name='owner'),
+            model_name="templateitem",
+            name="owner_role",
+            field=models.CharField(
+                choices=[
+                    ("devops", "DevOps Lead"),
+                    ("backend", "Backend Lead"),
+                    ("frontend", "Frontend Lead"),
+                    ("qa", "QA Lead"),
+                    ("po", "Product Owner"),
+                    ("support", "Support"),
+                ],
+                max_length=20,
+                verbose_name="owner",
+            ),
         ),
         migrations.AlterField(
-            model_name='templateitem',
-            name='required',
-            field=models.BooleanField(default=True, verbose_name='required'),
+            model_name="templateitem",
+            name="required",
+            field=models.BooleanField(default=True, verbose_name="required"),
         ),
         migrations.RunPython(settled_by_kind, migrations.RunPython.noop),
     ]

@@ -5,15 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('releases', '0006_account_changes'),
+        ("releases", "0006_account_changes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='release',
-            name='version',
-            field=models.CharField(max_length=64, unique=True, validators=[django.core.validators.RegexValidator('^v(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$', 'Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1).')], verbose_name='version'),
+            model_name="release",
+            name="version",
+            field=models.CharField(
+                max_length=64,
+                unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^v(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$",
+                        "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1).",
+                    )
+                ],
+                verbose_name="version",
+            ),
         ),
     ]

@@ -4,15 +4,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('releases', '0007_ascii_versions'),
+        ("releases", "0007_ascii_versions"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('release.created', 'Release created'), ('release.status', 'Status changed'), ('release.approved', 'Go-live approved'), ('release.approval_revoked', 'Go-live approval revoked'), ('item.done', 'Item done'), ('item.reopened', 'Item reopened'), ('item.not_applicable', 'Item marked not applicable'), ('item.blocked', 'Item blocked'), ('item.annotated', 'Item note or evidence changed'), ('check.passed', 'Automated check passed'), ('check.failed', 'Automated check failed'), ('check.not_verified', 'Automated check could not verify'), ('checks.linked', 'Automated checks linked'), ('pipeline.passed', 'Pipeline reported a pass'), ('pipeline.failed', 'Pipeline reported a failure'), ('pipeline_token.created', 'Pipeline token created'), ('pipeline_token.revoked', 'Pipeline token revoked'), ('signoff.signed', 'Signed off'), ('signoff.withdrawn', 'Sign-off withdrawn'), ('signoff.reopened', 'Sign-off reopened'), ('stakeholder.assigned', 'Person assigned'), ('stakeholder.unassigned', 'Person removed'), ('contact.updated', 'Emergency contact changed'), ('contact.added', 'Emergency contact added'), ('contact.removed', 'Emergency contact removed'), ('stakeholder.changed', 'Person or role changed'), ('release.edited', 'Release details changed'), ('account.changed', 'Account deactivated or no longer staff'), ('share_link.created', 'Share link created'), ('share_link.revoked', 'Share link revoked'), ('template.imported', 'Template imported'), ('template.replaced', 'Template replaced'), ('admin.edited', 'Edited in the admin')], db_index=True, max_length=60),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("release.created", "Release created"),
+                    ("release.status", "Status changed"),
+                    ("release.approved", "Go-live approved"),
+                    ("release.approval_revoked", "Go-live approval revoked"),
+                    ("item.done", "Item done"),
+                    ("item.reopened", "Item reopened"),
+                    ("item.not_applicable", "Item marked not applicable"),
+                    ("item.blocked", "Item blocked"),
+                    ("item.annotated", "Item note or evidence changed"),
+                    ("check.passed", "Automated check passed"),
+                    ("check.failed", "Automated check failed"),
+                    ("check.not_verified", "Automated check could not verify"),
+                    ("checks.linked", "Automated checks linked"),
+                    ("pipeline.passed", "Pipeline reported a pass"),
+                    ("pipeline.failed", "Pipeline reported a failure"),
+                    ("pipeline_token.created", "Pipeline token created"),
+                    ("pipeline_token.revoked", "Pipeline token revoked"),
+                    ("signoff.signed", "Signed off"),
+                    ("signoff.withdrawn", "Sign-off withdrawn"),
+                    ("signoff.reopened", "Sign-off reopened"),
+                    ("stakeholder.assigned", "Person assigned"),
+                    ("stakeholder.unassigned", "Person removed"),
+                    ("contact.updated", "Emergency contact changed"),
+                    ("contact.added", "Emergency contact added"),
+                    ("contact.removed", "Emergency contact removed"),
+                    ("stakeholder.changed", "Person or role changed"),
+                    ("release.edited", "Release details changed"),
+                    ("account.changed", "Account deactivated or no longer staff"),
+                    ("share_link.created", "Share link created"),
+                    ("share_link.revoked", "Share link revoked"),
+                    ("template.imported", "Template imported"),
+                    ("template.replaced", "Template replaced"),
+                    ("admin.edited", "Edited in the admin"),
+                ],
+                db_index=True,
+                max_length=60,
+            ),
         ),
     ]

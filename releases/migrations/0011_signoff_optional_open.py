@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('releases', '0010_check_audit_actions'),
+        ("releases", "0010_check_audit_actions"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='signoff',
-            name='optional_open',
+            model_name="signoff",
+            name="optional_open",
             field=models.JSONField(blank=True, default=list),
         ),
     ]

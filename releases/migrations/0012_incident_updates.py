@@ -7,39 +7,132 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('releases', '0011_signoff_optional_open'),
+        ("releases", "0011_signoff_optional_open"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='sharelink',
-            name='hides_personal',
-            field=models.BooleanField(default=False, help_text='Show the emergency contacts by role only, without names, phones or e-mails.', verbose_name='hide personal contact details'),
+            model_name="sharelink",
+            name="hides_personal",
+            field=models.BooleanField(
+                default=False,
+                help_text="Show the emergency contacts by role only, without names, phones or e-mails.",
+                verbose_name="hide personal contact details",
+            ),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='action',
-            field=models.CharField(choices=[('release.created', 'Release created'), ('release.status', 'Status changed'), ('release.approved', 'Go-live approved'), ('release.approval_revoked', 'Go-live approval revoked'), ('item.done', 'Item done'), ('item.reopened', 'Item reopened'), ('item.not_applicable', 'Item marked not applicable'), ('item.blocked', 'Item blocked'), ('item.annotated', 'Item note or evidence changed'), ('check.passed', 'Automated check passed'), ('check.failed', 'Automated check failed'), ('check.not_verified', 'Automated check could not verify'), ('check.overridden', 'Ticked over a failing check'), ('check.override_cleared', 'Override of a failing check ended'), ('checks.linked', 'Automated checks linked'), ('check.added', 'Automated check added'), ('check.changed', 'Automated check changed'), ('check.retired', 'Automated check retired'), ('pipeline.passed', 'Pipeline reported a pass'), ('pipeline.failed', 'Pipeline reported a failure'), ('pipeline_token.created', 'Pipeline token created'), ('pipeline_token.revoked', 'Pipeline token revoked'), ('signoff.signed', 'Signed off'), ('signoff.withdrawn', 'Sign-off withdrawn'), ('signoff.reopened', 'Sign-off reopened'), ('stakeholder.assigned', 'Person assigned'), ('stakeholder.unassigned', 'Person removed'), ('contact.updated', 'Emergency contact changed'), ('contact.added', 'Emergency contact added'), ('contact.removed', 'Emergency contact removed'), ('stakeholder.changed', 'Person or role changed'), ('release.edited', 'Release details changed'), ('account.changed', 'Account deactivated or no longer staff'), ('share_link.created', 'Share link created'), ('share_link.revoked', 'Share link revoked'), ('template.imported', 'Template imported'), ('template.replaced', 'Template replaced'), ('admin.edited', 'Edited in the admin'), ('incident.update_posted', 'Incident update posted')], db_index=True, max_length=60),
+            model_name="auditevent",
+            name="action",
+            field=models.CharField(
+                choices=[
+                    ("release.created", "Release created"),
+                    ("release.status", "Status changed"),
+                    ("release.approved", "Go-live approved"),
+                    ("release.approval_revoked", "Go-live approval revoked"),
+                    ("item.done", "Item done"),
+                    ("item.reopened", "Item reopened"),
+                    ("item.not_applicable", "Item marked not applicable"),
+                    ("item.blocked", "Item blocked"),
+                    ("item.annotated", "Item note or evidence changed"),
+                    ("check.passed", "Automated check passed"),
+                    ("check.failed", "Automated check failed"),
+                    ("check.not_verified", "Automated check could not verify"),
+                    ("check.overridden", "Ticked over a failing check"),
+                    ("check.override_cleared", "Override of a failing check ended"),
+                    ("checks.linked", "Automated checks linked"),
+                    ("check.added", "Automated check added"),
+                    ("check.changed", "Automated check changed"),
+                    ("check.retired", "Automated check retired"),
+                    ("pipeline.passed", "Pipeline reported a pass"),
+                    ("pipeline.failed", "Pipeline reported a failure"),
+                    ("pipeline_token.created", "Pipeline token created"),
+                    ("pipeline_token.revoked", "Pipeline token revoked"),
+                    ("signoff.signed", "Signed off"),
+                    ("signoff.withdrawn", "Sign-off withdrawn"),
+                    ("signoff.reopened", "Sign-off reopened"),
+                    ("stakeholder.assigned", "Person assigned"),
+                    ("stakeholder.unassigned", "Person removed"),
+                    ("contact.updated", "Emergency contact changed"),
+                    ("contact.added", "Emergency contact added"),
+                    ("contact.removed", "Emergency contact removed"),
+                    ("stakeholder.changed", "Person or role changed"),
+                    ("release.edited", "Release details changed"),
+                    ("account.changed", "Account deactivated or no longer staff"),
+                    ("share_link.created", "Share link created"),
+                    ("share_link.revoked", "Share link revoked"),
+                    ("template.imported", "Template imported"),
+                    ("template.replaced", "Template replaced"),
+                    ("admin.edited", "Edited in the admin"),
+                    ("incident.update_posted", "Incident update posted"),
+                ],
+                db_index=True,
+                max_length=60,
+            ),
         ),
         migrations.CreateModel(
-            name='IncidentUpdate',
+            name="IncidentUpdate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('state', models.CharField(choices=[('investigating', 'Investigating'), ('identified', 'Identified'), ('monitoring', 'Monitoring'), ('resolved', 'Resolved')], max_length=20, verbose_name='state')),
-                ('message', models.TextField(max_length=500, verbose_name='message')),
-                ('posted_as', models.CharField(blank=True, choices=[('devops', 'DevOps Lead'), ('backend', 'Backend Lead'), ('frontend', 'Frontend Lead'), ('qa', 'QA Lead'), ('po', 'Product Owner'), ('support', 'Support')], max_length=20)),
-                ('posted_by_label', models.CharField(max_length=200)),
-                ('posted_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('posted_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('release', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='incident_updates', to='releases.release')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("investigating", "Investigating"),
+                            ("identified", "Identified"),
+                            ("monitoring", "Monitoring"),
+                            ("resolved", "Resolved"),
+                        ],
+                        max_length=20,
+                        verbose_name="state",
+                    ),
+                ),
+                ("message", models.TextField(max_length=500, verbose_name="message")),
+                (
+                    "posted_as",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("devops", "DevOps Lead"),
+                            ("backend", "Backend Lead"),
+                            ("frontend", "Frontend Lead"),
+                            ("qa", "QA Lead"),
+                            ("po", "Product Owner"),
+                            ("support", "Support"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("posted_by_label", models.CharField(max_length=200)),
+                ("posted_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "posted_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "release",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="incident_updates",
+                        to="releases.release",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'incident update',
-                'verbose_name_plural': 'incident updates',
-                'ordering': ['-posted_at', '-id'],
+                "verbose_name": "incident update",
+                "verbose_name_plural": "incident updates",
+                "ordering": ["-posted_at", "-id"],
             },
         ),
     ]

@@ -68,8 +68,10 @@ def approval_obstacles(release: Release, user: User | None) -> list[str]:
     )
 
 
-def approve(release: Release, *, by: By, ip: str | None = None) -> GoLiveApproval:
+def approve(release: Release, *, by: By, ip: str | None = None, reason: str = "") -> GoLiveApproval:
+    """`reason`: what the product owner said when confirming, kept in the audit trail."""
     actor = as_actor(by, ip)
+    reason = reason.strip()
     with _changing(release.pk, actor) as change:
         change.require(
             policy.may_approve(who_on(actor, change.on)),
@@ -90,7 +92,9 @@ def approve(release: Release, *, by: By, ip: str | None = None) -> GoLiveApprova
         )
         change.on.status = ReleaseStatus.APPROVED
         # Given over failing checks, it says which, and why each was ticked anyway.
-        named = {"overrides": overrides} if overrides else {}
+        named: dict[str, object] = {"overrides": overrides} if overrides else {}
+        if reason:
+            named["reason"] = reason
         change.audit(
             AuditAction.RELEASE_APPROVED,
             change.on.version,
@@ -140,8 +144,14 @@ def revoke_approval(release: Release, *, by: By, reason: str, ip: str | None = N
         _revoke(change, approval, reason, override=change.override)
 
 
-def set_status(release: Release, *, status: str, by: By, ip: str | None = None) -> Release:
+def set_status(
+    release: Release, *, status: str, by: By, ip: str | None = None, reason: str = ""
+) -> Release:
+    """`reason`: why, as the person confirming the move said, kept in the audit trail.
+    A rollback is not a status move: workflow.rollback declares it, with its reason and
+    severity, and a release leaves Rolled back only once that rollback is closed."""
     actor = as_actor(by, ip)
+    reason = reason.strip()
     if status not in ReleaseStatus.values:
         raise WorkflowError(_("Unknown status %(status)s.") % {"status": status})
     with _changing(release.pk, actor) as change:
@@ -159,6 +169,17 @@ def set_status(release: Release, *, status: str, by: By, ip: str | None = None) 
             )
         if status == ReleaseStatus.APPROVED:
             raise WorkflowError(_("Go-live is approved through the approval, not a status."))
+        if status == ReleaseStatus.ROLLED_BACK:
+            raise WorkflowError(
+                _("A rollback is declared, with its reason and severity, not set as a status.")
+            )
+        if (
+            current == ReleaseStatus.ROLLED_BACK
+            and change.on.rollbacks.filter(closed_at__isnull=True).exists()
+        ):
+            raise WorkflowError(
+                _("The rollback is still open: close it with its cause before moving on.")
+            )
         # An approval covers one go-live: the deploy keeps it, anything else (going back,
         # a rollback, reopening, cancelling) ends it, and a new go-live needs a new one.
         approval = change.on.active_approval()
@@ -171,6 +192,9 @@ def set_status(release: Release, *, status: str, by: By, ip: str | None = None) 
             )
         change.on.status = status
         change.audit(
-            AuditAction.RELEASE_STATUS, change.on.version, {"status": current}, {"status": status}
+            AuditAction.RELEASE_STATUS,
+            change.on.version,
+            {"status": current},
+            {"status": status, "reason": reason} if reason else {"status": status},
         )
         return change.on

@@ -111,11 +111,19 @@ def test_it_lets_the_product_owner_approve_only_after_every_lead_signed_off(
     workflow.sign_off(release_day, role=Role.DEVOPS, phase=PRE_DEPLOY, by=people["devops"])
     workflow.sign_off(release_day, role=Role.BACKEND, phase=PRE_DEPLOY, by=people["backend"])
 
-    expect(approve).to_be_enabled()
-    approve.click()
+    # Once nothing blocks, approving asks first, on a page of its own, and why.
+    approve_link = po.get_by_role("link", name="Approve go-live", exact=True)
+    expect(approve_link).to_be_visible()
+    approve_link.click()
+    po.get_by_label("Why? (kept in the audit trail)").fill("Every lead signed off")
+    po.get_by_role("button", name="Approve go-live", exact=True).click()
+    open_live(po, board_url(release_day))
+    reasons = po.locator("#gonogo-panel")
     expect(reasons).to_contain_text("Go-live approved")
     approval = release_day.active_approval()
     assert approval is not None and approval.approved_by == people["po"]
+    event = release_day.audit_events.get(action="release.approved")
+    assert event.after["reason"] == "Every lead signed off"
 
     checkbox(qa, UNIT_TESTS).uncheck()
 

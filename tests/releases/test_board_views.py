@@ -59,7 +59,8 @@ HTMX = {"HX-Request": "true"}
 # One <li> row per item; what the tick checkbox is called is its <label for>'s text.
 ROW = re.compile(r'<li id="item-(\d+)"')
 LABEL = re.compile(r'<label class="item__text" for="tick-(\d+)">(.*?)</label>', re.S)
-APPROVE = re.compile(r"<button[^>]*>Approve go-live</button>", re.S)
+# A button while something blocks; a link to the confirmation page once nothing does.
+APPROVE = re.compile(r"<(?:button|a)[^>]*>Approve go-live</(?:button|a)>", re.S)
 # What every live update and every htmx answer carries, by DOM id.
 PANELS = ("approval-banner", "release-status", "gonogo-panel", "progress-panel", "signoff-panel")
 INDICATOR = re.compile(
@@ -1006,7 +1007,11 @@ def test_it_shows_support_a_read_only_status_page_with_what_they_need(
     assert "<form" not in html[html.index('id="live"') :]
     assert 'href="tel:+34600000001"' in html
     assert 'href="mailto:dana@example.com"' in html
-    assert '<pre><code class="language-bash">deploy --previous</code></pre>' in html
+    step = release.rollback_steps.get()
+    assert (
+        f'<pre id="plan-code-{step.pk}" tabindex="0" role="region" '
+        'aria-label="Commands of step 1"><code class="language-bash">deploy --previous</code></pre>'
+    ) in html
     # What actively stops the release is listed before what is merely not done yet.
     blocked = html.index("Blocked: “Unit tests pass” (QA Lead) — CI is down")
     assert blocked < html.index("Pending: “Merge everything” (Backend Lead)")
@@ -1235,24 +1240,27 @@ def status_change_url(release: Release) -> str:
     return reverse("releases:status-change", args=[release.version])
 
 
+def confirm_url(release: Release, action: str) -> str:
+    return reverse("releases:confirm", args=[release.version, action])
+
+
 def test_it_lets_the_product_owner_and_devops_record_the_deploy_and_a_rollback(
     as_user: Any, ready_release: Release, users: dict[str, Any]
 ) -> None:
     po = as_user("po")
-    assert (
-        po.post(
-            reverse("releases:approval", args=[ready_release.version]), {"action": "approve"}
-        ).status_code
-        == 302
-    )
-    page = po.get(board_url(ready_release)).content.decode()
-    assert 'name="status" value="deployed"' in page
-
-    response = po.post(status_change_url(ready_release), {"status": "deployed"})
-    assert response.status_code == 302
-    assert messages_of(response) == ["The release is now: Deployed."]
+    approved = po.post(confirm_url(ready_release, "approve"), {"reason": "All green"})
+    assert approved.status_code == 302
     devops = as_user("devops")
-    devops.post(status_change_url(ready_release), {"status": "rolled_back"})
+    page = devops.get(board_url(ready_release)).content.decode()
+    assert f'href="{confirm_url(ready_release, "deploy-start")}"' in page
+
+    response = devops.post(confirm_url(ready_release, "deploy-start"), {"reason": "Window open"})
+    assert response.status_code == 302
+    assert messages_of(response) == ["The deploy is recorded as started."]
+    po.post(confirm_url(ready_release, "deploy-finish"), {"result": "success", "reason": "Smoke"})
+    devops.post(
+        confirm_url(ready_release, "rollback"), {"severity": "major", "reason": "Errors up"}
+    )
 
     ready_release.refresh_from_db()
     assert ready_release.status == "rolled_back"
@@ -1262,15 +1270,17 @@ def test_it_lets_the_product_owner_and_devops_record_the_deploy_and_a_rollback(
         .content.decode()
     )
     assert "Rolled back" in status_page
-    assert 'name="status"' not in status_page
+    assert "Rollback under way" in status_page
+    assert "/confirm/" not in status_page
     actions = list(
-        ready_release.audit_events.filter(action="release.status").values_list(
-            "actor_label", "after"
-        )
+        ready_release.audit_events.filter(action__startswith="deploy.")
+        .union(ready_release.audit_events.filter(action="rollback.declared"))
+        .values_list("actor_label", "action")
     )
-    assert [(label.split()[0], after["status"]) for label, after in actions] == [
-        ("devops", "rolled_back"),
-        ("po", "deployed"),
+    assert sorted((label.split()[0], action) for label, action in actions) == [
+        ("devops", "deploy.started"),
+        ("devops", "rollback.declared"),
+        ("po", "deploy.finished"),
     ]
 
 
@@ -1302,8 +1312,8 @@ def test_it_offers_devops_only_the_moves_devops_may_make(
     workflow.approve(ready_release, by=ready_release.stakeholders.get(role="po").user)
     page = as_user("devops").get(board_url(ready_release)).content.decode()
 
-    assert 'name="status" value="deployed"' in page
-    assert 'name="status" value="cancelled"' not in page
+    assert f'href="{confirm_url(ready_release, "deploy-start")}"' in page
+    assert "confirm/status-cancelled/" not in page
 
 
 # --- pages rendered once and shared ---------------------------------------------------------

@@ -19,7 +19,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from releases import board, workflow
+from releases import workflow
 from releases.board import load_snapshot, render_update, viewer_for
 from releases.models import (
     ActorKind,
@@ -32,7 +32,6 @@ from releases.models import (
     Role,
     ShareLink,
 )
-from releases.pages import pages
 from releases.timeline import FORMATTERS, Reader, human_line, phase_spans
 from tests.conftest import item
 
@@ -612,22 +611,6 @@ def test_it_says_which_settings_of_a_check_changed_without_their_values() -> Non
     )
 
     assert human_line(changed).details == ("tls", "Changed: options")
-
-
-def test_it_includes_the_deploy_record_part_in_the_now_block_once_it_exists(
-    as_user: Any, release: Release, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    assert board.STATUS_ROLLBACK_PARTIAL == "releases/_status_rollback.html"
-    now_block = re.compile(r'id="now-panel".*?</section>', re.S)
-    without = now_block.search(page(as_user("support"), status_url(release)))
-    assert without is not None and "live-indicator" not in without.group(0)
-
-    # Any template will do to stand for the part another branch of the day adds.
-    monkeypatch.setattr(board, "STATUS_ROLLBACK_PARTIAL", "releases/_live_indicator.html")
-    pages.clear()
-    with_part = now_block.search(page(as_user("support"), status_url(release)))
-
-    assert with_part is not None and 'id="live-indicator"' in with_part.group(0)
 
 
 def test_it_keeps_the_teams_notes_and_evidence_links_from_share_links() -> None:

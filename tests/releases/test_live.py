@@ -280,13 +280,13 @@ def test_it_renders_the_status_page_read_only_as_the_page_itself_is(
     transactional_db: None, ready_release: Release, users: dict[str, Any], client: Client
 ) -> None:
     client.force_login(users["po"])
-    approval_url = reverse("releases:approval", args=[ready_release.version])
+    approval_url = reverse("releases:confirm", args=[ready_release.version, "approve"])
 
     board = client.get(poll_url(ready_release, 0, page="board")).content.decode()
     status = client.get(poll_url(ready_release, 0, page="status")).content.decode()
 
-    assert f'action="{approval_url}"' in board
-    assert f'action="{approval_url}"' not in status
+    assert f'href="{approval_url}"' in board
+    assert f'href="{approval_url}"' not in status
     assert 'id="contacts-panel"' in status
 
 

@@ -1898,7 +1898,7 @@ ALLOWED_MOVES = {
     (S.APPROVED, S.IN_PROGRESS),
     (S.APPROVED, S.DEPLOYED),
     (S.APPROVED, S.CANCELLED),
-    (S.DEPLOYED, S.ROLLED_BACK),
+    # Declared through workflow.declare_rollback, with its reason and severity.
     (S.ROLLED_BACK, S.IN_PROGRESS),
     # Reopening a cancelled release: staff only (see the cancelled-release tests).
     (S.CANCELLED, S.IN_PROGRESS),
@@ -1975,10 +1975,12 @@ def test_it_lets_devops_roll_back_but_not_cancel(
     approved_release: Release, users: dict[str, Any]
 ) -> None:
     workflow.set_status(approved_release, status=ReleaseStatus.DEPLOYED, by=users["devops"])
-    workflow.set_status(approved_release, status=ReleaseStatus.ROLLED_BACK, by=users["devops"])
+    workflow.declare_rollback(
+        approved_release, by=users["devops"], reason="errors", severity="major"
+    )
 
     with pytest.raises(PermissionDenied):
-        workflow.set_status(approved_release, status=ReleaseStatus.IN_PROGRESS, by=users["devops"])
+        workflow.set_status(approved_release, status=ReleaseStatus.CANCELLED, by=users["devops"])
 
     approved_release.refresh_from_db()
     assert approved_release.status == ReleaseStatus.ROLLED_BACK
@@ -1989,21 +1991,25 @@ def test_it_ends_the_approval_with_the_rollback_of_the_deploy_it_approved(
 ) -> None:
     workflow.set_status(approved_release, status=ReleaseStatus.DEPLOYED, by=users["po"])
 
-    workflow.set_status(approved_release, status=ReleaseStatus.ROLLED_BACK, by=users["po"])
+    workflow.declare_rollback(approved_release, by=users["po"], reason="errors", severity="major")
 
     approved_release.refresh_from_db()
     assert approved_release.active_approval() is None
     revoked = approved_release.approvals.get()
-    assert revoked.revoked_reason_args == {"status": ReleaseStatus.ROLLED_BACK}
+    assert revoked.revoked_reason == "a rollback was declared"
     event = approved_release.audit_events.get(action="release.approval_revoked")
-    assert event.after == {"reason": "status changed to Rolled back"}
+    assert event.after == {"reason": "a rollback was declared"}
 
 
 def test_it_needs_a_new_approval_for_a_new_go_live_after_a_rollback(
     approved_release: Release, users: dict[str, Any]
 ) -> None:
-    for status in (ReleaseStatus.DEPLOYED, ReleaseStatus.ROLLED_BACK, ReleaseStatus.IN_PROGRESS):
-        workflow.set_status(approved_release, status=status, by=users["po"])
+    po = users["po"]
+    workflow.set_status(approved_release, status=ReleaseStatus.DEPLOYED, by=po)
+    workflow.declare_rollback(approved_release, by=po, reason="errors", severity="minor")
+    workflow.resolve_rollback(approved_release, by=po, reason="plan not needed in full")
+    workflow.close_rollback(approved_release, by=po, cause="a bad migration")
+    workflow.set_status(approved_release, status=ReleaseStatus.IN_PROGRESS, by=po)
     approved_release.refresh_from_db()
     assert approved_release.active_approval() is None
     assert not any(r.code == "status" for r in blocking_reasons(approved_release))

@@ -1,0 +1,183 @@
+"""The read side of the deploy and its rollback: what the board and the status page
+show in their rollout panel (templates/releases/_rollout.html).
+
+Elapsed times are rendered with the page, which is shared until the release's next
+revision: each says when it was counted, and rollout.js counts on from the
+`datetime` beside it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.utils import timezone
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+
+from . import policy
+from .models import (
+    Deployment,
+    DeployResult,
+    Release,
+    ReleaseStatus,
+    Role,
+    Rollback,
+    RollbackSeverity,
+    RollbackStep,
+    RollbackStepRecord,
+    reason_text,
+)
+
+if TYPE_CHECKING:
+    from .board import Viewer
+
+
+def elapsed(since: datetime, until: datetime) -> str:
+    """Hours and minutes, as a clock reads them: "1:05"."""
+    minutes = max(0, int((until - since) / timedelta(minutes=1)))
+    return f"{minutes // 60}:{minutes % 60:02d}"
+
+
+@dataclass(frozen=True)
+class StepShown:
+    step: RollbackStep
+    record: RollbackStepRecord | None
+    can_tick: bool
+    text_html: SafeString
+
+    @property
+    def key(self) -> str:
+        return str(self.step.pk)
+
+    @property
+    def number(self) -> str:
+        return str(self.step.position + 1)
+
+    @property
+    def owner_label(self) -> str:
+        return str(Role(self.step.owner_role).label)
+
+    @property
+    def done(self) -> bool:
+        return self.record is not None and self.record.done
+
+
+@dataclass(frozen=True)
+class Action:
+    """A link to an action's confirmation page."""
+
+    name: str
+    label: str
+    warn: bool = False
+
+
+@dataclass
+class Rollout:
+    deployment: Deployment | None
+    rollback: Rollback | None
+    steps: list[StepShown]
+    actions: list[Action]
+    # When the elapsed times below were counted.
+    now: datetime
+
+    @property
+    def deploy_running(self) -> bool:
+        return self.deployment is not None and self.deployment.finished_at is None
+
+    @property
+    def deploy_elapsed(self) -> str:
+        if self.deployment is None:
+            return ""
+        return elapsed(self.deployment.started_at, self.deployment.finished_at or self.now)
+
+    @property
+    def deploy_failed(self) -> bool:
+        return self.deployment is not None and self.deployment.result == DeployResult.FAILURE
+
+    @property
+    def result_label(self) -> str:
+        if self.deployment is None or not self.deployment.result:
+            return ""
+        return str(DeployResult(self.deployment.result).label)
+
+    @property
+    def severity_label(self) -> str:
+        if self.rollback is None:
+            return ""
+        return str(RollbackSeverity(self.rollback.severity).label)
+
+    @property
+    def rollback_elapsed(self) -> str:
+        if self.rollback is None:
+            return ""
+        return elapsed(self.rollback.declared_at, self.rollback.resolved_at or self.now)
+
+    @property
+    def resolved_reason(self) -> str:
+        # "every step of the plan is done" is stored in English, shown in the reader's.
+        return reason_text(self.rollback.resolved_reason, {}) if self.rollback else ""
+
+    @property
+    def steps_done(self) -> int:
+        return sum(1 for shown in self.steps if shown.done)
+
+    @property
+    def shown(self) -> bool:
+        return bool(self.deployment or self.rollback or self.actions)
+
+
+def _actions(release: Release, viewer: Viewer, rollout: Rollout) -> list[Action]:
+    if viewer.read_only:
+        return []
+    deployer = bool(policy.may_record_deploy(viewer.who))
+    declarer = bool(policy.may_declare_rollback(viewer.who))
+    actions: list[Action] = []
+    rollback = rollout.rollback
+    if deployer and release.status == ReleaseStatus.APPROVED:
+        if rollout.deploy_running:
+            actions.append(Action("deploy-finish", _("Record the deploy finished")))
+        else:
+            actions.append(Action("deploy-start", _("Record the deploy started")))
+    open_rollback = rollback is not None and rollback.is_open
+    can_roll_back = release.status == ReleaseStatus.DEPLOYED or (
+        release.status == ReleaseStatus.APPROVED and rollout.deployment is not None
+    )
+    if declarer and not open_rollback and can_roll_back:
+        actions.append(Action("rollback", _("Declare a rollback"), warn=True))
+    if declarer and open_rollback and rollback is not None:
+        if rollback.mitigated_at is None:
+            actions.append(Action("mitigate", _("Mark the impact mitigated")))
+        if rollback.resolved_at is None:
+            actions.append(Action("resolve", _("Declare the rollback resolved")))
+        else:
+            actions.append(Action("close", _("Close the rollback with its cause")))
+    return actions
+
+
+def rollout_context(release: Release, viewer: Viewer) -> Rollout:
+    """The latest deploy and rollback of `release`, in three queries; the rollback
+    steps come from the release's prefetched ones."""
+    # Here, not at the top: board imports this module for its context.
+    from .board import RollbackView
+
+    deployment = release.deployments.order_by("-started_at", "-pk").first()
+    rollback = release.rollbacks.order_by("-declared_at", "-pk").first()
+    records: dict[int, RollbackStepRecord] = {}
+    if rollback is not None:
+        records = {record.step_id: record for record in rollback.records.all()}
+    steps = [
+        StepShown(
+            step=step,
+            record=records.get(step.pk),
+            can_tick=rollback is not None
+            and rollback.is_open
+            and bool(policy.may_tick_rollback_step(viewer.who, owner_role=step.owner_role)),
+            text_html=RollbackView(step).text_html,
+        )
+        for step in release.rollback_steps.all()
+    ]
+    rollout = Rollout(deployment, rollback, steps if rollback else [], [], timezone.now())
+    rollout.actions = _actions(release, viewer, rollout)
+    return rollout

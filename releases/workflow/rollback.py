@@ -1,0 +1,399 @@
+"""The deploy and its rollback: the deploy's start and finish, and a declared rollback
+worked through its plan until it is closed with its cause.
+
+Statuses: the deploy starts on an approved release (which stays Go-live approved
+while it runs); finishing it with success makes the release Deployed, with failure
+leaves it approved, for a rollback or another attempt. Declaring a rollback (on a
+deployed release, or on one whose deploy has started) makes it Rolled back and ends
+its approval. The rollback is then worked on: steps ticked, marked mitigated, resolved
+(every step done, or declared resolved with a reason), and closed with its cause,
+which is its final state. Only then may the release move on (set_status refuses to
+leave Rolled back while a rollback is open): back to In progress for a new attempt,
+which needs a new approval.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.core.exceptions import PermissionDenied
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
+
+from .. import policy
+from ..actors import who_on
+from ..models import (
+    AuditAction,
+    Deployment,
+    DeployResult,
+    GoLiveApproval,
+    Release,
+    ReleaseStatus,
+    Rollback,
+    RollbackSeverity,
+    RollbackStep,
+    RollbackStepRecord,
+)
+from .approval import _revoke
+from .change import (
+    By,
+    WorkflowError,
+    _Change,
+    _changing,
+    _in_english,
+    _validate_evidence,
+    _visible_text,
+    as_actor,
+)
+
+REASON_MAX = 2000
+NOTE_MAX = 5000
+# Stored in English, shown in the reader's language (models.reason_text).
+ALL_STEPS_DONE = gettext_noop("every step of the plan is done")
+MITIGATED_BY_STEP = gettext_noop("step %(n)s mitigated it: %(text)s")
+
+
+def latest_deployment(release: Release) -> Deployment | None:
+    return release.deployments.order_by("-started_at", "-pk").first()
+
+
+def latest_rollback(release: Release) -> Rollback | None:
+    return release.rollbacks.order_by("-declared_at", "-pk").first()
+
+
+def _reason(text: str, what: str, missing: str) -> str:
+    text = _visible_text(text.strip(), what)
+    if not text:
+        raise WorkflowError(missing)
+    if len(text) > REASON_MAX:
+        raise WorkflowError(
+            _("%(what)s is longer than %(limit)d characters.") % {"what": what, "limit": REASON_MAX}
+        )
+    return text
+
+
+def _require(change: _Change, access: policy.Access, refusal: str) -> None:
+    # Not change.require: a rolled-back release is closed to its checklist, but its
+    # rollback is not, and these rules say so themselves.
+    if not access:
+        raise PermissionDenied(refusal)
+    if access is policy.Access.OVERRIDE:
+        change.override = True
+
+
+def start_deploy(release: Release, *, by: By, reason: str, ip: str | None = None) -> Deployment:
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        _require(
+            change,
+            policy.may_record_deploy(who_on(actor, change.on)),
+            _("Only DevOps or the Product Owner record the deploy."),
+        )
+        reason = _reason(reason, _("The reason"), _("Say why the deploy starts now."))
+        if change.on.status != ReleaseStatus.APPROVED:
+            raise WorkflowError(_("The deploy starts only once go-live is approved."))
+        running = latest_deployment(change.on)
+        if running is not None and running.finished_at is None:
+            raise WorkflowError(_("The deploy has already started."))
+        deployment = Deployment.objects.create(
+            release=change.on, started_by_label=actor.label[:200], start_reason=reason
+        )
+        change.audit(
+            AuditAction.DEPLOY_STARTED,
+            change.on.version,
+            {},
+            {"started_at": deployment.started_at.isoformat(), "reason": reason},
+        )
+        return deployment
+
+
+def finish_deploy(
+    release: Release, *, by: By, result: str, reason: str, ip: str | None = None
+) -> Deployment:
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        _require(
+            change,
+            policy.may_record_deploy(who_on(actor, change.on)),
+            _("Only DevOps or the Product Owner record the deploy."),
+        )
+        if result not in DeployResult.values:
+            raise WorkflowError(_("Say whether the deploy succeeded or failed."))
+        reason = _reason(reason, _("The reason"), _("Say how the deploy went."))
+        deployment = latest_deployment(change.on)
+        if deployment is None or deployment.finished_at is not None:
+            raise WorkflowError(_("No deploy is under way: record its start first."))
+        if change.on.status != ReleaseStatus.APPROVED:
+            raise WorkflowError(_("The deploy can only finish on an approved release."))
+        deployment.finished_at = timezone.now()
+        deployment.finished_by_label = actor.label[:200]
+        deployment.finish_reason = reason
+        deployment.result = result
+        deployment.save(
+            update_fields=["finished_at", "finished_by_label", "finish_reason", "result"]
+        )
+        before = change.on.status
+        if result == DeployResult.SUCCESS:
+            # The approval covered this go-live: the deployed release keeps it.
+            change.on.status = ReleaseStatus.DEPLOYED
+        change.audit(
+            AuditAction.DEPLOY_FINISHED,
+            change.on.version,
+            {"status": before},
+            {
+                "status": change.on.status,
+                "result": result,
+                "finished_at": deployment.finished_at.isoformat(),
+                "reason": reason,
+            },
+        )
+        return deployment
+
+
+def declare_rollback(
+    release: Release,
+    *,
+    by: By,
+    reason: str,
+    severity: str,
+    detected_at: datetime | None = None,
+    ip: str | None = None,
+) -> Rollback:
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        _require(
+            change,
+            policy.may_declare_rollback(who_on(actor, change.on)),
+            _("Only DevOps or the Product Owner declare a rollback."),
+        )
+        current = latest_rollback(change.on)
+        if current is not None and current.is_open:
+            raise WorkflowError(_("A rollback is already declared on this release."))
+        reason = _reason(reason, _("The reason"), _("Say why the release is rolled back."))
+        if severity not in RollbackSeverity.values:
+            raise WorkflowError(_("Choose the severity of the problem."))
+        now = timezone.now()
+        if detected_at is not None and detected_at > now:
+            raise WorkflowError(_("The problem cannot have been detected in the future."))
+        deployment = latest_deployment(change.on)
+        deploy_started = change.on.status == ReleaseStatus.APPROVED and deployment is not None
+        if change.on.status != ReleaseStatus.DEPLOYED and not deploy_started:
+            raise WorkflowError(
+                _("Only a deployed release, or one whose deploy has started, is rolled back.")
+            )
+        if deployment is not None and deployment.finished_at is None:
+            deployment.finished_at = now
+            deployment.finished_by_label = actor.label[:200]
+            deployment.finish_reason = reason
+            deployment.result = DeployResult.FAILURE
+            deployment.save(
+                update_fields=["finished_at", "finished_by_label", "finish_reason", "result"]
+            )
+        before = change.on.status
+        approval = GoLiveApproval.objects.filter(release=change.on, revoked_at__isnull=True).first()
+        if approval is not None:
+            _revoke(change, approval, gettext_noop("a rollback was declared"))
+        rollback = Rollback.objects.create(
+            release=change.on,
+            deployment=deployment,
+            severity=severity,
+            reason=reason,
+            detected_at=detected_at,
+            declared_at=now,
+            declared_by_label=actor.label[:200],
+        )
+        RollbackStepRecord.objects.bulk_create(
+            [
+                RollbackStepRecord(rollback=rollback, step=step)
+                for step in change.on.rollback_steps.order_by("position")
+            ]
+        )
+        change.on.status = ReleaseStatus.ROLLED_BACK
+        change.audit(
+            AuditAction.ROLLBACK_DECLARED,
+            change.on.version,
+            {"status": before},
+            {
+                "status": ReleaseStatus.ROLLED_BACK,
+                "severity": severity,
+                "reason": reason,
+                **({"detected_at": detected_at.isoformat()} if detected_at else {}),
+            },
+        )
+        return rollback
+
+
+def _open_rollback(change: _Change) -> Rollback:
+    rollback = latest_rollback(change.on)
+    if rollback is None:
+        raise WorkflowError(_("No rollback is declared on this release."))
+    if not rollback.is_open:
+        raise WorkflowError(_("The rollback is closed: it takes no more changes."))
+    return rollback
+
+
+def _step_record(change: _Change, step: RollbackStep) -> RollbackStepRecord:
+    rollback = _open_rollback(change)
+    _require(
+        change,
+        policy.may_tick_rollback_step(who_on(change.actor, change.on), owner_role=step.owner_role),
+        _("Only the step's owner ticks it."),
+    )
+    record, _created = RollbackStepRecord.objects.get_or_create(rollback=rollback, step=step)
+    return record
+
+
+def _resolve(change: _Change, rollback: Rollback, reason: str, *, system: bool) -> None:
+    rollback.resolved_at = timezone.now()
+    rollback.resolved_by_label = change.actor.label[:200]
+    rollback.resolved_reason = reason
+    rollback.save(update_fields=["resolved_at", "resolved_by_label", "resolved_reason"])
+    shown = _in_english(reason, {}) if system else reason
+    change.audit(AuditAction.ROLLBACK_RESOLVED, change.on.version, {}, {"reason": shown})
+
+
+def tick_rollback_step(
+    step: RollbackStep,
+    *,
+    by: By,
+    done: bool = True,
+    mitigates: bool = False,
+    ip: str | None = None,
+) -> RollbackStepRecord:
+    """Tick (or untick) a step of the declared rollback. `mitigates`: the person says
+    this step mitigated the impact, which stamps the rollback mitigated. The rollback is
+    resolved once every step is done."""
+    actor = as_actor(by, ip)
+    with _changing(step.release_id, actor) as change:
+        record = _step_record(change, step)
+        rollback = record.rollback
+        if record.done == done:
+            return record
+        now = timezone.now()
+        record.done_at = now if done else None
+        record.done_by_label = actor.label[:200] if done else ""
+        record.changed_at, record.changed_by_label = now, actor.label[:200]
+        record.save(update_fields=["done_at", "done_by_label", "changed_at", "changed_by_label"])
+        change.audit(
+            AuditAction.ROLLBACK_STEP_DONE if done else AuditAction.ROLLBACK_STEP_REOPENED,
+            str(step)[:500],
+            {"done": not done},
+            {"done": done, "step": step.position + 1},
+        )
+        if done and mitigates and rollback.mitigated_at is None:
+            said = {"n": str(step.position + 1), "text": str(step)}
+            _mitigate(change, rollback, _in_english(MITIGATED_BY_STEP, said))
+        if (
+            done
+            and rollback.resolved_at is None
+            and not rollback.records.filter(done_at__isnull=True).exists()
+        ):
+            _resolve(change, rollback, ALL_STEPS_DONE, system=True)
+        return record
+
+
+def annotate_rollback_step(
+    step: RollbackStep,
+    *,
+    by: By,
+    note: str | None = None,
+    evidence_url: str | None = None,
+    ip: str | None = None,
+) -> RollbackStepRecord:
+    actor = as_actor(by, ip)
+    with _changing(step.release_id, actor) as change:
+        record = _step_record(change, step)
+        fields: dict[str, str] = {}
+        if note is not None:
+            note = _visible_text(note.strip(), _("The note"))
+            if len(note) > NOTE_MAX:
+                raise WorkflowError(
+                    _("%(what)s is longer than %(limit)d characters.")
+                    % {"what": _("The note"), "limit": NOTE_MAX}
+                )
+            fields["note"] = note
+        if evidence_url is not None:
+            fields["evidence_url"] = _validate_evidence(evidence_url)
+        before = {name: getattr(record, name) for name in fields}
+        if before == fields:
+            return record
+        for name, value in fields.items():
+            setattr(record, name, value)
+        record.changed_at, record.changed_by_label = timezone.now(), actor.label[:200]
+        record.save(update_fields=[*fields, "changed_at", "changed_by_label"])
+        change.audit(AuditAction.ROLLBACK_STEP_ANNOTATED, str(step)[:500], before, fields)
+        return record
+
+
+def _mitigate(change: _Change, rollback: Rollback, reason: str) -> None:
+    rollback.mitigated_at = timezone.now()
+    rollback.mitigated_by_label = change.actor.label[:200]
+    rollback.mitigated_reason = reason
+    rollback.save(update_fields=["mitigated_at", "mitigated_by_label", "mitigated_reason"])
+    change.audit(AuditAction.ROLLBACK_MITIGATED, change.on.version, {}, {"reason": reason})
+
+
+def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        _require(
+            change,
+            policy.may_declare_rollback(who_on(actor, change.on)),
+            _("Only DevOps or the Product Owner mark the rollback mitigated."),
+        )
+        rollback = _open_rollback(change)
+        if rollback.mitigated_at is not None:
+            raise WorkflowError(_("The rollback is already marked mitigated."))
+        _mitigate(change, rollback, _reason(reason, _("The reason"), _("Say what mitigated it.")))
+        return rollback
+
+
+def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        _require(
+            change,
+            policy.may_declare_rollback(who_on(actor, change.on)),
+            _("Only DevOps or the Product Owner resolve the rollback."),
+        )
+        rollback = _open_rollback(change)
+        if rollback.resolved_at is not None:
+            raise WorkflowError(_("The rollback is already resolved."))
+        reason = _reason(
+            reason, _("The reason"), _("Say why the rollback is resolved with steps left.")
+        )
+        _resolve(change, rollback, reason, system=False)
+        return rollback
+
+
+def close_rollback(release: Release, *, by: By, cause: str, ip: str | None = None) -> Rollback:
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        _require(
+            change,
+            policy.may_declare_rollback(who_on(actor, change.on)),
+            _("Only DevOps or the Product Owner close the rollback."),
+        )
+        rollback = _open_rollback(change)
+        cause = _reason(
+            cause, _("The cause"), _("Write the cause of the rollback before closing it.")
+        )
+        if rollback.resolved_at is None:
+            raise WorkflowError(
+                _(
+                    "The rollback is not resolved: tick every step, or declare it resolved "
+                    "with a reason, before closing it."
+                )
+            )
+        rollback.cause = cause
+        rollback.closed_at = timezone.now()
+        rollback.closed_by_label = actor.label[:200]
+        rollback.save(update_fields=["cause", "closed_at", "closed_by_label"])
+        change.audit(
+            AuditAction.ROLLBACK_CLOSED,
+            change.on.version,
+            {},
+            {"cause": cause, "closed_at": rollback.closed_at.isoformat()},
+        )
+        return rollback

@@ -1,0 +1,620 @@
+"""The deploy and its rollback: the operations of releases.workflow.rollback, their
+confirmation pages (no JavaScript needed), the rollout panel, and the export."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, timedelta
+from typing import Any
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from releases import checklists, workflow
+from releases import markdown as md
+from releases.board import render_update, viewer_for
+from releases.models import (
+    AuditEvent,
+    Release,
+    ReleaseStatus,
+    Role,
+    RollbackStep,
+)
+from releases.workflow import WorkflowError
+
+
+@pytest.fixture
+def approved(ready_release: Release, users: dict[str, Any]) -> Release:
+    workflow.approve(ready_release, by=users["po"], reason="everything green")
+    ready_release.refresh_from_db()
+    return ready_release
+
+
+@pytest.fixture
+def deployed(approved: Release, users: dict[str, Any]) -> Release:
+    workflow.start_deploy(approved, by=users["devops"], reason="window open")
+    workflow.finish_deploy(approved, by=users["devops"], result="success", reason="smoke ok")
+    approved.refresh_from_db()
+    return approved
+
+
+@pytest.fixture
+def two_steps(deployed: Release) -> Release:
+    """A second step, owned by QA, beside the DevOps one."""
+    RollbackStep.objects.create(
+        release=deployed, position=1, text="Check the site", owner_role=Role.QA
+    )
+    return deployed
+
+
+def declare(release: Release, users: dict[str, Any], by: str = "devops") -> Any:
+    return workflow.declare_rollback(
+        release, by=users[by], reason="errors climbing", severity="critical"
+    )
+
+
+def actions_of(release: Release) -> list[str]:
+    return list(release.audit_events.order_by("pk").values_list("action", flat=True))
+
+
+# --- the deploy --------------------------------------------------------------------------
+
+
+def test_it_records_the_deploy_start_and_a_successful_finish(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    started = workflow.start_deploy(approved, by=users["devops"], reason="window open")
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.APPROVED
+
+    finished = workflow.finish_deploy(
+        approved, by=users["po"], result="success", reason="smoke tests pass"
+    )
+
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.DEPLOYED
+    assert approved.active_approval() is not None
+    assert finished.pk == started.pk
+    assert finished.finished_at is not None and finished.finished_at >= finished.started_at
+    assert finished.started_by_label.startswith("devops")
+    assert finished.finished_by_label.startswith("po")
+    events = approved.audit_events.filter(action__startswith="deploy.").order_by("pk")
+    assert [(e.action, e.after["reason"]) for e in events] == [
+        ("deploy.started", "window open"),
+        ("deploy.finished", "smoke tests pass"),
+    ]
+    assert events[1].after["result"] == "success"
+
+
+def test_it_keeps_a_failed_deploy_approved_for_a_rollback_or_another_try(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    workflow.finish_deploy(approved, by=users["devops"], result="failure", reason="502s")
+
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.APPROVED
+    workflow.start_deploy(approved, by=users["devops"], reason="second try")
+    assert approved.deployments.count() == 2
+
+
+@pytest.mark.parametrize("persona", ["qa", "backend", "support", "outsider"])
+def test_it_refuses_the_deploy_from_anyone_but_devops_po_or_staff(
+    approved: Release, users: dict[str, Any], persona: str
+) -> None:
+    with pytest.raises(PermissionDenied):
+        workflow.start_deploy(approved, by=users[persona], reason="go")
+
+    assert not approved.deployments.exists()
+
+
+def test_it_marks_staff_recording_the_deploy_as_an_override(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    workflow.start_deploy(approved, by=users["admin"], reason="on behalf of devops")
+
+    assert approved.audit_events.get(action="deploy.started").override is True
+
+
+def test_it_refuses_a_deploy_before_approval(release: Release, users: dict[str, Any]) -> None:
+    with pytest.raises(WorkflowError, match="once go-live is approved"):
+        workflow.start_deploy(release, by=users["devops"], reason="go")
+
+
+def test_it_refuses_a_second_start_and_a_finish_without_a_start(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    with pytest.raises(WorkflowError, match="record its start first"):
+        workflow.finish_deploy(approved, by=users["devops"], result="success", reason="ok")
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+
+    with pytest.raises(WorkflowError, match="already started"):
+        workflow.start_deploy(approved, by=users["devops"], reason="again")
+
+
+@pytest.mark.parametrize(
+    ("result", "reason", "message"),
+    [("success", "  ", "how the deploy went"), ("maybe", "ok", "succeeded or failed")],
+)
+def test_it_refuses_a_finish_without_its_reason_or_result(
+    approved: Release, users: dict[str, Any], result: str, reason: str, message: str
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+
+    with pytest.raises(WorkflowError, match=message):
+        workflow.finish_deploy(approved, by=users["devops"], result=result, reason=reason)
+
+    assert approved.deployments.get().finished_at is None
+
+
+def test_it_refuses_a_start_without_a_reason(approved: Release, users: dict[str, Any]) -> None:
+    with pytest.raises(WorkflowError, match="Say why the deploy starts"):
+        workflow.start_deploy(approved, by=users["devops"], reason="")
+
+
+# --- declaring ----------------------------------------------------------------------------
+
+
+def test_it_turns_the_plan_into_a_checklist_when_a_rollback_is_declared(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    detected = timezone.now() - timedelta(minutes=5)
+
+    rollback = workflow.declare_rollback(
+        two_steps, by=users["po"], reason="errors climbing", severity="major", detected_at=detected
+    )
+
+    two_steps.refresh_from_db()
+    assert two_steps.status == ReleaseStatus.ROLLED_BACK
+    assert two_steps.active_approval() is None
+    assert rollback.detected_at == detected
+    assert rollback.declared_by_label.startswith("po")
+    assert [r.step.owner_role for r in rollback.records.all()] == [Role.DEVOPS, Role.QA]
+    assert not any(r.done for r in rollback.records.all())
+    event = two_steps.audit_events.get(action="rollback.declared")
+    assert event.before == {"status": "deployed"}
+    assert event.after == {
+        "status": "rolled_back",
+        "severity": "major",
+        "reason": "errors climbing",
+        "detected_at": detected.isoformat(),
+    }
+
+
+def test_it_rolls_back_a_deploy_that_started_and_ends_that_deploy_as_failed(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+
+    declare(approved, users)
+
+    deployment = approved.deployments.get()
+    assert deployment.result == "failure"
+    assert deployment.finished_at is not None
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.ROLLED_BACK
+
+
+def test_it_refuses_to_declare_twice(deployed: Release, users: dict[str, Any]) -> None:
+    declare(deployed, users)
+    count = AuditEvent.objects.count()
+
+    with pytest.raises(WorkflowError, match="already declared"):
+        declare(deployed, users, by="po")
+
+    assert deployed.rollbacks.count() == 1
+    assert AuditEvent.objects.count() == count
+
+
+def test_it_refuses_a_rollback_of_a_release_not_deployed(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    with pytest.raises(WorkflowError, match="Only a deployed release"):
+        declare(approved, users)
+
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.APPROVED
+
+
+@pytest.mark.parametrize("persona", ["qa", "backend", "frontend", "support", "outsider"])
+def test_it_lets_only_devops_and_the_po_declare(
+    deployed: Release, users: dict[str, Any], persona: str
+) -> None:
+    with pytest.raises(PermissionDenied):
+        declare(deployed, users, by=persona)
+
+    assert not deployed.rollbacks.exists()
+
+
+@pytest.mark.parametrize(
+    ("reason", "severity", "detected", "message"),
+    [
+        ("", "major", None, "Say why the release is rolled back"),
+        ("errors", "apocalyptic", None, "Choose the severity"),
+        ("errors", "major", timedelta(hours=1), "in the future"),
+    ],
+)
+def test_it_refuses_a_declaration_missing_what_it_needs(
+    deployed: Release,
+    users: dict[str, Any],
+    reason: str,
+    severity: str,
+    detected: timedelta | None,
+    message: str,
+) -> None:
+    with pytest.raises(WorkflowError, match=message):
+        workflow.declare_rollback(
+            deployed,
+            by=users["devops"],
+            reason=reason,
+            severity=severity,
+            detected_at=timezone.now() + detected if detected else None,
+        )
+
+    deployed.refresh_from_db()
+    assert deployed.status == ReleaseStatus.DEPLOYED
+
+
+def test_it_refuses_a_rollback_set_as_a_plain_status(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    with pytest.raises(WorkflowError, match="declared"):
+        workflow.set_status(deployed, status=ReleaseStatus.ROLLED_BACK, by=users["po"])
+
+
+# --- working through it -------------------------------------------------------------------
+
+
+def test_it_lets_each_owner_tick_their_step_and_resolves_when_all_are_done(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first, second = two_steps.rollback_steps.order_by("position")
+
+    workflow.tick_rollback_step(first, by=users["devops"])
+    with pytest.raises(PermissionDenied):
+        workflow.tick_rollback_step(second, by=users["devops"])
+    record = workflow.tick_rollback_step(second, by=users["qa"])
+
+    rollback = record.rollback
+    rollback.refresh_from_db()
+    assert record.done_by_label.startswith("qa") and record.done_at is not None
+    assert rollback.resolved_at is not None
+    assert rollback.resolved_reason == "every step of the plan is done"
+    assert actions_of(two_steps)[-3:] == [
+        "rollback.step_done",
+        "rollback.step_done",
+        "rollback.resolved",
+    ]
+
+
+def test_it_lets_staff_tick_any_step_as_an_override(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+
+    workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["admin"])
+
+    assert deployed.audit_events.get(action="rollback.step_done").override is True
+
+
+def test_it_refuses_a_tick_when_no_rollback_is_declared(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    with pytest.raises(WorkflowError, match="No rollback is declared"):
+        workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["devops"])
+
+
+def test_it_stamps_mitigation_from_a_step_or_a_person_once(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first = two_steps.rollback_steps.get(position=0)
+
+    workflow.tick_rollback_step(first, by=users["devops"], mitigates=True)
+
+    rollback = two_steps.rollbacks.get()
+    assert rollback.mitigated_at is not None
+    assert rollback.mitigated_reason == "step 1 mitigated it: Roll back"
+    with pytest.raises(WorkflowError, match="already marked mitigated"):
+        workflow.mitigate_rollback(two_steps, by=users["po"], reason="traffic drained")
+
+
+def test_it_refuses_a_mitigation_without_a_reason(deployed: Release, users: dict[str, Any]) -> None:
+    declare(deployed, users)
+
+    with pytest.raises(WorkflowError, match="what mitigated it"):
+        workflow.mitigate_rollback(deployed, by=users["po"], reason=" ")
+
+
+def test_it_keeps_a_note_and_an_evidence_link_on_a_step(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+
+    workflow.annotate_rollback_step(step, by=users["devops"], note="took 3 min")
+    record = workflow.annotate_rollback_step(
+        step, by=users["devops"], evidence_url="https://ci.example/run/9"
+    )
+
+    assert (record.note, record.evidence_url) == ("took 3 min", "https://ci.example/run/9")
+    assert record.changed_by_label.startswith("devops")
+    with pytest.raises(WorkflowError, match="http"):
+        workflow.annotate_rollback_step(step, by=users["devops"], evidence_url="ftp://x")
+    with pytest.raises(PermissionDenied):
+        workflow.annotate_rollback_step(step, by=users["qa"], note="not mine")
+
+
+def test_it_needs_resolution_and_a_cause_to_close(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+
+    with pytest.raises(WorkflowError, match="not resolved"):
+        workflow.close_rollback(two_steps, by=users["po"], cause="bad migration")
+    with pytest.raises(WorkflowError, match="Say why the rollback is resolved"):
+        workflow.resolve_rollback(two_steps, by=users["po"], reason="")
+    workflow.resolve_rollback(two_steps, by=users["po"], reason="the QA check is not needed")
+    with pytest.raises(WorkflowError, match="cause of the rollback"):
+        workflow.close_rollback(two_steps, by=users["po"], cause="  ")
+
+    closed = workflow.close_rollback(two_steps, by=users["devops"], cause="bad migration")
+
+    assert closed.cause == "bad migration" and closed.closed_at is not None
+    two_steps.refresh_from_db()
+    assert two_steps.status == ReleaseStatus.ROLLED_BACK
+    with pytest.raises(WorkflowError, match="closed"):
+        workflow.tick_rollback_step(two_steps.rollback_steps.get(position=0), by=users["devops"])
+
+
+def test_it_keeps_a_rolled_back_release_until_its_rollback_is_closed(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+
+    with pytest.raises(WorkflowError, match="close it with its cause"):
+        workflow.set_status(deployed, status=ReleaseStatus.IN_PROGRESS, by=users["po"])
+
+    workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["devops"])
+    workflow.close_rollback(deployed, by=users["po"], cause="bad config")
+    workflow.set_status(
+        deployed, status=ReleaseStatus.IN_PROGRESS, by=users["po"], reason="try again"
+    )
+    deployed.refresh_from_db()
+    assert deployed.status == ReleaseStatus.IN_PROGRESS
+    event = deployed.audit_events.filter(action="release.status").latest("pk")
+    assert event.after == {"status": "in_progress", "reason": "try again"}
+
+
+@pytest.mark.parametrize("persona", ["qa", "support"])
+def test_it_lets_only_devops_and_the_po_resolve_and_close(
+    deployed: Release, users: dict[str, Any], persona: str
+) -> None:
+    declare(deployed, users)
+
+    with pytest.raises(PermissionDenied):
+        workflow.resolve_rollback(deployed, by=users[persona], reason="done")
+    with pytest.raises(PermissionDenied):
+        workflow.close_rollback(deployed, by=users[persona], cause="x")
+
+
+def test_it_records_the_reason_given_when_approving(approved: Release) -> None:
+    event = approved.audit_events.get(action="release.approved")
+
+    assert event.after["reason"] == "everything green"
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+def test_it_exports_each_steps_record_and_reads_it_back(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first = two_steps.rollback_steps.get(position=0)
+    workflow.tick_rollback_step(first, by=users["devops"])
+    workflow.annotate_rollback_step(
+        first, by=users["devops"], evidence_url="https://ci.example/run/9"
+    )
+    workflow.annotate_rollback_step(
+        two_steps.rollback_steps.get(position=1), by=users["qa"], note="waiting on CDN"
+    )
+
+    text = checklists.export_release(two_steps)
+
+    done = first.records.get()
+    assert done.done_at is not None
+    stamp = done.done_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    assert (
+        f"   <!-- deploycheck: record --> done by {done.done_by_label} at {stamp}"
+        " — evidence: https://ci.example/run/9"
+    ) in text
+    assert "2. Check the site <!-- deploycheck: owner=qa -->" in text
+    assert "   <!-- deploycheck: record --> pending — note: waiting on CDN" in text
+    steps = md.parse_checklist(text).rollback_steps
+    assert [(s.owner, s.record.state if s.record else None) for s in steps] == [
+        (None, "done"),
+        ("qa", "pending"),
+    ]
+
+
+def test_it_exports_no_step_record_without_a_rollback(deployed: Release) -> None:
+    text = checklists.export_release(deployed)
+
+    assert "record -->" not in text.split("Roll back", 1)[1]
+
+
+def test_it_keeps_a_steps_owner_from_the_plan_into_the_release(
+    users: dict[str, Any],
+) -> None:
+    doc = md.parse_checklist(
+        "# T\n\n## P\n\n- [ ] Item <!-- deploycheck: owner=qa -->\n\n## Rollback\n\n"
+        "1. Restore the database <!-- deploycheck: owner=backend -->\n"
+        "2. Announce it\n"
+    )
+    template = workflow.import_template(doc, name="owners", by=users["admin"])
+    release = workflow.create_release(template, version="v9.0.0", title="X", by=users["admin"])
+
+    owners = list(release.rollback_steps.order_by("position").values_list("owner_role", "text"))
+
+    assert owners == [(Role.BACKEND, "Restore the database"), (Role.DEVOPS, "Announce it")]
+
+
+# --- pages, without JavaScript --------------------------------------------------------------
+
+
+def client_for(users: dict[str, Any], persona: str) -> Client:
+    client = Client(headers={"Accept-Language": "en"})
+    client.force_login(users[persona])
+    return client
+
+
+def confirm_url(release: Release, action: str) -> str:
+    return reverse("releases:confirm", args=[release.version, action])
+
+
+def test_it_asks_before_declaring_and_declares_on_the_post(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    devops = client_for(users, "devops")
+    board = devops.get(reverse("releases:board", args=[deployed.version])).content.decode()
+    assert f'href="{confirm_url(deployed, "rollback")}"' in board
+
+    page = devops.get(confirm_url(deployed, "rollback"))
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="reason"' in html and 'name="severity"' in html and 'name="detected_at"' in html
+    deployed.refresh_from_db()
+    assert deployed.status == ReleaseStatus.DEPLOYED
+
+    response = devops.post(
+        confirm_url(deployed, "rollback"),
+        {"reason": "errors", "severity": "major", "detected_at": "2020-01-01T10:00"},
+    )
+
+    assert response.status_code == 302
+    deployed.refresh_from_db()
+    assert deployed.status == ReleaseStatus.ROLLED_BACK
+    assert deployed.rollbacks.get().detected_at is not None
+
+
+def test_it_keeps_what_was_typed_when_a_confirmation_is_refused(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    response = client_for(users, "devops").post(
+        confirm_url(deployed, "rollback"), {"reason": "errors climbing", "severity": ""}
+    )
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "errors climbing</textarea>" in html
+    assert "Choose the severity of the problem." in html
+    assert not deployed.rollbacks.exists()
+
+
+def test_it_refuses_an_approval_confirmed_without_a_reason(
+    ready_release: Release, users: dict[str, Any]
+) -> None:
+    response = client_for(users, "po").post(confirm_url(ready_release, "approve"), {"reason": ""})
+
+    assert response.status_code == 422
+    assert "Say why go-live is approved now." in response.content.decode()
+    assert ready_release.active_approval() is None
+
+
+def test_it_answers_403_to_a_confirmation_by_the_wrong_role(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    response = client_for(users, "qa").post(
+        confirm_url(deployed, "rollback"), {"reason": "x", "severity": "minor"}
+    )
+
+    assert response.status_code == 403
+    assert not deployed.rollbacks.exists()
+
+
+def test_it_cancels_through_a_confirmation_with_its_reason(
+    release: Release, users: dict[str, Any]
+) -> None:
+    po = client_for(users, "po")
+    assert po.get(confirm_url(release, "status-cancelled")).status_code == 200
+
+    po.post(confirm_url(release, "status-cancelled"), {"reason": "scope moved to v2"})
+
+    release.refresh_from_db()
+    assert release.status == ReleaseStatus.CANCELLED
+    event = release.audit_events.get(action="release.status")
+    assert event.after == {"status": "cancelled", "reason": "scope moved to v2"}
+
+
+def test_it_answers_404_to_an_unknown_action(release: Release, users: dict[str, Any]) -> None:
+    assert client_for(users, "po").get(confirm_url(release, "launch")).status_code == 404
+
+
+def test_it_ticks_a_step_from_the_board_without_javascript(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    devops = client_for(users, "devops")
+    board = devops.get(reverse("releases:board", args=[deployed.version])).content.decode()
+    step_url = reverse("releases:rollback-step", args=[deployed.version, step.pk])
+    assert f'action="{step_url}"' in board
+    assert f'<pre id="rollout-code-{step.pk}" tabindex="0" role="region"' in board
+    assert 'data-copy="rollout-code-' in board
+
+    response = devops.post(step_url, {"action": "tick", "mitigates": "1"})
+
+    assert response.status_code == 302
+    record = step.records.get()
+    assert record.done
+    assert record.rollback.mitigated_at is not None
+    status = devops.get(reverse("releases:status", args=[deployed.version])).content.decode()
+    assert "1 of 1 step done" in status
+    assert f'action="{step_url}"' not in status
+
+
+def test_it_shows_the_deploy_clock_on_the_board_and_the_status_page(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    deployment = workflow.start_deploy(approved, by=users["devops"], reason="go")
+    client = client_for(users, "support")
+
+    page = client.get(reverse("releases:status", args=[approved.version])).content.decode()
+
+    assert f'data-clock-from="{deployment.started_at.isoformat()}"' in page
+    assert "Deploying for (h:min)" in page
+    assert ">0:00</span>" in page
+
+
+def test_it_prints_the_rollback_record_with_the_export_command(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    workflow.annotate_rollback_step(
+        deployed.rollback_steps.get(), by=users["devops"], note="rolled back in 2 min"
+    )
+    out = io.StringIO()
+
+    call_command("export_checklist", "--release", deployed.version, stdout=out)
+
+    assert "   <!-- deploycheck: record --> pending — note: rolled back in 2 min" in out.getvalue()
+
+
+def test_it_brings_the_rollout_panel_to_open_pages_with_each_change(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["support"], deployed, read_only=True, language="en")
+    seen = deployed.revision
+
+    declare(deployed, users)
+
+    _revision, html = render_update(deployed.pk, viewer, "status", seen)
+    assert 'id="rollout-panel"' in html
+    assert "Rollback under way" in html
