@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from releases import checklists, workflow
 from releases import markdown as md
-from releases.board import render_update, viewer_for
+from releases.board import load_snapshot, render_update, viewer_for
 from releases.models import (
     AuditEvent,
     Release,
@@ -615,6 +615,6 @@ def test_it_brings_the_rollout_panel_to_open_pages_with_each_change(
 
     declare(deployed, users)
 
-    _revision, html = render_update(deployed.pk, viewer, "status", seen)
+    _revision, html = render_update(load_snapshot(deployed.pk), viewer, "status", seen)
     assert 'id="rollout-panel"' in html
     assert "Rollback under way" in html
