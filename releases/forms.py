@@ -18,7 +18,7 @@ from django.core.validators import MaxLengthValidator
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
-from .models import ReleaseStatus, Role
+from .models import Role
 
 ITEM_ACTIONS = ("tick", "untick", "na", "blocked", "note", "evidence", "override")
 # A refused choice is quoted back, but a forged one can be any length.
@@ -112,10 +112,5 @@ class SignOffForm(NamedErrorsForm):
     action = _choice(_("The action"), [("sign", "sign"), ("withdraw", "withdraw")])
 
 
-class ApprovalForm(NamedErrorsForm):
-    action = _choice(_("The action"), [("approve", "approve"), ("revoke", "revoke")])
+class RevokeForm(NamedErrorsForm):
     reason = _text(_("The reason"), 2000)
-
-
-class StatusForm(NamedErrorsForm):
-    status = _choice(_("The status"), ReleaseStatus.choices)

@@ -42,8 +42,8 @@ from .board import (
     status_context,
     viewer_for,
 )
-from .forms import ApprovalForm, ItemActionForm, NamedErrorsForm, SignOffForm, StatusForm
-from .models import Release, ReleaseStatus, Role, ShareLink
+from .forms import ItemActionForm, NamedErrorsForm, RevokeForm, SignOffForm
+from .models import Release, Role, ShareLink
 from .pages import CSRF_PLACEHOLDER, CutPage, pages
 
 # The board's filters, by query string; "" shows everything.
@@ -415,37 +415,19 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def approval(request: HtmxHttpRequest, version: str) -> HttpResponse:
+def revoke(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    """Take back go-live's approval, with the reason typed beside the button. Approving,
+    and every status move, is asked first on its confirmation page (rollout_views)."""
     release = get_release_for_user(request, version)
-    form = ApprovalForm(request.POST)
+    form = RevokeForm(request.POST)
 
     def operation() -> str:
         if not form.is_valid():
             raise _refused(form)
-        if form.cleaned_data["action"] == "approve":
-            workflow.approve(release, by=person(request))
-            return _("Go-live approved.")
         workflow.revoke_approval(release, by=person(request), reason=form.cleaned_data["reason"])
         return _("Go-live approval revoked.")
 
     return _act(request, release, operation, anchor="#gonogo-panel")
-
-
-@login_required
-@require_POST
-def status_change(request: HtmxHttpRequest, version: str) -> HttpResponse:
-    """Record where the release stands: deployed, rolled back, cancelled, reopened."""
-    release = get_release_for_user(request, version)
-    form = StatusForm(request.POST)
-
-    def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        status = form.cleaned_data["status"]
-        workflow.set_status(release, status=status, by=person(request))
-        return _("The release is now: %(status)s.") % {"status": ReleaseStatus(status).label}
-
-    return _act(request, release, operation, anchor="#release-status")
 
 
 routes: list[URLPattern] = [
@@ -455,8 +437,7 @@ routes: list[URLPattern] = [
     path("releases/<str:version>/sections/<int:index>/", board_section, name="section"),
     path("releases/<str:version>/items/<int:item_id>/", item_action, name="item"),
     path("releases/<str:version>/signoff/", signoff, name="signoff"),
-    path("releases/<str:version>/approval/", approval, name="approval"),
-    path("releases/<str:version>/status/change/", status_change, name="status-change"),
+    path("releases/<str:version>/approval/revoke/", revoke, name="revoke-approval"),
     path("releases/<str:version>/status/", status_page, name="status"),
     path("s/<str:token>/", shared_status, name="shared-status"),
 ]

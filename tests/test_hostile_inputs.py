@@ -40,7 +40,7 @@ from django.utils.regex_helper import normalize
 from checks.models import PipelineToken
 from releases import workflow
 from releases.forms import ITEM_ACTIONS
-from releases.models import ReleaseItem, ReleaseStatus, Role
+from releases.models import ReleaseItem, Role
 from tests.conftest import PERSONAS as ROLES
 from tests.conftest import build_small_template
 
@@ -398,14 +398,7 @@ FORMS: dict[str, Callable[[World], Forms]] = {
         ({"role": "qa", "phase": "Pre", "action": action}, ("phase",))
         for action in ("sign", "withdraw")
     ],
-    "releases:approval": lambda w: [
-        ({"action": "approve"}, ("reason",)),
-        ({"action": "revoke"}, ("reason",)),
-    ],
-    "releases:status-change": lambda w: [
-        ({"status": ReleaseStatus.IN_PROGRESS}, ()),
-        ({"status": ReleaseStatus.CANCELLED}, ()),
-    ],
+    "releases:revoke-approval": lambda w: [({}, ("reason",))],
     "releases:confirm": lambda w: [({}, ("reason", "severity", "detected_at"))],
     "releases:rollback-step": lambda w: [
         ({"action": "note"}, ("note",)),

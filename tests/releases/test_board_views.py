@@ -712,13 +712,18 @@ def signoff_post(
     )
 
 
-def approval_post(
-    client: Client, release: Release, action: str, reason: str = "", htmx: bool = False
-) -> Any:
+def revoke_post(client: Client, release: Release, reason: str = "", htmx: bool = False) -> Any:
     return client.post(
-        reverse("releases:approval", args=[release.version]),
-        {"action": action, "reason": reason},
+        reverse("releases:revoke-approval", args=[release.version]),
+        {"reason": reason},
         headers=HTMX if htmx else {},
+    )
+
+
+def approve_post(client: Client, release: Release, reason: str = "All green") -> Any:
+    """Approving is asked first: the confirmation page's form, posted."""
+    return client.post(
+        reverse("releases:confirm", args=[release.version, "approve"]), {"reason": reason}
     )
 
 
@@ -749,39 +754,35 @@ def test_it_names_the_refused_field_of_a_sign_off(
     ("fields", "message"),
     [
         (
-            {"action": "revoke", "reason": "r" * 2500},
+            {"reason": "r" * 2500},
             "The reason is longer than 2,000 characters (it has 2,500).",
         ),
-        ({"action": "approve-now"}, "The action “approve-now” is not one this page offers."),
     ],
 )
-def test_it_names_the_refused_field_of_an_approval(
+def test_it_names_the_refused_field_of_a_revocation(
     as_user: Any, ready_release: Release, fields: dict[str, str], message: str
 ) -> None:
+    workflow.approve(ready_release, by=ready_release.stakeholders.get(role="po").user)
     response = as_user("po").post(
-        reverse("releases:approval", args=[ready_release.version]), fields, headers=HTMX
+        reverse("releases:revoke-approval", args=[ready_release.version]), fields, headers=HTMX
     )
 
     assert response.status_code == 422
     assert message in response.content.decode()
-    assert not GoLiveApproval.objects.exists()
+    assert GoLiveApproval.objects.get().revoked_at is None
 
 
-def test_it_names_the_refused_status_and_shortens_what_was_sent(
-    as_user: Any, release: Release
+def test_approving_and_moving_the_status_have_no_one_click_endpoint(
+    as_user: Any, ready_release: Release
 ) -> None:
-    response = as_user("po").post(
-        reverse("releases:status-change", args=[release.version]),
-        {"status": "gone" + "e" * 500},
-        headers=HTMX,
-    )
-
-    assert response.status_code == 422
-    page = response.content.decode()
-    assert "The status “gone" in page and "is not one this page offers." in page
-    assert "e" * 100 not in page
-    release.refresh_from_db()
-    assert release.status == "planned"
+    client = as_user("po")
+    for old in ("approval/", "status/change/"):
+        response = client.post(
+            f"/releases/{ready_release.version}/{old}", {"action": "approve", "status": "cancelled"}
+        )
+        assert response.status_code == 404
+    ready_release.refresh_from_db()
+    assert ready_release.status == "in_progress" and not GoLiveApproval.objects.exists()
 
 
 def test_it_signs_off_a_lead_once_their_items_are_settled(
@@ -865,7 +866,7 @@ def test_it_lets_the_product_owner_approve_when_nothing_blocks(
     client = as_user("po")
     page = client.get(board_url(ready_release)).content.decode()
 
-    response = approval_post(client, ready_release, "approve")
+    response = approve_post(client, ready_release)
 
     assert "disabled" not in found(APPROVE, page)
     assert response.status_code == 302
@@ -891,7 +892,7 @@ def test_it_shows_no_approve_button_to_others_and_refuses_their_post(
     client = as_user(persona)
     page = client.get(board_url(ready_release)).content.decode()
 
-    response = approval_post(client, ready_release, "approve", htmx=True)
+    response = approve_post(client, ready_release)
 
     assert "Approve go-live</button>" not in page
     assert response.status_code == 403
@@ -907,7 +908,7 @@ def test_it_enforces_the_two_person_rule_through_the_view(
     client = as_user("qa")
 
     page = client.get(board_url(ready_release)).content.decode()
-    response = approval_post(client, ready_release, "approve", htmx=True)
+    response = approve_post(client, ready_release)
 
     rule = "Two-person rule: you signed off as a lead on this release"
     assert rule in page
@@ -923,10 +924,8 @@ def test_it_needs_a_reason_to_revoke_and_then_shows_a_loud_banner_everywhere(
     workflow.approve(ready_release, by=users["po"])
     client = as_user("po")
 
-    refused = approval_post(client, ready_release, "revoke", htmx=True)
-    revoked = approval_post(
-        client, ready_release, "revoke", reason="payment provider outage", htmx=True
-    )
+    refused = revoke_post(client, ready_release, htmx=True)
+    revoked = revoke_post(client, ready_release, reason="payment provider outage", htmx=True)
     board_html = as_user("qa").get(board_url(ready_release)).content.decode()
     status_html = (
         as_user("support")
@@ -1236,10 +1235,6 @@ def test_it_describes_each_persona_as_a_viewer(release: Release, users: dict[str
     assert hash(support) == hash(viewer_for(users["support"], release, language="es"))
 
 
-def status_change_url(release: Release) -> str:
-    return reverse("releases:status-change", args=[release.version])
-
-
 def confirm_url(release: Release, action: str) -> str:
     return reverse("releases:confirm", args=[release.version, action])
 
@@ -1291,19 +1286,25 @@ def test_it_refuses_a_status_change_from_anyone_else(
     client = as_user(persona)
     assert 'name="status"' not in client.get(board_url(release)).content.decode()
 
-    response = client.post(status_change_url(release), {"status": "cancelled"})
+    response = client.post(confirm_url(release, "status-cancelled"), {"reason": "not needed"})
 
     assert response.status_code == 403
     release.refresh_from_db()
     assert release.status == "planned"
 
 
-def test_it_explains_a_move_the_release_cannot_make(as_user: Any, release: Release) -> None:
-    response = as_user("po").post(status_change_url(release), {"status": "deployed"})
+def test_it_explains_why_a_cancelled_release_cannot_move_back_to_planned(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.set_status(release, status="cancelled", by=users["po"])
+    response = as_user("po").post(confirm_url(release, "status-planned"), {"reason": "redo"})
 
-    assert messages_of(response) == ["A release cannot go from Planned to Deployed."]
+    assert response.status_code == 422
+    assert "The release is cancelled: it accepts no change until staff reopen it." in (
+        response.content.decode()
+    )
     release.refresh_from_db()
-    assert release.status == "planned"
+    assert release.status == "cancelled"
 
 
 def test_it_offers_devops_only_the_moves_devops_may_make(
