@@ -160,6 +160,13 @@ def django_db_modify_db_settings(
         # Each run its own database: two runs on one machine (a developer's and CI's, or
         # two terminals) would otherwise drop each other's fixed test_postgres.
         database["TEST"] = {**database.get("TEST", {}), "NAME": f"test_deploycheck_{os.getpid()}"}
+        # A transactional test's flush truncates every table while a live server may
+        # still be rendering a join for its pages: the two can deadlock, and PostgreSQL
+        # ends whichever waiter looks first. This process looks last, so the server's
+        # query is the one ended (a render it retries at the next revision), not the
+        # flush, whose failure would leave its rows to the next test.
+        options = database.setdefault("OPTIONS", {})
+        options["options"] = f"{options.get('options', '')} -c deadlock_timeout=10s".strip()
     if database["ENGINE"] == "django.db.backends.sqlite3":
         database["TEST"] = {
             **database.get("TEST", {}),
