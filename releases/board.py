@@ -29,7 +29,6 @@ from django.utils import formats, timezone, translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from markdown_it import MarkdownIt
 
 from . import policy
 from .actors import standing
@@ -46,7 +45,6 @@ from .models import (
     ReleaseItem,
     ReleaseStatus,
     Role,
-    RollbackStep,
     SignOff,
     Stakeholder,
     blocking_reasons,
@@ -55,7 +53,7 @@ from .models import (
     status_moves,
 )
 from .pages import CSRF_PLACEHOLDER, PageCache
-from .rollout import rollout_context
+from .rollout import RollbackView, rollout_context
 from .timeline import duration_text
 
 if TYPE_CHECKING:
@@ -101,9 +99,6 @@ _STOPPED = frozenset({ItemState.BLOCKED, ItemState.FAILED})
 _ROLE_ORDER = {role: index for index, role in enumerate(Role.values)}
 _URGENT = frozenset({"status", "item-blocked", "check-failed", "not-verified"})
 _PENDING = "item-open"
-# Rollback steps are written in Markdown. Raw HTML is escaped and markdown-it refuses
-# javascript:/data: links, so the result is safe to put in a page.
-_MARKDOWN = MarkdownIt("commonmark", {"html": False})
 
 
 @dataclass(frozen=True)
@@ -669,7 +664,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "gonogo": _gonogo(release, items, approvals, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
-        "rollout": rollout_context(release, viewer),
+        "rollout": rollout_context(release, viewer.who),
         "has_checks": any(item.checks for item in items),
         # Reversed once: every automated item's form posts to it.
         "run_checks_url": reverse("checks:run", args=[release.version]),
@@ -707,23 +702,6 @@ def _status_moves(release: Release, viewer: Viewer) -> list[tuple[str, str]]:
         for status in status_moves(release.status)
         if viewer.can_set_status(status)
     ]
-
-
-@dataclass(frozen=True)
-class RollbackView:
-    step: RollbackStep
-
-    @property
-    def text_html(self) -> SafeString:
-        return SafeString(_MARKDOWN.render(self.step.text))
-
-    @property
-    def key(self) -> str:
-        return str(self.step.pk)
-
-    @property
-    def number(self) -> str:
-        return str(self.step.position + 1)
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from markdown_it import MarkdownIt
 
 from . import policy
 from .models import (
@@ -30,8 +30,28 @@ from .models import (
     reason_text,
 )
 
-if TYPE_CHECKING:
-    from .board import Viewer
+# Rollback steps are written in Markdown. Raw HTML is escaped and markdown-it refuses
+# javascript:/data: links, so the result is safe to put in a page.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
+
+
+@dataclass(frozen=True)
+class RollbackView:
+    """A step of the rollback plan as the plan's panel shows it."""
+
+    step: RollbackStep
+
+    @property
+    def text_html(self) -> SafeString:
+        return SafeString(_MARKDOWN.render(self.step.text))
+
+    @property
+    def key(self) -> str:
+        return str(self.step.pk)
+
+    @property
+    def number(self) -> str:
+        return str(self.step.position + 1)
 
 
 def elapsed(since: datetime, until: datetime) -> str:
@@ -128,11 +148,11 @@ class Rollout:
         return bool(self.deployment or self.rollback or self.actions)
 
 
-def _actions(release: Release, viewer: Viewer, rollout: Rollout) -> list[Action]:
-    if viewer.read_only:
+def _actions(release: Release, who: policy.Who, rollout: Rollout) -> list[Action]:
+    if who.read_only:
         return []
-    deployer = bool(policy.may_record_deploy(viewer.who))
-    declarer = bool(policy.may_declare_rollback(viewer.who))
+    deployer = bool(policy.may_record_deploy(who))
+    declarer = bool(policy.may_declare_rollback(who))
     actions: list[Action] = []
     rollback = rollout.rollback
     if deployer and release.status == ReleaseStatus.APPROVED:
@@ -156,12 +176,9 @@ def _actions(release: Release, viewer: Viewer, rollout: Rollout) -> list[Action]
     return actions
 
 
-def rollout_context(release: Release, viewer: Viewer) -> Rollout:
+def rollout_context(release: Release, who: policy.Who) -> Rollout:
     """The latest deploy and rollback of `release`, in three queries; the rollback
     steps come from the release's prefetched ones."""
-    # Here, not at the top: board imports this module for its context.
-    from .board import RollbackView
-
     deployment = release.deployments.order_by("-started_at", "-pk").first()
     rollback = release.rollbacks.order_by("-declared_at", "-pk").first()
     records: dict[int, RollbackStepRecord] = {}
@@ -173,11 +190,11 @@ def rollout_context(release: Release, viewer: Viewer) -> Rollout:
             record=records.get(step.pk),
             can_tick=rollback is not None
             and rollback.is_open
-            and bool(policy.may_tick_rollback_step(viewer.who, owner_role=step.owner_role)),
+            and bool(policy.may_tick_rollback_step(who, owner_role=step.owner_role)),
             text_html=RollbackView(step).text_html,
         )
         for step in release.rollback_steps.all()
     ]
     rollout = Rollout(deployment, rollback, steps if rollback else [], [], timezone.now())
-    rollout.actions = _actions(release, viewer, rollout)
+    rollout.actions = _actions(release, who, rollout)
     return rollout
