@@ -129,6 +129,26 @@ def _reopen_window_item(change: _Change) -> None:
         )
 
 
+def _record(
+    change: _Change,
+    window: MaintenanceWindow,
+    now: datetime,
+    action: AuditAction,
+    before: dict[str, Any],
+    *,
+    reason: str = "",
+) -> None:
+    """Save a change people made to the window: calendars that imported it see a new
+    SEQUENCE, and the audit trail what it was and is (with why, when there is a why)."""
+    window.sequence += 1
+    window.changed_at = now
+    window.save()
+    after = _values(window)
+    change.audit(
+        action, change.on.version, before, {**after, "reason": reason} if reason else after
+    )
+
+
 def _values(window: MaintenanceWindow) -> dict[str, Any]:
     """The window as the audit trail keeps it: times in its own zone, with their offset."""
     return {
@@ -248,10 +268,7 @@ def edit_window(
             return window
         before = _values(window)
         window.starts_at, window.ends_at, window.time_zone = start, end, time_zone
-        window.sequence += 1
-        window.changed_at = now
-        window.save()
-        change.audit(AuditAction.WINDOW_EDITED, change.on.version, before, _values(window))
+        _record(change, window, now, AuditAction.WINDOW_EDITED, before)
         _settle_window_item(change, window)
         return window
 
@@ -274,15 +291,7 @@ def extend_window(
         before = _values(window)
         window.ends_at = end
         window.state, window.reason = WindowState.EXTENDED, reason
-        window.sequence += 1
-        window.changed_at = now
-        window.save()
-        change.audit(
-            AuditAction.WINDOW_EXTENDED,
-            change.on.version,
-            before,
-            {**_values(window), "reason": reason},
-        )
+        _record(change, window, now, AuditAction.WINDOW_EXTENDED, before, reason=reason)
         _settle_window_item(change, window)
         return window
 
@@ -298,10 +307,7 @@ def complete_window(release: Release, *, by: By, ip: str | None = None) -> Maint
         before = _values(window)
         window.ends_at = now
         window.state = WindowState.COMPLETED
-        window.sequence += 1
-        window.changed_at = now
-        window.save()
-        change.audit(AuditAction.WINDOW_COMPLETED, change.on.version, before, _values(window))
+        _record(change, window, now, AuditAction.WINDOW_COMPLETED, before)
         _settle_window_item(change, window)
         return window
 
@@ -320,15 +326,7 @@ def cancel_window(
         _refuse_unless(window, now, *OPEN_STATES)
         before = _values(window)
         window.state, window.reason = WindowState.CANCELLED, reason
-        window.sequence += 1
-        window.changed_at = now
-        window.save()
-        change.audit(
-            AuditAction.WINDOW_CANCELLED,
-            change.on.version,
-            before,
-            {**_values(window), "reason": reason},
-        )
+        _record(change, window, now, AuditAction.WINDOW_CANCELLED, before, reason=reason)
         _reopen_window_item(change)
         return window
 
