@@ -207,11 +207,12 @@ def backoff(attempt: int, retry_after: float | None) -> float:
 def get_ready() -> None:
     """What a worker does before it takes tasks. A run's checks start together: done by
     the first of them instead, the others waited for the kinds to import, for the trust
-    store to load and for the database pool to open its connections one by one."""
-    from .kinds.client import ssl_context
+    store to load, for httpx to import its transport (on a first client, not on import)
+    and for the database pool to open its connections one by one."""
+    from .kinds.client import http_client
     from .kinds.registry import REGISTRY
 
-    ssl_context()
+    http_client().close()
     logger.info("ready to run %d kinds of check", len(REGISTRY))
     pool = getattr(connection, "pool", None)
     if pool is not None:
