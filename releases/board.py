@@ -845,19 +845,27 @@ def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
     def render() -> str:
         return get_template(ITEM_PARTIAL).render({**context, "row": row})
 
+    key = row_cache_key(row, context)
+    if key is None:
+        return SafeString(render())
+    return SafeString(row_renders.get_or_render(key, lambda: render().encode()).decode())
+
+
+def row_cache_key(row: ItemRow, context: Mapping[Any, Any]) -> Hashable | None:
+    """Everything the item partial reads, as one key; None when the render holds a
+    person's own CSRF token and may not be shared. The item changes its revision with
+    every change (live updates rely on it too), the rest is the viewer's and the
+    render's."""
     token = context.get("csrf_token", "")
     if token not in ("", CSRF_PLACEHOLDER):
-        return SafeString(render())
+        return None
     item, viewer, release = row.item, context["viewer"], context["release"]
-    # Everything the partial reads: the item changes its revision with every change
-    # (live updates rely on it too), the rest is the viewer's and the render's.
-    key = (
+    return (
         item.pk, item.revision, item.version, row.can_change, row.mine,
         row.first_after_gate, row.checks, row.not_verified, row.can_override,
         viewer.may_run_checks, release.version, translation.get_language(), token,
         bool(context.get("oob")),
     )  # fmt: skip
-    return SafeString(row_renders.get_or_render(key, lambda: render().encode()).decode())
 
 
 def render_panels(context: dict[str, Any], page: Page) -> dict[str, str]:
