@@ -140,6 +140,7 @@ TEMPLATES = [
                     ],
                 )
             ],
+            "builtins": ["releases.templatetags.moments"],
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.template.context_processors.i18n",

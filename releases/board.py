@@ -25,7 +25,7 @@ from django.db.models import Prefetch
 from django.db.models.query import prefetch_related_objects
 from django.template.loader import get_template, render_to_string
 from django.urls import reverse
-from django.utils import formats, timezone, translation
+from django.utils import timezone, translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -54,6 +54,7 @@ from .models import (
 )
 from .pages import CSRF_PLACEHOLDER, PageCache
 from .rollout import RollbackView, rollout_context
+from .templatetags.moments import moment
 from .timeline import duration_text
 
 if TYPE_CHECKING:
@@ -236,7 +237,7 @@ def _check_shown(name: str, result: Any) -> CheckShown:
         if reason in CheckReason.values and outcome != CheckOutcome.PASS
         else "",
         at_iso=at.isoformat() if at else "",
-        at_shown=formats.date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT") if at else "",
+        at_shown=moment(at),
         latency=_("%(ms)d ms") % {"ms": latency} if isinstance(latency, int) else "",
         evidence=result_text(result),
     )
@@ -445,7 +446,7 @@ def _override_shown(record: Mapping[str, Any]) -> OverrideShown:
         reason=str(record.get("reason", "")),
         by=str(record.get("by", "")),
         at_iso=at.isoformat() if at else "",
-        at_shown=formats.date_format(timezone.localtime(at), "SHORT_DATETIME_FORMAT") if at else "",
+        at_shown=moment(at),
     )
 
 
