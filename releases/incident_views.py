@@ -40,6 +40,7 @@ from .models import (
 from .timeline import (
     INTERNAL_ACTIONS,
     ITEM_ACTIONS,
+    PAGE_SIZE,
     SIGNOFF_ACTIONS,
     STARTS_WORK,
     STATUS_ACTIONS,
@@ -48,8 +49,6 @@ from .timeline import (
     phase_spans,
     reader_for,
 )
-
-TIMELINE_PAGE_SIZE = 100
 
 
 class IncidentUpdateForm(NamedErrorsForm):
@@ -176,7 +175,7 @@ def _timeline(
     if link is not None:
         every = every.exclude(action__in=INTERNAL_ACTIONS)
     shown = every.filter(_role_filter(release, role)) if role else every
-    page = Paginator(shown.order_by("-created_at", "-id"), TIMELINE_PAGE_SIZE).get_page(
+    page = Paginator(shown.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     reader = reader_for(

@@ -90,6 +90,9 @@ STATUS_ACTIONS = frozenset(
     }
 )
 
+# Events on one page of the timeline, newest first (the page's and the API's).
+PAGE_SIZE = 100
+
 # Names of the values events keep, as a reader reads them.
 _KEY_LABELS: dict[str, Any] = {
     "status": gettext_lazy("Status"),
