@@ -1,10 +1,10 @@
 """What every endpoint of the API shares besides its token: a refusal answered as JSON,
-and the request body read as a JSON object within its limits."""
+the request body read as a JSON object within its limits, and its fields checked."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any
 
@@ -14,6 +14,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
+
+from releases.inputs import UNSTORABLE
+from releases.markdown import bidi_controls
 
 # Ids are bigint primary keys.
 MAX_ID = 2**63 - 1
@@ -87,3 +90,70 @@ def json_object(request: HttpRequest) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, _("The body must be a JSON object."))
     return data
+
+
+def refuse_unknown(data: dict[str, Any], known: Collection[str]) -> None:
+    """A field the endpoint does not take is refused, not ignored: a typo would
+    otherwise pass for a request that sent nothing."""
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ApiError(400, _("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)})
+
+
+def refuse_unstorable(name: str, value: str) -> None:
+    # JSON bodies are left to the endpoints by releases.inputs, which checks the rest.
+    if UNSTORABLE.search(value):
+        raise ApiError(
+            400,
+            _("%(field)s must not contain NUL or unpaired surrogate characters.") % {"field": name},
+        )
+
+
+def refuse_hidden(name: str, value: str) -> None:
+    """Text people read, refused when invisible bidirectional controls would make it read
+    differently from what it is (as the workflow refuses them in people's text)."""
+    hidden = bidi_controls(value)
+    if hidden:
+        raise ApiError(
+            400,
+            _(
+                "%(what)s contains invisible bidirectional control characters (%(chars)s), "
+                "which can make it read differently from what it is; remove them."
+            )
+            % {"what": name, "chars": ", ".join(hidden)},
+        )
+
+
+def text_field(
+    data: dict[str, Any], name: str, limit: int, *, required: bool = False, shown: bool = True
+) -> str | None:
+    """The field's string, or None when it is not sent and not `required`. `shown`: text
+    people read, where bidirectional controls are refused."""
+    if name not in data:
+        if required:
+            raise ApiError(400, _("%(field)s is required.") % {"field": name})
+        return None
+    value = data[name]
+    if not isinstance(value, str):
+        raise ApiError(400, _("%(field)s must be a string.") % {"field": name})
+    if len(value) > limit:
+        raise ApiError(
+            400,
+            _("%(field)s is longer than %(limit)d characters.") % {"field": name, "limit": limit},
+        )
+    refuse_unstorable(name, value)
+    if shown:
+        refuse_hidden(name, value)
+    return value
+
+
+def choice_field(data: dict[str, Any], name: str, choices: Collection[str]) -> str:
+    """The field's value, one of `choices`."""
+    value = data.get(name)
+    if not isinstance(value, str) or value not in choices:
+        raise ApiError(
+            400,
+            _("%(field)s must be one of: %(choices)s.")
+            % {"field": name, "choices": ", ".join(choices)},
+        )
+    return value

@@ -3,7 +3,6 @@ evidence for the items its token's role owns."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
@@ -11,13 +10,18 @@ from django.utils.translation import gettext as _
 
 from releases import workflow
 from releases.access import get_release_for_user
-from releases.markdown import bidi_controls
 from releases.models import BlockingReason, Release, ReleaseItem, blocking_reasons
 
 from .auth import acting, authenticate
-from .endpoint import MAX_ID, ApiError, endpoint, json_object
-
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+from .endpoint import (
+    MAX_ID,
+    ApiError,
+    endpoint,
+    json_object,
+    refuse_unknown,
+    refuse_unstorable,
+    text_field,
+)
 
 
 def _go_no_go(release: Release) -> dict[str, Any]:
@@ -48,9 +52,7 @@ def go_no_go(request: HttpRequest, version: str) -> JsonResponse:
 
 def _evidence_request(request: HttpRequest) -> dict[str, Any]:
     data = json_object(request)
-    unknown = sorted(set(data) - {"item", "outcome", "url", "detail"})
-    if unknown:
-        raise ApiError(400, _("Unknown fields: %(fields)s.") % {"fields": ", ".join(unknown)})
+    refuse_unknown(data, {"item", "outcome", "url", "detail"})
     if data.get("outcome") not in ("pass", "fail"):
         raise ApiError(400, _('outcome must be "pass" or "fail".'))
     wanted = data.get("item")
@@ -60,35 +62,10 @@ def _evidence_request(request: HttpRequest) -> dict[str, Any]:
         or (isinstance(wanted, int) and not 0 < wanted <= MAX_ID)
     ):
         raise ApiError(400, _("item must be the item's text or its id."))
-    for name, limit in (("url", 1000), ("detail", 2000)):
-        value = data.get(name, "")
-        if not isinstance(value, str):
-            raise ApiError(400, _("%(field)s must be a string.") % {"field": name})
-        if len(value) > limit:
-            raise ApiError(
-                400,
-                _("%(field)s is longer than %(limit)d characters.")
-                % {"field": name, "limit": limit},
-            )
-    # PostgreSQL text cannot hold NUL, nor psycopg encode a lone surrogate (a 500
-    # otherwise); Django's forms refuse both too.
-    for name in ("item", "url", "detail"):
-        if UNSTORABLE.search(str(data.get(name, ""))):
-            raise ApiError(
-                400,
-                _("%(field)s must not contain NUL or unpaired surrogate characters.")
-                % {"field": name},
-            )
-    hidden = bidi_controls(data.get("detail", ""))
-    if hidden:
-        raise ApiError(
-            400,
-            _(
-                "detail contains invisible bidirectional control characters (%(chars)s), "
-                "which can make it read differently from what it is; remove them."
-            )
-            % {"chars": ", ".join(hidden)},
-        )
+    if isinstance(wanted, str):
+        refuse_unstorable("item", wanted)
+    text_field(data, "url", 1000, shown=False)
+    text_field(data, "detail", 2000)
     return data
 
 

@@ -40,16 +40,15 @@ from .models import (
 from .timeline import (
     INTERNAL_ACTIONS,
     ITEM_ACTIONS,
+    PAGE_SIZE,
     SIGNOFF_ACTIONS,
     STARTS_WORK,
     STATUS_ACTIONS,
-    Reader,
     approval_to_deploy,
     human_line,
     phase_spans,
+    reader_for,
 )
-
-TIMELINE_PAGE_SIZE = 100
 
 
 class IncidentUpdateForm(NamedErrorsForm):
@@ -176,17 +175,11 @@ def _timeline(
     if link is not None:
         every = every.exclude(action__in=INTERNAL_ACTIONS)
     shown = every.filter(_role_filter(release, role)) if role else every
-    page = Paginator(shown.order_by("-created_at", "-id"), TIMELINE_PAGE_SIZE).get_page(
+    page = Paginator(shown.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    roles_by_user: dict[int, set[str]] = {}
-    for user_id, held in Stakeholder.objects.filter(release=release).values_list("user_id", "role"):
-        roles_by_user.setdefault(user_id, set()).add(held)
-    reader = Reader(
-        roles_by_user={user: frozenset(held) for user, held in roles_by_user.items()},
-        owners=dict(release.items.values_list("text", "owner_role")),
-        hides_personal=link is not None and link.hides_personal,
-        shared=link is not None,
+    reader = reader_for(
+        release, hides_personal=link is not None and link.hides_personal, shared=link is not None
     )
     history = _status_history(release, every)
     context = {

@@ -8,7 +8,8 @@ table of tests/releases/test_policy.py.
 Rules answer with an Access: DENIED, ALLOWED, or OVERRIDE (staff going past a rule
 written for someone else, which the audit trail marks as such). A machine passes only
 the rules written for it: a check settles only the items that name it, a pipeline token
-only the items its role owns, and the system (a management command) may set a release
+only the items its role owns and the release day's rules of its role (the deploy, the
+rollback, incident updates, the window), and the system (a management command) may set a release
 up but never decide on one.
 """
 
@@ -134,8 +135,9 @@ def may_set_status(who: Who, *, status: str) -> Access:
 
 def may_post_update(who: Who) -> Access:
     """Tell people outside the team where an incident stands: the product owner, who
-    speaks for the release, and DevOps, who run the deploy and a rollback."""
-    if who.read_only or who.closed or not who.is_person:
+    speaks for the release, and DevOps, who run the deploy and a rollback; a pipeline
+    token of either role speaks for its role."""
+    if who.read_only or who.closed or not _person_or_pipeline(who):
         return Access.DENIED
     if Role.PRODUCT_OWNER in who.roles or Role.DEVOPS in who.roles:
         return Access.ALLOWED
@@ -161,9 +163,10 @@ def may_manage(who: Who) -> Access:
 def may_manage_window(who: Who) -> Access:
     """Schedule, change, extend, complete or cancel the maintenance window: DevOps runs
     the deploy inside it and the product owner answers for the release day to the
-    business, so either may; staff as any release field. The other leads, support and
-    machines follow it (beat records the start and the end, outside any rule)."""
-    if who.read_only or who.closed or not who.is_person:
+    business, so either may, in person or through a pipeline token of their role; staff
+    as any release field. The other leads, support and checks follow it (beat records
+    the start and the end, outside any rule)."""
+    if who.read_only or who.closed or not _person_or_pipeline(who):
         return Access.DENIED
     if who.is_staff or Role.DEVOPS in who.roles or Role.PRODUCT_OWNER in who.roles:
         return Access.ALLOWED
@@ -196,8 +199,14 @@ def personal_obstacles(
     return obstacles
 
 
+def _person_or_pipeline(who: Who) -> bool:
+    """The release day's rules are written for roles, and a pipeline token holds one: a
+    deploy job acts as the role it was made for. Checks and the system hold none."""
+    return who.kind in (ActorKind.PERSON, ActorKind.PIPELINE)
+
+
 def _devops_or_po(who: Who) -> Access:
-    if who.read_only or not who.is_person:
+    if who.read_only or not _person_or_pipeline(who):
         return Access.DENIED
     if Role.DEVOPS in who.roles or Role.PRODUCT_OWNER in who.roles:
         return Access.ALLOWED
@@ -206,7 +215,7 @@ def _devops_or_po(who: Who) -> Access:
 
 def may_record_deploy(who: Who) -> Access:
     """Record that the deploy started or finished: DevOps runs it, the product owner
-    may say so too."""
+    may say so too, and so may a pipeline token of either role (the deploy job)."""
     if who.closed:
         return Access.DENIED
     return _devops_or_po(who)
@@ -214,15 +223,16 @@ def may_record_deploy(who: Who) -> Access:
 
 def may_declare_rollback(who: Who) -> Access:
     """Declare a rollback, mark it mitigated or resolved, close it with its cause:
-    DevOps and the product owner. Not bound to `closed`: a rolled-back release takes no
-    checklist change, but its rollback is worked on until closed (the workflow checks
-    the rollback's own state)."""
+    DevOps and the product owner, or a pipeline token of either role. Not bound to
+    `closed`: a rolled-back release takes no checklist change, but its rollback is
+    worked on until closed (the workflow checks the rollback's own state)."""
     return _devops_or_po(who)
 
 
 def may_tick_rollback_step(who: Who, *, owner_role: str) -> Access:
-    """Tick a step of a declared rollback, or note on it: the step's owner role."""
-    if who.read_only or not who.is_person:
+    """Tick a step of a declared rollback, or note on it: the step's owner role, in
+    person or through a pipeline token of that role."""
+    if who.read_only or not _person_or_pipeline(who):
         return Access.DENIED
     if owner_role in who.roles and owner_role != Role.SUPPORT:
         return Access.ALLOWED

@@ -26,8 +26,10 @@ from .models import (
     AuditEvent,
     IncidentState,
     ItemState,
+    Release,
     ReleaseStatus,
     Role,
+    Stakeholder,
 )
 
 # What a share link's timeline leaves out: how the team is organised (people, contacts,
@@ -87,6 +89,9 @@ STATUS_ACTIONS = frozenset(
         AuditAction.APPROVAL_REVOKED,
     }
 )
+
+# Events on one page of the timeline, newest first (the page's and the API's).
+PAGE_SIZE = 100
 
 # Names of the values events keep, as a reader reads them.
 _KEY_LABELS: dict[str, Any] = {
@@ -183,6 +188,20 @@ class Reader:
     hides_personal: bool = False
     # Through a share link: the team's notes and evidence links stay with the team.
     shared: bool = False
+
+
+def reader_for(release: Release, *, hides_personal: bool = False, shared: bool = False) -> Reader:
+    """The reader of one release's timeline, with its people's roles and its items'
+    owners as they are now."""
+    roles_by_user: dict[int, set[str]] = {}
+    for user_id, held in Stakeholder.objects.filter(release=release).values_list("user_id", "role"):
+        roles_by_user.setdefault(user_id, set()).add(held)
+    return Reader(
+        roles_by_user={user: frozenset(held) for user, held in roles_by_user.items()},
+        owners=dict(release.items.values_list("text", "owner_role")),
+        hides_personal=hides_personal,
+        shared=shared,
+    )
 
 
 Formatter = Callable[[AuditEvent, Reader], list[str]]

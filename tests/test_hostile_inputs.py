@@ -183,6 +183,7 @@ class World:
     admin_id: int
     share_token: str
     pipeline_token: str
+    deploy_token: str
     sessions: dict[str, str]
 
     def path_values(self, route: Route) -> dict[str, str]:
@@ -190,6 +191,8 @@ class World:
             "version": self.version,
             "item_id": str(self.item_id),
             "step_id": str(self.step_id),
+            # The pipeline API numbers rollback steps as people see them.
+            "number": "1",
             # The confirmation page asking the most of its form.
             "action": "rollback",
             "index": "0",
@@ -233,6 +236,15 @@ def _build_world() -> World:
         token_hash=PipelineToken.hash_token(pipeline_token),
         created_by=users["admin"],
     )
+    # A deploy job's: the release day's endpoints take its requests past the rules.
+    deploy_token = secrets.token_urlsafe(32)
+    PipelineToken.objects.create(
+        release=release,
+        role=Role.DEVOPS,
+        label="deploys",
+        token_hash=PipelineToken.hash_token(deploy_token),
+        created_by=users["admin"],
+    )
     sessions = {}
     for persona in ("qa", "support", "admin"):
         client = Client()
@@ -251,6 +263,7 @@ def _build_world() -> World:
         admin_id=users["admin"].pk,
         share_token=share_token,
         pipeline_token=pipeline_token,
+        deploy_token=deploy_token,
         sessions=sessions,
     )
 
@@ -299,7 +312,7 @@ class Walker:
 
     def send(self, persona: str | None, method: str, url: str, **request: Any) -> None:
         client = self.client(persona)
-        response = client.get(url, **request) if method == "GET" else client.post(url, **request)
+        response = getattr(client, method.lower())(url, **request)
         error = response.exc_info[1] if response.exc_info else None
         # An exception while a download streams cuts it short: a 500 in all but name. A
         # live stream never ends by itself, so only its status is judged. (The client
@@ -519,6 +532,31 @@ def test_the_pipeline_api_answers_hostile_json_without_a_500(walker: Walker, bod
         content_type="application/json",
         headers={"authorization": f"Bearer {walker.world.pipeline_token}"},
     )
+    walker.assert_no_5xx()
+
+
+DAY_REQUESTS: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
+    "api:deploy": ("POST", lambda value: {"state": "started", "url": value, "reason": value}),
+    "api:rollback": ("POST", lambda value: {"reason": value, "severity": "critical"}),
+    "api:rollback-step": ("POST", lambda value: {"done": True, "note": value, "url": value}),
+    "api:updates": ("POST", lambda value: {"state": "investigating", "message": value}),
+    "api:window": ("PUT", lambda value: {"start": value, "end": value, "time_zone": value}),
+}
+
+
+@pytest.mark.parametrize("name", DAY_REQUESTS)
+def test_the_release_days_api_answers_hostile_json_without_a_500(walker: Walker, name: str) -> None:
+    method, body = DAY_REQUESTS[name]
+    args = [walker.world.version, "1"] if name == "api:rollback-step" else [walker.world.version]
+    for value in VALUES.values():
+        walker.send(
+            None,
+            method,
+            reverse(name, args=args),
+            data=json.dumps(body(value)).encode(),
+            content_type="application/json",
+            headers={"authorization": f"Bearer {walker.world.deploy_token}"},
+        )
     walker.assert_no_5xx()
 
 

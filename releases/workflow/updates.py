@@ -1,5 +1,6 @@
-"""Incident updates: what the product owner or DevOps tell the people outside the team
-(support, customers through a share link) about where an incident stands.
+"""Incident updates: what the product owner or DevOps (in person, or a deploy job through
+a pipeline token of their role) tell the people outside the team (support, customers
+through a share link) about where an incident stands.
 """
 
 from __future__ import annotations
@@ -28,13 +29,13 @@ def post_update(
             policy.may_post_update(who),
             _("Only the Product Owner or DevOps post incident updates."),
         )
-        assert isinstance(actor, Person)  # the policy lets only people post
         previous = change.on.incident_updates.order_by("-posted_at", "-id").first()
         update = IncidentUpdate.objects.create(
             release=change.on,
             state=state,
             message=message,
-            posted_by=actor.user,
+            # A pipeline token posts as its role, with its label; it has no account.
+            posted_by=actor.user if isinstance(actor, Person) else None,
             posted_as=_speaking_as(who.roles),
             posted_by_label=actor.label[:200],
         )
