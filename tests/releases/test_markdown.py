@@ -599,7 +599,7 @@ def test_it_refuses_more_items_than_the_limit(tmp_path: Path) -> None:
     assert caught.value.message == "the checklist has more than 2000 items (the limit is 2000)"
     with pytest.raises(ChecklistError, match=r"^line 3: .* more than 2 items \(the limit is 2\)"):
         read_checklist_bytes(b"- [ ] a\n- [ ] b\n- [ ] c\n", max_items=2)
-    with pytest.raises(ChecklistError, match=r"^line 2: .* more than 1 items"):
+    with pytest.raises(ChecklistError, match=r"^line 2: .* more than 1 item \(the limit is 1\)"):
         parse_checklist("- [ ] a\n- [ ] b\n", max_items=1)
 
 
@@ -1349,6 +1349,7 @@ def test_it_refuses_at_the_first_item_over_any_limit(source: str, limit: int) ->
         parse_checklist(source, max_items=limit)
 
     assert caught.value.line == doc.items[limit].line
+    noun = "item" if limit == 1 else "items"
     assert caught.value.message == (
-        f"the checklist has more than {limit} items (the limit is {limit})"
+        f"the checklist has more than {limit} {noun} (the limit is {limit})"
     )
