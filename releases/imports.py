@@ -278,13 +278,15 @@ def import_checklist(request: HttpRequest) -> HttpResponse:
         return _confirm(request)
     kept = _kept_upload(request)
     form = UploadForm(request.POST or None, request.FILES or None)
-    if request.method != "POST" or not form.is_valid():
+    if request.method != "POST":
         return _render_upload(request, form, kept)
-    chosen = form.cleaned_data["file"]
-    if chosen:
+    form.is_valid()
+    chosen = form.cleaned_data.get("file")
+    if chosen or "file" in form.errors:
         # A new file replaces the kept one, whether or not it can be read.
         _keep_upload(request, None)
         kept = None
+    if chosen:
         if chosen.size > settings.CHECKLIST_MAX_BYTES:
             form.add_error(
                 "file",
@@ -295,8 +297,8 @@ def import_checklist(request: HttpRequest) -> HttpResponse:
                 )
                 % {
                     "name": chosen.name,
-                    "size": number_format(chosen.size),
-                    "limit": number_format(settings.CHECKLIST_MAX_BYTES),
+                    "size": number_format(chosen.size, force_grouping=True),
+                    "limit": number_format(settings.CHECKLIST_MAX_BYTES, force_grouping=True),
                 },
             )
             return _render_upload(request, form, None)
@@ -305,9 +307,10 @@ def import_checklist(request: HttpRequest) -> HttpResponse:
         except checklists.ChecklistFileError as refused:
             return _render_upload(request, form, None, refused)
         _keep_upload(request, kept)
-    elif kept is None:
+    elif kept is None and "file" not in form.errors:
         form.add_error("file", _("Choose the Markdown checklist to import."))
-        return _render_upload(request, form, None)
+    if kept is None or form.errors:
+        return _render_upload(request, form, kept)
     try:
         doc = _storable(checklists.parse_text(kept.text, kept.file_name), kept.file_name)
     except checklists.ChecklistFileError as refused:

@@ -911,7 +911,8 @@ class _Reader:
             return None
         inline = self.tokens[index + 2]
         line = _line(inline)
-        if len(self.drafts) == self.max_items:
+        # A refused item counts: the file has it all the same.
+        if len(self.drafts) + self.unread_items == self.max_items:
             raise _too_many_items(line, self.max_items)
         self._refuse_bidi(inline)
         annotations = _Annotations()
@@ -1163,6 +1164,7 @@ class _Reader:
         # A task item is never dropped silently: it is either an item or an error.
         for index in range(start, end):
             if self.tokens[index].type == "list_item_open" and _task_marker(self.tokens, index):
+                self.kept.add(index)  # said here: not again as an item that would be lost
                 self._note(
                     ChecklistError(
                         _line(self.tokens[index]),
