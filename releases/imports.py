@@ -277,9 +277,9 @@ def import_checklist(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and ("preview" in request.POST or "text" in request.POST):
         return _confirm(request)
     kept = _kept_upload(request)
-    form = UploadForm(request.POST or None, request.FILES or None)
     if request.method != "POST":
-        return _render_upload(request, form, kept)
+        return _render_upload(request, UploadForm(), kept)
+    form = UploadForm(request.POST, request.FILES)
     form.is_valid()
     chosen = form.cleaned_data.get("file")
     if chosen or "file" in form.errors:

@@ -41,6 +41,9 @@ matter); this module only interprets the tokens.
   block or read as a link reference definition.
 * The emergency contacts: a table whose first three columns are role, name and contact
   (more columns are joined into contact with " / ").
+* Every problem is noted at the line to blame and reading goes on, so that one
+  :class:`ChecklistError` lists them all (its ``problems``, at most
+  :data:`MAX_PROBLEMS`); only more items than the limit stops the reading there.
 * Limits, refused at the line to blame: at most ``max_items`` items
   (:data:`DEFAULT_MAX_ITEMS`); a title, phase names and section names of at most
   :data:`MAX_TITLE_LENGTH`, :data:`MAX_PHASE_LENGTH` and :data:`MAX_SECTION_LENGTH`

@@ -590,3 +590,11 @@ def test_it_says_saved_in_spanish(staff_es: Client) -> None:
     assert "Plantilla “Ship” guardada: 0 fases, 0 secciones, 1 ítem, 0 pasos de rollback" in (
         response.content.decode()
     )
+
+
+def test_it_asks_for_a_file_when_the_form_arrives_empty(staff: Client) -> None:
+    response = staff.post(URL, {})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == ["Choose the Markdown checklist to import."]
+    assert not ChecklistTemplate.objects.exists()
