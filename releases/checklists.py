@@ -103,10 +103,6 @@ def decode_bytes(data: bytes, source: str) -> str:
         raise ChecklistFileError(source, error) from None
 
 
-def parse_bytes(data: bytes, source: str) -> md.Checklist:
-    return parse_text(decode_bytes(data, source), source)
-
-
 def parse_text(text: str, source: str) -> md.Checklist:
     try:
         return md.parse_checklist(text, max_items=settings.CHECKLIST_MAX_ITEMS)
