@@ -13,8 +13,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from django.conf import settings
+from django.utils.translation import gettext, ngettext
 
 from . import markdown as md
 from .models import (
@@ -39,12 +41,43 @@ DEFAULT_CHECKLIST = Path(__file__).parent / "data" / "checklist-produccion.md"
 FALLBACK_OWNER = Role.DEVOPS.value
 
 
+class Problem(NamedTuple):
+    """One thing wrong in a checklist file, translated: ``line`` None when no line is to
+    blame."""
+
+    line: int | None
+    message: str
+
+
 class ChecklistFileError(Exception):
-    """A checklist that cannot be imported, worded as `path:line: what is wrong`."""
+    """A checklist that cannot be imported: every problem in it, each worded as
+    `path:line: what is wrong` in the active language."""
 
     def __init__(self, source: str, error: md.ChecklistError) -> None:
-        where = f"{source}:{error.line}" if error.line else source
-        super().__init__(f"{where}: {error.message}")
+        self.source = source
+        self.problems = [Problem(p.line, translated(p.text)) for p in error.problems]
+        # More problems than md.MAX_PROBLEMS: those listed are the first ones.
+        self.truncated = error.truncated
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [
+            f"{self.source}:{p.line}: {p.message}" if p.line else f"{self.source}: {p.message}"
+            for p in self.problems
+        ]
+
+
+def translated(message: md.Message) -> str:
+    """A message of releases.markdown in the active language."""
+    params = {
+        key: translated(value) if isinstance(value, md.Message) else value
+        for key, value in message.params.items()
+    }
+    if message.plural and message.count is not None:
+        text = ngettext(message.singular, message.plural, message.count)
+    else:
+        text = gettext(message.singular)
+    return text % params if params else text
 
 
 def read(path: str | Path) -> md.Checklist:
@@ -54,13 +87,18 @@ def read(path: str | Path) -> md.Checklist:
         raise ChecklistFileError(str(path), error) from None
     except OSError as error:
         raise ChecklistFileError(
-            str(path), md.ChecklistError(None, f"cannot read the file ({error.strerror})")
+            str(path),
+            md.ChecklistError(
+                None, md.gettext_noop("cannot read the file (%(reason)s)", reason=error.strerror)
+            ),
         ) from None
 
 
-def parse_bytes(data: bytes, source: str) -> md.Checklist:
+def decode_bytes(data: bytes, source: str) -> str:
+    """The text of an uploaded file, or ChecklistFileError when it is not text one can
+    read (too large, binary, not UTF-8)."""
     try:
-        return md.read_checklist_bytes(data, max_items=settings.CHECKLIST_MAX_ITEMS)
+        return md.decode_checklist_bytes(data)
     except md.ChecklistError as error:
         raise ChecklistFileError(source, error) from None
 
@@ -70,6 +108,35 @@ def parse_text(text: str, source: str) -> md.Checklist:
         return md.parse_checklist(text, max_items=settings.CHECKLIST_MAX_ITEMS)
     except md.ChecklistError as error:
         raise ChecklistFileError(source, error) from None
+
+
+def summary(doc: md.Checklist) -> str:
+    """What a checklist holds, counted in the active language (md.Checklist.summary is
+    the English one that scripts read)."""
+    phases = sum(1 for phase in doc.phases if phase)
+    sections = sum(1 for _, section in doc.sections if section)
+    counts = [
+        ngettext("%(count)d phase", "%(count)d phases", phases) % {"count": phases},
+        ngettext("%(count)d section", "%(count)d sections", sections) % {"count": sections},
+        ngettext("%(count)d item", "%(count)d items", len(doc.items)) % {"count": len(doc.items)},
+        ngettext("%(count)d rollback step", "%(count)d rollback steps", len(doc.rollback_steps))
+        % {"count": len(doc.rollback_steps)},
+        ngettext("%(count)d emergency contact", "%(count)d emergency contacts", len(doc.contacts))
+        % {"count": len(doc.contacts)},
+    ]
+    return ", ".join(counts)
+
+
+def placeholder_contacts(doc: md.Checklist) -> list[md.Contact]:
+    """The emergency contacts that a release made from ``doc`` would hold as placeholders,
+    judged as the release judges them, which blocks go-live until they are filled in."""
+    return [
+        contact
+        for contact in doc.contacts
+        if EmergencyContact.from_cell(
+            contact.contact, role=contact.role, name=contact.name
+        ).has_placeholder()
+    ]
 
 
 def with_owners(doc: md.Checklist, default_owner: str = FALLBACK_OWNER) -> md.Checklist:

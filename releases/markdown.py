@@ -41,6 +41,9 @@ matter); this module only interprets the tokens.
   block or read as a link reference definition.
 * The emergency contacts: a table whose first three columns are role, name and contact
   (more columns are joined into contact with " / ").
+* Every problem is noted at the line to blame and reading goes on, so that one
+  :class:`ChecklistError` lists them all (its ``problems``, at most
+  :data:`MAX_PROBLEMS`); only more items than the limit stops the reading there.
 * Limits, refused at the line to blame: at most ``max_items`` items
   (:data:`DEFAULT_MAX_ITEMS`); a title, phase names and section names of at most
   :data:`MAX_TITLE_LENGTH`, :data:`MAX_PHASE_LENGTH` and :data:`MAX_SECTION_LENGTH`
@@ -124,6 +127,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from types import MappingProxyType
@@ -133,6 +137,35 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 
+
+# Named as Django's markers so that makemessages collects the messages written with them;
+# this module imports no Django, so they only keep each message's parts, and the Django
+# layer (releases.checklists.translated) translates them where they are shown.
+def gettext_noop(message: str, /, **params: object) -> Message:
+    return Message(message, params=params)
+
+
+def ngettext_lazy(singular: str, plural: str, number: int, /, **params: object) -> Message:
+    return Message(singular, plural, number, params)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message in English, with what translating it takes: its plural and count, and
+    the values (strings, numbers or other messages) it is formatted with."""
+
+    singular: str
+    plural: str = ""
+    count: int | None = None
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        text = self.plural if self.plural and self.count != 1 else self.singular
+        if not self.params:
+            return text
+        return text % {key: str(value) for key, value in self.params.items()}
+
+
 ROLE_KEYS: Final = ("devops", "backend", "frontend", "qa", "po", "support")
 RECORD_STATES: Final = ("done", "na", "blocked", "failed", "pending")
 MAX_FILE_BYTES: Final = 1024 * 1024
@@ -141,7 +174,7 @@ DEFAULT_MAX_ITEMS: Final = 2000
 MAX_TITLE_LENGTH: Final = 300
 MAX_PHASE_LENGTH: Final = 300
 MAX_SECTION_LENGTH: Final = 300
-NO_ITEMS_MESSAGE: Final = (
+NO_ITEMS_MESSAGE: Final = gettext_noop(
     "no task items found (a task item is a list item starting with [ ] or [x])"
 )
 
@@ -169,8 +202,6 @@ _LIST_MARKER_RE: Final = re.compile(r"( *)(\d+[.)]|[-*+])( *)")
 _TASK_LINE_RE: Final = re.compile(r"^(?:[ \t>]|(?:[-*+]|\d{1,9}[.)])[ \t])*\[[ xX]\]", re.MULTILINE)
 _BIDI_CONTROL_RE: Final = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _FIELD_SEPARATOR: Final = " — "
-_STEPS_RULE: Final = "only the top-level items of a numbered list or of a task list are steps"
-_IN_THE_EXPORT: Final = "in the export, where rollback steps are a numbered list"
 
 # markdown-it's own default, spelled out because the reader depends on it: markdown-it
 # opens no block this deep, and skips the content of a quote or list item one level up.
@@ -181,12 +212,35 @@ _MD: Final = (
 
 
 class ChecklistError(Exception):
-    """A document that cannot be read; ``line`` is 1-based, or None when no line is to blame."""
+    """A document that cannot be read; ``line`` is 1-based, or None when no line is to blame.
 
-    def __init__(self, line: int | None, message: str) -> None:
-        super().__init__(message if line is None else f"line {line}: {message}")
+    ``problems`` is every problem found, this one first: the reader goes on past a
+    mistake so that a file can be fixed in one go, and raises when it has read it all.
+    """
+
+    def __init__(
+        self,
+        line: int | None,
+        message: Message | str,
+        more: Sequence[ChecklistError] = (),
+    ) -> None:
+        self.text = message if isinstance(message, Message) else Message(message)
         self.line = line
-        self.message = message
+        self.message = str(self.text)
+        super().__init__(self.message if line is None else f"line {line}: {self.message}")
+        self.problems: tuple[ChecklistError, ...] = (self, *more)
+        # Whether there were more problems than MAX_PROBLEMS, which ``problems`` leaves out.
+        self.truncated = False
+
+
+class _TooMuch(ChecklistError):
+    """A problem after which the rest of the document is not read: more items than the
+    limit would only repeat it, once per item."""
+
+
+# Problems listed at most, so that a large file made only of mistakes stays a page one
+# can read; the list says when it stops short.
+MAX_PROBLEMS: Final = 100
 
 
 @dataclass(frozen=True)
@@ -380,7 +434,11 @@ def apply_default_owners(
         )
         if gate_index is None:
             raise ChecklistError(
-                None, f"no section named {gate_before_section!r} to put the gate before"
+                None,
+                gettext_noop(
+                    "no section named %(name)s to put the gate before",
+                    name=repr(gate_before_section),
+                ),
             )
     return replace(doc, items=items, gate_index=gate_index)
 
@@ -399,19 +457,28 @@ def read_checklist_file(
 
 def read_checklist_bytes(data: bytes, *, max_items: int = DEFAULT_MAX_ITEMS) -> Checklist:
     """Read an uploaded checklist: at most MAX_FILE_BYTES of UTF-8 text, BOM or not."""
+    return parse_checklist(decode_checklist_bytes(data), max_items=max_items)
+
+
+def decode_checklist_bytes(data: bytes) -> str:
+    """The text of at most MAX_FILE_BYTES of UTF-8, or ChecklistError saying why not."""
     if len(data) > MAX_FILE_BYTES:
         raise _too_large(len(data))
     nul = data.find(b"\0")
     if nul >= 0:
-        raise ChecklistError(_line_of_byte(data, nul), "binary file (it contains NUL bytes)")
+        raise ChecklistError(
+            _line_of_byte(data, nul), gettext_noop("binary file (it contains NUL bytes)")
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ChecklistError(
             _line_of_byte(data, error.start),
-            f"not UTF-8 text (byte 0x{data[error.start]:02x} cannot be read)",
+            gettext_noop(
+                "not UTF-8 text (byte %(byte)s cannot be read)", byte=f"0x{data[error.start]:02x}"
+            ),
         ) from None
-    return parse_checklist(text, max_items=max_items)
+    return text
 
 
 def parse_checklist(text: str, *, max_items: int = DEFAULT_MAX_ITEMS) -> Checklist:
@@ -464,17 +531,19 @@ class _Annotations:
     def apply(self, word: str, line: int) -> None:
         key, _, value = word.partition("=")
         if key == "owner":
-            if self.owner not in (None, value):
-                raise ChecklistError(line, f"two owners ({self.owner} and {value}); one is allowed")
+            if self.owner is not None and self.owner != value:
+                raise _two_owners(line, self.owner, value)
             self.owner = value
         elif key == "check":
             if value in self.checks:
-                raise ChecklistError(line, f"check {value!r} is given twice")
+                raise ChecklistError(
+                    line, gettext_noop("check %(name)s is given twice", name=repr(value))
+                )
             self.checks.append(value)
         else:
             required = word == "required"
             if self.required not in (None, required):
-                raise ChecklistError(line, "both optional and required")
+                raise ChecklistError(line, gettext_noop("both optional and required"))
             self.required = required
 
 
@@ -502,10 +571,14 @@ class _ItemDraft:
 
     def finish(self) -> Item:
         if self.record is not None and self.ticked != (self.record.state == "done"):
+            state = repr(_STATE_WORDS[self.record.state])
             raise ChecklistError(
                 self.line,
-                f"the box is {'ticked' if self.ticked else 'not ticked'} but the record says "
-                f"{_STATE_WORDS[self.record.state]!r}",
+                gettext_noop("the box is ticked but the record says %(state)s", state=state)
+                if self.ticked
+                else gettext_noop(
+                    "the box is not ticked but the record says %(state)s", state=state
+                ),
             )
         owner = self.annotations.owner if self.annotations.owner is not None else self.default_owner
         required = self.annotations.required
@@ -544,7 +617,7 @@ class _StepDraft:
 
     def finish(self) -> RollbackStep:
         if not self.text and not self.commands:
-            raise ChecklistError(self.line, "empty rollback step")
+            raise ChecklistError(self.line, gettext_noop("empty rollback step"))
         step = RollbackStep(self.text, "\n".join(self.commands), self.lang or "")
         misreading = _export_misreading(step)
         if misreading is not None:
@@ -561,22 +634,30 @@ class _StepDraft:
         words, rest = directive
         if words == ["record"]:
             if self.record is not None:
-                raise ChecklistError(line, "a second record for the same rollback step")
+                raise ChecklistError(
+                    line, gettext_noop("a second record for the same rollback step")
+                )
             record = _parse_record(rest, line)
             if record.state not in _STEP_RECORD_STATES:
-                raise ChecklistError(line, "a rollback step's record is done or pending")
+                raise ChecklistError(
+                    line, gettext_noop("a rollback step's record is done or pending")
+                )
             self.record = record
             return
         if rest:
-            raise ChecklistError(line, f"unexpected text after the deploycheck comment: {rest!r}")
+            raise _text_after_comment(line, rest)
         for word in words:
             key, _, value = word.partition("=")
             if key != "owner":
                 raise ChecklistError(
-                    line, f"{word!r} does not apply to a rollback step (only owner= does)"
+                    line,
+                    gettext_noop(
+                        "%(word)s does not apply to a rollback step (only owner= does)",
+                        word=repr(word),
+                    ),
                 )
-            if self.owner not in (None, value):
-                raise ChecklistError(line, f"two owners ({self.owner} and {value}); one is allowed")
+            if self.owner is not None and self.owner != value:
+                raise _two_owners(line, self.owner, value)
             self.owner = value
 
 
@@ -612,37 +693,79 @@ class _Reader:
         self.contacts_heading = ""
         self.contacts: list[Contact] = []
         self.contacts_header: tuple[str, str, str] | None = None
+        self.problems: list[ChecklistError] = []
+        self.unread_items = 0  # task items refused, which no-items must not overlook
+        self.stopped = False
 
     def read(self) -> Checklist:
         self.scan()
         self._refuse_lost_items()
-        if not self.drafts:
-            raise ChecklistError(None, NO_ITEMS_MESSAGE)
+        if not self.drafts and not self.unread_items:
+            self._note(ChecklistError(None, NO_ITEMS_MESSAGE))
+        items: list[Item] = []
+        for draft in self.drafts:
+            with self._going_on():
+                items.append(draft.finish())
+        steps: list[RollbackStep] = []
+        for step in self.steps:
+            with self._going_on():
+                steps.append(step.finish())
+        if self.problems:
+            raise self._failure()
         return Checklist(
             title=self.title,
             description="\n\n".join(self.description),
-            items=tuple(draft.finish() for draft in self.drafts),
+            items=tuple(items),
             gate_index=self.gate[0] if self.gate else None,
             rollback_heading=self.rollback_heading,
             rollback_intro="\n\n".join(self.rollback_intro),
-            rollback_steps=tuple(step.finish() for step in self.steps),
+            rollback_steps=tuple(steps),
             contacts_heading=self.contacts_heading,
             contacts=tuple(self.contacts),
             contacts_header=self.contacts_header or Checklist.DEFAULT_CONTACTS_HEADER,
         )
 
+    def _note(self, problem: ChecklistError) -> None:
+        """Keep a problem and read on; stop at one that ends the reading, or at one more
+        than MAX_PROBLEMS."""
+        self.problems.append(problem)
+        if isinstance(problem, _TooMuch) or len(self.problems) > MAX_PROBLEMS:
+            self.stopped = True
+            raise self._failure()
+
+    @contextmanager
+    def _going_on(self) -> Iterator[None]:
+        """Note a problem raised inside, and go on after the block."""
+        try:
+            yield
+        except ChecklistError as problem:
+            if self.stopped:
+                raise
+            self._note(problem)
+
+    def _failure(self) -> ChecklistError:
+        first, *more = self.problems[:MAX_PROBLEMS]
+        failure = ChecklistError(first.line, first.text, more)
+        failure.truncated = len(self.problems) > MAX_PROBLEMS
+        return failure
+
     def scan(self) -> None:
-        """Read the blocks in order, refusing the first mistake; read() checks the result."""
+        """Read the blocks in order, noting each mistake in ``problems``; read() checks the
+        result."""
         below_heading: _Scope | None = None
         for start, end in _blocks(self.tokens, 0, len(self.tokens)):
             token = self.tokens[start]
             if token.type == "heading_open":
-                below_heading = self._heading(start, self.kinds[start])
+                below_heading = None
+                with self._going_on():
+                    below_heading = self._heading(start, self.kinds[start])
             elif token.type == "html_block":
-                self._html_block(token, below_heading, None)
+                with self._going_on():
+                    self._html_block(token, below_heading, None)
             else:
                 below_heading = None
-                self._block(start, end)
+                with self._going_on():
+                    self._block(start, end)
 
     def _refuse_lost_items(self) -> None:
         """Refuse what markdown-it skipped, and any task item it read that no rule kept."""
@@ -650,21 +773,30 @@ class _Reader:
             if token.type in ("blockquote_open", "list_item_open") and (
                 token.level >= _MAX_NESTING - 1
             ):
-                raise ChecklistError(
-                    _line(token),
-                    "lists and quotes nest too deeply here: markdown-it reads no deeper, so "
-                    f"what is inside would be lost (the limit is {_MAX_NESTING - 1} levels, a "
-                    "quote counting as one and a list as two)",
+                self._note(
+                    ChecklistError(
+                        _line(token),
+                        gettext_noop(
+                            "lists and quotes nest too deeply here: markdown-it reads no "
+                            "deeper, so what is inside would be lost (the limit is %(limit)s "
+                            "levels, a quote counting as one and a list as two)",
+                            limit=_MAX_NESTING - 1,
+                        ),
+                    )
                 )
-            if (
+            elif (
                 token.type == "list_item_open"
                 and index not in self.kept
                 and _task_marker(self.tokens, index)
             ):
-                raise ChecklistError(
-                    _line(token),
-                    "this task item would be lost: it is read neither as an item nor as part "
-                    "of a rollback step",
+                self._note(
+                    ChecklistError(
+                        _line(token),
+                        gettext_noop(
+                            "this task item would be lost: it is read neither as an item nor "
+                            "as part of a rollback step"
+                        ),
+                    )
                 )
 
     def _classify_headings(self) -> tuple[dict[int, str], int | None]:
@@ -715,10 +847,7 @@ class _Reader:
         self._refuse_bidi(token)
         if kind == "title":
             if len(text) > MAX_TITLE_LENGTH:
-                raise ChecklistError(
-                    _line(token),
-                    f"the title is {len(text)} characters long; the limit is {MAX_TITLE_LENGTH}",
-                )
+                raise too_long(_line(token), gettext_noop("the title"), len(text), MAX_TITLE_LENGTH)
             self.title = text
             return self.scopes[0]
         self.in_preamble = False
@@ -733,11 +862,13 @@ class _Reader:
         self.region = _Region(kind, text)
         if kind == "rollback":
             if self.rollback_heading:
-                raise ChecklistError(_line(token), "a second rollback plan heading")
+                raise ChecklistError(_line(token), gettext_noop("a second rollback plan heading"))
             self.rollback_heading = text
         else:
             if self.contacts_heading:
-                raise ChecklistError(_line(token), "a second emergency contacts heading")
+                raise ChecklistError(
+                    _line(token), gettext_noop("a second emergency contacts heading")
+                )
             self.contacts_heading = text
         return _Scope(level, text)
 
@@ -753,18 +884,29 @@ class _Reader:
         elif token.type == "table_open":
             self._contacts_table(start, end)
         else:
-            self._refuse_task_items(start, end, "the emergency contacts are a table")
+            self._refuse_task_items(start, end, gettext_noop("the emergency contacts are a table"))
 
     def _scan_items(self, start: int, end: int) -> None:
         open_items: list[_ItemDraft | None] = []  # innermost list item last; None: not a task
         for index in range(start, end):
             token = self.tokens[index]
             if token.type == "list_item_open":
-                open_items.append(self._task_item(index))
+                draft = None
+                try:
+                    draft = self._task_item(index)
+                except ChecklistError as problem:
+                    if self.stopped:
+                        raise
+                    # Said once, here: not again as an item that would be lost.
+                    self.kept.add(index)
+                    self.unread_items += 1
+                    self._note(problem)
+                open_items.append(draft)
             elif token.type == "list_item_close":
                 open_items.pop()
             elif token.type == "html_block":
-                self._html_block(token, None, open_items[-1] if open_items else None)
+                with self._going_on():
+                    self._html_block(token, None, open_items[-1] if open_items else None)
 
     def _task_item(self, index: int) -> _ItemDraft | None:
         marker = _task_marker(self.tokens, index)
@@ -772,19 +914,19 @@ class _Reader:
             return None
         inline = self.tokens[index + 2]
         line = _line(inline)
-        if len(self.drafts) == self.max_items:
+        # A refused item counts: the file has it all the same.
+        if len(self.drafts) + self.unread_items == self.max_items:
             raise _too_many_items(line, self.max_items)
         self._refuse_bidi(inline)
         annotations = _Annotations()
         text = self._item_text(inline, marker.end(), line, annotations)
         if not text:
-            raise ChecklistError(line, "task item without text")
+            raise ChecklistError(line, gettext_noop("task item without text"))
         phase_scope = next((s for s in self.scopes if s.level == self.phase_level), None)
         phase = phase_scope.text if phase_scope is not None else ""
         if phase_scope is not None and len(phase) > MAX_PHASE_LENGTH:
-            raise ChecklistError(
-                phase_scope.line,
-                f"the heading is {len(phase)} characters long; the limit is {MAX_PHASE_LENGTH}",
+            raise too_long(
+                phase_scope.line, gettext_noop("the heading"), len(phase), MAX_PHASE_LENGTH
             )
         section_scopes = [
             s
@@ -793,11 +935,12 @@ class _Reader:
         ]
         section = " › ".join(s.text for s in section_scopes)
         if len(section) > MAX_SECTION_LENGTH:
-            name = "heading" if len(section_scopes) == 1 else "section name this heading completes"
-            raise ChecklistError(
-                section_scopes[-1].line,
-                f"the {name} is {len(section)} characters long; the limit is {MAX_SECTION_LENGTH}",
+            name = (
+                gettext_noop("the heading")
+                if len(section_scopes) == 1
+                else gettext_noop("the section name this heading completes")
             )
+            raise too_long(section_scopes[-1].line, name, len(section), MAX_SECTION_LENGTH)
         draft = _ItemDraft(
             text=text,
             phase=phase,
@@ -844,13 +987,18 @@ class _Reader:
                 break
         for child in children:
             if child.type == "html_inline" and _DIRECTIVE_RE.match(child.content):
-                raise ChecklistError(line, "a deploycheck comment must end the item's text")
+                raise ChecklistError(
+                    line, gettext_noop("a deploycheck comment must end the item's text")
+                )
         for comment, comment_line in comments:
             words, _ = _directive(comment, comment_line) or ([], "")
             for word in words:
                 if word in ("gate", "record"):
                     raise ChecklistError(
-                        comment_line, f"{word!r} goes in a comment on a line of its own"
+                        comment_line,
+                        gettext_noop(
+                            "%(word)s goes in a comment on a line of its own", word=repr(word)
+                        ),
                     )
                 into.apply(word, comment_line)
         return " ".join(part.strip() for part in body[marker_end:].split("\n")).strip()
@@ -863,33 +1011,43 @@ class _Reader:
         words, rest = directive
         if "record" in words:
             if words != ["record"]:
-                raise ChecklistError(line, "a record comment holds the word 'record' only")
+                raise ChecklistError(
+                    line, gettext_noop("a record comment holds the word 'record' only")
+                )
             if item is None:
-                raise ChecklistError(line, "a record must stand inside its task item")
+                raise ChecklistError(line, gettext_noop("a record must stand inside its task item"))
             if item.record is not None:
-                raise ChecklistError(line, "a second record for the same item")
+                raise ChecklistError(line, gettext_noop("a second record for the same item"))
             item.record = _parse_record(rest, line)
             return
         if rest:
-            raise ChecklistError(line, f"unexpected text after the deploycheck comment: {rest!r}")
+            raise _text_after_comment(line, rest)
         for word in words:
             if word == "gate":
                 if self.gate is not None:
                     raise ChecklistError(
-                        line, f"a second gate (the first is on line {self.gate[1]})"
+                        line,
+                        gettext_noop(
+                            "a second gate (the first is on line %(line)s)", line=self.gate[1]
+                        ),
                     )
                 self.gate = (len(self.drafts), line)
             elif heading is not None:
                 if word.startswith("check="):
-                    raise ChecklistError(line, "check= belongs to an item, not to a heading")
+                    raise ChecklistError(
+                        line, gettext_noop("check= belongs to an item, not to a heading")
+                    )
                 heading.annotations.apply(word, line)
             elif item is not None:
                 item.annotations.apply(word, line)
             else:
                 raise ChecklistError(
                     line,
-                    f"{word!r} applies to an item or a heading: put it at the end of the "
-                    "item's text or on the line right under the heading",
+                    gettext_noop(
+                        "%(word)s applies to an item or a heading: put it at the end of the "
+                        "item's text or on the line right under the heading",
+                        word=repr(word),
+                    ),
                 )
 
     def _rollback_block(self, start: int, end: int) -> None:
@@ -897,13 +1055,15 @@ class _Reader:
         if token.type == "ordered_list_open":
             self.numbered_steps = True
             for item_start, item_end in _blocks(self.tokens, start + 1, end - 1):
-                self.steps.append(self._step(item_start, item_end, boxed=False))
+                with self._going_on():
+                    self.steps.append(self._step(item_start, item_end, boxed=False))
         elif token.type == "bullet_list_open" and not self.numbered_steps:
             for item_start, item_end in _blocks(self.tokens, start + 1, end - 1):
                 if _task_marker(self.tokens, item_start):
-                    self.steps.append(self._step(item_start, item_end, boxed=True))
+                    with self._going_on():
+                        self.steps.append(self._step(item_start, item_end, boxed=True))
                 else:
-                    self._refuse_task_items(item_start, item_end, _STEPS_RULE)
+                    self._refuse_task_items(item_start, item_end, _steps_rule())
         elif token.type in ("fence", "code_block") and self.steps:
             self._refuse_bidi(token)
             self.steps[-1].add_code(token)
@@ -912,7 +1072,11 @@ class _Reader:
             self.rollback_intro.append(self.tokens[start + 1].content)
         else:
             self._refuse_task_items(
-                start, end, "the steps are a numbered list" if self.numbered_steps else _STEPS_RULE
+                start,
+                end,
+                gettext_noop("the steps are a numbered list")
+                if self.numbered_steps
+                else _steps_rule(),
             )
 
     def _step(self, start: int, end: int, *, boxed: bool) -> _StepDraft:
@@ -985,7 +1149,12 @@ class _Reader:
         if len(header) < 3:
             raise ChecklistError(
                 header_line,
-                f"the contacts table has {len(header)} columns; it needs role | name | contact",
+                ngettext_lazy(
+                    "the contacts table has %(count)s column; it needs role | name | contact",
+                    "the contacts table has %(count)s columns; it needs role | name | contact",
+                    len(header),
+                    count=len(header),
+                ),
             )
         if self.contacts_header is None:
             self.contacts_header = (header[0], header[1], header[2])
@@ -994,27 +1163,38 @@ class _Reader:
                 Contact(cells[0], cells[1], " / ".join(cell for cell in cells[2:] if cell))
             )
 
-    def _refuse_task_items(self, start: int, end: int, why: str) -> None:
+    def _refuse_task_items(self, start: int, end: int, why: Message) -> None:
         # A task item is never dropped silently: it is either an item or an error.
         for index in range(start, end):
             if self.tokens[index].type == "list_item_open" and _task_marker(self.tokens, index):
-                raise ChecklistError(
-                    _line(self.tokens[index]),
-                    f"task item under {self.region.heading!r}, where {why}; move it under a "
-                    "phase heading, or rename the heading",
+                self.kept.add(index)  # said here: not again as an item that would be lost
+                self._note(
+                    ChecklistError(
+                        _line(self.tokens[index]),
+                        gettext_noop(
+                            "task item under %(heading)s, where %(rule)s; move it under a "
+                            "phase heading, or rename the heading",
+                            heading=repr(self.region.heading),
+                            rule=why,
+                        ),
+                    )
                 )
 
     def _refuse_bidi(self, token: Token) -> None:
-        """Refuse a bidirectional control character in the source lines of ``token``."""
+        """Note each line of ``token`` holding a bidirectional control character."""
         first, last = token.map or (0, 0)
         for number in range(first, last):
             found = _BIDI_CONTROL_RE.search(self.lines[number])
             if found is not None:
-                raise ChecklistError(
-                    number + 1,
-                    "the line contains an invisible bidirectional control character "
-                    f"U+{ord(found.group()):04X}, which can make text read differently from "
-                    "what it is",
+                self._note(
+                    ChecklistError(
+                        number + 1,
+                        gettext_noop(
+                            "the line contains an invisible bidirectional control character "
+                            "%(char)s, which can make text read differently from what it is",
+                            char=f"U+{ord(found.group()):04X}",
+                        ),
+                    )
                 )
 
 
@@ -1034,6 +1214,8 @@ def _refuse_too_many_items(source: str, max_items: int) -> None:
         head.scan()
     except ChecklistError:
         return  # read() finds it too, unless the rest of the document changes the start
+    if head.problems:
+        return
     # Except where the rest of the document changes the start: front matter closed only
     # after the cut reads as Markdown without its end, and a lone "#" title naming a
     # rollback plan or contacts becomes that section when a second "#" heading follows.
@@ -1043,8 +1225,14 @@ def _refuse_too_many_items(source: str, max_items: int) -> None:
 
 
 def _too_many_items(line: int, max_items: int) -> ChecklistError:
-    return ChecklistError(
-        line, f"the checklist has more than {max_items} items (the limit is {max_items})"
+    return _TooMuch(
+        line,
+        ngettext_lazy(
+            "the checklist has more than %(limit)s item (the limit is %(limit)s)",
+            "the checklist has more than %(limit)s items (the limit is %(limit)s)",
+            max_items,
+            limit=max_items,
+        ),
     )
 
 
@@ -1077,20 +1265,31 @@ def _directive(html: str, line: int) -> tuple[list[str], str] | None:
         if equals and key == "owner":
             if value not in ROLE_KEYS:
                 raise ChecklistError(
-                    line, f"unknown owner {value!r} (expected one of {', '.join(ROLE_KEYS)})"
+                    line,
+                    gettext_noop(
+                        "unknown owner %(owner)s (expected one of %(roles)s)",
+                        owner=repr(value),
+                        roles=", ".join(ROLE_KEYS),
+                    ),
                 )
         elif equals and key == "check":
             if not _CHECK_NAME_RE.fullmatch(value):
                 raise ChecklistError(
                     line,
-                    f"bad check name {value!r} (lowercase letters, digits, '.', '_' and '-', "
-                    "starting with a letter or digit)",
+                    gettext_noop(
+                        "bad check name %(name)s (lowercase letters, digits, '.', '_' and '-', "
+                        "starting with a letter or digit)",
+                        name=repr(value),
+                    ),
                 )
         elif word not in ("optional", "required", "gate", "record"):
             raise ChecklistError(
                 line,
-                f"unknown deploycheck word {word!r} "
-                "(expected owner=, optional, required, check=, gate or record)",
+                gettext_noop(
+                    "unknown deploycheck word %(word)s "
+                    "(expected owner=, optional, required, check=, gate or record)",
+                    word=repr(word),
+                ),
             )
     return words, match.group(2).strip()
 
@@ -1108,8 +1307,11 @@ def _parse_record(body: str, line: int) -> Record:
     if state is None:
         raise ChecklistError(
             line,
-            "a record starts with done, not applicable, blocked, failed or pending, then "
-            f"optionally 'by …' and 'at …'; found {head!r}",
+            gettext_noop(
+                "a record starts with done, not applicable, blocked, failed or pending, then "
+                "optionally 'by …' and 'at …'; found %(found)s",
+                found=repr(head),
+            ),
         )
     rest = head[len(_STATE_WORDS[state]) :]
     by, at = "", ""
@@ -1124,10 +1326,14 @@ def _parse_record(body: str, line: int) -> Record:
         key = key.strip()
         if not colon or key not in _RECORD_FIELDS:
             raise ChecklistError(
-                line, f"unknown record field {segment!r} (expected reason:, evidence: or note:)"
+                line,
+                gettext_noop(
+                    "unknown record field %(field)s (expected reason:, evidence: or note:)",
+                    field=repr(segment),
+                ),
             )
         if key in values:
-            raise ChecklistError(line, f"the record gives {key} twice")
+            raise ChecklistError(line, gettext_noop("the record gives %(field)s twice", field=key))
         values[key] = _unescape(value.strip())
     return Record(state, by=_unescape(by.strip()), at=_unescape(at.strip()), **values)
 
@@ -1200,7 +1406,47 @@ def _line_of_byte(data: bytes, offset: int) -> int:
 
 
 def _too_large(size: int) -> ChecklistError:
-    return ChecklistError(None, f"file is too large ({size} bytes, the limit is {MAX_FILE_BYTES})")
+    return ChecklistError(
+        None,
+        ngettext_lazy(
+            "file is too large (%(size)s byte, the limit is %(limit)s)",
+            "file is too large (%(size)s bytes, the limit is %(limit)s)",
+            size,
+            size=size,
+            limit=MAX_FILE_BYTES,
+        ),
+    )
+
+
+def _two_owners(line: int, first: str, second: str) -> ChecklistError:
+    return ChecklistError(
+        line,
+        gettext_noop(
+            "two owners (%(first)s and %(second)s); one is allowed", first=first, second=second
+        ),
+    )
+
+
+def _text_after_comment(line: int, rest: str) -> ChecklistError:
+    return ChecklistError(
+        line,
+        gettext_noop("unexpected text after the deploycheck comment: %(text)s", text=repr(rest)),
+    )
+
+
+def too_long(line: int | None, what: Message, length: int, limit: int) -> ChecklistError:
+    """``what`` (such as "the title") is longer than its limit."""
+    return ChecklistError(
+        line,
+        ngettext_lazy(
+            "%(what)s is %(length)s character long; the limit is %(limit)s",
+            "%(what)s is %(length)s characters long; the limit is %(limit)s",
+            length,
+            what=what,
+            length=length,
+            limit=limit,
+        ),
+    )
 
 
 # Writing ------------------------------------------------------------------------------
@@ -1318,7 +1564,11 @@ def _render_step(number: int, step: RollbackStep) -> str:
     return "\n".join(lines)
 
 
-def _export_misreading(step: RollbackStep) -> tuple[int, str] | None:
+def _steps_rule() -> Message:
+    return gettext_noop("only the top-level items of a numbered list or of a task list are steps")
+
+
+def _export_misreading(step: RollbackStep) -> tuple[int, Message] | None:
     """The line of ``step.text`` (0-based) that reads as something else in
     :func:`_render_step`'s output, and how; None when that output reads as the step.
 
@@ -1338,22 +1588,37 @@ def _export_misreading(step: RollbackStep) -> tuple[int, str] | None:
         line = text_lines[first]
         if token.type == "fence":
             char = line.lstrip()[0]
-            return first, (
-                f"the rollback step's line {line!r} would open a code block {_IN_THE_EXPORT}; "
-                f"write '\\{char}' for a literal '{char}'"
+            return first, gettext_noop(
+                "the rollback step's line %(line)s would open a code block in the export, "
+                "where rollback steps are a numbered list; write '\\%(char)s' for a literal "
+                "'%(char)s'",
+                line=repr(line),
+                char=char,
             )
         if token.type == "code_block":
-            return first, (
-                f"the rollback step's line {line!r} would read as code {_IN_THE_EXPORT}; "
-                "indent it less"
+            return first, gettext_noop(
+                "the rollback step's line %(line)s would read as code in the export, where "
+                "rollback steps are a numbered list; indent it less",
+                line=repr(line),
             )
         if step.commands and end > len(text_lines) + 1:
-            what = "an HTML comment" if line.lstrip().startswith("<!--") else "raw HTML"
-            return first, (
-                f"the rollback step's line {line!r} opens {what} that the step does not close: "
-                f"{_IN_THE_EXPORT}, it would swallow the step's commands; close it, or write "
-                "'\\<' for a literal '<'"
+            opens = (
+                gettext_noop(
+                    "the rollback step's line %(line)s opens an HTML comment that the step "
+                    "does not close: in the export, where rollback steps are a numbered list, "
+                    "it would swallow the step's commands; close it, or write '\\<' for a "
+                    "literal '<'",
+                    line=repr(line),
+                )
+                if line.lstrip().startswith("<!--")
+                else gettext_noop(
+                    "the rollback step's line %(line)s opens raw HTML that the step does not "
+                    "close: in the export, where rollback steps are a numbered list, it would "
+                    "swallow the step's commands; close it, or write '\\<' for a literal '<'",
+                    line=repr(line),
+                )
             )
+            return first, opens
         covered.update(range(first, end))
     # markdown-it makes no block of a link reference definition.
     lost = next(
@@ -1361,9 +1626,11 @@ def _export_misreading(step: RollbackStep) -> tuple[int, str] | None:
         None,
     )
     if lost is not None:
-        return lost, (
-            f"the rollback step's line {text_lines[lost]!r} would read as a link reference "
-            f"definition, which shows nothing, {_IN_THE_EXPORT}; write '\\[' for a literal '['"
+        return lost, gettext_noop(
+            "the rollback step's line %(line)s would read as a link reference definition, "
+            "which shows nothing, in the export, where rollback steps are a numbered list; "
+            "write '\\[' for a literal '['",
+            line=repr(text_lines[lost]),
         )
     return None
 

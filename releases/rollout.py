@@ -14,9 +14,8 @@ from datetime import datetime, timedelta
 from django.utils import timezone
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from markdown_it import MarkdownIt
 
-from . import policy
+from . import policy, rendering
 from .models import (
     Deployment,
     DeployResult,
@@ -30,10 +29,6 @@ from .models import (
     reason_text,
 )
 
-# Rollback steps are written in Markdown. Raw HTML is escaped and markdown-it refuses
-# javascript:/data: links, so the result is safe to put in a page.
-_MARKDOWN = MarkdownIt("commonmark", {"html": False})
-
 
 @dataclass(frozen=True)
 class RollbackView:
@@ -43,7 +38,7 @@ class RollbackView:
 
     @property
     def text_html(self) -> SafeString:
-        return SafeString(_MARKDOWN.render(self.step.text))
+        return rendering.block_html(self.step.text)
 
     @property
     def key(self) -> str:

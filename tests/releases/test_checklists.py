@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from django.utils import translation
 
 from releases import checklists, workflow
 from releases.actors import SystemActor
@@ -251,3 +252,35 @@ def test_it_never_creates_demo_accounts_outside_demo_mode() -> None:
     assert "skipped" in out
     assert Release.objects.filter(version="v1.0.0").exists()
     assert not get_user_model().objects.exists()
+
+
+def test_it_translates_each_problem_and_the_messages_inside_it() -> None:
+    source = (
+        "## Pre\n\n- [ ] one\n\n## Rollback\n\n1. undo\n\n- [ ] late\n\n"
+        "## Contacts\n\n| R |\n|---|\n"
+    )
+
+    with translation.override("es"), pytest.raises(checklists.ChecklistFileError) as caught:
+        checklists.parse_text(source, "plan.md")
+
+    assert caught.value.lines() == [
+        "plan.md:9: ítem de tarea bajo 'Rollback', donde los pasos son una lista numerada; "
+        "muévelo bajo un encabezado de fase o cambia el nombre del encabezado",
+        "plan.md:13: la tabla de contactos tiene 1 columna; necesita rol | nombre | contacto",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("language", "summary"),
+    [
+        ("en", "1 phase, 0 sections, 1 item, 1 rollback step, 0 emergency contacts"),
+        ("es", "1 fase, 0 secciones, 1 ítem, 1 paso de rollback, 0 contactos de emergencia"),
+    ],
+)
+def test_it_counts_what_a_checklist_holds_in_the_person_s_language(
+    language: str, summary: str
+) -> None:
+    doc = checklists.parse_text("## Pre\n\n- [ ] one\n\n## Rollback\n\n1. undo\n", "plan.md")
+
+    with translation.override(language):
+        assert checklists.summary(doc) == summary

@@ -11,8 +11,8 @@ from django.core import signing
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from releases import checklists, imports, workflow
-from releases.models import ChecklistTemplate
+from releases import checklists, imports, markdown, workflow
+from releases.models import ChecklistTemplate, blocking_reasons
 
 URL = "/templates/import/"
 
@@ -324,3 +324,277 @@ def test_it_sends_anonymous_people_to_log_in(db: Any) -> None:
     response = Client().get(URL)
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+# Every problem at once --------------------------------------------------------------
+
+MANY_MISTAKES = (
+    b"# Ship\n\n## Pre\n\n"
+    b"- [ ] one <!-- deploycheck: owner=nobody -->\n"
+    b"- [ ] two <!-- deploycheck: bogus -->\n"
+    b"- [ ] fine\n"
+    b"- [ ] three <!-- deploycheck: optional required -->\n\n"
+    b"## Contacts\n\n| Role | Name |\n|---|---|\n| QA | Ana |\n"
+)
+
+
+def test_it_lists_every_problem_in_the_file_with_its_line(staff: Client) -> None:
+    response = upload(staff, MANY_MISTAKES, name="many.md")
+
+    assert response.status_code == 200
+    assert response.context["problem_lines"] == [
+        "many.md:5: unknown owner 'nobody' (expected one of devops, backend, frontend, qa, "
+        "po, support)",
+        "many.md:6: unknown deploycheck word 'bogus' (expected owner=, optional, required, "
+        "check=, gate or record)",
+        "many.md:8: both optional and required",
+        "many.md:12: the contacts table has 2 columns; it needs role | name | contact",
+    ]
+    page = html.unescape(response.content.decode())
+    assert "many.md has 4 problems; nothing was imported." in page
+    for line in response.context["problem_lines"]:
+        assert line in page
+    assert response.context.get("confirm") is None
+    assert not ChecklistTemplate.objects.exists()
+
+
+def test_it_lists_every_column_too_long_for_the_database(staff: Client) -> None:
+    content = (
+        "# Ship\n\n## Pre\n\n- [ ] one\n\n## Contacts\n\n"
+        f"| Role | Name | Contact |\n|---|---|---|\n| {'R' * 150} | {'N' * 250} | a@b.c |\n"
+    )
+
+    response = upload(staff, content.encode(), name="long.md")
+
+    assert response.context["problem_lines"] == [
+        "long.md: an emergency contact's role is 150 characters long; the limit is 100",
+        "long.md: an emergency contact's name is 250 characters long; the limit is 200",
+    ]
+
+
+def test_it_says_when_it_lists_only_the_first_problems(staff: Client) -> None:
+    content = b"- [ ] fine\n" + b"- [ ] x <!-- deploycheck: owner=nobody -->\n" * 500
+
+    response = upload(staff, content, name="bad.md")
+
+    assert response.status_code == 200
+    assert len(response.context["problem_lines"]) == markdown.MAX_PROBLEMS
+    assert "Only the first 100 problems are listed; there are more." in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "The submitted file is empty."),
+        (b"\xff\xfe- [ ] item\n", "bad.md:1: not UTF-8 text (byte 0xff cannot be read)"),
+        (b"- [ ] one\n\x00\x01\x02", "bad.md:2: binary file (it contains NUL bytes)"),
+        (b"# Notes\n\nNothing to tick.\n", "bad.md: no task items found"),
+    ],
+    ids=["empty", "not-utf8", "binary", "no-items"],
+)
+def test_it_explains_a_file_it_cannot_read(staff: Client, content: bytes, message: str) -> None:
+    response = upload(staff, content, name="bad.md")
+
+    assert response.status_code == 200
+    assert message in html.unescape(response.content.decode())
+    assert not ChecklistTemplate.objects.exists()
+
+
+def test_it_names_a_huge_file_too_large_without_reading_it(staff: Client) -> None:
+    response = upload(staff, b"- [ ] item\n" * 200_000, name="huge.md")
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == [
+        "huge.md: the file is too large (2,200,000 bytes, the limit is 1,048,576)."
+    ]
+    assert response.context["kept"] is None
+
+
+# The chosen file is kept ------------------------------------------------------------
+
+
+def test_it_names_the_file_it_previews(staff: Client) -> None:
+    preview = upload(staff, SHIP, name="ship.md")
+
+    assert "File: <strong>ship.md</strong>" in preview.content.decode()
+
+
+def test_it_keeps_the_file_when_the_upload_form_is_sent_back(staff: Client) -> None:
+    refused = staff.post(
+        URL,
+        {
+            "file": SimpleUploadedFile("ship.md", SHIP, content_type="text/markdown"),
+            "name": "n" * 201,
+            "default_owner": "qa",
+        },
+    )
+    assert "ship.md" in refused.content.decode()  # the page says which file it keeps
+
+    # Only the name is fixed; the file is not picked again.
+    preview = staff.post(URL, {"name": "Ship", "default_owner": "frontend"})
+
+    assert preview.status_code == 200
+    assert preview.context["file_name"] == "ship.md"
+    staff.post(URL, confirm_of(preview))
+    owners = ChecklistTemplate.objects.get(name="Ship").items.values_list("owner_role", flat=True)
+    assert list(owners) == ["frontend"]
+
+
+def test_it_shows_the_problems_again_without_the_file_being_picked_again(
+    staff: Client,
+) -> None:
+    first = upload(staff, MANY_MISTAKES, name="many.md")
+
+    again = staff.post(URL, {"name": "", "default_owner": "qa"})
+
+    assert again.context["problem_lines"] == first.context["problem_lines"]
+    assert "many.md" in again.content.decode()
+
+
+def test_it_keeps_the_file_for_a_preview_that_expired(
+    staff: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    preview = upload(staff, SHIP, name="ship.md")
+    with monkeypatch.context() as later:
+        later.setattr(signing, "time", AnHourLater)
+        refused = staff.post(URL, confirm_of(preview, name="Ship"), follow=True)
+    assert refused.context["kept"] == imports.Upload("ship.md", SHIP.decode())
+
+    again = staff.post(URL, {"default_owner": "qa"})
+    staff.post(URL, confirm_of(again, name="Ship"))
+
+    assert ChecklistTemplate.objects.get(name="Ship").items.count() == 1
+
+
+def test_it_forgets_the_file_once_the_template_is_created(staff: Client) -> None:
+    preview = upload(staff, SHIP)
+    staff.post(URL, confirm_of(preview, name="Ship"))
+
+    response = staff.post(URL, {"default_owner": "qa"})
+
+    assert response.context["kept"] is None
+    assert response.context["form"].errors["file"] == ["Choose the Markdown checklist to import."]
+
+
+def test_a_new_file_replaces_the_kept_one_even_when_it_is_refused(staff: Client) -> None:
+    upload(staff, SHIP, name="ship.md")
+
+    response = upload(staff, b"\x00binary", name="blob.bin")
+
+    assert response.context["kept"] is None
+    assert "ship.md" not in response.content.decode()
+
+
+# What the preview shows ----------------------------------------------------------------
+
+
+def test_it_warns_that_placeholder_contacts_will_block_go_live(
+    staff: Client, users: dict[str, Any]
+) -> None:
+    content = (
+        "# Ship\n\n## Pre\n\n- [ ] one\n\n## Rollback\n\n1. Back\n\n## Contacts\n\n"
+        "| Role | Name | Contact |\n|---|---|---|\n"
+        "| DevOps Lead | [Nombre] | [Teléfono/Email] |\n"
+        "| QA Lead | Ana | ana@example.com |\n"
+        "| Product Owner | Pablo | [Teléfono] |\n"
+    ).encode()
+
+    preview = upload(staff, content)
+
+    assert [c.role for c in preview.context["placeholders"]] == ["DevOps Lead", "Product Owner"]
+    page = html.unescape(preview.content.decode())
+    assert "2 emergency contacts are still placeholders. Go-live approval" in page
+    assert "blocked until they are filled in" in page
+    assert "DevOps Lead: [Nombre] — [Teléfono/Email]" in page
+    assert "Product Owner: Pablo — [Teléfono]" in page
+    assert "QA Lead: Ana" not in page
+    # The warning names exactly the contacts a release's approval is blocked on.
+    staff.post(URL, confirm_of(preview, name="Ship"))
+    made = workflow.create_release(
+        ChecklistTemplate.objects.get(name="Ship"), version="v1.0.0", title="x", by=users["admin"]
+    )
+    assert [r.message for r in blocking_reasons(made) if r.code == "contact-placeholder"] == [
+        "Emergency contact for DevOps Lead still holds a placeholder",
+        "Emergency contact for Product Owner still holds a placeholder",
+    ]
+
+
+def test_it_warns_about_the_seed_s_five_placeholder_contacts(staff: Client) -> None:
+    preview = upload(staff, checklists.DEFAULT_CHECKLIST.read_bytes())
+
+    assert len(preview.context["placeholders"]) == 5
+    assert "5 emergency contacts are still placeholders" in preview.content.decode()
+
+
+def test_it_does_not_warn_when_every_contact_can_be_reached(staff: Client) -> None:
+    content = (
+        b"# Ship\n\n- [ ] one\n\n## Contacts\n\n| Role | Name | Contact |\n|---|---|---|\n"
+        b"| QA Lead | Ana | +34 600 000 000 |\n"
+    )
+
+    preview = upload(staff, content)
+
+    assert preview.context["placeholders"] == []
+    assert "placeholder" not in preview.content.decode()
+
+
+def test_it_renders_inline_code_in_item_text_and_escapes_html(staff: Client) -> None:
+    content = b"# Ship\n\n- [ ] Run `make test` on *main*\n- [ ] Check <script>x</script>\n"
+
+    page = upload(staff, content).content.decode()
+
+    assert "Run <code>make test</code> on <em>main</em>" in page
+    assert "<script>x</script>" not in page
+    assert "&lt;script&gt;x&lt;/script&gt;" in page
+
+
+# In Spanish -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def staff_es(users: dict[str, Any]) -> Client:
+    client = Client(headers={"accept-language": "es"})
+    client.force_login(users["admin"])
+    return client
+
+
+def test_it_summarises_the_preview_in_spanish(staff_es: Client) -> None:
+    preview = upload(staff_es, checklists.DEFAULT_CHECKLIST.read_bytes(), name="seed.md")
+
+    page = html.unescape(preview.content.decode())
+    assert "3 fases, 13 secciones, 66 ítems, 6 pasos de rollback, 5 contactos de emergencia" in page
+    assert "Archivo: <strong>seed.md</strong>" in page
+    assert "5 contactos de emergencia aún son marcadores de posición" in page
+
+
+def test_it_lists_the_problems_in_spanish(staff_es: Client) -> None:
+    response = upload(staff_es, MANY_MISTAKES, name="many.md")
+
+    page = html.unescape(response.content.decode())
+    assert "many.md tiene 4 problemas; no se ha importado nada." in page
+    assert response.context["problem_lines"] == [
+        "many.md:5: responsable desconocido 'nobody' (se esperaba uno de estos: devops, "
+        "backend, frontend, qa, po, support)",
+        "many.md:6: palabra deploycheck desconocida 'bogus' (se esperaba owner=, optional, "
+        "required, check=, gate o record)",
+        "many.md:8: optional y required a la vez",
+        "many.md:12: la tabla de contactos tiene 2 columnas; necesita rol | nombre | contacto",
+    ]
+
+
+def test_it_says_saved_in_spanish(staff_es: Client) -> None:
+    preview = upload(staff_es, SHIP)
+
+    response = staff_es.post(URL, confirm_of(preview, name="Ship"), follow=True)
+
+    assert "Plantilla “Ship” guardada: 0 fases, 0 secciones, 1 ítem, 0 pasos de rollback" in (
+        response.content.decode()
+    )
+
+
+def test_it_asks_for_a_file_when_the_form_arrives_empty(staff: Client) -> None:
+    response = staff.post(URL, {})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["file"] == ["Choose the Markdown checklist to import."]
+    assert not ChecklistTemplate.objects.exists()

@@ -575,6 +575,101 @@ def test_it_accepts_a_file_of_exactly_the_limit() -> None:
     assert len(read_checklist_bytes(data).items) == 1
 
 
+def problems_of(source: str, **limits: int) -> list[tuple[int | None, str]]:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(source, **limits)
+    return [(problem.line, problem.message) for problem in caught.value.problems]
+
+
+def test_it_lists_every_problem_in_the_order_of_the_document() -> None:
+    source = (
+        "# Ship\n\n## Pre\n\n"
+        "- [ ] one <!-- deploycheck: owner=nobody -->\n"
+        "- [ ] fine\n"
+        "- [ ] two <!-- deploycheck: check=Bad -->\n\n"
+        "<!-- deploycheck: gate -->\n\n<!-- deploycheck: gate -->\n\n"
+        "## Rollback\n\n1. undo\n\n- [ ] a step after numbered ones\n\n"
+        "## Contacts\n\n| Role | Name |\n|---|---|\n"
+    )
+
+    assert problems_of(source) == [
+        (5, "unknown owner 'nobody' (expected one of devops, backend, frontend, qa, po, support)"),
+        (
+            7,
+            "bad check name 'Bad' (lowercase letters, digits, '.', '_' and '-', starting with "
+            "a letter or digit)",
+        ),
+        (11, "a second gate (the first is on line 9)"),
+        (
+            17,
+            "task item under 'Rollback', where the steps are a numbered list; move it under a "
+            "phase heading, or rename the heading",
+        ),
+        (21, "the contacts table has 2 columns; it needs role | name | contact"),
+    ]
+
+
+def test_it_names_the_first_problem_as_the_error_itself() -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(
+            "- [ ] a <!-- deploycheck: bogus -->\n- [ ] b <!-- deploycheck: owner=x -->\n"
+        )
+
+    assert caught.value.line == 1
+    assert caught.value.message.startswith("unknown deploycheck word 'bogus'")
+    assert caught.value.problems[0] is caught.value
+    assert len(caught.value.problems) == 2
+
+
+def test_it_reports_a_refused_item_once_and_reads_the_items_inside_it() -> None:
+    # The refused item is not reported again as lost, nor the document as having no
+    # items; the item nested in it is still read, and its own mistake reported.
+    source = (
+        "- [ ] outer <!-- deploycheck: owner=x -->\n  - [ ] inner <!-- deploycheck: bogus -->\n"
+    )
+
+    assert [line for line, _ in problems_of(source)] == [1, 2]
+
+
+def test_it_reports_every_line_with_a_bidirectional_control() -> None:
+    source = "# Ship\n\n- [ ] one \u202e\n- [ ] two\n- [ ] three \u2066\n"
+
+    assert [line for line, _ in problems_of(source)] == [3, 5]
+
+
+def test_it_stops_listing_after_the_most_problems_it_shows() -> None:
+    source = "- [ ] x <!-- deploycheck: owner=nobody -->\n" * (markdown.MAX_PROBLEMS + 50)
+
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist(source)
+
+    assert len(caught.value.problems) == markdown.MAX_PROBLEMS
+    assert caught.value.truncated
+    assert caught.value.problems[-1].line == markdown.MAX_PROBLEMS
+
+
+def test_it_stops_at_too_many_items_keeping_the_problems_before() -> None:
+    source = "- [ ] a <!-- deploycheck: owner=nobody -->\n- [ ] b\n- [ ] c\n- [ ] d\n"
+
+    assert problems_of(source, max_items=2) == [
+        (1, "unknown owner 'nobody' (expected one of devops, backend, frontend, qa, po, support)"),
+        (3, "the checklist has more than 2 items (the limit is 2)"),
+    ]
+
+
+def test_a_message_keeps_what_translating_it_takes() -> None:
+    with pytest.raises(ChecklistError) as caught:
+        parse_checklist("## Contacts\n\n| Role |\n|---|\n\n- [ ] a\n")
+
+    assert caught.value.text == markdown.Message(
+        "the contacts table has %(count)s column; it needs role | name | contact",
+        "the contacts table has %(count)s columns; it needs role | name | contact",
+        1,
+        {"count": 1},
+    )
+    assert caught.value.message == "the contacts table has 1 column; it needs role | name | contact"
+
+
 # Limits ------------------------------------------------------------------------------------
 
 
@@ -599,7 +694,7 @@ def test_it_refuses_more_items_than_the_limit(tmp_path: Path) -> None:
     assert caught.value.message == "the checklist has more than 2000 items (the limit is 2000)"
     with pytest.raises(ChecklistError, match=r"^line 3: .* more than 2 items \(the limit is 2\)"):
         read_checklist_bytes(b"- [ ] a\n- [ ] b\n- [ ] c\n", max_items=2)
-    with pytest.raises(ChecklistError, match=r"^line 2: .* more than 1 items"):
+    with pytest.raises(ChecklistError, match=r"^line 2: .* more than 1 item \(the limit is 1\)"):
         parse_checklist("- [ ] a\n- [ ] b\n", max_items=1)
 
 
@@ -1349,6 +1444,7 @@ def test_it_refuses_at_the_first_item_over_any_limit(source: str, limit: int) ->
         parse_checklist(source, max_items=limit)
 
     assert caught.value.line == doc.items[limit].line
+    noun = "item" if limit == 1 else "items"
     assert caught.value.message == (
-        f"the checklist has more than {limit} items (the limit is {limit})"
+        f"the checklist has more than {limit} {noun} (the limit is {limit})"
     )

@@ -1,0 +1,23 @@
+"""Markdown written by people (rollback steps, item text) as HTML for a page.
+
+Raw HTML is escaped and markdown-it refuses javascript:/data: links, so what these
+return is safe to put in a page.
+"""
+
+from __future__ import annotations
+
+from django.utils.safestring import SafeString
+from markdown_it import MarkdownIt
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False})
+
+
+def block_html(text: str) -> SafeString:
+    """``text`` as Markdown blocks: paragraphs, lists, code blocks."""
+    return SafeString(_MARKDOWN.render(text))
+
+
+def inline_html(text: str) -> SafeString:
+    """One line of ``text`` as inline Markdown (code spans, emphasis, links), with no
+    paragraph around it."""
+    return SafeString(_MARKDOWN.renderInline(text))
