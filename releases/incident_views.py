@@ -17,11 +17,12 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path
+from django.utils.http import content_disposition_header
+from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import workflow
+from . import checklists, workflow
 from .access import get_release_for_user, person
 from .board import viewer_for
 from .forms import MESSAGES, NamedErrorsForm, TextLimit, TypedText
@@ -192,6 +193,8 @@ def _timeline(
         "role_error": role_error,
         "spans": phase_spans(history, created_at=release.created_at),
         "approval_to_deploy": approval_to_deploy(history),
+        "may_export": link is None
+        and viewer_for(request.user, release, language=get_language()).on_team,
     }
     response = render(request, "releases/timeline.html", context, status=status)
     if link is not None:
@@ -215,8 +218,29 @@ def shared_timeline(request: HttpRequest, token: str) -> HttpResponse:
     return _timeline(request, link.release, link=link, token=token)
 
 
+@login_required
+@require_GET
+def export(request: HttpRequest, version: str) -> HttpResponse:
+    """The release as Markdown, each item and rollback step under its record: what the
+    team keeps of the day. Notes and evidence links are the team's, so support, who
+    follow the status page, do not get it."""
+    release = get_release_for_user(request, version)
+    viewer = viewer_for(request.user, release, language=get_language())
+    if not viewer.on_team:
+        raise PermissionDenied(_("Only the release's team may download its record."))
+    response = HttpResponse(
+        checklists.export_release(release), content_type="text/markdown; charset=utf-8"
+    )
+    response["Content-Disposition"] = (
+        content_disposition_header(as_attachment=True, filename=f"{release.version}.md") or ""
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 routes: list[URLPattern] = [
     path("releases/<str:version>/updates/", updates, name="updates"),
+    path("releases/<str:version>/export.md", export, name="export"),
     path("releases/<str:version>/timeline/", timeline, name="timeline"),
     path("s/<str:token>/timeline/", shared_timeline, name="shared-timeline"),
 ]

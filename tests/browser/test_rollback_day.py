@@ -4,6 +4,7 @@ plan's steps from the board and copies a step's commands."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,3 +67,15 @@ def test_devops_declares_a_rollback_ticks_its_steps_and_copies_a_command(
     rollback = deployed.rollbacks.get()
     assert rollback.resolved_at is not None
     assert all(record.done for record in rollback.records.all())
+
+    # Closed with its cause, the day's record leaves in the release's export.
+    devops.get_by_role("link", name="Close the rollback with its cause", exact=True).click()
+    devops.get_by_label("Cause of the rollback").fill("A migration locked the orders table")
+    devops.get_by_role("button", name="Close the rollback", exact=True).click()
+    expect(panel).to_contain_text("Rollback closed")
+    devops.goto(reverse("releases:timeline", args=[deployed.version]))
+    with devops.expect_download() as download:
+        devops.get_by_role("link", name="Download the release's record (Markdown)").click()
+    record = Path(download.value.path()).read_text()
+    plan = record[record.index(deployed.rollback_heading) :].split("\n## ", 1)[0]
+    assert plan.count("<!-- deploycheck: record --> done by devops") == len(steps)
