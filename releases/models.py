@@ -84,15 +84,22 @@ def shared_values(instance: models.Model, base: type[models.Model]) -> dict[str,
     return {f.name: getattr(instance, f.name) for f in base._meta.get_fields()}
 
 
+# The headings a checklist without a rollback plan or contacts gets once one is written.
+DEFAULT_ROLLBACK_HEADING = "Plan de Rollback"
+DEFAULT_CONTACTS_HEADING = "Contactos de Emergencia"
+
+
 class ChecklistOutline(models.Model):
     """What a checklist holds besides its items, copied from a template to its releases."""
 
     # Index of the first item after the go-live gate; None puts the gate after every item.
     gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
-    rollback_heading = models.CharField(max_length=200, blank=True, default="Plan de Rollback")
+    rollback_heading = models.CharField(
+        max_length=200, blank=True, default=DEFAULT_ROLLBACK_HEADING
+    )
     rollback_intro = models.TextField(blank=True)
     contacts_heading = models.CharField(
-        max_length=200, blank=True, default="Contactos de Emergencia"
+        max_length=200, blank=True, default=DEFAULT_CONTACTS_HEADING
     )
     contacts_header = models.JSONField(default=list, blank=True)
 
@@ -920,6 +927,7 @@ class AuditAction(models.TextChoices):
     CONTACT_UPDATED = "contact.updated", _("Emergency contact changed")
     CONTACT_ADDED = "contact.added", _("Emergency contact added")
     CONTACT_REMOVED = "contact.removed", _("Emergency contact removed")
+    CONTACTS_EDITED = "contacts.edited", _("Emergency contacts edited")
     STAKEHOLDER_CHANGED = "stakeholder.changed", _("Person or role changed")
     RELEASE_EDITED = "release.edited", _("Release details changed")
     ACCOUNT_CHANGED = "account.changed", _("Account deactivated or no longer staff")
@@ -945,6 +953,7 @@ class AuditAction(models.TextChoices):
     ROLLBACK_MITIGATED = "rollback.mitigated", _("Rollback impact mitigated")
     ROLLBACK_RESOLVED = "rollback.resolved", _("Rollback resolved")
     ROLLBACK_CLOSED = "rollback.closed", _("Rollback closed with its cause")
+    ROLLBACK_PLAN_EDITED = "rollback.plan_edited", _("Rollback plan edited")
 
     @classmethod
     def label_of(cls, code: str) -> str:
