@@ -24,6 +24,7 @@ from .models import (
     ActorKind,
     AuditAction,
     AuditEvent,
+    EmergencyContact,
     IncidentState,
     ItemState,
     ReleaseStatus,
@@ -40,6 +41,7 @@ INTERNAL_ACTIONS = frozenset(
         AuditAction.CONTACT_UPDATED,
         AuditAction.CONTACT_ADDED,
         AuditAction.CONTACT_REMOVED,
+        AuditAction.CONTACTS_EDITED,
         AuditAction.SHARE_LINK_CREATED,
         AuditAction.SHARE_LINK_REVOKED,
         AuditAction.PIPELINE_TOKEN_CREATED,
@@ -315,6 +317,70 @@ def _incident(event: AuditEvent, reader: Reader) -> list[str]:
     return [*state, *([message] if message else [])]
 
 
+def _entries(data: Any, key: str) -> list[Mapping[str, Any]]:
+    listed = _get(data, key)
+    if not isinstance(listed, list):
+        return []
+    return [entry for entry in listed if isinstance(entry, Mapping)]
+
+
+def _contact_text(contact: Mapping[str, Any]) -> str:
+    return f"{contact.get('role', '')}: {contact.get('name', '')}"
+
+
+def _contacts_edited(event: AuditEvent, reader: Reader) -> list[str]:
+    """Who was added, changed or removed, by role, and how many placeholders are left."""
+    old, new = _entries(event.before, "contacts"), _entries(event.after, "contacts")
+    gone = [c for c in old if c not in new]
+    came = [c for c in new if c not in old]
+    changed_roles = {c.get("role") for c in gone} & {c.get("role") for c in came}
+    lines = [
+        *(_("Added: %(contact)s") % {"contact": _contact_text(c)}
+          for c in came if c.get("role") not in changed_roles),
+        *(_("Changed: %(contact)s") % {"contact": _contact_text(c)}
+          for c in came if c.get("role") in changed_roles),
+        *(_("Removed: %(contact)s") % {"contact": _contact_text(c)}
+          for c in gone if c.get("role") not in changed_roles),
+    ]  # fmt: skip
+    fields = ("role", "name", "phone", "email", "other")
+    placeholders = sum(
+        1
+        for c in new
+        if EmergencyContact(**{f: str(c.get(f) or "") for f in fields}).has_placeholder()
+    )
+    if placeholders:
+        lines.append(
+            ngettext(
+                "%(count)d contact still holds a placeholder, which blocks go-live",
+                "%(count)d contacts still hold placeholders, which block go-live",
+                placeholders,
+            )
+            % {"count": placeholders}
+        )
+    return lines
+
+
+def _plan_edited(event: AuditEvent, reader: Reader) -> list[str]:
+    """How many steps, and each new or rewritten step's first line with its owner."""
+    old, new = _entries(event.before, "steps"), _entries(event.after, "steps")
+    lines = []
+    if len(old) != len(new):
+        lines.append(_("Steps: %(before)d → %(after)d") % {"before": len(old), "after": len(new)})
+    for number, step in enumerate(new, 1):
+        if number <= len(old) and old[number - 1] == step:
+            continue
+        first_line = str(step.get("text") or step.get("commands") or "").split("\n")[0]
+        shown = {
+            "number": number,
+            "text": first_line,
+            "owner": value_label("owner_role", step.get("owner")),
+        }
+        lines.append(_("Step %(number)d: %(text)s (%(owner)s)") % shown)
+    if _get(event.before, "intro") != _get(event.after, "intro"):
+        lines.append(_("The introduction changed"))
+    return lines
+
+
 FORMATTERS: dict[str, Formatter] = {
     AuditAction.RELEASE_CREATED: _created,
     AuditAction.RELEASE_STATUS: _status,
@@ -340,6 +406,8 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.SIGNOFF_WITHDRAWN: _signoff,
     AuditAction.SIGNOFF_REOPENED: _signoff,
     AuditAction.INCIDENT_UPDATE_POSTED: _incident,
+    AuditAction.CONTACTS_EDITED: _contacts_edited,
+    AuditAction.ROLLBACK_PLAN_EDITED: _plan_edited,
 }
 
 
