@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -24,11 +25,15 @@ from .models import (
     ActorKind,
     AuditAction,
     AuditEvent,
+    CheckOutcome,
+    DeployResult,
     EmergencyContact,
     IncidentState,
     ItemState,
     ReleaseStatus,
     Role,
+    RollbackSeverity,
+    WindowState,
 )
 
 # What a share link's timeline leaves out: how the team is organised (people, contacts,
@@ -99,6 +104,20 @@ _KEY_LABELS: dict[str, Any] = {
     "evidence_url": gettext_lazy("Evidence link"),
     "check_failure": gettext_lazy("Failing check"),
     "message": gettext_lazy("Message"),
+    "role": gettext_lazy("Role"),
+    "person": gettext_lazy("Person"),
+    "name": gettext_lazy("Name"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("Email"),
+    "severity": gettext_lazy("Severity"),
+    "result": gettext_lazy("Result"),
+    "cause": gettext_lazy("Cause"),
+    "time_zone": gettext_lazy("Time zone"),
+    "start": gettext_lazy("Start"),
+    "end": gettext_lazy("End"),
+    "contacts": gettext_lazy("Emergency contacts"),
+    "intro": gettext_lazy("Introduction"),
+    "steps": gettext_lazy("Steps"),
 }
 _MISSING = object()
 
@@ -117,19 +136,33 @@ def duration_text(delta: timedelta) -> str:
     return _("under a minute")
 
 
+# The choices whose codes events keep under each key, read in this order: an item's,
+# an incident's and a window's states share the key "state".
+CODED_KEYS: dict[str, tuple[type[models.TextChoices], ...]] = {
+    "status": (ReleaseStatus,),
+    "state": (ItemState, IncidentState, WindowState),
+    "role": (Role,),
+    "owner_role": (Role,),
+    "owner": (Role,),
+    "severity": (RollbackSeverity,),
+    "result": (DeployResult,),
+    "outcome": (CheckOutcome,),
+}
+
+
+def code_label(key: str, value: str) -> str | None:
+    """The label of a code an event keeps under `key`, or None when it is no code."""
+    for choices in CODED_KEYS.get(key, ()):
+        if value in choices.values:
+            return str(choices(value).label)
+    return None
+
+
 def value_label(key: str, value: Any) -> str:
-    """A value an event keeps, as its reader reads it: statuses and states by their
-    labels, anything else as written."""
+    """A value an event keeps, as its reader reads it: statuses, states, roles and the
+    other codes by their labels, anything else as written."""
     if isinstance(value, str):
-        if key == "status" and value in ReleaseStatus.values:
-            return str(ReleaseStatus(value).label)
-        if key == "state" and value in ItemState.values:
-            return str(ItemState(value).label)
-        if key == "state" and value in IncidentState.values:
-            return str(IncidentState(value).label)
-        if key in ("role", "owner_role") and value in Role.values:
-            return str(Role(value).label)
-        return value or "∅"
+        return code_label(key, value) or value or "∅"
     if value is None:
         return "∅"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)

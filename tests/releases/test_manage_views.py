@@ -561,9 +561,10 @@ def test_it_shows_who_did_what_when_and_from_where(
     assert "Unit tests pass" in page
     assert "192.0.2.4" in page
     assert ">Override<" in page
-    assert "<dt>state</dt><dd>pending</dd>" in page
-    assert "<dt>state</dt><dd>blocked</dd>" in page
-    assert "<dt>reason</dt><dd>Flaky suite</dd>" in page
+    # Keys and codes read as labels in the reader's language, never as codes.
+    assert "<dt>State</dt><dd>Pending</dd>" in page
+    assert "<dt>State</dt><dd>Blocked</dd>" in page
+    assert "<dt>Reason</dt><dd>Flaky suite</dd>" in page
 
 
 def test_it_shows_only_what_changed_in_before_and_after(
@@ -578,17 +579,17 @@ def test_it_shows_only_what_changed_in_before_and_after(
 
     rows = {row.event.target: row for row in response.context["rows"]}
     tick = rows["Unit tests pass"]
-    assert tick.before == [("state", "pending")]
-    assert tick.after == [("state", "done")]
-    assert "<dt>state</dt><dd>pending</dd>" in text_of(response)
-    assert "<dt>evidence_url</dt>" not in text_of(response)
+    assert tick.before == [("State", "Pending")]
+    assert tick.after == [("State", "Done")]
+    assert "<dt>State</dt><dd>Pending</dd>" in text_of(response)
+    assert "<dt>Evidence link</dt>" not in text_of(response)
     # With nothing before, the whole of the after side is shown.
     assert rows["fresh"].before == []
     assert rows["fresh"].after == [("a", "1"), ("b", "")]
     # The CSV keeps the complete snapshots.
     _raw, csv_rows = read_csv(login_as("qa").get(csv_url(release), {"action": "item.done"}))
-    assert '"evidence_url": ""' in csv_rows[1][4]
-    assert '"note": ""' in csv_rows[1][5]
+    assert '"evidence_url": ""' in csv_rows[1][5]
+    assert '"note": ""' in csv_rows[1][6]
 
 
 def test_it_filters_the_audit_trail_by_action_actor_and_dates(
@@ -727,13 +728,17 @@ def test_it_exports_the_audit_trail_as_csv_for_excel(
     assert response["Content-Disposition"] == 'attachment; filename="audit-v1.2.3.csv"'
     raw, rows = read_csv(response)
     assert raw.startswith(b"\xef\xbb\xbf")
-    assert rows[0] == ["When", "Who", "Action", "Target", "Before", "After", "From", "Override"]
+    assert rows[0] == [
+        "When", "Who", "Action", "Action code", "Target", "Before", "After", "From", "Override"
+    ]  # fmt: skip
     assert len(rows) == 2
-    _when, who, action, target, before, after, source, override = rows[1]
+    _when, who, action, code, target, before, after, source, override = rows[1]
     assert who == "devops (DEVOPS)"
-    assert action == "item.not_applicable"
+    assert action == "Item marked not applicable"
+    assert code == "item.not_applicable"
     assert target == "Nice-to-have dashboard"
-    assert '"state": "pending"' in before
+    assert '"state": "Pending"' in before
+    assert '"state": "Not applicable"' in after
     assert '"reason": "Producción ya lo tiene"' in after
     assert source == "192.0.2.8"
     assert override == "no"
@@ -748,7 +753,16 @@ def test_it_shows_where_people_acted_from_to_staff_only(
     page = login_as("qa").get(reverse("releases:audit", args=[release.version])).content.decode()
     staff_page = login_as("admin").get(reverse("releases:audit", args=[release.version]))
 
-    assert rows[0] == ["When", "Who", "Action", "Target", "Before", "After", "Override"]
+    assert rows[0] == [
+        "When",
+        "Who",
+        "Action",
+        "Action code",
+        "Target",
+        "Before",
+        "After",
+        "Override",
+    ]
     assert b"192.0.2.8" not in raw
     assert "192.0.2.8" not in page
     assert "192.0.2.8" in staff_page.content.decode()
@@ -762,7 +776,7 @@ def test_it_stops_csv_cells_from_running_as_formulas(release: Release, login_as:
 
     _raw, rows = read_csv(login_as("qa").get(csv_url(release), {"action": "note"}))
 
-    cells = {cell for row in rows[1:] for cell in row[1:4]}
+    cells = {cell for row in rows[1:] for cell in (row[1], row[4])}
     assert {'\'=HYPERLINK("http://x")', "'+1 more", "'@SUM(A1)", "'-2"} <= cells
 
 
@@ -1265,3 +1279,48 @@ def test_it_shows_a_cancelled_releases_contacts_and_plan_without_forms(
     assert "The release is cancelled: it accepts no change until staff reopen it." in page
     assert 'name="plan-markdown"' not in page and 'name="contacts-TOTAL_FORMS"' not in page
     assert "Dana Ops" in page and "Roll back" in page
+
+
+# --- the audit trail in words ------------------------------------------------------------
+
+
+@pytest.fixture
+def rolled_back(ready_release: Release, users: dict[str, Any]) -> Release:
+    workflow.approve(ready_release, by=users["po"])
+    workflow.start_deploy(ready_release, by=users["devops"], reason="window open")
+    workflow.declare_rollback(ready_release, by=users["devops"], reason="5xx", severity="major")
+    return ready_release
+
+
+def spanish_client(user: Any) -> Client:
+    client = Client(headers={"accept-language": "es"})
+    client.force_login(user)
+    return client
+
+
+def test_the_audit_page_shows_actions_and_statuses_by_their_spanish_labels(
+    rolled_back: Release, users: dict[str, Any]
+) -> None:
+    page = text_of(spanish_client(users["po"]).get(audit_url(rolled_back)))
+
+    assert "Rollback declarado" in page
+    assert "<dt>Estado</dt><dd>Revertida</dd>" in page
+    assert "<dt>Gravedad</dt><dd>" in page
+    assert ">rolled_back<" not in page and ">major<" not in page
+
+
+def test_the_audit_csv_has_a_label_column_beside_the_code_with_statuses_labelled(
+    rolled_back: Release, users: dict[str, Any]
+) -> None:
+    response = spanish_client(users["po"]).get(
+        csv_url(rolled_back), {"action": "rollback.declared"}
+    )
+
+    _raw, rows = read_csv(response)
+    header, row = rows[0], rows[1]
+    assert header[2:4] == ["Acción", "Código de la acción"]
+    assert row[2:4] == ["Rollback declarado", "rollback.declared"]
+    before, after = row[5], row[6]
+    assert '"status": "Puesta en producción aprobada"' in before
+    assert '"status": "Revertida"' in after
+    assert "rolled_back" not in after and '"major"' not in after
