@@ -206,10 +206,15 @@ def _preview_plan(form: RollbackPlanForm) -> list[StepPreview]:
     if not form.is_valid():
         return []
     try:
-        return preview_steps(md.parse_rollback_plan(form.cleaned_data["markdown"]))
+        plan = md.parse_rollback_plan(form.cleaned_data["markdown"])
+        workflow.check_storable(plan)
     except md.ChecklistError as error:
         form.add_error("markdown", workflow.plan_error_text(error))
         return []
+    except workflow.WorkflowError as error:
+        form.add_error("markdown", error.message)
+        return []
+    return preview_steps(plan)
 
 
 def _save_plan(

@@ -52,6 +52,7 @@ from .results import (
 )
 from .rollback import (
     annotate_rollback_step,
+    check_storable,
     close_rollback,
     declare_rollback,
     edit_rollback_plan,
@@ -94,6 +95,7 @@ __all__ = [
     "as_actor",
     "assign",
     "cancel_window",
+    "check_storable",
     "checked_message",
     "close_rollback",
     "complete_window",

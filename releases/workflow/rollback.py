@@ -18,7 +18,7 @@ import hashlib
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -453,6 +453,27 @@ def refuse_plan_edit_during_rollback(release: Release) -> None:
         )
 
 
+def _step_row(step: md.RollbackStep, row: RollbackStep, position: int) -> RollbackStep:
+    row.position = position
+    row.text, row.commands, row.lang = step.text, step.commands, step.lang
+    row.owner_role = step.owner or Role.DEVOPS
+    return row
+
+
+def check_storable(plan: md.RollbackPlan) -> None:
+    """WorkflowError naming the step if a part of it is too long for its column (a code
+    block's language): the database would refuse it with an error nobody can read."""
+    for position, step in enumerate(plan.steps):
+        try:
+            _step_row(step, RollbackStep(), position).full_clean(exclude=["release"])
+        except ValidationError as error:
+            problems = "; ".join(" ".join(messages) for messages in error.message_dict.values())
+            raise WorkflowError(
+                _("Step %(number)d of the rollback plan: %(problems)s")
+                % {"number": position + 1, "problems": problems}
+            ) from None
+
+
 def _plan_values(plan: md.RollbackPlan) -> dict[str, Any]:
     return {
         "intro": plan.intro,
@@ -493,13 +514,11 @@ def edit_rollback_plan(
         before = rollback_plan(change.on)
         if plan == before:
             return plan
+        check_storable(plan)
         rows = list(change.on.rollback_steps.order_by("position"))
         for position, step in enumerate(plan.steps):
             row = rows[position] if position < len(rows) else RollbackStep(release=change.on)
-            row.position = position
-            row.text, row.commands, row.lang = step.text, step.commands, step.lang
-            row.owner_role = step.owner or Role.DEVOPS
-            row.save()
+            _step_row(step, row, position).save()
         RollbackStep.objects.filter(pk__in=[row.pk for row in rows[len(plan.steps) :]]).delete()
         fields: dict[str, str] = {"rollback_intro": plan.intro}
         if not change.on.rollback_heading:

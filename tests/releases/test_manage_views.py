@@ -1324,3 +1324,14 @@ def test_the_audit_csv_has_a_label_column_beside_the_code_with_statuses_labelled
     assert '"status": "Puesta en producción aprobada"' in before
     assert '"status": "Revertida"' in after
     assert "rolled_back" not in after and '"major"' not in after
+
+
+def test_it_previews_a_step_too_long_for_its_column_as_an_error(
+    release: Release, login_as: LoginAs
+) -> None:
+    typed = "1. Restore\n   ```" + "x" * 41 + "\n   run\n   ```\n"
+
+    response = login_as("admin").post(plan_url(release), plan_data(release, typed, "plan-preview"))
+
+    page = text_of(response)
+    assert "Step 1 of the rollback plan:" in page and "Preview:" not in page

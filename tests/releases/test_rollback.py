@@ -777,3 +777,14 @@ def test_a_plan_written_into_a_release_without_one_gets_its_heading(
     release.refresh_from_db()
     assert release.rollback_heading == "Plan de Rollback"
     assert "## Plan de Rollback" in checklists.export_release(release)
+
+
+def test_it_refuses_a_step_too_long_for_its_column_naming_the_step(
+    release: Release, users: dict[str, Any]
+) -> None:
+    too_long = "1. Fine\n2. Restore\n   ```" + "x" * 41 + "\n   run\n   ```\n"
+
+    with pytest.raises(WorkflowError, match=r"Step 2 of the rollback plan: .*at most 40"):
+        edit_plan(release, users["admin"], too_long)
+
+    assert plan_rows(release) == [(0, "Roll back", "deploy --previous", Role.DEVOPS)]
