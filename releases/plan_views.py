@@ -83,10 +83,16 @@ def _saved_rows(release: Release) -> list[dict[str, Any]]:
     ]
 
 
-def _fresh_contacts(release: Release, rows: list[dict[str, Any]] | None = None) -> Any:
-    return ContactRowFormSet(
+def _fresh_contacts(
+    release: Release, rows: list[dict[str, Any]] | None = None, *, blank: int = 0
+) -> Any:
+    """The contacts form filled with `rows` (the saved contacts by default), and
+    `blank` empty rows beside the one always offered."""
+    formset = ContactRowFormSet(
         initial=_saved_rows(release) if rows is None else rows, prefix=CONTACTS_PREFIX
     )
+    formset.extra += blank
+    return formset
 
 
 def _with_based_on(data: QueryDict, prefix: str, version: str) -> QueryDict:
@@ -97,15 +103,17 @@ def _with_based_on(data: QueryDict, prefix: str, version: str) -> QueryDict:
     return renewed
 
 
-def _typed_rows(formset: Any) -> list[dict[str, Any]]:
-    """The rows as typed, valid or not, leaving out rows left blank."""
-    rows = []
+def _typed_rows(formset: Any) -> tuple[list[dict[str, Any]], int]:
+    """The rows as typed, valid or not, and how many were left blank: those come back
+    as empty rows, which saving skips, rather than as rows that must be filled in."""
+    rows, blank = [], 0
     for form in formset.forms:
         row = {name: form[name].value() or "" for name in ROW_FIELDS}
         if not any(row.values()):
+            blank += 1
             continue
         rows.append({**row, "DELETE": bool(form["DELETE"].value())})
-    return rows
+    return rows, blank
 
 
 def _contact_rows(formset: Any) -> list[workflow.ContactRow]:
@@ -271,7 +279,8 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
         if action == "contacts-add":
             typed = ContactRowFormSet(request.POST, prefix=CONTACTS_PREFIX)
             if typed.management_form.is_valid():
-                contacts = _fresh_contacts(release, _typed_rows(typed))
+                rows, blank = _typed_rows(typed)
+                contacts = _fresh_contacts(release, rows, blank=blank)
                 # What was loaded stays the base: adding a row saves nothing.
                 contacts_based_on = BasedOnForm(request.POST, prefix=CONTACTS_PREFIX)
             else:

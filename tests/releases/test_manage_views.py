@@ -1064,6 +1064,7 @@ def test_it_adds_a_row_keeping_everything_typed_and_saving_nothing(
     rows = [
         dana_row(release, name="Dana typed"),
         {"role": "QA Lead", "name": "Quinn", "phone": "bad phone", "email": ""},
+        {"role": "", "name": "", "phone": "", "email": ""},
     ]
     data = contacts_data(release, rows, action="contacts-add")
 
@@ -1071,8 +1072,10 @@ def test_it_adds_a_row_keeping_everything_typed_and_saving_nothing(
 
     assert 'value="Dana typed"' in page
     assert 'value="bad phone"' in page
-    assert 'name="contacts-TOTAL_FORMS" value="3"' in page
-    assert 'name="contacts-2-role"' in page
+    # The blank row stays, one more comes, and only typed rows must be filled in.
+    assert 'name="contacts-TOTAL_FORMS" value="4"' in page
+    assert 'name="contacts-INITIAL_FORMS" value="2"' in page
+    assert 'name="contacts-3-role"' in page
     assert release.contacts.get().name == "Dana Ops"
     assert not release.audit_events.filter(action="contacts.edited").exists()
 
