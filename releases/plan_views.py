@@ -10,7 +10,7 @@ typed beside what is saved now, ready to be saved over it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -26,9 +26,19 @@ from . import markdown as md
 from . import policy, workflow
 from .access import get_release_for_user, person, require_manager
 from .actors import who_on
-from .forms_manage import BasedOnForm, ContactRowFormSet, RollbackPlanForm
+from .forms_manage import (
+    BasedOnForm,
+    ContactRowForm,
+    ContactRowFormSet,
+    RollbackPlanForm,
+)
 from .models import EmergencyContact, Release, ReleaseStatus, Role, RollbackStep
 from .rollout import RollbackView
+
+if TYPE_CHECKING:
+    from django.forms import BaseFormSet
+
+    ContactRows = BaseFormSet[ContactRowForm]
 
 CONTACTS_PREFIX = "contacts"
 PLAN_PREFIX = "plan"
@@ -85,7 +95,7 @@ def _saved_rows(release: Release) -> list[dict[str, Any]]:
 
 def _fresh_contacts(
     release: Release, rows: list[dict[str, Any]] | None = None, *, blank: int = 0
-) -> Any:
+) -> ContactRows:
     """The contacts form filled with `rows` (the saved contacts by default), and
     `blank` empty rows beside the one always offered."""
     formset = ContactRowFormSet(
@@ -103,7 +113,7 @@ def _with_based_on(data: QueryDict, prefix: str, version: str) -> QueryDict:
     return renewed
 
 
-def _typed_rows(formset: Any) -> tuple[list[dict[str, Any]], int]:
+def _typed_rows(formset: ContactRows) -> tuple[list[dict[str, Any]], int]:
     """The rows as typed, valid or not, and how many were left blank: those come back
     as empty rows, which saving skips, rather than as rows that must be filled in."""
     rows, blank = [], 0
@@ -116,7 +126,7 @@ def _typed_rows(formset: Any) -> tuple[list[dict[str, Any]], int]:
     return rows, blank
 
 
-def _contact_rows(formset: Any) -> list[workflow.ContactRow]:
+def _contact_rows(formset: ContactRows) -> list[workflow.ContactRow]:
     rows = []
     for form in formset.forms:
         data = form.cleaned_data
@@ -134,7 +144,7 @@ def _contact_rows(formset: Any) -> list[workflow.ContactRow]:
     return rows
 
 
-def _flag_placeholders(formset: Any, release: Release) -> list[tuple[Any, bool]]:
+def _flag_placeholders(formset: ContactRows, release: Release) -> list[tuple[ContactRowForm, bool]]:
     """Each row with whether it is a placeholder as typed, by the same rule that blocks
     go-live (EmergencyContact.has_placeholder); a checklist's cell kept beside a contact
     counts while no phone or email replaces it."""
@@ -153,8 +163,8 @@ def _flag_placeholders(formset: Any, release: Release) -> list[tuple[Any, bool]]
 
 
 def _save_contacts(
-    request: HttpRequest, release: Release, formset: Any, editor: Editor
-) -> tuple[Any, BasedOnForm] | None:
+    request: HttpRequest, release: Release, formset: ContactRows, editor: Editor
+) -> tuple[ContactRows, BasedOnForm] | None:
     """None once saved; otherwise the forms to show again, with everything typed."""
     based_on = BasedOnForm(request.POST, prefix=CONTACTS_PREFIX)
     if not based_on.is_valid():
@@ -312,7 +322,9 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
         workflow.refuse_plan_edit_during_rollback(release)
     except workflow.WorkflowError as refusal:
         rollback_open = True
-        plan_editor.errors.insert(0, refusal.message)
+        # A save refused for it already says so beside the plan typed.
+        if refusal.message not in plan_form.errors.get("markdown", []):
+            plan_editor.errors.insert(0, refusal.message)
     editable = bool(policy.may_edit_release_plan(who))
     context = {
         "release": release,
