@@ -1338,3 +1338,24 @@ def test_it_previews_a_step_too_long_for_its_column_as_an_error(
 
     page = text_of(response)
     assert "Step 1 of the rollback plan:" in page and "Preview:" not in page
+
+
+def test_the_contacts_and_plan_page_speaks_spanish(release: Release, users: dict[str, Any]) -> None:
+    page = text_of(spanish_client(users["admin"]).get(plan_url(release)))
+
+    assert "Contactos y plan de rollback" in page
+    assert "Guardar contactos" in page and "Añadir una fila" in page
+    assert "Plan de rollback (Markdown)" in page and "Guardar plan" in page
+    assert "Responsable: DevOps Lead" in page
+
+
+def test_the_timeline_names_a_changed_contact_by_its_role(
+    release: Release, login_as: LoginAs
+) -> None:
+    rows = [dana_row(release, phone="+34 600 000 009")]
+    login_as("admin").post(plan_url(release), contacts_data(release, rows))
+
+    page = text_of(login_as("admin").get(reverse("releases:timeline", args=[release.version])))
+
+    assert "Changed: DevOps Lead: Dana Ops" in page
+    assert "Added:" not in page and "Removed:" not in page
