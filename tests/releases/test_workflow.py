@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 
-from releases import notify, policy, workflow
+from releases import checklists, notify, policy, workflow
 from releases.actors import Person, who_on
 from releases.models import (
     AuditAction,
@@ -2411,3 +2411,22 @@ def test_a_cancelled_release_takes_no_contacts_edit(
         workflow.edit_contacts(
             release, rows=[], based_on=workflow.contacts_version(release), by=users["admin"]
         )
+
+
+def test_contacts_written_into_a_release_without_any_get_their_heading(
+    release: Release, users: dict[str, Any]
+) -> None:
+    release.contacts.all().delete()
+    Release.objects.filter(pk=release.pk).update(contacts_heading="")
+    release.refresh_from_db()
+
+    workflow.edit_contacts(
+        release,
+        rows=[workflow.ContactRow("QA Lead", "Quinn", "+34 600 000 005")],
+        based_on=workflow.contacts_version(release),
+        by=users["admin"],
+    )
+
+    release.refresh_from_db()
+    assert release.contacts_heading == "Contactos de Emergencia"
+    assert "| QA Lead | Quinn | +34 600 000 005 |" in checklists.export_release(release)
