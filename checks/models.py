@@ -85,6 +85,8 @@ class CheckRun(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        verbose_name = _("check run")
+        verbose_name_plural = _("check runs")
 
     def __str__(self) -> str:
         return f"{self.release.version} run {self.pk}"
@@ -130,6 +132,8 @@ class CheckResult(models.Model):
     class Meta:
         ordering = ["run", "subject__name"]
         indexes = [models.Index(fields=["subject", "-finished_at"], name="latest_result_of_check")]
+        verbose_name = _("check result")
+        verbose_name_plural = _("check results")
 
     def __str__(self) -> str:
         return f"{self.subject.name}: {self.outcome or self.state}"
@@ -215,6 +219,8 @@ class PipelineToken(models.Model):
                 name="one_active_project_token_label",
             ),
         ]
+        verbose_name = _("pipeline token")
+        verbose_name_plural = _("pipeline tokens")
 
     def __str__(self) -> str:
         scope = self.release.version if self.release is not None else self.version_pattern

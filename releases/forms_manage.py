@@ -34,8 +34,10 @@ if TYPE_CHECKING:
     # Generic in django-stubs only: Django's class cannot be subscripted at run time.
     _TemplateChoiceBase = forms.ModelChoiceField[ChecklistTemplate]
     _UserChoiceBase = forms.ModelChoiceField[AbstractBaseUser]
+    _ContactRowsBase = forms.BaseFormSet["ContactRowForm"]
 else:
     _TemplateChoiceBase = _UserChoiceBase = forms.ModelChoiceField
+    _ContactRowsBase = forms.BaseFormSet
 
 
 class TemplateChoiceField(_TemplateChoiceBase):
@@ -114,6 +116,16 @@ class UnassignForm(forms.Form):
     user = forms.ModelChoiceField(queryset=get_user_model().objects.all(), widget=forms.HiddenInput)
 
 
+def phone_number(value: str) -> str:
+    phone = value.strip()
+    digits = sum(ch.isdigit() for ch in phone)
+    if phone and (not PHONE_PATTERN.match(phone) or digits < PHONE_MIN_DIGITS):
+        raise forms.ValidationError(
+            _("Enter a phone number such as +34 600 000 000."), code="phone"
+        )
+    return phone
+
+
 class ContactForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
     phone = forms.CharField(
@@ -125,13 +137,7 @@ class ContactForm(forms.Form):
     email = forms.EmailField(label=_("Email"), required=False)
 
     def clean_phone(self) -> str:
-        phone: str = self.cleaned_data["phone"].strip()
-        digits = sum(ch.isdigit() for ch in phone)
-        if phone and (not PHONE_PATTERN.match(phone) or digits < PHONE_MIN_DIGITS):
-            raise forms.ValidationError(
-                _("Enter a phone number such as +34 600 000 000."), code="phone"
-            )
-        return phone
+        return phone_number(self.cleaned_data["phone"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -142,6 +148,78 @@ class ContactForm(forms.Form):
                 _("Give a phone number or an email address."), code="unreachable"
             )
         return cleaned
+
+
+# Rows the contacts editor takes at once: a release day has a handful of contacts.
+CONTACTS_MAX = 50
+
+
+class ContactRowForm(forms.Form):
+    """One row of the contacts editor. A name such as "[Nombre]", or no phone and no
+    email, is a placeholder: saved as typed, and flagged, since it blocks go-live."""
+
+    contact_id = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    role = forms.CharField(
+        label=_("Role"),
+        max_length=100,
+        error_messages={"required": _("Say which role this contact answers for.")},
+    )
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=200,
+        error_messages={"required": _("Give a name, or a placeholder such as [Nombre].")},
+    )
+    phone = forms.CharField(
+        label=_("Phone"),
+        max_length=50,
+        required=False,
+        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
+    )
+    email = forms.EmailField(label=_("Email"), required=False)
+
+    def clean_phone(self) -> str:
+        return phone_number(self.cleaned_data["phone"])
+
+
+class BaseContactRowFormSet(_ContactRowsBase):
+    default_error_messages = {
+        "too_many_forms": _("At most %(num)d contacts can be saved at once."),
+    }
+
+
+ContactRowFormSet = forms.formset_factory(
+    ContactRowForm,
+    formset=BaseContactRowFormSet,
+    extra=1,
+    can_delete=True,
+    max_num=CONTACTS_MAX,
+    validate_max=True,
+)
+
+
+class BasedOnForm(forms.Form):
+    """What the editor loaded: a save based on something older is stale."""
+
+    based_on = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+class RollbackPlanForm(BasedOnForm):
+    # Far above any plan a team writes, far below the request body limit.
+    MAX_LENGTH = 100_000
+
+    markdown = forms.CharField(
+        label=_("Rollback plan (Markdown)"),
+        max_length=MAX_LENGTH,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "false", "class": "code-input"}),
+        help_text=_(
+            "An optional introduction, then the steps as a numbered list (1. 2. 3.), each "
+            "with its commands in a code block indented under it. A step belongs to DevOps "
+            "unless it ends its first line with an owner, such as "
+            "<!-- deploycheck: owner=backend --> (devops, backend, frontend, qa, po)."
+        ),
+        error_messages={"required": _("Write the plan's steps as a numbered list.")},
+    )
 
 
 # The days an audit filter may name. Nothing was audited before 2000, and the bounds keep

@@ -54,6 +54,7 @@ from .models import (
     Role,
     Stakeholder,
 )
+from .timeline import code_label, key_label
 
 AUDIT_PAGE_SIZE = 50
 # Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
@@ -266,9 +267,27 @@ def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def _shown(key: str, value: Any) -> str:
+    """A value as the audit trail shows it: a status, a state, a role or another code by
+    its label in the reader's language, never as the code ("Rolled back", not
+    "rolled_back"); anything else as kept."""
+    labelled = code_label(key, value) if isinstance(value, str) else None
+    return labelled if labelled is not None else _compact(value)
+
+
+def _shown_data(data: Any) -> str:
+    """Before or after as one CSV cell: the snapshot as JSON, with its codes labelled."""
+    if isinstance(data, dict):
+        data = {
+            key: code_label(key, value) or value if isinstance(value, str) else value
+            for key, value in data.items()
+        }
+    return _compact(data)
+
+
 def _pairs(data: Any) -> list[tuple[str, str]]:
     if isinstance(data, dict):
-        return [(str(key), _compact(value)) for key, value in data.items()]
+        return [(key_label(str(key)), _shown(str(key), value)) for key, value in data.items()]
     return [] if data in (None, "", []) else [("", _compact(data))]
 
 
@@ -357,6 +376,7 @@ def _audit_csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool)
             _("When"),
             _("Who"),
             _("Action"),
+            _("Action code"),
             _("Target"),
             _("Before"),
             _("After"),
@@ -370,10 +390,11 @@ def _audit_csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool)
         row = [
             created_at.astimezone(zone).isoformat(),
             actor_label,
+            AuditAction.label_of(action),
             action,
             target,
-            _compact(before),
-            _compact(after),
+            _shown_data(before),
+            _shown_data(after),
             *([source_ip or ""] if show_addresses else []),
             yes if override else no,
         ]

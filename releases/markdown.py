@@ -303,6 +303,15 @@ class RollbackStep:
 
 
 @dataclass(frozen=True)
+class RollbackPlan:
+    """A rollback plan on its own, as written under its heading: what the plan's editor
+    reads and writes."""
+
+    intro: str = ""
+    steps: tuple[RollbackStep, ...] = ()
+
+
+@dataclass(frozen=True)
 class Contact:
     role: str
     name: str
@@ -507,16 +516,79 @@ def render_checklist(doc: Checklist) -> str:
     blocks.extend(_render_items(doc))
     if doc.rollback_heading:
         blocks.append(_heading_line(2, doc.rollback_heading))
-        if doc.rollback_intro:
-            blocks.append(doc.rollback_intro)
-        blocks.extend(
-            _render_step(number, step) for number, step in enumerate(doc.rollback_steps, 1)
-        )
+        blocks.extend(_plan_blocks(RollbackPlan(doc.rollback_intro, doc.rollback_steps)))
     if doc.contacts_heading:
         blocks.append(_heading_line(2, doc.contacts_heading))
         if doc.contacts or doc.contacts_header != Checklist.DEFAULT_CONTACTS_HEADER:
             blocks.append(_render_contacts(doc))
     return "\n\n".join(blocks) + "\n"
+
+
+def render_rollback_plan(plan: RollbackPlan) -> str:
+    """The plan as render_checklist writes it under its heading; "" for an empty plan."""
+    blocks = _plan_blocks(plan)
+    return "\n\n".join(blocks) + "\n" if blocks else ""
+
+
+def _plan_blocks(plan: RollbackPlan) -> list[str]:
+    blocks = [plan.intro] if plan.intro else []
+    blocks.extend(_render_step(number, step) for number, step in enumerate(plan.steps, 1))
+    return blocks
+
+
+def parse_rollback_plan(text: str) -> RollbackPlan:
+    """Read a rollback plan written alone, without its heading (the plan's editor), by the
+    rules of a whole checklist's plan; errors name lines of ``text``.
+
+    Stricter than a checklist, since a person is typing it and sees no other place the
+    text could go: a block the plan would not keep (a paragraph after the steps, a plain
+    list, a heading) is refused rather than left out, a record is refused (how a step went
+    is written by a rollback, not typed), and a plan needs a step."""
+    source = text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    reader = _Reader(source, None)
+    reader.region = _Region("rollback", "rollback plan")
+    tokens = reader.tokens
+    for start, end in _blocks(tokens, 0, len(tokens)):
+        token = tokens[start]
+        if token.type == "html_block":
+            reader._html_block(token, None, None)
+            continue
+        if token.type == "heading_open":
+            raise ChecklistError(
+                _line(token), "a heading has no place in the rollback plan; write it as bold text"
+            )
+        if token.type == "bullet_list_open":
+            for item_start, _ in _blocks(tokens, start + 1, end - 1):
+                if not _task_marker(tokens, item_start):
+                    raise ChecklistError(_line(tokens[item_start]), _PLAN_KEEPS)
+        kept = reader.plan_size()
+        reader._rollback_block(start, end)
+        if reader.plan_size() == kept:
+            raise ChecklistError(_line(token), _PLAN_KEEPS)
+    reader._refuse_lost_items()
+    if reader.gate is not None:
+        raise ChecklistError(
+            reader.gate[1], "the go-live gate stands among the checklist's items, not in the plan"
+        )
+    for draft in reader.steps:
+        if draft.record is not None:
+            raise ChecklistError(
+                draft.line,
+                "a record says how a step went in a rollback; it is written there, not typed "
+                "into the plan",
+            )
+    if not reader.steps:
+        raise ChecklistError(None, "no steps found (a step is a numbered item, such as 1. ...)")
+    return RollbackPlan(
+        intro="\n\n".join(reader.rollback_intro),
+        steps=tuple(draft.finish() for draft in reader.steps),
+    )
+
+
+_PLAN_KEEPS: Final = (
+    "the plan would not keep this: text goes before the first step or inside a step "
+    "(indented under its number), and steps are a numbered list"
+)
 
 
 # Reading ------------------------------------------------------------------------------
@@ -748,6 +820,11 @@ class _Reader:
         failure = ChecklistError(first.line, first.text, more)
         failure.truncated = len(self.problems) > MAX_PROBLEMS
         return failure
+
+    def plan_size(self) -> tuple[int, int, int]:
+        """How much of the rollback plan has been read: what grows when a block is kept."""
+        commands = len(self.steps[-1].commands) if self.steps else 0
+        return len(self.steps), len(self.rollback_intro), commands
 
     def scan(self) -> None:
         """Read the blocks in order, noting each mistake in ``problems``; read() checks the

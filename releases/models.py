@@ -84,15 +84,22 @@ def shared_values(instance: models.Model, base: type[models.Model]) -> dict[str,
     return {f.name: getattr(instance, f.name) for f in base._meta.get_fields()}
 
 
+# The headings a checklist without a rollback plan or contacts gets once one is written.
+DEFAULT_ROLLBACK_HEADING = "Plan de Rollback"
+DEFAULT_CONTACTS_HEADING = "Contactos de Emergencia"
+
+
 class ChecklistOutline(models.Model):
     """What a checklist holds besides its items, copied from a template to its releases."""
 
     # Index of the first item after the go-live gate; None puts the gate after every item.
     gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
-    rollback_heading = models.CharField(max_length=200, blank=True, default="Plan de Rollback")
+    rollback_heading = models.CharField(
+        max_length=200, blank=True, default=DEFAULT_ROLLBACK_HEADING
+    )
     rollback_intro = models.TextField(blank=True)
     contacts_heading = models.CharField(
-        max_length=200, blank=True, default="Contactos de Emergencia"
+        max_length=200, blank=True, default=DEFAULT_CONTACTS_HEADING
     )
     contacts_header = models.JSONField(default=list, blank=True)
 
@@ -210,6 +217,8 @@ class TemplateItem(ChecklistEntry):
         constraints = [
             models.UniqueConstraint(fields=["template", "position"], name="template_item_position")
         ]
+        verbose_name = _("template item")
+        verbose_name_plural = _("template items")
 
 
 class TemplateRollbackStep(RollbackStepFields):
@@ -219,6 +228,8 @@ class TemplateRollbackStep(RollbackStepFields):
 
     class Meta:
         ordering = ["template", "position"]
+        verbose_name = _("template rollback step")
+        verbose_name_plural = _("template rollback steps")
 
 
 class TemplateContact(ContactFields):
@@ -230,6 +241,8 @@ class TemplateContact(ContactFields):
 
     class Meta:
         ordering = ["template", "position"]
+        verbose_name = _("template contact")
+        verbose_name_plural = _("template contacts")
 
     def clean(self) -> None:
         one_line(self, "role", "name", "contact")
@@ -636,6 +649,8 @@ class ReleaseItem(ChecklistEntry):
                 name="reason_required_for_state",
             ),
         ]
+        verbose_name = _("release item")
+        verbose_name_plural = _("release items")
 
     def checks_verdict(self) -> ChecksVerdict:
         failing: list[NamedResult] = []
@@ -777,6 +792,8 @@ class SignOff(models.Model):
                 name="one_open_signoff",
             )
         ]
+        verbose_name = _("sign-off")
+        verbose_name_plural = _("sign-offs")
 
     def __str__(self) -> str:
         return f"{self.release.version}: {self.get_role_display()} / {self.phase}"
@@ -806,6 +823,8 @@ class GoLiveApproval(models.Model):
                 fields=["release"], condition=Q(revoked_at__isnull=True), name="one_live_approval"
             )
         ]
+        verbose_name = _("go-live approval")
+        verbose_name_plural = _("go-live approvals")
 
     def __str__(self) -> str:
         return f"{self.release.version} approved by {self.approved_by}"
@@ -877,6 +896,8 @@ class RollbackStep(RollbackStepFields):
 
     class Meta:
         ordering = ["release", "position"]
+        verbose_name = _("rollback step")
+        verbose_name_plural = _("rollback steps")
 
 
 class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
@@ -920,6 +941,7 @@ class AuditAction(models.TextChoices):
     CONTACT_UPDATED = "contact.updated", _("Emergency contact changed")
     CONTACT_ADDED = "contact.added", _("Emergency contact added")
     CONTACT_REMOVED = "contact.removed", _("Emergency contact removed")
+    CONTACTS_EDITED = "contacts.edited", _("Emergency contacts edited")
     STAKEHOLDER_CHANGED = "stakeholder.changed", _("Person or role changed")
     RELEASE_EDITED = "release.edited", _("Release details changed")
     ACCOUNT_CHANGED = "account.changed", _("Account deactivated or no longer staff")
@@ -945,6 +967,7 @@ class AuditAction(models.TextChoices):
     ROLLBACK_MITIGATED = "rollback.mitigated", _("Rollback impact mitigated")
     ROLLBACK_RESOLVED = "rollback.resolved", _("Rollback resolved")
     ROLLBACK_CLOSED = "rollback.closed", _("Rollback closed with its cause")
+    ROLLBACK_PLAN_EDITED = "rollback.plan_edited", _("Rollback plan edited")
 
     @classmethod
     def label_of(cls, code: str) -> str:
@@ -1028,6 +1051,8 @@ class ShareLink(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("share link")
+        verbose_name_plural = _("share links")
 
     def __str__(self) -> str:
         return f"{self.release.version}: {self.label or self.pk}"
@@ -1047,6 +1072,10 @@ class LanguagePreference(models.Model):
         related_name="language_preference",
     )
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
+
+    class Meta:
+        verbose_name = _("language preference")
+        verbose_name_plural = _("language preferences")
 
     def __str__(self) -> str:
         return f"{self.user}: {self.language}"
@@ -1193,6 +1222,8 @@ class Deployment(models.Model):
 
     class Meta:
         ordering = ["release", "-started_at", "-pk"]
+        verbose_name = _("deploy")
+        verbose_name_plural = _("deploys")
 
     def __str__(self) -> str:
         return f"{self.release.version}: deploy started {self.started_at:%Y-%m-%d %H:%M}"
@@ -1231,6 +1262,8 @@ class Rollback(models.Model):
 
     class Meta:
         ordering = ["release", "-declared_at", "-pk"]
+        verbose_name = _("rollback")
+        verbose_name_plural = _("rollbacks")
 
     def __str__(self) -> str:
         return f"{self.release.version}: rollback declared {self.declared_at:%Y-%m-%d %H:%M}"
@@ -1258,6 +1291,8 @@ class RollbackStepRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["rollback", "step"], name="one_record_per_step")
         ]
+        verbose_name = _("rollback step record")
+        verbose_name_plural = _("rollback step records")
 
     def __str__(self) -> str:
         return f"{self.rollback}: {self.step}"

@@ -119,6 +119,15 @@ def may_edit_contacts(who: Who) -> Access:
     return Access.ALLOWED if Role.PRODUCT_OWNER in who.roles else _staff_override(who)
 
 
+def may_edit_release_plan(who: Who) -> Access:
+    """Rewrite the emergency contacts or the rollback plan as a whole (their editor):
+    staff, who set a release up, as they would in the admin. A closed release takes no
+    change until reopened."""
+    if who.closed or who.read_only or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if who.is_staff else Access.DENIED
+
+
 def may_set_status(who: Who, *, status: str) -> Access:
     """The product owner moves a release along; DevOps may also record that it was
     deployed or rolled back. A closed release only staff reopen."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -24,12 +25,17 @@ from .models import (
     ActorKind,
     AuditAction,
     AuditEvent,
+    CheckOutcome,
+    DeployResult,
+    EmergencyContact,
     IncidentState,
     ItemState,
     Release,
     ReleaseStatus,
     Role,
+    RollbackSeverity,
     Stakeholder,
+    WindowState,
 )
 
 # What a share link's timeline leaves out: how the team is organised (people, contacts,
@@ -42,6 +48,7 @@ INTERNAL_ACTIONS = frozenset(
         AuditAction.CONTACT_UPDATED,
         AuditAction.CONTACT_ADDED,
         AuditAction.CONTACT_REMOVED,
+        AuditAction.CONTACTS_EDITED,
         AuditAction.SHARE_LINK_CREATED,
         AuditAction.SHARE_LINK_REVOKED,
         AuditAction.PIPELINE_TOKEN_CREATED,
@@ -102,6 +109,20 @@ _KEY_LABELS: dict[str, Any] = {
     "evidence_url": gettext_lazy("Evidence link"),
     "check_failure": gettext_lazy("Failing check"),
     "message": gettext_lazy("Message"),
+    "role": gettext_lazy("Role"),
+    "person": gettext_lazy("Person"),
+    "name": gettext_lazy("Name"),
+    "phone": gettext_lazy("Phone"),
+    "email": gettext_lazy("Email"),
+    "severity": gettext_lazy("Severity"),
+    "result": gettext_lazy("Result"),
+    "cause": gettext_lazy("Cause"),
+    "time_zone": gettext_lazy("Time zone"),
+    "start": gettext_lazy("Start"),
+    "end": gettext_lazy("End"),
+    "contacts": gettext_lazy("Emergency contacts"),
+    "intro": gettext_lazy("Introduction"),
+    "steps": gettext_lazy("Steps"),
 }
 _MISSING = object()
 
@@ -120,19 +141,33 @@ def duration_text(delta: timedelta) -> str:
     return _("under a minute")
 
 
+# The choices whose codes events keep under each key, read in this order: an item's,
+# an incident's and a window's states share the key "state".
+CODED_KEYS: dict[str, tuple[type[models.TextChoices], ...]] = {
+    "status": (ReleaseStatus,),
+    "state": (ItemState, IncidentState, WindowState),
+    "role": (Role,),
+    "owner_role": (Role,),
+    "owner": (Role,),
+    "severity": (RollbackSeverity,),
+    "result": (DeployResult,),
+    "outcome": (CheckOutcome,),
+}
+
+
+def code_label(key: str, value: str) -> str | None:
+    """The label of a code an event keeps under `key`, or None when it is no code."""
+    for choices in CODED_KEYS.get(key, ()):
+        if value in choices.values:
+            return str(choices(value).label)
+    return None
+
+
 def value_label(key: str, value: Any) -> str:
-    """A value an event keeps, as its reader reads it: statuses and states by their
-    labels, anything else as written."""
+    """A value an event keeps, as its reader reads it: statuses, states, roles and the
+    other codes by their labels, anything else as written."""
     if isinstance(value, str):
-        if key == "status" and value in ReleaseStatus.values:
-            return str(ReleaseStatus(value).label)
-        if key == "state" and value in ItemState.values:
-            return str(ItemState(value).label)
-        if key == "state" and value in IncidentState.values:
-            return str(IncidentState(value).label)
-        if key in ("role", "owner_role") and value in Role.values:
-            return str(Role(value).label)
-        return value or "∅"
+        return code_label(key, value) or value or "∅"
     if value is None:
         return "∅"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -334,6 +369,70 @@ def _incident(event: AuditEvent, reader: Reader) -> list[str]:
     return [*state, *([message] if message else [])]
 
 
+def _entries(data: Any, key: str) -> list[Mapping[str, Any]]:
+    listed = _get(data, key)
+    if not isinstance(listed, list):
+        return []
+    return [entry for entry in listed if isinstance(entry, Mapping)]
+
+
+def _contact_text(contact: Mapping[str, Any]) -> str:
+    return f"{contact.get('role', '')}: {contact.get('name', '')}"
+
+
+def _contacts_edited(event: AuditEvent, reader: Reader) -> list[str]:
+    """Who was added, changed or removed, by role, and how many placeholders are left."""
+    old, new = _entries(event.before, "contacts"), _entries(event.after, "contacts")
+    gone = [c for c in old if c not in new]
+    came = [c for c in new if c not in old]
+    changed_roles = {c.get("role") for c in gone} & {c.get("role") for c in came}
+    lines = [
+        *(_("Added: %(contact)s") % {"contact": _contact_text(c)}
+          for c in came if c.get("role") not in changed_roles),
+        *(_("Changed: %(contact)s") % {"contact": _contact_text(c)}
+          for c in came if c.get("role") in changed_roles),
+        *(_("Removed: %(contact)s") % {"contact": _contact_text(c)}
+          for c in gone if c.get("role") not in changed_roles),
+    ]  # fmt: skip
+    fields = ("role", "name", "phone", "email", "other")
+    placeholders = sum(
+        1
+        for c in new
+        if EmergencyContact(**{f: str(c.get(f) or "") for f in fields}).has_placeholder()
+    )
+    if placeholders:
+        lines.append(
+            ngettext(
+                "%(count)d contact still holds a placeholder, which blocks go-live",
+                "%(count)d contacts still hold placeholders, which block go-live",
+                placeholders,
+            )
+            % {"count": placeholders}
+        )
+    return lines
+
+
+def _plan_edited(event: AuditEvent, reader: Reader) -> list[str]:
+    """How many steps, and each new or rewritten step's first line with its owner."""
+    old, new = _entries(event.before, "steps"), _entries(event.after, "steps")
+    lines = []
+    if len(old) != len(new):
+        lines.append(_("Steps: %(before)d → %(after)d") % {"before": len(old), "after": len(new)})
+    for number, step in enumerate(new, 1):
+        if number <= len(old) and old[number - 1] == step:
+            continue
+        first_line = str(step.get("text") or step.get("commands") or "").split("\n")[0]
+        shown = {
+            "number": number,
+            "text": first_line,
+            "owner": value_label("owner_role", step.get("owner")),
+        }
+        lines.append(_("Step %(number)d: %(text)s (%(owner)s)") % shown)
+    if _get(event.before, "intro") != _get(event.after, "intro"):
+        lines.append(_("The introduction changed"))
+    return lines
+
+
 FORMATTERS: dict[str, Formatter] = {
     AuditAction.RELEASE_CREATED: _created,
     AuditAction.RELEASE_STATUS: _status,
@@ -359,6 +458,8 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.SIGNOFF_WITHDRAWN: _signoff,
     AuditAction.SIGNOFF_REOPENED: _signoff,
     AuditAction.INCIDENT_UPDATE_POSTED: _incident,
+    AuditAction.CONTACTS_EDITED: _contacts_edited,
+    AuditAction.ROLLBACK_PLAN_EDITED: _plan_edited,
 }
 
 

@@ -8,6 +8,7 @@ from . import (
     incident_views,
     language,
     manage_views,
+    plan_views,
     rollout_views,
     streams,
     views,
@@ -18,6 +19,7 @@ app_name = "releases"
 
 urlpatterns = [
     *manage_views.routes,
+    *plan_views.routes,
     *imports.routes,
     *language.routes,
     *incident_views.routes,

@@ -4,8 +4,11 @@ fields, share links, and account changes audited on the releases they touch.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -13,18 +16,29 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from .. import policy
 from ..actors import Person, who_on
 from ..models import (
+    DEFAULT_CONTACTS_HEADING,
     AuditAction,
     EmergencyContact,
     Release,
     Role,
     ShareLink,
     Stakeholder,
+    one_line,
 )
-from .change import By, WorkflowError, _changing, _require_manager, as_actor
+from .change import (
+    By,
+    Conflict,
+    WorkflowError,
+    _changing,
+    _require_manager,
+    _visible_text,
+    as_actor,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -182,6 +196,134 @@ def remove_contact(contact: EmergencyContact, *, by: By, ip: str | None = None) 
         before = _contact_values(locked)
         locked.delete()
         change.audit(AuditAction.CONTACT_REMOVED, before["role"], before, {})
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """One row of the contacts editor. `contact_id` names the contact it edits; None is
+    a new one."""
+
+    role: str
+    name: str
+    phone: str = ""
+    email: str = ""
+    contact_id: int | None = None
+
+
+# What a contact is as the editor's audit event lists it (its position is its place in
+# the list).
+EDITED_FIELDS = ("role", "name", "phone", "email", "other")
+
+
+def contacts_version(release: Release) -> str:
+    """A fingerprint of the release's contacts as an editor loaded them: a save based
+    on another one is stale. Only the contacts count, so a tick elsewhere on the release
+    does not make the editor's work stale."""
+    rows = release.contacts.order_by("position", "pk").values_list("pk", *CONTACT_FIELDS)
+    return hashlib.sha256(json.dumps(list(rows), ensure_ascii=False).encode()).hexdigest()
+
+
+def _listed(contact: EmergencyContact) -> dict[str, str]:
+    return {name: getattr(contact, name) for name in EDITED_FIELDS}
+
+
+def edit_contacts(
+    release: Release,
+    *,
+    rows: Sequence[ContactRow],
+    based_on: str,
+    by: By,
+    ip: str | None = None,
+) -> list[EmergencyContact]:
+    """Rewrite the emergency contacts as the editor lists them, in its order: a row
+    naming a contact changes it, a new row adds one, a contact left out is removed. One
+    audit event holds the whole list before and after. `based_on`: contacts_version as
+    the editor loaded it; Conflict when someone saved the contacts since.
+
+    A placeholder ("[Nombre]", or no phone and no email) is saved as typed: it blocks
+    go-live (models.blocking_reasons), which says so where it matters. The checklist's
+    own cell for a contact (`other`) stays until a phone or an email replaces it."""
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        change.require(
+            policy.may_edit_release_plan(who_on(actor, change.on)), _("Only staff can do this.")
+        )
+        if contacts_version(change.on) != based_on:
+            raise Conflict(
+                _("Someone else saved the emergency contacts while you were editing them.")
+            )
+        existing = {c.pk: c for c in change.on.contacts.order_by("position", "pk")}
+        before = [_listed(c) for c in existing.values()]
+        kept = [
+            _contact_from_row(change.on, existing, number, row)
+            for number, row in enumerate(rows, 1)
+        ]
+        for position, contact in enumerate(kept):
+            contact.position = position
+        after = [_listed(c) for c in kept]
+        removed = [c for c in existing.values() if c not in kept]
+        moved = [c.pk for c in kept] != list(existing)
+        if before == after and not removed and not moved:
+            return kept
+        for contact in removed:
+            contact.delete()
+        for contact in kept:
+            contact.save()
+        if not change.on.contacts_heading:
+            # Export writes contacts under their heading; a release made from a template
+            # without contacts had none.
+            change.on.contacts_heading = DEFAULT_CONTACTS_HEADING
+            Release.objects.filter(pk=change.on.pk).update(
+                contacts_heading=change.on.contacts_heading
+            )
+        change.audit(
+            AuditAction.CONTACTS_EDITED,
+            change.on.version,
+            {"contacts": before},
+            {"contacts": after},
+        )
+        return kept
+
+
+_CONTACT_LABELS = {
+    "role": gettext_lazy("role"),
+    "name": gettext_lazy("name"),
+    "phone": gettext_lazy("phone"),
+    "email": gettext_lazy("email"),
+}
+
+
+def _contact_from_row(
+    release: Release, existing: dict[int, EmergencyContact], number: int, row: ContactRow
+) -> EmergencyContact:
+    if row.contact_id is None:
+        contact = EmergencyContact(release=release)
+    elif row.contact_id in existing:
+        contact = existing[row.contact_id]
+    else:
+        raise WorkflowError(
+            _("Row %(number)d names a contact this release does not have; reload the page.")
+            % {"number": number}
+        )
+    fields = {"role": row.role, "name": row.name, "phone": row.phone, "email": row.email}
+    for name, value in fields.items():
+        setattr(
+            contact, name, _visible_text(value.strip(), _("Row %(number)d") % {"number": number})
+        )
+    if contact.phone or contact.email:
+        contact.other = ""
+    try:
+        one_line(contact, *fields)
+        contact.full_clean(exclude=["release"])
+    except ValidationError as error:
+        problems = [
+            f"{_CONTACT_LABELS.get(name, name)}: {' '.join(messages)}"
+            for name, messages in error.message_dict.items()
+        ]
+        raise WorkflowError(
+            _("Row %(number)d: %(problems)s") % {"number": number, "problems": "; ".join(problems)}
+        ) from None
+    return contact
 
 
 # What the admin may change on a release itself; status, gate and revision change only

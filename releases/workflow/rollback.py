@@ -14,22 +14,27 @@ which needs a new approval.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
+from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from .. import markdown as md
 from .. import policy
 from ..actors import who_on
 from ..models import (
+    DEFAULT_ROLLBACK_HEADING,
     AuditAction,
     Deployment,
     DeployResult,
     GoLiveApproval,
     Release,
     ReleaseStatus,
+    Role,
     Rollback,
     RollbackSeverity,
     RollbackStep,
@@ -38,6 +43,7 @@ from ..models import (
 from .approval import _revoke
 from .change import (
     By,
+    Conflict,
     WorkflowError,
     _Change,
     _changing,
@@ -397,3 +403,135 @@ def close_rollback(release: Release, *, by: By, cause: str, ip: str | None = Non
             {"cause": cause, "closed_at": rollback.closed_at.isoformat()},
         )
         return rollback
+
+
+def rollback_plan(release: Release) -> md.RollbackPlan:
+    """The release's rollback plan as its editor shows it."""
+    return md.RollbackPlan(
+        intro=release.rollback_intro,
+        steps=tuple(
+            md.RollbackStep(
+                text=step.text,
+                commands=step.commands,
+                lang=step.lang,
+                # DevOps owns every step the plan gives no owner, as on import.
+                owner=None if step.owner_role == Role.DEVOPS else step.owner_role,
+            )
+            for step in release.rollback_steps.order_by("position")
+        ),
+    )
+
+
+def plan_version(release: Release) -> str:
+    """A fingerprint of the rollback plan as an editor loaded it: a save based on
+    another one is stale. Only the plan counts, so a tick elsewhere on the release does
+    not make the editor's work stale."""
+    text = md.render_rollback_plan(rollback_plan(release))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_error_text(error: md.ChecklistError) -> str:
+    """A plan the reader refused, as the person who typed it reads it."""
+    if error.line is None:
+        return _("The rollback plan cannot be read: %(problem)s") % {"problem": error.message}
+    return _("Line %(line)d of the rollback plan: %(problem)s") % {
+        "line": error.line,
+        "problem": error.message,
+    }
+
+
+def refuse_plan_edit_during_rollback(release: Release) -> None:
+    """Steps of an open rollback are being ticked: rewriting them would change what
+    people are ticking under their hands."""
+    rollback = latest_rollback(release)
+    if rollback is not None and rollback.is_open:
+        raise WorkflowError(
+            _(
+                "A rollback is in progress and its steps are being ticked: the plan can be "
+                "edited again once the rollback is closed."
+            )
+        )
+
+
+def _step_row(step: md.RollbackStep, row: RollbackStep, position: int) -> RollbackStep:
+    row.position = position
+    row.text, row.commands, row.lang = step.text, step.commands, step.lang
+    row.owner_role = step.owner or Role.DEVOPS
+    return row
+
+
+def check_storable(plan: md.RollbackPlan) -> None:
+    """WorkflowError naming the step if a part of it is too long for its column (a code
+    block's language): the database would refuse it with an error nobody can read."""
+    for position, step in enumerate(plan.steps):
+        try:
+            _step_row(step, RollbackStep(), position).full_clean(exclude=["release"])
+        except ValidationError as error:
+            problems = "; ".join(" ".join(messages) for messages in error.message_dict.values())
+            raise WorkflowError(
+                _("Step %(number)d of the rollback plan: %(problems)s")
+                % {"number": position + 1, "problems": problems}
+            ) from None
+
+
+def _plan_values(plan: md.RollbackPlan) -> dict[str, Any]:
+    return {
+        "intro": plan.intro,
+        "steps": [
+            {
+                "text": step.text,
+                "commands": step.commands,
+                "lang": step.lang,
+                "owner": step.owner or Role.DEVOPS,
+            }
+            for step in plan.steps
+        ],
+    }
+
+
+def edit_rollback_plan(
+    release: Release, *, markdown: str, based_on: str, by: By, ip: str | None = None
+) -> md.RollbackPlan:
+    """Replace the release's rollback plan with the one written in `markdown` (its intro
+    and numbered steps, each with its owner=), read by markdown.parse_rollback_plan.
+    `based_on`: plan_version as the editor loaded it; Conflict when someone saved the
+    plan since. Refused while a rollback is open.
+
+    Steps are rewritten in place, by position, so a past rollback's record of a step the
+    edit leaves alone still names it."""
+    actor = as_actor(by, ip)
+    with _changing(release.pk, actor) as change:
+        change.require(
+            policy.may_edit_release_plan(who_on(actor, change.on)), _("Only staff can do this.")
+        )
+        refuse_plan_edit_during_rollback(change.on)
+        if plan_version(change.on) != based_on:
+            raise Conflict(_("Someone else saved the rollback plan while you were editing it."))
+        try:
+            plan = md.parse_rollback_plan(markdown)
+        except md.ChecklistError as error:
+            raise WorkflowError(plan_error_text(error)) from None
+        before = rollback_plan(change.on)
+        if plan == before:
+            return plan
+        check_storable(plan)
+        rows = list(change.on.rollback_steps.order_by("position"))
+        for position, step in enumerate(plan.steps):
+            row = rows[position] if position < len(rows) else RollbackStep(release=change.on)
+            _step_row(step, row, position).save()
+        RollbackStep.objects.filter(pk__in=[row.pk for row in rows[len(plan.steps) :]]).delete()
+        fields: dict[str, str] = {"rollback_intro": plan.intro}
+        if not change.on.rollback_heading:
+            # Export writes the plan under its heading; a release made from a template
+            # without a plan had none.
+            fields["rollback_heading"] = DEFAULT_ROLLBACK_HEADING
+        Release.objects.filter(pk=change.on.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(change.on, name, value)
+        change.audit(
+            AuditAction.ROLLBACK_PLAN_EDITED,
+            change.on.version,
+            _plan_values(before),
+            _plan_values(plan),
+        )
+        return plan

@@ -198,10 +198,10 @@ def test_it_renders_every_audit_action_with_its_label(action: AuditAction) -> No
 
 
 def test_it_shows_an_action_this_version_does_not_know_as_written() -> None:
-    line = human_line(event("window.moved", before={"start": "09:00"}, after={"start": "10:00"}))
+    line = human_line(event("window.moved", before={"slot": "09:00"}, after={"slot": "10:00"}))
 
     assert line.title == "window.moved"
-    assert line.details == ("start: 09:00 → 10:00",)
+    assert line.details == ("slot: 09:00 → 10:00",)
 
 
 def test_it_names_status_values_by_their_labels_in_the_readers_language() -> None:

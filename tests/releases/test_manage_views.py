@@ -561,9 +561,10 @@ def test_it_shows_who_did_what_when_and_from_where(
     assert "Unit tests pass" in page
     assert "192.0.2.4" in page
     assert ">Override<" in page
-    assert "<dt>state</dt><dd>pending</dd>" in page
-    assert "<dt>state</dt><dd>blocked</dd>" in page
-    assert "<dt>reason</dt><dd>Flaky suite</dd>" in page
+    # Keys and codes read as labels in the reader's language, never as codes.
+    assert "<dt>State</dt><dd>Pending</dd>" in page
+    assert "<dt>State</dt><dd>Blocked</dd>" in page
+    assert "<dt>Reason</dt><dd>Flaky suite</dd>" in page
 
 
 def test_it_shows_only_what_changed_in_before_and_after(
@@ -578,17 +579,17 @@ def test_it_shows_only_what_changed_in_before_and_after(
 
     rows = {row.event.target: row for row in response.context["rows"]}
     tick = rows["Unit tests pass"]
-    assert tick.before == [("state", "pending")]
-    assert tick.after == [("state", "done")]
-    assert "<dt>state</dt><dd>pending</dd>" in text_of(response)
-    assert "<dt>evidence_url</dt>" not in text_of(response)
+    assert tick.before == [("State", "Pending")]
+    assert tick.after == [("State", "Done")]
+    assert "<dt>State</dt><dd>Pending</dd>" in text_of(response)
+    assert "<dt>Evidence link</dt>" not in text_of(response)
     # With nothing before, the whole of the after side is shown.
     assert rows["fresh"].before == []
     assert rows["fresh"].after == [("a", "1"), ("b", "")]
     # The CSV keeps the complete snapshots.
     _raw, csv_rows = read_csv(login_as("qa").get(csv_url(release), {"action": "item.done"}))
-    assert '"evidence_url": ""' in csv_rows[1][4]
-    assert '"note": ""' in csv_rows[1][5]
+    assert '"evidence_url": ""' in csv_rows[1][5]
+    assert '"note": ""' in csv_rows[1][6]
 
 
 def test_it_filters_the_audit_trail_by_action_actor_and_dates(
@@ -727,13 +728,17 @@ def test_it_exports_the_audit_trail_as_csv_for_excel(
     assert response["Content-Disposition"] == 'attachment; filename="audit-v1.2.3.csv"'
     raw, rows = read_csv(response)
     assert raw.startswith(b"\xef\xbb\xbf")
-    assert rows[0] == ["When", "Who", "Action", "Target", "Before", "After", "From", "Override"]
+    assert rows[0] == [
+        "When", "Who", "Action", "Action code", "Target", "Before", "After", "From", "Override"
+    ]  # fmt: skip
     assert len(rows) == 2
-    _when, who, action, target, before, after, source, override = rows[1]
+    _when, who, action, code, target, before, after, source, override = rows[1]
     assert who == "devops (DEVOPS)"
-    assert action == "item.not_applicable"
+    assert action == "Item marked not applicable"
+    assert code == "item.not_applicable"
     assert target == "Nice-to-have dashboard"
-    assert '"state": "pending"' in before
+    assert '"state": "Pending"' in before
+    assert '"state": "Not applicable"' in after
     assert '"reason": "Producción ya lo tiene"' in after
     assert source == "192.0.2.8"
     assert override == "no"
@@ -748,7 +753,16 @@ def test_it_shows_where_people_acted_from_to_staff_only(
     page = login_as("qa").get(reverse("releases:audit", args=[release.version])).content.decode()
     staff_page = login_as("admin").get(reverse("releases:audit", args=[release.version]))
 
-    assert rows[0] == ["When", "Who", "Action", "Target", "Before", "After", "Override"]
+    assert rows[0] == [
+        "When",
+        "Who",
+        "Action",
+        "Action code",
+        "Target",
+        "Before",
+        "After",
+        "Override",
+    ]
     assert b"192.0.2.8" not in raw
     assert "192.0.2.8" not in page
     assert "192.0.2.8" in staff_page.content.decode()
@@ -762,7 +776,7 @@ def test_it_stops_csv_cells_from_running_as_formulas(release: Release, login_as:
 
     _raw, rows = read_csv(login_as("qa").get(csv_url(release), {"action": "note"}))
 
-    cells = {cell for row in rows[1:] for cell in row[1:4]}
+    cells = {cell for row in rows[1:] for cell in (row[1], row[4])}
     assert {'\'=HYPERLINK("http://x")', "'+1 more", "'@SUM(A1)", "'-2"} <= cells
 
 
@@ -930,3 +944,418 @@ def test_every_table_scrolls_in_a_named_box_a_keyboard_can_reach(
     # The release list; the roles, twice, and the contacts qa may read but not edit;
     # the links; the release's two token tables and the project's.
     assert seen == 8
+
+
+# --- contacts and rollback plan ----------------------------------------------------------
+
+
+def plan_url(release: Release) -> str:
+    return reverse("releases:plan", args=[release.version])
+
+
+def contacts_data(release: Release, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """The contacts form as a browser posts it: `rows` in order, with the version loaded."""
+    data: dict[str, Any] = {
+        "action": "contacts-save",
+        "contacts-based_on": workflow.contacts_version(release),
+        "contacts-TOTAL_FORMS": str(len(rows)),
+        "contacts-INITIAL_FORMS": str(sum(1 for r in rows if r.get("contact_id"))),
+        "contacts-MIN_NUM_FORMS": "0",
+        "contacts-MAX_NUM_FORMS": "50",
+    }
+    for index, row in enumerate(rows):
+        for name, value in row.items():
+            data[f"contacts-{index}-{name}"] = value
+    data.update(extra)
+    return data
+
+
+def dana_row(release: Release, **changes: Any) -> dict[str, Any]:
+    dana = release.contacts.get(role="DevOps Lead")
+    return {
+        "contact_id": str(dana.pk),
+        "role": dana.role,
+        "name": dana.name,
+        "phone": dana.phone,
+        "email": dana.email,
+        **changes,
+    }
+
+
+def plan_data(release: Release, markdown: str, action: str = "plan-save") -> dict[str, Any]:
+    return {
+        "action": action,
+        "plan-markdown": markdown,
+        "plan-based_on": workflow.plan_version(release),
+    }
+
+
+PLAN = (
+    "1. **Backend** <!-- deploycheck: owner=backend -->\n   ```bash\n   restore\n   ```\n2. Check\n"
+)
+
+
+def test_it_links_the_contacts_and_plan_page_for_staff_only(
+    release: Release, login_as: LoginAs
+) -> None:
+    assert plan_url(release) in text_of(login_as("admin").get(people_url(release)))
+    assert plan_url(release) not in text_of(login_as("po").get(people_url(release)))
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_it_answers_403_to_anyone_but_staff_on_the_contacts_and_plan_page(
+    release: Release, login_as: LoginAs, persona: str
+) -> None:
+    client = login_as(persona)
+    before = AuditEvent.objects.count()
+
+    assert client.get(plan_url(release)).status_code == 403
+    assert client.post(plan_url(release), plan_data(release, PLAN)).status_code == 403
+    assert client.post(plan_url(release), contacts_data(release, [])).status_code == 403
+    assert AuditEvent.objects.count() == before
+    assert release.contacts.count() == 1
+
+
+def test_it_answers_404_to_an_outsider_on_the_contacts_and_plan_page(
+    release: Release, login_as: LoginAs
+) -> None:
+    assert login_as("outsider").get(plan_url(release)).status_code == 404
+
+
+def test_it_saves_the_contacts_as_listed_and_flags_a_placeholder(
+    release: Release, login_as: LoginAs
+) -> None:
+    revision = release.revision
+    rows = [
+        dana_row(release, phone="+34 600 000 002"),
+        {"role": "QA Lead", "name": "[Nombre]", "phone": "", "email": ""},
+    ]
+
+    response = login_as("admin").post(plan_url(release), contacts_data(release, rows), follow=True)
+
+    page = text_of(response)
+    assert response.redirect_chain[-1][0] == f"{plan_url(release)}#contacts-heading"
+    assert "Emergency contacts saved." in page
+    assert "1 contact still holds a placeholder: go-live cannot be approved" in page
+    assert "Placeholder: blocks go-live" in page
+    assert list(release.contacts.values_list("role", "name", "phone")) == [
+        ("DevOps Lead", "Dana Ops", "+34 600 000 002"),
+        ("QA Lead", "[Nombre]", ""),
+    ]
+    release.refresh_from_db()
+    assert release.revision == revision + 1
+    assert release.audit_events.filter(action="contacts.edited").count() == 1
+
+
+def test_it_removes_a_contact_whose_row_is_ticked_for_removal(
+    release: Release, login_as: LoginAs
+) -> None:
+    rows = [dana_row(release, DELETE="on")]
+
+    response = login_as("admin").post(plan_url(release), contacts_data(release, rows))
+
+    assert response.status_code == 302
+    assert release.contacts.count() == 0
+
+
+def test_it_adds_a_row_keeping_everything_typed_and_saving_nothing(
+    release: Release, login_as: LoginAs
+) -> None:
+    rows = [
+        dana_row(release, name="Dana typed"),
+        {"role": "QA Lead", "name": "Quinn", "phone": "bad phone", "email": ""},
+        {"role": "", "name": "", "phone": "", "email": ""},
+    ]
+    data = contacts_data(release, rows, action="contacts-add")
+
+    page = text_of(login_as("admin").post(plan_url(release), data))
+
+    assert 'value="Dana typed"' in page
+    assert 'value="bad phone"' in page
+    # The blank row stays, one more comes, and only typed rows must be filled in.
+    assert 'name="contacts-TOTAL_FORMS" value="4"' in page
+    assert 'name="contacts-INITIAL_FORMS" value="2"' in page
+    assert 'name="contacts-3-role"' in page
+    assert release.contacts.get().name == "Dana Ops"
+    assert not release.audit_events.filter(action="contacts.edited").exists()
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ({"role": "QA Lead", "name": "Quinn", "phone": "call me", "email": ""}, "Enter a phone"),
+        ({"role": "QA Lead", "name": "", "phone": "+34 600 000 005", "email": ""}, "[Nombre]"),
+        ({"role": "", "name": "Quinn", "phone": "+34 600 000 005", "email": ""}, "which role"),
+        ({"role": "QA Lead", "name": "Quinn", "phone": "", "email": "quinn@"}, "valid email"),
+    ],
+)
+def test_it_explains_a_contact_row_it_cannot_save_and_keeps_what_was_typed(
+    release: Release, login_as: LoginAs, row: dict[str, str], says: str
+) -> None:
+    response = login_as("admin").post(plan_url(release), contacts_data(release, [row]))
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert says in page
+    assert 'class="error" role="alert"' in page
+    assert release.contacts.get().name == "Dana Ops"
+
+
+def test_it_refuses_a_stale_contacts_save_keeping_what_was_typed_and_showing_what_is_saved(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    stale = contacts_data(release, [dana_row(release, name="Mine")])
+    workflow.update_contact(
+        release.contacts.get(), by=users["po"], name="Theirs", phone="+34 600 000 007", email=""
+    )
+
+    response = client.post(plan_url(release), stale)
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert "Someone else saved the emergency contacts while you were editing them." in page
+    assert 'value="Mine"' in page
+    assert "Emergency contacts as saved now" in page and "Theirs" in page
+    assert release.contacts.get().name == "Theirs"
+    # Saving the same page again replaces theirs, knowingly.
+    renewed = re.search(r'name="contacts-based_on" value="([0-9a-f]+)"', page)
+    assert renewed is not None
+    again = client.post(plan_url(release), {**stale, "contacts-based_on": renewed.group(1)})
+    assert again.status_code == 302
+    assert release.contacts.get().name == "Mine"
+
+
+def test_it_explains_a_tampered_contacts_form_without_failing(
+    release: Release, login_as: LoginAs
+) -> None:
+    data = {"action": "contacts-save", "contacts-based_on": workflow.contacts_version(release)}
+
+    response = login_as("admin").post(plan_url(release), data)
+
+    assert response.status_code == 200
+    assert "ManagementForm data is missing or has been tampered with" in text_of(response)
+    assert release.contacts.count() == 1
+
+
+def test_it_answers_400_to_an_unknown_action_on_the_contacts_and_plan_page(
+    release: Release, login_as: LoginAs
+) -> None:
+    response = login_as("admin").post(plan_url(release), {"action": "nope"})
+
+    assert response.status_code == 400
+
+
+def test_it_previews_the_plans_steps_with_their_owners_without_saving(
+    release: Release, login_as: LoginAs
+) -> None:
+    response = login_as("admin").post(plan_url(release), plan_data(release, PLAN, "plan-preview"))
+
+    page = text_of(response)
+    assert "Preview: 2 steps, not saved yet" in page
+    assert "<strong>Backend</strong>" in page and "Owner: Backend Lead" in page
+    assert "Owner: DevOps Lead" in page and "<code>restore</code>" in page
+    assert "deploycheck: owner=backend" in page  # the textarea keeps the text
+    assert list(release.rollback_steps.values_list("text", flat=True)) == ["Roll back"]
+
+
+def test_it_shows_the_line_of_a_plan_it_cannot_read_and_keeps_the_text(
+    release: Release, login_as: LoginAs
+) -> None:
+    typed = "1. Restore\n\nA stray paragraph\n"
+
+    for action in ("plan-preview", "plan-save"):
+        response = login_as("admin").post(plan_url(release), plan_data(release, typed, action))
+
+        page = text_of(response)
+        assert response.status_code == 200
+        assert "Line 3 of the rollback plan: the plan would not keep this" in page
+        assert "A stray paragraph" in page
+    assert list(release.rollback_steps.values_list("text", flat=True)) == ["Roll back"]
+
+
+def test_it_saves_the_plan_and_shows_it_on_the_timeline_in_each_language(
+    release: Release, login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+
+    response = client.post(plan_url(release), plan_data(release, PLAN), follow=True)
+
+    assert "Rollback plan saved: 2 steps." in text_of(response)
+    assert list(release.rollback_steps.values_list("text", "owner_role")) == [
+        ("**Backend**", "backend"),
+        ("Check", "devops"),
+    ]
+    timeline = reverse("releases:timeline", args=[release.version])
+    english = text_of(client.get(timeline))
+    assert "Rollback plan edited" in english
+    assert "Steps: 1 → 2" in english and "Step 1: **Backend** (Backend Lead)" in english
+    spanish = Client(headers={"accept-language": "es"})
+    spanish.force_login(release.stakeholders.get(role="po").user)
+    page = text_of(spanish.get(timeline))
+    assert "Plan de rollback editado" in page
+    assert "Pasos: 1 → 2" in page
+
+
+def test_it_shows_the_contacts_edit_on_the_timeline_with_its_placeholders(
+    release: Release, login_as: LoginAs
+) -> None:
+    rows = [dana_row(release, DELETE="on"), {"role": "QA Lead", "name": "[Nombre]"}]
+    login_as("admin").post(plan_url(release), contacts_data(release, rows))
+
+    page = text_of(login_as("admin").get(reverse("releases:timeline", args=[release.version])))
+
+    assert "Emergency contacts edited" in page
+    assert "Added: QA Lead: [Nombre]" in page
+    assert "Removed: DevOps Lead: Dana Ops" in page
+    assert "1 contact still holds a placeholder, which blocks go-live" in page
+
+
+def test_it_refuses_a_stale_plan_save_keeping_the_text_and_showing_the_saved_plan(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    stale = plan_data(release, PLAN)
+    workflow.edit_rollback_plan(
+        release,
+        markdown="1. Their plan\n",
+        based_on=workflow.plan_version(release),
+        by=users["admin"],
+    )
+
+    response = client.post(plan_url(release), stale)
+
+    page = text_of(response)
+    assert "Someone else saved the rollback plan while you were editing it." in page
+    assert "The rollback plan as saved now" in page and "1. Their plan" in page
+    assert "deploycheck: owner=backend" in page
+    assert list(release.rollback_steps.values_list("text", flat=True)) == ["Their plan"]
+    renewed = re.search(r'name="plan-based_on" value="([0-9a-f]+)"', page)
+    assert renewed is not None
+    again = client.post(plan_url(release), {**stale, "plan-based_on": renewed.group(1)})
+    assert again.status_code == 302
+    assert release.rollback_steps.count() == 2
+
+
+def test_it_refuses_to_edit_the_plan_while_a_rollback_is_in_progress(
+    ready_release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    client = login_as("admin")
+    typed = plan_data(ready_release, PLAN)
+    workflow.approve(ready_release, by=users["po"])
+    workflow.start_deploy(ready_release, by=users["devops"], reason="window open")
+    workflow.declare_rollback(ready_release, by=users["devops"], reason="5xx", severity="major")
+
+    shown = text_of(client.get(plan_url(ready_release)))
+    refused = client.post(plan_url(ready_release), typed)
+
+    assert "A rollback is in progress and its steps are being ticked" in shown
+    assert 'name="plan-markdown"' not in shown
+    assert "Roll back" in shown  # the saved steps are still shown
+    assert refused.status_code == 200
+    assert text_of(refused).count("A rollback is in progress") == 1
+    assert "deploycheck: owner=backend" in text_of(refused)
+    assert list(ready_release.rollback_steps.values_list("text", flat=True)) == ["Roll back"]
+
+
+@pytest.mark.parametrize(("contact_id", "says"), [("abc", "Enter a whole number."), ("999999", "")])
+def test_it_explains_a_tampered_contact_row_without_failing(
+    release: Release, login_as: LoginAs, contact_id: str, says: str
+) -> None:
+    row = dana_row(release, contact_id=contact_id)
+
+    response = login_as("admin").post(plan_url(release), contacts_data(release, [row]))
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert (says or "Row 1 names a contact this release does not have") in page
+    assert release.contacts.get().name == "Dana Ops"
+
+
+def test_it_shows_a_cancelled_releases_contacts_and_plan_without_forms(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    workflow.set_status(release, status="cancelled", by=users["po"])
+
+    page = text_of(login_as("admin").get(plan_url(release)))
+
+    assert "The release is cancelled: it accepts no change until staff reopen it." in page
+    assert 'name="plan-markdown"' not in page and 'name="contacts-TOTAL_FORMS"' not in page
+    assert "Dana Ops" in page and "Roll back" in page
+
+
+# --- the audit trail in words ------------------------------------------------------------
+
+
+@pytest.fixture
+def rolled_back(ready_release: Release, users: dict[str, Any]) -> Release:
+    workflow.approve(ready_release, by=users["po"])
+    workflow.start_deploy(ready_release, by=users["devops"], reason="window open")
+    workflow.declare_rollback(ready_release, by=users["devops"], reason="5xx", severity="major")
+    return ready_release
+
+
+def spanish_client(user: Any) -> Client:
+    client = Client(headers={"accept-language": "es"})
+    client.force_login(user)
+    return client
+
+
+def test_the_audit_page_shows_actions_and_statuses_by_their_spanish_labels(
+    rolled_back: Release, users: dict[str, Any]
+) -> None:
+    page = text_of(spanish_client(users["po"]).get(audit_url(rolled_back)))
+
+    assert "Rollback declarado" in page
+    assert "<dt>Estado</dt><dd>Revertida</dd>" in page
+    assert "<dt>Gravedad</dt><dd>" in page
+    assert ">rolled_back<" not in page and ">major<" not in page
+
+
+def test_the_audit_csv_has_a_label_column_beside_the_code_with_statuses_labelled(
+    rolled_back: Release, users: dict[str, Any]
+) -> None:
+    response = spanish_client(users["po"]).get(
+        csv_url(rolled_back), {"action": "rollback.declared"}
+    )
+
+    _raw, rows = read_csv(response)
+    header, row = rows[0], rows[1]
+    assert header[2:4] == ["Acción", "Código de la acción"]
+    assert row[2:4] == ["Rollback declarado", "rollback.declared"]
+    before, after = row[5], row[6]
+    assert '"status": "Puesta en producción aprobada"' in before
+    assert '"status": "Revertida"' in after
+    assert "rolled_back" not in after and '"major"' not in after
+
+
+def test_it_previews_a_step_too_long_for_its_column_as_an_error(
+    release: Release, login_as: LoginAs
+) -> None:
+    typed = "1. Restore\n   ```" + "x" * 41 + "\n   run\n   ```\n"
+
+    response = login_as("admin").post(plan_url(release), plan_data(release, typed, "plan-preview"))
+
+    page = text_of(response)
+    assert "Step 1 of the rollback plan:" in page and "Preview:" not in page
+
+
+def test_the_contacts_and_plan_page_speaks_spanish(release: Release, users: dict[str, Any]) -> None:
+    page = text_of(spanish_client(users["admin"]).get(plan_url(release)))
+
+    assert "Contactos y plan de rollback" in page
+    assert "Guardar contactos" in page and "Añadir una fila" in page
+    assert "Plan de rollback (Markdown)" in page and "Guardar plan" in page
+    assert "Responsable: DevOps Lead" in page
+
+
+def test_the_timeline_names_a_changed_contact_by_its_role(
+    release: Release, login_as: LoginAs
+) -> None:
+    rows = [dana_row(release, phone="+34 600 000 009")]
+    login_as("admin").post(plan_url(release), contacts_data(release, rows))
+
+    page = text_of(login_as("admin").get(reverse("releases:timeline", args=[release.version])))
+
+    assert "Changed: DevOps Lead: Dana Ops" in page
+    assert "Added:" not in page and "Removed:" not in page

@@ -144,3 +144,59 @@ def test_it_reads_the_seed_plan_as_every_step_devops_owned() -> None:
     )
 
     assert {step.owner for step in doc.rollback_steps} == {None}
+
+
+# --- the plan on its own (the plan's editor) ---------------------------------------------
+
+
+def test_a_plan_written_alone_reads_as_the_same_plan_under_its_heading() -> None:
+    seed = md.read_checklist_file(Path("releases/data/checklist-produccion.md"))
+    plan = md.RollbackPlan(seed.rollback_intro, seed.rollback_steps)
+
+    text = md.render_rollback_plan(plan)
+
+    assert md.parse_rollback_plan(text) == plan
+    assert text in md.render_checklist(seed)
+
+
+def test_a_plan_written_alone_keeps_each_steps_owner() -> None:
+    plan = md.parse_rollback_plan(
+        "Before anything, tell support.\n\n"
+        "1. **Backend** <!-- deploycheck: owner=backend -->\n"
+        "   ```bash\n   deploy backend --previous\n   ```\n"
+        "2. Check the site\n"
+    )
+
+    assert plan.intro == "Before anything, tell support."
+    assert [(s.text, s.owner, s.commands) for s in plan.steps] == [
+        ("**Backend**", "backend", "deploy backend --previous"),
+        ("Check the site", None, ""),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ("1. Restore\n\nA stray paragraph\n", 3, "would not keep this"),
+        ("1. Restore\n\n- a plain list\n", 3, "would not keep this"),
+        ("```bash\nrun\n```\n\n1. Restore\n", 1, "would not keep this"),
+        ("1. Restore\n\n## Afterwards\n", 3, "a heading has no place"),
+        ("1. Restore <!-- deploycheck: owner=ops -->\n", 1, "unknown owner 'ops'"),
+        ("1. Restore\n<!-- deploycheck: gate -->\n", 2, "go-live gate"),
+        ("1. Restore\n\n   <!-- deploycheck: record --> done by Dana at 10:00\n", 1, "record"),
+        ("1. Restore\n2. Check \u202eit\n", 2, "U+202E"),
+    ],
+)
+def test_a_plan_written_alone_refuses_what_it_would_not_keep_at_its_line(
+    text: str, line: int, says: str
+) -> None:
+    with pytest.raises(md.ChecklistError) as error:
+        md.parse_rollback_plan(text)
+
+    assert error.value.line == line
+    assert says in error.value.message
+
+
+def test_a_plan_written_alone_needs_a_step() -> None:
+    with pytest.raises(md.ChecklistError, match="no steps found"):
+        md.parse_rollback_plan("Only an intro.\n")

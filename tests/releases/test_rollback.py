@@ -618,3 +618,173 @@ def test_it_brings_the_rollout_panel_to_open_pages_with_each_change(
     _revision, html = render_update(load_snapshot(deployed.pk), viewer, "status", seen)
     assert 'id="rollout-panel"' in html
     assert "Rollback under way" in html
+
+
+# --- the plan's editor -------------------------------------------------------------------
+
+NEW_PLAN = (
+    "Tell support first.\n\n"
+    "1. Roll back <!-- deploycheck: owner=backend -->\n"
+    "   ```bash\n   deploy --previous\n   ```\n"
+    "2. Check the site <!-- deploycheck: owner=qa -->\n"
+)
+
+
+def edit_plan(release: Release, by: Any, markdown: str = NEW_PLAN, **kwargs: Any) -> Any:
+    based_on = kwargs.pop("based_on", None) or workflow.plan_version(release)
+    return workflow.edit_rollback_plan(
+        release, markdown=markdown, based_on=based_on, by=by, **kwargs
+    )
+
+
+def plan_rows(release: Release) -> list[tuple[int, str, str, str]]:
+    return list(
+        release.rollback_steps.order_by("position").values_list(
+            "position", "text", "commands", "owner_role"
+        )
+    )
+
+
+def test_it_rewrites_the_plan_in_one_audited_change_with_a_new_revision(
+    release: Release, users: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    first = release.rollback_steps.get()
+    start = release.revision
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        edit_plan(release, users["admin"])
+
+    release.refresh_from_db()
+    assert release.rollback_intro == "Tell support first."
+    assert plan_rows(release) == [
+        (0, "Roll back", "deploy --previous", Role.BACKEND),
+        (1, "Check the site", "", Role.QA),
+    ]
+    # Rewritten in place: a past rollback's record of the first step still names it.
+    assert release.rollback_steps.get(position=0).pk == first.pk
+    assert release.revision == start + 1
+    assert len(callbacks) == 1
+    event = release.audit_events.get(action="rollback.plan_edited")
+    assert event.before == {
+        "intro": "",
+        "steps": [
+            {
+                "text": "Roll back",
+                "commands": "deploy --previous",
+                "lang": "bash",
+                "owner": "devops",
+            }
+        ],
+    }
+    assert [(s["text"], s["owner"]) for s in event.after["steps"]] == [
+        ("Roll back", "backend"),
+        ("Check the site", "qa"),
+    ]
+    assert md.parse_checklist(checklists.export_release(release)).rollback_steps == (
+        md.parse_rollback_plan(NEW_PLAN).steps
+    )
+
+
+def test_it_drops_the_steps_a_shorter_plan_leaves_out(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    edit_plan(two_steps, users["admin"], "1. Only this\n")
+
+    assert plan_rows(two_steps) == [(0, "Only this", "", Role.DEVOPS)]
+
+
+def test_it_changes_nothing_when_the_plan_is_saved_as_it_was(
+    release: Release, users: dict[str, Any]
+) -> None:
+    text = md.render_rollback_plan(workflow.rollback_plan(release))
+    revision = release.revision
+
+    edit_plan(release, users["admin"], text)
+
+    release.refresh_from_db()
+    assert release.revision == revision
+    assert not release.audit_events.filter(action="rollback.plan_edited").exists()
+
+
+def test_it_refuses_a_plan_it_cannot_read_with_the_line_to_blame(
+    release: Release, users: dict[str, Any]
+) -> None:
+    before = plan_rows(release)
+
+    with pytest.raises(WorkflowError, match="Line 2 of the rollback plan: unknown owner 'ops'"):
+        edit_plan(
+            release, users["admin"], "1. Roll back\n2. Check <!-- deploycheck: owner=ops -->\n"
+        )
+
+    assert plan_rows(release) == before
+
+
+def test_it_refuses_a_plan_save_based_on_a_plan_someone_else_changed(
+    release: Release, users: dict[str, Any]
+) -> None:
+    loaded = workflow.plan_version(release)
+    edit_plan(release, users["admin"], "1. Someone else's plan\n")
+
+    with pytest.raises(workflow.Conflict, match="Someone else saved the rollback plan"):
+        edit_plan(release, users["admin"], based_on=loaded)
+
+    assert plan_rows(release) == [(0, "Someone else's plan", "", Role.DEVOPS)]
+
+
+def test_it_refuses_to_edit_the_plan_while_a_rollback_is_in_progress(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    before = plan_rows(two_steps)
+
+    with pytest.raises(WorkflowError, match="A rollback is in progress"):
+        edit_plan(two_steps, users["admin"])
+
+    assert plan_rows(two_steps) == before
+
+
+def test_it_lets_the_plan_be_edited_once_the_rollback_is_closed(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["devops"])
+    workflow.close_rollback(deployed, by=users["po"], cause="bad config")
+
+    edit_plan(deployed, users["admin"])
+
+    assert [row[1] for row in plan_rows(deployed)] == ["Roll back", "Check the site"]
+
+
+@pytest.mark.parametrize("persona", ["devops", "po", "qa", "support", "outsider"])
+def test_only_staff_edit_the_plan(release: Release, users: dict[str, Any], persona: str) -> None:
+    before = plan_rows(release)
+
+    with pytest.raises(PermissionDenied):
+        edit_plan(release, users[persona])
+
+    assert plan_rows(release) == before
+
+
+def test_a_plan_written_into_a_release_without_one_gets_its_heading(
+    release: Release, users: dict[str, Any]
+) -> None:
+    Release.objects.filter(pk=release.pk).update(rollback_heading="")
+    release.rollback_steps.all().delete()
+    release.refresh_from_db()
+
+    edit_plan(release, users["admin"])
+
+    release.refresh_from_db()
+    assert release.rollback_heading == "Plan de Rollback"
+    assert "## Plan de Rollback" in checklists.export_release(release)
+
+
+def test_it_refuses_a_step_too_long_for_its_column_naming_the_step(
+    release: Release, users: dict[str, Any]
+) -> None:
+    too_long = "1. Fine\n2. Restore\n   ```" + "x" * 41 + "\n   run\n   ```\n"
+
+    with pytest.raises(WorkflowError, match=r"Step 2 of the rollback plan: .*at most 40"):
+        edit_plan(release, users["admin"], too_long)
+
+    assert plan_rows(release) == [(0, "Roll back", "deploy --previous", Role.DEVOPS)]

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone, translation
 
-from releases import notify, policy, workflow
+from releases import checklists, notify, policy, workflow
 from releases.actors import Person, who_on
 from releases.models import (
     AuditAction,
@@ -2189,3 +2189,244 @@ def test_it_refuses_invisible_bidirectional_controls_in_what_people_type(
         change(item(release, QA_ITEM), users)
 
     assert fingerprint(release) == before
+
+
+# --- the contacts editor -----------------------------------------------------------------
+
+
+def contact_rows(release: Release) -> list[tuple[str, str, str, str, str]]:
+    return list(
+        release.contacts.order_by("position").values_list("role", "name", "phone", "email", "other")
+    )
+
+
+def test_it_rewrites_the_contacts_in_one_audited_change_with_a_new_revision(
+    release: Release,
+    users: dict[str, Any],
+    published: list[tuple[int, int]],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    dana = release.contacts.get()
+    start, last = release.revision, last_event_id()
+    rows = [
+        workflow.ContactRow("Product Owner", "Pia", "+34 600 000 009", "", None),
+        workflow.ContactRow("DevOps Lead", " Dana Ops ", "+34 600 000 002", "", dana.pk),
+    ]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        workflow.edit_contacts(
+            release,
+            rows=rows,
+            based_on=workflow.contacts_version(release),
+            by=Person(users["admin"], IP),
+        )
+
+    release.refresh_from_db()
+    assert contact_rows(release) == [
+        ("Product Owner", "Pia", "+34 600 000 009", "", ""),
+        ("DevOps Lead", "Dana Ops", "+34 600 000 002", "", ""),
+    ]
+    assert release.contacts.get(role="DevOps Lead").pk == dana.pk
+    [event] = events_since(last)
+    assert event.action == AuditAction.CONTACTS_EDITED
+    assert event.source_ip == IP
+    assert event.before == {
+        "contacts": [
+            {
+                "role": "DevOps Lead",
+                "name": "Dana Ops",
+                "phone": "+34 600 000 001",
+                "email": "dana@example.com",
+                "other": "",
+            }
+        ]
+    }
+    assert [c["name"] for c in event.after["contacts"]] == ["Pia", "Dana Ops"]
+    assert release.revision == start + 1
+    assert published == [(release.pk, release.revision)]
+
+
+def test_it_removes_the_contacts_the_editor_left_out(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.edit_contacts(
+        release, rows=[], based_on=workflow.contacts_version(release), by=users["admin"]
+    )
+
+    assert contact_rows(release) == []
+    event = release.audit_events.get(action=AuditAction.CONTACTS_EDITED)
+    assert event.after == {"contacts": []}
+
+
+def test_it_saves_a_placeholder_contact_and_it_blocks_go_live(
+    ready_release: Release, users: dict[str, Any]
+) -> None:
+    assert not [r for r in blocking_reasons(ready_release) if r.code == "contact-placeholder"]
+    rows = [workflow.ContactRow("QA Lead", "[Nombre]", "", "", None)]
+
+    workflow.edit_contacts(
+        ready_release,
+        rows=rows,
+        based_on=workflow.contacts_version(ready_release),
+        by=users["admin"],
+    )
+
+    [contact] = ready_release.contacts.all()
+    assert contact.has_placeholder()
+    assert [r.code for r in blocking_reasons(ready_release)] == ["contact-placeholder"]
+
+
+def test_it_keeps_a_placeholder_cell_until_a_phone_or_email_replaces_it(
+    release: Release, users: dict[str, Any]
+) -> None:
+    release.contacts.update(phone="", email="", other="[Teléfono]")
+    contact = release.contacts.get()
+
+    def save(phone: str) -> None:
+        row = workflow.ContactRow("DevOps Lead", "Dana Ops", phone, "", contact.pk)
+        workflow.edit_contacts(
+            release, rows=[row], based_on=workflow.contacts_version(release), by=users["admin"]
+        )
+
+    save("")
+    kept = release.contacts.get().other
+    save("+34 600 000 003")
+
+    assert kept == "[Teléfono]"
+    assert release.contacts.get().other == ""
+
+
+def test_it_changes_nothing_when_the_editor_saves_the_contacts_as_they_were(
+    release: Release, users: dict[str, Any]
+) -> None:
+    dana = release.contacts.get()
+    row = workflow.ContactRow(dana.role, dana.name, dana.phone, dana.email, dana.pk)
+    before = fingerprint(release)
+
+    workflow.edit_contacts(
+        release, rows=[row], based_on=workflow.contacts_version(release), by=users["admin"]
+    )
+
+    assert fingerprint(release) == before
+
+
+def test_it_refuses_a_contacts_save_based_on_contacts_someone_else_changed(
+    release: Release, users: dict[str, Any]
+) -> None:
+    loaded = workflow.contacts_version(release)
+    workflow.update_contact(
+        release.contacts.get(), by=users["po"], name="Dana", phone="+34 600 000 004", email=""
+    )
+    before = fingerprint(release)
+
+    with pytest.raises(Conflict, match="Someone else saved the emergency contacts"):
+        workflow.edit_contacts(
+            release,
+            rows=[workflow.ContactRow("QA Lead", "Quinn", "+34 600 000 005")],
+            based_on=loaded,
+            by=users["admin"],
+        )
+
+    assert fingerprint(release) == before
+
+
+def test_a_tick_elsewhere_does_not_make_the_contacts_editor_stale(
+    release: Release, users: dict[str, Any]
+) -> None:
+    loaded = workflow.contacts_version(release)
+    workflow.tick(item(release, ITEM_OF["qa"]), by=users["qa"])
+
+    workflow.edit_contacts(
+        release,
+        rows=[workflow.ContactRow("QA Lead", "Quinn", "+34 600 000 005")],
+        based_on=loaded,
+        by=users["admin"],
+    )
+
+    assert contact_rows(release) == [("QA Lead", "Quinn", "+34 600 000 005", "", "")]
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        (workflow.ContactRow("", "Quinn", "+34 600 000 005"), "Row 1: role:"),
+        (workflow.ContactRow("QA Lead", "", "+34 600 000 005"), "Row 1: name:"),
+        (workflow.ContactRow("QA Lead", "Quinn", "", "not-an-email"), "Row 1: email:"),
+        (workflow.ContactRow("QA\nLead", "Quinn", "+34 600 000 005"), "one line"),
+        (workflow.ContactRow("QA Lead", "Qu\u202einn", "+34 600 000 005"), "U+202E"),
+    ],
+)
+def test_it_refuses_a_contact_row_that_cannot_be_saved_and_says_which(
+    release: Release, users: dict[str, Any], row: workflow.ContactRow, says: str
+) -> None:
+    before = fingerprint(release)
+
+    with pytest.raises(WorkflowError) as error:
+        workflow.edit_contacts(
+            release, rows=[row], based_on=workflow.contacts_version(release), by=users["admin"]
+        )
+
+    assert says in error.value.message
+    assert fingerprint(release) == before
+
+
+def test_it_refuses_a_row_naming_another_releases_contact(
+    release: Release, small_template: ChecklistTemplate, users: dict[str, Any]
+) -> None:
+    other = workflow.create_release(small_template, version="v9.0.0", title="O", by=users["admin"])
+    foreign = other.contacts.get()
+
+    with pytest.raises(WorkflowError, match="Row 1 names a contact this release does not have"):
+        workflow.edit_contacts(
+            release,
+            rows=[workflow.ContactRow("X", "Y", "+34 600 000 006", "", foreign.pk)],
+            based_on=workflow.contacts_version(release),
+            by=users["admin"],
+        )
+
+    assert other.contacts.get().name == foreign.name
+
+
+@pytest.mark.parametrize("persona", [p for p in EVERYONE if p != "admin"])
+def test_only_staff_rewrite_the_contacts(
+    release: Release, users: dict[str, Any], persona: str
+) -> None:
+    before = fingerprint(release)
+
+    with pytest.raises(PermissionDenied):
+        workflow.edit_contacts(
+            release, rows=[], based_on=workflow.contacts_version(release), by=users[persona]
+        )
+
+    assert fingerprint(release) == before
+
+
+def test_a_cancelled_release_takes_no_contacts_edit(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.set_status(release, status=ReleaseStatus.CANCELLED, by=users["po"])
+    release.refresh_from_db()
+
+    with pytest.raises(WorkflowError, match="accepts no change until staff reopen it"):
+        workflow.edit_contacts(
+            release, rows=[], based_on=workflow.contacts_version(release), by=users["admin"]
+        )
+
+
+def test_contacts_written_into_a_release_without_any_get_their_heading(
+    release: Release, users: dict[str, Any]
+) -> None:
+    release.contacts.all().delete()
+    Release.objects.filter(pk=release.pk).update(contacts_heading="")
+    release.refresh_from_db()
+
+    workflow.edit_contacts(
+        release,
+        rows=[workflow.ContactRow("QA Lead", "Quinn", "+34 600 000 005")],
+        based_on=workflow.contacts_version(release),
+        by=users["admin"],
+    )
+
+    release.refresh_from_db()
+    assert release.contacts_heading == "Contactos de Emergencia"
+    assert "| QA Lead | Quinn | +34 600 000 005 |" in checklists.export_release(release)
