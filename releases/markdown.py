@@ -536,6 +536,13 @@ def _plan_blocks(plan: RollbackPlan) -> list[str]:
     return blocks
 
 
+def _refuse_noted(reader: _Reader) -> None:
+    """The reader notes a problem and reads on, to list them all; the plan's editor
+    answers each block as it comes, so a noted problem ends it there."""
+    if reader.problems:
+        raise reader._failure()
+
+
 def parse_rollback_plan(text: str) -> RollbackPlan:
     """Read a rollback plan written alone, without its heading (the plan's editor), by the
     rules of a whole checklist's plan; errors name lines of ``text``.
@@ -552,6 +559,7 @@ def parse_rollback_plan(text: str) -> RollbackPlan:
         token = tokens[start]
         if token.type == "html_block":
             reader._html_block(token, None, None)
+            _refuse_noted(reader)
             continue
         if token.type == "heading_open":
             raise ChecklistError(
@@ -563,9 +571,11 @@ def parse_rollback_plan(text: str) -> RollbackPlan:
                     raise ChecklistError(_line(tokens[item_start]), _PLAN_KEEPS)
         kept = reader.plan_size()
         reader._rollback_block(start, end)
+        _refuse_noted(reader)
         if reader.plan_size() == kept:
             raise ChecklistError(_line(token), _PLAN_KEEPS)
     reader._refuse_lost_items()
+    _refuse_noted(reader)
     if reader.gate is not None:
         raise ChecklistError(
             reader.gate[1], "the go-live gate stands among the checklist's items, not in the plan"
