@@ -170,6 +170,25 @@ def test_signing_off_keeps_the_focus_on_the_panel_and_announces_it(
     ).exists()
 
 
+def test_the_focus_stays_in_the_panel_when_a_change_elsewhere_disables_the_focused_button(
+    release_day: Release, people: dict[str, Any], log_in: LogIn
+) -> None:
+    settle_before_gate(release_day, people, Role.QA)
+    qa = on_phone(log_in("qa"), board_url(release_day))
+    sign = qa.locator("#mine-panel").get_by_role("button", name="Sign off as QA Lead").first
+    expect(sign).to_be_enabled()
+    its_row = sign.evaluate("(button) => button.closest('li').id")
+    sign.focus()
+
+    # Staff reopen one of QA's items: the fresh button cannot be signed, nor focused.
+    workflow.untick(item(release_day, UNIT_TESTS), by=people["admin"])
+
+    expect(sign).to_be_disabled()
+    expect(qa.locator(f"#{its_row}")).to_be_focused()
+    expect(qa.locator(f"#{its_row}")).to_contain_text("Not yet: 1 required item is not done")
+    assert qa.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
+
+
 def test_support_sees_a_blocked_item_on_the_status_page_live(
     release_day: Release, people: dict[str, Any], log_in: LogIn
 ) -> None:

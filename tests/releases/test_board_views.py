@@ -798,7 +798,7 @@ def test_it_signs_off_a_lead_once_their_items_are_settled(
     assert "are not done or N/A yet" in refused.content.decode()
     assert "required item(s) of yours" in refused.content.decode()
     assert signed.status_code == 302
-    assert signed["Location"] == board_url(release) + "#signoff-panel"
+    assert signed["Location"] == board_url(release) + "#mine-panel"
     assert messages_of(signed) == ["Signed off the QA Lead items of “Pre”."]
     signoff = SignOff.objects.get(release=release, role="qa", phase="Pre")
     assert signoff.signed_by == users["qa"] and signoff.reopened_at is None
@@ -1876,3 +1876,39 @@ def test_a_disabled_tick_says_why_to_whoever_reaches_it(
         return
     assert "disabled" in box and f'aria-describedby="meta-{entry.pk} locked-{entry.pk}"' in box
     assert f'<span class="visually-hidden" id="locked-{entry.pk}">{why}</span>' in html
+
+
+@pytest.mark.usefixtures("big_board")
+def test_my_open_items_on_a_big_board_point_to_closed_sections_and_count_the_rest(
+    as_user: Any, release: Release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = as_user("qa")
+    mine = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+    monkeypatch.setattr("releases.board._MINE_LISTED", 1)
+    pages.clear()
+    capped = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+
+    links = re.findall(r'<li class="mine__item"[^>]*>\s*<a href="#([^"]+)">(.*?)</a>', mine)
+    # The smoke tests' section ("Run", the sixth) is not on the page until opened.
+    assert links == [
+        (f"item-{item(release, QA_ITEM).pk}", QA_ITEM),
+        ("section-5", "Smoke tests in production"),
+    ]
+    assert "2 items of yours are open" in capped
+    assert len(re.findall(r'<li class="mine__item"', capped)) == 1
+    assert "…and 1 more, not listed here:" in " ".join(capped.split())
+    assert f'<a href="{board_url(release)}?show=mine">show only mine</a>' in capped
+
+
+def test_without_javascript_a_sign_off_returns_to_where_its_button_was(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    by_lead = signoff_post(as_user("qa"), release, "sign")
+    workflow.withdraw_sign_off(release, role="qa", phase="Pre", by=users["qa"])
+
+    by_staff = signoff_post(as_user("admin"), release, "sign")
+
+    assert by_lead["Location"] == board_url(release) + "#mine-panel"
+    assert by_staff["Location"] == board_url(release) + "#signoff-panel"
+    assert SignOff.objects.filter(signed_by=users["admin"], reopened_at__isnull=True).exists()
