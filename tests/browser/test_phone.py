@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page, Route, ViewportSize, expect
 
 from releases import workflow
@@ -43,6 +44,13 @@ SECURITY_ITEM = "Los certificados SSL están instalados y configurados"
 def on_phone(page: Page, url: str) -> Page:
     page.set_viewport_size(PHONE)
     return open_live(page, url)
+
+
+def no_accessibility_violations(page: Page) -> bool:
+    """axe-core finds nothing wrong with the page as it is now (menus open or not)."""
+    found = Axe().run(page).response["violations"]
+    assert not found, [(each["id"], [node["target"] for node in each["nodes"]]) for each in found]
+    return True
 
 
 def settle_before_gate(release: Release, people: dict[str, Any], role: str) -> None:
@@ -118,6 +126,7 @@ def test_a_lead_sees_their_open_items_and_sign_off_on_the_first_screens(
     assert rows["children"] == 3, rows
     assert rows["lowestTop"] < rows["highestBottom"], rows
     assert rows["height"] <= ONE_ROW_PX, rows
+    assert no_accessibility_violations(qa)
 
 
 def test_a_lead_with_nothing_open_is_told_so_beside_the_sign_off(
@@ -203,6 +212,7 @@ def test_support_sees_a_blocked_item_on_the_status_page_live(
     expect(now).to_contain_text(UNIT_TESTS)
     expect(now).to_contain_text("the CI runners are down")
     expect(support.locator("#progress-panel")).to_contain_text("1 blocked or failed")
+    assert no_accessibility_violations(support)
     assert support.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
 
 
