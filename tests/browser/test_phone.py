@@ -33,9 +33,9 @@ LogIn = Callable[[str], Page]
 PHONE: ViewportSize = {"width": 390, "height": 844}
 # Two screens: what a thumb reaches with one scroll.
 TWO_SCREENS = 2 * PHONE["height"]
-# One row of the header is as tall as its tallest control: the page links, 2rem of
-# padding and text (about 38 px at 16 px to the rem). Two rows would be at least two
-# lines of the 1.3rem title (2 × 26 px) plus the gap between them, which is more than this.
+# One row of the header is as tall as its tallest part, the page links (a 14.4 px font's
+# 1.5 line height, padding and border: about 33 px; the title's line is 26 px). A second
+# row would add at least one of those and the gap between rows: 63 px or more.
 ONE_ROW_PX = 48
 SIGNED = f"Signed off the QA Lead items of “{PRE_DEPLOY}”."
 SECURITY_ITEM = "Los certificados SSL están instalados y configurados"

@@ -1912,3 +1912,22 @@ def test_without_javascript_a_sign_off_returns_to_where_its_button_was(
     assert by_lead["Location"] == board_url(release) + "#mine-panel"
     assert by_staff["Location"] == board_url(release) + "#signoff-panel"
     assert SignOff.objects.filter(signed_by=users["admin"], reopened_at__isnull=True).exists()
+
+
+def test_a_tick_held_back_by_its_failing_check_or_a_closed_release_says_so(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["ci"])
+    entry = workflow.record_check_result(
+        item(release, QA_ITEM), check="ci", passed=False, detail="3 tests failed"
+    )
+    failing = as_user("qa").get(board_url(release)).content.decode()
+    workflow.set_status(release, status="cancelled", by=users["po"], reason="Moved to May")
+    closed = as_user("qa").get(board_url(release)).content.decode()
+
+    for html, why in (
+        (failing, "Its automated check fails: tick it over the check with a reason, or fix it."),
+        (closed, "The release is closed: nothing on it changes until staff reopen it."),
+    ):
+        assert "disabled" in checkbox(html, entry)
+        assert f'<span class="visually-hidden" id="locked-{entry.pk}">{why}</span>' in html
