@@ -1931,3 +1931,14 @@ def test_a_tick_held_back_by_its_failing_check_or_a_closed_release_says_so(
     ):
         assert "disabled" in checkbox(html, entry)
         assert f'<span class="visually-hidden" id="locked-{entry.pk}">{why}</span>' in html
+
+
+def test_my_open_items_speaks_spanish_by_default(release: Release, users: dict[str, Any]) -> None:
+    client = Client(headers={"Accept-Language": "es"})
+    client.force_login(users["qa"])
+
+    mine = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+
+    assert ">Mis pendientes</h2>" in mine
+    assert "Todavía no: 1 ítem obligatorio no está hecho ni es N/A." in " ".join(mine.split())
+    assert "Tienes 2 ítems pendientes" in mine
