@@ -78,7 +78,9 @@ _PANELS = (
     "releases/_rollout.html",
 )
 PANELS: dict[str, tuple[str, ...]] = {
-    "board": _PANELS,
+    # A lead's own open items and sign-offs: the board's, since the status page changes
+    # nothing.
+    "board": (*_PANELS, "releases/_mine.html"),
     "status": (
         *_PANELS,
         "releases/_contacts.html",
@@ -94,6 +96,9 @@ CLOSED_SECTION_PARTIAL = "releases/board.html#closed_section"
 ON_DEMAND_ABOVE = 120
 _REASONS_FIRST = 6
 _REASONS_LISTED = 100
+# "My open items" lists this many; the "Mine" filter shows the rest. A lead's sign-off
+# comes before the list, so a long one never pushes it off a phone's first screen.
+_MINE_LISTED = 40
 
 _SETTLED = frozenset(ItemState.settled())
 _STOPPED = frozenset({ItemState.BLOCKED, ItemState.FAILED})
@@ -256,6 +261,8 @@ class ItemRow:
     not_verified: str = ""
     # Shows the form that ticks the item over its failing check, with a reason.
     can_override: bool = False
+    # Why this viewer's checkbox is disabled, said to whoever reaches it; "" when it is not.
+    tick_locked: str = ""
 
     @property
     def done(self) -> bool:
@@ -420,6 +427,44 @@ class PhaseSignOffs:
 
 
 @dataclass(frozen=True)
+class MySignOff:
+    """One of the viewer's sign-offs as "My open items" offers it. `number` is its phase's
+    place in the sign-off panel, which names its DOM ids the same way."""
+
+    number: int
+    label: str
+    row: SignOffRow
+
+
+@dataclass(frozen=True)
+class MyOpenItem:
+    row: ItemRow
+    # The row's own id, or its section's where a big board has not loaded it.
+    anchor: str
+
+
+@dataclass(frozen=True)
+class MyOpenPhase:
+    label: str
+    items: list[MyOpenItem]
+
+
+@dataclass(frozen=True)
+class MyOpenItems:
+    """What a lead sees first on the board: the items of their roles that are not done or
+    N/A, and their sign-offs. Read from the viewer's roles only, never from who they are,
+    so that it is shared like the rest of the board (see releases.pages)."""
+
+    signoffs: list[MySignOff]
+    phases: list[MyOpenPhase]
+    count: int
+
+    @property
+    def unlisted(self) -> int:
+        return self.count - sum(len(phase.items) for phase in self.phases)
+
+
+@dataclass(frozen=True)
 class OverrideShown:
     """A failing check go-live was, or would be, approved over, as the go/no-go panel
     lists it: from the approval's record once approved, from the items before."""
@@ -532,10 +577,11 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
         if not sections or sections[-1].name != item.section:
             sections.append(Section(item.section, count))
             count += 1
+        can_change = viewer.can_change(item)
         sections[-1].rows.append(
             ItemRow(
                 item,
-                can_change=viewer.can_change(item),
+                can_change=can_change,
                 mine=item.owner_role in viewer.roles,
                 first_after_gate=before_gate and not item.before_gate,
                 checks=tuple(
@@ -543,10 +589,23 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
                 ),
                 not_verified=verdict.unverified() if verdict.not_verified else "",
                 can_override=viewer.can_override(item),
+                tick_locked=_tick_locked(item, viewer, can_change=can_change),
             )
         )
         before_gate = item.before_gate
     return phases
+
+
+def _tick_locked(item: ReleaseItem, viewer: Viewer, *, can_change: bool) -> str:
+    if viewer.who.closed:
+        return _("The release is closed: nothing on it changes until staff reopen it.")
+    if viewer.read_only:
+        return _("You follow this release without changing it.")
+    if not can_change:
+        return _("Only the %(role)s changes this item.") % {"role": Role(item.owner_role).label}
+    if item.failing_check and item.state != ItemState.DONE:
+        return _("Its automated check fails: tick it over the check with a reason, or fix it.")
+    return ""
 
 
 def _tallies(items: list[ReleaseItem]) -> tuple[list[Tally], list[Tally]]:
@@ -606,6 +665,35 @@ def _signoffs(
     return [group for group in groups.values() if group.rows]
 
 
+def _my_open_items(
+    phases: list[Phase], signoffs: list[PhaseSignOffs], viewer: Viewer
+) -> MyOpenItems | None:
+    """None for anyone who signs nothing off (support, the product owner, staff)."""
+    if viewer.read_only or not viewer.roles & set(Role.leads()):
+        return None
+    mine = [
+        MySignOff(number, group.label, row)
+        for number, group in enumerate(signoffs, start=1)
+        for row in group.rows
+        if row.role in viewer.roles
+    ]
+    shown: list[MyOpenPhase] = []
+    count = 0
+    for phase in phases:
+        listed: list[MyOpenItem] = []
+        for section in phase.sections:
+            for row in section.rows:
+                if not row.mine or row.item.state in _SETTLED:
+                    continue
+                count += 1
+                if count <= _MINE_LISTED:
+                    place = f"section-{section.index}" if section.on_demand else f"item-{row.key}"
+                    listed.append(MyOpenItem(row, place))
+        if listed:
+            shown.append(MyOpenPhase(phase.label, listed))
+    return MyOpenItems(mine, shown, count)
+
+
 def _gonogo(
     release: Release, items: list[ReleaseItem], approvals: list[GoLiveApproval], viewer: Viewer
 ) -> GoNoGo:
@@ -653,6 +741,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
     phases = _phases(items, viewer)
     if len(items) > ON_DEMAND_ABOVE:
         _open_first_unsettled(phases)
+    signoff_panel = _signoffs(release, items, signoffs, viewer)
     return {
         "release": release,
         "viewer": viewer,
@@ -661,7 +750,8 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "phase_progress": by_phase,
         "role_progress": by_role,
         "current_phase": _current_phase(items),
-        "signoff_panel": _signoffs(release, items, signoffs, viewer),
+        "signoff_panel": signoff_panel,
+        "my_open_items": _my_open_items(phases, signoff_panel, viewer),
         "gonogo": _gonogo(release, items, approvals, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
@@ -863,7 +953,7 @@ def row_cache_key(row: ItemRow, context: Mapping[Any, Any]) -> Hashable | None:
     item, viewer, release = row.item, context["viewer"], context["release"]
     return (
         item.pk, item.revision, item.version, row.can_change, row.mine,
-        row.first_after_gate, row.checks, row.not_verified, row.can_override,
+        row.first_after_gate, row.checks, row.not_verified, row.can_override, row.tick_locked,
         viewer.may_run_checks, release.version, translation.get_language(), token,
         bool(context.get("oob")),
     )  # fmt: skip

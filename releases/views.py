@@ -410,7 +410,9 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
         workflow.withdraw_sign_off(release, role=role, phase=phase, by=person(request))
         return _("Withdrew the %(role)s sign-off of “%(phase)s”.") % names
 
-    return _act(request, release, operation, anchor="#signoff-panel")
+    # Back where the button was: a lead's own sign-off is under "My open items".
+    own = form.is_valid() and form.cleaned_data["role"] in _viewer(request, release).roles
+    return _act(request, release, operation, anchor="#mine-panel" if own else "#signoff-panel")
 
 
 @login_required

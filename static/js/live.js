@@ -86,11 +86,36 @@
           edits.values.push([field.id, field.value]);
         }
       });
+      // Where the focus is, by id, and the ids around it: when the update replaces the
+      // focused control with one that has no id, or none at all, the focus stays in the
+      // panel it was in rather than falling back to the top of the page.
+      edits.around = [];
       var active = document.activeElement;
       if (active && active.id) {
         edits.focused = active.id;
       }
+      for (var node = active && active.parentElement; node && node !== root; node = node.parentElement) {
+        if (node.id) {
+          edits.around.push(node.id);
+        }
+      }
       return edits;
+    }
+
+    function keepFocusNear(ids) {
+      if (document.activeElement && document.activeElement !== document.body) {
+        return;
+      }
+      for (var index = 0; index < ids.length; index += 1) {
+        var near = document.getElementById(ids[index]);
+        if (near) {
+          if (!near.hasAttribute("tabindex")) {
+            near.setAttribute("tabindex", "-1");
+          }
+          near.focus({ preventScroll: true });
+          return;
+        }
+      }
     }
 
     function restoreEdits(edits) {
@@ -111,6 +136,8 @@
       if (focused && focused !== document.activeElement) {
         focused.focus({ preventScroll: true });
       }
+      // No such control any more, or one that cannot take the focus (disabled).
+      keepFocusNear(edits.around);
     }
 
     // A section a big board loads on demand keeps its place, open or not, and the rows

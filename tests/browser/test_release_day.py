@@ -58,8 +58,10 @@ def checkbox(page: Page, text: str) -> Locator:
 
 
 def signoff_button(page: Page, phase: str, role_label: str) -> Locator:
-    # One row per (phase, role); the phase is the heading just before its list.
-    rows = page.locator(f'#signoff-panel h3:text-is("{phase}") + ul.signoffs')
+    # A lead signs off under "My open items", one row per phase of theirs.
+    rows = page.locator("#mine-panel li.mine__signoff").filter(
+        has=page.locator(f'.mine__phase strong:text-is("{phase}")')
+    )
     return rows.get_by_role("button", name=f"Sign off as {role_label}", exact=True)
 
 

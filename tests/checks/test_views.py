@@ -670,6 +670,32 @@ def test_it_offers_the_run_buttons_to_people_working_on_the_release(
     assert "Run this item" not in row_of(html, item(linked, UNCHECKED_ITEM))
 
 
+@pytest.mark.parametrize(
+    ("persona", "summary"),
+    [
+        ("qa", "N/A, blocked, note, evidence, checks"),
+        ("po", "Checks"),
+        ("admin", "N/A, blocked, note, evidence, checks"),
+    ],
+)
+def test_an_items_run_button_is_folded_into_the_items_menu(
+    linked: Release, as_user: Any, persona: str, summary: str
+) -> None:
+    html = as_user(persona).get(board_url(linked)).content.decode()
+
+    row = row_of(html, item(linked, QA_ITEM))
+    menu = re.search(
+        r'<details class="item__more">\s*<summary>(.*?)</summary>(.*?)</details>', row, re.S
+    )
+    assert menu, "the item has no menu"
+    assert menu.group(1) == summary
+    assert "Run this item" in menu.group(2)
+    # Nothing of the row outside its menu runs its checks.
+    assert "Run this item" not in row.replace(menu.group(0), "")
+    # An item without checks has nothing to run, and offers nothing to run.
+    assert "Run this item" not in row_of(html, item(linked, UNCHECKED_ITEM))
+
+
 def test_it_shows_the_results_but_no_run_buttons_to_support(linked: Release, as_user: Any) -> None:
     html = as_user("support").get(board_url(linked)).content.decode()
 

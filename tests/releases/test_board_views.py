@@ -798,7 +798,7 @@ def test_it_signs_off_a_lead_once_their_items_are_settled(
     assert "are not done or N/A yet" in refused.content.decode()
     assert "required item(s) of yours" in refused.content.decode()
     assert signed.status_code == 302
-    assert signed["Location"] == board_url(release) + "#signoff-panel"
+    assert signed["Location"] == board_url(release) + "#mine-panel"
     assert messages_of(signed) == ["Signed off the QA Lead items of “Pre”."]
     signoff = SignOff.objects.get(release=release, role="qa", phase="Pre")
     assert signoff.signed_by == users["qa"] and signoff.reopened_at is None
@@ -1689,3 +1689,256 @@ def test_a_lead_signs_off_over_an_optional_item_and_the_panel_says_what_was_left
     assert "Every required item must be done or N/A first." not in before
     assert signed.status_code == 302
     assert "Left open:" in after and "“Nice-to-have dashboard”" in after
+
+
+# --- my open items ------------------------------------------------------------------------
+
+MY_ITEM = re.compile(
+    r'<li class="mine__item"[^>]*>\s*<a href="#item-(\d+)">(.*?)</a>(.*?)</li>', re.S
+)
+# Each lead's items on the small release, in checklist order.
+OPEN_OF = {
+    "devops": ["TLS certificates installed", "Nice-to-have dashboard"],
+    "backend": ["Merge everything", "Deploy the backend"],
+    "frontend": ["Screens reviewed"],
+    "qa": ["Unit tests pass", "Smoke tests in production"],
+}
+
+
+def panel_of(html: str, panel_id: str) -> str:
+    start = html.index(f'<section id="{panel_id}"')
+    return html[start : html.index("</section>", start)]
+
+
+@pytest.mark.parametrize("persona", list(OPEN_OF))
+def test_a_lead_meets_their_own_open_items_and_sign_off_first(
+    as_user: Any, release: Release, persona: str
+) -> None:
+    html = as_user(persona).get(board_url(release)).content.decode()
+
+    mine = panel_of(html, "mine-panel")
+    listed = [(int(pk), text) for pk, text, _badges in MY_ITEM.findall(mine)]
+    assert listed == [(item(release, text).pk, text) for text in OPEN_OF[persona]]
+    assert f"{len(OPEN_OF[persona])} item" in mine
+    label = Role(persona).label
+    assert re.search(rf"<button[^>]*>\s*Sign off as {label}", mine)
+    # Above everything else of the release: its status, the go/no-go, the checklist.
+    assert html.index('id="mine-panel"') < html.index('id="release-status"')
+    assert html.index('id="mine-panel"') < html.index('id="gonogo-panel"')
+    assert html.index('id="mine-panel"') < html.index('id="board"')
+
+
+def test_my_open_items_leaves_out_what_is_done_or_na_and_keeps_what_is_blocked(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, "TLS certificates installed"), by=users["devops"])
+    workflow.mark_blocked(
+        item(release, "Nice-to-have dashboard"), by=users["devops"], reason="Grafana is down"
+    )
+    workflow.mark_not_applicable(item(release, QA_ITEM), by=users["qa"], reason="No unit tests")
+
+    devops = panel_of(as_user("devops").get(board_url(release)).content.decode(), "mine-panel")
+    qa = panel_of(as_user("qa").get(board_url(release)).content.decode(), "mine-panel")
+
+    [(_pk, text, badges)] = MY_ITEM.findall(devops)
+    assert text == "Nice-to-have dashboard"
+    assert "Blocked" in badges and "optional" in badges
+    assert [text for _pk, text, _badges in MY_ITEM.findall(qa)] == ["Smoke tests in production"]
+
+
+def test_a_lead_with_nothing_open_is_told_so_beside_an_enabled_sign_off(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, "Screens reviewed"), by=users["frontend"])
+
+    mine = panel_of(as_user("frontend").get(board_url(release)).content.decode(), "mine-panel")
+
+    assert "Nothing open: every item of your role is done or N/A." in mine
+    assert MY_ITEM.findall(mine) == []
+    button = found(re.compile(r"<button[^>]*>\s*Sign off as Frontend Lead", re.S), mine)
+    assert "disabled" not in button
+
+
+@pytest.mark.parametrize("persona", ["po", "support", "admin"])
+def test_my_open_items_is_an_empty_hidden_place_for_those_who_sign_nothing_off(
+    as_user: Any, release: Release, persona: str
+) -> None:
+    mine = panel_of(as_user(persona).get(board_url(release)).content.decode(), "mine-panel")
+
+    assert re.match(r'<section id="mine-panel"[^>]* hidden', mine)
+    assert "My open items" not in mine and "<button" not in mine
+
+
+def test_a_disabled_sign_off_names_its_reason_in_text_it_points_to(
+    as_user: Any, release: Release
+) -> None:
+    mine = panel_of(as_user("qa").get(board_url(release)).content.decode(), "mine-panel")
+
+    buttons = re.findall(r"<button[^>]*>\s*Sign off as QA Lead", mine)
+    assert len(buttons) == 2
+    for button in buttons:
+        assert "disabled" in button
+        why_id = re.search(r'aria-describedby="([^"]+)"', button).group(1)  # type: ignore[union-attr]
+        why = re.search(rf'<p class="signoff__hint" id="{why_id}">(.*?)</p>', mine, re.S)
+        assert why and " ".join(why.group(1).split()) == (
+            "Not yet: 1 required item is not done or N/A."
+        )
+
+
+def test_the_sign_off_panel_sends_a_lead_to_their_one_sign_off_button(
+    as_user: Any, release: Release
+) -> None:
+    qa = as_user("qa").get(board_url(release)).content.decode()
+    admin = as_user("admin").get(board_url(release)).content.decode()
+
+    signoffs = panel_of(qa, "signoff-panel")
+    assert "Sign off as" not in signoffs
+    assert '<a href="#mine-signoff-1-qa">Your sign-off: under “My open items”</a>' in signoffs
+    assert 'id="mine-signoff-1-qa"' in panel_of(qa, "mine-panel")
+    # Staff sign for any lead from the panel itself.
+    assert "Sign off as QA Lead" in panel_of(admin, "signoff-panel")
+
+
+def test_signing_and_withdrawing_keep_the_buttons_id_so_the_focus_can_stay(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    client = as_user("qa")
+    before = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+
+    answer = signoff_post(client, release, "sign", htmx=True).content.decode()
+
+    sign = found(re.compile(r'<button type="submit" id="mine-signoff-button-1-qa"[^>]*>'), before)
+    assert "disabled" not in sign
+    after = panel_of(answer, "mine-panel")
+    assert re.search(r'id="mine-signoff-button-1-qa"[^>]*>Withdraw sign-off<', after)
+    assert "Signed off the QA Lead items of “Pre”." in answer
+
+
+def test_a_live_update_brings_my_open_items_only_to_the_lead_whose_items_changed(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewers = {
+        persona: viewer_for(users[persona], release, language="en") for persona in ("qa", "devops")
+    }
+    since = {
+        persona: render_update(load_snapshot(release.pk), viewer, "board", release.revision)[0]
+        for persona, viewer in viewers.items()
+    }
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    qa = render_update(load_snapshot(release.pk), viewers["qa"], "board", since["qa"])[1]
+    devops = render_update(load_snapshot(release.pk), viewers["devops"], "board", since["devops"])[
+        1
+    ]
+
+    assert re.search(r'<section id="mine-panel"[^>]*hx-swap-oob="true"', qa)
+    assert [text for _pk, text, _b in MY_ITEM.findall(qa)] == ["Smoke tests in production"]
+    assert 'id="mine-panel"' not in devops
+
+
+def test_two_leads_of_one_role_share_one_render_of_my_open_items(
+    release: Release, users: dict[str, Any]
+) -> None:
+    second_qa = users["outsider"]
+    workflow.assign(release, role="qa", user=second_qa, by=users["admin"])
+    release.refresh_from_db()
+
+    one = viewer_for(users["qa"], release, language="en")
+    other = viewer_for(second_qa, release, language="en")
+
+    # Nothing of the person is in the key: the same viewer, hence the same cached body.
+    assert one == other
+    with translation.override("en"):
+        assert (
+            board_context(release, one)["my_open_items"]
+            == board_context(release, other)["my_open_items"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("persona", "why"),
+    [
+        ("support", "You follow this release without changing it."),
+        ("backend", "Only the QA Lead changes this item."),
+        ("qa", None),
+    ],
+)
+def test_a_disabled_tick_says_why_to_whoever_reaches_it(
+    as_user: Any, release: Release, persona: str, why: str | None
+) -> None:
+    entry = item(release, QA_ITEM)
+    html = as_user(persona).get(board_url(release)).content.decode()
+
+    box = checkbox(html, entry)
+    if why is None:
+        assert "disabled" not in box and f"locked-{entry.pk}" not in box
+        return
+    assert "disabled" in box and f'aria-describedby="meta-{entry.pk} locked-{entry.pk}"' in box
+    assert f'<span class="visually-hidden" id="locked-{entry.pk}">{why}</span>' in html
+
+
+@pytest.mark.usefixtures("big_board")
+def test_my_open_items_on_a_big_board_point_to_closed_sections_and_count_the_rest(
+    as_user: Any, release: Release, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = as_user("qa")
+    mine = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+    monkeypatch.setattr("releases.board._MINE_LISTED", 1)
+    pages.clear()
+    capped = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+
+    links = re.findall(r'<li class="mine__item"[^>]*>\s*<a href="#([^"]+)">(.*?)</a>', mine)
+    # The smoke tests' section ("Run", the sixth) is not on the page until opened.
+    assert links == [
+        (f"item-{item(release, QA_ITEM).pk}", QA_ITEM),
+        ("section-5", "Smoke tests in production"),
+    ]
+    assert "2 items of yours are open" in capped
+    assert len(re.findall(r'<li class="mine__item"', capped)) == 1
+    assert "…and 1 more, not listed here:" in " ".join(capped.split())
+    assert f'<a href="{board_url(release)}?show=mine">show only mine</a>' in capped
+
+
+def test_without_javascript_a_sign_off_returns_to_where_its_button_was(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    by_lead = signoff_post(as_user("qa"), release, "sign")
+    workflow.withdraw_sign_off(release, role="qa", phase="Pre", by=users["qa"])
+
+    by_staff = signoff_post(as_user("admin"), release, "sign")
+
+    assert by_lead["Location"] == board_url(release) + "#mine-panel"
+    assert by_staff["Location"] == board_url(release) + "#signoff-panel"
+    assert SignOff.objects.filter(signed_by=users["admin"], reopened_at__isnull=True).exists()
+
+
+def test_a_tick_held_back_by_its_failing_check_or_a_closed_release_says_so(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["ci"])
+    entry = workflow.record_check_result(
+        item(release, QA_ITEM), check="ci", passed=False, detail="3 tests failed"
+    )
+    failing = as_user("qa").get(board_url(release)).content.decode()
+    workflow.set_status(release, status="cancelled", by=users["po"], reason="Moved to May")
+    closed = as_user("qa").get(board_url(release)).content.decode()
+
+    for html, why in (
+        (failing, "Its automated check fails: tick it over the check with a reason, or fix it."),
+        (closed, "The release is closed: nothing on it changes until staff reopen it."),
+    ):
+        assert "disabled" in checkbox(html, entry)
+        assert f'<span class="visually-hidden" id="locked-{entry.pk}">{why}</span>' in html
+
+
+def test_my_open_items_speaks_spanish_by_default(release: Release, users: dict[str, Any]) -> None:
+    client = Client(headers={"Accept-Language": "es"})
+    client.force_login(users["qa"])
+
+    mine = panel_of(client.get(board_url(release)).content.decode(), "mine-panel")
+
+    assert ">Mis pendientes</h2>" in mine
+    assert "Todavía no: 1 ítem obligatorio no está hecho ni es N/A." in " ".join(mine.split())
+    assert "Tienes 2 ítems pendientes" in mine
