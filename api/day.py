@@ -9,6 +9,7 @@ A token acts as its role, under the rules a person of that role meets in the bro
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,6 +30,7 @@ from releases.models import (
     IncidentUpdate,
     MaintenanceWindow,
     Release,
+    Rollback,
     RollbackSeverity,
     RollbackStep,
     RollbackStepRecord,
@@ -141,6 +143,51 @@ def rollback(request: HttpRequest, version: str) -> JsonResponse:
                 "declared_at": _utc(declared.declared_at),
                 "steps": [_step(record) for record in declared.records.select_related("step")],
             },
+        }
+    )
+
+
+def _rollback_now(rollback_now: Rollback) -> dict[str, Any]:
+    return {
+        "severity": rollback_now.severity,
+        "declared_at": _utc(rollback_now.declared_at),
+        "mitigated_at": _utc(rollback_now.mitigated_at),
+        "resolved_at": _utc(rollback_now.resolved_at),
+        "closed_at": _utc(rollback_now.closed_at),
+    }
+
+
+# What each move of a declared rollback is told, and the workflow operation it is.
+ROLLBACK_MOVES: dict[str, tuple[str, Callable[..., Rollback]]] = {
+    "mitigate": ("reason", workflow.mitigate_rollback),
+    "resolve": ("reason", workflow.resolve_rollback),
+    "close": ("cause", workflow.close_rollback),
+}
+
+
+@endpoint("POST")
+def rollback_move(request: HttpRequest, version: str, move: str) -> JsonResponse:
+    """The declared rollback marked mitigated or resolved, with why, or closed with its
+    cause: the moves a person confirms in the browser."""
+    token, release = authenticate(request, version)
+    if move not in ROLLBACK_MOVES:
+        raise ApiError(
+            404,
+            _("A rollback is mitigated, resolved or closed; not “%(move)s”.") % {"move": move[:40]},
+        )
+    field, operation = ROLLBACK_MOVES[move]
+    data = json_object(request)
+    refuse_unknown(data, {field})
+    said = text_field(data, field, REASON_MAX, required=True) or ""
+    with acting(token, request) as by:
+        moved = operation(release, by=by, **{field: said})
+    release.refresh_from_db(fields=["status", "revision"])
+    return _answer(
+        {
+            "version": release.version,
+            "status": release.status,
+            "revision": release.revision,
+            "rollback": _rollback_now(moved),
         }
     )
 

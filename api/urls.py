@@ -16,6 +16,7 @@ urlpatterns = [
         day.rollback_step,
         name="rollback-step",
     ),
+    path("releases/<str:version>/rollback/<str:move>", day.rollback_move, name="rollback-move"),
     path("releases/<str:version>/updates", day.updates, name="updates"),
     path("releases/<str:version>/window", day.window, name="window"),
     path("releases/<str:version>/timeline", day.timeline, name="timeline"),

@@ -193,6 +193,7 @@ class World:
             "step_id": str(self.step_id),
             # The pipeline API numbers rollback steps as people see them.
             "number": "1",
+            "move": "close",
             # The confirmation page asking the most of its form.
             "action": "rollback",
             "index": "0",
@@ -539,6 +540,7 @@ DAY_REQUESTS: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
     "api:deploy": ("POST", lambda value: {"state": "started", "url": value, "reason": value}),
     "api:rollback": ("POST", lambda value: {"reason": value, "severity": "critical"}),
     "api:rollback-step": ("POST", lambda value: {"done": True, "note": value, "url": value}),
+    "api:rollback-move": ("POST", lambda value: {"cause": value}),
     "api:updates": ("POST", lambda value: {"state": "investigating", "message": value}),
     "api:window": ("PUT", lambda value: {"start": value, "end": value, "time_zone": value}),
 }
@@ -547,7 +549,8 @@ DAY_REQUESTS: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
 @pytest.mark.parametrize("name", DAY_REQUESTS)
 def test_the_release_days_api_answers_hostile_json_without_a_500(walker: Walker, name: str) -> None:
     method, body = DAY_REQUESTS[name]
-    args = [walker.world.version, "1"] if name == "api:rollback-step" else [walker.world.version]
+    extra = {"api:rollback-step": ["1"], "api:rollback-move": ["close"]}.get(name, [])
+    args = [walker.world.version, *extra]
     for value in VALUES.values():
         walker.send(
             None,
