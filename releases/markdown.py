@@ -563,7 +563,8 @@ def parse_rollback_plan(text: str) -> RollbackPlan:
             continue
         if token.type == "heading_open":
             raise ChecklistError(
-                _line(token), "a heading has no place in the rollback plan; write it as bold text"
+                _line(token),
+                gettext_noop("a heading has no place in the rollback plan; write it as bold text"),
             )
         if token.type == "bullet_list_open":
             for item_start, _ in _blocks(tokens, start + 1, end - 1):
@@ -578,24 +579,29 @@ def parse_rollback_plan(text: str) -> RollbackPlan:
     _refuse_noted(reader)
     if reader.gate is not None:
         raise ChecklistError(
-            reader.gate[1], "the go-live gate stands among the checklist's items, not in the plan"
+            reader.gate[1],
+            gettext_noop("the go-live gate stands among the checklist's items, not in the plan"),
         )
     for draft in reader.steps:
         if draft.record is not None:
             raise ChecklistError(
                 draft.line,
-                "a record says how a step went in a rollback; it is written there, not typed "
-                "into the plan",
+                gettext_noop(
+                    "a record says how a step went in a rollback; it is written there, not "
+                    "typed into the plan"
+                ),
             )
     if not reader.steps:
-        raise ChecklistError(None, "no steps found (a step is a numbered item, such as 1. ...)")
+        raise ChecklistError(
+            None, gettext_noop("no steps found (a step is a numbered item, such as 1. ...)")
+        )
     return RollbackPlan(
         intro="\n\n".join(reader.rollback_intro),
         steps=tuple(draft.finish() for draft in reader.steps),
     )
 
 
-_PLAN_KEEPS: Final = (
+_PLAN_KEEPS: Final = gettext_noop(
     "the plan would not keep this: text goes before the first step or inside a step "
     "(indented under its number), and steps are a numbered list"
 )

@@ -26,6 +26,7 @@ from django.utils.translation import gettext_noop
 from .. import markdown as md
 from .. import policy
 from ..actors import who_on
+from ..checklists import translated
 from ..models import (
     DEFAULT_ROLLBACK_HEADING,
     AuditAction,
@@ -432,11 +433,12 @@ def plan_version(release: Release) -> str:
 
 def plan_error_text(error: md.ChecklistError) -> str:
     """A plan the reader refused, as the person who typed it reads it."""
+    problem = translated(error.text)
     if error.line is None:
-        return _("The rollback plan cannot be read: %(problem)s") % {"problem": error.message}
+        return _("The rollback plan cannot be read: %(problem)s") % {"problem": problem}
     return _("Line %(line)d of the rollback plan: %(problem)s") % {
         "line": error.line,
-        "problem": error.message,
+        "problem": problem,
     }
 
 

@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from django.utils import translation
 
 from releases import markdown as md
+from releases.workflow.rollback import plan_error_text
 
 HEAD = "# T\n\n## P\n\n- [ ] Item\n\n## Plan de Rollback\n\n"
 
@@ -200,3 +202,15 @@ def test_a_plan_written_alone_refuses_what_it_would_not_keep_at_its_line(
 def test_a_plan_written_alone_needs_a_step() -> None:
     with pytest.raises(md.ChecklistError, match="no steps found"):
         md.parse_rollback_plan("Only an intro.\n")
+
+
+def test_a_refused_plan_reads_in_the_editors_language() -> None:
+    with pytest.raises(md.ChecklistError) as refused:
+        md.parse_rollback_plan("## Pasos\n\n1. Restaurar\n")
+    with translation.override("es"):
+        shown = plan_error_text(refused.value)
+
+    assert shown == (
+        "Línea 1 del plan de rollback: un encabezado no tiene cabida en el plan de rollback; "
+        "escríbelo en negrita"
+    )
