@@ -500,7 +500,7 @@ def edit_rollback_plan(
     plan since. Refused while a rollback is open.
 
     Steps are rewritten in place, by position, so a past rollback's record of a step the
-    edit leaves alone still names it."""
+    edit leaves alone still names it; a step holding such a record is not deleted."""
     actor = as_actor(by, ip)
     with _changing(release.pk, actor) as change:
         change.require(
@@ -518,6 +518,17 @@ def edit_rollback_plan(
             return plan
         check_storable(plan)
         rows = list(change.on.rollback_steps.order_by("position"))
+        dropped = rows[len(plan.steps) :]
+        recorded = RollbackStepRecord.objects.filter(step__in=dropped).order_by("-step__position")
+        if (kept_record := recorded.select_related("step").first()) is not None:
+            # Deleting the step would delete how it went in an earlier rollback.
+            raise WorkflowError(
+                _(
+                    "Step %(number)d holds the record of an earlier rollback: keep at least "
+                    "%(count)d steps, and reword the ones you no longer need."
+                )
+                % {"number": kept_record.step.position + 1, "count": kept_record.step.position + 1}
+            )
         for position, step in enumerate(plan.steps):
             row = rows[position] if position < len(rows) else RollbackStep(release=change.on)
             _step_row(step, row, position).save()

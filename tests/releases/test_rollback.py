@@ -23,6 +23,7 @@ from releases.models import (
     ReleaseStatus,
     Role,
     RollbackStep,
+    RollbackStepRecord,
 )
 from releases.workflow import WorkflowError
 
@@ -753,6 +754,22 @@ def test_it_lets_the_plan_be_edited_once_the_rollback_is_closed(
     edit_plan(deployed, users["admin"])
 
     assert [row[1] for row in plan_rows(deployed)] == ["Roll back", "Check the site"]
+
+
+def test_it_keeps_a_step_that_holds_an_earlier_rollbacks_record(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    for step in two_steps.rollback_steps.order_by("position"):
+        workflow.tick_rollback_step(step, by=users[step.owner_role])
+    workflow.close_rollback(two_steps, by=users["po"], cause="bad config")
+    before, records = plan_rows(two_steps), RollbackStepRecord.objects.count()
+
+    with pytest.raises(WorkflowError, match="Step 2 holds the record of an earlier rollback"):
+        edit_plan(two_steps, users["admin"], "1. Only this\n")
+
+    assert plan_rows(two_steps) == before
+    assert RollbackStepRecord.objects.count() == records
 
 
 @pytest.mark.parametrize("persona", ["devops", "po", "qa", "support", "outsider"])
