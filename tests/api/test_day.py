@@ -21,7 +21,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 
 from checks.models import PipelineToken
-from releases import workflow
+from releases import checklists, workflow
 from releases.actors import SystemActor
 from releases.models import (
     ActorKind,
@@ -1087,6 +1087,9 @@ def test_the_seed_release_day_walked_over_the_api(
     post("updates", {"state": "resolved", "message": "Back on the previous version."})
     closed = post("rollback-move", {"cause": "a missing migration"}, "close")
     assert closed["rollback"]["closed_at"] is not None
+    exported = checklists.export_release(release)
+    plan = exported[exported.index(release.rollback_heading) :].split("\n## ", 1)[0]
+    assert plan.count("<!-- deploycheck: record --> done by ci:deploys") == len(steps)
 
     release.refresh_from_db()
     assert release.status == ReleaseStatus.ROLLED_BACK
