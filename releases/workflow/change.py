@@ -20,6 +20,8 @@ from django.db import transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
+from notifications import outbox
+
 from .. import markdown as md
 from .. import notify, policy
 from ..actors import Actor, Person, who_anywhere, who_on
@@ -156,6 +158,8 @@ def holding(release_id: int) -> Iterator[bool]:
 def _write_audit(release: Release | None, events: list[dict[str, Any]]) -> None:
     now = timezone.now()
     AuditEvent.objects.bulk_create([_audit_event(release, now, **event) for event in events])
+    # What people are told of the change commits with it, or not at all.
+    outbox.write(release, events, now)
 
 
 def _audit_event(release: Release | None, now: datetime, by: Actor, **fields: Any) -> AuditEvent:
