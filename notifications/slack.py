@@ -78,12 +78,18 @@ def clip(text: str, limit: int) -> str:
 
 
 def message(event: Event) -> tuple[bytes, dict[str, str]]:
-    with translation.override(settings.LANGUAGE_CODE):
-        built = blocks_for(event)
+    built = blocks_for(event)
     return json.dumps(built, ensure_ascii=False).encode(), {"Content-Type": "application/json"}
 
 
 def blocks_for(event: Event) -> dict[str, Any]:
+    """The message in the site's language (LANGUAGE_CODE): a channel is read by a team,
+    not by one person whose language we know."""
+    with translation.override(settings.LANGUAGE_CODE):
+        return _blocks(event)
+
+
+def _blocks(event: Event) -> dict[str, Any]:
     data = event.data
     release = data.get("release", {})
     title = f"{release.get('version', '')}: {TITLES.get(event.type, event.type)}"
