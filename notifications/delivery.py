@@ -166,7 +166,15 @@ def _client() -> httpx.Client:
 
 
 def send(channel: Channel, event: Event) -> Outcome:
-    """One attempt: never raises for what the network or the endpoint does."""
+    """One attempt, whatever happens: never raises."""
+    try:
+        return _attempt(channel, event)
+    except Exception as error:  # a bug must not leave the delivery half-done
+        logger.exception("notification %s to %s crashed", event.pk, channel.name)
+        return Outcome(AttemptOutcome.RETRY, error=f"the delivery crashed ({type(error).__name__})")
+
+
+def _attempt(channel: Channel, event: Event) -> Outcome:
     try:
         url = channel_url(channel)
         guard(url)

@@ -13,7 +13,7 @@ import pytest
 import standardwebhooks
 from django.utils import timezone
 
-from notifications import delivery, slack
+from notifications import delivery, slack, webhook
 from notifications.models import (
     Attempt,
     Delivery,
@@ -430,3 +430,19 @@ def test_slack_text_stays_within_its_limits_without_splitting_an_escape() -> Non
     section = built["blocks"][1]["text"]["text"]
     assert len(section) <= slack.SECTION_MAX
     assert section.endswith("&amp;…")
+
+
+def test_a_crash_while_sending_is_an_attempt_to_retry_not_a_dead_task(
+    release: Release, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_channel(url="https://127.0.0.1:9/")
+    blocked(release, users)
+
+    def broken(event: Event) -> Any:
+        raise KeyError("data")
+
+    monkeypatch.setattr(webhook, "payload", broken)
+    sent = deliver(Delivery.objects.get().pk, 1)
+
+    assert len(sent) == 1
+    assert Delivery.objects.get().last_error == "the delivery crashed (KeyError)"
