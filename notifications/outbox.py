@@ -1,8 +1,9 @@
 """The outbox: which audit events become notification events, written in the
 transaction of the change that caused them.
 
-releases.workflow's `_changing` calls `write` with the audit events one change recorded;
-nothing else writes events. Each event type is one audit action read into a payload
+releases.workflow's `_changing` calls `write` (registered by NotificationsConfig.ready)
+with the audit events one change recorded, inside its transaction; nothing else writes
+events. Each event type is one audit action read into a payload
 (`events_for`), except `approval.requested`, which is a state of the release rather than
 an act: it is sent when a change leaves a release approvable that was not before.
 """
