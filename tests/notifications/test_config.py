@@ -251,3 +251,9 @@ def test_a_refused_file_changes_nothing(tmp_path: Path) -> None:
 
     assert "is not a kind of channel" in str(refused.value)
     assert list(Channel.objects.values()) == before
+
+
+def test_the_example_file_loads() -> None:
+    example = Path(__file__).resolve().parents[2] / "notifications.example.toml"
+
+    assert [spec.name for spec in config.read(example)] == ["ops", "team"]
