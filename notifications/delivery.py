@@ -199,13 +199,14 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
 
 
 def _read_capped(answer: httpx.Response) -> None:
-    # The answer is read only to free the connection; a receiver that sends a lot is
-    # cut off rather than read to the end.
+    # The answer is read only to end the exchange cleanly; a receiver that sends a lot,
+    # or drips it, is cut off rather than read to the end: its status is all we use.
     limit = int(settings.NOTIFY_MAX_RESPONSE_BYTES)
+    until = time.monotonic() + float(settings.NOTIFY_READ_TIMEOUT)
     seen = 0
     for chunk in answer.iter_raw():
         seen += len(chunk)
-        if seen > limit:
+        if seen > limit or time.monotonic() > until:
             break
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 import standardwebhooks
 from django.utils import timezone
@@ -446,3 +448,17 @@ def test_a_crash_while_sending_is_an_attempt_to_retry_not_a_dead_task(
 
     assert len(sent) == 1
     assert Delivery.objects.get().last_error == "the delivery crashed (KeyError)"
+
+
+def test_a_long_answer_is_read_no_further_than_the_cap(settings: Any) -> None:
+    settings.NOTIFY_MAX_RESPONSE_BYTES = 4096
+    pulled: list[int] = []
+
+    def endless() -> Iterator[bytes]:
+        while True:
+            pulled.append(1024)
+            yield b"x" * 1024
+
+    delivery._read_capped(httpx.Response(200, content=endless()))
+
+    assert sum(pulled) == 5 * 1024
