@@ -17,6 +17,7 @@ from django.db import transaction
 from notifications import outbox
 from notifications.models import Delivery, Event
 from releases import workflow
+from releases.actors import PipelineActor
 from releases.models import Release, ReleaseItem, ReleaseStatus
 from releases.workflow import WorkflowError
 
@@ -156,6 +157,18 @@ def test_a_failing_check_and_a_failing_pipeline_are_check_failing(
     assert failing["item"] == "TLS certificates installed"
     assert failing["failure"] == "certificate expired"
     assert failing["actor"] == {"label": "check:tls", "kind": "check"}
+
+
+def test_a_pipeline_reporting_a_failure_is_check_failing(release: Release) -> None:
+    ci = PipelineActor(token_label="unit-tests", role="qa", token_id=1)
+
+    workflow.record_pipeline_evidence(
+        release.items.get(text="Unit tests pass"), by=ci, passed=False, detail="3 tests failed"
+    )
+
+    failing = only(release, "check.failing")
+    assert (failing["item"], failing["failure"]) == ("Unit tests pass", "3 tests failed")
+    assert failing["actor"] == {"label": "ci:unit-tests", "kind": "pipeline"}
 
 
 def test_the_deploy_and_its_rollback_are_events(deployed: Release, users: dict[str, Any]) -> None:
