@@ -33,7 +33,7 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
-from checks.kinds.client import retry_after
+from checks.kinds.client import retry_after, ssl_context
 
 from . import slack, webhook
 from .models import (
@@ -94,9 +94,9 @@ def retry_delay(attempt: int, asked: float | None) -> float:
     return step * random.uniform(0.9, 1.1)
 
 
-def guard(url: str) -> None:
-    """Refuse a URL a notification must not be sent to: anything but https, and any
-    host that resolves to a private, loopback, link-local or otherwise non-public
+def guard(url: str) -> str:
+    """The address to send to, once the URL passes: Refused for anything but https, and
+    for a host that resolves to a private, loopback, link-local or otherwise non-public
     address (this server's own network), unless NOTIFY_ALLOW_PRIVATE allows those; then
     plain http is allowed to them too (a stand-in or a relay inside the network)."""
     try:
@@ -112,7 +112,7 @@ def guard(url: str) -> None:
         found = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
         raise Transient(f"cannot resolve {host}: {error}") from None
-    addresses = {str(info[4][0]).split("%")[0] for info in found}
+    addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in found))
     private = sorted(address for address in addresses if not _is_public(address))
     if private and not settings.NOTIFY_ALLOW_PRIVATE:
         raise Refused(
@@ -123,6 +123,7 @@ def guard(url: str) -> None:
         not settings.NOTIFY_ALLOW_PRIVATE or len(private) < len(addresses)
     ):
         raise Refused("the URL must be https://; plain http only to a private address")
+    return addresses[0]
 
 
 def _is_public(address: str) -> bool:
@@ -160,6 +161,9 @@ def _client() -> httpx.Client:
     return httpx.Client(
         timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=connect),
         follow_redirects=False,
+        # The system's trust store, as the checks use it, and no proxy from the
+        # environment.
+        verify=ssl_context(),
         trust_env=False,
         headers={"User-Agent": USER_AGENT},
     )
@@ -176,8 +180,8 @@ def send(channel: Channel, event: Event) -> Outcome:
 
 def _attempt(channel: Channel, event: Event) -> Outcome:
     try:
-        url = channel_url(channel)
-        guard(url)
+        url = _parsed(channel_url(channel))
+        address = guard(str(url))
         body, headers = request_for(channel, event)
     except Refused as error:
         return Outcome(AttemptOutcome.FAILED, error=str(error))
@@ -186,7 +190,16 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
     try:
         with (
             _client() as client,
-            client.stream("POST", url, content=body, headers=headers) as answer,
+            client.stream(
+                "POST",
+                # To the address the guard judged: resolving the name again could give
+                # another (a DNS answer changed in between). The certificate is still
+                # checked against the name, which TLS is told (SNI) as the Host header is.
+                url.copy_with(host=address),
+                content=body,
+                headers={**headers, "Host": url.netloc.decode("ascii")},
+                extensions={"sni_hostname": url.raw_host.decode("ascii")},
+            ) as answer,
         ):
             _read_capped(answer)
     except httpx.TimeoutException as error:
@@ -196,6 +209,13 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
             AttemptOutcome.RETRY, error=f"could not connect ({error or type(error).__name__})"
         )
     return judged(answer)
+
+
+def _parsed(url: str) -> httpx.URL:
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL:
+        raise Refused("the URL is not valid") from None
 
 
 def _read_capped(answer: httpx.Response) -> None:

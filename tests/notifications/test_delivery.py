@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import ssl
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import standardwebhooks
+import trustme
 from django.utils import timezone
 
 from notifications import delivery, slack, webhook
@@ -462,3 +465,56 @@ def test_a_long_answer_is_read_no_further_than_the_cap(settings: Any) -> None:
     delivery._read_capped(httpx.Response(200, content=endless()))
 
     assert sum(pulled) == 5 * 1024
+
+
+def test_it_sends_to_the_address_the_guard_judged_under_the_channel_host_name(
+    release: Release, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    resolved: list[str] = []
+    real = socket.getaddrinfo
+
+    def hooks_on_this_machine(host: str, *args: Any, **kwargs: Any) -> Any:
+        resolved.append(host)
+        return real("127.0.0.1" if host == "hooks.test" else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hooks_on_this_machine)
+    with stand_in(lambda request: Reply(200)) as server:
+        make_channel(url=f"http://hooks.test:{server.port}/hook")
+        blocked(release, users)
+        deliver(Delivery.objects.get().pk, 1)
+
+    # The name is resolved once, by the guard: the request went to the address it judged.
+    assert resolved.count("hooks.test") == 1
+    [request] = server.requests
+    assert request.header("host") == f"hooks.test:{server.port}"
+    assert Delivery.objects.get().state == DeliveryState.DELIVERED
+
+
+@pytest.mark.parametrize(("certified", "delivered"), [("hooks.test", True), ("other.test", False)])
+def test_the_certificate_is_checked_against_the_channel_host_name(
+    release: Release,
+    users: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    certified: str,
+    delivered: bool,
+) -> None:
+    authority = trustme.CA()
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert(certified).configure_cert(served)
+    trusted = ssl.create_default_context()
+    authority.configure_trust(trusted)
+    real_lookup = socket.getaddrinfo
+    monkeypatch.setattr(delivery, "ssl_context", lambda: trusted)
+    monkeypatch.setattr(
+        socket,
+        "getaddrinfo",
+        lambda host, *a, **k: real_lookup("127.0.0.1" if host == "hooks.test" else host, *a, **k),
+    )
+    with stand_in(lambda request: Reply(200), tls=served) as server:
+        make_channel(url=f"https://hooks.test:{server.port}/hook")
+        blocked(release, users)
+        deliver(Delivery.objects.get().pk, 1)
+
+    assert (Delivery.objects.get().state == DeliveryState.DELIVERED) is delivered
+    if not delivered:
+        assert "CERTIFICATE_VERIFY_FAILED" in Delivery.objects.get().last_error
