@@ -7,17 +7,15 @@ receivers hold against their clock) and `webhook-signature`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from datetime import datetime
 from typing import Any
 
 import standardwebhooks
 
-from .models import Event
+from checks.kinds.webhook import signing_key
 
-SECRET_PREFIX = "whsec_"
+from .models import Event
 
 
 class BadSecret(Exception):
@@ -29,14 +27,8 @@ def payload(event: Event) -> dict[str, Any]:
 
 
 def signer(secret: str) -> standardwebhooks.Webhook:
-    # The library decodes loosely, skipping characters that are not base64: a secret
-    # copied wrong would sign with another key and read as "wrong signature" there.
-    encoded = secret.removeprefix(SECRET_PREFIX)
-    try:
-        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        key = b""
-    if not secret.startswith(SECRET_PREFIX) or not key:
+    key = signing_key(secret)
+    if key is None:
         raise BadSecret("the signing secret is not a Standard Webhooks secret (whsec_ and base64)")
     return standardwebhooks.Webhook(key)
 
