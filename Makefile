@@ -55,7 +55,7 @@ bench: $(DEV_STAMP)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	SECRET_KEY=lint $(VENV)/bin/mypy deploycheck releases checks api
+	SECRET_KEY=lint $(VENV)/bin/mypy deploycheck releases checks api notifications
 
 # The settings refuse to load without a key when DEBUG is off; no key is used here.
 messages: export SECRET_KEY ?= messages

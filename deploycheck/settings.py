@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "releases",
     "checks",
     "api",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -304,6 +305,9 @@ CELERY_BEAT_SCHEDULE = {
     # that starts or ends by the clock must get a revision of its own to be shown so on
     # every open page; beat records it (audited, on the timeline) within 30 s.
     "advance-maintenance-windows": {"task": "releases.advance_windows", "schedule": 30.0},
+    # Notifications whose worker was lost mid-delivery, or whose retry is due, are sent
+    # again within this long.
+    "sweep-notifications": {"task": "notifications.sweep", "schedule": 15.0},
 }
 
 # The site-wide part of every maintenance window's calendar UID (its @domain). Each
@@ -355,6 +359,37 @@ if CHECKS_INTERVAL_SECONDS > 0:
         "task": "checks.reverify",
         "schedule": float(CHECKS_INTERVAL_SECONDS),
     }
+
+# Notifications (notifications/): the site's address, for the links events carry.
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").strip()
+_site = urlsplit(SITE_URL)
+if _site.scheme not in ("http", "https") or not _site.hostname:
+    raise ImproperlyConfigured(f"SITE_URL={SITE_URL!r} must be an http(s):// URL with a host")
+
+
+def envseconds(name: str, default: str) -> list[float]:
+    raw = os.environ.get(name, default)
+    try:
+        values = [float(part) for part in raw.split(",") if part.strip()]
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be seconds separated by commas") from None
+    if any(value < 0 for value in values):
+        raise ImproperlyConfigured(f"{name}={raw!r} must not hold a negative number")
+    return values
+
+
+# Seconds to wait before each retry of a failed delivery, Standard Webhooks' schedule by
+# default (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h); jittered by 10%.
+NOTIFY_RETRY_SCHEDULE = envseconds("NOTIFY_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000")
+# Deliveries to private, loopback and link-local addresses (and plain http to them) are
+# refused unless this is on: a channel's URL must not reach into the server's network.
+NOTIFY_ALLOW_PRIVATE = envbool("NOTIFY_ALLOW_PRIVATE", False)
+NOTIFY_CONNECT_TIMEOUT = float(os.environ.get("NOTIFY_CONNECT_TIMEOUT", "5"))
+NOTIFY_READ_TIMEOUT = float(os.environ.get("NOTIFY_READ_TIMEOUT", "10"))
+# The most of a receiver's answer read; its body says nothing we use.
+NOTIFY_MAX_RESPONSE_BYTES = envpositive("NOTIFY_MAX_RESPONSE_BYTES", 64 * 1024)
+# Past this, an attempt under way is taken for lost (its worker killed) and sent again.
+NOTIFY_ATTEMPT_SECONDS = envpositive("NOTIFY_ATTEMPT_SECONDS", 60)
 
 # HTTPS. Production serves through a TLS-terminating proxy, which says so in
 # X-Forwarded-Proto. SECURE_COOKIES is the switch "this site is served over HTTPS": the

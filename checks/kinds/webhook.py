@@ -272,19 +272,28 @@ def _standard(_context: Context, _url: str, secret: str, now: int) -> Delivery:
 
 
 def _standard_webhook(secret: str) -> standardwebhooks.Webhook:
-    # The library decodes loosely, skipping characters that are not base64: a secret
-    # copied wrong would sign with another key and read as "wrong secret" at the endpoint.
+    key = signing_key(secret)
+    if key is None:
+        raise fault(
+            Reason.MISCONFIGURED,
+            said(_("the signing secret is not a Standard Webhooks secret (whsec_ and base64)")),
+        )
+    return standardwebhooks.Webhook(key)
+
+
+def signing_key(secret: str) -> bytes | None:
+    """The key a Standard Webhooks secret (whsec_ and base64) holds, or None when it is
+    not one. The library decodes loosely, skipping characters that are not base64: a
+    secret copied wrong would sign with another key and read as "wrong secret" at the
+    endpoint."""
     encoded = secret.removeprefix(SECRET_PREFIX)
     try:
         key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except (binascii.Error, ValueError):
         key = b""
     if not secret.startswith(SECRET_PREFIX) or not key:
-        raise fault(
-            Reason.MISCONFIGURED,
-            said(_("the signing secret is not a Standard Webhooks secret (whsec_ and base64)")),
-        )
-    return standardwebhooks.Webhook(key)
+        return None
+    return key
 
 
 def _hmac(context: Context, _url: str, secret: str, _now: int) -> Delivery:

@@ -13,7 +13,15 @@ the audit trail. The names below are what the rest of the project calls.
 """
 
 from .approval import approval_obstacles, approve, revoke_approval, set_status
-from .change import By, Conflict, WorkflowError, as_actor, holding, managing
+from .change import (
+    By,
+    Conflict,
+    WorkflowError,
+    as_actor,
+    holding,
+    managing,
+    write_with_every_change,
+)
 from .imports import create_release, import_default_template, import_template
 from .items import (
     annotate_item,
@@ -145,4 +153,5 @@ __all__ = [
     "untick",
     "update_contact",
     "withdraw_sign_off",
+    "write_with_every_change",
 ]

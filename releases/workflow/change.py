@@ -8,7 +8,7 @@ commits. Every operation in this package runs inside it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -111,6 +111,20 @@ class _Change:
             self.override = True
 
 
+# What apps built on releases write in the transaction of every change, from its audit
+# events (the notifications outbox: what people are told commits with the change, or
+# not at all). Each registers in its AppConfig.ready; releases knows none of them.
+ChangeWriter = Callable[[Release | None, Sequence[Mapping[str, Any]], datetime], None]
+_writers: list[ChangeWriter] = []
+
+
+def write_with_every_change(writer: ChangeWriter) -> None:
+    """Have `writer(release, audit_events, now)` called inside every change's
+    transaction, after its audit events are written."""
+    if writer not in _writers:
+        _writers.append(writer)
+
+
 @contextmanager
 def _changing(release_id: int | None, actor: Actor, *, shown: bool = True) -> Iterator[_Change]:
     """The one transaction shape every operation shares, and the one writer of audit
@@ -156,6 +170,8 @@ def holding(release_id: int) -> Iterator[bool]:
 def _write_audit(release: Release | None, events: list[dict[str, Any]]) -> None:
     now = timezone.now()
     AuditEvent.objects.bulk_create([_audit_event(release, now, **event) for event in events])
+    for writer in _writers:
+        writer(release, events, now)
 
 
 def _audit_event(release: Release | None, now: datetime, by: Actor, **fields: Any) -> AuditEvent:

@@ -1,0 +1,380 @@
+"""The notifications file: where events go, as code (see the README's Notifications).
+
+A TOML file of `[[channel]]` tables, read by `manage.py load_notifications FILE` with the
+checks file's rules (checks.config): all or nothing, every fault as `path:line: what is
+wrong`, unknown keys refused, and secrets only named, never written: a credential pasted
+anywhere is refused without being repeated, and so is a variable deploycheck reads for
+itself. The file is the whole list: a channel it no longer declares is retired.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import stat
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from django.utils import timezone
+
+from checks.config import (
+    APP_VARIABLE_PREFIXES,
+    APP_VARIABLES,
+    MAX_NESTING,
+    _credential,
+    _is_loopback,
+    _Lines,
+    _Problems,
+    _toml_problem,
+    _too_deep,
+)
+from checks.kinds.base import ENV_NAME
+
+from .models import Channel, ChannelKind
+from .outbox import EVENT_TYPES
+
+MAX_BYTES = 64 * 1024
+MAX_CHANNELS = 100
+URL_MAX = Channel._meta.get_field("url").max_length or 2000
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+KEYS = {
+    ChannelKind.WEBHOOK: ("name", "kind", "url", "url_env", "secret_env", "events", "releases"),
+    ChannelKind.SLACK: ("name", "kind", "url", "url_env", "events", "releases"),
+}
+_CHANNEL_HEADER = re.compile(r"^\s*\[\[\s*channel\s*\]\]\s*(?:#.*)?$")
+_SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+
+
+class NotificationsFileError(Exception):
+    """A notifications file refused whole; `errors` holds one `path:line: …` a fault."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class ChannelSpec:
+    name: str
+    kind: str
+    url: str = ""
+    url_env: str = ""
+    secret_env: str = ""
+    events: tuple[str, ...] = ("*",)
+    releases: str = "*"
+
+
+@dataclass(frozen=True)
+class LoadSummary:
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        count = len(self.loaded)
+        return (
+            f"{count} channel{'' if count == 1 else 's'} loaded ({len(self.created)} new, "
+            f"{len(self.updated)} updated, {len(self.retired)} retired)"
+        )
+
+
+class _ChannelLines(_Lines):
+    """Where the keys of each `[[channel]]` are written."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.headers = [n for n, line in enumerate(self.lines) if _CHANNEL_HEADER.match(line)]
+
+    def header(self, index: int) -> int:
+        if index < len(self.headers):
+            return self.headers[index] + 1
+        return self.top_level("channel")
+
+
+def read(path: str | Path) -> list[ChannelSpec]:
+    """The channels a file declares; NotificationsFileError lists every fault it has."""
+    problems = _Problems(str(path))
+    specs = _parse(str(path), problems)
+    if problems:
+        raise NotificationsFileError(problems.lines())
+    return specs
+
+
+def _read_text(path: str, problems: _Problems) -> str | None:
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            problems.refuse_file(None, "is not a regular file")
+            return None
+        with open(path, "rb") as file:
+            raw = file.read(MAX_BYTES + 1)
+    except OSError as error:
+        problems.refuse_file(None, f"cannot be read ({error.strerror or error})")
+        return None
+    if len(raw) > MAX_BYTES:
+        problems.refuse_file(None, f"is larger than {MAX_BYTES // 1024} KiB")
+        return None
+    try:
+        return raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
+    except UnicodeDecodeError as error:
+        problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
+        return None
+
+
+def _parse(path: str, problems: _Problems) -> list[ChannelSpec]:
+    text = _read_text(path, problems)
+    if text is None:
+        return []
+    too_deep = _too_deep(text)
+    if too_deep is not None:
+        problems.refuse_file(too_deep, f"arrays or tables nested more than {MAX_NESTING} deep")
+        return []
+    lines = _ChannelLines(text)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        _toml_problem(problems, str(error), len(lines.lines))
+        return []
+    for key, value in data.items():
+        if key == "channel":
+            continue
+        if (found := _credential(key)) or (found := _credential(value)):
+            problems.add(
+                lines.top_level_text(key, found.text),
+                f"a top-level key carries a credential ({found.what}); remove it",
+            )
+        else:
+            problems.add(
+                lines.top_level(key),
+                f"unknown top-level key “{key}”; a notifications file holds only "
+                "[[channel]] tables",
+            )
+    tables = data.get("channel", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.refuse_file(lines.top_level("channel"), "channel must be [[channel]] tables")
+        return []
+    if len(tables) > MAX_CHANNELS:
+        problems.refuse_file(
+            lines.header(MAX_CHANNELS),
+            f"the file declares {len(tables)} channels; at most {MAX_CHANNELS}",
+        )
+        return []
+    specs: list[ChannelSpec] = []
+    first_use: dict[str, int] = {}
+    for index, table in enumerate(tables):
+        spec = _parse_channel(index, table, lines, problems, first_use)
+        if spec is not None:
+            specs.append(spec)
+    return specs
+
+
+def _parse_channel(
+    index: int,
+    table: dict[str, Any],
+    lines: _ChannelLines,
+    problems: _Problems,
+    first_use: dict[str, int],
+) -> ChannelSpec | None:
+    header = lines.header(index)
+    faults = len(problems)
+    for key, value in table.items():
+        # Variables' names are judged as names below; anything else holding a
+        # credential is refused here, without quoting it.
+        if (found := _credential(key)) or (
+            not key.endswith("_env") and (found := _credential(value))
+        ):
+            problems.add(
+                lines.text_in(index, key, found.text),
+                f"this [[channel]]: {key} carries a credential ({found.what}); "
+                "name an environment variable instead",
+            )
+    if len(problems) > faults:
+        return None
+
+    name = table.get("name")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        problems.add(
+            lines.key(index, "name") if "name" in table else header,
+            "this [[channel]] needs a name of lower-case letters, digits, dots, dashes and "
+            "underscores (at most 64)",
+        )
+        return None
+    label = f"channel “{name}”"
+    if name in first_use:
+        problems.add(
+            lines.key(index, "name"), f"{label} is declared twice (first at line {first_use[name]})"
+        )
+    first_use.setdefault(name, header)
+
+    kind = table.get("kind")
+    known = " or ".join(sorted(KEYS))
+    if kind not in KEYS:
+        shown = f"“{kind}”" if isinstance(kind, str) else "that"
+        problems.add(
+            lines.key(index, "kind") if "kind" in table else header,
+            f"{label}: {shown} is not a kind of channel; the kinds are {known}"
+            if "kind" in table
+            else f"{label} has no kind; the kinds are {known}",
+        )
+        return None
+    kind = ChannelKind(kind)
+    allowed = KEYS[kind]
+    for key in table:
+        if key not in allowed:
+            problems.add(
+                lines.key(index, key),
+                f"{label}: unknown key “{key}” for kind {kind.value}; allowed: "
+                + ", ".join(allowed),
+            )
+
+    def fault(key: str, message: str) -> None:
+        problems.add(lines.key(index, key), f"{label}: {message}")
+
+    url = table.get("url", "")
+    url_env = table.get("url_env", "")
+    if bool(url) == bool(url_env):
+        problems.add(header, f"{label} needs url or url_env (one of them)")
+    if url:
+        problem = _url_problem(url, kind)
+        if problem:
+            fault("url", problem)
+    if url_env:
+        problem = _env_problem("url_env", url_env)
+        if problem:
+            fault("url_env", problem)
+    secret_env = table.get("secret_env", "")
+    if kind == ChannelKind.WEBHOOK:
+        if not secret_env:
+            problems.add(
+                header,
+                f"{label} needs secret_env, the variable holding its whsec_… signing secret",
+            )
+        else:
+            problem = _env_problem("secret_env", secret_env)
+            if problem:
+                fault("secret_env", problem)
+    events = table.get("events", ["*"])
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        fault("events", 'events must be a list of event types, or ["*"] for all')
+    else:
+        unknown = [e for e in events if e != "*" and e not in EVENT_TYPES]
+        if unknown:
+            problems.add(
+                lines.text_in(index, "events", unknown[0]),
+                f"{label}: “{unknown[0][:60]}” is not an event type; known: "
+                + ", ".join(EVENT_TYPES),
+            )
+    releases = table.get("releases", "*")
+    if (
+        not isinstance(releases, str)
+        or not releases.strip()
+        or len(releases) > 100
+        or "\n" in releases
+    ):
+        fault("releases", 'releases must be a version glob such as "v2.*", or "*" for all')
+    if len(problems) > faults:
+        return None
+    return ChannelSpec(
+        name=name,
+        kind=kind.value,
+        url=url,
+        url_env=url_env,
+        secret_env=secret_env,
+        events=tuple(dict.fromkeys(events)),
+        releases=releases,
+    )
+
+
+def _url_problem(url: Any, kind: ChannelKind) -> str:
+    if not isinstance(url, str):
+        return "url must be an https:// URL"
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        has_credentials = parts.username is not None or parts.password is not None
+    except ValueError:
+        return "url must be an https:// URL"
+    if not host or parts.scheme not in ("https", "http"):
+        return "url must be an https:// URL"
+    if parts.scheme == "http" and not _is_loopback(host):
+        return "url must be https://; http:// only to this machine (a stand-in)"
+    if has_credentials:
+        return "url must not hold credentials (user:password@); name a variable instead"
+    if kind == ChannelKind.SLACK and host in _SLACK_HOSTS:
+        return (
+            "a Slack webhook URL is its own secret: keep it in an environment variable "
+            "and name that with url_env"
+        )
+    if len(url) > URL_MAX:
+        return f"url is longer than {URL_MAX} characters"
+    return ""
+
+
+def _env_problem(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or _credential(value):
+        return f"{key} must name an environment variable such as OPS_WEBHOOK_SECRET"
+    if value in APP_VARIABLES or value.startswith(APP_VARIABLE_PREFIXES):
+        return (
+            f"{key} must not name {value}, which deploycheck reads for itself; name a "
+            "variable that holds only this channel's secret"
+        )
+    if len(value) > 100:
+        return f"{key} is longer than 100 characters"
+    return ""
+
+
+def load(path: str | Path) -> LoadSummary:
+    """Make the channels what the file says, all or nothing."""
+    specs = read(path)
+    return _declare(specs)
+
+
+@transaction.atomic
+def _declare(specs: Sequence[ChannelSpec]) -> LoadSummary:
+    now = timezone.now()
+    existing = {channel.name: channel for channel in Channel.objects.select_for_update()}
+    summary = LoadSummary(loaded=[spec.name for spec in specs])
+    for spec in specs:
+        values = {
+            "kind": spec.kind,
+            "url": spec.url,
+            "url_env": spec.url_env,
+            "secret_env": spec.secret_env,
+            "events": list(spec.events),
+            "releases": spec.releases,
+        }
+        channel = existing.get(spec.name)
+        if channel is None:
+            Channel.objects.create(name=spec.name, loaded_at=now, **values)
+            summary.created.append(spec.name)
+            continue
+        moved = (channel.url, channel.url_env) != (spec.url, spec.url_env)
+        changed = (
+            moved
+            or channel.retired_at is not None
+            or any(getattr(channel, key) != value for key, value in values.items())
+        )
+        if not changed:
+            continue
+        for key, value in values.items():
+            setattr(channel, key, value)
+        channel.retired_at = None
+        channel.loaded_at = now
+        if moved:
+            # A channel disabled because its endpoint was gone is enabled by a new one.
+            channel.disabled_at, channel.disabled_reason = None, ""
+        channel.save()
+        summary.updated.append(spec.name)
+    declared = {spec.name for spec in specs}
+    for name, channel in sorted(existing.items()):
+        if name not in declared and channel.retired_at is None:
+            channel.retired_at = now
+            channel.save(update_fields=["retired_at"])
+            summary.retired.append(name)
+    return summary

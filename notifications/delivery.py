@@ -1,0 +1,352 @@
+"""Delivering one event to one channel, at least once.
+
+A task claims a delivery for one attempt by a conditional UPDATE naming the attempt, so
+a task sent twice sends once. Each attempt is logged. What the answer means:
+
+- 2xx: delivered.
+- 410 Gone: the endpoint is gone for good; the channel is disabled (Standard Webhooks).
+- 429, 502, 503, 504: try again, after the server's Retry-After when it gives one.
+- any other 5xx, a timeout, a connection refused: try again on NOTIFY_RETRY_SCHEDULE
+  (Standard Webhooks' schedule, with jitter), then give up.
+- any other 4xx, a redirect (never followed), a URL the guard refuses: failed, not
+  retried: sending the same again would be refused again.
+
+A worker killed mid-attempt leaves the delivery `sending` past its deadline; `sweep`
+hands it out again (the receiver may have got it: the event id, the same on every
+attempt, lets it drop the repeat), and sends every attempt that is due and was not sent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from checks.kinds.client import retry_after, ssl_context
+
+from . import slack, webhook
+from .models import (
+    Attempt,
+    AttemptOutcome,
+    Channel,
+    ChannelKind,
+    Delivery,
+    DeliveryState,
+    Event,
+)
+
+logger = logging.getLogger(__name__)
+
+Enqueue = Callable[[int, int, float], None]
+USER_AGENT = "deploycheck-notify/1.0"
+# How long a task sent for a delivery has to claim it before the sweep sends another.
+HANDOVER_GRACE_SECONDS = 30.0
+# A retry sooner than this is sent at once with a countdown; a later one waits for the
+# sweep, so that no message sits in the broker for hours.
+COUNTDOWN_MAX_SECONDS = 60.0
+# Answers whose Retry-After says when to come back.
+RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
+ERROR_MAX = 500
+
+
+class Refused(Exception):
+    """The delivery cannot succeed as configured; not tried again."""
+
+
+class Transient(Exception):
+    """The delivery may succeed later (a name that does not resolve, a variable not set
+    yet on this worker); tried again on the schedule."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    outcome: AttemptOutcome
+    http_status: int | None = None
+    error: str = ""
+    # Seconds the server asked us to wait, when it did.
+    wait: float | None = None
+    # The endpoint said it is gone: disable the channel.
+    gone: bool = False
+
+
+def max_attempts() -> int:
+    return 1 + len(settings.NOTIFY_RETRY_SCHEDULE)
+
+
+def retry_delay(attempt: int, asked: float | None) -> float:
+    """Seconds until the attempt after `attempt`: what the server asked, or the
+    schedule's step with jitter, so that deliveries that failed together do not all
+    come back together."""
+    if asked is not None:
+        return min(max(asked, 0.0), float(max(settings.NOTIFY_RETRY_SCHEDULE)))
+    step = float(settings.NOTIFY_RETRY_SCHEDULE[attempt - 1])
+    return step * random.uniform(0.9, 1.1)
+
+
+def guard(url: str) -> str:
+    """The address to send to, once the URL passes: Refused for anything but https, and
+    for a host that resolves to a private, loopback, link-local or otherwise non-public
+    address (this server's own network), unless NOTIFY_ALLOW_PRIVATE allows those; then
+    plain http is allowed to them too (a stand-in or a relay inside the network)."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise Refused("the URL is not valid") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise Refused("the URL must be https:// with a host")
+    if parts.username is not None or parts.password is not None:
+        raise Refused("the URL must not hold credentials (user:password@)")
+    try:
+        found = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise Transient(f"cannot resolve {host}: {error}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in found))
+    private = sorted(address for address in addresses if not _is_public(address))
+    if private and not settings.NOTIFY_ALLOW_PRIVATE:
+        raise Refused(
+            f"{host} resolves to {private[0]}, a private, loopback or link-local address; "
+            "set NOTIFY_ALLOW_PRIVATE=1 to allow notifications inside your network"
+        )
+    if parts.scheme != "https" and (
+        not settings.NOTIFY_ALLOW_PRIVATE or len(private) < len(addresses)
+    ):
+        raise Refused("the URL must be https://; plain http only to a private address")
+    return addresses[0]
+
+
+def _is_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+def _variable(name: str, what: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise Transient(f"{name}, which holds the {what}, is not set on this worker")
+    return value
+
+
+def channel_url(channel: Channel) -> str:
+    return channel.url or _variable(channel.url_env, "channel's URL")
+
+
+def request_for(channel: Channel, event: Event) -> tuple[bytes, dict[str, str]]:
+    """The body and headers this channel is sent for this event."""
+    if channel.kind == ChannelKind.WEBHOOK:
+        secret = _variable(channel.secret_env, "signing secret")
+        try:
+            return webhook.signed(event, secret, datetime.now(tz=UTC))
+        except webhook.BadSecret as error:
+            raise Refused(str(error)) from None
+    return slack.message(event)
+
+
+def _client() -> httpx.Client:
+    connect = float(settings.NOTIFY_CONNECT_TIMEOUT)
+    read = float(settings.NOTIFY_READ_TIMEOUT)
+    return httpx.Client(
+        timeout=httpx.Timeout(connect=connect, read=read, write=read, pool=connect),
+        follow_redirects=False,
+        # The system's trust store, as the checks use it, and no proxy from the
+        # environment.
+        verify=ssl_context(),
+        trust_env=False,
+        headers={"User-Agent": USER_AGENT},
+    )
+
+
+def send(channel: Channel, event: Event) -> Outcome:
+    """One attempt, whatever happens: never raises."""
+    try:
+        return _attempt(channel, event)
+    except Exception as error:  # a bug must not leave the delivery half-done
+        logger.exception("notification %s to %s crashed", event.pk, channel.name)
+        return Outcome(AttemptOutcome.RETRY, error=f"the delivery crashed ({type(error).__name__})")
+
+
+def _attempt(channel: Channel, event: Event) -> Outcome:
+    try:
+        url = _parsed(channel_url(channel))
+        address = guard(str(url))
+        body, headers = request_for(channel, event)
+    except Refused as error:
+        return Outcome(AttemptOutcome.FAILED, error=str(error))
+    except Transient as error:
+        return Outcome(AttemptOutcome.RETRY, error=str(error))
+    try:
+        with (
+            _client() as client,
+            client.stream(
+                "POST",
+                # To the address the guard judged: resolving the name again could give
+                # another (a DNS answer changed in between). The certificate is still
+                # checked against the name, which TLS is told (SNI) as the Host header is.
+                url.copy_with(host=address),
+                content=body,
+                headers={**headers, "Host": url.netloc.decode("ascii")},
+                extensions={"sni_hostname": url.raw_host.decode("ascii")},
+            ) as answer,
+        ):
+            _read_capped(answer)
+    except httpx.TimeoutException as error:
+        return Outcome(AttemptOutcome.RETRY, error=f"timed out ({type(error).__name__})")
+    except httpx.HTTPError as error:
+        return Outcome(
+            AttemptOutcome.RETRY, error=f"could not connect ({error or type(error).__name__})"
+        )
+    return judged(answer)
+
+
+def _parsed(url: str) -> httpx.URL:
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL:
+        raise Refused("the URL is not valid") from None
+
+
+def _read_capped(answer: httpx.Response) -> None:
+    # The answer is read only to end the exchange cleanly; a receiver that sends a lot,
+    # or drips it, is cut off rather than read to the end: its status is all we use.
+    limit = int(settings.NOTIFY_MAX_RESPONSE_BYTES)
+    until = time.monotonic() + float(settings.NOTIFY_READ_TIMEOUT)
+    seen = 0
+    for chunk in answer.iter_raw():
+        seen += len(chunk)
+        if seen > limit or time.monotonic() > until:
+            break
+
+
+def judged(answer: httpx.Response) -> Outcome:
+    status = answer.status_code
+    if 200 <= status < 300:
+        return Outcome(AttemptOutcome.DELIVERED, status)
+    if status == 410:
+        return Outcome(AttemptOutcome.FAILED, status, "the endpoint is gone (HTTP 410)", gone=True)
+    if 300 <= status < 400:
+        where = answer.headers.get("location", "")[:200]
+        return Outcome(
+            AttemptOutcome.FAILED, status, f"redirect to {where or 'elsewhere'} not followed"
+        )
+    if status in RETRY_AFTER_STATUSES:
+        return Outcome(AttemptOutcome.RETRY, status, f"HTTP {status}", wait=retry_after(answer))
+    if status >= 500:
+        return Outcome(AttemptOutcome.RETRY, status, f"HTTP {status}")
+    return Outcome(AttemptOutcome.FAILED, status, f"HTTP {status}, not retried")
+
+
+def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
+    """What a worker does with one (delivery, attempt) it was handed."""
+    claimed = Delivery.objects.filter(
+        pk=delivery_id, state=DeliveryState.PENDING, attempts=attempt - 1
+    ).update(state=DeliveryState.SENDING, attempts=attempt, due_at=Delivery.sending_deadline())
+    if not claimed:
+        return
+    delivery = Delivery.objects.select_related("event", "channel").get(pk=delivery_id)
+    channel = delivery.channel
+    started = time.perf_counter()
+    if channel.active:
+        outcome = send(channel, delivery.event)
+    else:
+        why = channel.disabled_reason if channel.disabled_at else "retired from the file"
+        outcome = Outcome(AttemptOutcome.FAILED, error=f"channel {channel.name} is off: {why}")
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    if outcome.outcome == AttemptOutcome.RETRY and attempt >= max_attempts():
+        outcome = Outcome(
+            AttemptOutcome.FAILED,
+            outcome.http_status,
+            f"{outcome.error}; gave up after {attempt} attempts",
+        )
+    _log(delivery, attempt, outcome, latency_ms)
+    if outcome.gone:
+        Channel.objects.filter(pk=channel.pk, disabled_at__isnull=True).update(
+            disabled_at=timezone.now(), disabled_reason=outcome.error
+        )
+    _settle(delivery, attempt, outcome, enqueue)
+
+
+def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | None) -> None:
+    Attempt.objects.create(
+        delivery=delivery,
+        number=attempt,
+        outcome=outcome.outcome,
+        http_status=outcome.http_status,
+        latency_ms=latency_ms,
+        error=outcome.error[:ERROR_MAX],
+    )
+    log = logger.info if outcome.outcome == AttemptOutcome.DELIVERED else logger.warning
+    log(
+        "notification %s to %s, attempt %d: %s %s",
+        delivery.event_id,
+        delivery.channel.name,
+        attempt,
+        outcome.outcome,
+        outcome.error or outcome.http_status,
+    )
+
+
+def _settle(delivery: Delivery, attempt: int, outcome: Outcome, enqueue: Enqueue) -> None:
+    mine = Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.SENDING, attempts=attempt)
+    now = timezone.now()
+    if outcome.outcome == AttemptOutcome.DELIVERED:
+        mine.update(state=DeliveryState.DELIVERED, delivered_at=now, last_error="")
+        return
+    if outcome.outcome == AttemptOutcome.FAILED:
+        mine.update(state=DeliveryState.FAILED, last_error=outcome.error[:ERROR_MAX])
+        return
+    delay = retry_delay(attempt, outcome.wait)
+    soon = delay <= COUNTDOWN_MAX_SECONDS
+    due = now + timedelta(seconds=delay + (HANDOVER_GRACE_SECONDS if soon else 0.0))
+    handed = mine.update(
+        state=DeliveryState.PENDING, due_at=due, last_error=outcome.error[:ERROR_MAX]
+    )
+    if handed and soon:
+        enqueue(delivery.pk, attempt + 1, delay)
+
+
+def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
+    """Send again what no task is sending: attempts whose worker was lost mid-way, and
+    attempts due whose task never came (a lost message, a retry left to the sweep).
+    How many were handed out."""
+    now = now or timezone.now()
+    stuck = Delivery.objects.filter(state=DeliveryState.SENDING, due_at__lt=now)
+    for delivery in stuck.select_related("event", "channel"):
+        lost = Outcome(
+            AttemptOutcome.RETRY, error="the worker sending it stopped before recording an answer"
+        )
+        if delivery.attempts >= max_attempts():
+            lost = Outcome(AttemptOutcome.FAILED, error=f"{lost.error}; gave up")
+        released = Delivery.objects.filter(
+            pk=delivery.pk, state=DeliveryState.SENDING, attempts=delivery.attempts
+        ).update(
+            state=DeliveryState.PENDING
+            if lost.outcome == AttemptOutcome.RETRY
+            else DeliveryState.FAILED,
+            due_at=now,
+            last_error=lost.error,
+        )
+        if released:
+            _log(delivery, delivery.attempts, lost, None)
+    handed = 0
+    due = Delivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
+    for delivery_id, attempts in due.values_list("pk", "attempts"):
+        taken = Delivery.objects.filter(
+            pk=delivery_id, state=DeliveryState.PENDING, attempts=attempts, due_at__lte=now
+        ).update(due_at=now + timedelta(seconds=HANDOVER_GRACE_SECONDS))
+        if taken:
+            handed += 1
+            enqueue(delivery_id, attempts + 1, 0.0)
+    return handed

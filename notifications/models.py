@@ -1,0 +1,163 @@
+"""The outbox and its channels.
+
+An Event is written by releases.workflow in the same transaction as the change it tells
+of, with one Delivery per channel that wants it; Celery delivers each on its own
+(notifications.delivery), so a failing channel holds no other back. Nothing here holds a
+secret: a channel names the environment variables of its URL and signing secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from releases.models import ActorKind, Release
+
+
+class Event(models.Model):
+    """Something people care about that happened to a release. Its id is the delivery id
+    every channel sees (Standard Webhooks' `webhook-id`), the same on every retry, so a
+    receiver can drop a repeat."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=60, db_index=True)
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="events")
+    actor_label = models.CharField(max_length=200)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The payload's `data`, whole, as it was when the event happened: the release's
+    # version and link, the actor, and what the event type adds.
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.created_at:%Y-%m-%d %H:%M:%S} ({self.pk})"
+
+
+class ChannelKind(models.TextChoices):
+    WEBHOOK = "webhook", "Standard Webhooks"
+    SLACK = "slack", "Slack incoming webhook"
+
+
+class Channel(models.Model):
+    """Where events go, as the notifications file declares it (load_notifications)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    # One of the two: the URL itself, or the variable holding it (a Slack webhook URL is
+    # its own secret).
+    url = models.URLField(max_length=2000, blank=True)
+    url_env = models.CharField(max_length=100, blank=True)
+    # Webhook channels: the variable holding the whsec_… signing secret.
+    secret_env = models.CharField(max_length=100, blank=True)
+    # Event types it wants; ["*"] for all.
+    events = models.JSONField(default=list)
+    # A glob over release versions ("v2.*"); "*" for all.
+    releases = models.CharField(max_length=100, default="*")
+    # Set when the endpoint said it is gone (HTTP 410); loading the file again with
+    # another URL enables it again.
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    # Set when a later file no longer declares it; its deliveries stay as history.
+    retired_at = models.DateTimeField(null=True, blank=True)
+    loaded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    @property
+    def active(self) -> bool:
+        return self.disabled_at is None and self.retired_at is None
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", "pending"
+    SENDING = "sending", "sending"
+    DELIVERED = "delivered", "delivered"
+    FAILED = "failed", "failed"
+
+
+class Delivery(models.Model):
+    """One event to one channel, delivered at least once. A worker claims it for one
+    attempt by a conditional UPDATE naming that attempt, so a task sent twice sends
+    once; one killed mid-attempt leaves it `sending` past its deadline, and the sweep
+    hands it out again."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    # Attempts handed out so far; the task for attempt n claims it at n - 1.
+    attempts = models.PositiveIntegerField(default=0)
+    # Pending: when the next attempt is due (the sweep sends it then if no task has).
+    # Sending: when the attempt under way is given up for lost.
+    due_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "channel"], name="one_delivery_per_channel")
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=Q(state__in=["pending", "sending"]),
+                name="delivery_unfinished_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} → {self.channel.name}: {self.state}"
+
+    @staticmethod
+    def sending_deadline() -> datetime:
+        return timezone.now() + timedelta(seconds=settings.NOTIFY_ATTEMPT_SECONDS)
+
+
+class AttemptOutcome(models.TextChoices):
+    DELIVERED = "delivered", "delivered"
+    RETRY = "retry", "will retry"
+    FAILED = "failed", "failed"
+
+
+class Attempt(models.Model):
+    """One try at a delivery, kept whatever came of it."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=10, choices=AttemptOutcome.choices)
+    http_status = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number", "at"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} #{self.number}: {self.outcome}"
+
+
+class Readiness(models.Model):
+    """Whether a release could be approved after its latest change, so that
+    `approval.requested` is sent when it becomes so, not at every change after."""
+
+    release = models.OneToOneField(
+        Release, on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    approvable = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.release_id}: {'approvable' if self.approvable else 'not approvable'}"
