@@ -25,6 +25,19 @@ def _redact_secrets(logger: logging.Logger, **kwargs: object) -> None:
             handler.addFilter(RedactSecrets())
 
 
+# Beat sends the periodic tasks every 15 to 60 s, and the worker says it received and
+# finished each: at INFO that is a dozen lines a minute saying nothing went wrong, which
+# pushes what matters (the logins `make run` prints, a check that failed) off the screen.
+# Their warnings and errors still show.
+ROUTINE_LOGGERS = ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+
+
+def _quiet_routine(**kwargs: object) -> None:
+    for name in ROUTINE_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+
+
 def _note_ready(**kwargs: object) -> None:
     ready_file = os.environ.get(READY_FILE_VARIABLE)
     if ready_file:
@@ -41,5 +54,6 @@ def _note_ready_last(**kwargs: object) -> None:
 # Connected by a call, not as a decorator: Celery ships no type hints, and an untyped
 # decorator would leave the function unchecked.
 signals.after_setup_logger.connect(_redact_secrets)
+signals.after_setup_logger.connect(_quiet_routine)
 signals.after_setup_task_logger.connect(_redact_secrets)
 signals.worker_init.connect(_note_ready_last)

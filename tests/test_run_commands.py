@@ -420,6 +420,12 @@ def test_make_run_serves_logs_in_runs_tasks_and_stops_cleanly(
     # DEBUG as the launcher set it for its children: without it settings demand a SECRET_KEY.
     assert "pong" in celery_ping({**first.env, "DEBUG": "1"})
     checks_are_loaded_and_verified_as_the_readme_says(first.env, first.log.parent)
+    # Tasks ran, and beat sent its periodic ones, without a line each to push the
+    # logins off the screen.
+    routine = re.search(
+        r"Sending due task|Task \S+\[[0-9a-f-]+\] (?:received|succeeded)", first.text()
+    )
+    assert routine is None, routine
     first.stop(signal.SIGINT)
 
     # A second run on the same data folder (migrate and load_demo again) is as good,
