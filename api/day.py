@@ -30,12 +30,13 @@ from releases.models import (
     IncidentUpdate,
     MaintenanceWindow,
     Release,
+    Role,
     Rollback,
     RollbackSeverity,
     RollbackStep,
     RollbackStepRecord,
 )
-from releases.timeline import INTERNAL_ACTIONS, PAGE_SIZE, human_line, reader_for
+from releases.timeline import INTERNAL_ACTIONS, PAGE_SIZE, human_line, reader_for, role_filter
 from releases.workflow.rollback import NOTE_MAX, REASON_MAX
 from releases.workflow.window import OPEN_STATES
 
@@ -349,6 +350,14 @@ def timeline(request: HttpRequest, version: str) -> JsonResponse:
     events = release.audit_events.exclude(action__in=INTERNAL_ACTIONS).order_by(
         "-created_at", "-id"
     )
+    role = request.GET.get("role", "")
+    if role:
+        if role not in Role.values:
+            raise ApiError(
+                400,
+                _("role must be one of: %(roles)s.") % {"roles": ", ".join(Role.values)},
+            )
+        events = events.filter(role_filter(release, role))
     wanted = request.GET.get("page", "1")
     if not PAGE_NUMBER.fullmatch(wanted):
         raise ApiError(400, _("page must be a whole number from 1."))

@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path
@@ -27,7 +27,6 @@ from .access import get_release_for_user, person
 from .board import viewer_for
 from .forms import MESSAGES, NamedErrorsForm, TextLimit, TypedText
 from .models import (
-    ActorKind,
     AuditAction,
     AuditEvent,
     IncidentState,
@@ -36,19 +35,17 @@ from .models import (
     ReleaseStatus,
     Role,
     ShareLink,
-    Stakeholder,
 )
 from .timeline import (
     INTERNAL_ACTIONS,
-    ITEM_ACTIONS,
     PAGE_SIZE,
-    SIGNOFF_ACTIONS,
     STARTS_WORK,
     STATUS_ACTIONS,
     approval_to_deploy,
     human_line,
     phase_spans,
     reader_for,
+    role_filter,
 )
 
 
@@ -122,18 +119,6 @@ def updates(request: HttpRequest, version: str) -> HttpResponse:
 # --- timeline ------------------------------------------------------------------------------
 
 
-def _role_filter(release: Release, role: str) -> Q:
-    """What concerns one role: what its people did, and what happened to its items and
-    its sign-offs."""
-    people = Stakeholder.objects.filter(release=release, role=role).values("user_id")
-    texts = release.items.filter(owner_role=role).values("text")
-    return (
-        Q(actor_kind=ActorKind.PERSON, actor_id__in=people)
-        | Q(action__in=ITEM_ACTIONS, target__in=texts)
-        | Q(action__in=SIGNOFF_ACTIONS, target__startswith=f"{role} / ")
-    )
-
-
 def _status_history(release: Release, events: QuerySet[AuditEvent]) -> list[AuditEvent]:
     """The events a release's status moved with, oldest first: its status events, and
     the first change to an item each time it was planned, which started the work."""
@@ -175,7 +160,7 @@ def _timeline(
     every = release.audit_events.all()
     if link is not None:
         every = every.exclude(action__in=INTERNAL_ACTIONS)
-    shown = every.filter(_role_filter(release, role)) if role else every
+    shown = every.filter(role_filter(release, role)) if role else every
     page = Paginator(shown.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
         request.GET.get("page")
     )

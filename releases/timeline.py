@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -571,3 +572,15 @@ def approval_to_deploy(events: Iterable[AuditEvent]) -> ApprovalToDeploy | None:
         ):
             found = ApprovalToDeploy(approved, event.created_at)
     return found
+
+
+def role_filter(release: Release, role: str) -> Q:
+    """What concerns one role: what its people did, and what happened to its items and
+    its sign-offs."""
+    people = Stakeholder.objects.filter(release=release, role=role).values("user_id")
+    texts = release.items.filter(owner_role=role).values("text")
+    return (
+        Q(actor_kind=ActorKind.PERSON, actor_id__in=people)
+        | Q(action__in=ITEM_ACTIONS, target__in=texts)
+        | Q(action__in=SIGNOFF_ACTIONS, target__startswith=f"{role} / ")
+    )

@@ -944,6 +944,29 @@ def test_the_timeline_pages_and_refuses_a_page_it_does_not_have(
     assert beyond.json() == {"error": "There is 1 page."}
 
 
+def test_the_timeline_keeps_to_one_role_as_the_page_does(
+    approved: Release, users: dict[str, Any], ci: Client
+) -> None:
+    token = make_token(approved, Role.DEVOPS)
+
+    qa = ci.get(url("timeline", approved), {"role": "qa"}, headers=bearer(token))
+    everything = ci.get(url("timeline", approved), headers=bearer(token))
+
+    assert qa.status_code == 200
+    shown = {event["id"] for event in qa.json()["events"]}
+    assert shown and shown < {event["id"] for event in everything.json()["events"]}
+    assert all(event["action"] != AuditAction.RELEASE_APPROVED for event in qa.json()["events"])
+
+
+def test_the_timeline_refuses_a_role_it_does_not_know(approved: Release, ci: Client) -> None:
+    token = make_token(approved, Role.DEVOPS)
+
+    response = ci.get(url("timeline", approved), {"role": "ops"}, headers=bearer(token))
+
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("role must be one of: devops")
+
+
 def test_the_timeline_takes_only_a_get(approved: Release, ci: Client) -> None:
     token = make_token(approved, Role.QA)
 
