@@ -174,7 +174,9 @@ def _client() -> httpx.Client:
         # environment.
         verify=ssl_context(),
         trust_env=False,
-        headers={"User-Agent": USER_AGENT},
+        # The answer is read raw, under a byte cap: compressed, it could not be shown to
+        # a person trying the channel, and a small one could inflate without bound.
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
     )
 
 

@@ -52,6 +52,7 @@ def test_a_webhook_gets_a_signed_test_event_and_the_answer_is_shown() -> None:
         output = tried("ops")
 
     [request] = server.requests
+    assert request.header("accept-encoding") == "identity"
     headers = {
         name: request.header(name)
         for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -88,6 +89,29 @@ def test_slack_answering_ok_is_posted(monkeypatch: pytest.MonkeyPatch) -> None:
     assert message["blocks"][0]["text"]["text"] == "Test notification"
     assert "Nothing happened to any release." in message["blocks"][1]["text"]["text"]
     assert lines_of(output)["confirmed"] == "posted to the channel (Slack answered ok)"
+
+
+@pytest.mark.django_db
+def test_slack_answering_anything_but_ok_is_not_confirmed_as_posted() -> None:
+    with stand_in(lambda request: Reply(200, body="queued")) as server:
+        make_channel("team", kind="slack", url=server.url, secret_env="")
+        output = tried("team")
+
+    assert lines_of(output)["confirmed"] == (
+        "accepted by Slack, which did not answer ok: posting is not confirmed"
+    )
+
+
+@pytest.mark.django_db
+def test_a_teams_flow_answering_200_itself_says_what_that_proves() -> None:
+    with stand_in(lambda request: Reply(200)) as server:
+        make_channel("room", kind="teams", url=server.url, secret_env="")
+        output = tried("room")
+
+    assert lines_of(output)["confirmed"] == (
+        "the Workflow's flow answered HTTP 200 itself: posted, if its Response step comes "
+        "after its post step"
+    )
 
 
 @pytest.mark.django_db
