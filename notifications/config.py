@@ -38,6 +38,7 @@ from checks.kinds.base import ENV_NAME
 
 from .models import Channel, ChannelKind
 from .outbox import EVENT_TYPES
+from .teams import LEGACY_HINT, is_legacy_connector
 
 MAX_BYTES = 64 * 1024
 MAX_CHANNELS = 100
@@ -46,6 +47,7 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 KEYS = {
     ChannelKind.WEBHOOK: ("name", "kind", "url", "url_env", "secret_env", "events", "releases"),
     ChannelKind.SLACK: ("name", "kind", "url", "url_env", "events", "releases"),
+    ChannelKind.TEAMS: ("name", "kind", "url", "url_env", "events", "releases"),
 }
 _CHANNEL_HEADER = re.compile(r"^\s*\[\[\s*channel\s*\]\]\s*(?:#.*)?$")
 _SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
@@ -213,7 +215,8 @@ def _parse_channel(
     first_use.setdefault(name, header)
 
     kind = table.get("kind")
-    known = " or ".join(sorted(KEYS))
+    *others, last = sorted(KEYS)
+    known = f"{', '.join(others)} or {last}"
     if kind not in KEYS:
         shown = f"“{kind}”" if isinstance(kind, str) else "that"
         problems.add(
@@ -306,6 +309,8 @@ def _url_problem(url: Any, kind: ChannelKind) -> str:
         return "url must be https://; http:// only to this machine (a stand-in)"
     if has_credentials:
         return "url must not hold credentials (user:password@); name a variable instead"
+    if is_legacy_connector(url):
+        return f"url is {LEGACY_HINT}"
     if kind == ChannelKind.SLACK and host in _SLACK_HOSTS:
         return (
             "a Slack webhook URL is its own secret: keep it in an environment variable "

@@ -3,7 +3,8 @@
 A task claims a delivery for one attempt by a conditional UPDATE naming the attempt, so
 a task sent twice sends once. Each attempt is logged. What the answer means:
 
-- 2xx: delivered.
+- 2xx: delivered; but a Teams Workflow's 202 is only accepted: the flow posts later,
+  and nobody tells us whether it did.
 - 410 Gone: the endpoint is gone for good; the channel is disabled (Standard Webhooks).
 - 429, 502, 503, 504: try again, after the server's Retry-After when it gives one.
 - any other 5xx, a timeout, a connection refused: try again on NOTIFY_RETRY_SCHEDULE
@@ -25,7 +26,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ from django.utils import timezone
 
 from checks.kinds.client import retry_after, ssl_context
 
-from . import slack, webhook
+from . import slack, teams, webhook
 from .models import (
     Attempt,
     AttemptOutcome,
@@ -58,6 +59,10 @@ COUNTDOWN_MAX_SECONDS = 60.0
 # Answers whose Retry-After says when to come back.
 RETRY_AFTER_STATUSES = frozenset({429, 502, 503, 504})
 ERROR_MAX = 500
+# How much of an answer is shown to a person trying a channel, in characters; bytes
+# kept for it (a UTF-8 character takes up to four).
+ANSWER_SHOWN = 500
+ANSWER_KEPT = 4 * ANSWER_SHOWN
 
 
 class Refused(Exception):
@@ -78,6 +83,8 @@ class Outcome:
     wait: float | None = None
     # The endpoint said it is gone: disable the channel.
     gone: bool = False
+    # The start of what the receiver answered, for a person trying the channel.
+    answer: str = ""
 
 
 def max_attempts() -> int:
@@ -152,6 +159,8 @@ def request_for(channel: Channel, event: Event) -> tuple[bytes, dict[str, str]]:
             return webhook.signed(event, secret, datetime.now(tz=UTC))
         except webhook.BadSecret as error:
             raise Refused(str(error)) from None
+    if channel.kind == ChannelKind.TEAMS:
+        return teams.message(event)
     return slack.message(event)
 
 
@@ -165,7 +174,9 @@ def _client() -> httpx.Client:
         # environment.
         verify=ssl_context(),
         trust_env=False,
-        headers={"User-Agent": USER_AGENT},
+        # The answer is read raw, under a byte cap: compressed, it could not be shown to
+        # a person trying the channel, and a small one could inflate without bound.
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
     )
 
 
@@ -180,7 +191,10 @@ def send(channel: Channel, event: Event) -> Outcome:
 
 def _attempt(channel: Channel, event: Event) -> Outcome:
     try:
-        url = _parsed(channel_url(channel))
+        raw_url = channel_url(channel)
+        if teams.is_legacy_connector(raw_url):
+            raise Refused(f"the channel's URL is {teams.LEGACY_HINT}")
+        url = _parsed(raw_url)
         address = guard(str(url))
         body, headers = request_for(channel, event)
     except Refused as error:
@@ -201,14 +215,17 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
                 extensions={"sni_hostname": url.raw_host.decode("ascii")},
             ) as answer,
         ):
-            _read_capped(answer)
+            read = _read_capped(answer)
     except httpx.TimeoutException as error:
         return Outcome(AttemptOutcome.RETRY, error=f"timed out ({type(error).__name__})")
     except httpx.HTTPError as error:
         return Outcome(
             AttemptOutcome.RETRY, error=f"could not connect ({error or type(error).__name__})"
         )
-    return judged(answer)
+    return replace(
+        judged(answer, ChannelKind(channel.kind)),
+        answer=read.decode("utf-8", errors="replace")[:ANSWER_SHOWN],
+    )
 
 
 def _parsed(url: str) -> httpx.URL:
@@ -218,20 +235,27 @@ def _parsed(url: str) -> httpx.URL:
         raise Refused("the URL is not valid") from None
 
 
-def _read_capped(answer: httpx.Response) -> None:
-    # The answer is read only to end the exchange cleanly; a receiver that sends a lot,
-    # or drips it, is cut off rather than read to the end: its status is all we use.
+def _read_capped(answer: httpx.Response) -> bytes:
+    """The start of the answer. It is read to end the exchange cleanly and to show a
+    person trying a channel what came back; a receiver that sends a lot, or drips it,
+    is cut off rather than read to the end: its status is all a delivery uses."""
     limit = int(settings.NOTIFY_MAX_RESPONSE_BYTES)
     until = time.monotonic() + float(settings.NOTIFY_READ_TIMEOUT)
     seen = 0
+    start = b""
     for chunk in answer.iter_raw():
+        if len(start) < ANSWER_KEPT:
+            start += chunk[: ANSWER_KEPT - len(start)]
         seen += len(chunk)
         if seen > limit or time.monotonic() > until:
             break
+    return start
 
 
-def judged(answer: httpx.Response) -> Outcome:
+def judged(answer: httpx.Response, kind: ChannelKind) -> Outcome:
     status = answer.status_code
+    if status == 202 and kind == ChannelKind.TEAMS:
+        return Outcome(AttemptOutcome.ACCEPTED, status)
     if 200 <= status < 300:
         return Outcome(AttemptOutcome.DELIVERED, status)
     if status == 410:
@@ -287,7 +311,8 @@ def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | N
         latency_ms=latency_ms,
         error=outcome.error[:ERROR_MAX],
     )
-    log = logger.info if outcome.outcome == AttemptOutcome.DELIVERED else logger.warning
+    done = (AttemptOutcome.DELIVERED, AttemptOutcome.ACCEPTED)
+    log = logger.info if outcome.outcome in done else logger.warning
     log(
         "notification %s to %s, attempt %d: %s %s",
         delivery.event_id,
@@ -303,6 +328,9 @@ def _settle(delivery: Delivery, attempt: int, outcome: Outcome, enqueue: Enqueue
     now = timezone.now()
     if outcome.outcome == AttemptOutcome.DELIVERED:
         mine.update(state=DeliveryState.DELIVERED, delivered_at=now, last_error="")
+        return
+    if outcome.outcome == AttemptOutcome.ACCEPTED:
+        mine.update(state=DeliveryState.ACCEPTED, delivered_at=now, last_error="")
         return
     if outcome.outcome == AttemptOutcome.FAILED:
         mine.update(state=DeliveryState.FAILED, last_error=outcome.error[:ERROR_MAX])

@@ -44,6 +44,7 @@ class Event(models.Model):
 class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", "Standard Webhooks"
     SLACK = "slack", "Slack incoming webhook"
+    TEAMS = "teams", "Microsoft Teams Workflows webhook"
 
 
 class Channel(models.Model):
@@ -84,6 +85,10 @@ class DeliveryState(models.TextChoices):
     PENDING = "pending", "pending"
     SENDING = "sending", "sending"
     DELIVERED = "delivered", "delivered"
+    # Handed over and not sent again, but nobody confirmed it reached people: a Teams
+    # Workflow answers 202 before its flow posts, and a flow that fails later says so
+    # only in its own run history.
+    ACCEPTED = "accepted", "accepted, not confirmed"
     FAILED = "failed", "failed"
 
 
@@ -128,6 +133,7 @@ class Delivery(models.Model):
 
 class AttemptOutcome(models.TextChoices):
     DELIVERED = "delivered", "delivered"
+    ACCEPTED = "accepted", "accepted by the Workflow; posting to the channel is not confirmed"
     RETRY = "retry", "will retry"
     FAILED = "failed", "failed"
 

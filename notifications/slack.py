@@ -18,52 +18,15 @@ from typing import Any
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from .models import Event
+from .wording import SHOWN, link_of, title_of
 
 MAX_BLOCKS = 50
 HEADER_MAX = 150
 SECTION_MAX = 3000
 TEXT_MAX = 3000
 _CUT_ESCAPE = re.compile(r"&[a-z]{0,3}$")
-
-TITLES = {
-    "approval.requested": gettext_lazy("Ready for go-live approval"),
-    "approval.granted": gettext_lazy("Go-live approved"),
-    "approval.revoked": gettext_lazy("Go-live approval revoked"),
-    "signoff.reopened": gettext_lazy("Sign-off reopened"),
-    "item.blocked": gettext_lazy("Item blocked"),
-    "check.failing": gettext_lazy("Automated check failing"),
-    "deploy.started": gettext_lazy("Deploy started"),
-    "deploy.finished": gettext_lazy("Deploy finished"),
-    "rollback.declared": gettext_lazy("Rollback declared"),
-    "rollback.step_done": gettext_lazy("Rollback step done"),
-    "rollback.resolved": gettext_lazy("Rollback resolved"),
-    "incident.update_posted": gettext_lazy("Incident update posted"),
-    "maintenance.scheduled": gettext_lazy("Maintenance window scheduled"),
-    "maintenance.changed": gettext_lazy("Maintenance window changed"),
-    "maintenance.cancelled": gettext_lazy("Maintenance window cancelled"),
-    "maintenance.started": gettext_lazy("Maintenance window started"),
-    "maintenance.ended": gettext_lazy("Maintenance window ended"),
-}
-# The fields of an event's data shown under its title, in this order.
-SHOWN = (
-    "item",
-    "role",
-    "phase",
-    "severity",
-    "result",
-    "state",
-    "step",
-    "text",
-    "start",
-    "end",
-    "time_zone",
-    "failure",
-    "reason",
-    "message",
-)
 
 
 def escape(text: str) -> str:
@@ -92,15 +55,16 @@ def blocks_for(event: Event) -> dict[str, Any]:
 def _blocks(event: Event) -> dict[str, Any]:
     data = event.data
     release = data.get("release", {})
-    title = f"{release.get('version', '')}: {TITLES.get(event.type, event.type)}"
+    title = title_of(event)
     by = _("by %(actor)s") % {"actor": data.get("actor", {}).get("label", "")}
     details = [
         f"*{escape(key)}*: {escape(str(data[key]))}"
         for key in SHOWN
         if data.get(key) not in (None, "", [])
     ]
-    body = "\n".join([escape(f"{release.get('title', '')} — {by}"), *details])
-    link = f"<{escape(release.get('url', ''))}|{escape(_('Open the release'))}>"
+    body = "\n".join([escape(" — ".join(filter(None, [release.get("title"), by]))), *details])
+    url, label = link_of(event)
+    link = f"<{escape(url)}|{escape(label)}>"
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": clip(title, HEADER_MAX)}},
         {"type": "section", "text": {"type": "mrkdwn", "text": clip(body, SECTION_MAX)}},

@@ -1,0 +1,92 @@
+"""Trying a channel: a `test` event sent to it at once, by the same code as every
+delivery (the URL guard, the signature, the channel's format), and what its receiver
+answered, said as plainly as the answer allows: a 2xx from a Teams Workflow is not a
+post in the channel."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
+
+from .delivery import Outcome, send
+from .models import AttemptOutcome, Channel, ChannelKind, Event
+from .wording import TEST
+
+
+@dataclass(frozen=True)
+class Trial:
+    outcome: Outcome
+    latency_ms: int
+    confirmed: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.outcome.http_status is not None and 200 <= self.outcome.http_status < 300
+
+
+def sender() -> str:
+    """Who is trying the channel, as the message names them: the account and machine
+    that ran the command, since a management command has no signed-in user."""
+    try:
+        account = getpass.getuser()
+    except (KeyError, OSError):
+        account = "unknown"
+    return f"{account}@{socket.gethostname()}"
+
+
+def test_event(by: str) -> Event:
+    """A harmless event that says it is a test. It is never saved: it tells of no
+    release, and no channel's delivery log should hold it."""
+    now = timezone.now()
+    with translation.override(settings.LANGUAGE_CODE):
+        message = _(
+            "This is a test of this channel, sent from deploycheck at %(site)s by "
+            "%(sender)s. Nothing happened to any release."
+        ) % {"site": settings.SITE_URL, "sender": by}
+    return Event(
+        id=uuid.uuid4(),
+        type=TEST,
+        actor_label=by,
+        actor_kind="system",
+        created_at=now,
+        data={
+            "test": True,
+            "message": message,
+            "sender": by,
+            "site": settings.SITE_URL,
+            "actor": {"label": by, "kind": "system"},
+            "at": now.isoformat(),
+        },
+    )
+
+
+def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
+    """What the answer proves, and what it does not."""
+    if outcome.outcome == AttemptOutcome.ACCEPTED:
+        return "accepted by the Workflow; posting to the channel is not confirmed"
+    if outcome.outcome != AttemptOutcome.DELIVERED:
+        return f"not delivered: {outcome.error}"
+    if kind == ChannelKind.SLACK:
+        if outcome.answer.strip() == "ok":
+            return "posted to the channel (Slack answered ok)"
+        return "accepted by Slack, which did not answer ok: posting is not confirmed"
+    if kind == ChannelKind.TEAMS:
+        return (
+            f"the Workflow's flow answered HTTP {outcome.http_status} itself: posted, if its "
+            "Response step comes after its post step"
+        )
+    return "accepted by the receiver; what it does with the event is not confirmed"
+
+
+def try_channel(channel: Channel) -> Trial:
+    started = time.perf_counter()
+    outcome = send(channel, test_event(sender()))
+    latency_ms = round((time.perf_counter() - started) * 1000)
+    return Trial(outcome, latency_ms, confirmed(ChannelKind(channel.kind), outcome))

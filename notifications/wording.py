@@ -1,0 +1,65 @@
+"""What every channel's message says of an event, whatever its format: its title, the
+fields shown under it and its link, in the language active when it is built."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from .models import Event
+
+TEST = "test"
+
+TITLES = {
+    "approval.requested": gettext_lazy("Ready for go-live approval"),
+    "approval.granted": gettext_lazy("Go-live approved"),
+    "approval.revoked": gettext_lazy("Go-live approval revoked"),
+    "signoff.reopened": gettext_lazy("Sign-off reopened"),
+    "item.blocked": gettext_lazy("Item blocked"),
+    "check.failing": gettext_lazy("Automated check failing"),
+    "deploy.started": gettext_lazy("Deploy started"),
+    "deploy.finished": gettext_lazy("Deploy finished"),
+    "rollback.declared": gettext_lazy("Rollback declared"),
+    "rollback.step_done": gettext_lazy("Rollback step done"),
+    "rollback.resolved": gettext_lazy("Rollback resolved"),
+    "incident.update_posted": gettext_lazy("Incident update posted"),
+    "maintenance.scheduled": gettext_lazy("Maintenance window scheduled"),
+    "maintenance.changed": gettext_lazy("Maintenance window changed"),
+    "maintenance.cancelled": gettext_lazy("Maintenance window cancelled"),
+    "maintenance.started": gettext_lazy("Maintenance window started"),
+    "maintenance.ended": gettext_lazy("Maintenance window ended"),
+    TEST: gettext_lazy("Test notification"),
+}
+# The fields of an event's data shown under its title, in this order.
+SHOWN = (
+    "item",
+    "role",
+    "phase",
+    "severity",
+    "result",
+    "state",
+    "step",
+    "text",
+    "start",
+    "end",
+    "time_zone",
+    "failure",
+    "reason",
+    "message",
+)
+
+
+def title_of(event: Event) -> str:
+    """The version and what happened; a test, which tells of no release, has no version."""
+    what = str(TITLES.get(event.type, event.type))
+    version = event.data.get("release", {}).get("version", "")
+    return f"{version}: {what}" if version else what
+
+
+def link_of(event: Event) -> tuple[str, str]:
+    """Where the message points, and the words on the link."""
+    url = event.data.get("release", {}).get("url", "")
+    if url:
+        return url, _("Open the release")
+    return settings.SITE_URL, _("Open deploycheck")
