@@ -161,3 +161,7 @@ class Readiness(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release_id}: {'approvable' if self.approvable else 'not approvable'}"
+
+
+# Defined beside the code that reads them; imported here so that Django registers them.
+from .subscriptions import EmailDelivery, EmailSubscription  # noqa: E402, F401
