@@ -188,6 +188,8 @@ def _send(delivery: EmailDelivery) -> tuple[AttemptOutcome, str, str]:
     subscription = EmailSubscription.objects.filter(user_id=delivery.user_id).first()
     if subscription is not None and subscription.unsubscribed_at is not None:
         return AttemptOutcome.FAILED, "the person unsubscribed before it was sent", ""
+    if not settings.EMAIL_ENABLED:
+        return AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent", ""
     try:
         mail = message(delivery)
         mail.send()

@@ -268,6 +268,7 @@ def smtp(settings: Any) -> Iterator[Sink]:
     try:
         for name, value in _email_settings(f"smtp://127.0.0.1:{port}").items():
             setattr(settings, name, value)
+        settings.EMAIL_ENABLED = True
         yield sink
     finally:
         controller.stop()
@@ -305,6 +306,7 @@ def test_a_refused_connection_is_retried_with_backoff(
 ) -> None:
     for name, value in _email_settings(f"smtp://127.0.0.1:{free_port()}?timeout=2").items():
         setattr(settings, name, value)
+    settings.EMAIL_ENABLED = True
     workflow.assign(release, role="qa", user=users["outsider"], by=users["admin"])
     block_unit_tests(release, users)
     pk = EmailDelivery.objects.get().pk
@@ -359,6 +361,33 @@ def test_the_beat_sweep_covers_e_mail(
     tasks._sweep()
 
     assert handed == [(EmailDelivery.objects.get().pk, 1, 0.0)]
+
+
+def test_without_email_url_a_delivery_fails_saying_why(
+    release: Release, users: dict[str, Any], settings: Any
+) -> None:
+    settings.EMAIL_ENABLED = False
+    workflow.assign(release, role="qa", user=users["outsider"], by=users["admin"])
+    block_unit_tests(release, users)
+
+    assert deliver(EmailDelivery.objects.get().pk, 1) == []
+
+    failed = EmailDelivery.objects.get()
+    assert failed.state == DeliveryState.FAILED
+    assert failed.last_error == "EMAIL_URL is not set: no mail can be sent"
+
+
+def test_a_person_who_unsubscribed_after_it_was_written_is_not_mailed(
+    release: Release, users: dict[str, Any], smtp: Sink
+) -> None:
+    workflow.assign(release, role="qa", user=users["outsider"], by=users["admin"])
+    block_unit_tests(release, users)
+    EmailSubscription.objects.create(user=users["outsider"], unsubscribed_at=timezone.now())
+
+    deliver(EmailDelivery.objects.get().pk, 1)
+
+    assert smtp.received == []
+    assert EmailDelivery.objects.get().state == DeliveryState.FAILED
 
 
 def test_a_change_that_rolls_back_writes_no_e_mail(release: Release, users: dict[str, Any]) -> None:
