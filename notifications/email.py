@@ -27,7 +27,16 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from releases.actors import Actor, Person
-from releases.models import LanguagePreference, Release, ReleaseItem, Role
+from releases.models import (
+    DeployResult,
+    IncidentState,
+    LanguagePreference,
+    Release,
+    ReleaseItem,
+    Role,
+    RollbackSeverity,
+    WindowState,
+)
 
 from .delivery import COUNTDOWN_MAX_SECONDS, HANDOVER_GRACE_SECONDS, max_attempts, retry_delay
 from .models import AttemptOutcome, DeliveryState, Event
@@ -121,6 +130,17 @@ def queue_for(release: Release, events: Sequence[tuple[Event, Actor]], now: date
     return [delivery.pk for delivery in made]
 
 
+def shown(event_type: str, key: str, value: Any) -> str:
+    """A value as the reader's language names it when it is one of the app's choices
+    (a severity, a result, a state), else as it was written."""
+    choices: Any = {"severity": RollbackSeverity, "result": DeployResult}.get(key)
+    if key == "state":
+        choices = IncidentState if event_type.startswith("incident.") else WindowState
+    if choices is not None and value in choices.values:
+        return str(choices(value).label)
+    return str(value)
+
+
 def language_of(user_id: int) -> str:
     saved = LanguagePreference.objects.filter(user_id=user_id).values_list("language", flat=True)
     return saved.first() or settings.LANGUAGE_CODE
@@ -146,7 +166,7 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
         title = str(TITLES.get(event.type, event.type))
         role = data.get("role")
         details = [
-            (str(label), str(data[key]))
+            (str(label), shown(event.type, key, data[key]))
             for key, label in DETAILS
             if data.get(key) not in (None, "")
         ]
@@ -173,12 +193,11 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
         subject=subject,
         body=text,
         to=[delivery.address],
-        headers={
-            "Message-ID": make_msgid(domain=domain),
-            "List-Unsubscribe": f"<{unsubscribe}>",
-            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        },
+        headers={"Message-ID": make_msgid(domain=domain), "List-Unsubscribe": f"<{unsubscribe}>"},
     )
+    # RFC 8058 allows the one-click POST to an https:// link only.
+    if unsubscribe.startswith("https://"):
+        mail.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.attach_alternative(html, "text/html")
     return mail
 

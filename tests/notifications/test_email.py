@@ -130,7 +130,9 @@ def test_each_person_gets_it_in_their_language_as_text_and_html(
     assert qa.subject == "[deploycheck] v1.2.3: Rollback declared"
     assert po.subject == "[deploycheck] v1.2.3: Rollback declarado"
     assert "Reason: errors" in qa.body
+    assert "Severity: minor: degraded, with a workaround" in qa.body
     assert "Motivo: errors" in po.body
+    assert "Gravedad: leve: degradado, con una alternativa" in po.body
     assert "By devops (DEVOPS), " in qa.body and " UTC" in qa.body
     assert "Por devops (DEVOPS), " in po.body
     assert "https://deploycheck.example.com/releases/v1.2.3/" in qa.body
@@ -153,6 +155,19 @@ def test_it_carries_one_click_unsubscribe_headers(release: Release, users: dict[
     assert link == f"<https://deploycheck.example.com/notifications/unsubscribe/{token}/>"
     assert sent.extra_headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert link[1:-1] in sent.body
+
+
+def test_one_click_is_offered_only_for_an_https_link(
+    release: Release, users: dict[str, Any], settings: Any
+) -> None:
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    workflow.assign(release, role="qa", user=users["outsider"], by=users["admin"])
+    block_unit_tests(release, users)
+
+    sent = notify_email.message(EmailDelivery.objects.get())
+
+    assert sent.extra_headers["List-Unsubscribe"].startswith("<http://127.0.0.1:8000/")
+    assert "List-Unsubscribe-Post" not in sent.extra_headers
 
 
 # --- Unsubscribing ----------------------------------------------------------------------
