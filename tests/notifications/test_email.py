@@ -27,7 +27,7 @@ from notifications.subscriptions import (
     unsubscribe_token,
 )
 from releases import workflow
-from releases.models import LanguagePreference, Release
+from releases.models import LanguagePreference, Release, ReleaseItem
 
 Sent = list[tuple[int, int, float]]
 
@@ -92,6 +92,20 @@ def test_a_reopened_sign_off_goes_to_the_people_of_that_role(
     workflow.set_item_state(infra, by=users["admin"], state="pending")
 
     assert addressed("signoff.reopened") == ["devops@example.com", "outsider@example.com"]
+
+
+def test_a_failing_check_goes_to_everyone_holding_the_items_role(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.assign(release, role="devops", user=users["outsider"], by=users["admin"])
+    ReleaseItem.objects.filter(release=release, text="TLS certificates installed").update(
+        checks=["tls"]
+    )
+    entry = release.items.get(text="TLS certificates installed")
+
+    workflow.record_check_result(entry, check="tls", passed=False, detail="certificate expired")
+
+    assert addressed("check.failing") == ["devops@example.com", "outsider@example.com"]
 
 
 def test_a_subscription_decides_and_people_without_an_address_are_skipped(
@@ -222,6 +236,7 @@ def test_a_person_chooses_what_they_get(users: dict[str, Any]) -> None:
     client.force_login(users["qa"])
 
     shown = client.get("/account/notifications/", HTTP_ACCEPT_LANGUAGE="en")
+    assert 'href="/account/notifications/"' in client.get("/").content.decode()
     bad = client.post(
         "/account/notifications/",
         {"releases": "v1 ; drop", "events": ["rollback.declared"]},
