@@ -39,5 +39,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("checks.urls")),
     path("api/", include("api.urls")),
+    path("", include("notifications.views")),
     path("", include("releases.urls")),
 ]

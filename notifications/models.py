@@ -8,6 +8,7 @@ secret: a channel names the environment variables of its URL and signing secret.
 
 from __future__ import annotations
 
+import fnmatch
 import uuid
 from datetime import datetime, timedelta
 
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from releases.models import ActorKind, Release
 
@@ -167,3 +169,79 @@ class Readiness(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release_id}: {'approvable' if self.approvable else 'not approvable'}"
+
+
+# What a person is e-mailed about until they choose (notifications.subscriptions).
+DEFAULT_EVENTS: tuple[str, ...] = (
+    "approval.requested",
+    "signoff.reopened",
+    "item.blocked",
+    "check.failing",
+    "rollback.declared",
+    "rollback.resolved",
+    "maintenance.scheduled",
+    "maintenance.changed",
+    "maintenance.cancelled",
+)
+
+
+def default_events() -> list[str]:
+    return list(DEFAULT_EVENTS)
+
+
+class EmailSubscription(models.Model):
+    """What one person wants to be e-mailed about. Without one, DEFAULT_EVENTS on every
+    release; unsubscribing keeps the row with `unsubscribed_at` set."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_subscription"
+    )
+    releases = models.CharField(_("releases"), max_length=100, default="*")
+    events = models.JSONField(_("events"), default=default_events)
+    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("e-mail subscription")
+        verbose_name_plural = _("e-mail subscriptions")
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.releases} {self.events}"
+
+    def wants(self, event_type: str, version: str) -> bool:
+        return (
+            self.unsubscribed_at is None
+            and event_type in self.events
+            and fnmatch.fnmatchcase(version, self.releases)
+        )
+
+
+class EmailDelivery(models.Model):
+    """One event e-mailed to one person, sent at least once: claimed for an attempt by a
+    conditional UPDATE, as notifications.delivery does for channels."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="emails")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    address = models.EmailField(max_length=254)
+    state = models.CharField(
+        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    due_at = models.DateTimeField(default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["event", "user"], name="one_email_per_person")
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                condition=Q(state__in=["pending", "sending"]),
+                name="email_unfinished_due",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.type} → {self.address}: {self.state}"

@@ -29,9 +29,10 @@ from releases.models import (
     blocking_reasons,
 )
 
+from . import email
 from .delivery import HANDOVER_GRACE_SECONDS
 from .models import Channel, Delivery, Event, Readiness
-from .tasks import enqueue
+from .tasks import enqueue, enqueue_email
 
 APPROVAL_REQUESTED = "approval.requested"
 
@@ -250,7 +251,8 @@ def write(
     release: Release | None, audit_events: Sequence[Mapping[str, Any]], now: datetime
 ) -> None:
     """Write the events of one change, and a delivery of each to every active channel
-    that wants it; the deliveries are sent once the change commits."""
+    that wants it and by e-mail to each person who wants it; the deliveries are sent
+    once the change commits."""
     if release is None:
         return
     new = events_for(audit_events, release, now)
@@ -283,8 +285,17 @@ def write(
     if deliveries:
         ids = [delivery.pk for delivery in deliveries]
         transaction.on_commit(lambda: _send(ids))
+    acted = [(row, made.actor) for row, made in zip(events, new, strict=True)]
+    emails = email.queue_for(release, acted, now)
+    if emails:
+        transaction.on_commit(lambda: _send_emails(emails))
 
 
 def _send(ids: Sequence[int]) -> None:
     for delivery_id in ids:
         enqueue(delivery_id, 1, 0.0)
+
+
+def _send_emails(ids: Sequence[int]) -> None:
+    for delivery_id in ids:
+        enqueue_email(delivery_id, 1, 0.0)
