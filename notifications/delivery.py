@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from checks.kinds.client import retry_after, ssl_context
@@ -44,6 +45,7 @@ from .models import (
     ChannelKind,
     Delivery,
     DeliveryState,
+    EmailDelivery,
     Event,
 )
 
@@ -368,10 +370,18 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
         )
         if released:
             _log(delivery, delivery.attempts, lost, None)
+    return hand_out_due(Delivery.objects.all(), enqueue=enqueue, now=now)
+
+
+def hand_out_due(
+    deliveries: QuerySet[Delivery] | QuerySet[EmailDelivery], *, enqueue: Enqueue, now: datetime
+) -> int:
+    """Enqueue the next attempt of each pending delivery that is due, each taken by a
+    conditional update so that two sweeps never send one twice; how many were handed."""
     handed = 0
-    due = Delivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
+    due = deliveries.filter(state=DeliveryState.PENDING, due_at__lte=now)
     for delivery_id, attempts in due.values_list("pk", "attempts"):
-        taken = Delivery.objects.filter(
+        taken = deliveries.filter(
             pk=delivery_id, state=DeliveryState.PENDING, attempts=attempts, due_at__lte=now
         ).update(due_at=now + timedelta(seconds=HANDOVER_GRACE_SECONDS))
         if taken:

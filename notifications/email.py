@@ -38,7 +38,13 @@ from releases.models import (
     WindowState,
 )
 
-from .delivery import COUNTDOWN_MAX_SECONDS, HANDOVER_GRACE_SECONDS, max_attempts, retry_delay
+from .delivery import (
+    COUNTDOWN_MAX_SECONDS,
+    HANDOVER_GRACE_SECONDS,
+    hand_out_due,
+    max_attempts,
+    retry_delay,
+)
 from .models import (
     DEFAULT_EVENTS,
     AttemptOutcome,
@@ -282,13 +288,4 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
             due_at=now,
             last_error=f"{lost}; gave up" if gave_up else lost,
         )
-    handed = 0
-    due = EmailDelivery.objects.filter(state=DeliveryState.PENDING, due_at__lte=now)
-    for delivery_id, attempts in due.values_list("pk", "attempts"):
-        taken = EmailDelivery.objects.filter(
-            pk=delivery_id, state=DeliveryState.PENDING, attempts=attempts, due_at__lte=now
-        ).update(due_at=now + timedelta(seconds=HANDOVER_GRACE_SECONDS))
-        if taken:
-            handed += 1
-            enqueue(delivery_id, attempts + 1, 0.0)
-    return handed
+    return hand_out_due(EmailDelivery.objects.all(), enqueue=enqueue, now=now)
