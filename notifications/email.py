@@ -37,6 +37,7 @@ from releases.models import (
     RollbackSeverity,
     WindowState,
 )
+from releases.templatetags.moments import moment
 
 from .delivery import (
     COUNTDOWN_MAX_SECONDS,
@@ -166,7 +167,6 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     event = delivery.event
     data = event.data
     version = data.get("release", {}).get("version", "")
-    when = timezone.localtime(event.created_at)
     unsubscribe = unsubscribe_url(delivery.user_id)
     with translation.override(language_of(delivery.user_id)):
         title = str(TITLES.get(event.type, event.type))
@@ -183,7 +183,7 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
             "role": str(Role(role).label) if role in Role.values else "",
             "details": details,
             "actor": event.actor_label,
-            "when": when.strftime("%Y-%m-%d %H:%M ") + (when.tzname() or ""),
+            "when": moment(event.created_at),
             "link": data.get("release", {}).get("url", ""),
             "unsubscribe": unsubscribe,
             "preferences": _site(reverse("notifications:preferences")),
