@@ -15,7 +15,10 @@ default redis://127.0.0.1:6379/0) and prints, part by part (`--only PART,...`):
 - verify: `manage.py verify` of 50 checks against a stand-in answering in 300 ms,
   through one worker (serially that would be 15 s);
 - browser: 24 Chromium pages on what `make run` starts (SQLite, no Redis), a tick timed
-  to the moment each page has swapped it in.
+  to the moment each page has swapped it in;
+- notify: one event to 200 people by e-mail (an SMTP sink) and to 20 webhook channels
+  (a stand-in answering 204), through one worker, timed from the change's commit to the
+  last delivery recorded (target: under 5 s).
 
 SQL queries per board render and per live update, for 66 and 600 items, with and
 without a check on every item, are printed first.
@@ -706,7 +709,7 @@ def server_connections(admin_url: str) -> tuple[int, int]:
 
 VERIFY_CHECKS = 50
 # What `--only` can pick.
-PARTS = ("latency", "throughput", "long", "big", "verify", "browser")
+PARTS = ("latency", "throughput", "long", "big", "verify", "browser", "notify")
 BROWSER_PAGES = 24
 BROWSER_TICKS = 15
 BROWSER_TARGET_P95_MS = 500.0
@@ -764,6 +767,90 @@ def verify_wall(env: dict[str, str], data_dir: Path, setup: Setup) -> list[Row]:
             f"{run.created_at.timestamp() - started_at:.2f} s", "Python, Django, the command"),
         Row("  of which the run", f"{(last - first).total_seconds():.2f} s",
             "first check claimed to last result recorded on its items"),
+    ]  # fmt: skip
+
+
+NOTIFY_PEOPLE = 200
+NOTIFY_WEBHOOKS = 20
+NOTIFY_TARGET_SECONDS = 5.0
+NOTIFY_SECRET = "whsec_" + "YmVuY2ggc2VjcmV0IG9mIHRoaXJ0eS10d28gYnl0ZXMh"
+
+
+def notify_fan_out(env: dict[str, str], data_dir: Path, setup: Setup) -> list[Row]:
+    """One `item.blocked` on an item owned by QA, with 200 people holding QA on the
+    release and 20 webhook channels: from the commit to every delivery recorded."""
+    from aiosmtpd.controller import Controller
+    from django.contrib.auth import get_user_model
+
+    from notifications.models import Channel, Delivery, DeliveryState, EmailDelivery
+    from releases import workflow
+    from releases.models import Release, Role
+    from tests.checks.standin import Reply, stand_in
+    from tests.servers import free_port, worker
+
+    class Sink:
+        received = 0
+
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            Sink.received += 1
+            return "250 OK"
+
+    User = get_user_model()
+    admin = User.objects.get(username="bench-admin")
+    template = Release.objects.get(version=setup.default_version).template
+    assert template is not None
+    release = workflow.create_release(template, version="v8.0.0", title="Notify", by=admin)
+    people = User.objects.bulk_create(
+        [User(username=f"listener-{index:03d}", email=f"listener-{index:03d}@example.com")
+         for index in range(NOTIFY_PEOPLE)]
+    )  # fmt: skip
+    for person in people:
+        workflow.assign(release, role=Role.QA, user=person, by=admin)
+    blocked_item = release.items.filter(owner_role=Role.QA).order_by("position").first()
+    assert blocked_item is not None
+    smtp_port = free_port()
+    mail_server = Controller(Sink(), hostname="127.0.0.1", port=smtp_port)
+    mail_server.start()
+    try:
+        with stand_in(lambda _request: Reply(status=204)) as hooks:
+            Channel.objects.bulk_create(
+                [Channel(name=f"hook-{index:02d}", kind="webhook", url=hooks.url,
+                         secret_env="BENCH_WEBHOOK_SECRET", events=["*"], releases="*")
+                 for index in range(NOTIFY_WEBHOOKS)]
+            )  # fmt: skip
+            worker_env = {
+                **env,
+                "NOTIFY_ALLOW_PRIVATE": "1",
+                "BENCH_WEBHOOK_SECRET": NOTIFY_SECRET,
+                "EMAIL_URL": f"smtp://127.0.0.1:{smtp_port}",
+            }
+            with worker(worker_env, data_dir / "notify-worker"):
+                started = time.monotonic()
+                workflow.mark_blocked(blocked_item, by=admin, reason="bench")
+                committed = time.monotonic()
+                unfinished = [DeliveryState.PENDING, DeliveryState.SENDING]
+                deadline = started + 120
+                while time.monotonic() < deadline and (
+                    Delivery.objects.filter(state__in=unfinished).exists()
+                    or EmailDelivery.objects.filter(state__in=unfinished).exists()
+                ):
+                    time.sleep(0.05)
+                finished = time.monotonic()
+            answered = len(hooks.requests)
+    finally:
+        mail_server.stop()
+    mails = EmailDelivery.objects.filter(event__release=release)
+    hooks_done = Delivery.objects.filter(event__release=release, state=DeliveryState.DELIVERED)
+    mails_done = mails.filter(state=DeliveryState.DELIVERED)
+    threads = run_launcher.worker_concurrency(env)
+    return [
+        Row(f"notify, 1 event to {NOTIFY_PEOPLE} e-mails and {NOTIFY_WEBHOOKS} webhooks",
+            f"{finished - started:.2f} s",
+            f"{mails_done.count()}/{mails.count()} mails, {hooks_done.count()} webhooks "
+            f"delivered; {Sink.received} mails and {answered} requests received; target "
+            f"< {NOTIFY_TARGET_SECONDS:.0f} s; {threads} threads"),
+        Row("  of which the change and its outbox, until commit",
+            f"{committed - started:.2f} s", "one transaction, 220 deliveries written"),
     ]  # fmt: skip
 
 
@@ -1002,6 +1089,10 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
     if "browser" in args.only:
         print(f"bench: {BROWSER_PAGES} Chromium pages on what make run starts", flush=True)
         rows += browser_latency(data_dir)
+    if "notify" in args.only:
+        print(f"bench: one event to {NOTIFY_PEOPLE} e-mails and {NOTIFY_WEBHOOKS} webhooks",
+              flush=True)  # fmt: skip
+        rows += notify_fan_out(env, data_dir, setup)
     print_table(rows)
     if worst_p95 > TARGET_P95_MS:
         print(f"bench: tick → seen p95 {worst_p95:.0f} ms is above the {TARGET_P95_MS:.0f} ms "
