@@ -282,13 +282,16 @@ def write(
             if wants(channel, event.type, release.version)
         ]
     )
+    # Robust: a broker that cannot take the tasks must not fail the change people made,
+    # which has committed; Django logs the error, and beat's sweep hands the deliveries
+    # out once their hand-over grace has passed.
     if deliveries:
         ids = [delivery.pk for delivery in deliveries]
-        transaction.on_commit(lambda: _send(ids))
+        transaction.on_commit(lambda: _send(ids), robust=True)
     acted = [(row, made.actor) for row, made in zip(events, new, strict=True)]
     emails = email.queue_for(release, acted, now)
     if emails:
-        transaction.on_commit(lambda: _send_emails(emails))
+        transaction.on_commit(lambda: _send_emails(emails), robust=True)
 
 
 def _send(ids: Sequence[int]) -> None:

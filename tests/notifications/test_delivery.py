@@ -378,6 +378,35 @@ def test_a_change_is_delivered_by_the_task_once_it_commits(
     assert Delivery.objects.get().state == DeliveryState.DELIVERED
 
 
+def test_a_broker_that_cannot_take_the_task_fails_neither_the_change_nor_the_delivery(
+    release: Release,
+    users: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from notifications import tasks
+
+    def broker_down(*_args: Any, **_kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", broker_down)
+    make_channel(url="https://hooks.example.com/deploycheck")
+    with django_capture_on_commit_callbacks(execute=True):
+        event = blocked(release, users)
+
+    assert release.items.get(text="Unit tests pass").state == "blocked"
+    pending = Delivery.objects.get(event=event)
+    assert (pending.state, pending.attempts) == (DeliveryState.PENDING, 0)
+    assert "Connection refused" in caplog.text
+    sent: Sent = []
+    later = timezone.now() + timedelta(seconds=delivery.HANDOVER_GRACE_SECONDS + 1)
+    assert delivery.sweep(enqueue=lambda *args: sent.append(args), now=later) == 1
+    assert sent == [(pending.pk, 1, 0.0)]
+
+
 # --- Slack ------------------------------------------------------------------------------
 
 
