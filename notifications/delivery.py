@@ -32,7 +32,9 @@ from urllib.parse import urlsplit
 
 import httpx
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import DateTimeField, ExpressionWrapper, F, QuerySet, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from checks.kinds.client import retry_after, ssl_context
@@ -65,6 +67,12 @@ ERROR_MAX = 500
 # kept for it (a UTF-8 character takes up to four).
 ANSWER_SHOWN = 500
 ANSWER_KEPT = 4 * ANSWER_SHOWN
+# Slack asks for about one message per second per incoming webhook, and answers a burst
+# with 429s: its messages are spaced this far apart.
+PACES = {ChannelKind.SLACK: timedelta(seconds=1)}
+# A wait for a slot longer than this hands the delivery back rather than hold a worker
+# thread; a burst that long to one channel is rare.
+PACE_WAIT_MAX_SECONDS = 20.0
 
 
 class Refused(Exception):
@@ -283,6 +291,14 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
         return
     delivery = Delivery.objects.select_related("event", "channel").get(pk=delivery_id)
     channel = delivery.channel
+    pace = PACES.get(ChannelKind(channel.kind))
+    if pace is not None and channel.active:
+        wait = (take_slot(channel, pace) - timezone.now()).total_seconds()
+        if wait > PACE_WAIT_MAX_SECONDS:
+            _hand_back(delivery, attempt, wait, enqueue)
+            return
+        if wait > 0:
+            time.sleep(wait)
     started = time.perf_counter()
     if channel.active:
         outcome = send(channel, delivery.event)
@@ -302,6 +318,33 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
             disabled_at=timezone.now(), disabled_reason=outcome.error
         )
     _settle(delivery, attempt, outcome, enqueue)
+
+
+def take_slot(channel: Channel, pace: timedelta) -> datetime:
+    """When this message may go: the channel's next free slot, taken. The update and the
+    read share a transaction, so the row stays locked (PostgreSQL) or the database
+    reserved (SQLite) in between and two workers never take one slot."""
+    now = timezone.now()
+    following = ExpressionWrapper(
+        Greatest(Coalesce(F("paced_until"), Value(now)), Value(now)) + pace,
+        output_field=DateTimeField(),
+    )
+    with transaction.atomic():
+        Channel.objects.filter(pk=channel.pk).update(paced_until=following)
+        taken = Channel.objects.values_list("paced_until", flat=True).get(pk=channel.pk)
+    assert taken is not None
+    return taken - pace
+
+
+def _hand_back(delivery: Delivery, attempt: int, wait: float, enqueue: Enqueue) -> None:
+    """Give the claim up unsent, the attempt not spent, to be sent when its slot comes."""
+    soon = wait <= COUNTDOWN_MAX_SECONDS
+    due = timezone.now() + timedelta(seconds=wait + (HANDOVER_GRACE_SECONDS if soon else 0.0))
+    handed = Delivery.objects.filter(
+        pk=delivery.pk, state=DeliveryState.SENDING, attempts=attempt
+    ).update(state=DeliveryState.PENDING, attempts=attempt - 1, due_at=due)
+    if handed and soon:
+        enqueue(delivery.pk, attempt, wait)
 
 
 def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | None) -> None:

@@ -70,6 +70,9 @@ class Channel(models.Model):
     disabled_reason = models.CharField(max_length=300, blank=True)
     # Set when a later file no longer declares it; its deliveries stay as history.
     retired_at = models.DateTimeField(null=True, blank=True)
+    # Paced channels (Slack): when the next message may go; each send takes the slot
+    # and moves it on (notifications.delivery.take_slot).
+    paced_until = models.DateTimeField(null=True, blank=True)
     loaded_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from notifications import delivery, slack, webhook
 from notifications.models import (
     Attempt,
+    Channel,
     Delivery,
     DeliveryState,
     Event,
@@ -437,6 +438,61 @@ def test_slack_gets_text_and_blocks_with_what_people_typed_escaped(
     assert "<@here>" not in request.body.decode()
     assert link["text"]["text"] == "<http://127.0.0.1:8000/releases/v1.2.3/|Open the release>"
     assert sent["text"] == "v1.2.3: Incident update posted (by po (PO))"
+
+
+def test_slack_messages_to_one_webhook_are_spaced_a_second_apart_in_order(
+    approved: Release, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(delivery.time, "sleep", waits.append)
+    with stand_in(lambda request: Reply(200, body="ok")) as server:
+        monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{server.url}/services/T0/B0/x")
+        channel = make_channel("team", kind="slack", url="", url_env="SLACK_WEBHOOK_URL",
+                               secret_env="")  # fmt: skip
+        for message in ("first", "second", "third"):
+            workflow.post_update(approved, state="investigating", message=message, by=users["po"])
+        for pending in Delivery.objects.order_by("event__created_at"):
+            deliver(pending.pk, 1)
+
+    # The first goes at once; each next one waits for the slot a second after the last.
+    assert len(waits) == 2
+    assert 0 < waits[0] <= 1 and 1 < waits[1] <= 2
+    assert [json.loads(request.body)["blocks"][1]["text"]["text"].count(word)
+            for request, word in zip(server.requests, ("first", "second", "third"),
+                                     strict=True)] == [1, 1, 1]  # fmt: skip
+    channel.refresh_from_db()
+    assert channel.paced_until is not None
+
+
+def test_a_slack_message_far_behind_its_slot_is_handed_back_unsent(
+    approved: Release, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.com/services/T0/B0/x")
+    channel = make_channel("team", kind="slack", url="", url_env="SLACK_WEBHOOK_URL",
+                           secret_env="")  # fmt: skip
+    workflow.post_update(approved, state="investigating", message="x", by=users["po"])
+    slot = timezone.now() + timedelta(seconds=delivery.PACE_WAIT_MAX_SECONDS + 10)
+    Channel.objects.filter(pk=channel.pk).update(paced_until=slot)
+    pending = Delivery.objects.get()
+
+    sent = deliver(pending.pk, 1)
+
+    pending.refresh_from_db()
+    assert (pending.state, pending.attempts) == (DeliveryState.PENDING, 0)
+    assert not Attempt.objects.exists()
+    [(handed_id, attempt, wait)] = sent
+    assert (handed_id, attempt) == (pending.pk, 1)
+    assert delivery.PACE_WAIT_MAX_SECONDS < wait <= delivery.PACE_WAIT_MAX_SECONDS + 10
+    assert pending.due_at > slot
+
+
+def test_two_takers_never_get_one_slot(release: Release) -> None:
+    channel = make_channel("team", kind="slack")
+    pace = timedelta(seconds=1)
+
+    slots = [delivery.take_slot(channel, pace) for _ in range(3)]
+
+    assert slots[1] - slots[0] == pace and slots[2] - slots[1] == pace
 
 
 def test_slack_speaks_the_site_language(approved: Release, users: dict[str, Any]) -> None:
