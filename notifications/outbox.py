@@ -18,13 +18,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.urls import reverse
 
 from releases.actors import Actor
 from releases.models import (
     AuditAction,
     GoLiveApproval,
+    ItemState,
     Release,
+    ReleaseItem,
     ReleaseStatus,
     blocking_reasons,
 )
@@ -231,14 +234,25 @@ def _became_approvable(release: Release, actions: Sequence[str]) -> bool:
     was = readiness is not None and readiness.approvable
     if not was and all(action in _CANNOT_READY for action in actions):
         return False
+    # Cheapest first: this runs under the release's lock on every change, and while
+    # any required item before the gate is open (most of a release's life) one EXISTS
+    # says what the whole rule would.
     now = (
         release.status in (ReleaseStatus.PLANNED, ReleaseStatus.IN_PROGRESS)
+        and not _open_required(release).exists()
         and not GoLiveApproval.objects.filter(release=release, revoked_at__isnull=True).exists()
         and not blocking_reasons(release)
     )
     if now != was:
         Readiness.objects.update_or_create(release=release, defaults={"approvable": now})
     return now and not was
+
+
+def _open_required(release: Release) -> QuerySet[ReleaseItem]:
+    """Items each of which blocking_reasons names: required, before the gate, unsettled."""
+    return release.items.filter(before_gate=True, required=True).exclude(
+        state__in=ItemState.settled()
+    )
 
 
 def wants(channel: Channel, event_type: str, version: str) -> bool:
