@@ -181,9 +181,10 @@ def post(mail: EmailMultiAlternatives) -> Mailed:
         return Mailed(AttemptOutcome.DELIVERED, message_id=message_id)
     # Some addresses were taken and others not: sending again would mail the first
     # ones twice, so the delivery fails, naming those left out.
+    taken = sum(recipient.status in TAKEN for recipient in status.recipients.values())
     return Mailed(
         AttemptOutcome.FAILED,
-        f"the ESP did not take every address ({_statuses(status)}); the others were sent: "
+        f"the ESP took {taken} of {len(status.recipients)} addresses ({_statuses(status)}): "
         + _answer(status.esp_response),
         message_id,
     )
