@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -170,6 +171,9 @@ def post(mail: EmailMultiAlternatives) -> Mailed:
         return Mailed(AttemptOutcome.FAILED, _one_line(str(error)))
     except (smtplib.SMTPException, OSError) as error:
         return Mailed(AttemptOutcome.RETRY, f"{type(error).__name__}: {error}")
+    except ImproperlyConfigured as error:
+        # Such as amazon-ses without boto3 installed: fixed on the workers, it sends.
+        return Mailed(AttemptOutcome.RETRY, f"the mail settings are wrong: {_one_line(str(error))}")
     except Exception as error:  # a bug must not leave the delivery half-done
         logger.exception("mail %s crashed", mail.extra_headers.get("Message-ID"))
         return Mailed(AttemptOutcome.RETRY, f"the mail crashed ({type(error).__name__})")

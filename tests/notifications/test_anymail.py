@@ -404,3 +404,20 @@ def test_a_persons_address_the_esp_refuses_fails_at_once(
     assert failed.last_error.startswith(
         "the ESP refused every address (outsider@example.com rejected): HTTP 422: "
     )
+
+
+def test_settings_the_esp_cannot_work_with_are_tried_again_once_fixed(
+    deployed: Release, users: dict[str, Any], settings: Any
+) -> None:
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = {}
+    settings.EMAIL_ENABLED = True
+    mailing_list()
+
+    [(_delivery_id, attempt, _delay)] = deliver(deployed, users)
+
+    assert attempt == 2
+    waiting = Delivery.objects.get()
+    assert waiting.state == DeliveryState.PENDING
+    assert waiting.last_error.startswith("the mail settings are wrong: ")
+    assert "POSTMARK_SERVER_TOKEN" in waiting.last_error
