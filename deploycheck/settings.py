@@ -7,9 +7,10 @@ process at start with a message naming the variable, instead of failing later.
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import dj_database_url
@@ -439,8 +440,10 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # Email, from EMAIL_URL: smtp://user:pass@host:587?tls=1, smtps://… (TLS from the
-# start), or console:// (printed on the server's output, for development, with the
-# secrets a log line would hide hidden there too: deploycheck.logs). Without it,
+# start), anymail+<esp>://?api_key_env=NAME (an ESP's HTTP API through django-anymail,
+# its key read from the variable NAME), or console:// (printed on the server's output,
+# for development, with the secrets a log line would hide hidden there too:
+# deploycheck.logs). Without it,
 # development prints mail and production sends none, and password reset, whose only
 # way to reach a person is a mail, is not offered (deploycheck.urls).
 EMAIL_URL = os.environ.get("EMAIL_URL", "").strip()
@@ -460,6 +463,23 @@ class _Email(TypedDict, total=False):
     EMAIL_USE_TLS: bool
     EMAIL_USE_SSL: bool
     EMAIL_TIMEOUT: int
+    ANYMAIL: dict[str, Any]
+
+
+# The ESPs EMAIL_URL may name as anymail+<esp>://: django-anymail's backend module for
+# each, and the setting its API key goes in ("" for Amazon SES, whose credentials boto3
+# finds itself: AWS_ACCESS_KEY_ID…, an instance role).
+_ESPS = {
+    "amazon-ses": ("amazon_ses", ""),
+    "brevo": ("brevo", "API_KEY"),
+    "mailgun": ("mailgun", "API_KEY"),
+    "postmark": ("postmark", "SERVER_TOKEN"),
+    "resend": ("resend", "API_KEY"),
+    "sendgrid": ("sendgrid", "API_KEY"),
+    # Brevo's former name.
+    "sendinblue": ("brevo", "API_KEY"),
+}
+_VARIABLE_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,99}$")
 
 
 def _email_settings(url: str) -> _Email:
@@ -469,9 +489,12 @@ def _email_settings(url: str) -> _Email:
     scheme = parts.scheme.lower()
     if scheme == "console":
         return {"EMAIL_BACKEND": "deploycheck.logs.ConsoleEmailBackend"}
+    if scheme.startswith("anymail+"):
+        return _anymail_settings(scheme.removeprefix("anymail+"), parts.netloc, parts.query)
     if scheme not in {"smtp", "smtps"}:
         raise ImproperlyConfigured(
-            f"EMAIL_URL: unknown scheme {scheme!r} (use smtp://, smtps:// or console://)"
+            f"EMAIL_URL: unknown scheme {scheme!r} (use smtp://, smtps://, anymail+<esp>:// "
+            "or console://)"
         )
     if not parts.hostname:
         raise ImproperlyConfigured("EMAIL_URL: no mail server host")
@@ -507,6 +530,59 @@ def _email_settings(url: str) -> _Email:
     }
 
 
+def _anymail_settings(esp: str, netloc: str, query: str) -> _Email:
+    """django-anymail's backend and ANYMAIL settings for anymail+<esp>://?options. The
+    API key is read from the variable api_key_env names, so that EMAIL_URL holds none."""
+    if esp not in _ESPS:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: unknown ESP {esp!r} (anymail+ one of {', '.join(sorted(_ESPS))})"
+        )
+    module, key_setting = _ESPS[esp]
+    if netloc:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: anymail+{esp}:// takes no host or credentials; name the variable "
+            "holding the API key with ?api_key_env=, and the API's address with api_url="
+        )
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    known = ("api_key_env", "api_url", "timeout") if key_setting else ("region",)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: unknown option {unknown[0]!r} for anymail+{esp}:// ({', '.join(known)})"
+        )
+    prefix = module.upper()
+    anymail: dict[str, Any] = {}
+    if not key_setting:
+        region = options.get("region", "").strip()
+        if region:
+            anymail["AMAZON_SES_CLIENT_PARAMS"] = {"region_name": region}
+        return {"EMAIL_BACKEND": f"anymail.backends.{module}.EmailBackend", "ANYMAIL": anymail}
+    name = options.get("api_key_env", "").strip()
+    if not _VARIABLE_NAME.fullmatch(name):
+        raise ImproperlyConfigured(
+            f"EMAIL_URL: anymail+{esp}:// needs api_key_env=, the name of the variable "
+            "holding the API key (such as POSTMARK_SERVER_TOKEN)"
+        )
+    key = os.environ.get(name, "").strip()
+    if not key:
+        raise ImproperlyConfigured(f"EMAIL_URL: {name}, named by api_key_env, is not set")
+    anymail[f"{prefix}_{key_setting}"] = key
+    api_url = options.get("api_url", "").strip()
+    if api_url:
+        api = urlsplit(api_url)
+        local = api.hostname in ("127.0.0.1", "::1", "localhost")
+        if not api.hostname or not (api.scheme == "https" or (api.scheme == "http" and local)):
+            raise ImproperlyConfigured(
+                "EMAIL_URL: api_url must be an https:// URL (http:// only to this machine)"
+            )
+        anymail[f"{prefix}_API_URL"] = api_url
+    try:
+        anymail["REQUESTS_TIMEOUT"] = int(options.get("timeout", EMAIL_TIMEOUT))
+    except ValueError:
+        raise ImproperlyConfigured("EMAIL_URL: the timeout must be an integer") from None
+    return {"EMAIL_BACKEND": f"anymail.backends.{module}.EmailBackend", "ANYMAIL": anymail}
+
+
 if EMAIL_URL:
     _email = _email_settings(EMAIL_URL)
 elif DEBUG:
@@ -524,6 +600,9 @@ EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = _email.get("EMAIL_TIMEOUT", EMAIL_TIMEOUT)
+# An ESP's settings (API key, API URL), when EMAIL_URL names one; the key's setting name
+# ends in _KEY or _TOKEN, which Django's error reports hide.
+ANYMAIL = _email.get("ANYMAIL", {})
 
 # uvicorn's access log goes through the redacting handler too, unless uvicorn was told to
 # keep none (deploycheck.logs.uvicorn_access_logger).

@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -48,7 +51,11 @@ KEYS = {
     ChannelKind.WEBHOOK: ("name", "kind", "url", "url_env", "secret_env", "events", "releases"),
     ChannelKind.SLACK: ("name", "kind", "url", "url_env", "events", "releases"),
     ChannelKind.TEAMS: ("name", "kind", "url", "url_env", "events", "releases"),
+    ChannelKind.EMAIL: ("name", "kind", "to", "language", "events", "releases"),
 }
+# An e-mail channel's list: a handful of addresses or mailing lists, not a directory.
+MAX_ADDRESSES = 50
+ADDRESS_MAX = 254
 _CHANNEL_HEADER = re.compile(r"^\s*\[\[\s*channel\s*\]\]\s*(?:#.*)?$")
 _SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 
@@ -70,6 +77,8 @@ class ChannelSpec:
     secret_env: str = ""
     events: tuple[str, ...] = ("*",)
     releases: str = "*"
+    to: tuple[str, ...] = ()
+    language: str = ""
 
 
 @dataclass(frozen=True)
@@ -229,7 +238,13 @@ def _parse_channel(
     kind = ChannelKind(kind)
     allowed = KEYS[kind]
     for key in table:
-        if key not in allowed:
+        if kind == ChannelKind.EMAIL and key in ("url", "url_env", "secret_env"):
+            problems.add(
+                lines.key(index, key),
+                f"{label}: an email channel has no {key}: it is mailed through EMAIL_URL; "
+                "list its addresses in to",
+            )
+        elif key not in allowed:
             problems.add(
                 lines.key(index, key),
                 f"{label}: unknown key “{key}” for kind {kind.value}; allowed: "
@@ -241,7 +256,16 @@ def _parse_channel(
 
     url = table.get("url", "")
     url_env = table.get("url_env", "")
-    if bool(url) == bool(url_env):
+    to: tuple[str, ...] = ()
+    language = ""
+    if kind == ChannelKind.EMAIL:
+        url = url_env = ""
+        to = _addresses(index, table, lines, problems, label)
+        language = table.get("language", "")
+        codes = [code for code, _name in settings.LANGUAGES]
+        if language not in ("", *codes):
+            fault("language", f"language must be one of {', '.join(codes)}")
+    elif bool(url) == bool(url_env):
         problems.add(header, f"{label} needs url or url_env (one of them)")
     if url:
         problem = _url_problem(url, kind)
@@ -291,7 +315,45 @@ def _parse_channel(
         secret_env=secret_env,
         events=tuple(dict.fromkeys(events)),
         releases=releases,
+        to=to,
+        language=language,
     )
+
+
+def _addresses(
+    index: int, table: dict[str, Any], lines: _ChannelLines, problems: _Problems, label: str
+) -> tuple[str, ...]:
+    """An e-mail channel's `to`: 1 to MAX_ADDRESSES valid addresses, each once."""
+    to = table.get("to")
+    if (
+        not isinstance(to, list)
+        or not to
+        or len(to) > MAX_ADDRESSES
+        or not all(isinstance(address, str) for address in to)
+    ):
+        problems.add(
+            lines.key(index, "to") if "to" in table else lines.header(index),
+            f"{label} needs to, a list of 1 to {MAX_ADDRESSES} e-mail addresses, such as "
+            '["ops@example.com"]',
+        )
+        return ()
+    seen: set[str] = set()
+    for address in to:
+        try:
+            if len(address) > ADDRESS_MAX:
+                raise ValidationError("too long")
+            validate_email(address)
+        except ValidationError:
+            problems.add(
+                lines.text_in(index, "to", address),
+                f"{label}: “{address[:80]}” is not an e-mail address (write only the "
+                "address, such as ops@example.com)",
+            )
+            continue
+        if address.lower() in seen:
+            problems.add(lines.text_in(index, "to", address), f"{label}: {address} is listed twice")
+        seen.add(address.lower())
+    return tuple(to)
 
 
 def _url_problem(url: Any, kind: ChannelKind) -> str:
@@ -353,6 +415,8 @@ def _declare(specs: Sequence[ChannelSpec]) -> LoadSummary:
             "secret_env": spec.secret_env,
             "events": list(spec.events),
             "releases": spec.releases,
+            "addresses": list(spec.to),
+            "language": spec.language,
         }
         channel = existing.get(spec.name)
         if channel is None:

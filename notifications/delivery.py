@@ -12,6 +12,9 @@ a task sent twice sends once. Each attempt is logged. What the answer means:
 - any other 4xx, a redirect (never followed), a URL the guard refuses: failed, not
   retried: sending the same again would be refused again.
 
+An e-mail channel has no URL: its attempt is one mail to its addresses, sent and judged
+by notifications.mailing, and the Message-ID the server took it with is kept.
+
 A worker killed mid-attempt leaves the delivery `sending` past its deadline; `sweep`
 hands it out again (the receiver may have got it: the event id, the same on every
 attempt, lets it drop the repeat), and sends every attempt that is due and was not sent.
@@ -39,7 +42,7 @@ from django.utils import timezone
 
 from checks.kinds.client import retry_after, ssl_context
 
-from . import slack, teams, webhook
+from . import mailing, slack, teams, webhook
 from .models import (
     Attempt,
     AttemptOutcome,
@@ -95,6 +98,8 @@ class Outcome:
     gone: bool = False
     # The start of what the receiver answered, for a person trying the channel.
     answer: str = ""
+    # An e-mail channel's mail, as the server or the ESP took it.
+    message_id: str = ""
 
 
 def max_attempts() -> int:
@@ -200,6 +205,11 @@ def send(channel: Channel, event: Event) -> Outcome:
 
 
 def _attempt(channel: Channel, event: Event) -> Outcome:
+    if channel.kind == ChannelKind.EMAIL:
+        mailed = mailing.to_channel(channel, event)
+        return Outcome(
+            mailed.outcome, mailed.http_status, mailed.error, message_id=mailed.message_id
+        )
     try:
         raw_url = channel_url(channel)
         if teams.is_legacy_connector(raw_url):
@@ -313,6 +323,10 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
             f"{outcome.error}; gave up after {attempt} attempts",
         )
     _log(delivery, attempt, outcome, latency_ms)
+    if outcome.message_id:
+        Delivery.objects.filter(
+            pk=delivery.pk, state=DeliveryState.SENDING, attempts=attempt
+        ).update(message_id=outcome.message_id)
     if outcome.gone:
         Channel.objects.filter(pk=channel.pk, disabled_at__isnull=True).update(
             disabled_at=timezone.now(), disabled_reason=outcome.error

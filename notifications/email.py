@@ -3,41 +3,25 @@
 `queue_for` writes one EmailDelivery per (event, person) in the transaction of the change
 (notifications.outbox calls it); `deliver` sends one attempt, claimed by a conditional
 UPDATE as notifications.delivery claims channel deliveries, retried on the same
-schedule when the mail server refuses or cannot be reached; `sweep` hands out again what
-a lost worker left `sending` and what is due. A delivery counts as sent once Django's
-mail backend returned without error; the Message-ID it went with is kept.
+schedule when the mail server or the ESP cannot be reached or answers with a temporary
+error; `sweep` hands out again what a lost worker left `sending` and what is due. The
+mail is written and sent, and its outcome judged, by notifications.mailing, as an
+e-mail channel's is; the Message-ID it went with is kept.
 """
 
 from __future__ import annotations
 
 import logging
-import smtplib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from email.utils import make_msgid
-from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
-from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
+from django.utils import timezone
 
 from releases.actors import Actor, Person
-from releases.models import (
-    DeployResult,
-    IncidentState,
-    LanguagePreference,
-    Release,
-    ReleaseItem,
-    Role,
-    RollbackSeverity,
-    WindowState,
-)
-from releases.templatetags.moments import moment
+from releases.models import LanguagePreference, Release, ReleaseItem
 
 from .delivery import (
     COUNTDOWN_MAX_SECONDS,
@@ -46,6 +30,7 @@ from .delivery import (
     max_attempts,
     retry_delay,
 )
+from .mailing import Mailed, compose, post
 from .models import (
     DEFAULT_EVENTS,
     AttemptOutcome,
@@ -55,27 +40,11 @@ from .models import (
     Event,
 )
 from .subscriptions import FOR_ROLES, ROLE_EVENTS, unsubscribe_token
-from .wording import TITLES
 
 logger = logging.getLogger(__name__)
 
 Enqueue = Callable[[int, int, float], None]
 ERROR_MAX = 500
-
-# What of an event's data a mail shows, under which label, in this order.
-DETAILS: tuple[tuple[str, Any], ...] = (
-    ("item", _("Item")),
-    ("step", _("Step")),
-    ("phase", _("Phase")),
-    ("severity", _("Severity")),
-    ("result", _("Result")),
-    ("state", _("State")),
-    ("start", _("Starts")),
-    ("end", _("Ends")),
-    ("reason", _("Reason")),
-    ("failure", _("Failure")),
-    ("message", _("Message")),
-)
 
 
 def roles_of(event: Event, release: Release) -> set[str] | None:
@@ -137,17 +106,6 @@ def queue_for(release: Release, events: Sequence[tuple[Event, Actor]], now: date
     return [delivery.pk for delivery in made]
 
 
-def shown(event_type: str, key: str, value: Any) -> str:
-    """A value as the reader's language names it when it is one of the app's choices
-    (a severity, a result, a state), else as it was written."""
-    choices: Any = {"severity": RollbackSeverity, "result": DeployResult}.get(key)
-    if key == "state":
-        choices = IncidentState if event_type.startswith("incident.") else WindowState
-    if choices is not None and value in choices.values:
-        return str(choices(value).label)
-    return str(value)
-
-
 def language_of(user_id: int) -> str:
     saved = LanguagePreference.objects.filter(user_id=user_id).values_list("language", flat=True)
     return saved.first() or settings.LANGUAGE_CODE
@@ -163,69 +121,35 @@ def unsubscribe_url(user_id: int) -> str:
 
 
 def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
-    """The mail for one delivery, in its recipient's language, text and HTML."""
-    event = delivery.event
-    data = event.data
-    version = data.get("release", {}).get("version", "")
+    """The mail for one delivery, in its recipient's language, text and HTML, with the
+    person's unsubscribe link in it and in its headers."""
     unsubscribe = unsubscribe_url(delivery.user_id)
-    with translation.override(language_of(delivery.user_id)):
-        title = str(TITLES.get(event.type, event.type))
-        role = data.get("role")
-        details = [
-            (str(label), shown(event.type, key, data[key]))
-            for key, label in DETAILS
-            if data.get(key) not in (None, "")
-        ]
-        context = {
-            "title": title,
-            "version": version,
-            "release_title": data.get("release", {}).get("title", ""),
-            "role": str(Role(role).label) if role in Role.values else "",
-            "details": details,
-            "actor": event.actor_label,
-            "when": moment(event.created_at),
-            "link": data.get("release", {}).get("url", ""),
-            "unsubscribe": unsubscribe,
-            "preferences": _site(reverse("notifications:preferences")),
-        }
-        subject = gettext("[deploycheck] %(version)s: %(title)s") % {
-            "version": version,
-            "title": title,
-        }
-        text = render_to_string("notifications/email.txt", context)
-        html = render_to_string("notifications/email.html", context)
-    domain = urlsplit(settings.SITE_URL).hostname or "localhost"
-    mail = EmailMultiAlternatives(
-        subject=subject,
-        body=text,
-        to=[delivery.address],
-        headers={"Message-ID": make_msgid(domain=domain), "List-Unsubscribe": f"<{unsubscribe}>"},
+    mail = compose(
+        delivery.event,
+        [delivery.address],
+        language_of(delivery.user_id),
+        {"unsubscribe": unsubscribe, "preferences": _site(reverse("notifications:preferences"))},
     )
+    mail.extra_headers["List-Unsubscribe"] = f"<{unsubscribe}>"
     # RFC 8058 allows the one-click POST to an https:// link only.
     if unsubscribe.startswith("https://"):
         mail.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    mail.attach_alternative(html, "text/html")
     return mail
 
 
-def _send(delivery: EmailDelivery) -> tuple[AttemptOutcome, str, str]:
-    """(outcome, error, Message-ID) of one attempt; never raises."""
+def _send(delivery: EmailDelivery) -> Mailed:
+    """What came of one attempt; never raises."""
     subscription = EmailSubscription.objects.filter(user_id=delivery.user_id).first()
     if subscription is not None and subscription.unsubscribed_at is not None:
-        return AttemptOutcome.FAILED, "the person unsubscribed before it was sent", ""
+        return Mailed(AttemptOutcome.FAILED, "the person unsubscribed before it was sent")
     if not settings.EMAIL_ENABLED:
-        return AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent", ""
+        return Mailed(AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent")
     try:
         mail = message(delivery)
-        mail.send()
-    except smtplib.SMTPRecipientsRefused as error:
-        return AttemptOutcome.FAILED, f"the mail server refused the address: {error.recipients}", ""
-    except (smtplib.SMTPException, OSError) as error:
-        return AttemptOutcome.RETRY, f"{type(error).__name__}: {error}", ""
     except Exception as error:  # a bug must not leave the delivery half-done
         logger.exception("e-mail delivery %s crashed", delivery.pk)
-        return AttemptOutcome.RETRY, f"the delivery crashed ({type(error).__name__})", ""
-    return AttemptOutcome.DELIVERED, "", str(mail.extra_headers["Message-ID"])
+        return Mailed(AttemptOutcome.RETRY, f"the delivery crashed ({type(error).__name__})")
+    return post(mail)
 
 
 def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
@@ -240,7 +164,8 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
     if not claimed:
         return
     delivery = EmailDelivery.objects.select_related("event").get(pk=delivery_id)
-    outcome, error, message_id = _send(delivery)
+    mailed = _send(delivery)
+    outcome, error, message_id = mailed.outcome, mailed.error, mailed.message_id
     if outcome == AttemptOutcome.RETRY and attempt >= max_attempts():
         outcome, error = AttemptOutcome.FAILED, f"{error}; gave up after {attempt} attempts"
     log = logger.info if outcome == AttemptOutcome.DELIVERED else logger.warning

@@ -47,6 +47,7 @@ class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", "Standard Webhooks"
     SLACK = "slack", "Slack incoming webhook"
     TEAMS = "teams", "Microsoft Teams Workflows webhook"
+    EMAIL = "email", "E-mail to a list of addresses"
 
 
 class Channel(models.Model):
@@ -60,6 +61,10 @@ class Channel(models.Model):
     url_env = models.CharField(max_length=100, blank=True)
     # Webhook channels: the variable holding the whsec_… signing secret.
     secret_env = models.CharField(max_length=100, blank=True)
+    # E-mail channels: the addresses one mail goes to, and its language ("" for
+    # LANGUAGE_CODE); they have no URL.
+    addresses = models.JSONField(default=list, blank=True)
+    language = models.CharField(max_length=10, blank=True)
     # Event types it wants; ["*"] for all.
     events = models.JSONField(default=list)
     # A glob over release versions ("v2.*"); "*" for all.
@@ -115,6 +120,9 @@ class Delivery(models.Model):
     due_at = models.DateTimeField(default=timezone.now)
     last_error = models.CharField(max_length=500, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # E-mail channels: the Message-ID of the mail the server took (an ESP's own id when
+    # mail goes through one), to find it in the server's logs.
+    message_id = models.CharField(max_length=300, blank=True)
 
     class Meta:
         constraints = [

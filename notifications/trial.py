@@ -1,7 +1,8 @@
 """Trying a channel: a `test` event sent to it at once, by the same code as every
-delivery (the URL guard, the signature, the channel's format), and what its receiver
-answered, said as plainly as the answer allows: a 2xx from a Teams Workflow is not a
-post in the channel."""
+delivery (the URL guard, the signature, the channel's format, an e-mail channel's mail),
+and what its receiver answered, said as plainly as the answer allows: a 2xx from a
+Teams Workflow is not a post in the channel, and a mail server that took a mail has not
+put it in anyone's inbox yet."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ class Trial:
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome.http_status is not None and 200 <= self.outcome.http_status < 300
+        return self.outcome.outcome in (AttemptOutcome.DELIVERED, AttemptOutcome.ACCEPTED)
 
 
 def sender() -> str:
@@ -73,6 +74,8 @@ def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
         return "accepted by the Workflow; posting to the channel is not confirmed"
     if outcome.outcome != AttemptOutcome.DELIVERED:
         return f"not delivered: {outcome.error}"
+    if kind == ChannelKind.EMAIL:
+        return "accepted by the mail server; arrival in the inboxes is not confirmed"
     if kind == ChannelKind.SLACK:
         if outcome.answer.strip() == "ok":
             return "posted to the channel (Slack answered ok)"

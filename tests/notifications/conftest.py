@@ -1,11 +1,16 @@
-"""Releases on the release day, and channels, for the notification tests."""
+"""Releases on the release day, channels, and a mail server on 127.0.0.1 for the
+notification tests."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 
+from deploycheck.settings import _email_settings
 from notifications.models import Channel, Event
 from releases import workflow
 from releases.models import Release
@@ -46,3 +51,47 @@ def types_of(release: Release) -> list[str]:
     return list(
         Event.objects.filter(release=release).order_by("created_at").values_list("type", flat=True)
     )
+
+
+def free_port() -> int:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        return int(placeholder.getsockname()[1])
+
+
+class Sink:
+    """An SMTP server's side of the exchange: it keeps what it takes, and refuses the
+    recipients in `refused` and, with `data_reply`, the mail itself."""
+
+    def __init__(self) -> None:
+        self.received: list[Any] = []
+        self.refused: set[str] = set()
+        self.data_reply = "250 OK"
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.data_reply.startswith("250"):
+            self.received.append(envelope)
+        return self.data_reply
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[Sink]:
+    sink = Sink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        for name, value in _email_settings(f"smtp://127.0.0.1:{port}").items():
+            setattr(settings, name, value)
+        settings.EMAIL_ENABLED = True
+        yield sink
+    finally:
+        controller.stop()

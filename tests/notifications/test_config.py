@@ -82,11 +82,14 @@ def test_it_reads_both_kinds(tmp_path: Path) -> None:
     ("keys", "fault"),
     [
         (
-            {"kind": "email"},
-            "3: channel “ops”: “email” is not a kind of channel; the kinds are slack, teams "
-            "or webhook",
+            {"kind": "sms"},
+            "3: channel “ops”: “sms” is not a kind of channel; the kinds are email, slack, "
+            "teams or webhook",
         ),
-        ({"kind": None}, "1: channel “ops” has no kind; the kinds are slack, teams or webhook"),
+        (
+            {"kind": None},
+            "1: channel “ops” has no kind; the kinds are email, slack, teams or webhook",
+        ),
         ({"name": "Ops Team"}, "2: this [[channel]] needs a name of lower-case letters"),
         (
             {"colour": "red"},
@@ -171,12 +174,13 @@ def test_it_never_repeats_a_credential_pasted_in(tmp_path: Path) -> None:
 
 
 def test_it_lists_every_fault_in_the_file_order(tmp_path: Path) -> None:
-    text = channel(kind="email") + channel(name="ops", secret_env=None) + "colour = 1\n"
+    text = channel(kind="sms") + channel(name="ops", secret_env=None) + "colour = 1\n"
 
     found = faults(tmp_path, text)
 
     assert found == [
-        "3: channel “ops”: “email” is not a kind of channel; the kinds are slack, teams or webhook",
+        "3: channel “ops”: “sms” is not a kind of channel; the kinds are email, slack, teams "
+        "or webhook",
         "6: channel “ops” needs secret_env, the variable holding its whsec_… signing secret",
         "7: channel “ops” is declared twice (first at line 1)",
         "10: channel “ops”: unknown key “colour” for kind webhook; allowed: name, kind, url, "
@@ -248,7 +252,7 @@ def test_a_refused_file_changes_nothing(tmp_path: Path) -> None:
     before = list(Channel.objects.values())
 
     with pytest.raises(CommandError) as refused:
-        call_command("load_notifications", str(written(tmp_path, channel(kind="email"))))
+        call_command("load_notifications", str(written(tmp_path, channel(kind="sms"))))
 
     assert "is not a kind of channel" in str(refused.value)
     assert list(Channel.objects.values()) == before
@@ -257,4 +261,4 @@ def test_a_refused_file_changes_nothing(tmp_path: Path) -> None:
 def test_the_example_file_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "notifications.example.toml"
 
-    assert [spec.name for spec in config.read(example)] == ["ops", "team", "room"]
+    assert [spec.name for spec in config.read(example)] == ["ops", "team", "room", "stakeholders"]

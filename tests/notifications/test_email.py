@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
@@ -24,6 +21,8 @@ from notifications.models import DeliveryState, EmailDelivery, EmailSubscription
 from notifications.subscriptions import unsubscribe_token
 from releases import workflow
 from releases.models import LanguagePreference, Release, ReleaseItem
+
+from .conftest import Sink, free_port
 
 Sent = list[tuple[int, int, float]]
 
@@ -268,36 +267,6 @@ def test_the_preferences_page_needs_a_login() -> None:
 
 
 # --- Sending through SMTP ---------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as placeholder:
-        placeholder.bind(("127.0.0.1", 0))
-        return int(placeholder.getsockname()[1])
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.received: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.received.append(envelope)
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Sink]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        for name, value in _email_settings(f"smtp://127.0.0.1:{port}").items():
-            setattr(settings, name, value)
-        settings.EMAIL_ENABLED = True
-        yield sink
-    finally:
-        controller.stop()
 
 
 def test_the_task_sends_it_through_smtp_and_records_the_message_id(

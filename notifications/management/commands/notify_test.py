@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from notifications.models import Channel
+from notifications.models import Channel, ChannelKind
 from notifications.trial import try_channel
 
 
@@ -40,11 +40,17 @@ class Command(BaseCommand):
         trial = try_channel(found)
         outcome = trial.outcome
         status = "none" if outcome.http_status is None else str(outcome.http_status)
-        self.stdout.write(f"HTTP status: {status}")
+        mail = found.kind == ChannelKind.EMAIL
+        if mail:
+            # A mail server's or an ESP's refusal is told in "confirmed" below.
+            self.stdout.write(f"to: {', '.join(found.addresses)}")
+            self.stdout.write(f"Message-ID: {outcome.message_id or 'none'}")
+        else:
+            self.stdout.write(f"HTTP status: {status}")
         self.stdout.write(f"latency: {trial.latency_ms} ms")
-        if outcome.http_status is not None:
+        if not mail and outcome.http_status is not None:
             self.stdout.write(f"answer: {printable(outcome.answer) or '(empty)'}")
-        self.stdout.write(f"confirmed: {trial.confirmed}")
+        self.stdout.write(f"confirmed: {printable(trial.confirmed)}")
         if not trial.succeeded:
             # A refusal, a timeout or a non-2xx answer: the exit status tells a script.
             raise CommandError(f"the test to {found.name} was not accepted")
