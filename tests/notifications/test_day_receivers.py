@@ -23,7 +23,7 @@ from releases import workflow
 from releases.models import Release, Role
 from tests.checks.standin import Reply, Seen, stand_in
 
-from .test_email import Sink, smtp  # noqa: F401  (the SMTP sink fixture)
+from .conftest import Sink
 
 SECRET = "whsec_" + base64.b64encode(b"the day's receivers' secret, 32!").decode()
 TEAM_EVENTS = ["approval.requested", "deploy.started", "deploy.finished", "rollback.declared"]
@@ -53,7 +53,7 @@ def test_each_receiver_gets_exactly_its_events_once_in_order(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     settings: Any,
-    smtp: Sink,  # noqa: F811
+    smtp: Sink,
 ) -> None:
     settings.NOTIFY_ALLOW_PRIVATE = True
     # Slack's one-a-second pacing is tested on its own; here it would only wait.

@@ -20,8 +20,7 @@ from tests.checks.standin import Reply, Seen, stand_in
 from tests.checks.test_worker import manage, service_env
 from tests.servers import worker
 
-from .conftest import make_channel
-from .test_email import Sink, free_port
+from .conftest import Sink, free_port, make_channel
 
 pytestmark = pytest.mark.live
 

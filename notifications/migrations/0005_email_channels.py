@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0003_email_subscriptions'),
+        ('notifications', '0004_slack_pacing'),
     ]
 
     operations = [
