@@ -1,5 +1,6 @@
-"""A worker killed mid-delivery loses no event: through real Celery workers on Redis, a
-receiver on 127.0.0.1 verifying Standard Webhooks signatures, and an SMTP sink."""
+"""Delivery through real Celery workers on Redis, to receivers on 127.0.0.1: a worker
+killed mid-delivery loses no event (a receiver verifying Standard Webhooks signatures,
+and an SMTP sink), and a channel that hangs holds no other back."""
 
 from __future__ import annotations
 
@@ -125,3 +126,42 @@ def test_a_killed_worker_loses_no_event_and_a_deduplicating_receiver_sees_each_o
     assert set(mails.values_list("state", flat=True)) == {DeliveryState.DELIVERED}
     mailed = {tuple(envelope.rcpt_tos) for envelope in sink.received}
     assert mailed == {(address,) for address in mails.values_list("address", flat=True)}
+
+
+def test_a_channel_that_hangs_holds_no_other_back(
+    transactional_db: None, release: Release, users: dict[str, Any], tmp_path: Path
+) -> None:
+    hung = threading.Event()
+    released = threading.Event()
+
+    def hanging(_request: Seen) -> Reply:
+        hung.set()
+        released.wait(30)
+        return Reply(status=204)
+
+    try:
+        with stand_in(hanging) as slow, stand_in(lambda _request: Reply(204)) as fast:
+            make_channel("slow", url=slow.url, secret_env="OPS_SECRET")
+            make_channel("fast", url=fast.url, secret_env="OPS_SECRET")
+            env = service_env(
+                "redis", tmp_path, OPS_SECRET=SECRET, NOTIFY_ALLOW_PRIVATE="1",
+                NOTIFY_READ_TIMEOUT="30", EMAIL_URL="",
+            )  # fmt: skip
+            with worker(env, tmp_path / "worker") as running:
+                blocked = manage(env, "shell", "-c", BLOCK_ALL)
+                assert blocked.returncode == 0, blocked.stderr
+                assert hung.wait(30), running.log_text()
+                fast_ones = Delivery.objects.filter(channel__name="fast")
+                deadline = time.monotonic() + 60
+                while fast_ones.exclude(state=DeliveryState.DELIVERED).exists():
+                    assert time.monotonic() < deadline, running.log_text()
+                    time.sleep(0.2)
+                # Every fast delivery is done while the slow channel still holds its own.
+                still_waiting = Delivery.objects.filter(
+                    channel__name="slow", state=DeliveryState.SENDING
+                )
+                assert still_waiting.exists()
+                assert fast_ones.count() == release.items.count() == len(fast.requests)
+                released.set()
+    finally:
+        released.set()
