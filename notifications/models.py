@@ -112,6 +112,9 @@ class Delivery(models.Model):
     due_at = models.DateTimeField(default=timezone.now)
     last_error = models.CharField(max_length=500, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Who last handed it out again from the delivery log (notifications.replay), and when.
+    replayed_by = models.CharField(max_length=150, blank=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -230,6 +233,8 @@ class EmailDelivery(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=300, blank=True)
+    replayed_by = models.CharField(max_length=150, blank=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
