@@ -63,15 +63,10 @@ STATES = {
 }
 
 
-def _staff(request: HttpRequest, channel_id: int | None = None) -> Channel | None:
-    require_manager(request)
-    return get_object_or_404(Channel, pk=channel_id) if channel_id is not None else None
-
-
 def _channel(request: HttpRequest, channel_id: int) -> Channel:
-    channel = _staff(request, channel_id)
-    assert channel is not None
-    return channel
+    """A channel, for staff only: others get 403 whether it exists or not."""
+    require_manager(request)
+    return get_object_or_404(Channel, pk=channel_id)
 
 
 @dataclass(frozen=True)
@@ -94,7 +89,7 @@ def _row(channel: Channel) -> ChannelRow:
 @login_required
 @require_GET
 def channels_page(request: HttpRequest) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     channels = list(Channel.objects.order_by("name"))
     context = {
         "rows": [_row(channel) for channel in channels if channel.retired_at is None],
@@ -107,7 +102,7 @@ def channels_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def channel_add(request: HttpRequest) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     form = ChannelForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid() and _save(request, form, new=True):
         return redirect("channels:channels")
@@ -214,7 +209,7 @@ def channel_test(request: HttpRequest, id: int) -> HttpResponse:
 @login_required
 @require_GET
 def channels_download(request: HttpRequest) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     # Retired channels are left out, so that loading the file retires them again.
     channels = list(Channel.objects.filter(retired_at__isnull=True).order_by("name"))
     response = HttpResponse(
@@ -309,7 +304,7 @@ def _log(request: HttpRequest, channel: Channel | None) -> HttpResponse:
 @login_required
 @require_GET
 def delivery_log(request: HttpRequest) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     return _log(request, None)
 
 
@@ -322,7 +317,7 @@ def channel_log(request: HttpRequest, id: int) -> HttpResponse:
 @login_required
 @require_GET
 def email_log(request: HttpRequest) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     emails = EmailDelivery.objects.select_related("event__release").order_by(
         "-event__created_at", "-pk"
     )
@@ -361,7 +356,7 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 @login_required
 @require_POST
 def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     delivery = get_object_or_404(Delivery.objects.select_related("channel"), pk=id)
     try:
         attempt = replay(delivery, by=request.user.get_username(), enqueue=tasks.enqueue)
@@ -379,7 +374,7 @@ def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
 @login_required
 @require_POST
 def email_replay(request: HttpRequest, id: int) -> HttpResponse:
-    _staff(request)
+    require_manager(request)
     email = get_object_or_404(EmailDelivery, pk=id)
     try:
         attempt = replay_email(email, by=request.user.get_username(), enqueue=tasks.enqueue_email)
