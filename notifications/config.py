@@ -5,6 +5,10 @@ checks file's rules (checks.config): all or nothing, every fault as `path:line: 
 wrong`, unknown keys refused, and secrets only named, never written: a credential pasted
 anywhere is refused without being repeated, and so is a variable deploycheck reads for
 itself. The file is the whole list: a channel it no longer declares is retired.
+
+The staff's channel form (notifications.channel_views) is judged by the same code, one
+channel at a time (parse_one), and saved as a load saves it, leaving the other channels
+be (save).
 """
 
 from __future__ import annotations
