@@ -131,9 +131,12 @@ def file_faults(tmp_path: Path, text: str) -> list[str]:
 
 
 @pytest.mark.django_db
-def test_only_staff_reach_the_pages(as_user: Any, release: Release) -> None:
+def test_only_staff_reach_the_pages(as_user: Any, release: Release, users: Any) -> None:
     channel = make_channel()
     sent = failed_delivery(release, channel)
+    mail = EmailDelivery.objects.create(
+        event=sent.event, user=users["qa"], address="qa@example.com", state="failed"
+    )
     reads = [
         reverse("channels:channels"),
         reverse("channels:add"),
@@ -147,6 +150,7 @@ def test_only_staff_reach_the_pages(as_user: Any, release: Release) -> None:
         reverse("channels:retire", args=[channel.pk]),
         reverse("channels:test", args=[channel.pk]),
         reverse("channels:replay", args=[sent.pk]),
+        reverse("channels:email-replay", args=[mail.pk]),
     ]
     anonymous = Client()
     for url in [*reads, *posts]:
@@ -166,6 +170,8 @@ def test_only_staff_reach_the_pages(as_user: Any, release: Release) -> None:
     sent.refresh_from_db()
     assert channel.retired_at is None
     assert sent.state == DeliveryState.FAILED
+    mail.refresh_from_db()
+    assert mail.state == DeliveryState.FAILED
 
 
 @pytest.mark.django_db
