@@ -40,5 +40,6 @@ urlpatterns = [
     path("", include("checks.urls")),
     path("api/", include("api.urls")),
     path("", include("notifications.views")),
+    path("", include("notifications.channel_views")),
     path("", include("releases.urls")),
 ]

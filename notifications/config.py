@@ -5,6 +5,10 @@ checks file's rules (checks.config): all or nothing, every fault as `path:line: 
 wrong`, unknown keys refused, and secrets only named, never written: a credential pasted
 anywhere is refused without being repeated, and so is a variable deploycheck reads for
 itself. The file is the whole list: a channel it no longer declares is retired.
+
+The staff's channel form (notifications.channel_views) is judged by the same code, one
+channel at a time (parse_one), and saved as a load saves it, leaving the other channels
+be (save).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from checks.config import (
     APP_VARIABLE_PREFIXES,
     APP_VARIABLES,
     MAX_NESTING,
+    Fault,
     _credential,
     _is_loopback,
     _Lines,
@@ -37,6 +42,7 @@ from checks.config import (
     _toml_problem,
     _too_deep,
 )
+from checks.export import toml_key, toml_value
 from checks.kinds.base import ENV_NAME
 
 from .models import Channel, ChannelKind
@@ -61,11 +67,18 @@ _SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 
 
 class NotificationsFileError(Exception):
-    """A notifications file refused whole; `errors` holds one `path:line: …` a fault."""
+    """A notifications file refused whole; `errors` holds one `path:line: …` a fault, and
+    `faults` the same faults with the key each concerns (what a form shows beside a field)."""
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], faults: Sequence[Fault] = ()) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+        self.faults = list(faults)
+
+
+class StaleEdit(Exception):
+    """The channel changed after the person editing it opened it: saving would undo that
+    change unseen."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,7 @@ def _parse_channel(
                 lines.text_in(index, key, found.text),
                 f"this [[channel]]: {key} carries a credential ({found.what}); "
                 "name an environment variable instead",
+                key,
             )
     if len(problems) > faults:
         return None
@@ -214,12 +228,15 @@ def _parse_channel(
             lines.key(index, "name") if "name" in table else header,
             "this [[channel]] needs a name of lower-case letters, digits, dots, dashes and "
             "underscores (at most 64)",
+            "name",
         )
         return None
     label = f"channel “{name}”"
     if name in first_use:
         problems.add(
-            lines.key(index, "name"), f"{label} is declared twice (first at line {first_use[name]})"
+            lines.key(index, "name"),
+            f"{label} is declared twice (first at line {first_use[name]})",
+            "name",
         )
     first_use.setdefault(name, header)
 
@@ -233,6 +250,7 @@ def _parse_channel(
             f"{label}: {shown} is not a kind of channel; the kinds are {known}"
             if "kind" in table
             else f"{label} has no kind; the kinds are {known}",
+            "kind",
         )
         return None
     kind = ChannelKind(kind)
@@ -243,16 +261,18 @@ def _parse_channel(
                 lines.key(index, key),
                 f"{label}: an email channel has no {key}: it is mailed through EMAIL_URL; "
                 "list its addresses in to",
+                key,
             )
         elif key not in allowed:
             problems.add(
                 lines.key(index, key),
                 f"{label}: unknown key “{key}” for kind {kind.value}; allowed: "
                 + ", ".join(allowed),
+                key,
             )
 
     def fault(key: str, message: str) -> None:
-        problems.add(lines.key(index, key), f"{label}: {message}")
+        problems.add(lines.key(index, key), f"{label}: {message}", key)
 
     url = table.get("url", "")
     url_env = table.get("url_env", "")
@@ -266,7 +286,7 @@ def _parse_channel(
         if language not in ("", *codes):
             fault("language", f"language must be one of {', '.join(codes)}")
     elif bool(url) == bool(url_env):
-        problems.add(header, f"{label} needs url or url_env (one of them)")
+        problems.add(header, f"{label} needs url or url_env (one of them)", "url")
     if url:
         problem = _url_problem(url, kind)
         if problem:
@@ -281,6 +301,7 @@ def _parse_channel(
             problems.add(
                 header,
                 f"{label} needs secret_env, the variable holding its whsec_… signing secret",
+                "secret_env",
             )
         else:
             problem = _env_problem("secret_env", secret_env)
@@ -296,6 +317,7 @@ def _parse_channel(
                 lines.text_in(index, "events", unknown[0]),
                 f"{label}: “{unknown[0][:60]}” is not an event type; known: "
                 + ", ".join(EVENT_TYPES),
+                "events",
             )
     releases = table.get("releases", "*")
     if (
@@ -335,6 +357,7 @@ def _addresses(
             lines.key(index, "to") if "to" in table else lines.header(index),
             f"{label} needs to, a list of 1 to {MAX_ADDRESSES} e-mail addresses, such as "
             '["ops@example.com"]',
+            "to",
         )
         return ()
     seen: set[str] = set()
@@ -348,10 +371,13 @@ def _addresses(
                 lines.text_in(index, "to", address),
                 f"{label}: “{address[:80]}” is not an e-mail address (write only the "
                 "address, such as ops@example.com)",
+                "to",
             )
             continue
         if address.lower() in seen:
-            problems.add(lines.text_in(index, "to", address), f"{label}: {address} is listed twice")
+            problems.add(
+                lines.text_in(index, "to", address), f"{label}: {address} is listed twice", "to"
+            )
         seen.add(address.lower())
     return tuple(to)
 
@@ -396,16 +422,95 @@ def _env_problem(key: str, value: Any) -> str:
     return ""
 
 
+def parse_one(table: Mapping[str, Any]) -> ChannelSpec | list[Fault]:
+    """One channel as a form gives it: the table a `[[channel]]` of a file would hold,
+    judged by the code that judges the file, every fault worded the same."""
+    problems = _Problems("")
+    spec = _parse_channel(0, dict(table), _ChannelLines(""), problems, {})
+    if spec is None or problems:
+        return problems.error().faults
+    return spec
+
+
 def load(path: str | Path) -> LoadSummary:
     """Make the channels what the file says, all or nothing."""
     specs = read(path)
-    return _declare(specs)
+    return _declare(specs, whole_file=True)
+
+
+def seen_token(channel: Channel) -> str:
+    """What a form remembers of the channel it shows, to tell whether it changed since:
+    every save of a declaration moves `loaded_at`, and a retirement sets `retired_at`."""
+    retired = channel.retired_at.isoformat() if channel.retired_at else "active"
+    return f"{channel.loaded_at.isoformat()} {retired}"
+
+
+def save(spec: ChannelSpec, *, new: bool, seen: str | None = None) -> LoadSummary:
+    """Declare one channel (parse_one's) as a file declaring it would, leaving the others
+    be; in one transaction. `new`: the name must not be an active channel's (a retired
+    one comes back). `seen`: seen_token of the channel as the person saw it; a change
+    since raises StaleEdit. NotificationsFileError lists what only the stored channels
+    can show: a name taken, MAX_CHANNELS reached."""
+    return _declare([spec], whole_file=False, new=new, seen=seen)
 
 
 @transaction.atomic
-def _declare(specs: Sequence[ChannelSpec]) -> LoadSummary:
+def retire(channel: Channel) -> bool:
+    """Retire one channel as a file that stops declaring it does: its deliveries stay as
+    history. False when it was retired already."""
+    return bool(
+        Channel.objects.filter(pk=channel.pk, retired_at__isnull=True).update(
+            retired_at=timezone.now()
+        )
+    )
+
+
+def channels_file(channels: Sequence[Channel]) -> str:
+    """The channels as a notifications file that load_notifications loads back to them:
+    names of variables, never their values."""
+    head = (
+        "# deploycheck notifications file: where events go. Secrets are not here: url_env\n"
+        "# and secret_env name the environment variables that hold them.\n"
+        "#\n"
+        "#   python manage.py load_notifications notifications.toml\n"
+    )
+    blocks = []
+    for channel in channels:
+        lines = ["[[channel]]"]
+        if channel.disabled_at is not None:
+            # Loaded back with the same URL it stays off, as loading the file keeps it.
+            reason = " ".join(channel.disabled_reason.split())
+            lines.append(f"# off since {channel.disabled_at.isoformat()}: {reason}")
+        values: dict[str, Any] = {
+            "name": channel.name,
+            "kind": channel.kind,
+            "url": channel.url,
+            "url_env": channel.url_env,
+            "secret_env": channel.secret_env,
+            "to": list(channel.addresses),
+            "language": channel.language,
+            "events": list(channel.events),
+            "releases": channel.releases,
+        }
+        lines += [
+            f"{toml_key(key)} = {toml_value(value)}"
+            for key, value in values.items()
+            if value not in ("", [])
+        ]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join([head, *blocks])
+
+
+@transaction.atomic
+def _declare(
+    specs: Sequence[ChannelSpec], *, whole_file: bool, new: bool = False, seen: str | None = None
+) -> LoadSummary:
+    """What `load` and `save` share. A whole file retires the channels it lacks; one
+    channel from a form leaves the others be."""
     now = timezone.now()
     existing = {channel.name: channel for channel in Channel.objects.select_for_update()}
+    if not whole_file:
+        _refuse_one(specs[0], existing, new=new, seen=seen)
     summary = LoadSummary(loaded=[spec.name for spec in specs])
     for spec in specs:
         values = {
@@ -442,8 +547,25 @@ def _declare(specs: Sequence[ChannelSpec]) -> LoadSummary:
         summary.updated.append(spec.name)
     declared = {spec.name for spec in specs}
     for name, channel in sorted(existing.items()):
-        if name not in declared and channel.retired_at is None:
+        if whole_file and name not in declared and channel.retired_at is None:
             channel.retired_at = now
             channel.save(update_fields=["retired_at"])
             summary.retired.append(name)
     return summary
+
+
+def _refuse_one(
+    spec: ChannelSpec, existing: Mapping[str, Channel], *, new: bool, seen: str | None
+) -> None:
+    """What refuses a form's one channel besides the file's rules."""
+    channel = existing.get(spec.name)
+    if seen is not None and (channel is None or seen_token(channel) != seen):
+        raise StaleEdit(spec.name)
+    problems = _Problems("")
+    if new and channel is not None and channel.retired_at is None:
+        problems.add(None, f"channel name “{spec.name}” is taken; edit that channel", "name")
+    active = sum(1 for other in existing.values() if other.retired_at is None)
+    if (channel is None or channel.retired_at is not None) and active >= MAX_CHANNELS:
+        problems.add(None, f"there are {active} channels; at most {MAX_CHANNELS}")
+    if problems:
+        raise NotificationsFileError(problems.lines(), problems.error().faults)

@@ -123,6 +123,9 @@ class Delivery(models.Model):
     # E-mail channels: the Message-ID of the mail the server took (an ESP's own id when
     # mail goes through one), to find it in the server's logs.
     message_id = models.CharField(max_length=300, blank=True)
+    # Who last handed it out again from the delivery log (notifications.replay), and when.
+    replayed_by = models.CharField(max_length=150, blank=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -241,6 +244,8 @@ class EmailDelivery(models.Model):
     last_error = models.CharField(max_length=500, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     message_id = models.CharField(max_length=300, blank=True)
+    replayed_by = models.CharField(max_length=150, blank=True)
+    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

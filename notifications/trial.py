@@ -69,27 +69,29 @@ def test_event(by: str) -> Event:
 
 
 def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
-    """What the answer proves, and what it does not."""
+    """What the answer proves, and what it does not, in the active language."""
     if outcome.outcome == AttemptOutcome.ACCEPTED:
-        return "accepted by the Workflow; posting to the channel is not confirmed"
+        return _("accepted by the Workflow; posting to the channel is not confirmed")
     if outcome.outcome != AttemptOutcome.DELIVERED:
-        return f"not delivered: {outcome.error}"
+        return _("not delivered: %(error)s") % {"error": outcome.error}
     if kind == ChannelKind.EMAIL:
-        return "accepted by the mail server; arrival in the inboxes is not confirmed"
+        return _("accepted by the mail server; arrival in the inboxes is not confirmed")
     if kind == ChannelKind.SLACK:
         if outcome.answer.strip() == "ok":
-            return "posted to the channel (Slack answered ok)"
-        return "accepted by Slack, which did not answer ok: posting is not confirmed"
+            return _("posted to the channel (Slack answered ok)")
+        return _("accepted by Slack, which did not answer ok: posting is not confirmed")
     if kind == ChannelKind.TEAMS:
-        return (
-            f"the Workflow's flow answered HTTP {outcome.http_status} itself: posted, if its "
-            "Response step comes after its post step"
-        )
-    return "accepted by the receiver; what it does with the event is not confirmed"
+        return _(
+            "the Workflow's flow answered HTTP %(status)s itself: posted, if its Response "
+            "step comes after its post step"
+        ) % {"status": outcome.http_status}
+    return _("accepted by the receiver; what it does with the event is not confirmed")
 
 
-def try_channel(channel: Channel) -> Trial:
+def try_channel(channel: Channel, *, by: str | None = None) -> Trial:
+    """Send the test; `by` names who asked (a signed-in person), or else the account
+    and machine running the command."""
     started = time.perf_counter()
-    outcome = send(channel, test_event(sender()))
+    outcome = send(channel, test_event(by or sender()))
     latency_ms = round((time.perf_counter() - started) * 1000)
     return Trial(outcome, latency_ms, confirmed(ChannelKind(channel.kind), outcome))

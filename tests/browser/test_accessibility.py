@@ -24,6 +24,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from checks.models import Check
+from notifications.models import Attempt, Channel, Delivery, EmailDelivery, Event
 from releases import workflow
 from releases.actors import SystemActor
 from releases.models import Release, ReleaseStatus, Role
@@ -101,6 +102,30 @@ def mid_incident(release_day: Release, people: dict[str, Any]) -> Release:
         options={"url": "https://x.test/old"},
         retired_at=timezone.now(),
     )
+    # A channel with a failed delivery, and an e-mail, so the logs show rows and replays.
+    channel = Channel.objects.create(
+        name="ops",
+        kind="webhook",
+        url="http://127.0.0.1:9/hook",
+        secret_env="OPS_WEBHOOK_SECRET",
+        events=["*"],
+    )
+    event = Event.objects.create(
+        type="rollback.declared",
+        release=release_day,
+        actor_label="devops",
+        actor_kind="person",
+        data={"release": {"version": release_day.version}},
+    )
+    sent = Delivery.objects.create(
+        event=event, channel=channel, state="failed", attempts=1, last_error="HTTP 404"
+    )
+    Attempt.objects.create(
+        delivery=sent, number=1, outcome="failed", http_status=404, latency_ms=20, error="HTTP 404"
+    )
+    EmailDelivery.objects.create(
+        event=event, user=people["qa"], address="qa@example.com", state="failed", attempts=1
+    )
     release_day.refresh_from_db()
     assert release_day.status == ReleaseStatus.ROLLED_BACK
     return release_day
@@ -122,8 +147,11 @@ def test_no_page_has_a_serious_or_critical_violation(
     urls = _pages(mid_incident, people["admin"])
     assert len(urls) >= 10, urls
     check = Check.objects.get(release=mid_incident, name="health")
+    channel = Channel.objects.get(name="ops")
     urls += [
         reverse("checks:edit", args=[mid_incident.version, check.pk]),
+        reverse("channels:edit", args=[channel.pk]),
+        reverse("channels:channel-log", args=[channel.pk]),
         *(
             reverse("releases:confirm", args=[mid_incident.version, action])
             for action in ("mitigate", "resolve", "close")
@@ -139,6 +167,11 @@ def test_no_page_has_a_serious_or_critical_violation(
     staff.locator("input[type=file]").set_input_files(SEED)
     staff.get_by_role("button", name="Preview", exact=True).click()
     expect(staff.get_by_role("button", name="Create the template", exact=True)).to_be_visible()
+    found += _serious(staff)
+    # A channel test's answer, which only a POST shows.
+    staff.goto(reverse("channels:channels"))
+    staff.get_by_role("button", name="Send a test to channel ops", exact=True).click()
+    expect(staff.get_by_role("heading", name="What the receiver answered")).to_be_visible()
     found += _serious(staff)
 
     assert found == [], "\n".join(found)
