@@ -29,11 +29,9 @@ def last_nudged_at(release_id: int, role: str) -> datetime | None:
     )
 
 
-def nudge_role(
-    release: Release, *, role: str, by: By, ip: str | None = None, now: datetime | None = None
-) -> None:
+def nudge_role(release: Release, *, role: str, by: By, ip: str | None = None) -> None:
     """Record a nudge of `role`, refused when the role has nothing left before the gate
-    or was nudged less than nudges.NUDGE_INTERVAL ago (`now`: the clock, for tests)."""
+    or was nudged less than nudges.NUDGE_INTERVAL ago."""
     actor = as_actor(by, ip)
     if role not in Role.values:
         raise WorkflowError(_("There is no such role."))
@@ -54,7 +52,7 @@ def nudge_role(
         # the first.
         last = last_nudged_at(change.on.pk, role)
         allowed_from = next_nudge_at(last)
-        if last is not None and allowed_from is not None and (now or timezone.now()) < allowed_from:
+        if allowed_from is not None and timezone.now() < allowed_from:
             raise WorkflowError(
                 _("The %(role)s was nudged at %(last)s; the next nudge is allowed from %(next)s.")
                 % {"role": label, "last": moment(last), "next": moment(allowed_from)}
