@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from notifications import email as notify_email
 from notifications.models import Delivery, EmailDelivery, Event
 from releases import workflow
 from releases.models import AuditAction, AuditEvent, Release, ReleaseStatus
@@ -283,3 +284,26 @@ def test_once_approved_nobody_is_waited_on(approved: Release, users: dict[str, A
     page = client_for(users["admin"]).get(board_url(approved)).content.decode()
 
     assert 'id="gonogo-waiting"' not in page
+
+
+def test_the_mail_names_the_open_items_in_the_readers_language(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.nudge_role(release, role="backend", by=users["po"])
+    delivery = EmailDelivery.objects.get(event__type="role.nudged")
+
+    text = notify_email.message(delivery).body
+
+    assert "La puesta en producción espera a tu rol" in text
+    assert "Elementos abiertos: 1: “Merge everything”" in text
+    assert "Falta el visto bueno: sí" in text
+
+
+def test_a_nudge_without_its_csrf_token_is_refused(release: Release, users: dict[str, Any]) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(users["po"])
+
+    response = client.post(nudge_url(release), {"role": "backend"})
+
+    assert response.status_code == 403
+    assert not Event.objects.exists()

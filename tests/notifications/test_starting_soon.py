@@ -4,21 +4,24 @@ window nor for a threshold that had passed when the window was planned."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection, transaction
 
-from notifications import reminders
+from notifications import email as notify_email
+from notifications import outbox, reminders
 from notifications.models import EmailDelivery
 from releases import workflow
 from releases.models import Release, ReleaseStatus
+from tests.conftest import build_small_template
 
 from .conftest import events_of
-
-pytestmark = pytest.mark.django_db
 
 UTC = ZoneInfo("UTC")
 START = datetime(2026, 10, 21, 8, 0, tzinfo=UTC)
@@ -175,3 +178,64 @@ def test_the_beat_task_sends_it(release: Release, users: dict[str, Any]) -> None
 
     assert reminders.remind(START - timedelta(hours=24)) == 1
     assert reminders.remind(START - timedelta(hours=24)) == 0
+
+
+def test_the_mail_says_how_soon(release: Release, users: dict[str, Any]) -> None:
+    schedule(release, users, when=START - timedelta(days=3), start=START)
+    reminders.send_starting_soon(START - timedelta(minutes=60))
+    delivery = EmailDelivery.objects.filter(event__type="maintenance.starting_soon").first()
+    assert delivery is not None
+
+    text = notify_email.message(delivery).body
+
+    assert "La ventana de mantenimiento empieza pronto" in text
+    assert "Empieza en: 60 minutos" in text
+
+
+@pytest.fixture
+def committed_window(transactional_db: None, users: dict[str, Any]) -> Iterator[Release]:
+    """A release with a window, committed for real so that another connection locks it;
+    deliveries are not handed to a broker."""
+    with (
+        mock.patch.object(outbox, "enqueue", lambda *args: None),
+        mock.patch.object(outbox, "enqueue_email", lambda *args: None),
+    ):
+        made = workflow.create_release(
+            build_small_template(), version="v9.0.1", title="Locked", by=users["admin"]
+        )
+        workflow.assign(made, role="devops", user=users["devops"], by=users["admin"])
+        schedule(made, users, when=START - timedelta(days=3), start=START)
+        yield made
+
+
+def test_a_beat_finding_the_release_locked_leaves_it_to_the_other(
+    committed_window: Release,
+) -> None:
+    due = START - timedelta(minutes=60)
+    locked, release_lock = threading.Event(), threading.Event()
+    counted: list[int] = []
+
+    def other_beat() -> None:
+        try:
+            with transaction.atomic():
+                Release.objects.select_for_update().get(pk=committed_window.pk)
+                locked.set()
+                release_lock.wait()
+                counted.append(reminders.send_starting_soon(due))
+        finally:
+            connection.close()
+
+    with (
+        mock.patch.object(outbox, "enqueue", lambda *args: None),
+        mock.patch.object(outbox, "enqueue_email", lambda *args: None),
+    ):
+        thread = threading.Thread(target=other_beat)
+        thread.start()
+        locked.wait()
+        assert reminders.send_starting_soon(due) == 0
+        release_lock.set()
+        thread.join()
+        assert reminders.send_starting_soon(due) == 0
+
+    assert counted == [1]
+    assert told(committed_window) == [(0, "60m")]
