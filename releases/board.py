@@ -54,7 +54,7 @@ from .models import (
     in_signoff_scope,
     status_moves,
 )
-from .nudges import RoleWork, next_nudge_at, work_by_role
+from .nudges import RoleWork, work_by_role
 from .pages import CSRF_PLACEHOLDER, PageCache
 from .rollout import RollbackView, rollout_context
 from .templatetags.moments import moment
@@ -533,10 +533,6 @@ class RoleWorkShown:
     def missing_signoff(self) -> bool:
         return self.work.missing_signoff
 
-    @property
-    def next_nudge_at(self) -> datetime | None:
-        return next_nudge_at(self.nudged_at)
-
 
 def _role_work(
     release: Release, items: list[ReleaseItem], signoffs: list[SignOff]
@@ -544,18 +540,21 @@ def _role_work(
     work = work_by_role(items, signoffs)
     if not work:
         return []
+    nudges = AuditEvent.objects.filter(
+        release=release, action=AuditAction.ROLE_NUDGED, target__in=[w.role for w in work]
+    )
     # Oldest first, so that each role keeps its latest.
-    nudges = AuditEvent.objects.filter(release=release, action=AuditAction.ROLE_NUDGED)
-    latest = {
-        role: RoleWorkShown(RoleWork(role), label, at)
-        for role, label, at in nudges.order_by("created_at", "id").values_list(
+    latest: dict[str, tuple[str, datetime]] = {
+        role: (by, at)
+        for role, by, at in nudges.order_by("created_at", "id").values_list(
             "target", "actor_label", "created_at"
         )
     }
-    return [
-        replace(latest[found.role], work=found) if found.role in latest else RoleWorkShown(found)
-        for found in work
-    ]
+    shown = []
+    for found in work:
+        by, at = latest.get(found.role, ("", None))
+        shown.append(RoleWorkShown(found, by, at))
+    return shown
 
 
 @dataclass
