@@ -309,6 +309,9 @@ CELERY_BEAT_SCHEDULE = {
     # Notifications whose worker was lost mid-delivery, or whose retry is due, are sent
     # again within this long.
     "sweep-notifications": {"task": "notifications.sweep", "schedule": 15.0},
+    # Approval reminders and "maintenance starting soon" fall due by the clock; a minute
+    # late is on time for both.
+    "send-reminders": {"task": "notifications.remind", "schedule": 60.0},
 }
 
 # The site-wide part of every maintenance window's calendar UID (its @domain). Each
@@ -391,6 +394,15 @@ NOTIFY_READ_TIMEOUT = float(os.environ.get("NOTIFY_READ_TIMEOUT", "10"))
 NOTIFY_MAX_RESPONSE_BYTES = envpositive("NOTIFY_MAX_RESPONSE_BYTES", 64 * 1024)
 # Past this, an attempt under way is taken for lost (its worker killed) and sent again.
 NOTIFY_ATTEMPT_SECONDS = envpositive("NOTIFY_ATTEMPT_SECONDS", 60)
+
+# The product owner is reminded this often while a release waits for go-live approval
+# (notifications.reminders); 0 sends no reminders at all. Staff turn them off per
+# release on its go/no-go panel.
+APPROVAL_REMINDER_MINUTES = envint("APPROVAL_REMINDER_MINUTES", 30)
+if APPROVAL_REMINDER_MINUTES < 0:
+    raise ImproperlyConfigured(
+        f"APPROVAL_REMINDER_MINUTES={APPROVAL_REMINDER_MINUTES!r} must be 0 (off) or more"
+    )
 
 # HTTPS. Production serves through a TLS-terminating proxy, which says so in
 # X-Forwarded-Proto. SECURE_COOKIES is the switch "this site is served over HTTPS": the

@@ -29,6 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from releases.models import DeployResult, IncidentState, Role, RollbackSeverity, WindowState
@@ -50,6 +51,9 @@ DETAILS: tuple[tuple[str, Any], ...] = (
     ("item", _("Item")),
     ("step", _("Step")),
     ("phase", _("Phase")),
+    ("in", _("Starts in")),
+    ("open_items", _("Open items")),
+    ("missing_signoff", _("Sign-off missing")),
     ("severity", _("Severity")),
     ("result", _("Result")),
     ("state", _("State")),
@@ -72,9 +76,20 @@ class Mailed:
     http_status: int | None = None
 
 
+# How far off a window's start is, as `maintenance.starting_soon` says it.
+STARTS_IN: dict[str, Any] = {"24h": _("24 hours"), "60m": _("60 minutes")}
+
+
 def shown(event_type: str, key: str, value: Any) -> str:
     """A value as the reader's language names it when it is one of the app's choices
     (a severity, a result, a state), else as it was written."""
+    if key == "open_items" and isinstance(value, dict):
+        named = ", ".join(f"“{text}”" for text in value.get("first", []))
+        return f"{value.get('count', 0)}: {named}" if named else str(value.get("count", 0))
+    if key == "in" and value in STARTS_IN:
+        return str(STARTS_IN[value])
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
     choices: Any = {"severity": RollbackSeverity, "result": DeployResult}.get(key)
     if key == "state":
         choices = IncidentState if event_type.startswith("incident.") else WindowState

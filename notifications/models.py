@@ -188,6 +188,8 @@ class Readiness(models.Model):
 # What a person is e-mailed about until they choose (notifications.subscriptions).
 DEFAULT_EVENTS: tuple[str, ...] = (
     "approval.requested",
+    "approval.reminder",
+    "role.nudged",
     "signoff.reopened",
     "item.blocked",
     "check.failing",
@@ -196,6 +198,7 @@ DEFAULT_EVENTS: tuple[str, ...] = (
     "maintenance.scheduled",
     "maintenance.changed",
     "maintenance.cancelled",
+    "maintenance.starting_soon",
 )
 
 

@@ -2,10 +2,12 @@
 transaction of the change that caused them.
 
 releases.workflow's `_changing` calls `write` (registered by NotificationsConfig.ready)
-with the audit events one change recorded, inside its transaction; nothing else writes
-events. Each event type is one audit action read into a payload
-(`events_for`), except `approval.requested`, which is a state of the release rather than
-an act: it is sent when a change leaves a release approvable that was not before.
+with the audit events one change recorded, inside its transaction. Each event type is
+one audit action read into a payload (`events_for`), except `approval.requested`, which
+is a state of the release rather than an act: it is sent when a change leaves a release
+approvable that was not before. What the clock brings (`approval.reminder`,
+`maintenance.starting_soon`) is written by notifications.reminders through
+`write_events`, under the release lock as a change is.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ from .models import Channel, Delivery, Event, Readiness
 from .tasks import enqueue, enqueue_email
 
 APPROVAL_REQUESTED = "approval.requested"
+# Sent by the clock, not by a change (notifications.reminders).
+APPROVAL_REMINDER = "approval.reminder"
+MAINTENANCE_STARTING_SOON = "maintenance.starting_soon"
 
 
 def _reason(audit: Mapping[str, Any]) -> dict[str, Any]:
@@ -126,6 +131,15 @@ def _window(audit: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _nudged(audit: Mapping[str, Any]) -> dict[str, Any]:
+    after = audit["after"]
+    return {
+        "role": after.get("role", audit["target"]),
+        "open_items": after.get("open_items", {"count": 0, "first": []}),
+        "missing_signoff": after.get("missing_signoff", False),
+    }
+
+
 Reader = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 # Audit action → (event type, what the event adds to the common fields).
@@ -148,12 +162,15 @@ MAPPING: dict[str, tuple[str, Reader]] = {
     AuditAction.WINDOW_CANCELLED: ("maintenance.cancelled", _window),
     AuditAction.WINDOW_STARTED: ("maintenance.started", _window),
     AuditAction.WINDOW_COMPLETED: ("maintenance.ended", _window),
+    AuditAction.ROLE_NUDGED: ("role.nudged", _nudged),
 }
 
 # Every event type a channel may ask for, in the order the README lists them.
 EVENT_TYPES: tuple[str, ...] = (
     APPROVAL_REQUESTED,
+    APPROVAL_REMINDER,
     *dict.fromkeys(event_type for event_type, _reader in MAPPING.values()),
+    MAINTENANCE_STARTING_SOON,
 )
 
 # Audit actions after which a release cannot have become approvable: the approval
@@ -174,6 +191,7 @@ _CANNOT_READY = frozenset(
         AuditAction.SHARE_LINK_REVOKED,
         AuditAction.PIPELINE_TOKEN_CREATED,
         AuditAction.PIPELINE_TOKEN_REVOKED,
+        AuditAction.ROLE_NUDGED,
         *(
             action
             for action in AuditAction
@@ -194,7 +212,7 @@ def release_link(release: Release) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("releases:board", args=[release.version])
 
 
-def _common(release: Release, actor: Actor, now: datetime) -> dict[str, Any]:
+def common_fields(release: Release, actor: Actor, now: datetime) -> dict[str, Any]:
     return {
         "release": {
             "version": release.version,
@@ -222,11 +240,27 @@ def events_for(
         if mapped is None:
             continue
         event_type, reader = mapped
-        data = {**_common(release, audit["by"], now), **reader(audit)}
+        data = {**common_fields(release, audit["by"], now), **reader(audit)}
         found.append(NewEvent(event_type, audit["by"], data))
     if last_actor is not None and _became_approvable(release, actions):
-        found.append(NewEvent(APPROVAL_REQUESTED, last_actor, _common(release, last_actor, now)))
+        found.append(
+            NewEvent(APPROVAL_REQUESTED, last_actor, common_fields(release, last_actor, now))
+        )
     return found
+
+
+def approvable(release: Release) -> bool:
+    """Whether the product owner could approve go-live now: the question
+    `approval.requested` asks and `approval.reminder` asks again."""
+    # Cheapest first: this runs under the release's lock on every change, and while
+    # any required item before the gate is open (most of a release's life) one EXISTS
+    # says what the whole rule would.
+    return (
+        release.status in (ReleaseStatus.PLANNED, ReleaseStatus.IN_PROGRESS)
+        and not _open_required(release).exists()
+        and not GoLiveApproval.objects.filter(release=release, revoked_at__isnull=True).exists()
+        and not blocking_reasons(release)
+    )
 
 
 def _became_approvable(release: Release, actions: Sequence[str]) -> bool:
@@ -234,15 +268,7 @@ def _became_approvable(release: Release, actions: Sequence[str]) -> bool:
     was = readiness is not None and readiness.approvable
     if not was and all(action in _CANNOT_READY for action in actions):
         return False
-    # Cheapest first: this runs under the release's lock on every change, and while
-    # any required item before the gate is open (most of a release's life) one EXISTS
-    # says what the whole rule would.
-    now = (
-        release.status in (ReleaseStatus.PLANNED, ReleaseStatus.IN_PROGRESS)
-        and not _open_required(release).exists()
-        and not GoLiveApproval.objects.filter(release=release, revoked_at__isnull=True).exists()
-        and not blocking_reasons(release)
-    )
+    now = approvable(release)
     if now != was:
         Readiness.objects.update_or_create(release=release, defaults={"approvable": now})
     return now and not was
@@ -269,7 +295,13 @@ def write(
     once the change commits."""
     if release is None:
         return
-    new = events_for(audit_events, release, now)
+    write_events(release, events_for(audit_events, release, now), now)
+
+
+def write_events(release: Release, new: Sequence[NewEvent], now: datetime) -> None:
+    """Write `new` events of `release` and their deliveries, inside the caller's
+    transaction; the deliveries are sent once it commits. `write` calls it for a change,
+    notifications.reminders for what the clock brings."""
     if not new:
         return
     events = Event.objects.bulk_create(

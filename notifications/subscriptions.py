@@ -3,8 +3,9 @@ people who never set one.
 
 An event goes to the people on its release, never to the person who caused it. Some
 events concern one role only (a reopened sign-off, a blocked or failing item goes to
-the leads of the role that owns it; the approval question to the product owner); the
-rest go to everyone on the release.
+the leads of the role that owns it, a nudge to the people of the role nudged; the
+approval question and its reminders to the product owner); the rest go to everyone on
+the release.
 """
 
 from __future__ import annotations
@@ -20,10 +21,14 @@ from releases.models import Role
 from .models import EmailSubscription
 
 APPROVAL_REQUESTED = "approval.requested"
+APPROVAL_REMINDER = "approval.reminder"
 # Events about one role's items: only that role's people are told.
-ROLE_EVENTS = frozenset({"signoff.reopened", "item.blocked", "check.failing"})
+ROLE_EVENTS = frozenset({"signoff.reopened", "item.blocked", "check.failing", "role.nudged"})
 # Events only the people holding one of these roles are told.
-FOR_ROLES: dict[str, frozenset[str]] = {APPROVAL_REQUESTED: frozenset({Role.PRODUCT_OWNER})}
+FOR_ROLES: dict[str, frozenset[str]] = {
+    APPROVAL_REQUESTED: frozenset({Role.PRODUCT_OWNER}),
+    APPROVAL_REMINDER: frozenset({Role.PRODUCT_OWNER}),
+}
 
 UNSUBSCRIBE_SALT = "notifications.unsubscribe"
 # An unsubscribe link in an old mail still works for this long.

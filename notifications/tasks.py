@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deploycheck.celery import app
 
-from . import delivery, email
+from . import delivery, email, reminders
 
 
 def enqueue(delivery_id: int, attempt: int, delay: float) -> None:
@@ -28,8 +28,13 @@ def _sweep() -> int:
     return delivery.sweep(enqueue=enqueue) + email.sweep(enqueue=enqueue_email)
 
 
+def _remind() -> int:
+    return reminders.remind()
+
+
 # Registered by a call, not as decorators: Celery ships no type hints, and an untyped
 # decorator would leave the functions unchecked.
 deliver = app.task(name="notifications.deliver", ignore_result=True)(_deliver)
 deliver_email = app.task(name="notifications.deliver_email", ignore_result=True)(_deliver_email)
 sweep = app.task(name="notifications.sweep", ignore_result=True)(_sweep)
+remind = app.task(name="notifications.remind", ignore_result=True)(_remind)

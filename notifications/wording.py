@@ -13,6 +13,7 @@ TEST = "test"
 
 TITLES = {
     "approval.requested": gettext_lazy("Ready for go-live approval"),
+    "approval.reminder": gettext_lazy("Reminder: waiting for your go-live approval"),
     "approval.granted": gettext_lazy("Go-live approved"),
     "approval.revoked": gettext_lazy("Go-live approval revoked"),
     "signoff.reopened": gettext_lazy("Sign-off reopened"),
@@ -29,6 +30,8 @@ TITLES = {
     "maintenance.cancelled": gettext_lazy("Maintenance window cancelled"),
     "maintenance.started": gettext_lazy("Maintenance window started"),
     "maintenance.ended": gettext_lazy("Maintenance window ended"),
+    "maintenance.starting_soon": gettext_lazy("Maintenance window starting soon"),
+    "role.nudged": gettext_lazy("Go-live is waiting on your role"),
     TEST: gettext_lazy("Test notification"),
 }
 # The fields of an event's data shown under its title, in this order.
@@ -41,6 +44,7 @@ SHOWN = (
     "state",
     "step",
     "text",
+    "in",
     "start",
     "end",
     "time_zone",

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from django.conf import settings
 from django.db.models import Prefetch
 from django.db.models.query import prefetch_related_objects
 from django.template.loader import get_template, render_to_string
@@ -37,6 +38,7 @@ from .models import (
     CLOSED_STATUSES,
     ActorKind,
     AuditAction,
+    AuditEvent,
     CheckOutcome,
     CheckReason,
     GoLiveApproval,
@@ -52,6 +54,7 @@ from .models import (
     in_signoff_scope,
     status_moves,
 )
+from .nudges import RoleWork, work_by_role
 from .pages import CSRF_PLACEHOLDER, PageCache
 from .rollout import RollbackView, rollout_context
 from .templatetags.moments import moment
@@ -177,6 +180,15 @@ class Viewer:
     @property
     def may_run_checks(self) -> bool:
         return bool(policy.may_run_checks(self.who))
+
+    @property
+    def may_nudge(self) -> bool:
+        return bool(policy.may_nudge(self.who))
+
+    @property
+    def sets_reminders(self) -> bool:
+        """Staff turn the release's approval reminders off and on, where they may act."""
+        return self.who.is_staff and not self.who.read_only
 
 
 def viewer_for(
@@ -495,6 +507,56 @@ def _override_shown(record: Mapping[str, Any]) -> OverrideShown:
     )
 
 
+@dataclass(frozen=True)
+class RoleWorkShown:
+    """A role go-live still waits on, as the go/no-go panel lists it, with the latest
+    nudge it got (whoever nudged, and when: data of the release, the same for every
+    viewer, so the panel stays one render per kind of viewer)."""
+
+    work: RoleWork
+    nudged_by: str = ""
+    nudged_at: datetime | None = None
+
+    @property
+    def role(self) -> str:
+        return self.work.role
+
+    @property
+    def label(self) -> str:
+        return self.work.label
+
+    @property
+    def open_count(self) -> int:
+        return len(self.work.open_items)
+
+    @property
+    def missing_signoff(self) -> bool:
+        return self.work.missing_signoff
+
+
+def _role_work(
+    release: Release, items: list[ReleaseItem], signoffs: list[SignOff]
+) -> list[RoleWorkShown]:
+    work = work_by_role(items, signoffs)
+    if not work:
+        return []
+    nudges = AuditEvent.objects.filter(
+        release=release, action=AuditAction.ROLE_NUDGED, target__in=[w.role for w in work]
+    )
+    # Oldest first, so that each role keeps its latest.
+    latest: dict[str, tuple[str, datetime]] = {
+        role: (by, at)
+        for role, by, at in nudges.order_by("created_at", "id").values_list(
+            "target", "actor_label", "created_at"
+        )
+    }
+    shown = []
+    for found in work:
+        by, at = latest.get(found.role, ("", None))
+        shown.append(RoleWorkShown(found, by, at))
+    return shown
+
+
 @dataclass
 class GoNoGo:
     approval: GoLiveApproval | None
@@ -508,6 +570,11 @@ class GoNoGo:
     overrides: list[OverrideShown] = field(default_factory=list)
     # How many of the listed reasons are items merely not done yet; they come last.
     pending: int = 0
+    # The roles go-live still waits on, each with a nudge for whoever may nudge.
+    waiting_on: list[RoleWorkShown] = field(default_factory=list)
+    may_nudge: bool = False
+    # settings.APPROVAL_REMINDER_MINUTES: 0 turns reminders off for every release.
+    reminder_minutes: int = 0
 
     @property
     def listed(self) -> list[str]:
@@ -695,7 +762,11 @@ def _my_open_items(
 
 
 def _gonogo(
-    release: Release, items: list[ReleaseItem], approvals: list[GoLiveApproval], viewer: Viewer
+    release: Release,
+    items: list[ReleaseItem],
+    signoffs: list[SignOff],
+    approvals: list[GoLiveApproval],
+    viewer: Viewer,
 ) -> GoNoGo:
     active = next((a for a in approvals if a.revoked_at is None), None)
     # Stable sort: what is actively stopping the release first, then the rest, and the
@@ -721,6 +792,9 @@ def _gonogo(
         may_revoke=viewer.may_approve and active is not None,
         overrides=[_override_shown(record) for record in overrides],
         pending=sum(1 for reason in general if reason.code == _PENDING),
+        waiting_on=_role_work(release, items, signoffs) if active is None else [],
+        may_nudge=viewer.may_nudge,
+        reminder_minutes=settings.APPROVAL_REMINDER_MINUTES,
     )
 
 
@@ -752,7 +826,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "current_phase": _current_phase(items),
         "signoff_panel": signoff_panel,
         "my_open_items": _my_open_items(phases, signoff_panel, viewer),
-        "gonogo": _gonogo(release, items, approvals, viewer),
+        "gonogo": _gonogo(release, items, signoffs, approvals, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
         "rollout": rollout_context(release, viewer.who),

@@ -114,3 +114,11 @@ class SignOffForm(NamedErrorsForm):
 
 class RevokeForm(NamedErrorsForm):
     reason = _text(_("The reason"), 2000)
+
+
+class NudgeForm(NamedErrorsForm):
+    role = _choice(_("The role"), Role.choices)
+
+
+class RemindersForm(NamedErrorsForm):
+    on = _choice(_("The reminders switch"), [("1", "on"), ("0", "off")])

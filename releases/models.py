@@ -336,6 +336,13 @@ class Release(ChecklistOutline):
         default=True,
         help_text=_("Whoever signed off as a lead cannot also approve go-live."),
     )
+    # Staff turn them off for a release whose product owner knows already (the
+    # notifications app sends them; beat reads this).
+    approval_reminders = models.BooleanField(
+        _("approval reminders"),
+        default=True,
+        help_text=_("Remind the Product Owner while the release waits for go-live approval."),
+    )
     # Bumped in the same transaction as every change; live pages follow it.
     revision = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -968,6 +975,7 @@ class AuditAction(models.TextChoices):
     ROLLBACK_RESOLVED = "rollback.resolved", _("Rollback resolved")
     ROLLBACK_CLOSED = "rollback.closed", _("Rollback closed with its cause")
     ROLLBACK_PLAN_EDITED = "rollback.plan_edited", _("Rollback plan edited")
+    ROLE_NUDGED = "role.nudged", _("Role nudged")
 
     @classmethod
     def label_of(cls, code: str) -> str:

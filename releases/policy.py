@@ -107,6 +107,17 @@ def may_approve(who: Who) -> Access:
     return Access.ALLOWED if Role.PRODUCT_OWNER in who.roles else _staff_override(who)
 
 
+def may_nudge(who: Who) -> Access:
+    """Remind a role's people, by e-mail and the channels, that go-live waits on them:
+    the product owner, who waits on every role, and staff. Leads work side by side and
+    may not chase each other; support and machines only watch."""
+    if who.read_only or who.closed or not who.is_person:
+        return Access.DENIED
+    if Role.PRODUCT_OWNER in who.roles or who.is_staff:
+        return Access.ALLOWED
+    return Access.DENIED
+
+
 def may_edit_contacts(who: Who) -> Access:
     """The product owner keeps the emergency contacts; the system may fill them in when
     it sets a release up (the demo)."""

@@ -124,6 +124,7 @@ _KEY_LABELS: dict[str, Any] = {
     "contacts": gettext_lazy("Emergency contacts"),
     "intro": gettext_lazy("Introduction"),
     "steps": gettext_lazy("Steps"),
+    "approval_reminders": gettext_lazy("Approval reminders"),
 }
 _MISSING = object()
 
@@ -434,6 +435,20 @@ def _plan_edited(event: AuditEvent, reader: Reader) -> list[str]:
     return lines
 
 
+def _nudged(event: AuditEvent, reader: Reader) -> list[str]:
+    """Whom, and what go-live waited on from them then."""
+    lines = [value_label("role", event.target)]
+    open_items = _get(event.after, "open_items")
+    count = _get(open_items, "count")
+    if isinstance(count, int) and count:
+        lines.append(
+            ngettext("%(count)d open item", "%(count)d open items", count) % {"count": count}
+        )
+    if _get(event.after, "missing_signoff"):
+        lines.append(_("Sign-off missing"))
+    return lines
+
+
 FORMATTERS: dict[str, Formatter] = {
     AuditAction.RELEASE_CREATED: _created,
     AuditAction.RELEASE_STATUS: _status,
@@ -461,6 +476,7 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.INCIDENT_UPDATE_POSTED: _incident,
     AuditAction.CONTACTS_EDITED: _contacts_edited,
     AuditAction.ROLLBACK_PLAN_EDITED: _plan_edited,
+    AuditAction.ROLE_NUDGED: _nudged,
 }
 
 

@@ -42,7 +42,14 @@ from .board import (
     status_context,
     viewer_for,
 )
-from .forms import ItemActionForm, NamedErrorsForm, RevokeForm, SignOffForm
+from .forms import (
+    ItemActionForm,
+    NamedErrorsForm,
+    NudgeForm,
+    RemindersForm,
+    RevokeForm,
+    SignOffForm,
+)
 from .models import Release, Role, ShareLink
 from .pages import CSRF_PLACEHOLDER, CutPage, pages
 
@@ -432,6 +439,44 @@ def revoke(request: HtmxHttpRequest, version: str) -> HttpResponse:
     return _act(request, release, operation, anchor="#gonogo-panel")
 
 
+@login_required
+@require_POST
+def nudge(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    """Remind a role's people that go-live waits on them (the product owner, staff)."""
+    release = get_release_for_user(request, version)
+    form = NudgeForm(request.POST)
+
+    def operation() -> str:
+        if not form.is_valid():
+            raise _refused(form)
+        role = form.cleaned_data["role"]
+        workflow.nudge_role(release, role=role, by=person(request))
+        return _("Nudged the %(role)s: their people are told go-live waits on them.") % {
+            "role": Role(role).label
+        }
+
+    return _act(request, release, operation, anchor="#gonogo-panel")
+
+
+@login_required
+@require_POST
+def approval_reminders(request: HtmxHttpRequest, version: str) -> HttpResponse:
+    """Staff turn the product owner's approval reminders for one release off or on."""
+    release = get_release_for_user(request, version)
+    form = RemindersForm(request.POST)
+
+    def operation() -> str:
+        if not form.is_valid():
+            raise _refused(form)
+        on = form.cleaned_data["on"] == "1"
+        workflow.edit_release(release, fields={"approval_reminders": on}, by=person(request))
+        if on:
+            return _("Approval reminders are on for this release.")
+        return _("Approval reminders are off for this release.")
+
+    return _act(request, release, operation, anchor="#gonogo-panel")
+
+
 routes: list[URLPattern] = [
     path("", release_list, name="list"),
     path("healthz", healthz, name="healthz"),
@@ -440,6 +485,12 @@ routes: list[URLPattern] = [
     path("releases/<str:version>/items/<int:item_id>/", item_action, name="item"),
     path("releases/<str:version>/signoff/", signoff, name="signoff"),
     path("releases/<str:version>/approval/revoke/", revoke, name="revoke-approval"),
+    path("releases/<str:version>/nudge/", nudge, name="nudge"),
+    path(
+        "releases/<str:version>/approval/reminders/",
+        approval_reminders,
+        name="approval-reminders",
+    ),
     path("releases/<str:version>/status/", status_page, name="status"),
     path("s/<str:token>/", shared_status, name="shared-status"),
 ]

@@ -33,6 +33,7 @@ from .items import (
     untick,
     withdraw_sign_off,
 )
+from .nudges import last_nudged_at, nudge_role
 from .people import (
     CONTACT_FIELDS,
     RELEASE_FIELDS,
@@ -121,6 +122,7 @@ __all__ = [
     "holding",
     "import_default_template",
     "import_template",
+    "last_nudged_at",
     "latest_deployment",
     "latest_rollback",
     "link_checks",
@@ -128,6 +130,7 @@ __all__ = [
     "mark_blocked",
     "mark_not_applicable",
     "mitigate_rollback",
+    "nudge_role",
     "plan_error_text",
     "plan_version",
     "post_update",

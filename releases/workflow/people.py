@@ -335,6 +335,7 @@ RELEASE_FIELDS = (
     "window_end",
     "changelog_url",
     "two_person_rule",
+    "approval_reminders",
 )
 
 
