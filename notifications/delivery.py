@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from checks.kinds.client import retry_after, ssl_context
 
-from . import slack, teams, webhook
+from . import performed, slack, teams, webhook
 from .models import (
     Attempt,
     AttemptOutcome,
@@ -302,6 +302,7 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
             disabled_at=timezone.now(), disabled_reason=outcome.error
         )
     _settle(delivery, attempt, outcome, enqueue)
+    performed.settle(delivery.event_id)
 
 
 def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | None) -> None:
@@ -370,6 +371,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
         )
         if released:
             _log(delivery, delivery.attempts, lost, None)
+            performed.settle(delivery.event_id)
     return hand_out_due(Delivery.objects.all(), enqueue=enqueue, now=now)
 
 

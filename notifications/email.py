@@ -39,6 +39,7 @@ from releases.models import (
 )
 from releases.templatetags.moments import moment
 
+from . import performed
 from .delivery import (
     COUNTDOWN_MAX_SECONDS,
     HANDOVER_GRACE_SECONDS,
@@ -55,7 +56,7 @@ from .models import (
     Event,
 )
 from .subscriptions import FOR_ROLES, ROLE_EVENTS, unsubscribe_token
-from .wording import TITLES
+from .wording import PERFORMED_TITLES, TITLES
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,7 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     version = data.get("release", {}).get("version", "")
     unsubscribe = unsubscribe_url(delivery.user_id)
     with translation.override(language_of(delivery.user_id)):
-        title = str(TITLES.get(event.type, event.type))
+        title = str(TITLES.get(event.type) or PERFORMED_TITLES.get(event.type) or event.type)
         role = data.get("role")
         details = [
             (str(label), shown(event.type, key, data[key]))
@@ -188,6 +189,10 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
             "unsubscribe": unsubscribe,
             "preferences": _site(reverse("notifications:preferences")),
         }
+        extras = performed.mail_extras(event, delivery.user_id, settings.SITE_URL)
+        if extras is not None:
+            context["details"] = [*details, *extras.details]
+            context["action_link"], context["action_label"] = extras.link, extras.link_label
         subject = gettext("[deploycheck] %(version)s: %(title)s") % {
             "version": version,
             "title": title,
@@ -205,6 +210,11 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
     if unsubscribe.startswith("https://"):
         mail.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     mail.attach_alternative(html, "text/html")
+    if extras is not None and extras.calendar is not None:
+        # As calendars look for it: an alternative of the body, and an attachment for the
+        # mail readers that only offer those.
+        mail.attach_alternative(extras.calendar.decode(), "text/calendar; method=REQUEST")
+        mail.attach("invite.ics", extras.calendar, "application/ics")
     return mail
 
 
@@ -260,9 +270,11 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
         mine.update(
             state=DeliveryState.DELIVERED, delivered_at=now, last_error="", message_id=message_id
         )
+        performed.settle(delivery.event_id)
         return
     if outcome == AttemptOutcome.FAILED:
         mine.update(state=DeliveryState.FAILED, last_error=error[:ERROR_MAX])
+        performed.settle(delivery.event_id)
         return
     delay = retry_delay(attempt, None)
     soon = delay <= COUNTDOWN_MAX_SECONDS
@@ -279,7 +291,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     now = now or timezone.now()
     lost = "the worker sending it stopped before recording an answer"
     stuck = EmailDelivery.objects.filter(state=DeliveryState.SENDING, due_at__lt=now)
-    for delivery_id, attempts in stuck.values_list("pk", "attempts"):
+    for delivery_id, attempts, event_id in stuck.values_list("pk", "attempts", "event_id"):
         gave_up = attempts >= max_attempts()
         EmailDelivery.objects.filter(
             pk=delivery_id, state=DeliveryState.SENDING, attempts=attempts
@@ -288,4 +300,6 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
             due_at=now,
             last_error=f"{lost}; gave up" if gave_up else lost,
         )
+        if gave_up:
+            performed.settle(event_id)
     return hand_out_due(EmailDelivery.objects.all(), enqueue=enqueue, now=now)

@@ -31,6 +31,16 @@ TITLES = {
     "maintenance.ended": gettext_lazy("Maintenance window ended"),
     TEST: gettext_lazy("Test notification"),
 }
+# The event types of items the app performs: sent only to the audience a person chose
+# (notifications.perform), never to the channels and people that subscribe to events.
+ANNOUNCEMENT = "announcement"
+ACKNOWLEDGE_REQUESTED = "support.acknowledge_requested"
+RETROSPECTIVE_INVITED = "retrospective.invited"
+PERFORMED_TITLES = {
+    ANNOUNCEMENT: gettext_lazy("Announcement"),
+    ACKNOWLEDGE_REQUESTED: gettext_lazy("Is support ready?"),
+    RETROSPECTIVE_INVITED: gettext_lazy("Invitation to the deploy retrospective"),
+}
 # The fields of an event's data shown under its title, in this order.
 SHOWN = (
     "item",
@@ -52,7 +62,7 @@ SHOWN = (
 
 def title_of(event: Event) -> str:
     """The version and what happened; a test, which tells of no release, has no version."""
-    what = str(TITLES.get(event.type, event.type))
+    what = str(TITLES.get(event.type) or PERFORMED_TITLES.get(event.type) or event.type)
     version = event.data.get("release", {}).get("version", "")
     return f"{version}: {what}" if version else what
 

@@ -51,6 +51,7 @@ from .people import (
     unassign,
     update_contact,
 )
+from .perform import acknowledge, link_performs, performing, settle_performance
 from .results import (
     CheckFinding,
     link_checks,
@@ -94,6 +95,7 @@ __all__ = [
     "Conflict",
     "ContactRow",
     "WorkflowError",
+    "acknowledge",
     "add_contact",
     "advance_windows",
     "annotate_item",
@@ -124,10 +126,12 @@ __all__ = [
     "latest_deployment",
     "latest_rollback",
     "link_checks",
+    "link_performs",
     "managing",
     "mark_blocked",
     "mark_not_applicable",
     "mitigate_rollback",
+    "performing",
     "plan_error_text",
     "plan_version",
     "post_update",
@@ -145,6 +149,7 @@ __all__ = [
     "schedule_window",
     "set_item_state",
     "set_status",
+    "settle_performance",
     "sign_off",
     "start_deploy",
     "tick",
