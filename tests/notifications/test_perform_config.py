@@ -12,8 +12,8 @@ import pytest
 from django.core.management import call_command
 
 from checks import config
-from checks.models import Check
 from checks.config import ChecksFileError
+from checks.models import Check
 from notifications import config as notifications_config
 from releases import workflow
 from releases.actors import SystemActor
