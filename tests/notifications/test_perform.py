@@ -284,3 +284,40 @@ def test_a_second_press_while_one_is_in_flight_is_refused(
     assert Event.objects.filter(type="announcement").count() == 1
     with pytest.raises(workflow.WorkflowError, match="is being sent already"):
         perform(entry, by=users["devops"], message="three")
+
+
+def test_the_timeline_says_what_was_sent_to_whom_and_how_it_ended(
+    release: Release, users: dict[str, Any]
+) -> None:
+    with stand_in(lambda request: Reply(200)) as server:
+        make_channel("users", url=server.url)
+        entry = linked(release, "announce:users")
+        perform(entry, by=users["devops"], message="live")
+        send_channel()
+
+    timeline = (
+        login(users["po"])
+        .get(f"/releases/{release.version}/timeline/", HTTP_ACCEPT_LANGUAGE="en")
+        .content.decode()
+    )
+
+    assert "Item performance requested" in timeline
+    assert "Delivery of an item confirmed" in timeline
+    assert "Channel: users" in timeline
+    assert "Message id: " in timeline
+
+
+def test_a_failed_delivery_tells_the_items_role_as_a_failing_check_does(
+    release: Release, users: dict[str, Any]
+) -> None:
+    with stand_in(lambda request: Reply(404)) as server:
+        make_channel("users", url=server.url, events=["incident.update_posted"])
+        make_channel("ops", url=f"{server.url}/ops", events=["check.failing"])
+        entry = linked(release, "announce:users")
+        perform(entry, by=users["devops"], message="live")
+        send_channel()
+
+    event = Event.objects.get(type="check.failing")
+    assert event.data["item"] == TLS
+    assert event.data["failure"] == "users: HTTP 404, not retried"
+    assert ReleaseItem.objects.get(pk=entry.pk).state == ItemState.FAILED
