@@ -198,7 +198,7 @@ def release_link(release: Release) -> str:
     return settings.SITE_URL.rstrip("/") + reverse("releases:board", args=[release.version])
 
 
-def _common(release: Release, actor: Actor, now: datetime) -> dict[str, Any]:
+def common_fields(release: Release, actor: Actor, now: datetime) -> dict[str, Any]:
     return {
         "release": {
             "version": release.version,
@@ -226,10 +226,12 @@ def events_for(
         if mapped is None:
             continue
         event_type, reader = mapped
-        data = {**_common(release, audit["by"], now), **reader(audit)}
+        data = {**common_fields(release, audit["by"], now), **reader(audit)}
         found.append(NewEvent(event_type, audit["by"], data))
     if last_actor is not None and _became_approvable(release, actions):
-        found.append(NewEvent(APPROVAL_REQUESTED, last_actor, _common(release, last_actor, now)))
+        found.append(
+            NewEvent(APPROVAL_REQUESTED, last_actor, common_fields(release, last_actor, now))
+        )
     return found
 
 

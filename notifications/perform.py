@@ -26,7 +26,7 @@ from releases.models import Release, ReleaseItem, Role
 
 from .delivery import HANDOVER_GRACE_SECONDS
 from .models import Channel, Delivery, EmailDelivery, EmailSubscription, Event, Performance
-from .outbox import _common
+from .outbox import common_fields
 from .performed import EVENT_OF
 from .tasks import enqueue, enqueue_email
 
@@ -190,8 +190,8 @@ def perform(
     if audience.problem:
         raise workflow.WorkflowError(audience.problem)
     message = message.strip()[:MESSAGE_MAX]
-    perform_ = audience.perform
-    if perform_.action == performs.RETROSPECTIVE and meeting is None:
+    action = audience.perform.action
+    if action == performs.RETROSPECTIVE and meeting is None:
         raise workflow.WorkflowError(_("Choose when the retrospective is."))
     event_id = uuid.uuid4()
     actor = Person(by, ip)
@@ -201,12 +201,12 @@ def perform(
     ):
         now = timezone.now()
         data = {
-            **_common(release, actor, now),
+            **common_fields(release, actor, now),
             "item": locked.text,
             "message": message,
             "action": locked.perform,
         }
-        if meeting is not None and perform_.action == performs.RETROSPECTIVE:
+        if meeting is not None and action == performs.RETROSPECTIVE:
             data["meeting"] = {
                 "start": meeting.start.isoformat(),
                 "end": meeting.end.isoformat(),
@@ -218,7 +218,7 @@ def perform(
             data["attendees"] = [[p.name, p.address] for p in audience.people]
         event = Event.objects.create(
             id=event_id,
-            type=EVENT_OF[perform_.action],
+            type=EVENT_OF[action],
             release=release,
             actor_label=actor.label[:200],
             actor_kind=actor.kind,

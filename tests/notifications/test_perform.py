@@ -26,7 +26,8 @@ from notifications.models import (
     PerformanceState,
 )
 from notifications.perform import perform
-from releases import workflow
+from releases import checklists, workflow
+from releases.markdown import parse_checklist, render_checklist
 from releases.models import ActorKind, AuditAction, AuditEvent, ItemState, Release, ReleaseItem
 from tests.checks.standin import Reply, stand_in
 
@@ -76,7 +77,7 @@ def send_channel(attempt: int = 1) -> None:
 
 
 def login(user: Any) -> Client:
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(user)
     return client
 
@@ -281,6 +282,8 @@ def test_a_second_press_while_one_is_in_flight_is_refused(
 
     assert again.status_code == 409
     assert "is being sent already" in again.content.decode()
+    board = login(users["devops"]).get(f"/releases/{release.version}/")
+    assert "Sending…" in board.content.decode()
     assert Event.objects.filter(type="announcement").count() == 1
     with pytest.raises(workflow.WorkflowError, match="is being sent already"):
         perform(entry, by=users["devops"], message="three")
@@ -295,11 +298,7 @@ def test_the_timeline_says_what_was_sent_to_whom_and_how_it_ended(
         perform(entry, by=users["devops"], message="live")
         send_channel()
 
-    timeline = (
-        login(users["po"])
-        .get(f"/releases/{release.version}/timeline/", HTTP_ACCEPT_LANGUAGE="en")
-        .content.decode()
-    )
+    timeline = login(users["po"]).get(f"/releases/{release.version}/timeline/").content.decode()
 
     assert "Item performance requested" in timeline
     assert "Delivery of an item confirmed" in timeline
@@ -321,3 +320,17 @@ def test_a_failed_delivery_tells_the_items_role_as_a_failing_check_does(
     assert event.data["item"] == TLS
     assert event.data["failure"] == "users: HTTP 404, not retried"
     assert ReleaseItem.objects.get(pk=entry.pk).state == ItemState.FAILED
+
+
+def test_a_release_with_a_performed_item_exports_and_imports_back(
+    release: Release, users: dict[str, Any], smtp: Sink
+) -> None:
+    entry = linked(release, "announce:people")
+    perform(entry, by=users["devops"], message="hello")
+    send_emails()
+
+    exported = checklists.export_release(release)
+
+    assert "perform=announce:people" in exported
+    assert "done by perform:announce:people" in exported
+    assert render_checklist(parse_checklist(exported)) == exported

@@ -103,7 +103,7 @@ def test_i_am_ready_through_the_link_ticks_the_item_with_who_and_when_logged_out
     asked: ReleaseItem, smtp: Sink
 ) -> None:
     link = ready_link(smtp)
-    client = Client(enforce_csrf_checks=True)
+    client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="en")
 
     shown = client.get(link)
     token = shown.cookies["csrftoken"].value
@@ -131,9 +131,9 @@ def test_a_later_confirmation_is_recorded_beside_the_first_and_a_repeat_changes_
     first = f"/notifications/ready/{acknowledge_token(event.pk, users['support'].pk)}/"
     second = f"/notifications/ready/{acknowledge_token(event.pk, users['outsider'].pk)}/"
 
-    Client().post(first)
-    Client().post(second)
-    Client().post(first)
+    Client(HTTP_ACCEPT_LANGUAGE="en").post(first)
+    Client(HTTP_ACCEPT_LANGUAGE="en").post(second)
+    Client(HTTP_ACCEPT_LANGUAGE="en").post(first)
 
     item = ReleaseItem.objects.get(pk=asked.pk)
     assert [entry["by"] for entry in item.performed["acknowledged"]] == [
@@ -149,9 +149,9 @@ def test_a_bad_or_expired_link_gets_a_clear_400(
 ) -> None:
     link = ready_link(smtp)
 
-    tampered = Client().get(link[:-3] + "xx/")
+    tampered = Client(HTTP_ACCEPT_LANGUAGE="en").get(link[:-3] + "xx/")
     monkeypatch.setattr(performed, "ACKNOWLEDGE_MAX_AGE", timedelta(seconds=-1))
-    expired = Client().post(link)
+    expired = Client(HTTP_ACCEPT_LANGUAGE="en").post(link)
 
     assert tampered.status_code == 400
     assert "This link is not valid." in tampered.content.decode()
@@ -166,7 +166,7 @@ def test_someone_no_longer_in_support_is_refused_with_403(
     link = ready_link(smtp)
     workflow.unassign(release, role="support", user=users["support"], by=users["admin"])
 
-    refused = Client().post(link)
+    refused = Client(HTTP_ACCEPT_LANGUAGE="en").post(link)
 
     assert refused.status_code == 403
     assert ReleaseItem.objects.get(pk=asked.pk).state == ItemState.PENDING
@@ -185,7 +185,7 @@ def test_the_retrospective_invitation_is_a_calendar_request_to_every_person(
         .astimezone(madrid)
         .replace(hour=16, minute=0, second=0, microsecond=0)
     )
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(users["po"])
 
     answer = client.post(
@@ -255,7 +255,7 @@ def test_a_retrospective_in_the_past_is_refused_with_the_form(
     release: Release, users: dict[str, Any]
 ) -> None:
     entry = linked(release, "retrospective")
-    client = Client()
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(users["po"])
     past = datetime.now(tz=ZoneInfo("Europe/Madrid")) - timedelta(hours=2)
 
