@@ -28,7 +28,6 @@ from releases.access import client_ip, get_release_for_user, person
 from releases.actors import Person, who_on
 from releases.forms_window import WallClockField, exact, zone_choices
 from releases.models import ReleaseItem, Role
-from releases.workflow.perform import SENDING
 from releases.workflow.window import zone_named
 
 from .models import Performance
@@ -143,7 +142,7 @@ def perform_page(request: HttpRequest, version: str, item_id: int) -> HttpRespon
         "perform": perform,
         "audience": audience_of(item),
         "form": form,
-        "sending": item.performed.get("state") == SENDING,
+        "sending": item.performed.get("state") == performs.SENDING,
         "zones": zone_choices() if form_class is RetrospectiveForm else (),
     }
     return render(request, "notifications/perform.html", context, status=status)

@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from releases import ics, performs, workflow
-from releases.workflow.perform import AWAITING, DONE, FAILED, UNCONFIRMED
 
 from .models import (
     Delivery,
@@ -72,18 +71,18 @@ def settle(event_id: Any) -> None:
     accepted = [row for row in rows if row.state == DeliveryState.ACCEPTED]
     reason = ""
     if failed:
-        state = FAILED
+        state = performs.FAILED
         reason = "; ".join(f"{_to(row)}: {row.last_error}" for row in failed)
     elif accepted:
-        state = UNCONFIRMED
+        state = performs.UNCONFIRMED
         reason = (
             "the Teams Workflow accepted it (HTTP 202), which does not confirm that it was "
             "posted to the channel"
         )
     elif performance.action == f"{performs.ACKNOWLEDGE}:{performs.SUPPORT}":
-        state = AWAITING
+        state = performs.AWAITING
     else:
-        state = DONE
+        state = performs.DONE
     claimed = Performance.objects.filter(pk=performance.pk, state=PerformanceState.SENDING).update(
         state=state, settled_at=timezone.now(), reason=reason[:2000]
     )

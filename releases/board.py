@@ -30,7 +30,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import policy
+from . import performs, policy
 from .actors import standing
 from .evidence import result_text
 from .models import (
@@ -273,14 +273,14 @@ def performed_lines(performed: Mapping[str, Any]) -> list[str]:
         "ids": ", ".join(str(i) for i in performed.get("message_ids", [])),
     }
     lines: list[str] = []
-    if state == "sending":
+    if state == performs.SENDING:
         lines.append(_("Sending to %(recipients)s, as %(who)s asked…") % values)
-    elif state == "awaiting":
+    elif state == performs.AWAITING:
         lines.append(
             _("Delivered to %(recipients)s at %(time)s; waiting for support to say they are ready.")
             % values
         )
-    elif state == "unconfirmed":
+    elif state == performs.UNCONFIRMED:
         lines.append(
             _(
                 "Accepted by the channel %(channel)s at %(time)s but not confirmed (a Teams "
@@ -288,7 +288,7 @@ def performed_lines(performed: Mapping[str, Any]) -> list[str]:
             )
             % values
         )
-    elif state == "failed":
+    elif state == performs.FAILED:
         lines.append(_("Delivery to %(recipients)s failed.") % values)
     elif performed.get("message_ids"):
         lines.append(
@@ -355,6 +355,10 @@ class ItemRow:
     @property
     def owner_label(self) -> str:
         return str(Role(self.item.owner_role).label)
+
+    @property
+    def sending(self) -> bool:
+        return self.item.performed.get("state") == performs.SENDING
 
     @property
     def performed_lines(self) -> list[str]:

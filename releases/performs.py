@@ -22,6 +22,14 @@ PEOPLE: Final = ("people", "stakeholders")
 SUPPORT: Final = "support"
 # A channel's name, as the notifications file allows it.
 _CHANNEL_RE: Final = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
+# Where the app's latest performance of an item stands (ReleaseItem.performed["state"]):
+# its deliveries under way; all delivered and support yet to say "I'm ready"; accepted by
+# a Teams Workflow, which confirms nothing; confirmed; failed for good.
+SENDING: Final = "sending"
+AWAITING: Final = "awaiting"
+UNCONFIRMED: Final = "unconfirmed"
+DONE: Final = "done"
+FAILED: Final = "failed"
 EXPECTED: Final = (
     "announce:people, announce:stakeholders, announce:CHANNEL, acknowledge:support or retrospective"
 )

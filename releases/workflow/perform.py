@@ -26,12 +26,8 @@ from .change import By, WorkflowError, _Change, _changing, _require_manager, as_
 from .items import _apply_item_change, _release_id_of
 from .results import _machine_verdict
 
-# The states of ReleaseItem.performed["state"].
-SENDING = "sending"
-AWAITING = "awaiting"
-UNCONFIRMED = "unconfirmed"
-DONE = "done"
-FAILED = "failed"
+SENDING, AWAITING, UNCONFIRMED = performs.SENDING, performs.AWAITING, performs.UNCONFIRMED
+DONE, FAILED = performs.DONE, performs.FAILED
 SETTLED_STATES = (AWAITING, UNCONFIRMED, DONE, FAILED)
 
 _ACTIONS = {
