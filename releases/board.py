@@ -358,7 +358,7 @@ class ItemRow:
 
     @property
     def sending(self) -> bool:
-        return self.item.performed.get("state") == performs.SENDING
+        return bool(self.item.performed.get("state") == performs.SENDING)
 
     @property
     def performed_lines(self) -> list[str]:
