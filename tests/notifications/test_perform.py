@@ -9,11 +9,13 @@ import base64
 import email
 import email.policy
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from django.test import Client
+from django.utils import timezone
 
 from deploycheck.settings import _email_settings
 from notifications import delivery
@@ -334,3 +336,18 @@ def test_a_release_with_a_performed_item_exports_and_imports_back(
     assert "perform=announce:people" in exported
     assert "done by perform:announce:people" in exported
     assert render_checklist(parse_checklist(exported)) == exported
+
+
+def test_a_mail_whose_worker_was_lost_on_its_last_attempt_fails_the_item_at_the_sweep(
+    release: Release, users: dict[str, Any]
+) -> None:
+    entry = linked(release, "announce:people")
+    perform(entry, by=users["po"], message="hello")
+    gone = timezone.now() - timedelta(minutes=5)
+    EmailDelivery.objects.update(state="sending", attempts=3, due_at=gone)
+
+    notify_email.sweep(enqueue=lambda *args: None)
+
+    failed = ReleaseItem.objects.get(pk=entry.pk)
+    assert failed.state == ItemState.FAILED
+    assert "stopped before recording an answer; gave up" in failed.reason
