@@ -13,6 +13,15 @@ A checks file is TOML made of `[[check]]` tables, kept beside the Markdown check
 `<!-- deploycheck: check=NAME -->` markers in the checklist; those stay, and every name
 they use must be declared here.
 
+`[[perform]]` tables link items to an action the app performs for them when a person
+presses "perform" (releases.performs), as `perform=` does in the checklist:
+
+    [[perform]]
+    item = ["Notificar a los usuarios sobre el despliegue completado"]
+    action = "announce:users"
+
+Items a file does not name keep their action.
+
 `load` is all or nothing: a file with any fault is refused whole, every fault worded as
 `path:line: what is wrong`, and nothing is written. A credential pasted anywhere in the
 file (a key where the name of its variable belongs, a token in a URL, a key in a list) is
@@ -47,7 +56,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from releases import workflow
+from releases import performs, workflow
 from releases.models import AuditAction, Release, ReleaseItem
 
 from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType
@@ -56,7 +65,8 @@ from .models import CHECK_NAME_PATTERN, Check
 
 # Keys every check has besides its kind's options.
 COMMON_KEYS = ("name", "kind", "item")
-TOP_LEVEL_KEYS = frozenset({"check"})
+TOP_LEVEL_KEYS = frozenset({"check", "perform"})
+PERFORM_KEYS = ("item", "action")
 CANDIDATES_SHOWN = 3
 # The variable a message shows as an example of what belongs in an ENV option.
 ENV_EXAMPLES = {"account_sid_env": "TWILIO_ACCOUNT_SID", "headers_env": "PROMETHEUS_AUTHORIZATION"}
@@ -136,6 +146,7 @@ APP_VARIABLE_PREFIXES = ("DJANGO_", "DEPLOYCHECK_", "CELERY_", "UVICORN_")
 _TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
 _TOML_AT_END = re.compile(r"^(?P<what>.*) \(at end of document\)$")
 _CHECK_HEADER = re.compile(r"^\s*\[\[\s*check\s*\]\]\s*(?:#.*)?$")
+_PERFORM_HEADER = re.compile(r"^\s*\[\[\s*perform\s*\]\]\s*(?:#.*)?$")
 _TABLE_HEADER = re.compile(r"^\s*\[\[?\s*[A-Za-z0-9_\-\"'. ]+\]\]?\s*(?:#.*)?$")
 
 
@@ -156,6 +167,21 @@ class CheckSpec:
 
 
 @dataclass(frozen=True)
+class PerformSpec:
+    """One `[[perform]]` of a checks file: the action the items it names are linked to."""
+
+    action: str
+    items: tuple[str, ...]
+    line: int
+    item_lines: tuple[int, ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        # How _resolve_items keys what it found.
+        return f"[[perform]] of line {self.line}"
+
+
+@dataclass(frozen=True)
 class LoadSummary:
     created: list[str]
     updated: list[str]
@@ -164,14 +190,19 @@ class LoadSummary:
     linked_items: int
     # Every check the file declares, in its order.
     loaded: list[str] = field(default_factory=list)
+    # How many items its `[[perform]]` tables link to an action, when it has any.
+    performing: int | None = None
 
     def __str__(self) -> str:
         # Always English: operators and scripts read this line whatever the UI language.
-        return (
+        said = (
             f"{_count(len(self.loaded), 'check')} loaded ({len(self.created)} new, "
             f"{len(self.updated)} updated, {len(self.retired)} retired), "
             f"linked to {_count(self.linked_items, 'item')}"
         )
+        if self.performing is None:
+            return said
+        return f"{said}; {_count(self.performing, 'item')} linked to an action the app performs"
 
 
 @dataclass(frozen=True)
@@ -303,26 +334,26 @@ class _Lines:
 
 def read(path: str | Path) -> list[CheckSpec]:
     """The checks a file declares; ChecksFileError lists every fault it has."""
-    specs, problems = _parse(str(path))
+    specs, _performs, problems = _parse(str(path))
     if problems:
         raise ChecksFileError(problems.lines())
     return specs
 
 
-def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
+def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], _Problems]:
     """Every check the file declares, and its faults. A check with faults is still
     returned, with what could be read of it, so that loading can report its items too."""
     problems = _Problems(path)
     raw = _read_bytes(path, problems)
     if raw is None:
-        return [], problems
+        return [], [], problems
     # Some editors start UTF-8 with a byte order mark; the text is still UTF-8.
     raw = raw.removeprefix(codecs.BOM_UTF8)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
-        return [], problems
+        return [], [], problems
     too_deep = _too_deep(text)
     if too_deep is not None:
         problems.refuse_file(
@@ -330,13 +361,13 @@ def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
             f"arrays or inline tables nested more than {MAX_NESTING} deep; "
             "a checks file needs 3 at most",
         )
-        return [], problems
+        return [], [], problems
     lines = _Lines(text)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         _toml_problem(problems, str(error), len(lines.lines))
-        return [], problems
+        return [], [], problems
     for key, value in data.items():
         if key in TOP_LEVEL_KEYS:
             continue
@@ -363,7 +394,7 @@ def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
                 f"check carries a credential ({found.what}); remove it",
             )
         problems.refuse_file(lines.top_level("check"), "check must be [[check]] tables")
-        return [], problems
+        return [], [], problems
     limit: int = settings.CHECKS_MAX_PER_RELEASE
     if len(tables) > limit:
         problems.refuse_file(
@@ -371,14 +402,67 @@ def _parse(path: str) -> tuple[list[CheckSpec], _Problems]:
             f"the file declares {len(tables)} checks; a release may have at most {limit} "
             "(CHECKS_MAX_PER_RELEASE)",
         )
-        return [], problems
+        return [], [], problems
     specs: list[CheckSpec] = []
     first_use: dict[str, int] = {}
     for index, table in enumerate(tables):
         spec = _parse_check(index, table, lines, problems, first_use)
         if spec is not None:
             specs.append(spec)
-    return specs, problems
+    return specs, _parse_performs(data.get("perform", []), text, problems), problems
+
+
+class _PerformLines(_Lines):
+    """Where the keys of `[[perform]]` tables are written."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.headers = [n for n, line in enumerate(self.lines) if _PERFORM_HEADER.match(line)]
+
+    def header(self, index: int) -> int:
+        if index < len(self.headers):
+            return self.headers[index] + 1
+        return self.top_level("perform")
+
+
+def _parse_performs(tables: Any, text: str, problems: _Problems) -> list[PerformSpec]:
+    lines = _PerformLines(text)
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        problems.add(lines.top_level("perform"), "perform must be [[perform]] tables")
+        return []
+    specs: list[PerformSpec] = []
+    for index, table in enumerate(tables):
+        header = lines.header(index)
+        label = f"[[perform]] of line {header}"
+        for key in table:
+            if key not in PERFORM_KEYS:
+                problems.add(
+                    lines.key(index, key),
+                    f"{label}: unknown key “{key}” (a [[perform]] has item and action)",
+                )
+        action = _perform_action(table, label, lines.key(index, "action"), problems)
+        if "item" not in table:
+            problems.add(header, f"{label}: item is missing (an item's text or a list of them)")
+        items, item_lines = _parse_items(index, table.get("item"), lines, problems, label)
+        if action and items:
+            specs.append(PerformSpec(action, items, header, item_lines))
+    return specs
+
+
+def _perform_action(table: Mapping[str, Any], label: str, line: int, problems: _Problems) -> str:
+    """The table's action, or "" after noting what is wrong with it."""
+    action = table.get("action")
+    if action is None:
+        problems.add(line, f"{label}: action is missing; expected {performs.EXPECTED}")
+        return ""
+    if not isinstance(action, str) or performs.parse(action) is None:
+        shown = f"“{action}”" if isinstance(action, str) else "that"
+        problems.add(
+            line,
+            f"{label}: {shown} is not an action the app performs; expected {performs.EXPECTED}",
+        )
+        return ""
+    return action
 
 
 _NOT_FILES: tuple[tuple[Callable[[int], bool], str], ...] = (
@@ -898,10 +982,12 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
     """Declare the file's checks on the release and link them to its items, all or
     nothing: on any fault ChecksFileError lists them all and nothing is written."""
     path = str(path)
-    specs, problems = _parse(path)
+    specs, perform_specs, problems = _parse(path)
     if problems.whole_file:
         raise ChecksFileError(problems.lines())
-    return _declare(release, specs, problems, by=by, source=Path(path).name)
+    return _declare(
+        release, specs, problems, by=by, source=Path(path).name, perform_specs=perform_specs
+    )
 
 
 def parse_one(table: Mapping[str, Any]) -> CheckSpec | list[Fault]:
@@ -974,6 +1060,7 @@ def _declare(
     source: str | None,
     new: bool = False,
     seen: str | None = None,
+    perform_specs: Sequence[PerformSpec] = (),
 ) -> LoadSummary:
     """What `load` and `save` share. `source` names the file that declares every check of
     the release, so that those it lacks retire; None for one check from a form, which
@@ -1000,6 +1087,7 @@ def _declare(
                         )
         else:
             _refuse_one(specs[0], existing, locked.version, problems, new=new, seen=seen)
+        perform_of = _perform_links(perform_specs, items, locked.version, problems)
         if problems:
             raise problems.error()
 
@@ -1071,13 +1159,39 @@ def _declare(
         if whole_file:
             summary |= {"created": created, "updated": updated, "retired": retired}
         workflow.link_checks(locked, checks_of=checks_of, summary=summary, by=by)
+        if perform_of:
+            workflow.link_performs(locked, perform_of=perform_of, source=source or "", by=by)
     return LoadSummary(
         created=created,
         updated=updated,
         retired=retired,
         linked_items=linked_items,
         loaded=[spec.name for spec in specs],
+        performing=len(perform_of) if perform_specs else None,
     )
+
+
+def _perform_links(
+    specs: Sequence[PerformSpec], items: Sequence[ReleaseItem], version: str, problems: _Problems
+) -> dict[int, str]:
+    """The action of each item (by id) the `[[perform]]` tables name; an item given two
+    different actions is a fault at the second."""
+    linked = _resolve_items(specs, items, version, problems)
+    perform_of: dict[int, str] = {}
+    first: dict[int, PerformSpec] = {}
+    for spec in specs:
+        for item_id in linked[spec.name]:
+            earlier = first.setdefault(item_id, spec)
+            if earlier.action != spec.action:
+                text = next(entry.text for entry in items if entry.pk == item_id)
+                problems.add(
+                    spec.line,
+                    f"item “{text}” is given two actions: {earlier.action} (line "
+                    f"{earlier.line}) and {spec.action}",
+                    "item",
+                )
+            perform_of[item_id] = earlier.action
+    return perform_of
 
 
 def _refuse_one(
@@ -1132,7 +1246,10 @@ def _normal(text: str) -> str:
 
 
 def _resolve_items(
-    specs: Sequence[CheckSpec], items: Sequence[ReleaseItem], version: str, problems: _Problems
+    specs: Sequence[CheckSpec] | Sequence[PerformSpec],
+    items: Sequence[ReleaseItem],
+    version: str,
+    problems: _Problems,
 ) -> dict[str, list[int]]:
     """The ids of the items each check names, in the file's order."""
     linked: dict[str, list[int]] = {}

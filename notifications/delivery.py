@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from checks.kinds.client import retry_after, ssl_context
 
-from . import mailing, slack, teams, webhook
+from . import mailing, performed, slack, teams, webhook
 from .models import (
     Attempt,
     AttemptOutcome,
@@ -332,6 +332,7 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
             disabled_at=timezone.now(), disabled_reason=outcome.error
         )
     _settle(delivery, attempt, outcome, enqueue)
+    performed.settle(delivery.event_id)
 
 
 def take_slot(channel: Channel, pace: timedelta) -> datetime:
@@ -427,6 +428,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
         )
         if released:
             _log(delivery, delivery.attempts, lost, None)
+            performed.settle(delivery.event_id)
     return hand_out_due(Delivery.objects.all(), enqueue=enqueue, now=now)
 
 

@@ -23,6 +23,7 @@ from django.utils import timezone
 from releases.actors import Actor, Person
 from releases.models import LanguagePreference, Release, ReleaseItem
 
+from . import performed
 from .delivery import (
     COUNTDOWN_MAX_SECONDS,
     HANDOVER_GRACE_SECONDS,
@@ -129,6 +130,7 @@ def message(delivery: EmailDelivery) -> EmailMultiAlternatives:
         [delivery.address],
         language_of(delivery.user_id),
         {"unsubscribe": unsubscribe, "preferences": _site(reverse("notifications:preferences"))},
+        person=delivery.user_id,
     )
     mail.extra_headers["List-Unsubscribe"] = f"<{unsubscribe}>"
     # RFC 8058 allows the one-click POST to an https:// link only.
@@ -185,9 +187,11 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
         mine.update(
             state=DeliveryState.DELIVERED, delivered_at=now, last_error="", message_id=message_id
         )
+        performed.settle(delivery.event_id)
         return
     if outcome == AttemptOutcome.FAILED:
         mine.update(state=DeliveryState.FAILED, last_error=error[:ERROR_MAX])
+        performed.settle(delivery.event_id)
         return
     delay = retry_delay(attempt, None)
     soon = delay <= COUNTDOWN_MAX_SECONDS
@@ -204,7 +208,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     now = now or timezone.now()
     lost = "the worker sending it stopped before recording an answer"
     stuck = EmailDelivery.objects.filter(state=DeliveryState.SENDING, due_at__lt=now)
-    for delivery_id, attempts in stuck.values_list("pk", "attempts"):
+    for delivery_id, attempts, event_id in stuck.values_list("pk", "attempts", "event_id"):
         gave_up = attempts >= max_attempts()
         EmailDelivery.objects.filter(
             pk=delivery_id, state=DeliveryState.SENDING, attempts=attempts
@@ -213,4 +217,6 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
             due_at=now,
             last_error=f"{lost}; gave up" if gave_up else lost,
         )
+        if gave_up:
+            performed.settle(event_id)
     return hand_out_due(EmailDelivery.objects.all(), enqueue=enqueue, now=now)

@@ -35,8 +35,9 @@ from django.utils.translation import gettext_lazy as _
 from releases.models import DeployResult, IncidentState, Role, RollbackSeverity, WindowState
 from releases.templatetags.moments import moment
 
+from . import performed
 from .models import AttemptOutcome, Channel, Event
-from .wording import TITLES, link_of, title_of
+from .wording import link_of, title_of, what_happened
 
 logger = logging.getLogger(__name__)
 
@@ -99,18 +100,27 @@ def shown(event_type: str, key: str, value: Any) -> str:
 
 
 def compose(
-    event: Event, to: list[str], language: str, footer: dict[str, str]
+    event: Event,
+    to: list[str],
+    language: str,
+    footer: dict[str, str],
+    *,
+    person: int | None = None,
 ) -> EmailMultiAlternatives:
     """An event as a mail in `language`, text and HTML. `footer` says why the reader gets
     it: a person's `unsubscribe` and `preferences` links, or the `channel` whose list
-    holds the address."""
+    holds the address. A mail to one `person` carries what a performed item adds for
+    them: their "I'm ready" link, a retrospective's invitation."""
     data = event.data
     release = data.get("release", {})
     with translation.override(language):
         role = data.get("role")
         link, link_label = link_of(event)
+        extras = (
+            performed.mail_extras(event, person, settings.SITE_URL) if person is not None else None
+        )
         context = {
-            "title": str(TITLES.get(event.type, event.type)),
+            "title": what_happened(event),
             "version": release.get("version", ""),
             "release_title": release.get("title", ""),
             "role": str(Role(role).label) if role in Role.values else "",
@@ -125,6 +135,9 @@ def compose(
             "link_label": link_label,
             **footer,
         }
+        if extras is not None:
+            context["details"] = [*context["details"], *extras.details]
+            context["action_link"], context["action_label"] = extras.link, extras.link_label
         subject = f"[deploycheck] {title_of(event)}"
         text = render_to_string("notifications/email.txt", context)
         html = render_to_string("notifications/email.html", context)
@@ -137,6 +150,11 @@ def compose(
         headers={"Message-ID": make_msgid(domain=domain), "Auto-Submitted": "auto-generated"},
     )
     mail.attach_alternative(html, "text/html")
+    if extras is not None and extras.calendar is not None:
+        # As calendars look for it: an alternative of the body, and an attachment for the
+        # mail readers that only offer those.
+        mail.attach_alternative(extras.calendar.decode(), "text/calendar; method=REQUEST")
+        mail.attach("invite.ics", extras.calendar, "application/ics")
     return mail
 
 

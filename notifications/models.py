@@ -264,3 +264,40 @@ class EmailDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.address}: {self.state}"
+
+
+class PerformanceState(models.TextChoices):
+    SENDING = "sending", "sending"
+    # acknowledge:support: every link delivered; the item waits for "I'm ready".
+    AWAITING = "awaiting", "delivered, waiting for acknowledgement"
+    # A Teams Workflow accepted it: nobody confirms it was posted.
+    UNCONFIRMED = "unconfirmed", "accepted, not confirmed"
+    DONE = "done", "confirmed"
+    FAILED = "failed", "failed"
+
+
+class Performance(models.Model):
+    """A checklist item the app performed because a person pressed for it: the event
+    that carries it, delivered only to the audience chosen (notifications.perform), and
+    how it ended once every delivery was final (notifications.performed)."""
+
+    item = models.ForeignKey(
+        "releases.ReleaseItem", on_delete=models.CASCADE, related_name="performances"
+    )
+    event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="performance")
+    action = models.CharField(max_length=80)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    state = models.CharField(
+        max_length=12, choices=PerformanceState.choices, default=PerformanceState.SENDING
+    )
+    settled_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["requested_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} for item {self.item_id}: {self.state}"

@@ -150,6 +150,8 @@ MAPPING: dict[str, tuple[str, Reader]] = {
     AuditAction.ITEM_BLOCKED: ("item.blocked", _blocked),
     AuditAction.CHECK_FAILED: ("check.failing", _failing),
     AuditAction.PIPELINE_FAILED: ("check.failing", _failing),
+    # A delivery that failed for good fails its item, as a failing check does.
+    AuditAction.PERFORM_FAILED: ("check.failing", _failing),
     AuditAction.DEPLOY_STARTED: ("deploy.started", _deploy_started),
     AuditAction.DEPLOY_FINISHED: ("deploy.finished", _deploy_finished),
     AuditAction.ROLLBACK_DECLARED: ("rollback.declared", _rollback_declared),
@@ -192,6 +194,11 @@ _CANNOT_READY = frozenset(
         AuditAction.PIPELINE_TOKEN_CREATED,
         AuditAction.PIPELINE_TOKEN_REVOKED,
         AuditAction.ROLE_NUDGED,
+        AuditAction.PERFORM_REQUESTED,
+        AuditAction.PERFORM_AWAITING,
+        AuditAction.PERFORM_UNCONFIRMED,
+        AuditAction.PERFORM_FAILED,
+        AuditAction.PERFORMS_LINKED,
         *(
             action
             for action in AuditAction

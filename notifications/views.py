@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from . import perform_views
 from .models import EmailSubscription, default_events
 from .subscriptions import BadToken, unsubscribe, user_of_token
 from .wording import TITLES
@@ -105,6 +106,7 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
 
 app_name = "notifications"
 urlpatterns: list[URLPattern] = [
+    *perform_views.routes,
     path("account/notifications/", preferences_view, name="preferences"),
     path("notifications/unsubscribe/<str:token>/", unsubscribe_view, name="unsubscribe"),
 ]

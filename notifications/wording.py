@@ -34,6 +34,16 @@ TITLES = {
     "role.nudged": gettext_lazy("Go-live is waiting on your role"),
     TEST: gettext_lazy("Test notification"),
 }
+# The event types of items the app performs: sent only to the audience a person chose
+# (notifications.perform), never to the channels and people that subscribe to events.
+ANNOUNCEMENT = "announcement"
+ACKNOWLEDGE_REQUESTED = "support.acknowledge_requested"
+RETROSPECTIVE_INVITED = "retrospective.invited"
+PERFORMED_TITLES = {
+    ANNOUNCEMENT: gettext_lazy("Announcement"),
+    ACKNOWLEDGE_REQUESTED: gettext_lazy("Is support ready?"),
+    RETROSPECTIVE_INVITED: gettext_lazy("Invitation to the deploy retrospective"),
+}
 # The fields of an event's data shown under its title, in this order.
 SHOWN = (
     "item",
@@ -54,9 +64,14 @@ SHOWN = (
 )
 
 
+def what_happened(event: Event) -> str:
+    """The event's title, in the active language."""
+    return str(TITLES.get(event.type) or PERFORMED_TITLES.get(event.type) or event.type)
+
+
 def title_of(event: Event) -> str:
     """The version and what happened; a test, which tells of no release, has no version."""
-    what = str(TITLES.get(event.type, event.type))
+    what = what_happened(event)
     version = event.data.get("release", {}).get("version", "")
     return f"{version}: {what}" if version else what
 

@@ -58,7 +58,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 class TemplateItemInline(admin.TabularInline):  # type: ignore[type-arg]
     model = TemplateItem
     extra = 0
-    fields = ("position", "phase", "section", "text", "owner_role", "required", "checks")
+    fields = (
+        "position",
+        "phase",
+        "section",
+        "text",
+        "owner_role",
+        "required",
+        "checks",
+        "perform",
+    )
 
 
 class TemplateRollbackStepInline(admin.StackedInline):  # type: ignore[type-arg]

@@ -31,7 +31,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from . import policy
+from . import performs, policy
 from .actors import standing
 from .evidence import result_text
 from .models import (
@@ -167,6 +167,10 @@ class Viewer:
             and bool(policy.may_override_check(self.who, owner_role=item.owner_role))
         )
 
+    def can_perform(self, item: ReleaseItem) -> bool:
+        """Offer "Perform…" on an item the app performs for it."""
+        return bool(item.perform) and bool(policy.may_perform(self.who, owner_role=item.owner_role))
+
     def can_sign_off(self, role: str) -> bool:
         return bool(policy.may_sign_off(self.who, role=role))
 
@@ -260,6 +264,57 @@ def _check_shown(name: str, result: Any) -> CheckShown:
     )
 
 
+def _at(value: Any) -> str:
+    try:
+        return moment(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return ""
+
+
+def performed_lines(performed: Mapping[str, Any]) -> list[str]:
+    """What ReleaseItem.performed says, as sentences in the active language."""
+    state = performed.get("state")
+    if not state:
+        return []
+    recipients = ", ".join(str(r) for r in performed.get("recipients", []))
+    values = {
+        "who": performed.get("requested_by", ""),
+        "recipients": recipients,
+        "channel": performed.get("channel", ""),
+        "time": _at(performed.get("at")),
+        "ids": ", ".join(str(i) for i in performed.get("message_ids", [])),
+    }
+    lines: list[str] = []
+    if state == performs.SENDING:
+        lines.append(_("Sending to %(recipients)s, as %(who)s asked…") % values)
+    elif state == performs.AWAITING:
+        lines.append(
+            _("Delivered to %(recipients)s at %(time)s; waiting for support to say they are ready.")
+            % values
+        )
+    elif state == performs.UNCONFIRMED:
+        lines.append(
+            _(
+                "Accepted by the channel %(channel)s at %(time)s but not confirmed (a Teams "
+                "Workflow answers 202 before it posts): the item stays open."
+            )
+            % values
+        )
+    elif state == performs.FAILED:
+        lines.append(_("Delivery to %(recipients)s failed.") % values)
+    elif performed.get("message_ids"):
+        lines.append(
+            _("Delivered to %(recipients)s via %(channel)s at %(time)s; message id %(ids)s.")
+            % values
+        )
+    for entry in performed.get("acknowledged", []):
+        lines.append(
+            _("%(who)s said “I'm ready” at %(time)s.")
+            % {"who": entry.get("by", ""), "time": _at(entry.get("at"))}
+        )
+    return lines
+
+
 @dataclass(frozen=True)
 class ItemRow:
     item: ReleaseItem
@@ -275,6 +330,8 @@ class ItemRow:
     can_override: bool = False
     # Why this viewer's checkbox is disabled, said to whoever reaches it; "" when it is not.
     tick_locked: str = ""
+    # Shows "Perform…", which leads to what the app would send for the item.
+    can_perform: bool = False
 
     @property
     def done(self) -> bool:
@@ -310,6 +367,15 @@ class ItemRow:
     @property
     def owner_label(self) -> str:
         return str(Role(self.item.owner_role).label)
+
+    @property
+    def sending(self) -> bool:
+        return bool(self.item.performed.get("state") == performs.SENDING)
+
+    @property
+    def performed_lines(self) -> list[str]:
+        """How the app's latest performance of the item went, in the reader's language."""
+        return performed_lines(self.item.performed)
 
     @property
     def state_label(self) -> str:
@@ -657,6 +723,7 @@ def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
                 not_verified=verdict.unverified() if verdict.not_verified else "",
                 can_override=viewer.can_override(item),
                 tick_locked=_tick_locked(item, viewer, can_change=can_change),
+                can_perform=viewer.can_perform(item),
             )
         )
         before_gate = item.before_gate
@@ -1028,6 +1095,7 @@ def row_cache_key(row: ItemRow, context: Mapping[Any, Any]) -> Hashable | None:
     return (
         item.pk, item.revision, item.version, row.can_change, row.mine,
         row.first_after_gate, row.checks, row.not_verified, row.can_override, row.tick_locked,
+        row.can_perform,
         viewer.may_run_checks, release.version, translation.get_language(), token,
         bool(context.get("oob")),
     )  # fmt: skip

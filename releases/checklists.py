@@ -184,6 +184,7 @@ def save_template(doc: md.Checklist, name: str) -> tuple[ChecklistTemplate, bool
                 owner_role=item.owner or FALLBACK_OWNER,
                 required=item.required,
                 checks=list(item.checks),
+                perform=item.perform,
             )
             for index, item in enumerate(doc.items)
         ]
@@ -298,6 +299,7 @@ def _item(entry: ChecklistEntry, record: md.Record | None = None) -> md.Item:
         owner=entry.owner_role,
         required=entry.required,
         checks=tuple(entry.checks),
+        perform=entry.perform,
         record=record,
     )
 

@@ -64,7 +64,8 @@ plain Markdown cannot::
     <!-- deploycheck: gate -->
 
 Words: ``owner=<role>`` (one of :data:`ROLE_KEYS`), ``optional``, ``required``,
-``check=<name>`` (repeatable; ``[a-z0-9][a-z0-9_.-]*``), ``gate``. At the end of an
+``check=<name>`` (repeatable; ``[a-z0-9][a-z0-9_.-]*``), ``perform=<action>`` (one per
+item; releases.performs names the actions), ``gate``. At the end of an
 item's text (or alone on a line inside the item) they apply to that item. On the lines
 right under a heading, ``owner=``, ``optional`` and ``required`` are defaults for every
 item under that heading; the deepest heading wins and the item's own words beat them.
@@ -136,6 +137,8 @@ from typing import ClassVar, Final, NamedTuple
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
+
+from . import performs
 
 
 # Named as Django's markers so that makemessages collects the messages written with them;
@@ -267,6 +270,9 @@ class Item:
     owner: str | None
     required: bool = True
     checks: tuple[str, ...] = ()
+    # What the app does for the item when a person presses "perform" (releases.performs),
+    # as written.
+    perform: str = ""
     # Where the item was read from, for error messages; two documents that differ only
     # in layout are still equal.
     line: int = field(default=0, compare=False)
@@ -280,6 +286,8 @@ class Item:
         bad = [name for name in self.checks if not _CHECK_NAME_RE.fullmatch(name)]
         if bad:
             raise ValueError(f"bad check names {bad!r}")
+        if self.perform and performs.parse(self.perform) is None:
+            raise ValueError(f"unknown perform action {self.perform!r}")
 
 
 @dataclass(frozen=True)
@@ -615,6 +623,7 @@ class _Annotations:
     owner: str | None = None
     required: bool | None = None
     checks: list[str] = field(default_factory=list)
+    perform: str = ""
 
     def apply(self, word: str, line: int) -> None:
         key, _, value = word.partition("=")
@@ -628,6 +637,17 @@ class _Annotations:
                     line, gettext_noop("check %(name)s is given twice", name=repr(value))
                 )
             self.checks.append(value)
+        elif key == "perform":
+            if self.perform:
+                raise ChecklistError(
+                    line,
+                    gettext_noop(
+                        "two perform actions (%(first)s and %(second)s); an item has one",
+                        first=repr(self.perform),
+                        second=repr(value),
+                    ),
+                )
+            self.perform = value
         else:
             required = word == "required"
             if self.required not in (None, required):
@@ -679,6 +699,7 @@ class _ItemDraft:
             owner=owner,
             required=required,
             checks=tuple(self.annotations.checks),
+            perform=self.annotations.perform,
             line=self.line,
             record=self.record,
         )
@@ -1130,6 +1151,10 @@ class _Reader:
                     raise ChecklistError(
                         line, gettext_noop("check= belongs to an item, not to a heading")
                     )
+                if word.startswith("perform="):
+                    raise ChecklistError(
+                        line, gettext_noop("perform= belongs to an item, not to a heading")
+                    )
                 heading.annotations.apply(word, line)
             elif item is not None:
                 item.annotations.apply(word, line)
@@ -1375,12 +1400,22 @@ def _directive(html: str, line: int) -> tuple[list[str], str] | None:
                         name=repr(value),
                     ),
                 )
+        elif equals and key == "perform":
+            if performs.parse(value) is None:
+                raise ChecklistError(
+                    line,
+                    gettext_noop(
+                        "unknown perform action %(action)s (expected %(expected)s)",
+                        action=repr(value),
+                        expected=performs.EXPECTED,
+                    ),
+                )
         elif word not in ("optional", "required", "gate", "record"):
             raise ChecklistError(
                 line,
                 gettext_noop(
                     "unknown deploycheck word %(word)s "
-                    "(expected owner=, optional, required, check=, gate or record)",
+                    "(expected owner=, optional, required, check=, perform=, gate or record)",
                     word=repr(word),
                 ),
             )
@@ -1593,6 +1628,8 @@ def _render_item(item: Item) -> list[str]:
     if not item.required:
         words.append("optional")
     words.extend(f"check={name}" for name in item.checks)
+    if item.perform:
+        words.append(f"perform={item.perform}")
     lines = [f"- {box} {item.text}"]
     if words:
         annotation = f"<!-- deploycheck: {' '.join(words)} -->"

@@ -25,6 +25,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from . import performs
 from .evidence import result_text
 
 if TYPE_CHECKING:
@@ -118,6 +119,10 @@ class ChecklistEntry(models.Model):
     required = models.BooleanField(_("required"), default=True)
     # Names of the automated checks that verify this item.
     checks = models.JSONField(default=list, blank=True)
+    # What the app does for this item when a person presses "perform", as the checklist
+    # or the checks file wrote it (releases.performs): announce:people, announce:CHANNEL,
+    # acknowledge:support, retrospective; "" for none.
+    perform = models.CharField(_("perform"), max_length=80, blank=True)
 
     class Meta:
         abstract = True
@@ -127,6 +132,13 @@ class ChecklistEntry(models.Model):
 
     def clean(self) -> None:
         one_line(self, "text", "phase", "section")
+        if self.perform and performs.parse(self.perform) is None:
+            raise ValidationError(
+                {
+                    "perform": _("Unknown action; expected %(expected)s.")
+                    % {"expected": performs.EXPECTED}
+                }
+            )
 
 
 class RollbackStepFields(models.Model):
@@ -630,6 +642,12 @@ class ReleaseItem(ChecklistEntry):
     # JSON; absent from older results)}. Written with the verdict, under the release
     # lock, so the board shows results without reading the checks app.
     check_results = models.JSONField(default=dict, blank=True)
+    # The latest time the app performed the item (releases.workflow.perform): {"state":
+    # sending | awaiting | unconfirmed | done | failed, "action", "requested_by",
+    # "requested_at", "recipients", "channel", "message_ids", "at", "reason",
+    # "acknowledged": [{"by", "at"}]}. Written under the release lock, so the board shows
+    # it without reading the notifications app.
+    performed = models.JSONField(default=dict, blank=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -976,6 +994,13 @@ class AuditAction(models.TextChoices):
     ROLLBACK_CLOSED = "rollback.closed", _("Rollback closed with its cause")
     ROLLBACK_PLAN_EDITED = "rollback.plan_edited", _("Rollback plan edited")
     ROLE_NUDGED = "role.nudged", _("Role nudged")
+    PERFORM_REQUESTED = "item.perform_requested", _("Item performance requested")
+    PERFORM_CONFIRMED = "item.performed", _("Delivery of an item confirmed")
+    PERFORM_AWAITING = "item.perform_delivered", _("Delivered; waiting for acknowledgement")
+    PERFORM_UNCONFIRMED = "item.perform_unconfirmed", _("Delivery accepted, not confirmed")
+    PERFORM_FAILED = "item.perform_failed", _("Delivery of an item failed")
+    ACKNOWLEDGED = "item.acknowledged", _("Support confirmed ready")
+    PERFORMS_LINKED = "performs.linked", _("Items linked to actions the app performs")
 
     @classmethod
     def label_of(cls, code: str) -> str:

@@ -76,6 +76,33 @@ def may_change_item(who: Who, *, owner_role: str, checks: Collection[str] = ()) 
     return _staff_override(who)
 
 
+def may_perform(who: Who, *, owner_role: str) -> Access:
+    """Press "perform" on an item the app performs (announce, ask support, invite to the
+    retrospective): its owner role's people or the product owner, who speaks for the
+    release; staff may for any item. Nothing is ever sent that no person pressed for."""
+    if who.read_only or who.closed or not who.is_person:
+        return Access.DENIED
+    if (owner_role in who.roles and owner_role != Role.SUPPORT) or Role.PRODUCT_OWNER in who.roles:
+        return Access.ALLOWED
+    return _staff_override(who)
+
+
+def may_settle_performance(who: Who, *, sending: bool) -> Access:
+    """Record how the delivery of a performed item ended: the system alone, and only
+    while the item is being sent (the deliveries' worker)."""
+    if who.closed or who.kind != ActorKind.SYSTEM:
+        return Access.DENIED
+    return Access.ALLOWED if sending else Access.DENIED
+
+
+def may_acknowledge(who: Who) -> Access:
+    """Say "I'm ready" when asked to acknowledge a release: a person in its support
+    role, the one thing support does on a board they otherwise only watch."""
+    if who.closed or not who.is_person:
+        return Access.DENIED
+    return Access.ALLOWED if Role.SUPPORT in who.roles else Access.DENIED
+
+
 def may_override_check(who: Who, *, owner_role: str) -> Access:
     """Tick an item over its failing automated check, with a reason: a person's call,
     the owner's (staff may for any role). No machine overrides a machine."""

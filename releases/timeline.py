@@ -63,6 +63,7 @@ INTERNAL_ACTIONS = frozenset(
         AuditAction.CHECK_ADDED,
         AuditAction.CHECK_CHANGED,
         AuditAction.CHECK_RETIRED,
+        AuditAction.PERFORMS_LINKED,
     }
 )
 # Events about one item, whose target is the item's text.
@@ -80,6 +81,12 @@ ITEM_ACTIONS = frozenset(
         AuditAction.CHECK_OVERRIDE_CLEARED,
         AuditAction.PIPELINE_PASSED,
         AuditAction.PIPELINE_FAILED,
+        AuditAction.PERFORM_REQUESTED,
+        AuditAction.PERFORM_CONFIRMED,
+        AuditAction.PERFORM_AWAITING,
+        AuditAction.PERFORM_UNCONFIRMED,
+        AuditAction.PERFORM_FAILED,
+        AuditAction.ACKNOWLEDGED,
     }
 )
 SIGNOFF_ACTIONS = frozenset(
@@ -87,7 +94,14 @@ SIGNOFF_ACTIONS = frozenset(
 )
 # A change to an item moves a planned release in progress without a status event of its
 # own (workflow.items._apply_item_change).
-STARTS_WORK = ITEM_ACTIONS - {AuditAction.CHECK_OVERRIDDEN, AuditAction.CHECK_OVERRIDE_CLEARED}
+STARTS_WORK = ITEM_ACTIONS - {
+    AuditAction.CHECK_OVERRIDDEN,
+    AuditAction.CHECK_OVERRIDE_CLEARED,
+    # Sending, or an end that leaves the item as it was, changes no item's state.
+    AuditAction.PERFORM_REQUESTED,
+    AuditAction.PERFORM_AWAITING,
+    AuditAction.PERFORM_UNCONFIRMED,
+}
 # The events phase durations are read from.
 STATUS_ACTIONS = frozenset(
     {
@@ -266,6 +280,32 @@ def _item(event: AuditEvent, reader: Reader) -> list[str]:
     failure = _get(event.after, "check_failure")
     if failure:
         lines.append(f"{key_label('check_failure')}: {failure}")
+    return lines
+
+
+def _performed(event: AuditEvent, reader: Reader) -> list[str]:
+    """What the app sent for an item and how it ended; to whom and the message ids stay
+    with the team."""
+    requested = event.action == AuditAction.PERFORM_REQUESTED
+    lines = [_item_subject(event, reader)] if requested else _item(event, reader)
+    said = event.after if requested else _get(event.after, "performed")
+    if isinstance(said, Mapping):
+        if said.get("channel"):
+            lines.append(_("Channel: %(channel)s") % {"channel": said["channel"]})
+        if said.get("recipients") and not reader.shared:
+            lines.append(
+                _("To: %(recipients)s")
+                % {"recipients": ", ".join(str(r) for r in said["recipients"])}
+            )
+        if said.get("message_ids") and not reader.shared:
+            lines.append(
+                _("Message id: %(ids)s") % {"ids": ", ".join(str(i) for i in said["message_ids"])}
+            )
+        if said.get("reason") and event.action != AuditAction.PERFORM_FAILED:
+            lines.append(f"{key_label('reason')}: {said['reason']}")
+    acknowledged = _get(event.after, "acknowledged")
+    if isinstance(acknowledged, Mapping) and acknowledged.get("by"):
+        lines.append(_("Ready: %(who)s") % {"who": acknowledged["by"]})
     return lines
 
 
@@ -477,6 +517,12 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.CONTACTS_EDITED: _contacts_edited,
     AuditAction.ROLLBACK_PLAN_EDITED: _plan_edited,
     AuditAction.ROLE_NUDGED: _nudged,
+    AuditAction.PERFORM_REQUESTED: _performed,
+    AuditAction.PERFORM_CONFIRMED: _performed,
+    AuditAction.PERFORM_AWAITING: _performed,
+    AuditAction.PERFORM_UNCONFIRMED: _performed,
+    AuditAction.PERFORM_FAILED: _performed,
+    AuditAction.ACKNOWLEDGED: _performed,
 }
 
 

@@ -52,6 +52,7 @@ from .people import (
     unassign,
     update_contact,
 )
+from .perform import acknowledge, link_performs, performing, settle_performance
 from .results import (
     CheckFinding,
     link_checks,
@@ -95,6 +96,7 @@ __all__ = [
     "Conflict",
     "ContactRow",
     "WorkflowError",
+    "acknowledge",
     "add_contact",
     "advance_windows",
     "annotate_item",
@@ -126,11 +128,13 @@ __all__ = [
     "latest_deployment",
     "latest_rollback",
     "link_checks",
+    "link_performs",
     "managing",
     "mark_blocked",
     "mark_not_applicable",
     "mitigate_rollback",
     "nudge_role",
+    "performing",
     "plan_error_text",
     "plan_version",
     "post_update",
@@ -148,6 +152,7 @@ __all__ = [
     "schedule_window",
     "set_item_state",
     "set_status",
+    "settle_performance",
     "sign_off",
     "start_deploy",
     "tick",

@@ -261,4 +261,10 @@ def test_a_refused_file_changes_nothing(tmp_path: Path) -> None:
 def test_the_example_file_loads() -> None:
     example = Path(__file__).resolve().parents[2] / "notifications.example.toml"
 
-    assert [spec.name for spec in config.read(example)] == ["ops", "team", "room", "stakeholders"]
+    assert [spec.name for spec in config.read(example)] == [
+        "ops",
+        "team",
+        "room",
+        "stakeholders",
+        "users",
+    ]

@@ -346,7 +346,7 @@ def test_it_lists_every_problem_in_the_file_with_its_line(staff: Client) -> None
         "many.md:5: unknown owner 'nobody' (expected one of devops, backend, frontend, qa, "
         "po, support)",
         "many.md:6: unknown deploycheck word 'bogus' (expected owner=, optional, required, "
-        "check=, gate or record)",
+        "check=, perform=, gate or record)",
         "many.md:8: both optional and required",
         "many.md:12: the contacts table has 2 columns; it needs role | name | contact",
     ]
@@ -576,7 +576,7 @@ def test_it_lists_the_problems_in_spanish(staff_es: Client) -> None:
         "many.md:5: responsable desconocido 'nobody' (se esperaba uno de estos: devops, "
         "backend, frontend, qa, po, support)",
         "many.md:6: palabra deploycheck desconocida 'bogus' (se esperaba owner=, optional, "
-        "required, check=, gate o record)",
+        "required, check=, perform=, gate o record)",
         "many.md:8: optional y required a la vez",
         "many.md:12: la tabla de contactos tiene 2 columnas; necesita rol | nombre | contacto",
     ]
