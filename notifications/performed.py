@@ -91,7 +91,7 @@ def settle(event_id: Any) -> None:
     delivered_at = [row.delivered_at for row in rows if row.delivered_at is not None]
     last: datetime = max(delivered_at) if delivered_at else timezone.now()
     evidence = {
-        "recipients": [_to(row) for row in rows],
+        "recipients": [address for row in rows for address in _recipients(row)],
         "channel": channels[0].channel.name if channels else "e-mail",
         "message_ids": [_message_id(row) for row in rows if row.state != DeliveryState.FAILED],
         "at": last.isoformat(),
@@ -109,10 +109,17 @@ def _to(row: Delivery | EmailDelivery) -> str:
     return row.channel.name if isinstance(row, Delivery) else row.address
 
 
+def _recipients(row: Delivery | EmailDelivery) -> list[str]:
+    """Who it went to: a person's address, an e-mail channel's list, or the channel."""
+    if isinstance(row, Delivery) and row.channel.addresses:
+        return list(row.channel.addresses)
+    return [_to(row)]
+
+
 def _message_id(row: Delivery | EmailDelivery) -> str:
-    # A channel is sent the event's id (Standard Webhooks' webhook-id), the same on every
-    # attempt; a mail its own Message-ID.
-    return str(row.event_id) if isinstance(row, Delivery) else row.message_id
+    # A mail has its own Message-ID (an e-mail channel's too); an HTTP channel is sent
+    # the event's id (Standard Webhooks' webhook-id), the same on every attempt.
+    return row.message_id or str(row.event_id)
 
 
 def acknowledge_token(event_id: Any, user_id: int) -> str:

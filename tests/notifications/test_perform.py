@@ -8,12 +8,10 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 from django.utils import timezone
 
@@ -33,8 +31,7 @@ from releases.markdown import parse_checklist, render_checklist
 from releases.models import ActorKind, AuditAction, AuditEvent, ItemState, Release, ReleaseItem
 from tests.checks.standin import Reply, stand_in
 
-from .conftest import make_channel
-from .test_email import Sink, free_port
+from .conftest import Sink, free_port, make_channel
 
 SECRET = "whsec_" + base64.b64encode(b"a secret of thirty-two bytes ok!").decode()
 TLS = "TLS certificates installed"  # a DevOps item of the small template
@@ -46,21 +43,6 @@ def on_this_machine(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.NOTIFY_RETRY_SCHEDULE = [5.0, 300.0]
     settings.SITE_URL = "https://deploycheck.example.com"
     monkeypatch.setenv("OPS_WEBHOOK_SECRET", SECRET)
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Sink]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        for name, value in _email_settings(f"smtp://127.0.0.1:{port}").items():
-            setattr(settings, name, value)
-        settings.EMAIL_ENABLED = True
-        yield sink
-    finally:
-        controller.stop()
 
 
 def linked(release: Release, action: str, text: str = TLS) -> ReleaseItem:
@@ -217,6 +199,24 @@ def test_an_announcement_to_a_channel_goes_to_that_channel_only_and_2xx_ticks_it
     assert done.performed["recipients"] == ["users"]
     assert done.performed["message_ids"] == [str(event.pk)]
     assert request.header("webhook-id") == str(event.pk)
+
+
+def test_an_announcement_to_an_email_channel_ticks_with_its_list_and_message_id(
+    release: Release, users: dict[str, Any], smtp: Sink
+) -> None:
+    make_channel("users", kind="email", url="", secret_env="", events=[],
+                 addresses=["users@example.com", "beta@example.org"])  # fmt: skip
+    entry = linked(release, "announce:users")
+    perform(entry, by=users["devops"], message="v1.2.3 is live")
+    send_channel()
+
+    [envelope] = smtp.received
+    assert sorted(envelope.rcpt_tos) == ["beta@example.org", "users@example.com"]
+    mail = email.message_from_bytes(envelope.content, policy=email.policy.default)
+    done = ReleaseItem.objects.get(pk=entry.pk)
+    assert done.state == ItemState.DONE
+    assert done.performed["recipients"] == ["users@example.com", "beta@example.org"]
+    assert done.performed["message_ids"] == [mail["Message-ID"]]
 
 
 def test_a_channel_that_answers_500_until_the_retries_end_fails_the_item(
