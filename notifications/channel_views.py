@@ -28,7 +28,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from releases.access import require_manager
 
-from . import config, tasks
+from . import config, sending
 from .forms import ALL_EVENTS, ChannelForm
 from .models import (
     Attempt,
@@ -359,7 +359,7 @@ def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
     require_manager(request)
     delivery = get_object_or_404(Delivery.objects.select_related("channel"), pk=id)
     try:
-        attempt = replay(delivery, by=request.user.get_username(), enqueue=tasks.enqueue)
+        attempt = replay(delivery, by=request.user.get_username(), enqueue=sending.enqueue)
     except NotReplayed as refused:
         messages.error(request, refused.message)
     else:
@@ -377,7 +377,7 @@ def email_replay(request: HttpRequest, id: int) -> HttpResponse:
     require_manager(request)
     email = get_object_or_404(EmailDelivery, pk=id)
     try:
-        attempt = replay_email(email, by=request.user.get_username(), enqueue=tasks.enqueue_email)
+        attempt = replay_email(email, by=request.user.get_username(), enqueue=sending.enqueue_email)
     except NotReplayed as refused:
         messages.error(request, refused.message)
     else:

@@ -37,7 +37,7 @@ from releases.models import (
 from . import email
 from .delivery import HANDOVER_GRACE_SECONDS
 from .models import Channel, Delivery, Event, Readiness
-from .tasks import enqueue, enqueue_email
+from .sending import enqueue, enqueue_email
 
 APPROVAL_REQUESTED = "approval.requested"
 # Sent by the clock, not by a change (notifications.reminders).

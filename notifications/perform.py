@@ -28,7 +28,7 @@ from .delivery import HANDOVER_GRACE_SECONDS
 from .models import Channel, Delivery, EmailDelivery, EmailSubscription, Event, Performance
 from .outbox import common_fields
 from .performed import EVENT_OF
-from .tasks import enqueue, enqueue_email
+from .sending import enqueue, enqueue_email
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

@@ -27,8 +27,6 @@ from releases.models import (
 )
 from releases.workflow.window import CLOCK_ACTOR
 
-# The module, not its names: the outbox hands deliveries to notifications.tasks, which
-# imports this module to register `remind`.
 from . import outbox
 from .models import Event, Readiness
 

@@ -3,7 +3,7 @@ form that notifications.config judges as it judges a notifications file (the sam
 messages), downloaded as a file that loads back to the same channels, tested against a
 real receiver, and the delivery log, where a delivery is handed out again.
 
-The workers are not involved: `tasks.enqueue` is replaced by a recorder, so a test sees
+The workers are not involved: `sending.enqueue` is replaced by a recorder, so a test sees
 exactly what a replay would have sent them.
 """
 
@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications import config, delivery, tasks
+from notifications import config, delivery, sending
 from notifications.channel_views import PAGE_SIZE
 from notifications.models import (
     Attempt,
@@ -40,7 +40,7 @@ WHERE = re.compile(r"^.*?:\d+: ")
 
 
 class Recorder:
-    """Stands in for notifications.tasks.enqueue: what would have gone to the workers."""
+    """Stands in for notifications.sending.enqueue: what would have gone to the workers."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[int, int, float]] = []
@@ -58,14 +58,14 @@ def on_this_machine(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     sent = Recorder()
-    monkeypatch.setattr(tasks, "enqueue", sent)
+    monkeypatch.setattr(sending, "enqueue", sent)
     return sent
 
 
 @pytest.fixture
 def email_recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     sent = Recorder()
-    monkeypatch.setattr(tasks, "enqueue_email", sent)
+    monkeypatch.setattr(sending, "enqueue_email", sent)
     return sent
 
 

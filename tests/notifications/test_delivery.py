@@ -388,12 +388,12 @@ def test_a_broker_that_cannot_take_the_task_fails_neither_the_change_nor_the_del
 ) -> None:
     from kombu.exceptions import OperationalError
 
-    from notifications import tasks
+    from notifications import sending
 
     def broker_down(*_args: Any, **_kwargs: Any) -> None:
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(tasks.deliver, "apply_async", broker_down)
+    monkeypatch.setattr(sending.deliver, "apply_async", broker_down)
     make_channel(url="https://hooks.example.com/deploycheck")
     with django_capture_on_commit_callbacks(execute=True):
         event = blocked(release, users)

@@ -272,14 +272,14 @@ def test_the_preferences_page_needs_a_login() -> None:
 def test_the_task_sends_it_through_smtp_and_records_the_message_id(
     release: Release, users: dict[str, Any], smtp: Sink
 ) -> None:
-    from notifications import tasks
+    from notifications import sending
 
     workflow.assign(release, role="qa", user=users["outsider"], by=users["admin"])
     block_unit_tests(release, users)
     pk = EmailDelivery.objects.get().pk
 
-    tasks._deliver_email(pk, 1)
-    tasks._deliver_email(pk, 1)  # the same task again sends nothing
+    sending._deliver_email(pk, 1)
+    sending._deliver_email(pk, 1)  # the same task again sends nothing
 
     [envelope] = smtp.received
     assert envelope.rcpt_tos == ["outsider@example.com"]
