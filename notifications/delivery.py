@@ -390,7 +390,9 @@ def _settle(delivery: Delivery, attempt: int, outcome: Outcome, enqueue: Enqueue
         mine.update(state=DeliveryState.DELIVERED, delivered_at=now, last_error="")
         return
     if outcome.outcome == AttemptOutcome.ACCEPTED:
-        mine.update(state=DeliveryState.ACCEPTED, delivered_at=now, last_error="")
+        mine.update(
+            state=DeliveryState.ACCEPTED, delivered_at=now, last_error=outcome.error[:ERROR_MAX]
+        )
         return
     if outcome.outcome == AttemptOutcome.FAILED:
         mine.update(state=DeliveryState.FAILED, last_error=outcome.error[:ERROR_MAX])

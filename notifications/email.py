@@ -189,6 +189,15 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
         )
         performed.settle(delivery.event_id)
         return
+    if outcome == AttemptOutcome.ACCEPTED:
+        mine.update(
+            state=DeliveryState.ACCEPTED,
+            delivered_at=now,
+            last_error=error[:ERROR_MAX],
+            message_id=message_id,
+        )
+        performed.settle(delivery.event_id)
+        return
     if outcome == AttemptOutcome.FAILED:
         mine.update(state=DeliveryState.FAILED, last_error=error[:ERROR_MAX])
         performed.settle(delivery.event_id)

@@ -44,6 +44,9 @@ logger = logging.getLogger(__name__)
 MESSAGE_ID_MAX = 300
 # How much of an ESP's answer a delivery's error quotes.
 ANSWER_QUOTED = 300
+# EMAIL_URL=console:// (make run's default): mail printed, not sent.
+CONSOLE_BACKEND = "deploycheck.logs.ConsoleEmailBackend"
+PRINTED_ONLY = "printed on the server's output (EMAIL_URL is console://): no mail server took it"
 # What an ESP answers for an address it took.
 TAKEN = frozenset({"sent", "queued"})
 
@@ -212,7 +215,11 @@ def post(mail: EmailMultiAlternatives) -> Mailed:
         return Mailed(AttemptOutcome.RETRY, f"the mail crashed ({type(error).__name__})")
     status = getattr(mail, "anymail_status", None)
     if status is None:
-        return Mailed(AttemptOutcome.DELIVERED, message_id=str(mail.extra_headers["Message-ID"]))
+        message_id = str(mail.extra_headers["Message-ID"])
+        if settings.EMAIL_BACKEND == CONSOLE_BACKEND:
+            # Nobody was sent anything: the mail is only on the server's output.
+            return Mailed(AttemptOutcome.ACCEPTED, PRINTED_ONLY, message_id)
+        return Mailed(AttemptOutcome.DELIVERED, message_id=message_id)
     message_id = _esp_message_id(status.message_id)
     if set(status.status or ()) <= TAKEN:
         return Mailed(AttemptOutcome.DELIVERED, message_id=message_id)

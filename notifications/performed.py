@@ -75,9 +75,13 @@ def settle(event_id: Any) -> None:
         reason = "; ".join(f"{_to(row)}: {row.last_error}" for row in failed)
     elif accepted:
         state = performs.UNCONFIRMED
-        reason = (
-            "the Teams Workflow accepted it (HTTP 202), which does not confirm that it was "
-            "posted to the channel"
+        # A Teams Workflow's 202 says nothing more; a mail printed by console:// says so.
+        reason = "; ".join(
+            f"{_to(row)}: {row.last_error}"
+            if row.last_error
+            else f"{_to(row)}: the Teams Workflow accepted it (HTTP 202), which does not "
+            "confirm that it was posted to the channel"
+            for row in accepted
         )
     elif performance.action == f"{performs.ACKNOWLEDGE}:{performs.SUPPORT}":
         state = performs.AWAITING

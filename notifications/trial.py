@@ -70,6 +70,8 @@ def test_event(by: str) -> Event:
 
 def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
     """What the answer proves, and what it does not, in the active language."""
+    if outcome.outcome == AttemptOutcome.ACCEPTED and kind == ChannelKind.EMAIL:
+        return _("printed on the server's output (EMAIL_URL is console://): nobody was sent it")
     if outcome.outcome == AttemptOutcome.ACCEPTED:
         return _("accepted by the Workflow; posting to the channel is not confirmed")
     if outcome.outcome != AttemptOutcome.DELIVERED:

@@ -20,6 +20,7 @@ from notifications import delivery
 from notifications import email as notify_email
 from notifications.models import (
     Delivery,
+    DeliveryState,
     EmailDelivery,
     Event,
     Performance,
@@ -254,6 +255,22 @@ def test_a_teams_202_is_accepted_not_confirmed_and_leaves_the_item_open(
     assert AuditEvent.objects.filter(action=AuditAction.PERFORM_UNCONFIRMED).exists()
     board = login(users["devops"]).get(f"/releases/{release.version}/").content.decode()
     assert "not confirmed" in board
+
+
+def test_mail_only_printed_on_the_console_leaves_the_item_open_saying_so(
+    release: Release, users: dict[str, Any], settings: Any
+) -> None:
+    settings.EMAIL_BACKEND = "deploycheck.logs.ConsoleEmailBackend"
+    settings.EMAIL_ENABLED = True
+    entry = linked(release, "announce:people")
+    perform(entry, by=users["devops"], message="live")
+    send_emails()
+
+    left = ReleaseItem.objects.get(pk=entry.pk)
+    assert left.state == ItemState.PENDING
+    assert left.performed["state"] == "unconfirmed"
+    assert "no mail server took it" in left.performed["reason"]
+    assert set(EmailDelivery.objects.values_list("state", flat=True)) == {DeliveryState.ACCEPTED}
 
 
 def test_a_channel_not_declared_or_off_is_refused_clearly(
