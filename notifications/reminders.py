@@ -25,7 +25,7 @@ from releases.models import (
     ReleaseStatus,
     WindowState,
 )
-from releases.workflow.window import CLOCK_ACTOR
+from releases.workflow.window import CLOCK_ACTOR, window_values
 
 from . import outbox
 from .models import Event, Readiness
@@ -116,14 +116,7 @@ def _due(window: MaintenanceWindow, now: datetime) -> str | None:
 
 def _window_data(window: MaintenanceWindow) -> dict[str, Any]:
     """As the other maintenance events carry the window (the audit trail's values)."""
-    return {
-        "start": window.local_start.isoformat(),
-        "end": window.local_end.isoformat(),
-        "time_zone": window.time_zone,
-        "state": window.state,
-        "sequence": window.sequence,
-        "reason": "",
-    }
+    return {**window_values(window), "reason": ""}
 
 
 def send_starting_soon(now: datetime | None = None) -> int:

@@ -143,13 +143,13 @@ def _record(
     window.sequence += 1
     window.changed_at = now
     window.save()
-    after = _values(window)
+    after = window_values(window)
     change.audit(
         action, change.on.version, before, {**after, "reason": reason} if reason else after
     )
 
 
-def _values(window: MaintenanceWindow) -> dict[str, Any]:
+def window_values(window: MaintenanceWindow) -> dict[str, Any]:
     """The window as the audit trail keeps it: times in its own zone, with their offset."""
     return {
         "start": window.local_start.isoformat(),
@@ -236,12 +236,12 @@ def schedule_window(
                 _("This release already has a maintenance window; change that one instead.")
             )
         else:
-            before = _values(window)
+            before = window_values(window)
             window.sequence += 1
         window.starts_at, window.ends_at, window.time_zone = start, end, time_zone
         window.state, window.reason, window.changed_at = WindowState.SCHEDULED, "", now
         window.save()
-        change.audit(AuditAction.WINDOW_SCHEDULED, change.on.version, before, _values(window))
+        change.audit(AuditAction.WINDOW_SCHEDULED, change.on.version, before, window_values(window))
         _settle_window_item(change, window)
         return window
 
@@ -266,7 +266,7 @@ def edit_window(
         _refuse_unless(window, now, WindowState.SCHEDULED)
         if (window.starts_at, window.ends_at, window.time_zone) == (start, end, time_zone):
             return window
-        before = _values(window)
+        before = window_values(window)
         window.starts_at, window.ends_at, window.time_zone = start, end, time_zone
         _record(change, window, now, AuditAction.WINDOW_EDITED, before)
         _settle_window_item(change, window)
@@ -288,7 +288,7 @@ def extend_window(
         _refuse_unless(window, now, WindowState.IN_PROGRESS, WindowState.EXTENDED)
         if end <= window.ends_at:
             raise WorkflowError(_("An extension must end later than the window does now."))
-        before = _values(window)
+        before = window_values(window)
         window.ends_at = end
         window.state, window.reason = WindowState.EXTENDED, reason
         _record(change, window, now, AuditAction.WINDOW_EXTENDED, before, reason=reason)
@@ -304,7 +304,7 @@ def complete_window(release: Release, *, by: By, ip: str | None = None) -> Maint
         _require_manager(change)
         window = _window_of(change)
         _refuse_unless(window, now, WindowState.IN_PROGRESS, WindowState.EXTENDED)
-        before = _values(window)
+        before = window_values(window)
         window.ends_at = now
         window.state = WindowState.COMPLETED
         _record(change, window, now, AuditAction.WINDOW_COMPLETED, before)
@@ -324,7 +324,7 @@ def cancel_window(
         _require_manager(change)
         window = _window_of(change)
         _refuse_unless(window, now, *OPEN_STATES)
-        before = _values(window)
+        before = window_values(window)
         window.state, window.reason = WindowState.CANCELLED, reason
         _record(change, window, now, AuditAction.WINDOW_CANCELLED, before, reason=reason)
         _reopen_window_item(change)
@@ -348,7 +348,7 @@ def advance_windows(now: datetime | None = None) -> int:
             state = window.state_at(now)
             if state == window.state or window.state not in OPEN_STATES:
                 continue
-            before = _values(window)
+            before = window_values(window)
             window.state = state
             window.save(update_fields=["state"])
             action = (
@@ -356,6 +356,6 @@ def advance_windows(now: datetime | None = None) -> int:
                 if state == WindowState.COMPLETED
                 else AuditAction.WINDOW_STARTED
             )
-            change.audit(action, change.on.version, before, _values(window))
+            change.audit(action, change.on.version, before, window_values(window))
             moved += 1
     return moved
