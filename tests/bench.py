@@ -765,8 +765,12 @@ def verify_wall(env: dict[str, str], data_dir: Path, setup: Setup) -> list[Row]:
             f"serially {VERIFY_CHECKS * VENDOR_SECONDS:.0f} s; {threads} threads"),
         Row("  of which start-up, until the run is queued",
             f"{run.created_at.timestamp() - started_at:.2f} s", "Python, Django, the command"),
+        Row("  of which the hand-over", f"{(first - run.created_at).total_seconds():.2f} s",
+            "run queued to the first check claimed: the broker and the worker's pick-up"),
         Row("  of which the run", f"{(last - first).total_seconds():.2f} s",
             "first check claimed to last result recorded on its items"),
+        Row("  of which the end", f"{started_at + wall - last.timestamp():.2f} s",
+            "last result recorded to the command's exit: its poll, its report, its exit"),
     ]  # fmt: skip
 
 
