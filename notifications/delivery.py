@@ -323,15 +323,20 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
             f"{outcome.error}; gave up after {attempt} attempts",
         )
     _log(delivery, attempt, outcome, latency_ms)
-    if outcome.message_id:
-        Delivery.objects.filter(
-            pk=delivery.pk, state=DeliveryState.SENDING, attempts=attempt
-        ).update(message_id=outcome.message_id)
     if outcome.gone:
         Channel.objects.filter(pk=channel.pk, disabled_at__isnull=True).update(
             disabled_at=timezone.now(), disabled_reason=outcome.error
         )
-    _settle(delivery, attempt, outcome, enqueue)
+    settle(
+        Delivery.objects.all(),
+        delivery.pk,
+        attempt,
+        outcome.outcome,
+        outcome.error,
+        wait=outcome.wait,
+        message_id=outcome.message_id,
+        enqueue=enqueue,
+    )
     performed.settle(delivery.event_id)
 
 
@@ -383,28 +388,42 @@ def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | N
     )
 
 
-def _settle(delivery: Delivery, attempt: int, outcome: Outcome, enqueue: Enqueue) -> None:
-    mine = Delivery.objects.filter(pk=delivery.pk, state=DeliveryState.SENDING, attempts=attempt)
+def settle(
+    deliveries: QuerySet[Delivery] | QuerySet[EmailDelivery],
+    pk: int,
+    attempt: int,
+    outcome: AttemptOutcome,
+    error: str,
+    *,
+    wait: float | None,
+    message_id: str,
+    enqueue: Enqueue,
+) -> None:
+    """Record what came of an attempt, to a channel or to a person alike, if the delivery
+    is still held for it (`sending`, this attempt); a retry soon is enqueued at once, a
+    later one left to the sweep. `wait`: how long the receiver asked us to wait."""
+    mine = deliveries.filter(pk=pk, state=DeliveryState.SENDING, attempts=attempt)
     now = timezone.now()
-    if outcome.outcome == AttemptOutcome.DELIVERED:
-        mine.update(state=DeliveryState.DELIVERED, delivered_at=now, last_error="")
+    kept = {"message_id": message_id} if message_id else {}
+    if outcome == AttemptOutcome.DELIVERED:
+        mine.update(state=DeliveryState.DELIVERED, delivered_at=now, last_error="", **kept)
         return
-    if outcome.outcome == AttemptOutcome.ACCEPTED:
+    if outcome == AttemptOutcome.ACCEPTED:
         mine.update(
-            state=DeliveryState.ACCEPTED, delivered_at=now, last_error=outcome.error[:ERROR_MAX]
+            state=DeliveryState.ACCEPTED, delivered_at=now, last_error=error[:ERROR_MAX], **kept
         )
         return
-    if outcome.outcome == AttemptOutcome.FAILED:
-        mine.update(state=DeliveryState.FAILED, last_error=outcome.error[:ERROR_MAX])
+    if outcome == AttemptOutcome.FAILED:
+        mine.update(state=DeliveryState.FAILED, last_error=error[:ERROR_MAX], **kept)
         return
-    delay = retry_delay(attempt, outcome.wait)
+    delay = retry_delay(attempt, wait)
     soon = delay <= COUNTDOWN_MAX_SECONDS
     due = now + timedelta(seconds=delay + (HANDOVER_GRACE_SECONDS if soon else 0.0))
     handed = mine.update(
-        state=DeliveryState.PENDING, due_at=due, last_error=outcome.error[:ERROR_MAX]
+        state=DeliveryState.PENDING, due_at=due, last_error=error[:ERROR_MAX], **kept
     )
     if handed and soon:
-        enqueue(delivery.pk, attempt + 1, delay)
+        enqueue(pk, attempt + 1, delay)
 
 
 def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:

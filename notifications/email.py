@@ -24,13 +24,7 @@ from releases.actors import Actor, Person
 from releases.models import LanguagePreference, Release, ReleaseItem
 
 from . import performed
-from .delivery import (
-    COUNTDOWN_MAX_SECONDS,
-    HANDOVER_GRACE_SECONDS,
-    hand_out_due,
-    max_attempts,
-    retry_delay,
-)
+from .delivery import HANDOVER_GRACE_SECONDS, hand_out_due, max_attempts, settle
 from .mailing import Mailed, compose, post
 from .models import (
     DEFAULT_EVENTS,
@@ -161,7 +155,7 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
     ).update(
         state=DeliveryState.SENDING,
         attempts=attempt,
-        due_at=timezone.now() + timedelta(seconds=settings.NOTIFY_ATTEMPT_SECONDS),
+        due_at=EmailDelivery.sending_deadline(),
     )
     if not claimed:
         return
@@ -179,35 +173,18 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
         outcome,
         error,
     )
-    mine = EmailDelivery.objects.filter(
-        pk=delivery_id, state=DeliveryState.SENDING, attempts=attempt
+    settle(
+        EmailDelivery.objects.all(),
+        delivery_id,
+        attempt,
+        outcome,
+        error,
+        wait=None,
+        message_id=message_id,
+        enqueue=enqueue,
     )
-    now = timezone.now()
-    if outcome == AttemptOutcome.DELIVERED:
-        mine.update(
-            state=DeliveryState.DELIVERED, delivered_at=now, last_error="", message_id=message_id
-        )
+    if outcome != AttemptOutcome.RETRY:
         performed.settle(delivery.event_id)
-        return
-    if outcome == AttemptOutcome.ACCEPTED:
-        mine.update(
-            state=DeliveryState.ACCEPTED,
-            delivered_at=now,
-            last_error=error[:ERROR_MAX],
-            message_id=message_id,
-        )
-        performed.settle(delivery.event_id)
-        return
-    if outcome == AttemptOutcome.FAILED:
-        mine.update(state=DeliveryState.FAILED, last_error=error[:ERROR_MAX])
-        performed.settle(delivery.event_id)
-        return
-    delay = retry_delay(attempt, None)
-    soon = delay <= COUNTDOWN_MAX_SECONDS
-    due = now + timedelta(seconds=delay + (HANDOVER_GRACE_SECONDS if soon else 0.0))
-    handed = mine.update(state=DeliveryState.PENDING, due_at=due, last_error=error[:ERROR_MAX])
-    if handed and soon:
-        enqueue(delivery_id, attempt + 1, delay)
 
 
 def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:

@@ -102,14 +102,13 @@ class DeliveryState(models.TextChoices):
     FAILED = "failed", "failed"
 
 
-class Delivery(models.Model):
-    """One event to one channel, delivered at least once. A worker claims it for one
-    attempt by a conditional UPDATE naming that attempt, so a task sent twice sends
+class HandedOut(models.Model):
+    """What every delivery keeps, to a channel or to a person: its state, the attempts
+    handed out, when the next is due, and what came of the last. A worker claims one for
+    an attempt by a conditional UPDATE naming that attempt, so a task sent twice sends
     once; one killed mid-attempt leaves it `sending` past its deadline, and the sweep
     hands it out again."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
     state = models.CharField(
         max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
     )
@@ -120,12 +119,26 @@ class Delivery(models.Model):
     due_at = models.DateTimeField(default=timezone.now)
     last_error = models.CharField(max_length=500, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    # E-mail channels: the Message-ID of the mail the server took (an ESP's own id when
-    # mail goes through one), to find it in the server's logs.
+    # The Message-ID of the mail the server took (an ESP's own id when mail goes through
+    # one), to find it in the server's logs; empty for an HTTP channel.
     message_id = models.CharField(max_length=300, blank=True)
     # Who last handed it out again from the delivery log (notifications.replay), and when.
     replayed_by = models.CharField(max_length=150, blank=True)
     replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @staticmethod
+    def sending_deadline() -> datetime:
+        return timezone.now() + timedelta(seconds=settings.NOTIFY_ATTEMPT_SECONDS)
+
+
+class Delivery(HandedOut):
+    """One event to one channel, delivered at least once."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
 
     class Meta:
         constraints = [
@@ -141,10 +154,6 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.channel.name}: {self.state}"
-
-    @staticmethod
-    def sending_deadline() -> datetime:
-        return timezone.now() + timedelta(seconds=settings.NOTIFY_ATTEMPT_SECONDS)
 
 
 class AttemptOutcome(models.TextChoices):
@@ -232,23 +241,12 @@ class EmailSubscription(models.Model):
         )
 
 
-class EmailDelivery(models.Model):
-    """One event e-mailed to one person, sent at least once: claimed for an attempt by a
-    conditional UPDATE, as notifications.delivery does for channels."""
+class EmailDelivery(HandedOut):
+    """One event e-mailed to one person, sent at least once."""
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="emails")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     address = models.EmailField(max_length=254)
-    state = models.CharField(
-        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
-    )
-    attempts = models.PositiveIntegerField(default=0)
-    due_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    message_id = models.CharField(max_length=300, blank=True)
-    replayed_by = models.CharField(max_length=150, blank=True)
-    replayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
