@@ -4,13 +4,18 @@ notification tests."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
+from unittest import mock
 
 import pytest
 from aiosmtpd.controller import Controller
+from django.db import connection, transaction
 
 from deploycheck.settings import _email_settings
+from notifications import outbox
 from notifications.models import Channel, Event
 from releases import workflow
 from releases.models import Release
@@ -95,3 +100,35 @@ def smtp(settings: Any) -> Iterator[Sink]:
         yield sink
     finally:
         controller.stop()
+
+
+def race_two_beats(release: Release, send: Callable[[datetime], int], due: datetime) -> list[int]:
+    """Two beats at once: another connection holds the release's lock and sends when it
+    lets go, while this one sends before and after. What each of this one's sends sent
+    is asserted here (nothing: the release was locked, then told already); what the
+    other sent is returned."""
+    locked, release_lock = threading.Event(), threading.Event()
+    counted: list[int] = []
+
+    def other_beat() -> None:
+        try:
+            with transaction.atomic():
+                Release.objects.select_for_update().get(pk=release.pk)
+                locked.set()
+                release_lock.wait()
+                counted.append(send(due))
+        finally:
+            connection.close()
+
+    with (
+        mock.patch.object(outbox, "enqueue", lambda *args: None),
+        mock.patch.object(outbox, "enqueue_email", lambda *args: None),
+    ):
+        thread = threading.Thread(target=other_beat)
+        thread.start()
+        locked.wait()
+        assert send(due) == 0
+        release_lock.set()
+        thread.join()
+        assert send(due) == 0
+    return counted

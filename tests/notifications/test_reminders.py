@@ -4,14 +4,12 @@ once it is approved, cancelled, or turned off by staff."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
 
 import pytest
-from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 
@@ -22,7 +20,7 @@ from releases.models import AuditAction, AuditEvent, Release, ReleaseStatus
 from tests.conftest import build_small_template
 from tests.releases.test_workflow import fingerprint
 
-from .conftest import events_of
+from .conftest import events_of, race_two_beats
 
 
 def asked_at(release: Release) -> datetime:
@@ -221,30 +219,7 @@ def test_a_beat_finding_the_release_locked_leaves_it_to_the_other(
     committed_ready: Release,
 ) -> None:
     due = asked_at(committed_ready) + timedelta(minutes=30)
-    locked, release_lock = threading.Event(), threading.Event()
-    counted: list[int] = []
-
-    def other_beat() -> None:
-        try:
-            with transaction.atomic():
-                Release.objects.select_for_update().get(pk=committed_ready.pk)
-                locked.set()
-                release_lock.wait()
-                counted.append(reminders.send_approval_reminders(due))
-        finally:
-            connection.close()
-
-    with (
-        mock.patch.object(outbox, "enqueue", lambda *args: None),
-        mock.patch.object(outbox, "enqueue_email", lambda *args: None),
-    ):
-        thread = threading.Thread(target=other_beat)
-        thread.start()
-        locked.wait()
-        assert reminders.send_approval_reminders(due) == 0
-        release_lock.set()
-        thread.join()
-        assert reminders.send_approval_reminders(due) == 0
+    counted = race_two_beats(committed_ready, reminders.send_approval_reminders, due)
 
     assert counted == [1]
     assert reminded(committed_ready) == 1

@@ -4,7 +4,6 @@ window nor for a threshold that had passed when the window was planned."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +11,6 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.db import connection, transaction
 
 from notifications import email as notify_email
 from notifications import outbox, reminders
@@ -21,7 +19,7 @@ from releases import workflow
 from releases.models import Release, ReleaseStatus
 from tests.conftest import build_small_template
 
-from .conftest import events_of
+from .conftest import events_of, race_two_beats
 
 UTC = ZoneInfo("UTC")
 START = datetime(2026, 10, 21, 8, 0, tzinfo=UTC)
@@ -212,30 +210,7 @@ def test_a_beat_finding_the_release_locked_leaves_it_to_the_other(
     committed_window: Release,
 ) -> None:
     due = START - timedelta(minutes=60)
-    locked, release_lock = threading.Event(), threading.Event()
-    counted: list[int] = []
-
-    def other_beat() -> None:
-        try:
-            with transaction.atomic():
-                Release.objects.select_for_update().get(pk=committed_window.pk)
-                locked.set()
-                release_lock.wait()
-                counted.append(reminders.send_starting_soon(due))
-        finally:
-            connection.close()
-
-    with (
-        mock.patch.object(outbox, "enqueue", lambda *args: None),
-        mock.patch.object(outbox, "enqueue_email", lambda *args: None),
-    ):
-        thread = threading.Thread(target=other_beat)
-        thread.start()
-        locked.wait()
-        assert reminders.send_starting_soon(due) == 0
-        release_lock.set()
-        thread.join()
-        assert reminders.send_starting_soon(due) == 0
+    counted = race_two_beats(committed_window, reminders.send_starting_soon, due)
 
     assert counted == [1]
     assert told(committed_window) == [(0, "60m")]
