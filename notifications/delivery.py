@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -431,26 +432,46 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     attempts due whose task never came (a lost message, a retry left to the sweep).
     How many were handed out."""
     now = now or timezone.now()
-    stuck = Delivery.objects.filter(state=DeliveryState.SENDING, due_at__lt=now)
-    for delivery in stuck.select_related("event", "channel"):
-        lost = Outcome(
-            AttemptOutcome.RETRY, error="the worker sending it stopped before recording an answer"
-        )
-        if delivery.attempts >= max_attempts():
-            lost = Outcome(AttemptOutcome.FAILED, error=f"{lost.error}; gave up")
-        released = Delivery.objects.filter(
-            pk=delivery.pk, state=DeliveryState.SENDING, attempts=delivery.attempts
-        ).update(
-            state=DeliveryState.PENDING
-            if lost.outcome == AttemptOutcome.RETRY
-            else DeliveryState.FAILED,
-            due_at=now,
-            last_error=lost.error,
-        )
-        if released:
-            _log(delivery, delivery.attempts, lost, None)
-            performed.settle(delivery.event_id)
+    for lost in release_lost(Delivery.objects.all(), now):
+        delivery = Delivery.objects.select_related("channel").get(pk=lost.pk)
+        outcome = AttemptOutcome.FAILED if lost.gave_up else AttemptOutcome.RETRY
+        _log(delivery, lost.attempt, Outcome(outcome, error=lost.error), None)
+        performed.settle(lost.event_id)
     return hand_out_due(Delivery.objects.all(), enqueue=enqueue, now=now)
+
+
+@dataclass(frozen=True)
+class Lost:
+    pk: int
+    attempt: int
+    event_id: Any
+    gave_up: bool
+    error: str
+
+
+LOST = "the worker sending it stopped before recording an answer"
+
+
+def release_lost(
+    deliveries: QuerySet[Delivery] | QuerySet[EmailDelivery], now: datetime
+) -> list[Lost]:
+    """Give back the attempts whose worker was lost mid-way (still `sending` past their
+    deadline): pending again and due now, or failed when it was the last attempt. The
+    receiver may have got it: the same id on the next attempt lets it drop the repeat.
+    Those this sweep took, each by a conditional update, so two sweeps never both do."""
+    released = []
+    stuck = deliveries.filter(state=DeliveryState.SENDING, due_at__lt=now)
+    for pk, attempts, event_id in stuck.values_list("pk", "attempts", "event_id"):
+        gave_up = attempts >= max_attempts()
+        error = f"{LOST}; gave up" if gave_up else LOST
+        taken = deliveries.filter(pk=pk, state=DeliveryState.SENDING, attempts=attempts).update(
+            state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING,
+            due_at=now,
+            last_error=error,
+        )
+        if taken:
+            released.append(Lost(pk, attempts, event_id, gave_up, error))
+    return released
 
 
 def hand_out_due(

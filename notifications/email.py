@@ -24,7 +24,7 @@ from releases.actors import Actor, Person
 from releases.models import LanguagePreference, Release, ReleaseItem
 
 from . import performed
-from .delivery import HANDOVER_GRACE_SECONDS, hand_out_due, max_attempts, settle
+from .delivery import HANDOVER_GRACE_SECONDS, hand_out_due, max_attempts, release_lost, settle
 from .mailing import Mailed, compose, post
 from .models import (
     DEFAULT_EVENTS,
@@ -192,17 +192,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     person may get the mail twice, which beats not at all), and attempts due whose task
     never came. How many were handed out."""
     now = now or timezone.now()
-    lost = "the worker sending it stopped before recording an answer"
-    stuck = EmailDelivery.objects.filter(state=DeliveryState.SENDING, due_at__lt=now)
-    for delivery_id, attempts, event_id in stuck.values_list("pk", "attempts", "event_id"):
-        gave_up = attempts >= max_attempts()
-        EmailDelivery.objects.filter(
-            pk=delivery_id, state=DeliveryState.SENDING, attempts=attempts
-        ).update(
-            state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING,
-            due_at=now,
-            last_error=f"{lost}; gave up" if gave_up else lost,
-        )
-        if gave_up:
-            performed.settle(event_id)
+    for lost in release_lost(EmailDelivery.objects.all(), now):
+        if lost.gave_up:
+            performed.settle(lost.event_id)
     return hand_out_due(EmailDelivery.objects.all(), enqueue=enqueue, now=now)
