@@ -1,7 +1,8 @@
 """The web server's application: Django's own handlers behind Edge, on one port.
 
-Live streams (the async views of releases/streams.py) wait on the event loop, where an
-open page costs a coroutine: they go to Django's ASGI handler. Every other request is a
+Django's async views wait on the event loop, where an open request costs a coroutine:
+the live streams of releases/streams.py and the audit CSV download, which waits on the
+worker writing it. They go to Django's ASGI handler. Every other request is a
 synchronous view and goes to Django's WSGI handler on a pool of WEB_THREADS threads,
 which runs its middleware and view on one thread in one go; Edge has already read its
 body, so a slow client never holds one of those threads.
@@ -24,15 +25,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
 django.setup(set_prefix=False)
 
 # releases.streams.routes: the streams and their polling fallback, which waits on the
-# same process's hub.
-LIVE_PATH = re.compile(r"/(?:releases|s)/[^/]+/live/(?:poll/)?")
+# same process's hub; releases.manage_views.audit_csv.
+ASYNC_PATH = re.compile(r"/(?:releases|s)/[^/]+/live/(?:poll/)?|/releases/[^/]+/audit\.csv")
 
 streams = get_asgi_application()
 pages = WSGIMiddleware(get_wsgi_application(), workers=settings.WEB_THREADS)  # type: ignore[arg-type]
 
 
 async def route(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "http" and LIVE_PATH.fullmatch(scope["path"]):
+    if scope["type"] == "http" and ASYNC_PATH.fullmatch(scope["path"]):
         await streams(scope, receive, send)
     else:
         # Lifespan too: a2wsgi answers it, where Django's ASGI handler would refuse it.

@@ -312,6 +312,8 @@ CELERY_BEAT_SCHEDULE = {
     # Approval reminders and "maintenance starting soon" fall due by the clock; a minute
     # late is on time for both.
     "send-reminders": {"task": "notifications.remind", "schedule": 60.0},
+    # An audit export whose download died with its web process is left in the database.
+    "drop-abandoned-exports": {"task": "releases.drop_abandoned_exports", "schedule": 600.0},
 }
 
 # The site-wide part of every maintenance window's calendar UID (its @domain). Each

@@ -8,19 +8,14 @@ included, goes through releases.workflow, which also writes its audit event.
 
 from __future__ import annotations
 
-import csv
-import itertools
-import json
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -30,15 +25,14 @@ from django.http import (
 )
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import workflow
+from . import exports, workflow
 from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
+from .exports import compact
 from .forms_manage import (
     AssignForm,
-    AuditFilterForm,
     ContactForm,
     ReleaseCreateForm,
     RevokeShareLinkForm,
@@ -57,10 +51,6 @@ from .models import (
 from .timeline import code_label, key_label
 
 AUDIT_PAGE_SIZE = 50
-# Spreadsheets run a cell that starts with one of these as a formula (CSV injection).
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# Lines of the audit CSV read from the database, and sent, per batch.
-CSV_BATCH_LINES = 500
 # The new link's token rides to the next page in a signed cookie that only the creator's
 # browser holds for a minute: the database keeps nothing but the token's hash.
 NEW_LINK_COOKIE = "share_link_once"
@@ -230,65 +220,18 @@ def _update_contact(request: HttpRequest, contact: EmergencyContact, form: Conta
 # --- audit trail -------------------------------------------------------------------------
 
 
-def _audit_filter(
-    request: HttpRequest, release: Release
-) -> tuple[AuditFilterForm, QuerySet[AuditEvent]]:
-    """The filter form and the events it selects; an invalid filter field is ignored and
-    its error shown, the valid ones still apply."""
-    codes = release.audit_events.order_by("action").values_list("action", flat=True).distinct()
-    actions = [(code, AuditAction.label_of(code)) for code in codes]
-    form = AuditFilterForm(request.GET or None, actions=actions)
-    events = release.audit_events.order_by("-created_at", "-id")
-    if not form.is_bound:
-        return form, events
-    form.is_valid()
-    data = form.cleaned_data
-    if data.get("action"):
-        events = events.filter(action=data["action"])
-    if data.get("actor"):
-        events = events.filter(actor_label__icontains=data["actor"].strip())
-    # Whole days in the viewer's time zone; bounds instead of __date keep the index useful.
-    # The form keeps both days inside AUDIT_FIRST_DAY..AUDIT_LAST_DAY, so the day after
-    # "until" and the zone's offset stay within the years a datetime can hold.
-    tz = timezone.get_current_timezone()
-    if data.get("since"):
-        events = events.filter(created_at__gte=datetime.combine(data["since"], time.min, tz))
-    if data.get("until"):
-        next_day = data["until"] + timedelta(days=1)
-        events = events.filter(created_at__lt=datetime.combine(next_day, time.min, tz))
-    return form, events
-
-
-def _compact(value: Any) -> str:
-    if value is None:
-        return "∅"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
 def _shown(key: str, value: Any) -> str:
     """A value as the audit trail shows it: a status, a state, a role or another code by
     its label in the reader's language, never as the code ("Rolled back", not
     "rolled_back"); anything else as kept."""
     labelled = code_label(key, value) if isinstance(value, str) else None
-    return labelled if labelled is not None else _compact(value)
-
-
-def _shown_data(data: Any) -> str:
-    """Before or after as one CSV cell: the snapshot as JSON, with its codes labelled."""
-    if isinstance(data, dict):
-        data = {
-            key: code_label(key, value) or value if isinstance(value, str) else value
-            for key, value in data.items()
-        }
-    return _compact(data)
+    return labelled if labelled is not None else compact(value)
 
 
 def _pairs(data: Any) -> list[tuple[str, str]]:
     if isinstance(data, dict):
         return [(key_label(str(key)), _shown(str(key), value)) for key, value in data.items()]
-    return [] if data in (None, "", []) else [("", _compact(data))]
+    return [] if data in (None, "", []) else [("", compact(data))]
 
 
 _MISSING = object()
@@ -325,7 +268,7 @@ class AuditRow:
 @require_GET
 def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
     release = get_release_for_user(request, version)
-    form, events = _audit_filter(request, release)
+    form, events = exports.filtered_events(release, request.GET)
     page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     rows = []
     for event in page.object_list:
@@ -349,75 +292,27 @@ def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
     return render(request, "releases/audit.html", context)
 
 
-def _safe_cell(value: str) -> str:
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
-class _Echo:
-    """A file-like object whose write returns the line, so csv.writer can feed a stream."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-# What the CSV reads of each event, as plain values: building 100,000 model instances
-# took longer than writing the lines.
-CSV_FIELDS = ("created_at", "actor_label", "action", "target", "before", "after",
-              "source_ip", "override")  # fmt: skip
-
-
-def _audit_csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    # The byte-order mark makes Excel read the file as UTF-8 rather than the locale's
-    # code page, which would garble names such as "Producción".
-    yield "\ufeff"
-    yield writer.writerow(
-        [
-            _("When"),
-            _("Who"),
-            _("Action"),
-            _("Action code"),
-            _("Target"),
-            _("Before"),
-            _("After"),
-            *([_("From")] if show_addresses else []),
-            _("Override"),
-        ]
-    )
-    zone = timezone.get_current_timezone()
-    yes, no = _("yes"), _("no")
-    for created_at, actor_label, action, target, before, after, source_ip, override in events:
-        row = [
-            created_at.astimezone(zone).isoformat(),
-            actor_label,
-            AuditAction.label_of(action),
-            action,
-            target,
-            _shown_data(before),
-            _shown_data(after),
-            *([source_ip or ""] if show_addresses else []),
-            yes if override else no,
-        ]
-        yield writer.writerow([_safe_cell(cell) for cell in row])
-
-
-def _in_batches(lines: Iterator[str]) -> Iterator[str]:
-    """The lines a few hundred at a time, as the rows are read: one piece per line would
-    be a write to the socket per event, and the whole trail at once 100,000 events in
-    memory."""
-    while batch := "".join(itertools.islice(lines, CSV_BATCH_LINES)):
-        yield batch
+def _start_export(request: HttpRequest, version: str) -> tuple[int, str]:
+    release = get_release_for_user(request, version)
+    export_id = exports.start(release, request.GET, show_addresses=may_manage(request))
+    return export_id, f"audit-{release.version}.csv"
 
 
 @login_required
 @require_GET
-def audit_csv(request: HttpRequest, version: str) -> StreamingHttpResponse:
-    release = get_release_for_user(request, version)
-    _form, events = _audit_filter(request, release)
-    rows = events.values_list(*CSV_FIELDS).iterator(chunk_size=CSV_BATCH_LINES)
-    lines = _audit_csv_lines(rows, show_addresses=may_manage(request))
-    response = StreamingHttpResponse(_in_batches(lines), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="audit-{release.version}.csv"'
+async def audit_csv(request: HttpRequest, version: str) -> HttpResponse | StreamingHttpResponse:
+    """The CSV a worker writes, streamed as it comes; served on the event loop
+    (deploycheck.asgi), where waiting for the worker holds no page thread."""
+    try:
+        export_id, file_name = await sync_to_async(_start_export)(request, version)
+        first = await exports.first_part(export_id)
+    except exports.ExportFailed as failure:
+        messages.error(request, str(failure))
+        return redirect(f"{reverse('releases:audit', args=[version])}?{request.GET.urlencode()}")
+    response = StreamingHttpResponse(
+        exports.stream(export_id, first), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
     return response
 
 

@@ -1333,3 +1333,47 @@ class RollbackStepRecord(models.Model):
     @property
     def done(self) -> bool:
         return self.done_at is not None
+
+
+class AuditExport(models.Model):
+    """One download of the audit trail as CSV, written by a Celery worker in parts that
+    the web process streams as they come and deletes once sent. Formatting 100,000
+    events is seconds of Python: in the web process it would share the interpreter lock
+    with every page that process serves."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="exports")
+    # The audit page's filter as the person submitted it (a query string), read the way
+    # the page reads it.
+    query = models.TextField(blank=True)
+    language = models.CharField(max_length=16)
+    zone = models.CharField(max_length=64)
+    # Where someone acted from is personal data: staff only.
+    show_addresses = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    parts_written = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = _("audit export")
+        verbose_name_plural = _("audit exports")
+
+    def __str__(self) -> str:
+        return f"{self.release_id}: audit export {self.pk}"
+
+
+class AuditExportPart(models.Model):
+    """A few thousand lines of an export, numbered from 0 in the order they are sent."""
+
+    export = models.ForeignKey(AuditExport, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["export", "number"], name="one_export_part_per_number")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.export_id}: part {self.number}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from deploycheck.celery import app
 
-from . import workflow
+from . import exports, workflow
 
 
 def _advance_windows() -> int:
@@ -14,3 +14,8 @@ def _advance_windows() -> int:
 # Registered by a call, not as a decorator: Celery ships no type hints, and an untyped
 # decorator would leave the function unchecked.
 advance_windows = app.task(name="releases.advance_windows", ignore_result=True)(_advance_windows)
+
+export_audit = app.task(name="releases.export_audit", ignore_result=True)(exports.write)
+drop_abandoned_exports = app.task(name="releases.drop_abandoned_exports", ignore_result=True)(
+    exports.drop_abandoned
+)

@@ -51,7 +51,7 @@ import psycopg
 from psycopg import sql
 
 from deploycheck import run as run_launcher
-from tests.servers import WebServer, cookie_header, database_url, web_server
+from tests.servers import WebServer, cookie_header, database_url, web_server, worker
 
 BENCH_DATABASE = "deploycheck_bench"
 SERVER_APP_NAME = "deploycheck-bench-server"
@@ -728,7 +728,6 @@ def verify_wall(env: dict[str, str], data_dir: Path, setup: Setup) -> list[Row]:
     from releases import workflow
     from releases.models import Release
     from tests.checks.standin import Reply, stand_in
-    from tests.servers import worker
 
     admin = get_user_model().objects.get(username="bench-admin")
     template = Release.objects.get(version=setup.default_version).template
@@ -1081,7 +1080,8 @@ def run(args: argparse.Namespace, admin_url: str, redis_url: str, data_dir: Path
               flush=True)  # fmt: skip
         add_audit_events(setup.default_version, AUDIT_EVENTS)
         checklist = big_checklist(settings.CHECKLIST_MAX_BYTES, settings.CHECKLIST_MAX_ITEMS)
-        with web_server(env, data_dir, quiet) as server:
+        # The CSVs are written by a worker, as in production.
+        with web_server(env, data_dir, quiet) as server, worker(env, data_dir / "worker"):
             rows += asyncio.run(status_beside_long_work(server, setup, checklist, args.seconds))
     if "big" in args.only:
         print("bench: a board at the item cap, one client", flush=True)

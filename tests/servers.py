@@ -31,6 +31,8 @@ class WebServer:
     url: str
     log: Path
     process: subprocess.Popen[bytes]
+    # What it was started with: a worker beside it takes the same.
+    env: Mapping[str, str]
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -73,7 +75,7 @@ def web_server(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    server = WebServer(f"http://127.0.0.1:{server_env['PORT']}", log, process)
+    server = WebServer(f"http://127.0.0.1:{server_env['PORT']}", log, process, server_env)
     try:
         _wait_until_ready(server)
         yield server

@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +20,14 @@ from django.test import Client
 
 from deploycheck import edge
 from releases.models import Release
-from tests.servers import ServerFailed, WebServer, cookie_header, database_url, web_server
+from tests.servers import (
+    ServerFailed,
+    WebServer,
+    cookie_header,
+    database_url,
+    web_server,
+    worker,
+)
 
 # --- the edge on its own ---------------------------------------------------------------
 
@@ -234,7 +242,11 @@ def test_a_method_no_view_serves_gets_a_4xx(server: WebServer, request_line: str
 
 
 def test_slow_anonymous_uploads_do_not_hold_up_the_audit_csv(
-    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     stop = threading.Event()
     uploads = []
@@ -261,14 +273,16 @@ def test_slow_anonymous_uploads_do_not_hold_up_the_audit_csv(
         {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
     )
     try:
-        time.sleep(1)
-        started = time.monotonic()
-        csv = httpx.get(
-            f"{server.url}/releases/{release.version}/audit.csv",
-            headers={"Cookie": cookie},
-            timeout=10,
-        )
-        took = time.monotonic() - started
+        # The worker that writes the CSV; its start-up is not the server's to answer for.
+        with worker(server.env, tmp_path):
+            time.sleep(1)
+            started = time.monotonic()
+            csv = httpx.get(
+                f"{server.url}/releases/{release.version}/audit.csv",
+                headers={"Cookie": cookie},
+                timeout=10,
+            )
+            took = time.monotonic() - started
     finally:
         stop.set()
         trickling.join()

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
@@ -294,6 +295,17 @@ def guarded(settings: Any) -> None:
         settings.MIDDLEWARE = [*middleware[:at], GUARD, *middleware[at:]]
 
 
+def read_whole(response: StreamingHttpResponse) -> bytes:
+    """A download's bytes, whether it streams from a thread or from the event loop."""
+    if not response.is_async:
+        return b"".join(response.streaming_content)  # type: ignore[arg-type]
+
+    async def downloaded() -> bytes:
+        return b"".join([part async for part in response.streaming_content])  # type: ignore[union-attr]
+
+    return async_to_sync(downloaded)()
+
+
 class Walker:
     """Sends the walk's requests, one client per persona, and keeps every 5xx."""
 
@@ -325,7 +337,7 @@ class Walker:
             and not response.get("Content-Type", "").startswith("text/event-stream")
         ):
             try:
-                b"".join(response.streaming_content)  # type: ignore[arg-type]
+                read_whole(response)
             except Exception as streamed:  # any exception is the finding
                 error = streamed
         if response.status_code >= 500 or error is not None:

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -31,9 +32,16 @@ from django.urls import reverse
 from django.utils import timezone
 
 from releases import board, live, streams, workflow
-from releases.models import Release, ShareLink
+from releases.models import AuditExport, AuditExportPart, Release, ShareLink
 from tests.conftest import item
-from tests.servers import ServerFailed, WebServer, cookie_header, database_url, web_server
+from tests.servers import (
+    ServerFailed,
+    WebServer,
+    cookie_header,
+    database_url,
+    web_server,
+    worker,
+)
 
 SERVER_APP_NAME = "deploycheck-live-test"
 
@@ -999,25 +1007,33 @@ def test_no_viewer_gets_a_page_older_than_the_revision_it_was_told_about(
             assert min(revisions_seen(http)) >= told
 
 
-def test_it_serves_the_audit_csv_through_the_server_as_it_streams_files(
-    server: WebServer, transactional_db: None, release: Release, users: dict[str, Any]
+def test_it_serves_the_audit_csv_a_worker_writes_as_it_streams_files(
+    server: WebServer,
+    transactional_db: None,
+    release: Release,
+    users: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
-    # The CSV streams in batches, read on the page's thread after the view returned.
     workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
     cookie = cookie_header(session_cookie(Client(), users["admin"]))
 
-    response = httpx.get(
-        f"{server.url}/releases/{release.version}/audit.csv",
-        headers={"Cookie": cookie, "Accept-Language": "es"},
-    )
+    with worker(server.env, tmp_path):
+        response = httpx.get(
+            f"{server.url}/releases/{release.version}/audit.csv",
+            headers={"Cookie": cookie, "Accept-Language": "es"},
+            timeout=30,
+        )
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
     assert len(lines) > 2
-    # Read in batches after the view returned, still in the reader's language.
+    # Written by the worker in the language of the person who asked.
     assert lines[0].startswith("\ufeffCuándo,")
     assert any("Unit tests pass" in line for line in lines)
+    # Each part is deleted once sent, and the export once the download ends.
+    assert not AuditExport.objects.exists()
+    assert not AuditExportPart.objects.exists()
 
 
 def test_an_import_is_previewed_and_confirmed_through_the_server(

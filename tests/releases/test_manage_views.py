@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.test import Client
 from django.urls import resolve, reverse
 from django.utils import timezone
@@ -707,7 +708,11 @@ def test_it_hides_the_audit_trail_from_an_outsider(release: Release, login_as: L
 
 
 def read_csv(response: Any) -> tuple[bytes, list[list[str]]]:
-    raw = b"".join(response.streaming_content)
+    # The download streams on the event loop (an async iterator) as the worker writes it.
+    async def downloaded() -> bytes:
+        return b"".join([part async for part in response.streaming_content])
+
+    raw = async_to_sync(downloaded)()
     return raw, list(csv.reader(io.StringIO(raw.decode("utf-8-sig"))))
 
 
