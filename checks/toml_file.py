@@ -35,8 +35,8 @@ class Problems:
         self.path = path
         self._found: list[tuple[int, str, Fault]] = []
         # The file could not be read as tables at all: nothing in it is compared with
-        # what it declares for (a release, whose items would only be reported against
-        # checks never read).
+        # what is stored (a release's items would only be reported against checks never
+        # read).
         self.whole_file = False
 
     def add(self, line: int | None, message: str, key: str | None = None) -> None:

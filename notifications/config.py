@@ -1,10 +1,11 @@
 """The notifications file: where events go, as code (see the README's Notifications).
 
 A TOML file of `[[channel]]` tables, read by `manage.py load_notifications FILE` with the
-checks file's rules (checks.config): all or nothing, every fault as `path:line: what is
-wrong`, unknown keys refused, and secrets only named, never written: a credential pasted
-anywhere is refused without being repeated, and so is a variable deploycheck reads for
-itself. The file is the whole list: a channel it no longer declares is retired.
+checks file's rules (checks.toml_file, checks.credentials): all or nothing, every fault
+as `path:line: what is wrong`, unknown keys refused, and secrets only named, never
+written: a credential pasted anywhere is refused without being repeated, and so is a
+variable deploycheck reads for itself. The file is the whole list: a channel it no longer
+declares is retired.
 
 The staff's channel form (notifications.channel_views) is judged by the same code, one
 channel at a time (parse_one), and saved as a load saves it, leaving the other channels
