@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import ipaddress
 import os
 import re
 import stat
@@ -50,7 +49,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -59,9 +58,11 @@ from django.utils.translation import gettext as _
 from releases import performs, workflow
 from releases.models import AuditAction, Release, ReleaseItem
 
+from .credentials import find_credential, is_app_variable, is_loopback
 from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType
 from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
+from .toml_file import MAX_NESTING, Fault, Lines, Problems, toml_problem, too_deep
 
 # Keys every check has besides its kind's options.
 COMMON_KEYS = ("name", "kind", "item")
@@ -73,81 +74,6 @@ ENV_EXAMPLES = {"account_sid_env": "TWILIO_ACCOUNT_SID", "headers_env": "PROMETH
 DEFAULT_ENV_EXAMPLE = "OPENAI_API_KEY"
 # The largest checks file read: room for CHECKS_MAX_PER_RELEASE commented checks.
 MAX_BYTES = 256 * 1024
-# Arrays and inline tables one inside another. A checks file needs three at most
-# (`check = [{ item = ["…"] }]`); tomllib recurses once per level, so a deeper file is
-# refused before it is parsed rather than ending in a RecursionError.
-MAX_NESTING = 8
-
-# What deploycheck itself reads from the environment (deploycheck/settings.py,
-# deploycheck/run.py, uvicorn's FORWARDED_ALLOW_IPS: the README's configuration table),
-# and the families Django, Celery and uvicorn read. A check sends the value of its *_env
-# variables to the host the file names, so naming one of these would hand deploycheck's
-# own secrets and configuration to that host.
-APP_VARIABLES = frozenset(
-    {
-        "ALLOWED_HOSTS",
-        "APPROVAL_REMINDER_MINUTES",
-        "AXES_COOLOFF_MINUTES",
-        "AXES_FAILURE_LIMIT",
-        "CALENDAR_UID_DOMAIN",
-        "CHECKLIST_MAX_BYTES",
-        "CHECKLIST_MAX_ITEMS",
-        "CHECKS_ATTEMPT_SECONDS",
-        "CHECKS_CONNECT_TIMEOUT",
-        "CHECKS_INTERVAL_SECONDS",
-        "CHECKS_MAX_AGE",
-        "CHECKS_MAX_ATTEMPTS",
-        "CHECKS_MAX_PER_RELEASE",
-        "CHECKS_MAX_RESPONSE_BYTES",
-        "CHECKS_READ_TIMEOUT",
-        "CHECKS_RETRY_BASE_SECONDS",
-        "CHECKS_RUNS_PER_MINUTE",
-        "CSRF_TRUSTED_ORIGINS",
-        "DATABASE_URL",
-        "DATA_DIR",
-        "DB_CONN_MAX_AGE",
-        "DB_POOL_SIZE",
-        "DEBUG",
-        "DEMO_MODE",
-        "EMAIL_FROM",
-        "EMAIL_URL",
-        "FORWARDED_ALLOW_IPS",
-        "HOST",
-        "HSTS_INCLUDE_SUBDOMAINS",
-        "HSTS_PRELOAD",
-        "HSTS_SECONDS",
-        "LANGUAGE_CODE",
-        "LIVE_KEEPALIVE_SECONDS",
-        "LIVE_POLL_SECONDS",
-        "LOG_LEVEL",
-        "MAX_REQUEST_BYTES",
-        "NOTIFY_ALLOW_PRIVATE",
-        "NOTIFY_ATTEMPT_SECONDS",
-        "NOTIFY_CONNECT_TIMEOUT",
-        "NOTIFY_MAX_RESPONSE_BYTES",
-        "NOTIFY_READ_TIMEOUT",
-        "NOTIFY_RETRY_SCHEDULE",
-        "PIPELINE_REQUESTS_PER_MINUTE",
-        "PORT",
-        "REDIS_URL",
-        "SECRET_KEY",
-        "SECURE_COOKIES",
-        "SITE_URL",
-        "SSL_REDIRECT",
-        "STATIC_MANIFEST",
-        "TIME_ZONE",
-        "WEB_CONCURRENCY",
-        "WEB_THREADS",
-        "WORKER_CONCURRENCY",
-    }
-)
-APP_VARIABLE_PREFIXES = ("DJANGO_", "DEPLOYCHECK_", "CELERY_", "UVICORN_")
-
-_TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
-_TOML_AT_END = re.compile(r"^(?P<what>.*) \(at end of document\)$")
-_CHECK_HEADER = re.compile(r"^\s*\[\[\s*check\s*\]\]\s*(?:#.*)?$")
-_PERFORM_HEADER = re.compile(r"^\s*\[\[\s*perform\s*\]\]\s*(?:#.*)?$")
-_TABLE_HEADER = re.compile(r"^\s*\[\[?\s*[A-Za-z0-9_\-\"'. ]+\]\]?\s*(?:#.*)?$")
 
 
 @dataclass(frozen=True)
@@ -205,15 +131,6 @@ class LoadSummary:
         return f"{said}; {_count(self.performing, 'item')} linked to an action the app performs"
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One fault of a check, without its place in a file: what a form shows beside the
-    field of `key` (None when no one key is at fault)."""
-
-    key: str | None
-    message: str
-
-
 class ChecksFileError(Exception):
     """A checks file refused whole; `errors` holds one `path:line: …` line per fault, and
     `faults` the same faults with the key each concerns."""
@@ -228,110 +145,6 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-class _Problems:
-    """Every fault found, kept with its line so they read in the file's order."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._found: list[tuple[int, str, Fault]] = []
-        # The file could not be read as checks at all: nothing in it is compared with
-        # the release, whose items would only be reported against checks never read.
-        self.whole_file = False
-
-    def add(self, line: int | None, message: str, key: str | None = None) -> None:
-        # A fault with no line in the file (a checklist marker) sorts after the rest.
-        where = f"{self.path}:{line}" if line is not None else self.path
-        self._found.append(
-            (line if line is not None else 1 << 30, f"{where}: {message}", Fault(key, message))
-        )
-
-    def refuse_file(self, line: int | None, message: str) -> None:
-        self.add(line, message)
-        self.whole_file = True
-
-    def __len__(self) -> int:
-        return len(self._found)
-
-    def lines(self) -> list[str]:
-        return self.error().errors
-
-    def error(self) -> ChecksFileError:
-        ordered = sorted(self._found, key=lambda found: found[0])
-        return ChecksFileError([found[1] for found in ordered], [found[2] for found in ordered])
-
-
-class _Lines:
-    """Where keys are written. tomllib gives no positions, so the text is scanned: good
-    enough to point a person at the right line, never used to read values."""
-
-    def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
-        self.headers = [n for n, line in enumerate(self.lines) if _CHECK_HEADER.match(line)]
-        self.tables = [n for n, line in enumerate(self.lines) if _TABLE_HEADER.match(line)]
-
-    @staticmethod
-    def _assigns(key: str) -> re.Pattern[str]:
-        quoted = re.escape(key)
-        return re.compile(rf"^\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*[=.]")
-
-    def _find(self, pattern: re.Pattern[str], start: int, end: int) -> int | None:
-        for n in range(start, min(end, len(self.lines))):
-            if pattern.search(self.lines[n]):
-                return n + 1
-        return None
-
-    def top_level(self, key: str) -> int:
-        first_table = self.tables[0] if self.tables else len(self.lines)
-        quoted = re.escape(key)
-        as_table = re.compile(rf"^\s*\[\[?\s*(?:{quoted}|\"{quoted}\"|'{quoted}')\s*[\].]")
-        return (
-            self._find(self._assigns(key), 0, first_table)
-            or self._find(as_table, 0, len(self.lines))
-            or 1
-        )
-
-    def _block(self, index: int) -> tuple[int, int]:
-        start = self.headers[index]
-        end = next((n for n in self.tables if n > start), len(self.lines))
-        return start, end
-
-    def header(self, index: int) -> int:
-        # An inline `check = [{...}]` has no headers: point at its key instead.
-        if index < len(self.headers):
-            return self.headers[index] + 1
-        return self.top_level("check")
-
-    def key(self, index: int, key: str) -> int:
-        if index >= len(self.headers):
-            return self.header(index)
-        start, end = self._block(index)
-        return self._find(self._assigns(key), start, end) or self.header(index)
-
-    def _end(self, index: int) -> int:
-        return self._block(index)[1] if index < len(self.headers) else len(self.lines)
-
-    def elements(self, index: int, key: str, texts: Sequence[str]) -> tuple[int, ...]:
-        """The line of each string of a list, searched in order from the key's line."""
-        at = self.key(index, key)
-        end = self._end(index)
-        found: list[int] = []
-        for text in texts:
-            line = self._find(re.compile(re.escape(text)), at - 1, end)
-            found.append(line or self.key(index, key))
-            at = line or at
-        return tuple(found)
-
-    def text_in(self, index: int, key: str, text: str) -> int:
-        """The line `text` is written on, from the key's line to the end of its check
-        (a list may span lines); the key's line when it is written otherwise (escaped)."""
-        at = self.key(index, key)
-        return self._find(re.compile(re.escape(text)), at - 1, self._end(index)) or at
-
-    def top_level_text(self, key: str, text: str) -> int:
-        at = self.top_level(key)
-        return self._find(re.compile(re.escape(text)), at - 1, len(self.lines)) or at
-
-
 def read(path: str | Path) -> list[CheckSpec]:
     """The checks a file declares; ChecksFileError lists every fault it has."""
     specs, _performs, problems = _parse(str(path))
@@ -340,10 +153,10 @@ def read(path: str | Path) -> list[CheckSpec]:
     return specs
 
 
-def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], _Problems]:
+def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], Problems]:
     """Every check the file declares, and its faults. A check with faults is still
     returned, with what could be read of it, so that loading can report its items too."""
-    problems = _Problems(path)
+    problems = Problems(path)
     raw = _read_bytes(path, problems)
     if raw is None:
         return [], [], problems
@@ -354,29 +167,29 @@ def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], _Problems]:
     except UnicodeDecodeError as error:
         problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
         return [], [], problems
-    too_deep = _too_deep(text)
-    if too_deep is not None:
+    nested_at = too_deep(text)
+    if nested_at is not None:
         problems.refuse_file(
-            too_deep,
+            nested_at,
             f"arrays or inline tables nested more than {MAX_NESTING} deep; "
             "a checks file needs 3 at most",
         )
         return [], [], problems
-    lines = _Lines(text)
+    lines = Lines(text, "check")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        _toml_problem(problems, str(error), len(lines.lines))
+        toml_problem(problems, str(error), len(lines.lines))
         return [], [], problems
     for key, value in data.items():
         if key in TOP_LEVEL_KEYS:
             continue
-        if found := _credential(key):
+        if found := find_credential(key):
             problems.add(
                 lines.top_level_text(key, found.text),
                 f"a top-level key carries a credential ({found.what}); remove it",
             )
-        elif found := _credential(value):
+        elif found := find_credential(value):
             problems.add(
                 lines.top_level_text(key, found.text),
                 f"top-level key “{key}” carries a credential ({found.what}); remove it",
@@ -388,7 +201,7 @@ def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], _Problems]:
             )
     tables = data.get("check", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        if found := _credential(tables):
+        if found := find_credential(tables):
             problems.add(
                 lines.top_level_text("check", found.text),
                 f"check carries a credential ({found.what}); remove it",
@@ -412,21 +225,8 @@ def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], _Problems]:
     return specs, _parse_performs(data.get("perform", []), text, problems), problems
 
 
-class _PerformLines(_Lines):
-    """Where the keys of `[[perform]]` tables are written."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.headers = [n for n, line in enumerate(self.lines) if _PERFORM_HEADER.match(line)]
-
-    def header(self, index: int) -> int:
-        if index < len(self.headers):
-            return self.headers[index] + 1
-        return self.top_level("perform")
-
-
-def _parse_performs(tables: Any, text: str, problems: _Problems) -> list[PerformSpec]:
-    lines = _PerformLines(text)
+def _parse_performs(tables: Any, text: str, problems: Problems) -> list[PerformSpec]:
+    lines = Lines(text, "perform")
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         problems.add(lines.top_level("perform"), "perform must be [[perform]] tables")
         return []
@@ -449,7 +249,7 @@ def _parse_performs(tables: Any, text: str, problems: _Problems) -> list[Perform
     return specs
 
 
-def _perform_action(table: Mapping[str, Any], label: str, line: int, problems: _Problems) -> str:
+def _perform_action(table: Mapping[str, Any], label: str, line: int, problems: Problems) -> str:
     """The table's action, or "" after noting what is wrong with it."""
     action = table.get("action")
     if action is None:
@@ -482,7 +282,7 @@ def _not_a_file(mode: int) -> str:
     return f"is {what}, not a checks file"
 
 
-def _read_bytes(path: str, problems: _Problems) -> bytes | None:
+def _read_bytes(path: str, problems: Problems) -> bytes | None:
     """The file's bytes, or None with the reason in problems. Only a regular file is
     opened: opening a FIFO waits for a writer, and opening a device may act on it."""
     try:
@@ -509,51 +309,11 @@ def _read_bytes(path: str, problems: _Problems) -> bytes | None:
     return raw
 
 
-# What can hold a bracket that is not TOML's: strings, in their four forms, and comments.
-# Multi-line strings may end with up to two quotes of their own before the delimiter.
-_NESTING_TOKENS = re.compile(
-    r'"""(?:\\[\s\S]|[^\\])*?"{3,5}'
-    r"|'''[\s\S]*?'{3,5}"
-    r'|"(?:\\.|[^"\\\n])*"'
-    r"|'[^'\n]*'"
-    r"|#[^\n]*"
-    r"|[\[\]{}]"
-)
-
-
-def _too_deep(text: str) -> int | None:
-    """The line where arrays and inline tables first nest more than MAX_NESTING deep."""
-    depth = 0
-    for token in _NESTING_TOKENS.finditer(text):
-        mark = token[0]
-        if mark == "[" or mark == "{":
-            depth += 1
-            if depth > MAX_NESTING:
-                return text.count("\n", 0, token.start()) + 1
-        elif mark == "]" or mark == "}":
-            depth = max(depth - 1, 0)
-    return None
-
-
-def _toml_problem(problems: _Problems, message: str, last_line: int) -> None:
-    positioned = _TOML_POSITION.match(message)
-    if positioned:
-        what = positioned["what"]
-        problems.refuse_file(
-            int(positioned["line"]),
-            f"not valid TOML: {what[:1].lower()}{what[1:]} at column {positioned['column']}",
-        )
-        return
-    at_end = _TOML_AT_END.match(message)
-    what = at_end["what"] if at_end else message
-    problems.refuse_file(max(last_line, 1), f"not valid TOML: {what[:1].lower()}{what[1:]}")
-
-
 def _parse_check(
     index: int,
     table: dict[str, Any],
-    lines: _Lines,
-    problems: _Problems,
+    lines: Lines,
+    problems: Problems,
     first_use: dict[str, int],
 ) -> CheckSpec | None:
     header = lines.header(index)
@@ -562,7 +322,7 @@ def _parse_check(
     # What names the check in its faults and its spec: None when there is no name to
     # show, a credential pasted there included.
     name: str | None = None
-    if found := _credential(written_name):
+    if found := find_credential(written_name):
         problems.add(
             lines.text_in(index, "name", found.text),
             f"this [[check]]: name carries a credential ({found.what}); remove it",
@@ -593,7 +353,7 @@ def _parse_check(
 
     known = ", ".join(sorted(REGISTRY))
     kind: Kind | None = None
-    if found := _credential(kind_name):
+    if found := find_credential(kind_name):
         problems.add(
             lines.text_in(index, "kind", found.text),
             f"{label}: kind carries a credential ({found.what}); remove it",
@@ -637,7 +397,7 @@ def _parse_check(
 
 
 def _parse_items(
-    index: int, value: Any, lines: _Lines, problems: _Problems, label: str
+    index: int, value: Any, lines: Lines, problems: Problems, label: str
 ) -> tuple[tuple[str, ...], tuple[int, ...]]:
     if value is None:
         return (), ()
@@ -654,7 +414,7 @@ def _parse_items(
         return (), ()
     item_lines = lines.elements(index, "item", texts)
     for text, line in zip(texts, item_lines, strict=True):
-        if found := _credential(text):
+        if found := find_credential(text):
             # Left out with the rest: an item matching nothing would be quoted.
             problems.add(
                 line, f"{label}: item carries a credential ({found.what}); remove it", "item"
@@ -667,8 +427,8 @@ def _parse_options(
     index: int,
     table: dict[str, Any],
     kind: Kind,
-    lines: _Lines,
-    problems: _Problems,
+    lines: Lines,
+    problems: Problems,
     label: str,
 ) -> dict[str, Any]:
     """The well-typed options; a refused value is left out, so it travels no further."""
@@ -678,13 +438,13 @@ def _parse_options(
         if key in COMMON_KEYS:
             continue
         line = lines.key(index, key)
-        if found := _credential(key):
+        if found := find_credential(key):
             problems.add(line, f"{label}: a key carries a credential ({found.what}); remove it")
             continue
         # An *_env option's value is judged as a variable's name by _type_problem, which
         # refuses anything else as a credential held in its place.
         names_variable = key in kind.options and OPTION_TYPES[key] is OptionType.ENV
-        if not names_variable and (found := _credential(value)):
+        if not names_variable and (found := find_credential(value)):
             problems.add(
                 lines.text_in(index, key, found.text),
                 f"{label}: option {key} carries a credential ({found.what}); "
@@ -740,13 +500,13 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
 
 def _env_problem(key: str, value: Any) -> str:
     # An AWS access key id is upper case and digits, as a variable's name is.
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or _credential(value):
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or find_credential(value):
         example = ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)
         return (
             f"{key} must name an environment variable such as {example}, "
             "not hold the credential itself"
         )
-    if value in APP_VARIABLES or value.startswith(APP_VARIABLE_PREFIXES):
+    if is_app_variable(value):
         return (
             f"{key} must not name {value}, which deploycheck reads for itself; name a "
             "variable that holds only this check's credential"
@@ -768,7 +528,7 @@ def _url_problem(key: str, value: Any) -> str:
     if has_credentials:
         # The database never holds a credential; checks name the variable that does.
         return f"{key} must not hold credentials (user:password@); name a variable instead"
-    if key == "base_url" and parts.scheme != "https" and not _is_loopback(host):
+    if key == "base_url" and parts.scheme != "https" and not is_loopback(host):
         # A vendor kind sends its credential to base_url: in the clear only to a stand-in
         # on this machine.
         return (
@@ -778,201 +538,9 @@ def _url_problem(key: str, value: Any) -> str:
     return ""
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-# --- credentials pasted into the file ---------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Credential:
-    """A credential found in the file. `what` names it for a message without repeating
-    it; `text` is the credential as written, used only to find its line."""
-
-    what: str
-    text: str
-
-
-def _mixed(body: str) -> bool:
-    # Generated keys mix upper and lower case and digits; words joined by dashes
-    # ("sk-learn-regression-monitoring") do not.
-    return (
-        any(c.isupper() for c in body)
-        and any(c.islower() for c in body)
-        and any(c.isdigit() for c in body)
-    )
-
-
-def _has_digit(body: str) -> bool:
-    return any(c.isdigit() for c in body)
-
-
-def _always(body: str) -> bool:
-    return True
-
-
-# Vendors' documented key formats: a fixed prefix (shown in the message) and a body
-# (never shown), which must also pass its test to count.
-_KEY_FORMATS: tuple[tuple[re.Pattern[str], str, Callable[[str], bool]], ...] = (
-    # sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>sk-(?:proj-|svcacct-|admin-)?)(?P<body>[\w-]{20,})"),
-        "an OpenAI key",
-        _mixed,
-    ),
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>sk_)(?P<body>[0-9a-f]{48})(?![0-9A-Za-z])"),
-        "an ElevenLabs key",
-        _always,
-    ),
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>gh[pousr]_)(?P<body>[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
-        "a GitHub token",
-        _always,
-    ),
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>github_pat_)(?P<body>\w{22,})"),
-        "a GitHub token",
-        _always,
-    ),
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>AIza)(?P<body>[\w-]{35})(?![\w-])"),
-        "a Google API key",
-        _always,
-    ),
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>sb_(?:secret|publishable)_)(?P<body>[\w-]{16,})"),
-        "a Supabase key",
-        _always,
-    ),
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>xox[abposre]-)(?P<body>[A-Za-z0-9-]{10,})"),
-        "a Slack token",
-        _has_digit,
-    ),
-    (
-        re.compile(r"(?<![A-Za-z0-9])(?P<prefix>AKIA|ASIA)(?P<body>[A-Z0-9]{16})(?![A-Za-z0-9])"),
-        "an AWS access key",
-        _always,
-    ),
-    # A JSON Web Token: header (a JSON object, so "eyJ"), payload and signature, each
-    # base64url. Supabase's legacy anon and service_role keys are ones.
-    (
-        re.compile(r"(?<![\w-])(?P<prefix>eyJ)(?P<body>[\w-]{8,}\.[\w-]{8,}\.[\w-]*)"),
-        "a JSON Web Token",
-        _always,
-    ),
-)
-# A Twilio account or API key SID names an account, and is no secret alone (it is in
-# Twilio's own URLs); written beside a 32-character token, that is its auth token or
-# key secret.
-_TWILIO_SID = re.compile(r"(?<![A-Za-z0-9])(?P<prefix>AC|SK)[0-9a-f]{32}(?![A-Za-z0-9])")
-_TOKEN_32 = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{32}(?![A-Za-z0-9])")
-_URL_IN_TEXT = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s\"'<>]+")
-# Query and fragment parameters that carry a credential, compared in lower case without
-# punctuation (api_key, apiKey and api-key alike). Explicit names rather than every
-# "…token": a pageToken or nextToken is a cursor.
-_CREDENTIAL_PARAMETERS = frozenset(
-    {
-        "token",
-        "accesstoken",
-        "authtoken",
-        "apitoken",
-        "idtoken",
-        "refreshtoken",
-        "sessiontoken",
-        "securitytoken",
-        "xamzsecuritytoken",
-        "key",
-        "apikey",
-        "accesskey",
-        "secretkey",
-        "privatekey",
-        "subscriptionkey",
-        "secret",
-        "clientsecret",
-        "password",
-        "passwd",
-        "pwd",
-        "pass",
-        "sig",
-        "signature",
-        "xamzsignature",
-        "xamzcredential",
-        "xgoogsignature",
-        "xgoogcredential",
-        "credential",
-        "credentials",
-        "auth",
-        "authorization",
-        "jwt",
-    }
-)
-_CREDENTIAL_PARAMETER_ENDINGS = ("secret", "password", "apikey", "accesstoken", "authtoken")
-
-
 def carries_credential(value: Any) -> bool:
     """Whether a value holds a credential, which a checks file refuses wherever it is."""
-    return _credential(value) is not None
-
-
-def _credential(value: Any) -> _Credential | None:
-    """The first credential in a value of the file: a string, or the keys and strings of
-    the lists and tables within it. Walked without recursion, as dotted keys can nest
-    tables without bound."""
-    pending: list[Any] = [value]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, str):
-            found = _credential_in_text(current)
-            if found:
-                return found
-        elif isinstance(current, dict):
-            for key, item in reversed(current.items()):
-                pending += [item, key]
-        elif isinstance(current, list):
-            pending += reversed(current)
-    return None
-
-
-def _credential_in_text(text: str) -> _Credential | None:
-    for pattern, what, plausible in _KEY_FORMATS:
-        for match in pattern.finditer(text):
-            if plausible(match["body"]):
-                return _Credential(f"{what}, {match['prefix']}…", match[0])
-    sid = _TWILIO_SID.search(text)
-    if sid:
-        for token in _TOKEN_32.finditer(text):
-            # A token mixes letters and digits; a run of 32 digits is a number.
-            if _has_digit(token[0]) and not token[0].isdigit():
-                return _Credential(f"a Twilio SID with its secret, {sid['prefix']}…", token[0])
-    for url in _URL_IN_TEXT.finditer(text):
-        found = _credential_in_url(url[0])
-        if found:
-            return found
-    return None
-
-
-def _credential_in_url(url: str) -> _Credential | None:
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return None
-    if password:
-        return _Credential("user:password@", password)
-    for mark, part in (("?", parts.query), ("#", parts.fragment)):
-        for name, value in parse_qsl(part):
-            normal = re.sub(r"[^a-z0-9]", "", name.lower())
-            if normal in _CREDENTIAL_PARAMETERS or normal.endswith(_CREDENTIAL_PARAMETER_ENDINGS):
-                return _Credential(f"{mark}{name}=…", value)
-    return None
+    return find_credential(value) is not None
 
 
 # --- loading into a release --------------------------------------------------------------
@@ -993,10 +561,10 @@ def load(path: str | Path, release: Release, *, by: workflow.By) -> LoadSummary:
 def parse_one(table: Mapping[str, Any]) -> CheckSpec | list[Fault]:
     """One check as a form gives it: the table a `[[check]]` of a file would hold, judged
     as loading that file would judge it, every fault worded the same."""
-    problems = _Problems("")
-    spec = _parse_check(0, dict(table), _Lines(""), problems, {})
+    problems = Problems("")
+    spec = _parse_check(0, dict(table), Lines("", "check"), problems, {})
     if spec is None or problems:
-        return problems.error().faults
+        return problems.faults()
     return spec
 
 
@@ -1011,7 +579,7 @@ def save(
     refuses the save with workflow.Conflict rather than undo it unseen. ChecksFileError
     lists what only the release can show: an item text naming two items, a name taken,
     CHECKS_MAX_PER_RELEASE reached."""
-    return _declare(release, [spec], _Problems(""), by=by, source=None, new=new, seen=seen)
+    return _declare(release, [spec], Problems(""), by=by, source=None, new=new, seen=seen)
 
 
 def retire(release: Release, check: Check, *, by: workflow.By) -> bool:
@@ -1054,7 +622,7 @@ def retire(release: Release, check: Check, *, by: workflow.By) -> bool:
 def _declare(
     release: Release,
     specs: Sequence[CheckSpec],
-    problems: _Problems,
+    problems: Problems,
     *,
     by: workflow.By,
     source: str | None,
@@ -1089,7 +657,7 @@ def _declare(
             _refuse_one(specs[0], existing, locked.version, problems, new=new, seen=seen)
         perform_of = _perform_links(perform_specs, items, locked.version, problems)
         if problems:
-            raise problems.error()
+            raise ChecksFileError(problems.lines(), problems.faults())
 
         now = timezone.now()
         created: list[str] = []
@@ -1172,7 +740,7 @@ def _declare(
 
 
 def _perform_links(
-    specs: Sequence[PerformSpec], items: Sequence[ReleaseItem], version: str, problems: _Problems
+    specs: Sequence[PerformSpec], items: Sequence[ReleaseItem], version: str, problems: Problems
 ) -> dict[int, str]:
     """The action of each item (by id) the `[[perform]]` tables name; an item given two
     different actions is a fault at the second."""
@@ -1198,7 +766,7 @@ def _refuse_one(
     spec: CheckSpec,
     existing: Mapping[str, Check],
     version: str,
-    problems: _Problems,
+    problems: Problems,
     *,
     new: bool,
     seen: str | None,
@@ -1249,7 +817,7 @@ def _resolve_items(
     specs: Sequence[CheckSpec] | Sequence[PerformSpec],
     items: Sequence[ReleaseItem],
     version: str,
-    problems: _Problems,
+    problems: Problems,
 ) -> dict[str, list[int]]:
     """The ids of the items each check names, in the file's order."""
     linked: dict[str, list[int]] = {}

@@ -1,10 +1,11 @@
 """The notifications file: where events go, as code (see the README's Notifications).
 
 A TOML file of `[[channel]]` tables, read by `manage.py load_notifications FILE` with the
-checks file's rules (checks.config): all or nothing, every fault as `path:line: what is
-wrong`, unknown keys refused, and secrets only named, never written: a credential pasted
-anywhere is refused without being repeated, and so is a variable deploycheck reads for
-itself. The file is the whole list: a channel it no longer declares is retired.
+checks file's rules (checks.toml_file, checks.credentials): all or nothing, every fault
+as `path:line: what is wrong`, unknown keys refused, and secrets only named, never
+written: a credential pasted anywhere is refused without being repeated, and so is a
+variable deploycheck reads for itself. The file is the whole list: a channel it no longer
+declares is retired.
 
 The staff's channel form (notifications.channel_views) is judged by the same code, one
 channel at a time (parse_one), and saved as a load saves it, leaving the other channels
@@ -30,20 +31,10 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from checks.config import (
-    APP_VARIABLE_PREFIXES,
-    APP_VARIABLES,
-    MAX_NESTING,
-    Fault,
-    _credential,
-    _is_loopback,
-    _Lines,
-    _Problems,
-    _toml_problem,
-    _too_deep,
-)
+from checks.credentials import find_credential, is_app_variable, is_loopback
 from checks.export import toml_key, toml_value
 from checks.kinds.base import ENV_NAME
+from checks.toml_file import MAX_NESTING, Fault, Lines, Problems, toml_problem, too_deep
 
 from .models import Channel, ChannelKind
 from .outbox import EVENT_TYPES
@@ -62,7 +53,6 @@ KEYS = {
 # An e-mail channel's list: a handful of addresses or mailing lists, not a directory.
 MAX_ADDRESSES = 50
 ADDRESS_MAX = 254
-_CHANNEL_HEADER = re.compile(r"^\s*\[\[\s*channel\s*\]\]\s*(?:#.*)?$")
 _SLACK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 
 
@@ -109,29 +99,16 @@ class LoadSummary:
         )
 
 
-class _ChannelLines(_Lines):
-    """Where the keys of each `[[channel]]` are written."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.headers = [n for n, line in enumerate(self.lines) if _CHANNEL_HEADER.match(line)]
-
-    def header(self, index: int) -> int:
-        if index < len(self.headers):
-            return self.headers[index] + 1
-        return self.top_level("channel")
-
-
 def read(path: str | Path) -> list[ChannelSpec]:
     """The channels a file declares; NotificationsFileError lists every fault it has."""
-    problems = _Problems(str(path))
+    problems = Problems(str(path))
     specs = _parse(str(path), problems)
     if problems:
         raise NotificationsFileError(problems.lines())
     return specs
 
 
-def _read_text(path: str, problems: _Problems) -> str | None:
+def _read_text(path: str, problems: Problems) -> str | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
             problems.refuse_file(None, "is not a regular file")
@@ -151,24 +128,24 @@ def _read_text(path: str, problems: _Problems) -> str | None:
         return None
 
 
-def _parse(path: str, problems: _Problems) -> list[ChannelSpec]:
+def _parse(path: str, problems: Problems) -> list[ChannelSpec]:
     text = _read_text(path, problems)
     if text is None:
         return []
-    too_deep = _too_deep(text)
-    if too_deep is not None:
-        problems.refuse_file(too_deep, f"arrays or tables nested more than {MAX_NESTING} deep")
+    nested_at = too_deep(text)
+    if nested_at is not None:
+        problems.refuse_file(nested_at, f"arrays or tables nested more than {MAX_NESTING} deep")
         return []
-    lines = _ChannelLines(text)
+    lines = Lines(text, "channel")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        _toml_problem(problems, str(error), len(lines.lines))
+        toml_problem(problems, str(error), len(lines.lines))
         return []
     for key, value in data.items():
         if key == "channel":
             continue
-        if (found := _credential(key)) or (found := _credential(value)):
+        if (found := find_credential(key)) or (found := find_credential(value)):
             problems.add(
                 lines.top_level_text(key, found.text),
                 f"a top-level key carries a credential ({found.what}); remove it",
@@ -201,8 +178,8 @@ def _parse(path: str, problems: _Problems) -> list[ChannelSpec]:
 def _parse_channel(
     index: int,
     table: dict[str, Any],
-    lines: _ChannelLines,
-    problems: _Problems,
+    lines: Lines,
+    problems: Problems,
     first_use: dict[str, int],
 ) -> ChannelSpec | None:
     header = lines.header(index)
@@ -210,8 +187,8 @@ def _parse_channel(
     for key, value in table.items():
         # Variables' names are judged as names below; anything else holding a
         # credential is refused here, without quoting it.
-        if (found := _credential(key)) or (
-            not key.endswith("_env") and (found := _credential(value))
+        if (found := find_credential(key)) or (
+            not key.endswith("_env") and (found := find_credential(value))
         ):
             problems.add(
                 lines.text_in(index, key, found.text),
@@ -343,7 +320,7 @@ def _parse_channel(
 
 
 def _addresses(
-    index: int, table: dict[str, Any], lines: _ChannelLines, problems: _Problems, label: str
+    index: int, table: dict[str, Any], lines: Lines, problems: Problems, label: str
 ) -> tuple[str, ...]:
     """An e-mail channel's `to`: 1 to MAX_ADDRESSES valid addresses, each once."""
     to = table.get("to")
@@ -393,7 +370,7 @@ def _url_problem(url: Any, kind: ChannelKind) -> str:
         return "url must be an https:// URL"
     if not host or parts.scheme not in ("https", "http"):
         return "url must be an https:// URL"
-    if parts.scheme == "http" and not _is_loopback(host):
+    if parts.scheme == "http" and not is_loopback(host):
         return "url must be https://; http:// only to this machine (a stand-in)"
     if has_credentials:
         return "url must not hold credentials (user:password@); name a variable instead"
@@ -410,9 +387,9 @@ def _url_problem(url: Any, kind: ChannelKind) -> str:
 
 
 def _env_problem(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or _credential(value):
+    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or find_credential(value):
         return f"{key} must name an environment variable such as OPS_WEBHOOK_SECRET"
-    if value in APP_VARIABLES or value.startswith(APP_VARIABLE_PREFIXES):
+    if is_app_variable(value):
         return (
             f"{key} must not name {value}, which deploycheck reads for itself; name a "
             "variable that holds only this channel's secret"
@@ -425,10 +402,10 @@ def _env_problem(key: str, value: Any) -> str:
 def parse_one(table: Mapping[str, Any]) -> ChannelSpec | list[Fault]:
     """One channel as a form gives it: the table a `[[channel]]` of a file would hold,
     judged by the code that judges the file, every fault worded the same."""
-    problems = _Problems("")
-    spec = _parse_channel(0, dict(table), _ChannelLines(""), problems, {})
+    problems = Problems("")
+    spec = _parse_channel(0, dict(table), Lines("", "channel"), problems, {})
     if spec is None or problems:
-        return problems.error().faults
+        return problems.faults()
     return spec
 
 
@@ -561,11 +538,11 @@ def _refuse_one(
     channel = existing.get(spec.name)
     if seen is not None and (channel is None or seen_token(channel) != seen):
         raise StaleEdit(spec.name)
-    problems = _Problems("")
+    problems = Problems("")
     if new and channel is not None and channel.retired_at is None:
         problems.add(None, f"channel name “{spec.name}” is taken; edit that channel", "name")
     active = sum(1 for other in existing.values() if other.retired_at is None)
     if (channel is None or channel.retired_at is not None) and active >= MAX_CHANNELS:
         problems.add(None, f"there are {active} channels; at most {MAX_CHANNELS}")
     if problems:
-        raise NotificationsFileError(problems.lines(), problems.error().faults)
+        raise NotificationsFileError(problems.lines(), problems.faults())

@@ -142,14 +142,7 @@ def send(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Re
                 Reason.MISCONFIGURED,
                 said(_("TLS certificate not accepted: %(why)s"), why=_tls_reason(error)),
             ) from None
-        raise transient(
-            Reason.UNREACHABLE,
-            said(
-                _("the worker cannot reach %(host)s (%(why)s)"),
-                host=where["host"],
-                why=unreachable_because(error),
-            ),
-        ) from None
+        raise unreachable(where["host"], error) from None
     except httpx.UnsupportedProtocol:
         raise fault(
             Reason.MISCONFIGURED,
@@ -275,6 +268,18 @@ def _tls_reason(error: BaseException) -> str:
     return "certificate verify failed"
 
 
+def unreachable(host: str, error: BaseException) -> CheckError:
+    """The worker could not connect to `host`, which says nothing of the host itself."""
+    return transient(
+        Reason.UNREACHABLE,
+        said(
+            _("the worker cannot reach %(host)s (%(why)s)"),
+            host=host,
+            why=unreachable_because(error),
+        ),
+    )
+
+
 def unreachable_because(error: BaseException) -> Said:
     cause: BaseException | None = error
     while cause is not None:
@@ -324,6 +329,13 @@ def retry_after(response: httpx.Response, now: float | None = None) -> float | N
     except (TypeError, ValueError):
         return None
     return max(0.0, moment.timestamp() - (time.time() if now is None else now))
+
+
+def busy_or_down(response: httpx.Response, evidence: Said) -> CheckError:
+    """A 429 or a 5xx: nothing could be judged now; tried again after the wait the server
+    asks for."""
+    reason = Reason.RATE_LIMITED if response.status_code == 429 else Reason.VENDOR_DOWN
+    return transient(reason, evidence, retry_after(response))
 
 
 def should_retry(response: httpx.Response) -> bool | None:

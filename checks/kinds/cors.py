@@ -40,8 +40,8 @@ from urllib.parse import urlsplit
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, Value, fault, said, transient
-from .client import http_client, retry_after, send
+from .base import CheckError, Context, Kind, Reason, Said, Value, fault, said
+from .client import busy_or_down, http_client, send
 
 FOREIGN_ORIGIN = "https://foreign.deploycheck.invalid"
 # What a browser sends from an opaque origin: a sandboxed frame, a file, a data: URL.
@@ -317,17 +317,9 @@ def _answer(response: httpx.Response) -> _Answer:
                 status=status,
             ),
         )
-    if status == 429:
-        raise transient(
-            Reason.RATE_LIMITED,
-            said(_("CORS %(method)s: HTTP %(status)s"), method=method, status=status),
-            retry_after(response),
-        )
-    if status >= 500:
-        raise transient(
-            Reason.VENDOR_DOWN,
-            said(_("CORS %(method)s: HTTP %(status)s"), method=method, status=status),
-            retry_after(response),
+    if status == 429 or status >= 500:
+        raise busy_or_down(
+            response, said(_("CORS %(method)s: HTTP %(status)s"), method=method, status=status)
         )
     headers = response.headers
     return _Answer(

@@ -45,7 +45,7 @@ from django.utils.translation import gettext_noop as _
 
 from .base import MAX_RETRY_DELAY, Context, Kind, Reason, Said, fault, said, transient
 from .client import http_client, retry_after, send, unexpected
-from .vendor_errors import api_url, error_body, json_object, mapping, string
+from .vendor_errors import api_url, error_body, json_object, mapping, no_models_to_probe, string
 
 PRODUCTION = "https://generativelanguage.googleapis.com"
 VERSION = "v1beta"
@@ -78,15 +78,7 @@ def run(context: Context) -> Said:
     if probe and method not in PROBES:
         raise fault(Reason.MISCONFIGURED, _unprobed_method(method))
     if probe and not models:
-        raise fault(
-            Reason.MISCONFIGURED,
-            said(
-                _(
-                    "no models to probe: name the models the app calls in models, or set "
-                    "probe = false to check the key alone (billing is then not verified)"
-                )
-            ),
-        )
+        raise no_models_to_probe()
     base = api_url(context.text("base_url"), PRODUCTION, VERSION)
     headers = {"x-goog-api-key": key}
     with http_client(base_url=base, ca_file=context.text("ca_file"), headers=headers) as client:

@@ -39,8 +39,8 @@ from typing import Any
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said, transient
-from .client import http_client, retry_after, send
+from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said
+from .client import busy_or_down, http_client, send
 from .conditions import Condition, Observation, parse
 
 DEFAULT_STATUS = 200
@@ -106,8 +106,7 @@ def _judge(context: Context, conditions: list[Condition], headers: dict[str, str
     ]
     vouched = status == expected or (bool(status_holds) and all(status_holds))
     if not vouched and (status >= 500 or status == 429):
-        reason = Reason.RATE_LIMITED if status == 429 else Reason.VENDOR_DOWN
-        raise transient(reason, said(_("HTTP %(status)s"), status=status), retry_after(response))
+        raise busy_or_down(response, said(_("HTTP %(status)s"), status=status))
     problems = [verdict.evidence for _condition, verdict in verdicts if verdict.evidence]
     if expected is not None and status != expected:
         problems.insert(

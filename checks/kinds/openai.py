@@ -44,7 +44,7 @@ from django.utils.translation import gettext_noop as _
 
 from .base import Context, Kind, Reason, Said, fault, said, transient
 from .client import http_client, send, unexpected
-from .vendor_errors import api_url, error_body, json_object, mapping, string
+from .vendor_errors import api_url, error_body, json_object, mapping, no_models_to_probe, string
 
 PRODUCTION = "https://api.openai.com"
 VERSION = "v1"
@@ -68,15 +68,7 @@ def run(context: Context) -> Said:
     models = context.texts("models")
     probe = context.options.get("probe", True) is not False
     if probe and not models:
-        raise fault(
-            Reason.MISCONFIGURED,
-            said(
-                _(
-                    "no models to probe: name the models the app calls in models, or set "
-                    "probe = false to check the key alone (billing is then not verified)"
-                )
-            ),
-        )
+        raise no_models_to_probe()
     base = api_url(context.text("base_url"), PRODUCTION, VERSION)
     headers = {"Authorization": f"Bearer {key}"}
     with http_client(base_url=base, ca_file=context.text("ca_file"), headers=headers) as client:

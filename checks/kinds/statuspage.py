@@ -158,10 +158,7 @@ def _judge_components(summary: dict[str, Any], wanted: list[str]) -> Said:
         parts.append(
             said(_("%(components)s degraded_performance (noted)"), components=", ".join(noted))
         )
-    evidence = parts[0]
-    for more in parts[1:]:
-        evidence = joined(evidence, more)
-    return evidence
+    return joined(*parts)
 
 
 KIND = Kind(

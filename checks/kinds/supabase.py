@@ -160,10 +160,7 @@ def _judge_anon(client: httpx.Client, tables: list[str]) -> Said:
         parts.append(
             said(_("anon is refused on %(tables)s (permission denied)"), tables=", ".join(refused))
         )
-    evidence = parts[0]
-    for more in parts[1:]:
-        evidence = joined(evidence, more)
-    return evidence
+    return joined(*parts)
 
 
 def _anon_refused(client: httpx.Client, table: str) -> bool:

@@ -41,7 +41,7 @@ from django.utils.translation import gettext_noop as _
 from OpenSSL import SSL
 
 from .base import CheckError, Context, Kind, Reason, Said, Value, fault, said, transient
-from .client import unreachable_because
+from .client import unreachable
 
 DEFAULT_PORT = 443
 DEFAULT_MIN_DAYS = 14
@@ -163,14 +163,7 @@ def _connection(host: str, port: int) -> Iterator[socket.socket]:
     except OSError as error:
         # A name that does not resolve, a refused connection, no route: the worker could
         # not reach the host, which says nothing of the host's certificate.
-        raise transient(
-            Reason.UNREACHABLE,
-            said(
-                _("the worker cannot reach %(host)s (%(why)s)"),
-                host=where,
-                why=unreachable_because(error),
-            ),
-        ) from None
+        raise unreachable(where, error) from None
 
 
 def _handshake(host: str, port: int, context: ssl.SSLContext) -> tuple[bytes, str]:

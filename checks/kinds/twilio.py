@@ -121,15 +121,12 @@ class Credential:
 
 def run(context: Context) -> Said:
     credential = _credential(context)
-    sid = context.secret("account_sid_env")
-    if not ACCOUNT_SID.fullmatch(sid):
-        raise fault(
-            Reason.MISCONFIGURED,
-            said(
-                _("the account SID in %(variable)s is not AC and 32 hex digits"),
-                variable=context.text("account_sid_env"),
-            ),
-        )
+    sid = _sid(
+        context,
+        "account_sid_env",
+        ACCOUNT_SID,
+        _("the account SID in %(variable)s is not AC and 32 hex digits"),
+    )
     min_balance = _min_balance(context)
     expected_host = context.text("expected_host").strip().lower().rstrip(".")
     base = api_url(context.text("base_url"), PRODUCTION, VERSION)
@@ -160,16 +157,22 @@ def _credential(context: Context) -> Credential:
     secret = context.secret("secret_env")
     if not context.options.get("api_key_sid_env"):
         return Credential(context.secret("account_sid_env"), secret, is_api_key=False)
-    key = context.secret("api_key_sid_env")
-    if not API_KEY_SID.fullmatch(key):
-        raise fault(
-            Reason.MISCONFIGURED,
-            said(
-                _("the API key SID in %(variable)s is not SK and 32 hex digits"),
-                variable=context.text("api_key_sid_env"),
-            ),
-        )
+    key = _sid(
+        context,
+        "api_key_sid_env",
+        API_KEY_SID,
+        _("the API key SID in %(variable)s is not SK and 32 hex digits"),
+    )
     return Credential(key, secret, is_api_key=True)
+
+
+def _sid(context: Context, option: str, form: re.Pattern[str], malformed: str) -> str:
+    """The SID in the variable `option` names; `malformed` (naming `%(variable)s`) when it
+    is not of its `form`."""
+    sid = context.secret(option)
+    if not form.fullmatch(sid):
+        raise fault(Reason.MISCONFIGURED, said(malformed, variable=context.text(option)))
+    return sid
 
 
 def _min_balance(context: Context) -> Decimal | None:

@@ -1,5 +1,6 @@
 """What the vendor kinds share: where a vendor's versioned API lives once `base_url` may
-override it, and a lenient reading of the JSON vendors answer with.
+override it, a lenient reading of the JSON vendors answer with, and the fault of an AI
+kind with no model to probe.
 
 Vendor JSON is open: these helpers read the fields a kind asks for and ignore the rest,
 and a field of the wrong type reads as absent instead of raising.
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import Reason, Said, said, transient
+from .base import CheckError, Reason, Said, fault, said, transient
 from .client import json_body
 
 
@@ -42,6 +43,19 @@ def json_object(response: httpx.Response, what: Said | str) -> dict[str, Any]:
             ),
         )
     return data
+
+
+def no_models_to_probe() -> CheckError:
+    """An AI kind set to prove billing by a generation on each model, with none named."""
+    return fault(
+        Reason.MISCONFIGURED,
+        said(
+            _(
+                "no models to probe: name the models the app calls in models, or set "
+                "probe = false to check the key alone (billing is then not verified)"
+            )
+        ),
+    )
 
 
 def error_body(response: httpx.Response) -> dict[str, Any]:

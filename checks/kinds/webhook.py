@@ -59,7 +59,7 @@ import standardwebhooks
 from django.utils.translation import gettext_noop as _
 
 from .base import Context, Kind, Reason, Said, fault, said, transient
-from .client import http_client, retry_after, send
+from .client import busy_or_down, http_client, send
 
 ABSENT = frozenset({404, 405, 410})
 # Harmless stand-ins for a vendor's identifiers: no account, call or agent has them.
@@ -173,17 +173,9 @@ def _post(client: httpx.Client, url: str, delivery: Delivery, which: Said) -> in
                 host=host,
             ),
         )
-    if status == 429:
-        raise transient(
-            Reason.RATE_LIMITED,
-            said(_("%(delivery)s: HTTP %(status)s"), delivery=which, status=status),
-            retry_after(response),
-        )
-    if status >= 500:
-        raise transient(
-            Reason.VENDOR_DOWN,
-            said(_("%(delivery)s: HTTP %(status)s"), delivery=which, status=status),
-            retry_after(response),
+    if status == 429 or status >= 500:
+        raise busy_or_down(
+            response, said(_("%(delivery)s: HTTP %(status)s"), delivery=which, status=status)
         )
     if status < 200 or status == 408:
         raise transient(
