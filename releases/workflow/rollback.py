@@ -15,8 +15,8 @@ which needs a new approval.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -92,15 +92,31 @@ def _require(change: _Change, access: policy.Access, refusal: str) -> None:
 
 
 @contextmanager
-def _recording_deploy(release: Release, *, by: By, ip: str | None) -> Iterator[_Change]:
+def _changing_allowed(
+    release: Release,
+    may: Callable[[policy.Who], policy.Access],
+    refusal: str,
+    *,
+    by: By,
+    ip: str | None,
+) -> Iterator[_Change]:
+    """A change to the release by someone the rule `may` lets make it."""
     actor = as_actor(by, ip)
     with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_record_deploy(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner record the deploy."),
-        )
+        _require(change, may(who_on(actor, change.on)), refusal)
         yield change
+
+
+def _recording_deploy(
+    release: Release, *, by: By, ip: str | None
+) -> AbstractContextManager[_Change]:
+    return _changing_allowed(
+        release,
+        policy.may_record_deploy,
+        _("Only DevOps or the Product Owner record the deploy."),
+        by=by,
+        ip=ip,
+    )
 
 
 def _finish(
@@ -174,13 +190,13 @@ def declare_rollback(
     detected_at: datetime | None = None,
     ip: str | None = None,
 ) -> Rollback:
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_declare_rollback(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner declare a rollback."),
-        )
+    with _changing_allowed(
+        release,
+        policy.may_declare_rollback,
+        _("Only DevOps or the Product Owner declare a rollback."),
+        by=by,
+        ip=ip,
+    ) as change:
         current = latest_rollback(change.on)
         if current is not None and current.is_open:
             raise WorkflowError(_("A rollback is already declared on this release."))
@@ -209,7 +225,7 @@ def declare_rollback(
             reason=reason,
             detected_at=detected_at,
             declared_at=now,
-            declared_by_label=actor.label[:200],
+            declared_by_label=change.actor.label[:200],
         )
         RollbackStepRecord.objects.bulk_create(
             [
@@ -247,9 +263,7 @@ def _working_rollback(
 ) -> Iterator[tuple[_Change, Rollback]]:
     """A change to the release's open rollback, which DevOps or the Product Owner, who
     declare it, work through."""
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(change, policy.may_declare_rollback(who_on(actor, change.on)), refusal)
+    with _changing_allowed(release, policy.may_declare_rollback, refusal, by=by, ip=ip) as change:
         yield change, _open_rollback(change)
 
 
