@@ -34,7 +34,6 @@ from ..models import (
     AuditAction,
     Deployment,
     DeployResult,
-    GoLiveApproval,
     Release,
     ReleaseStatus,
     Role,
@@ -215,7 +214,7 @@ def declare_rollback(
         if deployment is not None and deployment.finished_at is None:
             _finish(change, deployment, result=DeployResult.FAILURE, reason=reason, at=now)
         before = change.on.status
-        approval = GoLiveApproval.objects.filter(release=change.on, revoked_at__isnull=True).first()
+        approval = change.on.active_approval()
         if approval is not None:
             _revoke(change, approval, gettext_noop("a rollback was declared"))
         rollback = Rollback.objects.create(
