@@ -69,6 +69,19 @@ def _answer(body: dict[str, Any]) -> JsonResponse:
     return response
 
 
+def _release_answer(release: Release, **said: Any) -> JsonResponse:
+    """What the call did, beside the release's status and revision as it left them."""
+    release.refresh_from_db(fields=["status", "revision"])
+    return _answer(
+        {
+            "version": release.version,
+            "status": release.status,
+            "revision": release.revision,
+            **said,
+        }
+    )
+
+
 def _run_link(data: dict[str, Any]) -> str:
     url = (text_field(data, "url", URL_MAX, shown=False) or "").strip()
     if url:
@@ -109,15 +122,7 @@ def deploy(request: HttpRequest, version: str) -> JsonResponse:
             deployment = workflow.start_deploy(release, by=by, reason=said)
         else:
             deployment = workflow.finish_deploy(release, by=by, result=result, reason=said)
-    release.refresh_from_db(fields=["status", "revision"])
-    return _answer(
-        {
-            "version": release.version,
-            "status": release.status,
-            "revision": release.revision,
-            "deploy": _deployment(deployment),
-        }
-    )
+    return _release_answer(release, deploy=_deployment(deployment))
 
 
 # --- the rollback ----------------------------------------------------------------------------
@@ -133,18 +138,13 @@ def rollback(request: HttpRequest, version: str) -> JsonResponse:
     severity = choice_field(data, "severity", RollbackSeverity.values)
     with acting(token, request) as by:
         declared = workflow.declare_rollback(release, by=by, reason=reason, severity=severity)
-    release.refresh_from_db(fields=["status", "revision"])
-    return _answer(
-        {
-            "version": release.version,
-            "status": release.status,
-            "revision": release.revision,
-            "rollback": {
-                "severity": declared.severity,
-                "declared_at": _utc(declared.declared_at),
-                "steps": [_step(record) for record in declared.records.select_related("step")],
-            },
-        }
+    return _release_answer(
+        release,
+        rollback={
+            "severity": declared.severity,
+            "declared_at": _utc(declared.declared_at),
+            "steps": [_step(record) for record in declared.records.select_related("step")],
+        },
     )
 
 
@@ -182,15 +182,7 @@ def rollback_move(request: HttpRequest, version: str, move: str) -> JsonResponse
     said = text_field(data, field, REASON_MAX, required=True) or ""
     with acting(token, request) as by:
         moved = operation(release, by=by, **{field: said})
-    release.refresh_from_db(fields=["status", "revision"])
-    return _answer(
-        {
-            "version": release.version,
-            "status": release.status,
-            "revision": release.revision,
-            "rollback": _rollback_now(moved),
-        }
-    )
+    return _release_answer(release, rollback=_rollback_now(moved))
 
 
 def _step(record: RollbackStepRecord) -> dict[str, Any]:
@@ -244,18 +236,13 @@ def rollback_step(request: HttpRequest, version: str, number: str) -> JsonRespon
     assert record is not None  # the body held done, note or url
     record.refresh_from_db()
     rollback_now = record.rollback
-    release.refresh_from_db(fields=["status", "revision"])
-    return _answer(
-        {
-            "version": release.version,
-            "status": release.status,
-            "revision": release.revision,
-            **_step(record),
-            "rollback": {
-                "resolved": rollback_now.resolved_at is not None,
-                "closed": not rollback_now.is_open,
-            },
-        }
+    return _release_answer(
+        release,
+        **_step(record),
+        rollback={
+            "resolved": rollback_now.resolved_at is not None,
+            "closed": not rollback_now.is_open,
+        },
     )
 
 

@@ -55,19 +55,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+# Where a checklist entry stands and whose it is, first on a template's items and on a
+# release's alike.
+ENTRY_FIELDS = ("position", "phase", "section", "text", "owner_role")
+
+
 class TemplateItemInline(admin.TabularInline):  # type: ignore[type-arg]
     model = TemplateItem
     extra = 0
-    fields = (
-        "position",
-        "phase",
-        "section",
-        "text",
-        "owner_role",
-        "required",
-        "checks",
-        "perform",
-    )
+    fields = (*ENTRY_FIELDS, "required", "checks", "perform")
 
 
 class TemplateRollbackStepInline(admin.StackedInline):  # type: ignore[type-arg]
@@ -104,17 +100,7 @@ class EmergencyContactInline(admin.TabularInline):  # type: ignore[type-arg]
 
 class ReleaseItemInline(ReadOnlyInline):
     model = ReleaseItem
-    fields = (
-        "position",
-        "phase",
-        "section",
-        "text",
-        "owner_role",
-        "state",
-        "reason",
-        "changed_by_label",
-        "changed_at",
-    )
+    fields = (*ENTRY_FIELDS, "state", "reason", "changed_by_label", "changed_at")
     readonly_fields = fields
 
 

@@ -191,14 +191,7 @@ def save_template(doc: md.Checklist, name: str) -> tuple[ChecklistTemplate, bool
     )
     TemplateRollbackStep.objects.bulk_create(
         [
-            TemplateRollbackStep(
-                template=template,
-                position=index,
-                text=step.text,
-                commands=step.commands,
-                lang=step.lang,
-                owner_role=step.owner or Role.DEVOPS,
-            )
+            TemplateRollbackStep(template=template, position=index, **step_columns(step))
             for index, step in enumerate(doc.rollback_steps)
         ]
     )
@@ -274,21 +267,33 @@ def _document(
         gate_index=outline.gate_position,
         rollback_heading=outline.rollback_heading,
         rollback_intro=outline.rollback_intro,
-        rollback_steps=tuple(
-            md.RollbackStep(
-                text=s.text,
-                commands=s.commands,
-                lang=s.lang,
-                # DevOps is every step's owner unless the plan names another.
-                owner=None if s.owner_role == Role.DEVOPS else s.owner_role,
-                record=records.get(s.pk),
-            )
-            for s in steps
-        ),
+        rollback_steps=tuple(plan_step(s, records.get(s.pk)) for s in steps),
         contacts_heading=outline.contacts_heading,
         contacts=tuple(contacts),
         contacts_header=tuple(outline.contacts_header) or md.Checklist.DEFAULT_CONTACTS_HEADER,
     )
+
+
+def plan_step(row: RollbackStepFields, record: md.Record | None = None) -> md.RollbackStep:
+    """A rollback step's row as the plan writes it."""
+    return md.RollbackStep(
+        text=row.text,
+        commands=row.commands,
+        lang=row.lang,
+        # DevOps is every step's owner unless the plan names another.
+        owner=None if row.owner_role == Role.DEVOPS else row.owner_role,
+        record=record,
+    )
+
+
+def step_columns(step: md.RollbackStep) -> dict[str, str]:
+    """A plan's step as its row stores it: DevOps owns a step the plan gives no owner."""
+    return {
+        "text": step.text,
+        "commands": step.commands,
+        "lang": step.lang,
+        "owner_role": step.owner or Role.DEVOPS,
+    }
 
 
 def _item(entry: ChecklistEntry, record: md.Record | None = None) -> md.Item:

@@ -116,28 +116,31 @@ class UnassignForm(forms.Form):
     user = forms.ModelChoiceField(queryset=get_user_model().objects.all(), widget=forms.HiddenInput)
 
 
-def phone_number(value: str) -> str:
-    phone = value.strip()
-    digits = sum(ch.isdigit() for ch in phone)
-    if phone and (not PHONE_PATTERN.match(phone) or digits < PHONE_MIN_DIGITS):
-        raise forms.ValidationError(
-            _("Enter a phone number such as +34 600 000 000."), code="phone"
+class PhoneField(forms.CharField):
+    """An emergency contact's phone, which may be left out."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            label=_("Phone"),
+            max_length=50,
+            required=False,
+            widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
         )
-    return phone
+
+    def clean(self, value: Any) -> str:
+        phone: str = super().clean(value).strip()
+        digits = sum(ch.isdigit() for ch in phone)
+        if phone and (not PHONE_PATTERN.match(phone) or digits < PHONE_MIN_DIGITS):
+            raise forms.ValidationError(
+                _("Enter a phone number such as +34 600 000 000."), code="phone"
+            )
+        return phone
 
 
 class ContactForm(forms.Form):
     name = forms.CharField(label=_("Name"), max_length=200)
-    phone = forms.CharField(
-        label=_("Phone"),
-        max_length=50,
-        required=False,
-        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
-    )
+    phone = PhoneField()
     email = forms.EmailField(label=_("Email"), required=False)
-
-    def clean_phone(self) -> str:
-        return phone_number(self.cleaned_data["phone"])
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -169,16 +172,8 @@ class ContactRowForm(forms.Form):
         max_length=200,
         error_messages={"required": _("Give a name, or a placeholder such as [Nombre].")},
     )
-    phone = forms.CharField(
-        label=_("Phone"),
-        max_length=50,
-        required=False,
-        widget=forms.TextInput(attrs={"type": "tel", "autocomplete": "off"}),
-    )
+    phone = PhoneField()
     email = forms.EmailField(label=_("Email"), required=False)
-
-    def clean_phone(self) -> str:
-        return phone_number(self.cleaned_data["phone"])
 
 
 class BaseContactRowFormSet(_ContactRowsBase):

@@ -422,7 +422,11 @@ def blocking_reasons(
     unverified = gettext("Not verified: “%(text)s” (%(role)s) — %(reason)s")
     role_labels = {role.value: str(role.label) for role in Role}
 
-    def not_verified(item: ReleaseItem, verdict: ChecksVerdict) -> BlockingReason:
+    def not_verified(item: ReleaseItem) -> BlockingReason | None:
+        """Why the item stops the release if its checks could not judge; else None."""
+        verdict = item.checks_verdict()
+        if not verdict.not_verified:
+            return None
         shown = {
             "text": item.text,
             "role": role_labels[item.owner_role],
@@ -445,35 +449,29 @@ def blocking_reasons(
                 )
             )
             continue
-        verdict = item.checks_verdict()
-        if verdict.not_verified:
-            reasons.append(not_verified(item, verdict))
-        else:
-            reasons.append(
-                BlockingReason(
-                    "item-open",
-                    pending % {"text": item.text, "role": role_labels[item.owner_role]},
-                )
+        reasons.append(
+            not_verified(item)
+            or BlockingReason(
+                "item-open",
+                pending % {"text": item.text, "role": role_labels[item.owner_role]},
             )
+        )
     # A failing automated check on an item a person ticked is still a reason to stop,
     # until they override it with a reason (which the approval then names).
     for item in items:
         if not (item.state == ItemState.DONE and item.check_failure) or item.overridden:
             continue
-        verdict = item.checks_verdict()
-        if verdict.not_verified:
-            reasons.append(not_verified(item, verdict))
-        else:
-            reasons.append(
-                BlockingReason(
-                    "check-failed",
-                    gettext(
-                        "Automated check failing on “%(text)s”: %(reason)s; "
-                        "override it with a reason or fix it"
-                    )
-                    % {"text": item.text, "reason": item.shown_check_failure()},
+        reasons.append(
+            not_verified(item)
+            or BlockingReason(
+                "check-failed",
+                gettext(
+                    "Automated check failing on “%(text)s”: %(reason)s; "
+                    "override it with a reason or fix it"
                 )
+                % {"text": item.text, "reason": item.shown_check_failure()},
             )
+        )
     # Nobody approves on yesterday's green: a ticked item's checks must have answered
     # within CHECKS_MAX_AGE.
     oldest = timezone.now() - timedelta(seconds=settings.CHECKS_MAX_AGE)

@@ -56,19 +56,11 @@ def elapsed(since: datetime, until: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class StepShown:
-    step: RollbackStep
+class StepShown(RollbackView):
+    """A step of the rollback under way: how it went, and whether the reader ticks it."""
+
     record: RollbackStepRecord | None
     can_tick: bool
-    text_html: SafeString
-
-    @property
-    def key(self) -> str:
-        return str(self.step.pk)
-
-    @property
-    def number(self) -> str:
-        return str(self.step.position + 1)
 
     @property
     def owner_label(self) -> str:
@@ -186,7 +178,6 @@ def rollout_context(release: Release, who: policy.Who) -> Rollout:
             can_tick=rollback is not None
             and rollback.is_open
             and bool(policy.may_tick_rollback_step(who, owner_role=step.owner_role)),
-            text_html=RollbackView(step).text_html,
         )
         for step in release.rollback_steps.all()
     ]

@@ -33,9 +33,7 @@ def _revoke_if_gate_changed(change: _Change, item: ReleaseItem) -> None:
     if not (item.before_gate and item.required):
         return
     if "approval" not in change.looked_up:
-        change.looked_up["approval"] = GoLiveApproval.objects.filter(
-            release=change.on, revoked_at__isnull=True
-        ).first()
+        change.looked_up["approval"] = change.on.active_approval()
     approval = change.looked_up["approval"]
     if approval is None or change.on.gate_digest() == approval.digest:
         return
@@ -49,7 +47,7 @@ def _revoke_if_gate_changed(change: _Change, item: ReleaseItem) -> None:
 
 
 def _revoke_if_unsigned(change: _Change) -> None:
-    approval = GoLiveApproval.objects.filter(release=change.on, revoked_at__isnull=True).first()
+    approval = change.on.active_approval()
     if approval is not None:
         _revoke(change, approval, gettext_noop("a lead withdrew a sign-off"))
 
@@ -68,15 +66,17 @@ def approval_obstacles(release: Release, user: User | None) -> list[str]:
     )
 
 
+def _require_product_owner(change: _Change, refusal: str) -> None:
+    """Go-live is the Product Owner's to approve, and to take back."""
+    change.require(policy.may_approve(who_on(change.actor, change.on)), refusal)
+
+
 def approve(release: Release, *, by: By, ip: str | None = None, reason: str = "") -> GoLiveApproval:
     """`reason`: what the product owner said when confirming, kept in the audit trail."""
     actor = as_actor(by, ip)
     reason = reason.strip()
     with _changing(release.pk, actor) as change:
-        change.require(
-            policy.may_approve(who_on(actor, change.on)),
-            _("Only the Product Owner approves go-live."),
-        )
+        _require_product_owner(change, _("Only the Product Owner approves go-live."))
         assert isinstance(actor, Person)  # the policy lets only people approve
         obstacles = approval_obstacles(change.on, actor.user)
         if obstacles:
@@ -132,13 +132,10 @@ def revoke_approval(release: Release, *, by: By, reason: str, ip: str | None = N
     actor = as_actor(by, ip)
     reason = reason.strip()
     with _changing(release.pk, actor) as change:
-        change.require(
-            policy.may_approve(who_on(actor, change.on)),
-            _("Only the Product Owner revokes go-live approval."),
-        )
+        _require_product_owner(change, _("Only the Product Owner revokes go-live approval."))
         if not reason:
             raise WorkflowError(_("Say why go-live approval is revoked."))
-        approval = GoLiveApproval.objects.filter(release=change.on, revoked_at__isnull=True).first()
+        approval = change.on.active_approval()
         if approval is None:
             raise WorkflowError(_("Go-live is not approved."))
         _revoke(change, approval, reason, override=change.override)

@@ -6,6 +6,7 @@ approval whose gate it changed (releases.workflow.approval).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.utils import timezone
@@ -344,40 +345,9 @@ def untick(
     )
 
 
-def mark_not_applicable(
-    item: ReleaseItem | int,
-    *,
-    by: By,
-    reason: str,
-    expected_version: int | None = None,
-    ip: str | None = None,
-) -> ReleaseItem:
-    return set_item_state(
-        item,
-        by=by,
-        state=ItemState.NOT_APPLICABLE,
-        reason=reason,
-        expected_version=expected_version,
-        ip=ip,
-    )
-
-
-def mark_blocked(
-    item: ReleaseItem | int,
-    *,
-    by: By,
-    reason: str,
-    expected_version: int | None = None,
-    ip: str | None = None,
-) -> ReleaseItem:
-    return set_item_state(
-        item,
-        by=by,
-        state=ItemState.BLOCKED,
-        reason=reason,
-        expected_version=expected_version,
-        ip=ip,
-    )
+# States that need a reason (ItemState.needing_reason): set_item_state refuses them without one.
+mark_not_applicable = partial(set_item_state, state=ItemState.NOT_APPLICABLE)
+mark_blocked = partial(set_item_state, state=ItemState.BLOCKED)
 
 
 def annotate_item(

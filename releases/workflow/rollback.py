@@ -15,6 +15,8 @@ which needs a new approval.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +28,12 @@ from django.utils.translation import gettext_noop
 from .. import markdown as md
 from .. import policy
 from ..actors import who_on
-from ..checklists import translated
+from ..checklists import plan_step, step_columns, translated
 from ..models import (
     DEFAULT_ROLLBACK_HEADING,
     AuditAction,
     Deployment,
     DeployResult,
-    GoLiveApproval,
     Release,
     ReleaseStatus,
     Role,
@@ -89,14 +90,46 @@ def _require(change: _Change, access: policy.Access, refusal: str) -> None:
         change.override = True
 
 
-def start_deploy(release: Release, *, by: By, reason: str, ip: str | None = None) -> Deployment:
+@contextmanager
+def _changing_allowed(
+    release: Release,
+    may: Callable[[policy.Who], policy.Access],
+    refusal: str,
+    *,
+    by: By,
+    ip: str | None,
+) -> Iterator[_Change]:
+    """A change to the release by someone the rule `may` lets make it."""
     actor = as_actor(by, ip)
     with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_record_deploy(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner record the deploy."),
-        )
+        _require(change, may(who_on(actor, change.on)), refusal)
+        yield change
+
+
+def _recording_deploy(
+    release: Release, *, by: By, ip: str | None
+) -> AbstractContextManager[_Change]:
+    return _changing_allowed(
+        release,
+        policy.may_record_deploy,
+        _("Only DevOps or the Product Owner record the deploy."),
+        by=by,
+        ip=ip,
+    )
+
+
+def _finish(
+    change: _Change, deployment: Deployment, *, result: str, reason: str, at: datetime
+) -> None:
+    deployment.finished_at = at
+    deployment.finished_by_label = change.actor.label[:200]
+    deployment.finish_reason = reason
+    deployment.result = result
+    deployment.save(update_fields=["finished_at", "finished_by_label", "finish_reason", "result"])
+
+
+def start_deploy(release: Release, *, by: By, reason: str, ip: str | None = None) -> Deployment:
+    with _recording_deploy(release, by=by, ip=ip) as change:
         reason = _reason(reason, _("The reason"), _("Say why the deploy starts now."))
         if change.on.status != ReleaseStatus.APPROVED:
             raise WorkflowError(_("The deploy starts only once go-live is approved."))
@@ -104,7 +137,7 @@ def start_deploy(release: Release, *, by: By, reason: str, ip: str | None = None
         if running is not None and running.finished_at is None:
             raise WorkflowError(_("The deploy has already started."))
         deployment = Deployment.objects.create(
-            release=change.on, started_by_label=actor.label[:200], start_reason=reason
+            release=change.on, started_by_label=change.actor.label[:200], start_reason=reason
         )
         change.audit(
             AuditAction.DEPLOY_STARTED,
@@ -118,13 +151,7 @@ def start_deploy(release: Release, *, by: By, reason: str, ip: str | None = None
 def finish_deploy(
     release: Release, *, by: By, result: str, reason: str, ip: str | None = None
 ) -> Deployment:
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_record_deploy(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner record the deploy."),
-        )
+    with _recording_deploy(release, by=by, ip=ip) as change:
         if result not in DeployResult.values:
             raise WorkflowError(_("Say whether the deploy succeeded or failed."))
         reason = _reason(reason, _("The reason"), _("Say how the deploy went."))
@@ -133,13 +160,8 @@ def finish_deploy(
             raise WorkflowError(_("No deploy is under way: record its start first."))
         if change.on.status != ReleaseStatus.APPROVED:
             raise WorkflowError(_("The deploy can only finish on an approved release."))
-        deployment.finished_at = timezone.now()
-        deployment.finished_by_label = actor.label[:200]
-        deployment.finish_reason = reason
-        deployment.result = result
-        deployment.save(
-            update_fields=["finished_at", "finished_by_label", "finish_reason", "result"]
-        )
+        finished_at = timezone.now()
+        _finish(change, deployment, result=result, reason=reason, at=finished_at)
         before = change.on.status
         if result == DeployResult.SUCCESS:
             # The approval covered this go-live: the deployed release keeps it.
@@ -151,7 +173,7 @@ def finish_deploy(
             {
                 "status": change.on.status,
                 "result": result,
-                "finished_at": deployment.finished_at.isoformat(),
+                "finished_at": finished_at.isoformat(),
                 "reason": reason,
             },
         )
@@ -167,13 +189,13 @@ def declare_rollback(
     detected_at: datetime | None = None,
     ip: str | None = None,
 ) -> Rollback:
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_declare_rollback(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner declare a rollback."),
-        )
+    with _changing_allowed(
+        release,
+        policy.may_declare_rollback,
+        _("Only DevOps or the Product Owner declare a rollback."),
+        by=by,
+        ip=ip,
+    ) as change:
         current = latest_rollback(change.on)
         if current is not None and current.is_open:
             raise WorkflowError(_("A rollback is already declared on this release."))
@@ -190,15 +212,9 @@ def declare_rollback(
                 _("Only a deployed release, or one whose deploy has started, is rolled back.")
             )
         if deployment is not None and deployment.finished_at is None:
-            deployment.finished_at = now
-            deployment.finished_by_label = actor.label[:200]
-            deployment.finish_reason = reason
-            deployment.result = DeployResult.FAILURE
-            deployment.save(
-                update_fields=["finished_at", "finished_by_label", "finish_reason", "result"]
-            )
+            _finish(change, deployment, result=DeployResult.FAILURE, reason=reason, at=now)
         before = change.on.status
-        approval = GoLiveApproval.objects.filter(release=change.on, revoked_at__isnull=True).first()
+        approval = change.on.active_approval()
         if approval is not None:
             _revoke(change, approval, gettext_noop("a rollback was declared"))
         rollback = Rollback.objects.create(
@@ -208,7 +224,7 @@ def declare_rollback(
             reason=reason,
             detected_at=detected_at,
             declared_at=now,
-            declared_by_label=actor.label[:200],
+            declared_by_label=change.actor.label[:200],
         )
         RollbackStepRecord.objects.bulk_create(
             [
@@ -238,6 +254,16 @@ def _open_rollback(change: _Change) -> Rollback:
     if not rollback.is_open:
         raise WorkflowError(_("The rollback is closed: it takes no more changes."))
     return rollback
+
+
+@contextmanager
+def _working_rollback(
+    release: Release, refusal: str, *, by: By, ip: str | None
+) -> Iterator[tuple[_Change, Rollback]]:
+    """A change to the release's open rollback, which DevOps or the Product Owner, who
+    declare it, work through."""
+    with _changing_allowed(release, policy.may_declare_rollback, refusal, by=by, ip=ip) as change:
+        yield change, _open_rollback(change)
 
 
 def _step_record(change: _Change, step: RollbackStep) -> RollbackStepRecord:
@@ -342,14 +368,9 @@ def _mitigate(change: _Change, rollback: Rollback, reason: str) -> None:
 
 
 def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_declare_rollback(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner mark the rollback mitigated."),
-        )
-        rollback = _open_rollback(change)
+    with _working_rollback(
+        release, _("Only DevOps or the Product Owner mark the rollback mitigated."), by=by, ip=ip
+    ) as (change, rollback):
         if rollback.mitigated_at is not None:
             raise WorkflowError(_("The rollback is already marked mitigated."))
         _mitigate(change, rollback, _reason(reason, _("The reason"), _("Say what mitigated it.")))
@@ -357,14 +378,9 @@ def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None =
 
 
 def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_declare_rollback(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner resolve the rollback."),
-        )
-        rollback = _open_rollback(change)
+    with _working_rollback(
+        release, _("Only DevOps or the Product Owner resolve the rollback."), by=by, ip=ip
+    ) as (change, rollback):
         if rollback.resolved_at is not None:
             raise WorkflowError(_("The rollback is already resolved."))
         reason = _reason(
@@ -375,14 +391,9 @@ def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = 
 
 
 def close_rollback(release: Release, *, by: By, cause: str, ip: str | None = None) -> Rollback:
-    actor = as_actor(by, ip)
-    with _changing(release.pk, actor) as change:
-        _require(
-            change,
-            policy.may_declare_rollback(who_on(actor, change.on)),
-            _("Only DevOps or the Product Owner close the rollback."),
-        )
-        rollback = _open_rollback(change)
+    with _working_rollback(
+        release, _("Only DevOps or the Product Owner close the rollback."), by=by, ip=ip
+    ) as (change, rollback):
         cause = _reason(
             cause, _("The cause"), _("Write the cause of the rollback before closing it.")
         )
@@ -395,7 +406,7 @@ def close_rollback(release: Release, *, by: By, cause: str, ip: str | None = Non
             )
         rollback.cause = cause
         rollback.closed_at = timezone.now()
-        rollback.closed_by_label = actor.label[:200]
+        rollback.closed_by_label = change.actor.label[:200]
         rollback.save(update_fields=["cause", "closed_at", "closed_by_label"])
         change.audit(
             AuditAction.ROLLBACK_CLOSED,
@@ -410,16 +421,7 @@ def rollback_plan(release: Release) -> md.RollbackPlan:
     """The release's rollback plan as its editor shows it."""
     return md.RollbackPlan(
         intro=release.rollback_intro,
-        steps=tuple(
-            md.RollbackStep(
-                text=step.text,
-                commands=step.commands,
-                lang=step.lang,
-                # DevOps owns every step the plan gives no owner, as on import.
-                owner=None if step.owner_role == Role.DEVOPS else step.owner_role,
-            )
-            for step in release.rollback_steps.order_by("position")
-        ),
+        steps=tuple(plan_step(step) for step in release.rollback_steps.order_by("position")),
     )
 
 
@@ -457,8 +459,8 @@ def refuse_plan_edit_during_rollback(release: Release) -> None:
 
 def _step_row(step: md.RollbackStep, row: RollbackStep, position: int) -> RollbackStep:
     row.position = position
-    row.text, row.commands, row.lang = step.text, step.commands, step.lang
-    row.owner_role = step.owner or Role.DEVOPS
+    for name, value in step_columns(step).items():
+        setattr(row, name, value)
     return row
 
 
