@@ -10,6 +10,7 @@ it, and its answer shown as it came.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -353,21 +354,30 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(fallback)
 
 
+def _replay(
+    request: HttpRequest, hand_out: Callable[[str], int], done: str, names: dict[str, str]
+) -> None:
+    """Hand a delivery out again as the person asking; `done`, told the attempt it went
+    as, says so, or the refusal is shown."""
+    try:
+        attempt = hand_out(request.user.get_username())
+    except NotReplayed as refused:
+        messages.error(request, refused.message)
+    else:
+        messages.success(request, done % {**names, "attempt": attempt})
+
+
 @login_required
 @require_POST
 def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
     require_manager(request)
     delivery = get_object_or_404(Delivery.objects.select_related("channel"), pk=id)
-    try:
-        attempt = replay(delivery, by=request.user.get_username(), enqueue=sending.enqueue)
-    except NotReplayed as refused:
-        messages.error(request, refused.message)
-    else:
-        messages.success(
-            request,
-            _("Handed out again to %(name)s, as attempt %(attempt)s, with the same event id.")
-            % {"name": delivery.channel.name, "attempt": attempt},
-        )
+    _replay(
+        request,
+        lambda by: replay(delivery, by=by, enqueue=sending.enqueue),
+        _("Handed out again to %(name)s, as attempt %(attempt)s, with the same event id."),
+        {"name": delivery.channel.name},
+    )
     return _back(request, reverse("channels:channel-log", args=[delivery.channel_id]))
 
 
@@ -376,16 +386,12 @@ def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
 def email_replay(request: HttpRequest, id: int) -> HttpResponse:
     require_manager(request)
     email = get_object_or_404(EmailDelivery, pk=id)
-    try:
-        attempt = replay_email(email, by=request.user.get_username(), enqueue=sending.enqueue_email)
-    except NotReplayed as refused:
-        messages.error(request, refused.message)
-    else:
-        messages.success(
-            request,
-            _("The e-mail to %(address)s is handed out again, as attempt %(attempt)s.")
-            % {"address": email.address, "attempt": attempt},
-        )
+    _replay(
+        request,
+        lambda by: replay_email(email, by=by, enqueue=sending.enqueue_email),
+        _("The e-mail to %(address)s is handed out again, as attempt %(attempt)s."),
+        {"address": email.address},
+    )
     return _back(request, reverse("channels:emails"))
 
 
