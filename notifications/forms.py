@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.utils.text import format_lazy
@@ -14,7 +14,22 @@ from .models import Channel, ChannelKind
 from .outbox import EVENT_TYPES
 from .wording import TITLES
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 ALL_EVENTS = "*"
+
+
+def _variable_field(label: StrOrPromise, help_text: StrOrPromise) -> forms.CharField:
+    """A field for the name of an environment variable: taken as typed, and neither
+    remembered nor spell-checked by the browser."""
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=False,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
 
 
 class ChannelForm(forms.Form):
@@ -40,25 +55,19 @@ class ChannelForm(forms.Form):
         ),
         widget=forms.URLInput(attrs={"autocomplete": "off"}),
     )
-    url_env = forms.CharField(
-        label=_("URL variable"),
-        required=False,
-        strip=False,
-        help_text=_(
+    url_env = _variable_field(
+        _("URL variable"),
+        _(
             "The NAME of the environment variable holding the URL, such as OPS_SLACK_URL: "
             "never the URL itself. Only the workers read its value."
         ),
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
-    secret_env = forms.CharField(
-        label=_("Signing secret variable"),
-        required=False,
-        strip=False,
-        help_text=_(
+    secret_env = _variable_field(
+        _("Signing secret variable"),
+        _(
             "Standard Webhooks only: the NAME of the environment variable holding its "
             "whsec_… signing secret, such as OPS_WEBHOOK_SECRET."
         ),
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     to = forms.CharField(
         label=_("Addresses"),
