@@ -233,8 +233,7 @@ def _save(request: HttpRequest, release: Release, form: CheckForm, *, new: bool)
     try:
         summary = config.save(release, spec, by=person(request), new=new, seen=seen or None)
     except config.ChecksFileError as refused:
-        for fault in refused.faults:
-            form.add_error(form.field_of(fault.key), fault.message)
+        form.show_faults(refused.faults)
         return None
     names = {"name": spec.name}
     if was is not None and was.retired_at is not None:

@@ -159,8 +159,7 @@ def _save(request: HttpRequest, form: ChannelForm, *, new: bool) -> bool:
     try:
         summary = config.save(spec, new=new, seen=seen or None)
     except config.NotificationsFileError as refused:
-        for fault in refused.faults:
-            form.add_error(form.field_of(fault.key), fault.message)
+        form.show_faults(refused.faults)
         return False
     names = {"name": spec.name}
     if was is not None and was.retired_at is not None:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from django import forms
@@ -8,6 +7,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from checks.config import carries_credential
+from checks.forms import FileTableForm
 
 from . import config
 from .models import Channel, ChannelKind
@@ -32,7 +32,7 @@ def _variable_field(label: StrOrPromise, help_text: StrOrPromise) -> forms.CharF
     )
 
 
-class ChannelForm(forms.Form):
+class ChannelForm(FileTableForm):
     """One channel. What it holds becomes the `[[channel]]` table a notifications file
     would hold, judged by notifications.config exactly as loading that file would judge
     it; `spec` is the result when the form is valid. No field is required, nor has
@@ -104,24 +104,16 @@ class ChannelForm(forms.Form):
     )
 
     def __init__(self, data: Any = None, *, channel: Channel | None = None, **kwargs: Any) -> None:
-        # A copy, so that a value refused as a credential can be left out of the page.
-        self._typed: MutableMapping[str, Any] | None = data.copy() if data is not None else None
-        super().__init__(self._typed, **kwargs)
+        super().__init__(data, **kwargs)
         self.channel = channel
         self.spec: config.ChannelSpec | None = None
         if channel is None:
-            self.fields = {
-                "name": forms.CharField(
-                    label=_("Name"),
-                    required=False,
-                    help_text=_(
-                        "How the delivery log names it: lower-case letters, digits, dots, "
-                        "dashes and underscores."
-                    ),
-                    widget=forms.TextInput(attrs={"required": True, "autocomplete": "off"}),
-                ),
-                **self.fields,
-            }
+            self.ask_name(
+                _(
+                    "How the delivery log names it: lower-case letters, digits, dots, "
+                    "dashes and underscores."
+                )
+            )
             self.initial["events"] = [ALL_EVENTS]
         else:
             self.initial.update(
@@ -167,7 +159,3 @@ class ChannelForm(forms.Form):
                     self._typed[fault.key] = ""
                 self.add_error(self.field_of(fault.key), fault.message)
         return data
-
-    def field_of(self, key: str | None) -> str | None:
-        """The field a fault about a notifications file's key is shown beside."""
-        return key if key is not None and key in self.fields else None
