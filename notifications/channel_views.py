@@ -356,8 +356,8 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
 def _replay(
     request: HttpRequest, hand_out: Callable[[str], int], done: str, names: dict[str, str]
 ) -> None:
-    """Hand a delivery out again as the person asking; `done`, told the attempt it went
-    as, says so, or the refusal is shown."""
+    """Hand a delivery out again for the person asking and say so with `done`, which
+    names the attempt it went as; a refusal is shown instead."""
     try:
         attempt = hand_out(request.user.get_username())
     except NotReplayed as refused:
