@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Collection, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.core.validators import RegexValidator
@@ -16,6 +16,9 @@ from . import config
 from .export import toml_value
 from .kinds.base import OPTION_TYPES, Kind, OptionType
 from .models import Check, PipelineToken, validate_version_pattern
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class RunChecksForm(forms.Form):
@@ -115,7 +118,37 @@ class ItemChoices(forms.CheckboxSelectMultiple):
         return option
 
 
-class CheckForm(forms.Form):
+class FileTableForm(forms.Form):
+    """One table of a file (a checks file's `[[check]]`, a notifications file's
+    `[[channel]]`), judged by that file's rules: each fault they find is shown beside the
+    field of its key."""
+
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+        # A copy, so that a value refused as a credential can be left out of the page.
+        self._typed: MutableMapping[str, Any] | None = data.copy() if data is not None else None
+        super().__init__(self._typed, **kwargs)
+
+    def ask_name(self, help_text: StrOrPromise) -> None:
+        """A new table's name, first of the fields. No `required` of Django's own: a
+        missing name gets the file's message."""
+        name = forms.CharField(
+            label=_("Name"),
+            required=False,
+            help_text=help_text,
+            widget=forms.TextInput(attrs={"required": True, "autocomplete": "off"}),
+        )
+        self.fields = {"name": name, **self.fields}
+
+    def field_of(self, key: str | None) -> str | None:
+        """The field a fault about the file's key is shown beside."""
+        return key if key is not None and key in self.fields else None
+
+    def show_faults(self, faults: Iterable[config.Fault]) -> None:
+        for fault in faults:
+            self.add_error(self.field_of(fault.key), fault.message)
+
+
+class CheckForm(FileTableForm):
     """One check of a kind: a field per option the kind takes, each typed as the option
     is, and the items it verifies. What it holds becomes the `[[check]]` table a checks
     file would hold, judged by checks.config exactly as loading that file would judge it;
@@ -130,9 +163,7 @@ class CheckForm(forms.Form):
         check: Check | None = None,
         **kwargs: Any,
     ) -> None:
-        # A copy, so that a value refused as a credential can be left out of the page.
-        self._typed: MutableMapping[str, Any] | None = data.copy() if data is not None else None
-        super().__init__(self._typed, **kwargs)
+        super().__init__(data, **kwargs)
         self.kind = kind
         self.check = check
         self.spec: config.CheckSpec | None = None
@@ -142,15 +173,11 @@ class CheckForm(forms.Form):
         self._unread: set[str] = set()
         stored = check.options if check is not None else {}
         if check is None:
-            # No `required` of Django's own: a missing name gets the checks file's message.
-            self.fields["name"] = forms.CharField(
-                label=_("Name"),
-                required=False,
-                help_text=_(
+            self.ask_name(
+                _(
                     "How the board, the results and a checklist's check= marker name it: "
                     "lower-case letters, digits, dots, dashes and underscores."
-                ),
-                widget=forms.TextInput(attrs={"required": True, "autocomplete": "off"}),
+                )
             )
         for key in self.option_keys:
             self.fields[key] = _option_field(key, OPTION_TYPES.get(key), key in kind.required)
@@ -194,14 +221,8 @@ class CheckForm(forms.Form):
         if isinstance(judged, config.CheckSpec):
             self.spec = judged
         else:
-            for fault in judged:
-                if fault.key not in self._unread:
-                    self.add_error(self.field_of(fault.key), fault.message)
+            self.show_faults(fault for fault in judged if fault.key not in self._unread)
         return data
-
-    def field_of(self, key: str | None) -> str | None:
-        """The field a fault about a checks file's key is shown beside."""
-        return key if key is not None and key in self.fields else None
 
     def _in_order(self, chosen: Sequence[int]) -> list[int]:
         # The items the check linked keep their order, so that saving it unchanged

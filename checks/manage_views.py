@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db.models import Max
+from django.db.models import Max, Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -86,29 +86,26 @@ def _options_shown(check: Check) -> list[OptionShown]:
     return shown
 
 
+def _newest_of_each(rows: QuerySet[Model], by: str) -> QuerySet[Model, int]:
+    """The pk of the newest row of each value of `by`, as a subquery. Without order_by()
+    a model's default ordering would join the GROUP BY and split the groups."""
+    newest: QuerySet[Model, int] = (
+        rows.order_by().values(by).annotate(newest=Max("pk")).values_list("newest", flat=True)
+    )
+    return newest
+
+
 def _rows(
     release: Release, checks: Sequence[Check], items: Sequence[ReleaseItem]
 ) -> list[CheckRow]:
     """Each check with its items, its latest result and its last change, in two
     queries however many checks there are."""
-    latest = (
-        CheckResult.objects.filter(subject__release=release)
-        .order_by()
-        .values("subject_id")
-        .annotate(latest=Max("pk"))
-        .values_list("latest", flat=True)
-    )
+    latest = _newest_of_each(CheckResult.objects.filter(subject__release=release), "subject_id")
     results = {
         result.subject_id: result
         for result in CheckResult.objects.filter(pk__in=latest).select_related("run")
     }
-    last = (
-        release.audit_events.filter(action__in=CHANGES)
-        .order_by()
-        .values("target")
-        .annotate(last=Max("pk"))
-        .values_list("last", flat=True)
-    )
+    last = _newest_of_each(release.audit_events.filter(action__in=CHANGES), "target")
     changes = {event.target: event for event in AuditEvent.objects.filter(pk__in=last)}
     by_id = {entry.pk: entry for entry in items}
     naming: dict[str, list[ReleaseItem]] = {}
@@ -236,8 +233,7 @@ def _save(request: HttpRequest, release: Release, form: CheckForm, *, new: bool)
     try:
         summary = config.save(release, spec, by=person(request), new=new, seen=seen or None)
     except config.ChecksFileError as refused:
-        for fault in refused.faults:
-            form.add_error(form.field_of(fault.key), fault.message)
+        form.show_faults(refused.faults)
         return None
     names = {"name": spec.name}
     if was is not None and was.retired_at is not None:

@@ -10,6 +10,7 @@ it, and its answer shown as it came.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,8 +159,7 @@ def _save(request: HttpRequest, form: ChannelForm, *, new: bool) -> bool:
     try:
         summary = config.save(spec, new=new, seen=seen or None)
     except config.NotificationsFileError as refused:
-        for fault in refused.faults:
-            form.add_error(form.field_of(fault.key), fault.message)
+        form.show_faults(refused.faults)
         return False
     names = {"name": spec.name}
     if was is not None and was.retired_at is not None:
@@ -353,21 +353,30 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(fallback)
 
 
+def _replay(
+    request: HttpRequest, hand_out: Callable[[str], int], done: str, names: dict[str, str]
+) -> None:
+    """Hand a delivery out again for the person asking and say so with `done`, which
+    names the attempt it went as; a refusal is shown instead."""
+    try:
+        attempt = hand_out(request.user.get_username())
+    except NotReplayed as refused:
+        messages.error(request, refused.message)
+    else:
+        messages.success(request, done % {**names, "attempt": attempt})
+
+
 @login_required
 @require_POST
 def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
     require_manager(request)
     delivery = get_object_or_404(Delivery.objects.select_related("channel"), pk=id)
-    try:
-        attempt = replay(delivery, by=request.user.get_username(), enqueue=sending.enqueue)
-    except NotReplayed as refused:
-        messages.error(request, refused.message)
-    else:
-        messages.success(
-            request,
-            _("Handed out again to %(name)s, as attempt %(attempt)s, with the same event id.")
-            % {"name": delivery.channel.name, "attempt": attempt},
-        )
+    _replay(
+        request,
+        lambda by: replay(delivery, by=by, enqueue=sending.enqueue),
+        _("Handed out again to %(name)s, as attempt %(attempt)s, with the same event id."),
+        {"name": delivery.channel.name},
+    )
     return _back(request, reverse("channels:channel-log", args=[delivery.channel_id]))
 
 
@@ -376,16 +385,12 @@ def delivery_replay(request: HttpRequest, id: int) -> HttpResponse:
 def email_replay(request: HttpRequest, id: int) -> HttpResponse:
     require_manager(request)
     email = get_object_or_404(EmailDelivery, pk=id)
-    try:
-        attempt = replay_email(email, by=request.user.get_username(), enqueue=sending.enqueue_email)
-    except NotReplayed as refused:
-        messages.error(request, refused.message)
-    else:
-        messages.success(
-            request,
-            _("The e-mail to %(address)s is handed out again, as attempt %(attempt)s.")
-            % {"address": email.address, "attempt": attempt},
-        )
+    _replay(
+        request,
+        lambda by: replay_email(email, by=by, enqueue=sending.enqueue_email),
+        _("The e-mail to %(address)s is handed out again, as attempt %(attempt)s."),
+        {"address": email.address},
+    )
     return _back(request, reverse("channels:emails"))
 
 

@@ -1,23 +1,38 @@
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from checks.config import carries_credential
+from checks.forms import FileTableForm
 
 from . import config
 from .models import Channel, ChannelKind
 from .outbox import EVENT_TYPES
 from .wording import TITLES
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 ALL_EVENTS = "*"
 
 
-class ChannelForm(forms.Form):
+def _variable_field(label: StrOrPromise, help_text: StrOrPromise) -> forms.CharField:
+    """A field for the name of an environment variable: taken as typed, and neither
+    remembered nor spell-checked by the browser."""
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=False,
+        help_text=help_text,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
+    )
+
+
+class ChannelForm(FileTableForm):
     """One channel. What it holds becomes the `[[channel]]` table a notifications file
     would hold, judged by notifications.config exactly as loading that file would judge
     it; `spec` is the result when the form is valid. No field is required, nor has
@@ -40,25 +55,19 @@ class ChannelForm(forms.Form):
         ),
         widget=forms.URLInput(attrs={"autocomplete": "off"}),
     )
-    url_env = forms.CharField(
-        label=_("URL variable"),
-        required=False,
-        strip=False,
-        help_text=_(
+    url_env = _variable_field(
+        _("URL variable"),
+        _(
             "The NAME of the environment variable holding the URL, such as OPS_SLACK_URL: "
             "never the URL itself. Only the workers read its value."
         ),
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
-    secret_env = forms.CharField(
-        label=_("Signing secret variable"),
-        required=False,
-        strip=False,
-        help_text=_(
+    secret_env = _variable_field(
+        _("Signing secret variable"),
+        _(
             "Standard Webhooks only: the NAME of the environment variable holding its "
             "whsec_… signing secret, such as OPS_WEBHOOK_SECRET."
         ),
-        widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
     to = forms.CharField(
         label=_("Addresses"),
@@ -95,24 +104,16 @@ class ChannelForm(forms.Form):
     )
 
     def __init__(self, data: Any = None, *, channel: Channel | None = None, **kwargs: Any) -> None:
-        # A copy, so that a value refused as a credential can be left out of the page.
-        self._typed: MutableMapping[str, Any] | None = data.copy() if data is not None else None
-        super().__init__(self._typed, **kwargs)
+        super().__init__(data, **kwargs)
         self.channel = channel
         self.spec: config.ChannelSpec | None = None
         if channel is None:
-            self.fields = {
-                "name": forms.CharField(
-                    label=_("Name"),
-                    required=False,
-                    help_text=_(
-                        "How the delivery log names it: lower-case letters, digits, dots, "
-                        "dashes and underscores."
-                    ),
-                    widget=forms.TextInput(attrs={"required": True, "autocomplete": "off"}),
-                ),
-                **self.fields,
-            }
+            self.ask_name(
+                _(
+                    "How the delivery log names it: lower-case letters, digits, dots, "
+                    "dashes and underscores."
+                )
+            )
             self.initial["events"] = [ALL_EVENTS]
         else:
             self.initial.update(
@@ -158,7 +159,3 @@ class ChannelForm(forms.Form):
                     self._typed[fault.key] = ""
                 self.add_error(self.field_of(fault.key), fault.message)
         return data
-
-    def field_of(self, key: str | None) -> str | None:
-        """The field a fault about a notifications file's key is shown beside."""
-        return key if key is not None and key in self.fields else None

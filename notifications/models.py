@@ -134,6 +134,11 @@ class HandedOut(models.Model):
         return timezone.now() + timedelta(seconds=settings.NOTIFY_ATTEMPT_SECONDS)
 
 
+def _unfinished_by_due(*, name: str) -> models.Index:
+    """What the sweep reads: the deliveries still pending or sending whose time has come."""
+    return models.Index(fields=["due_at"], condition=Q(state__in=["pending", "sending"]), name=name)
+
+
 class Delivery(HandedOut):
     """One event to one channel, delivered at least once."""
 
@@ -144,13 +149,7 @@ class Delivery(HandedOut):
         constraints = [
             models.UniqueConstraint(fields=["event", "channel"], name="one_delivery_per_channel")
         ]
-        indexes = [
-            models.Index(
-                fields=["due_at"],
-                condition=Q(state__in=["pending", "sending"]),
-                name="delivery_unfinished_due",
-            )
-        ]
+        indexes = [_unfinished_by_due(name="delivery_unfinished_due")]
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.channel.name}: {self.state}"
@@ -252,13 +251,7 @@ class EmailDelivery(HandedOut):
         constraints = [
             models.UniqueConstraint(fields=["event", "user"], name="one_email_per_person")
         ]
-        indexes = [
-            models.Index(
-                fields=["due_at"],
-                condition=Q(state__in=["pending", "sending"]),
-                name="email_unfinished_due",
-            )
-        ]
+        indexes = [_unfinished_by_due(name="email_unfinished_due")]
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.address}: {self.state}"

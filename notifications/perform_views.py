@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.contrib import messages
@@ -26,9 +27,8 @@ from django.views.decorators.http import require_http_methods
 from releases import performs, policy, workflow
 from releases.access import client_ip, get_release_for_user, person
 from releases.actors import Person, who_on
-from releases.forms_window import WallClockField, exact, zone_choices
+from releases.forms_window import TimeZoneField, WallClockField, exact, zone_choices
 from releases.models import ReleaseItem, Role
-from releases.workflow.window import zone_named
 
 from .models import Performance
 from .perform import MEETING_MINUTES, MESSAGE_MAX, MeetingTime, audience_of, default_message
@@ -52,26 +52,14 @@ class RetrospectiveForm(PerformForm):
         max_value=MEETING_MINUTES[1],
         initial=60,
     )
-    time_zone = forms.CharField(
-        label=gettext_lazy("Time zone"),
-        max_length=64,
-        help_text=gettext_lazy("An IANA name such as Europe/Madrid or America/New_York."),
-        widget=forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
-    )
+    time_zone = TimeZoneField()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         name, wall, minutes = (cleaned.get(k) for k in ("time_zone", "start", "minutes"))
-        if name is None:
+        if name is None or not isinstance(wall, datetime) or not isinstance(minutes, int):
             return cleaned
-        try:
-            zone = zone_named(name)
-        except workflow.WorkflowError as error:
-            self.add_error("time_zone", error.message)
-            return cleaned
-        cleaned["time_zone"] = zone.key
-        if not isinstance(wall, datetime) or not isinstance(minutes, int):
-            return cleaned
+        zone = ZoneInfo(name)
         try:
             start = exact(wall, zone)
         except ValueError as error:

@@ -51,6 +51,27 @@ class WallClockField(forms.CharField):
         return value.strftime(DATETIME_LOCAL_FORMAT) if isinstance(value, datetime) else value
 
 
+class TimeZoneField(forms.CharField):
+    """An IANA time zone, typed or picked from the page's `time-zones` list; its value
+    is the zone's name."""
+
+    widget = forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"})
+
+    def __init__(self) -> None:
+        super().__init__(
+            label=_("Time zone"),
+            max_length=64,
+            help_text=_("An IANA name such as Europe/Madrid or America/New_York."),
+        )
+
+    def clean(self, value: Any) -> str:
+        name = super().clean(value)
+        try:
+            return zone_named(name).key
+        except WorkflowError as error:
+            raise forms.ValidationError(error.message, code="invalid") from None
+
+
 def exact(wall: datetime, zone: ZoneInfo) -> datetime:
     """The instant `wall` names in `zone`; ValueError with a message when the zone skips
     that time or shows it twice (clocks going forward or back)."""
@@ -75,24 +96,14 @@ def exact(wall: datetime, zone: ZoneInfo) -> datetime:
 class WindowForm(forms.Form):
     start = WallClockField(label=_("Start"))
     end = WallClockField(label=_("End"))
-    time_zone = forms.CharField(
-        label=_("Time zone"),
-        max_length=64,
-        help_text=_("An IANA name such as Europe/Madrid or America/New_York."),
-        widget=forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
-    )
+    time_zone = TimeZoneField()
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         name = cleaned.get("time_zone")
         if name is None:
             return cleaned
-        try:
-            zone = zone_named(name)
-        except WorkflowError as error:
-            self.add_error("time_zone", error.message)
-            return cleaned
-        cleaned["time_zone"] = zone.key
+        zone = ZoneInfo(name)
         for field in ("start", "end"):
             wall = cleaned.get(field)
             if wall is None:

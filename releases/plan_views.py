@@ -82,6 +82,10 @@ class Editor:
     # A refusal that belongs to no one field (the workflow's, the release's state).
     errors: list[str] = field(default_factory=list)
 
+    def went_stale(self, conflict: workflow.Conflict) -> None:
+        self.stale = True
+        self.errors.append(conflict.message)
+
 
 # --- contacts ----------------------------------------------------------------------------
 
@@ -180,8 +184,7 @@ def _save_contacts(
             by=person(request),
         )
     except workflow.Conflict as conflict:
-        editor.stale = True
-        editor.errors.append(conflict.message)
+        editor.went_stale(conflict)
         data = _with_based_on(request.POST, CONTACTS_PREFIX, workflow.contacts_version(release))
         return (
             ContactRowFormSet(data, prefix=CONTACTS_PREFIX),
@@ -249,8 +252,7 @@ def _save_plan(
             by=person(request),
         )
     except workflow.Conflict as conflict:
-        editor.stale = True
-        editor.errors.append(conflict.message)
+        editor.went_stale(conflict)
         data = _with_based_on(request.POST, PLAN_PREFIX, workflow.plan_version(release))
         return RollbackPlanForm(data, prefix=PLAN_PREFIX)
     except workflow.WorkflowError as error:
