@@ -16,6 +16,7 @@ from . import config
 from .export import toml_value
 from .kinds.base import OPTION_TYPES, Kind, OptionType
 from .models import Check, PipelineToken, validate_version_pattern
+from .toml_file import Fault
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -143,7 +144,7 @@ class FileTableForm(forms.Form):
         """The field a fault about the file's key is shown beside."""
         return key if key is not None and key in self.fields else None
 
-    def show_faults(self, faults: Iterable[config.Fault]) -> None:
+    def show_faults(self, faults: Iterable[Fault]) -> None:
         for fault in faults:
             self.add_error(self.field_of(fault.key), fault.message)
 

@@ -16,7 +16,7 @@ import itertools
 import json
 import logging
 import time as clock
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -157,15 +157,12 @@ def csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool) -> Ite
 # --- asked for by the web process ----------------------------------------------------------
 
 
-def enqueue(export_id: int) -> None:
-    from .tasks import export_audit
-
-    export_audit.delay(export_id)
-
-
-def start(release: Release, query: QueryDict, *, show_addresses: bool) -> int:
+def start(
+    release: Release, query: QueryDict, *, show_addresses: bool, enqueue: Callable[[int], None]
+) -> int:
     """A new export of what the filter `query` selects, in the active language and time
-    zone, handed to the workers; ExportFailed when the broker does not take it."""
+    zone, handed to the workers by `enqueue`; ExportFailed when the broker does not take
+    it."""
     export = AuditExport.objects.create(
         release=release,
         query=query.urlencode(),

@@ -28,7 +28,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import exports, workflow
+from . import exports, tasks, workflow
 from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
 from .exports import compact
 from .forms_manage import (
@@ -294,7 +294,9 @@ def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
 
 def _start_export(request: HttpRequest, version: str) -> tuple[int, str]:
     release = get_release_for_user(request, version)
-    export_id = exports.start(release, request.GET, show_addresses=may_manage(request))
+    export_id = exports.start(
+        release, request.GET, show_addresses=may_manage(request), enqueue=tasks.enqueue_export
+    )
     return export_id, f"audit-{release.version}.csv"
 
 

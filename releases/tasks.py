@@ -16,6 +16,12 @@ def _advance_windows() -> int:
 advance_windows = app.task(name="releases.advance_windows", ignore_result=True)(_advance_windows)
 
 export_audit = app.task(name="releases.export_audit", ignore_result=True)(exports.write)
+
+
+def enqueue_export(export_id: int) -> None:
+    export_audit.delay(export_id)
+
+
 drop_abandoned_exports = app.task(name="releases.drop_abandoned_exports", ignore_result=True)(
     exports.drop_abandoned
 )

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.test import override_settings
 from django.utils import translation
 
-from releases import exports, workflow
+from releases import exports, tasks, workflow
 from releases.actors import standing
 from releases.board import panels_sent, row_renders
 from releases.models import (
@@ -56,7 +56,7 @@ def exports_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit CSV's worker, run in the test's own thread and transaction when the
     download asks: a test of the download reads what a worker would have written. The
     tests through a real server start a real worker."""
-    monkeypatch.setattr(exports, "enqueue", exports.write)
+    monkeypatch.setattr(tasks, "enqueue_export", exports.write)
 
 
 @pytest.fixture(autouse=True)

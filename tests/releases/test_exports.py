@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from releases import exports, workflow
+from releases import exports, tasks, workflow
 from releases.models import AuditExport, AuditExportPart, Release
 from tests.conftest import item
 from tests.releases.test_manage_views import read_csv
@@ -49,7 +49,7 @@ def test_a_trail_longer_than_a_part_arrives_whole_and_in_order(
         exports.write(export_id)
         written.append(export_id)
 
-    monkeypatch.setattr(exports, "enqueue", worker)
+    monkeypatch.setattr(tasks, "enqueue_export", worker)
 
     _raw, rows = read_csv(login_as("qa").get(csv_url(release)))
 
@@ -65,7 +65,7 @@ def test_a_trail_longer_than_a_part_arrives_whole_and_in_order(
 def test_no_worker_taking_the_export_up_is_said_on_the_audit_page(
     release: Release, login_as: LoginAs, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(exports, "enqueue", lambda export_id: None)
+    monkeypatch.setattr(tasks, "enqueue_export", lambda export_id: None)
     monkeypatch.setattr(exports, "START_SECONDS", 0.2)
     client = login_as("qa")
 
@@ -86,7 +86,7 @@ def test_a_broker_that_refuses_the_export_is_said_on_the_audit_page(
     def refused(export_id: int) -> None:
         raise ConnectionRefusedError("broker down")
 
-    monkeypatch.setattr(exports, "enqueue", refused)
+    monkeypatch.setattr(tasks, "enqueue_export", refused)
 
     response = login_as("qa").get(csv_url(release), HTTP_ACCEPT_LANGUAGE="en")
 
