@@ -1372,6 +1372,8 @@ class AuditExportPart(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["export", "number"], name="one_export_part_per_number")
         ]
+        verbose_name = _("audit export part")
+        verbose_name_plural = _("audit export parts")
 
     def __str__(self) -> str:
         return f"{self.export_id}: part {self.number}"
