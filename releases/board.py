@@ -475,6 +475,10 @@ class Tally:
 
 @dataclass
 class SignOffRow:
+    # Its phase's place in the sign-off panel and its own place within that phase: they
+    # name its DOM ids, which live.js and "My open items" point at.
+    number: int
+    place: int
     phase: str
     role: str
     role_label: StrOrPromise
@@ -493,6 +497,14 @@ class SignOffRow:
     def optional_open(self) -> int:
         return self.tally.total - self.tally.settled - self.tally.required_open
 
+    @property
+    def button_id(self) -> str:
+        return f"signoff-button-{self.number}-{self.role}"
+
+    @property
+    def hint_id(self) -> str:
+        return f"signoff-hint-{self.number}-{self.place}"
+
 
 @dataclass
 class PhaseSignOffs:
@@ -506,12 +518,23 @@ class PhaseSignOffs:
 
 @dataclass(frozen=True)
 class MySignOff:
-    """One of the viewer's sign-offs as "My open items" offers it. `number` is its phase's
-    place in the sign-off panel, which names its DOM ids the same way."""
+    """One of the viewer's sign-offs as "My open items" offers it, numbered as the sign-off
+    panel numbers it."""
 
-    number: int
     label: str
     row: SignOffRow
+
+    @property
+    def number(self) -> int:
+        return self.row.number
+
+    @property
+    def button_id(self) -> str:
+        return f"mine-signoff-button-{self.number}-{self.row.role}"
+
+    @property
+    def hint_id(self) -> str:
+        return f"mine-signoff-why-{self.number}-{self.row.role}"
 
 
 @dataclass(frozen=True)
@@ -779,24 +802,32 @@ def _signoffs(
         key = (signoff.phase, signoff.role)
         (signed if signoff.reopened_at is None else reopened)[key] = signoff
     # Phases in checklist order; within each, leads in Role order.
-    groups: dict[str, PhaseSignOffs] = {}
-    for item in items:
-        groups.setdefault(item.phase, PhaseSignOffs(item.phase, []))
-    for (phase, role), tally in sorted(tallies.items(), key=lambda e: _ROLE_ORDER[e[0][1]]):
-        key = (phase, role)
-        groups[phase].rows.append(
-            SignOffRow(
-                phase=phase,
-                role=role,
-                role_label=tally.label,
-                people=people.get(role, []),
-                tally=tally,
-                signed=signed.get(key),
-                reopened=None if key in signed else reopened.get(key),
-                can_act=viewer.can_sign_off(role),
+    leads: dict[str, list[str]] = {item.phase: [] for item in items}
+    for phase, role in sorted(tallies, key=lambda key: _ROLE_ORDER[key[1]]):
+        leads[phase].append(role)
+    panel: list[PhaseSignOffs] = []
+    for phase, roles in leads.items():
+        if not roles:
+            continue
+        rows = []
+        for place, role in enumerate(roles, start=1):
+            key = (phase, role)
+            rows.append(
+                SignOffRow(
+                    number=len(panel) + 1,
+                    place=place,
+                    phase=phase,
+                    role=role,
+                    role_label=tallies[key].label,
+                    people=people.get(role, []),
+                    tally=tallies[key],
+                    signed=signed.get(key),
+                    reopened=None if key in signed else reopened.get(key),
+                    can_act=viewer.can_sign_off(role),
+                )
             )
-        )
-    return [group for group in groups.values() if group.rows]
+        panel.append(PhaseSignOffs(phase, rows))
+    return panel
 
 
 def _my_open_items(
@@ -806,8 +837,8 @@ def _my_open_items(
     if viewer.read_only or not viewer.roles & set(Role.leads()):
         return None
     mine = [
-        MySignOff(number, group.label, row)
-        for number, group in enumerate(signoffs, start=1)
+        MySignOff(group.label, row)
+        for group in signoffs
         for row in group.rows
         if row.role in viewer.roles
     ]
