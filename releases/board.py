@@ -475,8 +475,8 @@ class Tally:
 
 @dataclass
 class SignOffRow:
-    # Its phase's place in the sign-off panel and its own place within that phase: they
-    # name its DOM ids, which live.js and "My open items" point at.
+    # Its phase's place in the sign-off panel and its own place within that phase: its
+    # DOM ids are named after them, in the panel and under "My open items" alike.
     number: int
     place: int
     phase: str
