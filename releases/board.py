@@ -475,10 +475,9 @@ class Tally:
 
 @dataclass
 class SignOffRow:
-    # Its phase's place in the sign-off panel and its own place within that phase: its
-    # DOM ids are named after them, in the panel and under "My open items" alike.
+    # Its phase's place in the sign-off panel: its DOM ids are named after it, in the panel
+    # and under "My open items" alike.
     number: int
-    place: int
     phase: str
     role: str
     role_label: StrOrPromise
@@ -488,6 +487,9 @@ class SignOffRow:
     # The latest reopened sign-off, shown while nobody has signed again.
     reopened: SignOff | None
     can_act: bool
+    # Its sign-off form's button and hint in the panel (releases/_signoff_form.html).
+    button_id: str
+    hint_id: str
 
     @property
     def ready(self) -> bool:
@@ -496,14 +498,6 @@ class SignOffRow:
     @property
     def optional_open(self) -> int:
         return self.tally.total - self.tally.settled - self.tally.required_open
-
-    @property
-    def button_id(self) -> str:
-        return f"signoff-button-{self.number}-{self.role}"
-
-    @property
-    def hint_id(self) -> str:
-        return f"signoff-hint-{self.number}-{self.place}"
 
 
 @dataclass
@@ -523,18 +517,9 @@ class MySignOff:
 
     label: str
     row: SignOffRow
-
-    @property
-    def number(self) -> int:
-        return self.row.number
-
-    @property
-    def button_id(self) -> str:
-        return f"mine-signoff-button-{self.number}-{self.row.role}"
-
-    @property
-    def hint_id(self) -> str:
-        return f"mine-signoff-why-{self.number}-{self.row.role}"
+    # Its sign-off form's button and hint here, apart from the panel's.
+    button_id: str
+    hint_id: str
 
 
 @dataclass(frozen=True)
@@ -810,12 +795,12 @@ def _signoffs(
         if not roles:
             continue
         rows = []
+        number = len(panel) + 1
         for place, role in enumerate(roles, start=1):
             key = (phase, role)
             rows.append(
                 SignOffRow(
-                    number=len(panel) + 1,
-                    place=place,
+                    number=number,
                     phase=phase,
                     role=role,
                     role_label=tallies[key].label,
@@ -824,6 +809,8 @@ def _signoffs(
                     signed=signed.get(key),
                     reopened=None if key in signed else reopened.get(key),
                     can_act=viewer.can_sign_off(role),
+                    button_id=f"signoff-button-{number}-{role}",
+                    hint_id=f"signoff-hint-{number}-{place}",
                 )
             )
         panel.append(PhaseSignOffs(phase, rows))
@@ -837,7 +824,12 @@ def _my_open_items(
     if viewer.read_only or not viewer.roles & set(Role.leads()):
         return None
     mine = [
-        MySignOff(group.label, row)
+        MySignOff(
+            group.label,
+            row,
+            button_id=f"mine-signoff-button-{row.number}-{row.role}",
+            hint_id=f"mine-signoff-why-{row.number}-{row.role}",
+        )
         for group in signoffs
         for row in group.rows
         if row.role in viewer.roles
