@@ -475,6 +475,9 @@ class Tally:
 
 @dataclass
 class SignOffRow:
+    # Its phase's place in the sign-off panel: its DOM ids are named after it, in the panel
+    # and under "My open items" alike.
+    number: int
     phase: str
     role: str
     role_label: StrOrPromise
@@ -484,6 +487,9 @@ class SignOffRow:
     # The latest reopened sign-off, shown while nobody has signed again.
     reopened: SignOff | None
     can_act: bool
+    # Its sign-off form's button and hint in the panel (releases/_signoff_form.html).
+    button_id: str
+    hint_id: str
 
     @property
     def ready(self) -> bool:
@@ -506,12 +512,14 @@ class PhaseSignOffs:
 
 @dataclass(frozen=True)
 class MySignOff:
-    """One of the viewer's sign-offs as "My open items" offers it. `number` is its phase's
-    place in the sign-off panel, which names its DOM ids the same way."""
+    """One of the viewer's sign-offs as "My open items" offers it, numbered as the sign-off
+    panel numbers it."""
 
-    number: int
     label: str
     row: SignOffRow
+    # Its sign-off form's button and hint here, apart from the panel's.
+    button_id: str
+    hint_id: str
 
 
 @dataclass(frozen=True)
@@ -779,24 +787,34 @@ def _signoffs(
         key = (signoff.phase, signoff.role)
         (signed if signoff.reopened_at is None else reopened)[key] = signoff
     # Phases in checklist order; within each, leads in Role order.
-    groups: dict[str, PhaseSignOffs] = {}
-    for item in items:
-        groups.setdefault(item.phase, PhaseSignOffs(item.phase, []))
-    for (phase, role), tally in sorted(tallies.items(), key=lambda e: _ROLE_ORDER[e[0][1]]):
-        key = (phase, role)
-        groups[phase].rows.append(
-            SignOffRow(
-                phase=phase,
-                role=role,
-                role_label=tally.label,
-                people=people.get(role, []),
-                tally=tally,
-                signed=signed.get(key),
-                reopened=None if key in signed else reopened.get(key),
-                can_act=viewer.can_sign_off(role),
+    leads: dict[str, list[str]] = {item.phase: [] for item in items}
+    for phase, role in sorted(tallies, key=lambda key: _ROLE_ORDER[key[1]]):
+        leads[phase].append(role)
+    panel: list[PhaseSignOffs] = []
+    for phase, roles in leads.items():
+        if not roles:
+            continue
+        rows = []
+        number = len(panel) + 1
+        for place, role in enumerate(roles, start=1):
+            key = (phase, role)
+            rows.append(
+                SignOffRow(
+                    number=number,
+                    phase=phase,
+                    role=role,
+                    role_label=tallies[key].label,
+                    people=people.get(role, []),
+                    tally=tallies[key],
+                    signed=signed.get(key),
+                    reopened=None if key in signed else reopened.get(key),
+                    can_act=viewer.can_sign_off(role),
+                    button_id=f"signoff-button-{number}-{role}",
+                    hint_id=f"signoff-hint-{number}-{place}",
+                )
             )
-        )
-    return [group for group in groups.values() if group.rows]
+        panel.append(PhaseSignOffs(phase, rows))
+    return panel
 
 
 def _my_open_items(
@@ -806,8 +824,13 @@ def _my_open_items(
     if viewer.read_only or not viewer.roles & set(Role.leads()):
         return None
     mine = [
-        MySignOff(number, group.label, row)
-        for number, group in enumerate(signoffs, start=1)
+        MySignOff(
+            group.label,
+            row,
+            button_id=f"mine-signoff-button-{row.number}-{row.role}",
+            hint_id=f"mine-signoff-why-{row.number}-{row.role}",
+        )
+        for group in signoffs
         for row in group.rows
         if row.role in viewer.roles
     ]
