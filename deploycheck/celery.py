@@ -51,9 +51,17 @@ def _note_ready_last(**kwargs: object) -> None:
     signals.worker_ready.connect(_note_ready)
 
 
+def _yield_to_pages(**kwargs: object) -> None:
+    from django.conf import settings
+
+    if settings.WORKER_NICENESS > 0:
+        os.nice(settings.WORKER_NICENESS)
+
+
 # Connected by a call, not as a decorator: Celery ships no type hints, and an untyped
 # decorator would leave the function unchecked.
 signals.after_setup_logger.connect(_redact_secrets)
 signals.after_setup_logger.connect(_quiet_routine)
 signals.after_setup_task_logger.connect(_redact_secrets)
 signals.worker_init.connect(_note_ready_last)
+signals.worker_init.connect(_yield_to_pages)
