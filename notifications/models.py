@@ -223,6 +223,10 @@ class EmailSubscription(models.Model):
     )
     releases = models.CharField(_("releases"), max_length=100, default="*")
     events = models.JSONField(_("events"), default=default_events)
+    # The event types the person was shown when they last chose. A default event that
+    # came later is one they never had the chance to turn off: they get it, as everyone
+    # who never chose does, until they choose again.
+    offered = models.JSONField(default=list, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -232,10 +236,16 @@ class EmailSubscription(models.Model):
     def __str__(self) -> str:
         return f"{self.user}: {self.releases} {self.events}"
 
+    def chosen(self, event_type: str) -> bool:
+        """Whether the person's choice takes in `event_type`, whatever the release."""
+        return event_type in self.events or (
+            event_type in DEFAULT_EVENTS and event_type not in self.offered
+        )
+
     def wants(self, event_type: str, version: str) -> bool:
         return (
             self.unsubscribed_at is None
-            and event_type in self.events
+            and self.chosen(event_type)
             and fnmatch.fnmatchcase(version, self.releases)
         )
 

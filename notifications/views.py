@@ -84,6 +84,7 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
                 defaults={
                     "releases": form.cleaned_data["releases"],
                     "events": list(form.cleaned_data["events"]),
+                    "offered": list(TITLES),
                     "unsubscribed_at": None,
                 },
             )
@@ -92,7 +93,9 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
         form = SubscriptionForm(
             initial={
                 "releases": subscription.releases if subscription else "*",
-                "events": subscription.events if subscription else default_events(),
+                "events": [event for event in TITLES if subscription.chosen(event)]
+                if subscription
+                else default_events(),
             }
         )
     unsubscribed = subscription is not None and subscription.unsubscribed_at is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from deploycheck.settings import _email_settings
 from notifications import email as notify_email
 from notifications.models import DeliveryState, EmailDelivery, EmailSubscription, Event
 from notifications.subscriptions import unsubscribe_token
+from notifications.wording import TITLES
 from releases import workflow
 from releases.models import LanguagePreference, Release, ReleaseItem
 
@@ -106,7 +108,9 @@ def test_a_failing_check_goes_to_everyone_holding_the_items_role(
 def test_a_subscription_decides_and_people_without_an_address_are_skipped(
     deployed: Release, users: dict[str, Any]
 ) -> None:
-    EmailSubscription.objects.create(user=users["backend"], events=["deploy.started"])
+    EmailSubscription.objects.create(
+        user=users["backend"], events=["deploy.started"], offered=list(TITLES)
+    )
     EmailSubscription.objects.create(user=users["frontend"], releases="v2.*")
     EmailSubscription.objects.create(user=users["qa"], unsubscribed_at=timezone.now())
     users["support"].email = ""
@@ -258,6 +262,31 @@ def test_a_person_chooses_what_they_get(users: dict[str, Any]) -> None:
         "v2.*",
         ["rollback.declared", "deploy.started"],
     )
+    assert subscription.offered == list(TITLES)
+
+
+def test_a_default_event_that_came_after_a_choice_is_sent_and_shown_chosen(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    # Chosen when the page did not offer rollback.declared yet, and again by someone
+    # who was offered it and left it off.
+    before = [event for event in TITLES if event != "rollback.declared"]
+    EmailSubscription.objects.create(user=users["po"], events=["approval.requested"],
+                                     offered=before)  # fmt: skip
+    EmailSubscription.objects.create(
+        user=users["support"], events=["approval.requested"], offered=list(TITLES)
+    )
+
+    workflow.declare_rollback(deployed, by=users["devops"], reason="errors", severity="minor")
+
+    told = addressed("rollback.declared")
+    assert "po@example.com" in told
+    assert "support@example.com" not in told
+    client = Client()
+    client.force_login(users["po"])
+    page = client.get("/account/notifications/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert re.search(r'value="rollback.declared" id="id_events_\d+" checked', page)
+    assert not re.search(r'value="deploy.started" id="id_events_\d+" checked', page)
 
 
 def test_the_preferences_page_needs_a_login() -> None:
