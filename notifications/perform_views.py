@@ -30,10 +30,11 @@ from releases.actors import Person, who_on
 from releases.forms_window import TimeZoneField, WallClockField, exact, zone_choices
 from releases.models import ReleaseItem, Role
 
+from .links import BadToken
 from .models import Performance
 from .perform import MEETING_MINUTES, MESSAGE_MAX, MeetingTime, audience_of, default_message
 from .perform import perform as perform_item
-from .performed import BadToken, read_acknowledge_token
+from .performed import read_acknowledge_token
 
 
 class PerformForm(forms.Form):

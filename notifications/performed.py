@@ -26,6 +26,7 @@ from django.utils.translation import gettext as _
 
 from releases import ics, performs, workflow
 
+from .links import read_link
 from .models import (
     Delivery,
     DeliveryState,
@@ -132,24 +133,16 @@ def acknowledge_token(event_id: Any, user_id: int) -> str:
     return signing.dumps({"e": str(event_id), "u": user_id}, salt=ACKNOWLEDGE_SALT)
 
 
-class BadToken(Exception):
-    pass
-
-
 def read_acknowledge_token(token: str) -> tuple[str, int]:
     """(event id, user id) of an "I'm ready" link; BadToken with a reason people read."""
-    try:
-        payload = signing.loads(token, salt=ACKNOWLEDGE_SALT, max_age=ACKNOWLEDGE_MAX_AGE)
-    except signing.SignatureExpired:
-        raise BadToken(_("This link has expired; ask for a new one.")) from None
-    except signing.BadSignature:
-        raise BadToken(_("This link is not valid.")) from None
-    if (
-        not isinstance(payload, dict)
-        or not isinstance(payload.get("e"), str)
-        or not isinstance(payload.get("u"), int)
-    ):
-        raise BadToken(_("This link is not valid."))
+    payload = read_link(
+        token,
+        salt=ACKNOWLEDGE_SALT,
+        max_age=ACKNOWLEDGE_MAX_AGE,
+        fields={"e": str, "u": int},
+        expired=_("This link has expired; ask for a new one."),
+        invalid=_("This link is not valid."),
+    )
     return payload["e"], int(payload["u"])
 
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from releases.models import Role
 
+from .links import read_link
 from .models import EmailSubscription
 
 APPROVAL_REQUESTED = "approval.requested"
@@ -41,20 +42,16 @@ def unsubscribe_token(user_id: int) -> str:
     return signing.dumps({"u": user_id}, salt=UNSUBSCRIBE_SALT)
 
 
-class BadToken(Exception):
-    pass
-
-
 def user_of_token(token: str) -> int:
     """The person an unsubscribe link names; BadToken with a reason people can read."""
-    try:
-        payload = signing.loads(token, salt=UNSUBSCRIBE_SALT, max_age=UNSUBSCRIBE_MAX_AGE)
-    except signing.SignatureExpired:
-        raise BadToken(_("This unsubscribe link has expired.")) from None
-    except signing.BadSignature:
-        raise BadToken(_("This unsubscribe link is not valid.")) from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("u"), int):
-        raise BadToken(_("This unsubscribe link is not valid."))
+    payload = read_link(
+        token,
+        salt=UNSUBSCRIBE_SALT,
+        max_age=UNSUBSCRIBE_MAX_AGE,
+        fields={"u": int},
+        expired=_("This unsubscribe link has expired."),
+        invalid=_("This unsubscribe link is not valid."),
+    )
     return int(payload["u"])
 
 

@@ -17,8 +17,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from . import perform_views
+from .links import BadToken
 from .models import EmailSubscription, default_events
-from .subscriptions import BadToken, unsubscribe, user_of_token
+from .subscriptions import unsubscribe, user_of_token
 from .wording import TITLES
 
 # A glob over release versions: the characters versions use, and * ? [ ].
