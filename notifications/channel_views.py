@@ -262,6 +262,16 @@ def _paged(request: HttpRequest, rows: QuerySet[Any]) -> tuple[Page[Any] | None,
     return None, problem
 
 
+def _outcome_shown(attempt: Attempt) -> str:
+    # An e-mail channel's mail is only ever "accepted" when console:// printed it.
+    if (
+        attempt.outcome == AttemptOutcome.ACCEPTED
+        and attempt.delivery.channel.kind == ChannelKind.EMAIL
+    ):
+        return _("printed on the server's output (EMAIL_URL is console://): nobody was sent it")
+    return str(OUTCOMES[AttemptOutcome(attempt.outcome)])
+
+
 def _log(request: HttpRequest, channel: Channel | None) -> HttpResponse:
     attempts = Attempt.objects.select_related(
         "delivery__event__release", "delivery__channel"
@@ -280,7 +290,7 @@ def _log(request: HttpRequest, channel: Channel | None) -> HttpResponse:
             AttemptRow(
                 attempt=attempt,
                 title=str(TITLES.get(delivery.event.type, delivery.event.type)),
-                outcome=str(OUTCOMES.get(attempt.outcome, attempt.outcome)),
+                outcome=_outcome_shown(attempt),
                 state=str(STATES.get(delivery.state, delivery.state)),
                 latest=latest,
                 replayable=latest

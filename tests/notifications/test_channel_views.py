@@ -619,6 +619,19 @@ def test_the_log_shows_each_attempt_newest_first(staff: Client, release: Release
 
 
 @pytest.mark.django_db
+def test_the_log_says_a_printed_mail_was_sent_to_nobody(staff: Client, release: Release) -> None:
+    team = make_channel("team", kind="email", url="", secret_env="", addresses=["ops@example.com"])
+    printed = Delivery.objects.create(
+        event=event_of(release), channel=team, state=DeliveryState.ACCEPTED, attempts=1
+    )
+    Attempt.objects.create(delivery=printed, number=1, outcome="accepted", latency_ms=3)
+
+    page = staff.get(reverse("channels:channel-log", args=[team.pk])).content.decode()
+
+    assert "Printed on the server&#x27;s output (EMAIL_URL is console://)" in page
+
+
+@pytest.mark.django_db
 def test_the_log_pages_and_filters(staff: Client, release: Release) -> None:
     ops = make_channel()
     other = make_channel("other")
