@@ -18,17 +18,21 @@ import logging
 import time as clock
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .forms_manage import AuditFilterForm
 from .models import AuditAction, AuditEvent, AuditExport, AuditExportPart, Release
 from .timeline import code_label
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +48,13 @@ PART_LINES = 5000
 START_SECONDS = 30.0
 STALL_SECONDS = 60.0
 POLL_SECONDS = 0.05
+# The worker writes no further ahead of a download than this many unread parts (about
+# 1.5 MB), and gives up on one that reads nothing for STALL_SECONDS: a download that
+# stalls must not fill the database with the rest of the trail.
+PARTS_AHEAD = 3
+WORKER_POLL_SECONDS = 0.1
+# Downloads one person may have under way at once.
+EXPORTS_AT_ONCE = 2
 # An export no download is reading any more (its web process died) is deleted by beat.
 ABANDONED_AFTER = timedelta(hours=1)
 
@@ -158,13 +169,31 @@ def csv_lines(events: Iterable[tuple[Any, ...]], *, show_addresses: bool) -> Ite
 
 
 def start(
-    release: Release, query: QueryDict, *, show_addresses: bool, enqueue: Callable[[int], None]
+    release: Release,
+    query: QueryDict,
+    *,
+    by: User,
+    show_addresses: bool,
+    enqueue: Callable[[int], None],
 ) -> int:
     """A new export of what the filter `query` selects, in the active language and time
-    zone, handed to the workers by `enqueue`; ExportFailed when the broker does not take
-    it."""
+    zone, handed to the workers by `enqueue`; ExportFailed when the person already has
+    EXPORTS_AT_ONCE under way or the broker does not take it."""
+    under_way = AuditExport.objects.filter(
+        requested_by=by, created_at__gte=timezone.now() - ABANDONED_AFTER
+    ).count()
+    if under_way >= EXPORTS_AT_ONCE:
+        busy = ngettext(
+            "You already have %(count)d download of the audit trail under way; wait for it "
+            "to finish.",
+            "You already have %(count)d downloads of the audit trail under way; wait for "
+            "one to finish.",
+            under_way,
+        )
+        raise ExportFailed(busy % {"count": under_way})
     export = AuditExport.objects.create(
         release=release,
+        requested_by=by,
         query=query.urlencode(),
         language=translation.get_language() or "",
         zone=timezone.get_current_timezone_name(),
@@ -271,10 +300,22 @@ def _write_parts(export: AuditExport) -> None:
         part = "".join(itertools.islice(lines, PART_LINES))
         if not part:
             break
-        if not _add_part(export.pk, number, part.encode()):
+        if not _reader_keeps_up(export.pk) or not _add_part(export.pk, number, part.encode()):
             return
         number += 1
     AuditExport.objects.filter(pk=export.pk).update(finished_at=timezone.now())
+
+
+def _reader_keeps_up(export_id: int) -> bool:
+    """Waits while PARTS_AHEAD parts are unread; False when the download read nothing for
+    STALL_SECONDS (the export then fails, and says why)."""
+    deadline = clock.monotonic() + STALL_SECONDS
+    while AuditExportPart.objects.filter(export_id=export_id).count() >= PARTS_AHEAD:
+        if clock.monotonic() > deadline:
+            _fail(export_id, _("The download stopped reading the export; download it again."))
+            return False
+        clock.sleep(WORKER_POLL_SECONDS)
+    return True
 
 
 def _add_part(export_id: int, number: int, data: bytes) -> bool:

@@ -295,7 +295,11 @@ def audit_trail(request: HttpRequest, version: str) -> HttpResponse:
 def _start_export(request: HttpRequest, version: str) -> tuple[int, str]:
     release = get_release_for_user(request, version)
     export_id = exports.start(
-        release, request.GET, show_addresses=may_manage(request), enqueue=tasks.enqueue_export
+        release,
+        request.GET,
+        by=person(request).user,
+        show_addresses=may_manage(request),
+        enqueue=tasks.enqueue_export,
     )
     return export_id, f"audit-{release.version}.csv"
 

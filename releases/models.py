@@ -1340,6 +1340,9 @@ class AuditExport(models.Model):
     with every page that process serves."""
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="exports")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", null=True
+    )
     # The audit page's filter as the person submitted it (a query string), read the way
     # the page reads it.
     query = models.TextField(blank=True)

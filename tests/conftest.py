@@ -8,6 +8,7 @@ no role on the release.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -55,8 +56,10 @@ def fresh_caches() -> None:
 def exports_written_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """The audit CSV's worker, run in the test's own thread and transaction when the
     download asks: a test of the download reads what a worker would have written. The
-    tests through a real server start a real worker."""
+    tests through a real server start a real worker. Written whole before the download
+    reads, it must not wait for the download to keep up."""
     monkeypatch.setattr(tasks, "enqueue_export", exports.write)
+    monkeypatch.setattr(exports, "PARTS_AHEAD", sys.maxsize)
 
 
 @pytest.fixture(autouse=True)

@@ -164,6 +164,45 @@ def test_the_export_speaks_the_language_of_who_asked_and_the_site_time_zone(
     assert rows[-1][0].endswith(("+01:00", "+02:00"))
 
 
+def test_one_person_has_at_most_two_downloads_under_way(
+    release: Release, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    for _download in range(exports.EXPORTS_AT_ONCE):
+        AuditExport.objects.create(
+            release=release, requested_by=users["qa"], language="en", zone="UTC"
+        )
+
+    refused = login_as("qa").get(csv_url(release), HTTP_ACCEPT_LANGUAGE="en")
+    _raw, rows = read_csv(login_as("po").get(csv_url(release), HTTP_ACCEPT_LANGUAGE="en"))
+
+    assert refused.status_code == 302
+    (message,) = get_messages(refused.wsgi_request)
+    assert str(message) == (
+        "You already have 2 downloads of the audit trail under way; wait for one to finish."
+    )
+    assert rows[0][0] == "When"
+
+
+def test_the_worker_writes_no_further_ahead_of_a_stalled_download(
+    release: Release, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"])
+    monkeypatch.setattr(exports, "PART_LINES", 1)
+    monkeypatch.setattr(exports, "PARTS_AHEAD", 2)
+    monkeypatch.setattr(exports, "STALL_SECONDS", 0.3)
+    monkeypatch.setattr(exports, "WORKER_POLL_SECONDS", 0.05)
+    export = AuditExport.objects.create(release=release, language="en", zone="UTC")
+
+    exports.write(export.pk)
+
+    export.refresh_from_db()
+    assert export.parts_written == 2
+    assert export.finished_at is None
+    assert export.error == "The download stopped reading the export; download it again."
+    with pytest.raises(exports.ExportFailed, match="stopped reading"):
+        async_to_sync(exports.first_part)(export.pk)
+
+
 def test_beat_drops_exports_no_download_reads_any_more(release: Release) -> None:
     old = AuditExport.objects.create(release=release, language="en", zone="UTC")
     AuditExport.objects.filter(pk=old.pk).update(
