@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.sync import iscoroutinefunction
+from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.conf import settings
 from django.template import engines
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from deploycheck import asgi
 from deploycheck.asgi import ASYNC_PATH, compile_templates
 
 
@@ -65,9 +66,36 @@ def test_the_async_views_are_the_ones_the_router_sends_to_asgi() -> None:
         "/releases/v1.2.3/audit/",
         "/releases/v1.2.3/live/extra/",
         "/s/token/",
-        "/healthz",
+        "/healthz/",
         "/templates/import/",
     ],
 )
 def test_every_other_page_goes_to_the_wsgi_threads(path: str) -> None:
     assert not ASYNC_PATH.fullmatch(path)
+
+
+@pytest.mark.parametrize(
+    ("path", "handler"),
+    [
+        ("/healthz", "health"),
+        ("/releases/v1.2.3/", "pages"),
+        ("/healthz/", "pages"),
+        ("/releases/v1.2.3/live/", "streams"),
+        ("/releases/v1.2.3/audit.csv", "streams"),
+    ],
+)
+def test_the_health_check_has_threads_of_its_own(
+    path: str, handler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A health check must not queue behind the pages waiting for the page threads."""
+    reached = []
+    for name in ("health", "pages", "streams"):
+
+        async def record(scope: Any, receive: Any, send: Any, name: str = name) -> None:
+            reached.append(name)
+
+        monkeypatch.setattr(asgi, name, record)
+
+    async_to_sync(asgi.route)({"type": "http", "path": path}, None, None)
+
+    assert reached == [handler]
