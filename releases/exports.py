@@ -18,9 +18,11 @@ import logging
 import time as clock
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Literal
 
-from django.db import transaction
+from asgiref.sync import sync_to_async
+from django.db import connection, transaction
 from django.db.models import F, QuerySet
 from django.http import QueryDict
 from django.utils import timezone, translation
@@ -47,7 +49,8 @@ PART_LINES = 5000
 # before it says the workers are not answering.
 START_SECONDS = 30.0
 STALL_SECONDS = 60.0
-POLL_SECONDS = 0.05
+# Each look opens a database connection (see _take_part).
+POLL_SECONDS = 0.2
 # The worker writes no further ahead of a download than this many unread parts (about
 # 1.5 MB), and gives up on one that reads nothing for STALL_SECONDS: a download that
 # stalls must not fill the database with the rest of the trail.
@@ -211,14 +214,21 @@ def start(
     return export.pk
 
 
-async def _next_part(export_id: int, number: int, patience: float) -> bytes | None:
-    """Part `number` once written, None after the last one."""
-    deadline = clock.monotonic() + patience
-    while True:
+class _Part(Enum):
+    # What _take_part says while the worker has yet to write the part asked for.
+    NOT_YET = "not yet"
+
+
+def _take_part(export_id: int, number: int) -> bytes | Literal[_Part.NOT_YET] | None:
+    """Part `number` as bytes if it is written (and deletes it), None after the last
+    part, NOT_YET while the worker is on it; ExportFailed when the export failed or is
+    gone. A download waits minutes between parts: it holds no database connection
+    meanwhile, or a web process's pool would be held by its downloads."""
+    try:
         state = (
-            await AuditExport.objects.filter(pk=export_id)
+            AuditExport.objects.filter(pk=export_id)
             .values_list("parts_written", "finished_at", "error")
-            .afirst()
+            .first()
         )
         if state is None:
             raise ExportFailed(_("The export was deleted before it was sent."))
@@ -227,11 +237,20 @@ async def _next_part(export_id: int, number: int, patience: float) -> bytes | No
             raise ExportFailed(error)
         if number < written:
             parts = AuditExportPart.objects.filter(export_id=export_id, number=number)
-            data = await parts.values_list("data", flat=True).aget()
-            await parts.adelete()
+            data = parts.values_list("data", flat=True).get()
+            parts.delete()
             return bytes(data)
-        if finished_at is not None:
-            return None
+        return None if finished_at is not None else _Part.NOT_YET
+    finally:
+        # Not a connection in a transaction (a test's): that one is not ours to end.
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+async def _next_part(export_id: int, number: int, patience: float) -> bytes | None:
+    """Part `number` once written, None after the last one."""
+    deadline = clock.monotonic() + patience
+    while (taken := await sync_to_async(_take_part)(export_id, number)) is _Part.NOT_YET:
         if clock.monotonic() > deadline:
             waited = _(
                 "No worker has written the export for %(seconds)d s: the workers may be "
@@ -239,6 +258,7 @@ async def _next_part(export_id: int, number: int, patience: float) -> bytes | No
             )
             raise ExportFailed(waited % {"seconds": patience})
         await asyncio.sleep(POLL_SECONDS)
+    return taken
 
 
 async def first_part(export_id: int) -> bytes | None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -213,3 +214,14 @@ def test_beat_drops_exports_no_download_reads_any_more(release: Release) -> None
     assert exports.drop_abandoned() == 1
 
     assert list(AuditExport.objects.values_list("pk", flat=True)) == [recent.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_download_waiting_for_its_next_part_holds_no_database_connection(
+    release: Release,
+) -> None:
+    export = AuditExport.objects.create(release=release, language="en", zone="UTC")
+
+    assert exports._take_part(export.pk, 0) is exports._Part.NOT_YET
+
+    assert connection.connection is None
