@@ -41,7 +41,7 @@ from .models import (
     EmailDelivery,
 )
 from .replay import NotReplayed, replay, replay_email
-from .trial import try_channel
+from .trial import accepted, try_channel
 from .wording import TITLES
 
 PAGE_SIZE = 50
@@ -263,12 +263,8 @@ def _paged(request: HttpRequest, rows: QuerySet[Any]) -> tuple[Page[Any] | None,
 
 
 def _outcome_shown(attempt: Attempt) -> str:
-    # An e-mail channel's mail is only ever "accepted" when console:// printed it.
-    if (
-        attempt.outcome == AttemptOutcome.ACCEPTED
-        and attempt.delivery.channel.kind == ChannelKind.EMAIL
-    ):
-        return _("printed on the server's output (EMAIL_URL is console://): nobody was sent it")
+    if attempt.outcome == AttemptOutcome.ACCEPTED:
+        return accepted(ChannelKind(attempt.delivery.channel.kind))
     return str(OUTCOMES[AttemptOutcome(attempt.outcome)])
 
 

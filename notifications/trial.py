@@ -68,12 +68,18 @@ def test_event(by: str) -> Event:
     )
 
 
+def accepted(kind: ChannelKind) -> str:
+    """What an answer taken but not confirmed means for a channel of `kind`: a Teams
+    Workflow's 202, or for a mail channel a mail console:// only printed."""
+    if kind == ChannelKind.EMAIL:
+        return _("printed on the server's output (EMAIL_URL is console://): nobody was sent it")
+    return _("accepted by the Workflow; posting to the channel is not confirmed")
+
+
 def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
     """What the answer proves, and what it does not, in the active language."""
-    if outcome.outcome == AttemptOutcome.ACCEPTED and kind == ChannelKind.EMAIL:
-        return _("printed on the server's output (EMAIL_URL is console://): nobody was sent it")
     if outcome.outcome == AttemptOutcome.ACCEPTED:
-        return _("accepted by the Workflow; posting to the channel is not confirmed")
+        return accepted(kind)
     if outcome.outcome != AttemptOutcome.DELIVERED:
         return _("not delivered: %(error)s") % {"error": outcome.error}
     if kind == ChannelKind.EMAIL:
