@@ -2,15 +2,16 @@
 
 from django.db import migrations, models
 
-# What the preferences page offered when this field came: a choice saved before it was
-# made among all of these.
+# What a saved choice is taken to have been offered: the page's events before approval
+# reminders, nudges and "starting soon" came. Choices saved since those came cannot be
+# told apart; they get the three again until the person chooses again, which errs on
+# the side of telling people rather than leaving them silently out.
 OFFERED_THEN = [
-    "approval.requested", "approval.reminder", "approval.granted", "approval.revoked",
-    "signoff.reopened", "item.blocked", "check.failing", "deploy.started",
-    "deploy.finished", "rollback.declared", "rollback.step_done", "rollback.resolved",
+    "approval.requested", "approval.granted", "approval.revoked", "signoff.reopened",
+    "item.blocked", "check.failing", "deploy.started", "deploy.finished",
+    "rollback.declared", "rollback.step_done", "rollback.resolved",
     "incident.update_posted", "maintenance.scheduled", "maintenance.changed",
-    "maintenance.cancelled", "maintenance.started", "maintenance.ended",
-    "maintenance.starting_soon", "role.nudged", "test",
+    "maintenance.cancelled", "maintenance.started", "maintenance.ended", "test",
 ]
 
 
