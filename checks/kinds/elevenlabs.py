@@ -40,7 +40,7 @@ import httpx
 from django.utils.translation import gettext_noop as _
 
 from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said, transient
-from .client import http_client, retry_after, send, unexpected
+from .client import busy_or_down, http_client, send, unexpected
 from .vendor_errors import api_url, error_body, integer, json_object, string
 
 PRODUCTION = "https://api.elevenlabs.io"
@@ -294,11 +294,7 @@ def _refused(response: httpx.Response, what: Said, permission: str, voice_id: st
             said(_("%(what)s: not found (%(label)s); check base_url"), what=what, label=label),
         )
     if status == 429:
-        return transient(
-            Reason.RATE_LIMITED,
-            said(_("%(what)s: %(label)s"), what=what, label=label),
-            retry_after(response),
-        )
+        return busy_or_down(response, said(_("%(what)s: %(label)s"), what=what, label=label))
     # The shared reading of other answers writes plain English.
     shown = what.english()
     return unexpected(response, f"{shown} ({code})" if code else shown)

@@ -59,7 +59,7 @@ import httpx
 from django.utils.translation import gettext_noop as _
 
 from .base import Context, Kind, Reason, Said, Value, fault, said, transient
-from .client import http_client, retry_after, send, unexpected
+from .client import busy_or_down, http_client, send, unexpected
 from .vendor_errors import api_url, error_body, integer, json_object, mapping, string
 
 PRODUCTION = "https://api.twilio.com"
@@ -555,10 +555,9 @@ class Audit:
                 said(_("account not found for these credentials (%(answer)s)"), answer=answer),
             )
         if status == 429:
-            return transient(
-                Reason.RATE_LIMITED,
+            return busy_or_down(
+                response,
                 said(_("%(what)s: too many requests (%(answer)s)"), what=what, answer=answer),
-                retry_after(response),
             )
         return unexpected(response, what.english())
 
