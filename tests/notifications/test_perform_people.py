@@ -7,18 +7,15 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import icalendar
 import pytest
-from aiosmtpd.controller import Controller
 from django.test import Client
 from django.utils import timezone
 
-from deploycheck.settings import _email_settings
 from notifications import email as notify_email
 from notifications import performed
 from notifications.models import EmailDelivery, Event
@@ -27,7 +24,7 @@ from notifications.performed import acknowledge_token
 from releases import workflow
 from releases.models import ActorKind, AuditAction, AuditEvent, ItemState, Release, ReleaseItem
 
-from .test_email import Sink, free_port
+from .test_email import Sink
 
 SUPPORT_ITEM = "Screens reviewed"  # a Frontend item of the small template
 
@@ -36,21 +33,6 @@ SUPPORT_ITEM = "Screens reviewed"  # a Frontend item of the small template
 def site(settings: Any) -> None:
     settings.SITE_URL = "https://deploycheck.example.com"
     settings.DEFAULT_FROM_EMAIL = "deploycheck@example.com"
-
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Sink]:
-    sink = Sink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        for name, value in _email_settings(f"smtp://127.0.0.1:{port}").items():
-            setattr(settings, name, value)
-        settings.EMAIL_ENABLED = True
-        yield sink
-    finally:
-        controller.stop()
 
 
 def linked(release: Release, action: str) -> ReleaseItem:
