@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from django.conf import settings
 from django.test import Client
 
@@ -239,6 +240,33 @@ def test_a_method_no_view_serves_gets_a_4xx(server: WebServer, request_line: str
         answer = head(client)
 
     assert 400 <= status(answer) < 500, answer
+
+
+def test_logged_in_pages_share_the_process_redis_connections(
+    server: WebServer, transactional_db: None, users: dict[str, Any]
+) -> None:
+    if not server.env.get("REDIS_URL"):
+        pytest.fail("sessions are read through Redis only when there is one: run `make test`")
+    client = Client()
+    client.force_login(users["admin"])
+    cookie = cookie_header(
+        {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    )
+    stats = redis.Redis.from_url(server.env["REDIS_URL"])
+
+    def connections_received() -> int:
+        return int(stats.info("stats")["total_connections_received"])
+
+    with httpx.Client(headers={"Cookie": cookie}) as browser:
+        # The first requests may open what the process keeps.
+        for _ in range(4):
+            browser.get(f"{server.url}/")
+        before = connections_received()
+        answers = {browser.get(f"{server.url}/").status_code for _ in range(40)}
+        opened = connections_received() - before
+
+    assert answers == {200}
+    assert opened < 5
 
 
 def test_slow_anonymous_uploads_do_not_hold_up_the_audit_csv(
