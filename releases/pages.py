@@ -24,6 +24,8 @@ from django.utils.safestring import mark_safe
 # escaping always turns into "&lt;": text a person typed (a note, an evidence link) can
 # never hold one, however it is written, and so is never filled with a viewer's token.
 CSRF_PLACEHOLDER = mark_safe("<deploycheck-csrf-token>")
+# Where the page shell takes its shared body; "<" again, for the same reason.
+BODY_SLOT = mark_safe("<deploycheck-body>")
 _HOLES = re.compile(f"({re.escape(CSRF_PLACEHOLDER)})".encode())
 MAX_BYTES = 64 * 1024 * 1024
 # A request waiting for another's render of the same page gives up after this long and

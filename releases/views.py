@@ -26,7 +26,6 @@ from django.urls import URLPattern, path, reverse
 from django.utils import timezone, translation
 from django.utils.cache import patch_vary_headers
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -51,7 +50,7 @@ from .forms import (
     SignOffForm,
 )
 from .models import Release, Role, ShareLink
-from .pages import CSRF_PLACEHOLDER, CutPage, pages
+from .pages import BODY_SLOT, CSRF_PLACEHOLDER, CutPage, pages
 
 # The board's filters, by query string; "" shows everything.
 FILTERS = (
@@ -304,12 +303,14 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
 def _shell(request: HttpRequest, page: CachedPage, body: CutPage) -> HttpResponse:
     """The page around a shared body, rendered for this request by the context
     processors (the person, their messages, the CSRF token)."""
-    context = {
-        "page_title": page.title,
-        "body": SafeString(_filled(body, request).decode()),
-        "share_token": page.share_token,
-    }
-    return render(request, "releases/cached_page.html", context)
+    context = {"page_title": page.title, "body": BODY_SLOT, "share_token": page.share_token}
+    response = render(request, "releases/cached_page.html", context)
+    # The body goes in as the bytes it is, not decoded into the shell's render and
+    # encoded again. Nothing follows the slot but the closing tags, and what a person
+    # typed is escaped before it, so the last one is the template's.
+    before, _, after = response.content.rpartition(BODY_SLOT.encode())
+    response.content = b"".join((before, _filled(body, request), after))
+    return response
 
 
 def _filled(page: CutPage, request: HttpRequest) -> bytes:

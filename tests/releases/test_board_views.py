@@ -49,7 +49,7 @@ from releases.models import (
     TemplateRollbackStep,
     blocking_reasons,
 )
-from releases.pages import CSRF_PLACEHOLDER, pages
+from releases.pages import BODY_SLOT, CSRF_PLACEHOLDER, pages
 from releases.policy import Who
 from tests.conftest import PERSONAS, item
 
@@ -1395,6 +1395,8 @@ def test_a_shared_page_carries_each_persons_name_and_their_own_address(
         CSRF_PLACEHOLDER,
         # The placeholder as escaping would print it, in case a person types that.
         escape(str(CSRF_PLACEHOLDER)),
+        # Where the shell takes the shared body.
+        BODY_SLOT,
         # Those of earlier versions, for the person's name and the page's address.
         "<deploycheck-person-name><deploycheck-request-path>",
         # The placeholders of earlier versions, plain letters and digits.
@@ -1422,6 +1424,8 @@ def test_a_note_made_of_placeholders_reads_as_written_to_every_other_viewer(
     assert sum(page.count(token) for token in set(slots)) == len(slots)
     assert '<span class="whoami">devops</span>' in page
     assert page.count("devops</span>") == 1
+    assert BODY_SLOT not in page
+    assert page.count('<main id="main"') == 1 and page.rstrip().endswith("</html>")
 
 
 def test_a_message_waiting_for_the_person_is_shown_on_a_shared_page(
