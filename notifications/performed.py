@@ -106,7 +106,7 @@ def settle(event_id: Any) -> None:
             performance.item_id, event=str(event_id), state=state, evidence=evidence, reason=reason
         )
     except (workflow.WorkflowError, PermissionDenied) as error:
-        # A release cancelled meanwhile takes no change; the performance keeps its end.
+        # Refused by a rule of the workflow: the performance keeps its end all the same.
         logger.warning("performance %s not recorded on its item: %s", performance.pk, error)
 
 

@@ -105,7 +105,8 @@ def settle_performance(
     done (every one confirmed) ticks the item; failed fails it with `reason`, as a
     failing check does; awaiting (support has yet to say "I'm ready") and unconfirmed (a
     Teams Workflow accepted it, which says nothing of the post) leave it as it is, saying
-    so. `evidence` ({"recipients", "channel", "message_ids", "at"}) is kept on the item
+    so. On a cancelled release the item only keeps how it ended, ticked or failed by
+    nobody. `evidence` ({"recipients", "channel", "message_ids", "at"}) is kept on the item
     and in the audit trail. None when the item is not sending this event any more."""
     if state not in SETTLED_STATES:
         raise ValueError(f"not a settled state: {state!r}")
@@ -117,8 +118,9 @@ def settle_performance(
         current = locked.performed
         if current.get("event") != event or current.get("state") != SENDING:
             return None
+        who = who_on(actor, change.on)
         change.require(
-            policy.may_settle_performance(who_on(actor, change.on), sending=True),
+            policy.may_settle_performance(who, sending=True),
             _("Only the app records how a delivery ended."),
         )
         performed = {**current, **evidence, "state": state, "reason": reason[:2000]}
@@ -127,7 +129,7 @@ def settle_performance(
         said = {key: performed.get(key) for key in ("recipients", "channel", "message_ids", "at")}
         if reason:
             said["reason"] = reason
-        if state in (DONE, FAILED):
+        if state in (DONE, FAILED) and not who.closed:
             count = len(change.events)
             _machine_verdict(
                 change,

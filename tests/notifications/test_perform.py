@@ -29,7 +29,15 @@ from notifications.models import (
 from notifications.perform import perform
 from releases import checklists, workflow
 from releases.markdown import parse_checklist, render_checklist
-from releases.models import ActorKind, AuditAction, AuditEvent, ItemState, Release, ReleaseItem
+from releases.models import (
+    ActorKind,
+    AuditAction,
+    AuditEvent,
+    ItemState,
+    Release,
+    ReleaseItem,
+    ReleaseStatus,
+)
 from tests.checks.standin import Reply, stand_in
 
 from .conftest import Sink, free_port, make_channel
@@ -306,6 +314,28 @@ def test_a_second_press_while_one_is_in_flight_is_refused(
     assert Event.objects.filter(type="announcement").count() == 1
     with pytest.raises(workflow.WorkflowError, match="is being sent already"):
         perform(entry, by=users["devops"], message="three")
+
+
+def test_a_release_cancelled_while_sending_keeps_how_it_ended_and_ticks_nothing(
+    release: Release, users: dict[str, Any], smtp: Sink
+) -> None:
+    entry = linked(release, "announce:people")
+    perform(entry, by=users["devops"], message="We deploy at 10.")
+    workflow.set_status(release, status=ReleaseStatus.CANCELLED, by=users["po"], reason="dropped")
+
+    send_emails()
+
+    settled = ReleaseItem.objects.get(pk=entry.pk)
+    assert settled.performed["state"] == "done"
+    assert settled.performed["message_ids"]
+    assert settled.state == ItemState.PENDING
+    assert AuditEvent.objects.filter(action=AuditAction.PERFORM_CONFIRMED).exists()
+    board = login(users["devops"]).get(f"/releases/{release.version}/").content.decode()
+    assert "Sending…" not in board
+    # Reopened, the item may be performed again.
+    workflow.set_status(release, status=ReleaseStatus.IN_PROGRESS, by=users["admin"])
+    perform(entry, by=users["devops"], message="We deploy at 11.")
+    assert ReleaseItem.objects.get(pk=entry.pk).performed["state"] == "sending"
 
 
 def test_the_timeline_says_what_was_sent_to_whom_and_how_it_ended(
