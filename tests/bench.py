@@ -152,9 +152,14 @@ def prepare() -> Setup:
         check_item_id=check_item.pk,
     )
     for name, user in [*people.items(), (STAFF, admin)]:
-        client = Client()
+        client = Client(HTTP_HOST="127.0.0.1")
         client.force_login(user)
-        setup.cookies[name] = {"sessionid": client.cookies["sessionid"].value}
+        # Both cookies a browser sends from its second page on: without the CSRF one,
+        # every answer would make and set a new secret.
+        client.get("/")
+        setup.cookies[name] = {
+            cookie: client.cookies[cookie].value for cookie in ("sessionid", "csrftoken")
+        }
     return setup
 
 
