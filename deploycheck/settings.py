@@ -257,7 +257,13 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # session opened a Redis connection of its own: 3,676 in 8 s of wrk on one process.
 # django-redis keeps one pool per process.
 CACHES = {
-    "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": REDIS_URL}
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        # A Redis that stops answering fails a page in seconds (503, releases.outages)
+        # instead of holding its thread for as long as the network keeps the socket.
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 5, "SOCKET_TIMEOUT": 5},
+    }
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

@@ -43,3 +43,5 @@ urlpatterns = [
     path("", include("notifications.channel_views")),
     path("", include("releases.urls")),
 ]
+# 503 with its own page when the database or Redis did not answer, else Django's.
+handler500 = "releases.outages.server_error"

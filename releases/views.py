@@ -17,7 +17,6 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -31,7 +30,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from . import workflow
+from . import outages, workflow
 from .access import get_release_for_user, person
 from .board import (
     Viewer,
@@ -66,8 +65,12 @@ class HtmxHttpRequest(HttpRequest):
 
 
 def healthz(request: HttpRequest) -> HttpResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """For a load balancer: 503 naming what this process cannot reach, since every page
+    needs the database and, when there is Redis, Redis."""
+    if down := outages.unreachable():
+        return HttpResponse(
+            f"unreachable: {', '.join(down)}", status=503, content_type="text/plain"
+        )
     return HttpResponse("ok", content_type="text/plain")
 
 

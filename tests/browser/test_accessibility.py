@@ -180,6 +180,21 @@ def test_no_page_has_a_serious_or_critical_violation(
     assert found == [], "\n".join(found)
 
 
+def test_the_page_for_an_address_that_leads_nowhere_has_none(
+    mid_incident: Release, log_in: LogIn, browsing: Browsing
+) -> None:
+    staff = log_in("admin")
+    answer = staff.goto("/releases/no-such-release/")
+    found = _serious(staff)
+    # The 404 is what was asked for: the browser reporting it is no fault of the page.
+    browsing.errors[:] = [
+        error for error in browsing.errors if "404" not in error and "no-such-release" not in error
+    ]
+
+    assert answer is not None and answer.status == 404
+    assert found == [], "\n".join(found)
+
+
 @pytest.mark.parametrize("persona", ["devops", "support"])
 def test_the_board_and_status_page_have_none_for_a_lead_or_support(
     persona: str, mid_incident: Release, log_in: LogIn
