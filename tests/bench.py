@@ -583,7 +583,8 @@ async def keep_previewing(server: WebServer, cookies: dict[str, str], checklist:
                 "/templates/import/",
                 data={"name": "", "default_owner": "qa"},
                 files={"file": ("grande.md", checklist, "text/markdown")},
-                headers={"X-CSRFToken": http.cookies["csrftoken"], "Referer": server.url},
+                # The secret the client brought: the server only renews its expiry.
+                headers={"X-CSRFToken": cookies["csrftoken"], "Referer": server.url},
             )
             response.raise_for_status()
             assert b'name="preview"' in response.content, "the import was not previewed"
