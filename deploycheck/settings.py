@@ -73,6 +73,7 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+CSRF_FAILURE_VIEW = "releases.errors.csrf_failure"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -260,7 +261,7 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        # A Redis that stops answering fails a page in seconds (503, releases.outages)
+        # A Redis that stops answering fails a page in seconds (503, releases.errors)
         # instead of holding its thread for as long as the network keeps the socket.
         "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 5, "SOCKET_TIMEOUT": 5},
     }

@@ -44,4 +44,4 @@ urlpatterns = [
     path("", include("releases.urls")),
 ]
 # 503 with its own page when the database or Redis did not answer, else Django's.
-handler500 = "releases.outages.server_error"
+handler500 = "releases.errors.server_error"

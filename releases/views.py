@@ -30,7 +30,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.middleware import HtmxDetails
 
-from . import outages, workflow
+from . import errors, workflow
 from .access import get_release_for_user, person
 from .board import (
     Viewer,
@@ -67,7 +67,7 @@ class HtmxHttpRequest(HttpRequest):
 def healthz(request: HttpRequest) -> HttpResponse:
     """For a load balancer: 503 naming what this process cannot reach, since every page
     needs the database and, when there is Redis, Redis."""
-    if down := outages.unreachable():
+    if down := errors.unreachable():
         return HttpResponse(
             f"unreachable: {', '.join(down)}", status=503, content_type="text/plain"
         )

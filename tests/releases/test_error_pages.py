@@ -13,8 +13,8 @@ from django.test import Client
 from django_redis.exceptions import ConnectionInterrupted
 
 from releases import views
+from releases.errors import is_outage
 from releases.models import Release
-from releases.outages import is_outage
 
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
 
@@ -76,6 +76,26 @@ def test_a_form_sent_without_its_csrf_token_says_it_expired_and_nothing_was_save
     assert "The form had expired" in html
     assert "Nothing was saved." in html
     assert not release.signoffs.exists()
+
+
+def test_an_htmx_action_without_its_csrf_token_says_so_in_the_messages_alone(
+    users: dict[str, Any], release: Release
+) -> None:
+    client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(users["qa"])
+
+    answer = client.post(
+        f"/releases/{release.version}/signoff/",
+        {"role": "qa", "action": "sign"},
+        HTTP_HX_REQUEST="true",
+    )
+
+    assert answer.status_code == 403
+    assert (answer["HX-Retarget"], answer["HX-Reswap"]) == ("#messages", "innerHTML")
+    assert answer.content.decode() == (
+        '<p class="message message--error">Nothing was saved: this page was opened before '
+        "you logged in or out. Reload it and try again.</p>"
+    )
 
 
 def test_a_server_error_gets_our_page(

@@ -1,6 +1,10 @@
-"""When the web process cannot reach what every page needs: the database, and Redis when
-there is one (sessions are read through it). The health check names what it cannot
-reach; a request that failed for it gets 503 and a page that says so, not a bare 500."""
+"""What a person is told when a request cannot be served. The pages are templates of ours
+that Django's own error views render (404.html, 403.html, 400.html, 500.html,
+403_csrf.html); here are the answers that depend on the request or the error.
+
+When the web process cannot reach what every page needs (the database, and Redis when
+there is one: sessions are read through it), the health check names what, and a request
+that failed for it gets 503 and a page that says so, not a bare 500."""
 
 from __future__ import annotations
 
@@ -11,9 +15,12 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import DatabaseError, connection
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.template.loader import render_to_string
-from django.views import defaults
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.views import csrf, defaults
+from django_htmx.http import reswap, retarget
 
 # What a person is told to wait for, and a client's Retry-After.
 RETRY_AFTER_SECONDS = 30
@@ -57,3 +64,17 @@ def server_error(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(render_to_string("503.html"), status=503)
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """Django's CSRF refusal, told the way the page asked: a page of its own, or for an
+    htmx request a message in the page's messages, the rest of the page left as it is (a
+    whole page swapped into the row that was ticked would hide the row)."""
+    if not getattr(request, "htmx", False):
+        return csrf.csrf_failure(request, reason)
+    said = _(
+        "Nothing was saved: this page was opened before you logged in or out. Reload it "
+        "and try again."
+    )
+    response = HttpResponseForbidden(format_html('<p class="message message--error">{}</p>', said))
+    return reswap(retarget(response, "#messages"), "innerHTML")
