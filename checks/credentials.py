@@ -65,6 +65,7 @@ APP_VARIABLES = frozenset(
         "NOTIFY_RETRY_SCHEDULE",
         "PIPELINE_REQUESTS_PER_MINUTE",
         "PORT",
+        "REDIS_CONNECTIONS",
         "REDIS_URL",
         "SECRET_KEY",
         "SECURE_COOKIES",

@@ -251,6 +251,8 @@ STORAGES = {
 }
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Connections one process may hold to Redis for its cache and sessions.
+REDIS_CONNECTIONS = envpositive("REDIS_CONNECTIONS", 50)
 # Shared by every web process when there is Redis (pipeline rate limits hold across
 # them); per process otherwise. django-redis, not Django's own RedisCache: Django's keeps
 # its connection pool on the cache object, which a request served on a2wsgi's threads
@@ -261,9 +263,17 @@ CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
-        # A Redis that stops answering fails a page in seconds (503, releases.errors)
-        # instead of holding its thread for as long as the network keeps the socket.
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 5, "SOCKET_TIMEOUT": 5},
+        "OPTIONS": {
+            # A Redis that stops answering fails a page in seconds (503, releases.errors)
+            # instead of holding its thread for as long as the network keeps the socket.
+            "SOCKET_CONNECT_TIMEOUT": 5,
+            "SOCKET_TIMEOUT": 5,
+            # Django's ASGI handler gives each request a thread of its own: a thousand
+            # live pages opening at once read their sessions side by side. They wait
+            # their turn for a connection; redis-py's default pool refused the 101st.
+            "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
+            "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_CONNECTIONS, "timeout": 5},
+        },
     }
     if REDIS_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
