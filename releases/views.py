@@ -311,7 +311,7 @@ def _shell(request: HttpRequest, page: CachedPage, body: CutPage) -> HttpRespons
     # The body goes in as the bytes it is, not decoded into the shell's render and
     # encoded again. Nothing follows the slot but the closing tags, and what a person
     # typed is escaped before it, so the last one is the template's.
-    before, _, after = response.content.rpartition(BODY_SLOT.encode())
+    before, _slot, after = response.content.rpartition(BODY_SLOT.encode())
     response.content = b"".join((before, _filled(body, request), after))
     return response
 
