@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.utils import translation
 
 from releases import exports, tasks, workflow
@@ -85,6 +85,20 @@ def users(db: Any) -> dict[str, Any]:
     }
     people["admin"] = User.objects.create_superuser("admin", "admin@example.com", "pw")
     return people
+
+
+@pytest.fixture
+def as_user(users: dict[str, Any]) -> Any:
+    """A client asking for English (or `language`), logged in as `persona` (None:
+    nobody)."""
+
+    def login(persona: str | None, language: str = "en") -> Client:
+        client = Client(headers={"Accept-Language": language})
+        if persona is not None:
+            client.force_login(users[persona])
+        return client
+
+    return login
 
 
 def build_small_template(name: str = "small") -> ChecklistTemplate:

@@ -27,18 +27,6 @@ def own_cache(settings: Any) -> Iterator[None]:
 
 
 @pytest.fixture
-def as_user(users: dict[str, Any]) -> Any:
-    """A logged-in client in English."""
-
-    def login(persona: str) -> Client:
-        client = Client(headers={"Accept-Language": "en"})
-        client.force_login(users[persona])
-        return client
-
-    return login
-
-
-@pytest.fixture
 def ci() -> Client:
     """A CI job: no session, no cookies, English unless a test says otherwise."""
     return Client(headers={"Accept-Language": "en"})

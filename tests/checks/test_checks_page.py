@@ -74,16 +74,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 @pytest.fixture
-def as_user(users: dict[str, Any]) -> Any:
-    def login(persona: str) -> Client:
-        client = Client(headers={"Accept-Language": "en"})
-        client.force_login(users[persona])
-        return client
-
-    return login
-
-
-@pytest.fixture
 def loaded(release: Release, tmp_path: Path) -> Release:
     path = tmp_path / "checks.toml"
     path.write_text(GOOD, encoding="utf-8")

@@ -95,18 +95,6 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     return sent
 
 
-@pytest.fixture
-def as_user(users: dict[str, Any]) -> Any:
-    """A logged-in client in English."""
-
-    def login(persona: str) -> Client:
-        client = Client(headers={"Accept-Language": "en"})
-        client.force_login(users[persona])
-        return client
-
-    return login
-
-
 def link(release: Release, users: dict[str, Any], links: dict[str, list[str]]) -> None:
     """Declare the checks named in `links` and link them to the items, as a checks file
     would."""

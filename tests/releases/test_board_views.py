@@ -69,19 +69,6 @@ INDICATOR = re.compile(
 )
 
 
-@pytest.fixture
-def as_user(users: dict[str, Any]) -> Any:
-    """A logged-in client in English, whatever the default UI language."""
-
-    def login(persona: str | None) -> Client:
-        client = Client(headers={"Accept-Language": "en"})
-        if persona is not None:
-            client.force_login(users[persona])
-        return client
-
-    return login
-
-
 def board_url(release: Release) -> str:
     return reverse("releases:board", args=[release.version])
 

@@ -19,17 +19,11 @@ from releases.models import Release
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
 
 
-def logged_in(user: Any, language: str = "es") -> Client:
-    client = Client(HTTP_ACCEPT_LANGUAGE=language)
-    client.force_login(user)
-    return client
-
-
 def test_an_unknown_release_says_so_in_the_persons_language_with_the_page_around_it(
-    users: dict[str, Any],
+    as_user: Any,
 ) -> None:
-    spanish = logged_in(users["qa"]).get("/releases/v9.9.9/")
-    english = logged_in(users["qa"], "en").get("/releases/v9.9.9/")
+    spanish = as_user("qa", "es").get("/releases/v9.9.9/")
+    english = as_user("qa").get("/releases/v9.9.9/")
 
     assert spanish.status_code == english.status_code == 404
     assert "Página no encontrada" in spanish.content.decode()
@@ -39,20 +33,20 @@ def test_an_unknown_release_says_so_in_the_persons_language_with_the_page_around
     assert 'href="/">Back to the releases' in html
 
 
-def test_an_address_nobody_serves_gets_the_same_page_logged_out(db: None) -> None:
-    answer = Client(HTTP_ACCEPT_LANGUAGE="en").get("/no/such/page/")
+def test_an_address_nobody_serves_gets_the_same_page_logged_out(db: None, as_user: Any) -> None:
+    answer = as_user(None).get("/no/such/page/")
 
     assert answer.status_code == 404
     assert "Page not found" in answer.content.decode()
 
 
-def test_a_refusal_gives_its_reason(users: dict[str, Any]) -> None:
-    answer = logged_in(users["qa"], "en").get("/templates/import/")
+def test_a_refusal_gives_its_reason(as_user: Any) -> None:
+    answer = as_user("qa").get("/templates/import/")
 
     assert answer.status_code == 403
     assert "Only staff can do this." in answer.content.decode()
     assert "Solo la administración puede hacer esto." in (
-        logged_in(users["qa"]).get("/templates/import/").content.decode()
+        as_user("qa", "es").get("/templates/import/").content.decode()
     )
 
 
@@ -99,13 +93,13 @@ def test_an_htmx_action_without_its_csrf_token_says_so_in_the_messages_alone(
 
 
 def test_a_server_error_gets_our_page(
-    users: dict[str, Any], release: Release, monkeypatch: pytest.MonkeyPatch
+    as_user: Any, release: Release, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("a fault")
 
     monkeypatch.setattr(views, "board_context", broken)
-    client = logged_in(users["qa"], "en")
+    client = as_user("qa")
     client.raise_request_exception = False
 
     answer = client.get(f"/releases/{release.version}/?show=mine")
@@ -115,9 +109,9 @@ def test_a_server_error_gets_our_page(
 
 
 def test_a_redis_that_does_not_answer_is_a_503_saying_so_and_the_health_check_names_it(
-    users: dict[str, Any], release: Release, settings: Any
+    as_user: Any, release: Release, settings: Any
 ) -> None:
-    client = logged_in(users["qa"], "en")
+    client = as_user("qa")
     client.raise_request_exception = False
     settings.CACHES = {
         "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": CLOSED_REDIS}

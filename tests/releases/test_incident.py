@@ -38,19 +38,6 @@ from tests.conftest import item
 QA_ITEM = "Unit tests pass"
 
 
-@pytest.fixture
-def as_user(users: dict[str, Any]) -> Any:
-    """A client in English, logged in as `persona` (None: nobody)."""
-
-    def login(persona: str | None) -> Client:
-        client = Client(headers={"Accept-Language": "en"})
-        if persona is not None:
-            client.force_login(users[persona])
-        return client
-
-    return login
-
-
 def share_link(release: Release, users: dict[str, Any], *, hides: bool = False) -> str:
     token = secrets.token_urlsafe(24)
     ShareLink.objects.create(
