@@ -22,13 +22,14 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, QuerySet
 from django.http import QueryDict
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from .connections import let_go_of_connection
 from .forms_manage import AuditFilterForm
 from .models import AuditAction, AuditEvent, AuditExport, AuditExportPart, Release
 from .timeline import code_label
@@ -242,9 +243,7 @@ def _take_part(export_id: int, number: int) -> bytes | Literal[_Part.NOT_YET] | 
             return bytes(data)
         return None if finished_at is not None else _Part.NOT_YET
     finally:
-        # Not a connection in a transaction (a test's): that one is not ours to end.
-        if not connection.in_atomic_block:
-            connection.close()
+        let_go_of_connection()
 
 
 async def _next_part(export_id: int, number: int, patience: float) -> bytes | None:

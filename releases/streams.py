@@ -26,7 +26,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import redirect_to_login
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django.contrib.sessions.base_session import AbstractBaseSession
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path
@@ -36,6 +35,7 @@ from django.utils.crypto import constant_time_compare
 
 from . import board, live
 from .access import get_release_for_user
+from .connections import let_go_of_connection
 from .models import ShareLink, Stakeholder
 
 STREAM_MAX_SECONDS = 300.0
@@ -271,16 +271,11 @@ Access = Callable[[HttpRequest, str], LiveAccess | HttpResponse]
 
 
 def _then_close_connection(access: Access) -> Access:
-    """Django's ASGI handler closes a request's connection when its response ends, which
-    for a stream is minutes away: a waiting page must not hold one that long."""
-
     def resolve(request: HttpRequest, key: str) -> LiveAccess | HttpResponse:
         try:
             return access(request, key)
         finally:
-            # Not a connection in a transaction (a test's): that one is not ours to end.
-            if not connection.in_atomic_block:
-                connection.close()
+            let_go_of_connection()
 
     return resolve
 
