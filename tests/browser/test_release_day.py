@@ -349,3 +349,52 @@ def test_a_big_board_opens_a_section_on_demand_and_keeps_it_live(
     assert item(big_release, f"Punto {qa_item}").state == ItemState.PENDING
     for page in (qa, po):
         assert page.evaluate(STILL_LOADED), "the page reloaded instead of updating live"
+
+
+FAILURE = "The server could not complete that request. Reload the page and try again."
+
+
+@pytest.mark.parametrize("failure", ["404", "500", "connection lost"])
+def test_it_says_so_when_a_filter_gets_no_answer(
+    release_day: Release, log_in: LogIn, browsing: Any, failure: str
+) -> None:
+    qa = open_live(log_in("qa"), board_url(release_day))
+    filtered = re.compile(r".*\?show=pending$")
+
+    def answer(route: Any) -> None:
+        if failure == "connection lost":
+            route.abort("connectionreset")
+        else:
+            route.fulfill(status=int(failure), body="", content_type="text/html")
+
+    qa.route(filtered, answer)
+    qa.get_by_role("link", name="Pending", exact=True).click()
+
+    expect(qa.locator("#messages .message--error")).to_have_text(FAILURE)
+    # Nothing was swapped: the whole checklist is still there, the filter not applied.
+    expect(qa.locator("#board")).not_to_have_class(re.compile("show-pending"))
+    expect(checkbox(qa, UNIT_TESTS)).to_be_visible()
+    assert qa.evaluate(STILL_LOADED), "the page reloaded instead of saying so"
+    # What the route made fail is what this test expects, not an error of the page.
+    browsing.errors[:] = [
+        error for error in browsing.errors
+        if "show=pending" not in error and "htmx:" not in error
+        and "Failed to load resource" not in error
+    ]  # fmt: skip
+
+
+def test_it_says_so_when_a_tick_gets_no_answer(
+    release_day: Release, log_in: LogIn, browsing: Any
+) -> None:
+    qa = open_live(log_in("qa"), board_url(release_day))
+    qa.route(re.compile(r".*/items/\d+/$"), lambda route: route.fulfill(status=500, body=""))
+
+    checkbox(qa, UNIT_TESTS).check()
+
+    expect(qa.locator("#messages .message--error")).to_have_text(FAILURE)
+    assert item(release_day, UNIT_TESTS).state == ItemState.PENDING
+    browsing.errors[:] = [
+        error for error in browsing.errors
+        if "/items/" not in error and "htmx:" not in error
+        and "Failed to load resource" not in error
+    ]  # fmt: skip
