@@ -111,6 +111,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "releases.login_redirect.htmx_login_middleware",
     # Last, as django-axes requires: it turns a login refused for a lockout into our
     # lockout page, with everything the outer middleware set up for the request.
     "axes.middleware.AxesMiddleware",

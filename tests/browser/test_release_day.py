@@ -398,3 +398,20 @@ def test_it_says_so_when_a_tick_gets_no_answer(
         if "/items/" not in error and "htmx:" not in error
         and "Failed to load resource" not in error
     ]  # fmt: skip
+
+
+def test_a_board_logged_out_elsewhere_goes_to_the_login_form_on_its_next_click(
+    release_day: Release, log_in: LogIn
+) -> None:
+    qa = open_live(log_in("qa"), board_url(release_day))
+    other_tab = qa.context.new_page()
+    other_tab.goto(status_url(release_day))
+    other_tab.get_by_role("button", name="Log out", exact=True).click()
+    expect(qa.locator("#live-indicator")).to_have_attribute("data-state", "revoked")
+
+    qa.get_by_role("link", name="Pending", exact=True).click()
+
+    # The whole page goes, and comes back to the board after logging in; the login form
+    # is not swapped into the checklist.
+    expect(qa).to_have_url(re.compile(r"/accounts/login/\?next=/releases/v1\.0\.0/$"))
+    expect(qa.locator("#board")).to_have_count(0)
