@@ -50,6 +50,19 @@ def _keep(change: _Change, item: ReleaseItem, performed: dict[str, Any]) -> None
     item.save(update_fields=["performed", "version", "revision"])
 
 
+def _audit_beside(
+    change: _Change, item: ReleaseItem, action: AuditAction, extra: dict[str, Any], *, since: int
+) -> None:
+    """Add `extra` to what the event settling the item wrote under `action` (the first of
+    the change's events from `since` on) holds after, so that one event tells the whole
+    of it; when settling wrote no such event, `extra` is an event of its own."""
+    made = change.events[since:]
+    if made and made[0]["action"] == action:
+        made[0]["after"] = {**made[0]["after"], **extra}
+    else:
+        change.audit(action, item.text, {}, extra)
+
+
 @contextmanager
 def performing(
     item: ReleaseItem | int,
@@ -129,8 +142,8 @@ def settle_performance(
         said = {key: performed.get(key) for key in ("recipients", "channel", "message_ids", "at")}
         if reason:
             said["reason"] = reason
+        count = len(change.events)
         if state in (DONE, FAILED) and not who.closed:
-            count = len(change.events)
             _machine_verdict(
                 change,
                 locked,
@@ -139,11 +152,7 @@ def settle_performance(
                 evidence=locked.evidence_url,
                 action=action,
             )
-            made = change.events[count:]
-            if made and made[0]["action"] == action:
-                made[0]["after"] = {**made[0]["after"], "performed": said}
-                return locked
-        change.audit(action, locked.text, {}, {"performed": said})
+        _audit_beside(change, locked, action, {"performed": said}, since=count)
         return locked
 
 
@@ -180,11 +189,7 @@ def acknowledge(item_id: int, *, by: Person) -> bool:
                 reason="",
                 check_failure="",
             )
-        made = change.events[count:]
-        if made and made[0]["action"] == AuditAction.ACKNOWLEDGED:
-            made[0]["after"] = {**made[0]["after"], "acknowledged": said}
-        else:
-            change.audit(AuditAction.ACKNOWLEDGED, locked.text, {}, {"acknowledged": said})
+        _audit_beside(change, locked, AuditAction.ACKNOWLEDGED, {"acknowledged": said}, since=count)
         return True
 
 
