@@ -9,7 +9,6 @@ records twice.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 
@@ -20,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from releases.models import ActorKind, CheckOutcome, CheckReason, Release, Role
+from releases.models import ActorKind, CheckOutcome, CheckReason, HashedToken, Release, Role
 
 CHECK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 validate_check_name = RegexValidator(
@@ -165,12 +164,9 @@ class PipelineTokenQuerySet(models.QuerySet["PipelineToken"]):
         return [token for token in self.of_project() if token.applies_to(version)]
 
 
-class PipelineToken(models.Model):
+class PipelineToken(HashedToken):
     """Lets a CI job report evidence for the items of one role: on one release, or, as a
-    project token, on every release whose version its pattern matches.
-
-    Only a hash of the token is stored; the token is shown once, when it is made.
-    """
+    project token, on every release whose version its pattern matches."""
 
     release = models.ForeignKey(
         Release,
@@ -230,7 +226,3 @@ class PipelineToken(models.Model):
         if self.release is not None:
             return self.release.version == version
         return fnmatchcase(version, self.version_pattern)
-
-    @staticmethod
-    def hash_token(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()

@@ -1051,16 +1051,25 @@ class AuditEvent(models.Model):
         raise TypeError("the audit trail is append-only")
 
 
+class HashedToken(models.Model):
+    """Something reached with a token that is shown once, when it is made: only the
+    token's hash is stored, so a database dump reveals no working token."""
+
+    class Meta:
+        abstract = True
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
 class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
     def active(self) -> ShareLinkQuerySet:
         return self.filter(revoked_at__isnull=True)
 
 
-class ShareLink(models.Model):
-    """Read-only access to one release's status page for people without an account.
-
-    Only a hash of the token is stored, so a database dump reveals no working link.
-    """
+class ShareLink(HashedToken):
+    """Read-only access to one release's status page for people without an account."""
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="share_links")
     token_hash = models.CharField(max_length=64, unique=True)
@@ -1087,10 +1096,6 @@ class ShareLink(models.Model):
 
     def __str__(self) -> str:
         return f"{self.release.version}: {self.label or self.pk}"
-
-    @staticmethod
-    def hash_token(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
 
 
 class LanguagePreference(models.Model):
