@@ -1,5 +1,6 @@
-"""Stand-in vendors for the vendor check kinds, answering as vendors.md §9 describes: the
-documented success fields, each vendor's own error shapes, and the headers it sends.
+"""Stand-in vendors for the vendor check kinds, answering as each vendor's API reference
+describes: the documented success fields, each vendor's own error shapes, and the headers
+it sends.
 
 Each vendor is a small dataclass; an instance is the answer function of a stand-in:
 
