@@ -95,6 +95,12 @@ def unjudged(reason: Reason, evidence: Said | str) -> CheckError:
     return CheckError(reason, evidence, permanent=False, retry=False)
 
 
+def invalid_option(error: ValueError) -> CheckError:
+    """An option the kind's check_options refuses. A checks file holding one is refused
+    when it loads; this is the fallback for a check run without that."""
+    return fault(Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error)))
+
+
 class OptionType(StrEnum):
     TEXT = "text"
     ENV = "env"  # the name of an environment variable, never its value

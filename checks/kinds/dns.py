@@ -27,7 +27,7 @@ import dns.resolver
 from django.conf import settings
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, joined, said, transient
+from .base import Context, Kind, Reason, Said, fault, invalid_option, joined, said, transient
 
 DEFAULT_PORT = 53
 RECORD_TYPES = ("A", "AAAA")
@@ -38,14 +38,10 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 def run(context: Context) -> Said:
     host = context.text("host")
     try:
-        # check_options refuses bad addresses when the checks file loads; this is the
-        # fallback for a check run without it.
         resolver = _resolver(context.text("nameserver"))
         expected = {ipaddress.ip_address(text.strip()) for text in context.texts("expect")}
     except ValueError as error:
-        raise fault(
-            Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error))
-        ) from None
+        raise invalid_option(error) from None
     found: dict[str, set[Address]] = {}
     ttls: list[int] = []
     via = ""

@@ -47,7 +47,7 @@ from urllib.parse import quote
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, joined, said, transient
+from .base import Context, Kind, Reason, Said, fault, invalid_option, joined, said, transient
 from .client import http_client, retry_after, send, unexpected
 from .vendor_errors import error_body, integer, json_object, mapping, string
 
@@ -96,9 +96,7 @@ def run(context: Context) -> Said:
     try:
         check_options(context.options)
     except ValueError as error:
-        raise fault(
-            Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error))
-        ) from None
+        raise invalid_option(error) from None
     repo = context.text("repo")
     tag = context.release_version
     proofs = _texts(context.options.get("prove", list(PROOFS)))

@@ -39,7 +39,7 @@ from typing import Any
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said
+from .base import CheckError, Context, Kind, Reason, Said, fault, invalid_option, joined, said
 from .client import busy_or_down, http_client, send
 from .conditions import Condition, Observation, parse
 
@@ -52,10 +52,7 @@ def run(context: Context) -> Said:
     try:
         conditions = [parse(text) for text in context.texts("conditions")]
     except ValueError as error:
-        # check_options refuses these when the checks file loads; this is the fallback.
-        raise fault(
-            Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error))
-        ) from None
+        raise invalid_option(error) from None
     headers = _headers(context)
     credentials = _credentials(headers.values())
     try:
