@@ -41,7 +41,7 @@ from django.utils.translation import gettext_noop as _
 
 from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import busy_or_down, http_client, send, unexpected
-from .vendor_errors import api_url, error_body, integer, json_object, string
+from .vendor_errors import answer_label, api_url, error_body, integer, json_object, string
 
 PRODUCTION = "https://api.elevenlabs.io"
 VERSION = "v1"
@@ -260,11 +260,7 @@ def _detail(response: httpx.Response) -> tuple[str, str]:
 def _refused(response: httpx.Response, what: Said, permission: str, voice_id: str) -> Exception:
     status = response.status_code
     code, message = _detail(response)
-    label = (
-        said(_("HTTP %(status)s %(code)s"), status=status, code=code)
-        if code
-        else said(_("HTTP %(status)s"), status=status)
-    )
+    label = answer_label(status, code)
     if status in (400, 401) and code == "quota_exceeded":
         return fault(
             Reason.QUOTA_EXHAUSTED,

@@ -46,8 +46,8 @@ import httpx
 from django.utils.translation import gettext_noop as _
 
 from .base import Context, Kind, Reason, Said, fault, joined, said, transient
-from .client import http_client, json_body, retry_after, send, unexpected
-from .vendor_errors import error_body, json_object, string
+from .client import busy_or_down, http_client, json_body, send, unexpected
+from .vendor_errors import answer_label, error_body, json_object, string
 
 PAUSED = 540
 SERVICE = "service"
@@ -217,11 +217,7 @@ def _refused(response: httpx.Response, what: Said, table: str) -> Exception:
     # PostgREST's code is a string; GoTrue's legacy `code` is the HTTP status number.
     code = string(body, "code")
     message = string(body, "message")
-    label = (
-        said(_("HTTP %(status)s %(code)s"), status=status, code=code)
-        if code
-        else said(_("HTTP %(status)s"), status=status)
-    )
+    label = answer_label(status, code)
     if status == PAUSED:
         return fault(
             Reason.MISCONFIGURED,
@@ -259,11 +255,7 @@ def _refused(response: httpx.Response, what: Said, table: str) -> Exception:
             said(_("%(what)s: the key was refused (%(label)s)"), what=what, label=label),
         )
     if status >= 500 and code:
-        return transient(
-            Reason.VENDOR_DOWN,
-            said(_("%(what)s: %(label)s"), what=what, label=label),
-            retry_after(response),
-        )
+        return busy_or_down(response, said(_("%(what)s: %(label)s"), what=what, label=label))
     return unexpected(response, what.english())
 
 

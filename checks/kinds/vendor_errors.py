@@ -1,6 +1,6 @@
 """What the vendor kinds share: where a vendor's versioned API lives once `base_url` may
-override it, a lenient reading of the JSON vendors answer with, and the fault of an AI
-kind with no model to probe.
+override it, a lenient reading of the JSON vendors answer with, how evidence names an
+error answer, and the fault of an AI kind with no model to probe.
 
 Vendor JSON is open: these helpers read the fields a kind asks for and ignore the rest,
 and a field of the wrong type reads as absent instead of raising.
@@ -66,6 +66,14 @@ def error_body(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def answer_label(status: int, code: str) -> Said:
+    """An error answer as evidence names it: its HTTP status and the vendor's code, when
+    it gave one."""
+    if code:
+        return said(_("HTTP %(status)s %(code)s"), status=status, code=code)
+    return said(_("HTTP %(status)s"), status=status)
 
 
 def string(data: Mapping[str, Any], key: str) -> str:
