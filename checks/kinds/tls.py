@@ -192,9 +192,7 @@ def _handshake(host: str, port: int, context: ssl.SSLContext) -> tuple[bytes, st
                 ),
             ) from None
     if der is None:
-        raise transient(
-            Reason.BAD_RESPONSE, said(_("%(where)s presented no certificate"), where=where)
-        )
+        raise _no_certificate(where)
     return der, version
 
 
@@ -220,9 +218,7 @@ def _presented(host: str, port: int) -> list[x509.Certificate]:
             ) from None
     chain = tls.get_peer_cert_chain(as_cryptography=True)
     if not chain:
-        raise transient(
-            Reason.BAD_RESPONSE, said(_("%(where)s presented no certificate"), where=where)
-        )
+        raise _no_certificate(where)
     return chain
 
 
@@ -253,6 +249,12 @@ def _outgoing(tls: SSL.Connection) -> bytes:
 def _hung_up(where: str) -> CheckError:
     return transient(
         Reason.VENDOR_DOWN, said(_("%(where)s closed the connection mid-handshake"), where=where)
+    )
+
+
+def _no_certificate(where: str) -> CheckError:
+    return transient(
+        Reason.BAD_RESPONSE, said(_("%(where)s presented no certificate"), where=where)
     )
 
 
