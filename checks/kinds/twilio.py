@@ -618,10 +618,9 @@ def _url_problem(url: str, place: Said, expected_host: str) -> Said | None:
             scheme=parts.scheme or said(_("no scheme")),
             host=host or said(_("no host")),
         )
-    if not host:
-        return said(_("%(place)s has no host"), place=place)
-    if _never_production(host):
-        return _not_production(place, host)
+    host_problem = _host_problem(host, place)
+    if host_problem is not None:
+        return host_problem
     if expected_host and host != expected_host:
         return said(
             _("%(place)s points at %(host)s, not %(expected)s"),
@@ -650,19 +649,21 @@ def _sip_problem(uri: str, place: Said) -> Said | None:
     address = re.split(r"[;?]", rest.removeprefix("//"), maxsplit=1)[0].rpartition("@")[2]
     bracketed = address.startswith("[")
     host = (address[1:].partition("]") if bracketed else address.partition(":"))[0].rstrip(".")
+    return _host_problem(host, place)
+
+
+def _host_problem(host: str, place: Said) -> Said | None:
+    """What keeps the host a webhook URL or an origination URI names from being
+    production's."""
     if not host:
         return said(_("%(place)s has no host"), place=place)
     if _never_production(host):
-        return _not_production(place, host)
+        return said(
+            _("%(place)s points at %(host)s: a tunnel, local or private host is never production"),
+            place=place,
+            host=host,
+        )
     return None
-
-
-def _not_production(place: Said, host: str) -> Said:
-    return said(
-        _("%(place)s points at %(host)s: a tunnel, local or private host is never production"),
-        place=place,
-        host=host,
-    )
 
 
 def _never_production(host: str) -> bool:
