@@ -41,10 +41,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -260,7 +260,12 @@ def percentile(samples: Sequence[float], share: int) -> float:
 
 
 class Page:
-    """One open board or status page: an SSE stream noting when each revision arrives."""
+    """One open board or status page: an SSE stream noting when each revision arrives.
+
+    Read straight off the socket, as a browser's network stack would, rather than through
+    an HTTP client library: with a thousand streams in this one process, the client's own
+    parsing of each event would add to every page's wait what the server never spent.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -269,21 +274,53 @@ class Page:
         self.update_bytes: dict[int, int] = {}
         self.ready = asyncio.Event()
 
-    async def follow(self, http: httpx.AsyncClient, path: str, params: dict[str, Any]) -> None:
-        buffer = b""
-        async with http.stream("GET", path, params=params) as response:
-            response.raise_for_status()
-            async for chunk in response.aiter_raw():
+    async def follow(self, url: str, path: str, cookies: dict[str, str]) -> None:
+        address = urlsplit(url)
+        host, port = address.hostname or "127.0.0.1", address.port or 80
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Cookie: {cookie_header(cookies)}\r\nAccept: text/event-stream\r\n\r\n".encode()
+            )
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200 "):
+                raise RuntimeError(f"{path}: {head.splitlines()[0].decode()}")
+            if b"transfer-encoding: chunked" not in head.lower():
+                raise RuntimeError(f"{path}: the stream is not sent in chunks")
+            framed = body = b""
+            while chunk := await reader.read(65536):
                 arrived = time.monotonic()
-                buffer += chunk
-                *events, buffer = buffer.split(b"\n\n")
+                framed += chunk
+                unframed, framed = _unchunk(framed)
+                body += unframed
+                *events, body = body.split(b"\n\n")
                 for event in events:
-                    if event.startswith(b"retry:"):
-                        self.ready.set()
-                    for match in _EVENT_ID.finditer(event):
-                        self.seen.setdefault(int(match.group(1)), arrived)
-                        if event.startswith(b"event: update"):
-                            self.update_bytes[int(match.group(1))] = len(event) + 2
+                    self._note(event, arrived)
+        finally:
+            writer.close()
+
+    def _note(self, event: bytes, arrived: float) -> None:
+        if event.startswith(b"retry:"):
+            self.ready.set()
+        for match in _EVENT_ID.finditer(event):
+            self.seen.setdefault(int(match.group(1)), arrived)
+            if event.startswith(b"event: update"):
+                self.update_bytes[int(match.group(1))] = len(event) + 2
+
+
+def _unchunk(framed: bytes) -> tuple[bytes, bytes]:
+    """The data of the whole chunks at the start of `framed` (HTTP/1.1 chunked transfer
+    coding), and what is left of it."""
+    data = []
+    while (end_of_size := framed.find(b"\r\n")) >= 0:
+        size = int(framed[:end_of_size].split(b";")[0], 16)
+        start = end_of_size + 2
+        if len(framed) < start + size + 2:
+            break
+        data.append(framed[start : start + size])
+        framed = framed[start + size + 2 :]
+    return b"".join(data), framed
 
 
 def lead_toggles(setup: Setup) -> tuple[int, float, float]:
@@ -327,58 +364,47 @@ async def tick_latency(
     def toggle() -> tuple[int, float, float]:
         return change(setup)
 
-    limits = httpx.Limits(max_connections=pages, max_keepalive_connections=0)
-    timeout = httpx.Timeout(30, read=None)
     path = f"/releases/{setup.default_version}/live/"
-    async with AsyncExitStack() as stack:
-        # One client per person, as each browser has its own session.
-        http = {
-            role: await stack.enter_async_context(
-                httpx.AsyncClient(base_url=server.url, cookies=setup.cookies[role],
-                                  limits=limits, timeout=timeout)
-            )
-            for role, _page in WATCHERS
-        }  # fmt: skip
-        opened: list[Page] = []
-        tasks = []
-        for index in range(pages):
-            role, page_name = WATCHERS[index % len(WATCHERS)]
-            page = Page(page_name)
-            opened.append(page)
-            tasks.append(asyncio.create_task(page.follow(http[role], path, {"page": page_name})))
-        try:
-            async with asyncio.timeout(60):
-                await asyncio.gather(*(page.ready.wait() for page in opened))
-            await asyncio.sleep(1)
-            idle_cpu = server.cpu_seconds()
-            idle_started = time.monotonic()
-            await asyncio.sleep(5)
-            idle_share = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_started)
-            open_connections, busy = await asyncio.to_thread(server_connections, admin_url)
-            samples: list[float] = []
-            writes: list[float] = []
-            missed = 0
-            busy_before = server.cpu_seconds()
-            for _ in range(ticks):
-                revision, started, write = await asyncio.to_thread(toggle)
-                writes.append(write)
-                deadline = time.monotonic() + 5
-                while time.monotonic() < deadline and not all(
-                    revision in page.seen for page in opened
-                ):
-                    await asyncio.sleep(0.005)
-                for page in opened:
-                    if revision in page.seen:
-                        samples.append((page.seen[revision] - started) * 1000)
-                    else:
-                        missed += 1
-                await asyncio.sleep(0.3)
-            # Load-independent: what one tick costs the server, whatever else runs here.
-            busy_per_tick = (server.cpu_seconds() - busy_before) / ticks * 1000
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    opened: list[Page] = []
+    tasks = []
+    for index in range(pages):
+        role, page_name = WATCHERS[index % len(WATCHERS)]
+        page = Page(page_name)
+        opened.append(page)
+        # Each person's own session, as each browser has its own.
+        follow = page.follow(server.url, f"{path}?page={page_name}", setup.cookies[role])
+        tasks.append(asyncio.create_task(follow))
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(page.ready.wait() for page in opened))
+        await asyncio.sleep(1)
+        idle_cpu = server.cpu_seconds()
+        idle_started = time.monotonic()
+        await asyncio.sleep(5)
+        idle_share = (server.cpu_seconds() - idle_cpu) / (time.monotonic() - idle_started)
+        open_connections, busy = await asyncio.to_thread(server_connections, admin_url)
+        samples: list[float] = []
+        writes: list[float] = []
+        missed = 0
+        busy_before = server.cpu_seconds()
+        for _ in range(ticks):
+            revision, started, write = await asyncio.to_thread(toggle)
+            writes.append(write)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not all(revision in page.seen for page in opened):
+                await asyncio.sleep(0.005)
+            for page in opened:
+                if revision in page.seen:
+                    samples.append((page.seen[revision] - started) * 1000)
+                else:
+                    missed += 1
+            await asyncio.sleep(0.3)
+        # Load-independent: what one tick costs the server, whatever else runs here.
+        busy_per_tick = (server.cpu_seconds() - busy_before) / ticks * 1000
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     p95 = percentile(samples, 95)
     rows = [
         Row(f"{what} → seen, {pages} open pages, p50", f"{percentile(samples, 50):.0f} ms",
