@@ -57,13 +57,21 @@ def test_a_request_for_another_host_gets_a_bad_request_page(db: None) -> None:
     assert "The server could not read this request" in answer.content.decode()
 
 
-def test_a_form_sent_without_its_csrf_token_says_it_expired_and_nothing_was_saved(
-    users: dict[str, Any], release: Release
-) -> None:
+@pytest.fixture
+def without_csrf_token(users: dict[str, Any]) -> Client:
+    """QA's browser sending forms as a page opened before the login would: with no token
+    the server issued to this session."""
     client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="en")
     client.force_login(users["qa"])
+    return client
 
-    answer = client.post(f"/releases/{release.version}/signoff/", {"role": "qa", "action": "sign"})
+
+def test_a_form_sent_without_its_csrf_token_says_it_expired_and_nothing_was_saved(
+    without_csrf_token: Client, release: Release
+) -> None:
+    answer = without_csrf_token.post(
+        f"/releases/{release.version}/signoff/", {"role": "qa", "action": "sign"}
+    )
 
     assert answer.status_code == 403
     html = answer.content.decode()
@@ -73,12 +81,9 @@ def test_a_form_sent_without_its_csrf_token_says_it_expired_and_nothing_was_save
 
 
 def test_an_htmx_action_without_its_csrf_token_says_so_in_the_messages_alone(
-    users: dict[str, Any], release: Release
+    without_csrf_token: Client, release: Release
 ) -> None:
-    client = Client(enforce_csrf_checks=True, HTTP_ACCEPT_LANGUAGE="en")
-    client.force_login(users["qa"])
-
-    answer = client.post(
+    answer = without_csrf_token.post(
         f"/releases/{release.version}/signoff/",
         {"role": "qa", "action": "sign"},
         HTTP_HX_REQUEST="true",
