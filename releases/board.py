@@ -43,6 +43,7 @@ from .models import (
     CheckReason,
     GoLiveApproval,
     ItemState,
+    MaintenanceWindow,
     Release,
     ReleaseItem,
     ReleaseStatus,
@@ -56,7 +57,7 @@ from .models import (
 )
 from .nudges import RoleWork, work_by_role
 from .pages import CSRF_PLACEHOLDER, PageCache
-from .rollout import RollbackView, rollout_context
+from .rollout import Latest, RollbackView, latest_of, rollout_context
 from .templatetags.moments import moment
 from .timeline import duration_text
 
@@ -68,6 +69,8 @@ if TYPE_CHECKING:
     AnyUser = User | AnonymousUser
 
 Page = Literal["board", "status"]
+# Who nudged a role last, and when.
+Nudged = tuple[str, datetime]
 
 # The panels every update carries, in page order; each template's top-level element has
 # the DOM id the fragment replaces.
@@ -609,26 +612,24 @@ class RoleWorkShown:
 
 
 def _role_work(
-    release: Release, items: list[ReleaseItem], signoffs: list[SignOff]
+    items: list[ReleaseItem], signoffs: list[SignOff], nudges: Mapping[str, Nudged]
 ) -> list[RoleWorkShown]:
-    work = work_by_role(items, signoffs)
-    if not work:
-        return []
-    nudges = AuditEvent.objects.filter(
-        release=release, action=AuditAction.ROLE_NUDGED, target__in=[w.role for w in work]
-    )
+    shown = []
+    for found in work_by_role(items, signoffs):
+        by, at = nudges.get(found.role, ("", None))
+        shown.append(RoleWorkShown(found, by, at))
+    return shown
+
+
+def _latest_nudges(release: Release) -> dict[str, Nudged]:
+    nudges = AuditEvent.objects.filter(release=release, action=AuditAction.ROLE_NUDGED)
     # Oldest first, so that each role keeps its latest.
-    latest: dict[str, tuple[str, datetime]] = {
+    return {
         role: (by, at)
         for role, by, at in nudges.order_by("created_at", "id").values_list(
             "target", "actor_label", "created_at"
         )
     }
-    shown = []
-    for found in work:
-        by, at = latest.get(found.role, ("", None))
-        shown.append(RoleWorkShown(found, by, at))
-    return shown
 
 
 @dataclass
@@ -688,22 +689,37 @@ def _person(user: Any) -> str:
     return str(user.get_full_name() or user.get_username())
 
 
-def _load(release: Release) -> Loaded:
-    """Every row a render needs, in a fixed number of queries whatever the item count.
+@dataclass(frozen=True)
+class Loaded:
+    """Everything a render of a release reads besides the release, in a fixed number of
+    queries whatever the item count: once per page render, and once per revision for
+    every kind of viewer its live update goes to."""
 
-    Stakeholders, contacts and rollback steps are prefetched onto the release, which is
-    also where models.blocking_reasons reads them from.
-    """
+    items: list[ReleaseItem]
+    signoffs: list[SignOff]
+    approvals: list[GoLiveApproval]
+    nudges: dict[str, Nudged]
+    rollout: Latest
+    window: MaintenanceWindow | None
+
+
+def _load(release: Release) -> Loaded:
+    """Stakeholders, contacts and rollback steps are prefetched onto the release, which
+    is also where models.blocking_reasons reads them from."""
     prefetch_related_objects(
         [release],
         Prefetch("stakeholders", queryset=Stakeholder.objects.select_related("user")),
         "contacts",
         "rollback_steps",
     )
-    items = list(release.items.order_by("position"))
-    signoffs = list(release.signoffs.select_related("signed_by").order_by("signed_at", "pk"))
-    approvals = list(release.approvals.select_related("approved_by").order_by("-approved_at"))
-    return items, signoffs, approvals
+    return Loaded(
+        items=list(release.items.order_by("position")),
+        signoffs=list(release.signoffs.select_related("signed_by").order_by("signed_at", "pk")),
+        approvals=list(release.approvals.select_related("approved_by").order_by("-approved_at")),
+        nudges=_latest_nudges(release),
+        rollout=latest_of(release),
+        window=MaintenanceWindow.objects.filter(release=release).first(),
+    )
 
 
 def _phases(items: Iterable[ReleaseItem], viewer: Viewer) -> list[Phase]:
@@ -851,18 +867,13 @@ def _my_open_items(
     return MyOpenItems(mine, shown, count)
 
 
-def _gonogo(
-    release: Release,
-    items: list[ReleaseItem],
-    signoffs: list[SignOff],
-    approvals: list[GoLiveApproval],
-    viewer: Viewer,
-) -> GoNoGo:
-    active = next((a for a in approvals if a.revoked_at is None), None)
+def _gonogo(release: Release, loaded: Loaded, viewer: Viewer) -> GoNoGo:
+    items = loaded.items
+    active = next((a for a in loaded.approvals if a.revoked_at is None), None)
     # Stable sort: what is actively stopping the release first, then the rest, and the
     # items that are simply not done yet last, where the panel may count them instead.
     general = sorted(
-        blocking_reasons(release, items),
+        blocking_reasons(release, items, loaded.signoffs),
         key=lambda reason: 0 if reason.code in _URGENT else 2 if reason.code == _PENDING else 1,
     )
     reasons = [reason.message for reason in general]
@@ -882,7 +893,7 @@ def _gonogo(
         may_revoke=viewer.may_approve and active is not None,
         overrides=[_override_shown(record) for record in overrides],
         pending=sum(1 for reason in general if reason.code == _PENDING),
-        waiting_on=_role_work(release, items, signoffs) if active is None else [],
+        waiting_on=_role_work(items, loaded.signoffs, loaded.nudges) if active is None else [],
         may_nudge=viewer.may_nudge,
         reminder_minutes=settings.APPROVAL_REMINDER_MINUTES,
     )
@@ -894,13 +905,11 @@ def _revoked_banner(approvals: list[GoLiveApproval]) -> GoLiveApproval | None:
     return latest if latest is not None and latest.revoked_at is not None else None
 
 
-Loaded = tuple[list[ReleaseItem], list[SignOff], list[GoLiveApproval]]
-
-
 def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None) -> dict[str, Any]:
     """Everything board.html needs, in a fixed number of queries (none more when the
-    rows were `loaded` already)."""
-    items, signoffs, approvals = loaded if loaded is not None else _load(release)
+    release was `loaded` already)."""
+    loaded = loaded if loaded is not None else _load(release)
+    items, signoffs, approvals = loaded.items, loaded.signoffs, loaded.approvals
     by_phase, by_role = _tallies(items)
     phases = _phases(items, viewer)
     if len(items) > ON_DEMAND_ABOVE:
@@ -916,10 +925,12 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "current_phase": _current_phase(items),
         "signoff_panel": signoff_panel,
         "my_open_items": _my_open_items(phases, signoff_panel, viewer),
-        "gonogo": _gonogo(release, items, signoffs, approvals, viewer),
+        "gonogo": _gonogo(release, loaded, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
-        "rollout": rollout_context(release, viewer.who),
+        "rollout": rollout_context(release, viewer.who, loaded.rollout),
+        # The maintenance window panel's (templatetags/window.py).
+        "window": loaded.window,
         "has_checks": any(item.checks for item in items),
         # Reversed once: every automated item's form posts to it.
         "run_checks_url": reverse("checks:run", args=[release.version]),

@@ -404,9 +404,12 @@ class BlockingReason:
 
 
 def blocking_reasons(
-    release: Release, items: Iterable[ReleaseItem] | None = None
+    release: Release,
+    items: Iterable[ReleaseItem] | None = None,
+    signoffs: Iterable[SignOff] | None = None,
 ) -> list[BlockingReason]:
-    """`items`: the release's items when the caller has them already (the board)."""
+    """`items` and `signoffs`: the release's, when the caller has them already (the
+    board)."""
     reasons: list[BlockingReason] = []
     if items is None:
         items = list(release.items.filter(before_gate=True))
@@ -487,7 +490,9 @@ def blocking_reasons(
                     % {"checks": ", ".join(stale), "text": item.text},
                 )
             )
-    signed = {(s.role, s.phase) for s in release.signoffs.filter(reopened_at__isnull=True)}
+    if signoffs is None:
+        signoffs = release.signoffs.filter(reopened_at__isnull=True)
+    signed = {(s.role, s.phase) for s in signoffs if s.reopened_at is None}
     needed = sorted({(i.owner_role, i.phase) for i in items if i.owner_role in Role.leads()})
     holders = {s.role for s in release.stakeholders.all()}
     for role, phase in needed:

@@ -163,24 +163,39 @@ def _actions(release: Release, who: policy.Who, rollout: Rollout) -> list[Action
     return actions
 
 
-def rollout_context(release: Release, who: policy.Who) -> Rollout:
-    """The latest deploy and rollback of `release`, in three queries; the rollback
-    steps come from the release's prefetched ones."""
+@dataclass(frozen=True)
+class Latest:
+    """The latest deploy and rollback of a release, and what each step of that rollback
+    recorded: read once for every viewer a revision is rendered for."""
+
+    deployment: Deployment | None
+    rollback: Rollback | None
+    records: dict[int, RollbackStepRecord]
+
+
+def latest_of(release: Release) -> Latest:
+    """In three queries."""
     deployment = release.deployments.order_by("-started_at", "-pk").first()
     rollback = release.rollbacks.order_by("-declared_at", "-pk").first()
     records: dict[int, RollbackStepRecord] = {}
     if rollback is not None:
         records = {record.step_id: record for record in rollback.records.all()}
+    return Latest(deployment, rollback, records)
+
+
+def rollout_context(release: Release, who: policy.Who, latest: Latest) -> Rollout:
+    """The rollback steps come from the release's prefetched ones."""
+    rollback = latest.rollback
     steps = [
         StepShown(
             step=step,
-            record=records.get(step.pk),
+            record=latest.records.get(step.pk),
             can_tick=rollback is not None
             and rollback.is_open
             and bool(policy.may_tick_rollback_step(who, owner_role=step.owner_role)),
         )
         for step in release.rollback_steps.all()
     ]
-    rollout = Rollout(deployment, rollback, steps if rollback else [], [], timezone.now())
+    rollout = Rollout(latest.deployment, rollback, steps if rollback else [], [], timezone.now())
     rollout.actions = _actions(release, who, rollout)
     return rollout

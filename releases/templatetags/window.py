@@ -65,7 +65,7 @@ def _calendar_url(context: Context, release: Release, viewer: Viewer) -> str:
 def maintenance_window(context: Context) -> WindowShown | None:
     release: Release = context["release"]
     viewer: Viewer = context["viewer"]
-    window = MaintenanceWindow.objects.filter(release=release).first()
+    window: MaintenanceWindow | None = context["window"]
     if window is None:
         return None
     now = timezone.now()

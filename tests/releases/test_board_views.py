@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +19,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.formats import date_format
 from django.utils.html import escape
 from django.utils.timezone import localtime
@@ -1158,6 +1159,28 @@ def test_it_renders_a_live_update_in_the_same_queries_for_7_and_70_items(
         counts.append(len(captured.captured_queries))
 
     assert counts[0] == counts[1]
+
+
+def test_it_renders_the_next_lead_of_a_live_update_without_a_query(
+    release: Release, users: dict[str, Any]
+) -> None:
+    """What a tick's fan-out renders for every lead after the first comes from the one
+    load of the revision: the sign-offs, the nudges, the deploy and rollback, the window."""
+    start = timezone.now() + timedelta(days=1)
+    workflow.schedule_window(
+        release, start=start, end=start + timedelta(hours=2), time_zone="UTC", by=users["devops"]
+    )
+    workflow.nudge_role(release, role="backend", by=users["po"])
+    snapshot = load_snapshot(release.pk)
+    render_update(snapshot, viewer_for(users["qa"], release, language="en"), "board", 0)
+    devops = viewer_for(users["devops"], release, language="en")
+
+    with CaptureQueriesContext(connection) as captured:
+        html = render_update(snapshot, devops, "board", 0)[1]
+
+    assert captured.captured_queries == []
+    assert "nudged by po" in html
+    assert 'class="status status--window-scheduled"' in html
 
 
 def test_it_sends_only_changed_rows_and_every_panel_as_a_live_update(
