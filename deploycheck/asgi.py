@@ -1,12 +1,13 @@
 """The web server's application: Django's own handlers behind Edge, on one port.
 
 Django's async views wait on the event loop, where an open request costs a coroutine:
-the live streams of releases/streams.py and the audit CSV download, which waits on the
-worker writing it. They go to Django's ASGI handler. Every other request is a
-synchronous view and goes to Django's WSGI handler on a pool of WEB_THREADS threads,
-which runs its middleware and view on one thread in one go; Edge has already read its
-body, so a slow client never holds one of those threads. The health check has a small
-pool of its own, so that it never waits behind the pages queued for theirs.
+the live streams of releases/streams.py, the audit CSV download, which waits on the
+worker writing it, and a notification channel's trial, which waits on its receiver.
+They go to Django's ASGI handler. Every other request is a synchronous view and goes
+to Django's WSGI handler on a pool of WEB_THREADS threads, which runs its middleware
+and view on one thread in one go; Edge has already read its body, so a slow client
+never holds one of those threads. The health check has a small pool of its own, so
+that it never waits behind the pages queued for theirs.
 """
 
 import gc
@@ -28,8 +29,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "deploycheck.settings")
 django.setup(set_prefix=False)
 
 # releases.streams.routes: the streams and their polling fallback, which waits on the
-# same process's hub; releases.manage_views.audit_csv.
-ASYNC_PATH = re.compile(r"/(?:releases|s)/[^/]+/live/(?:poll/)?|/releases/[^/]+/audit\.csv")
+# same process's hub; releases.manage_views.audit_csv; notifications.channel_views.
+# channel_test, which waits on a channel's receiver.
+ASYNC_PATH = re.compile(
+    r"/(?:releases|s)/[^/]+/live/(?:poll/)?|/releases/[^/]+/audit\.csv"
+    r"|/notifications/channels/\d+/test/"
+)
 
 streams = get_asgi_application()
 django_wsgi = get_wsgi_application()

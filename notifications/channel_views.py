@@ -14,10 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import close_old_connections
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -41,7 +43,7 @@ from .models import (
     EmailDelivery,
 )
 from .replay import NotReplayed, replay, replay_email
-from .trial import accepted, try_channel
+from .trial import Trial, accepted, try_channel
 from .wording import TITLES
 
 PAGE_SIZE = 50
@@ -198,12 +200,25 @@ def channel_retire(request: HttpRequest, id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def channel_test(request: HttpRequest, id: int) -> HttpResponse:
-    """Send a test event now, from this server, and show what the receiver answered."""
-    channel = _channel(request, id)
-    trial = try_channel(channel, by=request.user.get_username())
+async def channel_test(request: HttpRequest, id: int) -> HttpResponse:
+    """Send a test event now, from this server, and show what the receiver answered.
+    Served on the event loop (deploycheck.asgi), and sent from a thread of its own: a
+    receiver that takes its time, up to the delivery timeout, holds no page thread."""
+    channel = await sync_to_async(_channel)(request, id)
+    user = await request.auser()
+    trial = await sync_to_async(_trial_closing, thread_sensitive=False)(
+        channel, user.get_username()
+    )
     context = {"row": _row(channel), "channel": channel, "trial": trial}
-    return render(request, "notifications/channel_test.html", context)
+    return await sync_to_async(render)(request, "notifications/channel_test.html", context)
+
+
+def _trial_closing(channel: Channel, by: str) -> Trial:
+    try:
+        return try_channel(channel, by=by)
+    finally:
+        # The thread outlives the request; a connection left open would be held idle.
+        close_old_connections()
 
 
 @login_required

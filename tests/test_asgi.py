@@ -45,15 +45,17 @@ def test_the_async_views_are_the_ones_the_router_sends_to_asgi() -> None:
     (where the live hub is): a new one needs its path in ASYNC_PATH."""
     names = {name for name, view in _views(get_resolver().url_patterns)
              if iscoroutinefunction(view)}  # fmt: skip
-    assert names == {
-        "releases:live",
-        "releases:live-poll",
-        "releases:shared-live",
-        "releases:shared-live-poll",
-        "releases:audit-csv",
+    routed = {
+        "releases:live": "v1.2.3",
+        "releases:live-poll": "v1.2.3",
+        "releases:shared-live": "token",
+        "releases:shared-live-poll": "token",
+        "releases:audit-csv": "v1.2.3",
+        "channels:test": 7,
     }
-    for name in names:
-        assert ASYNC_PATH.fullmatch(reverse(name, args=["v1.2.3"]))
+    assert names == set(routed)
+    for name, arg in routed.items():
+        assert ASYNC_PATH.fullmatch(reverse(name, args=[arg]))
 
 
 @pytest.mark.parametrize(
