@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
@@ -147,6 +148,9 @@ class ReleaseAdmin(WorkflowAdmin):
     # Status, gate and revision change only through the workflow's operations.
     readonly_fields = ("status", "template", "gate_position", "revision", "created_at")
     fields = (*workflow.RELEASE_FIELDS, *readonly_fields)
+    # A changelog link typed without its scheme is taken as https://, as on the
+    # release's own edit page (forms_manage).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = (StakeholderInline, EmergencyContactInline, ReleaseItemInline, RollbackStepInline)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
