@@ -88,6 +88,46 @@ def web_server(
             process.wait()
 
 
+@contextmanager
+def serving_the_test_database(
+    data_dir: Path,
+    extra_args: Sequence[str] = ("--no-access-log",),
+    application_name: str = "",
+    **env: str,
+) -> Iterator[WebServer]:
+    """The web service on the test database Django created for this run; `env` adds to
+    or overrides what it is started with. A server that does not start fails the test
+    with its log."""
+    import pytest
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        # SQLite's test database lives in this process's memory, out of the server's reach.
+        pytest.fail(
+            "the server subprocess needs PostgreSQL to open the test database: run `make "
+            "test` (it sets DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres and "
+            "REDIS_URL=redis://127.0.0.1:6379/0)"
+        )
+    server_env = {
+        **os.environ,
+        "DATABASE_URL": database_url(
+            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"], application_name
+        ),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "DATA_DIR": str(data_dir),
+        **env,
+    }
+    # The server keeps Django's async-safety checks, whatever this process lifted.
+    server_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    try:
+        with web_server(server_env, data_dir, extra_args) as running:
+            yield running
+    except ServerFailed as failure:
+        pytest.fail(str(failure))
+
+
 def _wait_until_ready(server: WebServer) -> None:
     deadline = time.monotonic() + READY_SECONDS
     while True:

@@ -5,7 +5,6 @@ a hostile client would meet it."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
@@ -22,11 +21,9 @@ from django.test import Client
 from deploycheck import edge
 from releases.models import Release
 from tests.servers import (
-    ServerFailed,
     WebServer,
     cookie_header,
-    database_url,
-    web_server,
+    serving_the_test_database,
     worker,
 )
 
@@ -137,27 +134,11 @@ SERVER_APP_NAME = "deploycheck-edge-test"
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        # SQLite's test database lives in this process's memory, out of the server's reach.
-        pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
-    data_dir = tmp_path_factory.mktemp("edge")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(
-            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"], SERVER_APP_NAME
-        ),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATA_DIR": str(data_dir),
-        # Fewer threads than the slow uploads below: a body being read must hold none.
-        "WEB_THREADS": "2",
-    }
-    try:
-        with web_server(env, data_dir, ("--no-access-log",)) as running:
-            yield running
-    except ServerFailed as failure:
-        pytest.fail(str(failure))
+    # Fewer threads than the slow uploads below: a body being read must hold none.
+    with serving_the_test_database(
+        tmp_path_factory.mktemp("edge"), application_name=SERVER_APP_NAME, WEB_THREADS="2"
+    ) as running:
+        yield running
 
 
 def connect(server: WebServer) -> socket.socket:

@@ -30,7 +30,7 @@ from django.urls import clear_url_caches, reverse
 
 from deploycheck import logs, security
 from releases.models import Release
-from tests.servers import ServerFailed, database_url, web_server
+from tests.servers import serving_the_test_database
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -270,33 +270,17 @@ def test_an_access_log_line_goes_through_the_filter() -> None:
     assert "SECRETTOKEN" not in line
 
 
-@pytest.fixture
-def server_env(django_db_setup: None, tmp_path: Path) -> dict[str, str]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url(
-            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"]
-        ),
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATA_DIR": str(tmp_path),
-        "PYTHONUNBUFFERED": "1",
-    }
+# The log is read while the server runs.
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
 
 
 @pytest.mark.live
 def test_the_web_service_writes_its_access_log_redacted(
-    server_env: dict[str, str], tmp_path: Path
+    django_db_setup: None, tmp_path: Path
 ) -> None:
-    try:
-        with web_server(server_env, tmp_path) as server:
-            answer = httpx.get(f"{server.url}/s/SECRETTOKEN/", timeout=5)
-            log = server.log.read_text()
-    except ServerFailed as failure:
-        pytest.fail(str(failure))
+    with serving_the_test_database(tmp_path, extra_args=(), **UNBUFFERED) as server:
+        answer = httpx.get(f"{server.url}/s/SECRETTOKEN/", timeout=5)
+        log = server.log.read_text()
 
     assert answer.status_code == 404
     assert re.search(r'uvicorn\.access .*"GET /s/\[redacted\]/ HTTP/1\.1" 404', log), log
@@ -305,14 +289,11 @@ def test_the_web_service_writes_its_access_log_redacted(
 
 @pytest.mark.live
 def test_the_web_service_keeps_no_access_log_when_told(
-    server_env: dict[str, str], tmp_path: Path
+    django_db_setup: None, tmp_path: Path
 ) -> None:
-    try:
-        with web_server(server_env, tmp_path, ("--no-access-log",)) as server:
-            assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
-            log = server.log.read_text()
-    except ServerFailed as failure:
-        pytest.fail(str(failure))
+    with serving_the_test_database(tmp_path, **UNBUFFERED) as server:
+        assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        log = server.log.read_text()
 
     assert "uvicorn.access" not in log
     assert '"GET /healthz' not in log

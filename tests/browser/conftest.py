@@ -10,7 +10,6 @@ is in server.log of pytest's browser-server* temporary folder.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from releases import workflow
 from releases.actors import SystemActor
 from releases.models import Release
 from tests.conftest import PERSONAS
-from tests.servers import ServerFailed, WebServer, database_url, web_server
+from tests.servers import WebServer, serving_the_test_database
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,36 +55,17 @@ ON_CALL = ("Dana Ops", "Bruno Back", "Fátima Front", "Quique QA", "Paula Owner"
 
 @pytest.fixture(scope="module")
 def server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        # SQLite's test database lives in this process's memory, out of the server's reach.
-        pytest.fail(
-            "browser tests need PostgreSQL: the server subprocess must open the test "
-            "database. Run `make test` (it sets DATABASE_URL=postgres://postgres@127.0.0.1"
-            ":5432/postgres and REDIS_URL=redis://127.0.0.1:6379/0)."
-        )
-    data_dir = tmp_path_factory.mktemp("browser-server")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(
-            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"]
-        ),
-        "REDIS_URL": settings.REDIS_URL,
-        "DEBUG": "0",
-        "DEMO_MODE": "0",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_COOKIES": "0",
-        "LANGUAGE_CODE": "en",
-        "DATA_DIR": str(data_dir),
-        "PYTHONUNBUFFERED": "1",
-    }
-    # The server must keep Django's async-safety checks; only this process lifts them.
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    try:
-        with web_server(env, data_dir) as running:
-            yield running
-    except ServerFailed as failure:
-        pytest.fail(str(failure))
+    with serving_the_test_database(
+        tmp_path_factory.mktemp("browser-server"),
+        extra_args=(),
+        REDIS_URL=settings.REDIS_URL,
+        DEMO_MODE="0",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_COOKIES="0",
+        LANGUAGE_CODE="en",
+        PYTHONUNBUFFERED="1",
+    ) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ one of the page threads."""
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ from django.test import Client
 
 from tests.checks.standin import Reply, Seen, stand_in
 from tests.notifications.conftest import make_channel
-from tests.servers import ServerFailed, WebServer, cookie_header, database_url, web_server
+from tests.servers import WebServer, cookie_header, serving_the_test_database
 
 # How long the receiver may hold the trial before the test gives up on it.
 HELD_SECONDS = 30
@@ -25,27 +24,11 @@ HELD_SECONDS = 30
 @pytest.fixture
 def one_page_thread(transactional_db: None, tmp_path: Path) -> Iterator[WebServer]:
     """A web process with a single page thread, which a trial held on it would take."""
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(
-            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"]
-        ),
-        "REDIS_URL": "",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATA_DIR": str(tmp_path),
-        "WEB_THREADS": "1",
-        # The receiver stands in on 127.0.0.1.
-        "NOTIFY_ALLOW_PRIVATE": "1",
-    }
-    try:
-        with web_server(env, tmp_path, ("--no-access-log",)) as running:
-            yield running
-    except ServerFailed as failure:
-        pytest.fail(str(failure))
+    # The receiver stands in on 127.0.0.1.
+    with serving_the_test_database(
+        tmp_path, REDIS_URL="", WEB_THREADS="1", NOTIFY_ALLOW_PRIVATE="1"
+    ) as running:
+        yield running
 
 
 def test_a_trial_waiting_on_its_receiver_leaves_the_pages_served(

@@ -9,7 +9,6 @@ set in CI (`make test`).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Hashable, Iterator
@@ -35,11 +34,9 @@ from releases import board, live, streams, workflow
 from releases.models import AuditExport, AuditExportPart, Release, ShareLink
 from tests.conftest import item
 from tests.servers import (
-    ServerFailed,
     WebServer,
     cookie_header,
-    database_url,
-    web_server,
+    serving_the_test_database,
     worker,
 )
 
@@ -371,31 +368,17 @@ def server(
     django_db_setup: None,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WebServer]:
-    if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-        # SQLite's test database lives in this process's memory, out of the server's reach.
-        pytest.fail("the server subprocess needs PostgreSQL: run `make test`")
     mode, _dash, processes = request.param.partition("-")
     if mode == "redis" and not settings.REDIS_URL:
         pytest.fail("the Redis watcher needs REDIS_URL: run `make test`")
-    data_dir = tmp_path_factory.mktemp(f"live-{request.param}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url(
-            os.environ["DATABASE_URL"], settings.DATABASES["default"]["NAME"], SERVER_APP_NAME
-        ),
-        "REDIS_URL": settings.REDIS_URL if mode == "redis" else "",
-        "SECRET_KEY": settings.SECRET_KEY,
-        "DEBUG": "0",
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "DATA_DIR": str(data_dir),
-        "LIVE_KEEPALIVE_SECONDS": "1",
-        "WEB_CONCURRENCY": processes or "1",
-    }
-    try:
-        with web_server(env, data_dir, ("--no-access-log",)) as running:
-            yield running
-    except ServerFailed as failure:
-        pytest.fail(str(failure))
+    with serving_the_test_database(
+        tmp_path_factory.mktemp(f"live-{request.param}"),
+        application_name=SERVER_APP_NAME,
+        REDIS_URL=settings.REDIS_URL if mode == "redis" else "",
+        LIVE_KEEPALIVE_SECONDS="1",
+        WEB_CONCURRENCY=processes or "1",
+    ) as running:
+        yield running
 
 
 @dataclass
