@@ -179,7 +179,7 @@ if DB_POOL_SIZE and DATABASES["default"]["ENGINE"] == "django.db.backends.postgr
 # Threads one web process serves its pages on (deploycheck/asgi.py); more requests
 # than this wait on the event loop, their bodies already read. Each thread in a request
 # holds a database connection: keep DB_POOL_SIZE at least this.
-WEB_THREADS = envpositive("WEB_THREADS", 4)
+WEB_THREADS = envpositive("WEB_THREADS", 2)
 
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATA_DIR.mkdir(parents=True, exist_ok=True)

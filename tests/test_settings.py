@@ -190,7 +190,7 @@ def test_sessions_are_read_through_redis_and_never_through_one_process_memory(
 
 
 def test_a_web_process_serves_pages_on_eight_threads_unless_told(tmp_path: Path) -> None:
-    assert values(tmp_path, "WEB_THREADS", SECRET_KEY="x") == ["4"]
+    assert values(tmp_path, "WEB_THREADS", SECRET_KEY="x") == ["2"]
     assert values(tmp_path, "WEB_THREADS", SECRET_KEY="x", WEB_THREADS="3") == ["3"]
     result = setting_values(tmp_path, "WEB_THREADS", SECRET_KEY="x", WEB_THREADS="0")
     assert "WEB_THREADS=0 must be a positive integer" in result.stderr
