@@ -491,7 +491,7 @@ def blocking_reasons(
                 )
             )
     if signoffs is None:
-        signoffs = release.signoffs.filter(reopened_at__isnull=True)
+        signoffs = release.signoffs.all()
     signed = {(s.role, s.phase) for s in signoffs if s.reopened_at is None}
     needed = sorted({(i.owner_role, i.phase) for i in items if i.owner_role in Role.leads()})
     holders = {s.role for s in release.stakeholders.all()}
