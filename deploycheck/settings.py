@@ -126,10 +126,10 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "OPTIONS": {
-            # As django-template-partials sets them up. Templates are read as written:
-            # stripping their indentation made a board a third smaller (109 KB rather
-            # than 169), but a loader rewriting template source has to know everywhere
-            # whitespace means something (<pre>, mail, plain text) and so may break them.
+            # As django-template-partials sets them up. Templates are read as written: a
+            # loader rewriting template source would have to know everywhere white space
+            # means something (<pre>, mail, plain text). The shared board and status
+            # bodies lose their indentation after rendering instead (releases.pages).
             "loaders": [
                 (
                     "template_partials.loader.Loader",
@@ -277,7 +277,15 @@ CACHES = {
         },
     }
     if REDIS_URL
-    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    # The parts of the page shell that are the same for everyone reading one language
+    # (staff or not), kept by Django's {% cache %} in each process's memory until it
+    # restarts, as a deploy that changes them does.
+    "shell": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "shell",
+        "TIMEOUT": None,
+    },
 }
 # Sessions in the database, read through Redis when there is Redis. The rows stay the
 # truth: a logout deletes its row, which ends the person's open live streams

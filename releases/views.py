@@ -306,19 +306,26 @@ def _shared_status_page(request: HtmxHttpRequest, token: str) -> CachedPage:
 def _shell(request: HttpRequest, page: CachedPage, body: CutPage) -> HttpResponse:
     """The page around a shared body, rendered for this request by the context
     processors (the person, their messages, the CSRF token)."""
-    context = {"page_title": page.title, "body": BODY_SLOT, "share_token": page.share_token}
+    # One masked token for the shell and the body: masking draws 32 random characters.
+    token = get_token(request)
+    context = {
+        "page_title": page.title,
+        "body": BODY_SLOT,
+        "share_token": page.share_token,
+        "csrf_token": token,
+    }
     response = render(request, "releases/cached_page.html", context)
     # The body goes in as the bytes it is, not decoded into the shell's render and
     # encoded again. Nothing follows the slot but the closing tags, and what a person
     # typed is escaped before it, so the last one is the template's.
     before, _slot, after = response.content.rpartition(BODY_SLOT.encode())
-    response.content = b"".join((before, _filled(body, request), after))
+    response.content = b"".join((before, _filled(body, token), after))
     return response
 
 
-def _filled(page: CutPage, request: HttpRequest) -> bytes:
+def _filled(page: CutPage, token: str) -> bytes:
     """A shared render with this request's CSRF token put in."""
-    return page.filled({CSRF_PLACEHOLDER: get_token(request).encode()})
+    return page.filled({CSRF_PLACEHOLDER: token.encode()})
 
 
 def _serve(
@@ -333,7 +340,11 @@ def _serve(
     if isinstance(page, HttpResponse):
         return page
     body = pages.get_or_render(page.key, lambda: CutPage(page.render().encode()))
-    response = HttpResponse(_filled(body, request)) if page.bare else _shell(request, page, body)
+    response = (
+        HttpResponse(_filled(body, get_token(request)))
+        if page.bare
+        else _shell(request, page, body)
+    )
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response
 

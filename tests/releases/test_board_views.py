@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import timedelta
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
 from django.db import connection
+from django.template.loader import render_to_string
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -50,8 +52,9 @@ from releases.models import (
     TemplateRollbackStep,
     blocking_reasons,
 )
-from releases.pages import BODY_SLOT, CSRF_PLACEHOLDER, pages
+from releases.pages import BODY_SLOT, CSRF_PLACEHOLDER, compacted, pages
 from releases.policy import Who
+from releases.views import FILTERS
 from tests.conftest import PERSONAS, item
 
 QA_ITEM = "Unit tests pass"
@@ -1436,6 +1439,78 @@ def test_a_note_made_of_placeholders_reads_as_written_to_every_other_viewer(
     assert page.count("devops</span>") == 1
     assert BODY_SLOT not in page
     assert page.count('<main id="main"') == 1 and page.rstrip().endswith("</html>")
+
+
+class Shown(HTMLParser):
+    """What a browser shows of a page: its tags with their attributes, and its text with
+    each run of white space as one space, except inside <textarea> and <pre>."""
+
+    KEPT = ("textarea", "pre")
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.shown: list[tuple[str, Any]] = []
+        self._kept = 0
+        self.feed(html)
+        self.close()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.shown.append(("start", (tag, attrs)))
+        self._kept += tag in self.KEPT
+
+    def handle_endtag(self, tag: str) -> None:
+        self.shown.append(("end", tag))
+        self._kept -= tag in self.KEPT
+
+    def handle_data(self, data: str) -> None:
+        self.shown.append(("text", data if self._kept else re.sub(r"\s+", " ", data)))
+
+
+def test_the_board_goes_out_without_its_indentation_and_shows_the_same(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    note = "Ran twice:\n    first on staging\n\n        then on production"
+    workflow.annotate_item(item(release, QA_ITEM), note=note, by=users["qa"])
+    release.refresh_from_db()
+    context = board_context(release, viewer_for(users["qa"], release, language="en"))
+    with translation.override("en"):
+        written = render_to_string(
+            "releases/board.html#page",
+            {**context, "show": "", "filters": FILTERS, "csrf_token": CSRF_PLACEHOLDER},
+        )
+
+    sent = compacted(written.encode()).decode()
+
+    assert Shown(sent).shown == Shown(written).shown
+    assert len(sent) < 0.75 * len(written)
+    page = as_user("qa").get(board_url(release)).content.decode()
+    body = page[page.index('<main id="main"') :]
+    assert f'maxlength="5000">{escape(note)}</textarea>' in body
+    assert not re.search(r">\n[ \t]+<", body)
+
+
+def test_each_person_gets_the_header_of_their_own_account_and_language(
+    as_user: Any, release: Release
+) -> None:
+    """Parts of the page shell are rendered once per language and kind of account, and
+    reused: each request must still get those of its own."""
+    pages = [
+        as_user(persona, language).get(board_url(release)).content.decode()
+        for persona, language in [("qa", "en"), ("admin", "en"), ("qa", "es"), ("admin", "es")]
+    ]
+
+    qa_en, admin_en, qa_es, admin_es = pages
+    channels = f'href="{reverse("channels:channels")}"'
+    assert channels not in qa_en + qa_es
+    assert channels in admin_en and channels in admin_es
+    assert ">Log out<" in qa_en and ">Cerrar sesión<" in admin_es
+    assert '<option value="en" lang="en" selected>' in qa_en
+    assert '<option value="es" lang="es" selected>' in qa_es
+    releases = f'<li><a href="{reverse("releases:list")}">'
+    assert releases + "Releases</a>" in qa_en and releases + "Versiones</a>" in qa_es
+    for page in pages:
+        assert page.count('name="csrfmiddlewaretoken"') >= 2
+        assert '<link rel="stylesheet" href="/static/' in page
 
 
 def test_a_message_waiting_for_the_person_is_shown_on_a_shared_page(
