@@ -21,6 +21,7 @@ def test_a_burst_past_the_connections_waits_its_turn(settings: Any) -> None:
     options = configured["OPTIONS"]
     # Its own pool (django-redis keeps one per address), four connections wide.
     settings.CACHES = {
+        **settings.CACHES,
         "default": {
             **configured,
             "LOCATION": f"{settings.REDIS_URL}?client_name=pool-burst",
@@ -31,7 +32,7 @@ def test_a_burst_past_the_connections_waits_its_turn(settings: Any) -> None:
                     "max_connections": 4,
                 },
             },
-        }
+        },
     }
     failures: list[BaseException] = []
 

@@ -528,10 +528,11 @@ def test_a_mail_server_that_is_down_fails_an_unknown_address_alike(
 def own_cache(settings: Any, request: pytest.FixtureRequest) -> None:
     # Reset requests are counted in the cache for an hour: each test counts its own.
     settings.CACHES = {
+        **settings.CACHES,
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": request.node.nodeid,
-        }
+        },
     }
 
 

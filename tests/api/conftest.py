@@ -16,10 +16,11 @@ def own_cache(settings: Any) -> Iterator[None]:
     """A cache of this test's own, so its rate-limit windows start empty. Not the shared
     Redis: clearing that would flush the Celery broker other runs may be using."""
     settings.CACHES = {
+        **settings.CACHES,
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": f"pipeline-api-{uuid.uuid4()}",
-        }
+        },
     }
     cache.clear()
     yield

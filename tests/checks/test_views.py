@@ -78,10 +78,11 @@ def own_cache(settings: Any) -> Iterator[None]:
     """A cache of this test's own, so every person's count of runs starts at zero. Not
     the shared Redis: clearing that would flush the Celery broker other runs may use."""
     settings.CACHES = {
+        **settings.CACHES,
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": f"check-runs-{uuid.uuid4()}",
-        }
+        },
     }
     cache.clear()
     yield

@@ -119,7 +119,8 @@ def test_a_redis_that_does_not_answer_is_a_503_saying_so_and_the_health_check_na
     client = as_user("qa")
     client.raise_request_exception = False
     settings.CACHES = {
-        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": CLOSED_REDIS}
+        **settings.CACHES,
+        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": CLOSED_REDIS},
     }
 
     page = client.get(f"/releases/{release.version}/")
