@@ -19,7 +19,6 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
-from django.db import close_old_connections
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,6 +29,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from releases.access import require_manager
+from releases.connections import closing_connections
 
 from . import config, sending
 from .forms import ALL_EVENTS, ChannelForm
@@ -213,12 +213,9 @@ async def channel_test(request: HttpRequest, id: int) -> HttpResponse:
     return await sync_to_async(render)(request, "notifications/channel_test.html", context)
 
 
+@closing_connections
 def _trial_closing(channel: Channel, by: str) -> Trial:
-    try:
-        return try_channel(channel, by=by)
-    finally:
-        # The thread outlives the request; a connection left open would be held idle.
-        close_old_connections()
+    return try_channel(channel, by=by)
 
 
 @login_required

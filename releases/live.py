@@ -31,9 +31,9 @@ import redis
 import redis.asyncio
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 
 from . import notify
+from .connections import closing_connections
 from .models import Release
 from .notify import CHANNEL
 
@@ -135,23 +135,19 @@ class Subscriber:
         return update
 
 
+@closing_connections
 def _render_closing(
     load: Loader, render: Renderer, release_id: int, viewer: Hashable, page: str, since: int
 ) -> tuple[int, str]:
-    try:
-        return render(load(release_id), viewer, page, since)
-    finally:
-        # Worker threads outlive the render; a connection left open would be held idle.
-        close_old_connections()
+    return render(load(release_id), viewer, page, since)
 
 
+@closing_connections
 def _admit_closing(admit: Admitter, holders: frozenset[Hashable]) -> frozenset[Hashable]:
-    try:
-        return admit(holders)
-    finally:
-        close_old_connections()
+    return admit(holders)
 
 
+@closing_connections
 def _render_each(
     load: Loader, render: Renderer, release_id: int, keys: list[_RenderKey]
 ) -> list[tuple[_RenderKey, tuple[int, str] | None]]:
@@ -161,28 +157,23 @@ def _render_each(
     if not keys:
         return []
     try:
+        snapshot = load(release_id)
+    except Exception:
+        logger.exception("live update of release %s failed to load", release_id)
+        return [(key, None) for key in keys]
+    results: list[tuple[_RenderKey, tuple[int, str] | None]] = []
+    for key in keys:
         try:
-            snapshot = load(release_id)
+            results.append((key, render(snapshot, *key[1:])))
         except Exception:
-            logger.exception("live update of release %s failed to load", release_id)
-            return [(key, None) for key in keys]
-        results: list[tuple[_RenderKey, tuple[int, str] | None]] = []
-        for key in keys:
-            try:
-                results.append((key, render(snapshot, *key[1:])))
-            except Exception:
-                logger.exception("live update of release %s failed", release_id)
-                results.append((key, None))
-        return results
-    finally:
-        close_old_connections()
+            logger.exception("live update of release %s failed", release_id)
+            results.append((key, None))
+    return results
 
 
+@closing_connections
 def _revisions_closing(release_ids: list[int]) -> list[tuple[int, int]]:
-    try:
-        return list(Release.objects.filter(pk__in=release_ids).values_list("pk", "revision"))
-    finally:
-        close_old_connections()
+    return list(Release.objects.filter(pk__in=release_ids).values_list("pk", "revision"))
 
 
 _T = TypeVar("_T")
