@@ -56,7 +56,7 @@ from .models import (
     status_moves,
 )
 from .nudges import RoleWork, work_by_role
-from .pages import CSRF_PLACEHOLDER, PageCache
+from .pages import CSRF_PLACEHOLDER, PageCache, compacted
 from .rollout import Latest, RollbackView, latest_of, rollout_context
 from .templatetags.moments import moment
 from .timeline import duration_text
@@ -1057,7 +1057,13 @@ def render_fragments(
     `item_ids`), each marked hx-swap-oob so htmx puts it in place by its DOM id; with
     `headings`, for live.js only, the headings of their sections (see _changed_rows)."""
     rows = _changed_rows(context, page, since_revision, item_ids, headings=headings)
-    return "\n".join([*rows, *render_panels(context, page).values()])
+    return _compacted([*rows, *render_panels(context, page).values()])
+
+
+def _compacted(fragments: list[str]) -> str:
+    """Fragments for a page that is compacted (releases.pages), compacted alike: a live
+    update goes to every open page, and an answer must read as the update would."""
+    return compacted("\n".join(fragments).encode()).decode()
 
 
 def _changed_rows(
@@ -1241,4 +1247,4 @@ def render_update(
         ]
         panels_sent.remember(key, release.revision, panels)
         rows = _changed_rows(context, shown, since_revision, headings=True)
-        return release.revision, "\n".join([*rows, *changed])
+        return release.revision, _compacted([*rows, *changed])

@@ -1525,6 +1525,18 @@ def test_a_message_waiting_for_the_person_is_shown_on_a_shared_page(
     assert '<span class="whoami">qa</span>' in html
 
 
+def test_a_live_update_goes_out_without_its_indentation(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    _revision, html = render_update(load_snapshot(release.pk), viewer, "board", 0)
+
+    assert ROW.search(html) and 'id="signoff-panel"' in html
+    assert not re.search(r">\n[ \t]+<", html)
+
+
 def test_a_live_update_leaves_out_the_panels_the_page_already_shows(
     release: Release, users: dict[str, Any]
 ) -> None:
