@@ -1494,12 +1494,12 @@ def test_each_person_gets_the_header_of_their_own_account_and_language(
 ) -> None:
     """Parts of the page shell are rendered once per language and kind of account, and
     reused: each request must still get those of its own."""
-    pages = [
-        as_user(persona, language).get(board_url(release)).content.decode()
+    headers = [
+        (persona, as_user(persona, language).get(board_url(release)).content.decode())
         for persona, language in [("qa", "en"), ("admin", "en"), ("qa", "es"), ("admin", "es")]
     ]
 
-    qa_en, admin_en, qa_es, admin_es = pages
+    qa_en, admin_en, qa_es, admin_es = (page for _persona, page in headers)
     channels = f'href="{reverse("channels:channels")}"'
     assert channels not in qa_en + qa_es
     assert channels in admin_en and channels in admin_es
@@ -1508,7 +1508,8 @@ def test_each_person_gets_the_header_of_their_own_account_and_language(
     assert '<option value="es" lang="es" selected>' in qa_es
     releases = f'<li><a href="{reverse("releases:list")}">'
     assert releases + "Releases</a>" in qa_en and releases + "Versiones</a>" in qa_es
-    for page in pages:
+    for persona, page in headers:
+        assert f'<span class="whoami">{persona}</span>' in page
         assert page.count('name="csrfmiddlewaretoken"') >= 2
         assert '<link rel="stylesheet" href="/static/' in page
 
