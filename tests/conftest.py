@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.test import Client, override_settings
 from django.utils import translation
 
@@ -41,6 +43,23 @@ def plain_http() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch, override_settings(SECURE_SSL_REDIRECT=False):
         patch.setenv("SSL_REDIRECT", "0")
         yield
+
+
+def cache_of_its_own(settings: Any, name: str) -> Iterator[None]:
+    """For a module's autouse fixture: a default cache of the test's own, so that what it
+    counts (rate-limit windows, runs per person) starts empty. Not the shared Redis:
+    clearing that would flush the Celery broker other runs may be using. The other
+    caches (the page shell's) stay as configured."""
+    settings.CACHES = {
+        **settings.CACHES,
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"{name}-{uuid.uuid4()}",
+        },
+    }
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.test import Client
+
+from tests.conftest import cache_of_its_own
 
 
 @pytest.fixture(autouse=True)
 def own_cache(settings: Any) -> Iterator[None]:
-    """A cache of this test's own, so its rate-limit windows start empty. Not the shared
-    Redis: clearing that would flush the Celery broker other runs may be using."""
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"pipeline-api-{uuid.uuid4()}",
-        },
-    }
-    cache.clear()
-    yield
-    cache.clear()
+    """Its rate-limit windows start empty."""
+    yield from cache_of_its_own(settings, "pipeline-api")
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.test import Client
 from django.urls import reverse
@@ -39,23 +38,13 @@ from tests.api.pipeline import (
     report,
 )
 from tests.checks.test_tokens import NEW_TOKEN, tokens_url
-from tests.conftest import PERSONAS
+from tests.conftest import PERSONAS, cache_of_its_own
 
 
 @pytest.fixture(autouse=True)
 def own_cache(settings: Any) -> Iterator[None]:
-    """A cache of this test's own, so its rate-limit windows start empty. Not the shared
-    Redis: clearing that would flush the Celery broker other runs may be using."""
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"project-tokens-{uuid.uuid4()}",
-        },
-    }
-    cache.clear()
-    yield
-    cache.clear()
+    """Its rate-limit windows start empty."""
+    yield from cache_of_its_own(settings, "project-tokens")
 
 
 @pytest.fixture

@@ -7,14 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 
@@ -31,7 +29,7 @@ from tests.api.pipeline import (
     other_release,
     report,
 )
-from tests.conftest import PERSONAS
+from tests.conftest import PERSONAS, cache_of_its_own
 
 PLANTED = "planted-pipeline-token-Zq8w3VxK2mNp5RtY7uBc"
 NEW_TOKEN = re.compile(r'<input id="new-token" class="share-url" type="text" value="([^"]+)"')
@@ -39,18 +37,8 @@ NEW_TOKEN = re.compile(r'<input id="new-token" class="share-url" type="text" val
 
 @pytest.fixture(autouse=True)
 def own_cache(settings: Any) -> Iterator[None]:
-    """A cache of this test's own, so its rate-limit windows start empty. Not the shared
-    Redis: clearing that would flush the Celery broker other runs may be using."""
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"pipeline-tokens-{uuid.uuid4()}",
-        },
-    }
-    cache.clear()
-    yield
-    cache.clear()
+    """Its rate-limit windows start empty."""
+    yield from cache_of_its_own(settings, "pipeline-tokens")
 
 
 @pytest.fixture

@@ -13,13 +13,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 from django.db import connection, connections
 from django.template.loader import render_to_string
 from django.test import Client
@@ -46,7 +44,7 @@ from releases.models import (
 from releases.views import FILTERS
 from releases.workflow import WorkflowError
 from tests import storm
-from tests.conftest import PERSONAS, build_small_template, item
+from tests.conftest import PERSONAS, build_small_template, cache_of_its_own, item
 
 QA_ITEM = "Unit tests pass"
 DEVOPS_ITEM = "TLS certificates installed"
@@ -75,18 +73,8 @@ class Recorder:
 
 @pytest.fixture(autouse=True)
 def own_cache(settings: Any) -> Iterator[None]:
-    """A cache of this test's own, so every person's count of runs starts at zero. Not
-    the shared Redis: clearing that would flush the Celery broker other runs may use."""
-    settings.CACHES = {
-        **settings.CACHES,
-        "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-            "LOCATION": f"check-runs-{uuid.uuid4()}",
-        },
-    }
-    cache.clear()
-    yield
-    cache.clear()
+    """Every person's count of runs starts at zero."""
+    yield from cache_of_its_own(settings, "check-runs")
 
 
 @pytest.fixture
