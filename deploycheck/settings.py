@@ -111,7 +111,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "releases.login_redirect.htmx_login_middleware",
+    "releases.login_redirect.login_redirect_middleware",
+    # A form's action opened as a page gets one saying where to go, not an empty 405.
+    "releases.openable.not_allowed_middleware",
     # Last, as django-axes requires: it turns a login refused for a lockout into our
     # lockout page, with everything the outer middleware set up for the request.
     "axes.middleware.AxesMiddleware",
