@@ -199,11 +199,16 @@ def channel_retire(request: HttpRequest, id: int) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 async def channel_test(request: HttpRequest, id: int) -> HttpResponse:
     """Send a test event now, from this server, and show what the receiver answered.
     Served on the event loop (deploycheck.asgi), and sent from a thread of its own: a
-    receiver that takes its time, up to the delivery timeout, holds no page thread."""
+    receiver that takes its time, up to the delivery timeout, holds no page thread.
+
+    A GET is the result's address opened again (after logging in, from the address
+    bar): it sends nothing, and shows the channel's row, where a test is sent from."""
+    if request.method == "GET":
+        return redirect(reverse("channels:channels") + f"#channel-{id}")
     channel = await sync_to_async(_channel)(request, id)
     user = await request.auser()
     trial = await sync_to_async(_trial_closing, thread_sensitive=False)(

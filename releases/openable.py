@@ -50,6 +50,12 @@ def _release(request: HttpRequest) -> str | None:
     return None
 
 
+def page_to_return_to(request: HttpRequest) -> str:
+    """Where a page goes back to after a form of its own (the language switcher): itself,
+    or, rendered from a POST, the page that form was on."""
+    return request.get_full_path() if request.method in SHOWN else came_from(request)
+
+
 def not_allowed_middleware(get_response: Any) -> Any:
     """After the middleware base.html reads (the person, their messages): Django's 405
     for a method the view does not take (require_POST and kin) has an empty body."""

@@ -595,6 +595,54 @@ def test_a_refused_test_says_why(staff: Client) -> None:
     assert "not delivered: NOT_SET_ANYWHERE, which holds the signing secret, is not set" in page
 
 
+@pytest.mark.django_db
+def test_switching_the_language_on_a_test_result_returns_to_the_channels(staff: Client) -> None:
+    ops = make_channel(url="http://127.0.0.1:9/hook", secret_env="NOT_SET_ANYWHERE")
+    channels = reverse("channels:channels")
+
+    result = staff.post(
+        reverse("channels:test", args=[ops.pk]), headers={"Referer": f"http://testserver{channels}"}
+    )
+    switched = staff.post(
+        reverse("releases:language"), {"language": "es", "next": language_next(result)}
+    )
+
+    assert switched.status_code == 302
+    assert switched["Location"] == channels
+    assert staff.get(channels).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_test_result_without_a_referer_switches_language_to_the_releases(
+    staff: Client,
+) -> None:
+    ops = make_channel(url="http://127.0.0.1:9/hook", secret_env="NOT_SET_ANYWHERE")
+
+    result = staff.post(reverse("channels:test", args=[ops.pk]))
+
+    assert language_next(result) == reverse("releases:list")
+
+
+@pytest.mark.django_db
+def test_a_test_results_address_opened_again_sends_nothing_and_shows_the_channel(
+    staff: Client,
+) -> None:
+    with stand_in(lambda request: Reply(200)) as server:
+        ops = make_channel(url=f"{server.url}/hook")
+        answer = staff.get(reverse("channels:test", args=[ops.pk]))
+
+    assert answer.status_code == 302
+    assert answer["Location"] == f"{reverse('channels:channels')}#channel-{ops.pk}"
+    assert server.requests == []
+
+
+def language_next(page: Any) -> str:
+    """Where the page's language switcher goes back to."""
+    found = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page.content.decode())
+    assert found is not None
+    return found.group(1)
+
+
 # The log
 
 
