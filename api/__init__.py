@@ -17,12 +17,12 @@ share. To add one, say `POST /api/releases/<version>/deploy`:
 then route it in `urls.py` (its name is reversed as "api:deploy") and test it in
 tests/api/. What comes with that:
 
-- `endpoint(method)` answers that method only (405 otherwise) and takes no CSRF token,
-  since the bearer token, never a cookie, authenticates (one that also takes a person's
-  session, as go-no-go does, must be a GET). Any ApiError raised inside becomes the
-  answer: its status, `{"error": message}` and `Cache-Control: no-store`. Every message
-  is translated (gettext, with its Spanish in locale/) and answered in the caller's
-  language.
+- `endpoint(method)` answers that method only (405 otherwise, with `Allow`) and takes no
+  CSRF token, since the bearer token, never a cookie, authenticates (one that also takes
+  a person's session, as go-no-go does, must be a GET). Any ApiError raised inside, and
+  the 405, becomes the answer: its status, `{"error": message}` and `Cache-Control:
+  no-store`. Every message is translated (gettext, with its Spanish in locale/) and
+  answered in the caller's language.
 - `authenticate` refuses a missing token (401 asking for one), an unknown, revoked or
   foreign one and an unknown release alike (one 401), throttles the token
   (`PIPELINE_REQUESTS_PER_MINUTE`, 429 with Retry-After) and records its use.

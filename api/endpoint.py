@@ -13,7 +13,6 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
 
 from releases.inputs import UNSTORABLE
 from releases.markdown import bidi_controls
@@ -43,18 +42,26 @@ def _error(error: ApiError) -> JsonResponse:
 
 
 def endpoint(method: str) -> Callable[[View], View]:
-    """An endpoint answering `method` only, whose ApiError is its answer."""
+    """An endpoint answering `method` only (405 otherwise, in JSON as every refusal
+    is, where Django's require_http_methods answers an empty page), whose ApiError is its
+    answer."""
 
     def decorate(view: View) -> View:
         @wraps(view)
         def answer(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             try:
+                if request.method != method:
+                    raise ApiError(
+                        405,
+                        _("This endpoint takes %(method)s requests only.") % {"method": method},
+                        Allow=method,
+                    )
                 return view(request, *args, **kwargs)
             except ApiError as error:
                 return _error(error)
 
         # Authenticated by the bearer token, never by a cookie.
-        return csrf_exempt(require_http_methods([method])(answer))
+        return csrf_exempt(answer)
 
     return decorate
 

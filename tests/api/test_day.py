@@ -973,6 +973,8 @@ def test_the_timeline_takes_only_a_get(approved: Release, ci: Client) -> None:
     response = send(ci, url("timeline", approved), token, {})
 
     assert response.status_code == 405
+    assert response["Allow"] == "GET"
+    assert response.json() == {"error": "This endpoint takes GET requests only."}
 
 
 # --- tokens --------------------------------------------------------------------------------

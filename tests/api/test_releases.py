@@ -373,10 +373,16 @@ def test_it_takes_reports_only_as_a_post(release: Release, ci: Client) -> None:
     token = make_token(release, Role.QA)
 
     response = ci.get(evidence_url(release), headers=bearer(token))
+    spanish = Client(headers={"Accept-Language": "es"}).put(go_url(release), headers=bearer(token))
 
     assert response.status_code == 405
     assert response["Allow"] == "POST"
+    assert response["Content-Type"] == "application/json"
+    assert response["Cache-Control"] == "no-store"
+    assert response.json() == {"error": "This endpoint takes POST requests only."}
     assert item(release, QA_ITEM).state == ItemState.PENDING
+    assert (spanish.status_code, spanish["Allow"]) == (405, "GET")
+    assert spanish.json() == {"error": "Este endpoint solo acepta solicitudes GET."}
 
 
 def test_it_takes_reports_without_a_csrf_token(release: Release, users: dict[str, Any]) -> None:
