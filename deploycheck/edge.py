@@ -6,15 +6,26 @@ more than MAX_REQUEST_BYTES. A body announced larger is refused from its Content
 before a byte of it is read; one sent in chunks is cut as it passes the limit; a client
 that stops sending for BODY_RECEIVE_SECONDS is let go. A WebSocket upgrade and a method
 no view serves are refused here too.
+
+A refusal says why in the language the person's pages are in, as a page, or for the
+pipeline API as its JSON error: as far as this can tell before Django, from the language
+cookie, else Accept-Language, else the default language (Spanish).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest
+from django.http.cookie import parse_cookie
+from django.template.defaultfilters import filesizeformat
+from django.template.loader import render_to_string
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 
 Scope = dict[str, Any]
 Message = Mapping[str, Any]
@@ -30,6 +41,39 @@ BODY_RECEIVE_SECONDS = 15.0
 # Sent by a refusal: the client may still be sending, and the connection must not be
 # read on for a next request.
 _CLOSE = (b"connection", b"close")
+# The pipeline API's paths (deploycheck.urls), whose callers read its JSON errors.
+API_PATH = "/api/"
+# Each refusal's heading and what it tells whoever sent the request.
+_REFUSALS = {
+    400: (
+        gettext_lazy("Bad request"),
+        gettext_lazy(
+            "The request's Content-Length is not a number of bytes, so none of it was read."
+        ),
+    ),
+    403: (
+        gettext_lazy("Not served here"),
+        gettext_lazy("This server takes no WebSocket connections."),
+    ),
+    405: (
+        gettext_lazy("Method not allowed"),
+        gettext_lazy("This server answers only these methods: %(methods)s."),
+    ),
+    408: (
+        gettext_lazy("Too slow"),
+        gettext_lazy(
+            "Nothing more of the request came for %(seconds)d seconds, so none of it was "
+            "kept. Send it again."
+        ),
+    ),
+    413: (
+        gettext_lazy("Too large"),
+        gettext_lazy(
+            "What was sent is larger than %(limit)s, the most this server takes, so none "
+            "of it was read or kept."
+        ),
+    ),
+}
 
 
 class Edge:
@@ -43,26 +87,25 @@ class Edge:
         if scope["type"] == "lifespan":
             await self.app(scope, receive, send)
         elif scope["type"] != "http":
-            # Nothing here speaks WebSocket: closed before it is accepted, which the
-            # server answers with 403.
+            # Nothing here speaks WebSocket: refused before it is accepted, with a page
+            # where the server can send one, else closed, which it answers with 403.
             await receive()
-            await send({"type": "websocket.close", "code": 1008})
+            if "websocket.http.response" in scope.get("extensions", {}):
+                await _refuse(send, scope, 403)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
         elif scope["method"] not in METHODS:
-            await _refuse(send, 405, b"405 Method not allowed",
-                          [(b"allow", ", ".join(sorted(METHODS)).encode())])  # fmt: skip
+            await _refuse(send, scope, 405, [(b"allow", ", ".join(sorted(METHODS)).encode())])
         elif (announced := _content_length(scope)) is None:
-            await _refuse(send, 400, b"400 Bad Content-Length")
+            await _refuse(send, scope, 400)
         elif announced > settings.MAX_REQUEST_BYTES:
-            await _refuse(send, 413, b"413 Payload too large")
+            await _refuse(send, scope, 413)
         else:
             body = await _read_body(receive, settings.MAX_REQUEST_BYTES)
             if isinstance(body, bytes):
                 await self.app(scope, _replaying(body, receive), send)
             elif body is not None:
-                await _refuse(send, body, _REASONS[body])
-
-
-_REASONS = {408: b"408 Request timeout", 413: b"413 Payload too large"}
+                await _refuse(send, scope, body)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -108,10 +151,42 @@ def _replaying(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(
-    send: Send, status: int, text: bytes, headers: list[tuple[bytes, bytes]] | None = None
+    send: Send, scope: Scope, status: int, headers: list[tuple[bytes, bytes]] | None = None
 ) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(text)).encode()), _CLOSE,
+    body, content_type, language = _refusal(scope, status)
+    kind = "http.response" if scope["type"] == "http" else "websocket.http.response"
+    await send({"type": f"{kind}.start", "status": status,
+                "headers": [(b"content-type", content_type),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"content-language", language.encode()),
+                            (b"cache-control", b"no-store"), _CLOSE,
                             *(headers or [])]})  # fmt: skip
-    await send({"type": "http.response.body", "body": text})
+    await send({"type": f"{kind}.body", "body": body})
+
+
+def _refusal(scope: Scope, status: int) -> tuple[bytes, bytes, str]:
+    """The body telling why, its content type, and its language."""
+    language = _language(scope)
+    title, message = _REFUSALS[status]
+    with translation.override(language):
+        said = message % {
+            "methods": ", ".join(sorted(METHODS)),
+            "seconds": BODY_RECEIVE_SECONDS,
+            "limit": filesizeformat(settings.MAX_REQUEST_BYTES),
+        }
+        if scope["path"].startswith(API_PATH):
+            return json.dumps({"error": said}).encode(), b"application/json", language
+        page = render_to_string("refused.html", {"title": title, "message": said})
+    return page.encode(), b"text/html; charset=utf-8", language
+
+
+def _language(scope: Scope) -> str:
+    """The language LocaleMiddleware would choose before the person's session is read:
+    the language cookie, else Accept-Language, else the default."""
+    request = HttpRequest()
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            request.COOKIES.update(parse_cookie(value.decode("latin-1")))
+        elif name == b"accept-language":
+            request.META["HTTP_ACCEPT_LANGUAGE"] = value.decode("latin-1")
+    return translation.get_language_from_request(request)

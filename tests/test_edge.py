@@ -5,6 +5,7 @@ a hostile client would meet it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -46,9 +47,13 @@ class Recorder:
 
 
 def serve(
-    messages: list[dict[str, Any]], *, headers: list[tuple[bytes, bytes]] | None = None
+    messages: list[dict[str, Any]],
+    *,
+    headers: list[tuple[bytes, bytes]] | None = None,
+    path: str = "/templates/import/",
+    method: str = "POST",
 ) -> tuple[Recorder, list[dict[str, Any]], int]:
-    """One POST through the edge: the application, what went out, and how many
+    """One request through the edge: the application, what went out, and how many
     messages the edge asked of the client. After `messages` the client sends nothing."""
     application = Recorder()
     sent: list[dict[str, Any]] = []
@@ -65,8 +70,7 @@ def serve(
     async def send(message: Any) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/templates/import/",
-             "headers": headers or []}  # fmt: skip
+    scope = {"type": "http", "method": method, "path": path, "headers": headers or []}
 
     async def scenario() -> None:
         async with asyncio.timeout(5):
@@ -82,6 +86,19 @@ def chunk(body: bytes, more: bool = True) -> dict[str, Any]:
 
 def status_of(sent: list[dict[str, Any]]) -> int:
     return int(sent[0]["status"])
+
+
+def headers_of(sent: list[dict[str, Any]]) -> dict[bytes, bytes]:
+    return dict(sent[0]["headers"])
+
+
+def text_of(sent: list[dict[str, Any]]) -> str:
+    body: bytes = sent[1]["body"]
+    assert int(headers_of(sent)[b"content-length"]) == len(body)
+    return body.decode()
+
+
+TEN_MB = [(b"content-length", str(10 * 1024 * 1024).encode())]
 
 
 def test_the_application_gets_the_body_whole_then_the_clients_own_messages() -> None:
@@ -117,6 +134,7 @@ def test_a_body_that_stops_coming_is_let_go(monkeypatch: pytest.MonkeyPatch) -> 
     assert not application.called
     assert status_of(sent) == 408
     assert time.monotonic() - started < 2
+    assert "no se guardó nada de ella. Envíala de nuevo." in text_of(sent)
 
 
 def test_a_body_announced_too_large_is_never_asked_for(settings: Any) -> None:
@@ -125,6 +143,83 @@ def test_a_body_announced_too_large_is_never_asked_for(settings: Any) -> None:
     application, sent, asked = serve([chunk(b"x" * 11)], headers=[(b"content-length", b"11")])
 
     assert (application.called, status_of(sent), asked) == (False, 413, 0)
+
+
+def test_an_upload_too_large_is_told_so_in_spanish_by_default() -> None:
+    _application, sent, _asked = serve([], headers=TEN_MB)
+
+    assert status_of(sent) == 413
+    assert headers_of(sent)[b"content-type"] == b"text/html; charset=utf-8"
+    assert headers_of(sent)[b"content-language"] == b"es"
+    page = text_of(sent)
+    assert '<html lang="es">' in page
+    assert "Lo enviado ocupa más de 2,0\xa0MB, lo máximo que acepta este servidor" in page
+
+
+@pytest.mark.parametrize(
+    ("asked", "language"),
+    [
+        ([(b"accept-language", b"en-GB,en;q=0.9")], "en"),
+        ([(b"accept-language", b"fr, es;q=0.5")], "es"),
+        # The switcher's cookie beats the browser's languages, as on every page.
+        ([(b"accept-language", b"es"), (b"cookie", b"csrftoken=x; django_language=en")], "en"),
+        ([(b"accept-language", b"en"), (b"cookie", b"django_language=es")], "es"),
+    ],
+)
+def test_a_refusal_speaks_the_language_the_pages_would(
+    asked: list[tuple[bytes, bytes]], language: str
+) -> None:
+    _application, sent, _asked = serve([], headers=TEN_MB + asked)
+
+    assert headers_of(sent)[b"content-language"] == language.encode()
+    said = {
+        "en": "What was sent is larger than 2.0\xa0MB",
+        "es": "Lo enviado ocupa más de 2,0\xa0MB",
+    }
+    assert said[language] in text_of(sent)
+
+
+def test_the_pipeline_api_is_refused_in_its_own_json() -> None:
+    _application, sent, _asked = serve([], headers=TEN_MB, path="/api/releases/v1.2.3/evidence")
+
+    assert status_of(sent) == 413
+    assert headers_of(sent)[b"content-type"] == b"application/json"
+    assert json.loads(text_of(sent)) == {
+        "error": "Lo enviado ocupa más de 2,0\xa0MB, lo máximo que acepta este servidor, así "
+        "que no se leyó ni se guardó nada."
+    }
+
+
+def test_a_method_no_view_serves_is_told_which_ones_are() -> None:
+    application, sent, asked = serve([], method="PROPFIND", headers=[(b"accept-language", b"en")])
+
+    assert (application.called, status_of(sent), asked) == (False, 405, 0)
+    assert headers_of(sent)[b"allow"] == b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+    assert "This server answers only these methods: DELETE, GET, HEAD" in text_of(sent)
+
+
+def test_a_websocket_upgrade_gets_a_page_where_the_server_can_send_one() -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def upgrade(extensions: dict[str, Any]) -> None:
+        scope = {"type": "websocket", "path": "/releases/v1.2.3/live/",
+                 "headers": [(b"accept-language", b"en")], "extensions": extensions}  # fmt: skip
+        await edge.Edge(Recorder())(scope, receive, send)
+
+    asyncio.run(upgrade({"websocket.http.response": {}}))
+    page = [message["type"] for message in sent]
+    asyncio.run(upgrade({}))
+
+    assert page == ["websocket.http.response.start", "websocket.http.response.body"]
+    assert status_of(sent) == 403
+    assert "This server takes no WebSocket connections." in text_of(sent)
+    assert sent[2] == {"type": "websocket.close", "code": 1008}
 
 
 # --- the real server, on a socket --------------------------------------------------------
@@ -176,13 +271,15 @@ def test_a_body_announced_too_large_is_refused_before_it_is_read(server: WebServ
         # Not a byte of the body sent: the answer cannot have waited for it.
         answer = head(client)
         took = time.monotonic() - started
-        # And the server is done with this connection, rather than reading on.
+        # And the server is done with this connection after its page, rather than
+        # reading on (then recv would time out).
         client.settimeout(5)
-        closed = client.recv(4096) in (b"", b"413 Payload too large")
+        while client.recv(65536):
+            pass
 
     assert status(answer) == 413
+    assert b"content-type: text/html; charset=utf-8" in answer.lower()
     assert took < 3
-    assert closed
 
 
 @pytest.mark.django_db
@@ -207,7 +304,8 @@ def test_a_websocket_upgrade_is_refused_not_an_error(server: WebServer, path: st
         )
         answer = head(client)
 
-    assert 400 <= status(answer) < 500, answer
+    assert status(answer) == 403, answer
+    assert b"content-language: es" in answer.lower()
 
 
 @pytest.mark.django_db
