@@ -23,7 +23,8 @@ presses "perform" (releases.performs), as `perform=` does in the checklist:
 Items a file does not name keep their action.
 
 `load` is all or nothing: a file with any fault is refused whole, every fault worded as
-`path:line: what is wrong`, and nothing is written. A credential pasted anywhere in the
+`path:line: what is wrong` in the active language (LANGUAGE_CODE on the command line),
+and nothing is written. A credential pasted anywhere in the
 file (a key where the name of its variable belongs, a token in a URL, a key in a list) is
 refused without ever being repeated, and so is an `*_env` option naming one of
 deploycheck's own settings, or a vendor's `base_url` that would carry its credential over
@@ -54,12 +55,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop, ngettext
 
 from releases import performs, workflow
 from releases.models import AuditAction, Release, ReleaseItem
 
 from .credentials import find_credential, is_app_variable, is_loopback
-from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType
+from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType, option_problem
 from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
 from .toml_file import MAX_NESTING, Fault, Lines, Problems, toml_problem, too_deep
@@ -165,14 +167,17 @@ def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], Problems]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
+        problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, _("is not UTF-8 text"))
         return [], [], problems
     nested_at = too_deep(text)
     if nested_at is not None:
         problems.refuse_file(
             nested_at,
-            f"arrays or inline tables nested more than {MAX_NESTING} deep; "
-            "a checks file needs 3 at most",
+            _(
+                "arrays or inline tables nested more than %(most)d deep; "
+                "a checks file needs 3 at most"
+            )
+            % {"most": MAX_NESTING},
         )
         return [], [], problems
     lines = Lines(text, "check")
@@ -187,33 +192,42 @@ def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], Problems]:
         if found := find_credential(key):
             problems.add(
                 lines.top_level_text(key, found.text),
-                f"a top-level key carries a credential ({found.what}); remove it",
+                _("a top-level key carries a credential (%(what)s); remove it")
+                % {"what": found.what},
             )
         elif found := find_credential(value):
             problems.add(
                 lines.top_level_text(key, found.text),
-                f"top-level key “{key}” carries a credential ({found.what}); remove it",
+                _("top-level key “%(key)s” carries a credential (%(what)s); remove it")
+                % {"key": key, "what": found.what},
             )
         else:
             problems.add(
                 lines.top_level(key),
-                f"unknown top-level key “{key}”; a checks file holds only [[check]] tables",
+                _("unknown top-level key “%(key)s”; a checks file holds only [[check]] tables")
+                % {"key": key},
             )
     tables = data.get("check", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         if found := find_credential(tables):
             problems.add(
                 lines.top_level_text("check", found.text),
-                f"check carries a credential ({found.what}); remove it",
+                _("check carries a credential (%(what)s); remove it") % {"what": found.what},
             )
-        problems.refuse_file(lines.top_level("check"), "check must be [[check]] tables")
+        problems.refuse_file(lines.top_level("check"), _("check must be [[check]] tables"))
         return [], [], problems
     limit: int = settings.CHECKS_MAX_PER_RELEASE
     if len(tables) > limit:
         problems.refuse_file(
             lines.header(limit),
-            f"the file declares {len(tables)} checks; a release may have at most {limit} "
-            "(CHECKS_MAX_PER_RELEASE)",
+            ngettext(
+                "the file declares %(count)d check; a release may have at most %(limit)d "
+                "(CHECKS_MAX_PER_RELEASE)",
+                "the file declares %(count)d checks; a release may have at most %(limit)d "
+                "(CHECKS_MAX_PER_RELEASE)",
+                len(tables),
+            )
+            % {"count": len(tables), "limit": limit},
         )
         return [], [], problems
     specs: list[CheckSpec] = []
@@ -228,21 +242,26 @@ def _parse(path: str) -> tuple[list[CheckSpec], list[PerformSpec], Problems]:
 def _parse_performs(tables: Any, text: str, problems: Problems) -> list[PerformSpec]:
     lines = Lines(text, "perform")
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        problems.add(lines.top_level("perform"), "perform must be [[perform]] tables")
+        problems.add(lines.top_level("perform"), _("perform must be [[perform]] tables"))
         return []
     specs: list[PerformSpec] = []
     for index, table in enumerate(tables):
         header = lines.header(index)
-        label = f"[[perform]] of line {header}"
+        label = _("[[perform]] of line %(line)d") % {"line": header}
         for key in table:
             if key not in PERFORM_KEYS:
                 problems.add(
                     lines.key(index, key),
-                    f"{label}: unknown key “{key}” (a [[perform]] has item and action)",
+                    _("%(label)s: unknown key “%(key)s” (a [[perform]] has item and action)")
+                    % {"label": label, "key": key},
                 )
         action = _perform_action(table, label, lines.key(index, "action"), problems)
         if "item" not in table:
-            problems.add(header, f"{label}: item is missing (an item's text or a list of them)")
+            problems.add(
+                header,
+                _("%(label)s: item is missing (an item's text or a list of them)")
+                % {"label": label},
+            )
         items, item_lines = _parse_items(index, table.get("item"), lines, problems, label)
         if action and items:
             specs.append(PerformSpec(action, items, header, item_lines))
@@ -253,24 +272,31 @@ def _perform_action(table: Mapping[str, Any], label: str, line: int, problems: P
     """The table's action, or "" after noting what is wrong with it."""
     action = table.get("action")
     if action is None:
-        problems.add(line, f"{label}: action is missing; expected {performs.EXPECTED}")
-        return ""
-    if not isinstance(action, str) or performs.parse(action) is None:
-        shown = f"“{action}”" if isinstance(action, str) else "that"
         problems.add(
             line,
-            f"{label}: {shown} is not an action the app performs; expected {performs.EXPECTED}",
+            _("%(label)s: action is missing; expected %(expected)s")
+            % {"label": label, "expected": performs.EXPECTED},
+        )
+        return ""
+    if not isinstance(action, str) or performs.parse(action) is None:
+        message = (
+            _("%(label)s: “%(action)s” is not an action the app performs; expected %(expected)s")
+            if isinstance(action, str)
+            else _("%(label)s: that is not an action the app performs; expected %(expected)s")
+        )
+        problems.add(
+            line, message % {"label": label, "action": action, "expected": performs.EXPECTED}
         )
         return ""
     return action
 
 
 _NOT_FILES: tuple[tuple[Callable[[int], bool], str], ...] = (
-    (stat.S_ISDIR, "a directory"),
-    (stat.S_ISFIFO, "a named pipe (FIFO)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, gettext_noop("is a directory, not a checks file")),
+    (stat.S_ISFIFO, gettext_noop("is a named pipe (FIFO), not a checks file")),
+    (stat.S_ISCHR, gettext_noop("is a character device, not a checks file")),
+    (stat.S_ISBLK, gettext_noop("is a block device, not a checks file")),
+    (stat.S_ISSOCK, gettext_noop("is a socket, not a checks file")),
 )
 
 
@@ -278,8 +304,11 @@ def _not_a_file(mode: int) -> str:
     """What a path that is not a regular file is, or "" for a regular file."""
     if stat.S_ISREG(mode):
         return ""
-    what = next((what for is_it, what in _NOT_FILES if is_it(mode)), "a special file")
-    return f"is {what}, not a checks file"
+    what = next(
+        (what for is_it, what in _NOT_FILES if is_it(mode)),
+        gettext_noop("is a special file, not a checks file"),
+    )
+    return _(what)
 
 
 def _read_bytes(path: str, problems: Problems) -> bytes | None:
@@ -299,11 +328,15 @@ def _read_bytes(path: str, problems: Problems) -> bytes | None:
                 return None
             raw = file.read(MAX_BYTES + 1)
     except OSError as error:
-        problems.refuse_file(None, f"cannot be read ({error.strerror or error})")
+        problems.refuse_file(
+            None, _("cannot be read (%(reason)s)") % {"reason": error.strerror or error}
+        )
         return None
     if len(raw) > MAX_BYTES:
         problems.refuse_file(
-            None, f"is larger than {MAX_BYTES // 1024} KiB, the most a checks file may be"
+            None,
+            _("is larger than %(size)d KiB, the most a checks file may be")
+            % {"size": MAX_BYTES // 1024},
         )
         return None
     return raw
@@ -325,47 +358,61 @@ def _parse_check(
     if found := find_credential(written_name):
         problems.add(
             lines.text_in(index, "name", found.text),
-            f"this [[check]]: name carries a credential ({found.what}); remove it",
+            _("this [[check]]: name carries a credential (%(what)s); remove it")
+            % {"what": found.what},
             "name",
         )
     elif written_name is None:
-        problems.add(header, "this [[check]] has no name", "name")
+        problems.add(header, _("this [[check]] has no name"), "name")
     elif not isinstance(written_name, str):
-        problems.add(lines.key(index, "name"), "name must be a string", "name")
+        problems.add(lines.key(index, "name"), _("name must be a string"), "name")
     else:
         name = written_name
         if not re.fullmatch(CHECK_NAME_PATTERN, name):
             problems.add(
                 lines.key(index, "name"),
-                f"check name “{name}” must be lower-case letters, digits, dots, dashes and "
-                "underscores, starting with a letter or digit (at most 64)",
+                _(
+                    "check name “%(name)s” must be lower-case letters, digits, dots, dashes "
+                    "and underscores, starting with a letter or digit (at most 64)"
+                )
+                % {"name": name},
                 "name",
             )
         elif name in first_use:
             problems.add(
                 lines.key(index, "name"),
-                f"check name “{name}” is used twice (first at line {first_use[name]})",
+                _("check name “%(name)s” is used twice (first at line %(line)d)")
+                % {"name": name, "line": first_use[name]},
                 "name",
             )
         else:
             first_use[name] = header
-    label = f"check “{name}”" if name is not None else "this [[check]]"
+    label = _("check “%(name)s”") % {"name": name} if name is not None else _("this [[check]]")
 
     known = ", ".join(sorted(REGISTRY))
     kind: Kind | None = None
     if found := find_credential(kind_name):
         problems.add(
             lines.text_in(index, "kind", found.text),
-            f"{label}: kind carries a credential ({found.what}); remove it",
+            _("%(label)s: kind carries a credential (%(what)s); remove it")
+            % {"label": label, "what": found.what},
             "kind",
         )
     elif kind_name is None:
-        problems.add(header, f"{label} has no kind; known kinds: {known}", "kind")
+        problems.add(
+            header,
+            _("%(label)s has no kind; known kinds: %(known)s") % {"label": label, "known": known},
+            "kind",
+        )
     elif not isinstance(kind_name, str) or kind_name not in REGISTRY:
-        shown = f"“{kind_name}”" if isinstance(kind_name, str) else "that"
+        message = (
+            _("%(label)s: “%(kind)s” is not a kind of check; known: %(known)s")
+            if isinstance(kind_name, str)
+            else _("%(label)s: that is not a kind of check; known: %(known)s")
+        )
         problems.add(
             lines.key(index, "kind"),
-            f"{label}: {shown} is not a kind of check; known: {known}",
+            message % {"label": label, "kind": kind_name, "known": known},
             "kind",
         )
     else:
@@ -380,10 +427,15 @@ def _parse_check(
         try:
             kind.check_options(options)
         except ValueError as error:
-            message = str(error)
-            first_word = message.split(" ", 1)[0]
+            # Its English sentence (str) names the option it is about first.
+            first_word = str(error).split(" ", 1)[0]
             key = first_word if first_word in options else None
-            problems.add(lines.key(index, key) if key else header, f"{label}: {message}", key)
+            problems.add(
+                lines.key(index, key) if key else header,
+                _("%(label)s: %(problem)s")
+                % {"label": label, "problem": option_problem(error).translated()},
+                key,
+            )
     if name is None:
         return None
     return CheckSpec(
@@ -405,19 +457,26 @@ def _parse_items(
     if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
         problems.add(
             lines.key(index, "item"),
-            f"{label}: item must be an item's text or a list of them",
+            _("%(label)s: item must be an item's text or a list of them") % {"label": label},
             "item",
         )
         return (), ()
     if any(not text.strip() for text in texts):
-        problems.add(lines.key(index, "item"), f"{label}: item must not be empty", "item")
+        problems.add(
+            lines.key(index, "item"),
+            _("%(label)s: item must not be empty") % {"label": label},
+            "item",
+        )
         return (), ()
     item_lines = lines.elements(index, "item", texts)
     for text, line in zip(texts, item_lines, strict=True):
         if found := find_credential(text):
             # Left out with the rest: an item matching nothing would be quoted.
             problems.add(
-                line, f"{label}: item carries a credential ({found.what}); remove it", "item"
+                line,
+                _("%(label)s: item carries a credential (%(what)s); remove it")
+                % {"label": label, "what": found.what},
+                "item",
             )
             return (), ()
     return tuple(texts), item_lines
@@ -439,7 +498,11 @@ def _parse_options(
             continue
         line = lines.key(index, key)
         if found := find_credential(key):
-            problems.add(line, f"{label}: a key carries a credential ({found.what}); remove it")
+            problems.add(
+                line,
+                _("%(label)s: a key carries a credential (%(what)s); remove it")
+                % {"label": label, "what": found.what},
+            )
             continue
         # An *_env option's value is judged as a variable's name by _type_problem, which
         # refuses anything else as a credential held in its place.
@@ -447,23 +510,36 @@ def _parse_options(
         if not names_variable and (found := find_credential(value)):
             problems.add(
                 lines.text_in(index, key, found.text),
-                f"{label}: option {key} carries a credential ({found.what}); "
-                "name an environment variable instead",
+                _(
+                    "%(label)s: option %(key)s carries a credential (%(what)s); "
+                    "name an environment variable instead"
+                )
+                % {"label": label, "key": key, "what": found.what},
                 key,
             )
             continue
         if key not in kind.options:
             problems.add(
-                line, f"{label}: unknown key “{key}” for kind {kind.name}; allowed: {allowed}", key
+                line,
+                _("%(label)s: unknown key “%(key)s” for kind %(kind)s; allowed: %(allowed)s")
+                % {"label": label, "key": key, "kind": kind.name, "allowed": allowed},
+                key,
             )
             continue
         problem = _type_problem(key, OPTION_TYPES[key], value)
         if problem:
-            problems.add(line, f"{label}: {problem}", key)
+            problems.add(
+                line, _("%(label)s: %(problem)s") % {"label": label, "problem": problem}, key
+            )
             continue
         options[key] = value
     for key in sorted(kind.required - set(table)):
-        problems.add(lines.header(index), f"{label}: kind {kind.name} needs {key}", key)
+        problems.add(
+            lines.header(index),
+            _("%(label)s: kind %(kind)s needs %(key)s")
+            % {"label": label, "kind": kind.name, "key": key},
+            key,
+        )
     return options
 
 
@@ -472,16 +548,16 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
     may be a credential pasted in the wrong place."""
     if expected is OptionType.INT:
         ok = isinstance(value, int) and not isinstance(value, bool)
-        return "" if ok else f"{key} must be a whole number"
+        return "" if ok else _("%(key)s must be a whole number") % {"key": key}
     if expected is OptionType.TEXT:
-        return "" if isinstance(value, str) else f"{key} must be a string"
+        return "" if isinstance(value, str) else _("%(key)s must be a string") % {"key": key}
     if expected is OptionType.BOOL:
-        return "" if isinstance(value, bool) else f"{key} must be true or false"
+        return "" if isinstance(value, bool) else _("%(key)s must be true or false") % {"key": key}
     if expected is OptionType.TEXT_LIST:
         ok = isinstance(value, str) or (
             isinstance(value, list) and all(isinstance(v, str) for v in value)
         )
-        return "" if ok else f"{key} must be a string or a list of strings"
+        return "" if ok else _("%(key)s must be a string or a list of strings") % {"key": key}
     if expected is OptionType.ENV_TABLE:
         ok = isinstance(value, dict) and all(
             isinstance(name, str) and isinstance(env, str) and ENV_NAME.fullmatch(env)
@@ -489,10 +565,10 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
         )
         if ok:
             return ""
-        return (
-            f"{key} must be a table whose values name environment variables such as "
-            f"{ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)}, not hold the credentials themselves"
-        )
+        return _(
+            "%(key)s must be a table whose values name environment variables such as "
+            "%(example)s, not hold the credentials themselves"
+        ) % {"key": key, "example": ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)}
     if expected is OptionType.ENV:
         return _env_problem(key, value)
     return _url_problem(key, value)
@@ -501,37 +577,39 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
 def _env_problem(key: str, value: Any) -> str:
     # An AWS access key id is upper case and digits, as a variable's name is.
     if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or find_credential(value):
-        example = ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)
-        return (
-            f"{key} must name an environment variable such as {example}, "
+        return _(
+            "%(key)s must name an environment variable such as %(example)s, "
             "not hold the credential itself"
-        )
+        ) % {"key": key, "example": ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)}
     if is_app_variable(value):
-        return (
-            f"{key} must not name {value}, which deploycheck reads for itself; name a "
+        return _(
+            "%(key)s must not name %(variable)s, which deploycheck reads for itself; name a "
             "variable that holds only this check's credential"
-        )
+        ) % {"key": key, "variable": value}
     return ""
 
 
 def _url_problem(key: str, value: Any) -> str:
+    not_a_url = _("%(key)s must be an http:// or https:// URL with a host") % {"key": key}
     if not isinstance(value, str):
-        return f"{key} must be an http:// or https:// URL with a host"
+        return not_a_url
     try:
         parts = urlsplit(value)
         host = parts.hostname
         has_credentials = parts.username is not None or parts.password is not None
     except ValueError:
-        return f"{key} must be an http:// or https:// URL with a host"
+        return not_a_url
     if parts.scheme not in ("http", "https") or not host:
-        return f"{key} must be an http:// or https:// URL with a host"
+        return not_a_url
     if has_credentials:
         # The database never holds a credential; checks name the variable that does.
-        return f"{key} must not hold credentials (user:password@); name a variable instead"
+        return _("%(key)s must not hold credentials (user:password@); name a variable instead") % {
+            "key": key
+        }
     if key == "base_url" and parts.scheme != "https" and not is_loopback(host):
         # A vendor kind sends its credential to base_url: in the clear only to a stand-in
         # on this machine.
-        return (
+        return _(
             "base_url must be an https:// URL; http:// only to this machine "
             "(localhost, 127.0.0.0/8, ::1)"
         )
@@ -650,8 +728,11 @@ def _declare(
                     if name not in declared:
                         problems.add(
                             None,
-                            f"item “{entry.text}” has a check={name} marker, "
-                            f"but the file declares no check {name}",
+                            _(
+                                "item “%(item)s” has a check=%(name)s marker, "
+                                "but the file declares no check %(name)s"
+                            )
+                            % {"item": entry.text, "name": name},
                         )
         else:
             _refuse_one(specs[0], existing, locked.version, problems, new=new, seen=seen)
@@ -754,8 +835,16 @@ def _perform_links(
                 text = next(entry.text for entry in items if entry.pk == item_id)
                 problems.add(
                     spec.line,
-                    f"item “{text}” is given two actions: {earlier.action} (line "
-                    f"{earlier.line}) and {spec.action}",
+                    _(
+                        "item “%(item)s” is given two actions: %(first)s (line %(line)d) "
+                        "and %(second)s"
+                    )
+                    % {
+                        "item": text,
+                        "first": earlier.action,
+                        "line": earlier.line,
+                        "second": spec.action,
+                    },
                     "item",
                 )
             perform_of[item_id] = earlier.action
@@ -784,15 +873,24 @@ def _refuse_one(
         )
     if new and check is not None and check.retired_at is None:
         problems.add(
-            None, f"check name “{spec.name}” is taken on {version}; edit that check", "name"
+            None,
+            _("check name “%(name)s” is taken on %(version)s; edit that check")
+            % {"name": spec.name, "version": version},
+            "name",
         )
     limit: int = settings.CHECKS_MAX_PER_RELEASE
     active = sum(1 for other in existing.values() if other.retired_at is None)
     if (check is None or check.retired_at is not None) and active >= limit:
         problems.add(
             None,
-            f"{version} has {active} checks; a release may have at most {limit} "
-            "(CHECKS_MAX_PER_RELEASE)",
+            ngettext(
+                "%(version)s has %(count)d check; a release may have at most %(limit)d "
+                "(CHECKS_MAX_PER_RELEASE)",
+                "%(version)s has %(count)d checks; a release may have at most %(limit)d "
+                "(CHECKS_MAX_PER_RELEASE)",
+                active,
+            )
+            % {"version": version, "count": active, "limit": limit},
         )
 
 
@@ -830,10 +928,14 @@ def _resolve_items(
             elif not matches:
                 problems.add(line, _no_match(text, items, version), "item")
             else:
-                where = " and ".join(f"“{m.text}” in {_place(m)}" for m in matches)
+                where = _all(
+                    _("“%(item)s” in %(place)s") % {"item": m.text, "place": _place(m)}
+                    for m in matches
+                )
                 problems.add(
                     line,
-                    f"item “{text}” matches {len(matches)} items of {version}: {where}",
+                    _("item “%(item)s” matches %(count)d items of %(version)s: %(where)s")
+                    % {"item": text, "count": len(matches), "version": version, "where": where},
                     "item",
                 )
         linked[spec.name] = list(dict.fromkeys(ids))
@@ -856,20 +958,33 @@ def _no_match(text: str, items: Sequence[ReleaseItem], version: str) -> str:
     for entry in items:
         by_key.setdefault(_normal(entry.text), entry.text)
     close = difflib.get_close_matches(_normal(text), list(by_key), n=CANDIDATES_SHOWN)
-    message = f"item “{text.strip()}” matches no item of {version}"
+    names = {"item": text.strip(), "version": version}
     if not close:
-        return message
-    return f"{message}; did you mean {_either(f'“{by_key[key]}”' for key in close)}?"
+        return _("item “%(item)s” matches no item of %(version)s") % names
+    return _("item “%(item)s” matches no item of %(version)s; did you mean %(close)s?") % {
+        **names,
+        "close": _either(f"“{by_key[key]}”" for key in close),
+    }
 
 
 def _either(quoted: Iterable[str]) -> str:
     shown = list(quoted)
-    return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+    if len(shown) == 1:
+        return shown[0]
+    return _("%(some)s or %(last)s") % {"some": ", ".join(shown[:-1]), "last": shown[-1]}
+
+
+def _all(places: Iterable[str]) -> str:
+    shown = list(places)
+    joined = shown[0]
+    for then in shown[1:]:
+        joined = _("%(first)s and %(then)s") % {"first": joined, "then": then}
+    return joined
 
 
 def _place(entry: ReleaseItem) -> str:
     return " › ".join(part for part in (entry.phase, entry.section) if part) or (
-        f"position {entry.position + 1}"
+        _("position %(position)d") % {"position": entry.position + 1}
     )
 
 

@@ -2,7 +2,8 @@
 that declare checks and notification channels: a key pasted into a value, a token in a
 URL, a variable deploycheck reads for itself, a host a credential may reach in the clear.
 
-A credential found is named by what it is (`Credential.what`), never repeated.
+A credential found is named by what it is (`Credential.what`, in the active language),
+never repeated.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 # What deploycheck itself reads from the environment (deploycheck/settings.py,
 # deploycheck/run.py, uvicorn's FORWARDED_ALLOW_IPS: the README's configuration table),
@@ -132,49 +136,49 @@ _KEY_FORMATS: tuple[tuple[re.Pattern[str], str, Callable[[str], bool]], ...] = (
     # sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…
     (
         re.compile(r"(?<![\w-])(?P<prefix>sk-(?:proj-|svcacct-|admin-)?)(?P<body>[\w-]{20,})"),
-        "an OpenAI key",
+        gettext_noop("an OpenAI key"),
         _mixed,
     ),
     (
         re.compile(r"(?<![\w-])(?P<prefix>sk_)(?P<body>[0-9a-f]{48})(?![0-9A-Za-z])"),
-        "an ElevenLabs key",
+        gettext_noop("an ElevenLabs key"),
         _always,
     ),
     (
         re.compile(r"(?<![\w-])(?P<prefix>gh[pousr]_)(?P<body>[A-Za-z0-9]{36})(?![A-Za-z0-9])"),
-        "a GitHub token",
+        gettext_noop("a GitHub token"),
         _always,
     ),
     (
         re.compile(r"(?<![\w-])(?P<prefix>github_pat_)(?P<body>\w{22,})"),
-        "a GitHub token",
+        gettext_noop("a GitHub token"),
         _always,
     ),
     (
         re.compile(r"(?<![\w-])(?P<prefix>AIza)(?P<body>[\w-]{35})(?![\w-])"),
-        "a Google API key",
+        gettext_noop("a Google API key"),
         _always,
     ),
     (
         re.compile(r"(?<![\w-])(?P<prefix>sb_(?:secret|publishable)_)(?P<body>[\w-]{16,})"),
-        "a Supabase key",
+        gettext_noop("a Supabase key"),
         _always,
     ),
     (
         re.compile(r"(?<![\w-])(?P<prefix>xox[abposre]-)(?P<body>[A-Za-z0-9-]{10,})"),
-        "a Slack token",
+        gettext_noop("a Slack token"),
         _has_digit,
     ),
     (
         re.compile(r"(?<![A-Za-z0-9])(?P<prefix>AKIA|ASIA)(?P<body>[A-Z0-9]{16})(?![A-Za-z0-9])"),
-        "an AWS access key",
+        gettext_noop("an AWS access key"),
         _always,
     ),
     # A JSON Web Token: header (a JSON object, so "eyJ"), payload and signature, each
     # base64url. Supabase's legacy anon and service_role keys are ones.
     (
         re.compile(r"(?<![\w-])(?P<prefix>eyJ)(?P<body>[\w-]{8,}\.[\w-]{8,}\.[\w-]*)"),
-        "a JSON Web Token",
+        gettext_noop("a JSON Web Token"),
         _always,
     ),
 )
@@ -249,13 +253,14 @@ def _credential_in_text(text: str) -> Credential | None:
     for pattern, what, plausible in _KEY_FORMATS:
         for match in pattern.finditer(text):
             if plausible(match["body"]):
-                return Credential(f"{what}, {match['prefix']}…", match[0])
+                return Credential(f"{_(what)}, {match['prefix']}…", match[0])
     sid = _TWILIO_SID.search(text)
     if sid:
         for token in _TOKEN_32.finditer(text):
             # A token mixes letters and digits; a run of 32 digits is a number.
             if _has_digit(token[0]) and not token[0].isdigit():
-                return Credential(f"a Twilio SID with its secret, {sid['prefix']}…", token[0])
+                what = _("a Twilio SID with its secret")
+                return Credential(f"{what}, {sid['prefix']}…", token[0])
     for url in _URL_IN_TEXT.finditer(text):
         found = _credential_in_url(url[0])
         if found:

@@ -9,6 +9,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+
 # Arrays and inline tables one inside another. A checks file needs three at most
 # (`check = [{ item = ["…"] }]`); tomllib recurses once per level, so a deeper file is
 # refused before it is parsed rather than ending in a RecursionError.
@@ -172,9 +174,14 @@ def toml_problem(problems: Problems, message: str, last_line: int) -> None:
         what = positioned["what"]
         problems.refuse_file(
             int(positioned["line"]),
-            f"not valid TOML: {what[:1].lower()}{what[1:]} at column {positioned['column']}",
+            # tomllib's own words, in English: it has no others.
+            _("not valid TOML: %(error)s at column %(column)s")
+            % {"error": f"{what[:1].lower()}{what[1:]}", "column": positioned["column"]},
         )
         return
     at_end = _TOML_AT_END.match(message)
     what = at_end["what"] if at_end else message
-    problems.refuse_file(max(last_line, 1), f"not valid TOML: {what[:1].lower()}{what[1:]}")
+    problems.refuse_file(
+        max(last_line, 1),
+        _("not valid TOML: %(error)s") % {"error": f"{what[:1].lower()}{what[1:]}"},
+    )

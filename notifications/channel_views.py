@@ -82,7 +82,7 @@ class ChannelRow:
 def _row(channel: Channel) -> ChannelRow:
     return ChannelRow(
         channel=channel,
-        kind_label=ChannelKind(channel.kind).label
+        kind_label=str(ChannelKind(channel.kind).label)
         if channel.kind in ChannelKind.values
         else channel.kind,
         all_events=ALL_EVENTS in channel.events,

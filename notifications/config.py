@@ -2,10 +2,10 @@
 
 A TOML file of `[[channel]]` tables, read by `manage.py load_notifications FILE` with the
 checks file's rules (checks.toml_file, checks.credentials): all or nothing, every fault
-as `path:line: what is wrong`, unknown keys refused, and secrets only named, never
-written: a credential pasted anywhere is refused without being repeated, and so is a
-variable deploycheck reads for itself. The file is the whole list: a channel it no longer
-declares is retired.
+as `path:line: what is wrong` in the active language, unknown keys refused, and secrets
+only named, never written: a credential pasted anywhere is refused without being
+repeated, and so is a variable deploycheck reads for itself. The file is the whole list:
+a channel it no longer declares is retired.
 
 The staff's channel form (notifications.channel_views) is judged by the same code, one
 channel at a time (parse_one), and saved as a load saves it, leaving the other channels
@@ -30,6 +30,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from checks.credentials import find_credential, is_app_variable, is_loopback
 from checks.export import toml_key, toml_value
@@ -111,20 +112,22 @@ def read(path: str | Path) -> list[ChannelSpec]:
 def _read_text(path: str, problems: Problems) -> str | None:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):
-            problems.refuse_file(None, "is not a regular file")
+            problems.refuse_file(None, _("is not a regular file"))
             return None
         with open(path, "rb") as file:
             raw = file.read(MAX_BYTES + 1)
     except OSError as error:
-        problems.refuse_file(None, f"cannot be read ({error.strerror or error})")
+        problems.refuse_file(
+            None, _("cannot be read (%(reason)s)") % {"reason": error.strerror or error}
+        )
         return None
     if len(raw) > MAX_BYTES:
-        problems.refuse_file(None, f"is larger than {MAX_BYTES // 1024} KiB")
+        problems.refuse_file(None, _("is larger than %(size)d KiB") % {"size": MAX_BYTES // 1024})
         return None
     try:
         return raw.removeprefix(codecs.BOM_UTF8).decode("utf-8")
     except UnicodeDecodeError as error:
-        problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, "is not UTF-8 text")
+        problems.refuse_file(raw.count(b"\n", 0, error.start) + 1, _("is not UTF-8 text"))
         return None
 
 
@@ -134,7 +137,10 @@ def _parse(path: str, problems: Problems) -> list[ChannelSpec]:
         return []
     nested_at = too_deep(text)
     if nested_at is not None:
-        problems.refuse_file(nested_at, f"arrays or tables nested more than {MAX_NESTING} deep")
+        problems.refuse_file(
+            nested_at,
+            _("arrays or tables nested more than %(most)d deep") % {"most": MAX_NESTING},
+        )
         return []
     lines = Lines(text, "channel")
     try:
@@ -148,22 +154,27 @@ def _parse(path: str, problems: Problems) -> list[ChannelSpec]:
         if (found := find_credential(key)) or (found := find_credential(value)):
             problems.add(
                 lines.top_level_text(key, found.text),
-                f"a top-level key carries a credential ({found.what}); remove it",
+                _("a top-level key carries a credential (%(what)s); remove it")
+                % {"what": found.what},
             )
         else:
             problems.add(
                 lines.top_level(key),
-                f"unknown top-level key “{key}”; a notifications file holds only "
-                "[[channel]] tables",
+                _(
+                    "unknown top-level key “%(key)s”; a notifications file holds only "
+                    "[[channel]] tables"
+                )
+                % {"key": key},
             )
     tables = data.get("channel", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        problems.refuse_file(lines.top_level("channel"), "channel must be [[channel]] tables")
+        problems.refuse_file(lines.top_level("channel"), _("channel must be [[channel]] tables"))
         return []
     if len(tables) > MAX_CHANNELS:
         problems.refuse_file(
             lines.header(MAX_CHANNELS),
-            f"the file declares {len(tables)} channels; at most {MAX_CHANNELS}",
+            _("the file declares %(count)d channels; at most %(most)d")
+            % {"count": len(tables), "most": MAX_CHANNELS},
         )
         return []
     specs: list[ChannelSpec] = []
@@ -192,8 +203,11 @@ def _parse_channel(
         ):
             problems.add(
                 lines.text_in(index, key, found.text),
-                f"this [[channel]]: {key} carries a credential ({found.what}); "
-                "name an environment variable instead",
+                _(
+                    "this [[channel]]: %(key)s carries a credential (%(what)s); "
+                    "name an environment variable instead"
+                )
+                % {"key": key, "what": found.what},
                 key,
             )
     if len(problems) > faults:
@@ -203,30 +217,36 @@ def _parse_channel(
     if not isinstance(name, str) or not NAME.fullmatch(name):
         problems.add(
             lines.key(index, "name") if "name" in table else header,
-            "this [[channel]] needs a name of lower-case letters, digits, dots, dashes and "
-            "underscores (at most 64)",
+            _(
+                "this [[channel]] needs a name of lower-case letters, digits, dots, dashes "
+                "and underscores (at most 64)"
+            ),
             "name",
         )
         return None
-    label = f"channel “{name}”"
+    label = _("channel “%(name)s”") % {"name": name}
     if name in first_use:
         problems.add(
             lines.key(index, "name"),
-            f"{label} is declared twice (first at line {first_use[name]})",
+            _("%(label)s is declared twice (first at line %(line)d)")
+            % {"label": label, "line": first_use[name]},
             "name",
         )
     first_use.setdefault(name, header)
 
     kind = table.get("kind")
     *others, last = sorted(KEYS)
-    known = f"{', '.join(others)} or {last}"
+    known = _("%(some)s or %(last)s") % {"some": ", ".join(others), "last": last}
     if kind not in KEYS:
-        shown = f"“{kind}”" if isinstance(kind, str) else "that"
+        if "kind" not in table:
+            message = _("%(label)s has no kind; the kinds are %(known)s")
+        elif isinstance(kind, str):
+            message = _("%(label)s: “%(kind)s” is not a kind of channel; the kinds are %(known)s")
+        else:
+            message = _("%(label)s: that is not a kind of channel; the kinds are %(known)s")
         problems.add(
             lines.key(index, "kind") if "kind" in table else header,
-            f"{label}: {shown} is not a kind of channel; the kinds are {known}"
-            if "kind" in table
-            else f"{label} has no kind; the kinds are {known}",
+            message % {"label": label, "kind": kind, "known": known},
             "kind",
         )
         return None
@@ -236,20 +256,27 @@ def _parse_channel(
         if kind == ChannelKind.EMAIL and key in ("url", "url_env", "secret_env"):
             problems.add(
                 lines.key(index, key),
-                f"{label}: an email channel has no {key}: it is mailed through EMAIL_URL; "
-                "list its addresses in to",
+                _(
+                    "%(label)s: an email channel has no %(key)s: it is mailed through "
+                    "EMAIL_URL; list its addresses in to"
+                )
+                % {"label": label, "key": key},
                 key,
             )
         elif key not in allowed:
             problems.add(
                 lines.key(index, key),
-                f"{label}: unknown key “{key}” for kind {kind.value}; allowed: "
-                + ", ".join(allowed),
+                _("%(label)s: unknown key “%(key)s” for kind %(kind)s; allowed: %(allowed)s")
+                % {"label": label, "key": key, "kind": kind.value, "allowed": ", ".join(allowed)},
                 key,
             )
 
     def fault(key: str, message: str) -> None:
-        problems.add(lines.key(index, key), f"{label}: {message}", key)
+        problems.add(
+            lines.key(index, key),
+            _("%(label)s: %(problem)s") % {"label": label, "problem": message},
+            key,
+        )
 
     url = table.get("url", "")
     url_env = table.get("url_env", "")
@@ -261,9 +288,11 @@ def _parse_channel(
         language = table.get("language", "")
         codes = [code for code, _name in settings.LANGUAGES]
         if language not in ("", *codes):
-            fault("language", f"language must be one of {', '.join(codes)}")
+            fault("language", _("language must be one of %(codes)s") % {"codes": ", ".join(codes)})
     elif bool(url) == bool(url_env):
-        problems.add(header, f"{label} needs url or url_env (one of them)", "url")
+        problems.add(
+            header, _("%(label)s needs url or url_env (one of them)") % {"label": label}, "url"
+        )
     if url:
         problem = _url_problem(url, kind)
         if problem:
@@ -277,7 +306,8 @@ def _parse_channel(
         if not secret_env:
             problems.add(
                 header,
-                f"{label} needs secret_env, the variable holding its whsec_… signing secret",
+                _("%(label)s needs secret_env, the variable holding its whsec_… signing secret")
+                % {"label": label},
                 "secret_env",
             )
         else:
@@ -286,14 +316,14 @@ def _parse_channel(
                 fault("secret_env", problem)
     events = table.get("events", ["*"])
     if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
-        fault("events", 'events must be a list of event types, or ["*"] for all')
+        fault("events", _('events must be a list of event types, or ["*"] for all'))
     else:
         unknown = [e for e in events if e != "*" and e not in EVENT_TYPES]
         if unknown:
             problems.add(
                 lines.text_in(index, "events", unknown[0]),
-                f"{label}: “{unknown[0][:60]}” is not an event type; known: "
-                + ", ".join(EVENT_TYPES),
+                _("%(label)s: “%(event)s” is not an event type; known: %(known)s")
+                % {"label": label, "event": unknown[0][:60], "known": ", ".join(EVENT_TYPES)},
                 "events",
             )
     releases = table.get("releases", "*")
@@ -303,7 +333,7 @@ def _parse_channel(
         or len(releases) > 100
         or "\n" in releases
     ):
-        fault("releases", 'releases must be a version glob such as "v2.*", or "*" for all')
+        fault("releases", _('releases must be a version glob such as "v2.*", or "*" for all'))
     if len(problems) > faults:
         return None
     return ChannelSpec(
@@ -332,8 +362,11 @@ def _addresses(
     ):
         problems.add(
             lines.key(index, "to") if "to" in table else lines.header(index),
-            f"{label} needs to, a list of 1 to {MAX_ADDRESSES} e-mail addresses, such as "
-            '["ops@example.com"]',
+            _(
+                "%(label)s needs to, a list of 1 to %(most)d e-mail addresses, such as "
+                '["ops@example.com"]'
+            )
+            % {"label": label, "most": MAX_ADDRESSES},
             "to",
         )
         return ()
@@ -346,56 +379,64 @@ def _addresses(
         except ValidationError:
             problems.add(
                 lines.text_in(index, "to", address),
-                f"{label}: “{address[:80]}” is not an e-mail address (write only the "
-                "address, such as ops@example.com)",
+                _(
+                    "%(label)s: “%(address)s” is not an e-mail address (write only the "
+                    "address, such as ops@example.com)"
+                )
+                % {"label": label, "address": address[:80]},
                 "to",
             )
             continue
         if address.lower() in seen:
             problems.add(
-                lines.text_in(index, "to", address), f"{label}: {address} is listed twice", "to"
+                lines.text_in(index, "to", address),
+                _("%(label)s: %(address)s is listed twice") % {"label": label, "address": address},
+                "to",
             )
         seen.add(address.lower())
     return tuple(to)
 
 
 def _url_problem(url: Any, kind: ChannelKind) -> str:
+    not_https = _("url must be an https:// URL")
     if not isinstance(url, str):
-        return "url must be an https:// URL"
+        return not_https
     try:
         parts = urlsplit(url)
         host = parts.hostname
         has_credentials = parts.username is not None or parts.password is not None
     except ValueError:
-        return "url must be an https:// URL"
+        return not_https
     if not host or parts.scheme not in ("https", "http"):
-        return "url must be an https:// URL"
+        return not_https
     if parts.scheme == "http" and not is_loopback(host):
-        return "url must be https://; http:// only to this machine (a stand-in)"
+        return _("url must be https://; http:// only to this machine (a stand-in)")
     if has_credentials:
-        return "url must not hold credentials (user:password@); name a variable instead"
+        return _("url must not hold credentials (user:password@); name a variable instead")
     if is_legacy_connector(url):
-        return f"url is {LEGACY_HINT}"
+        return _("url is %(hint)s") % {"hint": _(LEGACY_HINT)}
     if kind == ChannelKind.SLACK and host in _SLACK_HOSTS:
-        return (
+        return _(
             "a Slack webhook URL is its own secret: keep it in an environment variable "
             "and name that with url_env"
         )
     if len(url) > URL_MAX:
-        return f"url is longer than {URL_MAX} characters"
+        return _("url is longer than %(most)d characters") % {"most": URL_MAX}
     return ""
 
 
 def _env_problem(key: str, value: Any) -> str:
     if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or find_credential(value):
-        return f"{key} must name an environment variable such as OPS_WEBHOOK_SECRET"
+        return _("%(key)s must name an environment variable such as OPS_WEBHOOK_SECRET") % {
+            "key": key
+        }
     if is_app_variable(value):
-        return (
-            f"{key} must not name {value}, which deploycheck reads for itself; name a "
+        return _(
+            "%(key)s must not name %(variable)s, which deploycheck reads for itself; name a "
             "variable that holds only this channel's secret"
-        )
+        ) % {"key": key, "variable": value}
     if len(value) > 100:
-        return f"{key} is longer than 100 characters"
+        return _("%(key)s is longer than 100 characters") % {"key": key}
     return ""
 
 
@@ -540,9 +581,17 @@ def _refuse_one(
         raise StaleEdit(spec.name)
     problems = Problems("")
     if new and channel is not None and channel.retired_at is None:
-        problems.add(None, f"channel name “{spec.name}” is taken; edit that channel", "name")
+        problems.add(
+            None,
+            _("channel name “%(name)s” is taken; edit that channel") % {"name": spec.name},
+            "name",
+        )
     active = sum(1 for other in existing.values() if other.retired_at is None)
     if (channel is None or channel.retired_at is not None) and active >= MAX_CHANNELS:
-        problems.add(None, f"there are {active} channels; at most {MAX_CHANNELS}")
+        problems.add(
+            None,
+            _("there are %(count)d channels; at most %(most)d")
+            % {"count": active, "most": MAX_CHANNELS},
+        )
     if problems:
         raise NotificationsFileError(problems.lines(), problems.faults())

@@ -44,10 +44,11 @@ class Event(models.Model):
 
 
 class ChannelKind(models.TextChoices):
-    WEBHOOK = "webhook", "Standard Webhooks"
-    SLACK = "slack", "Slack incoming webhook"
-    TEAMS = "teams", "Microsoft Teams Workflows webhook"
-    EMAIL = "email", "E-mail to a list of addresses"
+    # Shown in the channel form and the channels page.
+    WEBHOOK = "webhook", _("Standard Webhooks")
+    SLACK = "slack", _("Slack incoming webhook")
+    TEAMS = "teams", _("Microsoft Teams Workflows webhook")
+    EMAIL = "email", _("E-mail to a list of addresses")
 
 
 class Channel(models.Model):

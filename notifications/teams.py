@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .models import Event
 from .wording import SHOWN, link_of, title_of
@@ -40,7 +41,9 @@ CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
 CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 _MARKDOWN = re.compile(r"([\\`*_\[\]~#])")
 
-LEGACY_HINT = (
+# Marked for translation: the channel form shows it in the reader's language, and a
+# delivery's error keeps it in English.
+LEGACY_HINT = gettext_noop(
     "an Office 365 connector URL, which Microsoft retired; create a Workflows webhook "
     '("Post to a channel when a webhook request is received") and use its URL'
 )

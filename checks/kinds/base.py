@@ -95,10 +95,29 @@ def unjudged(reason: Reason, evidence: Said | str) -> CheckError:
     return CheckError(reason, evidence, permanent=False, retry=False)
 
 
+class OptionError(ValueError):
+    """An option a kind refuses (check_options, or a condition that does not parse).
+    `said` is the sentence, which names the option first, marked for translation: a
+    checks file's fault is read in the reader's language, and evidence kept in English."""
+
+    def __init__(self, problem: Said) -> None:
+        super().__init__(problem.english())
+        self.said = problem
+
+
+def option_problem(error: ValueError) -> Said:
+    """What is wrong with an option: an OptionError's sentence, or another ValueError's
+    text (a library's, in English)."""
+    return error.said if isinstance(error, OptionError) else as_said(str(error))
+
+
 def invalid_option(error: ValueError) -> CheckError:
     """An option the kind's check_options refuses. A checks file holding one is refused
     when it loads; this is the fallback for a check run without that."""
-    return fault(Reason.MISCONFIGURED, said(_("invalid option: %(problem)s"), problem=str(error)))
+    return fault(
+        Reason.MISCONFIGURED,
+        said(_("invalid option: %(problem)s"), problem=option_problem(error)),
+    )
 
 
 class OptionType(StrEnum):
@@ -240,7 +259,7 @@ class Kind:
     # Where its documentation lives, shown beside the check on the board.
     docs_url: str = ""
     # Checks the options beyond their types when a checks file is loaded (a condition's
-    # syntax, a repo's owner/name form); raises ValueError with a message for the file.
+    # syntax, a repo's owner/name form); raises OptionError with a message for the file.
     check_options: Callable[[Mapping[str, Any]], None] | None = None
 
     @property

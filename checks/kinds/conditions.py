@@ -37,7 +37,7 @@ from typing import Any
 
 from django.utils.translation import gettext_noop as _
 
-from .base import Said, clip, said
+from .base import OptionError, Said, clip, option_problem, said
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
 PLACEHOLDERS = ("STATUS", "RESPONSE_TIME", "CONNECTED", "IP", "CERTIFICATE_EXPIRATION", "BODY")
@@ -208,19 +208,30 @@ class Condition:
 
 
 def parse(source: str) -> Condition:
-    """The condition, or ValueError naming it and what is wrong with it."""
+    """The condition, or OptionError naming it and what is wrong with it."""
     try:
         return _parse(source.strip())
     except ValueError as error:
-        raise ValueError(f"condition {clip(source, 80)!r}: {error}") from None
+        raise OptionError(
+            said(
+                _("condition %(condition)s: %(problem)s"),
+                condition=repr(clip(source, 80)),
+                problem=option_problem(error),
+            )
+        ) from None
 
 
 def _parse(source: str) -> Condition:
     if not source:
-        raise ValueError("it is empty")
+        raise OptionError(said(_("it is empty")))
     at, operator = _find_operator(source)
-    left = _operand(source[:at].strip(), f"left of {operator}")
-    right = _operand(source[at + len(operator) :].strip(), f"right of {operator}")
+    left = _operand(
+        source[:at].strip(), said(_("nothing is on the left of %(operator)s"), operator=operator)
+    )
+    right = _operand(
+        source[at + len(operator) :].strip(),
+        said(_("nothing is on the right of %(operator)s"), operator=operator),
+    )
     subject: Dynamic
     if isinstance(left, Placeholder | Call):
         subject, other = left, right
@@ -228,9 +239,11 @@ def _parse(source: str) -> Condition:
         # `300 > [RESPONSE_TIME]` reads as `[RESPONSE_TIME] < 300`.
         subject, other, operator = right, left, _FLIPPED[operator]
     else:
-        raise ValueError("one side must be a placeholder such as [STATUS] or [BODY].path")
+        raise OptionError(said(_("one side must be a placeholder such as [STATUS] or [BODY].path")))
     if isinstance(other, Pattern | AnyOf) and operator not in ("==", "!="):
-        raise ValueError(f"pat() and any() work only with == and !=, not {operator}")
+        raise OptionError(
+            said(_("pat() and any() work only with == and !=, not %(operator)s"), operator=operator)
+        )
     if isinstance(other, Constant | AnyOf):
         other = _typed(subject, operator, other)
     return Condition(source, subject, operator, other)
@@ -245,21 +258,27 @@ def _find_operator(source: str) -> tuple[int, str]:
         elif char == ")":
             depth -= 1
             if depth < 0:
-                raise ValueError("a ) has no matching (")
+                raise OptionError(said(_("a ) has no matching (")))
         elif depth == 0 and found is None:
             operator = next((op for op in OPERATORS if source.startswith(op, at)), None)
             if operator is not None:
                 found = (at, operator)
     if depth:
-        raise ValueError("a ( is never closed")
+        raise OptionError(said(_("a ( is never closed")))
     if found is None:
-        raise ValueError("it has no comparison operator (" + ", ".join(OPERATORS) + ")")
+        raise OptionError(
+            said(
+                _("it has no comparison operator (%(operators)s)"),
+                operators=", ".join(OPERATORS),
+            )
+        )
     return found
 
 
-def _operand(text: str, where: str) -> Operand:
+def _operand(text: str, missing: Said) -> Operand:
+    """The operand `text` is; `missing` says where it is absent, when it is."""
     if not text:
-        raise ValueError(f"nothing is on the {where}")
+        raise OptionError(missing)
     if _PLACEHOLDER.match(text):
         return _placeholder(text)
     call = _CALL.fullmatch(text)
@@ -267,19 +286,27 @@ def _operand(text: str, where: str) -> Operand:
         return Constant(text)
     function, argument = call.group(1), call.group(2).strip()
     if function not in FUNCTIONS:
-        raise ValueError(f"{function}() is not a function (" + ", ".join(FUNCTIONS) + ")")
+        raise OptionError(
+            said(
+                _("%(function)s() is not a function (%(functions)s)"),
+                function=function,
+                functions=", ".join(FUNCTIONS),
+            )
+        )
     if function == "pat":
         if not argument:
-            raise ValueError("pat() needs a pattern")
+            raise OptionError(said(_("pat() needs a pattern")))
         return Pattern(argument)
     if function == "any":
         choices = tuple(choice.strip() for choice in argument.split(","))
         if not all(choices):
-            raise ValueError("any() needs values separated by commas")
+            raise OptionError(said(_("any() needs values separated by commas")))
         return AnyOf(choices)
     target = _placeholder(argument) if _PLACEHOLDER.match(argument) else None
     if target is None or target.name != "BODY":
-        raise ValueError(f"{function}() takes [BODY] or a [BODY] path")
+        raise OptionError(
+            said(_("%(function)s() takes [BODY] or a [BODY] path"), function=function)
+        )
     return Call(function, target)
 
 
@@ -289,17 +316,21 @@ def _placeholder(text: str) -> Placeholder:
     name, rest = match.group(1), match.group(2)
     if name not in PLACEHOLDERS:
         known = ", ".join(f"[{p}]" for p in PLACEHOLDERS)
-        raise ValueError(f"[{name}] is not a placeholder ({known})")
+        raise OptionError(
+            said(_("[%(name)s] is not a placeholder (%(known)s)"), name=name, known=known)
+        )
     if name != "BODY":
         if rest:
-            raise ValueError(f"[{name}] takes no path")
+            raise OptionError(said(_("[%(name)s] takes no path"), name=name))
         return Placeholder(name)
     path: list[str | int] = []
     at = 0
     while at < len(rest):
         step = _PATH_STEP.match(rest, at)
         if step is None:
-            raise ValueError(f"[BODY]{rest} is not a path of .key and [index] steps")
+            raise OptionError(
+                said(_("[BODY]%(path)s is not a path of .key and [index] steps"), path=rest)
+            )
         path.append(step.group(1) if step.group(1) is not None else int(step.group(2)))
         at = step.end()
     return Placeholder(name, tuple(path))
@@ -311,7 +342,9 @@ def _typed(side: Dynamic, operator: str, constant: Constant | AnyOf) -> Constant
     kind = side.kind
     label = str(side) if isinstance(side, Placeholder) else f"{side.function}()"
     if kind == _BOOLEAN_KIND and operator not in ("==", "!="):
-        raise ValueError(f"{label} is true or false: compare it with == or !=")
+        raise OptionError(
+            said(_("%(side)s is true or false: compare it with == or !="), side=label)
+        )
     texts = [constant.text] if isinstance(constant, Constant) else list(constant.choices)
     typed = [_typed_text(label, kind, text) for text in texts]
     return Constant(typed[0]) if isinstance(constant, Constant) else AnyOf(tuple(typed))
@@ -319,13 +352,23 @@ def _typed(side: Dynamic, operator: str, constant: Constant | AnyOf) -> Constant
 
 def _typed_text(label: str, kind: str, text: str) -> str:
     if kind == _BOOLEAN_KIND and text not in _BOOLEANS:
-        raise ValueError(f"{label} is true or false, not {text!r}")
+        raise OptionError(
+            said(_("%(side)s is true or false, not %(text)s"), side=label, text=repr(text))
+        )
     if kind == _NUMBER_KIND and not _NUMBER.fullmatch(text):
-        raise ValueError(f"{label} is a number, not {text!r}")
+        raise OptionError(
+            said(_("%(side)s is a number, not %(text)s"), side=label, text=repr(text))
+        )
     if kind == _DURATION_KIND and not _NUMBER.fullmatch(text):
         duration = _DURATION.fullmatch(text)
         if duration is None:
-            raise ValueError(f"{label} is milliseconds or a duration such as 48h, not {text!r}")
+            raise OptionError(
+                said(
+                    _("%(side)s is milliseconds or a duration such as 48h, not %(text)s"),
+                    side=label,
+                    text=repr(text),
+                )
+            )
         return str(round(float(duration.group(1)) * _MILLISECONDS[duration.group(2)]))
     return text
 

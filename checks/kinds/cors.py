@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, Value, fault, said
+from .base import CheckError, Context, Kind, OptionError, Reason, Said, Value, fault, said
 from .client import busy_or_down, http_client, send
 
 FOREIGN_ORIGIN = "https://foreign.deploycheck.invalid"
@@ -387,32 +387,42 @@ def _serialized(origin: str) -> str:
 def check_options(options: Mapping[str, Any]) -> None:
     url = urlsplit(str(options.get("url", "")))
     if url.scheme not in ("http", "https") or not url.netloc:
-        raise ValueError("url must be an http:// or https:// URL with a host")
+        raise OptionError(said(_("url must be an http:// or https:// URL with a host")))
     method = str(options.get("request_method", DEFAULT_METHOD))
     if not TOKEN.fullmatch(method):
-        raise ValueError("request_method must be an HTTP method such as PUT")
+        raise OptionError(said(_("request_method must be an HTTP method such as PUT")))
     headers = options.get("request_headers", [])
     for value in [headers] if isinstance(headers, str) else headers:
         for name in str(value).split(","):
             if name.strip() and not TOKEN.fullmatch(name.strip()):
-                raise ValueError("request_headers must be header names such as content-type")
+                raise OptionError(
+                    said(_("request_headers must be header names such as content-type"))
+                )
     origin = str(options.get("allowed_origin", ""))
     if not origin:
         return
-    example = "allowed_origin must be an origin such as https://app.example.com"
+    example = said(_("allowed_origin must be an origin such as https://app.example.com"))
     parts = urlsplit(origin)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(example)
+        raise OptionError(example)
     if parts.path or parts.query or parts.fragment:
-        raise ValueError(
-            f"allowed_origin is an origin, with no path: write {parts.scheme}://{parts.netloc}"
+        raise OptionError(
+            said(
+                _("allowed_origin is an origin, with no path: write %(origin)s"),
+                origin=f"{parts.scheme}://{parts.netloc}",
+            )
         )
     try:
         serialized = _serialized(origin)
     except ValueError:
-        raise ValueError(example) from None
+        raise OptionError(example) from None
     if serialized != origin:
-        raise ValueError(f"allowed_origin must be written as a browser sends it: {serialized}")
+        raise OptionError(
+            said(
+                _("allowed_origin must be written as a browser sends it: %(origin)s"),
+                origin=serialized,
+            )
+        )
 
 
 KIND = Kind(

@@ -27,7 +27,18 @@ import dns.resolver
 from django.conf import settings
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, invalid_option, joined, said, transient
+from .base import (
+    Context,
+    Kind,
+    OptionError,
+    Reason,
+    Said,
+    fault,
+    invalid_option,
+    joined,
+    said,
+    transient,
+)
 
 DEFAULT_PORT = 53
 RECORD_TYPES = ("A", "AAAA")
@@ -139,7 +150,7 @@ def _resolver(nameserver: str) -> dns.resolver.Resolver:
 
 
 def _nameserver(text: str) -> tuple[str, int]:
-    """The address and port of "IP", "IP:port" or "[IPv6]:port"; ValueError otherwise."""
+    """The address and port of "IP", "IP:port" or "[IPv6]:port"; OptionError otherwise."""
     text = text.strip()
     try:
         return str(ipaddress.ip_address(text.removeprefix("[").removesuffix("]"))), DEFAULT_PORT
@@ -147,11 +158,18 @@ def _nameserver(text: str) -> tuple[str, int]:
         pass
     address, colon, port = text.rpartition(":")
     if not colon or not port.isdigit() or not 1 <= int(port) <= 65535:
-        raise ValueError(f"nameserver must be IP or IP:port (port 1-65535), not {text!r}")
+        raise OptionError(
+            said(
+                _("nameserver must be IP or IP:port (port 1-65535), not %(text)s"),
+                text=repr(text),
+            )
+        )
     try:
         parsed = ipaddress.ip_address(address.removeprefix("[").removesuffix("]"))
     except ValueError:
-        raise ValueError(f"nameserver must be an IP address, not {address!r}") from None
+        raise OptionError(
+            said(_("nameserver must be an IP address, not %(address)s"), address=repr(address))
+        ) from None
     return str(parsed), int(port)
 
 
@@ -170,17 +188,21 @@ def _listed(addresses: set[Address]) -> Said | str:
 def check_options(options: Mapping[str, Any]) -> None:
     host = str(options.get("host", "")).strip()
     if not host:
-        raise ValueError("host must be a name to resolve")
+        raise OptionError(said(_("host must be a name to resolve")))
     try:
         ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
-        raise ValueError(f"host must be a name to resolve, not the address {host}")
+        raise OptionError(
+            said(_("host must be a name to resolve, not the address %(host)s"), host=host)
+        )
     try:
         dns.name.from_text(host)
     except dns.exception.DNSException as error:
-        raise ValueError(f"host {host!r} is not a DNS name: {error}") from None
+        raise OptionError(
+            said(_("host %(host)s is not a DNS name: %(error)s"), host=repr(host), error=str(error))
+        ) from None
     if options.get("nameserver"):
         _nameserver(str(options["nameserver"]))
     raw = options.get("expect", [])
@@ -188,7 +210,9 @@ def check_options(options: Mapping[str, Any]) -> None:
         try:
             ipaddress.ip_address(str(text))
         except ValueError:
-            raise ValueError(f"expect must list IP addresses, and {text!r} is not one") from None
+            raise OptionError(
+                said(_("expect must list IP addresses, and %(text)s is not one"), text=repr(text))
+            ) from None
 
 
 KIND = Kind(

@@ -47,7 +47,18 @@ from urllib.parse import quote
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, invalid_option, joined, said, transient
+from .base import (
+    Context,
+    Kind,
+    OptionError,
+    Reason,
+    Said,
+    fault,
+    invalid_option,
+    joined,
+    said,
+    transient,
+)
 from .client import http_client, retry_after, send, unexpected
 from .vendor_errors import error_body, integer, json_object, mapping, string
 
@@ -75,16 +86,18 @@ def check_options(options: Mapping[str, Any]) -> None:
         or not REPO.fullmatch(repo)
         or repo.partition("/")[2] in (".", "..")
     ):
-        raise ValueError("repo must be owner/name, for example octo-org/website")
+        raise OptionError(said(_("repo must be owner/name, for example octo-org/website")))
     proofs = _texts(options.get("prove", list(PROOFS)))
     unknown = [proof for proof in proofs if proof not in PROOFS]
     if not proofs or unknown:
-        raise ValueError(f"prove must list one or more of {', '.join(PROOFS)}")
+        raise OptionError(
+            said(_("prove must list one or more of %(proofs)s"), proofs=", ".join(PROOFS))
+        )
     path = str(options.get("changelog", DEFAULT_CHANGELOG))
     parts = path.split("/")
     if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts):
-        raise ValueError(
-            "changelog must be a file's path in the repository, e.g. docs/CHANGELOG.md"
+        raise OptionError(
+            said(_("changelog must be a file's path in the repository, e.g. docs/CHANGELOG.md"))
         )
 
 

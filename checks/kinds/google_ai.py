@@ -43,7 +43,17 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext_noop as _
 
-from .base import MAX_RETRY_DELAY, Context, Kind, Reason, Said, fault, said, transient
+from .base import (
+    MAX_RETRY_DELAY,
+    Context,
+    Kind,
+    OptionError,
+    Reason,
+    Said,
+    fault,
+    said,
+    transient,
+)
 from .client import http_client, retry_after, send, unexpected
 from .vendor_errors import api_url, error_body, json_object, mapping, no_models_to_probe, string
 
@@ -127,7 +137,7 @@ def _unprobed_method(method: str) -> Said:
 def check_options(options: Mapping[str, Any]) -> None:
     method = options.get("method") or GENERATE
     if options.get("probe", True) is not False and method not in PROBES:
-        raise ValueError(_unprobed_method(str(method)).english())
+        raise OptionError(_unprobed_method(str(method)))
 
 
 def _resource(name: str) -> str:

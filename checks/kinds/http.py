@@ -39,7 +39,18 @@ from typing import Any
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, Reason, Said, fault, invalid_option, joined, said
+from .base import (
+    CheckError,
+    Context,
+    Kind,
+    OptionError,
+    Reason,
+    Said,
+    fault,
+    invalid_option,
+    joined,
+    said,
+)
 from .client import busy_or_down, http_client, send
 from .conditions import Condition, Observation, parse
 
@@ -231,17 +242,22 @@ def check_options(options: Mapping[str, Any]) -> None:
     try:
         url = httpx.URL(str(options.get("url", "")))
     except httpx.InvalidURL as error:
-        raise ValueError(f"url is not a URL: {error}") from None
+        raise OptionError(said(_("url is not a URL: %(error)s"), error=str(error))) from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError("url must be an http:// or https:// URL with a host")
+        raise OptionError(said(_("url must be an http:// or https:// URL with a host")))
     if "expect_status" in options and not 100 <= int(options["expect_status"]) <= 599:
-        raise ValueError("expect_status must be an HTTP status between 100 and 599")
+        raise OptionError(said(_("expect_status must be an HTTP status between 100 and 599")))
     raw = options.get("conditions", [])
     for text in [raw] if isinstance(raw, str) else raw:
         parse(str(text))
     for name in dict(options.get("headers_env", {})):
         if not HEADER_NAME.fullmatch(str(name)):
-            raise ValueError(f"headers_env names {name!r}, which is not an HTTP header name")
+            raise OptionError(
+                said(
+                    _("headers_env names %(name)s, which is not an HTTP header name"),
+                    name=repr(name),
+                )
+            )
 
 
 KIND = Kind(

@@ -45,7 +45,7 @@ from urllib.parse import quote
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, joined, said, transient
+from .base import Context, Kind, OptionError, Reason, Said, fault, joined, said, transient
 from .client import busy_or_down, http_client, json_body, send, unexpected
 from .vendor_errors import answer_label, error_body, json_object, string
 
@@ -262,9 +262,18 @@ def _refused(response: httpx.Response, what: Said, table: str) -> Exception:
 def check_options(options: Mapping[str, Any]) -> None:
     role = str(options.get("role", SERVICE))
     if role not in ROLES:
-        raise ValueError(f"role must be {' or '.join(ROLES)}, not {role}")
+        raise OptionError(
+            said(
+                _("role must be %(service)s or %(anon)s, not %(role)s"),
+                service=SERVICE,
+                anon=ANON,
+                role=role,
+            )
+        )
     if role == ANON and not options.get("tables"):
-        raise ValueError("role anon needs tables: the tables whose rows anon must not read")
+        raise OptionError(
+            said(_("role anon needs tables: the tables whose rows anon must not read"))
+        )
 
 
 KIND = Kind(

@@ -40,7 +40,18 @@ from django.conf import settings
 from django.utils.translation import gettext_noop as _
 from OpenSSL import SSL
 
-from .base import CheckError, Context, Kind, Reason, Said, Value, fault, said, transient
+from .base import (
+    CheckError,
+    Context,
+    Kind,
+    OptionError,
+    Reason,
+    Said,
+    Value,
+    fault,
+    said,
+    transient,
+)
 from .client import unreachable
 
 DEFAULT_PORT = 443
@@ -395,12 +406,12 @@ def _presented_count(count: int) -> Said:
 def check_options(options: Mapping[str, Any]) -> None:
     host = str(options.get("host", "")).strip()
     if not host or "/" in host:
-        raise ValueError("host must be a name or an address, not a URL")
+        raise OptionError(said(_("host must be a name or an address, not a URL")))
     port = int(str(options.get("port", DEFAULT_PORT)))
     if not 1 <= port <= 65535:
-        raise ValueError(f"port must be between 1 and 65535, not {port}")
+        raise OptionError(said(_("port must be between 1 and 65535, not %(port)s"), port=port))
     if int(str(options.get("min_days", DEFAULT_MIN_DAYS))) < 0:
-        raise ValueError("min_days must not be negative")
+        raise OptionError(said(_("min_days must not be negative")))
 
 
 KIND = Kind(

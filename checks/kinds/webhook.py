@@ -58,7 +58,7 @@ import httpx
 import standardwebhooks
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, said, transient
+from .base import Context, Kind, OptionError, Reason, Said, fault, said, transient
 from .client import busy_or_down, http_client, send
 
 ABSENT = frozenset({404, 405, 410})
@@ -95,8 +95,8 @@ class Scheme:
 
 def run(context: Context) -> Said:
     url = context.text("url")
-    if _https_problem(url):
-        raise fault(Reason.MISCONFIGURED, said(_("a webhook url must start with https://")))
+    if not _is_https(url):
+        raise fault(Reason.MISCONFIGURED, NOT_HTTPS)
     scheme = SCHEMES.get(context.text("scheme"))
     if scheme is None:
         raise fault(
@@ -342,29 +342,31 @@ SCHEMES: dict[str, Scheme] = {
 # --- options -----------------------------------------------------------------------------
 
 
-def _https_problem(url: str) -> str:
+NOT_HTTPS = said(_("a webhook url must start with https://"))
+
+
+def _is_https(url: str) -> bool:
     # Senders deliver signed events only to https endpoints; a plain one also leaks them.
-    if not url.startswith("https://"):
-        return "a webhook url must start with https://"
-    return ""
+    return url.startswith("https://")
 
 
 def check_options(options: Mapping[str, Any]) -> None:
-    problem = _https_problem(str(options.get("url", "")))
-    if problem:
-        raise ValueError(problem)
+    if not _is_https(str(options.get("url", ""))):
+        raise OptionError(NOT_HTTPS)
     scheme = str(options.get("scheme", ""))
     if scheme not in SCHEMES:
-        raise ValueError(f"scheme must be one of {', '.join(SCHEMES)}")
+        raise OptionError(said(_("scheme must be one of %(schemes)s"), schemes=", ".join(SCHEMES)))
     for key in ("signature_header", "signature_prefix"):
         if key in options and scheme != "hmac":
-            raise ValueError(f"{key} applies only to scheme hmac")
+            raise OptionError(said(_("%(option)s applies only to scheme hmac"), option=key))
     header = str(options.get("signature_header", DEFAULT_SIGNATURE_HEADER))
     if not HEADER_NAME.fullmatch(header):
-        raise ValueError("signature_header must be an HTTP header name such as X-Signature")
+        raise OptionError(
+            said(_("signature_header must be an HTTP header name such as X-Signature"))
+        )
     prefix = str(options.get("signature_prefix", DEFAULT_SIGNATURE_PREFIX))
     if not (prefix.isascii() and prefix.isprintable()):
-        raise ValueError("signature_prefix must be printable ASCII such as sha256=")
+        raise OptionError(said(_("signature_prefix must be printable ASCII such as sha256=")))
 
 
 KIND = Kind(

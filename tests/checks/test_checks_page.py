@@ -469,6 +469,60 @@ def test_it_refuses_a_new_check_past_the_release_limit(
     }
 
 
+def test_it_words_a_refusal_in_the_readers_language(loaded: Release, as_user: Any) -> None:
+    client = as_user("admin", "es")
+    before = fingerprint(loaded)
+
+    refused = client.post(
+        add_url(loaded, "http"),
+        {"name": "h1", "url": "https://a.example.com", "expect_status": "700"},
+    )
+    mistyped = client.post(add_url(loaded, "tls"), {"name": "tls2", "port": "443x"})
+    taken = client.post(add_url(loaded, "tls"), {"name": "smoke", "host": "x.example.com"})
+    pasted = client.post(
+        add_url(loaded, "openai"), {"name": "ai", "secret_env": "OPENAI_API_KEY", "models": PASTED}
+    )
+
+    assert errors(refused) == {
+        "expect_status": [
+            "comprobación “h1”: expect_status debe ser un estado HTTP entre 100 y 599"
+        ]
+    }
+    assert "expect_status debe ser un estado HTTP entre 100 y 599" in refused.content.decode()
+    assert errors(mistyped) == {
+        "port": ["comprobación “tls2”: port debe ser un número entero"],
+        "host": ["comprobación “tls2”: el tipo tls necesita host"],
+    }
+    assert errors(taken) == {
+        "name": [
+            "el nombre de comprobación “smoke” ya está en uso en v1.2.3; edita esa comprobación"
+        ]
+    }
+    assert errors(pasted) == {
+        "models": [
+            "comprobación “ai”: la opción models lleva una credencial (una clave de OpenAI, "
+            "sk-proj-…); nombra en su lugar una variable de entorno"
+        ]
+    }
+    assert fingerprint(loaded) == before
+
+
+def test_it_words_a_refused_edit_in_the_readers_language(loaded: Release, as_user: Any) -> None:
+    smoke = the_check(loaded, "smoke")
+    client = as_user("admin", "es")
+    form = client.get(check_url("edit", smoke)).context["form"]
+
+    response = client.post(
+        check_url("edit", smoke),
+        {**form.initial, "conditions": "[STATUS] =="},
+    )
+
+    assert errors(response) == {
+        None: ["comprobación “smoke”: condición '[STATUS] ==': no hay nada a la derecha de =="]
+    }
+    assert the_check(loaded, "smoke").options == smoke.options
+
+
 # --- editing, linking, retiring ------------------------------------------------------------
 
 

@@ -14,8 +14,10 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
+from django.utils import translation
 
 from checks import config
+from checks.kinds.registry import REGISTRY
 from checks.management.commands.load_checks import Command as LoadChecks
 from checks.models import Check
 from releases import workflow
@@ -435,6 +437,42 @@ def test_it_reports_every_fault_of_a_file_in_line_order(loaded: Release, tmp_pat
     )
 
 
+def test_it_words_each_fault_in_the_active_language(loaded: Release, tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """\
+        [[check]]
+        name = "tls"
+        kind = "tls"
+        port = "443"
+
+        [[check]]
+        name = "smoke"
+        kind = "nope"
+        item = "Smoke tests in productoin"
+
+        [[check]]
+        name = "ai"
+        kind = "openai"
+        secret_env = "sk-proj-Q2xhdWRlIHNheXMgbm8gc2VjcmV0cyBoZXJl"
+        """,
+    )
+
+    with translation.override("es"):
+        errors = refused(path, loaded)
+
+    assert errors == [
+        f"{path}:1: comprobación “tls”: el tipo tls necesita host",
+        f"{path}:4: comprobación “tls”: port debe ser un número entero",
+        f"{path}:8: comprobación “smoke”: “nope” no es un tipo de comprobación; conocidos: "
+        + ", ".join(sorted(REGISTRY)),
+        f"{path}:9: el ítem “Smoke tests in productoin” no coincide con ningún ítem de v1.2.3; "
+        "¿querías decir “Smoke tests in production”?",
+        f"{path}:14: comprobación “ai”: secret_env debe nombrar una variable de entorno como "
+        "OPENAI_API_KEY, no contener la propia credencial",
+    ]
+
+
 def test_it_refuses_a_file_it_cannot_read(loaded: Release, tmp_path: Path) -> None:
     path = tmp_path / "missing.toml"
 
@@ -529,6 +567,23 @@ def test_it_names_the_candidates_when_an_item_matches_several(db: Any, tmp_path:
     assert errors == [
         f"{path}:14: item “Deploy the backend” matches 2 items of v2.0.0: "
         "“Deploy the backend” in Pre › Tests and “Deploy the backend” in Deploy › Run"
+    ]
+
+
+def test_it_names_the_candidates_in_the_active_language(db: Any, tmp_path: Path) -> None:
+    template = build_small_template("twice")
+    TemplateItem.objects.filter(template=template, text="Unit tests pass").update(
+        text="Deploy the backend", phase="", section=""
+    )
+    twice = workflow.create_release(template, version="v2.0.0", title="Twice", by=SYSTEM)
+    path = write(tmp_path, GOOD)
+
+    with translation.override("es"):
+        errors = refused(path, twice)
+
+    assert errors == [
+        f"{path}:14: el ítem “Deploy the backend” coincide con 2 ítems de v2.0.0: "
+        "“Deploy the backend” en posición 2 y “Deploy the backend” en Deploy › Run"
     ]
 
 

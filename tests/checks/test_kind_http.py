@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import translation
 
 from checks import config
 from checks.kinds import http
@@ -305,6 +306,13 @@ def test_it_fails_a_condition_that_does_not_parse_when_run_without_loading(serve
     error = failure(http.KIND, url=server.url, conditions=["[STATUS] = 200"])
     assert_fault(error, "condition '[STATUS] = 200': it has no comparison operator")
     assert server.requests == []
+    # Kept in English, read in the reader's language.
+    with translation.override("es"):
+        shown = error.said.translated()
+    assert shown == (
+        "opción no válida: condición '[STATUS] = 200': no tiene operador de comparación "
+        "(==, !=, <=, >=, <, >)"
+    )
 
 
 @pytest.mark.parametrize(

@@ -291,6 +291,52 @@ def test_a_missing_name_kind_or_url_is_named(staff: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_a_refusal_and_the_kinds_are_worded_in_the_readers_language(as_user: Any) -> None:
+    make_channel("ops")
+    make_channel("chat", kind="slack", url="", url_env="CHAT_SLACK_URL", secret_env="")
+    client = as_user("admin")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+
+    form = client.get(reverse("channels:add")).content.decode()
+    answer = client.post(
+        reverse("channels:add"),
+        {
+            "name": "team",
+            "kind": "webhook",
+            "url": "http://hooks.example.com/x",
+            "secret_env": "OPS_WEBHOOK_SECRET",
+            "events": ["*"],
+            "releases": "*",
+        },
+    )
+    taken = client.post(
+        reverse("channels:add"),
+        {
+            "name": "ops",
+            "kind": "email",
+            "to": "ops@example.com",
+            "events": ["*"],
+            "releases": "*",
+        },
+    )
+    listed = client.get(reverse("channels:channels")).content.decode()
+
+    assert "Correo a una lista de direcciones" in form
+    assert "E-mail to a list of addresses" not in form
+    assert form_errors(answer) == {
+        "url": [
+            "canal “team”: url debe ser https://; http:// solo hacia esta máquina (un sustituto)"
+        ]
+    }
+    assert form_errors(taken) == {
+        "name": ["el nombre de canal “ops” ya está en uso; edita ese canal"]
+    }
+    assert "Webhook entrante de Slack" in listed
+    assert "Slack incoming webhook" not in listed
+    assert Channel.objects.count() == 2
+
+
+@pytest.mark.django_db
 def test_a_pasted_secret_is_refused_and_not_shown_back(staff: Client) -> None:
     answer = staff.post(
         reverse("channels:add"),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from notifications import config
 from notifications.models import Channel
@@ -185,6 +185,32 @@ def test_it_lists_every_fault_in_the_file_order(tmp_path: Path) -> None:
         "7: channel “ops” is declared twice (first at line 1)",
         "10: channel “ops”: unknown key “colour” for kind webhook; allowed: name, kind, url, "
         "url_env, secret_env, events, releases",
+    ]
+
+
+def test_it_words_every_fault_in_the_active_language(tmp_path: Path) -> None:
+    text = (
+        "colour = 1\n"
+        + channel(kind="sms")
+        + channel(name="ops", secret_env=None)
+        + channel(name="team", url="https://outlook.office.com/webhook/a/IncomingWebhook/b/c")
+    )
+
+    with translation.override("es"):
+        found = faults(tmp_path, text + "[[channel]\n")
+        found += faults(tmp_path, text)
+
+    assert found == [
+        # tomllib's own words stay English: it has no others.
+        "16: TOML no válido: expected ']]' at the end of an array declaration en la columna 10",
+        "1: clave de primer nivel desconocida “colour”; un archivo de notificaciones solo "
+        "contiene tablas [[channel]]",
+        "4: canal “ops”: “sms” no es un tipo de canal; los tipos son email, slack, teams o webhook",
+        "7: canal “ops” necesita secret_env, la variable que guarda su secreto de firma whsec_…",
+        "8: canal “ops” se declara dos veces (la primera en la línea 2)",
+        "14: canal “team”: url es una URL de conector de Office 365, que Microsoft retiró; crea "
+        'un webhook de Workflows ("Post to a channel when a webhook request is received") y usa '
+        "su URL",
     ]
 
 

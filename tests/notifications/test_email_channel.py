@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
 
 from deploycheck.settings import _email_settings
 from notifications import config, delivery
@@ -338,6 +340,20 @@ def test_notify_test_mails_the_list_and_says_what_the_server_took(smtp: Sink) ->
     )
     assert not Event.objects.exists()
     assert not Delivery.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_test_from_the_page_says_what_the_server_took_in_the_readers_language(
+    smtp: Sink, users: dict[str, Any]
+) -> None:
+    stakeholders = mailing_list()
+    client = Client(headers={"Accept-Language": "es"})
+    client.force_login(users["admin"])
+
+    page = client.post(reverse("channels:test", args=[stakeholders.pk])).content.decode()
+
+    assert len(smtp.received) == 1
+    assert "aceptado por el servidor de correo; la llegada a los buzones no está confirmada" in page
 
 
 @pytest.mark.django_db
