@@ -11,7 +11,7 @@ the release spent in each status from the same events.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from .actors import username_in
 from .models import (
     ActorKind,
     AuditAction,
@@ -305,7 +306,9 @@ def _performed(event: AuditEvent, reader: Reader) -> list[str]:
             lines.append(f"{key_label('reason')}: {said['reason']}")
     acknowledged = _get(event.after, "acknowledged")
     if isinstance(acknowledged, Mapping) and acknowledged.get("by"):
-        lines.append(_("Ready: %(who)s") % {"who": acknowledged["by"]})
+        # Whoever said so is the event's actor, named as the line names them.
+        who = _who(event, reader) if reader.hides_personal else acknowledged["by"]
+        lines.append(_("Ready: %(who)s") % {"who": who})
     return lines
 
 
@@ -531,13 +534,32 @@ def _default(event: AuditEvent, reader: Reader) -> list[str]:
     return [*([event.target] if event.target else []), *changes(event.before, event.after)]
 
 
+def roles_named(roles: Collection[str]) -> str:
+    """A person as a link hiding personal details names them: by their roles on the
+    release, or as staff when they hold none."""
+    named = [str(role.label) for role in Role if role in roles]
+    return ", ".join(named) if named else _("Staff")
+
+
+def _check_named(label: str) -> str:
+    return _("Automated check %(name)s") % {"name": label.removeprefix("check:")}
+
+
+def by_role(label: str, roles_by_username: Mapping[str, Collection[str]]) -> str:
+    """Whoever an actor's label names (actors.Person.label and the others), as a link
+    hiding personal details shows them: a person by their roles on the release, a check,
+    a pipeline token or the system by its own name."""
+    username = username_in(label)
+    if username is not None:
+        return roles_named(roles_by_username.get(username, ()))
+    return _check_named(label) if label.startswith("check:") else label
+
+
 def _who(event: AuditEvent, reader: Reader) -> str:
     if event.actor_kind == ActorKind.PERSON and reader.hides_personal:
-        roles = reader.roles_by_user.get(event.actor_id or 0, frozenset())
-        named = [str(role.label) for role in Role if role in roles]
-        return ", ".join(named) if named else _("Staff")
+        return roles_named(reader.roles_by_user.get(event.actor_id or 0, frozenset()))
     if event.actor_kind == ActorKind.CHECK:
-        return _("Automated check %(name)s") % {"name": event.actor_label.removeprefix("check:")}
+        return _check_named(event.actor_label)
     return event.actor_label
 
 
