@@ -317,14 +317,20 @@ def _only(data: Any, *keys: str) -> dict[str, Any]:
 
 
 def _annotated(event: AuditEvent, reader: Reader) -> list[str]:
+    return [_item_subject(event, reader), *_notes(event, reader)]
+
+
+def _step_annotated(event: AuditEvent, reader: Reader) -> list[str]:
+    return [event.target, *_notes(event, reader)]
+
+
+def _notes(event: AuditEvent, reader: Reader) -> list[str]:
+    """How a note or an evidence link changed: the team's, kept from a share link."""
     if reader.shared:
-        return [_item_subject(event, reader)]
-    return [
-        _item_subject(event, reader),
-        *changes(
-            _only(event.before, "note", "evidence_url"), _only(event.after, "note", "evidence_url")
-        ),
-    ]
+        return []
+    return changes(
+        _only(event.before, "note", "evidence_url"), _only(event.after, "note", "evidence_url")
+    )
 
 
 def _overridden(event: AuditEvent, reader: Reader) -> list[str]:
@@ -518,6 +524,7 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.SIGNOFF_REOPENED: _signoff,
     AuditAction.INCIDENT_UPDATE_POSTED: _incident,
     AuditAction.CONTACTS_EDITED: _contacts_edited,
+    AuditAction.ROLLBACK_STEP_ANNOTATED: _step_annotated,
     AuditAction.ROLLBACK_PLAN_EDITED: _plan_edited,
     AuditAction.ROLE_NUDGED: _nudged,
     AuditAction.PERFORM_REQUESTED: _performed,

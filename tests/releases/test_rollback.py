@@ -621,6 +621,31 @@ def test_it_brings_the_rollout_panel_to_open_pages_with_each_change(
     assert "Rollback under way" in html
 
 
+def test_it_keeps_a_steps_note_and_evidence_link_from_a_share_links_timeline(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    workflow.annotate_rollback_step(
+        deployed.rollback_steps.get(),
+        by=users["devops"],
+        note="called the DBA",
+        evidence_url="https://ci.example/run/9",
+    )
+    token = workflow.create_share_link(deployed, label="customer", by=users["admin"])
+
+    shared = Client(headers={"Accept-Language": "en"}).get(
+        reverse("releases:shared-timeline", args=[token])
+    )
+    team = client_for(users, "qa").get(reverse("releases:timeline", args=[deployed.version]))
+
+    html = shared.content.decode()
+    assert "Rollback step note or evidence changed" in html and "Roll back" in html
+    for kept in ("Note:", "called the DBA", "Evidence link:", "ci.example"):
+        assert kept not in html
+    assert "Note: ∅ → called the DBA" in team.content.decode()
+    assert "Evidence link: ∅ → https://ci.example/run/9" in team.content.decode()
+
+
 # --- the plan's editor -------------------------------------------------------------------
 
 NEW_PLAN = (
