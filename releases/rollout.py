@@ -29,7 +29,7 @@ from .models import (
     RollbackStepRecord,
     reason_text,
 )
-from .timeline import by_role
+from .timeline import by_role, reason_shown
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,11 @@ class Rollout:
     def resolved_reason(self) -> str:
         # "every step of the plan is done" is stored in English, shown in the reader's.
         return reason_text(self.rollback.resolved_reason, {}) if self.rollback else ""
+
+    @property
+    def mitigated_reason(self) -> str:
+        # So is "step 1 mitigated it: …", with its step in.
+        return reason_shown(self.rollback.mitigated_reason) if self.rollback else ""
 
     @property
     def steps_done(self) -> int:
