@@ -8,6 +8,7 @@ Every workflow operation takes one. releases.policy decides what each may do fro
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -79,6 +80,15 @@ class SystemActor:
 
 
 Actor = Person | CheckActor | PipelineActor | SystemActor
+# What a username may hold (django.contrib.auth.validators.UnicodeUsernameValidator).
+_USERNAME = re.compile(r"[\w.@+-]+")
+
+
+def username_in(label: str) -> str | None:
+    """The username a label kept for an actor starts with (Person.label); None for a
+    check's, a pipeline token's or the system's, whose colon or space no username holds."""
+    head = label.split(" (", 1)[0]
+    return head if _USERNAME.fullmatch(head) else None
 
 
 def roles_on(release: Release | int, user: User | int) -> frozenset[str]:

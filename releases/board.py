@@ -53,13 +53,14 @@ from .models import (
     blocking_reasons,
     gate_overrides,
     in_signoff_scope,
+    reason_text,
     status_moves,
 )
 from .nudges import RoleWork, work_by_role
 from .pages import CSRF_PLACEHOLDER, PageCache, compacted
 from .rollout import Latest, RollbackView, latest_of, rollout_context
 from .templatetags.moments import moment
-from .timeline import duration_text
+from .timeline import by_role, duration_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -493,6 +494,8 @@ class SignOffRow:
     # Its sign-off form's button and hint in the panel (releases/_signoff_form.html).
     button_id: str
     hint_id: str
+    # Why it was reopened, as this viewer reads it.
+    reopened_reason: str = ""
 
     @property
     def ready(self) -> bool:
@@ -789,8 +792,10 @@ def _signoffs(
     release: Release, items: list[ReleaseItem], signoffs: list[SignOff], viewer: Viewer
 ) -> list[PhaseSignOffs]:
     people: dict[str, list[str]] = {}
+    roles_by_username: dict[str, set[str]] = {}
     for stake in release.stakeholders.all():
         people.setdefault(stake.role, []).append(_person(stake.user))
+        roles_by_username.setdefault(stake.user.get_username(), set()).add(stake.role)
     tallies: dict[tuple[str, str], Tally] = {}
     for item in in_signoff_scope(items):
         if item.owner_role in Role.leads():
@@ -814,6 +819,7 @@ def _signoffs(
         number = len(panel) + 1
         for place, role in enumerate(roles, start=1):
             key = (phase, role)
+            reopened_now = None if key in signed else reopened.get(key)
             rows.append(
                 SignOffRow(
                     number=number,
@@ -823,14 +829,29 @@ def _signoffs(
                     people=people.get(role, []),
                     tally=tallies[key],
                     signed=signed.get(key),
-                    reopened=None if key in signed else reopened.get(key),
+                    reopened=reopened_now,
                     can_act=viewer.can_sign_off(role),
                     button_id=f"signoff-button-{number}-{role}",
                     hint_id=f"signoff-hint-{number}-{place}",
+                    reopened_reason=_reopened_reason(reopened_now, viewer, roles_by_username)
+                    if reopened_now is not None
+                    else "",
                 )
             )
         panel.append(PhaseSignOffs(phase, rows))
     return panel
+
+
+def _reopened_reason(
+    signoff: SignOff, viewer: Viewer, roles_by_username: Mapping[str, Collection[str]]
+) -> str:
+    """ "withdrawn by …" names whoever withdrew it: by their roles on a link that hides
+    personal details."""
+    said = signoff.reopened_reason_args
+    if viewer.hides_personal and isinstance(said, dict) and "who" in said:
+        named = by_role(str(said["who"]), roles_by_username)
+        return reason_text(signoff.reopened_reason, {**said, "who": named})
+    return signoff.reopened_reason_text
 
 
 def _my_open_items(
@@ -928,7 +949,9 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "gonogo": _gonogo(release, loaded, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
-        "rollout": rollout_context(release, viewer.who, loaded.rollout),
+        "rollout": rollout_context(
+            release, viewer.who, loaded.rollout, hides_personal=viewer.hides_personal
+        ),
         # The maintenance window panel's (templatetags/window.py).
         "window": loaded.window,
         "has_checks": any(item.checks for item in items),

@@ -8,7 +8,8 @@ revision: each says when it was counted, and rollout.js counts on from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.utils import timezone
@@ -28,6 +29,7 @@ from .models import (
     RollbackStepRecord,
     reason_text,
 )
+from .timeline import by_role, reason_shown
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,11 @@ class StepShown(RollbackView):
 
     record: RollbackStepRecord | None
     can_tick: bool
+    # Who ticked it, as this reader reads them.
+    done_by: str = ""
+    # Its note and evidence link, which a link hiding personal details leaves out: they
+    # are the team's words, which may name anyone.
+    shows_notes: bool = True
 
     @property
     def owner_label(self) -> str:
@@ -88,6 +95,9 @@ class Rollout:
     actions: list[Action]
     # When the elapsed times below were counted.
     now: datetime
+    # Who stamped each of the deploy's and the rollback's moments, as this reader reads
+    # them: "started", "finished", "declared", "mitigated", "resolved", "closed".
+    by: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def deploy_running(self) -> bool:
@@ -125,6 +135,11 @@ class Rollout:
     def resolved_reason(self) -> str:
         # "every step of the plan is done" is stored in English, shown in the reader's.
         return reason_text(self.rollback.resolved_reason, {}) if self.rollback else ""
+
+    @property
+    def mitigated_reason(self) -> str:
+        # So is "step 1 mitigated it: …", with its step in.
+        return reason_shown(self.rollback.mitigated_reason) if self.rollback else ""
 
     @property
     def steps_done(self) -> int:
@@ -183,19 +198,54 @@ def latest_of(release: Release) -> Latest:
     return Latest(deployment, rollback, records)
 
 
-def rollout_context(release: Release, who: policy.Who, latest: Latest) -> Rollout:
-    """The rollback steps come from the release's prefetched ones."""
+def _stamped_by(latest: Latest) -> dict[str, str]:
+    deployment, rollback = latest.deployment, latest.rollback
+    return {
+        "started": deployment.started_by_label if deployment else "",
+        "finished": deployment.finished_by_label if deployment else "",
+        "declared": rollback.declared_by_label if rollback else "",
+        "mitigated": rollback.mitigated_by_label if rollback else "",
+        "resolved": rollback.resolved_by_label if rollback else "",
+        "closed": rollback.closed_by_label if rollback else "",
+    }
+
+
+def rollout_context(
+    release: Release, who: policy.Who, latest: Latest, *, hides_personal: bool = False
+) -> Rollout:
+    """The rollback steps and the people on the release come from the release's
+    prefetched ones. `hides_personal`: for a link that hides personal details, which
+    names whoever acted by their roles only."""
+    roles_by_username: dict[str, set[str]] = {}
+    if hides_personal:
+        for stake in release.stakeholders.all():
+            roles_by_username.setdefault(stake.user.get_username(), set()).add(stake.role)
+
+    def named(label: str) -> str:
+        return by_role(label, roles_by_username) if hides_personal and label else label
+
     rollback = latest.rollback
-    steps = [
-        StepShown(
-            step=step,
-            record=latest.records.get(step.pk),
-            can_tick=rollback is not None
-            and rollback.is_open
-            and bool(policy.may_tick_rollback_step(who, owner_role=step.owner_role)),
+    steps = []
+    for step in release.rollback_steps.all():
+        record = latest.records.get(step.pk)
+        steps.append(
+            StepShown(
+                step=step,
+                record=record,
+                can_tick=rollback is not None
+                and rollback.is_open
+                and bool(policy.may_tick_rollback_step(who, owner_role=step.owner_role)),
+                done_by=named(record.done_by_label) if record is not None else "",
+                shows_notes=not hides_personal,
+            )
         )
-        for step in release.rollback_steps.all()
-    ]
-    rollout = Rollout(latest.deployment, rollback, steps if rollback else [], [], timezone.now())
+    rollout = Rollout(
+        latest.deployment,
+        rollback,
+        steps if rollback else [],
+        [],
+        timezone.now(),
+        by={stamp: named(label) for stamp, label in _stamped_by(latest).items()},
+    )
     rollout.actions = _actions(release, who, rollout)
     return rollout

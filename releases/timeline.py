@@ -11,17 +11,19 @@ the release spent in each status from the same events.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
+from .actors import username_in
 from .models import (
     ActorKind,
     AuditAction,
@@ -37,7 +39,10 @@ from .models import (
     RollbackSeverity,
     Stakeholder,
     WindowState,
+    reason_text,
 )
+from .templatetags.moments import moment
+from .workflow.rollback import ALL_STEPS_DONE, MITIGATED_BY_STEP
 
 # What a share link's timeline leaves out: how the team is organised (people, contacts,
 # links, tokens, accounts), not what happened to the release.
@@ -115,7 +120,8 @@ STATUS_ACTIONS = frozenset(
 # Events on one page of the timeline, newest first (the page's and the API's).
 PAGE_SIZE = 100
 
-# Names of the values events keep, as a reader reads them.
+# Names of the values events keep, as a reader reads them: every key the workflow writes
+# in an event's before or after has one (tests/releases/test_timeline_keys.py).
 _KEY_LABELS: dict[str, Any] = {
     "status": gettext_lazy("Status"),
     "state": gettext_lazy("State"),
@@ -126,20 +132,92 @@ _KEY_LABELS: dict[str, Any] = {
     "message": gettext_lazy("Message"),
     "role": gettext_lazy("Role"),
     "person": gettext_lazy("Person"),
+    "position": gettext_lazy("Position"),
     "name": gettext_lazy("Name"),
     "phone": gettext_lazy("Phone"),
     "email": gettext_lazy("Email"),
+    "other": gettext_lazy("Other contact"),
     "severity": gettext_lazy("Severity"),
     "result": gettext_lazy("Result"),
     "cause": gettext_lazy("Cause"),
     "time_zone": gettext_lazy("Time zone"),
     "start": gettext_lazy("Start"),
     "end": gettext_lazy("End"),
+    "sequence": gettext_lazy("Calendar revision"),
     "contacts": gettext_lazy("Emergency contacts"),
     "intro": gettext_lazy("Introduction"),
     "steps": gettext_lazy("Steps"),
     "approval_reminders": gettext_lazy("Approval reminders"),
+    "template": gettext_lazy("Template"),
+    "items": gettext_lazy("Items"),
+    "summary": gettext_lazy("Summary"),
+    "digest": gettext_lazy("Fingerprint of the checklist"),
+    "overrides": gettext_lazy("Approved over failing checks"),
+    "approved_by": gettext_lazy("Approved by"),
+    "signed_by": gettext_lazy("Signed by"),
+    "optional_open": gettext_lazy("Optional items left open"),
+    "by": gettext_lazy("By"),
+    "version": gettext_lazy("Version"),
+    "title": gettext_lazy("Title"),
+    "window_start": gettext_lazy("Target window start"),
+    "window_end": gettext_lazy("Target window end"),
+    "changelog_url": gettext_lazy("Changelog link"),
+    "two_person_rule": gettext_lazy("Two-person rule"),
+    "is_active": gettext_lazy("Active account"),
+    "is_staff": gettext_lazy("Staff account"),
+    "hides_personal": gettext_lazy("Hide personal contact details"),
+    "releases": gettext_lazy("Releases"),
+    "source": gettext_lazy("Declared in"),
+    "kind": gettext_lazy("Kind"),
+    "options": gettext_lazy("Options"),
+    "created": gettext_lazy("Checks added"),
+    "updated": gettext_lazy("Checks changed"),
+    "retired": gettext_lazy("Retired"),
+    "started_at": gettext_lazy("Started"),
+    "finished_at": gettext_lazy("Finished"),
+    "detected_at": gettext_lazy("Detected"),
+    "closed_at": gettext_lazy("Closed"),
+    "done": gettext_lazy("Done"),
+    "step": gettext_lazy("Step"),
+    "open_items": gettext_lazy("Open items"),
+    "missing_signoff": gettext_lazy("Sign-off missing"),
+    "action": gettext_lazy("Action"),
+    "requested_by": gettext_lazy("Requested by"),
+    "requested_at": gettext_lazy("Requested at"),
+    "event": gettext_lazy("Event"),
+    "recipients": gettext_lazy("Recipients"),
+    "channel": gettext_lazy("Channel"),
+    "message_ids": gettext_lazy("Message id"),
+    "at": gettext_lazy("Time"),
+    "performed": gettext_lazy("Delivery"),
+    "acknowledged": gettext_lazy("Ready"),
 }
+# The keys whose values are moments (ISO 8601), shown as every page shows a time.
+_MOMENT_KEYS = frozenset(
+    {
+        "start",
+        "end",
+        "window_start",
+        "window_end",
+        "started_at",
+        "finished_at",
+        "detected_at",
+        "closed_at",
+        "requested_at",
+        "at",
+    }
+)
+# Reasons the system gives, kept in the audit trail in English with their values in
+# (workflow.change._in_english): read back, each reads in the reader's language.
+SYSTEM_REASONS = (
+    gettext_noop("a rollback was declared"),
+    gettext_noop("a lead withdrew a sign-off"),
+    gettext_noop("status changed to %(status)s"),
+    gettext_noop("“%(text)s” changed after go-live was approved"),
+    gettext_noop("“%(text)s” changed after sign-off"),
+    ALL_STEPS_DONE,
+    MITIGATED_BY_STEP,
+)
 _MISSING = object()
 
 
@@ -179,14 +257,65 @@ def code_label(key: str, value: str) -> str | None:
     return None
 
 
+def _reason_pattern(template: str) -> re.Pattern[str]:
+    """What `template` reads as with its values in, each value caught by its name."""
+    parts = re.split(r"%\((\w+)\)s", template)
+    return re.compile(
+        "".join(
+            re.escape(part) if index % 2 == 0 else f"(?P<{part}>.+)"
+            for index, part in enumerate(parts)
+        )
+    )
+
+
+_REASON_PATTERNS = [(template, _reason_pattern(template)) for template in SYSTEM_REASONS]
+
+
+def reason_shown(text: str) -> str:
+    """A reason as kept in the audit trail, in the reader's language when the system gave
+    it ("a rollback was declared" reads "se declaró un rollback"); a person's as typed."""
+    for template, pattern in _REASON_PATTERNS:
+        found = pattern.fullmatch(text)
+        if found is None:
+            continue
+        values = found.groupdict()
+        if "status" in values:
+            # Kept as the English label; reason_text names a status from its code.
+            with translation.override("en"):
+                codes = {str(label): code for code, label in ReleaseStatus.choices}
+            values["status"] = codes.get(values["status"], values["status"])
+        return reason_text(template, values)
+    return text
+
+
+def moment_shown(value: str) -> str:
+    """A moment kept as ISO 8601, as every page shows a time; as kept if it is none."""
+    try:
+        return moment(datetime.fromisoformat(value)) or value
+    except ValueError:
+        return value
+
+
 def value_label(key: str, value: Any) -> str:
     """A value an event keeps, as its reader reads it: statuses, states, roles and the
-    other codes by their labels, anything else as written."""
+    other codes by their labels, moments in the reader's format, a reason the system gave
+    in the reader's language, yes or no, anything else as written."""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
     if isinstance(value, str):
+        if key in _MOMENT_KEYS and value:
+            return moment_shown(value)
+        if key == "reason":
+            return reason_shown(value) or "∅"
         return code_label(key, value) or value or "∅"
     if value is None:
         return "∅"
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def labelled(key: str) -> bool:
+    """Whether the timeline and the audit page name `key` in words."""
+    return key in _KEY_LABELS
 
 
 def key_label(key: str) -> str:
@@ -305,7 +434,9 @@ def _performed(event: AuditEvent, reader: Reader) -> list[str]:
             lines.append(f"{key_label('reason')}: {said['reason']}")
     acknowledged = _get(event.after, "acknowledged")
     if isinstance(acknowledged, Mapping) and acknowledged.get("by"):
-        lines.append(_("Ready: %(who)s") % {"who": acknowledged["by"]})
+        # Whoever said so is the event's actor, named as the line names them.
+        who = _who(event, reader) if reader.hides_personal else acknowledged["by"]
+        lines.append(_("Ready: %(who)s") % {"who": who})
     return lines
 
 
@@ -314,14 +445,20 @@ def _only(data: Any, *keys: str) -> dict[str, Any]:
 
 
 def _annotated(event: AuditEvent, reader: Reader) -> list[str]:
+    return [_item_subject(event, reader), *_notes(event, reader)]
+
+
+def _step_annotated(event: AuditEvent, reader: Reader) -> list[str]:
+    return [event.target, *_notes(event, reader)]
+
+
+def _notes(event: AuditEvent, reader: Reader) -> list[str]:
+    """How a note or an evidence link changed: the team's, kept from a share link."""
     if reader.shared:
-        return [_item_subject(event, reader)]
-    return [
-        _item_subject(event, reader),
-        *changes(
-            _only(event.before, "note", "evidence_url"), _only(event.after, "note", "evidence_url")
-        ),
-    ]
+        return []
+    return changes(
+        _only(event.before, "note", "evidence_url"), _only(event.after, "note", "evidence_url")
+    )
 
 
 def _overridden(event: AuditEvent, reader: Reader) -> list[str]:
@@ -372,7 +509,7 @@ def _approved(event: AuditEvent, reader: Reader) -> list[str]:
 
 def _reason(event: AuditEvent, reader: Reader) -> list[str]:
     reason = _get(event.after, "reason")
-    return [f"{key_label('reason')}: {reason}"] if reason else []
+    return [f"{key_label('reason')}: {value_label('reason', reason)}"] if reason else []
 
 
 def _signoff(event: AuditEvent, reader: Reader) -> list[str]:
@@ -515,6 +652,7 @@ FORMATTERS: dict[str, Formatter] = {
     AuditAction.SIGNOFF_REOPENED: _signoff,
     AuditAction.INCIDENT_UPDATE_POSTED: _incident,
     AuditAction.CONTACTS_EDITED: _contacts_edited,
+    AuditAction.ROLLBACK_STEP_ANNOTATED: _step_annotated,
     AuditAction.ROLLBACK_PLAN_EDITED: _plan_edited,
     AuditAction.ROLE_NUDGED: _nudged,
     AuditAction.PERFORM_REQUESTED: _performed,
@@ -531,13 +669,32 @@ def _default(event: AuditEvent, reader: Reader) -> list[str]:
     return [*([event.target] if event.target else []), *changes(event.before, event.after)]
 
 
+def roles_named(roles: Collection[str]) -> str:
+    """A person as a link hiding personal details names them: by their roles on the
+    release, or as staff when they hold none."""
+    named = [str(role.label) for role in Role if role in roles]
+    return ", ".join(named) if named else _("Staff")
+
+
+def _check_named(label: str) -> str:
+    return _("Automated check %(name)s") % {"name": label.removeprefix("check:")}
+
+
+def by_role(label: str, roles_by_username: Mapping[str, Collection[str]]) -> str:
+    """Whoever an actor's label names (actors.Person.label and the others), as a link
+    hiding personal details shows them: a person by their roles on the release, a check,
+    a pipeline token or the system by its own name."""
+    username = username_in(label)
+    if username is not None:
+        return roles_named(roles_by_username.get(username, ()))
+    return _check_named(label) if label.startswith("check:") else label
+
+
 def _who(event: AuditEvent, reader: Reader) -> str:
     if event.actor_kind == ActorKind.PERSON and reader.hides_personal:
-        roles = reader.roles_by_user.get(event.actor_id or 0, frozenset())
-        named = [str(role.label) for role in Role if role in roles]
-        return ", ".join(named) if named else _("Staff")
+        return roles_named(reader.roles_by_user.get(event.actor_id or 0, frozenset()))
     if event.actor_kind == ActorKind.CHECK:
-        return _("Automated check %(name)s") % {"name": event.actor_label.removeprefix("check:")}
+        return _check_named(event.actor_label)
     return event.actor_label
 
 

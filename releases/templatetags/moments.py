@@ -17,7 +17,11 @@ register = template.Library()
 def moment(value: datetime | None) -> str:
     if not isinstance(value, datetime):
         return ""
-    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    try:
+        local = timezone.localtime(value) if timezone.is_aware(value) else value
+    except OverflowError:
+        # At the calendar's first or last day the reader's offset has no room: as kept.
+        local = value
     shown = formats.date_format(local, "SHORT_DATETIME_FORMAT")
     zone = local.tzname()
     return f"{shown} {zone}" if zone else shown

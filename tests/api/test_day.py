@@ -39,6 +39,7 @@ from releases.models import (
     RollbackStepRecord,
     WindowState,
 )
+from releases.templatetags.moments import moment
 from tests.api.pipeline import REFUSED, RUN_URL, bearer, make_token
 from tests.conftest import PERSONAS
 
@@ -908,8 +909,10 @@ def test_the_timeline_reads_as_the_page_in_the_callers_language_without_personal
         "details": newest["details"],
     }
     # Stored as JSON, whose keys come back in no promised order.
+    with translation.override("en"):
+        started = moment(datetime.fromisoformat(event.after["started_at"]))
     assert sorted(newest["details"]) == sorted(
-        [approved.version, f"started_at: {event.after['started_at']}", f"Reason: {RUN_URL}"]
+        [approved.version, f"Started: {started}", f"Reason: {RUN_URL}"]
     )
     with translation.override("es"):
         spanish_label = str(AuditAction.DEPLOY_STARTED.label)

@@ -32,6 +32,14 @@ def test_a_moment_is_shown_in_the_active_zone_and_names_it() -> None:
         assert moment(AT) == "06/12/2026 21:25 CET"
 
 
+def test_a_moment_on_the_calendars_first_day_reads_as_kept_where_the_zone_has_no_room() -> None:
+    # Madrid's offset would take year 1 before the calendar starts.
+    first = datetime(1, 1, 1, tzinfo=UTC)
+
+    with translation.override("es"), timezone.override(ZoneInfo("Europe/Madrid")):
+        assert moment(first) == "01/01/0001 00:00 UTC"
+
+
 def test_nothing_is_shown_for_no_moment() -> None:
     assert moment(None) == ""
     assert Template("[{{ missing|moment }}]").render(Context({})) == "[]"

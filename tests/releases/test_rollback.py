@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from releases import checklists, workflow
 from releases import markdown as md
@@ -25,6 +25,7 @@ from releases.models import (
     RollbackStep,
     RollbackStepRecord,
 )
+from releases.templatetags.moments import moment
 from releases.workflow import WorkflowError
 
 
@@ -619,6 +620,58 @@ def test_it_brings_the_rollout_panel_to_open_pages_with_each_change(
     _revision, html = render_update(load_snapshot(deployed.pk), viewer, "status", seen)
     assert 'id="rollout-panel"' in html
     assert "Rollback under way" in html
+
+
+def test_it_tells_the_rollback_on_the_timeline_and_the_panel_in_the_readers_language(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    detected = timezone.now() - timedelta(minutes=5)
+    workflow.declare_rollback(
+        deployed, by=users["devops"], reason="errors", severity="critical", detected_at=detected
+    )
+    workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["devops"], mitigates=True)
+    client = Client(headers={"Accept-Language": "es"})
+    client.force_login(users["qa"])
+
+    timeline = client.get(reverse("releases:timeline", args=[deployed.version])).content.decode()
+    status = client.get(reverse("releases:status", args=[deployed.version])).content.decode()
+
+    for said in (
+        "Motivo: se declaró un rollback",
+        "Motivo: el paso 1 lo mitigó: Roll back",
+        "Motivo: todos los pasos del plan están hechos",
+    ):
+        assert said in timeline
+    with translation.override("es"):
+        assert f"Detectado: {moment(detected)}" in timeline
+    for raw in ("detected_at", "a rollback was declared", "mitigated it", "every step"):
+        assert raw not in timeline
+    assert "el paso 1 lo mitigó: Roll back" in status and "mitigated it" not in status
+
+
+def test_it_keeps_a_steps_note_and_evidence_link_from_a_share_links_timeline(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    workflow.annotate_rollback_step(
+        deployed.rollback_steps.get(),
+        by=users["devops"],
+        note="called the DBA",
+        evidence_url="https://ci.example/run/9",
+    )
+    token = workflow.create_share_link(deployed, label="customer", by=users["admin"])
+
+    shared = Client(headers={"Accept-Language": "en"}).get(
+        reverse("releases:shared-timeline", args=[token])
+    )
+    team = client_for(users, "qa").get(reverse("releases:timeline", args=[deployed.version]))
+
+    html = shared.content.decode()
+    assert "Rollback step note or evidence changed" in html and "Roll back" in html
+    for kept in ("Note:", "called the DBA", "Evidence link:", "ci.example"):
+        assert kept not in html
+    assert "Note: ∅ → called the DBA" in team.content.decode()
+    assert "Evidence link: ∅ → https://ci.example/run/9" in team.content.decode()
 
 
 # --- the plan's editor -------------------------------------------------------------------
