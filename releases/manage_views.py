@@ -197,12 +197,13 @@ def _unassign(request: HttpRequest, release: Release, form: UnassignForm) -> Non
         messages.error(request, _("That person could not be removed; reload and try again."))
         return
     role, user = form.cleaned_data["role"], form.cleaned_data["user"]
-    workflow.unassign(release, role=role, user=user, by=person(request))
-    messages.success(
-        request,
-        _("%(user)s no longer holds the role %(role)s.")
-        % {"user": user.get_username(), "role": Role(role).label},
-    )
+    said = {"user": user.get_username(), "role": Role(role).label}
+    if workflow.unassign(release, role=role, user=user, by=person(request)):
+        messages.success(request, _("%(user)s no longer holds the role %(role)s.") % said)
+    else:
+        messages.error(
+            request, _("%(user)s does not hold the role %(role)s: nothing changed.") % said
+        )
 
 
 def _update_contact(request: HttpRequest, contact: EmergencyContact, form: ContactForm) -> bool:

@@ -96,7 +96,9 @@ def reassign(
         return locked
 
 
-def unassign(release: Release, *, role: str, user: User, by: By, ip: str | None = None) -> None:
+def unassign(release: Release, *, role: str, user: User, by: By, ip: str | None = None) -> bool:
+    """Whether this call removed the person from the role (False when they did not hold
+    it, or no longer did: nothing changes, and nothing is audited)."""
     actor = as_actor(by, ip)
     _require_manager(actor, release)
     with _changing(release.pk, actor) as change:
@@ -110,6 +112,7 @@ def unassign(release: Release, *, role: str, user: User, by: By, ip: str | None 
                 _holding(user, role),
                 {},
             )
+    return bool(deleted)
 
 
 def update_contact(

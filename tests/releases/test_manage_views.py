@@ -396,6 +396,30 @@ def test_it_lets_staff_remove_someone_from_a_role(
     assert release.audit_events.filter(action="stakeholder.unassigned").count() == 1
 
 
+def test_it_says_so_when_the_person_removed_does_not_hold_the_role(
+    small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    nobody_yet = workflow.create_release(
+        small_template, version="v3.0.0", title="Autumn", by=users["admin"]
+    )
+    nobody_yet.refresh_from_db()
+    revision, events = nobody_yet.revision, AuditEvent.objects.count()
+
+    response = login_as("admin").post(
+        people_url(nobody_yet),
+        {"action": "unassign", "role": Role.QA, "user": users["devops"].pk},
+        follow=True,
+    )
+
+    page = text_of(response)
+    assert "devops does not hold the role QA Lead: nothing changed." in page
+    assert "no longer holds" not in page
+    nobody_yet.refresh_from_db()
+    assert nobody_yet.revision == revision
+    assert AuditEvent.objects.count() == events
+    assert not nobody_yet.stakeholders.exists()
+
+
 @pytest.mark.parametrize("action", ["assign", "unassign"])
 def test_it_forbids_non_staff_to_change_people(
     release: Release, users: dict[str, Any], login_as: LoginAs, action: str

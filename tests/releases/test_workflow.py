@@ -1882,9 +1882,11 @@ def test_it_records_nothing_for_an_existing_assignment(
     before = fingerprint(release)
 
     workflow.assign(release, role="qa", user=users["qa"], by=users["admin"])
-    workflow.unassign(release, role="qa", user=users["outsider"], by=users["admin"])
+    removed = workflow.unassign(release, role="qa", user=users["outsider"], by=users["admin"])
 
+    assert removed is False
     assert fingerprint(release) == before
+    assert workflow.unassign(release, role="qa", user=users["qa"], by=users["admin"]) is True
 
 
 # --- status transitions ------------------------------------------------------------------------
