@@ -15,7 +15,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.translation import gettext_lazy as _
 
-from .models import ChecklistTemplate, Release, Role, ShareLink, validate_version
+from .models import (
+    YEARS,
+    ChecklistTemplate,
+    Release,
+    Role,
+    ShareLink,
+    validate_version,
+    validate_year,
+)
 
 # What browsers send from <input type="datetime-local"> and expect back as its value.
 DATETIME_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -74,10 +82,16 @@ class ReleaseCreateForm(forms.Form):
         error_messages={"required": _("Give the release a short title.")},
     )
     window_start = forms.DateTimeField(
-        label=_("Target window start"), required=False, widget=_datetime_local()
+        label=_("Target window start"),
+        required=False,
+        widget=_datetime_local(),
+        validators=[validate_year],
     )
     window_end = forms.DateTimeField(
-        label=_("Target window end"), required=False, widget=_datetime_local()
+        label=_("Target window end"),
+        required=False,
+        widget=_datetime_local(),
+        validators=[validate_year],
     )
     changelog_url = forms.URLField(
         label=_("Changelog link"),
@@ -217,11 +231,12 @@ class RollbackPlanForm(BasedOnForm):
     )
 
 
-# The days an audit filter may name. Nothing was audited before 2000, and the bounds keep
-# the filter's arithmetic (the day after "to", a time zone's offset) inside Python's
-# years 1-9999: 9999-12-31 as "to" was an OverflowError, a 500, on the page and the CSV.
-AUDIT_FIRST_DAY = date(2000, 1, 1)
-AUDIT_LAST_DAY = date(9998, 12, 31)
+# The days an audit filter may name: the years of every other date people type. Nothing
+# was audited before 2000, and the bounds keep the filter's arithmetic (the day after
+# "to", a time zone's offset) inside Python's years 1-9999: 9999-12-31 as "to" was an
+# OverflowError, a 500, on the page and the CSV.
+AUDIT_FIRST_DAY = date(YEARS[0], 1, 1)
+AUDIT_LAST_DAY = date(YEARS[1], 12, 31)
 
 
 class AuditDateField(forms.DateField):

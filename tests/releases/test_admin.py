@@ -111,6 +111,24 @@ def test_it_refuses_a_duplicate_version_in_the_admin_without_saving(
     assert response.context["adminform"].form.errors["version"]
 
 
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "3000-01-01", "9999-12-31"])
+def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
+    admin_client: Client, release: Release, day: str
+) -> None:
+    page = admin_client.get(change_url(release))
+    events = AuditEvent.objects.count()
+    data = {**form_data(page), "window_start_0": day, "window_start_1": "00:00:00"}
+
+    response = admin_client.post(change_url(release), data, headers={"accept-language": "en"})
+
+    assert response.context["adminform"].form.errors["window_start"] == [
+        "Enter a year between 2000 and 2999."
+    ]
+    release.refresh_from_db()
+    assert release.window_start is None
+    assert AuditEvent.objects.count() == events
+
+
 def test_it_audits_a_person_removed_through_the_release_inline(
     admin_client: Client, release: Release
 ) -> None:

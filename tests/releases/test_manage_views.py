@@ -273,6 +273,27 @@ def test_it_rejects_a_window_that_ends_before_it_starts(
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("window_start", "0001-01-01T00:00"),
+        ("window_start", "1999-12-31T23:59"),
+        ("window_end", "3000-01-01T00:00"),
+        ("window_end", "9999-12-31T23:59"),
+    ],
+)
+def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
+    small_template: ChecklistTemplate, login_as: LoginAs, field: str, value: str
+) -> None:
+    response = login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, **{field: value})
+    )
+
+    assert response.context["form"].errors[field] == ["Enter a year between 2000 and 2999."]
+    assert f'value="{value}"' in text_of(response)
+    assert not Release.objects.exists()
+
+
+@pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("template", "", "Choose the checklist this release starts from."),
@@ -660,9 +681,10 @@ def test_it_explains_a_date_range_that_ends_before_it_starts(
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("since", "9999-12-31", "“From” must be a day from 2000-01-01 to 9998-12-31."),
-        ("until", "9999-12-31", "“To” must be a day from 2000-01-01 to 9998-12-31."),
-        ("since", "0001-01-01", "“From” must be a day from 2000-01-01 to 9998-12-31."),
+        ("since", "9999-12-31", "“From” must be a day from 2000-01-01 to 2999-12-31."),
+        ("until", "9999-12-31", "“To” must be a day from 2000-01-01 to 2999-12-31."),
+        ("until", "3000-01-01", "“To” must be a day from 2000-01-01 to 2999-12-31."),
+        ("since", "0001-01-01", "“From” must be a day from 2000-01-01 to 2999-12-31."),
         ("until", "10000-01-01", "“To” is not a date; write it as YYYY-MM-DD."),
         ("since", "9999-99-99", "“From” is not a date; write it as YYYY-MM-DD."),
     ],
@@ -686,7 +708,7 @@ def test_it_explains_an_out_of_range_date_beside_its_field_on_the_page_and_the_c
 
 def test_it_accepts_the_last_day_of_the_range(release: Release, login_as: LoginAs) -> None:
     response = login_as("qa").get(
-        audit_url(release), {"since": "2000-01-01", "until": "9998-12-31"}
+        audit_url(release), {"since": "2000-01-01", "until": "2999-12-31"}
     )
 
     assert response.context["form"].errors == {}

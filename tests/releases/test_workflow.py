@@ -2193,6 +2193,20 @@ def test_it_refuses_invisible_bidirectional_controls_in_what_people_type(
     assert fingerprint(release) == before
 
 
+@pytest.mark.parametrize("year", [1, 1999, 3000, 9999])
+def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
+    release: Release, users: dict[str, Any], year: int
+) -> None:
+    # What the admin's release form sends; the release form refuses it itself.
+    moment = timezone.now().replace(year=year, month=6, day=1)
+    before = fingerprint(release)
+
+    with pytest.raises(WorkflowError, match="Enter a year between 2000 and 2999"):
+        workflow.edit_release(release, fields={"window_start": moment}, by=users["admin"])
+
+    assert fingerprint(release) == before
+
+
 # --- the contacts editor -----------------------------------------------------------------
 
 
