@@ -340,6 +340,22 @@ def _share_url(request: HttpRequest, release: Release) -> str | None:
     return request.build_absolute_uri(reverse("releases:shared-status", args=[token]))
 
 
+def _create_share_link(request: HttpRequest, release: Release, form: ShareLinkForm) -> str | None:
+    """The new link's token, or None with the form saying why."""
+    if not form.is_valid():
+        return None
+    try:
+        return workflow.create_share_link(
+            release,
+            label=form.cleaned_data["label"],
+            hides_personal=form.cleaned_data["hides_personal"],
+            by=person(request),
+        )
+    except workflow.WorkflowError as error:
+        form.add_error(None, error.message)
+        return None
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def share_links(request: HttpRequest, version: str) -> HttpResponse:
@@ -362,13 +378,8 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
                 messages.error(request, _("That link is already revoked or does not exist."))
             return redirect(here)
         form = ShareLinkForm(request.POST)
-        if form.is_valid():
-            token = workflow.create_share_link(
-                release,
-                label=form.cleaned_data["label"],
-                hides_personal=form.cleaned_data["hides_personal"],
-                by=person(request),
-            )
+        token = _create_share_link(request, release, form)
+        if token is not None:
             messages.success(
                 request, _("Link “%(label)s” created.") % {"label": form.cleaned_data["label"]}
             )
