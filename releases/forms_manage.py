@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.translation import gettext_lazy as _
 
+from .forms import VisibleText
 from .models import (
     YEARS,
     ChecklistTemplate,
@@ -79,6 +80,7 @@ class ReleaseCreateForm(forms.Form):
     title = forms.CharField(
         label=_("Title"),
         max_length=Release._meta.get_field("title").max_length,
+        validators=[VisibleText(_("The title"))],
         error_messages={"required": _("Give the release a short title.")},
     )
     window_start = forms.DateTimeField(
@@ -98,6 +100,7 @@ class ReleaseCreateForm(forms.Form):
         required=False,
         assume_scheme="https",
         max_length=Release._meta.get_field("changelog_url").max_length,
+        validators=[VisibleText(_("The changelog link"))],
     )
     two_person_rule = forms.BooleanField(
         label=_("Two-person rule"),
@@ -152,9 +155,11 @@ class PhoneField(forms.CharField):
 
 
 class ContactForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200, validators=[VisibleText(_("The name"))])
     phone = PhoneField()
-    email = forms.EmailField(label=_("Email"), required=False)
+    email = forms.EmailField(
+        label=_("Email"), required=False, validators=[VisibleText(_("The email"))]
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -307,6 +312,7 @@ class ShareLinkForm(forms.Form):
     label = forms.CharField(
         label=_("Who is this link for?"),
         max_length=ShareLink._meta.get_field("label").max_length,
+        validators=[VisibleText(_("The link's label"))],
         help_text=_("For example “Support team” or “Customer X”, so you know what to revoke."),
         error_messages={"required": _("Say who the link is for.")},
     )

@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.forms import Form
 from django.http import (
     Http404,
     HttpRequest,
@@ -56,6 +57,12 @@ AUDIT_PAGE_SIZE = 50
 NEW_LINK_COOKIE = "share_link_once"
 NEW_LINK_MAX_AGE = 60
 
+
+def _refused_if(*forms: Form) -> int:
+    """422 when a form posted here was refused, as a workflow refusal is elsewhere."""
+    return 422 if any(form.is_bound and form.errors for form in forms) else 200
+
+
 # --- create ------------------------------------------------------------------------------
 
 
@@ -90,7 +97,7 @@ def release_create(request: HttpRequest) -> HttpResponse:
             )
             return redirect("releases:people", version=release.version)
     context = {"form": form, "has_templates": ChecklistTemplate.objects.exists()}
-    return render(request, "releases/release_form.html", context)
+    return render(request, "releases/release_form.html", context, status=_refused_if(form))
 
 
 # --- people and contacts -----------------------------------------------------------------
@@ -165,7 +172,8 @@ def people(request: HttpRequest, version: str) -> HttpResponse:
         "can_assign": may_manage(request),
         "can_edit_contacts": can_edit_contacts,
     }
-    return render(request, "releases/people.html", context)
+    refused = [assign_form, *contact_forms.values()]
+    return render(request, "releases/people.html", context, status=_refused_if(*refused))
 
 
 def _assign(request: HttpRequest, release: Release, form: AssignForm) -> bool:
@@ -407,7 +415,7 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
             for link in links
         ],
     }
-    response = render(request, "releases/share_links.html", context)
+    response = render(request, "releases/share_links.html", context, status=_refused_if(form))
     if new_url is not None:
         response.delete_cookie(NEW_LINK_COOKIE, path=here, samesite="Strict")
         # A page carrying a working link must not linger in a shared cache or history.

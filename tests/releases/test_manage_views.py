@@ -213,7 +213,7 @@ def test_it_rejects_a_malformed_version_and_keeps_what_was_typed(
         reverse("releases:create"), create_data(small_template, version="2.0", title="Kept")
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["form"].errors["version"] == [
         "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."
     ]
@@ -234,7 +234,7 @@ def test_it_rejects_a_version_with_digits_other_than_ascii(
         reverse("releases:create"), create_data(small_template, version=version)
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["form"].errors["version"] == [
         "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."
     ]
@@ -248,7 +248,7 @@ def test_it_rejects_a_duplicate_version_with_the_workflows_message(
         reverse("releases:create"), create_data(small_template, version="v1.2.3")
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     [message] = response.context["form"].errors["version"]
     assert "already exists" in message
     assert message in text_of(response)
@@ -288,6 +288,7 @@ def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
         reverse("releases:create"), create_data(small_template, **{field: value})
     )
 
+    assert response.status_code == 422
     assert response.context["form"].errors[field] == ["Enter a year between 2000 and 2999."]
     assert f'value="{value}"' in text_of(response)
     assert not Release.objects.exists()
@@ -379,7 +380,7 @@ def test_it_lets_staff_assign_someone_to_a_role(
 def test_it_explains_an_assignment_without_a_person(release: Release, login_as: LoginAs) -> None:
     response = login_as("admin").post(people_url(release), {"action": "assign", "role": Role.QA})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["assign_form"].errors["user"] == ["Choose who takes the role."]
 
 
@@ -540,7 +541,7 @@ def test_it_explains_a_bad_email_and_keeps_what_was_typed(
         ),
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     page = text_of(response)
     assert "Enter a valid email address." in page
     assert 'value="quinn-at-example"' in page
@@ -575,7 +576,7 @@ def test_it_explains_a_contact_nobody_could_reach(
         ),
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in text_of(response)
 
 
@@ -876,7 +877,7 @@ def test_it_creates_a_share_link_and_shows_it_only_once(
 def test_it_asks_who_a_share_link_is_for(release: Release, login_as: LoginAs) -> None:
     response = login_as("admin").post(share_url(release), {"action": "create", "label": ""})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Say who the link is for." in text_of(response)
     assert not ShareLink.objects.exists()
 
