@@ -8,6 +8,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from releases.markdown import bidi_controls
 
 # Arrays and inline tables one inside another. A checks file needs three at most
 # (`check = [{ item = ["…"] }]`); tomllib recurses once per level, so a deeper file is
@@ -178,3 +181,27 @@ def toml_problem(problems: Problems, message: str, last_line: int) -> None:
     at_end = _TOML_AT_END.match(message)
     what = at_end["what"] if at_end else message
     problems.refuse_file(max(last_line, 1), f"not valid TOML: {what[:1].lower()}{what[1:]}")
+
+
+def _controls_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return bidi_controls(value)
+    if isinstance(value, list):
+        return [found for each in value for found in _controls_in(each)]
+    if isinstance(value, dict):
+        return [found for pair in value.items() for found in _controls_in(list(pair))]
+    return []
+
+
+def hidden_text_problem(key: str, value: Any) -> str:
+    """What is wrong with a value whose text (a list's or a table's included) holds
+    invisible bidirectional control characters, which make it read on the page
+    differently from what it is, as a checklist may not (releases.markdown); "" when
+    it holds none."""
+    found = list(dict.fromkeys(_controls_in(value)))
+    if not found:
+        return ""
+    return (
+        f"{key} contains invisible bidirectional control characters ({', '.join(found)}), "
+        "which can make it read differently from what it is; remove them"
+    )
