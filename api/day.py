@@ -83,7 +83,7 @@ def _release_answer(release: Release, **said: Any) -> JsonResponse:
 
 
 def _run_link(data: dict[str, Any]) -> str:
-    url = (text_field(data, "url", URL_MAX, shown=False) or "").strip()
+    url = (text_field(data, "url", URL_MAX) or "").strip()
     if url:
         try:
             URLValidator(schemes=["http", "https"])(url)
@@ -224,7 +224,7 @@ def rollback_step(request: HttpRequest, version: str, number: str) -> JsonRespon
     if "done" in data and not isinstance(done, bool):
         raise ApiError(400, _("%(field)s must be true or false.") % {"field": "done"})
     note = text_field(data, "note", NOTE_MAX)
-    url = text_field(data, "url", URL_MAX, shown=False)
+    url = text_field(data, "url", URL_MAX)
     step = _step_numbered(release, number)
     with acting(token, request) as by:
         record = None

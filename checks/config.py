@@ -64,7 +64,15 @@ from .credentials import find_credential, is_app_variable, is_loopback
 from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType, option_problem
 from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
-from .toml_file import MAX_NESTING, Fault, Lines, Problems, toml_problem, too_deep
+from .toml_file import (
+    MAX_NESTING,
+    Fault,
+    Lines,
+    Problems,
+    hidden_text_problem,
+    toml_problem,
+    too_deep,
+)
 
 # Keys every check has besides its kind's options.
 COMMON_KEYS = ("name", "kind", "item")
@@ -526,7 +534,7 @@ def _parse_options(
                 key,
             )
             continue
-        problem = _type_problem(key, OPTION_TYPES[key], value)
+        problem = hidden_text_problem(key, value) or _type_problem(key, OPTION_TYPES[key], value)
         if problem:
             problems.add(
                 line, _("%(label)s: %(problem)s") % {"label": label, "problem": problem}, key

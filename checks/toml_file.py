@@ -8,8 +8,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils.translation import gettext as _
+
+from releases.markdown import bidi_controls
 
 # Arrays and inline tables one inside another. A checks file needs three at most
 # (`check = [{ item = ["…"] }]`); tomllib recurses once per level, so a deeper file is
@@ -185,3 +188,27 @@ def toml_problem(problems: Problems, message: str, last_line: int) -> None:
         max(last_line, 1),
         _("not valid TOML: %(error)s") % {"error": f"{what[:1].lower()}{what[1:]}"},
     )
+
+
+def _controls_in(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return bidi_controls(value)
+    if isinstance(value, list):
+        return [found for each in value for found in _controls_in(each)]
+    if isinstance(value, dict):
+        return [found for pair in value.items() for found in _controls_in(list(pair))]
+    return []
+
+
+def hidden_text_problem(key: str, value: Any) -> str:
+    """What is wrong with a value whose text (a list's or a table's included) holds
+    invisible bidirectional control characters, which make it read on the page
+    differently from what it is, as a checklist may not (releases.markdown); "" when
+    it holds none."""
+    found = list(dict.fromkeys(_controls_in(value)))
+    if not found:
+        return ""
+    return _(
+        "%(key)s contains invisible bidirectional control characters (%(found)s), "
+        "which can make it read differently from what it is; remove them"
+    ) % {"key": key, "found": ", ".join(found)}

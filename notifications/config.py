@@ -35,7 +35,15 @@ from django.utils.translation import gettext as _
 from checks.credentials import find_credential, is_app_variable, is_loopback
 from checks.export import toml_key, toml_value
 from checks.kinds.base import ENV_NAME
-from checks.toml_file import MAX_NESTING, Fault, Lines, Problems, toml_problem, too_deep
+from checks.toml_file import (
+    MAX_NESTING,
+    Fault,
+    Lines,
+    Problems,
+    hidden_text_problem,
+    toml_problem,
+    too_deep,
+)
 
 from .models import Channel, ChannelKind
 from .outbox import EVENT_TYPES
@@ -208,6 +216,12 @@ def _parse_channel(
                     "name an environment variable instead"
                 )
                 % {"key": key, "what": found.what},
+                key,
+            )
+        elif problem := hidden_text_problem(key, value):
+            problems.add(
+                lines.key(index, key),
+                _("this [[channel]]: %(problem)s") % {"problem": problem},
                 key,
             )
     if len(problems) > faults:

@@ -189,7 +189,7 @@ def perform(
     audience = audience_of(item)
     if audience.problem:
         raise workflow.WorkflowError(audience.problem)
-    message = message.strip()[:MESSAGE_MAX]
+    message = workflow.visible_text(message.strip()[:MESSAGE_MAX], _("The message"))
     action = audience.perform.action
     if action == performs.RETROSPECTIVE and meeting is None:
         raise workflow.WorkflowError(_("Choose when the retrospective is."))

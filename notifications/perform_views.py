@@ -27,6 +27,7 @@ from django.views.decorators.http import require_http_methods
 from releases import performs, policy, workflow
 from releases.access import client_ip, get_release_for_user, person
 from releases.actors import Person, who_on
+from releases.forms import VisibleText
 from releases.forms_window import TimeZoneField, WallClockField, exact, zone_choices
 from releases.models import ReleaseItem, Role
 
@@ -42,6 +43,7 @@ class PerformForm(forms.Form):
         label=gettext_lazy("Message"),
         max_length=MESSAGE_MAX,
         widget=forms.Textarea({"rows": 5}),
+        validators=[VisibleText(gettext_lazy("The message"))],
     )
 
 

@@ -9,12 +9,13 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import BaseInlineFormSet, ModelForm
+from django.forms import BaseInlineFormSet, CharField, ModelForm
 from django.http import HttpRequest
 
 from . import workflow
 from .access import person
 from .actors import Person
+from .forms import VisibleText
 from .models import (
     AuditEvent,
     ChecklistTemplate,
@@ -56,6 +57,17 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+class VisibleTextForm(ModelForm):  # type: ignore[type-arg]
+    """A template's rows are saved here directly, not through the workflow: their text is
+    refused with invisible bidirectional controls as an imported checklist's is."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for field in self.fields.values():
+            if isinstance(field, CharField):
+                field.validators = [*field.validators, VisibleText(field.label)]
+
+
 # Where a checklist entry stands and whose it is, first on a template's items and on a
 # release's alike.
 ENTRY_FIELDS = ("position", "phase", "section", "text", "owner_role")
@@ -63,22 +75,26 @@ ENTRY_FIELDS = ("position", "phase", "section", "text", "owner_role")
 
 class TemplateItemInline(admin.TabularInline):  # type: ignore[type-arg]
     model = TemplateItem
+    form = VisibleTextForm
     extra = 0
     fields = (*ENTRY_FIELDS, "required", "checks", "perform")
 
 
 class TemplateRollbackStepInline(admin.StackedInline):  # type: ignore[type-arg]
     model = TemplateRollbackStep
+    form = VisibleTextForm
     extra = 0
 
 
 class TemplateContactInline(admin.TabularInline):  # type: ignore[type-arg]
     model = TemplateContact
+    form = VisibleTextForm
     extra = 0
 
 
 @admin.register(ChecklistTemplate)
 class ChecklistTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = VisibleTextForm
     list_display = ("name", "title", "item_count", "updated_at")
     search_fields = ("name", "title")
     inlines = (TemplateItemInline, TemplateRollbackStepInline, TemplateContactInline)

@@ -18,6 +18,7 @@ from django.core.validators import MaxLengthValidator
 from django.utils.formats import number_format
 from django.utils.translation import gettext_lazy as _
 
+from . import workflow
 from .models import Role
 
 ITEM_ACTIONS = ("tick", "untick", "na", "blocked", "note", "evidence", "override")
@@ -52,6 +53,21 @@ class TextLimit(MaxLengthValidator):
                     "length": number_format(length, force_grouping=True),
                 },
             )
+
+
+class VisibleText:
+    """A field's validator refusing invisible bidirectional controls as the workflow
+    does (workflow.visible_text), so that the page says so beside the field: `what` is
+    how the message names it ("The title")."""
+
+    def __init__(self, what: Any) -> None:
+        self.what = what
+
+    def __call__(self, value: Any) -> None:
+        try:
+            workflow.visible_text(str(value), str(self.what))
+        except workflow.WorkflowError as error:
+            raise ValidationError(error.message, code="hidden") from None
 
 
 class TypedText(forms.CharField):

@@ -15,7 +15,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.utils.translation import gettext_lazy as _
 
-from .models import ChecklistTemplate, Release, Role, ShareLink, validate_version
+from .forms import VisibleText
+from .models import (
+    YEARS,
+    ChecklistTemplate,
+    Release,
+    Role,
+    ShareLink,
+    validate_version,
+    validate_year,
+)
 
 # What browsers send from <input type="datetime-local"> and expect back as its value.
 DATETIME_LOCAL_FORMAT = "%Y-%m-%dT%H:%M"
@@ -71,19 +80,27 @@ class ReleaseCreateForm(forms.Form):
     title = forms.CharField(
         label=_("Title"),
         max_length=Release._meta.get_field("title").max_length,
+        validators=[VisibleText(_("The title"))],
         error_messages={"required": _("Give the release a short title.")},
     )
     window_start = forms.DateTimeField(
-        label=_("Target window start"), required=False, widget=_datetime_local()
+        label=_("Target window start"),
+        required=False,
+        widget=_datetime_local(),
+        validators=[validate_year],
     )
     window_end = forms.DateTimeField(
-        label=_("Target window end"), required=False, widget=_datetime_local()
+        label=_("Target window end"),
+        required=False,
+        widget=_datetime_local(),
+        validators=[validate_year],
     )
     changelog_url = forms.URLField(
         label=_("Changelog link"),
         required=False,
         assume_scheme="https",
         max_length=Release._meta.get_field("changelog_url").max_length,
+        validators=[VisibleText(_("The changelog link"))],
     )
     two_person_rule = forms.BooleanField(
         label=_("Two-person rule"),
@@ -138,9 +155,11 @@ class PhoneField(forms.CharField):
 
 
 class ContactForm(forms.Form):
-    name = forms.CharField(label=_("Name"), max_length=200)
+    name = forms.CharField(label=_("Name"), max_length=200, validators=[VisibleText(_("The name"))])
     phone = PhoneField()
-    email = forms.EmailField(label=_("Email"), required=False)
+    email = forms.EmailField(
+        label=_("Email"), required=False, validators=[VisibleText(_("The email"))]
+    )
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -217,11 +236,12 @@ class RollbackPlanForm(BasedOnForm):
     )
 
 
-# The days an audit filter may name. Nothing was audited before 2000, and the bounds keep
-# the filter's arithmetic (the day after "to", a time zone's offset) inside Python's
-# years 1-9999: 9999-12-31 as "to" was an OverflowError, a 500, on the page and the CSV.
-AUDIT_FIRST_DAY = date(2000, 1, 1)
-AUDIT_LAST_DAY = date(9998, 12, 31)
+# The days an audit filter may name: the years of every other date people type. Nothing
+# was audited before 2000, and the bounds keep the filter's arithmetic (the day after
+# "to", a time zone's offset) inside Python's years 1-9999: 9999-12-31 as "to" was an
+# OverflowError, a 500, on the page and the CSV.
+AUDIT_FIRST_DAY = date(YEARS[0], 1, 1)
+AUDIT_LAST_DAY = date(YEARS[1], 12, 31)
 
 
 class AuditDateField(forms.DateField):
@@ -292,6 +312,7 @@ class ShareLinkForm(forms.Form):
     label = forms.CharField(
         label=_("Who is this link for?"),
         max_length=ShareLink._meta.get_field("label").max_length,
+        validators=[VisibleText(_("The link's label"))],
         help_text=_("For example “Support team” or “Customer X”, so you know what to revoke."),
         error_messages={"required": _("Say who the link is for.")},
     )

@@ -13,12 +13,12 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .forms_manage import DATETIME_LOCAL_FORMAT
+from .models import validate_year
 from .workflow import WorkflowError
 from .workflow.window import REASON_MAX, known_zones, zone_named
 
 # What browsers send, and what a person may type where the browser has no picker.
 ACCEPTED_FORMATS = (DATETIME_LOCAL_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
-YEARS = (2000, 2999)
 
 
 class WallClockField(forms.CharField):
@@ -35,13 +35,8 @@ class WallClockField(forms.CharField):
                 wall = datetime.strptime(text, shape)
             except ValueError:
                 continue
-            # Far enough from datetime's limits that no zone's offset carries it past them.
-            if not YEARS[0] <= wall.year <= YEARS[1]:
-                raise forms.ValidationError(
-                    _("Enter a year between %(first)d and %(last)d.")
-                    % {"first": YEARS[0], "last": YEARS[1]},
-                    code="invalid",
-                )
+            # Before the zone is given to it, which could carry it past datetime's limits.
+            validate_year(wall)
             return wall
         raise forms.ValidationError(
             _("Enter a date and time such as 2026-10-25 01:30."), code="invalid"

@@ -35,7 +35,7 @@ from django.views.decorators.http import require_http_methods
 from . import checklists, rendering, workflow
 from . import markdown as md
 from .access import person, require_manager
-from .forms import TextLimit
+from .forms import TextLimit, VisibleText
 from .models import ChecklistTemplate, Role, TemplateContact, TemplateRollbackStep
 
 
@@ -61,6 +61,7 @@ def _name_field(**kwargs: Any) -> forms.CharField:
     # TextLimit rather than max_length=, so that the counts read as the person reads them.
     field.max_length = NAME_MAX_LENGTH
     field.validators.append(TextLimit(NAME_MAX_LENGTH))
+    field.validators.append(VisibleText(gettext_lazy("The template name")))
     field.widget.attrs["maxlength"] = str(NAME_MAX_LENGTH)
     return field
 

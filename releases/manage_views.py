@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.forms import Form
 from django.http import (
     Http404,
     HttpRequest,
@@ -56,6 +57,12 @@ AUDIT_PAGE_SIZE = 50
 NEW_LINK_COOKIE = "share_link_once"
 NEW_LINK_MAX_AGE = 60
 
+
+def _refused_if(*forms: Form) -> int:
+    """422 when a form posted here was refused, as a workflow refusal is elsewhere."""
+    return 422 if any(form.is_bound and form.errors for form in forms) else 200
+
+
 # --- create ------------------------------------------------------------------------------
 
 
@@ -90,7 +97,7 @@ def release_create(request: HttpRequest) -> HttpResponse:
             )
             return redirect("releases:people", version=release.version)
     context = {"form": form, "has_templates": ChecklistTemplate.objects.exists()}
-    return render(request, "releases/release_form.html", context)
+    return render(request, "releases/release_form.html", context, status=_refused_if(form))
 
 
 # --- people and contacts -----------------------------------------------------------------
@@ -165,7 +172,8 @@ def people(request: HttpRequest, version: str) -> HttpResponse:
         "can_assign": may_manage(request),
         "can_edit_contacts": can_edit_contacts,
     }
-    return render(request, "releases/people.html", context)
+    refused = [assign_form, *contact_forms.values()]
+    return render(request, "releases/people.html", context, status=_refused_if(*refused))
 
 
 def _assign(request: HttpRequest, release: Release, form: AssignForm) -> bool:
@@ -197,12 +205,13 @@ def _unassign(request: HttpRequest, release: Release, form: UnassignForm) -> Non
         messages.error(request, _("That person could not be removed; reload and try again."))
         return
     role, user = form.cleaned_data["role"], form.cleaned_data["user"]
-    workflow.unassign(release, role=role, user=user, by=person(request))
-    messages.success(
-        request,
-        _("%(user)s no longer holds the role %(role)s.")
-        % {"user": user.get_username(), "role": Role(role).label},
-    )
+    said = {"user": user.get_username(), "role": Role(role).label}
+    if workflow.unassign(release, role=role, user=user, by=person(request)):
+        messages.success(request, _("%(user)s no longer holds the role %(role)s.") % said)
+    else:
+        messages.error(
+            request, _("%(user)s does not hold the role %(role)s: nothing changed.") % said
+        )
 
 
 def _update_contact(request: HttpRequest, contact: EmergencyContact, form: ContactForm) -> bool:
@@ -339,6 +348,22 @@ def _share_url(request: HttpRequest, release: Release) -> str | None:
     return request.build_absolute_uri(reverse("releases:shared-status", args=[token]))
 
 
+def _create_share_link(request: HttpRequest, release: Release, form: ShareLinkForm) -> str | None:
+    """The new link's token, or None with the form saying why."""
+    if not form.is_valid():
+        return None
+    try:
+        return workflow.create_share_link(
+            release,
+            label=form.cleaned_data["label"],
+            hides_personal=form.cleaned_data["hides_personal"],
+            by=person(request),
+        )
+    except workflow.WorkflowError as error:
+        form.add_error(None, error.message)
+        return None
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def share_links(request: HttpRequest, version: str) -> HttpResponse:
@@ -361,13 +386,8 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
                 messages.error(request, _("That link is already revoked or does not exist."))
             return redirect(here)
         form = ShareLinkForm(request.POST)
-        if form.is_valid():
-            token = workflow.create_share_link(
-                release,
-                label=form.cleaned_data["label"],
-                hides_personal=form.cleaned_data["hides_personal"],
-                by=person(request),
-            )
+        token = _create_share_link(request, release, form)
+        if token is not None:
             messages.success(
                 request, _("Link “%(label)s” created.") % {"label": form.cleaned_data["label"]}
             )
@@ -395,7 +415,7 @@ def share_links(request: HttpRequest, version: str) -> HttpResponse:
             for link in links
         ],
     }
-    response = render(request, "releases/share_links.html", context)
+    response = render(request, "releases/share_links.html", context, status=_refused_if(form))
     if new_url is not None:
         response.delete_cookie(NEW_LINK_COOKIE, path=here, samesite="Strict")
         # A page carrying a working link must not linger in a shared cache or history.

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,22 @@ validate_version = RegexValidator(
     VERSION_PATTERN,
     _("Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."),
 )
+# The years a date or time people type may name: wide enough for any release, and far
+# enough from datetime's own limits (years 1-9999) that no zone's offset, nor a day added
+# to a range's end, carries one past them.
+YEARS = (2000, 2999)
+
+
+def validate_year(moment: date) -> None:
+    """Refuses a date or time outside YEARS: year 0001 would pass for a real time."""
+    if not YEARS[0] <= moment.year <= YEARS[1]:
+        raise ValidationError(
+            _("Enter a year between %(first)d and %(last)d."),
+            code="year",
+            params={"first": YEARS[0], "last": YEARS[1]},
+        )
+
+
 # Placeholders such as the seed's "[Nombre]" mean nobody has filled the contact in yet.
 PLACEHOLDER = re.compile(r"^\s*\[[^\]]*\]\s*$")
 
@@ -333,8 +349,12 @@ class Release(ChecklistOutline):
     status = models.CharField(
         _("status"), max_length=20, choices=ReleaseStatus.choices, default=ReleaseStatus.PLANNED
     )
-    window_start = models.DateTimeField(_("target window start"), null=True, blank=True)
-    window_end = models.DateTimeField(_("target window end"), null=True, blank=True)
+    window_start = models.DateTimeField(
+        _("target window start"), null=True, blank=True, validators=[validate_year]
+    )
+    window_end = models.DateTimeField(
+        _("target window end"), null=True, blank=True, validators=[validate_year]
+    )
     changelog_url = models.URLField(_("changelog link"), blank=True)
     template = models.ForeignKey(
         ChecklistTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="releases"

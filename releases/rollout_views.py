@@ -29,7 +29,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from . import workflow
 from .access import get_release_for_user, person
 from .forms import MESSAGES, NamedErrorsForm, _choice, _text
-from .models import DeployResult, Release, ReleaseStatus, RollbackSeverity
+from .models import DeployResult, Release, ReleaseStatus, RollbackSeverity, validate_year
 from .views import HtmxHttpRequest, _act, _refused
 
 
@@ -49,9 +49,11 @@ class DeclareForm(ReasonForm):
         label=gettext_lazy("When it was detected"),
         required=False,
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
+        validators=[validate_year],
         error_messages={
             **MESSAGES,
             "invalid": gettext_lazy("%(field)s is not a date and time such as 2026-12-07 01:30."),
+            "year": gettext_lazy("%(field)s must be in a year between %(first)d and %(last)d."),
         },
     )
 

@@ -78,6 +78,8 @@ VALUES: dict[str, str] = {
     "huge": str(10**30),
     "negative": "-1",
     "full-width": "１２",
+    # Refused by the workflow as well as by forms: a refusal, never a 500.
+    "bidi": "a\u202eb",
     "date-9999-99-99": "9999-99-99",
     "date-10000-01-01": "10000-01-01",
     "date-0001-01-01": "0001-01-01",

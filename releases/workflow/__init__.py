@@ -20,6 +20,7 @@ from .change import (
     as_actor,
     holding,
     managing,
+    visible_text,
     write_with_every_change,
 )
 from .imports import create_release, import_default_template, import_template
@@ -160,6 +161,7 @@ __all__ = [
     "unassign",
     "untick",
     "update_contact",
+    "visible_text",
     "withdraw_sign_off",
     "write_with_every_change",
 ]

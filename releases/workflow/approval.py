@@ -23,7 +23,7 @@ from ..models import (
     blocking_reasons,
     gate_overrides,
 )
-from .change import By, WorkflowError, _Change, _changing, _in_english, as_actor
+from .change import By, WorkflowError, _Change, _changing, _in_english, as_actor, visible_text
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -74,9 +74,9 @@ def _require_product_owner(change: _Change, refusal: str) -> None:
 def approve(release: Release, *, by: By, ip: str | None = None, reason: str = "") -> GoLiveApproval:
     """`reason`: what the product owner said when confirming, kept in the audit trail."""
     actor = as_actor(by, ip)
-    reason = reason.strip()
     with _changing(release.pk, actor) as change:
         _require_product_owner(change, _("Only the Product Owner approves go-live."))
+        reason = visible_text(reason.strip(), _("The reason"))
         assert isinstance(actor, Person)  # the policy lets only people approve
         obstacles = approval_obstacles(change.on, actor.user)
         if obstacles:
@@ -130,9 +130,9 @@ def _revoke(
 
 def revoke_approval(release: Release, *, by: By, reason: str, ip: str | None = None) -> None:
     actor = as_actor(by, ip)
-    reason = reason.strip()
     with _changing(release.pk, actor) as change:
         _require_product_owner(change, _("Only the Product Owner revokes go-live approval."))
+        reason = visible_text(reason.strip(), _("The reason"))
         if not reason:
             raise WorkflowError(_("Say why go-live approval is revoked."))
         approval = change.on.active_approval()
@@ -148,7 +148,6 @@ def set_status(
     A rollback is not a status move: workflow.rollback declares it, with its reason and
     severity, and a release leaves Rolled back only once that rollback is closed."""
     actor = as_actor(by, ip)
-    reason = reason.strip()
     if status not in ReleaseStatus.values:
         raise WorkflowError(_("Unknown status %(status)s.") % {"status": status})
     with _changing(release.pk, actor) as change:
@@ -156,6 +155,7 @@ def set_status(
             policy.may_set_status(who_on(actor, change.on), status=status),
             _("Only staff can do this."),
         )
+        reason = visible_text(reason.strip(), _("The reason"))
         current = change.on.status
         if status == current:
             return change.on

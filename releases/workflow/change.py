@@ -192,7 +192,7 @@ def _require_manager(actor: Actor, release: Release | None = None) -> None:
         raise PermissionDenied(_("Only staff can do this."))
 
 
-def _visible_text(text: str, what: str) -> str:
+def visible_text(text: str, what: str) -> str:
     """Text people type, refused when it holds invisible bidirectional controls, which
     can make it read on the page differently from what it is."""
     hidden = md.bidi_controls(text)
@@ -215,6 +215,8 @@ def _validate_evidence(url: str) -> str:
         raise WorkflowError(
             _("The evidence link is longer than %(limit)d characters.") % {"limit": limit}
         )
+    # A link shows its text: "run/\u202e1gpj.exe" would read as "run/exe.jpg1".
+    visible_text(url, _("The evidence link"))
     if url:
         try:
             URLValidator(schemes=["http", "https"])(url)

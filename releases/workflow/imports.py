@@ -17,7 +17,7 @@ from ..models import (
     ChecklistTemplate,
     Release,
 )
-from .change import By, WorkflowError, _changing, _require_manager, as_actor
+from .change import By, WorkflowError, _changing, _require_manager, as_actor, visible_text
 
 
 def import_template(
@@ -27,6 +27,8 @@ def import_template(
     their own copies."""
     actor = as_actor(by, ip)
     _require_manager(actor)
+    # The file's own text is refused at its line by the reader; the name is typed apart.
+    visible_text(name, _("The template name"))
     with _changing(None, actor) as change:
         template, created = checklists.save_template(doc, name)
         change.audit(
@@ -61,11 +63,11 @@ def create_release(
     _require_manager(actor)
     release = Release(
         version=version.strip(),
-        title=title.strip(),
+        title=visible_text(title.strip(), _("The title")),
         template=template,
         window_start=window_start,
         window_end=window_end,
-        changelog_url=changelog_url.strip(),
+        changelog_url=visible_text(changelog_url.strip(), _("The changelog link")),
         two_person_rule=two_person_rule,
     )
     try:

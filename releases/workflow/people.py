@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, models
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -36,8 +37,8 @@ from .change import (
     WorkflowError,
     _changing,
     _require_manager,
-    _visible_text,
     as_actor,
+    visible_text,
 )
 
 if TYPE_CHECKING:
@@ -96,7 +97,9 @@ def reassign(
         return locked
 
 
-def unassign(release: Release, *, role: str, user: User, by: By, ip: str | None = None) -> None:
+def unassign(release: Release, *, role: str, user: User, by: By, ip: str | None = None) -> bool:
+    """Whether this call removed the person from the role (False when they did not hold
+    it, or no longer did: nothing changes, and nothing is audited)."""
     actor = as_actor(by, ip)
     _require_manager(actor, release)
     with _changing(release.pk, actor) as change:
@@ -110,6 +113,7 @@ def unassign(release: Release, *, role: str, user: User, by: By, ip: str | None 
                 _holding(user, role),
                 {},
             )
+    return bool(deleted)
 
 
 def update_contact(
@@ -140,9 +144,8 @@ def edit_contact(
         )
         locked = EmergencyContact.objects.get(pk=contact.pk, release=change.on)
         before = _contact_values(locked)
-        for name, value in fields.items():
-            if name in CONTACT_FIELDS:
-                setattr(locked, name, value)
+        for name, value in _shown_fields(EmergencyContact, fields, CONTACT_FIELDS).items():
+            setattr(locked, name, value)
         if locked.phone or locked.email:
             # A placeholder cell stops counting once a real way to reach them is there.
             locked.other = "" if "other" not in fields else locked.other
@@ -173,7 +176,7 @@ def add_contact(
             policy.may_edit_contacts(who_on(actor, change.on)), _("Only staff can do this.")
         )
         contact = EmergencyContact(
-            release=change.on, **{k: v for k, v in fields.items() if k in CONTACT_FIELDS}
+            release=change.on, **_shown_fields(EmergencyContact, fields, CONTACT_FIELDS)
         )
         try:
             contact.full_clean()
@@ -182,6 +185,24 @@ def add_contact(
         contact.save()
         change.audit(AuditAction.CONTACT_ADDED, contact.role, {}, _contact_values(contact))
         return contact
+
+
+def _shown_fields(
+    model: type[models.Model], fields: Mapping[str, Any], known: Sequence[str]
+) -> dict[str, Any]:
+    """The `known` ones of `fields`, whose text is refused with invisible bidirectional
+    controls, as the rest of what people type is; named as the model names them."""
+    return {
+        name: visible_text(value, _column_name(model, name)) if isinstance(value, str) else value
+        for name, value in fields.items()
+        if name in known
+    }
+
+
+def _column_name(model: type[models.Model], name: str) -> str:
+    column = model._meta.get_field(name)
+    assert isinstance(column, models.Field)  # the fields people type in are columns
+    return str(capfirst(column.verbose_name))
 
 
 def remove_contact(contact: EmergencyContact, *, by: By, ip: str | None = None) -> None:
@@ -308,7 +329,7 @@ def _contact_from_row(
     fields = {"role": row.role, "name": row.name, "phone": row.phone, "email": row.email}
     for name, value in fields.items():
         setattr(
-            contact, name, _visible_text(value.strip(), _("Row %(number)d") % {"number": number})
+            contact, name, visible_text(value.strip(), _("Row %(number)d") % {"number": number})
         )
     if contact.phone or contact.email:
         contact.other = ""
@@ -356,8 +377,12 @@ def edit_release(
             _require_manager(actor, change.on)
             locked = change.on
             before = {name: getattr(locked, name) for name in fields}
-            for name, value in fields.items():
-                setattr(locked, name, value.strip() if isinstance(value, str) else value)
+            stripped = {
+                name: value.strip() if isinstance(value, str) else value
+                for name, value in fields.items()
+            }
+            for name, value in _shown_fields(Release, stripped, RELEASE_FIELDS).items():
+                setattr(locked, name, value)
             after = {name: getattr(locked, name) for name in fields}
             changed = [name for name in fields if before[name] != after[name]]
             if not changed:
@@ -414,6 +439,7 @@ def create_share_link(
     only."""
     actor = as_actor(by, ip)
     _require_manager(actor, release)
+    label = visible_text(label, _("The link's label"))
     token = secrets.token_urlsafe(32)
     with _changing(release.pk, actor, shown=False) as change:
         ShareLink.objects.create(

@@ -51,8 +51,8 @@ from .change import (
     _changing,
     _in_english,
     _validate_evidence,
-    _visible_text,
     as_actor,
+    visible_text,
 )
 
 REASON_MAX = 2000
@@ -71,7 +71,7 @@ def latest_rollback(release: Release) -> Rollback | None:
 
 
 def _reason(text: str, what: str, missing: str) -> str:
-    text = _visible_text(text.strip(), what)
+    text = visible_text(text.strip(), what)
     if not text:
         raise WorkflowError(missing)
     if len(text) > REASON_MAX:
@@ -339,7 +339,7 @@ def annotate_rollback_step(
         record = _step_record(change, step)
         fields: dict[str, str] = {}
         if note is not None:
-            note = _visible_text(note.strip(), _("The note"))
+            note = visible_text(note.strip(), _("The note"))
             if len(note) > NOTE_MAX:
                 raise WorkflowError(
                     _("%(what)s is longer than %(limit)d characters.")

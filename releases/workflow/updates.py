@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from .. import policy
 from ..actors import Person, who_on
 from ..models import AuditAction, IncidentState, IncidentUpdate, Release, Role
-from .change import By, WorkflowError, _changing, _visible_text, as_actor
+from .change import By, WorkflowError, _changing, as_actor, visible_text
 
 
 def post_update(
@@ -63,7 +63,7 @@ def checked_message(message: str) -> str:
                 "length": number_format(len(message), force_grouping=True),
             }
         )
-    return _visible_text(message, _("The message"))
+    return visible_text(message, _("The message"))
 
 
 def _speaking_as(roles: frozenset[str]) -> str:

@@ -241,15 +241,20 @@ def test_it_refuses_a_malformed_deploy_report_and_writes_nothing(
     assert day_fingerprint(approved) == before
 
 
-def test_it_refuses_hidden_bidirectional_controls_in_a_reason(
-    approved: Release, ci: Client
+@pytest.mark.parametrize(
+    "said", [{"reason": "ok\u202e"}, {"url": "https://ci.example/run/\u202e1gpj.exe"}]
+)
+def test_it_refuses_hidden_bidirectional_controls_in_a_reason_or_a_link(
+    approved: Release, ci: Client, said: dict[str, str]
 ) -> None:
     token = make_token(approved, Role.DEVOPS)
     before = day_fingerprint(approved)
 
-    response = send(ci, url("deploy", approved), token, {"state": "started", "reason": "ok\u202e"})
+    response = send(ci, url("deploy", approved), token, {"state": "started", **said})
 
     assert response.status_code == 400
+    [field] = said
+    assert response.json()["error"].startswith(f"{field} contains invisible bidirectional")
     assert "U+202E" in response.json()["error"]
     assert day_fingerprint(approved) == before
 
@@ -571,6 +576,12 @@ def test_it_answers_404_for_a_step_the_plan_does_not_have(
         ({"note": "x" * 5001}, 400, "note is longer than 5000 characters."),
         ({"note": "a\x00b"}, 400, "note must not contain NUL or unpaired surrogate characters."),
         ({"url": "javascript:alert(1)"}, 422, "The evidence link must be an http(s) URL."),
+        (
+            {"url": "https://ci.example/run/\u202e1gpj.exe"},
+            400,
+            "url contains invisible bidirectional control characters (U+202E), which can "
+            "make it read differently from what it is; remove them.",
+        ),
     ],
 )
 def test_it_refuses_a_malformed_step_report_and_writes_nothing(

@@ -511,15 +511,20 @@ def test_it_answers_an_oversized_body_with_a_json_413(
     assert fingerprint(release) == before
 
 
+@pytest.mark.parametrize(
+    "said", [{"detail": "all\u202e green"}, {"url": "https://ci.example/run/\u202e1gpj.exe"}]
+)
 def test_it_refuses_invisible_bidirectional_controls_as_peoples_reasons_are(
-    release: Release, ci: Client
+    release: Release, ci: Client, said: dict[str, str]
 ) -> None:
     token = make_token(release, Role.QA)
     before = fingerprint(release)
-    body = {"item": QA_ITEM, "outcome": "fail", "detail": "all\u202e green"}
+    body = {"item": QA_ITEM, "outcome": "fail", **said}
 
     response = report(ci, release, token, body)
 
     assert response.status_code == 400
+    [field] = said
+    assert response.json()["error"].startswith(f"{field} contains invisible bidirectional")
     assert "U+202E" in response.json()["error"]
     assert fingerprint(release) == before

@@ -375,6 +375,19 @@ FAULTS = [
         id="kind-condition",
     ),
     pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com/\u202eexe.gpj"\n',
+        "4: check “h”: url contains invisible bidirectional control characters (U+202E), which "
+        "can make it read differently from what it is; remove them",
+        id="url-bidi",
+    ),
+    pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com"\n'
+        'conditions = ["[STATUS] == 200", "[BODY] == \u2066ok\u2069"]\n',
+        "5: check “h”: conditions contains invisible bidirectional control characters "
+        "(U+2066, U+2069)",
+        id="text-list-bidi",
+    ),
+    pytest.param(
         TLS_HEAD + 'host = "a.example.com"\nitem = 3\n',
         "5: check “tls”: item must be an item's text or a list of them",
         id="item-type",

@@ -140,6 +140,15 @@ def test_it_reads_both_kinds(tmp_path: Path) -> None:
             '6: channel “ops”: events must be a list of event types, or ["*"] for all',
         ),
         ({"releases": ""}, '6: channel “ops”: releases must be a version glob such as "v2.*"'),
+        (
+            {"url": "https://hooks.example.com/\u202eexe"},
+            "4: this [[channel]]: url contains invisible bidirectional control characters "
+            "(U+202E), which can make it read differently from what it is; remove them",
+        ),
+        (
+            {"releases": "v2.\u2067*"},
+            "6: this [[channel]]: releases contains invisible bidirectional control characters",
+        ),
     ],
 )
 def test_it_refuses_with_the_line_and_the_reason(

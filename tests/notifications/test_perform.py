@@ -130,6 +130,24 @@ def test_the_board_offers_perform_to_the_owner_and_not_to_another_lead(
     assert link not in login(users["qa"]).get(f"/releases/{release.version}/").content.decode()
 
 
+def test_a_message_with_invisible_bidirectional_controls_is_refused_and_kept(
+    release: Release, users: dict[str, Any]
+) -> None:
+    entry = linked(release, "announce:people")
+
+    answer = login(users["devops"]).post(page(release, entry), {"message": "Down \u202e01:00"})
+
+    assert answer.status_code == 422
+    text = answer.content.decode()
+    assert "The message contains invisible bidirectional control characters (U+202E)" in text
+    assert "Down \u202e01:00</textarea>" in text
+    assert not Event.objects.filter(type="announcement").exists()
+    with pytest.raises(workflow.WorkflowError, match="U\\+202E"):
+        perform(entry, by=users["devops"], message="Down \u202e01:00")
+    entry.refresh_from_db()
+    assert entry.performed == {}
+
+
 # --- E-mail to the release's people -------------------------------------------------------
 
 

@@ -111,6 +111,56 @@ def test_it_refuses_a_duplicate_version_in_the_admin_without_saving(
     assert response.context["adminform"].form.errors["version"]
 
 
+def test_it_refuses_a_title_with_invisible_bidirectional_controls_without_saving(
+    admin_client: Client, release: Release
+) -> None:
+    page = admin_client.get(change_url(release))
+    events = AuditEvent.objects.count()
+
+    response = admin_client.post(
+        change_url(release), {**form_data(page), "title": "Sum\u202emer"}, follow=True
+    )
+
+    release.refresh_from_db()
+    assert release.title == "Spring"
+    assert AuditEvent.objects.count() == events
+    assert "U+202E" in response.content.decode()
+
+
+@pytest.mark.parametrize("day", ["0001-01-01", "1999-12-31", "3000-01-01", "9999-12-31"])
+def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
+    admin_client: Client, release: Release, day: str
+) -> None:
+    page = admin_client.get(change_url(release))
+    events = AuditEvent.objects.count()
+    data = {**form_data(page), "window_start_0": day, "window_start_1": "00:00:00"}
+
+    response = admin_client.post(change_url(release), data, headers={"accept-language": "en"})
+
+    assert response.context["adminform"].form.errors["window_start"] == [
+        "Enter a year between 2000 and 2999."
+    ]
+    release.refresh_from_db()
+    assert release.window_start is None
+    assert AuditEvent.objects.count() == events
+
+
+def test_it_refuses_template_text_with_invisible_bidirectional_controls(
+    admin_client: Client, release: Release
+) -> None:
+    template = release.template
+    assert template is not None
+    url = reverse("admin:releases_checklisttemplate_change", args=[template.pk])
+    data = form_data(admin_client.get(url))
+    [text_key] = [key for key, value in data.items() if value == "Unit tests pass"]
+
+    response = admin_client.post(url, {**data, text_key: "Unit tests \u202essap"})
+
+    assert response.status_code == 200
+    assert "U+202E" in response.content.decode()
+    assert template.items.filter(text="Unit tests pass").exists()
+
+
 def test_it_audits_a_person_removed_through_the_release_inline(
     admin_client: Client, release: Release
 ) -> None:

@@ -177,6 +177,11 @@ def test_it_lets_the_person_rename_the_template_on_the_preview(staff: Client) ->
         ("n" * 201, "The template name is longer than 200 characters (it has 201)."),
         ("n" * 5000, "The template name is longer than 200 characters (it has 5,000)."),
         ("   ", "Give the template a name."),
+        (
+            "Ship\u202e",
+            "The template name contains invisible bidirectional control characters (U+202E), "
+            "which can make it read differently from what it is; remove them.",
+        ),
     ],
 )
 def test_it_explains_a_bad_name_beside_the_field_and_keeps_the_preview(

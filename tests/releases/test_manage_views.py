@@ -213,7 +213,7 @@ def test_it_rejects_a_malformed_version_and_keeps_what_was_typed(
         reverse("releases:create"), create_data(small_template, version="2.0", title="Kept")
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["form"].errors["version"] == [
         "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."
     ]
@@ -234,7 +234,7 @@ def test_it_rejects_a_version_with_digits_other_than_ascii(
         reverse("releases:create"), create_data(small_template, version=version)
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["form"].errors["version"] == [
         "Use a version like v1.2.3 (optionally with a pre-release such as v1.2.3-rc.1)."
     ]
@@ -248,7 +248,7 @@ def test_it_rejects_a_duplicate_version_with_the_workflows_message(
         reverse("releases:create"), create_data(small_template, version="v1.2.3")
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     [message] = response.context["form"].errors["version"]
     assert "already exists" in message
     assert message in text_of(response)
@@ -269,6 +269,28 @@ def test_it_rejects_a_window_that_ends_before_it_starts(
     page = text_of(response)
     assert 'value="2030-06-02T10:00"' in page
     assert 'value="2030-06-01T10:00"' in page
+    assert not Release.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("window_start", "0001-01-01T00:00"),
+        ("window_start", "1999-12-31T23:59"),
+        ("window_end", "3000-01-01T00:00"),
+        ("window_end", "9999-12-31T23:59"),
+    ],
+)
+def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
+    small_template: ChecklistTemplate, login_as: LoginAs, field: str, value: str
+) -> None:
+    response = login_as("admin").post(
+        reverse("releases:create"), create_data(small_template, **{field: value})
+    )
+
+    assert response.status_code == 422
+    assert response.context["form"].errors[field] == ["Enter a year between 2000 and 2999."]
+    assert f'value="{value}"' in text_of(response)
     assert not Release.objects.exists()
 
 
@@ -358,7 +380,7 @@ def test_it_lets_staff_assign_someone_to_a_role(
 def test_it_explains_an_assignment_without_a_person(release: Release, login_as: LoginAs) -> None:
     response = login_as("admin").post(people_url(release), {"action": "assign", "role": Role.QA})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["assign_form"].errors["user"] == ["Choose who takes the role."]
 
 
@@ -394,6 +416,30 @@ def test_it_lets_staff_remove_someone_from_a_role(
     assert response.status_code == 302
     assert not Stakeholder.objects.filter(release=release, role=Role.QA).exists()
     assert release.audit_events.filter(action="stakeholder.unassigned").count() == 1
+
+
+def test_it_says_so_when_the_person_removed_does_not_hold_the_role(
+    small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs
+) -> None:
+    nobody_yet = workflow.create_release(
+        small_template, version="v3.0.0", title="Autumn", by=users["admin"]
+    )
+    nobody_yet.refresh_from_db()
+    revision, events = nobody_yet.revision, AuditEvent.objects.count()
+
+    response = login_as("admin").post(
+        people_url(nobody_yet),
+        {"action": "unassign", "role": Role.QA, "user": users["devops"].pk},
+        follow=True,
+    )
+
+    page = text_of(response)
+    assert "devops does not hold the role QA Lead: nothing changed." in page
+    assert "no longer holds" not in page
+    nobody_yet.refresh_from_db()
+    assert nobody_yet.revision == revision
+    assert AuditEvent.objects.count() == events
+    assert not nobody_yet.stakeholders.exists()
 
 
 @pytest.mark.parametrize("action", ["assign", "unassign"])
@@ -495,7 +541,7 @@ def test_it_explains_a_bad_email_and_keeps_what_was_typed(
         ),
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     page = text_of(response)
     assert "Enter a valid email address." in page
     assert 'value="quinn-at-example"' in page
@@ -530,7 +576,7 @@ def test_it_explains_a_contact_nobody_could_reach(
         ),
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in text_of(response)
 
 
@@ -636,9 +682,10 @@ def test_it_explains_a_date_range_that_ends_before_it_starts(
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("since", "9999-12-31", "“From” must be a day from 2000-01-01 to 9998-12-31."),
-        ("until", "9999-12-31", "“To” must be a day from 2000-01-01 to 9998-12-31."),
-        ("since", "0001-01-01", "“From” must be a day from 2000-01-01 to 9998-12-31."),
+        ("since", "9999-12-31", "“From” must be a day from 2000-01-01 to 2999-12-31."),
+        ("until", "9999-12-31", "“To” must be a day from 2000-01-01 to 2999-12-31."),
+        ("until", "3000-01-01", "“To” must be a day from 2000-01-01 to 2999-12-31."),
+        ("since", "0001-01-01", "“From” must be a day from 2000-01-01 to 2999-12-31."),
         ("until", "10000-01-01", "“To” is not a date; write it as YYYY-MM-DD."),
         ("since", "9999-99-99", "“From” is not a date; write it as YYYY-MM-DD."),
     ],
@@ -662,7 +709,7 @@ def test_it_explains_an_out_of_range_date_beside_its_field_on_the_page_and_the_c
 
 def test_it_accepts_the_last_day_of_the_range(release: Release, login_as: LoginAs) -> None:
     response = login_as("qa").get(
-        audit_url(release), {"since": "2000-01-01", "until": "9998-12-31"}
+        audit_url(release), {"since": "2000-01-01", "until": "2999-12-31"}
     )
 
     assert response.context["form"].errors == {}
@@ -830,7 +877,7 @@ def test_it_creates_a_share_link_and_shows_it_only_once(
 def test_it_asks_who_a_share_link_is_for(release: Release, login_as: LoginAs) -> None:
     response = login_as("admin").post(share_url(release), {"action": "create", "label": ""})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Say who the link is for." in text_of(response)
     assert not ShareLink.objects.exists()
 

@@ -506,6 +506,24 @@ def test_it_asks_before_declaring_and_declares_on_the_post(
     assert deployed.rollbacks.get().detected_at is not None
 
 
+@pytest.mark.parametrize("detected", ["0001-01-01 00:00", "1999-12-31T23:59"])
+def test_it_refuses_a_detection_time_outside_the_years_every_date_keeps_to(
+    deployed: Release, users: dict[str, Any], detected: str
+) -> None:
+    response = client_for(users, "devops").post(
+        confirm_url(deployed, "rollback"),
+        {"reason": "broken", "severity": "minor", "detected_at": detected},
+    )
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "When it was detected must be in a year between 2000 and 2999." in html
+    assert "broken</textarea>" in html
+    deployed.refresh_from_db()
+    assert deployed.status == ReleaseStatus.DEPLOYED
+    assert not deployed.rollbacks.exists()
+
+
 def test_it_keeps_what_was_typed_when_a_confirmation_is_refused(
     deployed: Release, users: dict[str, Any]
 ) -> None:

@@ -1882,9 +1882,11 @@ def test_it_records_nothing_for_an_existing_assignment(
     before = fingerprint(release)
 
     workflow.assign(release, role="qa", user=users["qa"], by=users["admin"])
-    workflow.unassign(release, role="qa", user=users["outsider"], by=users["admin"])
+    removed = workflow.unassign(release, role="qa", user=users["outsider"], by=users["admin"])
 
+    assert removed is False
     assert fingerprint(release) == before
+    assert workflow.unassign(release, role="qa", user=users["qa"], by=users["admin"]) is True
 
 
 # --- status transitions ------------------------------------------------------------------------
@@ -2189,6 +2191,84 @@ def test_it_refuses_invisible_bidirectional_controls_in_what_people_type(
         change(item(release, QA_ITEM), users)
 
     assert fingerprint(release) == before
+
+
+def _dana(release: Release) -> EmergencyContact:
+    return release.contacts.get()
+
+
+# What the admin, the pages and the commands call with text people typed: each is refused
+# in the workflow itself, whatever page or command calls it.
+TYPED_ELSEWHERE: dict[str, Callable[[Release, dict[str, Any]], Any]] = {
+    "approval reason": lambda r, u: workflow.approve(r, by=u["po"], reason="ok\u202e"),
+    "status move reason": lambda r, u: workflow.set_status(
+        r, status="cancelled", by=u["admin"], reason="stop\u2067"
+    ),
+    "release title": lambda r, u: workflow.edit_release(
+        r, fields={"title": "Sum\u202emer"}, by=u["admin"]
+    ),
+    "changelog link": lambda r, u: workflow.edit_release(
+        r, fields={"changelog_url": "https://example.com/\u202edm.GOL"}, by=u["admin"]
+    ),
+    "new release's title": lambda r, u: workflow.create_release(
+        r.template, version="v9.0.0", title="Sum\u202emer", by=u["admin"]
+    ),
+    "contact name": lambda r, u: workflow.update_contact(
+        _dana(r), by=u["po"], name="Dolores\u202e Ortega", phone="+34 600 000 001", email=""
+    ),
+    "contact role in the admin": lambda r, u: workflow.edit_contact(
+        _dana(r), fields={"role": "Dev\u2066Ops"}, by=u["admin"]
+    ),
+    "contact added in the admin": lambda r, u: workflow.add_contact(
+        r, fields={"role": "QA", "name": "Quinn", "email": "q@exa\u202emple.com"}, by=u["admin"]
+    ),
+    "share-link label": lambda r, u: workflow.create_share_link(
+        r, label="lab\u202eel", by=u["admin"]
+    ),
+    "evidence link": lambda r, u: workflow.annotate_item(
+        item(r, QA_ITEM), by=u["qa"], evidence_url="https://ci.example/run/\u202e1gpj.exe"
+    ),
+    "template name": lambda r, u: workflow.import_template(
+        checklists.read(checklists.DEFAULT_CHECKLIST), "small\u202e", by=u["admin"]
+    ),
+}
+
+
+@pytest.mark.parametrize("change", TYPED_ELSEWHERE.values(), ids=TYPED_ELSEWHERE.keys())
+def test_every_operation_refuses_invisible_bidirectional_controls_in_what_it_is_given(
+    ready_release: Release, users: dict[str, Any], change: Any
+) -> None:
+    before = fingerprint(ready_release)
+
+    with pytest.raises(WorkflowError, match=r"invisible bidirectional control characters"):
+        change(ready_release, users)
+
+    assert fingerprint(ready_release) == before
+
+
+@pytest.mark.parametrize("year", [1, 1999, 3000, 9999])
+def test_it_refuses_a_target_window_outside_the_years_every_date_keeps_to(
+    release: Release, users: dict[str, Any], year: int
+) -> None:
+    # What the admin's release form sends; the release form refuses it itself.
+    moment = timezone.now().replace(year=year, month=6, day=1)
+    before = fingerprint(release)
+
+    with pytest.raises(WorkflowError, match="Enter a year between 2000 and 2999"):
+        workflow.edit_release(release, fields={"window_start": moment}, by=users["admin"])
+
+    assert fingerprint(release) == before
+
+
+def test_it_refuses_invisible_bidirectional_controls_in_why_approval_is_revoked(
+    approved_release: Release, users: dict[str, Any]
+) -> None:
+    before = fingerprint(approved_release)
+
+    with pytest.raises(WorkflowError, match=r"U\+202E"):
+        workflow.revoke_approval(approved_release, by=users["po"], reason="late\u202e")
+
+    assert fingerprint(approved_release) == before
 
 
 # --- the contacts editor -----------------------------------------------------------------

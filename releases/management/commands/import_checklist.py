@@ -23,6 +23,9 @@ class Command(BaseCommand):
             doc = checklists.read(path)
         except checklists.ChecklistFileError as error:
             raise CommandError(str(error)) from None
-        workflow.import_template(doc, name, by=SystemActor("manage.py import_checklist"))
+        try:
+            workflow.import_template(doc, name, by=SystemActor("manage.py import_checklist"))
+        except workflow.WorkflowError as error:
+            raise CommandError(error.message) from None
         # Always English: scripts and CI read this line whatever the UI language.
         self.stdout.write(doc.summary())
