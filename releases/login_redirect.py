@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponseBase, QueryDict
 from django.shortcuts import resolve_url
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
@@ -33,7 +34,7 @@ def login_redirect_middleware(get_response: Any) -> Any:
 
     def middleware(request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = get_response(request)
-        if response.status_code != 302 or not _is_login(response["Location"]):
+        if response.status_code != 302 or not _asks_login_for(request, response["Location"]):
             return response
         sent = request.method not in SHOWN
         if sent:
@@ -52,5 +53,9 @@ def login_redirect_middleware(get_response: Any) -> Any:
     return middleware
 
 
-def _is_login(location: str) -> bool:
-    return urlsplit(location).path == resolve_url(settings.LOGIN_URL)
+def _asks_login_for(request: HttpRequest, location: str) -> bool:
+    """The redirect is login_required's for this very request, which comes back to it
+    after logging in; a logout's to the login form names no such page."""
+    target = urlsplit(location)
+    back = QueryDict(target.query).get(REDIRECT_FIELD_NAME)
+    return target.path == resolve_url(settings.LOGIN_URL) and back == request.get_full_path()

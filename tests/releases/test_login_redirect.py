@@ -148,6 +148,21 @@ def test_an_action_outside_a_release_returns_to_the_releases(client: Client, db:
     assert response["Location"] == f"/accounts/login/?next={reverse('releases:list')}"
 
 
+def test_logging_out_is_not_said_to_lose_anything(
+    client: Client, release: Release, users: dict[str, Any]
+) -> None:
+    client.force_login(users["qa"])
+    board = reverse("releases:board", args=[release.version])
+
+    response = client.post(
+        reverse("logout"), headers={"Referer": f"{SERVER}{board}", "Accept-Language": "en"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("login")
+    assert UNSAVED not in client.get(response["Location"]).content.decode()
+
+
 def test_a_page_asked_for_after_logout_is_not_said_to_be_lost(
     client: Client, release: Release
 ) -> None:
