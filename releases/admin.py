@@ -58,8 +58,9 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 class VisibleTextForm(ModelForm):  # type: ignore[type-arg]
-    """A template's rows are saved here directly, not through the workflow: their text is
-    refused with invisible bidirectional controls as an imported checklist's is."""
+    """Text typed in the admin, refused with invisible bidirectional controls while the
+    page can still come back with what was typed: a template's rows are saved here
+    directly, and a release's parts reach the workflow only once the form is gone."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -106,12 +107,14 @@ class ChecklistTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 class StakeholderInline(admin.TabularInline):  # type: ignore[type-arg]
     model = Stakeholder
+    form = VisibleTextForm
     extra = 0
     autocomplete_fields = ("user",)
 
 
 class EmergencyContactInline(admin.TabularInline):  # type: ignore[type-arg]
     model = EmergencyContact
+    form = VisibleTextForm
     extra = 0
 
 
@@ -158,6 +161,7 @@ class WorkflowAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 @admin.register(Release)
 class ReleaseAdmin(WorkflowAdmin):
+    form = VisibleTextForm
     list_display = ("version", "title", "status", "window_start", "revision")
     list_filter = ("status",)
     search_fields = ("version", "title")
@@ -240,6 +244,8 @@ def _contact_fields(contact: EmergencyContact) -> dict[str, Any]:
 class ReleasePartAdmin(WorkflowAdmin):
     """People and contacts edited on their own admin pages: every save and delete,
     bulk deletes included, is a workflow operation, audited and pushed live."""
+
+    form = VisibleTextForm
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         # Moving a row to another release would be two changes on two releases.

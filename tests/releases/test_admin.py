@@ -240,6 +240,31 @@ def test_it_audits_a_contact_edited_in_the_admin_with_what_changed(
     assert event.target == "DevOps Lead"
 
 
+def test_it_gives_back_a_contact_edit_with_invisible_controls_as_typed(
+    admin_client: Client, release: Release
+) -> None:
+    contact = release.contacts.get()
+    url = reverse("admin:releases_emergencycontact_change", args=[contact.pk])
+    data = {
+        "position": contact.position,
+        "role": contact.role,
+        "name": "Ana\u202eX",
+        "phone": "+34 600 111 222",
+        "email": "ana@example.com",
+        "other": contact.other,
+    }
+
+    response = admin_client.post(url, data)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "U+202E" in page
+    assert "+34 600 111 222" in page and "ana@example.com" in page
+    unchanged = EmergencyContact.objects.get(pk=contact.pk)
+    assert (unchanged.name, unchanged.phone) == (contact.name, contact.phone)
+    assert not release.audit_events.filter(action="contact.updated").exists()
+
+
 def test_it_audits_a_contact_deleted_in_the_admin(admin_client: Client, release: Release) -> None:
     contact = release.contacts.get()
     url = reverse("admin:releases_emergencycontact_delete", args=[contact.pk])
