@@ -126,6 +126,8 @@ class Viewer:
     language: str
     # A share link for people outside the company: contacts and actors by role only.
     hides_personal: bool = False
+    # Any share link: the team's notes and evidence links stay with the team.
+    shared: bool = False
 
     @property
     def roles(self) -> frozenset[str]:
@@ -212,7 +214,7 @@ def viewer_for(
     personal details)."""
     if not user.is_authenticated:
         who = policy.Who(ActorKind.PERSON, read_only=True)
-        return Viewer(who, False, language, hides_personal=hides_personal)
+        return Viewer(who, False, language, hides_personal=hides_personal, shared=True)
     roles, signed_off = standing(user.pk, release.pk, release.revision)
     is_staff = user.is_staff
     who = policy.Who(
@@ -950,7 +952,11 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "revoked": _revoked_banner(approvals),
         "status_moves": _status_moves(release, viewer),
         "rollout": rollout_context(
-            release, viewer.who, loaded.rollout, hides_personal=viewer.hides_personal
+            release,
+            viewer.who,
+            loaded.rollout,
+            hides_personal=viewer.hides_personal,
+            shared=viewer.shared,
         ),
         # The maintenance window panel's (templatetags/window.py).
         "window": loaded.window,

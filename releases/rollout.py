@@ -211,11 +211,17 @@ def _stamped_by(latest: Latest) -> dict[str, str]:
 
 
 def rollout_context(
-    release: Release, who: policy.Who, latest: Latest, *, hides_personal: bool = False
+    release: Release,
+    who: policy.Who,
+    latest: Latest,
+    *,
+    hides_personal: bool = False,
+    shared: bool = False,
 ) -> Rollout:
     """The rollback steps and the people on the release come from the release's
     prefetched ones. `hides_personal`: for a link that hides personal details, which
-    names whoever acted by their roles only."""
+    names whoever acted by their roles only. `shared`: for any share link, which leaves
+    the steps' notes and evidence links out, as its timeline does."""
     roles_by_username: dict[str, set[str]] = {}
     if hides_personal:
         for stake in release.stakeholders.all():
@@ -236,7 +242,7 @@ def rollout_context(
                 and rollback.is_open
                 and bool(policy.may_tick_rollback_step(who, owner_role=step.owner_role)),
                 done_by=named(record.done_by_label) if record is not None else "",
-                shows_notes=not hides_personal,
+                shows_notes=not shared,
             )
         )
     rollout = Rollout(

@@ -682,17 +682,24 @@ def _check_named(label: str) -> str:
 
 def by_role(label: str, roles_by_username: Mapping[str, Collection[str]]) -> str:
     """Whoever an actor's label names (actors.Person.label and the others), as a link
-    hiding personal details shows them: a person by their roles on the release, a check,
-    a pipeline token or the system by its own name."""
+    hiding personal details shows them: a person by their roles on the release, a check
+    or the system by its own name, a pipeline token as one."""
     username = username_in(label)
     if username is not None:
         return roles_named(roles_by_username.get(username, ()))
-    return _check_named(label) if label.startswith("check:") else label
+    if label.startswith("check:"):
+        return _check_named(label)
+    # A token's label is whatever staff called it, which may be someone's name.
+    return _("Pipeline token") if label.startswith("ci:") else label
 
 
 def _who(event: AuditEvent, reader: Reader) -> str:
     if event.actor_kind == ActorKind.PERSON and reader.hides_personal:
         return roles_named(reader.roles_by_user.get(event.actor_id or 0, frozenset()))
+    # The API's own timeline, read by the team's pipelines, keeps the labels staff gave
+    # their tokens; people outside the team read a token as one.
+    if event.actor_kind == ActorKind.PIPELINE and reader.hides_personal and reader.shared:
+        return by_role(event.actor_label, {})
     if event.actor_kind == ActorKind.CHECK:
         return _check_named(event.actor_label)
     return event.actor_label

@@ -163,9 +163,17 @@ def test_a_hiding_link_names_nobody_once_rolled_back(
         # The step's note and evidence are the team's words.
         assert "took 3 min" not in rollout and "ci.example" not in rollout
     named = shared_pages(client, ordinary)
-    for detail in ("dortega (Dolores Ortega)", "rgarcia (Ramona Garcia)", "took 3 min"):
+    for detail in ("dortega (Dolores Ortega)", "rgarcia (Ramona Garcia)"):
         assert detail in named["page"] and detail in named["live"]
     assert "Paula Olmedo" in named["page"]
+    # Any link leaves the team's notes and evidence out, on the page as on its timeline.
+    for html in named.values():
+        assert "took 3 min" not in html and "ci.example" not in html
+    # Support, on the team, reads them on the same status page.
+    support = Client(headers={"Accept-Language": "en"})
+    support.force_login(people[Role.SUPPORT])
+    team = support.get(reverse("releases:status", args=[day.version])).content.decode()
+    assert "took 3 min" in team and "https://ci.example/run/9" in team
 
 
 def test_it_names_each_kind_of_actor_as_a_hiding_link_does() -> None:
@@ -175,9 +183,25 @@ def test_it_names_each_kind_of_actor_as_a_hiding_link_does() -> None:
     assert by_role("dortega", roles) == "DevOps Lead, Product Owner"
     # Staff, or someone since removed from the release.
     assert by_role("rgarcia (Ramona Garcia)", roles) == "Staff"
-    assert by_role("ci:deployer", roles) == "ci:deployer"
+    # A token's label is staff's free text: "ci:jane-laptop" would name Jane.
+    assert by_role("ci:jane-laptop", roles) == "Pipeline token"
     assert by_role("check:tls", roles) == "Automated check tls"
     assert by_role("manage.py load_demo", roles) == "manage.py load_demo"
+
+
+def test_a_hiding_links_timeline_names_a_pipeline_token_as_one() -> None:
+    deployed = AuditEvent(
+        action=AuditAction.DEPLOY_STARTED,
+        actor_id=3,
+        actor_label="ci:jane-laptop",
+        actor_kind=ActorKind.PIPELINE,
+        created_at=timezone.now(),
+    )
+
+    assert human_line(deployed, Reader(hides_personal=True, shared=True)).who == "Pipeline token"
+    assert human_line(deployed, Reader(shared=True)).who == "ci:jane-laptop"
+    # The API's timeline, read by the team's own pipelines.
+    assert human_line(deployed, Reader(hides_personal=True)).who == "ci:jane-laptop"
 
 
 def test_a_hiding_links_timeline_names_whoever_said_ready_by_role() -> None:
