@@ -18,8 +18,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path
 from django.utils.http import content_disposition_header
-from django.utils.translation import get_language, gettext_lazy
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_http_methods
 
 from . import checklists, workflow
@@ -178,8 +178,7 @@ def _timeline(
         "role_error": role_error,
         "spans": phase_spans(history, created_at=release.created_at),
         "approval_to_deploy": approval_to_deploy(history),
-        "may_export": link is None
-        and viewer_for(request.user, release, language=get_language()).on_team,
+        "may_export": link is None,
     }
     response = render(request, "releases/timeline.html", context, status=status)
     if link is not None:
@@ -207,12 +206,9 @@ def shared_timeline(request: HttpRequest, token: str) -> HttpResponse:
 @require_GET
 def export(request: HttpRequest, version: str) -> HttpResponse:
     """The release as Markdown, each item and rollback step under its record: what the
-    team keeps of the day. Notes and evidence links are the team's, so support, who
-    follow the status page, do not get it."""
+    team keeps of the day. Everyone on the release downloads it, support included, who
+    read the same notes and evidence links on the board; share links do not."""
     release = get_release_for_user(request, version)
-    viewer = viewer_for(request.user, release, language=get_language())
-    if not viewer.on_team:
-        raise PermissionDenied(_("Only the release's team may download its record."))
     response = HttpResponse(
         checklists.export_release(release), content_type="text/markdown; charset=utf-8"
     )

@@ -36,12 +36,19 @@ def test_a_lead_downloads_the_release_with_each_items_record(
     assert "<!-- deploycheck: record --> done by qa" in text
 
 
-def test_support_who_follow_the_status_page_may_not(
+def test_support_downloads_it_too_having_read_the_same_notes_on_the_board(
     release: Release, users: dict[str, Any]
 ) -> None:
-    response = _client(users["support"]).get(reverse("releases:export", args=[release.version]))
+    entry = item(release, "Unit tests pass")
+    workflow.annotate_item(entry, by=users["qa"], note="flaky on Tuesdays")
+    support = _client(users["support"])
 
-    assert response.status_code == 403
+    board = support.get(reverse("releases:board", args=[release.version]))
+    response = support.get(reverse("releases:export", args=[release.version]))
+
+    assert "flaky on Tuesdays" in board.content.decode()
+    assert response.status_code == 200
+    assert "flaky on Tuesdays" in response.content.decode()
 
 
 def test_someone_not_on_the_release_is_refused_and_a_stranger_sent_to_log_in(
@@ -53,9 +60,14 @@ def test_someone_not_on_the_release_is_refused_and_a_stranger_sent_to_log_in(
     assert Client().get(url).status_code == 302
 
 
-def test_the_timeline_links_it_for_the_team_only(release: Release, users: dict[str, Any]) -> None:
+def test_the_timeline_links_it_for_everyone_on_the_release_but_not_a_share_link(
+    release: Release, users: dict[str, Any]
+) -> None:
     url = reverse("releases:timeline", args=[release.version])
     export = reverse("releases:export", args=[release.version])
+    token = workflow.create_share_link(release, label="customer", by=users["admin"])
+    shared = reverse("releases:shared-timeline", args=[token])
 
     assert export in _client(users["po"]).get(url).content.decode()
-    assert export not in _client(users["support"]).get(url).content.decode()
+    assert export in _client(users["support"]).get(url).content.decode()
+    assert export not in Client().get(shared).content.decode()
