@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import QuerySet
-from django.forms import BaseInlineFormSet, CharField, ModelForm
+from django.forms import BaseForm, BaseInlineFormSet, CharField, ModelForm, PasswordInput
 from django.http import HttpRequest
 
 from . import workflow
@@ -57,6 +60,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
+def refuse_hidden_text(form: BaseForm) -> None:
+    """Have the form refuse its texts with invisible bidirectional controls, beside each
+    field. Passwords are never shown, so they may hold anything."""
+    for field in form.fields.values():
+        if isinstance(field, CharField) and not isinstance(field.widget, PasswordInput):
+            field.validators = [*field.validators, VisibleText(field.label)]
+
+
 class VisibleTextForm(ModelForm):  # type: ignore[type-arg]
     """Text typed in the admin, refused with invisible bidirectional controls while the
     page can still come back with what was typed: a template's rows are saved here
@@ -64,9 +75,33 @@ class VisibleTextForm(ModelForm):  # type: ignore[type-arg]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        for field in self.fields.values():
-            if isinstance(field, CharField):
-                field.validators = [*field.validators, VisibleText(field.label)]
+        refuse_hidden_text(self)
+
+
+class VisibleUserCreationForm(AdminUserCreationForm):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refuse_hidden_text(self)
+
+
+class VisibleUserChangeForm(UserChangeForm):  # type: ignore[type-arg]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        refuse_hidden_text(self)
+
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class VisibleUserAdmin(UserAdmin):  # type: ignore[type-arg]
+    """Django's own user admin, refusing invisible bidirectional controls in a username,
+    a name or an address: the boards show people by name and the audit trail by username
+    and name, where those characters would make them read as someone else. Django's
+    username rule refuses them too, but without saying which characters it means."""
+
+    form = VisibleUserChangeForm
+    add_form = VisibleUserCreationForm
 
 
 # Where a checklist entry stands and whose it is, first on a template's items and on a

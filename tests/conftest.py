@@ -1,4 +1,5 @@
-"""Shared fixtures: one person per role on a small release, and the seed release.
+"""Shared fixtures: one person per role on a small release, the seed release, and that
+release further on its day (ready, approved, deployed).
 
 The personas mirror the demo accounts, so tests read like the release day they model:
 `qa` ticks, `po` approves, `support` only watches, `admin` overrides, `outsider` holds
@@ -188,6 +189,21 @@ def ready_release(release: Release, users: dict[str, Any]) -> Release:
         workflow.sign_off(release, role=role, phase="Pre", by=users[role])
     release.refresh_from_db()
     return release
+
+
+@pytest.fixture
+def approved(ready_release: Release, users: dict[str, Any]) -> Release:
+    workflow.approve(ready_release, by=users["po"], reason="everything green")
+    ready_release.refresh_from_db()
+    return ready_release
+
+
+@pytest.fixture
+def deployed(approved: Release, users: dict[str, Any]) -> Release:
+    workflow.start_deploy(approved, by=users["devops"], reason="window open")
+    workflow.finish_deploy(approved, by=users["devops"], result="success", reason="smoke ok")
+    approved.refresh_from_db()
+    return approved
 
 
 @pytest.fixture(scope="session")

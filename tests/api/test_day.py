@@ -47,13 +47,6 @@ MADRID = "Europe/Madrid"
 
 
 @pytest.fixture
-def approved(ready_release: Release, users: dict[str, Any]) -> Release:
-    workflow.approve(ready_release, by=users["po"], reason="everything green")
-    ready_release.refresh_from_db()
-    return ready_release
-
-
-@pytest.fixture
 def deploying(approved: Release, users: dict[str, Any]) -> Release:
     workflow.start_deploy(approved, by=users["devops"], reason="window open")
     approved.refresh_from_db()

@@ -1,5 +1,5 @@
-"""Releases on the release day, channels, and a mail server on 127.0.0.1 for the
-notification tests."""
+"""Channels, the events they are sent, and a mail server on 127.0.0.1 for the
+notification tests. The release on its day (approved, deployed) is tests/conftest.py's."""
 
 from __future__ import annotations
 
@@ -17,23 +17,7 @@ from django.db import connection, transaction
 from deploycheck.settings import _email_settings
 from notifications import outbox
 from notifications.models import Channel, Event
-from releases import workflow
 from releases.models import Release
-
-
-@pytest.fixture
-def approved(ready_release: Release, users: dict[str, Any]) -> Release:
-    workflow.approve(ready_release, by=users["po"], reason="everything green")
-    ready_release.refresh_from_db()
-    return ready_release
-
-
-@pytest.fixture
-def deployed(approved: Release, users: dict[str, Any]) -> Release:
-    workflow.start_deploy(approved, by=users["devops"], reason="window open")
-    workflow.finish_deploy(approved, by=users["devops"], result="success", reason="smoke ok")
-    approved.refresh_from_db()
-    return approved
 
 
 def make_channel(name: str = "ops", **fields: Any) -> Channel:

@@ -217,9 +217,11 @@ def test_it_words_every_fault_in_the_active_language(tmp_path: Path) -> None:
         "4: canal “ops”: “sms” no es un tipo de canal; los tipos son email, slack, teams o webhook",
         "7: canal “ops” necesita secret_env, la variable que guarda su secreto de firma whsec_…",
         "8: canal “ops” se declara dos veces (la primera en la línea 2)",
+        # Teams names its app and the template in its own language, which may be either.
         "14: canal “team”: url es una URL de conector de Office 365, que Microsoft retiró; crea "
-        'un webhook de Workflows ("Post to a channel when a webhook request is received") y usa '
-        "su URL",
+        'un webhook con la aplicación Flujos de trabajo (Workflows) de Teams, plantilla "Publicar '
+        'en un canal cuando se recibe una solicitud de webhook" ("Post to a channel when a '
+        'webhook request is received"), y usa su URL',
     ]
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
@@ -219,21 +220,22 @@ def test_it_audits_every_row_of_an_admin_bulk_delete(
     assert release.revision == revision + 2
 
 
+def contact_data(contact: EmergencyContact, **changes: Any) -> dict[str, Any]:
+    """What the contact's admin change page posts: its stored values, `changes` over them."""
+    stored = {
+        field: getattr(contact, field)
+        for field in ("position", "role", "name", "phone", "email", "other")
+    }
+    return {**stored, **changes}
+
+
 def test_it_audits_a_contact_edited_in_the_admin_with_what_changed(
     admin_client: Client, release: Release
 ) -> None:
     contact = release.contacts.get()
     url = reverse("admin:releases_emergencycontact_change", args=[contact.pk])
-    data = {
-        "position": contact.position,
-        "role": contact.role,
-        "name": "Dana Operations",
-        "phone": contact.phone,
-        "email": contact.email,
-        "other": contact.other,
-    }
 
-    admin_client.post(url, data)
+    admin_client.post(url, contact_data(contact, name="Dana Operations"))
 
     event = release.audit_events.get(action="contact.updated")
     assert (event.before, event.after) == ({"name": "Dana Ops"}, {"name": "Dana Operations"})
@@ -245,14 +247,9 @@ def test_it_gives_back_a_contact_edit_with_invisible_controls_as_typed(
 ) -> None:
     contact = release.contacts.get()
     url = reverse("admin:releases_emergencycontact_change", args=[contact.pk])
-    data = {
-        "position": contact.position,
-        "role": contact.role,
-        "name": "Ana\u202eX",
-        "phone": "+34 600 111 222",
-        "email": "ana@example.com",
-        "other": contact.other,
-    }
+    data = contact_data(
+        contact, name="Ana\u202eX", phone="+34 600 111 222", email="ana@example.com"
+    )
 
     response = admin_client.post(url, data)
 
@@ -274,6 +271,67 @@ def test_it_audits_a_contact_deleted_in_the_admin(admin_client: Client, release:
     assert not EmergencyContact.objects.filter(pk=contact.pk).exists()
     event = release.audit_events.get(action="contact.removed")
     assert event.before["name"] == "Dana Ops" and event.after == {}
+
+
+def user_change_url(user: Any) -> str:
+    return reverse("admin:auth_user_change", args=[user.pk])
+
+
+def new_person(username: str) -> dict[str, str]:
+    """What the user admin's add page posts for a person with a password."""
+    return {"username": username, "password1": "a long pass 42", "password2": "a long pass 42"}
+
+
+def test_it_refuses_a_new_username_with_invisible_controls_and_keeps_it(
+    admin_client: Client,
+) -> None:
+    people = get_user_model().objects.count()
+
+    response = admin_client.post(
+        reverse("admin:auth_user_add"), new_person("ad\u202enim"), headers={"accept-language": "en"}
+    )
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["username"]
+    assert error.startswith("Username contains invisible bidirectional control characters (U+202E)")
+    assert 'value="ad\u202enim"' in response.content.decode()
+    assert get_user_model().objects.count() == people
+
+
+def test_it_still_adds_a_person_through_the_user_admin(admin_client: Client) -> None:
+    response = admin_client.post(reverse("admin:auth_user_add"), new_person("nadia"))
+
+    added = get_user_model().objects.get(username="nadia")
+    assert response.status_code == 302
+    assert response["Location"] == user_change_url(added)
+    assert added.check_password("a long pass 42")
+
+
+def test_it_refuses_a_name_with_invisible_controls_in_spanish_and_keeps_what_was_typed(
+    admin_client: Client, users: dict[str, Any]
+) -> None:
+    """Names show on the boards and, with the username, in the audit trail's labels."""
+    qa = users["qa"]
+    url = user_change_url(qa)
+    data = {
+        "username": qa.username,
+        "first_name": "Ana\u2067",
+        "last_name": "Ruiz",
+        "email": qa.email,
+        "is_active": "on",
+        "date_joined_0": qa.date_joined.date().isoformat(),
+        "date_joined_1": qa.date_joined.time().isoformat("seconds"),
+    }
+
+    response = admin_client.post(url, data, headers={"accept-language": "es"})
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["first_name"]
+    assert "contiene caracteres invisibles de control bidireccional (U+2067)" in error
+    page = response.content.decode()
+    assert 'value="Ana\u2067"' in page and 'value="Ruiz"' in page
+    qa.refresh_from_db()
+    assert (qa.first_name, qa.last_name) == ("QA", "")
 
 
 SPANISH = (Path(__file__).parents[2] / "locale/es/LC_MESSAGES/django.po").read_text()

@@ -29,19 +29,10 @@ SPOOFED_LINK = "https://ci.example/run/\u202e1gpj.exe"
 
 
 @pytest.fixture
-def approved(ready_release: Release, users: dict[str, Any]) -> Release:
-    workflow.approve(ready_release, by=users["po"], reason="everything green")
-    ready_release.refresh_from_db()
-    return ready_release
-
-
-@pytest.fixture
-def rolling_back(approved: Release, users: dict[str, Any]) -> Release:
-    workflow.start_deploy(approved, by=users["devops"], reason="window open")
-    workflow.finish_deploy(approved, by=users["devops"], result="success", reason="smoke ok")
-    workflow.declare_rollback(approved, by=users["devops"], reason="errors", severity="major")
-    approved.refresh_from_db()
-    return approved
+def rolling_back(deployed: Release, users: dict[str, Any]) -> Release:
+    workflow.declare_rollback(deployed, by=users["devops"], reason="errors", severity="major")
+    deployed.refresh_from_db()
+    return deployed
 
 
 def the_contact(release: Release) -> EmergencyContact:

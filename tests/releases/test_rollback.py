@@ -30,21 +30,6 @@ from releases.workflow import WorkflowError
 
 
 @pytest.fixture
-def approved(ready_release: Release, users: dict[str, Any]) -> Release:
-    workflow.approve(ready_release, by=users["po"], reason="everything green")
-    ready_release.refresh_from_db()
-    return ready_release
-
-
-@pytest.fixture
-def deployed(approved: Release, users: dict[str, Any]) -> Release:
-    workflow.start_deploy(approved, by=users["devops"], reason="window open")
-    workflow.finish_deploy(approved, by=users["devops"], result="success", reason="smoke ok")
-    approved.refresh_from_db()
-    return approved
-
-
-@pytest.fixture
 def two_steps(deployed: Release) -> Release:
     """A second step, owned by QA, beside the DevOps one."""
     RollbackStep.objects.create(
