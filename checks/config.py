@@ -571,12 +571,19 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
             isinstance(name, str) and isinstance(env, str) and ENV_NAME.fullmatch(env)
             for name, env in value.items()
         )
-        if ok:
-            return ""
-        return _(
-            "%(key)s must be a table whose values name environment variables such as "
-            "%(example)s, not hold the credentials themselves"
-        ) % {"key": key, "example": ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)}
+        if not ok:
+            return _(
+                "%(key)s must be a table whose values name environment variables such as "
+                "%(example)s, not hold the credentials themselves"
+            ) % {"key": key, "example": ENV_EXAMPLES.get(key, DEFAULT_ENV_EXAMPLE)}
+        return next(
+            (
+                _env_problem(key, variable)
+                for variable in value.values()
+                if is_app_variable(variable)
+            ),
+            "",
+        )
     if expected is OptionType.ENV:
         return _env_problem(key, value)
     return _url_problem(key, value)

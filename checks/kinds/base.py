@@ -37,6 +37,8 @@ from releases.evidence import clip as clip
 from releases.evidence import said as said
 from releases.models import CheckReason
 
+from ..credentials import is_app_variable
+
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 # The longest a result waits to be tried again; a vendor asking for longer ends the
 # attempt, saying when to try again. Kinds read it to tell a wait that a retry can
@@ -203,7 +205,7 @@ class Context:
                     said(_("no %(option)s is configured for this check"), option=key),
                 )
             return ""
-        value = self.env.get(str(name), "")
+        value = self.variable(str(name))
         if not value and required:
             raise fault(
                 Reason.MISCONFIGURED,
@@ -214,6 +216,20 @@ class Context:
             # The variable's name only: its value is the credential.
             raise fault(Reason.MISCONFIGURED, said(flaw, name=str(name)))
         return value
+
+    def variable(self, name: str) -> str:
+        """The value of an environment variable an option names, "" when unset; never
+        one of deploycheck's own (its secret key, its database's address), even for a
+        check saved before such names were refused."""
+        if is_app_variable(name):
+            raise fault(
+                Reason.MISCONFIGURED,
+                said(
+                    _("%(name)s is deploycheck's own variable, which no check may send"),
+                    name=name,
+                ),
+            )
+        return self.env.get(name, "")
 
     def secrets(self) -> list[str]:
         """Every credential this check could read, so evidence can be scrubbed of them."""

@@ -171,7 +171,7 @@ def _headers(context: Context) -> dict[str, str]:
     """The headers `headers_env` names, read from the environment."""
     headers: dict[str, str] = {}
     for name, variable in dict(context.options.get("headers_env", {})).items():
-        value = context.env.get(str(variable), "")
+        value = context.variable(str(variable))
         if not value:
             raise fault(
                 Reason.MISCONFIGURED,

@@ -322,6 +322,25 @@ def test_it_adds_a_check_of_each_kind_from_its_form_and_audits_it(
     assert release.revision == revision + 1
 
 
+def test_its_form_refuses_a_header_read_from_deploycheck_s_own_secret_key(
+    release: Release, as_user: Any
+) -> None:
+    target = item(release, "Smoke tests in production")
+    typed = {
+        "name": "collector",
+        "url": "https://collector.example.com/",
+        "headers_env": '{X-K = "SECRET_KEY"}',
+        "item": [str(target.pk)],
+    }
+
+    response = as_user("admin").post(add_url(release, "http"), typed)
+
+    assert not Check.objects.filter(release=release, name="collector").exists()
+    html = response.content.decode()
+    assert "must not name SECRET_KEY, which deploycheck reads for itself" in html
+    assert "https://collector.example.com/" in html
+
+
 def test_it_builds_a_field_per_option_with_the_widget_of_its_type(
     release: Release, as_user: Any
 ) -> None:

@@ -384,6 +384,31 @@ def test_it_fails_before_any_request_when_a_header_variable_is_unset(serve: Serv
     assert server.requests == []
 
 
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "DATABASE_URL", "DJANGO_SETTINGS_MODULE"])
+def test_it_never_sends_one_of_deploycheck_s_own_variables_as_a_header(
+    serve: Serve, tmp_path: Path, variable: str
+) -> None:
+    """A header read from the worker's environment could otherwise carry the server's
+    own secret key or database address to whatever host the check names: refused in the
+    checks file, and at run time for a check saved before that."""
+    head = '[[check]]\nname = "leak"\nkind = "http"\nurl = "https://collector.example.test/"\n'
+    leaking = tmp_path / "leak.toml"
+    leaking.write_text(head + f'headers_env = {{ X-Key = "{variable}" }}\n')
+    with pytest.raises(config.ChecksFileError) as caught:
+        config.read(leaking)
+    assert caught.value.errors == [
+        f"{leaking}:5: check “leak”: headers_env must not name {variable}, which deploycheck"
+        " reads for itself; name a variable that holds only this check's credential"
+    ]
+
+    server = serve(lambda _: Reply())
+    error = failure(http.KIND, {variable: SECRET}, url=server.url, headers_env={"X-Key": variable})
+    assert_fault(error, f"{variable} is deploycheck's own variable, which no check may send")
+    assert server.requests == []
+    with pytest.raises(CheckError, match="own variable"):
+        context({variable: SECRET}, secret_env=variable).secret()
+
+
 def test_the_checks_file_takes_header_variables_but_never_a_credential(tmp_path: Path) -> None:
     """A header field's name is a token (RFC 9110 §5.1,
     https://www.rfc-editor.org/rfc/rfc9110#section-5.1); its value comes from a variable."""
