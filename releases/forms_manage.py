@@ -200,6 +200,15 @@ class BaseContactRowFormSet(_ContactRowsBase):
         "too_many_forms": _("At most %(num)d contacts can be saved at once."),
     }
 
+    def clean(self) -> None:
+        super().clean()
+        # Django's management form takes any whole number: a negative count would read
+        # as no rows at all, and saving that removes every contact.
+        if self.management_form.cleaned_data["TOTAL_FORMS"] < 0:
+            raise forms.ValidationError(
+                _("The form is incomplete; reload the page and try again."), code="incomplete"
+            )
+
 
 ContactRowFormSet = forms.formset_factory(
     ContactRowForm,

@@ -274,6 +274,7 @@ def edit_contacts(
                 _("Someone else saved the emergency contacts while you were editing them.")
             )
         existing = {c.pk: c for c in change.on.contacts.order_by("position", "pk")}
+        _refuse_a_contact_edited_twice(rows)
         before = [_listed(c) for c in existing.values()]
         kept = [
             _contact_from_row(change.on, existing, number, row)
@@ -312,6 +313,21 @@ _CONTACT_LABELS = {
     "phone": gettext_lazy("phone"),
     "email": gettext_lazy("email"),
 }
+
+
+def _refuse_a_contact_edited_twice(rows: Sequence[ContactRow]) -> None:
+    """Two rows naming one contact would have the second's values win and the first's
+    vanish without a word."""
+    first_row: dict[int, int] = {}
+    for number, row in enumerate(rows, 1):
+        if row.contact_id is None:
+            continue
+        if row.contact_id in first_row:
+            raise WorkflowError(
+                _("Rows %(first)d and %(second)d edit the same contact; reload the page.")
+                % {"first": first_row[row.contact_id], "second": number}
+            )
+        first_row[row.contact_id] = number
 
 
 def _contact_from_row(

@@ -21,6 +21,7 @@ from checks.models import PipelineToken
 from releases import workflow
 from releases.manage_views import AUDIT_PAGE_SIZE
 from releases.models import (
+    AuditAction,
     AuditEvent,
     ChecklistTemplate,
     EmergencyContact,
@@ -1322,6 +1323,32 @@ def test_it_explains_a_tampered_contact_row_without_failing(
     assert response.status_code == 200
     assert (says or "Row 1 names a contact this release does not have") in page
     assert release.contacts.get().name == "Dana Ops"
+
+
+def test_it_refuses_two_rows_editing_one_contact_keeping_what_was_typed(
+    release: Release, login_as: LoginAs
+) -> None:
+    rows = [dana_row(release), dana_row(release, name="Dana Twice")]
+
+    response = login_as("admin").post(plan_url(release), contacts_data(release, rows))
+
+    page = text_of(response)
+    assert "Rows 1 and 2 edit the same contact; reload the page." in page
+    assert "Dana Twice" in page
+    assert release.contacts.get().name == "Dana Ops"
+
+
+@pytest.mark.parametrize("count", ["-1", "-1000"])
+def test_it_refuses_a_negative_row_count_instead_of_removing_every_contact(
+    release: Release, login_as: LoginAs, count: str
+) -> None:
+    data = contacts_data(release, [dana_row(release)], **{"contacts-TOTAL_FORMS": count})
+
+    response = login_as("admin").post(plan_url(release), data)
+
+    assert "The form is incomplete; reload the page and try again." in text_of(response)
+    assert release.contacts.get().name == "Dana Ops"
+    assert not release.audit_events.filter(action=AuditAction.CONTACTS_EDITED).exists()
 
 
 def test_it_shows_a_cancelled_releases_contacts_and_plan_without_forms(
