@@ -286,6 +286,9 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
     )
     plan_form = _fresh_plan(release)
     preview: list[StepPreview] = []
+    # 422 for a form sent back refused, as every other form answers one: adding a row
+    # and a plan that previews are not refusals.
+    status = 200
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "contacts-add":
@@ -299,15 +302,19 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
                 contacts_editor.errors.append(
                     _("The form is incomplete; reload the page and try again.")
                 )
+                status = 422
         elif action == "contacts-save":
             formset = ContactRowFormSet(request.POST, prefix=CONTACTS_PREFIX)
             shown = _save_contacts(request, release, formset, contacts_editor)
             if shown is None:
                 return redirect(f"{here}#contacts-heading")
             contacts, contacts_based_on = shown
+            status = 422
         elif action == "plan-preview":
             plan_form = RollbackPlanForm(request.POST, prefix=PLAN_PREFIX)
             preview = _preview_plan(plan_form)
+            if plan_form.errors:
+                status = 422
         elif action == "plan-save":
             shown_plan = _save_plan(
                 request, release, RollbackPlanForm(request.POST, prefix=PLAN_PREFIX), plan_editor
@@ -315,6 +322,7 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
             if shown_plan is None:
                 return redirect(f"{here}#plan-heading")
             plan_form = shown_plan
+            status = 422
         else:
             return HttpResponseBadRequest(_("Unknown action."))
 
@@ -348,7 +356,7 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
         "saved_plan": md.render_rollback_plan(workflow.rollback_plan(release)),
         "saved_steps": preview_steps(workflow.rollback_plan(release)),
     }
-    return render(request, "releases/release_plan.html", context)
+    return render(request, "releases/release_plan.html", context, status=status)
 
 
 routes: list[URLPattern] = [
