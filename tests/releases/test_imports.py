@@ -256,6 +256,37 @@ def test_it_explains_a_typed_name_that_is_too_long_on_the_upload(staff: Client) 
     ]
 
 
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        'filename="ship\u202egpj.md"',
+        "filename*=UTF-8''ship%E2%80%AEgpj.md",
+        'filename="ship&#x202E;gpj.md"',
+    ],
+    ids=["utf-8", "rfc-2231", "html-entity"],
+)
+def test_a_file_name_s_hidden_controls_never_reach_the_import(
+    staff: Client, disposition: str
+) -> None:
+    # The name is shown on the pages that follow and, for a file without a title, is the
+    # template's: Django's upload parser drops every character that is not printable (the
+    # bidirectional controls among them) however the name is sent, so the import need
+    # not refuse it; this fails the day it stops doing so.
+    body = (
+        f'--zzz\r\nContent-Disposition: form-data; name="file"; {disposition}\r\n'
+        "Content-Type: text/markdown\r\n\r\n- [ ] one\r\n"
+        '--zzz\r\nContent-Disposition: form-data; name="default_owner"\r\n\r\nqa\r\n'
+        "--zzz--\r\n"
+    )
+
+    preview = staff.post(URL, body.encode(), content_type="multipart/form-data; boundary=zzz")
+
+    assert preview.status_code == 200
+    assert preview.context["file_name"] == "shipgpj.md"
+    assert preview.context["confirm"]["name"].value() == "shipgpj.md"
+    assert "\u202e" not in preview.content.decode()
+
+
 # Headings and cells longer than the columns that keep them: each is refused before
 # anything is written, with the line or the place to blame, never a 500 at confirm.
 LONG = "L" * 310
