@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
@@ -22,8 +22,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
+from . import errors, policy, workflow
 from . import markdown as md
-from . import policy, workflow
 from .access import get_release_for_user, person, require_manager
 from .actors import who_on
 from .forms_manage import (
@@ -324,7 +324,7 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
             plan_form = shown_plan
             status = 422
         else:
-            return HttpResponseBadRequest(_("Unknown action."))
+            return errors.unknown_action(request)
 
     who = who_on(person(request), release)
     rollback_open = False
