@@ -249,6 +249,8 @@ def _render_preview(
             "file_name": preview.upload.file_name,
             "replaces": ChecklistTemplate.objects.filter(name=name).exists(),
         },
+        # A name to fix before the template can be created is a refusal, as elsewhere.
+        status=422 if confirm.is_bound and confirm.errors else 200,
     )
 
 
@@ -267,6 +269,8 @@ def _render_upload(
             "refused": refused,
             "problem_lines": refused.lines() if refused else [],
         },
+        # An upload form sent back is always refused: what it sent previews otherwise.
+        status=422 if form.is_bound else 200,
     )
 
 
@@ -335,6 +339,22 @@ def import_checklist(request: HttpRequest) -> HttpResponse:
     return _render_preview(request, doc, preview, confirm)
 
 
+def _start_again(
+    request: HttpRequest,
+    confirm: ConfirmForm,
+    refused: PreviewRefused | checklists.ChecklistFileError,
+) -> HttpResponse:
+    """The upload form again, for a preview that cannot be confirmed, saying why: with the
+    name typed on the preview, and the file kept from the upload that made it."""
+    typed = {"name": confirm["name"].value() or "", "default_owner": checklists.FALLBACK_OWNER}
+    form = UploadForm(typed)
+    form.is_valid()
+    if isinstance(refused, PreviewRefused):
+        form.add_error(None, refused.message)
+        return _render_upload(request, form, _kept_upload(request))
+    return _render_upload(request, form, _kept_upload(request), refused)
+
+
 def _confirm(request: HttpRequest) -> HttpResponse:
     form = ConfirmForm(request.POST)
     form.is_valid()
@@ -342,12 +362,8 @@ def _confirm(request: HttpRequest) -> HttpResponse:
         preview = read_preview(request.POST.get("preview", ""))
         source = preview.upload.file_name
         doc = _storable(checklists.parse_text(preview.upload.text, source), source)
-    except PreviewRefused as refused:
-        messages.error(request, refused.message)
-        return redirect("releases:import")
-    except checklists.ChecklistFileError as error:
-        messages.error(request, str(error))
-        return redirect("releases:import")
+    except (PreviewRefused, checklists.ChecklistFileError) as refused:
+        return _start_again(request, form, refused)
     if form.errors:
         return _render_preview(request, doc, preview, form)
     name = form.cleaned_data["name"].strip()

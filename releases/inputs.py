@@ -7,9 +7,9 @@ in the path, a session key in a cookie, an audit or admin filter — and the per
 500.
 Forms refuse NUL themselves, but not everything read from a request goes through a form,
 so this one check, before any view or session lookup runs, keeps every such input a
-plain 400. It must come before SessionMiddleware's lazy session load is first used
-(AuthenticationMiddleware, the language middleware); right after SecurityMiddleware is
-simplest.
+400 that says why (our page, or JSON under /api/). It must come before
+SessionMiddleware's lazy session load is first used (AuthenticationMiddleware, the
+language middleware); right after SecurityMiddleware is simplest.
 
 It looks at what Django has already decoded: the path, the query string, form fields
 (not uploaded files, whose bytes are read by whatever handles them) and cookies.
@@ -22,9 +22,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import translation
 from django.utils.translation import gettext as _
+
+from .errors import bad_request
 
 UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -55,13 +57,13 @@ def refusal(request: HttpRequest) -> HttpResponse | None:
     # Accept-Language, nothing read from the database).
     language = translation.get_language_from_request(request)
     with translation.override(language):
-        message = _(
-            "The request contains characters that cannot be stored, such as NUL. "
-            "Remove them and try again."
+        return bad_request(
+            request,
+            _(
+                "The request contains characters that cannot be stored, such as NUL. "
+                "Remove them and try again."
+            ),
         )
-    response = HttpResponseBadRequest(message, content_type="text/plain; charset=utf-8")
-    response["Content-Language"] = language
-    return response
 
 
 def unstorable_input_middleware(get_response: Any) -> Any:

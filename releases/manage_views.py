@@ -21,7 +21,6 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
-    HttpResponseBadRequest,
     StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
@@ -29,7 +28,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import exports, tasks, workflow
+from . import errors, exports, tasks, workflow
 from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
 from .exports import compact
 from .forms_manage import (
@@ -148,7 +147,7 @@ def people(request: HttpRequest, version: str) -> HttpResponse:
             if _update_contact(request, contact, form):
                 return redirect("releases:people", version=release.version)
         else:
-            return HttpResponseBadRequest(_("Unknown action."))
+            return errors.unknown_action(request)
 
     stakes = list(release.stakeholders.select_related("user").order_by("user__username"))
     role_rows = []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils.safestring import SafeString
@@ -22,8 +22,8 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 
+from . import errors, policy, workflow
 from . import markdown as md
-from . import policy, workflow
 from .access import get_release_for_user, person, require_manager
 from .actors import who_on
 from .forms_manage import (
@@ -286,6 +286,9 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
     )
     plan_form = _fresh_plan(release)
     preview: list[StepPreview] = []
+    # 422 for a form sent back refused, as every other form answers one: adding a row
+    # and a plan that previews are not refusals.
+    status = 200
     if request.method == "POST":
         action = request.POST.get("action")
         if action == "contacts-add":
@@ -299,15 +302,19 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
                 contacts_editor.errors.append(
                     _("The form is incomplete; reload the page and try again.")
                 )
+                status = 422
         elif action == "contacts-save":
             formset = ContactRowFormSet(request.POST, prefix=CONTACTS_PREFIX)
             shown = _save_contacts(request, release, formset, contacts_editor)
             if shown is None:
                 return redirect(f"{here}#contacts-heading")
             contacts, contacts_based_on = shown
+            status = 422
         elif action == "plan-preview":
             plan_form = RollbackPlanForm(request.POST, prefix=PLAN_PREFIX)
             preview = _preview_plan(plan_form)
+            if plan_form.errors:
+                status = 422
         elif action == "plan-save":
             shown_plan = _save_plan(
                 request, release, RollbackPlanForm(request.POST, prefix=PLAN_PREFIX), plan_editor
@@ -315,8 +322,9 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
             if shown_plan is None:
                 return redirect(f"{here}#plan-heading")
             plan_form = shown_plan
+            status = 422
         else:
-            return HttpResponseBadRequest(_("Unknown action."))
+            return errors.unknown_action(request)
 
     who = who_on(person(request), release)
     rollback_open = False
@@ -348,7 +356,7 @@ def release_plan(request: HttpRequest, version: str) -> HttpResponse:
         "saved_plan": md.render_rollback_plan(workflow.rollback_plan(release)),
         "saved_steps": preview_steps(workflow.rollback_plan(release)),
     }
-    return render(request, "releases/release_plan.html", context)
+    return render(request, "releases/release_plan.html", context, status=status)
 
 
 routes: list[URLPattern] = [

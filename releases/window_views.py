@@ -13,14 +13,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
-from . import policy, workflow
+from . import errors, policy, workflow
 from .access import get_release_for_user, person
 from .actors import who_on
 from .forms_window import (
@@ -111,7 +111,7 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
                 return _confirm(request, release, window, action, form)
             done = form.is_valid() and _decide(request, release, action, form)
         else:
-            return HttpResponseBadRequest(_("Unknown action."))
+            return errors.unknown_action(request)
         if done:
             return redirect("releases:window", version=release.version)
         status = 422

@@ -602,11 +602,28 @@ def test_the_guard_answers_unstorable_text_with_a_400(
 ) -> None:
     response = send(Client(headers={"accept-language": "en"}))
     assert response.status_code == 400
-    assert response["Content-Type"] == "text/plain; charset=utf-8"
-    assert response.content.decode() == (
-        "The request contains characters that cannot be stored, such as NUL. "
-        "Remove them and try again."
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    page = response.content.decode()
+    assert "<h1>Bad request</h1>" in page
+    assert (
+        "<p>The request contains characters that cannot be stored, such as NUL. "
+        "Remove them and try again.</p>" in page
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/releases/v1.2.3%00/timeline", "/api/releases/v1.2.3/timeline?page=1%00"],
+    ids=["path", "query"],
+)
+def test_the_guard_answers_the_api_in_json(walker: Walker, path: str) -> None:
+    response = Client(headers={"accept-language": "es"}).get(path)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "La solicitud contiene caracteres que no se pueden guardar, como NUL. "
+        "Quítalos y vuelve a intentarlo."
+    }
 
 
 @pytest.mark.parametrize(("accept", "language"), [("es", "es"), ("en-GB,en;q=0.8", "en")])

@@ -5,6 +5,9 @@ through a share link) about where an incident stands.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
@@ -12,6 +15,11 @@ from .. import policy
 from ..actors import Person, who_on
 from ..models import AuditAction, IncidentState, IncidentUpdate, Release, Role
 from .change import By, WorkflowError, _changing, as_actor, visible_text
+
+# An update the same as the latest, posted this soon after it, is that one sent again (a
+# double click, a form sent twice, a pipeline retrying), not news: later, it may be
+# someone saying again that nothing has changed.
+REPEAT_WINDOW = timedelta(seconds=60)
 
 
 def post_update(
@@ -30,6 +38,19 @@ def post_update(
             _("Only the Product Owner or DevOps post incident updates."),
         )
         previous = change.on.incident_updates.order_by("-posted_at", "-id").first()
+        # Under the release's lock: the second of two sent at once sees the first.
+        if (
+            previous is not None
+            and (previous.state, previous.message) == (state, message)
+            and timezone.now() - previous.posted_at < REPEAT_WINDOW
+        ):
+            raise WorkflowError(
+                _(
+                    "This same update (the same state and message) was posted less than a "
+                    "minute ago and already leads the status page, so it was not posted "
+                    "again."
+                )
+            )
         update = IncidentUpdate.objects.create(
             release=change.on,
             state=state,

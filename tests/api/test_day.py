@@ -678,6 +678,21 @@ def test_it_refuses_a_malformed_update_and_writes_nothing(
     assert day_fingerprint(rolling_back) == before
 
 
+def test_a_pipeline_retrying_an_update_posts_it_once(rolling_back: Release, ci: Client) -> None:
+    token = make_token(rolling_back, Role.DEVOPS)
+    body = {"state": "identified", "message": "Checkout errors: rolling back."}
+    assert send(ci, url("updates", rolling_back), token, body).status_code == 200
+
+    again = send(ci, url("updates", rolling_back), token, body)
+
+    assert again.status_code == 422
+    assert again.json() == {
+        "error": "This same update (the same state and message) was posted less than a minute "
+        "ago and already leads the status page, so it was not posted again."
+    }
+    assert IncidentUpdate.objects.filter(release=rolling_back).count() == 1
+
+
 def test_a_qa_token_may_not_post_an_incident_update(rolling_back: Release, ci: Client) -> None:
     token = make_token(rolling_back, Role.QA)
     before = day_fingerprint(rolling_back)

@@ -16,7 +16,15 @@ import pytest
 from django.db import connection
 
 from releases import notify, workflow
-from releases.models import AuditEvent, ChecklistTemplate, ItemState, Release, Role, TemplateItem
+from releases.models import (
+    AuditEvent,
+    ChecklistTemplate,
+    IncidentUpdate,
+    ItemState,
+    Release,
+    Role,
+    TemplateItem,
+)
 from releases.workflow import Conflict
 from tests.conftest import item
 
@@ -163,3 +171,18 @@ def test_it_keeps_twenty_ticks_by_four_leads_at_once(
     ticked = AuditEvent.objects.filter(release=made, action="item.done")
     assert sorted(ticked.values_list("target", flat=True)) == sorted(e.text for e in entries)
     assert sorted(revision for _, revision in published) == list(range(start + 1, start + 21))
+
+
+def test_it_posts_once_an_incident_update_sent_twice_at_once(
+    release: Release, users: dict[str, Any], published: list[tuple[int, int]]
+) -> None:
+    def post() -> Any:
+        return workflow.post_update(
+            release, state="identified", message="Checkout fails", by=users["po"]
+        )
+
+    outcomes = run_together([post, post])
+
+    refused = [o for o in outcomes if isinstance(o, Exception)]
+    assert len(refused) == 1 and isinstance(refused[0], workflow.WorkflowError)
+    assert IncidentUpdate.objects.filter(release=release).count() == 1

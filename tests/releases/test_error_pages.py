@@ -10,11 +10,12 @@ import psycopg
 import pytest
 import redis
 from django.test import Client
+from django.urls import reverse
 from django_redis.exceptions import ConnectionInterrupted
 
 from releases import views
 from releases.errors import is_outage
-from releases.models import Release
+from releases.models import AuditEvent, Release
 
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
 
@@ -55,6 +56,32 @@ def test_a_request_for_another_host_gets_a_bad_request_page(db: None) -> None:
 
     assert answer.status_code == 400
     assert "The server could not read this request" in answer.content.decode()
+
+
+@pytest.mark.parametrize("page", ["releases:people", "releases:plan", "releases:window"])
+def test_a_forged_action_gets_the_bad_request_page_in_the_persons_language(
+    as_user: Any, release: Release, page: str
+) -> None:
+    url = reverse(page, args=[release.version])
+    audited = AuditEvent.objects.count()
+
+    english = as_user("admin").post(url, {"action": "explode"})
+    spanish = as_user("admin", "es").post(url, {"action": "explode"})
+
+    assert english.status_code == spanish.status_code == 400
+    assert english["Content-Type"] == "text/html; charset=utf-8"
+    html = english.content.decode()
+    assert "<h1>Bad request</h1>" in html
+    assert (
+        "The form asked for an action this page does not take, so nothing was changed. "
+        "Reload the page and try again." in html
+    )
+    assert 'href="/">Back to the releases' in html
+    assert spanish["Content-Language"] == "es"
+    spanish_html = spanish.content.decode()
+    assert "<h1>Solicitud incorrecta</h1>" in spanish_html
+    assert "El formulario pidió una acción que esta página no admite" in spanish_html
+    assert AuditEvent.objects.count() == audited
 
 
 @pytest.fixture

@@ -87,7 +87,7 @@ def test_it_refuses_bad_files_with_the_line_to_blame(
     staff: Client, content: bytes, message: str
 ) -> None:
     response = upload(staff, content, name="bad.md")
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in response.content.decode()
     assert not ChecklistTemplate.objects.exists()
 
@@ -95,6 +95,7 @@ def test_it_refuses_bad_files_with_the_line_to_blame(
 def test_it_refuses_an_oversized_upload(staff: Client, settings: Any) -> None:
     settings.CHECKLIST_MAX_BYTES = 100
     response = upload(staff, b"- [ ] item\n" * 20, name="big.md")
+    assert response.status_code == 422
     assert "too large" in response.content.decode()
     assert not ChecklistTemplate.objects.exists()
 
@@ -107,10 +108,13 @@ def test_it_refuses_a_preview_whose_text_was_altered(staff: Client) -> None:
     signed = confirm_of(preview)["preview"]
     altered = signed.replace(signed[5], "A" if signed[5] != "A" else "B", 1)
 
-    response = staff.post(URL, confirm_of(preview, preview=altered, name="Ship"), follow=True)
+    response = staff.post(URL, confirm_of(preview, preview=altered, name="Ship it"))
 
-    assert response.redirect_chain[-1][0] == URL
+    assert response.status_code == 422
     assert "The preview was altered; upload the file again." in response.content.decode()
+    # Back on the upload form, with the name typed on the preview and the file kept.
+    assert response.context["form"]["name"].value() == "Ship it"
+    assert response.context["kept"] == imports.Upload("checklist.md", SHIP.decode())
     assert not ChecklistTemplate.objects.exists()
 
 
@@ -123,10 +127,11 @@ def test_it_refuses_a_preview_whose_text_was_altered(staff: Client) -> None:
     ],
 )
 def test_it_refuses_a_preview_it_did_not_sign(staff: Client, data: dict[str, str]) -> None:
-    response = staff.post(URL, data, follow=True)
+    response = staff.post(URL, data)
 
-    assert response.redirect_chain[-1][0] == URL
+    assert response.status_code == 422
     assert "The preview was altered; upload the file again." in response.content.decode()
+    assert response.context["form"]["name"].value() == "x"
     assert not ChecklistTemplate.objects.exists()
 
 
@@ -134,8 +139,9 @@ def test_it_refuses_a_preview_signed_for_something_else(staff: Client) -> None:
     # Another signer's value (a share-link cookie, say) is not a preview.
     other = signing.TimestampSigner(salt="elsewhere").sign_object({"text": "- [ ] a\n"})
 
-    response = staff.post(URL, {"preview": other, "name": "x"}, follow=True)
+    response = staff.post(URL, {"preview": other, "name": "x"})
 
+    assert response.status_code == 422
     assert "The preview was altered; upload the file again." in response.content.decode()
 
 
@@ -153,13 +159,28 @@ def test_it_refuses_a_preview_older_than_an_hour(
     preview = upload(staff, SHIP)
     monkeypatch.setattr(signing, "time", AnHourLater)
 
-    response = staff.post(URL, confirm_of(preview, name="Ship"), follow=True)
+    response = staff.post(URL, confirm_of(preview, name="Ship"))
 
-    assert response.redirect_chain[-1][0] == URL
+    assert response.status_code == 422
+    assert response.context["form"]["name"].value() == "Ship"
     assert (
         "The preview expired (a preview lasts an hour); upload the file again."
         in response.content.decode()
     )
+    assert not ChecklistTemplate.objects.exists()
+
+
+def test_it_refuses_a_preview_the_limits_no_longer_take_with_its_problems_and_the_name(
+    staff: Client, settings: Any
+) -> None:
+    preview = upload(staff, b"# Ship\n\n- [ ] one\n- [ ] two\n", name="ship.md")
+    settings.CHECKLIST_MAX_ITEMS = 1
+
+    response = staff.post(URL, confirm_of(preview, name="Ship it"))
+
+    assert response.status_code == 422
+    assert response.context["problem_lines"][0].startswith("ship.md:4: ")
+    assert response.context["form"]["name"].value() == "Ship it"
     assert not ChecklistTemplate.objects.exists()
 
 
@@ -191,7 +212,7 @@ def test_it_explains_a_bad_name_beside_the_field_and_keeps_the_preview(
 
     response = staff.post(URL, confirm_of(preview, name=name))
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["confirm"].errors["name"] == [message]
     page = response.content.decode()
     assert message in page
@@ -214,7 +235,7 @@ def test_it_explains_a_derived_name_that_is_too_long(
 ) -> None:
     preview = upload(staff, content, name=file_name)
 
-    assert preview.status_code == 200
+    assert preview.status_code == 422
     errors = preview.context["confirm"].errors["name"]
     assert errors[0].startswith("The template name is longer than 200 characters")
     assert errors[1] == f"It comes from {origin}; shorten it here."
@@ -228,9 +249,42 @@ def test_it_explains_a_typed_name_that_is_too_long_on_the_upload(staff: Client) 
     file = SimpleUploadedFile("ship.md", SHIP, content_type="text/markdown")
     response = staff.post(URL, {"file": file, "name": "n" * 201, "default_owner": "qa"})
 
+    assert response.status_code == 422
+    assert 'value="nnnn' in response.content.decode()
     assert response.context["form"].errors["name"] == [
         "The template name is longer than 200 characters (it has 201)."
     ]
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        'filename="ship\u202egpj.md"',
+        "filename*=UTF-8''ship%E2%80%AEgpj.md",
+        'filename="ship&#x202E;gpj.md"',
+    ],
+    ids=["utf-8", "rfc-2231", "html-entity"],
+)
+def test_a_file_name_s_hidden_controls_never_reach_the_import(
+    staff: Client, disposition: str
+) -> None:
+    # The name is shown on the pages that follow and, for a file without a title, is the
+    # template's: Django's upload parser drops every character that is not printable (the
+    # bidirectional controls among them) however the name is sent, so the import need
+    # not refuse it; this fails the day it stops doing so.
+    body = (
+        f'--zzz\r\nContent-Disposition: form-data; name="file"; {disposition}\r\n'
+        "Content-Type: text/markdown\r\n\r\n- [ ] one\r\n"
+        '--zzz\r\nContent-Disposition: form-data; name="default_owner"\r\n\r\nqa\r\n'
+        "--zzz--\r\n"
+    )
+
+    preview = staff.post(URL, body.encode(), content_type="multipart/form-data; boundary=zzz")
+
+    assert preview.status_code == 200
+    assert preview.context["file_name"] == "shipgpj.md"
+    assert preview.context["confirm"]["name"].value() == "shipgpj.md"
+    assert "\u202e" not in preview.content.decode()
 
 
 # Headings and cells longer than the columns that keep them: each is refused before
@@ -283,7 +337,7 @@ def test_it_refuses_headings_and_cells_longer_than_their_column(
 ) -> None:
     response = upload(staff, content.encode(), name="long.md")
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     page = html.unescape(response.content.decode())
     assert message in page
     assert "long.md" in page
@@ -346,7 +400,7 @@ MANY_MISTAKES = (
 def test_it_lists_every_problem_in_the_file_with_its_line(staff: Client) -> None:
     response = upload(staff, MANY_MISTAKES, name="many.md")
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["problem_lines"] == [
         "many.md:5: unknown owner 'nobody' (expected one of devops, backend, frontend, qa, "
         "po, support)",
@@ -382,7 +436,7 @@ def test_it_says_when_it_lists_only_the_first_problems(staff: Client) -> None:
 
     response = upload(staff, content, name="bad.md")
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert len(response.context["problem_lines"]) == markdown.MAX_PROBLEMS
     assert "Only the first 100 problems are listed; there are more." in response.content.decode()
 
@@ -400,7 +454,7 @@ def test_it_says_when_it_lists_only_the_first_problems(staff: Client) -> None:
 def test_it_explains_a_file_it_cannot_read(staff: Client, content: bytes, message: str) -> None:
     response = upload(staff, content, name="bad.md")
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert message in html.unescape(response.content.decode())
     assert not ChecklistTemplate.objects.exists()
 
@@ -408,7 +462,7 @@ def test_it_explains_a_file_it_cannot_read(staff: Client, content: bytes, messag
 def test_it_names_a_huge_file_too_large_without_reading_it(staff: Client) -> None:
     response = upload(staff, b"- [ ] item\n" * 200_000, name="huge.md")
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["form"].errors["file"] == [
         "huge.md: the file is too large (2,200,000 bytes, the limit is 1,048,576)."
     ]
@@ -462,7 +516,8 @@ def test_it_keeps_the_file_for_a_preview_that_expired(
     preview = upload(staff, SHIP, name="ship.md")
     with monkeypatch.context() as later:
         later.setattr(signing, "time", AnHourLater)
-        refused = staff.post(URL, confirm_of(preview, name="Ship"), follow=True)
+        refused = staff.post(URL, confirm_of(preview, name="Ship"))
+    assert refused.status_code == 422
     assert refused.context["kept"] == imports.Upload("ship.md", SHIP.decode())
 
     again = staff.post(URL, {"default_owner": "qa"})
@@ -600,6 +655,6 @@ def test_it_says_saved_in_spanish(staff_es: Client) -> None:
 def test_it_asks_for_a_file_when_the_form_arrives_empty(staff: Client) -> None:
     response = staff.post(URL, {})
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert response.context["form"].errors["file"] == ["Choose the Markdown checklist to import."]
     assert not ChecklistTemplate.objects.exists()

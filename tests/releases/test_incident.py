@@ -140,6 +140,44 @@ def test_it_accepts_a_message_of_exactly_the_limit_and_every_state(
     assert IncidentUpdate.objects.count() == len(IncidentState.values)
 
 
+SENT_AGAIN = (
+    "This same update (the same state and message) was posted less than a minute ago and "
+    "already leads the status page, so it was not posted again."
+)
+
+
+def test_it_refuses_the_latest_update_sent_again_within_a_minute(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.post_update(release, state="investigating", message="Slow", by=users["po"])
+
+    # Sent twice by a double click, or once by each of two people reading the same news.
+    for persona in ("po", "devops"):
+        with pytest.raises(workflow.WorkflowError) as refused:
+            workflow.post_update(
+                release, state="investigating", message=" Slow ", by=users[persona]
+            )
+        assert refused.value.message == SENT_AGAIN
+
+    assert IncidentUpdate.objects.count() == 1
+    assert release.audit_events.filter(action=AuditAction.INCIDENT_UPDATE_POSTED).count() == 1
+
+
+def test_it_posts_an_update_that_differs_from_the_latest_or_comes_a_minute_later(
+    release: Release, users: dict[str, Any]
+) -> None:
+    workflow.post_update(release, state="investigating", message="Slow", by=users["po"])
+    workflow.post_update(release, state="identified", message="Slow", by=users["po"])
+    workflow.post_update(release, state="identified", message="Slow logins", by=users["po"])
+    # Only the latest counts: going back to an earlier update is news.
+    workflow.post_update(release, state="identified", message="Slow", by=users["po"])
+    IncidentUpdate.objects.update(posted_at=timezone.now() - timedelta(seconds=61))
+    # A minute on, saying again that nothing has changed is news too.
+    workflow.post_update(release, state="identified", message="Slow", by=users["po"])
+
+    assert IncidentUpdate.objects.count() == 5
+
+
 def test_it_refuses_updates_on_a_cancelled_release(release: Release, users: dict[str, Any]) -> None:
     workflow.set_status(release, status=ReleaseStatus.CANCELLED, by=users["po"])
 
@@ -436,6 +474,29 @@ def test_it_explains_a_refused_update_and_keeps_what_was_typed(
     assert response.status_code == 422
     assert message in response.content.decode()
     assert not IncidentUpdate.objects.exists()
+
+
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_it_refuses_an_update_published_twice_and_keeps_what_was_typed(
+    as_user: Any, release: Release, language: str
+) -> None:
+    client = as_user("po", language)
+    fields = {"state": "identified", "message": "Checkout <fails> for cards", "confirmed": "1"}
+    assert client.post(updates_url(release), fields).status_code == 302
+
+    again = client.post(updates_url(release), fields)
+
+    assert again.status_code == 422
+    page = again.content.decode()
+    said = {
+        "en": SENT_AGAIN,
+        "es": "Esta misma actualización (el mismo estado y mensaje) se publicó hace menos de "
+        "un minuto y ya encabeza la página de estado, así que no se ha vuelto a publicar.",
+    }
+    assert said[language] in page
+    assert ">\nCheckout &lt;fails&gt; for cards</textarea>" in page
+    assert '<option value="identified" selected>' in page
+    assert IncidentUpdate.objects.count() == 1
 
 
 @pytest.mark.parametrize(("persona", "status"), [("qa", 403), ("support", 403), ("outsider", 404)])

@@ -1121,8 +1121,10 @@ def test_it_adds_a_row_keeping_everything_typed_and_saving_nothing(
     ]
     data = contacts_data(release, rows, action="contacts-add")
 
-    page = text_of(login_as("admin").post(plan_url(release), data))
+    response = login_as("admin").post(plan_url(release), data)
 
+    page = text_of(response)
+    assert response.status_code == 200
     assert 'value="Dana typed"' in page
     assert 'value="bad phone"' in page
     # The blank row stays, one more comes, and only typed rows must be filled in.
@@ -1131,6 +1133,17 @@ def test_it_adds_a_row_keeping_everything_typed_and_saving_nothing(
     assert 'name="contacts-3-role"' in page
     assert release.contacts.get().name == "Dana Ops"
     assert not release.audit_events.filter(action="contacts.edited").exists()
+
+
+def test_it_refuses_a_row_added_to_a_tampered_contacts_form_without_failing(
+    release: Release, login_as: LoginAs
+) -> None:
+    data = {"action": "contacts-add", "contacts-based_on": workflow.contacts_version(release)}
+
+    response = login_as("admin").post(plan_url(release), data)
+
+    assert response.status_code == 422
+    assert "The form is incomplete; reload the page and try again." in text_of(response)
 
 
 @pytest.mark.parametrize(
@@ -1148,7 +1161,7 @@ def test_it_explains_a_contact_row_it_cannot_save_and_keeps_what_was_typed(
     response = login_as("admin").post(plan_url(release), contacts_data(release, [row]))
 
     page = text_of(response)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert says in page
     assert 'class="error" role="alert"' in page
     assert release.contacts.get().name == "Dana Ops"
@@ -1166,7 +1179,7 @@ def test_it_refuses_a_stale_contacts_save_keeping_what_was_typed_and_showing_wha
     response = client.post(plan_url(release), stale)
 
     page = text_of(response)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "Someone else saved the emergency contacts while you were editing them." in page
     assert 'value="Mine"' in page
     assert "Emergency contacts as saved now" in page and "Theirs" in page
@@ -1186,7 +1199,7 @@ def test_it_explains_a_tampered_contacts_form_without_failing(
 
     response = login_as("admin").post(plan_url(release), data)
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert "ManagementForm data is missing or has been tampered with" in text_of(response)
     assert release.contacts.count() == 1
 
@@ -1205,6 +1218,7 @@ def test_it_previews_the_plans_steps_with_their_owners_without_saving(
     response = login_as("admin").post(plan_url(release), plan_data(release, PLAN, "plan-preview"))
 
     page = text_of(response)
+    assert response.status_code == 200
     assert "Preview: 2 steps, not saved yet" in page
     assert "<strong>Backend</strong>" in page and "Owner: Backend Lead" in page
     assert "Owner: DevOps Lead" in page and "<code>restore</code>" in page
@@ -1221,7 +1235,7 @@ def test_it_shows_the_line_of_a_plan_it_cannot_read_and_keeps_the_text(
         response = login_as("admin").post(plan_url(release), plan_data(release, typed, action))
 
         page = text_of(response)
-        assert response.status_code == 200
+        assert response.status_code == 422
         assert "Line 3 of the rollback plan: the plan would not keep this" in page
         assert "A stray paragraph" in page
     assert list(release.rollback_steps.values_list("text", flat=True)) == ["Roll back"]
@@ -1279,6 +1293,7 @@ def test_it_refuses_a_stale_plan_save_keeping_the_text_and_showing_the_saved_pla
     response = client.post(plan_url(release), stale)
 
     page = text_of(response)
+    assert response.status_code == 422
     assert "Someone else saved the rollback plan while you were editing it." in page
     assert "The rollback plan as saved now" in page and "1. Their plan" in page
     assert "deploycheck: owner=backend" in page
@@ -1305,7 +1320,7 @@ def test_it_refuses_to_edit_the_plan_while_a_rollback_is_in_progress(
     assert "A rollback is in progress and its steps are being ticked" in shown
     assert 'name="plan-markdown"' not in shown
     assert "Roll back" in shown  # the saved steps are still shown
-    assert refused.status_code == 200
+    assert refused.status_code == 422
     assert text_of(refused).count("A rollback is in progress") == 1
     assert "deploycheck: owner=backend" in text_of(refused)
     assert list(ready_release.rollback_steps.values_list("text", flat=True)) == ["Roll back"]
@@ -1320,7 +1335,7 @@ def test_it_explains_a_tampered_contact_row_without_failing(
     response = login_as("admin").post(plan_url(release), contacts_data(release, [row]))
 
     page = text_of(response)
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert (says or "Row 1 names a contact this release does not have") in page
     assert release.contacts.get().name == "Dana Ops"
 
@@ -1416,6 +1431,7 @@ def test_it_previews_a_step_too_long_for_its_column_as_an_error(
     response = login_as("admin").post(plan_url(release), plan_data(release, typed, "plan-preview"))
 
     page = text_of(response)
+    assert response.status_code == 422
     assert "Step 1 of the rollback plan:" in page and "Preview:" not in page
 
 
