@@ -95,9 +95,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: the HTTPS redirect and HSTS come before any work is done for a request.
     "django.middleware.security.SecurityMiddleware",
-    # Before anything reads the database: NUL or a lone surrogate in the path, query,
-    # form or cookies is a 400, not a PostgreSQL error.
-    "releases.inputs.unstorable_input_middleware",
+    # Before the session is read: NUL or a lone surrogate in a cookie (the session key)
+    # is a 400, not a PostgreSQL error.
+    "releases.inputs.unstorable_cookie_middleware",
     # Static files are answered here, cacheable and without the page-only headers below.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -111,6 +111,10 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Before anything reads the path, query or form for the database, once the person's
+    # language is known: NUL or a lone surrogate there is refused in that language,
+    # naming the field, with nothing typed lost.
+    "releases.inputs.unstorable_input_middleware",
     "releases.login_redirect.login_redirect_middleware",
     # A form's action opened as a page gets one saying where to go, not an empty 405.
     "releases.openable.not_allowed_middleware",

@@ -20,7 +20,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseForbidden,
-    JsonResponse,
 )
 from django.template.loader import render_to_string
 from django.utils import translation
@@ -28,8 +27,6 @@ from django.utils.html import format_html
 from django.utils.translation import gettext as _
 from django.views import csrf, defaults
 from django_htmx.http import reswap, retarget
-
-from deploycheck.edge import API_PATH
 
 # What a person is told to wait for, and a client's Retry-After.
 RETRY_AFTER_SECONDS = 30
@@ -75,27 +72,16 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def bad_request(request: HttpRequest, message: str) -> HttpResponse:
-    """400 for a request that cannot be acted on, saying why in the active language: our
-    400 page, which reads nothing of the person (a middleware may answer before their
-    session is read), or under /api/ the JSON every refusal there is."""
-    if request.path_info.startswith(API_PATH):
-        response: HttpResponse = JsonResponse({"error": message}, status=400)
-    else:
-        response = HttpResponseBadRequest(render_to_string("400.html", {"message": message}))
+def unknown_action(request: HttpRequest) -> HttpResponse:
+    """A form whose `action` its view does not take: forged, or from an older page. Our
+    400 page, saying why in the person's language."""
+    message = _(
+        "The form asked for an action this page does not take, so nothing was changed. "
+        "Reload the page and try again."
+    )
+    response = HttpResponseBadRequest(render_to_string("400.html", {"message": message}))
     response["Content-Language"] = translation.get_language()
     return response
-
-
-def unknown_action(request: HttpRequest) -> HttpResponse:
-    """A form whose `action` its view does not take: forged, or from an older page."""
-    return bad_request(
-        request,
-        _(
-            "The form asked for an action this page does not take, so nothing was changed. "
-            "Reload the page and try again."
-        ),
-    )
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
