@@ -30,7 +30,6 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from . import errors, exports, tasks, workflow
 from .access import get_release_for_user, may_edit_contacts, may_manage, person, require_manager
-from .exports import compact
 from .forms_manage import (
     AssignForm,
     ContactForm,
@@ -48,7 +47,7 @@ from .models import (
     Role,
     Stakeholder,
 )
-from .timeline import code_label, key_label
+from .timeline import key_label, value_label
 
 AUDIT_PAGE_SIZE = 50
 # The new link's token rides to the next page in a signed cookie that only the creator's
@@ -228,18 +227,12 @@ def _update_contact(request: HttpRequest, contact: EmergencyContact, form: Conta
 # --- audit trail -------------------------------------------------------------------------
 
 
-def _shown(key: str, value: Any) -> str:
-    """A value as the audit trail shows it: a status, a state, a role or another code by
-    its label in the reader's language, never as the code ("Rolled back", not
-    "rolled_back"); anything else as kept."""
-    labelled = code_label(key, value) if isinstance(value, str) else None
-    return labelled if labelled is not None else compact(value)
-
-
 def _pairs(data: Any) -> list[tuple[str, str]]:
+    """Before or after of an event, each value named in words as the timeline names it
+    ("Rolled back", not "rolled_back"; yes or no; a moment as every page writes one)."""
     if isinstance(data, dict):
-        return [(key_label(str(key)), _shown(str(key), value)) for key, value in data.items()]
-    return [] if data in (None, "", []) else [("", compact(data))]
+        return [(key_label(str(key)), value_label(str(key), value)) for key, value in data.items()]
+    return [] if data in (None, "", []) else [("", value_label("", data))]
 
 
 _MISSING = object()

@@ -10,7 +10,6 @@ the release spent in each status from the same events.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, gettext_noop, ngettext
 
+from . import performs
 from .actors import username_in
 from .models import (
     ActorKind,
@@ -123,14 +123,17 @@ PAGE_SIZE = 100
 # Names of the values events keep, as a reader reads them: every key the workflow writes
 # in an event's before or after has one (tests/releases/test_timeline_keys.py).
 _KEY_LABELS: dict[str, Any] = {
+    "text": gettext_lazy("Text"),
     "status": gettext_lazy("Status"),
     "state": gettext_lazy("State"),
     "reason": gettext_lazy("Reason"),
     "note": gettext_lazy("Note"),
     "evidence_url": gettext_lazy("Evidence link"),
     "check_failure": gettext_lazy("Failing check"),
+    "failure": gettext_lazy("Failing check"),
     "message": gettext_lazy("Message"),
     "role": gettext_lazy("Role"),
+    "owner": gettext_lazy("Owner"),
     "person": gettext_lazy("Person"),
     "position": gettext_lazy("Position"),
     "name": gettext_lazy("Name"),
@@ -147,6 +150,8 @@ _KEY_LABELS: dict[str, Any] = {
     "contacts": gettext_lazy("Emergency contacts"),
     "intro": gettext_lazy("Introduction"),
     "steps": gettext_lazy("Steps"),
+    "commands": gettext_lazy("Commands"),
+    "lang": gettext_lazy("Language of the commands"),
     "approval_reminders": gettext_lazy("Approval reminders"),
     "template": gettext_lazy("Template"),
     "items": gettext_lazy("Items"),
@@ -218,6 +223,13 @@ SYSTEM_REASONS = (
     ALL_STEPS_DONE,
     MITIGATED_BY_STEP,
 )
+# A performance under way keeps a state no item has (workflow.perform).
+_PERFORM_STATES: dict[str, Any] = {performs.SENDING: gettext_lazy("sending")}
+# Records whose keys are names people wrote (items by their text, a check's options as
+# its checks file names them), read as written.
+_NAMING_KEYS = frozenset({"items", "options"})
+# A record's values read in the order their keys are named above.
+_KEY_ORDER = {key: position for position, key in enumerate(_KEY_LABELS)}
 _MISSING = object()
 
 
@@ -296,10 +308,36 @@ def moment_shown(value: str) -> str:
         return value
 
 
+def _contact_label(contact: Mapping[str, Any]) -> str:
+    """An emergency contact as one line: "DevOps Lead: Dana Ops, +34 600 000 001"."""
+    reached = [str(contact[f]) for f in ("name", "phone", "email", "other") if contact.get(f)]
+    return f"{contact.get('role') or '∅'}: {', '.join(reached) or '∅'}"
+
+
+def _record_label(key: str, record: Mapping[str, Any]) -> str:
+    """A record an event keeps (a delivery, an override, a step, what a nudge found open)
+    in words: "Label: value, …", leaving out what it holds empty."""
+    if key == "contacts":
+        return _contact_label(record)
+    if record.keys() == {"before", "after"}:
+        return f"{value_label(key, record['before'])} → {value_label(key, record['after'])}"
+    count, first = record.get("count"), record.get("first")
+    if key == "open_items" and isinstance(count, int) and isinstance(first, list):
+        said = ngettext("%(count)d open item", "%(count)d open items", count) % {"count": count}
+        return f"{said}: {value_label(key, first)}" if first else said
+    if key in _NAMING_KEYS:
+        named = [f"{name}: {value_label(key, kept)}" for name, kept in record.items()]
+        return "; ".join(named) or "∅"
+    held = [(k, kept) for k, kept in record.items() if kept not in (None, "", [], {})]
+    held.sort(key=lambda pair: _KEY_ORDER.get(pair[0], len(_KEY_ORDER)))
+    return ", ".join(f"{key_label(k)}: {value_label(k, kept)}" for k, kept in held) or "∅"
+
+
 def value_label(key: str, value: Any) -> str:
     """A value an event keeps, as its reader reads it: statuses, states, roles and the
     other codes by their labels, moments in the reader's format, a reason the system gave
-    in the reader's language, yes or no, anything else as written."""
+    in the reader's language, yes or no, lists and records in words (never as JSON),
+    anything else as written."""
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, str):
@@ -307,10 +345,18 @@ def value_label(key: str, value: Any) -> str:
             return moment_shown(value)
         if key == "reason":
             return reason_shown(value) or "∅"
+        if key == "state" and value in _PERFORM_STATES:
+            return str(_PERFORM_STATES[value])
         return code_label(key, value) or value or "∅"
     if value is None:
         return "∅"
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if isinstance(value, Mapping):
+        return _record_label(key, value)
+    if isinstance(value, list):
+        # Records are written with commas of their own.
+        joiner = "; " if any(isinstance(entry, Mapping) for entry in value) else ", "
+        return joiner.join(value_label(key, entry) for entry in value) or "∅"
+    return str(value)
 
 
 def labelled(key: str) -> bool:

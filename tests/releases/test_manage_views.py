@@ -633,7 +633,7 @@ def test_it_shows_only_what_changed_in_before_and_after(
     assert "<dt>Evidence link</dt>" not in text_of(response)
     # With nothing before, the whole of the after side is shown.
     assert rows["fresh"].before == []
-    assert rows["fresh"].after == [("a", "1"), ("b", "")]
+    assert rows["fresh"].after == [("a", "1"), ("b", "∅")]
     # The CSV keeps the complete snapshots.
     _raw, csv_rows = read_csv(login_as("qa").get(csv_url(release), {"action": "item.done"}))
     assert '"evidence_url": ""' in csv_rows[1][5]

@@ -8,9 +8,10 @@ that a key a new operation records, or a new kind of event, cannot go unnamed un
 
 from __future__ import annotations
 
+import html
 import re
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from checks import config, tokens
 from checks.models import PipelineToken
@@ -25,6 +27,7 @@ from releases import markdown as md
 from releases import workflow
 from releases.actors import CheckActor, Person, PipelineActor, SystemActor
 from releases.models import AuditAction, AuditEvent, Release, ReleaseItem, Role
+from releases.templatetags.moments import moment
 from releases.timeline import human_line, key_label, labelled, reader_for
 from releases.workflow import ContactRow
 from tests.conftest import item
@@ -199,6 +202,10 @@ def _window(release: Release, users: dict[str, Any], other: Release) -> None:
 
 
 def _release_day(release: Release, users: dict[str, Any]) -> None:
+    # Go-live given over a check failing after its tick names the failure it was given over.
+    failing = item(release, "Unit tests pass")
+    workflow.record_check_result(failing, check="ci", passed=False, detail="red again")
+    workflow.tick(item(release, "Unit tests pass"), by=users["qa"], override_reason="known flake")
     workflow.approve(release, by=users["po"], reason="all green")
     workflow.revoke_approval(release, by=users["po"], reason="one more look")
     workflow.approve(release, by=users["po"])
@@ -291,3 +298,38 @@ def test_the_audit_page_names_every_key_in_spanish(
     assert raw == []
     with translation.override("es"):
         assert f"<dt>{key_label('approved_by')}</dt>" in "".join(pages)
+
+
+# What a value kept as stored reads as: a moment in ISO 8601, a JSON yes or no, a JSON
+# list of records or a record.
+STORED_FORM = re.compile(r"T\d\d:\d\d:\d\d|\btrue\b|\bfalse\b|\[\{|\{\"")
+
+
+def _audit_rows(client: Client, release: Release) -> str:
+    """The text of every row of a release's audit page, page after page, each run of
+    markup and spaces read as one space."""
+    url = reverse("releases:audit", args=[release.version])
+    numbers = client.get(url).context["page"].paginator.page_range
+    pages = [client.get(url, {"page": n}).content.decode() for n in numbers]
+    bodies = [re.search(r"<tbody>(.*)</tbody>", page, re.S) for page in pages]
+    text = " ".join(re.sub(r"<[^>]+>", " ", body.group(1)) for body in bodies if body)
+    return " ".join(html.unescape(text).split())
+
+
+def test_the_audit_page_writes_every_value_in_words_in_either_language(
+    events: list[AuditEvent], release: Release, other: Release, users: dict[str, Any]
+) -> None:
+    deployed = next(e for e in events if e.action == AuditAction.DEPLOY_STARTED)
+    for language in ("es", "en"):
+        client = Client(headers={"Accept-Language": language})
+        client.force_login(users["admin"])
+
+        text = _audit_rows(client, release) + _audit_rows(client, other)
+
+        assert STORED_FORM.findall(text) == [], language
+        with translation.override(language):
+            started = moment(datetime.fromisoformat(deployed.after["started_at"]))
+            assert started in text
+            assert f"{key_label('hides_personal')} {_('yes')}" in text
+            assert f"{key_label('done')} {_('no')}" in text
+        assert "DevOps Lead: Dana Ops, +34 600 000 003" in text
