@@ -204,7 +204,7 @@ class BaseContactRowFormSet(_ContactRowsBase):
         super().clean()
         # Django's management form takes any whole number: a negative count would read
         # as no rows at all, and saving that removes every contact.
-        if self.management_form.cleaned_data["TOTAL_FORMS"] < 0:
+        if (self.management_form.cleaned_data["TOTAL_FORMS"] or 0) < 0:
             raise forms.ValidationError(
                 _("The form is incomplete; reload the page and try again."), code="incomplete"
             )
