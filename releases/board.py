@@ -913,13 +913,19 @@ def _gonogo(release: Release, loaded: Loaded, viewer: Viewer) -> GoNoGo:
         reasons=reasons,
         obstacles=obstacles,
         may_approve=viewer.may_approve and active is None,
-        may_revoke=viewer.may_approve and active is not None,
+        # A deploy under way keeps its approval until it ends or is rolled back.
+        may_revoke=viewer.may_approve and active is not None and not _deploying(loaded),
         overrides=[_override_shown(record) for record in overrides],
         pending=sum(1 for reason in general if reason.code == _PENDING),
         waiting_on=_role_work(items, loaded.signoffs, loaded.nudges) if active is None else [],
         may_nudge=viewer.may_nudge,
         reminder_minutes=settings.APPROVAL_REMINDER_MINUTES,
     )
+
+
+def _deploying(loaded: Loaded) -> bool:
+    deployment = loaded.rollout.deployment
+    return deployment is not None and deployment.finished_at is None
 
 
 def _revoked_banner(approvals: list[GoLiveApproval]) -> GoLiveApproval | None:
@@ -950,7 +956,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "my_open_items": _my_open_items(phases, signoff_panel, viewer),
         "gonogo": _gonogo(release, loaded, viewer),
         "revoked": _revoked_banner(approvals),
-        "status_moves": _status_moves(release, viewer),
+        "status_moves": [] if _deploying(loaded) else _status_moves(release, viewer),
         "rollout": rollout_context(
             release,
             viewer.who,

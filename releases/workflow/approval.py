@@ -112,6 +112,7 @@ def _revoke(
     *,
     override: bool = False,
 ) -> None:
+    _refuse_while_deploying(change)
     approval.revoked_at = timezone.now()
     approval.revoked_reason = reason
     approval.revoked_reason_args = reason_args or {}
@@ -141,6 +142,19 @@ def revoke_approval(release: Release, *, by: By, reason: str, ip: str | None = N
         _revoke(change, approval, reason, override=change.override)
 
 
+def _refuse_while_deploying(change: _Change) -> None:
+    """A deploy under way ends by recording how it went, or by declaring a rollback
+    (which ends it, then revokes the approval): taking the approval or the status away
+    under it would leave a deploy that neither could end."""
+    if change.on.deployments.filter(finished_at__isnull=True).exists():
+        raise WorkflowError(
+            _(
+                "A deploy is under way, and this would take go-live approval away from "
+                "under it: record how the deploy ended, or declare a rollback."
+            )
+        )
+
+
 def set_status(
     release: Release, *, status: str, by: By, ip: str | None = None, reason: str = ""
 ) -> Release:
@@ -166,6 +180,7 @@ def set_status(
             )
         if status == ReleaseStatus.APPROVED:
             raise WorkflowError(_("Go-live is approved through the approval, not a status."))
+        _refuse_while_deploying(change)
         if status == ReleaseStatus.ROLLED_BACK:
             raise WorkflowError(
                 _("A rollback is declared, with its reason and severity, not set as a status.")

@@ -186,6 +186,63 @@ def test_it_rolls_back_a_deploy_that_started_and_ends_that_deploy_as_failed(
     assert approved.status == ReleaseStatus.ROLLED_BACK
 
 
+UNDER_A_DEPLOY = "A deploy is under way, and this would take go-live approval away"
+
+
+@pytest.mark.parametrize(
+    "take_away",
+    [
+        lambda release, users: workflow.revoke_approval(
+            release, by=users["po"], reason="second thoughts"
+        ),
+        lambda release, users: workflow.withdraw_sign_off(
+            release, role=Role.QA, phase="Pre", by=users["qa"]
+        ),
+        lambda release, users: workflow.set_status(
+            release, status="in_progress", by=users["admin"], reason="not yet"
+        ),
+    ],
+    ids=["revoked", "sign-off withdrawn", "status moved"],
+)
+def test_it_keeps_the_approval_under_a_deploy_until_it_ends_or_is_rolled_back(
+    approved: Release, users: dict[str, Any], take_away: Any
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    count = AuditEvent.objects.count()
+
+    with pytest.raises(WorkflowError, match=UNDER_A_DEPLOY):
+        take_away(approved, users)
+
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.APPROVED
+    assert approved.active_approval() is not None
+    assert AuditEvent.objects.count() == count
+    # Either way out still works.
+    workflow.finish_deploy(approved, by=users["devops"], result="failure", reason="errors")
+    declare(approved, users)
+    approved.refresh_from_db()
+    assert approved.status == ReleaseStatus.ROLLED_BACK
+
+
+def test_the_board_offers_no_revoking_nor_status_move_under_a_deploy(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    client = Client(headers={"Accept-Language": "en"})
+    client.force_login(users["po"])
+    board = reverse("releases:board", args=[approved.version])
+    revoke = reverse("releases:revoke-approval", args=[approved.version])
+    assert revoke in client.get(board).content.decode()
+
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    page = client.get(board).content.decode()
+    refused = client.post(revoke, {"reason": "second thoughts"}, follow=True)
+
+    assert revoke not in page
+    assert UNDER_A_DEPLOY in refused.content.decode()
+    approved.refresh_from_db()
+    assert approved.active_approval() is not None
+
+
 def test_it_refuses_to_declare_twice(deployed: Release, users: dict[str, Any]) -> None:
     declare(deployed, users)
     count = AuditEvent.objects.count()
