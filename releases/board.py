@@ -322,6 +322,17 @@ def performed_lines(performed: Mapping[str, Any]) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Typed:
+    """What one person typed in one of an item's forms (`action` names it: "note", "na",
+    …) and had refused, with why: shown back in its field, in the answer to that person
+    only. A row carrying it is never shared (row_cache_key)."""
+
+    action: str
+    value: str
+    error: str
+
+
+@dataclass(frozen=True)
 class ItemRow:
     item: ReleaseItem
     can_change: bool
@@ -338,6 +349,8 @@ class ItemRow:
     tick_locked: str = ""
     # Shows "Perform…", which leads to what the app would send for the item.
     can_perform: bool = False
+    # Only in an answer to the person who typed it: a refused form, filled as they sent it.
+    typed: Typed | None = None
 
     @property
     def done(self) -> bool:
@@ -394,14 +407,47 @@ class ItemRow:
         # The audit trail's purple "override" badge: a person went past a rule, on record.
         return "override" if self.item.overridden else self.item.state
 
-    # What the N/A and blocked forms start with: the reason of the state the item is in.
+    # What each of the item's forms starts with: what the person typed there and had
+    # refused, else what the item holds (for N/A and blocked, the reason of the state the
+    # item is in).
+    def _typed_or(self, action: str, held: str) -> str:
+        typed = self.typed
+        return typed.value if typed is not None and typed.action == action else held
+
     @property
     def na_reason(self) -> str:
-        return self.item.reason if self.item.state == ItemState.NOT_APPLICABLE else ""
+        held = self.item.reason if self.item.state == ItemState.NOT_APPLICABLE else ""
+        return self._typed_or("na", held)
 
     @property
     def blocked_reason(self) -> str:
-        return self.item.reason if self.item.state == ItemState.BLOCKED else ""
+        held = self.item.reason if self.item.state == ItemState.BLOCKED else ""
+        return self._typed_or("blocked", held)
+
+    @property
+    def override_reason(self) -> str:
+        return self._typed_or("override", "")
+
+    @property
+    def note_value(self) -> str:
+        return self._typed_or("note", self.item.note)
+
+    @property
+    def evidence_value(self) -> str:
+        return self._typed_or("evidence", self.item.evidence_url)
+
+    @property
+    def refused_form(self) -> str:
+        """The action of the form that comes back refused with what was typed; "" for
+        none. Compared on every form of every row, where looking up row.typed.action
+        through None would raise and be caught each time."""
+        return self.typed.action if self.typed is not None else ""
+
+    @property
+    def menu_open(self) -> bool:
+        """The item's menu shows the refused form it holds, open. The override form is
+        never folded away."""
+        return self.refused_form not in ("", "override")
 
 
 @dataclass
@@ -995,6 +1041,25 @@ def section_context(release: Release, viewer: Viewer, index: int) -> dict[str, A
     return None
 
 
+def show_typed(
+    context: dict[str, Any], item_id: int, typed: Typed, *, open_section: bool = False
+) -> None:
+    """Put what a person typed and had refused in the item's form, in a context built
+    for the answer to that request alone (board_context builds its rows anew each call).
+    `open_section` renders the item's section where a big board would load it on demand,
+    for a page that must show the form."""
+    for phase in context["phases"]:
+        for section in phase.sections:
+            for place, row in enumerate(section.rows):
+                if row.item.pk == item_id:
+                    section.rows[place] = replace(row, typed=typed)
+                    if open_section:
+                        section.on_demand = False
+    context["rows"] = [
+        row for phase in context["phases"] for section in phase.sections for row in section.rows
+    ]
+
+
 def _status_moves(release: Release, viewer: Viewer) -> list[tuple[str, str]]:
     if viewer.read_only:
         return []
@@ -1147,7 +1212,7 @@ row_renders: PageCache[bytes] = PageCache(ROW_CACHE_BYTES)
 
 def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
     """The item partial for `row` in a render whose values are `context`. Only renders
-    that hold no person's own CSRF token are shared."""
+    that hold no person's own CSRF token nor what they typed are shared."""
 
     def render() -> str:
         return get_template(ITEM_PARTIAL).render({**context, "row": row})
@@ -1160,11 +1225,11 @@ def row_html(row: ItemRow, context: Mapping[Any, Any]) -> SafeString:
 
 def row_cache_key(row: ItemRow, context: Mapping[Any, Any]) -> Hashable | None:
     """Everything the item partial reads, as one key; None when the render holds a
-    person's own CSRF token and may not be shared. The item changes its revision with
-    every change (live updates rely on it too), the rest is the viewer's and the
-    render's."""
+    person's own CSRF token or what they typed, and may not be shared. The item changes
+    its revision with every change (live updates rely on it too), the rest is the
+    viewer's and the render's."""
     token = context.get("csrf_token", "")
-    if token not in ("", CSRF_PLACEHOLDER):
+    if token not in ("", CSRF_PLACEHOLDER) or row.typed is not None:
         return None
     item, viewer, release = row.item, context["viewer"], context["release"]
     return (

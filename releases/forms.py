@@ -1,9 +1,9 @@
 """What the board's forms post. The rules themselves live in releases.workflow; these only
 check that a request is well-formed before it reaches them.
 
-The board shows a refused form as one message, away from the form (in the messages area,
-or after a redirect), so every error names its field: "The note is longer than 5,000
-characters (it has 5,312)." rather than Django's "Ensure this value has at most…". The
+The board shows a refused form as one message, in the messages area (and beside the field
+the person typed in, if any), so every error names its field: "The note is longer than
+5,000 characters (it has 5,312)." rather than Django's "Ensure this value has at most…". The
 fields a person types in say their limit; the hidden ones ask for a reload, since only a
 stale or forged page gets them wrong.
 """
@@ -22,6 +22,14 @@ from . import workflow
 from .models import Role
 
 ITEM_ACTIONS = ("tick", "untick", "na", "blocked", "note", "evidence", "override")
+# The field each item action's form has the person type in; a tick types nothing.
+TYPED_FIELDS = {
+    "na": "reason",
+    "blocked": "reason",
+    "override": "reason",
+    "note": "note",
+    "evidence": "evidence_url",
+}
 # A refused choice is quoted back, but a forged one can be any length.
 QUOTED_VALUE_LENGTH = 40
 
@@ -118,6 +126,13 @@ class ItemActionForm(NamedErrorsForm):
     reason = _text(_("The reason"), 2000)
     note = _text(_("The note"), 5000)
     evidence_url = _text(_("The evidence link"), 1000)
+
+    def typed(self) -> tuple[str, str] | None:
+        """The action posted and what was typed in its form's field, exactly as sent,
+        valid or not; None for an action whose form has nothing to type (a tick)."""
+        action = str(self.data.get("action", ""))
+        field = TYPED_FIELDS.get(action)
+        return None if field is None else (action, str(self.data.get(field, "")))
 
 
 class SignOffForm(NamedErrorsForm):

@@ -1,9 +1,10 @@
 """The release board, its actions, and the read-only status page.
 
-Every page works without JavaScript: forms POST and redirect back with a message. With
-htmx the same views answer with the changed fragments instead (swapped out of band by
-their DOM ids), so the acting page updates at once; every other open page follows
-through the live stream.
+Every page works without JavaScript: forms POST and redirect back with a message, or,
+refused, answer with the board showing what was typed in its form. With htmx the same
+views answer with the changed fragments instead (swapped out of band by their DOM ids),
+so the acting page updates at once; every other open page follows through the live
+stream.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from django_htmx.middleware import HtmxDetails
 from . import errors, workflow
 from .access import get_release_for_user, person
 from .board import (
+    Typed,
     Viewer,
     board_context,
     render_fragments,
     section_context,
+    show_typed,
     status_context,
     viewer_for,
 )
@@ -89,13 +92,23 @@ def _viewer(request: HttpRequest, release: Release, *, read_only: bool = False) 
     )
 
 
-def _render_board(request: HtmxHttpRequest, release: Release, *, status: int = 200) -> HttpResponse:
+def _render_board(
+    request: HtmxHttpRequest,
+    release: Release,
+    *,
+    status: int = 200,
+    typed: tuple[int, Typed] | None = None,
+) -> HttpResponse:
+    """The board rendered for this request alone, never shared: with `typed`, what the
+    person typed in one item's form and had refused, back in it."""
     show = request.GET.get("show", "")
     context = {
         **board_context(release, _viewer(request, release)),
         "show": show if show in dict(FILTERS) else "",
         "filters": FILTERS,
     }
+    if typed is not None:
+        show_typed(context, *typed, open_section=True)
     template = "releases/board.html"
     # Only the filter links ask for the checklist alone; any other htmx request (a
     # boosted link, a history restore) gets the whole page.
@@ -126,6 +139,7 @@ def _act(
     *,
     item_ids: Collection[int] = (),
     anchor: str = "",
+    typed: tuple[int, str, str] | None = None,
 ) -> HttpResponse:
     """Run one workflow operation and answer the way the page asked.
 
@@ -134,6 +148,11 @@ def _act(
     re-rendered with its current state. The answer names the revision it brings the page
     to (X-Revision). Without htmx: back to the board with the message, except that a
     refusal for lack of permission is a 403 page.
+
+    `typed` is the item, the action and what the person typed in its form. Refused
+    (422), it comes back in that form with the message beside it: in the row htmx gets,
+    and without htmx on a 422 board page of this request's own, since a redirect would
+    lose it and the shared board must never show it to anyone else.
     """
     seen_revision = release.revision
     try:
@@ -146,9 +165,15 @@ def _act(
         text, status = error.message, 422
     messages.add_message(request, messages.SUCCESS if status == 200 else messages.ERROR, text)
     current = Release.objects.get(pk=release.pk)
+    refused = None
+    if status == 422 and typed is not None:
+        item_id, action, value = typed
+        refused = (item_id, Typed(action, value, text))
     if request.htmx:
         shown = _shown_revision(request, current.revision)
         context = board_context(current, _viewer(request, current))
+        if refused is not None:
+            show_typed(context, *refused)
         if shown is None:
             # htmx swaps the answer: what changed since this request read the release.
             html = render_fragments(
@@ -166,6 +191,8 @@ def _act(
         return response
     if status == 403:
         return _render_board(request, current, status=403)
+    if refused is not None:
+        return _render_board(request, current, status=422, typed=refused)
     return redirect(_back_to_board(request, current, anchor))
 
 
@@ -412,7 +439,15 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
         workflow.annotate_item(item, evidence_url=data["evidence_url"], **common)
         return _("Saved the evidence link on “%(text)s”.") % text
 
-    return _act(request, release, operation, item_ids=[item.pk], anchor=f"#item-{item.pk}")
+    typed = form.typed()
+    return _act(
+        request,
+        release,
+        operation,
+        item_ids=[item.pk],
+        anchor=f"#item-{item.pk}",
+        typed=None if typed is None else (item.pk, *typed),
+    )
 
 
 @login_required

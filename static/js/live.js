@@ -184,6 +184,30 @@
           element.classList.remove(SETTLING);
         });
       }, SETTLE_MS);
+      return fresh;
+    }
+
+    // A refused form comes back in its row (data-refused) with what was typed and why
+    // beside it. When the row took the focus away with it (the button just pressed),
+    // the focus goes to that field.
+    function focusRefused(fresh) {
+      if (document.activeElement && document.activeElement !== document.body) {
+        return;
+      }
+      for (var index = 0; index < fresh.length; index += 1) {
+        var row = fresh[index];
+        var field = row.hasAttribute("data-refused") && row.querySelector('[aria-invalid="true"]');
+        if (field) {
+          field.focus({ preventScroll: true });
+          return;
+        }
+      }
+    }
+
+    function swapKeepingEdits(html) {
+      var edits = rememberEdits();
+      focusRefused(swapIn(html));
+      restoreEdits(edits);
     }
 
     // Whether the page took the update: one no newer than what the page shows (a poll
@@ -194,9 +218,7 @@
         return false;
       }
       if (html) {
-        var edits = rememberEdits();
-        swapIn(html);
-        restoreEdits(edits);
+        swapKeepingEdits(html);
       }
       root.setAttribute("data-revision", String(newRevision));
       root.dispatchEvent(
@@ -217,17 +239,25 @@
       parsed.innerHTML = detail.serverResponse;
       var live = [];
       var elsewhere = [];
+      var refused = [];
       Array.prototype.forEach.call(parsed.content.children, function (fragment) {
         var current = fragment.id && document.getElementById(fragment.id);
         (current && !root.contains(current) ? elsewhere : live).push(fragment.outerHTML);
+        if (fragment.hasAttribute("data-refused")) {
+          refused.push(fragment.outerHTML);
+        }
       });
       detail.serverResponse = elsewhere.join("\n");
       if (!apply(live.join("\n"), newRevision) && detail.isError) {
         // Refused, and the page already shows its rows as they are: only a box the
-        // person ticked or cleared is off; put it back.
+        // person ticked or cleared is off; put it back. A refused form's row is the
+        // same row with what was typed and why beside it.
         event.currentTarget.querySelectorAll("input[type=checkbox]").forEach(function (box) {
           box.checked = box.defaultChecked;
         });
+        if (refused.length) {
+          swapKeepingEdits(refused.join("\n"));
+        }
       }
     }
 

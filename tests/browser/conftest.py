@@ -137,9 +137,12 @@ class Browsing:
     contexts: list[BrowserContext]
     errors: list[str]
 
-    def log_in(self, username: str) -> Page:
-        """A fresh browser (own cookies) logged in through the real login form."""
-        context = self.browser.new_context(base_url=self.server.url, locale="en-US")
+    def log_in(self, username: str, *, javascript: bool = True) -> Page:
+        """A fresh browser (own cookies) logged in through the real login form; with
+        `javascript` off, as a browser that runs none."""
+        context = self.browser.new_context(
+            base_url=self.server.url, locale="en-US", java_script_enabled=javascript
+        )
         context.set_default_timeout(TIMEOUT_MS)
         self.contexts.append(context)
         page = context.new_page()

@@ -242,6 +242,44 @@ def test_it_keeps_what_a_lead_is_typing_when_their_row_changes_elsewhere(
     )
 
 
+HIDDEN = "contains invisible bidirectional control characters"
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "no JavaScript"])
+def test_a_refused_note_stays_as_typed_with_why_beside_it(
+    release_day: Release, browsing: Any, javascript: bool
+) -> None:
+    entry = item(release_day, UNIT_TESTS)
+    qa = browsing.log_in("qa", javascript=javascript)
+    if javascript:
+        open_live(qa, board_url(release_day))
+    else:
+        qa.goto(board_url(release_day))
+    row = qa.locator(f"#item-{entry.pk}")
+    row.locator("summary").click()
+    typed = "Ask <Ana> about run \u202e4521"
+    qa.locator(f"#note-{entry.pk}").fill(typed)
+
+    row.get_by_role("button", name="Save note").click()
+
+    expect(qa.locator("#messages .message--error")).to_contain_text(HIDDEN)
+    note = qa.locator(f"#note-{entry.pk}")
+    expect(note).to_have_value(typed)
+    expect(note).to_be_focused()
+    expect(note).to_have_accessible_description(re.compile(HIDDEN))
+    expect(qa.locator(f"#note-{entry.pk}-error")).to_be_visible()
+    if javascript:
+        assert qa.evaluate(STILL_LOADED), "the page reloaded instead of answering in place"
+    assert item(release_day, UNIT_TESTS).note == ""
+    # Put right, it saves, and the row says nothing more of the refusal.
+    note.fill("Ask Ana about run 4521")
+    row.get_by_role("button", name="Save note").click()
+    expect(row.locator(".item__note")).to_have_text("Note: Ask Ana about run 4521")
+    expect(row.locator(".error")).to_have_count(0)
+    assert item(release_day, UNIT_TESTS).note == "Ask Ana about run 4521"
+    expect_failed(browsing, f"/items/{entry.pk}/")
+
+
 # Records the revision of every update the page's stream delivers, whether live.js takes
 # it or leaves it out. Run before the page's own scripts.
 HEAR_THE_STREAM = """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -29,6 +30,7 @@ from django.utils.timezone import localtime
 from releases import workflow
 from releases.actors import standing
 from releases.board import (
+    Typed,
     Viewer,
     board_context,
     load_snapshot,
@@ -102,6 +104,14 @@ def found(pattern: re.Pattern[str], html: str) -> str:
 
 def messages_of(response: Any) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def field_of(html: str, action: str, entry: ReleaseItem) -> str:
+    """The field of the item's `action` form (note, na, …): its tag, and a textarea's text."""
+    key = f'id="{action}-{entry.pk}"'
+    match = re.search(rf"<textarea {key}[^>]*>.*?</textarea>|<input [^>]*{key}[^>]*>", html, re.S)
+    assert match, f"no {action} field for {entry.text}"
+    return match.group(0)
 
 
 def checkbox(html: str, entry: ReleaseItem) -> str:
@@ -329,8 +339,9 @@ def test_it_refuses_na_and_blocked_without_a_reason(
     entry.refresh_from_db()
     assert entry.state == ItemState.PENDING and entry.version == 0
     label = {"na": "not applicable", "blocked": "blocked"}[action]
-    assert plain.status_code == 302
+    assert plain.status_code == 422
     assert messages_of(plain) == [f"Say why the item is {label}."]
+    assert 'value="  " aria-invalid="true"' in field_of(plain.content.decode(), action, entry)
     assert htmx.status_code == 422
     assert f"Say why the item is {label}." in htmx.content.decode()
     assert f'id="item-{entry.pk}"' in htmx.content.decode()
@@ -393,10 +404,10 @@ def test_it_names_the_field_and_its_limit_when_a_text_is_too_long(
     assert htmx.status_code == 422
     assert message in htmx.content.decode()
     assert f'id="item-{entry.pk}"' in htmx.content.decode()
-    # Without JavaScript: back to the row, with the same message.
-    assert plain.status_code == 302
-    assert plain["Location"].endswith(f"#item-{entry.pk}")
+    # Without JavaScript: the board again, with the same message and the text typed.
+    assert plain.status_code == 422
     assert messages_of(plain) == [message]
+    assert text in field_of(plain.content.decode(), action, entry)
 
 
 def test_it_accepts_a_note_of_exactly_the_limit(as_user: Any, release: Release) -> None:
@@ -458,6 +469,183 @@ def test_it_names_every_refused_field_at_once(as_user: Any, release: Release) ->
     page = response.content.decode()
     assert "The item version is not a number." in page
     assert "The note is longer than 5,000 characters (it has 5,001)." in page
+
+
+HIDDEN = "contains invisible bidirectional control characters"
+# What a person types and has refused, in each of an item's forms that takes text: the
+# action, its field, the text (with what HTML must escape) and what the refusal says.
+REFUSED_TEXTS = {
+    "note over the limit": (
+        "note",
+        "note",
+        '<b>"Ana" & co</b> ' + "x" * 4983,
+        "The note is longer than 5,000 characters (it has 5,001).",
+    ),
+    "note with a bidi control": ("note", "note", "ask <Ana> \u202eexe.txt", HIDDEN),
+    "evidence link with a bidi control": (
+        "evidence",
+        "evidence_url",
+        'https://ci.example/run/\u202e1gpj.exe?"x"',
+        HIDDEN,
+    ),
+    "N/A reason over the limit": (
+        "na",
+        "reason",
+        "r" * 2001,
+        "The reason is longer than 2,000 characters (it has 2,001).",
+    ),
+    "blocked reason with a bidi control": ("blocked", "reason", "waits on <ops> \u2067", HIDDEN),
+}
+
+
+def message_beside(html: str, action: str, entry: ReleaseItem) -> str:
+    return found(re.compile(rf'<p class="error" id="{action}-{entry.pk}-error">.*?</p>'), html)
+
+
+def row_of(html: str, entry: ReleaseItem) -> str:
+    """The item's row and whatever follows it."""
+    return html[html.index(f'<li id="item-{entry.pk}"') :]
+
+
+@pytest.mark.parametrize(("action", "field", "typed", "message"), REFUSED_TEXTS.values(),
+                         ids=REFUSED_TEXTS.keys())  # fmt: skip
+def test_without_javascript_a_refused_text_comes_back_in_its_field_with_why(
+    as_user: Any, release: Release, action: str, field: str, typed: str, message: str
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(as_user("qa"), release, entry, action, **{field: typed})
+
+    html = response.content.decode()
+    entry.refresh_from_db()
+    assert (entry.version, entry.note, entry.reason, entry.evidence_url) == (0, "", "", "")
+    assert response.status_code == 422
+    assert html.startswith("<!doctype html>")
+    assert message in found(re.compile(r'<div id="messages".*?</div>', re.S), html)
+    shown = field_of(html, action, entry)
+    assert escape(typed) in shown
+    assert f'aria-invalid="true" aria-describedby="{action}-{entry.pk}-error" autofocus' in shown
+    assert message in message_beside(html, action, entry)
+    # The item's menu holding the form is open, and the form posts again as it is.
+    row = row_of(html, entry)
+    assert row.startswith(f'<li id="item-{entry.pk}" class="item mine"')
+    assert '<details class="item__more" open>' in row
+    assert f'name="version" value="{entry.version}"' in row
+    assert 'name="csrfmiddlewaretoken"' in row
+    # Only that form: the item's other forms start from what the item holds.
+    assert html.count('aria-invalid="true"') == 1
+
+
+@pytest.mark.parametrize(("action", "field", "typed", "message"), REFUSED_TEXTS.values(),
+                         ids=REFUSED_TEXTS.keys())  # fmt: skip
+def test_with_htmx_the_refused_row_carries_the_text_typed_and_why(
+    as_user: Any, release: Release, action: str, field: str, typed: str, message: str
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    # As live.js sends it, from a page showing the release as it is.
+    response = as_user("qa").post(
+        item_url(release, entry),
+        {"action": action, "version": entry.version, field: typed},
+        headers=shown_at(release.revision),
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert response["X-Revision"] == str(release.revision)
+    row = row_of(html, entry)
+    assert re.match(r'<li id="item-\d+" class="item mine"[^>]* data-refused hx-swap-oob=', row)
+    assert escape(typed) in field_of(row, action, entry)
+    assert message in message_beside(row, action, entry)
+    assert message in found(re.compile(r'<div id="messages".*?</div>', re.S), html)
+
+
+def test_a_refused_override_reason_comes_back_in_the_override_form(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+    release.items.filter(pk=entry.pk).update(checks=["ci"])
+    workflow.record_check_result(entry, check="ci", passed=False, detail="3 tests failed")
+    entry.refresh_from_db()
+    typed = "flaky <suite> " + "x" * 1990
+
+    response = post_item(as_user("qa"), release, entry, "override", reason=typed)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert escape(typed) in field_of(html, "override", entry)
+    assert "The reason is longer than 2,000 characters" in message_beside(html, "override", entry)
+    # The override form is never folded away; the menu stays as it was.
+    assert '<details class="item__more">' in row_of(html, entry)
+
+
+def test_a_refused_tick_has_nothing_typed_and_goes_back_to_its_row(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+    release.items.filter(pk=entry.pk).update(checks=["ci"])
+    workflow.record_check_result(entry, check="ci", passed=False, detail="3 tests failed")
+    entry.refresh_from_db()
+
+    response = post_item(as_user("qa"), release, entry, "tick")
+
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"#item-{entry.pk}")
+    assert "say why you tick it anyway" in messages_of(response)[0]
+
+
+@pytest.mark.usefixtures("big_board")
+def test_without_javascript_a_refused_text_opens_the_section_a_big_board_keeps_closed(
+    as_user: Any, release: Release
+) -> None:
+    smoke = item(release, "Smoke tests in production")
+    assert str(smoke.pk) not in ROW.findall(as_user("qa").get(board_url(release)).content.decode())
+
+    response = post_item(as_user("qa"), release, smoke, "note", note="y" * 5001)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "y" * 5001 in field_of(html, "note", smoke)
+
+
+def test_what_one_person_typed_and_had_refused_reaches_no_other_page(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+    typed = "draft for nobody else " + "z" * 5000
+    viewers = {persona: as_user(persona) for persona in ("qa", "po", "admin", "backend")}
+    # Every board rendered and kept (the shared body, every row) before the refusals.
+    for client in viewers.values():
+        assert client.get(board_url(release)).status_code == 200
+
+    refused = [
+        post_item(viewers["qa"], release, entry, "note", note=typed),
+        post_item(viewers["qa"], release, entry, "note", htmx=True, note=typed),
+    ]
+
+    assert [response.status_code for response in refused] == [422, 422]
+    for persona, client in viewers.items():
+        html = client.get(board_url(release)).content.decode()
+        assert typed[:30] not in html, persona
+        assert "data-refused" not in html and 'aria-invalid="true"' not in html, persona
+    opened = viewers["qa"].get(section_url(release, 0), headers=HTMX).content.decode()
+    assert typed[:30] not in opened
+
+
+def test_a_row_holding_what_a_person_typed_is_never_shared(
+    release: Release, users: dict[str, Any]
+) -> None:
+    viewer = viewer_for(users["qa"], release, language="en")
+    context = {**board_context(release, viewer), "csrf_token": CSRF_PLACEHOLDER}
+    row = next(row for row in context["rows"] if row.can_change)
+    typed = replace(row, typed=Typed("note", "typed by one person", "Too long."))
+
+    with translation.override("en"):
+        first = row_html(typed, context)
+        second = row_html(row, context)
+
+    assert "typed by one person" in first
+    assert "typed by one person" not in second and "data-refused" not in second
 
 
 def test_it_reports_a_stale_edit_as_a_conflict_and_overwrites_nothing(
