@@ -150,9 +150,11 @@ def _act(
     refusal for lack of permission is a 403 page.
 
     `typed` is the item, the action and what the person typed in its form. Refused
-    (422), it comes back in that form with the message beside it: in the row htmx gets,
-    and without htmx on a 422 board page of this request's own, since a redirect would
-    lose it and the shared board must never show it to anyone else.
+    (422), or stale (409: the form then holds the item's current version, so sending it
+    again replaces the other change knowingly), it comes back in that form with the
+    message beside it: in the row htmx gets, and without htmx on a board page of this
+    request's own, since a redirect would lose it and the shared board must never show
+    it to anyone else.
     """
     seen_revision = release.revision
     try:
@@ -166,7 +168,7 @@ def _act(
     messages.add_message(request, messages.SUCCESS if status == 200 else messages.ERROR, text)
     current = Release.objects.get(pk=release.pk)
     refused = None
-    if status == 422 and typed is not None:
+    if status in (409, 422) and typed is not None:
         item_id, action, value = typed
         refused = (item_id, Typed(action, value, text))
     if request.htmx:
@@ -192,7 +194,7 @@ def _act(
     if status == 403:
         return _render_board(request, current, status=403)
     if refused is not None:
-        return _render_board(request, current, status=422, typed=refused)
+        return _render_board(request, current, status=status, typed=refused)
     return redirect(_back_to_board(request, current, anchor))
 
 

@@ -676,14 +676,33 @@ def test_it_reports_a_stale_edit_without_javascript_through_a_message(
     entry = item(release, QA_ITEM)
     workflow.tick(entry, by=users["admin"])
 
-    response = as_user("qa").post(
-        item_url(release, entry), {"action": "na", "version": 0, "reason": "not needed"}
-    )
+    response = as_user("qa").post(item_url(release, entry), {"action": "tick", "version": 0})
 
     entry.refresh_from_db()
     assert response.status_code == 302
     assert entry.state == ItemState.DONE
     assert "since you loaded the page" in messages_of(response)[0]
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["without JavaScript", "htmx"])
+def test_a_stale_edit_comes_back_with_what_was_typed_ready_to_send_again(
+    as_user: Any, release: Release, users: dict[str, Any], htmx: bool
+) -> None:
+    entry = item(release, QA_ITEM)
+    workflow.annotate_item(entry, by=users["admin"], note="looked at it")
+    entry.refresh_from_db()
+    posted = {"action": "na", "version": 0, "reason": "not needed on this release"}
+
+    response = as_user("qa").post(item_url(release, entry), posted, headers=HTMX if htmx else {})
+
+    assert response.status_code == 409
+    html = response.content.decode()
+    row = html[html.index(f'<li id="item-{entry.pk}"') :]
+    assert "not needed on this release" in row
+    assert "since you loaded the page" in row
+    assert f'name="version" value="{entry.version}"' in row
+    entry.refresh_from_db()
+    assert entry.state == ItemState.PENDING and entry.note == "looked at it"
 
 
 def test_it_keeps_both_ticks_when_two_people_act_at_once(as_user: Any, release: Release) -> None:
