@@ -159,9 +159,17 @@ class StopRequested:
         return self.signal is not None
 
 
+def local_url(env: Mapping[str, str]) -> str:
+    """Where this machine reaches the server the launcher starts."""
+    address = probe_address(host(env))
+    return f"http://{f'[{address}]' if ':' in address else address}:{port(env)}"
+
+
 def development_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DEBUG", "1")
+    # The links notifications carry lead to this server, whatever PORT it was given.
+    env.setdefault("SITE_URL", local_url(env))
     env.setdefault("DEMO_MODE", "1")
     # One web process is plenty for a demo, and keeps its log in one place.
     env.setdefault("WEB_CONCURRENCY", "1")
@@ -176,7 +184,7 @@ def development_env() -> dict[str, str]:
 DEVELOPMENT_ENV_FILE = "development.env"
 # Where the worker make run starts notes that it is ready (deploycheck.celery).
 WORKER_READY_FILE = "worker.ready"
-REMEMBERED = ("DEBUG", "DEMO_MODE")
+REMEMBERED = ("DEBUG", "DEMO_MODE", "SITE_URL")
 
 
 def remember_development_env(env: Mapping[str, str]) -> None:
@@ -447,7 +455,7 @@ def run_all() -> int:
     ready_file.unlink(missing_ok=True)
     env[READY_FILE_VARIABLE] = str(ready_file)
     children = start({name: service_argv(name, env) for name in SERVICES}, env)
-    url = f"http://{f'[{address}]' if ':' in address else address}:{bind_port}/"
+    url = f"{local_url(env)}/"
     startup = Startup(f"{url}healthz", ready_file, lambda note: banner(url, demo_mode, note))
     code = supervise(children, stop_requested, startup)
     if stop_requested:

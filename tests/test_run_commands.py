@@ -130,6 +130,31 @@ def test_bad_worker_concurrency_is_named() -> None:
         run.service_argv("worker", {"WORKER_CONCURRENCY": "many"})
 
 
+@pytest.mark.parametrize(
+    ("given", "site_url"),
+    [
+        ({"PORT": "8124"}, "http://127.0.0.1:8124"),
+        ({"PORT": "8124", "HOST": "::"}, "http://[::1]:8124"),
+        ({"PORT": "8124", "SITE_URL": "https://deploy.example.com"}, "https://deploy.example.com"),
+    ],
+)
+def test_make_run_links_notifications_to_the_port_it_serves(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, given: dict[str, str], site_url: str
+) -> None:
+    for name in ("PORT", "HOST", "SITE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+
+    env = run.development_env()
+    run.remember_development_env(env)
+    recalled: dict[str, str] = {"DATA_DIR": str(tmp_path)}
+    run.recall_development_env(recalled)
+
+    assert env["SITE_URL"] == recalled["SITE_URL"] == site_url
+
+
 def test_bad_port_is_named() -> None:
     with pytest.raises(run.LaunchError, match="PORT='http' is not a TCP port"):
         run.service_argv("web", {"PORT": "http"})
@@ -420,6 +445,15 @@ def test_make_run_serves_logs_in_runs_tasks_and_stops_cleanly(
     # DEBUG as the launcher set it for its children: without it settings demand a SECRET_KEY.
     assert "pong" in celery_ping({**first.env, "DEBUG": "1"})
     checks_are_loaded_and_verified_as_the_readme_says(first.env, first.log.parent)
+    # Its notifications link to where it runs, for the commands typed afterwards too.
+    site = manage(
+        first.env,
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.SITE_URL)",
+    )
+    assert site.stdout.strip() == url.rstrip("/"), site.stderr
     # Tasks ran, and beat sent its periodic ones, without a line each to push the
     # logins off the screen.
     routine = re.search(
