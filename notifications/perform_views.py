@@ -151,6 +151,13 @@ def acknowledge_page(request: HttpRequest, token: str) -> HttpResponse:
     except (Performance.DoesNotExist, get_user_model().DoesNotExist, ValueError):
         return _acknowledge(request, status=400, error=_("This link is not valid."))
     item = performance.item
+    if not policy.may_acknowledge(who_on(Person(user), item.release)):
+        # Whoever left the release's support reads nothing of it through an old link.
+        return _acknowledge(
+            request,
+            status=403,
+            error=_("Only the release's support people confirm they are ready."),
+        )
     context: dict[str, Any] = {
         "item": item,
         "release": item.release,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import html
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -148,10 +149,18 @@ def test_someone_no_longer_in_support_is_refused_with_403(
     link = ready_link(smtp)
     workflow.unassign(release, role="support", user=users["support"], by=users["admin"])
 
-    refused = Client(HTTP_ACCEPT_LANGUAGE="en").post(link)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    refused = client.post(link)
+    opened = client.get(link)
 
-    assert refused.status_code == 403
+    assert refused.status_code == opened.status_code == 403
     assert ReleaseItem.objects.get(pk=asked.pk).state == ItemState.PENDING
+    # The old link shows nothing of the release nor of the person any more.
+    page = html.unescape(opened.content.decode())
+    assert "Only the release's support people confirm they are ready." in page
+    assert 'form method="post"' not in page
+    for shown in (release.title, release.version, asked.text):
+        assert shown not in page, shown
 
 
 # --- retrospective ---------------------------------------------------------------------------
