@@ -113,7 +113,7 @@ def deploy(request: HttpRequest, version: str) -> JsonResponse:
     if state == "started" and "result" in data:
         raise ApiError(400, _("result is sent only when the deploy has finished."))
     result = choice_field(data, "result", DeployResult.values) if state == "finished" else ""
-    reason = (text_field(data, "reason", DEPLOY_REASON_MAX) or "").strip()
+    reason = workflow.trimmed(text_field(data, "reason", DEPLOY_REASON_MAX) or "")
     url = _run_link(data)
     # What the job says, then where to look; with neither, who said so.
     said = SEPARATOR.join(part for part in (reason, url) if part) or f"ci:{token.label}"

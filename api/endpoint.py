@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from releases.inputs import UNSTORABLE
 from releases.markdown import bidi_controls
+from releases.workflow import says_nothing
 
 # Ids are bigint primary keys.
 MAX_ID = 2**63 - 1
@@ -149,7 +150,9 @@ def text_field(
             _("%(field)s is longer than %(limit)d characters.") % {"field": name, "limit": limit},
         )
     refuse_unstorable(name, value)
-    if shown:
+    # Text that says nothing, bidirectional controls and all, is the workflow's to
+    # refuse or drop, as it does a blank one.
+    if shown and not says_nothing(value):
         refuse_hidden(name, value)
     return value
 
