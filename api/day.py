@@ -46,6 +46,7 @@ from .endpoint import (
     choice_field,
     endpoint,
     json_object,
+    quoted,
     refuse_unknown,
     text_field,
 )
@@ -174,7 +175,8 @@ def rollback_move(request: HttpRequest, version: str, move: str) -> JsonResponse
     if move not in ROLLBACK_MOVES:
         raise ApiError(
             404,
-            _("A rollback is mitigated, resolved or closed; not “%(move)s”.") % {"move": move[:40]},
+            _("A rollback is mitigated, resolved or closed; not “%(move)s”.")
+            % {"move": quoted(move, 40)},
         )
     field, operation = ROLLBACK_MOVES[move]
     data = json_object(request)
@@ -206,7 +208,7 @@ def _step_numbered(release: Release, number: str) -> RollbackStep:
         raise ApiError(
             404,
             _("No rollback step %(n)s on %(version)s.")
-            % {"n": number[:20], "version": release.version},
+            % {"n": quoted(number, 20), "version": release.version},
         )
     return found
 

@@ -100,6 +100,12 @@ def json_object(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def quoted(value: str, limit: int) -> str:
+    """`value` as a refusal quotes it back: whole, or cut at `limit` characters and
+    marked so, since a path may carry any length and a cut one would name another."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def refuse_unknown(data: dict[str, Any], known: Collection[str]) -> None:
     """A field the endpoint does not take is refused, not ignored: a typo would
     otherwise pass for a request that sent nothing."""

@@ -587,6 +587,41 @@ def test_it_answers_404_for_a_step_the_plan_does_not_have(
     assert day_fingerprint(rolling_back) == before
 
 
+# A number quoted back is quoted whole, or marked as cut: never a shorter number.
+@pytest.mark.parametrize(
+    ("number", "quoted"),
+    [
+        ("3", "3"),
+        ("9" * 20, "9" * 20),
+        ("1" + "0" * 20, "1" + "0" * 18 + "…"),
+        ("9" * 5000, "9" * 19 + "…"),
+    ],
+)
+def test_it_quotes_a_missing_steps_number_as_asked_or_marked_as_cut(
+    rolling_back: Release, ci: Client, number: str, quoted: str
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS)
+
+    response = send(ci, url("rollback-step", rolling_back, number), token, {"done": True})
+
+    assert response.status_code == 404
+    assert response.json() == {"error": f"No rollback step {quoted} on {rolling_back.version}."}
+
+
+def test_it_quotes_an_unknown_rollback_move_as_asked_or_marked_as_cut(
+    rolling_back: Release, ci: Client
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS)
+    move = "m" * 41
+
+    response = send(ci, url("rollback-move", rolling_back, move), token, {"reason": "x"})
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": f"A rollback is mitigated, resolved or closed; not “{'m' * 39}…”."
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
