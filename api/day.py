@@ -46,6 +46,7 @@ from .endpoint import (
     choice_field,
     endpoint,
     json_object,
+    quoted,
     refuse_unknown,
     text_field,
 )
@@ -113,7 +114,7 @@ def deploy(request: HttpRequest, version: str) -> JsonResponse:
     if state == "started" and "result" in data:
         raise ApiError(400, _("result is sent only when the deploy has finished."))
     result = choice_field(data, "result", DeployResult.values) if state == "finished" else ""
-    reason = (text_field(data, "reason", DEPLOY_REASON_MAX) or "").strip()
+    reason = workflow.trimmed(text_field(data, "reason", DEPLOY_REASON_MAX) or "")
     url = _run_link(data)
     # What the job says, then where to look; with neither, who said so.
     said = SEPARATOR.join(part for part in (reason, url) if part) or f"ci:{token.label}"
@@ -174,7 +175,8 @@ def rollback_move(request: HttpRequest, version: str, move: str) -> JsonResponse
     if move not in ROLLBACK_MOVES:
         raise ApiError(
             404,
-            _("A rollback is mitigated, resolved or closed; not “%(move)s”.") % {"move": move[:40]},
+            _("A rollback is mitigated, resolved or closed; not “%(move)s”.")
+            % {"move": quoted(move, 40)},
         )
     field, operation = ROLLBACK_MOVES[move]
     data = json_object(request)
@@ -206,7 +208,7 @@ def _step_numbered(release: Release, number: str) -> RollbackStep:
         raise ApiError(
             404,
             _("No rollback step %(n)s on %(version)s.")
-            % {"n": number[:20], "version": release.version},
+            % {"n": quoted(number, 20), "version": release.version},
         )
     return found
 

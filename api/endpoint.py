@@ -16,6 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from releases.inputs import UNSTORABLE
 from releases.markdown import bidi_controls
+from releases.workflow import says_nothing
 
 # Ids are bigint primary keys.
 MAX_ID = 2**63 - 1
@@ -99,6 +100,12 @@ def json_object(request: HttpRequest) -> dict[str, Any]:
     return data
 
 
+def quoted(value: str, limit: int) -> str:
+    """`value` as a refusal quotes it back: whole, or cut at `limit` characters and
+    marked so, since a path may carry any length and a cut one would name another."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 def refuse_unknown(data: dict[str, Any], known: Collection[str]) -> None:
     """A field the endpoint does not take is refused, not ignored: a typo would
     otherwise pass for a request that sent nothing."""
@@ -149,7 +156,9 @@ def text_field(
             _("%(field)s is longer than %(limit)d characters.") % {"field": name, "limit": limit},
         )
     refuse_unstorable(name, value)
-    if shown:
+    # Text that says nothing, bidirectional controls and all, is the workflow's to
+    # refuse or drop, as it does a blank one.
+    if shown and not says_nothing(value):
         refuse_hidden(name, value)
     return value
 

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from releases import policy, workflow
 from releases.access import get_release_for_user, may_manage, person, require_manager
 from releases.actors import roles_on, who_on
+from releases.manage_views import _refused_if
 from releases.models import AuditAction, AuditEvent, Release, ReleaseItem, Role
 
 from . import config, export, runner, tasks
@@ -190,7 +191,7 @@ def check_add(request: HttpRequest, version: str) -> HttpResponse:
         if saved is not None:
             return redirect(_page_url(release, saved))
     context = {"release": release, "kind": kind, "form": form, "check": None}
-    return render(request, "checks/check_form.html", context)
+    return render(request, "checks/check_form.html", context, status=_refused_if(form))
 
 
 @login_required
@@ -205,6 +206,7 @@ def check_edit(request: HttpRequest, version: str, id: int) -> HttpResponse:
     items = list(release.items.order_by("position"))
     data = request.POST if request.method == "POST" else None
     form = CheckForm(data, kind=kind, items=items, check=check)
+    stale = False
     if request.method == "POST" and form.is_valid():
         try:
             saved = _save(request, release, form, new=False)
@@ -216,11 +218,14 @@ def check_edit(request: HttpRequest, version: str, id: int) -> HttpResponse:
             form = CheckForm(fresh, kind=kind, items=items, check=check)
             form.is_valid()
             form.add_error(None, conflict.message)
+            stale = True
         else:
             if saved is not None:
                 return redirect(_page_url(release, saved))
     context = {"release": release, "kind": kind, "form": form, "check": check}
-    return render(request, "checks/check_form.html", context)
+    # Stale: 409, as the board answers a change made over someone else's.
+    status = 409 if stale else _refused_if(form)
+    return render(request, "checks/check_form.html", context, status=status)
 
 
 def _save(request: HttpRequest, release: Release, form: CheckForm, *, new: bool) -> Check | None:

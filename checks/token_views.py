@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from releases.access import get_release_for_user, person, require_manager
+from releases.manage_views import _refused_if
 from releases.models import Release
 
 from . import tokens as tokens_service
@@ -95,7 +96,7 @@ def _tokens_page(request: HttpRequest, release: Release | None) -> HttpResponse:
         "api_evidence": request.build_absolute_uri(reverse("api:evidence", args=[version])),
     }
     template = "checks/tokens.html" if release is not None else "checks/project_tokens.html"
-    response = render(request, template, context)
+    response = render(request, template, context, status=_refused_if(form))
     # The page may carry a working token: never cached, never kept in history.
     response["Cache-Control"] = "no-store"
     return response

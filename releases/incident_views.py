@@ -55,7 +55,12 @@ class IncidentUpdateForm(NamedErrorsForm):
     )
     message = TypedText(
         label=gettext_lazy("Message"),
-        widget=forms.Textarea(attrs={"rows": 4, "maxlength": IncidentUpdate.MESSAGE_MAX}),
+        # Refused when it says nothing by checked_message, in the words the API uses; the
+        # browser still asks for it first.
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 4, "maxlength": IncidentUpdate.MESSAGE_MAX, "required": True}
+        ),
         help_text=gettext_lazy(
             "What is happening, for support and for people outside the company: "
             "no internal detail, at most 500 characters."

@@ -78,8 +78,8 @@ class Confirmation:
 
 def _required(value: str, missing: str) -> str:
     # The operations that take a reason for the record only (approve, a status move)
-    # accept none; asked here, they need one.
-    if not value.strip():
+    # accept none; asked here, they need one, and one saying nothing is none.
+    if workflow.says_nothing(value):
         raise workflow.WorkflowError(missing)
     return value
 

@@ -23,7 +23,16 @@ from ..models import (
     blocking_reasons,
     gate_overrides,
 )
-from .change import By, WorkflowError, _Change, _changing, _in_english, as_actor, visible_text
+from .change import (
+    By,
+    WorkflowError,
+    _Change,
+    _changing,
+    _in_english,
+    as_actor,
+    trimmed,
+    visible_text,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -76,7 +85,7 @@ def approve(release: Release, *, by: By, ip: str | None = None, reason: str = ""
     actor = as_actor(by, ip)
     with _changing(release.pk, actor) as change:
         _require_product_owner(change, _("Only the Product Owner approves go-live."))
-        reason = visible_text(reason.strip(), _("The reason"))
+        reason = visible_text(trimmed(reason), _("The reason"))
         assert isinstance(actor, Person)  # the policy lets only people approve
         obstacles = approval_obstacles(change.on, actor.user)
         if obstacles:
@@ -133,7 +142,7 @@ def revoke_approval(release: Release, *, by: By, reason: str, ip: str | None = N
     actor = as_actor(by, ip)
     with _changing(release.pk, actor) as change:
         _require_product_owner(change, _("Only the Product Owner revokes go-live approval."))
-        reason = visible_text(reason.strip(), _("The reason"))
+        reason = visible_text(trimmed(reason), _("The reason"))
         if not reason:
             raise WorkflowError(_("Say why go-live approval is revoked."))
         approval = change.on.active_approval()
@@ -169,7 +178,7 @@ def set_status(
             policy.may_set_status(who_on(actor, change.on), status=status),
             _("Only staff can do this."),
         )
-        reason = visible_text(reason.strip(), _("The reason"))
+        reason = visible_text(trimmed(reason), _("The reason"))
         current = change.on.status
         if status == current:
             return change.on

@@ -8,6 +8,7 @@ commits. Every operation in this package runs inside it.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,6 +191,34 @@ def _require_manager(actor: Actor, release: Release | None = None) -> None:
     who = who_on(actor, release) if release is not None else who_anywhere(actor)
     if not policy.may_manage(who):
         raise PermissionDenied(_("Only staff can do this."))
+
+
+# Drawn as nothing: whitespace, controls and the format characters (zero-width spaces and
+# joiners, the word joiner, the byte-order mark, bidirectional controls) by category; by
+# name, the rest of Unicode's default-ignorable characters, which a page draws as nothing
+# (fillers, the grapheme joiner, variation selectors), and the blank Braille cell.
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_UNSEEN = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10)))
+    + "".join(map(chr, range(0xE0100, 0xE01F0)))
+)
+
+
+def says_nothing(text: str) -> bool:
+    """Whether `text` shows nothing to read: a reason or a message made only of such
+    characters is as blank as an empty one, though `str.strip` leaves it."""
+    return all(
+        char.isspace() or char in _UNSEEN or unicodedata.category(char) in _UNSEEN_CATEGORIES
+        for char in text
+    )
+
+
+def trimmed(text: str) -> str:
+    """What a person typed without the whitespace around it, or "" when it says nothing:
+    a required reason is then refused as a blank one is, and an optional one kept as none."""
+    text = text.strip()
+    return "" if says_nothing(text) else text
 
 
 def visible_text(text: str, what: str) -> str:

@@ -35,6 +35,7 @@ from .change import (
     _in_english,
     _validate_evidence,
     as_actor,
+    trimmed,
     visible_text,
 )
 
@@ -193,7 +194,7 @@ def set_item_state(
         raise WorkflowError(_("Only an automated check can mark an item as failed."))
     if state not in ItemState.values:
         raise WorkflowError(_("Unknown state %(state)s.") % {"state": state})
-    reason = visible_text(reason.strip(), _("The reason"))
+    reason = visible_text(trimmed(reason), _("The reason"))
     if state in ItemState.needing_reason() and not reason:
         raise WorkflowError(
             _("Say why the item is %(state)s.") % {"state": ItemState(state).label.lower()}
@@ -237,7 +238,7 @@ OVERRIDE_REASON_MAX = 2000
 
 
 def _override_reason(text: str) -> str:
-    text = visible_text(text.strip(), _("The override reason"))
+    text = visible_text(trimmed(text), _("The override reason"))
     if len(text) > OVERRIDE_REASON_MAX:
         raise WorkflowError(
             _("The override reason is longer than %(limit)d characters.")
@@ -365,7 +366,7 @@ def annotate_item(
         locked = _locked_item(change, item_id)
         fields: dict[str, Any] = {}
         if note is not None:
-            fields["note"] = visible_text(note.strip()[:5000], _("The note"))
+            fields["note"] = visible_text(trimmed(note)[:5000], _("The note"))
         if evidence_url is not None:
             fields["evidence_url"] = _validate_evidence(evidence_url)
         return _apply_item_change(

@@ -23,7 +23,15 @@ from ..models import (
     ReleaseItem,
 )
 from .approval import _revoke_if_gate_changed
-from .change import By, _Change, _changing, _require_manager, _validate_evidence, as_actor
+from .change import (
+    By,
+    _Change,
+    _changing,
+    _require_manager,
+    _validate_evidence,
+    as_actor,
+    trimmed,
+)
 from .items import (
     _NO_OVERRIDE,
     _apply_item_change,
@@ -220,6 +228,7 @@ def record_pipeline_evidence(
     item: ReleaseItem | int, *, by: PipelineActor, passed: bool, url: str = "", detail: str = ""
 ) -> ReleaseItem:
     """A CI job's verdict on an item its token's role owns, with a link to the run."""
+    failure = "" if passed else trimmed(detail)[:2000] or _("the pipeline reported a failure")
     release_id, item_id = _release_id_of(item)
     with _changing(release_id, by) as change:
         locked = _locked_item(change, item_id)
@@ -228,7 +237,7 @@ def record_pipeline_evidence(
             change,
             locked,
             state=ItemState.DONE if passed else ItemState.FAILED,
-            failure="" if passed else detail.strip()[:2000] or _("the pipeline reported a failure"),
+            failure=failure,
             evidence=evidence,
             action=AuditAction.PIPELINE_PASSED if passed else AuditAction.PIPELINE_FAILED,
         )

@@ -52,6 +52,7 @@ from .change import (
     _in_english,
     _validate_evidence,
     as_actor,
+    trimmed,
     visible_text,
 )
 
@@ -71,7 +72,7 @@ def latest_rollback(release: Release) -> Rollback | None:
 
 
 def _reason(text: str, what: str, missing: str) -> str:
-    text = visible_text(text.strip(), what)
+    text = visible_text(trimmed(text), what)
     if not text:
         raise WorkflowError(missing)
     if len(text) > REASON_MAX:
@@ -339,7 +340,7 @@ def annotate_rollback_step(
         record = _step_record(change, step)
         fields: dict[str, str] = {}
         if note is not None:
-            note = visible_text(note.strip(), _("The note"))
+            note = visible_text(trimmed(note), _("The note"))
             if len(note) > NOTE_MAX:
                 raise WorkflowError(
                     _("%(what)s is longer than %(limit)d characters.")

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from .. import policy
 from ..actors import Person, who_on
 from ..models import AuditAction, IncidentState, IncidentUpdate, Release, Role
-from .change import By, WorkflowError, _changing, as_actor, visible_text
+from .change import By, WorkflowError, _changing, as_actor, trimmed, visible_text
 
 # An update the same as the latest, posted this soon after it, is that one sent again (a
 # double click, a form sent twice, a pipeline retrying), not news: later, it may be
@@ -72,7 +72,7 @@ def post_update(
 def checked_message(message: str) -> str:
     """The message as it is posted, or WorkflowError saying what is wrong with it (the
     form asks before it shows the preview)."""
-    message = message.strip()
+    message = trimmed(message)
     if not message:
         raise WorkflowError(_("Write what is happening for the people outside the team."))
     limit = IncidentUpdate.MESSAGE_MAX

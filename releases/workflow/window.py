@@ -33,7 +33,7 @@ from ..models import (
     ReleaseItem,
     WindowState,
 )
-from .change import By, WorkflowError, _Change, _changing, as_actor, visible_text
+from .change import By, WorkflowError, _Change, _changing, as_actor, trimmed, visible_text
 from .items import _apply_item_change
 
 # Who ticks and reopens the seed's window item, and who records that a window started or
@@ -174,7 +174,7 @@ def _checked_times(
 
 
 def _reason(reason: str) -> str:
-    reason = visible_text(reason.strip(), _("The reason"))
+    reason = visible_text(trimmed(reason), _("The reason"))
     if not reason:
         raise WorkflowError(_("Say why."))
     if len(reason) > REASON_MAX:

@@ -194,6 +194,21 @@ def test_a_deploy_finished_with_failure_leaves_the_release_approved(
     assert (deployment.result, deployment.finish_reason) == (DeployResult.FAILURE, "ci:po-bot")
 
 
+def test_a_deploy_reason_that_says_nothing_is_no_reason(deploying: Release, ci: Client) -> None:
+    token = make_token(deploying, Role.PRODUCT_OWNER, "po-bot")
+
+    response = send(
+        ci,
+        url("deploy", deploying),
+        token,
+        {"state": "finished", "result": "failure", "reason": "\u200b\u3000\u2066"},
+    )
+
+    assert response.status_code == 200
+    deployment = Deployment.objects.get(release=deploying)
+    assert deployment.finish_reason == "ci:po-bot"
+
+
 @pytest.mark.parametrize(
     ("body", "error"),
     [
@@ -374,11 +389,15 @@ def test_it_refuses_a_second_rollback(rolling_back: Release, ci: Client) -> None
     assert day_fingerprint(rolling_back) == before
 
 
-def test_it_refuses_a_blank_reason_for_a_rollback(deploying: Release, ci: Client) -> None:
+# Invisible characters, bidirectional controls among them, say nothing as spaces do.
+@pytest.mark.parametrize("reason", ["  ", "\u200b\u2060", "\ufeff\u00a0", "\u202e"])
+def test_it_refuses_a_blank_reason_for_a_rollback(
+    deploying: Release, ci: Client, reason: str
+) -> None:
     token = make_token(deploying, Role.DEVOPS)
     before = day_fingerprint(deploying)
 
-    blank = send(ci, url("rollback", deploying), token, {"reason": "  ", "severity": "minor"})
+    blank = send(ci, url("rollback", deploying), token, {"reason": reason, "severity": "minor"})
 
     assert blank.status_code == 422
     assert blank.json() == {"error": "Say why the release is rolled back."}
@@ -429,6 +448,9 @@ def test_a_devops_token_mitigates_resolves_and_closes_the_rollback(
     [
         ("close", {}, 400),
         ("close", {"cause": "   "}, 422),
+        ("close", {"cause": "\u200b\u2060"}, 422),
+        ("mitigate", {"reason": "\ufeff"}, 422),
+        ("resolve", {"reason": "\u3000\u200d"}, 422),
         ("close", {"reason": "the wrong field"}, 400),
         ("close", {"cause": 7}, 400),
         ("close", {"cause": "x" * 2001}, 400),
@@ -558,6 +580,41 @@ def test_it_answers_404_for_a_step_the_plan_does_not_have(
     assert day_fingerprint(rolling_back) == before
 
 
+# A number quoted back is quoted whole, or marked as cut: never a shorter number.
+@pytest.mark.parametrize(
+    ("number", "quoted"),
+    [
+        ("3", "3"),
+        ("9" * 20, "9" * 20),
+        ("1" + "0" * 20, "1" + "0" * 18 + "…"),
+        ("9" * 5000, "9" * 19 + "…"),
+    ],
+)
+def test_it_quotes_a_missing_steps_number_as_asked_or_marked_as_cut(
+    rolling_back: Release, ci: Client, number: str, quoted: str
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS)
+
+    response = send(ci, url("rollback-step", rolling_back, number), token, {"done": True})
+
+    assert response.status_code == 404
+    assert response.json() == {"error": f"No rollback step {quoted} on {rolling_back.version}."}
+
+
+def test_it_quotes_an_unknown_rollback_move_as_asked_or_marked_as_cut(
+    rolling_back: Release, ci: Client
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS)
+    move = "m" * 41
+
+    response = send(ci, url("rollback-move", rolling_back, move), token, {"reason": "x"})
+
+    assert response.status_code == 404
+    assert response.json() == {
+        "error": f"A rollback is mitigated, resolved or closed; not “{'m' * 39}…”."
+    }
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
@@ -662,6 +719,12 @@ def test_a_devops_token_posts_an_incident_update_as_its_role(
         ({"state": "resolved", "message": "\x00"}, 400,
          "message must not contain NUL or unpaired surrogate characters."),
         ({"state": "resolved", "message": "   "}, 422,
+         "Write what is happening for the people outside the team."),
+        ({"state": "monitoring", "message": "\u200b\ufeff"}, 422,
+         "Write what is happening for the people outside the team."),
+        ({"state": "monitoring", "message": "\u3000\u00a0\u2060"}, 422,
+         "Write what is happening for the people outside the team."),
+        ({"state": "monitoring", "message": "\u200f"}, 422,
          "Write what is happening for the people outside the team."),
     ],
 )  # fmt: skip

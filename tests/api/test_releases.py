@@ -232,12 +232,15 @@ def test_it_fails_an_item_with_the_reported_detail_as_its_reason(
     assert "item-blocked" in codes
 
 
+# A detail of invisible characters, a bidirectional control among them, says nothing.
+@pytest.mark.parametrize("detail", [None, "  ", "\u200b\u2060", "\u202e"])
 def test_it_fails_an_item_with_a_default_reason_when_no_detail_is_sent(
-    release: Release, ci: Client
+    release: Release, ci: Client, detail: str | None
 ) -> None:
     token = make_token(release, Role.QA)
+    sent = {"detail": detail} if detail is not None else {}
 
-    report(ci, release, token, {"item": QA_ITEM, "outcome": "fail"})
+    report(ci, release, token, {"item": QA_ITEM, "outcome": "fail", **sent})
 
     assert item(release, QA_ITEM).reason == "the pipeline reported a failure"
 

@@ -372,7 +372,7 @@ def test_it_refuses_a_pasted_key_with_the_loaders_message_and_never_shows_it_aga
         {"name": "openai", "secret_env": PASTED, "models": "gpt-4o-mini"},
     )
 
-    assert response.status_code == 200
+    assert response.status_code == 422
     said = loader_says(
         tmp_path,
         f'name = "openai"\nkind = "openai"\nsecret_env = "{PASTED}"\nmodels = ["gpt-4o-mini"]\n',
@@ -660,6 +660,63 @@ def test_it_refuses_to_retire_a_check_an_items_marker_names(loaded: Release, as_
     assert fingerprint(loaded) == before
 
 
+# A refused form answers 422, as every refused form does, with what was typed, but for
+# a credential, which never comes back to the page.
+REFUSED = {
+    "a status out of range": (
+        "http",
+        {"name": "h1", "url": "https://a.example.com", "expect_status": "-1"},
+        "expect_status",
+        'value="-1"',
+    ),
+    "a name in use": (
+        "tls",
+        {"name": "smoke", "host": "x.example.com"},
+        "name",
+        'value="x.example.com"',
+    ),
+    "a secret in the url": (
+        "http",
+        {"name": "h2", "url": "https://a.example.com/?token=abc", "expect_status": "204"},
+        "url",
+        'value="204"',
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "typed", "refused", "shown"), REFUSED.values(), ids=REFUSED.keys()
+)
+def test_a_refused_check_answers_422_and_keeps_what_was_typed(
+    loaded: Release, as_user: Any, kind: str, typed: dict[str, str], refused: str, shown: str
+) -> None:
+    before = fingerprint(loaded)
+
+    response = as_user("admin").post(add_url(loaded, kind), typed)
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert list(errors(response)) == [refused]
+    assert f'value="{typed["name"]}"' in html
+    assert shown in html
+    assert "token=abc" not in html
+    assert fingerprint(loaded) == before
+
+
+def test_a_refused_edit_answers_422_and_keeps_what_was_typed(loaded: Release, as_user: Any) -> None:
+    smoke = the_check(loaded, "smoke")
+    before = fingerprint(loaded)
+
+    response = as_user("admin").post(
+        check_url("edit", smoke), {"url": "https://app.example.com/health", "expect_status": "-1"}
+    )
+
+    assert response.status_code == 422
+    assert list(errors(response)) == ["expect_status"]
+    assert 'value="-1"' in response.content.decode()
+    assert fingerprint(loaded) == before
+
+
 def test_it_refuses_a_stale_edit_and_keeps_what_was_typed(loaded: Release, as_user: Any) -> None:
     tls = the_check(loaded, "tls")
     client = as_user("admin")
@@ -668,6 +725,7 @@ def test_it_refuses_a_stale_edit_and_keeps_what_was_typed(loaded: Release, as_us
 
     stale = client.post(check_url("edit", tls), {"host": "second.example.com", "seen": seen})
 
+    assert stale.status_code == 409
     assert "Someone changed this check after you opened it" in errors(stale)[None][0]
     assert the_check(loaded, "tls").options == {"host": "first.example.com"}
     assert 'value="second.example.com"' in stale.content.decode()

@@ -195,6 +195,7 @@ def test_it_refuses_a_second_active_project_token_with_the_same_label(as_user: A
     response = create_on_page(client, "v2.*", Role.DEVOPS, "github-actions")
 
     html = response.content.decode()
+    assert response.status_code == 422
     assert '<p class="error" role="alert">An active token already has this label.</p>' in html
     assert not NEW_TOKEN.search(html)
     assert PipelineToken.objects.filter(label="github-actions").count() == 1
@@ -216,9 +217,21 @@ def test_it_refuses_a_pattern_that_no_version_could_be_read_against(
 ) -> None:
     response = create_on_page(as_user("admin"), pattern, Role.QA, "github-actions")
 
+    assert response.status_code == 422
     assert error in response.content.decode()
     assert not PipelineToken.objects.exists()
     assert not AuditEvent.objects.exists()
+
+
+def test_it_refuses_a_project_token_label_that_is_not_a_plain_name(as_user: Any) -> None:
+    response = create_on_page(as_user("admin"), "v2.*", Role.QA, "bad label")
+
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Use letters, digits, dots, dashes and underscores." in html
+    assert 'value="bad label"' in html
+    assert 'value="v2.*"' in html
+    assert not PipelineToken.objects.exists()
 
 
 @pytest.mark.parametrize("persona", [*PERSONAS, "outsider"])

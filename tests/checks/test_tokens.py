@@ -15,6 +15,7 @@ import pytest
 from django.apps import apps
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import escape
 
 from checks import tokens
 from checks.models import PipelineToken
@@ -186,7 +187,7 @@ def test_it_refuses_a_second_active_token_with_the_same_label(
     response = create_on_page(client, release, Role.DEVOPS, "github-actions")
 
     html = response.content.decode()
-    assert response.status_code == 200
+    assert response.status_code == 422
     assert '<p class="error" role="alert">An active token already has this label.</p>' in html
     assert not NEW_TOKEN.search(html)
     assert PipelineToken.objects.filter(label="github-actions").count() == 1
@@ -206,10 +207,16 @@ def test_it_lets_a_revoked_tokens_label_be_used_again(release: Release, as_user:
     assert PipelineToken.objects.active().filter(label="github-actions").count() == 1
 
 
-def test_it_refuses_a_token_label_that_is_not_a_plain_name(release: Release, as_user: Any) -> None:
-    response = create_on_page(as_user("admin"), release, Role.QA, "ci job; rm -rf")
+@pytest.mark.parametrize("label", ["ci job; rm -rf", "bad label"])
+def test_it_refuses_a_token_label_that_is_not_a_plain_name(
+    release: Release, as_user: Any, label: str
+) -> None:
+    response = create_on_page(as_user("admin"), release, Role.QA, label)
 
-    assert "Use letters, digits, dots, dashes and underscores." in response.content.decode()
+    html = response.content.decode()
+    assert response.status_code == 422
+    assert "Use letters, digits, dots, dashes and underscores." in html
+    assert f'value="{escape(label)}"' in html
     assert not PipelineToken.objects.exists()
 
 

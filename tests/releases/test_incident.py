@@ -456,7 +456,7 @@ def test_it_previews_an_update_then_publishes_it_on_confirmation(
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"state": "resolved", "message": ""}, "Message is missing from the form."),
+        ({"state": "resolved", "message": ""}, "Write what is happening for the people outside"),
         ({"state": "nope", "message": "x"}, "State “nope” is not one this page offers."),
         ({"state": "resolved", "message": "x" * 501}, "longer than 500 characters"),
         ({"state": "resolved", "message": "a\u2066b"}, "invisible bidirectional control"),

@@ -252,8 +252,9 @@ def test_it_extends_a_running_window_with_a_reason_and_a_new_sequence(
     ):
         workflow.extend_window(release, end=later, reason="slow", by=users["devops"])
     with clock(running):
-        with pytest.raises(workflow.WorkflowError, match="Say why"):
-            workflow.extend_window(release, end=later, reason="  ", by=users["devops"])
+        for blank in ("  ", "\u200b\u3000"):
+            with pytest.raises(workflow.WorkflowError, match="Say why"):
+                workflow.extend_window(release, end=later, reason=blank, by=users["devops"])
         with pytest.raises(workflow.WorkflowError, match="later than"):
             workflow.extend_window(release, end=window.ends_at, reason="slow", by=users["devops"])
         extended = workflow.extend_window(
