@@ -189,7 +189,9 @@ def perform(
     audience = audience_of(item)
     if audience.problem:
         raise workflow.WorkflowError(audience.problem)
-    message = workflow.visible_text(message.strip()[:MESSAGE_MAX], _("The message"))
+    message = workflow.visible_text(workflow.trimmed(message)[:MESSAGE_MAX], _("The message"))
+    if not message:
+        raise workflow.WorkflowError(_("Write the message to send."))
     action = audience.perform.action
     if action == performs.RETROSPECTIVE and meeting is None:
         raise workflow.WorkflowError(_("Choose when the retrospective is."))

@@ -41,10 +41,18 @@ from .performed import read_acknowledge_token
 class PerformForm(forms.Form):
     message = forms.CharField(
         label=gettext_lazy("Message"),
+        # The workflow refuses a message that says nothing, blank or invisible alike.
+        required=False,
         max_length=MESSAGE_MAX,
         widget=forms.Textarea({"rows": 5}),
         validators=[VisibleText(gettext_lazy("The message"))],
     )
+
+    def clean_message(self) -> str:
+        message = workflow.trimmed(str(self.cleaned_data["message"]))
+        if not message:
+            raise forms.ValidationError(_("Write the message to send."))
+        return message
 
 
 class RetrospectiveForm(PerformForm):

@@ -148,6 +148,21 @@ def test_a_message_with_invisible_bidirectional_controls_is_refused_and_kept(
     assert entry.performed == {}
 
 
+@pytest.mark.parametrize("typed", ["", "   ", "\u200b\u2060", "\u3000\u00a0"])
+def test_a_message_that_says_nothing_is_refused_and_nothing_is_sent(
+    release: Release, users: dict[str, Any], typed: str
+) -> None:
+    entry = linked(release, "announce:people")
+
+    answer = login(users["devops"]).post(page(release, entry), {"message": typed})
+
+    assert answer.status_code == 422
+    assert "Write the message to send." in answer.content.decode()
+    assert not Event.objects.filter(type="announcement").exists()
+    with pytest.raises(workflow.WorkflowError, match="Write the message to send"):
+        perform(entry, by=users["devops"], message=typed)
+
+
 # --- E-mail to the release's people -------------------------------------------------------
 
 
