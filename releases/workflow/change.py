@@ -223,7 +223,13 @@ def trimmed(text: str) -> str:
 
 def visible_text(text: str, what: str) -> str:
     """Text people type, refused when it holds invisible bidirectional controls, which
-    can make it read on the page differently from what it is."""
+    can make it read on the page differently from what it is, or when it is made only of
+    invisible characters: a title or a name that shows nothing."""
+    if text.strip() and says_nothing(text):
+        raise WorkflowError(
+            _("%(what)s holds only invisible characters; write something that can be read.")
+            % {"what": what}
+        )
     hidden = md.bidi_controls(text)
     if hidden:
         raise WorkflowError(

@@ -175,13 +175,6 @@ TYPED = {
 }
 
 
-@pytest.fixture
-def approved(ready_release: Release, users: dict[str, Any]) -> Release:
-    workflow.approve(ready_release, by=users["po"], reason="everything green")
-    ready_release.refresh_from_db()
-    return ready_release
-
-
 def kept(release: Release) -> dict[str, Any]:
     """What any of these posts would change."""
     release.refresh_from_db()
@@ -246,3 +239,22 @@ def test_a_note_that_says_nothing_is_no_note(release: Release, users: dict[str, 
 
     entry.refresh_from_db()
     assert entry.note == ""
+
+
+@pytest.mark.parametrize("typed", ["\u200b", "\u2060\ufeff", "\u3164"])
+def test_a_name_or_title_of_only_invisible_characters_is_refused(
+    release: Release, users: dict[str, Any], typed: str
+) -> None:
+    contact = release.contacts.get()
+    holds_nothing = "holds only invisible characters; write something that can be read."
+
+    with pytest.raises(workflow.WorkflowError, match=holds_nothing):
+        workflow.create_share_link(release, label=typed, by=users["admin"])
+    with pytest.raises(workflow.WorkflowError, match=holds_nothing):
+        workflow.update_contact(contact, by=users["admin"], name=typed, phone="1", email="")
+
+    assert not release.share_links.exists()
+    assert release.contacts.get().name == contact.name
+    # Zero-width joiners inside a name that reads are the name's own (Persian, emoji).
+    workflow.update_contact(contact, by=users["admin"], name="Dana\u200cOps", phone="1", email="")
+    assert release.contacts.get().name == "Dana\u200cOps"
