@@ -642,6 +642,24 @@ def test_a_refused_test_says_why(staff: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_a_tests_failure_speaks_the_readers_language(as_user: Any, settings: Any) -> None:
+    client = as_user("admin")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+    with stand_in(lambda request: Reply(401)) as server:
+        settings.NOTIFY_ALLOW_PRIVATE = True
+        ops = make_channel(url=f"{server.url}/hook")
+        refused = client.post(reverse("channels:test", args=[ops.pk])).content.decode()
+        settings.NOTIFY_ALLOW_PRIVATE = False
+        private = client.post(reverse("channels:test", args=[ops.pk])).content.decode()
+
+    assert "no entregado: HTTP 401, no se reintenta" in refused
+    assert "not retried" not in refused
+    assert "127.0.0.1 resuelve a 127.0.0.1, una dirección privada" in private
+    assert "NOTIFY_ALLOW_PRIVATE=1" in private
+    assert "a private, loopback" not in private
+
+
+@pytest.mark.django_db
 def test_switching_the_language_on_a_test_result_returns_to_the_channels(staff: Client) -> None:
     ops = make_channel(url="http://127.0.0.1:9/hook", secret_env="NOT_SET_ANYWHERE")
     channels = reverse("channels:channels")
