@@ -441,6 +441,7 @@ def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | N
         http_status=outcome.http_status,
         latency_ms=latency_ms,
         error=outcome.error[:ERROR_MAX],
+        said=outcome.said.as_json() if outcome.said is not None else {},
     )
     done = (AttemptOutcome.DELIVERED, AttemptOutcome.ACCEPTED)
     log = logger.info if outcome.outcome in done else logger.warning
@@ -500,7 +501,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     for lost in release_lost(Delivery.objects.all(), now):
         delivery = Delivery.objects.select_related("channel").get(pk=lost.pk)
         outcome = AttemptOutcome.FAILED if lost.gave_up else AttemptOutcome.RETRY
-        _log(delivery, lost.attempt, Outcome(outcome, error=lost.error), None)
+        _log(delivery, lost.attempt, _failed(outcome, lost.error), None)
         performed.settle(lost.event_id)
     return hand_out_due(Delivery.objects.all(), enqueue=enqueue, now=now)
 
@@ -511,10 +512,10 @@ class Lost:
     attempt: int
     event_id: Any
     gave_up: bool
-    error: str
+    error: Said
 
 
-LOST = "the worker sending it stopped before recording an answer"
+LOST = _("the worker sending it stopped before recording an answer")
 
 
 def release_lost(
@@ -528,11 +529,11 @@ def release_lost(
     stuck = deliveries.filter(state=DeliveryState.SENDING, due_at__lt=now)
     for pk, attempts, event_id in stuck.values_list("pk", "attempts", "event_id"):
         gave_up = attempts >= max_attempts()
-        error = f"{LOST}; gave up" if gave_up else LOST
+        error = said(_("%(error)s; gave up"), error=said(LOST)) if gave_up else said(LOST)
         taken = deliveries.filter(pk=pk, state=DeliveryState.SENDING, attempts=attempts).update(
             state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING,
             due_at=now,
-            last_error=error,
+            last_error=error.english(),
         )
         if taken:
             released.append(Lost(pk, attempts, event_id, gave_up, error))
