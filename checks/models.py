@@ -19,6 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from releases.evidence import result_text
 from releases.models import ActorKind, CheckOutcome, CheckReason, HashedToken, Release, Role
 
 CHECK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -136,6 +137,11 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject.name}: {self.outcome or self.state}"
+
+    @property
+    def evidence_shown(self) -> str:
+        """The evidence in the reader's language; an older row's English as it was kept."""
+        return result_text({"said": self.said, "evidence": self.evidence})
 
     @staticmethod
     def handover_deadline(delay: float = 0.0) -> datetime:

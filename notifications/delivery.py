@@ -40,8 +40,10 @@ from django.db import transaction
 from django.db.models import DateTimeField, ExpressionWrapper, F, QuerySet, Value
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
+from django.utils.translation import gettext_noop as _
 
 from checks.kinds.client import retry_after, ssl_context
+from releases.evidence import Said, said
 
 from . import mailing, performed, slack, teams, webhook
 from .models import (
@@ -82,16 +84,26 @@ PACE_WAIT_MAX_SECONDS = 20.0
 class Refused(Exception):
     """The delivery cannot succeed as configured; not tried again."""
 
+    def __init__(self, why: Said) -> None:
+        super().__init__(why.english())
+        self.why = why
+
 
 class Transient(Exception):
     """The delivery may succeed later (a name that does not resolve, a variable not set
     yet on this worker); tried again on the schedule."""
+
+    def __init__(self, why: Said) -> None:
+        super().__init__(why.english())
+        self.why = why
 
 
 @dataclass(frozen=True)
 class Outcome:
     outcome: AttemptOutcome
     http_status: int | None = None
+    # In English, as the logs and the stored records keep it; `said` is the same as a
+    # message and its values, for a person reading it in their language.
     error: str = ""
     # Seconds the server asked us to wait, when it did.
     wait: float | None = None
@@ -101,6 +113,16 @@ class Outcome:
     answer: str = ""
     # An e-mail channel's mail, as the server or the ESP took it.
     message_id: str = ""
+    said: Said | None = None
+
+    @property
+    def error_shown(self) -> str:
+        """The error in the active language; a plain one (a mail server's) as it came."""
+        return self.said.translated() if self.said is not None else self.error
+
+
+def _failed(outcome: AttemptOutcome, why: Said, status: int | None = None, **more: Any) -> Outcome:
+    return Outcome(outcome, status, why.english(), said=why, **more)
 
 
 def max_attempts() -> int:
@@ -126,26 +148,35 @@ def guard(url: str) -> str:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port
     except ValueError:
-        raise Refused("the URL is not valid") from None
+        raise Refused(said(_("the URL is not valid"))) from None
     if parts.scheme not in ("https", "http") or not host:
-        raise Refused("the URL must be https:// with a host")
+        raise Refused(said(_("the URL must be https:// with a host")))
     if parts.username is not None or parts.password is not None:
-        raise Refused("the URL must not hold credentials (user:password@)")
+        raise Refused(said(_("the URL must not hold credentials (user:password@)")))
     try:
         found = socket.getaddrinfo(host, port or 443, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
-        raise Transient(f"cannot resolve {host}: {error}") from None
+        raise Transient(
+            said(_("cannot resolve %(host)s: %(error)s"), host=host, error=str(error))
+        ) from None
     addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in found))
     private = sorted(address for address in addresses if not _is_public(address))
     if private and not settings.NOTIFY_ALLOW_PRIVATE:
         raise Refused(
-            f"{host} resolves to {private[0]}, a private, loopback or link-local address; "
-            "set NOTIFY_ALLOW_PRIVATE=1 to allow notifications inside your network"
+            said(
+                _(
+                    "%(host)s resolves to %(address)s, a private, loopback or link-local "
+                    "address; set NOTIFY_ALLOW_PRIVATE=1 to allow notifications inside your "
+                    "network"
+                ),
+                host=host,
+                address=private[0],
+            )
         )
     if parts.scheme != "https" and (
         not settings.NOTIFY_ALLOW_PRIVATE or len(private) < len(addresses)
     ):
-        raise Refused("the URL must be https://; plain http only to a private address")
+        raise Refused(said(_("the URL must be https://; plain http only to a private address")))
     return addresses[0]
 
 
@@ -156,25 +187,33 @@ def _is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def _variable(name: str, what: str) -> str:
+def _variable(name: str, what: Said) -> str:
     value = os.environ.get(name, "").strip()
     if not value:
-        raise Transient(f"{name}, which holds the {what}, is not set on this worker")
+        raise Transient(
+            said(
+                _("%(name)s, which holds the %(what)s, is not set on this worker"),
+                name=name,
+                what=what,
+            )
+        )
     return value
 
 
 def channel_url(channel: Channel) -> str:
-    return channel.url or _variable(channel.url_env, "channel's URL")
+    return channel.url or _variable(channel.url_env, said(_("channel's URL")))
 
 
 def request_for(channel: Channel, event: Event) -> tuple[bytes, dict[str, str]]:
     """The body and headers this channel is sent for this event."""
     if channel.kind == ChannelKind.WEBHOOK:
-        secret = _variable(channel.secret_env, "signing secret")
+        secret = _variable(channel.secret_env, said(_("signing secret")))
         try:
             return webhook.signed(event, secret, datetime.now(tz=UTC))
-        except webhook.BadSecret as error:
-            raise Refused(str(error)) from None
+        except webhook.BadSecret:
+            raise Refused(
+                said(_("the signing secret is not a Standard Webhooks secret (whsec_ and base64)"))
+            ) from None
     if channel.kind == ChannelKind.TEAMS:
         return teams.message(event)
     return slack.message(event)
@@ -202,7 +241,10 @@ def send(channel: Channel, event: Event) -> Outcome:
         return _attempt(channel, event)
     except Exception as error:  # a bug must not leave the delivery half-done
         logger.exception("notification %s to %s crashed", event.pk, channel.name)
-        return Outcome(AttemptOutcome.RETRY, error=f"the delivery crashed ({type(error).__name__})")
+        return _failed(
+            AttemptOutcome.RETRY,
+            said(_("the delivery crashed (%(error)s)"), error=type(error).__name__),
+        )
 
 
 def _attempt(channel: Channel, event: Event) -> Outcome:
@@ -214,14 +256,14 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
     try:
         raw_url = channel_url(channel)
         if teams.is_legacy_connector(raw_url):
-            raise Refused(f"the channel's URL is {teams.LEGACY_HINT}")
+            raise Refused(said(_("the channel's URL is %(hint)s"), hint=said(teams.LEGACY_HINT)))
         url = _parsed(raw_url)
         address = guard(str(url))
         body, headers = request_for(channel, event)
     except Refused as error:
-        return Outcome(AttemptOutcome.FAILED, error=str(error))
+        return _failed(AttemptOutcome.FAILED, error.why)
     except Transient as error:
-        return Outcome(AttemptOutcome.RETRY, error=str(error))
+        return _failed(AttemptOutcome.RETRY, error.why)
     try:
         with (
             _client() as client,
@@ -238,10 +280,13 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
         ):
             read = _read_capped(answer)
     except httpx.TimeoutException as error:
-        return Outcome(AttemptOutcome.RETRY, error=f"timed out ({type(error).__name__})")
+        return _failed(
+            AttemptOutcome.RETRY, said(_("timed out (%(error)s)"), error=type(error).__name__)
+        )
     except httpx.HTTPError as error:
-        return Outcome(
-            AttemptOutcome.RETRY, error=f"could not connect ({error or type(error).__name__})"
+        return _failed(
+            AttemptOutcome.RETRY,
+            said(_("could not connect (%(error)s)"), error=str(error) or type(error).__name__),
         )
     return replace(
         judged(answer, ChannelKind(channel.kind)),
@@ -253,7 +298,7 @@ def _parsed(url: str) -> httpx.URL:
     try:
         return httpx.URL(url)
     except httpx.InvalidURL:
-        raise Refused("the URL is not valid") from None
+        raise Refused(said(_("the URL is not valid"))) from None
 
 
 def _read_capped(answer: httpx.Response) -> bytes:
@@ -280,17 +325,28 @@ def judged(answer: httpx.Response, kind: ChannelKind) -> Outcome:
     if 200 <= status < 300:
         return Outcome(AttemptOutcome.DELIVERED, status)
     if status == 410:
-        return Outcome(AttemptOutcome.FAILED, status, "the endpoint is gone (HTTP 410)", gone=True)
+        return _failed(
+            AttemptOutcome.FAILED, said(_("the endpoint is gone (HTTP 410)")), status, gone=True
+        )
     if 300 <= status < 400:
         where = answer.headers.get("location", "")[:200]
-        return Outcome(
-            AttemptOutcome.FAILED, status, f"redirect to {where or 'elsewhere'} not followed"
-        )
+        if where:
+            moved = said(_("redirect to %(where)s not followed"), where=where)
+        else:
+            moved = said(_("redirect to elsewhere not followed"))
+        return _failed(AttemptOutcome.FAILED, moved, status)
     if status in RETRY_AFTER_STATUSES:
-        return Outcome(AttemptOutcome.RETRY, status, f"HTTP {status}", wait=retry_after(answer))
+        return _failed(
+            AttemptOutcome.RETRY,
+            said(_("HTTP %(status)s"), status=status),
+            status,
+            wait=retry_after(answer),
+        )
     if status >= 500:
-        return Outcome(AttemptOutcome.RETRY, status, f"HTTP {status}")
-    return Outcome(AttemptOutcome.FAILED, status, f"HTTP {status}, not retried")
+        return _failed(AttemptOutcome.RETRY, said(_("HTTP %(status)s"), status=status), status)
+    return _failed(
+        AttemptOutcome.FAILED, said(_("HTTP %(status)s, not retried"), status=status), status
+    )
 
 
 def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
@@ -314,14 +370,23 @@ def deliver(delivery_id: int, attempt: int, *, enqueue: Enqueue) -> None:
     if channel.active:
         outcome = send(channel, delivery.event)
     else:
-        why = channel.disabled_reason if channel.disabled_at else "retired from the file"
-        outcome = Outcome(AttemptOutcome.FAILED, error=f"channel {channel.name} is off: {why}")
+        # A disabled channel's reason is English, stored; a message of ours, so the
+        # catalogue has it.
+        why = said(channel.disabled_reason if channel.disabled_at else _("retired from the file"))
+        outcome = _failed(
+            AttemptOutcome.FAILED,
+            said(_("channel %(name)s is off: %(why)s"), name=channel.name, why=why),
+        )
     latency_ms = round((time.perf_counter() - started) * 1000)
     if outcome.outcome == AttemptOutcome.RETRY and attempt >= max_attempts():
-        outcome = Outcome(
+        outcome = _failed(
             AttemptOutcome.FAILED,
+            said(
+                _("%(error)s; gave up after %(count)s attempts"),
+                error=outcome.said or outcome.error,
+                count=attempt,
+            ),
             outcome.http_status,
-            f"{outcome.error}; gave up after {attempt} attempts",
         )
     _log(delivery, attempt, outcome, latency_ms)
     if outcome.gone:
@@ -376,6 +441,7 @@ def _log(delivery: Delivery, attempt: int, outcome: Outcome, latency_ms: int | N
         http_status=outcome.http_status,
         latency_ms=latency_ms,
         error=outcome.error[:ERROR_MAX],
+        said=outcome.said.as_json() if outcome.said is not None else {},
     )
     done = (AttemptOutcome.DELIVERED, AttemptOutcome.ACCEPTED)
     log = logger.info if outcome.outcome in done else logger.warning
@@ -435,7 +501,7 @@ def sweep(*, enqueue: Enqueue, now: datetime | None = None) -> int:
     for lost in release_lost(Delivery.objects.all(), now):
         delivery = Delivery.objects.select_related("channel").get(pk=lost.pk)
         outcome = AttemptOutcome.FAILED if lost.gave_up else AttemptOutcome.RETRY
-        _log(delivery, lost.attempt, Outcome(outcome, error=lost.error), None)
+        _log(delivery, lost.attempt, _failed(outcome, lost.error), None)
         performed.settle(lost.event_id)
     return hand_out_due(Delivery.objects.all(), enqueue=enqueue, now=now)
 
@@ -446,10 +512,10 @@ class Lost:
     attempt: int
     event_id: Any
     gave_up: bool
-    error: str
+    error: Said
 
 
-LOST = "the worker sending it stopped before recording an answer"
+LOST = _("the worker sending it stopped before recording an answer")
 
 
 def release_lost(
@@ -463,11 +529,11 @@ def release_lost(
     stuck = deliveries.filter(state=DeliveryState.SENDING, due_at__lt=now)
     for pk, attempts, event_id in stuck.values_list("pk", "attempts", "event_id"):
         gave_up = attempts >= max_attempts()
-        error = f"{LOST}; gave up" if gave_up else LOST
+        error = said(_("%(error)s; gave up"), error=said(LOST)) if gave_up else said(LOST)
         taken = deliveries.filter(pk=pk, state=DeliveryState.SENDING, attempts=attempts).update(
             state=DeliveryState.FAILED if gave_up else DeliveryState.PENDING,
             due_at=now,
-            last_error=error,
+            last_error=error.english(),
         )
         if taken:
             released.append(Lost(pk, attempts, event_id, gave_up, error))

@@ -29,7 +29,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.utils import translation
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 from releases.models import DeployResult, IncidentState, Role, RollbackSeverity, WindowState
@@ -46,7 +46,9 @@ MESSAGE_ID_MAX = 300
 ANSWER_QUOTED = 300
 # EMAIL_URL=console:// (make run's default): mail printed, not sent.
 CONSOLE_BACKEND = "deploycheck.logs.ConsoleEmailBackend"
-PRINTED_ONLY = "printed on the server's output (EMAIL_URL is console://): no mail server took it"
+PRINTED_ONLY = gettext_noop(
+    "printed on the server's output (EMAIL_URL is console://): no mail server took it"
+)
 # What an ESP answers for an address it took.
 TAKEN = frozenset({"sent", "queued"})
 

@@ -16,8 +16,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from releases.evidence import Said
 from releases.models import ActorKind, Release
 
 
@@ -73,6 +75,7 @@ class Channel(models.Model):
     # Set when the endpoint said it is gone (HTTP 410); loading the file again with
     # another URL enables it again.
     disabled_at = models.DateTimeField(null=True, blank=True)
+    # One of our fixed messages, in English (notifications.delivery): `as_read` shows it.
     disabled_reason = models.CharField(max_length=300, blank=True)
     # Set when a later file no longer declares it; its deliveries stay as history.
     retired_at = models.DateTimeField(null=True, blank=True)
@@ -90,6 +93,10 @@ class Channel(models.Model):
     @property
     def active(self) -> bool:
         return self.disabled_at is None and self.retired_at is None
+
+    @property
+    def disabled_reason_shown(self) -> str:
+        return as_read(self.disabled_reason)
 
 
 class DeliveryState(models.TextChoices):
@@ -129,6 +136,10 @@ class HandedOut(models.Model):
 
     class Meta:
         abstract = True
+
+    @property
+    def last_error_shown(self) -> str:
+        return as_read(self.last_error)
 
     @staticmethod
     def sending_deadline() -> datetime:
@@ -172,13 +183,24 @@ class Attempt(models.Model):
     outcome = models.CharField(max_length=10, choices=AttemptOutcome.choices)
     http_status = models.PositiveIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    # In English, for the logs and the records exported; `said` is the same error as a
+    # message and its values (releases.evidence.Said), which the log shows translated.
+    # Rows older than it, and a mail server's own words, have {}.
     error = models.CharField(max_length=500, blank=True)
+    said = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["delivery", "number", "at"]
 
     def __str__(self) -> str:
         return f"{self.delivery_id} #{self.number}: {self.outcome}"
+
+    @property
+    def error_shown(self) -> str:
+        """The error in the reader's language; without `said`, as stored (translated
+        when it is one of our fixed messages)."""
+        said = Said.from_json(self.said)
+        return said.translated() if said is not None else as_read(self.error)
 
 
 class Readiness(models.Model):
@@ -303,3 +325,10 @@ class Performance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} for item {self.item_id}: {self.state}"
+
+
+def as_read(stored: str) -> str:
+    """An error kept as plain English text, as a person reads it: one of our fixed
+    messages is in the catalogue and reads translated; anything else (a mail server's
+    own words, an older row's message with values in it) reads as it was stored."""
+    return gettext(stored) if stored else ""

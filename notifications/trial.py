@@ -81,7 +81,7 @@ def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
     if outcome.outcome == AttemptOutcome.ACCEPTED:
         return accepted(kind)
     if outcome.outcome != AttemptOutcome.DELIVERED:
-        return _("not delivered: %(error)s") % {"error": outcome.error}
+        return _("not delivered: %(error)s") % {"error": outcome.error_shown}
     if kind == ChannelKind.EMAIL:
         return _("accepted by the mail server; arrival in the inboxes is not confirmed")
     if kind == ChannelKind.SLACK:

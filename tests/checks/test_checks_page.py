@@ -18,12 +18,14 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from checks import config, export, tasks
 from checks.kinds.registry import REGISTRY
 from checks.models import Check, CheckResult, CheckRun, ResultState
 from releases import workflow
 from releases.actors import SystemActor
+from releases.evidence import said
 from releases.models import (
     AuditAction,
     AuditEvent,
@@ -852,6 +854,37 @@ def test_it_tests_one_check_through_the_workers_and_shows_its_answer_when_it_com
     assert "Passed" in answer
     assert "certificate valid for 80 days" in answer
     assert "hx-get" not in answer
+
+
+def test_it_shows_a_results_evidence_in_the_readers_language(loaded: Release, as_user: Any) -> None:
+    """The worker stores evidence as a message and its values; the page renders it for
+    each reader, and shows an older row's plain English as it was kept."""
+    answered = said(
+        gettext_noop("%(answer)s; %(held)s"),
+        answer=said(gettext_noop("HTTP %(status)s in %(ms)s ms"), status=200, ms=22),
+        held=said(gettext_noop("1 condition holds")),
+    )
+    run = CheckRun.objects.create(
+        release=loaded, requested_by_label="t", requested_by_kind="system"
+    )
+    finished = {"state": ResultState.DONE, "outcome": CheckOutcome.PASS, "run": run}
+    CheckResult.objects.create(
+        subject=the_check(loaded, "smoke"),
+        evidence=answered.english(),
+        said=answered.as_json(),
+        **finished,
+    )
+    CheckResult.objects.create(
+        subject=the_check(loaded, "tls"), evidence="certificate valid for 80 days", **finished
+    )
+
+    spanish = as_user("qa", "es").get(page_url(loaded)).content.decode()
+    english = as_user("qa").get(page_url(loaded)).content.decode()
+
+    assert "HTTP 200 en 22 ms; se cumple 1 condición" in spanish
+    assert "HTTP 200 in 22 ms" not in spanish
+    assert "certificate valid for 80 days" in spanish
+    assert "HTTP 200 in 22 ms; 1 condition holds" in english
 
 
 def test_it_tests_without_javascript_and_says_where_the_answer_appears(

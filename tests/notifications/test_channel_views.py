@@ -20,7 +20,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from notifications import config, delivery, sending
+from notifications import config, delivery, mailing, sending
 from notifications.channel_views import PAGE_SIZE
 from notifications.models import (
     Attempt,
@@ -642,6 +642,24 @@ def test_a_refused_test_says_why(staff: Client) -> None:
 
 
 @pytest.mark.django_db
+def test_a_tests_failure_speaks_the_readers_language(as_user: Any, settings: Any) -> None:
+    client = as_user("admin")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+    with stand_in(lambda request: Reply(401)) as server:
+        settings.NOTIFY_ALLOW_PRIVATE = True
+        ops = make_channel(url=f"{server.url}/hook")
+        refused = client.post(reverse("channels:test", args=[ops.pk])).content.decode()
+        settings.NOTIFY_ALLOW_PRIVATE = False
+        private = client.post(reverse("channels:test", args=[ops.pk])).content.decode()
+
+    assert "no entregado: HTTP 401, no se reintenta" in refused
+    assert "not retried" not in refused
+    assert "127.0.0.1 resuelve a 127.0.0.1, una dirección privada" in private
+    assert "NOTIFY_ALLOW_PRIVATE=1" in private
+    assert "a private, loopback" not in private
+
+
+@pytest.mark.django_db
 def test_switching_the_language_on_a_test_result_returns_to_the_channels(staff: Client) -> None:
     ops = make_channel(url="http://127.0.0.1:9/hook", secret_env="NOT_SET_ANYWHERE")
     channels = reverse("channels:channels")
@@ -723,6 +741,55 @@ def test_the_log_says_a_printed_mail_was_sent_to_nobody(staff: Client, release: 
     page = staff.get(reverse("channels:channel-log", args=[team.pk])).content.decode()
 
     assert "Printed on the server&#x27;s output (EMAIL_URL is console://)" in page
+
+
+@pytest.mark.django_db
+def test_the_log_the_channels_and_the_mails_say_what_failed_in_the_readers_language(
+    as_user: Any, release: Release, users: Any
+) -> None:
+    """What a worker recorded in English reads in the reader's language: an attempt's
+    error, a channel's reason for being off, a mail only printed. A server's own words
+    read as they came."""
+    with stand_in(lambda request: Reply(401)) as server:
+        ops = make_channel(url=f"{server.url}/hook")
+        sent = Delivery.objects.create(event=event_of(release), channel=ops)
+        delivery.deliver(sent.pk, 1, enqueue=Recorder())
+    gone = make_channel(
+        "gone", disabled_at=timezone.now(), disabled_reason="the endpoint is gone (HTTP 410)"
+    )
+    EmailDelivery.objects.create(
+        event=event_of(release),
+        user=users["qa"],
+        address="qa@example.com",
+        state=DeliveryState.ACCEPTED,
+        attempts=1,
+        last_error=mailing.PRINTED_ONLY,
+    )
+    EmailDelivery.objects.create(
+        event=event_of(release, "deploy.started"),
+        user=users["po"],
+        address="po@example.com",
+        state=DeliveryState.FAILED,
+        attempts=6,
+        last_error="SMTP 550 mailbox unavailable",
+    )
+    client = as_user("admin")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+
+    log = client.get(reverse("channels:channel-log", args=[ops.pk])).content.decode()
+    channels = client.get(reverse("channels:channels")).content.decode()
+    edit = client.get(reverse("channels:edit", args=[gone.pk])).content.decode()
+    mails = client.get(reverse("channels:emails")).content.decode()
+
+    assert Attempt.objects.get().error == "HTTP 401, not retried"
+    assert "HTTP 401, no se reintenta" in log
+    assert "not retried" not in log
+    for page in (channels, edit):
+        assert "el endpoint ya no existe (HTTP 410)" in page
+        assert "the endpoint is gone" not in page
+    assert "ningún servidor de correo lo recibió" in mails
+    assert "no mail server took it" not in mails
+    assert "SMTP 550 mailbox unavailable" in mails
 
 
 @pytest.mark.django_db
