@@ -411,6 +411,21 @@ def test_it_refuses_a_faulty_file_with_its_line_and_writes_nothing(
     assert any(error.startswith(f"{path}:{fault}") for error in errors), errors
 
 
+def test_in_spanish_it_quotes_the_toml_readers_own_words_as_such(
+    loaded: Release, tmp_path: Path
+) -> None:
+    """Python's TOML reader speaks English only: its words are a quotation in a Spanish
+    sentence, never half of one."""
+    path = write(tmp_path, '[[check]]\nname = "tls"\nkind = tls\n', name="bad.toml")
+
+    with translation.override("es"):
+        errors = refused(path, loaded)
+
+    assert errors == [
+        f"{path}:3: TOML no válido en la columna 8 (el lector de TOML dice: «invalid value»)"
+    ]
+
+
 def test_it_reports_every_fault_of_a_file_in_line_order(loaded: Release, tmp_path: Path) -> None:
     path = write(
         tmp_path,

@@ -211,7 +211,8 @@ def test_it_words_every_fault_in_the_active_language(tmp_path: Path) -> None:
 
     assert found == [
         # tomllib's own words stay English: it has no others.
-        "16: TOML no válido: expected ']]' at the end of an array declaration en la columna 10",
+        "16: TOML no válido en la columna 10 (el lector de TOML dice: «expected ']]' at the end of "
+        "an array declaration»)",
         "1: clave de primer nivel desconocida “colour”; un archivo de notificaciones solo "
         "contiene tablas [[channel]]",
         "4: canal “ops”: “sms” no es un tipo de canal; los tipos son email, slack, teams o webhook",
