@@ -44,20 +44,25 @@ class CheckQuerySet(models.QuerySet["Check"]):
 
 
 class Check(models.Model):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="automated_checks")
+    release = models.ForeignKey(
+        Release,
+        on_delete=models.CASCADE,
+        related_name="automated_checks",
+        verbose_name=_("release"),
+    )
     name = models.CharField(_("name"), max_length=64, validators=[validate_check_name])
     kind = models.CharField(_("kind"), max_length=30)
     # The checks file's options for this check: plain settings and the names of the
     # environment variables holding credentials. Never a credential itself.
-    options = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(_("options"), default=dict, blank=True)
     # Items the checks file linked by text (those without a check= marker), so that a
     # reloaded file can tell its own links from the checklist's markers.
-    linked_item_ids = models.JSONField(default=list, blank=True)
+    linked_item_ids = models.JSONField(_("linked items"), default=list, blank=True)
     source = models.CharField(_("declared at"), max_length=300, blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-    updated_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    updated_at = models.DateTimeField(_("updated at"), default=timezone.now)
     # A check missing from a reloaded file is retired, never deleted: its history stays.
-    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(_("retired at"), null=True, blank=True)
 
     objects = CheckQuerySet.as_manager()
 
@@ -77,11 +82,15 @@ class CheckRun(models.Model):
     """One request to verify some of a release's checks (all, a section's, an item's),
     for those of them that had no unfinished result: the others join the run under way."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="check_runs")
-    requested_by_label = models.CharField(max_length=200)
-    requested_by_kind = models.CharField(max_length=10, choices=ActorKind.choices)
-    scope = models.CharField(max_length=300, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="check_runs", verbose_name=_("release")
+    )
+    requested_by_label = models.CharField(_("requested by (name)"), max_length=200)
+    requested_by_kind = models.CharField(
+        _("requested by (kind)"), max_length=10, choices=ActorKind.choices
+    )
+    scope = models.CharField(_("scope"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -105,29 +114,37 @@ UNFINISHED = (ResultState.QUEUED, ResultState.RUNNING)
 
 
 class CheckResult(models.Model):
-    run = models.ForeignKey(CheckRun, on_delete=models.CASCADE, related_name="results")
+    run = models.ForeignKey(
+        CheckRun, on_delete=models.CASCADE, related_name="results", verbose_name=_("run")
+    )
     # Not "check": Model.check() is Django's system-check hook.
-    subject = models.ForeignKey(Check, on_delete=models.CASCADE, related_name="results")
-    state = models.CharField(max_length=10, choices=ResultState.choices, default=ResultState.QUEUED)
+    subject = models.ForeignKey(
+        Check, on_delete=models.CASCADE, related_name="results", verbose_name=_("check")
+    )
+    state = models.CharField(
+        _("state"), max_length=10, choices=ResultState.choices, default=ResultState.QUEUED
+    )
     # Bumped on every hand-over to a worker; a task carries the attempt it was sent for,
     # so a stale redelivery finds nothing to claim.
-    attempt = models.PositiveIntegerField(default=1)
-    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempt = models.PositiveIntegerField(_("attempt"), default=1)
+    claimed_at = models.DateTimeField(_("claimed at"), null=True, blank=True)
     # Past it, beat hands the result to a worker again (a killed worker, a lost message).
-    deadline = models.DateTimeField(null=True, blank=True, db_index=True)
-    outcome = models.CharField(max_length=10, choices=CheckOutcome.choices, blank=True)
-    reason = models.CharField(max_length=20, choices=CheckReason.choices, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    deadline = models.DateTimeField(_("deadline"), null=True, blank=True, db_index=True)
+    outcome = models.CharField(
+        _("outcome"), max_length=10, choices=CheckOutcome.choices, blank=True
+    )
+    reason = models.CharField(_("reason"), max_length=20, choices=CheckReason.choices, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
     # In English, for the command line and logs; `said` is the same evidence as a
     # message and its values (releases.evidence.Said), which pages show translated.
     # Rows older than it have {}.
-    evidence = models.CharField(max_length=300, blank=True)
-    said = models.JSONField(default=dict, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    evidence = models.CharField(_("evidence"), max_length=300, blank=True)
+    said = models.JSONField(_("evidence (message)"), default=dict, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
     # When the result reached its items. A finished result is recorded by whichever
     # worker next holds the release lock, so results that finish together settle in
     # one transaction instead of queueing one by one.
-    recorded_at = models.DateTimeField(null=True, blank=True)
+    recorded_at = models.DateTimeField(_("recorded at"), null=True, blank=True)
 
     class Meta:
         ordering = ["run", "subject__name"]
@@ -180,6 +197,7 @@ class PipelineToken(HashedToken):
         null=True,
         blank=True,
         related_name="pipeline_tokens",
+        verbose_name=_("release"),
     )
     version_pattern = models.CharField(
         _("releases"),
@@ -189,13 +207,17 @@ class PipelineToken(HashedToken):
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     label = models.CharField(_("label"), max_length=100)
-    token_hash = models.CharField(max_length=64, unique=True)
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     objects = PipelineTokenQuerySet.as_manager()
 

@@ -407,6 +407,10 @@ if CHECKS_INTERVAL_SECONDS > 0:
         "schedule": float(CHECKS_INTERVAL_SECONDS),
     }
 
+# The longest maintenance window people or a pipeline may set: a longer one is a typo
+# (2027 for 2037), and would hold the release "in maintenance" for as long.
+MAINTENANCE_WINDOW_MAX_HOURS = envpositive("MAINTENANCE_WINDOW_MAX_HOURS", 7 * 24)
+
 # Notifications (notifications/): the site's address, for the links events carry.
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").strip()
 _site = urlsplit(SITE_URL)

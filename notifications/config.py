@@ -15,6 +15,7 @@ be (save).
 from __future__ import annotations
 
 import codecs
+import ipaddress
 import os
 import re
 import stat
@@ -411,6 +412,20 @@ def _addresses(
     return tuple(to)
 
 
+def _inside_the_network(host: str) -> bool:
+    """Whether the host is written as this machine or an address that is not public.
+    A name that resolves to one is caught only when a delivery resolves it."""
+    if is_loopback(host):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return not address.is_global or address.is_multicast
+
+
 def _url_problem(url: Any, kind: ChannelKind) -> str:
     not_https = _("url must be an https:// URL")
     if not isinstance(url, str):
@@ -425,6 +440,13 @@ def _url_problem(url: Any, kind: ChannelKind) -> str:
         return not_https
     if parts.scheme == "http" and not is_loopback(host):
         return _("url must be https://; http:// only to this machine (a stand-in)")
+    if not settings.NOTIFY_ALLOW_PRIVATE and _inside_the_network(host):
+        # Every delivery to it would be refused (notifications.delivery.guard): a channel
+        # saved so would look ready and never be told anything.
+        return _(
+            "url points to this machine or a private network (%(host)s), which "
+            "notifications reach only with NOTIFY_ALLOW_PRIVATE=1"
+        ) % {"host": host}
     if has_credentials:
         return _("url must not hold credentials (user:password@); name a variable instead")
     if is_legacy_connector(url):

@@ -50,8 +50,10 @@ class ChannelForm(FileTableForm):
         required=False,
         strip=False,
         help_text=_(
-            "Where events are posted, https:// only. Leave it empty and name a variable "
-            "below when the URL is itself a secret, as a Slack webhook's is."
+            "Where events are posted, https:// only (this machine or a private network only "
+            "with NOTIFY_ALLOW_PRIVATE=1, and plain http:// only to this machine). Leave it "
+            "empty and name a variable below when the URL is itself a secret, as a Slack "
+            "webhook's is."
         ),
         widget=forms.URLInput(attrs={"autocomplete": "off"}),
     )

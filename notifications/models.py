@@ -28,18 +28,22 @@ class Event(models.Model):
     every channel sees (Standard Webhooks' `webhook-id`), the same on every retry, so a
     receiver can drop a repeat."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    type = models.CharField(max_length=60, db_index=True)
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="events")
-    actor_label = models.CharField(max_length=200)
-    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    id = models.UUIDField(_("ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(_("type"), max_length=60, db_index=True)
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="events", verbose_name=_("release")
+    )
+    actor_label = models.CharField(_("actor name"), max_length=200)
+    actor_kind = models.CharField(_("kind of actor"), max_length=10, choices=ActorKind.choices)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     # The payload's `data`, whole, as it was when the event happened: the release's
     # version and link, the actor, and what the event type adds.
-    data = models.JSONField(default=dict)
+    data = models.JSONField(_("data"), default=dict)
 
     class Meta:
         ordering = ["created_at"]
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
 
     def __str__(self) -> str:
         return f"{self.type} {self.created_at:%Y-%m-%d %H:%M:%S} ({self.pk})"
@@ -56,36 +60,38 @@ class ChannelKind(models.TextChoices):
 class Channel(models.Model):
     """Where events go, as the notifications file declares it (load_notifications)."""
 
-    name = models.CharField(max_length=64, unique=True)
-    kind = models.CharField(max_length=20, choices=ChannelKind.choices)
+    name = models.CharField(_("name"), max_length=64, unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=ChannelKind.choices)
     # One of the two: the URL itself, or the variable holding it (a Slack webhook URL is
     # its own secret).
-    url = models.URLField(max_length=2000, blank=True)
-    url_env = models.CharField(max_length=100, blank=True)
+    url = models.URLField(_("URL"), max_length=2000, blank=True)
+    url_env = models.CharField(_("URL variable"), max_length=100, blank=True)
     # Webhook channels: the variable holding the whsec_… signing secret.
-    secret_env = models.CharField(max_length=100, blank=True)
+    secret_env = models.CharField(_("secret variable"), max_length=100, blank=True)
     # E-mail channels: the addresses one mail goes to, and its language ("" for
     # LANGUAGE_CODE); they have no URL.
-    addresses = models.JSONField(default=list, blank=True)
-    language = models.CharField(max_length=10, blank=True)
+    addresses = models.JSONField(_("addresses"), default=list, blank=True)
+    language = models.CharField(_("language"), max_length=10, blank=True)
     # Event types it wants; ["*"] for all.
-    events = models.JSONField(default=list)
+    events = models.JSONField(_("events"), default=list)
     # A glob over release versions ("v2.*"); "*" for all.
-    releases = models.CharField(max_length=100, default="*")
+    releases = models.CharField(_("releases"), max_length=100, default="*")
     # Set when the endpoint said it is gone (HTTP 410); loading the file again with
     # another URL enables it again.
-    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_at = models.DateTimeField(_("disabled at"), null=True, blank=True)
     # One of our fixed messages, in English (notifications.delivery): `as_read` shows it.
-    disabled_reason = models.CharField(max_length=300, blank=True)
+    disabled_reason = models.CharField(_("reason disabled"), max_length=300, blank=True)
     # Set when a later file no longer declares it; its deliveries stay as history.
-    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(_("retired at"), null=True, blank=True)
     # Paced channels (Slack): when the next message may go; each send takes the slot
     # and moves it on (notifications.delivery.take_slot).
-    paced_until = models.DateTimeField(null=True, blank=True)
-    loaded_at = models.DateTimeField(default=timezone.now)
+    paced_until = models.DateTimeField(_("paced until"), null=True, blank=True)
+    loaded_at = models.DateTimeField(_("loaded at"), default=timezone.now)
 
     class Meta:
         ordering = ["name"]
+        verbose_name = _("channel")
+        verbose_name_plural = _("channels")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
@@ -118,21 +124,21 @@ class HandedOut(models.Model):
     hands it out again."""
 
     state = models.CharField(
-        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+        _("state"), max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
     )
     # Attempts handed out so far; the task for attempt n claims it at n - 1.
-    attempts = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
     # Pending: when the next attempt is due (the sweep sends it then if no task has).
     # Sending: when the attempt under way is given up for lost.
-    due_at = models.DateTimeField(default=timezone.now)
-    last_error = models.CharField(max_length=500, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(_("due at"), default=timezone.now)
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     # The Message-ID of the mail the server took (an ESP's own id when mail goes through
     # one), to find it in the server's logs; empty for an HTTP channel.
-    message_id = models.CharField(max_length=300, blank=True)
+    message_id = models.CharField(_("message ID"), max_length=300, blank=True)
     # Who last handed it out again from the delivery log (notifications.replay), and when.
-    replayed_by = models.CharField(max_length=150, blank=True)
-    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.CharField(_("replayed by"), max_length=150, blank=True)
+    replayed_at = models.DateTimeField(_("replayed at"), null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -154,14 +160,20 @@ def _unfinished_by_due(*, name: str) -> models.Index:
 class Delivery(HandedOut):
     """One event to one channel, delivered at least once."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("event")
+    )
+    channel = models.ForeignKey(
+        Channel, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("channel")
+    )
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["event", "channel"], name="one_delivery_per_channel")
         ]
         indexes = [_unfinished_by_due(name="delivery_unfinished_due")]
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.channel.name}: {self.state}"
@@ -177,20 +189,24 @@ class AttemptOutcome(models.TextChoices):
 class Attempt(models.Model):
     """One try at a delivery, kept whatever came of it."""
 
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="log")
-    number = models.PositiveIntegerField()
-    at = models.DateTimeField(default=timezone.now)
-    outcome = models.CharField(max_length=10, choices=AttemptOutcome.choices)
-    http_status = models.PositiveIntegerField(null=True, blank=True)
-    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    delivery = models.ForeignKey(
+        Delivery, on_delete=models.CASCADE, related_name="log", verbose_name=_("delivery")
+    )
+    number = models.PositiveIntegerField(_("number"))
+    at = models.DateTimeField(_("at"), default=timezone.now)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=AttemptOutcome.choices)
+    http_status = models.PositiveIntegerField(_("HTTP status"), null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(_("latency (ms)"), null=True, blank=True)
     # In English, for the logs and the records exported; `said` is the same error as a
     # message and its values (releases.evidence.Said), which the log shows translated.
     # Rows older than it, and a mail server's own words, have {}.
-    error = models.CharField(max_length=500, blank=True)
-    said = models.JSONField(default=dict, blank=True)
+    error = models.CharField(_("error"), max_length=500, blank=True)
+    said = models.JSONField(_("error, as said"), default=dict, blank=True)
 
     class Meta:
         ordering = ["delivery", "number", "at"]
+        verbose_name = _("delivery attempt")
+        verbose_name_plural = _("delivery attempts")
 
     def __str__(self) -> str:
         return f"{self.delivery_id} #{self.number}: {self.outcome}"
@@ -208,9 +224,17 @@ class Readiness(models.Model):
     `approval.requested` is sent when it becomes so, not at every change after."""
 
     release = models.OneToOneField(
-        Release, on_delete=models.CASCADE, primary_key=True, related_name="+"
+        Release,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="+",
+        verbose_name=_("release"),
     )
-    approvable = models.BooleanField(default=False)
+    approvable = models.BooleanField(_("approvable"), default=False)
+
+    class Meta:
+        verbose_name = _("approval readiness")
+        verbose_name_plural = _("approval readiness")
 
     def __str__(self) -> str:
         return f"{self.release_id}: {'approvable' if self.approvable else 'not approvable'}"
@@ -242,15 +266,18 @@ class EmailSubscription(models.Model):
     release; unsubscribing keeps the row with `unsubscribed_at` set."""
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="email_subscription"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="email_subscription",
+        verbose_name=_("user"),
     )
     releases = models.CharField(_("releases"), max_length=100, default="*")
     events = models.JSONField(_("events"), default=default_events)
     # The event types the person was shown when they last chose. A default event that
     # came later is one they never had the chance to turn off: they get it, as everyone
     # who never chose does, until they choose again.
-    offered = models.JSONField(default=list, blank=True)
-    unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    offered = models.JSONField(_("events offered"), default=list, blank=True)
+    unsubscribed_at = models.DateTimeField(_("unsubscribed at"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("e-mail subscription")
@@ -276,15 +303,21 @@ class EmailSubscription(models.Model):
 class EmailDelivery(HandedOut):
     """One event e-mailed to one person, sent at least once."""
 
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="emails")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    address = models.EmailField(max_length=254)
+    event = models.ForeignKey(
+        Event, on_delete=models.CASCADE, related_name="emails", verbose_name=_("event")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    address = models.EmailField(_("address"), max_length=254)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["event", "user"], name="one_email_per_person")
         ]
         indexes = [_unfinished_by_due(name="email_unfinished_due")]
+        verbose_name = _("e-mail delivery")
+        verbose_name_plural = _("e-mail deliveries")
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.address}: {self.state}"
@@ -306,22 +339,36 @@ class Performance(models.Model):
     how it ended once every delivery was final (notifications.performed)."""
 
     item = models.ForeignKey(
-        "releases.ReleaseItem", on_delete=models.CASCADE, related_name="performances"
+        "releases.ReleaseItem",
+        on_delete=models.CASCADE,
+        related_name="performances",
+        verbose_name=_("item"),
     )
-    event = models.OneToOneField(Event, on_delete=models.CASCADE, related_name="performance")
-    action = models.CharField(max_length=80)
+    event = models.OneToOneField(
+        Event, on_delete=models.CASCADE, related_name="performance", verbose_name=_("event")
+    )
+    action = models.CharField(_("action"), max_length=80)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("requested by"),
     )
-    requested_at = models.DateTimeField(default=timezone.now)
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
     state = models.CharField(
-        max_length=12, choices=PerformanceState.choices, default=PerformanceState.SENDING
+        _("state"),
+        max_length=12,
+        choices=PerformanceState.choices,
+        default=PerformanceState.SENDING,
     )
-    settled_at = models.DateTimeField(null=True, blank=True)
-    reason = models.TextField(blank=True)
+    settled_at = models.DateTimeField(_("settled at"), null=True, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
 
     class Meta:
         ordering = ["requested_at"]
+        verbose_name = _("performed action")
+        verbose_name_plural = _("performed actions")
 
     def __str__(self) -> str:
         return f"{self.action} for item {self.item_id}: {self.state}"

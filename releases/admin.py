@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import QuerySet
 from django.forms import BaseForm, BaseInlineFormSet, CharField, ModelForm, PasswordInput
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from . import workflow
 from .access import person
@@ -135,7 +136,7 @@ class ChecklistTemplateAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ("name", "title")
     inlines = (TemplateItemInline, TemplateRollbackStepInline, TemplateContactInline)
 
-    @admin.display(description="items")
+    @admin.display(description=_("items"))
     def item_count(self, obj: ChecklistTemplate) -> int:
         return obj.items.count()
 

@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from .forms_manage import DATETIME_LOCAL_FORMAT
 from .models import validate_year
 from .workflow import WorkflowError
-from .workflow.window import REASON_MAX, known_zones, zone_named
+from .workflow.window import REASON_MAX, known_zones, refuse_too_long, zone_named
 
 # What browsers send, and what a person may type where the browser has no picker.
 ACCEPTED_FORMATS = (DATETIME_LOCAL_FORMAT, "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
@@ -113,9 +113,14 @@ class WindowForm(forms.Form):
             and isinstance(end, datetime)
             and start.tzinfo
             and end.tzinfo
-            and end <= start
         ):
-            self.add_error("end", _("The window must end after it starts."))
+            if end <= start:
+                self.add_error("end", _("The window must end after it starts."))
+            else:
+                try:
+                    refuse_too_long(start, end)
+                except WorkflowError as error:
+                    self.add_error("end", error.message)
         return cleaned
 
 

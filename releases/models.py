@@ -112,13 +112,13 @@ class ChecklistOutline(models.Model):
     # Index of the first item after the go-live gate; None puts the gate after every item.
     gate_position = models.PositiveIntegerField(_("gate position"), null=True, blank=True)
     rollback_heading = models.CharField(
-        max_length=200, blank=True, default=DEFAULT_ROLLBACK_HEADING
+        _("rollback heading"), max_length=200, blank=True, default=DEFAULT_ROLLBACK_HEADING
     )
-    rollback_intro = models.TextField(blank=True)
+    rollback_intro = models.TextField(_("rollback introduction"), blank=True)
     contacts_heading = models.CharField(
-        max_length=200, blank=True, default=DEFAULT_CONTACTS_HEADING
+        _("contacts heading"), max_length=200, blank=True, default=DEFAULT_CONTACTS_HEADING
     )
-    contacts_header = models.JSONField(default=list, blank=True)
+    contacts_header = models.JSONField(_("contacts table header"), default=list, blank=True)
 
     class Meta:
         abstract = True
@@ -127,14 +127,14 @@ class ChecklistOutline(models.Model):
 class ChecklistEntry(models.Model):
     """One task line of a checklist, on a template or a release."""
 
-    position = models.PositiveIntegerField()
-    phase = models.CharField(max_length=300, blank=True)
-    section = models.CharField(max_length=300, blank=True)
-    text = models.TextField()
+    position = models.PositiveIntegerField(_("position"))
+    phase = models.CharField(_("phase"), max_length=300, blank=True)
+    section = models.CharField(_("section"), max_length=300, blank=True)
+    text = models.TextField(_("text"))
     owner_role = models.CharField(_("owner"), max_length=20, choices=Role.choices)
     required = models.BooleanField(_("required"), default=True)
     # Names of the automated checks that verify this item.
-    checks = models.JSONField(default=list, blank=True)
+    checks = models.JSONField(_("checks"), default=list, blank=True)
     # What the app does for this item when a person presses "perform", as the checklist
     # or the checks file wrote it (releases.performs): announce:people, announce:CHANNEL,
     # acknowledge:support, retrospective; "" for none.
@@ -158,10 +158,10 @@ class ChecklistEntry(models.Model):
 
 
 class RollbackStepFields(models.Model):
-    position = models.PositiveIntegerField()
-    text = models.TextField()
-    commands = models.TextField(blank=True)
-    lang = models.CharField(max_length=40, blank=True)
+    position = models.PositiveIntegerField(_("position"))
+    text = models.TextField(_("text"))
+    commands = models.TextField(_("commands"), blank=True)
+    lang = models.CharField(_("commands language"), max_length=40, blank=True)
     # Who ticks the step when a rollback is declared: DevOps unless the plan says
     # otherwise (an owner= annotation on the step).
     owner_role = models.CharField(
@@ -176,7 +176,7 @@ class RollbackStepFields(models.Model):
 
 
 class ContactFields(models.Model):
-    position = models.PositiveIntegerField(default=0)
+    position = models.PositiveIntegerField(_("position"), default=0)
     role = models.CharField(_("role"), max_length=100)
     name = models.CharField(_("name"), max_length=200)
 
@@ -225,8 +225,8 @@ class ChecklistTemplate(ChecklistOutline):
     name = models.CharField(_("name"), max_length=200, unique=True)
     title = models.CharField(_("title"), max_length=300, blank=True)
     description = models.TextField(_("description"), blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
         ordering = ["name"]
@@ -238,7 +238,12 @@ class ChecklistTemplate(ChecklistOutline):
 
 
 class TemplateItem(ChecklistEntry):
-    template = models.ForeignKey(ChecklistTemplate, on_delete=models.CASCADE, related_name="items")
+    template = models.ForeignKey(
+        ChecklistTemplate,
+        on_delete=models.CASCADE,
+        related_name="items",
+        verbose_name=_("template"),
+    )
 
     class Meta:
         ordering = ["template", "position"]
@@ -251,7 +256,10 @@ class TemplateItem(ChecklistEntry):
 
 class TemplateRollbackStep(RollbackStepFields):
     template = models.ForeignKey(
-        ChecklistTemplate, on_delete=models.CASCADE, related_name="rollback_steps"
+        ChecklistTemplate,
+        on_delete=models.CASCADE,
+        related_name="rollback_steps",
+        verbose_name=_("template"),
     )
 
     class Meta:
@@ -262,7 +270,10 @@ class TemplateRollbackStep(RollbackStepFields):
 
 class TemplateContact(ContactFields):
     template = models.ForeignKey(
-        ChecklistTemplate, on_delete=models.CASCADE, related_name="contacts"
+        ChecklistTemplate,
+        on_delete=models.CASCADE,
+        related_name="contacts",
+        verbose_name=_("template"),
     )
     # The cell as written in the file, e.g. "+34 600 000 000 / ana@example.com".
     contact = models.CharField(_("contact"), max_length=300)
@@ -357,12 +368,17 @@ class Release(ChecklistOutline):
     )
     changelog_url = models.URLField(_("changelog link"), blank=True)
     template = models.ForeignKey(
-        ChecklistTemplate, on_delete=models.SET_NULL, null=True, blank=True, related_name="releases"
+        ChecklistTemplate,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="releases",
+        verbose_name=_("template"),
     )
     # The template as it was when the release was made from it.
-    template_name = models.CharField(max_length=200, blank=True)
-    template_title = models.CharField(max_length=300, blank=True)
-    template_description = models.TextField(blank=True)
+    template_name = models.CharField(_("template name"), max_length=200, blank=True)
+    template_title = models.CharField(_("template title"), max_length=300, blank=True)
+    template_description = models.TextField(_("template description"), blank=True)
     two_person_rule = models.BooleanField(
         _("two-person rule"),
         default=True,
@@ -376,8 +392,8 @@ class Release(ChecklistOutline):
         help_text=_("Remind the Product Owner while the release waits for go-live approval."),
     )
     # Bumped in the same transaction as every change; live pages follow it.
-    revision = models.PositiveBigIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     objects = ReleaseQuerySet.as_manager()
 
@@ -607,10 +623,15 @@ def reason_text(template: str, args: dict[str, Any]) -> str:
 class Stakeholder(models.Model):
     """A person holding a role on one release."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="stakeholders")
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="stakeholders", verbose_name=_("release")
+    )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="stakes"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="stakes",
+        verbose_name=_("user"),
     )
 
     class Meta:
@@ -642,8 +663,10 @@ class ItemState(models.TextChoices):
 
 
 class ReleaseItem(ChecklistEntry):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="items")
-    before_gate = models.BooleanField(default=True)
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="items", verbose_name=_("release")
+    )
+    before_gate = models.BooleanField(_("before the gate"), default=True)
     state = models.CharField(
         _("state"), max_length=10, choices=ItemState.choices, default=ItemState.PENDING
     )
@@ -653,40 +676,43 @@ class ReleaseItem(ChecklistEntry):
     # The latest automated check failure (or result that could not be judged) on an
     # item a person already settled, in English: what approval's digest and the audit
     # trail hold. Pages show it rebuilt from check_results, in the reader's language.
-    check_failure = models.TextField(blank=True)
+    check_failure = models.TextField(_("check failure"), blank=True)
     # A person's tick over a failing check: why, who, when, and the failure it was given
     # over. It stands while that same failure does (see `overridden`).
     override_reason = models.TextField(_("override reason"), blank=True)
-    override_failure = models.TextField(blank=True)
-    overridden_by_label = models.CharField(max_length=200, blank=True)
-    overridden_at = models.DateTimeField(null=True, blank=True)
+    override_failure = models.TextField(_("failure overridden"), blank=True)
+    overridden_by_label = models.CharField(_("overridden by"), max_length=200, blank=True)
+    overridden_at = models.DateTimeField(_("overridden at"), null=True, blank=True)
     # The latest result of each linked check, by name: {"outcome", "reason", "at",
     # "latency_ms", "evidence" (English), "said" (the same as releases.evidence.Said's
     # JSON; absent from older results)}. Written with the verdict, under the release
     # lock, so the board shows results without reading the checks app.
-    check_results = models.JSONField(default=dict, blank=True)
+    check_results = models.JSONField(_("check results"), default=dict, blank=True)
     # The latest time the app performed the item (releases.workflow.perform): {"state":
     # sending | awaiting | unconfirmed | done | failed, "action", "requested_by",
     # "requested_at", "recipients", "channel", "message_ids", "at", "reason",
     # "acknowledged": [{"by", "at"}]}. Written under the release lock, so the board shows
     # it without reading the notifications app.
-    performed = models.JSONField(default=dict, blank=True)
+    performed = models.JSONField(_("performed"), default=dict, blank=True)
     changed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("changed by"),
     )
-    changed_by_label = models.CharField(max_length=200, blank=True)
+    changed_by_label = models.CharField(_("changed by (name)"), max_length=200, blank=True)
     # Who settled the item, kept apart from the account: deleting a person's account
     # must not turn their tick into one a machine may overturn.
-    changed_by_kind = models.CharField(max_length=10, choices=ActorKind.choices, blank=True)
-    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by_kind = models.CharField(
+        _("changed by (kind)"), max_length=10, choices=ActorKind.choices, blank=True
+    )
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
     # Optimistic concurrency: an edit names the version it saw; a stale one conflicts.
-    version = models.PositiveIntegerField(default=0)
+    version = models.PositiveIntegerField(_("edit version"), default=0)
     # The release revision at which this item last changed, for partial live updates.
-    revision = models.PositiveBigIntegerField(default=0)
+    revision = models.PositiveBigIntegerField(_("revision"), default=0)
 
     class Meta:
         ordering = ["release", "position"]
@@ -817,19 +843,24 @@ class ChecksVerdict:
 class SignOff(models.Model):
     """A lead's signature on their items of one phase. Reopened rows stay as history."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="signoffs")
-    role = models.CharField(max_length=20, choices=Role.choices)
-    phase = models.CharField(max_length=300, blank=True)
-    signed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="signoffs", verbose_name=_("release")
     )
-    signed_at = models.DateTimeField(default=timezone.now)
-    reopened_at = models.DateTimeField(null=True, blank=True)
-    reopened_reason = models.TextField(blank=True)
-    reopened_reason_args = models.JSONField(default=dict, blank=True)
+    role = models.CharField(_("role"), max_length=20, choices=Role.choices)
+    phase = models.CharField(_("phase"), max_length=300, blank=True)
+    signed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("signed by"),
+    )
+    signed_at = models.DateTimeField(_("signed at"), default=timezone.now)
+    reopened_at = models.DateTimeField(_("reopened at"), null=True, blank=True)
+    reopened_reason = models.TextField(_("reopen reason"), blank=True)
+    reopened_reason_args = models.JSONField(_("reopen reason values"), default=dict, blank=True)
     # Optional items do not hold a sign-off back; the ones still open when it was given
     # are kept with it, by their text, so that what was signed over stays on record.
-    optional_open = models.JSONField(default=list, blank=True)
+    optional_open = models.JSONField(_("optional items open"), default=list, blank=True)
 
     class Meta:
         ordering = ["release", "signed_at"]
@@ -852,17 +883,22 @@ class SignOff(models.Model):
 
 
 class GoLiveApproval(models.Model):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="approvals", verbose_name=_("release")
     )
-    approved_at = models.DateTimeField(default=timezone.now)
-    digest = models.CharField(max_length=64)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("approved by"),
+    )
+    approved_at = models.DateTimeField(_("approved at"), default=timezone.now)
+    digest = models.CharField(_("digest"), max_length=64)
     # Every failing check it was given over (models.gate_overrides at approval time).
-    overrides = models.JSONField(default=list, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    revoked_reason = models.TextField(blank=True)
-    revoked_reason_args = models.JSONField(default=dict, blank=True)
+    overrides = models.JSONField(_("overrides"), default=list, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_reason = models.TextField(_("revoke reason"), blank=True)
+    revoked_reason_args = models.JSONField(_("revoke reason values"), default=dict, blank=True)
 
     class Meta:
         ordering = ["-approved_at"]
@@ -883,7 +919,9 @@ class GoLiveApproval(models.Model):
 
 
 class EmergencyContact(ContactFields):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="contacts")
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="contacts", verbose_name=_("release")
+    )
     phone = models.CharField(_("phone"), max_length=50, blank=True)
     email = models.EmailField(_("email"), blank=True)
     # The contact cell as written when it is neither a phone nor an email (a placeholder).
@@ -940,7 +978,9 @@ EMAIL_MAX = EmergencyContact._meta.get_field("email").max_length or 254
 
 
 class RollbackStep(RollbackStepFields):
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="rollback_steps")
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="rollback_steps", verbose_name=_("release")
+    )
 
     class Meta:
         ordering = ["release", "position"]
@@ -1036,7 +1076,12 @@ class AuditEvent(models.Model):
     operations write events (releases.workflow)."""
 
     release = models.ForeignKey(
-        Release, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_events"
+        Release,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="audit_events",
+        verbose_name=_("release"),
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -1044,18 +1089,21 @@ class AuditEvent(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        verbose_name=_("actor"),
     )
-    actor_label = models.CharField(max_length=200)
+    actor_label = models.CharField(_("actor name"), max_length=200)
     actor_kind = models.CharField(
-        max_length=10, choices=ActorKind.choices, default=ActorKind.PERSON
+        _("kind of actor"), max_length=10, choices=ActorKind.choices, default=ActorKind.PERSON
     )
-    action = models.CharField(max_length=60, choices=AuditAction.choices, db_index=True)
-    target = models.CharField(max_length=500, blank=True)
-    before = models.JSONField(default=dict, blank=True)
-    after = models.JSONField(default=dict, blank=True)
-    override = models.BooleanField(default=False)
-    source_ip = models.GenericIPAddressField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(
+        _("action"), max_length=60, choices=AuditAction.choices, db_index=True
+    )
+    target = models.CharField(_("target"), max_length=500, blank=True)
+    before = models.JSONField(_("before"), default=dict, blank=True)
+    after = models.JSONField(_("after"), default=dict, blank=True)
+    override = models.BooleanField(_("override"), default=False)
+    source_ip = models.GenericIPAddressField(_("source IP address"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
 
     objects = AuditEventQuerySet.as_manager()
 
@@ -1096,14 +1144,20 @@ class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
 class ShareLink(HashedToken):
     """Read-only access to one release's status page for people without an account."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="share_links")
-    token_hash = models.CharField(max_length=64, unique=True)
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="share_links", verbose_name=_("release")
+    )
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
     label = models.CharField(_("label"), max_length=200, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     # For links sent outside the company: contacts read by role only, and the timeline
     # names roles instead of people.
     hides_personal = models.BooleanField(
@@ -1131,6 +1185,7 @@ class LanguagePreference(models.Model):
         on_delete=models.CASCADE,
         primary_key=True,
         related_name="language_preference",
+        verbose_name=_("user"),
     )
     language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
 
@@ -1158,16 +1213,25 @@ class IncidentUpdate(models.Model):
 
     MESSAGE_MAX = 500
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="incident_updates")
+    release = models.ForeignKey(
+        Release,
+        on_delete=models.CASCADE,
+        related_name="incident_updates",
+        verbose_name=_("release"),
+    )
     state = models.CharField(_("state"), max_length=20, choices=IncidentState.choices)
     message = models.TextField(_("message"), max_length=MESSAGE_MAX)
     posted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("posted by"),
     )
     # The role they posted as, which a link hiding personal details shows instead.
-    posted_as = models.CharField(max_length=20, choices=Role.choices, blank=True)
-    posted_by_label = models.CharField(max_length=200)
-    posted_at = models.DateTimeField(default=timezone.now)
+    posted_as = models.CharField(_("posted as"), max_length=20, choices=Role.choices, blank=True)
+    posted_by_label = models.CharField(_("posted by (name)"), max_length=200)
+    posted_at = models.DateTimeField(_("posted at"), default=timezone.now)
 
     class Meta:
         ordering = ["-posted_at", "-id"]
@@ -1200,7 +1264,10 @@ class MaintenanceWindow(models.Model):
     """
 
     release = models.OneToOneField(
-        Release, on_delete=models.CASCADE, related_name="maintenance_window"
+        Release,
+        on_delete=models.CASCADE,
+        related_name="maintenance_window",
+        verbose_name=_("release"),
     )
     # An IANA zone name ("Europe/Madrid"), checked against zoneinfo when set.
     time_zone = models.CharField(_("time zone"), max_length=64)
@@ -1215,10 +1282,10 @@ class MaintenanceWindow(models.Model):
     reason = models.TextField(_("reason"), blank=True)
     # The calendar event's UID, fixed when the window is first scheduled so that a later
     # change of CALENDAR_UID_DOMAIN never turns it into another event.
-    uid = models.CharField(max_length=255, unique=True)
+    uid = models.CharField(_("UID"), max_length=255, unique=True)
     # The calendar event's SEQUENCE: one more at every change people make to the window.
-    sequence = models.PositiveIntegerField(default=0)
-    changed_at = models.DateTimeField(default=timezone.now)
+    sequence = models.PositiveIntegerField(_("sequence"), default=0)
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
 
     class Meta:
         verbose_name = _("maintenance window")
@@ -1272,14 +1339,16 @@ class Deployment(models.Model):
     """One go-live attempt's deploy: when it started and finished, who said so, and
     how it went. Written by workflow.rollback."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="deployments")
-    started_at = models.DateTimeField(default=timezone.now)
-    started_by_label = models.CharField(max_length=200)
-    start_reason = models.TextField(blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    finished_by_label = models.CharField(max_length=200, blank=True)
-    finish_reason = models.TextField(blank=True)
-    result = models.CharField(max_length=10, choices=DeployResult.choices, blank=True)
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="deployments", verbose_name=_("release")
+    )
+    started_at = models.DateTimeField(_("started at"), default=timezone.now)
+    started_by_label = models.CharField(_("started by"), max_length=200)
+    start_reason = models.TextField(_("start reason"), blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    finished_by_label = models.CharField(_("finished by"), max_length=200, blank=True)
+    finish_reason = models.TextField(_("finish reason"), blank=True)
+    result = models.CharField(_("result"), max_length=10, choices=DeployResult.choices, blank=True)
 
     class Meta:
         ordering = ["release", "-started_at", "-pk"]
@@ -1300,26 +1369,33 @@ class Rollback(models.Model):
     """A declared rollback of a release's deploy: its reason and severity, and the
     stamps of its course. Steps are ticked on its RollbackStepRecords."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="rollbacks")
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="rollbacks", verbose_name=_("release")
+    )
     deployment = models.ForeignKey(
-        Deployment, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        Deployment,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("deploy"),
     )
     severity = models.CharField(_("severity"), max_length=10, choices=RollbackSeverity.choices)
     reason = models.TextField(_("reason"))
     # When the problem was noticed, as the person declaring says; may precede declaring.
     detected_at = models.DateTimeField(_("detected at"), null=True, blank=True)
-    declared_at = models.DateTimeField(default=timezone.now)
-    declared_by_label = models.CharField(max_length=200)
-    mitigated_at = models.DateTimeField(null=True, blank=True)
-    mitigated_by_label = models.CharField(max_length=200, blank=True)
-    mitigated_reason = models.TextField(blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)
-    resolved_by_label = models.CharField(max_length=200, blank=True)
-    resolved_reason = models.TextField(blank=True)
+    declared_at = models.DateTimeField(_("declared at"), default=timezone.now)
+    declared_by_label = models.CharField(_("declared by"), max_length=200)
+    mitigated_at = models.DateTimeField(_("mitigated at"), null=True, blank=True)
+    mitigated_by_label = models.CharField(_("mitigated by"), max_length=200, blank=True)
+    mitigated_reason = models.TextField(_("mitigation reason"), blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by_label = models.CharField(_("resolved by"), max_length=200, blank=True)
+    resolved_reason = models.TextField(_("resolution reason"), blank=True)
     # The cause of the rollback: required to close it.
     cause = models.TextField(_("cause of the rollback"), blank=True)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    closed_by_label = models.CharField(max_length=200, blank=True)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    closed_by_label = models.CharField(_("closed by"), max_length=200, blank=True)
 
     class Meta:
         ordering = ["release", "-declared_at", "-pk"]
@@ -1338,14 +1414,18 @@ class RollbackStepRecord(models.Model):
     """How one step of the plan went in one rollback: ticked by its owner, with a note
     and an evidence link."""
 
-    rollback = models.ForeignKey(Rollback, on_delete=models.CASCADE, related_name="records")
-    step = models.ForeignKey(RollbackStep, on_delete=models.CASCADE, related_name="records")
-    done_at = models.DateTimeField(null=True, blank=True)
-    done_by_label = models.CharField(max_length=200, blank=True)
+    rollback = models.ForeignKey(
+        Rollback, on_delete=models.CASCADE, related_name="records", verbose_name=_("rollback")
+    )
+    step = models.ForeignKey(
+        RollbackStep, on_delete=models.CASCADE, related_name="records", verbose_name=_("step")
+    )
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    done_by_label = models.CharField(_("done by"), max_length=200, blank=True)
     note = models.TextField(_("note"), blank=True)
     evidence_url = models.URLField(_("evidence link"), max_length=1000, blank=True)
-    changed_at = models.DateTimeField(null=True, blank=True)
-    changed_by_label = models.CharField(max_length=200, blank=True)
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
+    changed_by_label = models.CharField(_("changed by (name)"), max_length=200, blank=True)
 
     class Meta:
         ordering = ["rollback", "step__position"]
@@ -1369,22 +1449,28 @@ class AuditExport(models.Model):
     events is seconds of Python: in the web process it would share the interpreter lock
     with every page that process serves."""
 
-    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="exports")
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="exports", verbose_name=_("release")
+    )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", null=True
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        null=True,
+        verbose_name=_("requested by"),
     )
     # The audit page's filter as the person submitted it (a query string), read the way
     # the page reads it.
-    query = models.TextField(blank=True)
-    language = models.CharField(max_length=16)
-    zone = models.CharField(max_length=64)
+    query = models.TextField(_("filter"), blank=True)
+    language = models.CharField(_("language"), max_length=16)
+    zone = models.CharField(_("time zone"), max_length=64)
     # Where someone acted from is personal data: staff only.
-    show_addresses = models.BooleanField(default=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    parts_written = models.PositiveIntegerField(default=0)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    error = models.TextField(blank=True)
+    show_addresses = models.BooleanField(_("show addresses"), default=False)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    parts_written = models.PositiveIntegerField(_("parts written"), default=0)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
 
     class Meta:
         verbose_name = _("audit export")
@@ -1397,9 +1483,11 @@ class AuditExport(models.Model):
 class AuditExportPart(models.Model):
     """A few thousand lines of an export, numbered from 0 in the order they are sent."""
 
-    export = models.ForeignKey(AuditExport, on_delete=models.CASCADE, related_name="parts")
-    number = models.PositiveIntegerField()
-    data = models.BinaryField()
+    export = models.ForeignKey(
+        AuditExport, on_delete=models.CASCADE, related_name="parts", verbose_name=_("export")
+    )
+    number = models.PositiveIntegerField(_("number"))
+    data = models.BinaryField(_("data"))
 
     class Meta:
         constraints = [

@@ -14,7 +14,7 @@ import unicodedata
 import zoneinfo
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -160,6 +160,20 @@ def window_values(window: MaintenanceWindow) -> dict[str, Any]:
     }
 
 
+def refuse_too_long(start: datetime, end: datetime) -> None:
+    """A window longer than MAINTENANCE_WINDOW_MAX_HOURS is refused, however it is set."""
+    most = settings.MAINTENANCE_WINDOW_MAX_HOURS
+    # In UTC: two times of one zone subtract as wall clocks, an hour off across a change.
+    if end.astimezone(UTC) - start.astimezone(UTC) > timedelta(hours=most):
+        raise WorkflowError(
+            _(
+                "A maintenance window may last at most %(hours)d hours "
+                "(MAINTENANCE_WINDOW_MAX_HOURS); check the start and the end."
+            )
+            % {"hours": most}
+        )
+
+
 def _checked_times(
     start: datetime, end: datetime, time_zone: str, now: datetime
 ) -> tuple[datetime, datetime, str]:
@@ -170,6 +184,7 @@ def _checked_times(
         raise WorkflowError(_("The window must end after it starts."))
     if end <= now:
         raise WorkflowError(_("The window must end in the future."))
+    refuse_too_long(start, end)
     return start.astimezone(zone), end.astimezone(zone), zone.key
 
 
@@ -288,6 +303,7 @@ def extend_window(
         _refuse_unless(window, now, WindowState.IN_PROGRESS, WindowState.EXTENDED)
         if end <= window.ends_at:
             raise WorkflowError(_("An extension must end later than the window does now."))
+        refuse_too_long(window.starts_at, end)
         before = window_values(window)
         window.ends_at = end
         window.state, window.reason = WindowState.EXTENDED, reason

@@ -926,6 +926,26 @@ def test_a_window_in_the_past_is_refused_by_the_workflow(release: Release, ci: C
     assert day_fingerprint(release) == before
 
 
+def test_a_ten_year_window_is_refused_and_writes_nothing(release: Release, ci: Client) -> None:
+    token = make_token(release, Role.DEVOPS)
+    before = day_fingerprint(release)
+
+    response = send(
+        ci,
+        url("window", release),
+        token,
+        {"start": "2027-01-01T22:00", "end": "2037-01-01T22:00", "time_zone": MADRID},
+        "put",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "error": "end: A maintenance window may last at most 168 hours "
+        "(MAINTENANCE_WINDOW_MAX_HOURS); check the start and the end."
+    }
+    assert day_fingerprint(release) == before
+
+
 @pytest.mark.parametrize("role", [Role.QA, Role.FRONTEND, Role.SUPPORT])
 def test_a_token_of_another_role_may_not_keep_the_window(
     release: Release, ci: Client, role: str

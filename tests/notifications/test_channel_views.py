@@ -395,6 +395,84 @@ def test_a_slack_url_itself_is_refused_as_the_file_refuses_it(staff: Client) -> 
     assert not Channel.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:9/hook", "127.0.0.1"),
+        ("https://localhost/hook", "localhost"),
+        ("https://10.1.2.3/hook", "10.1.2.3"),
+        ("https://[::1]/hook", "::1"),
+        ("https://169.254.169.254/latest", "169.254.169.254"),
+    ],
+)
+@pytest.mark.django_db
+def test_an_address_no_delivery_may_reach_is_refused_naming_the_setting(
+    staff: Client, settings: Any, tmp_path: Path, url: str, host: str
+) -> None:
+    settings.NOTIFY_ALLOW_PRIVATE = False
+    typed = {
+        "name": "ops",
+        "kind": "webhook",
+        "url": url,
+        "secret_env": "OPS_WEBHOOK_SECRET",
+        "events": ["approval.requested"],
+        "releases": "v2.*",
+    }
+
+    answer = staff.post(reverse("channels:add"), typed)
+
+    assert answer.status_code == 422
+    assert form_errors(answer) == {
+        "url": [
+            f"channel “ops”: url points to this machine or a private network ({host}), "
+            "which notifications reach only with NOTIFY_ALLOW_PRIVATE=1"
+        ]
+    }
+    form = answer.context["form"]
+    assert form["url"].value() == url
+    assert form["releases"].value() == "v2.*"
+    assert form["secret_env"].value() == "OPS_WEBHOOK_SECRET"
+    assert not Channel.objects.exists()
+    # The file says the same of it.
+    assert (
+        file_faults(
+            tmp_path,
+            f'[[channel]]\nname = "ops"\nkind = "webhook"\nurl = "{url}"\n'
+            'secret_env = "OPS_WEBHOOK_SECRET"\n',
+        )
+        == form_errors(answer)["url"]
+    )
+
+
+@pytest.mark.django_db
+def test_a_stand_in_on_this_machine_is_refused_in_spanish_unless_allowed(
+    as_user: Any, settings: Any
+) -> None:
+    client = as_user("admin")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+    typed = {
+        "name": "ops",
+        "kind": "webhook",
+        "url": "http://127.0.0.1:9/hook",
+        "secret_env": "OPS_WEBHOOK_SECRET",
+        "events": ["*"],
+        "releases": "*",
+    }
+    settings.NOTIFY_ALLOW_PRIVATE = False
+
+    refused = client.post(reverse("channels:add"), typed)
+
+    assert form_errors(refused) == {
+        "url": [
+            "canal “ops”: url apunta a esta máquina o a una red privada (127.0.0.1), "
+            "adonde solo llegan las notificaciones con NOTIFY_ALLOW_PRIVATE=1"
+        ]
+    }
+    settings.NOTIFY_ALLOW_PRIVATE = True
+    assert client.post(reverse("channels:add"), typed).status_code == 302
+    assert Channel.objects.get().url == "http://127.0.0.1:9/hook"
+
+
 @pytest.mark.django_db
 def test_a_new_channel_may_not_take_an_active_ones_name(staff: Client) -> None:
     make_channel("ops")

@@ -438,3 +438,46 @@ def test_it_ticks_the_seed_checklists_own_item_and_no_other(users: dict[str, Any
 
     ticked = list(seed.items.filter(state=ItemState.DONE).values_list("text", flat=True))
     assert ticked == [SEED_ITEM]
+
+
+def test_no_operation_makes_a_window_longer_than_the_setting(
+    release: Release, users: dict[str, Any], settings: Any
+) -> None:
+    too_long = "may last at most 168 hours"
+    week_later = (DST_START.astimezone(UTC) + timedelta(days=7)).astimezone(MADRID)
+    with pytest.raises(workflow.WorkflowError, match=too_long):
+        schedule(release, users["devops"], end=DST_START + timedelta(days=3653))
+    # Seven days on the wall from before the clocks go back are 169 hours.
+    with pytest.raises(workflow.WorkflowError, match=too_long):
+        schedule(release, users["devops"], end=DST_START + timedelta(days=7))
+    window = schedule(release, users["devops"], end=week_later)
+
+    with clock(BEFORE), pytest.raises(workflow.WorkflowError, match=too_long):
+        workflow.edit_window(
+            release,
+            start=DST_START,
+            end=week_later + timedelta(minutes=1),
+            time_zone="Europe/Madrid",
+            by=users["devops"],
+        )
+    with (
+        clock(window.starts_at + timedelta(hours=1)),
+        pytest.raises(workflow.WorkflowError, match=too_long),
+    ):
+        workflow.extend_window(
+            release, end=window.ends_at + timedelta(hours=1), reason="slow", by=users["devops"]
+        )
+    settings.MAINTENANCE_WINDOW_MAX_HOURS = 8 * 24
+    with clock(window.starts_at + timedelta(hours=1)):
+        extended = workflow.extend_window(
+            release, end=window.ends_at + timedelta(hours=1), reason="slow", by=users["devops"]
+        )
+
+    assert extended.ends_at.astimezone(UTC) - extended.starts_at == timedelta(days=7, hours=1)
+    assert [
+        event.action
+        for event in release.audit_events.filter(action__startswith="window").order_by("pk")
+    ] == [
+        AuditAction.WINDOW_SCHEDULED,
+        AuditAction.WINDOW_EXTENDED,
+    ]

@@ -170,6 +170,10 @@ def test_devops_schedules_the_window_in_the_browser(
             "does not exist in America/New_York",
         ),
         ({"start": "2026-01-01T01:00", "end": "2026-01-01T02:00"}, "must end in the future"),
+        (
+            {"start": "2027-01-01T22:00", "end": "2037-01-01T22:00"},
+            "A maintenance window may last at most 168 hours (MAINTENANCE_WINDOW_MAX_HOURS)",
+        ),
     ],
 )
 def test_a_window_that_does_not_hold_is_refused_with_what_was_typed_kept(
@@ -384,3 +388,22 @@ def test_the_panel_speaks_spanish_by_default(
     assert "Ventana de mantenimiento" in text
     assert "Programada" in text
     assert "Añadir a tu calendario (.ics)" in text
+
+
+def test_a_window_longer_than_the_setting_is_refused_in_spanish_beside_its_end(
+    as_user: Any, release: Release, settings: Any
+) -> None:
+    settings.MAINTENANCE_WINDOW_MAX_HOURS = 3
+    sent = form()
+    with clock(BEFORE):
+        response = as_user("devops").post(window_url(release), sent, HTTP_ACCEPT_LANGUAGE="es")
+
+    assert response.status_code == 422
+    assert response.context["window_form"].errors["end"] == [
+        "Una ventana de mantenimiento puede durar como mucho 3 horas "
+        "(MAINTENANCE_WINDOW_MAX_HOURS); revisa el inicio y el final."
+    ]
+    page = response.content.decode()
+    for name in ("start", "end", "time_zone"):
+        assert f'value="{sent[name]}"' in page
+    assert not MaintenanceWindow.objects.exists()
