@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
@@ -89,13 +90,22 @@ def _viewer(request: HttpRequest, release: Release, *, read_only: bool = False) 
     )
 
 
-def _render_board(request: HtmxHttpRequest, release: Release, *, status: int = 200) -> HttpResponse:
+# What an action changes in the board's context before it is rendered: a form shown
+# again with what was typed in it.
+Adjust = Callable[[dict[str, Any]], None]
+
+
+def _render_board(
+    request: HtmxHttpRequest, release: Release, *, status: int = 200, adjust: Adjust | None = None
+) -> HttpResponse:
     show = request.GET.get("show", "")
     context = {
         **board_context(release, _viewer(request, release)),
         "show": show if show in dict(FILTERS) else "",
         "filters": FILTERS,
     }
+    if adjust is not None:
+        adjust(context)
     template = "releases/board.html"
     # Only the filter links ask for the checklist alone; any other htmx request (a
     # boosted link, a history restore) gets the whole page.
@@ -126,14 +136,16 @@ def _act(
     *,
     item_ids: Collection[int] = (),
     anchor: str = "",
+    adjust: Adjust | None = None,
 ) -> HttpResponse:
     """Run one workflow operation and answer the way the page asked.
 
     htmx gets the changed fragments and the message, out of band, with a status that
     says what happened (403 not allowed, 409 stale, 422 refused); a refused item row is
-    re-rendered with its current state. The answer names the revision it brings the page
-    to (X-Revision). Without htmx: back to the board with the message, except that a
-    refusal for lack of permission is a 403 page.
+    re-rendered with its current state, and `adjust` changes the context they are
+    rendered from once the operation ran. The answer names the revision it brings the
+    page to (X-Revision). Without htmx: back to the board with the message, except that
+    a refusal for lack of permission is a 403 page.
     """
     seen_revision = release.revision
     try:
@@ -149,6 +161,8 @@ def _act(
     if request.htmx:
         shown = _shown_revision(request, current.revision)
         context = board_context(current, _viewer(request, current))
+        if adjust is not None:
+            adjust(context)
         if shown is None:
             # htmx swaps the answer: what changed since this request read the release.
             html = render_fragments(
