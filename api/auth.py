@@ -99,5 +99,7 @@ def acting(token: PipelineToken, request: HttpRequest) -> Iterator[PipelineActor
             _mark_used(token)
     except PermissionDenied as refusal:
         raise ApiError(403, str(refusal)) from None
+    except workflow.Conflict as refusal:
+        raise ApiError(409, refusal.message) from None
     except workflow.WorkflowError as refusal:
         raise ApiError(422, refusal.message) from None

@@ -196,6 +196,7 @@ def _step(record: RollbackStepRecord) -> dict[str, Any]:
         "done_at": _utc(record.done_at),
         "note": record.note,
         "url": record.evidence_url,
+        "version": workflow.step_version(record),
     }
 
 
@@ -216,25 +217,33 @@ def _step_numbered(release: Release, number: str) -> RollbackStep:
 @endpoint("POST")
 def rollback_step(request: HttpRequest, version: str, number: str) -> JsonResponse:
     """A step of the declared rollback done (or not), with a note and a link: what its
-    owner's token may do."""
+    owner's token may do. With `version` (as an earlier answer gave it), a step someone
+    changed since is a 409 and nothing is written; without it, the step as it is now."""
     token, release = authenticate(request, version)
     data = json_object(request)
-    refuse_unknown(data, {"done", "note", "url"})
-    if not data:
+    refuse_unknown(data, {"done", "note", "url", "version"})
+    if not data.keys() - {"version"}:
         raise ApiError(400, _("Send done, note or url."))
     done = data.get("done")
     if "done" in data and not isinstance(done, bool):
         raise ApiError(400, _("%(field)s must be true or false.") % {"field": "done"})
+    seen = data.get("version")
+    if "version" in data and (type(seen) is not int or seen < 0):
+        raise ApiError(400, _("%(field)s must be a whole number from 0.") % {"field": "version"})
     note = text_field(data, "note", NOTE_MAX)
     url = text_field(data, "url", URL_MAX)
     step = _step_numbered(release, number)
     with acting(token, request) as by:
         record = None
         # The note first: the step that resolves the rollback is then its last event.
+        # The version is the step's before this request: the tick builds on the note.
         if note is not None or url is not None:
-            record = workflow.annotate_rollback_step(step, by=by, note=note, evidence_url=url)
+            record = workflow.annotate_rollback_step(
+                step, by=by, note=note, evidence_url=url, expected_version=seen
+            )
+            seen = None
         if isinstance(done, bool):
-            record = workflow.tick_rollback_step(step, by=by, done=done)
+            record = workflow.tick_rollback_step(step, by=by, done=done, expected_version=seen)
     assert record is not None  # the body held done, note or url
     record.refresh_from_db()
     rollback_now = record.rollback

@@ -92,6 +92,9 @@ class WindowForm(forms.Form):
     start = WallClockField(label=_("Start"))
     end = WallClockField(label=_("End"))
     time_zone = TimeZoneField()
+    # The window's SEQUENCE as the page showed it, for an edit: one based on an older
+    # window is stale (workflow.edit_window).
+    based_on = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

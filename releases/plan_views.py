@@ -113,7 +113,7 @@ def _with_based_on(data: QueryDict, prefix: str, version: str) -> QueryDict:
     """The posted data as typed, now based on what is saved: saving it again replaces
     what the other person saved, knowingly."""
     renewed = data.copy()
-    renewed[f"{prefix}-based_on"] = version
+    renewed[f"{prefix}-based_on" if prefix else "based_on"] = version
     return renewed
 
 

@@ -30,6 +30,7 @@ from .models import (
     reason_text,
 )
 from .timeline import by_role, reason_shown
+from .workflow.rollback import step_version
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class StepShown(RollbackView):
     # Its note and evidence link, which a link hiding personal details leaves out: they
     # are the team's words, which may name anyone.
     shows_notes: bool = True
+    # What the reader typed in the step's note or evidence form and had refused as
+    # stale, shown again in it (by field name) rather than lost.
+    typed: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def owner_label(self) -> str:
@@ -76,6 +80,11 @@ class StepShown(RollbackView):
     @property
     def done(self) -> bool:
         return self.record is not None and self.record.done
+
+    @property
+    def version(self) -> int:
+        """What the step's forms carry: a change sent from an older one is stale."""
+        return step_version(self.record)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ rollback's steps are ticked and annotated from the board's rollout panel.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -29,8 +29,15 @@ from django.views.decorators.http import require_http_methods, require_POST
 from . import workflow
 from .access import get_release_for_user, person
 from .forms import MESSAGES, NamedErrorsForm, _choice, _text
-from .models import DeployResult, Release, ReleaseStatus, RollbackSeverity, validate_year
-from .views import HtmxHttpRequest, _act, _refused
+from .models import (
+    DeployResult,
+    Release,
+    ReleaseStatus,
+    RollbackSeverity,
+    RollbackStep,
+    validate_year,
+)
+from .views import Adjust, HtmxHttpRequest, _act, _refused, _render_board
 
 
 class ReasonForm(NamedErrorsForm):
@@ -275,9 +282,30 @@ class StepForm(NamedErrorsForm):
     action = _choice(
         gettext_lazy("The action"), [(a, a) for a in ("tick", "untick", "note", "evidence")]
     )
+    # The step's version the form was rendered with (workflow.step_version): a stale
+    # one is a conflict.
+    version = forms.IntegerField(
+        label=gettext_lazy("The step version"), min_value=0, error_messages=MESSAGES
+    )
     mitigates = forms.BooleanField(required=False)
     note = _text(gettext_lazy("The note"), 5000)
     evidence_url = _text(gettext_lazy("The evidence link"), 1000)
+
+
+def _keeping_typed(step: RollbackStep, typed: dict[str, str]) -> Adjust:
+    """The rollout panel with what was typed for `step` back in its form, once the
+    operation has put it in `typed`."""
+
+    def adjust(context: dict[str, Any]) -> None:
+        if not typed:
+            return
+        rollout = context["rollout"]
+        rollout.steps = [
+            replace(shown, typed=typed) if shown.step.pk == step.pk else shown
+            for shown in rollout.steps
+        ]
+
+    return adjust
 
 
 @login_required
@@ -286,27 +314,48 @@ def rollback_step(request: HtmxHttpRequest, version: str, step_id: int) -> HttpR
     release = get_release_for_user(request, version)
     step = get_object_or_404(release.rollback_steps, pk=step_id)
     form = StepForm(request.POST)
+    # A note or link refused as stale: what was typed, to show again beside what is saved.
+    typed: dict[str, str] = {}
 
     def operation() -> str:
         if not form.is_valid():
             raise _refused(form)
         data = form.cleaned_data
         names = {"n": step.position + 1}
+        by, seen = person(request), data["version"]
         if data["action"] in ("tick", "untick"):
             done = data["action"] == "tick"
             workflow.tick_rollback_step(
-                step, by=person(request), done=done, mitigates=data["mitigates"]
+                step, by=by, done=done, mitigates=data["mitigates"], expected_version=seen
             )
             if done:
                 return _("Step %(n)d of the rollback is done.") % names
             return _("Step %(n)d of the rollback is reopened.") % names
-        if data["action"] == "note":
-            workflow.annotate_rollback_step(step, by=person(request), note=data["note"])
+        field = "note" if data["action"] == "note" else "evidence_url"
+        try:
+            if field == "note":
+                workflow.annotate_rollback_step(
+                    step, by=by, note=data["note"], expected_version=seen
+                )
+            else:
+                workflow.annotate_rollback_step(
+                    step, by=by, evidence_url=data["evidence_url"], expected_version=seen
+                )
+        except workflow.Conflict:
+            typed[field] = data[field]
+            raise
+        if field == "note":
             return _("Saved the note on step %(n)d.") % names
-        workflow.annotate_rollback_step(step, by=person(request), evidence_url=data["evidence_url"])
         return _("Saved the evidence link on step %(n)d.") % names
 
-    return _act(request, release, operation, anchor=f"#rollback-step-{step.pk}")
+    keep = _keeping_typed(step, typed)
+    answer = _act(request, release, operation, anchor=f"#rollback-step-{step.pk}", adjust=keep)
+    if typed and not request.htmx:
+        # Without JavaScript a redirect would lose what was typed: the board as it is
+        # now, with the conflict's message and the typed text in the step's form.
+        current = Release.objects.get(pk=release.pk)
+        return _render_board(request, current, status=409, adjust=keep)
+    return answer
 
 
 routes: list[URLPattern] = [

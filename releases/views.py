@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import messages
@@ -92,15 +93,22 @@ def _viewer(request: HttpRequest, release: Release, *, read_only: bool = False) 
     )
 
 
+# What an action changes in the board's context before it is rendered: a form shown
+# again with what was typed in it.
+Adjust = Callable[[dict[str, Any]], None]
+
+
 def _render_board(
     request: HtmxHttpRequest,
     release: Release,
     *,
     status: int = 200,
     typed: tuple[int, Typed] | None = None,
+    adjust: Adjust | None = None,
 ) -> HttpResponse:
     """The board rendered for this request alone, never shared: with `typed`, what the
-    person typed in one item's form and had refused, back in it."""
+    person typed in one item's form and had refused, back in it; `adjust` does the same
+    for another of the board's forms."""
     show = request.GET.get("show", "")
     context = {
         **board_context(release, _viewer(request, release)),
@@ -109,6 +117,8 @@ def _render_board(
     }
     if typed is not None:
         show_typed(context, *typed, open_section=True)
+    if adjust is not None:
+        adjust(context)
     template = "releases/board.html"
     # Only the filter links ask for the checklist alone; any other htmx request (a
     # boosted link, a history restore) gets the whole page.
@@ -140,14 +150,16 @@ def _act(
     item_ids: Collection[int] = (),
     anchor: str = "",
     typed: tuple[int, str, str] | None = None,
+    adjust: Adjust | None = None,
 ) -> HttpResponse:
     """Run one workflow operation and answer the way the page asked.
 
     htmx gets the changed fragments and the message, out of band, with a status that
     says what happened (403 not allowed, 409 stale, 422 refused); a refused item row is
-    re-rendered with its current state. The answer names the revision it brings the page
-    to (X-Revision). Without htmx: back to the board with the message, except that a
-    refusal for lack of permission is a 403 page.
+    re-rendered with its current state, and `adjust` changes the context they are
+    rendered from once the operation ran. The answer names the revision it brings the
+    page to (X-Revision). Without htmx: back to the board with the message, except that
+    a refusal for lack of permission is a 403 page.
 
     `typed` is the item, the action and what the person typed in its form. Refused
     (422), or stale (409: the form then holds the item's current version, so sending it
@@ -176,6 +188,8 @@ def _act(
         context = board_context(current, _viewer(request, current))
         if refused is not None:
             show_typed(context, *refused)
+        if adjust is not None:
+            adjust(context)
         if shown is None:
             # htmx swaps the answer: what changed since this request read the release.
             html = render_fragments(

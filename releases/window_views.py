@@ -33,6 +33,7 @@ from .forms_window import (
 )
 from .ics import window_calendar
 from .models import MaintenanceWindow, Release, ReleaseStatus, ShareLink
+from .plan_views import Editor, _with_based_on
 
 # The actions that end or stretch a window people rely on: each is confirmed first.
 CONFIRMED_ACTIONS = ("extend", "complete", "cancel")
@@ -61,6 +62,7 @@ def _window_form(window: MaintenanceWindow | None, release: Release) -> WindowFo
             "start": window.local_start.replace(tzinfo=None),
             "end": window.local_end.replace(tzinfo=None),
             "time_zone": window.time_zone,
+            "based_on": window.sequence,
         }
     else:
         zone = timezone.get_current_timezone()
@@ -91,11 +93,14 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
         )
         cancel_form = CancelForm(auto_id=CANCEL_IDS)
     status = 200
+    editor = Editor()
     if request.method == "POST":
         action = request.POST.get("action", "")
         if action in ("schedule", "edit"):
-            window_form = WindowForm(request.POST)
-            done = _schedule(request, release, window_form, edit=action == "edit")
+            shown = _schedule(request, release, WindowForm(request.POST), action, editor)
+            done = shown is None
+            if shown is not None:
+                window_form = shown
         elif action in CONFIRMED_ACTIONS:
             if window is None:
                 messages.error(request, _("This release has no maintenance window."))
@@ -120,6 +125,7 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
         "window": window,
         "state": state,
         "window_form": window_form,
+        "window_editor": editor,
         "extend_form": extend_form,
         "cancel_form": cancel_form,
         "zones": zone_choices(),
@@ -128,28 +134,49 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
     return render(request, "releases/window.html", context, status=status)
 
 
-def _schedule(request: HttpRequest, release: Release, form: WindowForm, *, edit: bool) -> bool:
+def _schedule(
+    request: HttpRequest, release: Release, form: WindowForm, action: str, editor: Editor
+) -> WindowForm | None:
+    """None once saved; otherwise the form to show again, with everything typed."""
     if not form.is_valid():
-        return False
+        return form
     data = form.cleaned_data
-    operation = workflow.edit_window if edit else workflow.schedule_window
+    edit = action == "edit"
     try:
-        operation(
-            release,
-            start=data["start"],
-            end=data["end"],
-            time_zone=data["time_zone"],
-            by=person(request),
-        )
+        if not edit:
+            workflow.schedule_window(
+                release,
+                start=data["start"],
+                end=data["end"],
+                time_zone=data["time_zone"],
+                by=person(request),
+            )
+        elif data["based_on"] is None:
+            raise workflow.WorkflowError(
+                _("The form is incomplete; reload the page and try again.")
+            )
+        else:
+            workflow.edit_window(
+                release,
+                start=data["start"],
+                end=data["end"],
+                time_zone=data["time_zone"],
+                based_on=data["based_on"],
+                by=person(request),
+            )
+    except workflow.Conflict as conflict:
+        editor.went_stale(conflict)
+        saved = MaintenanceWindow.objects.get(release=release)
+        return WindowForm(_with_based_on(request.POST, "", str(saved.sequence)))
     except workflow.WorkflowError as error:
         # Above the page, where it is seen whichever of its forms is shown now.
         messages.error(request, error.message)
-        return False
+        return form
     messages.success(
         request,
         _("Maintenance window changed.") if edit else _("Maintenance window scheduled."),
     )
-    return True
+    return None
 
 
 def _decide(request: HttpRequest, release: Release, action: str, form: forms.Form) -> bool:

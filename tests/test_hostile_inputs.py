@@ -419,8 +419,8 @@ FORMS: dict[str, Callable[[World], Forms]] = {
     "releases:revoke-approval": lambda w: [({}, ("reason",))],
     "releases:confirm": lambda w: [({}, ("reason", "severity", "detected_at"))],
     "releases:rollback-step": lambda w: [
-        ({"action": "note"}, ("note",)),
-        ({"action": "evidence"}, ("evidence_url",)),
+        ({"action": "note", "version": "0"}, ("note",)),
+        ({"action": "evidence", "version": "0"}, ("evidence_url",)),
     ],
     "releases:people": _people_forms,
     "releases:create": lambda w: [

@@ -79,6 +79,7 @@ from .rollback import (
     resolve_rollback,
     rollback_plan,
     start_deploy,
+    step_version,
     tick_rollback_step,
 )
 from .updates import checked_message, post_update
@@ -159,6 +160,7 @@ __all__ = [
     "settle_performance",
     "sign_off",
     "start_deploy",
+    "step_version",
     "tick",
     "tick_rollback_step",
     "trimmed",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -287,20 +287,53 @@ def _resolve(change: _Change, rollback: Rollback, reason: str, *, system: bool) 
     change.audit(AuditAction.ROLLBACK_RESOLVED, change.on.version, {}, {"reason": shown})
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def step_version(record: RollbackStepRecord | None) -> int:
+    """The version of a step's record that its forms carry, as items carry theirs: a
+    change based on another one is stale. Every change to a record stamps its
+    `changed_at` under the release's lock, so that stamp (in microseconds) is the
+    version; 0 for a record nobody has changed yet."""
+    if record is None or record.changed_at is None:
+        return 0
+    return (record.changed_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _require_fresh_step(record: RollbackStepRecord, expected_version: int | None) -> None:
+    if expected_version is None or step_version(record) == expected_version:
+        return
+    step = record.step
+    raise Conflict(
+        _(
+            "Step %(n)d was changed by %(who)s since you loaded the page; it is now "
+            "%(state)s. Review it and try again."
+        )
+        % {
+            "n": step.position + 1,
+            "who": record.changed_by_label or _("someone else"),
+            "state": _("done") if record.done else _("pending"),
+        }
+    )
+
+
 def tick_rollback_step(
     step: RollbackStep,
     *,
     by: By,
     done: bool = True,
     mitigates: bool = False,
+    expected_version: int | None = None,
     ip: str | None = None,
 ) -> RollbackStepRecord:
     """Tick (or untick) a step of the declared rollback. `mitigates`: the person says
     this step mitigated the impact, which stamps the rollback mitigated. The rollback is
-    resolved once every step is done."""
+    resolved once every step is done. `expected_version`: step_version as the page
+    showed it; Conflict when the step changed since (None: as it is now)."""
     actor = as_actor(by, ip)
     with _changing(step.release_id, actor) as change:
         record = _step_record(change, step)
+        _require_fresh_step(record, expected_version)
         rollback = record.rollback
         if record.done == done:
             return record
@@ -333,11 +366,15 @@ def annotate_rollback_step(
     by: By,
     note: str | None = None,
     evidence_url: str | None = None,
+    expected_version: int | None = None,
     ip: str | None = None,
 ) -> RollbackStepRecord:
+    """Change a step's note and/or evidence link. `expected_version`: as for
+    tick_rollback_step."""
     actor = as_actor(by, ip)
     with _changing(step.release_id, actor) as change:
         record = _step_record(change, step)
+        _require_fresh_step(record, expected_version)
         fields: dict[str, str] = {}
         if note is not None:
             note = visible_text(trimmed(note), _("The note"))

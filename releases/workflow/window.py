@@ -33,7 +33,16 @@ from ..models import (
     ReleaseItem,
     WindowState,
 )
-from .change import By, WorkflowError, _Change, _changing, as_actor, trimmed, visible_text
+from .change import (
+    By,
+    Conflict,
+    WorkflowError,
+    _Change,
+    _changing,
+    as_actor,
+    trimmed,
+    visible_text,
+)
 from .items import _apply_item_change
 
 # Who ticks and reopens the seed's window item, and who records that a window started or
@@ -268,10 +277,12 @@ def edit_window(
     end: datetime,
     time_zone: str,
     by: By,
+    based_on: int | None = None,
     ip: str | None = None,
 ) -> MaintenanceWindow:
     """Move a window that has not started yet; once it runs, only its end moves, by
-    extending it with a reason."""
+    extending it with a reason. `based_on`: the window's SEQUENCE as the editor loaded
+    it; Conflict when someone changed the window since (None: as it is now)."""
     actor = as_actor(by, ip)
     now = timezone.now()
     start, end, time_zone = _checked_times(start, end, time_zone, now)
@@ -279,6 +290,14 @@ def edit_window(
         _require_manager(change)
         window = _window_of(change)
         _refuse_unless(window, now, WindowState.SCHEDULED)
+        if based_on is not None and window.sequence != based_on:
+            raise Conflict(
+                _(
+                    "Someone else changed the maintenance window while you were editing it; "
+                    "it is now %(window)s."
+                )
+                % {"window": window.summary()}
+            )
         if (window.starts_at, window.ends_at, window.time_zone) == (start, end, time_zone):
             return window
         before = window_values(window)

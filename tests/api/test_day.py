@@ -332,6 +332,7 @@ def test_a_devops_token_declares_a_rollback_on_a_deploy_under_way(
             "done_at": None,
             "note": "",
             "url": "",
+            "version": 0,
         }
     ]
     deploying.refresh_from_db()
@@ -549,6 +550,28 @@ def test_the_last_step_done_resolves_the_rollback_and_a_step_reopens(
     assert only_event(AuditAction.ROLLBACK_STEP_REOPENED).actor_label == "ci:e2e"
 
 
+def test_a_step_change_based_on_an_older_version_is_a_conflict(
+    rolling_back: Release, ci: Client
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+    step = url("rollback-step", rolling_back, 1)
+    seen = send(ci, step, token, {"note": "rolling back"}).json()["version"]
+    now = send(ci, step, token, {"note": "image swapped", "version": seen}).json()["version"]
+    before = day_fingerprint(rolling_back)
+
+    stale = send(ci, step, token, {"done": True, "note": "old news", "version": seen})
+
+    assert stale.status_code == 409
+    assert stale.json()["error"].startswith("Step 1 was changed by ci:deploys since")
+    assert day_fingerprint(rolling_back) == before
+    # The version it was told last, or none at all: the change lands.
+    fresh = send(ci, step, token, {"done": True, "note": "done", "version": now})
+    unversioned = send(ci, step, token, {"note": "checked"})
+    assert (fresh.status_code, unversioned.status_code) == (200, 200)
+    assert fresh.json()["done"] is True
+    assert RollbackStepRecord.objects.get(step__position=0).note == "checked"
+
+
 def test_only_the_steps_owner_role_may_tick_it(rolling_back: Release, ci: Client) -> None:
     devops = make_token(rolling_back, Role.DEVOPS, "deploys")
     qa = make_token(rolling_back, Role.QA, "e2e")
@@ -621,6 +644,10 @@ def test_it_quotes_an_unknown_rollback_move_as_asked_or_marked_as_cut(
         ({}, 400, "Send done, note or url."),
         ({"done": "yes"}, 400, "done must be true or false."),
         ({"done": 1}, 400, "done must be true or false."),
+        ({"version": 0}, 400, "Send done, note or url."),
+        ({"note": "x", "version": "3"}, 400, "version must be a whole number from 0."),
+        ({"note": "x", "version": -1}, 400, "version must be a whole number from 0."),
+        ({"note": "x", "version": True}, 400, "version must be a whole number from 0."),
         ({"done": True, "mitigates": True}, 400, "Unknown fields: mitigates."),
         ({"note": 3}, 400, "note must be a string."),
         ({"note": "x" * 5001}, 400, "note is longer than 5000 characters."),

@@ -158,7 +158,7 @@ TYPED = {
         "rolling_back",
         "devops",
         step_url,
-        lambda r: {"action": "evidence", "evidence_url": SPOOFED_LINK},
+        lambda r: {"action": "evidence", "version": "0", "evidence_url": SPOOFED_LINK},
         None,
         htmx=True,
     ),

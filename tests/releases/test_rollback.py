@@ -4,10 +4,12 @@ confirmation pages (no JavaScript needed), the rollout panel, and the export."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
+from django.contrib.messages import get_messages
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.test import Client
@@ -18,6 +20,7 @@ from releases import checklists, workflow
 from releases import markdown as md
 from releases.board import load_snapshot, render_update, viewer_for
 from releases.models import (
+    AuditAction,
     AuditEvent,
     Release,
     ReleaseStatus,
@@ -394,6 +397,69 @@ def test_it_keeps_a_note_and_an_evidence_link_on_a_step(
         workflow.annotate_rollback_step(step, by=users["qa"], note="not mine")
 
 
+def test_it_refuses_a_note_saved_on_a_stale_step_and_keeps_the_other_one(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    seen = workflow.step_version(step.records.get())
+    workflow.annotate_rollback_step(
+        step, by=users["devops"], note="DB restored", expected_version=seen
+    )
+
+    with pytest.raises(workflow.Conflict) as caught:
+        workflow.annotate_rollback_step(
+            step, by=users["admin"], note="waiting on DB", expected_version=seen
+        )
+
+    assert "Step 1 was changed by devops" in caught.value.message
+    assert step.records.get().note == "DB restored"
+    # Based on what is saved now, it replaces it knowingly.
+    current = workflow.step_version(step.records.get())
+    record = workflow.annotate_rollback_step(
+        step, by=users["admin"], note="waiting on DB", expected_version=current
+    )
+    assert record.note == "waiting on DB"
+    assert workflow.step_version(record) != current
+
+
+def test_it_refuses_a_stale_tick_or_untick_of_a_step(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    seen = workflow.step_version(step.records.get())
+    workflow.tick_rollback_step(step, by=users["devops"], expected_version=seen)
+    events = actions_of(deployed)
+
+    # A tick from the older page: the step is done already, and the page did not show it.
+    with pytest.raises(workflow.Conflict, match="it is now done"):
+        workflow.tick_rollback_step(step, by=users["admin"], expected_version=seen)
+    ticked = workflow.step_version(step.records.get())
+    workflow.annotate_rollback_step(step, by=users["devops"], note="restored")
+    # An untick from a page that showed the tick but not the note since.
+    with pytest.raises(workflow.Conflict, match="it is now done"):
+        workflow.tick_rollback_step(step, by=users["admin"], done=False, expected_version=ticked)
+
+    assert step.records.get().done
+    assert actions_of(deployed) == [*events, AuditAction.ROLLBACK_STEP_ANNOTATED]
+
+
+def test_it_lets_a_step_change_without_a_version_act_on_it_as_it_is(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    workflow.annotate_rollback_step(step, by=users["devops"], note="first")
+
+    record = workflow.annotate_rollback_step(step, by=users["admin"], note="second")
+    workflow.tick_rollback_step(step, by=users["devops"])
+    again = workflow.tick_rollback_step(step, by=users["devops"])
+
+    assert record.note == "second"
+    assert again.done
+
+
 def test_it_needs_resolution_and_a_cause_to_close(
     two_steps: Release, users: dict[str, Any]
 ) -> None:
@@ -631,7 +697,7 @@ def test_it_ticks_a_step_from_the_board_without_javascript(
     assert f'<pre id="rollout-code-{step.pk}" tabindex="0" role="region"' in board
     assert 'data-copy="rollout-code-' in board
 
-    response = devops.post(step_url, {"action": "tick", "mitigates": "1"})
+    response = devops.post(step_url, {"action": "tick", "version": "0", "mitigates": "1"})
 
     assert response.status_code == 302
     record = step.records.get()
@@ -640,6 +706,121 @@ def test_it_ticks_a_step_from_the_board_without_javascript(
     status = devops.get(reverse("releases:status", args=[deployed.version])).content.decode()
     assert "1 of 1 step done" in status
     assert f'action="{step_url}"' not in status
+
+
+def messages_of(response: Any) -> list[str]:
+    return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def step_url_of(release: Release) -> str:
+    return reverse(
+        "releases:rollback-step", args=[release.version, release.rollback_steps.get().pk]
+    )
+
+
+def versions_on(html: str) -> set[str]:
+    """The versions the rollout panel's step forms carry."""
+    panel = html[html.index('id="rollout-panel"') :]
+    panel = panel[: panel.index("</section>")]
+    return set(re.findall(r'name="version" value="(\d+)"', panel))
+
+
+def test_it_refuses_a_note_from_a_stale_board_without_javascript_keeping_what_was_typed(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    devops, staff = client_for(users, "devops"), client_for(users, "admin")
+    board_url = reverse("releases:board", args=[deployed.version])
+    (seen,) = versions_on(staff.get(board_url).content.decode())
+    assert devops.get(board_url).status_code == 200
+
+    saved = devops.post(step_url_of(deployed), {"action": "note", "version": seen, "note": "DB ok"})
+    stale = staff.post(
+        step_url_of(deployed), {"action": "note", "version": seen, "note": "DB waiting"}
+    )
+
+    assert saved.status_code == 302
+    assert stale.status_code == 409
+    html = stale.content.decode()
+    assert "Step 1 was changed by devops" in html
+    # What is saved now is shown, and what was typed stays in the form, now based on it.
+    assert "<strong>Note:</strong> DB ok" in html
+    assert 'name="note" maxlength="5000" value="DB waiting"' in html
+    (renewed,) = versions_on(html)
+    assert renewed != seen
+    assert deployed.rollback_steps.get().records.get().note == "DB ok"
+
+    again = staff.post(
+        step_url_of(deployed), {"action": "note", "version": renewed, "note": "DB waiting"}
+    )
+    assert again.status_code == 302
+    assert deployed.rollback_steps.get().records.get().note == "DB waiting"
+
+
+def test_it_refuses_a_stale_evidence_link_with_htmx_keeping_what_was_typed(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    seen = str(workflow.step_version(deployed.rollback_steps.get().records.get()))
+    devops, staff = client_for(users, "devops"), client_for(users, "admin")
+    devops.post(
+        step_url_of(deployed),
+        {"action": "evidence", "version": seen, "evidence_url": "https://ci.example/1"},
+    )
+
+    response = staff.post(
+        step_url_of(deployed),
+        {"action": "evidence", "version": seen, "evidence_url": "https://ci.example/2"},
+        headers={"HX-Request": "true"},
+    )
+
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "Step 1 was changed by devops" in html
+    assert 'value="https://ci.example/2"' in html
+    assert 'href="https://ci.example/1"' in html
+    assert seen not in versions_on(html)
+    record = deployed.rollback_steps.get().records.get()
+    assert record.evidence_url == "https://ci.example/1"
+
+
+def test_it_refuses_a_stale_tick_or_untick_from_the_board(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    devops, staff = client_for(users, "devops"), client_for(users, "admin")
+    devops.post(step_url_of(deployed), {"action": "tick", "version": "0"})
+    ticked = str(workflow.step_version(deployed.rollback_steps.get().records.get()))
+    devops.post(step_url_of(deployed), {"action": "untick", "version": ticked})
+
+    # Ticked and reopened since the page loaded: a tick from it would undo the reopening
+    # as if it had never been seen, and an untick from the page that saw the tick, too.
+    response = staff.post(step_url_of(deployed), {"action": "tick", "version": "0"})
+    stale = staff.post(
+        step_url_of(deployed),
+        {"action": "untick", "version": ticked},
+        headers={"HX-Request": "true"},
+    )
+
+    assert response.status_code == 302
+    assert "Step 1 was changed by devops" in messages_of(response)[0]
+    assert stale.status_code == 409
+    assert "since you loaded the page; it is now pending" in stale.content.decode()
+    assert not deployed.rollback_steps.get().records.get().done
+
+
+def test_it_refuses_a_step_change_without_its_version(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+
+    response = client_for(users, "devops").post(
+        step_url_of(deployed), {"action": "note", "note": "x"}, headers={"HX-Request": "true"}
+    )
+
+    assert response.status_code == 422
+    assert "Reload the page and try again." in response.content.decode()
+    assert deployed.rollback_steps.get().records.get().note == ""
 
 
 def test_it_shows_the_deploy_clock_on_the_board_and_the_status_page(

@@ -281,6 +281,50 @@ def test_it_completes_a_window_early_by_hand(release: Release, users: dict[str, 
     assert workflow.advance_windows(window.ends_at) == 0
 
 
+def test_it_refuses_an_edit_based_on_a_window_someone_changed_since(
+    release: Release, users: dict[str, Any]
+) -> None:
+    loaded = schedule(release, users["devops"]).sequence
+    theirs, mine = DST_START - timedelta(hours=1), DST_START - timedelta(hours=2)
+
+    with clock(BEFORE):
+        workflow.edit_window(
+            release,
+            start=theirs,
+            end=DST_END,
+            time_zone="Europe/Madrid",
+            by=users["devops"],
+            based_on=loaded,
+        )
+        with pytest.raises(workflow.Conflict) as caught:
+            workflow.edit_window(
+                release,
+                start=mine,
+                end=DST_END,
+                time_zone="Europe/Madrid",
+                by=users["po"],
+                based_on=loaded,
+            )
+        current = MaintenanceWindow.objects.get(release=release)
+        assert current.starts_at == theirs
+        assert current.summary() in caught.value.message
+        # Based on the window as it is now, the edit replaces it knowingly; without a
+        # base (a pipeline acting now) it acts on the window as it is.
+        workflow.edit_window(
+            release,
+            start=mine,
+            end=DST_END,
+            time_zone="Europe/Madrid",
+            by=users["po"],
+            based_on=current.sequence,
+        )
+        workflow.edit_window(
+            release, start=theirs, end=DST_END, time_zone="Europe/Madrid", by=users["devops"]
+        )
+
+    assert MaintenanceWindow.objects.get(release=release).sequence == loaded + 3
+
+
 def test_it_moves_a_window_only_before_it_starts(release: Release, users: dict[str, Any]) -> None:
     window = schedule(release, users["devops"])
     later_start = DST_START + timedelta(hours=1)

@@ -191,6 +191,48 @@ def test_a_window_that_does_not_hold_is_refused_with_what_was_typed_kept(
     assert not MaintenanceWindow.objects.exists()
 
 
+def test_an_edit_from_a_stale_page_is_refused_showing_the_window_and_keeping_what_was_typed(
+    as_user: Any, release: Release, window: MaintenanceWindow, users: dict[str, Any]
+) -> None:
+    with clock(BEFORE):
+        page = as_user("po").get(window_url(release), HTTP_ACCEPT_LANGUAGE="en")
+        loaded = f'name="based_on" value="{window.sequence}"'
+        assert loaded in page.content.decode()
+        as_user("devops").post(
+            window_url(release),
+            form(action="edit", start="2026-10-25T00:00", based_on=str(window.sequence)),
+        )
+        mine = form(action="edit", start="2026-10-24T23:00", based_on=str(window.sequence))
+        response = as_user("po").post(window_url(release), mine, HTTP_ACCEPT_LANGUAGE="en")
+
+    saved = MaintenanceWindow.objects.get(release=release)
+    assert saved.local_start.hour == 0
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert "Someone else changed the maintenance window while you were editing it" in html
+    assert saved.summary() in html
+    assert 'value="2026-10-24T23:00"' in html
+    renewed = f'name="based_on" value="{saved.sequence}"'
+    assert renewed in html and loaded not in html
+
+    with clock(BEFORE):
+        again = as_user("po").post(window_url(release), {**mine, "based_on": str(saved.sequence)})
+    assert again.status_code == 302
+    assert MaintenanceWindow.objects.get(release=release).local_start.hour == 23
+
+
+def test_an_edit_without_the_window_it_was_based_on_is_refused(
+    as_user: Any, release: Release, window: MaintenanceWindow
+) -> None:
+    with clock(BEFORE):
+        response = as_user("po").post(
+            window_url(release), form(action="edit", start="2026-10-24T23:00")
+        )
+
+    assert response.status_code == 422
+    assert MaintenanceWindow.objects.get(release=release).sequence == window.sequence
+
+
 def test_cancelling_asks_for_confirmation_first(
     as_user: Any, release: Release, window: MaintenanceWindow
 ) -> None:
