@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from checks.models import CheckResult
 from releases.models import CheckOutcome, CheckReason, Release
+from tests.browser.conftest import Browsing
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -20,7 +21,10 @@ STILL_LOADED = "window.checksPageStillLoaded === true"
 
 
 def test_it_adds_a_check_from_its_form_and_shows_a_tests_answer_when_it_comes(
-    release: Release, people: dict[str, Any], log_in: Callable[[str], Page]
+    release: Release,
+    people: dict[str, Any],
+    log_in: Callable[[str], Page],
+    browsing: Browsing,
 ) -> None:
     page = log_in("admin")
     page.goto(reverse("checks:checks", args=[release.version]))
@@ -38,6 +42,7 @@ def test_it_adds_a_check_from_its_form_and_shows_a_tests_answer_when_it_comes(
     )
     expect(page.get_by_label("secret_env")).to_have_value("")
     expect(page.get_by_label("Name")).to_have_value("openai")
+    browsing.refused_on_purpose("/checks/new/")
 
     page.get_by_label("secret_env").fill("OPENAI_API_KEY")
     page.get_by_label("Smoke tests in production").check()
