@@ -228,7 +228,7 @@ def _build_world() -> World:
     workflow.schedule_window(
         release,
         start=started,
-        end=started + timedelta(days=3650),
+        end=started + timedelta(days=6),
         time_zone="Europe/Madrid",
         by=users["admin"],
     )
