@@ -1013,6 +1013,7 @@ class AuditAction(models.TextChoices):
     CHECK_NOT_VERIFIED = "check.not_verified", _("Automated check could not verify")
     CHECK_OVERRIDDEN = "check.overridden", _("Ticked over a failing check")
     CHECK_OVERRIDE_CLEARED = "check.override_cleared", _("Override of a failing check ended")
+    CHECK_UNLINKED = "check.unlinked", _("Failing check unlinked")
     CHECKS_LINKED = "checks.linked", _("Automated checks linked")
     CHECK_ADDED = "check.added", _("Automated check added")
     CHECK_CHANGED = "check.changed", _("Automated check changed")

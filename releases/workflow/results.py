@@ -264,6 +264,7 @@ def link_checks(
             if wanted == entry.checks:
                 continue
             changed[entry.text[:80]] = {"before": entry.checks, "after": wanted}
+            found_before = _found_failure(entry)
             entry.checks = wanted
             # Results of checks the item no longer names stop counting for it.
             entry.check_results = {
@@ -271,6 +272,7 @@ def link_checks(
             }
             entry.revision = change.on.revision + 1
             entry.save(update_fields=["checks", "check_results", "revision"])
+            _withdraw_unlinked_failure(change, entry, found_before)
         if changed or any(summary.get(key) for key in ("created", "updated", "retired")):
             change.audit(
                 AuditAction.CHECKS_LINKED,
@@ -278,3 +280,31 @@ def link_checks(
                 {},
                 {**summary, "items": changed},
             )
+
+
+def _found_failure(item: ReleaseItem) -> str:
+    """What the item's linked checks find failing, in English as it is stored."""
+    verdict = item.checks_verdict()
+    return verdict.failure(english=True) if verdict.failed else ""
+
+
+def _withdraw_unlinked_failure(change: _Change, item: ReleaseItem, found_before: str) -> None:
+    """A failure that came from checks the item no longer names stops counting, as their
+    results do: a failed item goes back to pending (unlinking a check never ticks an
+    item, even when the checks it keeps pass), and a failure kept beside a person's
+    decision goes, its override with it. What another of its checks still finds stays.
+    A pipeline's failure, which no check found, is left as it is."""
+    found_now = _found_failure(item)
+    if not found_before or found_now == found_before:
+        return
+    held = item.reason if item.state == ItemState.FAILED else item.check_failure
+    if held != found_before:
+        return
+    _machine_verdict(
+        change,
+        item,
+        state=ItemState.FAILED if found_now else ItemState.PENDING,
+        failure=found_now,
+        evidence=item.evidence_url,
+        action=AuditAction.CHECK_FAILED if found_now else AuditAction.CHECK_UNLINKED,
+    )

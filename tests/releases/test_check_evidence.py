@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_noop
 
 from releases import workflow
-from releases.actors import CheckActor
+from releases.actors import CheckActor, PipelineActor
 from releases.board import load_snapshot, render_update, viewer_for
 from releases.evidence import Said, said
 from releases.models import (
@@ -261,3 +261,96 @@ def test_a_live_update_gives_a_checks_evidence_in_the_viewers_language(
 
     assert f'<span class="check__evidence">{IN_ENGLISH}</span>' in shown["en"]
     assert f'<span class="check__evidence">{IN_SPANISH}</span>' in shown["es"]
+
+
+# --- a failing check unlinked ------------------------------------------------------------------
+
+
+def unlink(release: Release, users: dict[str, Any], keep: list[str]) -> ReleaseItem:
+    entry = item(release, QA_ITEM)
+    workflow.link_checks(
+        release, checks_of={entry.pk: keep}, summary={"source": "checks.toml"}, by=users["admin"]
+    )
+    return item(release, QA_ITEM)
+
+
+def test_unlinking_the_failing_check_takes_its_failure_back_to_pending(
+    failed: Release, users: dict[str, Any]
+) -> None:
+    entry = unlink(failed, users, keep=[])
+
+    assert (entry.state, entry.reason, entry.check_failure) == (ItemState.PENDING, "", "")
+    event = failed.audit_events.get(action=AuditAction.CHECK_UNLINKED)
+    assert event.target == QA_ITEM
+    assert event.after["state"] == ItemState.PENDING
+    # Nothing is left in English for a Spanish reader.
+    assert IN_ENGLISH not in board_row(failed, users["qa"], "es")
+
+
+def checked_twice(release: Release, web: str, evidence: Said) -> Release:
+    """The item verified by two checks: "api" fails as EVIDENCE says, "web" ends `web`."""
+    release.items.filter(text=QA_ITEM).update(checks=["api", "web"])
+    workflow.record_check_results(
+        release.pk,
+        [
+            workflow.CheckFinding(CheckActor("api", 1), CheckOutcome.FAIL,
+                                  CheckReason.MISCONFIGURED, EVIDENCE.english(),
+                                  said=EVIDENCE.as_json()),
+            workflow.CheckFinding(CheckActor("web", 2), web, detail=evidence.english(),
+                                  reason=CheckReason.OK if web == CheckOutcome.PASS
+                                  else CheckReason.MISCONFIGURED, said=evidence.as_json()),
+        ],
+    )  # fmt: skip
+    assert item(release, QA_ITEM).state == ItemState.FAILED
+    return release
+
+
+def test_unlinking_a_failing_check_never_ticks_an_item_whose_other_check_passes(
+    release: Release, users: dict[str, Any]
+) -> None:
+    checked_twice(release, CheckOutcome.PASS, said(gettext_noop("answered 200")))
+
+    entry = unlink(release, users, keep=["web"])
+
+    assert (entry.state, entry.reason) == (ItemState.PENDING, "")
+
+
+def test_what_another_check_still_finds_failing_stays(
+    release: Release, users: dict[str, Any]
+) -> None:
+    checked_twice(release, CheckOutcome.FAIL, said("%(code)s from the health URL", code=503))
+
+    entry = unlink(release, users, keep=["web"])
+
+    assert entry.state == ItemState.FAILED
+    assert "503 from the health URL" in entry.reason
+    assert IN_ENGLISH not in entry.reason
+
+
+def test_a_failure_kept_beside_a_persons_tick_goes_with_its_check_and_the_override_too(
+    failed: Release, users: dict[str, Any]
+) -> None:
+    entry = item(failed, QA_ITEM)
+    workflow.tick(entry, by=users["qa"], override_reason="Known flake, tracked in QA-12")
+    assert item(failed, QA_ITEM).override_reason
+
+    entry = unlink(failed, users, keep=[])
+
+    assert (entry.state, entry.check_failure, entry.override_reason) == (ItemState.DONE, "", "")
+    assert failed.audit_events.filter(action=AuditAction.CHECK_OVERRIDE_CLEARED).exists()
+
+
+def test_a_pipelines_failure_stays_when_the_items_check_is_unlinked(
+    linked: Release, users: dict[str, Any]
+) -> None:
+    workflow.record_pipeline_evidence(
+        item(linked, QA_ITEM),
+        by=PipelineActor("ci", "qa", 1),
+        passed=False,
+        detail="3 tests failed",
+    )
+
+    entry = unlink(linked, users, keep=[])
+
+    assert (entry.state, entry.reason) == (ItemState.FAILED, "3 tests failed")
+    assert not linked.audit_events.filter(action=AuditAction.CHECK_UNLINKED).exists()

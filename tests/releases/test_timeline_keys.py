@@ -50,7 +50,8 @@ CHECKS_CHANGED = CHECKS.replace("app.example.com", "www.example.com")
 
 def _checks(release: Release, users: dict[str, Any], tmp_path: Path) -> None:
     """A checks file loaded, changed and emptied; results from a check and a pipeline,
-    and a tick over a failing check that lapses when the failure changes."""
+    a tick over a failing check that lapses when the failure changes, and a failing check
+    unlinked."""
     path = tmp_path / "checks.toml"
     for text in (CHECKS, CHECKS_CHANGED, "# none left\n"):
         path.write_text(text, encoding="utf-8")
@@ -71,6 +72,9 @@ def _checks(release: Release, users: dict[str, Any], tmp_path: Path) -> None:
     workflow.record_check_result(tests_pass, check="ci", passed=False, detail="still red")
     for entry in (tests_pass, screens):
         workflow.record_check_result(entry, check="ci", passed=True)
+    # A failure whose check is unlinked is taken back.
+    workflow.record_check_result(merge, check="ci", passed=False, detail="conflicts")
+    workflow.link_checks(release, checks_of={merge.pk: []}, summary={"source": "tests"}, by=SYSTEM)
     token = tokens.create(release, role=Role.BACKEND, label="deployer", pattern="", by=SYSTEM)
     assert token
     held = PipelineToken.objects.get(label="deployer")
