@@ -51,7 +51,7 @@ from .base import (
     joined,
     said,
 )
-from .client import busy_or_down, http_client, send
+from .client import busy_or_down, causes, http_client, send
 from .conditions import Condition, Observation, parse
 
 DEFAULT_STATUS = 200
@@ -159,12 +159,7 @@ def _never_connected(error: BaseException | None) -> bool:
     the server was reached."""
     if not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         return False
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return False
-        cause = cause.__cause__ or cause.__context__
-    return True
+    return not any(isinstance(cause, ssl.SSLError) for cause in causes(error))
 
 
 def _headers(context: Context) -> dict[str, str]:
