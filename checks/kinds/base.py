@@ -180,6 +180,11 @@ OPTION_TYPES: dict[str, OptionType] = {
 }
 
 
+def texts(value: Any) -> list[str]:
+    """A text-list option's value as a list: one string stands for a list of one."""
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 @dataclass(frozen=True)
 class Context:
     """One execution of one check: its options, the worker's environment, the release."""
@@ -193,8 +198,7 @@ class Context:
         return str(value)
 
     def texts(self, key: str) -> list[str]:
-        value = self.options.get(key, [])
-        return [value] if isinstance(value, str) else [str(v) for v in value]
+        return texts(self.options.get(key, []))
 
     def number(self, key: str, default: int) -> int:
         return int(self.options.get(key, default))

@@ -50,6 +50,7 @@ from .base import (
     invalid_option,
     joined,
     said,
+    texts,
 )
 from .client import busy_or_down, causes, http_client, send
 from .conditions import Condition, Observation, parse
@@ -242,9 +243,8 @@ def check_options(options: Mapping[str, Any]) -> None:
         raise OptionError(said(_("url must be an http:// or https:// URL with a host")))
     if "expect_status" in options and not 100 <= int(options["expect_status"]) <= 599:
         raise OptionError(said(_("expect_status must be an HTTP status between 100 and 599")))
-    raw = options.get("conditions", [])
-    for text in [raw] if isinstance(raw, str) else raw:
-        parse(str(text))
+    for text in texts(options.get("conditions", [])):
+        parse(text)
     for name in dict(options.get("headers_env", {})):
         if not HEADER_NAME.fullmatch(str(name)):
             raise OptionError(
