@@ -50,7 +50,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
@@ -60,8 +59,8 @@ from django.utils.translation import gettext_noop, ngettext
 from releases import performs, workflow
 from releases.models import AuditAction, Release, ReleaseItem
 
-from .credentials import find_credential, is_app_variable, is_loopback
-from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType, option_problem
+from .credentials import find_credential, is_app_variable, is_loopback, web_url
+from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType, is_variable_name, option_problem
 from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
 from .toml_file import (
@@ -590,8 +589,7 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
 
 
 def _env_problem(key: str, value: Any) -> str:
-    # An AWS access key id is upper case and digits, as a variable's name is.
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or find_credential(value):
+    if not is_variable_name(value):
         return _(
             "%(key)s must name an environment variable such as %(example)s, "
             "not hold the credential itself"
@@ -605,23 +603,15 @@ def _env_problem(key: str, value: Any) -> str:
 
 
 def _url_problem(key: str, value: Any) -> str:
-    not_a_url = _("%(key)s must be an http:// or https:// URL with a host") % {"key": key}
-    if not isinstance(value, str):
-        return not_a_url
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        has_credentials = parts.username is not None or parts.password is not None
-    except ValueError:
-        return not_a_url
-    if parts.scheme not in ("http", "https") or not host:
-        return not_a_url
-    if has_credentials:
+    url = web_url(value)
+    if url is None:
+        return _("%(key)s must be an http:// or https:// URL with a host") % {"key": key}
+    if url.has_login:
         # The database never holds a credential; checks name the variable that does.
         return _("%(key)s must not hold credentials (user:password@); name a variable instead") % {
             "key": key
         }
-    if key == "base_url" and parts.scheme != "https" and not is_loopback(host):
+    if key == "base_url" and url.scheme != "https" and not is_loopback(url.host):
         # A vendor kind sends its credential to base_url: in the clear only to a stand-in
         # on this machine.
         return _(

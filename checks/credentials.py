@@ -105,6 +105,33 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclass(frozen=True)
+class WebURL:
+    """An http:// or https:// URL naming a host, as the checks and notifications files
+    take one."""
+
+    scheme: str
+    host: str
+    # A user or password (user:password@): a credential where a variable's name belongs.
+    has_login: bool
+
+
+def web_url(value: Any) -> WebURL | None:
+    """The URL's scheme and host, or None when the value is no http:// or https:// URL
+    naming a host."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    return WebURL(
+        parts.scheme, parts.hostname, parts.username is not None or parts.password is not None
+    )
+
+
+@dataclass(frozen=True)
 class Credential:
     """A credential found in a value. `what` names it for a message without repeating
     it; `text` is the credential as written, used only to find its line in a file."""

@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -33,9 +32,9 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from checks.credentials import find_credential, is_app_variable, is_loopback
+from checks.credentials import find_credential, is_app_variable, is_loopback, web_url
 from checks.export import toml_key, toml_value
-from checks.kinds.base import ENV_NAME
+from checks.kinds.base import is_variable_name
 from checks.toml_file import (
     MAX_NESTING,
     Fault,
@@ -427,17 +426,10 @@ def _inside_the_network(host: str) -> bool:
 
 
 def _url_problem(url: Any, kind: ChannelKind) -> str:
-    not_https = _("url must be an https:// URL")
-    if not isinstance(url, str):
-        return not_https
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-        has_credentials = parts.username is not None or parts.password is not None
-    except ValueError:
-        return not_https
-    if not host or parts.scheme not in ("https", "http"):
-        return not_https
+    parts = web_url(url)
+    if parts is None:
+        return _("url must be an https:// URL")
+    host = parts.host
     if parts.scheme == "http" and not is_loopback(host):
         return _("url must be https://; http:// only to this machine (a stand-in)")
     if not settings.NOTIFY_ALLOW_PRIVATE and _inside_the_network(host):
@@ -447,7 +439,7 @@ def _url_problem(url: Any, kind: ChannelKind) -> str:
             "url points to this machine or a private network (%(host)s), which "
             "notifications reach only with NOTIFY_ALLOW_PRIVATE=1"
         ) % {"host": host}
-    if has_credentials:
+    if parts.has_login:
         return _("url must not hold credentials (user:password@); name a variable instead")
     if is_legacy_connector(url):
         return _("url is %(hint)s") % {"hint": _(LEGACY_HINT)}
@@ -462,7 +454,7 @@ def _url_problem(url: Any, kind: ChannelKind) -> str:
 
 
 def _env_problem(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not ENV_NAME.fullmatch(value) or find_credential(value):
+    if not is_variable_name(value):
         return _("%(key)s must name an environment variable such as OPS_WEBHOOK_SECRET") % {
             "key": key
         }

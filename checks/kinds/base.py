@@ -37,9 +37,17 @@ from releases.evidence import clip as clip
 from releases.evidence import said as said
 from releases.models import CheckReason
 
-from ..credentials import is_app_variable
+from ..credentials import find_credential, is_app_variable
 
 ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+def is_variable_name(value: Any) -> bool:
+    """Whether a value written where a variable's name belongs is one. An AWS access key
+    id is upper case and digits, as a variable's name is, so a credential is never one."""
+    return isinstance(value, str) and bool(ENV_NAME.fullmatch(value)) and not find_credential(value)
+
+
 # The longest a result waits to be tried again; a vendor asking for longer ends the
 # attempt, saying when to try again. Kinds read it to tell a wait that a retry can
 # outlast from one it cannot.
@@ -172,6 +180,11 @@ OPTION_TYPES: dict[str, OptionType] = {
 }
 
 
+def texts(value: Any) -> list[str]:
+    """A text-list option's value as a list: one string stands for a list of one."""
+    return [value] if isinstance(value, str) else [str(v) for v in value]
+
+
 @dataclass(frozen=True)
 class Context:
     """One execution of one check: its options, the worker's environment, the release."""
@@ -185,8 +198,7 @@ class Context:
         return str(value)
 
     def texts(self, key: str) -> list[str]:
-        value = self.options.get(key, [])
-        return [value] if isinstance(value, str) else [str(v) for v in value]
+        return texts(self.options.get(key, []))
 
     def number(self, key: str, default: int) -> int:
         return int(self.options.get(key, default))

@@ -250,22 +250,29 @@ def _host(url: httpx.URL) -> str:
     return f"{url.host}:{url.port}" if url.port is not None else url.host
 
 
-def _is_certificate_error(error: BaseException) -> bool:
+def causes(error: BaseException) -> Iterator[BaseException]:
+    """The error, then the one it was raised from or while handling, and so on: a
+    transport error keeps the socket's or TLS's error somewhere down this chain."""
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
+        yield cause
         cause = cause.__cause__ or cause.__context__
-    return "CERTIFICATE_VERIFY_FAILED" in str(error)
+
+
+def _verify_error(error: BaseException) -> ssl.SSLCertVerificationError | None:
+    return next(
+        (cause for cause in causes(error) if isinstance(cause, ssl.SSLCertVerificationError)),
+        None,
+    )
+
+
+def _is_certificate_error(error: BaseException) -> bool:
+    return _verify_error(error) is not None or "CERTIFICATE_VERIFY_FAILED" in str(error)
 
 
 def _tls_reason(error: BaseException) -> str:
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return str(cause.verify_message)
-        cause = cause.__cause__ or cause.__context__
-    return "certificate verify failed"
+    found = _verify_error(error)
+    return str(found.verify_message) if found is not None else "certificate verify failed"
 
 
 def unreachable(host: str, error: BaseException) -> CheckError:
@@ -281,8 +288,7 @@ def unreachable(host: str, error: BaseException) -> CheckError:
 
 
 def unreachable_because(error: BaseException) -> Said:
-    cause: BaseException | None = error
-    while cause is not None:
+    for cause in causes(error):
         if isinstance(cause, socket.gaierror):
             return said(_("name does not resolve"))
         if isinstance(cause, ConnectionRefusedError):
@@ -293,7 +299,6 @@ def unreachable_because(error: BaseException) -> Said:
             return said(
                 _("TLS handshake failed: %(why)s"), why=cause.reason or type(cause).__name__
             )
-        cause = cause.__cause__ or cause.__context__
     return said(_("connection failed: %(error)s"), error=str(error) or type(error).__name__)
 
 

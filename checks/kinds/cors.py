@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Context, Kind, OptionError, Reason, Said, Value, fault, said
+from .base import CheckError, Context, Kind, OptionError, Reason, Said, Value, fault, said, texts
 from .client import busy_or_down, http_client, send
 
 FOREIGN_ORIGIN = "https://foreign.deploycheck.invalid"
@@ -391,9 +391,8 @@ def check_options(options: Mapping[str, Any]) -> None:
     method = str(options.get("request_method", DEFAULT_METHOD))
     if not TOKEN.fullmatch(method):
         raise OptionError(said(_("request_method must be an HTTP method such as PUT")))
-    headers = options.get("request_headers", [])
-    for value in [headers] if isinstance(headers, str) else headers:
-        for name in str(value).split(","):
+    for value in texts(options.get("request_headers", [])):
+        for name in value.split(","):
             if name.strip() and not TOKEN.fullmatch(name.strip()):
                 raise OptionError(
                     said(_("request_headers must be header names such as content-type"))

@@ -37,6 +37,7 @@ from .base import (
     invalid_option,
     joined,
     said,
+    texts,
     transient,
 )
 
@@ -205,10 +206,9 @@ def check_options(options: Mapping[str, Any]) -> None:
         ) from None
     if options.get("nameserver"):
         _nameserver(str(options["nameserver"]))
-    raw = options.get("expect", [])
-    for text in [raw] if isinstance(raw, str) else raw:
+    for text in texts(options.get("expect", [])):
         try:
-            ipaddress.ip_address(str(text))
+            ipaddress.ip_address(text)
         except ValueError:
             raise OptionError(
                 said(_("expect must list IP addresses, and %(text)s is not one"), text=repr(text))

@@ -57,6 +57,7 @@ from .base import (
     invalid_option,
     joined,
     said,
+    texts,
     transient,
 )
 from .client import http_client, retry_after, send, unexpected
@@ -87,7 +88,7 @@ def check_options(options: Mapping[str, Any]) -> None:
         or repo.partition("/")[2] in (".", "..")
     ):
         raise OptionError(said(_("repo must be owner/name, for example octo-org/website")))
-    proofs = _texts(options.get("prove", list(PROOFS)))
+    proofs = texts(options.get("prove", list(PROOFS)))
     unknown = [proof for proof in proofs if proof not in PROOFS]
     if not proofs or unknown:
         raise OptionError(
@@ -101,10 +102,6 @@ def check_options(options: Mapping[str, Any]) -> None:
         )
 
 
-def _texts(value: Any) -> list[str]:
-    return [value] if isinstance(value, str) else [str(v) for v in value]
-
-
 def run(context: Context) -> Said:
     try:
         check_options(context.options)
@@ -112,7 +109,7 @@ def run(context: Context) -> Said:
         raise invalid_option(error) from None
     repo = context.text("repo")
     tag = context.release_version
-    proofs = _texts(context.options.get("prove", list(PROOFS)))
+    proofs = texts(context.options.get("prove", list(PROOFS)))
     path = context.text("changelog", DEFAULT_CHANGELOG)
     variable = context.text("secret_env")
     token = context.secret("secret_env", required=False)

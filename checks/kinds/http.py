@@ -50,8 +50,9 @@ from .base import (
     invalid_option,
     joined,
     said,
+    texts,
 )
-from .client import busy_or_down, http_client, send
+from .client import busy_or_down, causes, http_client, send
 from .conditions import Condition, Observation, parse
 
 DEFAULT_STATUS = 200
@@ -159,12 +160,7 @@ def _never_connected(error: BaseException | None) -> bool:
     the server was reached."""
     if not isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         return False
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, ssl.SSLError):
-            return False
-        cause = cause.__cause__ or cause.__context__
-    return True
+    return not any(isinstance(cause, ssl.SSLError) for cause in causes(error))
 
 
 def _headers(context: Context) -> dict[str, str]:
@@ -247,9 +243,8 @@ def check_options(options: Mapping[str, Any]) -> None:
         raise OptionError(said(_("url must be an http:// or https:// URL with a host")))
     if "expect_status" in options and not 100 <= int(options["expect_status"]) <= 599:
         raise OptionError(said(_("expect_status must be an HTTP status between 100 and 599")))
-    raw = options.get("conditions", [])
-    for text in [raw] if isinstance(raw, str) else raw:
-        parse(str(text))
+    for text in texts(options.get("conditions", [])):
+        parse(text)
     for name in dict(options.get("headers_env", {})):
         if not HEADER_NAME.fullmatch(str(name)):
             raise OptionError(
