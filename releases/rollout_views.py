@@ -37,7 +37,7 @@ from .models import (
     RollbackStep,
     validate_year,
 )
-from .views import Adjust, HtmxHttpRequest, _act, _refused, _render_board
+from .views import Adjust, HtmxHttpRequest, _act, _render_board, _valid_data
 
 
 class ReasonForm(NamedErrorsForm):
@@ -254,9 +254,7 @@ def confirm(request: HtmxHttpRequest, version: str, action: str) -> HttpResponse
     status = 200
     if request.method == "POST":
         try:
-            if not form.is_valid():
-                raise _refused(form)
-            text = confirmation.act(request, release, form.cleaned_data)
+            text = confirmation.act(request, release, _valid_data(form))
         except PermissionDenied as error:
             messages.error(request, str(error) or _("You are not allowed to do that."))
             status = 403
@@ -318,9 +316,7 @@ def rollback_step(request: HtmxHttpRequest, version: str, step_id: int) -> HttpR
     typed: dict[str, str] = {}
 
     def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        data = form.cleaned_data
+        data = _valid_data(form)
         names = {"n": step.position + 1}
         by, seen = person(request), data["version"]
         if data["action"] in ("tick", "untick"):

@@ -223,10 +223,12 @@ def _shown_revision(request: HttpRequest, current: int) -> int | None:
     return shown if 0 <= shown <= current else 0
 
 
-def _refused(form: NamedErrorsForm) -> workflow.WorkflowError:
-    """A form that does not hold, refused (422) like a rule saying no, with a message
-    naming each wrong field and its limit."""
-    return workflow.WorkflowError(form.refusal())
+def _valid_data(form: NamedErrorsForm) -> dict[str, Any]:
+    """What the form holds. One that does not hold is refused (422) like a rule saying
+    no, with a message naming each wrong field and its limit."""
+    if not form.is_valid():
+        raise workflow.WorkflowError(form.refusal())
+    return form.cleaned_data
 
 
 # --- pages -----------------------------------------------------------------------------
@@ -428,9 +430,7 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
     form = ItemActionForm(request.POST)
 
     def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        data = form.cleaned_data
+        data = _valid_data(form)
         action: str = data["action"]
         common = {"by": person(request), "expected_version": data["version"]}
         text = {"text": item.text}
@@ -473,11 +473,10 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
     form = SignOffForm(request.POST)
 
     def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        role, phase = form.cleaned_data["role"], form.cleaned_data["phase"]
+        data = _valid_data(form)
+        role, phase = data["role"], data["phase"]
         names = {"role": Role(role).label, "phase": phase}
-        if form.cleaned_data["action"] == "sign":
+        if data["action"] == "sign":
             workflow.sign_off(release, role=role, phase=phase, by=person(request))
             return _("Signed off the %(role)s items of “%(phase)s”.") % names
         workflow.withdraw_sign_off(release, role=role, phase=phase, by=person(request))
@@ -488,59 +487,65 @@ def signoff(request: HtmxHttpRequest, version: str) -> HttpResponse:
     return _act(request, release, operation, anchor="#mine-panel" if own else "#signoff-panel")
 
 
+# One button of the go/no-go panel: what it does with what its form holds, and the
+# message saying it did.
+PanelAction = Callable[[HttpRequest, Release, dict[str, Any]], str]
+
+
+def _panel_action(
+    request: HtmxHttpRequest, version: str, form_class: type[NamedErrorsForm], action: PanelAction
+) -> HttpResponse:
+    release = get_release_for_user(request, version)
+    form = form_class(request.POST)
+    return _act(
+        request,
+        release,
+        lambda: action(request, release, _valid_data(form)),
+        anchor="#gonogo-panel",
+    )
+
+
+def _revoke_approval(request: HttpRequest, release: Release, data: dict[str, Any]) -> str:
+    workflow.revoke_approval(release, by=person(request), reason=data["reason"])
+    return _("Go-live approval revoked.")
+
+
+def _nudge_role(request: HttpRequest, release: Release, data: dict[str, Any]) -> str:
+    role = data["role"]
+    workflow.nudge_role(release, role=role, by=person(request))
+    return _("Nudged the %(role)s: their people are told go-live waits on them.") % {
+        "role": Role(role).label
+    }
+
+
+def _set_reminders(request: HttpRequest, release: Release, data: dict[str, Any]) -> str:
+    on = data["on"] == "1"
+    workflow.edit_release(release, fields={"approval_reminders": on}, by=person(request))
+    if on:
+        return _("Approval reminders are on for this release.")
+    return _("Approval reminders are off for this release.")
+
+
 @login_required
 @require_POST
 def revoke(request: HtmxHttpRequest, version: str) -> HttpResponse:
     """Take back go-live's approval, with the reason typed beside the button. Approving,
     and every status move, is asked first on its confirmation page (rollout_views)."""
-    release = get_release_for_user(request, version)
-    form = RevokeForm(request.POST)
-
-    def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        workflow.revoke_approval(release, by=person(request), reason=form.cleaned_data["reason"])
-        return _("Go-live approval revoked.")
-
-    return _act(request, release, operation, anchor="#gonogo-panel")
+    return _panel_action(request, version, RevokeForm, _revoke_approval)
 
 
 @login_required
 @require_POST
 def nudge(request: HtmxHttpRequest, version: str) -> HttpResponse:
     """Remind a role's people that go-live waits on them (the product owner, staff)."""
-    release = get_release_for_user(request, version)
-    form = NudgeForm(request.POST)
-
-    def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        role = form.cleaned_data["role"]
-        workflow.nudge_role(release, role=role, by=person(request))
-        return _("Nudged the %(role)s: their people are told go-live waits on them.") % {
-            "role": Role(role).label
-        }
-
-    return _act(request, release, operation, anchor="#gonogo-panel")
+    return _panel_action(request, version, NudgeForm, _nudge_role)
 
 
 @login_required
 @require_POST
 def approval_reminders(request: HtmxHttpRequest, version: str) -> HttpResponse:
     """Staff turn the product owner's approval reminders for one release off or on."""
-    release = get_release_for_user(request, version)
-    form = RemindersForm(request.POST)
-
-    def operation() -> str:
-        if not form.is_valid():
-            raise _refused(form)
-        on = form.cleaned_data["on"] == "1"
-        workflow.edit_release(release, fields={"approval_reminders": on}, by=person(request))
-        if on:
-            return _("Approval reminders are on for this release.")
-        return _("Approval reminders are off for this release.")
-
-    return _act(request, release, operation, anchor="#gonogo-panel")
+    return _panel_action(request, version, RemindersForm, _set_reminders)
 
 
 routes: list[URLPattern] = [
