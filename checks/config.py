@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import codecs
 import difflib
-import os
 import re
 import stat
 import tomllib
@@ -67,8 +66,10 @@ from .toml_file import (
     MAX_NESTING,
     Fault,
     Lines,
+    NotARegularFile,
     Problems,
     hidden_text_problem,
+    read_regular_file,
     toml_problem,
     too_deep,
 )
@@ -308,9 +309,7 @@ _NOT_FILES: tuple[tuple[Callable[[int], bool], str], ...] = (
 
 
 def _not_a_file(mode: int) -> str:
-    """What a path that is not a regular file is, or "" for a regular file."""
-    if stat.S_ISREG(mode):
-        return ""
+    """What a path that is not a regular file is."""
     what = next(
         (what for is_it, what in _NOT_FILES if is_it(mode)),
         gettext_noop("is a special file, not a checks file"),
@@ -319,21 +318,12 @@ def _not_a_file(mode: int) -> str:
 
 
 def _read_bytes(path: str, problems: Problems) -> bytes | None:
-    """The file's bytes, or None with the reason in problems. Only a regular file is
-    opened: opening a FIFO waits for a writer, and opening a device may act on it."""
+    """The file's bytes, or None with the reason in problems."""
     try:
-        not_a_file = _not_a_file(os.stat(path).st_mode)
-        if not_a_file:
-            problems.refuse_file(None, not_a_file)
-            return None
-        # Should the path be swapped for a FIFO after the stat, O_NONBLOCK still opens it
-        # at once, and the fstat below refuses it before any read.
-        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
-            not_a_file = _not_a_file(os.fstat(file.fileno()).st_mode)
-            if not_a_file:
-                problems.refuse_file(None, not_a_file)
-                return None
-            raw = file.read(MAX_BYTES + 1)
+        raw = read_regular_file(path, MAX_BYTES)
+    except NotARegularFile as refused:
+        problems.refuse_file(None, _not_a_file(refused.mode))
+        return None
     except OSError as error:
         problems.refuse_file(
             None, _("cannot be read (%(reason)s)") % {"reason": error.strerror or error}

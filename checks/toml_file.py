@@ -5,7 +5,9 @@ in the file's order, and where each key is written.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +24,30 @@ MAX_NESTING = 8
 _TOML_POSITION = re.compile(r"^(?P<what>.*) \(at line (?P<line>\d+), column (?P<column>\d+)\)$")
 _TOML_AT_END = re.compile(r"^(?P<what>.*) \(at end of document\)$")
 _TABLE_HEADER = re.compile(r"^\s*\[\[?\s*[A-Za-z0-9_\-\"'. ]+\]\]?\s*(?:#.*)?$")
+
+
+class NotARegularFile(Exception):
+    """The path names a directory, a FIFO, a device or a socket; `mode` says which."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__(mode)
+        self.mode = mode
+
+
+def read_regular_file(path: str, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of the file at `path`, so that the caller can tell one
+    that is too large. Only a regular file is read: opening a FIFO waits for a writer,
+    and opening a device may act on it (NotARegularFile); OSError as reading raises it."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotARegularFile(mode)
+    # Should the path be swapped for a FIFO after the stat, O_NONBLOCK still opens it at
+    # once, and the fstat below refuses it before any read.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as file:
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotARegularFile(mode)
+        return file.read(limit + 1)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import codecs
 import ipaddress
-import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,8 +37,10 @@ from checks.toml_file import (
     MAX_NESTING,
     Fault,
     Lines,
+    NotARegularFile,
     Problems,
     hidden_text_problem,
+    read_regular_file,
     toml_problem,
     too_deep,
 )
@@ -119,11 +119,10 @@ def read(path: str | Path) -> list[ChannelSpec]:
 
 def _read_text(path: str, problems: Problems) -> str | None:
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            problems.refuse_file(None, _("is not a regular file"))
-            return None
-        with open(path, "rb") as file:
-            raw = file.read(MAX_BYTES + 1)
+        raw = read_regular_file(path, MAX_BYTES)
+    except NotARegularFile:
+        problems.refuse_file(None, _("is not a regular file"))
+        return None
     except OSError as error:
         problems.refuse_file(
             None, _("cannot be read (%(reason)s)") % {"reason": error.strerror or error}

@@ -9,9 +9,12 @@ no role on the release.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -232,3 +235,20 @@ def django_db_modify_db_settings(
             **database.get("TEST", {}),
             "NAME": str(tmp_path_factory.mktemp("db") / "test.sqlite3"),
         }
+
+
+@contextmanager
+def deadline(seconds: float) -> Iterator[None]:
+    """Fails the test, instead of hanging it, if the code inside blocks (opening a FIFO
+    waits for a writer that never comes)."""
+
+    def expire(signum: int, frame: FrameType | None) -> None:
+        raise TimeoutError(f"still blocked after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

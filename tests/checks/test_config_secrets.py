@@ -8,12 +8,8 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import signal
-from collections.abc import Iterator
-from contextlib import contextmanager
 from io import StringIO
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -24,6 +20,7 @@ from checks import config
 from checks.models import Check
 from releases.models import Release, ReleaseItem
 from tests.checks.test_config import GOOD, REPOSITORY, SYSTEM, refused, write
+from tests.conftest import deadline
 
 
 @pytest.fixture
@@ -31,23 +28,6 @@ def loaded(release: Release, tmp_path: Path) -> Release:
     """The small release with GOOD loaded, so a refused file has something to spoil."""
     config.load(write(tmp_path, GOOD, name="good.toml"), release, by=SYSTEM)
     return release
-
-
-@contextmanager
-def deadline(seconds: float) -> Iterator[None]:
-    """Fails the test, instead of hanging it, if the code inside blocks (opening a FIFO
-    waits for a writer that never comes)."""
-
-    def expire(signum: int, frame: FrameType | None) -> None:
-        raise TimeoutError(f"still blocked after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 # --- credentials pasted into the file ------------------------------------------------------
@@ -551,3 +531,23 @@ def test_it_reads_utf8_that_starts_with_a_byte_order_mark(tmp_path: Path) -> Non
     path.write_bytes(codecs.BOM_UTF8 + GOOD.encode())
 
     assert config.read(path) == config.read(write(tmp_path, GOOD))
+
+
+def test_it_refuses_a_file_swapped_for_a_fifo_after_its_first_look(
+    loaded: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "checks.toml"
+    path.write_text(GOOD, encoding="utf-8")
+    regular = os.stat(path)
+    path.unlink()
+    os.mkfifo(path)
+    # What the first look saw, before the swap.
+    real_stat = os.stat
+    monkeypatch.setattr(
+        os, "stat", lambda at, **kw: regular if str(at) == str(path) else real_stat(at, **kw)
+    )
+
+    with deadline(5):
+        errors = refused(path, loaded)
+
+    assert errors == [f"{path}: is a named pipe (FIFO), not a checks file"]
