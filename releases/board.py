@@ -701,6 +701,8 @@ class GoNoGo:
     may_nudge: bool = False
     # settings.APPROVAL_REMINDER_MINUTES: 0 turns reminders off for every release.
     reminder_minutes: int = 0
+    # A revoke reason refused, back in its field in that person's answer only.
+    revoke_typed: str = ""
 
     @property
     def listed(self) -> list[str]:

@@ -9,7 +9,7 @@ rollback's steps are ticked and annotated from the board's rollout panel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -37,7 +37,7 @@ from .models import (
     RollbackStep,
     validate_year,
 )
-from .views import Adjust, HtmxHttpRequest, _act, _render_board, _valid_data
+from .views import HtmxHttpRequest, Kept, _act, _valid_data
 
 
 class ReasonForm(NamedErrorsForm):
@@ -290,20 +290,21 @@ class StepForm(NamedErrorsForm):
     evidence_url = _text(gettext_lazy("The evidence link"), 1000)
 
 
-def _keeping_typed(step: RollbackStep, typed: dict[str, str]) -> Adjust:
-    """The rollout panel with what was typed for `step` back in its form, once the
-    operation has put it in `typed`."""
+def _typed_in_step(step: RollbackStep) -> Callable[[dict[str, Any], Mapping[str, str]], None]:
+    """Puts what was typed for `step` back in its form on the rollout panel."""
 
-    def adjust(context: dict[str, Any]) -> None:
-        if not typed:
-            return
+    def put_back(context: dict[str, Any], typed: Mapping[str, str]) -> None:
         rollout = context["rollout"]
         rollout.steps = [
-            replace(shown, typed=typed) if shown.step.pk == step.pk else shown
+            replace(shown, typed=dict(typed)) if shown.step.pk == step.pk else shown
             for shown in rollout.steps
         ]
 
-    return adjust
+    return put_back
+
+
+# The field of each step form that holds text, kept when the form is refused.
+_STEP_TEXT = {"note": ("note",), "evidence": ("evidence_url",)}
 
 
 @login_required
@@ -312,8 +313,6 @@ def rollback_step(request: HtmxHttpRequest, version: str, step_id: int) -> HttpR
     release = get_release_for_user(request, version)
     step = get_object_or_404(release.rollback_steps, pk=step_id)
     form = StepForm(request.POST)
-    # A note or link refused as stale: what was typed, to show again beside what is saved.
-    typed: dict[str, str] = {}
 
     def operation() -> str:
         data = _valid_data(form)
@@ -327,31 +326,16 @@ def rollback_step(request: HtmxHttpRequest, version: str, step_id: int) -> HttpR
             if done:
                 return _("Step %(n)d of the rollback is done.") % names
             return _("Step %(n)d of the rollback is reopened.") % names
-        field = "note" if data["action"] == "note" else "evidence_url"
-        try:
-            if field == "note":
-                workflow.annotate_rollback_step(
-                    step, by=by, note=data["note"], expected_version=seen
-                )
-            else:
-                workflow.annotate_rollback_step(
-                    step, by=by, evidence_url=data["evidence_url"], expected_version=seen
-                )
-        except workflow.Conflict:
-            typed[field] = data[field]
-            raise
-        if field == "note":
+        if data["action"] == "note":
+            workflow.annotate_rollback_step(step, by=by, note=data["note"], expected_version=seen)
             return _("Saved the note on step %(n)d.") % names
+        workflow.annotate_rollback_step(
+            step, by=by, evidence_url=data["evidence_url"], expected_version=seen
+        )
         return _("Saved the evidence link on step %(n)d.") % names
 
-    keep = _keeping_typed(step, typed)
-    answer = _act(request, release, operation, anchor=f"#rollback-step-{step.pk}", adjust=keep)
-    if typed and not request.htmx:
-        # Without JavaScript a redirect would lose what was typed: the board as it is
-        # now, with the conflict's message and the typed text in the step's form.
-        current = Release.objects.get(pk=release.pk)
-        return _render_board(request, current, status=409, adjust=keep)
-    return answer
+    kept = Kept(_STEP_TEXT.get(request.POST.get("action", ""), ()), _typed_in_step(step))
+    return _act(request, release, operation, anchor=f"#rollback-step-{step.pk}", kept=kept)
 
 
 routes: list[URLPattern] = [

@@ -9,8 +9,8 @@ stream.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Hashable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -93,9 +93,20 @@ def _viewer(request: HttpRequest, release: Release, *, read_only: bool = False) 
     )
 
 
-# What an action changes in the board's context before it is rendered: a form shown
+# What a request changes in the board's context before it is rendered: a form shown
 # again with what was typed in it.
 Adjust = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A board form other than an item's (a rollback step's note, the revoke reason)
+    whose `fields` come back as they were typed when the action is refused or stale:
+    `put_back` puts them in the board's context, so that the form is rendered holding
+    them, in that person's answer only."""
+
+    fields: tuple[str, ...]
+    put_back: Callable[[dict[str, Any], Mapping[str, str]], None]
 
 
 def _render_board(
@@ -150,23 +161,22 @@ def _act(
     item_ids: Collection[int] = (),
     anchor: str = "",
     typed: tuple[int, str, str] | None = None,
-    adjust: Adjust | None = None,
+    kept: Kept | None = None,
 ) -> HttpResponse:
     """Run one workflow operation and answer the way the page asked.
 
     htmx gets the changed fragments and the message, out of band, with a status that
     says what happened (403 not allowed, 409 stale, 422 refused); a refused item row is
-    re-rendered with its current state, and `adjust` changes the context they are
-    rendered from once the operation ran. The answer names the revision it brings the
+    re-rendered with its current state. The answer names the revision it brings the
     page to (X-Revision). Without htmx: back to the board with the message, except that
     a refusal for lack of permission is a 403 page.
 
-    `typed` is the item, the action and what the person typed in its form. Refused
-    (422), or stale (409: the form then holds the item's current version, so sending it
-    again replaces the other change knowingly), it comes back in that form with the
-    message beside it: in the row htmx gets, and without htmx on a board page of this
-    request's own, since a redirect would lose it and the shared board must never show
-    it to anyone else.
+    `typed` is the item, the action and what the person typed in its form; `kept`, what
+    the operation kept of another form it refused. Refused (422), or stale (409: the form
+    then holds the current version, so sending it again replaces the other change
+    knowingly), it comes back in that form: in the fragments htmx gets, and without htmx
+    on a board page of this request's own, since a redirect would lose it and the shared
+    board must never show it to anyone else.
     """
     seen_revision = release.revision
     try:
@@ -180,16 +190,23 @@ def _act(
     messages.add_message(request, messages.SUCCESS if status == 200 else messages.ERROR, text)
     current = Release.objects.get(pk=release.pk)
     refused = None
+    put_back: Adjust | None = None
     if status in (409, 422) and typed is not None:
         item_id, action, value = typed
         refused = (item_id, Typed(action, value, text))
+    if status in (409, 422) and kept is not None and kept.fields:
+        values = {name: request.POST.get(name, "") for name in kept.fields}
+
+        def put_back(context: dict[str, Any]) -> None:
+            kept.put_back(context, values)
+
     if request.htmx:
         shown = _shown_revision(request, current.revision)
         context = board_context(current, _viewer(request, current))
         if refused is not None:
             show_typed(context, *refused)
-        if adjust is not None:
-            adjust(context)
+        if put_back is not None:
+            put_back(context)
         if shown is None:
             # htmx swaps the answer: what changed since this request read the release.
             html = render_fragments(
@@ -207,8 +224,8 @@ def _act(
         return response
     if status == 403:
         return _render_board(request, current, status=403)
-    if refused is not None:
-        return _render_board(request, current, status=status, typed=refused)
+    if refused is not None or put_back is not None:
+        return _render_board(request, current, status=status, typed=refused, adjust=put_back)
     return redirect(_back_to_board(request, current, anchor))
 
 
@@ -493,7 +510,11 @@ PanelAction = Callable[[HttpRequest, Release, dict[str, Any]], str]
 
 
 def _panel_action(
-    request: HtmxHttpRequest, version: str, form_class: type[NamedErrorsForm], action: PanelAction
+    request: HtmxHttpRequest,
+    version: str,
+    form_class: type[NamedErrorsForm],
+    action: PanelAction,
+    kept: Kept | None = None,
 ) -> HttpResponse:
     release = get_release_for_user(request, version)
     form = form_class(request.POST)
@@ -502,7 +523,12 @@ def _panel_action(
         release,
         lambda: action(request, release, _valid_data(form)),
         anchor="#gonogo-panel",
+        kept=kept,
     )
+
+
+def _typed_revoke_reason(context: dict[str, Any], typed: Mapping[str, str]) -> None:
+    context["gonogo"] = replace(context["gonogo"], revoke_typed=typed["reason"])
 
 
 def _revoke_approval(request: HttpRequest, release: Release, data: dict[str, Any]) -> str:
@@ -531,7 +557,9 @@ def _set_reminders(request: HttpRequest, release: Release, data: dict[str, Any])
 def revoke(request: HtmxHttpRequest, version: str) -> HttpResponse:
     """Take back go-live's approval, with the reason typed beside the button. Approving,
     and every status move, is asked first on its confirmation page (rollout_views)."""
-    return _panel_action(request, version, RevokeForm, _revoke_approval)
+    return _panel_action(
+        request, version, RevokeForm, _revoke_approval, Kept(("reason",), _typed_revoke_reason)
+    )
 
 
 @login_required

@@ -970,6 +970,24 @@ def test_it_names_the_refused_field_of_a_revocation(
     assert GoLiveApproval.objects.get().revoked_at is None
 
 
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_a_refused_revoke_reason_comes_back_in_its_field(
+    as_user: Any, ready_release: Release, htmx: bool
+) -> None:
+    workflow.approve(ready_release, by=ready_release.stakeholders.get(role="po").user)
+    typed = "Rollback \u202eplan missing"
+
+    response = revoke_post(as_user("po"), ready_release, typed, htmx=htmx)
+
+    assert response.status_code == 422
+    html = response.content.decode()
+    assert f'name="reason" required maxlength="2000" value="{typed}"' in html
+    assert GoLiveApproval.objects.get().revoked_at is None
+    # Only in that answer: the board as others load it keeps the field empty.
+    board = as_user("po").get(reverse("releases:board", args=[ready_release.version]))
+    assert typed not in board.content.decode()
+
+
 def test_approving_and_moving_the_status_have_no_one_click_endpoint(
     as_user: Any, ready_release: Release
 ) -> None:

@@ -784,6 +784,25 @@ def test_it_refuses_a_stale_evidence_link_with_htmx_keeping_what_was_typed(
     assert record.evidence_url == "https://ci.example/1"
 
 
+@pytest.mark.parametrize("htmx", [False, True], ids=["page", "htmx"])
+def test_a_refused_step_note_comes_back_in_its_field(
+    deployed: Release, users: dict[str, Any], htmx: bool
+) -> None:
+    declare(deployed, users)
+    seen = str(workflow.step_version(deployed.rollback_steps.get().records.get()))
+    typed = "DB \u202ewaiting"
+
+    response = client_for(users, "devops").post(
+        step_url_of(deployed),
+        {"action": "note", "version": seen, "note": typed},
+        headers={"HX-Request": "true"} if htmx else {},
+    )
+
+    assert response.status_code == 422
+    assert f'name="note" maxlength="5000" value="{typed}"' in response.content.decode()
+    assert deployed.rollback_steps.get().records.get().note == ""
+
+
 def test_it_refuses_a_stale_tick_or_untick_from_the_board(
     deployed: Release, users: dict[str, Any]
 ) -> None:
