@@ -84,8 +84,11 @@ def _input_refusal(request: HttpRequest) -> HttpResponse | None:
         )
         return _refusal(request, said)
     # CsrfViewMiddleware reads POST anyway; for a body that is not a form it is empty and
-    # leaves request.body readable for the view.
-    fields = _holding(request.POST) if request.method == "POST" else []
+    # leaves request.body readable for the view. Not under /api/, whose views are exempt
+    # from CSRF and read the body as JSON: a body sent as a form there, parsed here,
+    # could not be read again.
+    is_form_post = request.method == "POST" and not request.path_info.startswith(API_PATH)
+    fields = _holding(request.POST) if is_form_post else []
     if fields:
         said = ngettext(
             "Nothing was saved: the field %(names)s holds a character that cannot be "

@@ -372,6 +372,29 @@ def test_it_refuses_a_nul_character_as_a_clear_error_rather_than_a_server_error(
     assert fingerprint(release) == before
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "multipart/form-data; boundary=zz",
+        "multipart/form-data",
+        "application/x-www-form-urlencoded",
+    ],
+)
+def test_it_reads_the_body_as_json_whatever_content_type_it_is_labelled_with(
+    release: Release, ci: Client, content_type: str
+) -> None:
+    token = make_token(release, Role.QA)
+    body = json.dumps({"item": QA_ITEM, "outcome": "pass"}).encode()
+
+    response = ci.post(
+        evidence_url(release), data=body, content_type=content_type, headers=bearer(token)
+    )
+
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "application/json"
+    assert item(release, QA_ITEM).state == ItemState.DONE
+
+
 def test_it_takes_reports_only_as_a_post(release: Release, ci: Client) -> None:
     token = make_token(release, Role.QA)
 
