@@ -20,7 +20,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from releases.evidence import result_text
-from releases.models import ActorKind, CheckOutcome, CheckReason, HashedToken, Release, Role
+from releases.models import (
+    ActorKind,
+    CheckOutcome,
+    CheckReason,
+    HashedToken,
+    HashedTokenQuerySet,
+    Release,
+    Role,
+)
 
 CHECK_NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 validate_check_name = RegexValidator(
@@ -174,10 +182,7 @@ validate_version_pattern = RegexValidator(
 )
 
 
-class PipelineTokenQuerySet(models.QuerySet["PipelineToken"]):
-    def active(self) -> PipelineTokenQuerySet:
-        return self.filter(revoked_at__isnull=True)
-
+class PipelineTokenQuerySet(HashedTokenQuerySet["PipelineToken"]):
     def of_project(self) -> PipelineTokenQuerySet:
         return self.filter(release__isnull=True)
 
@@ -207,17 +212,7 @@ class PipelineToken(HashedToken):
     )
     role = models.CharField(_("role"), max_length=20, choices=Role.choices)
     label = models.CharField(_("label"), max_length=100)
-    token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        related_name="+",
-        verbose_name=_("created by"),
-    )
-    created_at = models.DateTimeField(_("created at"), default=timezone.now)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
-    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
 
     objects = PipelineTokenQuerySet.as_manager()
 

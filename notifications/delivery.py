@@ -43,7 +43,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop as _
 
 from checks.kinds.client import retry_after, ssl_context
-from releases.evidence import Said, said
+from releases.evidence import Said, SaidError, said
 
 from . import mailing, performed, slack, teams, webhook
 from .models import (
@@ -81,21 +81,13 @@ PACES = {ChannelKind.SLACK: timedelta(seconds=1)}
 PACE_WAIT_MAX_SECONDS = 20.0
 
 
-class Refused(Exception):
+class Refused(SaidError):
     """The delivery cannot succeed as configured; not tried again."""
 
-    def __init__(self, why: Said) -> None:
-        super().__init__(why.english())
-        self.why = why
 
-
-class Transient(Exception):
+class Transient(SaidError):
     """The delivery may succeed later (a name that does not resolve, a variable not set
     yet on this worker); tried again on the schedule."""
-
-    def __init__(self, why: Said) -> None:
-        super().__init__(why.english())
-        self.why = why
 
 
 @dataclass(frozen=True)

@@ -89,6 +89,15 @@ class Said:
         return cls(data["m"], values)
 
 
+class SaidError(Exception):
+    """A failure told as a Said: the exception's text is its English, for the logs, and
+    `why` keeps the Said for a person to read in their own language."""
+
+    def __init__(self, why: Said) -> None:
+        super().__init__(why.english())
+        self.why = why
+
+
 def said(message: str, **values: Value) -> Said:
     """Evidence as a kind writes it: `said(_("model %(model)s answered"), model=name)`."""
     return Said(message, {name: _value(value) for name, value in values.items()})

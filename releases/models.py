@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -1127,29 +1127,10 @@ class AuditEvent(models.Model):
 
 class HashedToken(models.Model):
     """Something reached with a token that is shown once, when it is made: only the
-    token's hash is stored, so a database dump reveals no working token."""
+    token's hash is stored, so a database dump reveals no working token. Revoking it
+    keeps the row, as history."""
 
-    class Meta:
-        abstract = True
-
-    @staticmethod
-    def hash_token(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
-
-class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
-    def active(self) -> ShareLinkQuerySet:
-        return self.filter(revoked_at__isnull=True)
-
-
-class ShareLink(HashedToken):
-    """Read-only access to one release's status page for people without an account."""
-
-    release = models.ForeignKey(
-        Release, on_delete=models.CASCADE, related_name="share_links", verbose_name=_("release")
-    )
     token_hash = models.CharField(_("token hash"), max_length=64, unique=True)
-    label = models.CharField(_("label"), max_length=200, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -1159,6 +1140,30 @@ class ShareLink(HashedToken):
     )
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+
+_Token = TypeVar("_Token", bound=HashedToken)
+
+
+class HashedTokenQuerySet(models.QuerySet[_Token]):
+    def active(self) -> Self:
+        return self.filter(revoked_at__isnull=True)
+
+
+class ShareLink(HashedToken):
+    """Read-only access to one release's status page for people without an account."""
+
+    release = models.ForeignKey(
+        Release, on_delete=models.CASCADE, related_name="share_links", verbose_name=_("release")
+    )
+    label = models.CharField(_("label"), max_length=200, blank=True)
     # For links sent outside the company: contacts read by role only, and the timeline
     # names roles instead of people.
     hides_personal = models.BooleanField(
@@ -1167,7 +1172,7 @@ class ShareLink(HashedToken):
         help_text=_("Show the emergency contacts by role only, without names, phones or e-mails."),
     )
 
-    objects = ShareLinkQuerySet.as_manager()
+    objects = HashedTokenQuerySet["ShareLink"].as_manager()
 
     class Meta:
         ordering = ["-created_at"]

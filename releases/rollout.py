@@ -30,7 +30,7 @@ from .models import (
     reason_text,
 )
 from .timeline import by_role, reason_shown
-from .workflow.rollback import step_version
+from .workflow.rollback import latest_deployment, latest_rollback, step_version
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,8 @@ class Latest:
 
 def latest_of(release: Release) -> Latest:
     """In three queries."""
-    deployment = release.deployments.order_by("-started_at", "-pk").first()
-    rollback = release.rollbacks.order_by("-declared_at", "-pk").first()
+    deployment = latest_deployment(release)
+    rollback = latest_rollback(release)
     records: dict[int, RollbackStepRecord] = {}
     if rollback is not None:
         records = {record.step_id: record for record in rollback.records.all()}

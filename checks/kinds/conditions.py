@@ -37,6 +37,8 @@ from typing import Any
 
 from django.utils.translation import gettext_noop as _
 
+from releases.evidence import SaidError
+
 from .base import OptionError, Said, clip, option_problem, said
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">")
@@ -150,12 +152,8 @@ _NOT_JSON = _NotJson()
 _ABSENT = object()
 
 
-class _CannotHold(Exception):
+class _CannotHold(SaidError):
     """The answer lacks what the condition looks at (a path, a certificate, a connection)."""
-
-    def __init__(self, why: Said) -> None:
-        super().__init__(why.english())
-        self.why = why
 
 
 @dataclass(frozen=True)
