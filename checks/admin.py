@@ -33,4 +33,14 @@ class CheckResultAdmin(ReadOnlyAdmin):
 class PipelineTokenAdmin(ReadOnlyAdmin):
     # The hash stays out of sight too: it is not a secret, but nobody needs it here.
     list_display = ("release", "label", "role", "created_by", "last_used_at", "revoked_at")
-    exclude = ("token_hash",)
+    # What the token is first, then its history (HashedToken's fields would come first).
+    fields = (
+        "release",
+        "version_pattern",
+        "role",
+        "label",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )

@@ -340,6 +340,9 @@ class AuditEventAdmin(ReadOnlyAdmin):
 @admin.register(ShareLink)
 class ShareLinkAdmin(ReadOnlyAdmin):
     list_display = ("release", "label", "hides_personal", "created_by", "created_at", "revoked_at")
+    # What the link is first, then its history (HashedToken's fields would come first);
+    # the hash stays out of sight, as the pipeline tokens' does.
+    fields = list_display
 
 
 @admin.register(IncidentUpdate)

@@ -13,8 +13,17 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 
+from checks import tokens
+from checks.models import PipelineToken
 from releases import workflow
-from releases.models import AuditEvent, EmergencyContact, Release, ReleaseStatus, Stakeholder
+from releases.models import (
+    AuditEvent,
+    EmergencyContact,
+    Release,
+    ReleaseStatus,
+    Role,
+    Stakeholder,
+)
 
 
 @pytest.fixture
@@ -381,3 +390,19 @@ def test_the_admin_index_names_apps_and_models_in_spanish(admin_client: Client) 
         "Tokens de pipeline",
     ):
         assert shown in text, shown
+
+
+def test_a_share_link_and_a_pipeline_token_read_what_they_are_first_and_no_hash(
+    admin_client: Client, release: Release, users: dict[str, Any]
+) -> None:
+    workflow.create_share_link(release, label="Support desk", by=users["admin"])
+    tokens.create(release, role=Role.QA, label="deployer", pattern="", by=users["admin"])
+    pages = [
+        reverse("admin:releases_sharelink_change", args=[release.share_links.get().pk]),
+        reverse("admin:checks_pipelinetoken_change", args=[PipelineToken.objects.get().pk]),
+    ]
+
+    for url in pages:
+        html = admin_client.get(url).content.decode()
+        assert html.index("field-release") < html.index("field-created_by"), url
+        assert "field-token_hash" not in html, url
