@@ -662,6 +662,16 @@ class ItemState(models.TextChoices):
         return (cls.NOT_APPLICABLE, cls.BLOCKED, cls.FAILED)
 
 
+# A pipeline's failure reported without a detail reads so: stored in English, as every
+# text a machine leaves on an item is, and read in each reader's language.
+PIPELINE_FAILURE = gettext_noop("the pipeline reported a failure")
+
+
+def machine_words(text: str) -> str:
+    """A reason or failure as stored, in the reader's language where it is our own."""
+    return gettext(text) if text == PIPELINE_FAILURE else text
+
+
 class ReleaseItem(ChecklistEntry):
     release = models.ForeignKey(
         Release, on_delete=models.CASCADE, related_name="items", verbose_name=_("release")
@@ -747,7 +757,7 @@ class ReleaseItem(ChecklistEntry):
             verdict = self.checks_verdict()
             if verdict.failed:
                 return verdict.failure()
-        return self.reason
+        return machine_words(self.reason)
 
     def shown_check_failure(self) -> str:
         """The failing check beside a person's decision, in the reader's language; ""
@@ -757,7 +767,7 @@ class ReleaseItem(ChecklistEntry):
         verdict = self.checks_verdict()
         if verdict.failed:
             return verdict.failure()
-        return "" if verdict.not_verified else self.check_failure
+        return "" if verdict.not_verified else machine_words(self.check_failure)
 
     @property
     def failing_check(self) -> str:

@@ -39,6 +39,7 @@ from .models import (
     RollbackSeverity,
     Stakeholder,
     WindowState,
+    machine_words,
     reason_text,
 )
 from .templatetags.moments import moment
@@ -452,10 +453,10 @@ def _item(event: AuditEvent, reader: Reader) -> list[str]:
     ]
     reason = _get(event.after, "reason")
     if reason and _get(event.after, "state") in ItemState.needing_reason():
-        lines.append(f"{key_label('reason')}: {reason}")
+        lines.append(f"{key_label('reason')}: {machine_words(str(reason))}")
     failure = _get(event.after, "check_failure")
     if failure:
-        lines.append(f"{key_label('check_failure')}: {failure}")
+        lines.append(f"{key_label('check_failure')}: {machine_words(str(failure))}")
     return lines
 
 

@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from ..actors import CheckActor, Person, PipelineActor
 from ..models import (
+    PIPELINE_FAILURE,
     AuditAction,
     CheckOutcome,
     CheckReason,
@@ -228,7 +228,7 @@ def record_pipeline_evidence(
     item: ReleaseItem | int, *, by: PipelineActor, passed: bool, url: str = "", detail: str = ""
 ) -> ReleaseItem:
     """A CI job's verdict on an item its token's role owns, with a link to the run."""
-    failure = "" if passed else trimmed(detail)[:2000] or _("the pipeline reported a failure")
+    failure = "" if passed else trimmed(detail)[:2000] or PIPELINE_FAILURE
     release_id, item_id = _release_id_of(item)
     with _changing(release_id, by) as change:
         locked = _locked_item(change, item_id)

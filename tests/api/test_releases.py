@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone, translation
 
 from api import auth
@@ -243,6 +244,27 @@ def test_it_fails_an_item_with_a_default_reason_when_no_detail_is_sent(
     report(ci, release, token, {"item": QA_ITEM, "outcome": "fail", **sent})
 
     assert item(release, QA_ITEM).reason == "the pipeline reported a failure"
+
+
+def test_the_default_failure_reads_in_each_readers_language_whoever_reported_it(
+    release: Release, users: dict[str, Any]
+) -> None:
+    token = make_token(release, Role.QA)
+    # Reported by a pipeline asking in Spanish, the default language.
+    report(Client(), release, token, {"item": QA_ITEM, "outcome": "fail"})
+
+    english = Client(headers={"Accept-Language": "en"}).get(go_url(release), headers=bearer(token))
+    spanish = Client(headers={"Accept-Language": "es"}).get(go_url(release), headers=bearer(token))
+
+    in_english, in_spanish = str(english.json()), str(spanish.json())
+    assert "the pipeline reported a failure" in in_english
+    assert "el pipeline notificó un fallo" in in_spanish
+    assert "el pipeline notificó un fallo" not in in_english
+    assert "the pipeline reported a failure" not in in_spanish
+    support = Client(headers={"Accept-Language": "en"})
+    support.force_login(users["support"])
+    timeline = support.get(reverse("releases:timeline", args=[release.version]))
+    assert "the pipeline reported a failure" in timeline.content.decode()
 
 
 def test_it_accepts_the_item_by_its_id(release: Release, ci: Client) -> None:
