@@ -33,8 +33,9 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# The methods the views answer (the pipeline API and forms included); TRACE, CONNECT,
-# WebDAV's and anything else get 405 here.
+# The methods the views answer (the pipeline API and forms included); TRACE, WebDAV's
+# and anything else that reaches this far get 405 here. (CONNECT's usual host:port
+# form, like any request uvicorn cannot parse, is its own plain 400.)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Longest wait for the next piece of a body (nginx waits 60 s by default).
 BODY_RECEIVE_SECONDS = 15.0
