@@ -189,7 +189,9 @@ def _checked_times(
     zone = zone_named(time_zone)
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise WorkflowError(_("Give the start and the end with their time zone."))
-    if end <= start:
+    # In UTC: two times of one zone compare as wall clocks, whichever of a repeated
+    # hour each names.
+    if end.astimezone(UTC) <= start.astimezone(UTC):
         raise WorkflowError(_("The window must end after it starts."))
     if end <= now:
         raise WorkflowError(_("The window must end in the future."))

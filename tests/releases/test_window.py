@@ -123,6 +123,19 @@ def test_it_keeps_a_march_window_in_new_york_two_hours_long(
     assert window.ends_at == datetime(2026, 3, 8, 8, 0, tzinfo=UTC)
 
 
+def test_it_takes_a_window_inside_the_repeated_hour_by_the_instants_it_names(
+    release: Release, users: dict[str, Any]
+) -> None:
+    # 02:30 CEST, then 02:10 CET: on the wall it ends before it starts; it lasts 40 min.
+    start = datetime(2026, 10, 25, 2, 30, tzinfo=MADRID)
+    end = datetime(2026, 10, 25, 2, 10, fold=1, tzinfo=MADRID)
+
+    window = schedule(release, users["po"], start=start, end=end)
+
+    window.refresh_from_db()
+    assert window.ends_at - window.starts_at == timedelta(minutes=40)
+
+
 def test_it_refuses_wall_times_a_zone_skips_or_repeats() -> None:
     with pytest.raises(ValueError, match="does not exist in America/New_York"):
         exact(datetime(2026, 3, 8, 2, 30), NEW_YORK)
