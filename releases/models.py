@@ -753,9 +753,14 @@ class ReleaseItem(ChecklistEntry):
     def shown_reason(self) -> str:
         """The item's reason as this reader reads it: a failure its checks found is
         rebuilt in their language; a person's or a pipeline's reads as written."""
-        if self.state == ItemState.FAILED and self.changed_by_kind == ActorKind.CHECK:
+        if self.state == ItemState.FAILED:
             verdict = self.checks_verdict()
-            if verdict.failed:
+            # Set by a check, or kept from its checks by whoever unlinked one of them.
+            found = verdict.failed and (
+                self.changed_by_kind == ActorKind.CHECK
+                or self.reason == verdict.failure(english=True)
+            )
+            if found:
                 return verdict.failure()
         return machine_words(self.reason)
 

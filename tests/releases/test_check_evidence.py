@@ -327,6 +327,27 @@ def test_what_another_check_still_finds_failing_stays(
     assert IN_ENGLISH not in entry.reason
 
 
+def test_what_another_check_still_finds_reads_in_the_readers_language(
+    release: Release, users: dict[str, Any]
+) -> None:
+    release.items.filter(text=QA_ITEM).update(checks=["api", "web"])
+    workflow.record_check_results(
+        release.pk,
+        [
+            workflow.CheckFinding(CheckActor(name, pk), CheckOutcome.FAIL,
+                                  CheckReason.MISCONFIGURED, EVIDENCE.english(),
+                                  said=EVIDENCE.as_json())
+            for name, pk in (("api", 1), ("web", 2))
+        ],
+    )  # fmt: skip
+
+    unlink(release, users, keep=["web"])
+
+    spanish = board_row(release, users["qa"], "es")
+    assert IN_SPANISH in spanish
+    assert IN_ENGLISH not in spanish
+
+
 def test_a_failure_kept_beside_a_persons_tick_goes_with_its_check_and_the_override_too(
     failed: Release, users: dict[str, Any]
 ) -> None:
