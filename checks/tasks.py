@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import signals
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from deploycheck.celery import app
 from releases.actors import SystemActor
@@ -30,7 +31,7 @@ def _requeue_overdue() -> int:
 
 def _reverify() -> int:
     started = 0
-    scheduler = SystemActor("scheduled re-verification")
+    scheduler = SystemActor(gettext_noop("scheduled re-verification"))
     for release in Release.objects.filter(status__in=WATCHED):
         checks = list(Check.objects.active().filter(release=release))
         launch = runner.start_run(

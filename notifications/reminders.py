@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from releases.actors import SystemActor
 from releases.models import (
@@ -30,7 +31,7 @@ from releases.workflow.window import CLOCK_ACTOR, window_values
 from . import outbox
 from .models import Event, Readiness
 
-REMINDER_ACTOR = SystemActor("approval reminders")
+REMINDER_ACTOR = SystemActor(gettext_noop("approval reminders"))
 # How long before a window's start people are told it is near, farthest first, each
 # with the name its event gives it (`in`).
 STARTING_SOON: tuple[tuple[str, timedelta], ...] = (

@@ -64,7 +64,9 @@ class PipelineActor:
 
 @dataclass(frozen=True)
 class SystemActor:
-    """The server acting on its operator's behalf, e.g. "manage.py load_demo"."""
+    """The server acting on its operator's behalf, e.g. "manage.py load_demo". A name in
+    words is marked with gettext_noop where it is made: pages read it translated
+    (models.actor_shown)."""
 
     what: str
     kind: ClassVar[ActorKind] = ActorKind.SYSTEM

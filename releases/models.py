@@ -196,6 +196,12 @@ class ActorKind(models.TextChoices):
     SYSTEM = "system", _("system")
 
 
+def actor_shown(kind: str, label: str) -> str:
+    """An actor's stored label as the reader reads it: the server names itself in English
+    (actors.SystemActor), read in the reader's language; anyone else as they are named."""
+    return gettext(label) if kind == ActorKind.SYSTEM else label
+
+
 class CheckOutcome(models.TextChoices):
     """What one run of an automated check found (codes written by checks.kinds)."""
 
@@ -764,6 +770,10 @@ class ReleaseItem(ChecklistEntry):
                 return verdict.failure()
         return machine_words(self.reason)
 
+    @property
+    def changed_by_shown(self) -> str:
+        return actor_shown(self.changed_by_kind, self.changed_by_label)
+
     def shown_check_failure(self) -> str:
         """The failing check beside a person's decision, in the reader's language; ""
         when there is none, or when its checks could not judge (shown as not verified)."""
@@ -1135,6 +1145,10 @@ class AuditEvent(models.Model):
         if self.pk is not None:
             raise TypeError("the audit trail is append-only")
         super().save(*args, **kwargs)
+
+    @property
+    def actor_shown(self) -> str:
+        return actor_shown(self.actor_kind, self.actor_label)
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise TypeError("the audit trail is append-only")

@@ -8,12 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.utils.translation import gettext_noop
 
 from . import workflow
 from .actors import SystemActor
 from .models import Release, Stakeholder
 
-ACCOUNTS = SystemActor("account change")
+ACCOUNTS = SystemActor(gettext_noop("account change"))
 # What pre_save saw, for post_save to compare.
 _BEFORE = "_deploycheck_standing"
 

@@ -751,7 +751,7 @@ def _who(event: AuditEvent, reader: Reader) -> str:
         return by_role(event.actor_label, {})
     if event.actor_kind == ActorKind.CHECK:
         return _check_named(event.actor_label)
-    return event.actor_label
+    return event.actor_shown
 
 
 def human_line(event: AuditEvent, reader: Reader | None = None) -> Line:

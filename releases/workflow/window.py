@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .. import policy
 from ..actors import SystemActor, who_on
@@ -47,8 +48,8 @@ from .items import _apply_item_change
 
 # Who ticks and reopens the seed's window item, and who records that a window started or
 # ended by the clock.
-WINDOW_ITEM_ACTOR = SystemActor("maintenance window")
-CLOCK_ACTOR = SystemActor("maintenance window clock")
+WINDOW_ITEM_ACTOR = SystemActor(gettext_noop("maintenance window"))
+CLOCK_ACTOR = SystemActor(gettext_noop("maintenance window clock"))
 # The checklist item a window settles is the first whose text holds one of these,
 # compared without case or accents: the seed's "Se ha establecido una ventana de
 # mantenimiento (si es necesario)" keeps matching when reworded around the phrase, and

@@ -33,6 +33,7 @@ from releases.models import (
     Role,
     WindowState,
 )
+from releases.timeline import human_line
 from releases.workflow.window import is_window_item
 
 UTC = ZoneInfo("UTC")
@@ -200,6 +201,20 @@ def test_scheduling_ticks_the_seed_item_as_the_system_with_the_window_as_evidenc
     assert scheduled[0].after["start"] == "2026-10-25T01:00:00+02:00"
     assert scheduled[0].after["end"] == "2026-10-25T05:00:00+01:00"
     assert [(e.actor_kind, e.target) for e in ticked] == [(ActorKind.SYSTEM, SEED_ITEM)]
+
+
+def test_the_system_that_ticked_the_seed_item_is_named_in_the_readers_language(
+    release: Release, users: dict[str, Any], window_item: ReleaseItem
+) -> None:
+    schedule(release, users["po"])
+    ticked = events(release, AuditAction.ITEM_DONE)[0]
+    window_item.refresh_from_db()
+
+    for language, name in (("es", "ventana de mantenimiento"), ("en", "maintenance window")):
+        with translation.override(language):
+            assert window_item.changed_by_shown == name
+            assert ticked.actor_shown == name
+            assert human_line(ticked).who == name
 
 
 def test_it_reopens_the_item_it_ticked_when_the_window_is_cancelled(
