@@ -445,6 +445,23 @@ def test_it_refuses_a_stale_tick_or_untick_of_a_step(
     assert actions_of(deployed) == [*events, AuditAction.ROLLBACK_STEP_ANNOTATED]
 
 
+def test_it_keeps_a_steps_evidence_link_to_a_host_named_without_a_domain(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    seen = str(workflow.step_version(deployed.rollback_steps.get().records.get()))
+
+    response = client_for(users, "devops").post(
+        step_url_of(deployed),
+        {"action": "evidence", "version": seen, "evidence_url": "http://jenkins/job/1"},
+    )
+
+    assert response.status_code == 302
+    assert messages_of(response) == ["Saved the evidence link on step 1."]
+    record = deployed.rollback_steps.get().records.get()
+    assert record.evidence_url == "http://jenkins/job/1"
+
+
 def test_it_lets_a_step_change_without_a_version_act_on_it_as_it_is(
     deployed: Release, users: dict[str, Any]
 ) -> None:
