@@ -207,7 +207,8 @@ def _step_numbered(release: Release, number: str) -> RollbackStep:
 def rollback_step(request: HttpRequest, version: str, number: str) -> JsonResponse:
     """A step of the declared rollback done (or not), with a note and a link: what its
     owner's token may do. With `version` (as an earlier answer gave it), a step someone
-    changed since is a 409 and nothing is written; without it, the step as it is now."""
+    changed since is a 409, a version the step never had a 422, and nothing is written;
+    without it, the step as it is now."""
     token, release = authenticate(request, version)
     data = json_object(request)
     refuse_unknown(data, {"done", "note", "url", "version"})
@@ -224,15 +225,26 @@ def rollback_step(request: HttpRequest, version: str, number: str) -> JsonRespon
     step = _step_numbered(release, number)
     with acting(token, request) as by:
         record = None
-        # The note first: the step that resolves the rollback is then its last event.
-        # The version is the step's before this request: the tick builds on the note.
-        if note is not None or url is not None:
-            record = workflow.annotate_rollback_step(
-                step, by=by, note=note, evidence_url=url, expected_version=seen
-            )
-            seen = None
-        if isinstance(done, bool):
-            record = workflow.tick_rollback_step(step, by=by, done=done, expected_version=seen)
+        try:
+            # The note first: the step that resolves the rollback is then its last event.
+            # The version is the step's before this request: the tick builds on the note.
+            if note is not None or url is not None:
+                record = workflow.annotate_rollback_step(
+                    step, by=by, note=note, evidence_url=url, expected_version=seen
+                )
+                seen = None
+            if isinstance(done, bool):
+                record = workflow.tick_rollback_step(step, by=by, done=done, expected_version=seen)
+        except workflow.StaleStep as stale:
+            # The workflow's words are the board's, which speak of a page loaded.
+            raise ApiError(
+                409,
+                _(
+                    "Step %(n)d was changed by %(who)s since version %(version)d, the one "
+                    "you sent; it is now %(state)s, at version %(current)d."
+                )
+                % stale.said,
+            ) from None
     assert record is not None  # the body held done, note or url
     record.refresh_from_db()
     rollback_now = record.rollback

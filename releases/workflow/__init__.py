@@ -65,6 +65,7 @@ from .results import (
     record_pipeline_evidence,
 )
 from .rollback import (
+    StaleStep,
     annotate_rollback_step,
     check_storable,
     close_rollback,
@@ -100,6 +101,7 @@ __all__ = [
     "CheckFinding",
     "Conflict",
     "ContactRow",
+    "StaleStep",
     "WorkflowError",
     "acknowledge",
     "add_contact",

@@ -657,7 +657,10 @@ def test_a_step_change_based_on_an_older_version_is_a_conflict(
     stale = send(ci, step, token, {"done": True, "note": "old news", "version": seen})
 
     assert stale.status_code == 409
-    assert stale.json()["error"].startswith("Step 1 was changed by ci:deploys since")
+    assert stale.json() == {
+        "error": f"Step 1 was changed by ci:deploys since version {seen}, the one you sent; "
+        f"it is now pending, at version {now}."
+    }
     assert day_fingerprint(rolling_back) == before
     # The version it was told last, or none at all: the change lands.
     fresh = send(ci, step, token, {"done": True, "note": "done", "version": now})
@@ -665,6 +668,53 @@ def test_a_step_change_based_on_an_older_version_is_a_conflict(
     assert (fresh.status_code, unversioned.status_code) == (200, 200)
     assert fresh.json()["done"] is True
     assert RollbackStepRecord.objects.get(step__position=0).note == "checked"
+
+
+def test_a_stale_step_change_is_told_in_spanish_from_a_capital_letter(
+    rolling_back: Release,
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+    spanish = Client(headers={"Accept-Language": "es"})
+    step = url("rollback-step", rolling_back, 1)
+    seen = send(spanish, step, token, {"note": "rolling back"}).json()["version"]
+    now = send(spanish, step, token, {"note": "image swapped"}).json()["version"]
+
+    stale = send(spanish, step, token, {"done": True, "version": seen})
+
+    assert stale.status_code == 409
+    assert stale.json() == {
+        "error": f"El paso 1 lo cambió ci:deploys después de la versión {seen}, la que "
+        f"enviaste; ahora está pendiente, en la versión {now}."
+    }
+
+
+@pytest.mark.parametrize("body", [{"done": True}, {"note": "restored"}])
+def test_a_version_the_step_never_had_is_refused_as_such(
+    rolling_back: Release, ci: Client, body: dict[str, Any]
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+    step = url("rollback-step", rolling_back, 1)
+    current = send(ci, step, token, {"note": "rolling back"}).json()["version"]
+    before = day_fingerprint(rolling_back)
+
+    response = send(ci, step, token, {**body, "version": current + 1})
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": f"Step 1 has never had version {current + 1}; its version is {current}."
+    }
+    assert day_fingerprint(rolling_back) == before
+
+
+def test_a_step_never_changed_has_had_no_version_but_0(rolling_back: Release, ci: Client) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+
+    response = send(
+        ci, url("rollback-step", rolling_back, 1), token, {"done": True, "version": 999}
+    )
+
+    assert response.status_code == 422
+    assert response.json() == {"error": "Step 1 has never had version 999; its version is 0."}
 
 
 def test_only_the_steps_owner_role_may_tick_it(rolling_back: Release, ci: Client) -> None:
