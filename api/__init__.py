@@ -28,6 +28,9 @@ tests/api/. What comes with that:
   (`PIPELINE_REQUESTS_PER_MINUTE`, 429 with Retry-After) and records its use.
 - `json_object` reads the body: 413 over DATA_UPLOAD_MAX_MEMORY_SIZE, 400 unless a JSON
   object; an integer longer than any id is read as no valid value.
+- `text_field`, `choice_field` and `link_field` read a field: a missing or malformed one
+  is a 400; a link the board would not take as evidence (workflow.checked_link) is a
+  422, on every endpoint alike, since the JSON is well formed and a rule refuses it.
 - `acting` gives the workflow the actor to act as: the token's role, audited as
   `ci:LABEL`, with the caller's address. Inside it nothing is written unless all of it
   holds: the policy's refusal answers 403, the workflow's 422, and a token revoked

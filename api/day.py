@@ -13,9 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.core.validators import URLValidator
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -46,6 +44,7 @@ from .endpoint import (
     choice_field,
     endpoint,
     json_object,
+    link_field,
     quoted,
     refuse_unknown,
     text_field,
@@ -83,16 +82,6 @@ def _release_answer(release: Release, **said: Any) -> JsonResponse:
     )
 
 
-def _run_link(data: dict[str, Any]) -> str:
-    url = (text_field(data, "url", URL_MAX) or "").strip()
-    if url:
-        try:
-            URLValidator(schemes=["http", "https"])(url)
-        except ValidationError:
-            raise ApiError(400, _("url must be an http(s) URL.")) from None
-    return url
-
-
 # --- the deploy ----------------------------------------------------------------------------
 
 
@@ -115,7 +104,7 @@ def deploy(request: HttpRequest, version: str) -> JsonResponse:
         raise ApiError(400, _("result is sent only when the deploy has finished."))
     result = choice_field(data, "result", DeployResult.values) if state == "finished" else ""
     reason = workflow.trimmed(text_field(data, "reason", DEPLOY_REASON_MAX) or "")
-    url = _run_link(data)
+    url = link_field(data, "url", URL_MAX) or ""
     # What the job says, then where to look; with neither, who said so.
     said = SEPARATOR.join(part for part in (reason, url) if part) or f"ci:{token.label}"
     with acting(token, request) as by:
@@ -218,7 +207,8 @@ def _step_numbered(release: Release, number: str) -> RollbackStep:
 def rollback_step(request: HttpRequest, version: str, number: str) -> JsonResponse:
     """A step of the declared rollback done (or not), with a note and a link: what its
     owner's token may do. With `version` (as an earlier answer gave it), a step someone
-    changed since is a 409 and nothing is written; without it, the step as it is now."""
+    changed since is a 409, a version the step never had a 422, and nothing is written;
+    without it, the step as it is now."""
     token, release = authenticate(request, version)
     data = json_object(request)
     refuse_unknown(data, {"done", "note", "url", "version"})
@@ -231,19 +221,30 @@ def rollback_step(request: HttpRequest, version: str, number: str) -> JsonRespon
     if "version" in data and (type(seen) is not int or seen < 0):
         raise ApiError(400, _("%(field)s must be a whole number from 0.") % {"field": "version"})
     note = text_field(data, "note", NOTE_MAX)
-    url = text_field(data, "url", URL_MAX)
+    url = link_field(data, "url", URL_MAX)
     step = _step_numbered(release, number)
     with acting(token, request) as by:
         record = None
-        # The note first: the step that resolves the rollback is then its last event.
-        # The version is the step's before this request: the tick builds on the note.
-        if note is not None or url is not None:
-            record = workflow.annotate_rollback_step(
-                step, by=by, note=note, evidence_url=url, expected_version=seen
-            )
-            seen = None
-        if isinstance(done, bool):
-            record = workflow.tick_rollback_step(step, by=by, done=done, expected_version=seen)
+        try:
+            # The note first: the step that resolves the rollback is then its last event.
+            # The version is the step's before this request: the tick builds on the note.
+            if note is not None or url is not None:
+                record = workflow.annotate_rollback_step(
+                    step, by=by, note=note, evidence_url=url, expected_version=seen
+                )
+                seen = None
+            if isinstance(done, bool):
+                record = workflow.tick_rollback_step(step, by=by, done=done, expected_version=seen)
+        except workflow.StaleStep as stale:
+            # The workflow's words are the board's, which speak of a page loaded.
+            raise ApiError(
+                409,
+                _(
+                    "Step %(n)d was changed by %(who)s since version %(version)d, the one "
+                    "you sent; it is now %(state)s, at version %(current)d."
+                )
+                % stale.said,
+            ) from None
     assert record is not None  # the body held done, note or url
     record.refresh_from_db()
     rollback_now = record.rollback

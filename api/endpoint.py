@@ -16,7 +16,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from releases.inputs import UNSTORABLE
 from releases.markdown import bidi_controls
-from releases.workflow import says_nothing
+from releases.workflow import WorkflowError, checked_link, says_nothing
 
 # Ids are bigint primary keys.
 MAX_ID = 2**63 - 1
@@ -161,6 +161,19 @@ def text_field(
     if shown and not says_nothing(value):
         refuse_hidden(name, value)
     return value
+
+
+def link_field(data: dict[str, Any], name: str, limit: int) -> str | None:
+    """The field's link without the whitespace around it, or None when it is not sent;
+    refused as the workflow refuses an evidence link on the board, with 422: JSON well
+    formed, a value a rule refuses."""
+    value = text_field(data, name, limit)
+    if value is None:
+        return None
+    try:
+        return checked_link(value, name)
+    except WorkflowError as refusal:
+        raise ApiError(422, refusal.message) from None
 
 
 def choice_field(data: dict[str, Any], name: str, choices: Collection[str]) -> str:

@@ -18,6 +18,7 @@ from .endpoint import (
     ApiError,
     endpoint,
     json_object,
+    link_field,
     refuse_unknown,
     refuse_unstorable,
     text_field,
@@ -64,7 +65,7 @@ def _evidence_request(request: HttpRequest) -> dict[str, Any]:
         raise ApiError(400, _("item must be the item's text or its id."))
     if isinstance(wanted, str):
         refuse_unstorable("item", wanted)
-    text_field(data, "url", 1000)
+    link_field(data, "url", 1000)
     text_field(data, "detail", 2000)
     return data
 

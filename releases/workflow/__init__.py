@@ -18,6 +18,7 @@ from .change import (
     Conflict,
     WorkflowError,
     as_actor,
+    checked_link,
     holding,
     managing,
     says_nothing,
@@ -64,6 +65,7 @@ from .results import (
     record_pipeline_evidence,
 )
 from .rollback import (
+    StaleStep,
     annotate_rollback_step,
     check_storable,
     close_rollback,
@@ -99,6 +101,7 @@ __all__ = [
     "CheckFinding",
     "Conflict",
     "ContactRow",
+    "StaleStep",
     "WorkflowError",
     "acknowledge",
     "add_contact",
@@ -111,6 +114,7 @@ __all__ = [
     "assign",
     "cancel_window",
     "check_storable",
+    "checked_link",
     "checked_message",
     "close_rollback",
     "complete_window",

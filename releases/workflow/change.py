@@ -8,14 +8,17 @@ commits. Every operation in this package runs inside it.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeAlias
+from urllib.parse import SplitResult, urlsplit
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone, translation
@@ -242,6 +245,62 @@ def visible_text(text: str, what: str) -> str:
     return text
 
 
+# A host name as Django's URLValidator reads one, or a single name without a domain,
+# which that validator refuses: a CI server on the team's network is linked to as its
+# people reach it (http://jenkins/job/1).
+_HOST_NAME = re.compile(
+    URLValidator.hostname_re + "(?:" + URLValidator.domain_re + URLValidator.tld_re + ")?",
+    re.IGNORECASE,
+)
+
+
+def _is_host(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return _HOST_NAME.fullmatch(host) is not None
+    return True
+
+
+def _web_link(url: str) -> SplitResult | None:
+    """The link's parts, or None unless it is an http:// or https:// link to a host, by
+    name or address, holding no whitespace or control characters."""
+    # Asked before splitting, which drops tabs and line breaks wherever they are.
+    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+        return None
+    try:
+        parts = urlsplit(url)
+        # Read only when asked for: a port that is no number up to 65535 raises then.
+        parts.port  # noqa: B018
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not _is_host(parts.hostname or ""):
+        return None
+    return parts
+
+
+def checked_link(url: str, what: str) -> str:
+    """`url` without the whitespace around it ("" when there is none), refused unless it
+    is an http:// or https:// link to a host, by name or address, holding no whitespace,
+    control characters or credentials. `what` names the link in the refusal."""
+    url = url.strip()
+    if not url:
+        return url
+    parts = _web_link(url)
+    if parts is None:
+        raise WorkflowError(_("%(what)s must be an http(s) URL.") % {"what": what})
+    if parts.username is not None or parts.password is not None:
+        # Pages and exports show the link as it is written.
+        raise WorkflowError(
+            _(
+                "%(what)s must not hold credentials (user:password@): everyone who reads "
+                "the release sees it."
+            )
+            % {"what": what}
+        )
+    return url
+
+
 def _validate_evidence(url: str) -> str:
     url = url.strip()
     limit = ReleaseItem._meta.get_field("evidence_url").max_length
@@ -252,12 +311,7 @@ def _validate_evidence(url: str) -> str:
         )
     # A link shows its text: "run/\u202e1gpj.exe" would read as "run/exe.jpg1".
     visible_text(url, _("The evidence link"))
-    if url:
-        try:
-            URLValidator(schemes=["http", "https"])(url)
-        except ValidationError:
-            raise WorkflowError(_("The evidence link must be an http(s) URL.")) from None
-    return url
+    return checked_link(url, _("The evidence link"))
 
 
 def _in_english(template: str, args: dict[str, Any]) -> str:

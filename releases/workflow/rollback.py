@@ -27,7 +27,7 @@ from django.utils.translation import gettext_noop
 
 from .. import markdown as md
 from .. import policy
-from ..actors import who_on
+from ..actors import Actor, who_on
 from ..checklists import plan_step, step_columns, translated
 from ..models import (
     DEFAULT_ROLLBACK_HEADING,
@@ -293,28 +293,54 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def step_version(record: RollbackStepRecord | None) -> int:
     """The version of a step's record that its forms carry, as items carry theirs: a
     change based on another one is stale. Every change to a record stamps its
-    `changed_at` under the release's lock, so that stamp (in microseconds) is the
-    version; 0 for a record nobody has changed yet."""
+    `changed_at` under the release's lock, later than the stamp before (_stamp), so that
+    stamp (in microseconds) is the version; 0 for a record nobody has changed yet."""
     if record is None or record.changed_at is None:
         return 0
     return (record.changed_at - _EPOCH) // timedelta(microseconds=1)
 
 
-def _require_fresh_step(record: RollbackStepRecord, expected_version: int | None) -> None:
-    if expected_version is None or step_version(record) == expected_version:
-        return
-    step = record.step
-    raise Conflict(
-        _(
-            "Step %(n)d was changed by %(who)s since you loaded the page; it is now "
-            "%(state)s. Review it and try again."
-        )
-        % {
-            "n": step.position + 1,
+class StaleStep(Conflict):
+    """A change based on a version the step had, but has no longer. Its message is the
+    board's; `said` holds what it tells, for a caller that words it its own way."""
+
+    def __init__(self, record: RollbackStepRecord, sent: int) -> None:
+        self.said = {
+            "n": record.step.position + 1,
             "who": record.changed_by_label or _("someone else"),
             "state": _("done") if record.done else _("pending"),
+            "version": sent,
+            "current": step_version(record),
         }
-    )
+        super().__init__(
+            _(
+                "Step %(n)d was changed by %(who)s since you loaded the page; it is now "
+                "%(state)s. Review it and try again."
+            )
+            % self.said
+        )
+
+
+def _require_fresh_step(record: RollbackStepRecord, expected_version: int | None) -> None:
+    if expected_version is None:
+        return
+    current = step_version(record)
+    # Versions only grow (_stamp): a higher one was never the step's.
+    if expected_version > current:
+        raise WorkflowError(
+            _("Step %(n)d has never had version %(version)d; its version is %(current)d.")
+            % {"n": record.step.position + 1, "version": expected_version, "current": current}
+        )
+    if expected_version != current:
+        raise StaleStep(record, expected_version)
+
+
+def _stamp(record: RollbackStepRecord, actor: Actor, now: datetime) -> None:
+    """Marks the record changed by `actor` now, its version growing even when this
+    host's clock is behind the one that stamped it last."""
+    last = record.changed_at
+    record.changed_at = now if last is None else max(now, last + timedelta(microseconds=1))
+    record.changed_by_label = actor.label[:200]
 
 
 def tick_rollback_step(
@@ -340,7 +366,7 @@ def tick_rollback_step(
         now = timezone.now()
         record.done_at = now if done else None
         record.done_by_label = actor.label[:200] if done else ""
-        record.changed_at, record.changed_by_label = now, actor.label[:200]
+        _stamp(record, actor, now)
         record.save(update_fields=["done_at", "done_by_label", "changed_at", "changed_by_label"])
         change.audit(
             AuditAction.ROLLBACK_STEP_DONE if done else AuditAction.ROLLBACK_STEP_REOPENED,
@@ -391,7 +417,7 @@ def annotate_rollback_step(
             return record
         for name, value in fields.items():
             setattr(record, name, value)
-        record.changed_at, record.changed_by_label = timezone.now(), actor.label[:200]
+        _stamp(record, actor, timezone.now())
         record.save(update_fields=[*fields, "changed_at", "changed_by_label"])
         change.audit(AuditAction.ROLLBACK_STEP_ANNOTATED, str(step)[:500], before, fields)
         return record

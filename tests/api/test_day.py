@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import calendar
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -40,7 +42,7 @@ from releases.models import (
     WindowState,
 )
 from releases.templatetags.moments import moment
-from tests.api.pipeline import REFUSED, RUN_URL, bearer, make_token
+from tests.api.pipeline import QA_ITEM, REFUSED, RUN_URL, bearer, make_token
 from tests.conftest import PERSONAS
 
 MADRID = "Europe/Madrid"
@@ -225,7 +227,6 @@ def test_a_deploy_reason_that_says_nothing_is_no_reason(deploying: Release, ci: 
         ({"state": "finished"}, "result must be one of: success, failure."),
         ({"state": "finished", "result": "ok"}, "result must be one of: success, failure."),
         ({"state": "started", "url": 5}, "url must be a string."),
-        ({"state": "started", "url": "ftp://ci.example.com/1"}, "url must be an http(s) URL."),
         ({"state": "started", "url": "https://ci.example.com/" + "a" * 1000},
          "url is longer than 1000 characters."),
         ({"state": "started", "reason": ["x"]}, "reason must be a string."),
@@ -305,6 +306,100 @@ def test_a_token_of_another_role_may_not_record_the_deploy(
     assert response.status_code == 403
     assert response.json() == {"error": "Only DevOps or the Product Owner record the deploy."}
     assert day_fingerprint(approved) == before
+
+
+# --- links, on every endpoint that takes one -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkTaker:
+    """An endpoint taking a link: the release it acts on (a fixture), the role acting,
+    its path, a body that would be taken with the link, and where the link is kept."""
+
+    fixture: str
+    role: str
+    path: Callable[[Release], str]
+    body: dict[str, Any]
+    kept: Callable[[Release], str]
+
+
+LINK_TAKERS = {
+    "evidence": LinkTaker(
+        "release",
+        Role.QA,
+        lambda release: url("evidence", release),
+        {"item": QA_ITEM, "outcome": "pass"},
+        lambda release: release.items.get(text=QA_ITEM).evidence_url,
+    ),
+    "deploy": LinkTaker(
+        "approved",
+        Role.DEVOPS,
+        lambda release: url("deploy", release),
+        {"state": "started"},
+        lambda release: Deployment.objects.get(release=release).start_reason,
+    ),
+    "rollback step": LinkTaker(
+        "rolling_back",
+        Role.DEVOPS,
+        lambda release: url("rollback-step", release, 1),
+        {"done": True},
+        lambda release: RollbackStepRecord.objects.get(step__position=0).evidence_url,
+    ),
+}
+
+
+@pytest.mark.parametrize("taker", LINK_TAKERS.values(), ids=LINK_TAKERS.keys())
+@pytest.mark.parametrize(
+    ("link", "error"),
+    [
+        ("javascript:alert(1)", "url must be an http(s) URL."),
+        ("not a url", "url must be an http(s) URL."),
+        ("ftp://ci.example.com/run/1", "url must be an http(s) URL."),
+        ("https://ci.example.com/run 1", "url must be an http(s) URL."),
+        ("https://ci.example.com/run/\x07", "url must be an http(s) URL."),
+        (
+            "https://bot:secret@ci.example.com/run/1",
+            "url must not hold credentials (user:password@): everyone who reads the release "
+            "sees it.",
+        ),
+    ],
+)
+def test_every_endpoint_refuses_a_bad_link_alike_and_writes_nothing(
+    request: pytest.FixtureRequest, ci: Client, taker: LinkTaker, link: str, error: str
+) -> None:
+    release = request.getfixturevalue(taker.fixture)
+    token = make_token(release, taker.role)
+    before = day_fingerprint(release)
+
+    response = send(ci, taker.path(release), token, {**taker.body, "url": link})
+
+    assert response.status_code == 422
+    assert response.json() == {"error": error}
+    assert day_fingerprint(release) == before
+
+
+@pytest.mark.parametrize("taker", LINK_TAKERS.values(), ids=LINK_TAKERS.keys())
+@pytest.mark.parametrize("link", ["https://ci/x", "http://jenkins:8080/job/1/console"])
+def test_every_endpoint_takes_a_link_to_a_ci_host_named_without_a_domain(
+    request: pytest.FixtureRequest, ci: Client, taker: LinkTaker, link: str
+) -> None:
+    release = request.getfixturevalue(taker.fixture)
+    token = make_token(release, taker.role)
+
+    response = send(ci, taker.path(release), token, {**taker.body, "url": f" {link} "})
+
+    assert response.status_code == 200
+    assert taker.kept(release).endswith(link)
+
+
+def test_a_bad_link_is_refused_in_the_callers_language(approved: Release) -> None:
+    token = make_token(approved, Role.DEVOPS)
+    spanish = Client(headers={"Accept-Language": "es"})
+
+    response = send(spanish, url("deploy", approved), token, {"state": "started", "url": "x"})
+
+    assert response.status_code == 422
+    assert response.json() == {"error": "url debe ser una URL http(s)."}
 
 
 # --- the rollback --------------------------------------------------------------------------
@@ -562,7 +657,10 @@ def test_a_step_change_based_on_an_older_version_is_a_conflict(
     stale = send(ci, step, token, {"done": True, "note": "old news", "version": seen})
 
     assert stale.status_code == 409
-    assert stale.json()["error"].startswith("Step 1 was changed by ci:deploys since")
+    assert stale.json() == {
+        "error": f"Step 1 was changed by ci:deploys since version {seen}, the one you sent; "
+        f"it is now pending, at version {now}."
+    }
     assert day_fingerprint(rolling_back) == before
     # The version it was told last, or none at all: the change lands.
     fresh = send(ci, step, token, {"done": True, "note": "done", "version": now})
@@ -570,6 +668,53 @@ def test_a_step_change_based_on_an_older_version_is_a_conflict(
     assert (fresh.status_code, unversioned.status_code) == (200, 200)
     assert fresh.json()["done"] is True
     assert RollbackStepRecord.objects.get(step__position=0).note == "checked"
+
+
+def test_a_stale_step_change_is_told_in_spanish_from_a_capital_letter(
+    rolling_back: Release,
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+    spanish = Client(headers={"Accept-Language": "es"})
+    step = url("rollback-step", rolling_back, 1)
+    seen = send(spanish, step, token, {"note": "rolling back"}).json()["version"]
+    now = send(spanish, step, token, {"note": "image swapped"}).json()["version"]
+
+    stale = send(spanish, step, token, {"done": True, "version": seen})
+
+    assert stale.status_code == 409
+    assert stale.json() == {
+        "error": f"El paso 1 lo cambió ci:deploys después de la versión {seen}, la que "
+        f"enviaste; ahora está pendiente, en la versión {now}."
+    }
+
+
+@pytest.mark.parametrize("body", [{"done": True}, {"note": "restored"}])
+def test_a_version_the_step_never_had_is_refused_as_such(
+    rolling_back: Release, ci: Client, body: dict[str, Any]
+) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+    step = url("rollback-step", rolling_back, 1)
+    current = send(ci, step, token, {"note": "rolling back"}).json()["version"]
+    before = day_fingerprint(rolling_back)
+
+    response = send(ci, step, token, {**body, "version": current + 1})
+
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": f"Step 1 has never had version {current + 1}; its version is {current}."
+    }
+    assert day_fingerprint(rolling_back) == before
+
+
+def test_a_step_never_changed_has_had_no_version_but_0(rolling_back: Release, ci: Client) -> None:
+    token = make_token(rolling_back, Role.DEVOPS, "deploys")
+
+    response = send(
+        ci, url("rollback-step", rolling_back, 1), token, {"done": True, "version": 999}
+    )
+
+    assert response.status_code == 422
+    assert response.json() == {"error": "Step 1 has never had version 999; its version is 0."}
 
 
 def test_only_the_steps_owner_role_may_tick_it(rolling_back: Release, ci: Client) -> None:
@@ -652,7 +797,7 @@ def test_it_quotes_an_unknown_rollback_move_as_asked_or_marked_as_cut(
         ({"note": 3}, 400, "note must be a string."),
         ({"note": "x" * 5001}, 400, "note is longer than 5000 characters."),
         ({"note": "a\x00b"}, 400, "note must not contain NUL or unpaired surrogate characters."),
-        ({"url": "javascript:alert(1)"}, 422, "The evidence link must be an http(s) URL."),
+        ({"url": "javascript:alert(1)"}, 422, "url must be an http(s) URL."),
         (
             {"url": "https://ci.example/run/\u202e1gpj.exe"},
             400,

@@ -349,12 +349,12 @@ def test_it_answers_409_when_the_item_text_names_two_items(release: Release, ci:
         (
             {"item": QA_ITEM, "outcome": "pass", "url": "ftp://ci.example.com/run/1"},
             422,
-            "The evidence link must be an http(s) URL.",
+            "url must be an http(s) URL.",
         ),
         (
             {"item": QA_ITEM, "outcome": "pass", "url": "javascript:alert(1)"},
             422,
-            "The evidence link must be an http(s) URL.",
+            "url must be an http(s) URL.",
         ),
     ],
 )

@@ -360,6 +360,21 @@ def test_it_refuses_an_evidence_link_that_is_not_http(as_user: Any, release: Rel
     assert entry.evidence_url == ""
 
 
+def test_it_keeps_an_evidence_link_to_a_host_named_without_a_domain(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+
+    response = post_item(
+        as_user("qa"), release, entry, "evidence", htmx=True, evidence_url="https://ci/x"
+    )
+
+    entry.refresh_from_db()
+    assert response.status_code == 200
+    assert entry.evidence_url == "https://ci/x"
+    assert 'href="https://ci/x"' in response.content.decode()
+
+
 def test_it_refuses_a_form_without_a_version(as_user: Any, release: Release) -> None:
     entry = item(release, QA_ITEM)
 

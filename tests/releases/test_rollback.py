@@ -445,6 +445,87 @@ def test_it_refuses_a_stale_tick_or_untick_of_a_step(
     assert actions_of(deployed) == [*events, AuditAction.ROLLBACK_STEP_ANNOTATED]
 
 
+def test_it_tells_a_stale_step_in_spanish_from_a_capital_letter(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    workflow.annotate_rollback_step(step, by=users["devops"], note="DB restored")
+
+    with translation.override("es"), pytest.raises(workflow.Conflict) as caught:
+        workflow.tick_rollback_step(step, by=users["admin"], expected_version=0)
+
+    assert caught.value.message == (
+        f"El paso 1 lo cambió {step.records.get().changed_by_label} después de que "
+        "cargaras la página; ahora está pendiente. Revísalo y vuelve a intentarlo."
+    )
+
+
+@pytest.mark.parametrize("change", ["tick", "note"])
+def test_it_refuses_a_version_the_step_never_had_as_such_not_as_stale(
+    deployed: Release, users: dict[str, Any], change: str
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    current = workflow.step_version(
+        workflow.annotate_rollback_step(step, by=users["devops"], note="DB restored")
+    )
+    events = actions_of(deployed)
+
+    with pytest.raises(WorkflowError) as caught:
+        if change == "tick":
+            workflow.tick_rollback_step(step, by=users["devops"], expected_version=current + 1)
+        else:
+            workflow.annotate_rollback_step(
+                step, by=users["devops"], note="x", expected_version=current + 1
+            )
+
+    assert not isinstance(caught.value, workflow.Conflict)
+    assert caught.value.message == (
+        f"Step 1 has never had version {current + 1}; its version is {current}."
+    )
+    assert actions_of(deployed) == events
+
+
+def test_a_steps_version_grows_with_each_change_even_if_the_clock_goes_back(
+    deployed: Release, users: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    declare(deployed, users)
+    step = deployed.rollback_steps.get()
+    first = workflow.step_version(
+        workflow.annotate_rollback_step(step, by=users["devops"], note="DB restored")
+    )
+    # Another web host, whose clock is an hour behind, makes the next change.
+    earlier = timezone.now() - timedelta(hours=1)
+    monkeypatch.setattr(timezone, "now", lambda: earlier)
+
+    second = workflow.step_version(workflow.tick_rollback_step(step, by=users["devops"]))
+
+    assert second > first
+    # The version seen before that change is stale, not one the step never had.
+    with pytest.raises(workflow.Conflict):
+        workflow.annotate_rollback_step(
+            step, by=users["admin"], note="waiting", expected_version=first
+        )
+
+
+def test_it_keeps_a_steps_evidence_link_to_a_host_named_without_a_domain(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    seen = str(workflow.step_version(deployed.rollback_steps.get().records.get()))
+
+    response = client_for(users, "devops").post(
+        step_url_of(deployed),
+        {"action": "evidence", "version": seen, "evidence_url": "http://jenkins/job/1"},
+    )
+
+    assert response.status_code == 302
+    assert messages_of(response) == ["Saved the evidence link on step 1."]
+    record = deployed.rollback_steps.get().records.get()
+    assert record.evidence_url == "http://jenkins/job/1"
+
+
 def test_it_lets_a_step_change_without_a_version_act_on_it_as_it_is(
     deployed: Release, users: dict[str, Any]
 ) -> None:

@@ -869,28 +869,75 @@ def test_it_moves_a_planned_release_in_progress_on_its_first_change(
     assert release.status == ReleaseStatus.IN_PROGRESS
 
 
+NOT_A_WEB_LINK = "The evidence link must be an http(s) URL."
+HOLDS_CREDENTIALS = (
+    "The evidence link must not hold credentials (user:password@): everyone who reads the "
+    "release sees it."
+)
+
+
 @pytest.mark.parametrize(
-    "url",
+    ("url", "error"),
     [
-        "ftp://ci.example.com/run/1",
-        "javascript:alert(1)",
-        "not a url",
-        "//ci.example.com/x",
-        "file:///etc/passwd",
+        *(
+            (url, NOT_A_WEB_LINK)
+            for url in (
+                "ftp://ci.example.com/run/1",
+                "javascript:alert(1)",
+                "not a url",
+                "//ci.example.com/x",
+                "file:///etc/passwd",
+                "https://",
+                "https:///run/1",
+                "https://ci.example.com/run 1",
+                "https://ci.example.com/run/\x07",
+                "https://ci\tbox/run",
+                "https://ci_box/run",
+                "https://-ci/run",
+                "https://ci.example.com:99999/run",
+                "https://ci.example.com:port/run",
+                "http://1.2.3.999/run",
+                "http://[fd00::zz]/run",
+            )
+        ),
+        *(
+            (url, HOLDS_CREDENTIALS)
+            for url in (
+                "https://bot:secret@ci.example.com/run/1",
+                "https://bot@ci/run/1",
+                "https://:x@ci/",
+            )
+        ),
     ],
 )
-def test_it_refuses_evidence_that_is_not_an_http_link(
-    release: Release, users: dict[str, Any], url: str
+def test_it_refuses_evidence_that_is_no_http_link_or_holds_credentials(
+    release: Release, users: dict[str, Any], url: str, error: str
 ) -> None:
     before = fingerprint(release)
 
-    with pytest.raises(WorkflowError, match=r"http\(s\)"):
+    with pytest.raises(WorkflowError) as refused:
         workflow.annotate_item(item(release, QA_ITEM), by=users["qa"], evidence_url=url)
 
+    assert refused.value.message == error
     assert fingerprint(release) == before
 
 
-@pytest.mark.parametrize("url", ["http://ci.example.com/run/1", "https://ci.example.com/run/1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ci.example.com/run/1",
+        "https://ci.example.com/run/1",
+        "HTTPS://CI.example.com/run/1?attempt=2#log",
+        # A CI server on the team's network, named without a domain.
+        "https://ci/x",
+        "http://jenkins/job/1",
+        "http://jenkins:8080/job/1/console",
+        "http://10.0.0.5/run/1",
+        "http://[fd00::1]:8080/run/1",
+        "https://ci.example.com./run/1",
+        "https://bücher.example/run/1",
+    ],
+)
 def test_it_keeps_http_and_https_evidence(
     release: Release, users: dict[str, Any], url: str
 ) -> None:
