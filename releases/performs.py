@@ -30,8 +30,9 @@ AWAITING: Final = "awaiting"
 UNCONFIRMED: Final = "unconfirmed"
 DONE: Final = "done"
 FAILED: Final = "failed"
+# The actions as they are written, in no language: quoted inside sentences of any.
 EXPECTED: Final = (
-    "announce:people, announce:stakeholders, announce:CHANNEL, acknowledge:support or retrospective"
+    "announce:people, announce:stakeholders, announce:CHANNEL, acknowledge:support, retrospective"
 )
 
 

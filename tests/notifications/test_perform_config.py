@@ -87,7 +87,7 @@ FAULTS = {
         '{good}[[perform]]\nitem = "Screens reviewed"\naction = "shout"\n',
         "checks.toml:7: [[perform]] of line 5: “shout” is not an action the app performs; "
         "expected announce:people, announce:stakeholders, announce:CHANNEL, "
-        "acknowledge:support or retrospective",
+        "acknowledge:support, retrospective",
     ),
     "missing action": (
         '{good}[[perform]]\nitem = "Screens reviewed"\n',

@@ -78,7 +78,7 @@ def test_an_unknown_action_is_told_which_ones_exist() -> None:
 
     assert caught.value.message == (
         "unknown perform action 'tweet' (expected announce:people, announce:stakeholders, "
-        "announce:CHANNEL, acknowledge:support or retrospective)"
+        "announce:CHANNEL, acknowledge:support, retrospective)"
     )
 
 
