@@ -412,6 +412,7 @@ class Release(ChecklistOutline):
         return f"{self.version} — {self.title}"
 
     def clean(self) -> None:
+        one_line(self, "version", "title")
         if self.window_start and self.window_end and self.window_end < self.window_start:
             raise ValidationError({"window_end": _("The window cannot end before it starts.")})
 

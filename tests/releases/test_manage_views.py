@@ -197,6 +197,21 @@ def test_it_creates_a_release_and_sends_staff_to_its_people(
     assert "Release v2.0.0 created with 7 items" in text_of(client.get(people_url(made)))
 
 
+def test_it_refuses_a_title_that_does_not_fit_on_one_line_keeping_what_was_typed(
+    small_template: ChecklistTemplate, login_as: LoginAs
+) -> None:
+    typed = "Summer\r\nfix"
+
+    response = login_as("admin").post(
+        reverse("releases:create"), {**create_data(small_template), "title": typed}
+    )
+
+    assert response.status_code == 422
+    assert "Must fit on one line." in text_of(response)
+    assert "Summer\r\nfix" in text_of(response) or "Summer\nfix" in text_of(response)
+    assert not Release.objects.filter(version="v2.0.0").exists()
+
+
 def test_it_creates_a_release_without_the_two_person_rule_when_unticked(
     small_template: ChecklistTemplate, users: dict[str, Any], login_as: LoginAs
 ) -> None:
