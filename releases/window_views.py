@@ -113,8 +113,14 @@ def window_page(request: HttpRequest, version: str) -> HttpResponse:
             else:
                 form = CompleteForm(request.POST)
             if form.is_valid() and not form.cleaned_data["confirmed"]:
-                return _confirm(request, release, window, action, form)
-            done = form.is_valid() and _decide(request, release, action, form)
+                # Asked only what can be done: a refusal is told before the question.
+                refused = workflow.refusal_of(lambda: _decided(request, release, action, form))
+                if refused is None:
+                    return _confirm(request, release, window, action, form)
+                messages.error(request, refused)
+                done = False
+            else:
+                done = form.is_valid() and _decide(request, release, action, form)
         else:
             return errors.unknown_action(request)
         if done:
@@ -179,20 +185,22 @@ def _schedule(
     return None
 
 
-def _decide(request: HttpRequest, release: Release, action: str, form: forms.Form) -> bool:
+def _decided(request: HttpRequest, release: Release, action: str, form: forms.Form) -> str:
+    """What the confirmed action did, said to the person; WorkflowError if refused."""
     data = form.cleaned_data
+    if action == "extend":
+        workflow.extend_window(release, end=data["end"], reason=data["reason"], by=person(request))
+        return _("Maintenance window extended.")
+    if action == "cancel":
+        workflow.cancel_window(release, reason=data["reason"], by=person(request))
+        return _("Maintenance window cancelled.")
+    workflow.complete_window(release, by=person(request))
+    return _("Maintenance window completed.")
+
+
+def _decide(request: HttpRequest, release: Release, action: str, form: forms.Form) -> bool:
     try:
-        if action == "extend":
-            workflow.extend_window(
-                release, end=data["end"], reason=data["reason"], by=person(request)
-            )
-            text = _("Maintenance window extended.")
-        elif action == "cancel":
-            workflow.cancel_window(release, reason=data["reason"], by=person(request))
-            text = _("Maintenance window cancelled.")
-        else:
-            workflow.complete_window(release, by=person(request))
-            text = _("Maintenance window completed.")
+        text = _decided(request, release, action, form)
     except workflow.WorkflowError as error:
         messages.error(request, error.message)
         return False

@@ -301,6 +301,24 @@ def checked_link(url: str, what: str) -> str:
     return url
 
 
+class _Tried(Exception):
+    """Ends a trial run of an operation, taking back all it wrote."""
+
+
+def refusal_of(operation: Callable[[], object]) -> str | None:
+    """Why `operation` would be refused now, or None: it is run, then rolled back, so a
+    page asking "are you sure?" asks only what can be done. What it would publish or
+    send waits for a commit, so goes with the rollback."""
+    try:
+        with transaction.atomic():
+            operation()
+            raise _Tried
+    except _Tried:
+        return None
+    except WorkflowError as error:
+        return error.message
+
+
 def _validate_evidence(url: str) -> str:
     url = url.strip()
     limit = ReleaseItem._meta.get_field("evidence_url").max_length

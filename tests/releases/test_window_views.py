@@ -274,6 +274,27 @@ def test_a_running_window_is_extended_after_confirmation(
     assert window.ends_at == datetime(2026, 10, 25, 7, 0, tzinfo=MADRID)
 
 
+@pytest.mark.parametrize(
+    "end", ["2026-10-25T03:00", "2026-11-10T07:00"], ids=["earlier", "too-long"]
+)
+def test_an_extension_that_would_be_refused_is_told_before_the_question(
+    as_user: Any, release: Release, window: MaintenanceWindow, end: str
+) -> None:
+    client = as_user("devops")
+    extend = {"action": "extend", "end": end, "reason": "Slow migration"}
+    events_before = release.audit_events.count()
+    with clock(datetime(2026, 10, 25, 2, 0, tzinfo=UTC)):
+        refused = client.post(window_url(release), extend, HTTP_ACCEPT_LANGUAGE="en")
+
+    assert refused.status_code == 422
+    html = refused.content.decode()
+    assert "later than the window does now" in html or "at most 168 hours" in html
+    assert 'name="confirmed"' not in html
+    window.refresh_from_db()
+    assert window.state == WindowState.SCHEDULED
+    assert release.audit_events.count() == events_before
+
+
 def test_an_unknown_action_is_a_bad_request(as_user: Any, release: Release) -> None:
     assert as_user("po").post(window_url(release), {"action": "explode"}).status_code == 400
 
