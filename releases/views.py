@@ -45,6 +45,7 @@ from .board import (
     viewer_for,
 )
 from .forms import (
+    TYPED_FIELDS,
     ItemActionForm,
     NamedErrorsForm,
     NudgeForm,
@@ -52,7 +53,7 @@ from .forms import (
     RevokeForm,
     SignOffForm,
 )
-from .models import Release, Role, ShareLink
+from .models import Release, ReleaseItem, Role, ShareLink
 from .pages import BODY_SLOT, CSRF_PLACEHOLDER, CutPage, pages
 
 # The board's filters, by query string; "" shows everything.
@@ -107,6 +108,11 @@ class Kept:
 
     fields: tuple[str, ...]
     put_back: Callable[[dict[str, Any], Mapping[str, str]], None]
+
+
+class Unchanged(str):
+    """What an operation that found nothing to change says: told as information, where
+    a change is told as a success."""
 
 
 def _render_board(
@@ -187,7 +193,13 @@ def _act(
         text, status = error.message, 409
     except workflow.WorkflowError as error:
         text, status = error.message, 422
-    messages.add_message(request, messages.SUCCESS if status == 200 else messages.ERROR, text)
+    if status != 200:
+        level = messages.ERROR
+    elif isinstance(text, Unchanged):
+        level = messages.INFO
+    else:
+        level = messages.SUCCESS
+    messages.add_message(request, level, text)
     current = Release.objects.get(pk=release.pk)
     refused = None
     put_back: Adjust | None = None
@@ -439,6 +451,22 @@ def shared_status(request: HtmxHttpRequest, token: str) -> HttpResponse:
 # --- actions ---------------------------------------------------------------------------
 
 
+# What the note and evidence link forms say: saved, emptied, or emptied where the item
+# held none.
+_ANNOTATIONS = {
+    "note": (
+        gettext_lazy("Saved the note on “%(text)s”."),
+        gettext_lazy("Removed the note on “%(text)s”."),
+        gettext_lazy("“%(text)s” has no note to remove: nothing changed."),
+    ),
+    "evidence": (
+        gettext_lazy("Saved the evidence link on “%(text)s”."),
+        gettext_lazy("Removed the evidence link on “%(text)s”."),
+        gettext_lazy("“%(text)s” has no evidence link to remove: nothing changed."),
+    ),
+}
+
+
 @login_required
 @require_POST
 def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpResponse:
@@ -449,28 +477,39 @@ def item_action(request: HtmxHttpRequest, version: str, item_id: int) -> HttpRes
     def operation() -> str:
         data = _valid_data(form)
         action: str = data["action"]
-        common = {"by": person(request), "expected_version": data["version"]}
+        seen: int = data["version"]
+        common: dict[str, Any] = {"by": person(request), "expected_version": seen}
         text = {"text": item.text}
+
+        def said(acted: ReleaseItem, done: str) -> str:
+            """`done`, or, where the item's version did not move, that nothing changed."""
+            if acted.version == seen:
+                return Unchanged(
+                    _("“%(text)s” is already %(state)s: nothing changed.")
+                    % {**text, "state": acted.get_state_display().lower()}
+                )
+            return done % text
+
+        if action in _ANNOTATIONS:
+            field = TYPED_FIELDS[action]
+            annotated = workflow.annotate_item(item, **{field: data[field]}, **common)
+            saved, removed, absent = _ANNOTATIONS[action]
+            if getattr(annotated, field):
+                return saved % text
+            # The item's version moves only when something changed.
+            return Unchanged(absent % text) if annotated.version == seen else removed % text
         if action == "tick":
-            workflow.tick(item, **common)
-            return _("Marked “%(text)s” as done.") % text
+            return said(workflow.tick(item, **common), _("Marked “%(text)s” as done."))
         if action == "override":
-            workflow.tick(item, override_reason=data["reason"], **common)
-            return _("Ticked “%(text)s” over its failing check, with your reason.") % text
+            ticked = workflow.tick(item, override_reason=data["reason"], **common)
+            return said(ticked, _("Ticked “%(text)s” over its failing check, with your reason."))
         if action == "untick":
-            workflow.untick(item, **common)
-            return _("Reopened “%(text)s”.") % text
+            return said(workflow.untick(item, **common), _("Reopened “%(text)s”."))
         if action == "na":
-            workflow.mark_not_applicable(item, reason=data["reason"], **common)
-            return _("Marked “%(text)s” as not applicable.") % text
-        if action == "blocked":
-            workflow.mark_blocked(item, reason=data["reason"], **common)
-            return _("Marked “%(text)s” as blocked.") % text
-        if action == "note":
-            workflow.annotate_item(item, note=data["note"], **common)
-            return _("Saved the note on “%(text)s”.") % text
-        workflow.annotate_item(item, evidence_url=data["evidence_url"], **common)
-        return _("Saved the evidence link on “%(text)s”.") % text
+            marked = workflow.mark_not_applicable(item, reason=data["reason"], **common)
+            return said(marked, _("Marked “%(text)s” as not applicable."))
+        marked = workflow.mark_blocked(item, reason=data["reason"], **common)
+        return said(marked, _("Marked “%(text)s” as blocked."))
 
     typed = form.typed()
     return _act(

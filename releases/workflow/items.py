@@ -35,6 +35,7 @@ from .change import (
     _in_english,
     _validate_evidence,
     as_actor,
+    says_nothing,
     trimmed,
     visible_text,
 )
@@ -97,15 +98,25 @@ def _apply_item_change(
 
 
 def _require_fresh(item: ReleaseItem, expected_version: int | None) -> None:
-    if expected_version is not None and item.version != expected_version:
-        who = item.changed_by_label or _("someone else")
-        raise Conflict(
+    if expected_version is None or item.version == expected_version:
+        return
+    if expected_version > item.version:
+        # Versions only grow: no one changed the item, the form itself is wrong.
+        raise WorkflowError(
             _(
-                "“%(text)s” was changed by %(who)s since you loaded the page; "
-                "it is now %(state)s. Review it and try again."
+                "The form names version %(version)d of “%(text)s”, which it has never had. "
+                "Reload the page and try again."
             )
-            % {"text": item.text, "who": who, "state": item.get_state_display()}
+            % {"version": expected_version, "text": item.text}
         )
+    who = item.changed_by_label or _("someone else")
+    raise Conflict(
+        _(
+            "“%(text)s” was changed by %(who)s since you loaded the page; "
+            "it is now %(state)s. Review it and try again."
+        )
+        % {"text": item.text, "who": who, "state": item.get_state_display()}
+    )
 
 
 def _reopen_signoff(change: _Change, item: ReleaseItem) -> None:
@@ -366,7 +377,7 @@ def annotate_item(
         locked = _locked_item(change, item_id)
         fields: dict[str, Any] = {}
         if note is not None:
-            fields["note"] = visible_text(trimmed(note)[:5000], _("The note"))
+            fields["note"] = _note(note)
         if evidence_url is not None:
             fields["evidence_url"] = _validate_evidence(evidence_url)
         return _apply_item_change(
@@ -376,6 +387,20 @@ def annotate_item(
             action=AuditAction.ITEM_ANNOTATED,
             **fields,
         )
+
+
+def _note(typed: str) -> str:
+    """The note to keep: an empty one removes the note. One of only invisible characters
+    is refused rather than kept as empty, since it would remove the note unseen."""
+    note = typed.strip()
+    if note and says_nothing(note):
+        raise WorkflowError(
+            _(
+                "The note holds only invisible characters, so it would show nothing: write "
+                "something that can be read, or empty the field to remove the note."
+            )
+        )
+    return visible_text(note[:5000], _("The note"))
 
 
 def sign_off(release: Release, *, role: str, phase: str, by: By, ip: str | None = None) -> SignOff:

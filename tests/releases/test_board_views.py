@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+from django.contrib import messages
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.template.loader import render_to_string
@@ -104,6 +105,13 @@ def found(pattern: re.Pattern[str], html: str) -> str:
 
 def messages_of(response: Any) -> list[str]:
     return [str(message) for message in get_messages(response.wsgi_request)]
+
+
+def told_as_information(response: Any, *, htmx: bool) -> list[str]:
+    """The messages an answer gives as information rather than as a success or an error."""
+    if htmx:
+        return re.findall(r'<p class="message message--info">(.*?)</p>', response.content.decode())
+    return [str(m) for m in get_messages(response.wsgi_request) if m.level == messages.INFO]
 
 
 def field_of(html: str, action: str, entry: ReleaseItem) -> str:
@@ -290,6 +298,123 @@ def test_it_ticks_when_the_checkbox_form_posts_both_actions(as_user: Any, releas
 
     entry.refresh_from_db()
     assert entry.state == ItemState.DONE
+
+
+# Each of an item's forms that may remove what the item holds, with what it holds before.
+EMPTIED = {
+    "note": ("note", "note", "flaky on Mondays"),
+    "evidence link": ("evidence", "evidence_url", "https://ci.example.com/run/1"),
+}
+
+
+@pytest.mark.parametrize("emptied", ["", "   "], ids=["empty", "spaces"])
+@pytest.mark.parametrize(("action", "field", "held"), EMPTIED.values(), ids=EMPTIED.keys())
+def test_emptying_a_note_or_evidence_link_removes_it_and_says_so(
+    as_user: Any,
+    release: Release,
+    users: dict[str, Any],
+    action: str,
+    field: str,
+    held: str,
+    emptied: str,
+) -> None:
+    entry = workflow.annotate_item(item(release, QA_ITEM), by=users["qa"], **{field: held})
+    events = AuditEvent.objects.count()
+
+    response = post_item(as_user("qa"), release, entry, action, **{field: emptied})
+
+    entry.refresh_from_db()
+    assert response.status_code == 302
+    assert (getattr(entry, field), entry.version) == ("", 2)
+    assert AuditEvent.objects.count() == events + 1
+    what = {"note": "note", "evidence": "evidence link"}[action]
+    assert messages_of(response) == [f"Removed the {what} on “Unit tests pass”."]
+
+
+def test_a_removed_note_is_said_so_in_spanish(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = workflow.annotate_item(item(release, QA_ITEM), by=users["qa"], note="ran twice")
+
+    response = post_item(as_user("qa", "es"), release, entry, "note", note="")
+
+    assert messages_of(response) == ["Nota de “Unit tests pass” eliminada."]
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["without JavaScript", "htmx"])
+@pytest.mark.parametrize(("action", "field", "held"), EMPTIED.values(), ids=EMPTIED.keys())
+def test_emptying_a_note_or_evidence_link_the_item_lacks_changes_nothing_and_says_so(
+    as_user: Any, release: Release, action: str, field: str, held: str, htmx: bool
+) -> None:
+    entry = item(release, QA_ITEM)
+    events, revision = AuditEvent.objects.count(), release.revision
+
+    response = post_item(as_user("qa"), release, entry, action, htmx=htmx, **{field: " "})
+
+    entry.refresh_from_db()
+    release.refresh_from_db()
+    assert response.status_code == (200 if htmx else 302)
+    assert (entry.version, AuditEvent.objects.count(), release.revision) == (0, events, revision)
+    what = {"note": "note", "evidence": "evidence link"}[action]
+    message = f"“Unit tests pass” has no {what} to remove: nothing changed."
+    assert told_as_information(response, htmx=htmx) == [message]
+
+
+# An item's state, what asks for it again (the action and its reason) and how it is told.
+ALREADY = {
+    "pending": (ItemState.PENDING, "untick", "", "pending"),
+    "done": (ItemState.DONE, "tick", "", "done"),
+    "N/A for the same reason": (ItemState.NOT_APPLICABLE, "na", "no tests", "not applicable"),
+}
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["without JavaScript", "htmx"])
+@pytest.mark.parametrize(("state", "action", "reason", "label"), ALREADY.values(),
+                         ids=ALREADY.keys())  # fmt: skip
+def test_an_item_already_as_asked_changes_nothing_and_says_so(
+    as_user: Any,
+    release: Release,
+    users: dict[str, Any],
+    state: str,
+    action: str,
+    reason: str,
+    label: str,
+    htmx: bool,
+) -> None:
+    entry = item(release, QA_ITEM)
+    if state != ItemState.PENDING:
+        entry = workflow.set_item_state(entry, by=users["admin"], state=state, reason=reason)
+        release.refresh_from_db()
+    seen, events, revision = entry.version, AuditEvent.objects.count(), release.revision
+
+    response = post_item(as_user("qa"), release, entry, action, htmx=htmx, reason=reason)
+
+    entry.refresh_from_db()
+    release.refresh_from_db()
+    assert response.status_code == (200 if htmx else 302)
+    assert (entry.state, entry.version) == (state, seen)
+    assert (AuditEvent.objects.count(), release.revision) == (events, revision)
+    message = f"“Unit tests pass” is already {label}: nothing changed."
+    assert told_as_information(response, htmx=htmx) == [message]
+
+
+def test_two_people_unticking_at_once_are_told_what_happened(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+    loaded = entry.version
+    first = post_item(as_user("admin"), release, entry, "untick")
+
+    # One page still holds the version both loaded; one followed the first untick live.
+    stale = as_user("qa").post(item_url(release, entry), {"action": "untick", "version": loaded})
+    entry.refresh_from_db()
+    current = post_item(as_user("qa"), release, entry, "untick")
+
+    assert messages_of(first) == ["Reopened “Unit tests pass”."]
+    assert "since you loaded the page" in messages_of(stale)[0]
+    assert messages_of(current) == ["“Unit tests pass” is already pending: nothing changed."]
+    entry.refresh_from_db()
+    assert (entry.state, entry.version) == (ItemState.PENDING, loaded + 1)
 
 
 def test_it_keeps_the_filter_when_redirecting_back(as_user: Any, release: Release) -> None:
@@ -502,6 +627,13 @@ REFUSED_TEXTS = {
         "evidence_url",
         'https://ci.example/run/\u202e1gpj.exe?"x"',
         HIDDEN,
+    ),
+    "note of only invisible characters": (
+        "note",
+        "note",
+        "\u200b\u2060",
+        "The note holds only invisible characters, so it would show nothing: write "
+        "something that can be read, or empty the field to remove the note.",
     ),
     "N/A reason over the limit": (
         "na",
@@ -718,6 +850,62 @@ def test_a_stale_edit_comes_back_with_what_was_typed_ready_to_send_again(
     assert f'name="version" value="{entry.version}"' in row
     entry.refresh_from_db()
     assert entry.state == ItemState.PENDING and entry.note == "looked at it"
+
+
+NEVER_HAD = (
+    "The form names version 999 of “Unit tests pass”, which it has never had. "
+    "Reload the page and try again."
+)
+
+
+def test_a_version_the_item_never_had_is_refused_not_called_a_conflict(
+    as_user: Any, release: Release, users: dict[str, Any]
+) -> None:
+    entry = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    response = as_user("qa").post(
+        item_url(release, entry), {"action": "untick", "version": 999}, headers=HTMX
+    )
+
+    html = response.content.decode()
+    entry.refresh_from_db()
+    assert response.status_code == 422
+    assert NEVER_HAD in html
+    assert "since you loaded the page" not in html
+    assert (entry.state, entry.version) == (ItemState.DONE, 1)
+    # The row comes back holding the version it has, to be sent again.
+    assert f'name="version" value="{entry.version}"' in row_of(html, entry)
+
+
+def test_without_javascript_a_version_never_had_comes_back_with_what_was_typed(
+    as_user: Any, release: Release
+) -> None:
+    entry = item(release, QA_ITEM)
+    posted = {"action": "note", "version": 999, "note": "ran twice"}
+
+    response = as_user("qa").post(item_url(release, entry), posted)
+
+    html = response.content.decode()
+    entry.refresh_from_db()
+    assert response.status_code == 422
+    assert messages_of(response) == [NEVER_HAD]
+    assert "ran twice" in field_of(html, "note", entry)
+    assert (entry.note, entry.version) == ("", 0)
+
+
+def test_the_workflow_tells_a_version_never_had_from_a_stale_one(
+    release: Release, users: dict[str, Any]
+) -> None:
+    entry = workflow.tick(item(release, QA_ITEM), by=users["qa"])
+
+    with pytest.raises(workflow.WorkflowError, match="which it has never had") as never_had:
+        workflow.untick(entry, by=users["qa"], expected_version=2)
+    with pytest.raises(workflow.Conflict, match="since you loaded the page"):
+        workflow.untick(entry, by=users["qa"], expected_version=0)
+
+    assert not isinstance(never_had.value, workflow.Conflict)
+    entry.refresh_from_db()
+    assert (entry.state, entry.version) == (ItemState.DONE, 1)
 
 
 def test_it_keeps_both_ticks_when_two_people_act_at_once(as_user: Any, release: Release) -> None:

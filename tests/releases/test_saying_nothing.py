@@ -231,14 +231,47 @@ def test_an_optional_reason_that_says_nothing_is_kept_as_none(
     assert event.after == {"status": ReleaseStatus.PLANNED}
 
 
-def test_a_note_that_says_nothing_is_no_note(release: Release, users: dict[str, Any]) -> None:
-    entry = item(release, QA_ITEM)
-    workflow.annotate_item(entry, by=users["qa"], note="flaky on Mondays")
+@pytest.mark.parametrize(
+    "typed", ["\u200b", "\u200c", "\u2060", "\ufeff", " \u2060\u200b ", "\u202e"]
+)
+def test_a_note_of_only_invisible_characters_is_refused_and_the_note_kept(
+    release: Release, users: dict[str, Any], typed: str
+) -> None:
+    entry = workflow.annotate_item(item(release, QA_ITEM), by=users["qa"], note="flaky on Mondays")
+    events = AuditEvent.objects.count()
 
-    workflow.annotate_item(entry, by=users["qa"], note="\u2060\u200b")
+    with pytest.raises(workflow.WorkflowError) as refused:
+        workflow.annotate_item(entry, by=users["qa"], note=typed)
+
+    assert refused.value.message == (
+        "The note holds only invisible characters, so it would show nothing: write "
+        "something that can be read, or empty the field to remove the note."
+    )
 
     entry.refresh_from_db()
-    assert entry.note == ""
+    assert (entry.note, entry.version) == ("flaky on Mondays", 1)
+    assert AuditEvent.objects.count() == events
+
+
+@pytest.mark.parametrize("htmx", [False, True], ids=["without JavaScript", "htmx"])
+def test_the_board_refuses_a_note_of_only_invisible_characters_and_keeps_it_typed(
+    as_user: Any, release: Release, users: dict[str, Any], htmx: bool
+) -> None:
+    entry = workflow.annotate_item(item(release, QA_ITEM), by=users["qa"], note="flaky on Mondays")
+
+    response = as_user("qa", "es").post(
+        item_url(release),
+        {"action": "note", "version": entry.version, "note": "\ufeff\u200b"},
+        headers=HTMX if htmx else {},
+    )
+
+    page = response.content.decode()
+    assert response.status_code == 422
+    assert "La nota solo contiene caracteres invisibles" in page
+    assert "vacía el campo para quitar la nota" in page
+    assert "\ufeff\u200b</textarea>" in page
+    entry.refresh_from_db()
+    assert entry.note == "flaky on Mondays"
 
 
 @pytest.mark.parametrize("typed", ["\u200b", "\u2060\ufeff", "\u3164"])

@@ -733,10 +733,14 @@ FAILING = {
         WorkflowError,
     ),
     "conflict": (
+        lambda r, u: workflow.untick(item(r, QA_ITEM), by=u["qa"], expected_version=0),
+        Conflict,
+    ),
+    "version_never_had": (
         lambda r, u: workflow.tick(
             item(r, QA_ITEM), by=u["qa"], expected_version=item(r, QA_ITEM).version + 1
         ),
-        Conflict,
+        WorkflowError,
     ),
     "sign_off_open_items": (
         lambda r, u: workflow.sign_off(r, role="qa", phase="Pre", by=u["qa"]),
@@ -754,6 +758,12 @@ FAILING = {
 }
 
 
+# What happened before the failing operation, since its page was loaded.
+BEFOREHAND: dict[str, Callable[[Release, dict[str, Any]], Any]] = {
+    "conflict": lambda r, u: workflow.tick(item(r, QA_ITEM), by=u["qa"]),
+}
+
+
 @pytest.mark.parametrize("failure", FAILING)
 def test_it_publishes_and_records_nothing_when_an_operation_fails(
     release: Release,
@@ -763,6 +773,8 @@ def test_it_publishes_and_records_nothing_when_an_operation_fails(
     failure: str,
 ) -> None:
     run, error = FAILING[failure]
+    if failure in BEFOREHAND:
+        BEFOREHAND[failure](release, users)
     before = fingerprint(release)
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(error):
