@@ -378,6 +378,40 @@ def test_a_credential_in_the_url_is_refused_without_repeating_it(staff: Client) 
     assert not Channel.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://example.com/x\r\nHost: evil", "U+000D"),
+        ("https://example.com/a\nb", "U+000A"),
+        ("https://exa mple.com/a", "U+0020"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_url_with_a_space_or_a_control_character_is_refused_as_typed(
+    staff: Client, url: str, code: str
+) -> None:
+    answer = staff.post(
+        reverse("channels:add"),
+        {
+            "name": "ops",
+            "kind": "webhook",
+            "url": url,
+            "secret_env": "OPS_WEBHOOK_SECRET",
+            "events": ["*"],
+            "releases": "*",
+        },
+    )
+
+    assert answer.status_code == 422
+    assert form_errors(answer) == {
+        "url": [
+            f"channel “ops”: url must not contain spaces or control characters (it holds {code})"
+        ]
+    }
+    assert answer.context["form"]["url"].value() == url
+    assert not Channel.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_slack_url_itself_is_refused_as_the_file_refuses_it(staff: Client) -> None:
     answer = staff.post(
