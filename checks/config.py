@@ -58,7 +58,13 @@ from django.utils.translation import gettext_noop, ngettext
 from releases import performs, workflow
 from releases.models import AuditAction, Release, ReleaseItem
 
-from .credentials import find_credential, is_app_variable, is_loopback, web_url
+from .credentials import (
+    find_credential,
+    is_app_variable,
+    is_loopback,
+    url_character_problem,
+    web_url,
+)
 from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType, is_variable_name, option_problem
 from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
@@ -595,7 +601,9 @@ def _env_problem(key: str, value: Any) -> str:
 def _url_problem(key: str, value: Any) -> str:
     url = web_url(value)
     if url is None:
-        return _("%(key)s must be an http:// or https:// URL with a host") % {"key": key}
+        return url_character_problem(key, value) or _(
+            "%(key)s must be an http:// or https:// URL with a host"
+        ) % {"key": key}
     if url.has_login:
         # The database never holds a credential; checks name the variable that does.
         return _("%(key)s must not hold credentials (user:password@); name a variable instead") % {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -115,10 +116,30 @@ class WebURL:
     has_login: bool
 
 
+def _blank_or_control(text: str) -> str | None:
+    """The first whitespace or control character (C0, DEL, C1) in the text. A URL holds
+    none: written into a request they split or end its lines, and the URL cannot be
+    sent as it reads."""
+    return next((c for c in text if c.isspace() or unicodedata.category(c) == "Cc"), None)
+
+
+def url_character_problem(key: str, value: Any) -> str:
+    """Why a URL is refused for a space or a control character in it, naming which; ""
+    when it holds none."""
+    found = _blank_or_control(value) if isinstance(value, str) else None
+    if found is None:
+        return ""
+    return _("%(key)s must not contain spaces or control characters (it holds U+%(code)04X)") % {
+        "key": key,
+        "code": ord(found),
+    }
+
+
 def web_url(value: Any) -> WebURL | None:
     """The URL's scheme and host, or None when the value is no http:// or https:// URL
-    naming a host."""
-    if not isinstance(value, str):
+    naming a host, or holds a space or a control character (url_character_problem says
+    which)."""
+    if not isinstance(value, str) or _blank_or_control(value) is not None:
         return None
     try:
         parts = urlsplit(value)

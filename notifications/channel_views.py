@@ -205,6 +205,9 @@ async def channel_test(request: HttpRequest, id: int) -> HttpResponse:
     Served on the event loop (deploycheck.asgi), and sent from a thread of its own: a
     receiver that takes its time, up to the delivery timeout, holds no page thread.
 
+    A test refused before anything was sent (a URL refused, a variable not set) is
+    answered 422, saying why; one sent is answered 200, whatever the receiver said.
+
     A GET is the result's address opened again (after logging in, from the address
     bar): it sends nothing, and shows the channel's row, where a test is sent from."""
     if request.method == "GET":
@@ -215,7 +218,12 @@ async def channel_test(request: HttpRequest, id: int) -> HttpResponse:
         channel, user.get_username()
     )
     context = {"row": _row(channel), "channel": channel, "trial": trial}
-    return await sync_to_async(render)(request, "notifications/channel_test.html", context)
+    return await sync_to_async(render)(
+        request,
+        "notifications/channel_test.html",
+        context,
+        status=200 if trial.outcome.sent else 422,
+    )
 
 
 @closing_connections

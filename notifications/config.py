@@ -30,7 +30,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from checks.credentials import find_credential, is_app_variable, is_loopback, web_url
+from checks.credentials import (
+    find_credential,
+    is_app_variable,
+    is_loopback,
+    url_character_problem,
+    web_url,
+)
 from checks.export import toml_key, toml_value
 from checks.kinds.base import is_variable_name
 from checks.toml_file import (
@@ -427,7 +433,7 @@ def _inside_the_network(host: str) -> bool:
 def _url_problem(url: Any, kind: ChannelKind) -> str:
     parts = web_url(url)
     if parts is None:
-        return _("url must be an https:// URL")
+        return url_character_problem("url", url) or _("url must be an https:// URL")
     host = parts.host
     if parts.scheme == "http" and not is_loopback(host):
         return _("url must be https://; http:// only to this machine (a stand-in)")

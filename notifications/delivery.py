@@ -106,6 +106,9 @@ class Outcome:
     # An e-mail channel's mail, as the server or the ESP took it.
     message_id: str = ""
     said: Said | None = None
+    # False when the attempt was refused before any request went out (a URL refused, a
+    # variable not set): the receiver got nothing.
+    sent: bool = True
 
     @property
     def error_shown(self) -> str:
@@ -243,7 +246,11 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
     if channel.kind == ChannelKind.EMAIL:
         mailed = mailing.to_channel(channel, event)
         return Outcome(
-            mailed.outcome, mailed.http_status, mailed.error, message_id=mailed.message_id
+            mailed.outcome,
+            mailed.http_status,
+            mailed.error,
+            message_id=mailed.message_id,
+            sent=mailed.sent,
         )
     try:
         raw_url = channel_url(channel)
@@ -253,9 +260,9 @@ def _attempt(channel: Channel, event: Event) -> Outcome:
         address = guard(str(url))
         body, headers = request_for(channel, event)
     except Refused as error:
-        return _failed(AttemptOutcome.FAILED, error.why)
+        return _failed(AttemptOutcome.FAILED, error.why, sent=False)
     except Transient as error:
-        return _failed(AttemptOutcome.RETRY, error.why)
+        return _failed(AttemptOutcome.RETRY, error.why, sent=False)
     try:
         with (
             _client() as client,

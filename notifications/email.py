@@ -137,9 +137,13 @@ def _send(delivery: EmailDelivery) -> Mailed:
     """What came of one attempt; never raises."""
     subscription = EmailSubscription.objects.filter(user_id=delivery.user_id).first()
     if subscription is not None and subscription.unsubscribed_at is not None:
-        return Mailed(AttemptOutcome.FAILED, "the person unsubscribed before it was sent")
+        return Mailed(
+            AttemptOutcome.FAILED, "the person unsubscribed before it was sent", sent=False
+        )
     if not settings.EMAIL_ENABLED:
-        return Mailed(AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent")
+        return Mailed(
+            AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent", sent=False
+        )
     try:
         mail = message(delivery)
     except Exception as error:  # a bug must not leave the delivery half-done

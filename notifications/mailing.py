@@ -80,6 +80,8 @@ class Mailed:
     message_id: str = ""
     # The HTTP status of an ESP's API when it refused; None for SMTP.
     http_status: int | None = None
+    # False when no mail was handed to a server at all (no EMAIL_URL, say).
+    sent: bool = True
 
 
 # How far off a window's start is, as `maintenance.starting_soon` says it.
@@ -176,7 +178,9 @@ def for_channel(channel: Channel, event: Event) -> EmailMultiAlternatives:
 
 def to_channel(channel: Channel, event: Event) -> Mailed:
     if not settings.EMAIL_ENABLED:
-        return Mailed(AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent")
+        return Mailed(
+            AttemptOutcome.FAILED, "EMAIL_URL is not set: no mail can be sent", sent=False
+        )
     return post(for_channel(channel, event))
 
 

@@ -78,6 +78,8 @@ def accepted(kind: ChannelKind) -> str:
 
 def confirmed(kind: ChannelKind, outcome: Outcome) -> str:
     """What the answer proves, and what it does not, in the active language."""
+    if not outcome.sent:
+        return _("not sent: %(error)s") % {"error": outcome.error_shown}
     if outcome.outcome == AttemptOutcome.ACCEPTED:
         return accepted(kind)
     if outcome.outcome != AttemptOutcome.DELIVERED:

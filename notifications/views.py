@@ -24,6 +24,12 @@ from .wording import TITLES
 
 # A glob over release versions: the characters versions use, and * ? [ ].
 RELEASES_GLOB = re.compile(r"^[A-Za-z0-9.*?\[\]!_+-]{1,100}$")
+# Every [ opens a set that a ] closes, read as fnmatch reads it: a ! first negates the
+# set, and a ] first (after the !) is one of its characters, taken greedily (?+) as
+# fnmatch takes it, so "[]" and "[!]" stay open. fnmatch takes a [ left open, or a ]
+# alone, as that character itself, which no version holds: the pattern would match
+# nothing, silently.
+SETS_CLOSED = re.compile(r"(?:[^\[\]]|\[!?+\]?+[^\]]*\])*")
 
 
 @csrf_exempt  # RFC 8058: mail clients POST the link from outside any page of ours
@@ -67,6 +73,10 @@ class SubscriptionForm(forms.Form):
             raise forms.ValidationError(
                 _("Use letters, digits, . - _ + and the wildcards * ? [ ] only.")
             )
+        if not SETS_CLOSED.fullmatch(value):
+            raise forms.ValidationError(
+                _("Close each [ with ], as in v2.[0-4].*: a [ or ] alone matches no version.")
+            )
         return value
 
 
@@ -104,7 +114,7 @@ def preferences_view(request: HttpRequest) -> HttpResponse:
         request,
         "notifications/preferences.html",
         {"form": form, "saved": saved, "unsubscribed": unsubscribed},
-        status=400 if form.is_bound and not form.is_valid() else 200,
+        status=422 if form.is_bound and not form.is_valid() else 200,
     )
 
 

@@ -17,6 +17,7 @@ from django.db import connections
 from django.utils import translation
 
 from checks import config
+from checks.credentials import url_character_problem, web_url
 from checks.kinds.registry import REGISTRY
 from checks.management.commands.load_checks import Command as LoadChecks
 from checks.models import Check
@@ -351,6 +352,16 @@ FAULTS = [
         '[[check]]\nname = "h"\nkind = "http"\nurl = "ftp://a.example.com"\n',
         "4: check “h”: url must be an http:// or https:// URL with a host",
         id="url-scheme",
+    ),
+    pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com/x\\r\\nHost: evil"\n',
+        "4: check “h”: url must not contain spaces or control characters (it holds U+000D)",
+        id="url-line-break",
+    ),
+    pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.exa mple.com/"\n',
+        "4: check “h”: url must not contain spaces or control characters (it holds U+0020)",
+        id="url-space",
     ),
     pytest.param(
         '[[check]]\nname = "h"\nkind = "http"\nurl = "https://"\n',
@@ -696,3 +707,16 @@ def test_it_loads_the_example_file_cleanly_against_the_seed_release(db: Any) -> 
     # Written exactly as the seed has them, not merely close enough to match.
     seed_texts = set(seed.items.values_list("text", flat=True))
     assert {text for spec in config.read(example) for text in spec.items} <= seed_texts
+
+
+@pytest.mark.parametrize(
+    "character", [*map(chr, range(0x20)), " ", "\x7f", "\x85", "\x9f", "\xa0", "\u2028", "\u3000"]
+)
+def test_a_url_holding_a_space_or_a_control_character_is_no_url(character: str) -> None:
+    url = f"https://a.example.com/x{character}y"
+
+    assert web_url(url) is None
+    assert url_character_problem("url", url) == (
+        f"url must not contain spaces or control characters (it holds U+{ord(character):04X})"
+    )
+    assert web_url("https://a.example.com/x%20y") is not None

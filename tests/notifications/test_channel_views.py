@@ -378,6 +378,40 @@ def test_a_credential_in_the_url_is_refused_without_repeating_it(staff: Client) 
     assert not Channel.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("https://example.com/x\r\nHost: evil", "U+000D"),
+        ("https://example.com/a\nb", "U+000A"),
+        ("https://exa mple.com/a", "U+0020"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_url_with_a_space_or_a_control_character_is_refused_as_typed(
+    staff: Client, url: str, code: str
+) -> None:
+    answer = staff.post(
+        reverse("channels:add"),
+        {
+            "name": "ops",
+            "kind": "webhook",
+            "url": url,
+            "secret_env": "OPS_WEBHOOK_SECRET",
+            "events": ["*"],
+            "releases": "*",
+        },
+    )
+
+    assert answer.status_code == 422
+    assert form_errors(answer) == {
+        "url": [
+            f"channel “ops”: url must not contain spaces or control characters (it holds {code})"
+        ]
+    }
+    assert answer.context["form"]["url"].value() == url
+    assert not Channel.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_slack_url_itself_is_refused_as_the_file_refuses_it(staff: Client) -> None:
     answer = staff.post(
@@ -710,13 +744,34 @@ def test_the_confirmed_sentence_speaks_the_readers_language(as_user: Any) -> Non
 
 
 @pytest.mark.django_db
-def test_a_refused_test_says_why(staff: Client) -> None:
-    ops = make_channel(url="http://127.0.0.1:9/hook", secret_env="NOT_SET_ANYWHERE")
+def test_a_test_refused_before_sending_says_nothing_was_sent_and_why(staff: Client) -> None:
+    with stand_in(lambda request: Reply(200)) as server:
+        ops = make_channel(url=f"{server.url}/hook", secret_env="NOT_SET_ANYWHERE")
+        answer = staff.post(reverse("channels:test", args=[ops.pk]))
 
-    page = staff.post(reverse("channels:test", args=[ops.pk])).content.decode()
-
+    page = answer.content.decode()
+    assert server.requests == []
+    assert answer.status_code == 422
+    assert "No test event was sent" in page
+    assert "A test event was sent now" not in page
     assert "none: no answer came" in page
-    assert "not delivered: NOT_SET_ANYWHERE, which holds the signing secret, is not set" in page
+    assert "not sent: NOT_SET_ANYWHERE, which holds the signing secret, is not set" in page
+
+
+@pytest.mark.django_db
+def test_a_test_to_a_url_that_cannot_be_sent_says_nothing_was_sent(as_user: Any) -> None:
+    # Saved before such URLs were refused.
+    ops = make_channel(url="https://example.com/a\nb")
+    client = as_user("admin")
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "es"
+
+    answer = client.post(reverse("channels:test", args=[ops.pk]))
+
+    page = answer.content.decode()
+    assert answer.status_code == 422
+    assert "No se envió ningún evento de prueba" in page
+    assert "Se acaba de enviar" not in page
+    assert "no enviado: la URL no es válida" in page
 
 
 @pytest.mark.django_db

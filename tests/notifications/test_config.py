@@ -125,6 +125,20 @@ def test_it_reads_both_kinds(tmp_path: Path) -> None:
         ),
         ({"url": "ftp://hooks.example.com/x"}, "4: channel “ops”: url must be an https:// URL"),
         (
+            # TOML escapes, so the file holds the characters themselves.
+            {"url": "https://hooks.example.com/x\\r\\nHost: evil"},
+            "4: channel “ops”: url must not contain spaces or control characters (it holds U+000D)",
+        ),
+        (
+            {"url": "https://hooks.example.com/a\\nb"},
+            "4: channel “ops”: url must not contain spaces or control characters (it holds U+000A)",
+        ),
+        (
+            {"url": "https://hooks.exa mple.com/a"},
+            "4: channel “ops”: url must not contain spaces or control characters (it holds U+0020)",
+        ),
+        ({"url": "https://hooks.example.com/a\\u0085"}, "(it holds U+0085)"),
+        (
             {"url": "https://u:p@hooks.example.com/x"},
             "4: this [[channel]]: url carries a credential (user:password@); name an "
             "environment variable instead",

@@ -253,9 +253,9 @@ def test_a_person_chooses_what_they_get(users: dict[str, Any]) -> None:
 
     assert shown.status_code == 200
     assert 'value="approval.requested" id="id_events_0" checked' in shown.content.decode()
-    assert bad.status_code == 400
+    assert bad.status_code == 422
     assert "wildcards" in bad.content.decode()
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422
     assert saved.status_code == 200
     subscription = EmailSubscription.objects.get(user=users["qa"])
     assert (subscription.releases, subscription.events) == (
@@ -263,6 +263,39 @@ def test_a_person_chooses_what_they_get(users: dict[str, Any]) -> None:
         ["rollback.declared", "deploy.started"],
     )
     assert subscription.offered == list(TITLES)
+
+
+@pytest.mark.parametrize("pattern", ["[", "v2.[0-4", "v2.]*", "[]", "[!]"])
+def test_a_pattern_with_a_bracket_left_open_or_alone_is_refused_as_typed(
+    users: dict[str, Any], pattern: str
+) -> None:
+    client = Client()
+    client.force_login(users["qa"])
+
+    answer = client.post(
+        "/account/notifications/",
+        {"releases": pattern, "events": ["rollback.declared"]},
+        HTTP_ACCEPT_LANGUAGE="en",
+    )
+
+    assert answer.status_code == 422
+    assert answer.context["form"].errors == {
+        "releases": ["Close each [ with ], as in v2.[0-4].*: a [ or ] alone matches no version."]
+    }
+    assert answer.context["form"]["releases"].value() == pattern
+    assert not EmailSubscription.objects.exists()
+
+
+def test_a_pattern_with_a_set_of_characters_is_saved(users: dict[str, Any]) -> None:
+    client = Client()
+    client.force_login(users["qa"])
+
+    answer = client.post(
+        "/account/notifications/", {"releases": "v2.[0-4].*", "events": ["rollback.declared"]}
+    )
+
+    assert answer.status_code == 200
+    assert EmailSubscription.objects.get().releases == "v2.[0-4].*"
 
 
 def test_a_default_event_that_came_after_a_choice_is_sent_and_shown_chosen(

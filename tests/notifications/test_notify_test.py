@@ -169,7 +169,7 @@ def test_a_url_the_guard_refuses_is_not_sent_and_says_why(settings: Any) -> None
     assert shown["HTTP status"] == "none"
     assert "answer" not in shown
     assert shown["confirmed"] == (
-        "not delivered: 127.0.0.1 resolves to 127.0.0.1, a private, loopback or link-local "
+        "not sent: 127.0.0.1 resolves to 127.0.0.1, a private, loopback or link-local "
         "address; set NOTIFY_ALLOW_PRIVATE=1 to allow notifications inside your network"
     )
 
