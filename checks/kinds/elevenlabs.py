@@ -241,7 +241,7 @@ def _get(
     response = send(client, "GET", path)
     if response.status_code != 200:
         raise _refused(response, what, permission, voice_id)
-    return json_object(response, what.english())
+    return json_object(response, what)
 
 
 def _detail(response: httpx.Response) -> tuple[str, str]:
@@ -291,9 +291,9 @@ def _refused(response: httpx.Response, what: Said, permission: str, voice_id: st
         )
     if status == 429:
         return busy_or_down(response, said(_("%(what)s: %(label)s"), what=what, label=label))
-    # The shared reading of other answers writes plain English.
-    shown = what.english()
-    return unexpected(response, f"{shown} ({code})" if code else shown)
+    return unexpected(
+        response, said(_("%(what)s (%(code)s)"), what=what, code=code) if code else what
+    )
 
 
 KIND = Kind(

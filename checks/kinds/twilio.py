@@ -513,7 +513,7 @@ class Audit:
     ) -> dict[str, Any]:
         if response.status_code != 200:
             raise self._refused(response, what, account)
-        return json_object(response, what.english())
+        return json_object(response, what)
 
     def _refused(self, response: httpx.Response, what: Said, account: bool) -> Exception:
         status = response.status_code
@@ -559,7 +559,7 @@ class Audit:
                 response,
                 said(_("%(what)s: too many requests (%(answer)s)"), what=what, answer=answer),
             )
-        return unexpected(response, what.english())
+        return unexpected(response, what)
 
 
 def _dicts(items: Any, what: Said) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trustme
+from django.utils import translation
 
 from checks.kinds import elevenlabs, github, google_ai, openai, statuspage, supabase, twilio
 from checks.kinds.base import CheckError, Context, Kind, Reason, Said
@@ -350,3 +351,13 @@ def test_it_fails_before_any_request_when_the_key_variable_is_unset(
 )
 def test_it_joins_the_version_segment_exactly_once(base: str, expected: str) -> None:
     assert api_url(base, "https://api.openai.com", "v1") == expected
+
+
+@pytest.mark.parametrize("name", ["elevenlabs", "twilio", "supabase", "github"])
+def test_it_names_what_answered_an_outage_in_the_readers_language(name: str, serve: Serve) -> None:
+    case = CASES[name]
+    server = serve(case.vendor(mode="down"))
+    error = failure(case.kind, context(case.options(server.url), case.env))
+    english_label = error.evidence.partition(":")[0]
+    with translation.override("es"):
+        assert english_label not in error.said.translated()
