@@ -9,11 +9,12 @@ import pytest
 from django.utils import translation
 
 from checks.kinds import statuspage
-from checks.kinds.base import CheckError, Reason
+from checks.kinds.base import Reason
 
 from .standin import Reply, Seen, stand_in
 from .test_vendor_kinds import (
     Serve,
+    assert_not_verified_at_once,
     assert_permanent,
     assert_transient,
     context,
@@ -116,14 +117,6 @@ def test_it_fails_a_page_under_maintenance_for_good(indicator: str, serve: Serve
     assert error.evidence == (
         f"page reports Service Under Maintenance (indicator {indicator}): under maintenance"
     )
-
-
-def assert_not_verified_at_once(error: CheckError) -> None:
-    """A value the check cannot read is neither up nor down: error, never fail, and not
-    asked again, since the same page would answer the same."""
-    assert error.reason == Reason.BAD_RESPONSE
-    assert not error.permanent
-    assert not error.retry
 
 
 def test_it_does_not_verify_an_unknown_indicator_naming_it(serve: Serve) -> None:

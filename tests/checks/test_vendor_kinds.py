@@ -87,6 +87,12 @@ def assert_transient(error: CheckError, reason: Reason, retry_after: float | Non
     assert error.retry_after == (pytest.approx(retry_after) if retry_after is not None else None)
 
 
+def assert_not_verified_at_once(error: CheckError) -> None:
+    """An answer naming a value the vendor does not document: error, never fail, and not
+    asked again, since the vendor would say the same."""
+    assert (error.reason, error.permanent, error.retry) == (Reason.BAD_RESPONSE, False, False)
+
+
 def assert_secret_only_in_headers(requests: list[Seen], secret: str) -> None:
     assert requests
     for seen in requests:
