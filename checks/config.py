@@ -45,6 +45,7 @@ import difflib
 import re
 import stat
 import tomllib
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -593,6 +594,9 @@ def _env_problem(key: str, value: Any) -> str:
 
 
 def _url_problem(key: str, value: Any) -> str:
+    if isinstance(value, str) and any(unicodedata.category(char) == "Cc" for char in value):
+        # Named for what it is: the URL libraries refuse it in English of their own.
+        return _("%(key)s holds a control character (a line break or similar)") % {"key": key}
     url = web_url(value)
     if url is None:
         return _("%(key)s must be an http:// or https:// URL with a host") % {"key": key}

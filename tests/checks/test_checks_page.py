@@ -413,6 +413,37 @@ def test_it_refuses_a_vendor_base_url_in_the_clear_with_the_loaders_message(
     assert not Check.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "url", ["https://app.example.com/\r\nhealth", "https://app.\x7fexample.com/"]
+)
+def test_it_refuses_a_url_holding_a_control_character_in_its_own_words(
+    release: Release, as_user: Any, url: str
+) -> None:
+    """Python's URL readers answer such a URL in English of their own."""
+    response = as_user("admin", "es").post(add_url(release, "http"), {"name": "h", "url": url})
+
+    assert errors(response) == {
+        "url": [
+            "comprobación “h”: url contiene un carácter de control (un salto de línea o similar)"
+        ]
+    }
+    assert not Check.objects.exists()
+
+
+def test_it_refuses_a_url_httpx_cannot_request_in_its_own_words(
+    release: Release, as_user: Any
+) -> None:
+    typed = {"name": "h", "url": "https://1.2.3.999/health"}
+
+    response = as_user("admin", "es").post(add_url(release, "http"), typed)
+
+    assert errors(response) == {
+        "url": [
+            "comprobación “h”: url no es una URL válida: revisa su host, su puerto y su longitud"
+        ]
+    }
+
+
 def test_it_reports_every_fault_of_the_form_as_the_loader_words_it(
     release: Release, as_user: Any, tmp_path: Path
 ) -> None:

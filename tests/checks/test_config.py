@@ -375,6 +375,16 @@ FAULTS = [
         id="kind-condition",
     ),
     pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com/\\r\\nhealth"\n',
+        "4: check “h”: url holds a control character (a line break or similar)",
+        id="url-line-break",
+    ),
+    pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://1.2.3.999/"\n',
+        "4: check “h”: url is not a valid URL: check its host, its port and its length",
+        id="url-httpx-refuses",
+    ),
+    pytest.param(
         '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com/\u202eexe.gpj"\n',
         "4: check “h”: url contains invisible bidirectional control characters (U+202E), which "
         "can make it read differently from what it is; remove them",
