@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -442,6 +443,26 @@ def test_it_refuses_a_url_httpx_cannot_request_in_its_own_words(
             "comprobación “h”: url no es una URL válida: revisa su host, su puerto y su longitud"
         ]
     }
+
+
+def test_it_refuses_a_ca_file_holding_no_certificate_and_keeps_one_that_does(
+    release: Release, as_user: Any, tmp_path: Path
+) -> None:
+    not_pem = tmp_path / "shadow"
+    not_pem.write_text("root:*:19000:0:99999:7:::\n")
+    authority = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(authority))
+    client = as_user("admin", "es")
+    typed = {"name": "tls", "host": "app.example.com"}
+
+    refused = client.post(add_url(release, "tls"), {**typed, "ca_file": str(not_pem)})
+    accepted = client.post(add_url(release, "tls"), {**typed, "ca_file": str(authority)})
+
+    assert errors(refused) == {
+        "ca_file": [f"comprobación “tls”: ca_file {not_pem} no contiene ningún certificado PEM"]
+    }
+    assert accepted.status_code == 302
+    assert Check.objects.get().options["ca_file"] == str(authority)
 
 
 def test_it_reports_every_fault_of_the_form_as_the_loader_words_it(

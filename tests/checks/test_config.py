@@ -398,6 +398,16 @@ FAULTS = [
         id="text-list-bidi",
     ),
     pytest.param(
+        TLS_HEAD + 'host = "a.example.com"\nca_file = "/nonexistent/ca.pem"\n',
+        "5: check “tls”: ca_file /nonexistent/ca.pem does not exist",
+        id="ca-file-missing",
+    ),
+    pytest.param(
+        TLS_HEAD + 'host = "a.example.com"\nca_file = "/"\n',
+        "5: check “tls”: ca_file / is not a regular file",
+        id="ca-file-directory",
+    ),
+    pytest.param(
         TLS_HEAD + 'host = "a.example.com"\nitem = 3\n',
         "5: check “tls”: item must be an item's text or a list of them",
         id="item-type",

@@ -332,6 +332,21 @@ def test_it_trusts_a_private_ca_given_as_ca_file(
     assert server.url.startswith("https://")
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_it_calls_a_ca_file_that_is_no_certificate_misconfigured_and_sends_nothing(
+    name: str, serve: Serve, tmp_path: Path
+) -> None:
+    not_pem = tmp_path / "shadow"
+    not_pem.write_text("root:*:19000:0:99999:7:::\n")
+    case = CASES[name]
+    server = serve(case.vendor())
+    options = {**case.options(server.url), "ca_file": str(not_pem)}
+    error = failure(case.kind, context(options, case.env))
+    assert_permanent(error, Reason.MISCONFIGURED)
+    assert error.evidence == f"ca_file {not_pem} holds no PEM certificate"
+    assert server.requests == []
+
+
 @pytest.mark.parametrize("name", SECRET_CASES)
 def test_it_fails_before_any_request_when_the_key_variable_is_unset(
     name: str, serve: Serve
