@@ -65,7 +65,15 @@ from .credentials import (
     url_character_problem,
     web_url,
 )
-from .kinds.base import ENV_NAME, OPTION_TYPES, Kind, OptionType, is_variable_name, option_problem
+from .kinds.base import (
+    ENV_NAME,
+    OPTION_TYPES,
+    Kind,
+    OptionType,
+    ca_file_problem,
+    is_variable_name,
+    option_problem,
+)
 from .kinds.registry import REGISTRY
 from .models import CHECK_NAME_PATTERN, Check
 from .toml_file import (
@@ -529,7 +537,11 @@ def _parse_options(
                 key,
             )
             continue
-        problem = hidden_text_problem(key, value) or _type_problem(key, OPTION_TYPES[key], value)
+        problem = (
+            hidden_text_problem(key, value)
+            or _type_problem(key, OPTION_TYPES[key], value)
+            or _file_problem(key, value)
+        )
         if problem:
             problems.add(
                 line, _("%(label)s: %(problem)s") % {"label": label, "problem": problem}, key
@@ -582,6 +594,16 @@ def _type_problem(key: str, expected: OptionType, value: Any) -> str:
     if expected is OptionType.ENV:
         return _env_problem(key, value)
     return _url_problem(key, value)
+
+
+def _file_problem(key: str, value: Any) -> str:
+    """What is wrong with the file a path option names, told when the check is saved
+    rather than as a misconfigured result on each run. It is read where the check is
+    saved: a worker on another machine needs the file at the same path too."""
+    if key != "ca_file":
+        return ""
+    problem = ca_file_problem(value)
+    return problem.translated() if problem is not None else ""
 
 
 def _env_problem(key: str, value: Any) -> str:

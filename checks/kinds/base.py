@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -127,6 +129,52 @@ def invalid_option(error: ValueError) -> CheckError:
     return fault(
         Reason.MISCONFIGURED,
         said(_("invalid option: %(problem)s"), problem=option_problem(error)),
+    )
+
+
+# Far more than any CA bundle (the system's is about 200 KiB): a larger file is not one,
+# and is not read whole to find out.
+CA_FILE_MAX_BYTES = 4 * 1024 * 1024
+
+
+def ca_file_problem(path: str) -> Said | None:
+    """What keeps `path` from serving as a ca_file, or None: it must be a regular file
+    this process can read, holding at least one PEM certificate. Never opened when it is
+    a directory, FIFO or device; its content is never quoted."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return said(_("ca_file %(path)s does not exist"), path=path)
+    except OSError:
+        return said(_("ca_file %(path)s cannot be read"), path=path)
+    if not stat.S_ISREG(found.st_mode):
+        return said(_("ca_file %(path)s is not a regular file"), path=path)
+    if found.st_size > CA_FILE_MAX_BYTES:
+        return said(
+            _("ca_file %(path)s is larger than %(limit)s bytes, which no CA bundle is"),
+            path=path,
+            limit=CA_FILE_MAX_BYTES,
+        )
+    # Read as the checks read it: by the TLS library, into a context of its own.
+    trust = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        trust.load_verify_locations(cafile=path)
+    except ssl.SSLError:
+        return said(_("ca_file %(path)s holds no PEM certificate"), path=path)
+    except OSError:
+        return said(_("ca_file %(path)s cannot be read"), path=path)
+    if not trust.cert_store_stats()["x509"]:
+        return said(_("ca_file %(path)s holds no PEM certificate"), path=path)
+    return None
+
+
+def unloadable_ca_file(path: str) -> CheckError:
+    """A ca_file the worker could not load: the check's configuration is at fault, never
+    the vendor, and nothing was sent."""
+    return fault(
+        Reason.MISCONFIGURED,
+        ca_file_problem(path)
+        or said(_("ca_file %(path)s cannot be read as PEM certificates"), path=path),
     )
 
 

@@ -22,7 +22,7 @@ import httpx
 from django.conf import settings
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Reason, Said, fault, said, transient, unjudged
+from .base import CheckError, Reason, Said, fault, said, transient, unjudged, unloadable_ca_file
 
 USER_AGENT = "deploycheck-verify/1.0"
 
@@ -45,7 +45,11 @@ def ssl_context(ca_file: str = "") -> ssl.SSLContext:
     with _contexts_lock:
         context = _contexts.get(ca_file)
         if context is None:
-            context = _contexts[ca_file] = ssl.create_default_context(cafile=ca_file or None)
+            try:
+                context = ssl.create_default_context(cafile=ca_file or None)
+            except OSError:
+                raise unloadable_ca_file(ca_file) from None
+            _contexts[ca_file] = context
         return context
 
 

@@ -200,9 +200,12 @@ def check_options(options: Mapping[str, Any]) -> None:
         )
     try:
         dns.name.from_text(host)
-    except dns.exception.DNSException as error:
+    except dns.exception.DNSException:
         raise OptionError(
-            said(_("host %(host)s is not a DNS name: %(error)s"), host=repr(host), error=str(error))
+            said(
+                _("host %(host)s is not a DNS name: its labels are 1 to 63 octets, 255 in all"),
+                host=repr(host),
+            )
         ) from None
     if options.get("nameserver"):
         _nameserver(str(options["nameserver"]))

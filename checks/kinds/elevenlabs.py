@@ -23,10 +23,14 @@ be read the check says which permission is missing and does not pass.
 
 Permanent failures: the key refused (401 invalid_api_key); a missing permission
 (misconfigured); the character quota exhausted (400 or 401 quota_exceeded) or fewer
-characters left than the threshold; a subscription neither active nor trialing; an unknown
-voice (400 or 404 voice_not_found or voice_does_not_exist, or any 404); and any other
+characters left than the threshold; a subscription in a documented status other than
+active or trialing (incomplete, past_due, free, free_disabled); an unknown voice (400 or
+404 voice_not_found or voice_does_not_exist, or any 404); and any other
 not-found answer (a code ending in _not_found or _does_not_exist, or a 404 from the
 subscription path: base_url serves no ElevenLabs API).
+
+Not verified: a subscription status the API does not document, named, ends as an error
+at once.
 """
 
 from __future__ import annotations
@@ -41,11 +45,21 @@ from django.utils.translation import gettext_noop as _
 
 from .base import CheckError, Context, Kind, Reason, Said, fault, joined, said, transient
 from .client import busy_or_down, http_client, send, unexpected
-from .vendor_errors import answer_label, api_url, error_body, integer, json_object, string
+from .vendor_errors import (
+    answer_label,
+    api_url,
+    error_body,
+    integer,
+    json_object,
+    string,
+    undocumented,
+)
 
 PRODUCTION = "https://api.elevenlabs.io"
 VERSION = "v1"
 USABLE = frozenset({"active", "trialing"})
+# Every status the SDK's SubscriptionStatusType documents.
+SUBSCRIPTION_STATUSES = ("trialing", "active", "incomplete", "past_due", "free", "free_disabled")
 # Without min_characters, the threshold is this share of the period's characters.
 DEFAULT_SHARE_PERCENT = 5
 # "The API key you used is missing the permission voices_read to execute this operation."
@@ -152,6 +166,8 @@ def _judge_subscription(subscription: dict[str, Any], context: Context) -> Said:
             Reason.BAD_RESPONSE,
             said(_("subscription: HTTP 200 without status and character counts")),
         )
+    if status not in SUBSCRIPTION_STATUSES:
+        raise undocumented(said(_("subscription status")), status, SUBSCRIPTION_STATUSES)
     if status not in USABLE:
         raise fault(
             Reason.MISCONFIGURED,
@@ -241,7 +257,7 @@ def _get(
     response = send(client, "GET", path)
     if response.status_code != 200:
         raise _refused(response, what, permission, voice_id)
-    return json_object(response, what.english())
+    return json_object(response, what)
 
 
 def _detail(response: httpx.Response) -> tuple[str, str]:
@@ -291,9 +307,9 @@ def _refused(response: httpx.Response, what: Said, permission: str, voice_id: st
         )
     if status == 429:
         return busy_or_down(response, said(_("%(what)s: %(label)s"), what=what, label=label))
-    # The shared reading of other answers writes plain English.
-    shown = what.english()
-    return unexpected(response, f"{shown} ({code})" if code else shown)
+    return unexpected(
+        response, said(_("%(what)s (%(code)s)"), what=what, code=code) if code else what
+    )
 
 
 KIND = Kind(

@@ -323,7 +323,7 @@ def _get(
         if response.status_code not in REDIRECTS:
             if response.status_code != 200:
                 raise _refused(response, what, missing)
-            return json_object(response, what.english())
+            return json_object(response, what)
         url = str(_followed(client, response, what))
     raise fault(
         Reason.MISCONFIGURED,
@@ -335,7 +335,7 @@ def _followed(client: httpx.Client, response: httpx.Response, what: Said) -> htt
     """Where a redirect leads, when it stays on the API's scheme, host and port."""
     location = response.headers.get("location")
     if location is None:
-        raise unexpected(response, what.english())
+        raise unexpected(response, what)
     target = response.url.join(location)
     api = client.base_url
     if (target.scheme, target.host, target.port) != (api.scheme, api.host, api.port):
@@ -382,7 +382,7 @@ def _refused(response: httpx.Response, what: Said, missing: Said) -> Exception:
         return transient(
             Reason.RATE_LIMITED, said(_("%(what)s: HTTP 429"), what=what), SECONDARY_WAIT
         )
-    return unexpected(response, what.english())
+    return unexpected(response, what)
 
 
 def _rate_limit(response: httpx.Response) -> tuple[Said, float] | None:

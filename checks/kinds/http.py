@@ -237,8 +237,10 @@ class _Peer:
 def check_options(options: Mapping[str, Any]) -> None:
     try:
         url = httpx.URL(str(options.get("url", "")))
-    except httpx.InvalidURL as error:
-        raise OptionError(said(_("url is not a URL: %(error)s"), error=str(error))) from None
+    except httpx.InvalidURL:
+        raise OptionError(
+            said(_("url is not a valid URL: check its host, its port and its length"))
+        ) from None
     if url.scheme not in ("http", "https") or not url.host:
         raise OptionError(said(_("url must be an http:// or https:// URL with a host")))
     if "expect_status" in options and not 100 <= int(options["expect_status"]) <= 599:

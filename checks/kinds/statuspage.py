@@ -14,10 +14,14 @@ partial_outage or major_outage (under_maintenance also occurs). Only none and op
 pass as they are; minor and degraded_performance pass, noted in the evidence.
 
 Permanent failures: the page reports a major or critical indicator, or maintenance; a
-named component is in partial_outage, major_outage or under_maintenance; an indicator or
-component status outside the documented ones, named in the evidence, since a value the
-check cannot read is never taken for up and asking again reads the same page; a named
-component is not on the page; no summary at the url (404).
+named component is in partial_outage, major_outage or under_maintenance; a named
+component is not on the page; no summary at the url (404); a page that asks for a login
+(401, 403), since the check sends none and reads only public pages.
+
+Not verified: an indicator or component status outside the documented ones, named in
+the evidence, is never taken for up nor for down; it ends as an error at once, since
+asking again reads the same page. A summary without an indicator or a components list
+is an unreadable answer, retried.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from django.utils.translation import gettext_noop as _
 
-from .base import Context, Kind, Reason, Said, fault, joined, said, transient
+from .base import Context, Kind, Reason, Said, fault, joined, said, transient, unjudged
 from .client import http_client, send, unexpected
 from .vendor_errors import json_object, mapping, string
 
@@ -62,9 +66,21 @@ def run(context: Context) -> Said:
             Reason.MISCONFIGURED,
             said(_("no status summary at %(path)s (HTTP 404)"), path=urlsplit(url).path),
         )
+    if response.status_code in (401, 403):
+        raise fault(
+            Reason.MISCONFIGURED,
+            said(
+                _(
+                    "the status page asks for a login (HTTP %(status)s); this check sends "
+                    "none and reads only public pages"
+                ),
+                status=response.status_code,
+            ),
+        )
+    what = said(_("status summary"))
     if response.status_code != 200:
-        raise unexpected(response, "status page")
-    summary = json_object(response, "status page")
+        raise unexpected(response, what)
+    summary = json_object(response, what)
     return _judge_components(summary, wanted) if wanted else _judge_page(summary)
 
 
@@ -92,8 +108,10 @@ def _judge_page(summary: dict[str, Any]) -> Said:
             Reason.VENDOR_DOWN, said(_("%(reported)s: under maintenance"), reported=reported)
         )
     if not indicator:
-        raise fault(Reason.BAD_RESPONSE, said(_("status page: the summary reports no indicator")))
-    raise fault(
+        raise transient(
+            Reason.BAD_RESPONSE, said(_("status page: the summary reports no indicator"))
+        )
+    raise unjudged(
         Reason.BAD_RESPONSE,
         said(
             _("%(reported)s, which is not one the API documents (none, minor, major, critical)"),
@@ -139,7 +157,7 @@ def _judge_components(summary: dict[str, Any], wanted: list[str]) -> Said:
     known = COMPONENT_DOWN | {COMPONENT_OK, COMPONENT_NOTED}
     unknown = [f"{name} {status or 'null'}" for name, status in found if status not in known]
     if unknown:
-        raise fault(
+        raise unjudged(
             Reason.BAD_RESPONSE,
             said(
                 _(

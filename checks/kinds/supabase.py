@@ -118,7 +118,7 @@ def _health(client: httpx.Client) -> Said:
     response = send(client, "GET", "/auth/v1/health")
     if response.status_code != 200:
         raise _refused(response, what, "")
-    health = json_object(response, what.english())
+    health = json_object(response, what)
     service = " ".join(part for part in (string(health, "name"), string(health, "version")) if part)
     if not service:
         raise transient(
@@ -256,7 +256,7 @@ def _refused(response: httpx.Response, what: Said, table: str) -> Exception:
         )
     if status >= 500 and code:
         return busy_or_down(response, said(_("%(what)s: %(label)s"), what=what, label=label))
-    return unexpected(response, what.english())
+    return unexpected(response, what)
 
 
 def check_options(options: Mapping[str, Any]) -> None:

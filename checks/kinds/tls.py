@@ -51,6 +51,7 @@ from .base import (
     fault,
     said,
     transient,
+    unloadable_ca_file,
 )
 from .client import unreachable
 
@@ -143,12 +144,7 @@ def _trust(ca_file: str) -> ssl.SSLContext:
                 try:
                     context.load_verify_locations(cafile=ca_file)
                 except OSError:
-                    raise fault(
-                        Reason.MISCONFIGURED,
-                        said(
-                            _("ca_file %(path)s cannot be read as PEM certificates"), path=ca_file
-                        ),
-                    ) from None
+                    raise unloadable_ca_file(ca_file) from None
             _trusts[ca_file] = context
         return context
 

@@ -38,10 +38,13 @@ Service, or the balance of a subaccount (Twilio reports it on the parent).
 Permanent failures: credentials refused (401, code 20003), or the Account resource
 refused to a Standard or Restricted API key; no account for these credentials (404, code
 20404); an account SID not AC + 32 hex digits or an API key SID not SK + 32 hex digits;
-an account not active, or a Trial account (it only messages verified numbers); a
+an account suspended or closed, or a Trial account (it only messages verified numbers); a
 balance at or below zero or under `min_balance`, or no balance reported while
 `min_balance` asks for one; no incoming number; and any routing problem above,
 including an Application or trunk that a number names but that does not exist.
+
+Not verified: an account status or type the API does not document, named, ends as an
+error at once; an account without them is an unreadable answer, retried.
 """
 
 from __future__ import annotations
@@ -60,7 +63,15 @@ from django.utils.translation import gettext_noop as _
 
 from .base import Context, Kind, Reason, Said, Value, fault, said, transient
 from .client import busy_or_down, http_client, send, unexpected
-from .vendor_errors import api_url, error_body, integer, json_object, mapping, string
+from .vendor_errors import (
+    api_url,
+    error_body,
+    integer,
+    json_object,
+    mapping,
+    string,
+    undocumented,
+)
 
 PRODUCTION = "https://api.twilio.com"
 VERSION = "2010-04-01"
@@ -74,6 +85,9 @@ URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 MAX_PAGES = 20
 SHOWN_PROBLEMS = 3
 METHODS = frozenset({"GET", "POST"})
+# The account's status and type as the Account resource documents them.
+ACCOUNT_STATUSES = ("active", "suspended", "closed")
+ACCOUNT_TYPES = ("Trial", "Full")
 
 # (URL field, the field naming its method); None where Twilio always POSTs.
 Webhooks = tuple[tuple[str, str | None], ...]
@@ -187,11 +201,17 @@ def _min_balance(context: Context) -> Decimal | None:
 
 def _check_account(account: dict[str, Any]) -> None:
     status, kind = string(account, "status"), string(account, "type")
+    if not status or not kind:
+        raise transient(Reason.BAD_RESPONSE, said(_("account: HTTP 200 without status and type")))
+    if status not in ACCOUNT_STATUSES:
+        raise undocumented(said(_("account status")), status, ACCOUNT_STATUSES)
     if status != "active":
         raise fault(
             Reason.MISCONFIGURED,
-            said(_("account status is %(status)s, not active"), status=status or _missing()),
+            said(_("account status is %(status)s, not active"), status=status),
         )
+    if kind not in ACCOUNT_TYPES:
+        raise undocumented(said(_("account type")), kind, ACCOUNT_TYPES)
     if kind != "Full":
         raise fault(
             Reason.MISCONFIGURED,
@@ -200,7 +220,7 @@ def _check_account(account: dict[str, Any]) -> None:
                     "account type is %(type)s, not Full: "
                     "a Trial account only messages verified numbers"
                 ),
-                type=kind or _missing(),
+                type=kind,
             ),
         )
 
@@ -513,7 +533,7 @@ class Audit:
     ) -> dict[str, Any]:
         if response.status_code != 200:
             raise self._refused(response, what, account)
-        return json_object(response, what.english())
+        return json_object(response, what)
 
     def _refused(self, response: httpx.Response, what: Said, account: bool) -> Exception:
         status = response.status_code
@@ -559,7 +579,7 @@ class Audit:
                 response,
                 said(_("%(what)s: too many requests (%(answer)s)"), what=what, answer=answer),
             )
-        return unexpected(response, what.english())
+        return unexpected(response, what)
 
 
 def _dicts(items: Any, what: Said) -> list[dict[str, Any]]:

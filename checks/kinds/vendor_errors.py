@@ -8,14 +8,14 @@ and a field of the wrong type reads as absent instead of raising.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 from django.utils.translation import gettext_noop as _
 
-from .base import CheckError, Reason, Said, fault, said, transient
+from .base import CheckError, Reason, Said, fault, said, transient, unjudged
 from .client import json_body
 
 
@@ -43,6 +43,20 @@ def json_object(response: httpx.Response, what: Said | str) -> dict[str, Any]:
             ),
         )
     return data
+
+
+def undocumented(what: Said, value: str, documented: Iterable[str]) -> CheckError:
+    """A value the vendor's documentation does not list: it shows neither the fault nor
+    its absence, so nothing is verified; asked again, the vendor would say the same."""
+    return unjudged(
+        Reason.BAD_RESPONSE,
+        said(
+            _("%(what)s is %(value)s, which is not one the API documents (%(documented)s)"),
+            what=what,
+            value=value,
+            documented=", ".join(documented),
+        ),
+    )
 
 
 def no_models_to_probe() -> CheckError:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -411,6 +412,57 @@ def test_it_refuses_a_vendor_base_url_in_the_clear_with_the_loaders_message(
     ]
     assert 'value="http://10.0.0.5:8080"' in response.content.decode()
     assert not Check.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["https://app.example.com/\r\nhealth", "https://app.\x7fexample.com/"]
+)
+def test_it_refuses_a_url_holding_a_control_character_in_its_own_words(
+    release: Release, as_user: Any, url: str
+) -> None:
+    """Python's URL readers answer such a URL in English of their own."""
+    response = as_user("admin", "es").post(add_url(release, "http"), {"name": "h", "url": url})
+
+    assert errors(response) == {
+        "url": [
+            "comprobación “h”: url contiene un carácter de control (un salto de línea o similar)"
+        ]
+    }
+    assert not Check.objects.exists()
+
+
+def test_it_refuses_a_url_httpx_cannot_request_in_its_own_words(
+    release: Release, as_user: Any
+) -> None:
+    typed = {"name": "h", "url": "https://1.2.3.999/health"}
+
+    response = as_user("admin", "es").post(add_url(release, "http"), typed)
+
+    assert errors(response) == {
+        "url": [
+            "comprobación “h”: url no es una URL válida: revisa su host, su puerto y su longitud"
+        ]
+    }
+
+
+def test_it_refuses_a_ca_file_holding_no_certificate_and_keeps_one_that_does(
+    release: Release, as_user: Any, tmp_path: Path
+) -> None:
+    not_pem = tmp_path / "shadow"
+    not_pem.write_text("root:*:19000:0:99999:7:::\n")
+    authority = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(authority))
+    client = as_user("admin", "es")
+    typed = {"name": "tls", "host": "app.example.com"}
+
+    refused = client.post(add_url(release, "tls"), {**typed, "ca_file": str(not_pem)})
+    accepted = client.post(add_url(release, "tls"), {**typed, "ca_file": str(authority)})
+
+    assert errors(refused) == {
+        "ca_file": [f"comprobación “tls”: ca_file {not_pem} no contiene ningún certificado PEM"]
+    }
+    assert accepted.status_code == 302
+    assert Check.objects.get().options["ca_file"] == str(authority)
 
 
 def test_it_reports_every_fault_of_the_form_as_the_loader_words_it(

@@ -168,6 +168,28 @@ def test_it_refuses_a_key_pasted_with_white_space_naming_only_the_variable(
     assert OPENAI_KEY[:10] not in f"{error} {error.said.as_json()}"
 
 
+@pytest.mark.parametrize(
+    ("ca_file", "evidence"),
+    [
+        ("/nonexistent/ca.pem", "ca_file /nonexistent/ca.pem does not exist"),
+        ("/", "ca_file / is not a regular file"),
+    ],
+)
+def test_it_reports_a_ca_file_it_cannot_load_as_misconfigured_not_as_the_answer(
+    openai_key: str, ca_file: str, evidence: str
+) -> None:
+    check = openai_check()
+    check.options["ca_file"] = ca_file
+    finding = runner.judge(check, "v1.0.0", attempt=1)
+
+    assert (finding.outcome, finding.reason, finding.retry_in) == (
+        CheckOutcome.FAIL,
+        CheckReason.MISCONFIGURED,
+        None,
+    )
+    assert finding.evidence == evidence
+
+
 def test_it_never_sends_a_key_with_a_leading_space_nor_retries_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

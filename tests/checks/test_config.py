@@ -386,6 +386,16 @@ FAULTS = [
         id="kind-condition",
     ),
     pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com/\\r\\nhealth"\n',
+        "4: check “h”: url must not contain spaces or control characters (it holds U+000D)",
+        id="url-line-break",
+    ),
+    pytest.param(
+        '[[check]]\nname = "h"\nkind = "http"\nurl = "https://1.2.3.999/"\n',
+        "4: check “h”: url is not a valid URL: check its host, its port and its length",
+        id="url-httpx-refuses",
+    ),
+    pytest.param(
         '[[check]]\nname = "h"\nkind = "http"\nurl = "https://a.example.com/\u202eexe.gpj"\n',
         "4: check “h”: url contains invisible bidirectional control characters (U+202E), which "
         "can make it read differently from what it is; remove them",
@@ -397,6 +407,16 @@ FAULTS = [
         "5: check “h”: conditions contains invisible bidirectional control characters "
         "(U+2066, U+2069)",
         id="text-list-bidi",
+    ),
+    pytest.param(
+        TLS_HEAD + 'host = "a.example.com"\nca_file = "/nonexistent/ca.pem"\n',
+        "5: check “tls”: ca_file /nonexistent/ca.pem does not exist",
+        id="ca-file-missing",
+    ),
+    pytest.param(
+        TLS_HEAD + 'host = "a.example.com"\nca_file = "/"\n',
+        "5: check “tls”: ca_file / is not a regular file",
+        id="ca-file-directory",
     ),
     pytest.param(
         TLS_HEAD + 'host = "a.example.com"\nitem = 3\n',

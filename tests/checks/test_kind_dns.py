@@ -109,7 +109,11 @@ def test_it_times_out_on_a_silent_nameserver(impatient: None) -> None:
         ({"host": "api.example.test", "nameserver": "dns:53"}, "must be an IP address"),
         ({"host": "api.example.test", "expect": ["203.0.113.7", "web"]}, "'web' is not one"),
         ({"host": "203.0.113.7"}, "host must be a name to resolve"),
-        ({"host": "a..example.test"}, "is not a DNS name"),
+        (
+            {"host": "a..example.test"},
+            "host 'a..example.test' is not a DNS name: its labels are 1 to 63 octets, 255 in all",
+        ),
+        ({"host": "a" * 64 + ".example.test"}, "its labels are 1 to 63 octets"),
     ],
 )
 def test_it_refuses_dns_options_that_cannot_work(options: dict[str, Any], problem: str) -> None:

@@ -15,6 +15,7 @@ from checks.kinds.base import Reason
 from .standin import stand_in
 from .test_vendor_kinds import (
     Serve,
+    assert_not_verified_at_once,
     assert_permanent,
     assert_secret_only_in_headers,
     assert_transient,
@@ -78,6 +79,19 @@ def test_it_names_a_subscription_that_is_neither_active_nor_trialing(
     error = failure(elevenlabs.KIND, context(options(server.url), ENV))
     assert_permanent(error, Reason.MISCONFIGURED)
     assert f"subscription status is {status}" in error.evidence
+
+
+def test_it_does_not_verify_a_subscription_status_the_api_does_not_document(
+    serve: Serve,
+) -> None:
+    """SubscriptionStatusType: trialing, active, incomplete, past_due, free, free_disabled."""
+    server = serve(ElevenLabs(status="paused"))
+    error = failure(elevenlabs.KIND, context(options(server.url), ENV))
+    assert_not_verified_at_once(error)
+    assert error.evidence == (
+        "subscription status is paused, which is not one the API documents "
+        "(trialing, active, incomplete, past_due, free, free_disabled)"
+    )
 
 
 def test_it_fails_below_the_minimum_with_both_numbers(serve: Serve) -> None:

@@ -6,12 +6,21 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
+from django.utils import translation
 
 from checks.kinds import statuspage
 from checks.kinds.base import Reason
 
-from .standin import stand_in
-from .test_vendor_kinds import Serve, assert_permanent, context, failure, success
+from .standin import Reply, Seen, stand_in
+from .test_vendor_kinds import (
+    Serve,
+    assert_not_verified_at_once,
+    assert_permanent,
+    assert_transient,
+    context,
+    failure,
+    success,
+)
 from .vendors import StatusPage
 
 
@@ -110,32 +119,64 @@ def test_it_fails_a_page_under_maintenance_for_good(indicator: str, serve: Serve
     )
 
 
-def test_it_fails_an_unknown_indicator_for_good_naming_it(serve: Serve) -> None:
+def test_it_does_not_verify_an_unknown_indicator_naming_it(serve: Serve) -> None:
     """The documented indicators are none, minor, major and critical:
     https://confluence.status.atlassian.com/api"""
     server = serve(StatusPage(indicator="degraded", description="Some Systems Degraded"))
     error = failure(statuspage.KIND, context({"url": server.url}))
-    assert_permanent(error, Reason.BAD_RESPONSE)
+    assert_not_verified_at_once(error)
     assert error.evidence == (
         "page reports Some Systems Degraded (indicator degraded), which is not one the API "
         "documents (none, minor, major, critical)"
     )
 
 
-def test_it_fails_a_summary_without_an_indicator_for_good(serve: Serve) -> None:
+def test_it_retries_a_summary_without_an_indicator(serve: Serve) -> None:
     """Every summary carries status.indicator: https://confluence.status.atlassian.com/api"""
     server = serve(StatusPage(indicator=""))
     error = failure(statuspage.KIND, context({"url": server.url}))
-    assert_permanent(error, Reason.BAD_RESPONSE)
+    assert_transient(error, Reason.BAD_RESPONSE)
     assert error.evidence == "status page: the summary reports no indicator"
 
 
-def test_it_fails_an_unknown_component_status_for_good_naming_it(serve: Serve) -> None:
+def test_it_retries_a_summary_without_a_status() -> None:
+    with stand_in(lambda seen: Reply(body={"page": {}, "components": []})) as server:
+        error = failure(statuspage.KIND, context({"url": server.url}))
+    assert_transient(error, Reason.BAD_RESPONSE)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_it_says_a_page_asking_for_a_login_is_not_one_it_can_read(status: int) -> None:
+    """The kind sends no credential, so none was refused."""
+
+    def private_page(seen: Seen) -> Reply:
+        return Reply(status=status, body="Log in to view this page")
+
+    with stand_in(private_page) as server:
+        error = failure(statuspage.KIND, context({"url": server.url}))
+    assert_permanent(error, Reason.MISCONFIGURED)
+    assert error.evidence == (
+        f"the status page asks for a login (HTTP {status}); this check sends none and "
+        "reads only public pages"
+    )
+    assert "credential" not in error.evidence
+
+
+def test_it_names_an_unexpected_answer_in_the_readers_language() -> None:
+    with stand_in(lambda seen: Reply(status=418, body="teapot")) as server:
+        error = failure(statuspage.KIND, context({"url": server.url}))
+    assert_transient(error, Reason.BAD_RESPONSE)
+    assert error.evidence == "status summary: unexpected HTTP 418"
+    with translation.override("es"):
+        assert error.said.translated() == "resumen de estado: HTTP 418 inesperado"
+
+
+def test_it_does_not_verify_an_unknown_component_status_naming_it(serve: Serve) -> None:
     """A component's status is operational, degraded_performance, partial_outage or
     major_outage: https://confluence.status.atlassian.com/api"""
     server = serve(StatusPage(components=[("API", "investigating"), ("SMS", "operational")]))
     error = failure(statuspage.KIND, context({"url": server.url, "components": ["API", "SMS"]}))
-    assert_permanent(error, Reason.BAD_RESPONSE)
+    assert_not_verified_at_once(error)
     assert error.evidence == (
         "components in a status the API does not document: API investigating; "
         "not taken for operational"

@@ -69,6 +69,13 @@ def impatient(settings: Any) -> None:
     settings.CHECKS_READ_TIMEOUT = 0.3
 
 
+def test_it_names_why_a_ca_file_cannot_be_loaded(tmp_path: Path) -> None:
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate\n")
+    error = failure(tls.KIND, host="127.0.0.1", port=443, ca_file=str(not_pem))
+    assert_fault(error, f"ca_file {not_pem} holds no PEM certificate")
+
+
 def test_it_passes_a_valid_certificate_with_days_version_and_issuer(certs: Certificates) -> None:
     with tls_stand_in(certs.valid) as port:
         evidence = passed(host="127.0.0.1", port=port, ca_file=certs.ca_file)
@@ -249,7 +256,7 @@ def test_it_fails_a_ca_file_it_cannot_read(certs: Certificates, tmp_path: Path) 
     https://docs.python.org/3/library/ssl.html#ssl.SSLContext.load_verify_locations"""
     with tls_stand_in(certs.valid) as port:
         error = failure(tls.KIND, host="localhost", port=port, ca_file=str(tmp_path / "none.pem"))
-    assert_fault(error, f"ca_file {tmp_path / 'none.pem'} cannot be read as PEM certificates")
+    assert_fault(error, f"ca_file {tmp_path / 'none.pem'} does not exist")
 
 
 def _in(*, days: int, hours: int = 0) -> datetime:

@@ -20,6 +20,7 @@ from .standin import stand_in
 from .test_vendor_kinds import (
     Serve,
     Switch,
+    assert_not_verified_at_once,
     assert_permanent,
     assert_secret_only_in_headers,
     assert_transient,
@@ -134,6 +135,41 @@ def test_it_fails_a_twilio_account_that_is_not_active_and_full(
     error = failure(twilio.KIND, context(options(server.url), TWILIO_ENV))
     assert_permanent(error, Reason.MISCONFIGURED)
     assert said in error.evidence
+
+
+@pytest.mark.parametrize(
+    ("status", "account_type", "said"),
+    [
+        (
+            "pending",
+            "Full",
+            "account status is pending, which is not one the API documents "
+            "(active, suspended, closed)",
+        ),
+        (
+            "active",
+            "Enterprise",
+            "account type is Enterprise, which is not one the API documents (Trial, Full)",
+        ),
+    ],
+)
+def test_it_does_not_verify_an_account_status_or_type_the_api_does_not_document(
+    status: str, account_type: str, said: str, serve: Serve
+) -> None:
+    server = serve(Twilio(status=status, account_type=account_type))
+    error = failure(twilio.KIND, context(options(server.url), TWILIO_ENV))
+    assert_not_verified_at_once(error)
+    assert error.evidence == said
+
+
+@pytest.mark.parametrize(("status", "account_type"), [("", "Full"), ("active", "")])
+def test_it_retries_an_account_without_its_status_or_type(
+    status: str, account_type: str, serve: Serve
+) -> None:
+    server = serve(Twilio(status=status, account_type=account_type))
+    error = failure(twilio.KIND, context(options(server.url), TWILIO_ENV))
+    assert_transient(error, Reason.BAD_RESPONSE)
+    assert error.evidence == "account: HTTP 200 without status and type"
 
 
 def test_it_names_the_number_and_field_of_a_plain_http_webhook_without_its_query(

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import trustme
+from django.utils import translation
 
 from checks.kinds import elevenlabs, github, google_ai, openai, statuspage, supabase, twilio
 from checks.kinds.base import CheckError, Context, Kind, Reason, Said
@@ -84,6 +85,12 @@ def assert_permanent(error: CheckError, reason: Reason) -> None:
 def assert_transient(error: CheckError, reason: Reason, retry_after: float | None = None) -> None:
     assert (error.reason, error.permanent) == (reason, False), error.evidence
     assert error.retry_after == (pytest.approx(retry_after) if retry_after is not None else None)
+
+
+def assert_not_verified_at_once(error: CheckError) -> None:
+    """An answer naming a value the vendor does not document: error, never fail, and not
+    asked again, since the vendor would say the same."""
+    assert (error.reason, error.permanent, error.retry) == (Reason.BAD_RESPONSE, False, False)
 
 
 def assert_secret_only_in_headers(requests: list[Seen], secret: str) -> None:
@@ -325,6 +332,21 @@ def test_it_trusts_a_private_ca_given_as_ca_file(
     assert server.url.startswith("https://")
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_it_calls_a_ca_file_that_is_no_certificate_misconfigured_and_sends_nothing(
+    name: str, serve: Serve, tmp_path: Path
+) -> None:
+    not_pem = tmp_path / "shadow"
+    not_pem.write_text("root:*:19000:0:99999:7:::\n")
+    case = CASES[name]
+    server = serve(case.vendor())
+    options = {**case.options(server.url), "ca_file": str(not_pem)}
+    error = failure(case.kind, context(options, case.env))
+    assert_permanent(error, Reason.MISCONFIGURED)
+    assert error.evidence == f"ca_file {not_pem} holds no PEM certificate"
+    assert server.requests == []
+
+
 @pytest.mark.parametrize("name", SECRET_CASES)
 def test_it_fails_before_any_request_when_the_key_variable_is_unset(
     name: str, serve: Serve
@@ -350,3 +372,13 @@ def test_it_fails_before_any_request_when_the_key_variable_is_unset(
 )
 def test_it_joins_the_version_segment_exactly_once(base: str, expected: str) -> None:
     assert api_url(base, "https://api.openai.com", "v1") == expected
+
+
+@pytest.mark.parametrize("name", ["elevenlabs", "twilio", "supabase", "github"])
+def test_it_names_what_answered_an_outage_in_the_readers_language(name: str, serve: Serve) -> None:
+    case = CASES[name]
+    server = serve(case.vendor(mode="down"))
+    error = failure(case.kind, context(case.options(server.url), case.env))
+    english_label = error.evidence.partition(":")[0]
+    with translation.override("es"):
+        assert english_label not in error.said.translated()
