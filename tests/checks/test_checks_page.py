@@ -415,17 +415,19 @@ def test_it_refuses_a_vendor_base_url_in_the_clear_with_the_loaders_message(
 
 
 @pytest.mark.parametrize(
-    "url", ["https://app.example.com/\r\nhealth", "https://app.\x7fexample.com/"]
+    ("url", "code"),
+    [("https://app.example.com/\r\nhealth", "000D"), ("https://app.\x7fexample.com/", "007F")],
 )
 def test_it_refuses_a_url_holding_a_control_character_in_its_own_words(
-    release: Release, as_user: Any, url: str
+    release: Release, as_user: Any, url: str, code: str
 ) -> None:
     """Python's URL readers answer such a URL in English of their own."""
     response = as_user("admin", "es").post(add_url(release, "http"), {"name": "h", "url": url})
 
     assert errors(response) == {
         "url": [
-            "comprobación “h”: url contiene un carácter de control (un salto de línea o similar)"
+            "comprobación “h”: url no debe contener espacios ni caracteres de control "
+            f"(contiene U+{code})"
         ]
     }
     assert not Check.objects.exists()
