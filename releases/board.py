@@ -1005,6 +1005,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "gonogo": _gonogo(release, loaded, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": [] if _deploying(loaded) else _status_moves(release, viewer),
+        "status_moves_held": _status_moves_held(release, loaded),
         "rollout": rollout_context(
             release,
             viewer.who,
@@ -1070,6 +1071,15 @@ def _status_moves(release: Release, viewer: Viewer) -> list[tuple[str, str]]:
         for status in status_moves(release.status)
         if viewer.can_set_status(status)
     ]
+
+
+def _status_moves_held(release: Release, loaded: Loaded) -> str:
+    """Why workflow.set_status would refuse every move offered: the board shows them
+    disabled with it rather than as buttons that end in a refusal."""
+    rollback = loaded.rollout.rollback
+    if release.status == ReleaseStatus.ROLLED_BACK and rollback is not None and rollback.is_open:
+        return _("The rollback is still open: close it with its cause before moving on.")
+    return ""
 
 
 @dataclass(frozen=True)

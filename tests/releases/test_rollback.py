@@ -501,6 +501,27 @@ def test_it_keeps_a_rolled_back_release_until_its_rollback_is_closed(
     assert event.after == {"status": "in_progress", "reason": "try again"}
 
 
+def test_the_board_shows_the_status_move_held_while_the_rollback_is_open(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    move = confirm_url(deployed, "status-in_progress")
+    board = reverse("releases:board", args=[deployed.version])
+
+    for persona in ("po", "admin"):
+        page = client_for(users, persona).get(board).content.decode()
+
+        assert move not in page
+        assert re.search(r'<button type="button"[^>]*disabled[^>]*>In progress</button>', page)
+        assert "The rollback is still open: close it with its cause before moving on." in page
+
+    workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["devops"])
+    workflow.close_rollback(deployed, by=users["po"], cause="bad config")
+    page = client_for(users, "po").get(board).content.decode()
+    assert move in page
+    assert "The rollback is still open" not in page
+
+
 @pytest.mark.parametrize("persona", ["qa", "support"])
 def test_it_lets_only_devops_and_the_po_resolve_and_close(
     deployed: Release, users: dict[str, Any], persona: str
