@@ -876,6 +876,19 @@ def test_it_shows_the_deploy_clock_on_the_board_and_the_status_page(
     assert ">0:00</span>" in page
 
 
+def test_the_deploy_clock_says_in_spanish_when_it_was_counted(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    client = client_for(users, "support")
+
+    page = client.get(
+        reverse("releases:status", args=[approved.version]), HTTP_ACCEPT_LANGUAGE="es"
+    ).content.decode()
+
+    assert re.search(r'class="clock__asof">contado a las \d\d:\d\d UTC</span>', page)
+
+
 def test_it_prints_the_rollback_record_with_the_export_command(
     deployed: Release, users: dict[str, Any]
 ) -> None:
