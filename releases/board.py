@@ -29,7 +29,7 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, ngettext
 
 from . import performs, policy
 from .actors import standing
@@ -41,6 +41,7 @@ from .models import (
     AuditEvent,
     CheckOutcome,
     CheckReason,
+    DeployResult,
     GoLiveApproval,
     ItemState,
     MaintenanceWindow,
@@ -48,6 +49,7 @@ from .models import (
     ReleaseItem,
     ReleaseStatus,
     Role,
+    Rollback,
     SignOff,
     Stakeholder,
     blocking_reasons,
@@ -58,7 +60,7 @@ from .models import (
 )
 from .nudges import RoleWork, work_by_role
 from .pages import CSRF_PLACEHOLDER, PageCache, compacted
-from .rollout import Latest, RollbackView, latest_of, rollout_context
+from .rollout import Latest, RollbackView, Rollout, latest_of, rollout_context
 from .templatetags.moments import moment
 from .timeline import by_role, duration_text
 
@@ -1005,6 +1007,7 @@ def board_context(release: Release, viewer: Viewer, loaded: Loaded | None = None
         "gonogo": _gonogo(release, loaded, viewer),
         "revoked": _revoked_banner(approvals),
         "status_moves": [] if _deploying(loaded) else _status_moves(release, viewer),
+        "status_moves_held": _status_moves_held(release, loaded),
         "rollout": rollout_context(
             release,
             viewer.who,
@@ -1072,6 +1075,15 @@ def _status_moves(release: Release, viewer: Viewer) -> list[tuple[str, str]]:
     ]
 
 
+def _status_moves_held(release: Release, loaded: Loaded) -> str:
+    """Why workflow.set_status would refuse every move offered: the board shows them
+    disabled with it rather than as buttons that end in a refusal."""
+    rollback = loaded.rollout.rollback
+    if release.status == ReleaseStatus.ROLLED_BACK and rollback is not None and rollback.is_open:
+        return _("The rollback is still open: close it with its cause before moving on.")
+    return ""
+
+
 @dataclass(frozen=True)
 class StoppedItem:
     """A blocked or failed item as the status page's "now" block names it, with how
@@ -1115,6 +1127,54 @@ STATUS_IN_WORDS = {
 }
 
 
+def _rollback_in_words(rollback: Rollback, rollout: Rollout) -> str:
+    if rollback.closed_at is not None:
+        return _("The rollback is closed: production runs the previous version again.")
+    if rollback.resolved_at is not None:
+        return _(
+            "The rollback is resolved: production runs the previous version again. "
+            "It is yet to be closed with its cause."
+        )
+    if not rollout.steps:
+        return _("A rollback is under way.")
+    total = len(rollout.steps)
+    if rollback.mitigated_at is not None:
+        said = ngettext(
+            "A rollback is under way, its impact mitigated: %(done)s of %(total)s step done.",
+            "A rollback is under way, its impact mitigated: %(done)s of %(total)s steps done.",
+            total,
+        )
+    else:
+        said = ngettext(
+            "A rollback is under way: %(done)s of %(total)s step done.",
+            "A rollback is under way: %(done)s of %(total)s steps done.",
+            total,
+        )
+    return said % {"done": rollout.steps_done, "total": total}
+
+
+def _status_in_words(release: Release, rollout: Rollout, approval: GoLiveApproval | None) -> str:
+    """The status, told by how the deploy and the rollback stand where they say more. A
+    deploy counts only under the approval in force: one started before it belongs to an
+    earlier go-live."""
+    status = ReleaseStatus(release.status)
+    if status == ReleaseStatus.ROLLED_BACK and rollout.rollback is not None:
+        return _rollback_in_words(rollout.rollback, rollout)
+    deployment = rollout.deployment
+    if (
+        deployment is not None
+        and approval is not None
+        and deployment.started_at >= approval.approved_at
+    ):
+        if status == ReleaseStatus.APPROVED and rollout.deploy_running:
+            return _("Approved for go-live; the deploy is under way.")
+        if status == ReleaseStatus.APPROVED and rollout.deploy_failed:
+            return _("The deploy failed; go-live stays approved for a rollback or another try.")
+        if status == ReleaseStatus.DEPLOYED and deployment.result == DeployResult.SUCCESS:
+            return _("The deploy succeeded; the release is in production.")
+    return str(STATUS_IN_WORDS.get(status, ""))
+
+
 def _deployed_at(release: Release) -> datetime | None:
     """When the deploy was recorded: the latest move to deployed, on a release that is
     or was deployed."""
@@ -1138,7 +1198,7 @@ def status_context(
     context["rollback_steps"] = [RollbackView(step) for step in release.rollback_steps.all()]
     updates = list(release.incident_updates.order_by("-posted_at", "-id"))
     context.update(
-        status_in_words=str(STATUS_IN_WORDS.get(ReleaseStatus(release.status), "")),
+        status_in_words=_status_in_words(release, context["rollout"], context["gonogo"].approval),
         deployed_at=_deployed_at(release),
         incident_updates=updates,
         latest_update=updates[0] if updates else None,

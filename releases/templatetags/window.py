@@ -22,7 +22,8 @@ register = template.Library()
 class WindowShown:
     window: MaintenanceWindow
     state: WindowState
-    # When the page was rendered: "time left" is counted from it, and says so.
+    # When the page was rendered: "time left" is counted from it, and goes stale as the
+    # page ages, so the panel names beside it the moment it counts down to.
     now: datetime
     # The viewer's zone is the active one (settings.TIME_ZONE unless a request chose).
     viewer_zone: str

@@ -582,6 +582,27 @@ def test_it_keeps_a_rolled_back_release_until_its_rollback_is_closed(
     assert event.after == {"status": "in_progress", "reason": "try again"}
 
 
+def test_the_board_shows_the_status_move_held_while_the_rollback_is_open(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    move = confirm_url(deployed, "status-in_progress")
+    board = reverse("releases:board", args=[deployed.version])
+
+    for persona in ("po", "admin"):
+        page = client_for(users, persona).get(board).content.decode()
+
+        assert move not in page
+        assert re.search(r'<button type="button"[^>]*disabled[^>]*>In progress</button>', page)
+        assert "The rollback is still open: close it with its cause before moving on." in page
+
+    workflow.tick_rollback_step(deployed.rollback_steps.get(), by=users["devops"])
+    workflow.close_rollback(deployed, by=users["po"], cause="bad config")
+    page = client_for(users, "po").get(board).content.decode()
+    assert move in page
+    assert "The rollback is still open" not in page
+
+
 @pytest.mark.parametrize("persona", ["qa", "support"])
 def test_it_lets_only_devops_and_the_po_resolve_and_close(
     deployed: Release, users: dict[str, Any], persona: str
@@ -934,6 +955,101 @@ def test_it_shows_the_deploy_clock_on_the_board_and_the_status_page(
     assert f'data-clock-from="{deployment.started_at.isoformat()}"' in page
     assert "Deploying for (h:min)" in page
     assert ">0:00</span>" in page
+
+
+def test_the_deploy_clock_says_in_spanish_when_it_was_counted(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    client = client_for(users, "support")
+
+    page = client.get(
+        reverse("releases:status", args=[approved.version]), HTTP_ACCEPT_LANGUAGE="es"
+    ).content.decode()
+
+    assert re.search(r'class="clock__asof">contado a las \d\d:\d\d UTC</span>', page)
+
+
+def now_in_words(release: Release, users: dict[str, Any], language: str = "en") -> str:
+    """The status page's sentence of what is happening now."""
+    page = client_for(users, "support").get(
+        reverse("releases:status", args=[release.version]), HTTP_ACCEPT_LANGUAGE=language
+    )
+    found = re.search(r'<p class="now__phase">.*?</span> (.*?)</p>', page.content.decode())
+    assert found is not None
+    return found.group(1)
+
+
+def test_the_status_page_tells_the_deploy_and_the_rollback_as_they_go(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    RollbackStep.objects.create(
+        release=approved, position=1, text="Check the site", owner_role=Role.QA
+    )
+    first, second = approved.rollback_steps.order_by("position")
+
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    assert now_in_words(approved, users) == "Approved for go-live; the deploy is under way."
+    assert now_in_words(approved, users, "es") == (
+        "Aprobada para producción; el despliegue está en curso."
+    )
+
+    workflow.finish_deploy(approved, by=users["devops"], result="failure", reason="500s")
+    assert now_in_words(approved, users) == (
+        "The deploy failed; go-live stays approved for a rollback or another try."
+    )
+
+    declare(approved, users)
+    assert now_in_words(approved, users) == "A rollback is under way: 0 of 2 steps done."
+    assert now_in_words(approved, users, "es") == ("Hay un rollback en curso: 0 de 2 pasos hechos.")
+
+    workflow.tick_rollback_step(first, by=users["devops"])
+    workflow.mitigate_rollback(approved, by=users["po"], reason="traffic drained")
+    assert now_in_words(approved, users) == (
+        "A rollback is under way, its impact mitigated: 1 of 2 steps done."
+    )
+
+    workflow.tick_rollback_step(second, by=users["qa"])
+    assert now_in_words(approved, users) == (
+        "The rollback is resolved: production runs the previous version again. "
+        "It is yet to be closed with its cause."
+    )
+
+    workflow.close_rollback(approved, by=users["po"], cause="bad config")
+    assert now_in_words(approved, users) == (
+        "The rollback is closed: production runs the previous version again."
+    )
+
+    workflow.set_status(approved, status=ReleaseStatus.IN_PROGRESS, by=users["po"], reason="again")
+    assert now_in_words(approved, users) == "The team is working through the checklist."
+
+
+def test_the_status_page_tells_a_deploy_that_succeeded(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    assert now_in_words(deployed, users) == "The deploy succeeded; the release is in production."
+
+
+def test_the_status_page_tells_a_rollback_without_a_plan_without_counting_steps(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    deployed.rollback_steps.all().delete()
+    declare(deployed, users)
+
+    assert now_in_words(deployed, users) == "A rollback is under way."
+
+
+def test_the_status_page_tells_no_deploy_of_an_earlier_go_live(
+    approved: Release, users: dict[str, Any]
+) -> None:
+    workflow.start_deploy(approved, by=users["devops"], reason="go")
+    workflow.finish_deploy(approved, by=users["devops"], result="failure", reason="500s")
+    workflow.revoke_approval(approved, by=users["po"], reason="fix it first")
+    workflow.approve(approved, by=users["po"], reason="fixed")
+
+    assert now_in_words(approved, users) == (
+        "Approved for go-live; the deploy has not been recorded yet."
+    )
 
 
 def test_it_prints_the_rollback_record_with_the_export_command(

@@ -316,10 +316,40 @@ def test_the_board_and_the_status_page_show_the_window_in_both_zones(
         assert "Sun 25 Oct 2026 05:00 CET</time>" in page
         # The site's zone (UTC in tests) is the viewer's.
         assert "Sat 24 Oct 2026 23:00 UTC – Sun 25 Oct 2026 04:00 UTC" in page
-        assert "4\xa0days, 14\xa0hours (at 09:00 UTC)" in page
+        # The countdown names the start it counts down to, not when it was counted.
+        assert (
+            '4\xa0days, 14\xa0hours</span>, <time datetime="2026-10-24T23:00:00+00:00">'
+            "at 23:00 UTC</time>"
+        ) in page
+        assert "09:00 UTC" not in page
         assert calendar_url(release) in page
     assert window_url(release) in board
     assert window_url(release) not in status
+
+
+@pytest.mark.parametrize(
+    ("language", "said"),
+    [
+        ("en", "1\xa0hour, 49\xa0minutes</span>, {end}until 04:00 UTC</time>"),
+        ("es", "1\xa0hora, 49\xa0minutos</span>, {end}hasta las 04:00 UTC</time>"),
+    ],
+)
+def test_the_time_left_names_the_end_of_the_window(
+    client: Client,
+    users: dict[str, Any],
+    release: Release,
+    window: MaintenanceWindow,
+    language: str,
+    said: str,
+) -> None:
+    client.force_login(users["support"])
+    with clock(datetime(2026, 10, 25, 2, 11, tzinfo=UTC)):
+        page = client.get(
+            reverse("releases:status", args=[release.version]), HTTP_ACCEPT_LANGUAGE=language
+        ).content.decode()
+
+    assert said.format(end='<time datetime="2026-10-25T04:00:00+00:00">') in page
+    assert "02:11" not in page
 
 
 def test_the_shared_status_page_links_to_the_shared_calendar(
