@@ -6,10 +6,10 @@ while it runs); finishing it with success makes the release Deployed, with failu
 leaves it approved, for a rollback or another attempt. Declaring a rollback (on a
 deployed release, or on one whose deploy has started) makes it Rolled back and ends
 its approval. The rollback is then worked on: steps ticked, marked mitigated, resolved
-(every step done, or declared resolved with a reason), and closed with its cause,
-which is its final state. Only then may the release move on (set_status refuses to
-leave Rolled back while a rollback is open): back to In progress for a new attempt,
-which needs a new approval.
+(every step done, until one is reopened, or declared resolved with a reason), and
+closed with its cause, which is its final state. Only then may the release move on
+(set_status refuses to leave Rolled back while a rollback is open): back to In progress
+for a new attempt, which needs a new approval.
 """
 
 from __future__ import annotations
@@ -287,6 +287,22 @@ def _resolve(change: _Change, rollback: Rollback, reason: str, *, system: bool) 
     change.audit(AuditAction.ROLLBACK_RESOLVED, change.on.version, {}, {"reason": shown})
 
 
+def _unresolve(change: _Change, rollback: Rollback, reopened: RollbackStep) -> None:
+    """A rollback resolved because every step was done is no longer resolved once a step
+    is reopened, or it could be closed as if its plan were done. A resolution a person
+    declared with their own reason was given with steps left, and stands."""
+    rollback.resolved_at = None
+    rollback.resolved_by_label = ""
+    rollback.resolved_reason = ""
+    rollback.save(update_fields=["resolved_at", "resolved_by_label", "resolved_reason"])
+    change.audit(
+        AuditAction.ROLLBACK_UNRESOLVED,
+        change.on.version,
+        {"reason": ALL_STEPS_DONE},
+        {"reason": "", "step": reopened.position + 1},
+    )
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -328,7 +344,8 @@ def tick_rollback_step(
 ) -> RollbackStepRecord:
     """Tick (or untick) a step of the declared rollback. `mitigates`: the person says
     this step mitigated the impact, which stamps the rollback mitigated. The rollback is
-    resolved once every step is done. `expected_version`: step_version as the page
+    resolved once every step is done, and no longer once one of them is reopened.
+    `expected_version`: step_version as the page
     showed it; Conflict when the step changed since (None: as it is now)."""
     actor = as_actor(by, ip)
     with _changing(step.release_id, actor) as change:
@@ -357,6 +374,8 @@ def tick_rollback_step(
             and not rollback.records.filter(done_at__isnull=True).exists()
         ):
             _resolve(change, rollback, ALL_STEPS_DONE, system=True)
+        if not done and rollback.resolved_reason == ALL_STEPS_DONE:
+            _unresolve(change, rollback, step)
         return record
 
 

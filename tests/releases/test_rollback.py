@@ -482,6 +482,62 @@ def test_it_needs_resolution_and_a_cause_to_close(
         workflow.tick_rollback_step(two_steps.rollback_steps.get(position=0), by=users["devops"])
 
 
+def test_reopening_a_step_takes_back_a_resolution_the_steps_gave(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first, second = two_steps.rollback_steps.order_by("position")
+    workflow.tick_rollback_step(first, by=users["devops"])
+    workflow.tick_rollback_step(second, by=users["qa"])
+
+    workflow.tick_rollback_step(first, by=users["devops"], done=False)
+
+    rollback = two_steps.rollbacks.get()
+    assert (rollback.resolved_at, rollback.resolved_by_label, rollback.resolved_reason) == (
+        None,
+        "",
+        "",
+    )
+    taken_back = two_steps.audit_events.latest("pk")
+    assert (taken_back.action, taken_back.before, taken_back.after) == (
+        "rollback.unresolved",
+        {"reason": "every step of the plan is done"},
+        {"reason": "", "step": 1},
+    )
+    with pytest.raises(WorkflowError, match="not resolved"):
+        workflow.close_rollback(two_steps, by=users["po"], cause="bad migration")
+    po = client_for(users, "po")
+    board, status = (
+        po.get(reverse(f"releases:{page}", args=[two_steps.version])).content.decode()
+        for page in ("board", "status")
+    )
+    for html in (board, status):
+        assert "1 of 2 steps done" in html
+        assert "every step of the plan is done" not in html
+    assert f'href="{confirm_url(two_steps, "close")}"' not in board
+    assert f'href="{confirm_url(two_steps, "resolve")}"' in board
+
+    workflow.tick_rollback_step(first, by=users["devops"])
+    rollback.refresh_from_db()
+    assert rollback.resolved_reason == "every step of the plan is done"
+
+
+def test_reopening_a_step_keeps_a_resolution_a_person_declared(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first = two_steps.rollback_steps.get(position=0)
+    workflow.tick_rollback_step(first, by=users["devops"])
+    workflow.resolve_rollback(two_steps, by=users["po"], reason="the QA check is not needed")
+
+    workflow.tick_rollback_step(first, by=users["devops"], done=False)
+
+    rollback = two_steps.rollbacks.get()
+    assert rollback.resolved_reason == "the QA check is not needed"
+    assert rollback.resolved_at is not None
+    assert workflow.close_rollback(two_steps, by=users["po"], cause="bad migration").closed_at
+
+
 def test_it_keeps_a_rolled_back_release_until_its_rollback_is_closed(
     deployed: Release, users: dict[str, Any]
 ) -> None:
