@@ -61,6 +61,13 @@ NOTE_MAX = 5000
 # Stored in English, shown in the reader's language (models.reason_text).
 ALL_STEPS_DONE = gettext_noop("every step of the plan is done")
 MITIGATED_BY_STEP = gettext_noop("step %(n)s mitigated it: %(text)s")
+# Who may not record these, told in the reader's language; their confirmation pages
+# refuse with the same words before anything is typed.
+DEPLOY_REFUSAL = gettext_noop("Only DevOps or the Product Owner record the deploy.")
+DECLARE_REFUSAL = gettext_noop("Only DevOps or the Product Owner declare a rollback.")
+MITIGATE_REFUSAL = gettext_noop("Only DevOps or the Product Owner mark the rollback mitigated.")
+RESOLVE_REFUSAL = gettext_noop("Only DevOps or the Product Owner resolve the rollback.")
+CLOSE_REFUSAL = gettext_noop("Only DevOps or the Product Owner close the rollback.")
 
 
 def latest_deployment(release: Release) -> Deployment | None:
@@ -113,7 +120,7 @@ def _recording_deploy(
     return _changing_allowed(
         release,
         policy.may_record_deploy,
-        _("Only DevOps or the Product Owner record the deploy."),
+        _(DEPLOY_REFUSAL),
         by=by,
         ip=ip,
     )
@@ -193,7 +200,7 @@ def declare_rollback(
     with _changing_allowed(
         release,
         policy.may_declare_rollback,
-        _("Only DevOps or the Product Owner declare a rollback."),
+        _(DECLARE_REFUSAL),
         by=by,
         ip=ip,
     ) as change:
@@ -425,9 +432,7 @@ def _mitigate(change: _Change, rollback: Rollback, reason: str) -> None:
 
 
 def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
-    with _working_rollback(
-        release, _("Only DevOps or the Product Owner mark the rollback mitigated."), by=by, ip=ip
-    ) as (change, rollback):
+    with _working_rollback(release, _(MITIGATE_REFUSAL), by=by, ip=ip) as (change, rollback):
         if rollback.mitigated_at is not None:
             raise WorkflowError(_("The rollback is already marked mitigated."))
         _mitigate(change, rollback, _reason(reason, _("The reason"), _("Say what mitigated it.")))
@@ -435,9 +440,7 @@ def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None =
 
 
 def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
-    with _working_rollback(
-        release, _("Only DevOps or the Product Owner resolve the rollback."), by=by, ip=ip
-    ) as (change, rollback):
+    with _working_rollback(release, _(RESOLVE_REFUSAL), by=by, ip=ip) as (change, rollback):
         if rollback.resolved_at is not None:
             raise WorkflowError(_("The rollback is already resolved."))
         reason = _reason(
@@ -448,9 +451,7 @@ def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = 
 
 
 def close_rollback(release: Release, *, by: By, cause: str, ip: str | None = None) -> Rollback:
-    with _working_rollback(
-        release, _("Only DevOps or the Product Owner close the rollback."), by=by, ip=ip
-    ) as (change, rollback):
+    with _working_rollback(release, _(CLOSE_REFUSAL), by=by, ip=ip) as (change, rollback):
         cause = _reason(
             cause, _("The cause"), _("Write the cause of the rollback before closing it.")
         )

@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from releases import checklists, workflow
+from releases import checklists, rollout_views, workflow
 from releases import markdown as md
 from releases.board import load_snapshot, render_update, viewer_for
 from releases.models import (
@@ -721,6 +721,42 @@ def test_it_answers_403_to_a_confirmation_by_the_wrong_role(
 
     assert response.status_code == 403
     assert not deployed.rollbacks.exists()
+
+
+# Every confirmation page, and the refusal its operation gives to a role it is not for.
+CONFIRM_REFUSALS = {
+    "approve": "Only the Product Owner approves go-live.",
+    "deploy-start": "Only DevOps or the Product Owner record the deploy.",
+    "deploy-finish": "Only DevOps or the Product Owner record the deploy.",
+    "rollback": "Only DevOps or the Product Owner declare a rollback.",
+    "mitigate": "Only DevOps or the Product Owner mark the rollback mitigated.",
+    "resolve": "Only DevOps or the Product Owner resolve the rollback.",
+    "close": "Only DevOps or the Product Owner close the rollback.",
+    "status-cancelled": "Only staff can do this.",
+    "status-in_progress": "Only staff can do this.",
+    "status-planned": "Only staff can do this.",
+}
+
+
+@pytest.mark.parametrize("persona", ["support", "backend"])
+@pytest.mark.parametrize(("action", "refusal"), CONFIRM_REFUSALS.items())
+def test_it_refuses_a_confirmation_page_to_a_role_its_post_refuses_with_the_same_words(
+    deployed: Release, users: dict[str, Any], persona: str, action: str, refusal: str
+) -> None:
+    client = client_for(users, persona)
+    typed = {"reason": "x", "cause": "x", "severity": "minor", "result": "success"}
+
+    page = client.get(confirm_url(deployed, action))
+    posted = client.post(confirm_url(deployed, action), typed)
+
+    assert page.status_code == posted.status_code == 403
+    assert refusal in page.content.decode() and refusal in posted.content.decode()
+    assert 'name="reason"' not in page.content.decode()
+    assert 'name="cause"' not in page.content.decode()
+
+
+def test_every_confirmation_page_is_covered_by_the_refusals(release: Release) -> None:
+    assert set(rollout_views._confirmations(release)) == set(CONFIRM_REFUSALS)
 
 
 def test_it_cancels_through_a_confirmation_with_its_reason(
