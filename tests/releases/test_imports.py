@@ -81,6 +81,11 @@ def test_it_gives_unowned_items_the_owner_chosen_on_upload(staff: Client) -> Non
         (b"# Notes\n\nNothing to tick.\n", "bad.md: no task items found"),
         (b"- [ ] fine\n- [ ] x <!-- deploycheck: owner=nobody -->\n", "bad.md:2: unknown owner"),
         (b"\x00\x01\x02binary", "bad.md"),
+        (
+            b"- [ ] one\n\n## Rollback\n\n1. **Revert flag**: disable\n   <!--\n"
+            b"   ```bash\n   flag off\n   ```\n",
+            "bad.md:6: the rollback step&#x27;s line &#x27;&lt;!--&#x27; opens an HTML comment",
+        ),
     ],
 )
 def test_it_refuses_bad_files_with_the_line_to_blame(
