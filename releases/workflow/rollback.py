@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from .. import markdown as md
-from .. import policy
+from .. import policy, rendering
 from ..actors import who_on
 from ..checklists import plan_step, step_columns, translated
 from ..models import (
@@ -373,7 +373,7 @@ def tick_rollback_step(
             {"done": done, "step": step.position + 1},
         )
         if done and mitigates and rollback.mitigated_at is None:
-            said = {"n": str(step.position + 1), "text": str(step)}
+            said = {"n": str(step.position + 1), "text": rendering.plain_text(str(step))}
             _mitigate(change, rollback, _in_english(MITIGATED_BY_STEP, said))
         if (
             done

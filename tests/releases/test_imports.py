@@ -43,6 +43,17 @@ def test_it_previews_the_seed_without_writing_anything(staff: Client) -> None:
     assert not ChecklistTemplate.objects.exists()
 
 
+def test_it_previews_the_rollback_steps_as_the_board_renders_them(staff: Client) -> None:
+    response = upload(
+        staff,
+        b"- [ ] one\n\n## Rollback\n\n1. **Revert flag**: disable\n   ```bash\n   off\n   ```\n",
+    )
+
+    page = response.content.decode()
+    assert "<strong>Revert flag</strong>: disable" in page
+    assert "**Revert flag**" not in page
+
+
 def confirm_of(page: Any, **fields: str) -> dict[str, str]:
     """The confirm form as the preview page carries it, with what the person typed."""
     form = page.context["confirm"]

@@ -1001,6 +1001,32 @@ def test_it_tells_the_rollback_on_the_timeline_and_the_panel_in_the_readers_lang
     assert "el paso 1 lo mitigó: Roll back" in status and "mitigated it" not in status
 
 
+def test_it_names_the_step_that_mitigated_it_without_its_markup(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    step = deployed.rollback_steps.get()
+    step.text = "**Revert flag**: disable `beta_checkout`"
+    step.save()
+    declare(deployed, users)
+    workflow.tick_rollback_step(step, by=users["devops"], mitigates=True)
+    token = workflow.create_share_link(deployed, label="customer", by=users["admin"])
+
+    qa = client_for(users, "qa")
+    pages = [
+        qa.get(reverse("releases:board", args=[deployed.version])),
+        qa.get(reverse("releases:status", args=[deployed.version])),
+        Client(headers={"Accept-Language": "en"}).get(
+            reverse("releases:shared-status", args=[token])
+        ),
+    ]
+
+    said = "step 1 mitigated it: Revert flag: disable beta_checkout"
+    assert deployed.rollbacks.get().mitigated_reason == said
+    for page in pages:
+        assert said in page.content.decode()
+        assert "mitigated it: **" not in page.content.decode()
+
+
 def test_it_keeps_a_steps_note_and_evidence_link_from_a_share_links_timeline(
     deployed: Release, users: dict[str, Any]
 ) -> None:
