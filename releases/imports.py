@@ -232,6 +232,10 @@ def _preview(doc: md.Checklist, default_owner: str) -> dict[str, Any]:
         "default_owner": Role(default_owner).label,
         "placeholders": placeholders,
         "contacts": [(contact, contact in placeholders) for contact in owned.contacts],
+        "rollback_steps": [
+            {"text_html": rendering.block_html(step.text), "commands": step.commands}
+            for step in owned.rollback_steps
+        ],
     }
 
 

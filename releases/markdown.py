@@ -1698,6 +1698,17 @@ def _steps_rule() -> Message:
     return gettext_noop("only the top-level items of a numbered list or of a task list are steps")
 
 
+def _comment_over_code(token: Token) -> bool:
+    """Whether `token` is an HTML comment a step's text leaves open above its own code
+    block, which the comment holds instead: the step's commands lost to its text."""
+    if token.type != "html_block" or not token.content.lstrip().startswith("<!--"):
+        return False
+    if "-->" in token.content:
+        return False
+    below = token.content.partition("\n")[2]
+    return any(inner.type == "fence" for inner in _MD.parse(below))
+
+
 def _export_misreading(step: RollbackStep) -> tuple[int, Message] | None:
     """The line of ``step.text`` (0-based) that reads as something else in
     :func:`_render_step`'s output, and how; None when that output reads as the step.
@@ -1731,7 +1742,8 @@ def _export_misreading(step: RollbackStep) -> tuple[int, Message] | None:
                 "rollback steps are a numbered list; indent it less",
                 line=repr(line),
             )
-        if step.commands and end > len(text_lines) + 1:
+        swallows_commands = step.commands and end > len(text_lines) + 1
+        if swallows_commands or _comment_over_code(token):
             opens = (
                 gettext_noop(
                     "the rollback step's line %(line)s opens an HTML comment that the step "

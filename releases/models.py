@@ -1081,6 +1081,7 @@ class AuditAction(models.TextChoices):
     ROLLBACK_STEP_ANNOTATED = "rollback.step_annotated", _("Rollback step note or evidence changed")
     ROLLBACK_MITIGATED = "rollback.mitigated", _("Rollback impact mitigated")
     ROLLBACK_RESOLVED = "rollback.resolved", _("Rollback resolved")
+    ROLLBACK_UNRESOLVED = "rollback.unresolved", _("Rollback resolution taken back")
     ROLLBACK_CLOSED = "rollback.closed", _("Rollback closed with its cause")
     ROLLBACK_PLAN_EDITED = "rollback.plan_edited", _("Rollback plan edited")
     ROLE_NUDGED = "role.nudged", _("Role nudged")

@@ -6,6 +6,9 @@ return is safe to put in a page.
 
 from __future__ import annotations
 
+import html
+
+from django.utils.html import strip_tags
 from django.utils.safestring import SafeString
 from markdown_it import MarkdownIt
 
@@ -21,3 +24,9 @@ def inline_html(text: str) -> SafeString:
     """One line of ``text`` as inline Markdown (code spans, emphasis, links), with no
     paragraph around it."""
     return SafeString(_MARKDOWN.renderInline(text))
+
+
+def plain_text(text: str) -> str:
+    """One line of ``text`` as its reader sees it, without the marks of its Markdown: for
+    a sentence that quotes it where Markdown is not rendered, such as a reason."""
+    return html.unescape(strip_tags(inline_html(text)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django import forms
@@ -26,8 +27,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
-from . import workflow
+from . import policy, workflow
 from .access import get_release_for_user, person
+from .actors import who_on
 from .forms import MESSAGES, NamedErrorsForm, _choice, _text
 from .models import (
     DeployResult,
@@ -77,6 +79,10 @@ class Confirmation:
     form: type[NamedErrorsForm]
     # Runs the operation with the form's data; answers the message to show.
     act: Callable[[HttpRequest, Release, dict[str, Any]], str]
+    # The rule the operation enforces, and its refusal (untranslated): the page itself
+    # is refused to whoever the operation would refuse.
+    may: Callable[[policy.Who], policy.Access]
+    refusal: str
     warn: bool = False
     # The form's text field; what to ask for in it.
     text_field: str = "reason"
@@ -159,6 +165,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Approve go-live"),
             ReasonForm,
             _approve,
+            policy.may_approve,
+            workflow.APPROVE_REFUSAL,
         ),
         "deploy-start": Confirmation(
             _("Record the deploy started"),
@@ -166,6 +174,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Record the start"),
             ReasonForm,
             _start,
+            policy.may_record_deploy,
+            workflow.DEPLOY_REFUSAL,
         ),
         "deploy-finish": Confirmation(
             _("Record the deploy finished"),
@@ -176,6 +186,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Record the end"),
             DeployFinishForm,
             _finish,
+            policy.may_record_deploy,
+            workflow.DEPLOY_REFUSAL,
         ),
         "rollback": Confirmation(
             _("Declare a rollback"),
@@ -186,6 +198,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Declare the rollback"),
             DeclareForm,
             _declare,
+            policy.may_declare_rollback,
+            workflow.DECLARE_REFUSAL,
             warn=True,
         ),
         "mitigate": Confirmation(
@@ -194,6 +208,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Mark mitigated"),
             ReasonForm,
             _mitigate,
+            policy.may_declare_rollback,
+            workflow.MITIGATE_REFUSAL,
         ),
         "resolve": Confirmation(
             _("Declare the rollback resolved"),
@@ -204,6 +220,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Declare resolved"),
             ReasonForm,
             _resolve,
+            policy.may_declare_rollback,
+            workflow.RESOLVE_REFUSAL,
             warn=True,
         ),
         "close": Confirmation(
@@ -215,6 +233,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Close the rollback"),
             CloseForm,
             _close,
+            policy.may_declare_rollback,
+            workflow.CLOSE_REFUSAL,
             text_field="cause",
             text_label=_("Cause of the rollback"),
         ),
@@ -224,6 +244,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Cancel the release"),
             ReasonForm,
             _move(ReleaseStatus.CANCELLED),
+            partial(policy.may_set_status, status=ReleaseStatus.CANCELLED),
+            workflow.STATUS_REFUSAL,
             warn=True,
         ),
         "status-" + ReleaseStatus.IN_PROGRESS: Confirmation(
@@ -232,6 +254,8 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Reopen") if reopening else _("Move it"),
             ReasonForm,
             _move(ReleaseStatus.IN_PROGRESS),
+            partial(policy.may_set_status, status=ReleaseStatus.IN_PROGRESS),
+            workflow.STATUS_REFUSAL,
         ),
         "status-" + ReleaseStatus.PLANNED: Confirmation(
             _("Move the release back to planned"),
@@ -239,8 +263,23 @@ def _confirmations(release: Release) -> dict[str, Confirmation]:
             _("Move it"),
             ReasonForm,
             _move(ReleaseStatus.PLANNED),
+            partial(policy.may_set_status, status=ReleaseStatus.PLANNED),
+            workflow.STATUS_REFUSAL,
         ),
     }
+
+
+def _refuse_unless_allowed(
+    request: HttpRequest, release: Release, confirmation: Confirmation
+) -> None:
+    """The page of an operation its reader may not perform is refused as the operation
+    refuses it, rather than offering a form whose every post is refused."""
+    who = who_on(person(request), release)
+    if confirmation.may(who):
+        return
+    if who.closed:
+        raise PermissionDenied(workflow.closed_refusal(release))
+    raise PermissionDenied(_(confirmation.refusal))
 
 
 @login_required
@@ -250,6 +289,8 @@ def confirm(request: HtmxHttpRequest, version: str, action: str) -> HttpResponse
     confirmation = _confirmations(release).get(action)
     if confirmation is None:
         raise Http404(_("No such action."))
+    if request.method == "GET":
+        _refuse_unless_allowed(request, release, confirmation)
     form = confirmation.form(request.POST if request.method == "POST" else None)
     status = 200
     if request.method == "POST":

@@ -32,7 +32,7 @@ from .forms_window import (
     zone_choices,
 )
 from .ics import window_calendar
-from .models import MaintenanceWindow, Release, ReleaseStatus, ShareLink
+from .models import MaintenanceWindow, Release, ShareLink
 from .plan_views import Editor, _with_based_on
 
 # The actions that end or stretch a window people rely on: each is confirmed first.
@@ -44,10 +44,7 @@ CANCEL_IDS = "cancel_%s"
 def _require_window_manager(request: HttpRequest, release: Release) -> None:
     who = who_on(person(request), release)
     if who.closed:
-        raise PermissionDenied(
-            _("The release is %(status)s: it accepts no change until staff reopen it.")
-            % {"status": str(ReleaseStatus(release.status).label).lower()}
-        )
+        raise PermissionDenied(workflow.closed_refusal(release))
     if not policy.may_manage_window(who):
         raise PermissionDenied(
             _("Only DevOps, the Product Owner or staff manage the maintenance window.")

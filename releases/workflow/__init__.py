@@ -12,13 +12,21 @@ module of its area, uses `_changing` and `change.audit(...)`, and nothing else w
 the audit trail. The names below are what the rest of the project calls.
 """
 
-from .approval import approval_obstacles, approve, revoke_approval, set_status
+from .approval import (
+    APPROVE_REFUSAL,
+    STATUS_REFUSAL,
+    approval_obstacles,
+    approve,
+    revoke_approval,
+    set_status,
+)
 from .change import (
     By,
     Conflict,
     WorkflowError,
     as_actor,
     checked_link,
+    closed_refusal,
     holding,
     managing,
     refusal_of,
@@ -66,6 +74,11 @@ from .results import (
     record_pipeline_evidence,
 )
 from .rollback import (
+    CLOSE_REFUSAL,
+    DECLARE_REFUSAL,
+    DEPLOY_REFUSAL,
+    MITIGATE_REFUSAL,
+    RESOLVE_REFUSAL,
     StaleStep,
     annotate_rollback_step,
     check_storable,
@@ -96,8 +109,15 @@ from .window import (
 )
 
 __all__ = [
+    "APPROVE_REFUSAL",
+    "CLOSE_REFUSAL",
     "CONTACT_FIELDS",
+    "DECLARE_REFUSAL",
+    "DEPLOY_REFUSAL",
+    "MITIGATE_REFUSAL",
     "RELEASE_FIELDS",
+    "RESOLVE_REFUSAL",
+    "STATUS_REFUSAL",
     "By",
     "CheckFinding",
     "Conflict",
@@ -118,6 +138,7 @@ __all__ = [
     "checked_link",
     "checked_message",
     "close_rollback",
+    "closed_refusal",
     "complete_window",
     "contacts_version",
     "create_release",

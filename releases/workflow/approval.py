@@ -37,6 +37,11 @@ from .change import (
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+# Told to whoever may not do these, in their language; their confirmation pages refuse
+# with the same words before anything is typed.
+APPROVE_REFUSAL = gettext_noop("Only the Product Owner approves go-live.")
+STATUS_REFUSAL = gettext_noop("Only staff can do this.")
+
 
 def _revoke_if_gate_changed(change: _Change, item: ReleaseItem) -> None:
     if not (item.before_gate and item.required):
@@ -84,7 +89,7 @@ def approve(release: Release, *, by: By, ip: str | None = None, reason: str = ""
     """`reason`: what the product owner said when confirming, kept in the audit trail."""
     actor = as_actor(by, ip)
     with _changing(release.pk, actor) as change:
-        _require_product_owner(change, _("Only the Product Owner approves go-live."))
+        _require_product_owner(change, _(APPROVE_REFUSAL))
         reason = visible_text(trimmed(reason), _("The reason"))
         assert isinstance(actor, Person)  # the policy lets only people approve
         obstacles = approval_obstacles(change.on, actor.user)
@@ -176,7 +181,7 @@ def set_status(
     with _changing(release.pk, actor) as change:
         change.require(
             policy.may_set_status(who_on(actor, change.on), status=status),
-            _("Only staff can do this."),
+            _(STATUS_REFUSAL),
         )
         reason = visible_text(trimmed(reason), _("The reason"))
         current = change.on.status

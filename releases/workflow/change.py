@@ -63,6 +63,13 @@ def as_actor(by: By, ip: str | None = None) -> Actor:
     return Person(by, ip)
 
 
+def closed_refusal(release: Release) -> str:
+    """Why a closed release refuses a change, as whoever tried reads it."""
+    return _("The release is %(status)s: it accepts no change until staff reopen it.") % {
+        "status": str(ReleaseStatus(release.status).label).lower()
+    }
+
+
 @dataclass
 class _Change:
     release: Release | None
@@ -105,10 +112,7 @@ class _Change:
     def require(self, access: policy.Access, refusal: str) -> None:
         """Stop unless the policy allowed it; an override is remembered for the audit."""
         if not access and self.release is not None and self.release.status in CLOSED_STATUSES:
-            raise WorkflowError(
-                _("The release is %(status)s: it accepts no change until staff reopen it.")
-                % {"status": str(ReleaseStatus(self.release.status).label).lower()}
-            )
+            raise WorkflowError(closed_refusal(self.release))
         if not access:
             raise PermissionDenied(refusal)
         if access is policy.Access.OVERRIDE:

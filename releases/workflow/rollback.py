@@ -6,10 +6,10 @@ while it runs); finishing it with success makes the release Deployed, with failu
 leaves it approved, for a rollback or another attempt. Declaring a rollback (on a
 deployed release, or on one whose deploy has started) makes it Rolled back and ends
 its approval. The rollback is then worked on: steps ticked, marked mitigated, resolved
-(every step done, or declared resolved with a reason), and closed with its cause,
-which is its final state. Only then may the release move on (set_status refuses to
-leave Rolled back while a rollback is open): back to In progress for a new attempt,
-which needs a new approval.
+(every step done, until one is reopened, or declared resolved with a reason), and
+closed with its cause, which is its final state. Only then may the release move on
+(set_status refuses to leave Rolled back while a rollback is open): back to In progress
+for a new attempt, which needs a new approval.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from .. import markdown as md
-from .. import policy
+from .. import policy, rendering
 from ..actors import Actor, who_on
 from ..checklists import plan_step, step_columns, translated
 from ..models import (
@@ -61,6 +61,13 @@ NOTE_MAX = 5000
 # Stored in English, shown in the reader's language (models.reason_text).
 ALL_STEPS_DONE = gettext_noop("every step of the plan is done")
 MITIGATED_BY_STEP = gettext_noop("step %(n)s mitigated it: %(text)s")
+# Who may not record these, told in the reader's language; their confirmation pages
+# refuse with the same words before anything is typed.
+DEPLOY_REFUSAL = gettext_noop("Only DevOps or the Product Owner record the deploy.")
+DECLARE_REFUSAL = gettext_noop("Only DevOps or the Product Owner declare a rollback.")
+MITIGATE_REFUSAL = gettext_noop("Only DevOps or the Product Owner mark the rollback mitigated.")
+RESOLVE_REFUSAL = gettext_noop("Only DevOps or the Product Owner resolve the rollback.")
+CLOSE_REFUSAL = gettext_noop("Only DevOps or the Product Owner close the rollback.")
 
 
 def latest_deployment(release: Release) -> Deployment | None:
@@ -113,7 +120,7 @@ def _recording_deploy(
     return _changing_allowed(
         release,
         policy.may_record_deploy,
-        _("Only DevOps or the Product Owner record the deploy."),
+        _(DEPLOY_REFUSAL),
         by=by,
         ip=ip,
     )
@@ -193,7 +200,7 @@ def declare_rollback(
     with _changing_allowed(
         release,
         policy.may_declare_rollback,
-        _("Only DevOps or the Product Owner declare a rollback."),
+        _(DECLARE_REFUSAL),
         by=by,
         ip=ip,
     ) as change:
@@ -287,6 +294,22 @@ def _resolve(change: _Change, rollback: Rollback, reason: str, *, system: bool) 
     change.audit(AuditAction.ROLLBACK_RESOLVED, change.on.version, {}, {"reason": shown})
 
 
+def _unresolve(change: _Change, rollback: Rollback, reopened: RollbackStep) -> None:
+    """A rollback resolved because every step was done is no longer resolved once a step
+    is reopened, or it could be closed as if its plan were done. A resolution a person
+    declared with their own reason was given with steps left, and stands."""
+    rollback.resolved_at = None
+    rollback.resolved_by_label = ""
+    rollback.resolved_reason = ""
+    rollback.save(update_fields=["resolved_at", "resolved_by_label", "resolved_reason"])
+    change.audit(
+        AuditAction.ROLLBACK_UNRESOLVED,
+        change.on.version,
+        {"reason": ALL_STEPS_DONE},
+        {"reason": "", "step": reopened.position + 1},
+    )
+
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -354,7 +377,8 @@ def tick_rollback_step(
 ) -> RollbackStepRecord:
     """Tick (or untick) a step of the declared rollback. `mitigates`: the person says
     this step mitigated the impact, which stamps the rollback mitigated. The rollback is
-    resolved once every step is done. `expected_version`: step_version as the page
+    resolved once every step is done, and no longer once one of them is reopened.
+    `expected_version`: step_version as the page
     showed it; Conflict when the step changed since (None: as it is now)."""
     actor = as_actor(by, ip)
     with _changing(step.release_id, actor) as change:
@@ -375,7 +399,7 @@ def tick_rollback_step(
             {"done": done, "step": step.position + 1},
         )
         if done and mitigates and rollback.mitigated_at is None:
-            said = {"n": str(step.position + 1), "text": str(step)}
+            said = {"n": str(step.position + 1), "text": rendering.plain_text(str(step))}
             _mitigate(change, rollback, _in_english(MITIGATED_BY_STEP, said))
         if (
             done
@@ -383,6 +407,8 @@ def tick_rollback_step(
             and not rollback.records.filter(done_at__isnull=True).exists()
         ):
             _resolve(change, rollback, ALL_STEPS_DONE, system=True)
+        if not done and rollback.resolved_reason == ALL_STEPS_DONE:
+            _unresolve(change, rollback, step)
         return record
 
 
@@ -432,9 +458,7 @@ def _mitigate(change: _Change, rollback: Rollback, reason: str) -> None:
 
 
 def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
-    with _working_rollback(
-        release, _("Only DevOps or the Product Owner mark the rollback mitigated."), by=by, ip=ip
-    ) as (change, rollback):
+    with _working_rollback(release, _(MITIGATE_REFUSAL), by=by, ip=ip) as (change, rollback):
         if rollback.mitigated_at is not None:
             raise WorkflowError(_("The rollback is already marked mitigated."))
         _mitigate(change, rollback, _reason(reason, _("The reason"), _("Say what mitigated it.")))
@@ -442,9 +466,7 @@ def mitigate_rollback(release: Release, *, by: By, reason: str, ip: str | None =
 
 
 def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = None) -> Rollback:
-    with _working_rollback(
-        release, _("Only DevOps or the Product Owner resolve the rollback."), by=by, ip=ip
-    ) as (change, rollback):
+    with _working_rollback(release, _(RESOLVE_REFUSAL), by=by, ip=ip) as (change, rollback):
         if rollback.resolved_at is not None:
             raise WorkflowError(_("The rollback is already resolved."))
         reason = _reason(
@@ -455,9 +477,7 @@ def resolve_rollback(release: Release, *, by: By, reason: str, ip: str | None = 
 
 
 def close_rollback(release: Release, *, by: By, cause: str, ip: str | None = None) -> Rollback:
-    with _working_rollback(
-        release, _("Only DevOps or the Product Owner close the rollback."), by=by, ip=ip
-    ) as (change, rollback):
+    with _working_rollback(release, _(CLOSE_REFUSAL), by=by, ip=ip) as (change, rollback):
         cause = _reason(
             cause, _("The cause"), _("Write the cause of the rollback before closing it.")
         )

@@ -627,7 +627,7 @@ def test_a_devops_token_ticks_its_step_with_a_note_and_a_link(
     assert only_event(AuditAction.ROLLBACK_STEP_DONE).after["step"] == 1
 
 
-def test_the_last_step_done_resolves_the_rollback_and_a_step_reopens(
+def test_the_last_step_done_resolves_the_rollback_and_reopening_a_step_takes_it_back(
     rolling_back: Release, ci: Client
 ) -> None:
     devops = make_token(rolling_back, Role.DEVOPS, "deploys")
@@ -640,9 +640,11 @@ def test_the_last_step_done_resolves_the_rollback_and_a_step_reopens(
     assert last.status_code == reopened.status_code == 200
     assert last.json()["rollback"] == {"resolved": True, "closed": False}
     assert reopened.json()["done"] is False
+    assert reopened.json()["rollback"] == {"resolved": False, "closed": False}
     assert not RollbackStepRecord.objects.get(step__position=1).done
     assert only_event(AuditAction.ROLLBACK_RESOLVED).actor_label == "ci:e2e"
     assert only_event(AuditAction.ROLLBACK_STEP_REOPENED).actor_label == "ci:e2e"
+    assert only_event(AuditAction.ROLLBACK_UNRESOLVED).actor_label == "ci:e2e"
 
 
 def test_a_step_change_based_on_an_older_version_is_a_conflict(

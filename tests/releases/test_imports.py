@@ -43,6 +43,17 @@ def test_it_previews_the_seed_without_writing_anything(staff: Client) -> None:
     assert not ChecklistTemplate.objects.exists()
 
 
+def test_it_previews_the_rollback_steps_as_the_board_renders_them(staff: Client) -> None:
+    response = upload(
+        staff,
+        b"- [ ] one\n\n## Rollback\n\n1. **Revert flag**: disable\n   ```bash\n   off\n   ```\n",
+    )
+
+    page = response.content.decode()
+    assert "<strong>Revert flag</strong>: disable" in page
+    assert "**Revert flag**" not in page
+
+
 def confirm_of(page: Any, **fields: str) -> dict[str, str]:
     """The confirm form as the preview page carries it, with what the person typed."""
     form = page.context["confirm"]
@@ -81,6 +92,11 @@ def test_it_gives_unowned_items_the_owner_chosen_on_upload(staff: Client) -> Non
         (b"# Notes\n\nNothing to tick.\n", "bad.md: no task items found"),
         (b"- [ ] fine\n- [ ] x <!-- deploycheck: owner=nobody -->\n", "bad.md:2: unknown owner"),
         (b"\x00\x01\x02binary", "bad.md"),
+        (
+            b"- [ ] one\n\n## Rollback\n\n1. **Revert flag**: disable\n   <!--\n"
+            b"   ```bash\n   flag off\n   ```\n",
+            "bad.md:6: the rollback step&#x27;s line &#x27;&lt;!--&#x27; opens an HTML comment",
+        ),
     ],
 )
 def test_it_refuses_bad_files_with_the_line_to_blame(

@@ -968,6 +968,12 @@ MISREAD_STEPS = {
         6,
         "the rollback step's line '<!-- owner: ana' opens an HTML comment",
     ),
+    "comment left open in a numbered step, above the code in it": (
+        "1. **Revert flag**: disable\n   <!--\n   ```bash\n   flag off\n   ```\n",
+        "1. **Revert flag**: disable\n   <!-- -->\n   ```bash\n   flag off\n   ```\n",
+        6,
+        "the rollback step's line '<!--' opens an HTML comment that the step does not close",
+    ),
     "fence after the box": (
         "- [ ] ```\n  undo\n",
         "- [ ] \\```\n  undo\n",

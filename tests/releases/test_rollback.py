@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from releases import checklists, workflow
+from releases import checklists, rollout_views, workflow
 from releases import markdown as md
 from releases.board import load_snapshot, render_update, viewer_for
 from releases.models import (
@@ -563,6 +563,62 @@ def test_it_needs_resolution_and_a_cause_to_close(
         workflow.tick_rollback_step(two_steps.rollback_steps.get(position=0), by=users["devops"])
 
 
+def test_reopening_a_step_takes_back_a_resolution_the_steps_gave(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first, second = two_steps.rollback_steps.order_by("position")
+    workflow.tick_rollback_step(first, by=users["devops"])
+    workflow.tick_rollback_step(second, by=users["qa"])
+
+    workflow.tick_rollback_step(first, by=users["devops"], done=False)
+
+    rollback = two_steps.rollbacks.get()
+    assert (rollback.resolved_at, rollback.resolved_by_label, rollback.resolved_reason) == (
+        None,
+        "",
+        "",
+    )
+    taken_back = two_steps.audit_events.latest("pk")
+    assert (taken_back.action, taken_back.before, taken_back.after) == (
+        "rollback.unresolved",
+        {"reason": "every step of the plan is done"},
+        {"reason": "", "step": 1},
+    )
+    with pytest.raises(WorkflowError, match="not resolved"):
+        workflow.close_rollback(two_steps, by=users["po"], cause="bad migration")
+    po = client_for(users, "po")
+    board, status = (
+        po.get(reverse(f"releases:{page}", args=[two_steps.version])).content.decode()
+        for page in ("board", "status")
+    )
+    for html in (board, status):
+        assert "1 of 2 steps done" in html
+        assert "every step of the plan is done" not in html
+    assert f'href="{confirm_url(two_steps, "close")}"' not in board
+    assert f'href="{confirm_url(two_steps, "resolve")}"' in board
+
+    workflow.tick_rollback_step(first, by=users["devops"])
+    rollback.refresh_from_db()
+    assert rollback.resolved_reason == "every step of the plan is done"
+
+
+def test_reopening_a_step_keeps_a_resolution_a_person_declared(
+    two_steps: Release, users: dict[str, Any]
+) -> None:
+    declare(two_steps, users)
+    first = two_steps.rollback_steps.get(position=0)
+    workflow.tick_rollback_step(first, by=users["devops"])
+    workflow.resolve_rollback(two_steps, by=users["po"], reason="the QA check is not needed")
+
+    workflow.tick_rollback_step(first, by=users["devops"], done=False)
+
+    rollback = two_steps.rollbacks.get()
+    assert rollback.resolved_reason == "the QA check is not needed"
+    assert rollback.resolved_at is not None
+    assert workflow.close_rollback(two_steps, by=users["po"], cause="bad migration").closed_at
+
+
 def test_it_keeps_a_rolled_back_release_until_its_rollback_is_closed(
     deployed: Release, users: dict[str, Any]
 ) -> None:
@@ -767,6 +823,42 @@ def test_it_answers_403_to_a_confirmation_by_the_wrong_role(
 
     assert response.status_code == 403
     assert not deployed.rollbacks.exists()
+
+
+# Every confirmation page, and the refusal its operation gives to a role it is not for.
+CONFIRM_REFUSALS = {
+    "approve": "Only the Product Owner approves go-live.",
+    "deploy-start": "Only DevOps or the Product Owner record the deploy.",
+    "deploy-finish": "Only DevOps or the Product Owner record the deploy.",
+    "rollback": "Only DevOps or the Product Owner declare a rollback.",
+    "mitigate": "Only DevOps or the Product Owner mark the rollback mitigated.",
+    "resolve": "Only DevOps or the Product Owner resolve the rollback.",
+    "close": "Only DevOps or the Product Owner close the rollback.",
+    "status-cancelled": "Only staff can do this.",
+    "status-in_progress": "Only staff can do this.",
+    "status-planned": "Only staff can do this.",
+}
+
+
+@pytest.mark.parametrize("persona", ["support", "backend"])
+@pytest.mark.parametrize(("action", "refusal"), CONFIRM_REFUSALS.items())
+def test_it_refuses_a_confirmation_page_to_a_role_its_post_refuses_with_the_same_words(
+    deployed: Release, users: dict[str, Any], persona: str, action: str, refusal: str
+) -> None:
+    client = client_for(users, persona)
+    typed = {"reason": "x", "cause": "x", "severity": "minor", "result": "success"}
+
+    page = client.get(confirm_url(deployed, action))
+    posted = client.post(confirm_url(deployed, action), typed)
+
+    assert page.status_code == posted.status_code == 403
+    assert refusal in page.content.decode() and refusal in posted.content.decode()
+    assert 'name="reason"' not in page.content.decode()
+    assert 'name="cause"' not in page.content.decode()
+
+
+def test_every_confirmation_page_is_covered_by_the_refusals(release: Release) -> None:
+    assert set(rollout_views._confirmations(release)) == set(CONFIRM_REFUSALS)
 
 
 def test_it_cancels_through_a_confirmation_with_its_reason(
@@ -1104,6 +1196,32 @@ def test_it_tells_the_rollback_on_the_timeline_and_the_panel_in_the_readers_lang
     for raw in ("detected_at", "a rollback was declared", "mitigated it", "every step"):
         assert raw not in timeline
     assert "el paso 1 lo mitigó: Roll back" in status and "mitigated it" not in status
+
+
+def test_it_names_the_step_that_mitigated_it_without_its_markup(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    step = deployed.rollback_steps.get()
+    step.text = "**Revert flag**: disable `beta_checkout`"
+    step.save()
+    declare(deployed, users)
+    workflow.tick_rollback_step(step, by=users["devops"], mitigates=True)
+    token = workflow.create_share_link(deployed, label="customer", by=users["admin"])
+
+    qa = client_for(users, "qa")
+    pages = [
+        qa.get(reverse("releases:board", args=[deployed.version])),
+        qa.get(reverse("releases:status", args=[deployed.version])),
+        Client(headers={"Accept-Language": "en"}).get(
+            reverse("releases:shared-status", args=[token])
+        ),
+    ]
+
+    said = "step 1 mitigated it: Revert flag: disable beta_checkout"
+    assert deployed.rollbacks.get().mitigated_reason == said
+    for page in pages:
+        assert said in page.content.decode()
+        assert "mitigated it: **" not in page.content.decode()
 
 
 def test_it_keeps_a_steps_note_and_evidence_link_from_a_share_links_timeline(

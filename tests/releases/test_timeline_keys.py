@@ -227,6 +227,7 @@ def _release_day(release: Release, users: dict[str, Any]) -> None:
     workflow.tick_rollback_step(step, by=users["devops"], mitigates=True)
     workflow.tick_rollback_step(step, by=users["devops"], done=False)
     workflow.annotate_rollback_step(step, by=users["devops"], note="took 3 min")
+    workflow.tick_rollback_step(step, by=users["devops"])
     workflow.close_rollback(release, by=users["devops"], cause="a bad migration")
     workflow.set_status(release, status="in_progress", by=users["admin"], reason="try again")
     workflow.edit_rollback_plan(
