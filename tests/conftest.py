@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -252,3 +253,17 @@ def deadline(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def swapped_for_a_fifo(path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A FIFO at `path` that os.stat reports as the regular file it replaced: a file
+    swapped between a reader's first look and its open."""
+    path.write_text("", encoding="utf-8")
+    regular = os.stat(path)
+    path.unlink()
+    os.mkfifo(path)
+    real_stat = os.stat
+    monkeypatch.setattr(
+        os, "stat", lambda at, **kw: regular if str(at) == str(path) else real_stat(at, **kw)
+    )
+    return path

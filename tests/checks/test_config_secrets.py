@@ -20,7 +20,7 @@ from checks import config
 from checks.models import Check
 from releases.models import Release, ReleaseItem
 from tests.checks.test_config import GOOD, REPOSITORY, SYSTEM, refused, write
-from tests.conftest import deadline
+from tests.conftest import deadline, swapped_for_a_fifo
 
 
 @pytest.fixture
@@ -536,16 +536,7 @@ def test_it_reads_utf8_that_starts_with_a_byte_order_mark(tmp_path: Path) -> Non
 def test_it_refuses_a_file_swapped_for_a_fifo_after_its_first_look(
     loaded: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "checks.toml"
-    path.write_text(GOOD, encoding="utf-8")
-    regular = os.stat(path)
-    path.unlink()
-    os.mkfifo(path)
-    # What the first look saw, before the swap.
-    real_stat = os.stat
-    monkeypatch.setattr(
-        os, "stat", lambda at, **kw: regular if str(at) == str(path) else real_stat(at, **kw)
-    )
+    path = swapped_for_a_fifo(tmp_path / "checks.toml", monkeypatch)
 
     with deadline(5):
         errors = refused(path, loaded)

@@ -3,7 +3,6 @@ says so (`path:line: what is wrong`), and what a load does to the channels."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from django.utils import timezone, translation
 
 from notifications import config
 from notifications.models import Channel
-from tests.conftest import deadline
+from tests.conftest import deadline, swapped_for_a_fifo
 
 GOOD = """\
 [[channel]]
@@ -269,16 +268,7 @@ def test_it_refuses_a_missing_file_and_a_directory(tmp_path: Path) -> None:
 def test_a_file_swapped_for_a_fifo_after_its_check_is_refused_without_waiting(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "notifications.toml"
-    path.write_text("", encoding="utf-8")
-    regular = os.stat(path)
-    path.unlink()
-    os.mkfifo(path)
-    # What the first look saw, before the swap.
-    real_stat = os.stat
-    monkeypatch.setattr(
-        os, "stat", lambda at, **kw: regular if str(at) == str(path) else real_stat(at, **kw)
-    )
+    path = swapped_for_a_fifo(tmp_path / "notifications.toml", monkeypatch)
 
     with deadline(5), pytest.raises(config.NotificationsFileError, match="is not a regular file"):
         config.read(path)
