@@ -39,7 +39,7 @@ from .models import (
     RollbackStep,
     validate_year,
 )
-from .views import HtmxHttpRequest, Kept, _act, _valid_data
+from .views import HtmxHttpRequest, Kept, Unchanged, _act, _valid_data
 
 
 class ReasonForm(NamedErrorsForm):
@@ -346,6 +346,19 @@ def _typed_in_step(step: RollbackStep) -> Callable[[dict[str, Any], Mapping[str,
 
 # The field of each step form that holds text, kept when the form is refused.
 _STEP_TEXT = {"note": ("note",), "evidence": ("evidence_url",)}
+# What saving each of them says: saved, removed, or nothing there to remove.
+_STEP_ANNOTATIONS = {
+    "note": (
+        gettext_lazy("Saved the note on step %(n)d."),
+        gettext_lazy("Removed the note on step %(n)d."),
+        gettext_lazy("Step %(n)d has no note to remove: nothing changed."),
+    ),
+    "evidence_url": (
+        gettext_lazy("Saved the evidence link on step %(n)d."),
+        gettext_lazy("Removed the evidence link on step %(n)d."),
+        gettext_lazy("Step %(n)d has no evidence link to remove: nothing changed."),
+    ),
+}
 
 
 @login_required
@@ -367,13 +380,17 @@ def rollback_step(request: HtmxHttpRequest, version: str, step_id: int) -> HttpR
             if done:
                 return _("Step %(n)d of the rollback is done.") % names
             return _("Step %(n)d of the rollback is reopened.") % names
-        if data["action"] == "note":
-            workflow.annotate_rollback_step(step, by=by, note=data["note"], expected_version=seen)
-            return _("Saved the note on step %(n)d.") % names
-        workflow.annotate_rollback_step(
-            step, by=by, evidence_url=data["evidence_url"], expected_version=seen
+        field = _STEP_TEXT[data["action"]][0]
+        record = workflow.annotate_rollback_step(
+            step, by=by, **{field: data[field]}, expected_version=seen
         )
-        return _("Saved the evidence link on step %(n)d.") % names
+        saved, removed, absent = _STEP_ANNOTATIONS[field]
+        if getattr(record, field):
+            return saved % names
+        # The step's version moves only when something changed.
+        return (
+            Unchanged(absent % names) if workflow.step_version(record) == seen else removed % names
+        )
 
     kept = Kept(_STEP_TEXT.get(request.POST.get("action", ""), ()), _typed_in_step(step))
     return _act(request, release, operation, anchor=f"#rollback-step-{step.pk}", kept=kept)

@@ -305,6 +305,18 @@ def checked_link(url: str, what: str) -> str:
     return url
 
 
+def refuse_unseen_note(note: str) -> None:
+    """A note of only invisible characters is refused rather than kept as empty: it
+    would remove the note without anyone seeing why."""
+    if note.strip() and says_nothing(note):
+        raise WorkflowError(
+            _(
+                "The note holds only invisible characters, so it would show nothing: write "
+                "something that can be read, or empty the field to remove the note."
+            )
+        )
+
+
 class _Tried(Exception):
     """Ends a trial run of an operation, taking back all it wrote."""
 

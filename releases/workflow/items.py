@@ -35,7 +35,7 @@ from .change import (
     _in_english,
     _validate_evidence,
     as_actor,
-    says_nothing,
+    refuse_unseen_note,
     trimmed,
     visible_text,
 )
@@ -393,13 +393,7 @@ def _note(typed: str) -> str:
     """The note to keep: an empty one removes the note. One of only invisible characters
     is refused rather than kept as empty, since it would remove the note unseen."""
     note = typed.strip()
-    if note and says_nothing(note):
-        raise WorkflowError(
-            _(
-                "The note holds only invisible characters, so it would show nothing: write "
-                "something that can be read, or empty the field to remove the note."
-            )
-        )
+    refuse_unseen_note(note)
     return visible_text(note[:5000], _("The note"))
 
 

@@ -52,6 +52,7 @@ from .change import (
     _in_english,
     _validate_evidence,
     as_actor,
+    refuse_unseen_note,
     trimmed,
     visible_text,
 )
@@ -429,6 +430,7 @@ def annotate_rollback_step(
         _require_fresh_step(record, expected_version)
         fields: dict[str, str] = {}
         if note is not None:
+            refuse_unseen_note(note)
             note = visible_text(trimmed(note), _("The note"))
             if len(note) > NOTE_MAX:
                 raise WorkflowError(

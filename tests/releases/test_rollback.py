@@ -997,6 +997,31 @@ def test_a_refused_step_note_comes_back_in_its_field(
     assert deployed.rollback_steps.get().records.get().note == ""
 
 
+def test_emptying_a_steps_note_says_it_was_removed_and_an_invisible_one_is_refused(
+    deployed: Release, users: dict[str, Any]
+) -> None:
+    declare(deployed, users)
+    devops = client_for(users, "devops")
+
+    def send(note: str) -> Any:
+        record = deployed.rollback_steps.get().records.get()
+        seen = str(workflow.step_version(record))
+        return devops.post(step_url_of(deployed), {"action": "note", "version": seen, "note": note})
+
+    saved = send("DB ok")
+    removed = send("  ")
+    absent = send("")
+    unseen = send("\u200b\u2060")
+
+    # Each answer's own message is its last: a redirect's is shown on the next page.
+    assert messages_of(saved)[-1] == "Saved the note on step 1."
+    assert messages_of(removed)[-1] == "Removed the note on step 1."
+    assert messages_of(absent)[-1] == "Step 1 has no note to remove: nothing changed."
+    assert unseen.status_code == 422
+    assert "only invisible characters" in unseen.content.decode()
+    assert deployed.rollback_steps.get().records.get().note == ""
+
+
 def test_it_refuses_a_stale_tick_or_untick_from_the_board(
     deployed: Release, users: dict[str, Any]
 ) -> None:
