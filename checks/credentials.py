@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+
+from releases.markdown import blank_or_control
 
 # What deploycheck itself reads from the environment (deploycheck/settings.py,
 # deploycheck/run.py, uvicorn's FORWARDED_ALLOW_IPS: the README's configuration table),
@@ -116,17 +117,10 @@ class WebURL:
     has_login: bool
 
 
-def _blank_or_control(text: str) -> str | None:
-    """The first whitespace or control character (C0, DEL, C1) in the text. A URL holds
-    none: written into a request they split or end its lines, and the URL cannot be
-    sent as it reads."""
-    return next((c for c in text if c.isspace() or unicodedata.category(c) == "Cc"), None)
-
-
 def url_character_problem(key: str, value: Any) -> str:
     """Why a URL is refused for a space or a control character in it, naming which; ""
     when it holds none."""
-    found = _blank_or_control(value) if isinstance(value, str) else None
+    found = blank_or_control(value) if isinstance(value, str) else None
     if found is None:
         return ""
     return _("%(key)s must not contain spaces or control characters (it holds U+%(code)04X)") % {
@@ -139,7 +133,7 @@ def web_url(value: Any) -> WebURL | None:
     """The URL's scheme and host, or None when the value is no http:// or https:// URL
     naming a host, or holds a space or a control character (url_character_problem says
     which)."""
-    if not isinstance(value, str) or _blank_or_control(value) is not None:
+    if not isinstance(value, str) or blank_or_control(value) is not None:
         return None
     try:
         parts = urlsplit(value)

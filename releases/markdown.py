@@ -127,6 +127,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -513,6 +514,13 @@ def bidi_controls(text: str) -> list[str]:
     order of appearance. They are invisible and reorder the text around them, so what is
     shown can differ from what is stored, copied or run."""
     return list(dict.fromkeys(f"U+{ord(char):04X}" for char in _BIDI_CONTROL_RE.findall(text)))
+
+
+def blank_or_control(text: str) -> str | None:
+    """The first whitespace or control character (C0, DEL, C1) in ``text``, or None. A
+    link or URL holds none: written into a request they split or end its lines, and
+    URL parsers drop some of them silently, so what is sent is not what reads."""
+    return next((c for c in text if c.isspace() or unicodedata.category(c) == "Cc"), None)
 
 
 def render_checklist(doc: Checklist) -> str:

@@ -270,7 +270,7 @@ def _web_link(url: str) -> SplitResult | None:
     """The link's parts, or None unless it is an http:// or https:// link to a host, by
     name or address, holding no whitespace or control characters."""
     # Asked before splitting, which drops tabs and line breaks wherever they are.
-    if any(char.isspace() or unicodedata.category(char) == "Cc" for char in url):
+    if md.blank_or_control(url) is not None:
         return None
     try:
         parts = urlsplit(url)
